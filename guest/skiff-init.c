@@ -1,0 +1,815 @@
+/*
+ * skiff-init: PID 1 of every skiff guest, and the small helpers around the
+ * SSH agent. One static binary, several roles chosen by argv[0]:
+ *
+ *   init         PID 1: load modules, mount the image's root disk at /image,
+ *                configure the guest, keep one relay per agent port alive,
+ *                reap zombies, power off on request.
+ *   skiff-relay  one per virtio-serial port: handshake with the host, then
+ *                relay bytes between the port and `dropbear -i` over a
+ *                socketpair (dropbear -i insists on a socket for stdin).
+ *   skiff-shell  root's login shell in the agent world: every SSH command
+ *                arrives here and is run chrooted into the image, as the
+ *                requested user, with the requested env and working dir.
+ *
+ * Why the agent lives outside the image: the image is never modified, any
+ * image (glibc, musl, no /etc/passwd, no shell) works, and dropbear always
+ * sees skiff's own /etc/passwd and authorized_keys.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h> /* setgroups */
+#include <linux/input.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IMAGE "/image"
+#define TOOLS "/skiff"
+#define MAX_PORTS 16
+#define CONFIG_MAX 65536
+
+static void logmsg(const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
+  buf[n++] = '\n';
+  int fd = open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)!write(fd, "skiff: ", 7);
+    (void)!write(fd, buf, n);
+    close(fd);
+  }
+}
+
+static int write_file(const char *path, const char *data, mode_t mode) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return -1;
+  size_t len = strlen(data);
+  int ok = write(fd, data, len) == (ssize_t)len;
+  close(fd);
+  return ok ? 0 : -1;
+}
+
+static char *read_file(const char *path, size_t *len_out) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  char *buf = malloc(CONFIG_MAX + 1);
+  size_t len = 0;
+  ssize_t n;
+  while (len < CONFIG_MAX && (n = read(fd, buf + len, CONFIG_MAX - len)) > 0) len += n;
+  close(fd);
+  buf[len] = 0;
+  if (len_out) *len_out = len;
+  return buf;
+}
+
+/* ---- config: key=value lines written by the host into /skiff/config ---- */
+
+static char *config_text;
+
+/* Value of the first line `key=...`, copied; NULL when absent. */
+static char *config_get(const char *key) {
+  if (!config_text) return NULL;
+  size_t klen = strlen(key);
+  for (char *line = config_text; line && *line;) {
+    char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    if (len > klen && strncmp(line, key, klen) == 0 && line[klen] == '=')
+      return strndup(line + klen + 1, len - klen - 1);
+    line = end ? end + 1 : NULL;
+  }
+  return NULL;
+}
+
+static int run(char *const argv[]) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void load_modules(void) {
+  char *list = read_file(TOOLS "/modules.list", NULL);
+  if (!list) return;
+  for (char *save = NULL, *path = strtok_r(list, "\n", &save); path; path = strtok_r(NULL, "\n", &save)) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      logmsg("module %s: %s", path, strerror(errno));
+      continue;
+    }
+    if (syscall(SYS_finit_module, fd, "", 0) != 0 && errno != EEXIST)
+      logmsg("module %s: %s", path, strerror(errno));
+    close(fd);
+  }
+  free(list);
+}
+
+static int wait_for(const char *path, int ms) {
+  struct stat st;
+  for (int waited = 0; waited < ms; waited += 5) {
+    if (stat(path, &st) == 0) return 0;
+    usleep(5000);
+  }
+  return stat(path, &st);
+}
+
+static void mkdir_p(const char *path, mode_t mode) {
+  char tmp[256];
+  snprintf(tmp, sizeof tmp, "%s", path);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p == '/') {
+      *p = 0;
+      mkdir(tmp, mode);
+      *p = '/';
+    }
+  }
+  mkdir(tmp, mode);
+}
+
+/* The image sees the usual kernel filesystems and, at /dev/.skiff, skiff's tools. */
+static void mount_image_view(void) {
+  mkdir_p(IMAGE "/proc", 0555);
+  mkdir_p(IMAGE "/sys", 0555);
+  mkdir_p(IMAGE "/dev", 0755);
+  mount("proc", IMAGE "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  mount("sysfs", IMAGE "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  mount("devtmpfs", IMAGE "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+  mkdir_p(IMAGE "/dev/pts", 0755);
+  mount("/dev/pts", IMAGE "/dev/pts", NULL, MS_BIND, NULL);
+  mkdir_p(IMAGE "/dev/shm", 01777);
+  mount("shm", IMAGE "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  mkdir_p(IMAGE "/dev/.skiff", 0755);
+  mount(TOOLS, IMAGE "/dev/.skiff", NULL, MS_BIND | MS_REC, NULL);
+  mount(NULL, IMAGE "/dev/.skiff", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
+  symlink("/proc/self/fd", IMAGE "/dev/fd");
+  symlink("/proc/self/fd/0", IMAGE "/dev/stdin");
+  symlink("/proc/self/fd/1", IMAGE "/dev/stdout");
+  symlink("/proc/self/fd/2", IMAGE "/dev/stderr");
+  mkdir_p(IMAGE "/run", 0755);
+  mkdir_p(IMAGE "/tmp", 01777);
+}
+
+/* hostname, /etc/hosts and resolv.conf live on the VM's overlay, like cloud-init writes them. */
+static void configure_names(void) {
+  char *hostname = config_get("hostname");
+  if (hostname) {
+    sethostname(hostname, strlen(hostname));
+    struct stat st;
+    if (stat(IMAGE "/etc", &st) == 0) {
+      char buf[512];
+      snprintf(buf, sizeof buf, "%s\n", hostname);
+      write_file(IMAGE "/etc/hostname", buf, 0644);
+      snprintf(buf, sizeof buf, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", hostname);
+      write_file(IMAGE "/etc/hosts", buf, 0644);
+    }
+    free(hostname);
+  }
+  char *dns = config_get("dns");
+  if (dns) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "nameserver %s\n", dns);
+    struct stat st;
+    if (stat(IMAGE "/etc", &st) == 0) {
+      unlink(IMAGE "/etc/resolv.conf"); /* may be a dangling symlink to systemd-resolved */
+      write_file(IMAGE "/etc/resolv.conf", buf, 0644);
+    }
+    free(dns);
+  }
+}
+
+static void configure_network(void) {
+  char *const lo[] = {TOOLS "/bin/busybox", "ip", "link", "set", "lo", "up", NULL};
+  run(lo);
+  char *addr = config_get("net.address"); /* e.g. 10.0.2.15/24 */
+  if (!addr) return;
+  char *gw = config_get("net.gateway");
+  char *const add[] = {TOOLS "/bin/busybox", "ip", "addr", "add", addr, "dev", "eth0", NULL};
+  char *const up[] = {TOOLS "/bin/busybox", "ip", "link", "set", "eth0", "up", NULL};
+  if (wait_for("/sys/class/net/eth0", 2000) != 0) logmsg("no eth0");
+  run(add);
+  run(up);
+  if (gw) {
+    char *const route[] = {TOOLS "/bin/busybox", "ip", "route", "add", "default", "via", gw, NULL};
+    run(route);
+  }
+  free(addr);
+  free(gw);
+}
+
+/* ---- agent ports ---- */
+
+struct port {
+  char dev[64];
+  pid_t relay;
+};
+static struct port ports[MAX_PORTS];
+static int nports;
+
+static void find_ports(void) {
+  DIR *d = opendir("/sys/class/virtio-ports");
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d)) && nports < MAX_PORTS) {
+    if (e->d_name[0] == '.') continue;
+    char path[256];
+    snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
+    char *name = read_file(path, NULL);
+    if (name && strncmp(name, "skiff.agent.", 12) == 0) {
+      snprintf(ports[nports].dev, sizeof ports[nports].dev, "/dev/%s", e->d_name);
+      ports[nports].relay = 0;
+      nports++;
+    }
+    free(name);
+  }
+  closedir(d);
+}
+
+static pid_t spawn_relay(const char *dev) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execl(TOOLS "/bin/skiff-init", "skiff-relay", dev, (char *)NULL);
+    _exit(127);
+  }
+  return pid;
+}
+
+/* ---- relay role ---- */
+
+static volatile sig_atomic_t port_event;
+static void on_sigio(int sig) { (void)sig; port_event = 1; }
+
+/* Read the host's "SKIFF-HELLO <nonce>" line, skipping stale bytes of an older session. */
+static int await_hello(int fd, char *nonce, size_t cap) {
+  char line[128];
+  size_t len = 0;
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = poll(&p, 1, 1000);
+    if (r < 0 && errno != EINTR) return -1;
+    if (r <= 0) continue;
+    if (p.revents & POLLHUP) {
+      /* No host on the other end: wait for it (SIGIO, or poll again shortly). */
+      len = 0;
+      struct timespec ts = {0, 50 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+      continue;
+    }
+    char c;
+    ssize_t n = read(fd, &c, 1);
+    if (n <= 0) continue;
+    if (c == '\n') {
+      line[len] = 0;
+      len = 0;
+      if (strncmp(line, "SKIFF-HELLO ", 12) == 0) {
+        snprintf(nonce, cap, "%s", line + 12);
+        return 0;
+      }
+    } else if (len < sizeof line - 1) {
+      line[len++] = c;
+    }
+  }
+}
+
+static int relay_session(int port) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(sv[1], 0);
+    dup2(sv[1], 1);
+    /* dropbear logs to syslog in inetd mode; only its fatal start-up errors reach the console. */
+    int con = open("/dev/console", O_WRONLY | O_NOCTTY);
+    if (con >= 0) dup2(con, 2);
+    setsid();
+    execl(TOOLS "/bin/dropbear", "dropbear", "-i", "-s", "-r", TOOLS "/etc/ssh_host_ed25519_key", "-W", "1048576",
+          (char *)NULL);
+    _exit(127);
+  }
+  close(sv[1]);
+  int sock = sv[0];
+  char buf[65536];
+  char pre[128];
+  size_t pre_len = 0;
+  int preamble = 1;
+  for (;;) {
+    struct pollfd p[2] = {{.fd = port, .events = POLLIN}, {.fd = sock, .events = POLLIN}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[0].revents & POLLHUP) break; /* host went away: end the session */
+    if (p[0].revents & POLLIN) {
+      ssize_t n = read(port, buf, sizeof buf);
+      if (n <= 0) break;
+      ssize_t start = 0;
+      if (preamble) {
+        /*
+         * The host repeats its HELLO until it sees READY, so copies may
+         * follow the one we answered. Drop whole HELLO lines until the
+         * client's SSH identification line starts.
+         */
+        while (start < n && preamble) {
+          if (pre_len == 0 && buf[start] != 'S') { preamble = 0; break; }
+          char c = buf[start++];
+          if (pre_len < sizeof pre - 1) pre[pre_len++] = c;
+          if (pre_len <= 12 && strncmp(pre, "SKIFF-HELLO ", pre_len) != 0) {
+            /* Not a HELLO: it is the start of SSH; pass on what we held back. */
+            preamble = 0;
+            if (write(sock, pre, pre_len) != (ssize_t)pre_len) goto done;
+            break;
+          }
+          if (c == '\n') pre_len = 0;
+        }
+      }
+      for (ssize_t off = start; off < n;) {
+        ssize_t w = write(sock, buf + off, n - off);
+        if (w <= 0) goto done;
+        off += w;
+      }
+    }
+    if (p[1].revents & (POLLIN | POLLHUP)) {
+      ssize_t n = read(sock, buf, sizeof buf);
+      if (n <= 0) break;
+      for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(port, buf + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) goto done;
+        off += w;
+      }
+    }
+  }
+done:
+  close(sock);
+  /* Hang up the session's processes, then make sure dropbear is gone before the next one. */
+  kill(-pid, SIGHUP);
+  kill(pid, SIGTERM);
+  for (int i = 0; i < 10 && waitpid(pid, NULL, WNOHANG) == 0; i++) usleep(5000);
+  kill(-pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  return 0;
+}
+
+static int relay_main(const char *dev) {
+  signal(SIGIO, on_sigio);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGCHLD, SIG_DFL);
+  int fd = open(dev, O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    logmsg("relay %s: %s", dev, strerror(errno));
+    sleep(1);
+    return 1;
+  }
+  fcntl(fd, F_SETOWN, getpid());
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC);
+  for (;;) {
+    char nonce[96];
+    if (await_hello(fd, nonce, sizeof nonce) != 0) return 1;
+    char ready[128];
+    int n = snprintf(ready, sizeof ready, "SKIFF-READY %s\n", nonce);
+    if (write(fd, ready, n) != n) continue;
+    relay_session(fd);
+  }
+}
+
+/* ---- shell role: run one SSH command inside the image ---- */
+
+static int b64val(int c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+' || c == '-') return 62;
+  if (c == '/' || c == '_') return 63;
+  return -1;
+}
+
+static size_t b64decode(const char *in, char *out) {
+  size_t n = 0;
+  int bits = 0, acc = 0;
+  for (; *in; in++) {
+    int v = b64val((unsigned char)*in);
+    if (v < 0) continue;
+    acc = (acc << 6) | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[n++] = (char)((acc >> bits) & 0xff);
+    }
+  }
+  return n;
+}
+
+struct request {
+  const char *user, *cwd, *pidfile;
+  char *env[256];
+  int nenv;
+  char *argv[1024];
+  int argc;
+};
+
+/* A request is NUL-separated records "u=USER", "w=DIR", "e=K=V", "p=PIDFILE", "a=ARG". */
+static void parse_request(char *data, size_t len, struct request *req) {
+  for (size_t i = 0; i < len;) {
+    char *rec = data + i;
+    size_t rlen = strnlen(rec, len - i);
+    if (rlen >= 2 && rec[1] == '=') {
+      char *v = rec + 2;
+      switch (rec[0]) {
+      case 'u': req->user = v; break;
+      case 'w': req->cwd = v; break;
+      case 'p': req->pidfile = v; break;
+      case 'e': if (req->nenv < 255) req->env[req->nenv++] = v; break;
+      case 'a': if (req->argc < 1023) req->argv[req->argc++] = v; break;
+      }
+    }
+    i += rlen + 1;
+  }
+  req->env[req->nenv] = NULL;
+  req->argv[req->argc] = NULL;
+}
+
+/*
+ * Users and groups come from the image's own /etc/passwd and /etc/group,
+ * parsed here: glibc's NSS cannot be used from a static binary in a foreign
+ * root.
+ */
+static int group_lookup(const char *name, gid_t *gid) {
+  FILE *f = fopen("/etc/group", "re");
+  char line[4096];
+  int found = 0;
+  while (f && !found && fgets(line, sizeof line, f)) {
+    char *sep1 = strchr(line, ':');
+    if (!sep1) continue;
+    *sep1 = 0;
+    char *sep2 = strchr(sep1 + 1, ':');
+    if (sep2 && strcmp(line, name) == 0) {
+      *gid = (gid_t)atol(sep2 + 1);
+      found = 1;
+    }
+  }
+  if (f) fclose(f);
+  return found ? 0 : -1;
+}
+
+/* Supplementary groups: every group of /etc/group listing the user as a member. */
+static void set_groups(const char *user, gid_t primary) {
+  gid_t groups[64];
+  int n = 0;
+  groups[n++] = primary;
+  FILE *f = fopen("/etc/group", "re");
+  char line[4096];
+  while (f && n < 64 && fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = 0;
+    char *fields[4] = {0};
+    char *p = line;
+    for (int i = 0; i < 4 && p; i++) {
+      fields[i] = p;
+      p = strchr(p, ':');
+      if (p) *p++ = 0;
+    }
+    if (!fields[3]) continue;
+    for (char *save = NULL, *m = strtok_r(fields[3], ",", &save); m; m = strtok_r(NULL, ",", &save))
+      if (strcmp(m, user) == 0) groups[n++] = (gid_t)atol(fields[2]);
+  }
+  if (f) fclose(f);
+  setgroups(n, groups);
+}
+
+static int resolve_user(const char *spec, uid_t *uid, gid_t *gid, char *home, size_t hcap, char *shell, size_t scap,
+                        char *name, size_t ncap) {
+  *uid = 0;
+  *gid = 0;
+  snprintf(home, hcap, "/root");
+  snprintf(shell, scap, "/bin/sh");
+  snprintf(name, ncap, "root");
+  if (!spec || !*spec) spec = "root";
+  char user[128], group[128] = "";
+  snprintf(user, sizeof user, "%s", spec);
+  char *colon = strchr(user, ':');
+  if (colon) {
+    *colon = 0;
+    snprintf(group, sizeof group, "%s", colon + 1);
+  }
+  int found = 0;
+  FILE *f = fopen("/etc/passwd", "re");
+  char line[1024];
+  char *end;
+  long numeric = strtol(user, &end, 10);
+  int is_num = *user && *end == 0;
+  while (f && fgets(line, sizeof line, f)) {
+    char *fields[7] = {0};
+    char *p = line;
+    for (int i = 0; i < 7 && p; i++) {
+      fields[i] = p;
+      p = strchr(p, ':');
+      if (p) *p++ = 0;
+    }
+    if (!fields[6]) continue;
+    fields[6][strcspn(fields[6], "\n")] = 0;
+    if ((is_num && atol(fields[2]) == numeric) || (!is_num && strcmp(fields[0], user) == 0)) {
+      *uid = (uid_t)atol(fields[2]);
+      *gid = (gid_t)atol(fields[3]);
+      snprintf(name, ncap, "%s", fields[0]);
+      snprintf(home, hcap, "%s", fields[5]);
+      if (*fields[6]) snprintf(shell, scap, "%s", fields[6]);
+      found = 1;
+      break;
+    }
+  }
+  if (f) fclose(f);
+  if (!found) {
+    if (!is_num && strcmp(user, "root") != 0) return -1;
+    *uid = (uid_t)(is_num ? numeric : 0);
+    *gid = *uid;
+    snprintf(name, ncap, "%s", user);
+    if (*uid != 0) snprintf(home, hcap, "/");
+  }
+  if (*group) {
+    long g = strtol(group, &end, 10);
+    if (*end == 0) {
+      *gid = (gid_t)g;
+    } else {
+      if (group_lookup(group, gid) != 0) return -2;
+    }
+  }
+  return 0;
+}
+
+static const char *default_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+static int shell_main(int argc, char **argv) {
+  const char *command = NULL;
+  int login = argv[0][0] == '-';
+  if (argc >= 3 && strcmp(argv[1], "-c") == 0) command = argv[2];
+
+  struct request req = {0};
+  static char payload[CONFIG_MAX];
+  int sftp = 0;
+  if (command && strncmp(command, "skiff-exec:", 11) == 0) {
+    size_t n = b64decode(command + 11, payload);
+    parse_request(payload, n, &req);
+  } else if (command && strcmp(command, "/usr/lib/sftp-server") == 0) {
+    sftp = 1;
+  }
+
+  /* Env every command gets: the VM's (-e at run/create), then the request's. */
+  char *vm_env = read_file(TOOLS "/env", NULL);
+  const char *term = getenv("TERM");
+  char termbuf[128] = "";
+  if (term) snprintf(termbuf, sizeof termbuf, "TERM=%s", term);
+
+  if (chroot(IMAGE) != 0 || chdir("/") != 0) {
+    fprintf(stderr, "skiff: cannot enter the image root: %s\n", strerror(errno));
+    return 126;
+  }
+
+  uid_t uid;
+  gid_t gid;
+  char home[512], shell[512], name[128];
+  int r = resolve_user(req.user, &uid, &gid, home, sizeof home, shell, sizeof shell, name, sizeof name);
+  if (r != 0) {
+    fprintf(stderr, "skiff: unable to find user %s: no matching entries in passwd file\n", req.user);
+    return 126;
+  }
+
+  clearenv();
+  setenv("PATH", default_path, 1);
+  setenv("HOME", home, 1);
+  setenv("USER", name, 1);
+  setenv("LOGNAME", name, 1);
+  char hostname[256] = "";
+  gethostname(hostname, sizeof hostname - 1);
+  setenv("HOSTNAME", hostname, 1);
+  if (*termbuf) putenv(strdup(termbuf));
+  if (vm_env) {
+    for (char *save = NULL, *kv = strtok_r(vm_env, "\n", &save); kv; kv = strtok_r(NULL, "\n", &save))
+      if (strchr(kv, '=')) putenv(kv);
+  }
+  for (int i = 0; i < req.nenv; i++) putenv(req.env[i]);
+
+  if (req.pidfile) {
+    /* Lets the host signal this command from another channel. */
+    char pidbuf[32];
+    snprintf(pidbuf, sizeof pidbuf, "%d\n", getpid());
+    char path[256];
+    snprintf(path, sizeof path, "/dev/.skiff-run/%s", req.pidfile);
+    write_file(path, pidbuf, 0600);
+  }
+
+  if (uid != 0 || gid != 0) {
+    set_groups(name, gid);
+    if (setgid(gid) != 0 || setuid(uid) != 0) {
+      fprintf(stderr, "skiff: cannot switch to user %s: %s\n", name, strerror(errno));
+      return 126;
+    }
+  }
+
+  const char *cwd = req.cwd ? req.cwd : home;
+  if (chdir(cwd) != 0) {
+    if (req.cwd) {
+      fprintf(stderr, "skiff: cannot change to working directory %s: %s\n", req.cwd, strerror(errno));
+      return 126;
+    }
+    chdir("/");
+  }
+
+  struct stat st;
+  if (stat(shell, &st) != 0) snprintf(shell, sizeof shell, "%s", stat("/bin/sh", &st) == 0 ? "/bin/sh" : "/dev/.skiff/bin/sh");
+  setenv("SHELL", shell, 1);
+
+  if (sftp) {
+    execl("/dev/.skiff/lib/ld-linux-x86-64.so.2", "sftp-server", "--library-path", "/dev/.skiff/lib",
+          "/dev/.skiff/bin/sftp-server", (char *)NULL);
+    fprintf(stderr, "skiff: sftp-server: %s\n", strerror(errno));
+    return 127;
+  }
+  if (req.argc > 0) {
+    execvp(req.argv[0], req.argv);
+    int err = errno;
+    fprintf(stderr, "skiff: %s: %s\n", req.argv[0], err == ENOENT ? "command not found" : strerror(err));
+    return err == ENOENT ? 127 : 126;
+  }
+  if (command) {
+    execl(shell, shell, "-c", command, (char *)NULL);
+  } else {
+    /* Interactive login: a login shell, argv[0] prefixed with '-'. */
+    const char *base = strrchr(shell, '/');
+    char arg0[256];
+    snprintf(arg0, sizeof arg0, "-%s", base ? base + 1 : shell);
+    (void)login;
+    execl(shell, arg0, (char *)NULL);
+  }
+  fprintf(stderr, "skiff: %s: %s\n", shell, strerror(errno));
+  return 127;
+}
+
+/* ---- kill role: `skiff-kill PIDFILE SIGNAL`, used by the host for Ctrl-C without a PTY ---- */
+
+static int kill_main(int argc, char **argv) {
+  if (argc < 3) return 2;
+  char path[256];
+  snprintf(path, sizeof path, "/dev/.skiff-run/%s", argv[1]);
+  char *text = read_file(path, NULL);
+  if (!text) return 1;
+  pid_t pid = (pid_t)atoi(text);
+  free(text);
+  if (pid <= 1) return 1;
+  return kill(pid, atoi(argv[2])) == 0 ? 0 : 1;
+}
+
+/* ---- PID 1 ---- */
+
+static volatile sig_atomic_t shutdown_requested;
+static void on_shutdown(int sig) { (void)sig; shutdown_requested = 1; }
+
+static int open_power_button(void) {
+  DIR *d = opendir("/dev/input");
+  if (!d) return -1;
+  struct dirent *e;
+  int found = -1;
+  while ((e = readdir(d))) {
+    if (strncmp(e->d_name, "event", 5) != 0) continue;
+    char path[64];
+    snprintf(path, sizeof path, "/dev/input/%s", e->d_name);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) continue;
+    unsigned long keys[KEY_MAX / (8 * sizeof(long)) + 1] = {0};
+    if (ioctl(fd, EVIOCGBIT(EV_KEY, sizeof keys), keys) >= 0 &&
+        (keys[KEY_POWER / (8 * sizeof(long))] >> (KEY_POWER % (8 * sizeof(long)))) & 1) {
+      found = fd;
+      break;
+    }
+    close(fd);
+  }
+  closedir(d);
+  return found;
+}
+
+static void power_off(void) {
+  logmsg("powering off");
+  kill(-1, SIGTERM);
+  for (int i = 0; i < 20; i++) {
+    while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    usleep(50000);
+    if (kill(-1, 0) != 0 && errno == ESRCH) break;
+  }
+  kill(-1, SIGKILL);
+  sync();
+  umount2(IMAGE, MNT_DETACH);
+  sync();
+  reboot(RB_POWER_OFF);
+  reboot(RB_AUTOBOOT); /* QEMU runs with -no-reboot: a reset ends it too */
+  for (;;) pause();
+}
+
+static int init_main(void) {
+  mount("proc", "/proc", "proc", 0, NULL);
+  mount("sysfs", "/sys", "sysfs", 0, NULL);
+  mount("devtmpfs", "/dev", "devtmpfs", 0, "mode=0755");
+  mkdir("/dev/pts", 0755);
+  mount("devpts", "/dev/pts", "devpts", 0, "gid=5,mode=620,ptmxmode=666");
+  symlink("pts/ptmx", "/dev/ptmx");
+  mkdir("/dev/.skiff", 0755);
+  mount(TOOLS, "/dev/.skiff", NULL, MS_BIND, NULL);
+  mkdir("/dev/.skiff-run", 0700);
+  int con = open("/dev/console", O_RDWR);
+  if (con >= 0) {
+    dup2(con, 0);
+    dup2(con, 1);
+    dup2(con, 2);
+    if (con > 2) close(con);
+  }
+  config_text = read_file(TOOLS "/config", NULL);
+
+  sigset_t block;
+  sigemptyset(&block);
+  sigaddset(&block, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &block, NULL);
+  signal(SIGTERM, on_shutdown);
+  signal(SIGPWR, on_shutdown);
+  signal(SIGUSR2, on_shutdown);
+  signal(SIGINT, on_shutdown);
+
+  load_modules();
+  if (wait_for("/dev/vda", 5000) != 0) {
+    logmsg("root disk /dev/vda did not appear");
+    power_off();
+  }
+  mkdir(IMAGE, 0755);
+  if (mount("/dev/vda", IMAGE, "ext4", 0, NULL) != 0) {
+    logmsg("cannot mount the root disk: %s", strerror(errno));
+    power_off();
+  }
+  mount_image_view();
+  configure_names();
+  configure_network();
+
+  /* The port devices are created by devtmpfs as the virtio_console driver probes. */
+  find_ports();
+  for (int i = 0; i < nports; i++) ports[i].relay = spawn_relay(ports[i].dev);
+  int button = open_power_button();
+  logmsg("ready (%d agent ports)", nports);
+
+  sigset_t empty;
+  sigemptyset(&empty);
+  while (!shutdown_requested) {
+    struct pollfd p = {.fd = button, .events = POLLIN};
+    struct timespec ts = {1, 0};
+    sigprocmask(SIG_UNBLOCK, &block, NULL);
+    int r = ppoll(&p, button >= 0 ? 1 : 0, &ts, NULL);
+    sigprocmask(SIG_BLOCK, &block, NULL);
+    if (r > 0 && button >= 0) {
+      struct input_event ev;
+      while (read(button, &ev, sizeof ev) == sizeof ev)
+        if (ev.type == EV_KEY && ev.code == KEY_POWER && ev.value == 1) shutdown_requested = 1;
+    }
+    pid_t pid;
+    int status;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      for (int i = 0; i < nports; i++)
+        if (ports[i].relay == pid && !shutdown_requested) ports[i].relay = spawn_relay(ports[i].dev);
+    }
+  }
+  power_off();
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *role = strrchr(argv[0], '/');
+  role = role ? role + 1 : argv[0];
+  if (*role == '-') role++;
+  if (strcmp(role, "skiff-relay") == 0 && argc >= 2) return relay_main(argv[1]);
+  if (strcmp(role, "skiff-shell") == 0) return shell_main(argc, argv);
+  if (strcmp(role, "skiff-kill") == 0) return kill_main(argc, argv);
+  if (getpid() == 1) return init_main();
+  fprintf(stderr, "usage: skiff-init is PID 1 of a skiff guest (roles: skiff-relay, skiff-shell, skiff-kill)\n");
+  return 2;
+}

@@ -1,0 +1,108 @@
+/**
+ * The one error type of skiff. Every failure a user can cause or meet has a
+ * stable code, a message saying what failed and with which value, and a hint
+ * saying what to do next. The CLI prints these cleanly; anything that is not
+ * a SkiffError is a bug and is printed with its stack.
+ */
+
+/** Process exit codes of the CLI (documented in docs/cli.md). */
+export const ExitCode = {
+  ok: 0,
+  internal: 1,
+  usage: 2,
+  notFound: 3,
+  conflict: 4,
+  host: 5,
+  guest: 6,
+  timeout: 7,
+  interrupted: 130,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** Every error code skiff raises, with the exit code it maps to. */
+export const errorCodes = {
+  ERR_SKIFF_USAGE: ExitCode.usage,
+  ERR_SKIFF_BAD_MEMORY: ExitCode.usage,
+  ERR_SKIFF_BAD_CPUS: ExitCode.usage,
+  ERR_SKIFF_BAD_ENV: ExitCode.usage,
+  ERR_SKIFF_BAD_NAME: ExitCode.usage,
+  ERR_SKIFF_BAD_SIGNAL: ExitCode.usage,
+  ERR_SKIFF_BAD_PATH: ExitCode.usage,
+  ERR_SKIFF_BAD_DURATION: ExitCode.usage,
+  ERR_SKIFF_IMAGE_NOT_FOUND: ExitCode.notFound,
+  ERR_SKIFF_VM_NOT_FOUND: ExitCode.notFound,
+  ERR_SKIFF_FILE_NOT_FOUND: ExitCode.notFound,
+  ERR_SKIFF_NAME_IN_USE: ExitCode.conflict,
+  ERR_SKIFF_VM_NOT_RUNNING: ExitCode.conflict,
+  ERR_SKIFF_VM_RUNNING: ExitCode.conflict,
+  ERR_SKIFF_VM_BUSY: ExitCode.conflict,
+  ERR_SKIFF_QEMU_MISSING: ExitCode.host,
+  ERR_SKIFF_KERNEL_MISSING: ExitCode.host,
+  ERR_SKIFF_TOOL_MISSING: ExitCode.host,
+  ERR_SKIFF_TOOL_FAILED: ExitCode.host,
+  ERR_SKIFF_PATH_TOO_LONG: ExitCode.host,
+  ERR_SKIFF_STATE_CORRUPT: ExitCode.host,
+  ERR_SKIFF_HOST: ExitCode.host,
+  ERR_SKIFF_QEMU_FAILED: ExitCode.guest,
+  ERR_SKIFF_BOOT_FAILED: ExitCode.guest,
+  ERR_SKIFF_AGENT: ExitCode.guest,
+  ERR_SKIFF_QMP: ExitCode.guest,
+  ERR_SKIFF_TIMEOUT: ExitCode.timeout,
+  ERR_SKIFF_LOCKED: ExitCode.timeout,
+  ERR_SKIFF_INTERNAL: ExitCode.internal,
+} as const;
+export type ErrorCode = keyof typeof errorCodes;
+
+export interface SkiffErrorOptions {
+  hint?: string;
+  /** Where the bad input came from: a flag (`--memory`), a file:line, a VM name. */
+  place?: string;
+  cause?: unknown;
+  /** Extra machine-readable facts, printed with --json. */
+  details?: Record<string, unknown>;
+}
+
+export class SkiffError extends Error {
+  override readonly name = "SkiffError";
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly place: string | undefined;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: SkiffErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.hint = options.hint;
+    this.place = options.place;
+    this.details = options.details;
+  }
+
+  get exitCode(): ExitCode {
+    return errorCodes[this.code];
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.place === undefined ? {} : { place: this.place }),
+        ...(this.hint === undefined ? {} : { hint: this.hint }),
+        ...(this.details === undefined ? {} : { details: this.details }),
+      },
+    };
+  }
+}
+
+export function isSkiffError(err: unknown): err is SkiffError {
+  return err instanceof SkiffError;
+}
+
+/** errno code of a Node system error, if it is one. */
+export function errnoOf(err: unknown): string | undefined {
+  if (typeof err === "object" && err !== null && "code" in err) {
+    const code = (err as { code: unknown }).code;
+    return typeof code === "string" ? code : undefined;
+  }
+  return undefined;
+}

@@ -1,0 +1,133 @@
+/**
+ * The boot initramfs: skiff-init as /init, the guest tools, the kernel
+ * modules the guest needs, and skiff's own /etc. Built once per (kernel,
+ * tools) and cached; each VM's initrd is that base followed by a small
+ * per-VM archive (config, keys), which the kernel unpacks on top.
+ */
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, readFile, rename, rm, writeFile, appendFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { KernelInfo } from "../kernel/debian.js";
+import { guestModules, parseModulesDep, resolveModules } from "../kernel/modules.js";
+import { type CpioEntry, writeCpio } from "./cpio.js";
+import { collectGuestTools, toolsFingerprint } from "./tools.js";
+
+/** Bumped whenever the layout below changes, so cached archives are rebuilt. */
+const layoutVersion = 1;
+
+const agentEtc = {
+  passwd: "root:x:0:0:root:/skiff/root:/skiff/bin/skiff-shell\n",
+  group: "root:x:0:\ntty:x:5:\n",
+  // dropbear refuses a login whose shell is not listed here.
+  shells: "/skiff/bin/skiff-shell\n",
+};
+
+function dirsOf(paths: readonly string[]): string[] {
+  const dirs = new Set<string>();
+  for (const p of paths) {
+    const parts = p.split("/").filter((x) => x !== "");
+    for (let i = 1; i < parts.length; i++) dirs.add("/" + parts.slice(0, i).join("/"));
+  }
+  return [...dirs].sort();
+}
+
+export async function ensureBaseInitramfs(opts: { kernel: KernelInfo; cacheDir: string; network: boolean }): Promise<string> {
+  const tools = await collectGuestTools();
+  const depText = await readFile(join(opts.kernel.modulesDir, "modules.dep"), "utf8");
+  const wanted = [...guestModules.base, ...(opts.network ? guestModules.network : [])];
+  const { paths: modulePaths } = resolveModules(parseModulesDep(depText), wanted);
+  const key = createHash("sha256")
+    .update(`${layoutVersion}\0${opts.kernel.version}\0${modulePaths.join(",")}\0${toolsFingerprint(tools)}`)
+    .digest("hex")
+    .slice(0, 16);
+  const target = join(opts.cacheDir, "initramfs", `base-${key}.cpio`);
+  if (existsSync(target)) return target;
+
+  const files: CpioEntry[] = [];
+  for (const t of tools) files.push({ type: "file", path: t.guestPath, data: await readFile(t.hostPath), mode: t.mode });
+  const moduleList: string[] = [];
+  for (const rel of modulePaths) {
+    const guestPath = `/skiff/modules/${rel.slice(rel.lastIndexOf("/") + 1)}`;
+    files.push({ type: "file", path: guestPath, data: await readFile(join(opts.kernel.modulesDir, rel)), mode: 0o644 });
+    moduleList.push(guestPath);
+  }
+  const enc = (s: string): Buffer => Buffer.from(s, "utf8");
+  files.push(
+    { type: "file", path: "/skiff/modules.list", data: enc(moduleList.join("\n") + "\n") },
+    { type: "file", path: "/etc/passwd", data: enc(agentEtc.passwd) },
+    { type: "file", path: "/etc/group", data: enc(agentEtc.group) },
+    { type: "file", path: "/etc/shells", data: enc(agentEtc.shells) },
+  );
+  const links: CpioEntry[] = [
+    { type: "symlink", path: "/init", target: "/skiff/bin/skiff-init" },
+    { type: "symlink", path: "/skiff/bin/skiff-shell", target: "skiff-init" },
+    { type: "symlink", path: "/skiff/bin/skiff-kill", target: "skiff-init" },
+    { type: "symlink", path: "/skiff/bin/sh", target: "busybox" },
+    // dropbear is an ordinary dynamic program in the agent world: standard loader and library paths.
+    { type: "symlink", path: "/lib64", target: "/skiff/lib" },
+    { type: "symlink", path: "/lib/x86_64-linux-gnu", target: "/skiff/lib" },
+  ];
+  const emptyDirs = ["/dev", "/proc", "/sys", "/image", "/tmp", "/var", "/var/log", "/skiff/etc", "/skiff/root"];
+  const allPaths = [...files, ...links].map((e) => e.path);
+  const dirs = new Set([...dirsOf([...allPaths, ...emptyDirs.map((d) => d + "/x")])]);
+  dirs.delete("/lib64");
+  dirs.delete("/lib/x86_64-linux-gnu");
+  const entries: CpioEntry[] = [
+    ...[...dirs].sort().map((path): CpioEntry => ({ type: "dir", path, mode: path === "/skiff/root" ? 0o700 : 0o755 })),
+    { type: "dir", path: "/skiff/root/.ssh", mode: 0o700 },
+    { type: "chardev", path: "/dev/console", major: 5, minor: 1, mode: 0o600 },
+    ...files,
+    ...links,
+  ];
+  await mkdir(join(opts.cacheDir, "initramfs"), { recursive: true });
+  const tmp = `${target}.tmp-${process.pid}`;
+  try {
+    await writeFile(tmp, writeCpio(entries));
+    await rename(tmp, target);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  return target;
+}
+
+export interface GuestConfig {
+  hostname: string;
+  /** Environment every command gets (`-e` at run/create). */
+  env: Record<string, string>;
+  /** Guest address with prefix, gateway and DNS when the VM has a NIC. */
+  network?: { address: string; gateway: string; dns: string };
+  authorizedKey: string;
+  /** dropbear-format ed25519 host key. */
+  hostKey: Buffer;
+}
+
+/** The key=value file skiff-init reads. Values are single lines by construction. */
+export function renderGuestConfig(config: GuestConfig): string {
+  const lines = [`hostname=${config.hostname}`];
+  if (config.network !== undefined) {
+    lines.push(`net.address=${config.network.address}`, `net.gateway=${config.network.gateway}`, `dns=${config.network.dns}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+export function guestConfigArchive(config: GuestConfig): Buffer {
+  const env = Object.entries(config.env)
+    .filter(([k, v]) => !k.includes("=") && !k.includes("\n") && !v.includes("\n"))
+    .map(([k, v]) => `${k}=${v}\n`)
+    .join("");
+  return writeCpio([
+    { type: "file", path: "/skiff/config", data: Buffer.from(renderGuestConfig(config)) },
+    { type: "file", path: "/skiff/env", data: Buffer.from(env) },
+    { type: "file", path: "/skiff/root/.ssh/authorized_keys", data: Buffer.from(config.authorizedKey.trim() + "\n"), mode: 0o600 },
+    { type: "file", path: "/skiff/etc/ssh_host_ed25519_key", data: config.hostKey, mode: 0o600 },
+  ]);
+}
+
+/** Write a VM's initrd: the shared base, then its own config archive on top. */
+export async function writeVmInitrd(basePath: string, config: GuestConfig, targetPath: string): Promise<void> {
+  const tmp = `${targetPath}.tmp`;
+  await copyFile(basePath, tmp);
+  await appendFile(tmp, guestConfigArchive(config));
+  await rename(tmp, targetPath);
+}

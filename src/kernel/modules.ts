@@ -1,0 +1,74 @@
+/**
+ * The guest's kernel modules: which ones, and in what order. The Debian
+ * kernel builds virtio and ext4 as modules, so the boot initramfs carries
+ * them and skiff-init loads them (with finit_module) in dependency order.
+ */
+
+/** What every skiff guest needs; network drivers only when it has a NIC. */
+export const guestModules = {
+  base: [
+    "crc32c_generic", // ext4 and jbd2 want crc32c; nothing autoloads it without modprobe
+    "virtio_mmio",
+    "virtio-rng", // entropy early, or dropbear waits
+    "virtio_blk",
+    "ext4",
+    "virtio_console",
+    "button", // ACPI power button: QMP system_powerdown reaches skiff-init
+    "evdev",
+  ],
+  network: ["virtio_net"],
+} as const;
+
+/** modules.dep as a map from module name to its own path and its dependencies' paths. */
+export interface ModuleIndex {
+  byName: Map<string, { path: string; deps: string[] }>;
+}
+
+function moduleName(path: string): string {
+  const base = path.slice(path.lastIndexOf("/") + 1);
+  return base.replace(/\.ko(\.(xz|zst|gz))?$/, "");
+}
+
+export function parseModulesDep(text: string): ModuleIndex {
+  const byName = new Map<string, { path: string; deps: string[] }>();
+  for (const line of text.split("\n")) {
+    const colon = line.indexOf(":");
+    if (colon <= 0) continue;
+    const path = line.slice(0, colon).trim();
+    const deps = line
+      .slice(colon + 1)
+      .trim()
+      .split(/\s+/)
+      .filter((d) => d !== "");
+    byName.set(moduleName(path), { path, deps });
+  }
+  return { byName };
+}
+
+/**
+ * Paths (relative to the modules dir) of the wanted modules and everything
+ * they depend on, each after its dependencies, each once. Unknown names are
+ * returned separately: they are either built in or missing.
+ */
+export function resolveModules(index: ModuleIndex, wanted: readonly string[]): { paths: string[]; notFound: string[] } {
+  const pathToName = new Map<string, string>();
+  for (const [name, m] of index.byName) pathToName.set(m.path, name);
+  const ordered: string[] = [];
+  const seen = new Set<string>();
+  const notFound: string[] = [];
+  const visit = (name: string): void => {
+    const normal = index.byName.has(name) ? name : name.replace(/-/g, "_");
+    const entry = index.byName.get(normal) ?? index.byName.get(name.replace(/_/g, "-"));
+    if (entry === undefined) {
+      notFound.push(name);
+      return;
+    }
+    if (seen.has(entry.path)) return;
+    seen.add(entry.path);
+    // modules.dep lists the deepest dependency last; load those first.
+    for (const dep of [...entry.deps].reverse()) visit(pathToName.get(dep) ?? moduleName(dep));
+    ordered.push(entry.path);
+  };
+  for (const name of wanted) visit(name);
+  return { paths: ordered, notFound };
+}

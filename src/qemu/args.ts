@@ -1,0 +1,178 @@
+/**
+ * LaunchPlan -> QEMU argv. Pure: no host access, so the whole command line is
+ * snapshot-tested. Probing (KVM usable? TSC rate?) happens before and arrives
+ * as data in the plan.
+ */
+import { createHash } from "node:crypto";
+import { isAbsolute } from "node:path";
+import { SkiffError } from "../errors.js";
+import type { NetworkSpec, PortForward } from "../spec/machine.js";
+import type { LaunchPlan } from "./plan.js";
+
+/**
+ * microvm with ISA serial for the console, ACPI so the kernel finds the
+ * virtio-mmio devices without `virtio_mmio.device=` arguments, and the RTC for
+ * wall-clock time. PIT and PIC are legacy devices the guest does not need;
+ * option ROMs only slow the start.
+ */
+export const microvmMachine = "microvm,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on,acpi=on";
+
+/** Longest unix socket path the kernel takes (sun_path is 108 bytes with the NUL). */
+export const maxSocketPathBytes = 107;
+
+/**
+ * Argv for `plan.qemuBinary`, without the binary itself.
+ *
+ * The kernel command line is `plan.kernel.cmdline` with ` tsc_early_khz=N`
+ * appended here when `plan.tscKhz` is set: it is a fact about the host QEMU
+ * runs on, not about the guest, so it travels with the rest of the host facts.
+ *
+ * QEMU runs with `-daemonize`, which changes its directory to `/`: every path
+ * must be absolute, and is rejected otherwise.
+ */
+export function toQemuArgs(plan: LaunchPlan): string[] {
+  return [
+    ...machineArgs(plan),
+    ...bootArgs(plan),
+    ...consoleArgs(plan),
+    ...rootDiskArgs(plan),
+    "-device", "virtio-rng-device",
+    ...agentArgs(plan),
+    ...networkArgs(plan.name, plan.network),
+    "-qmp", `unix:${optValue(socketPath(plan.qmpSocketPath, "QMP socket"))},server=on,wait=off`,
+    "-pidfile", filePath(plan.pidfilePath, "pidfile"),
+  ];
+}
+
+function machineArgs(plan: LaunchPlan): string[] {
+  const accel =
+    plan.accel === "kvm"
+      ? ["-accel", "kvm", "-cpu", "host"]
+      : ["-accel", plan.cpus > 1 ? "tcg,thread=multi" : "tcg", "-cpu", "max"];
+  return [
+    "-M", microvmMachine,
+    "-nodefaults", "-no-user-config",
+    "-display", "none",
+    "-daemonize",
+    ...accel,
+    "-smp", String(plan.cpus),
+    "-m", `${plan.memoryMiB}M`,
+  ];
+}
+
+function bootArgs(plan: LaunchPlan): string[] {
+  // -kernel, -initrd and -append are taken verbatim (not option lists): no comma escaping.
+  const cmdline =
+    plan.tscKhz === undefined ? plan.kernel.cmdline : `${plan.kernel.cmdline} tsc_early_khz=${plan.tscKhz}`.trim();
+  return [
+    "-kernel", filePath(plan.kernel.path, "kernel"),
+    "-initrd", filePath(plan.initrdPath, "initrd"),
+    "-append", cmdline,
+  ];
+}
+
+function consoleArgs(plan: LaunchPlan): string[] {
+  const sock = optValue(socketPath(plan.console.socketPath, "console socket"));
+  const log = optValue(filePath(plan.console.logPath, "console log"));
+  return [
+    "-chardev", `socket,id=console,path=${sock},server=on,wait=off,logfile=${log},logappend=on`,
+    "-serial", "chardev:console",
+  ];
+}
+
+function rootDiskArgs(plan: LaunchPlan): string[] {
+  const overlay = optValue(filePath(plan.rootDisk.overlayPath, "root disk overlay"));
+  return [
+    "-drive", `id=root,file=${overlay},format=qcow2,if=none,cache=writeback,discard=unmap`,
+    "-device", "virtio-blk-device,drive=root",
+  ];
+}
+
+function agentArgs(plan: LaunchPlan): string[] {
+  if (plan.agentPorts.length === 0) return [];
+  const args = ["-device", "virtio-serial-device"];
+  plan.agentPorts.forEach((port, i) => {
+    if (!/^[A-Za-z0-9_.-]+$/.test(port.name)) {
+      throw new SkiffError("ERR_SKIFF_INTERNAL", `agent port name cannot be given to QEMU: ${JSON.stringify(port.name)}`);
+    }
+    const sock = optValue(socketPath(port.socketPath, "agent socket"));
+    args.push(
+      "-chardev", `socket,id=agent${i},path=${sock},server=on,wait=off`,
+      "-device", `virtserialport,chardev=agent${i},name=${port.name}`,
+    );
+  });
+  return args;
+}
+
+function networkArgs(name: string, network: NetworkSpec): string[] {
+  if (network.mode === "none") return [];
+  const netdev = ["user", "id=net0"];
+  if (network.restrict) netdev.push("restrict=on");
+  for (const fwd of network.forwards) netdev.push(`hostfwd=${hostfwd(fwd)}`);
+  return [
+    "-netdev", netdev.join(","),
+    "-device", `virtio-net-device,netdev=net0,mac=${macAddress(name)}`,
+  ];
+}
+
+function hostfwd(fwd: PortForward): string {
+  // slirp in QEMU 7.2 parses the host address with inet_aton: IPv4 or nothing (all addresses).
+  if (fwd.hostAddress !== "" && !/^\d{1,3}(\.\d{1,3}){3}$/.test(fwd.hostAddress)) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `QEMU user networking cannot forward from host address ${fwd.hostAddress}`, {
+      hint: "use an IPv4 address such as 127.0.0.1, or 0.0.0.0 for all addresses",
+      place: "--publish",
+    });
+  }
+  for (const port of [fwd.hostPort, fwd.guestPort]) {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new SkiffError("ERR_SKIFF_USAGE", `port out of range: ${port}`, {
+        hint: "ports are whole numbers from 1 to 65535",
+        place: "--publish",
+      });
+    }
+  }
+  return `${fwd.protocol}:${fwd.hostAddress}:${fwd.hostPort}-:${fwd.guestPort}`;
+}
+
+/**
+ * A stable, locally administered unicast MAC for a VM: QEMU's 52:54:00 prefix
+ * and three bytes of a hash of the name, so a VM keeps its address (and its
+ * DHCP lease) across restarts.
+ */
+export function macAddress(name: string): string {
+  const hash = createHash("sha256").update(name).digest();
+  const tail = [...hash.subarray(0, 3)].map((b) => b.toString(16).padStart(2, "0"));
+  return ["52", "54", "00", ...tail].join(":");
+}
+
+/** Escape a value inside a QEMU `key=value,...` option list. */
+export function optValue(value: string): string {
+  return value.replaceAll(",", ",,");
+}
+
+function filePath(path: string, what: string): string {
+  if (path === "" || path.includes("\0") || path.includes("\n")) {
+    throw new SkiffError("ERR_SKIFF_BAD_PATH", `${what} path cannot be given to QEMU: ${JSON.stringify(path)}`, {
+      hint: "paths must be non-empty and free of NUL and newline characters",
+    });
+  }
+  if (!isAbsolute(path)) {
+    throw new SkiffError("ERR_SKIFF_BAD_PATH", `${what} path must be absolute: ${path}`, {
+      hint: "QEMU runs daemonized in / and would resolve a relative path there",
+    });
+  }
+  return path;
+}
+
+function socketPath(path: string, what: string): string {
+  filePath(path, what);
+  const bytes = Buffer.byteLength(path);
+  if (bytes > maxSocketPathBytes) {
+    throw new SkiffError(
+      "ERR_SKIFF_BAD_PATH",
+      `${what} path is ${bytes} bytes, longer than the ${maxSocketPathBytes} a unix socket takes: ${path}`,
+      { hint: "move the VM state directory to a shorter path" },
+    );
+  }
+  return path;
+}

@@ -1,0 +1,36 @@
+/**
+ * LaunchPlan: everything needed to start one VM's QEMU, resolved to paths and
+ * numbers. Pure data: `toQemuArgs(plan)` turns it into argv without touching
+ * the host, so it can be snapshot-tested.
+ */
+import type { NetworkSpec } from "../spec/machine.js";
+
+export type Accel = "kvm" | "tcg";
+
+export interface LaunchPlan {
+  name: string;
+  qemuBinary: string;
+  accel: Accel;
+  cpus: number;
+  memoryMiB: number;
+  kernel: {
+    /** Uncompressed PVH vmlinux. */
+    path: string;
+    cmdline: string;
+  };
+  /** Boot initramfs (skiff's init, guest tools, modules, per-VM config). */
+  initrdPath: string;
+  rootDisk: {
+    /** qcow2 overlay whose backing file is the image's read-only ext4 base. */
+    overlayPath: string;
+  };
+  /** Serial console: a unix socket to attach to, and a log QEMU appends to. */
+  console: { socketPath: string; logPath: string };
+  qmpSocketPath: string;
+  pidfilePath: string;
+  /** virtio-serial ports for the guest agent, one SSH session each. */
+  agentPorts: { name: string; socketPath: string }[];
+  network: NetworkSpec;
+  /** Host TSC frequency, passed as tsc_early_khz (microvm has no HPET/PIT to calibrate against). */
+  tscKhz: number | undefined;
+}

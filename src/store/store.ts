@@ -1,0 +1,358 @@
+/**
+ * VmStore: the VMs under <home>/vms, one directory each, named by a random
+ * id. Names are unique and live in each VM's config.json; the global "names"
+ * lock serialises the check-and-claim.
+ *
+ * Invariants that make a crash at any point harmless:
+ * - a VM directory appears atomically (built as `.tmp-<id>`, then renamed),
+ *   already holding config.json and the `creating.json` marker;
+ * - it counts as complete once `commit` removed the marker; until then the
+ *   marker names its creator (pid + start time), so `gc` can tell a crashed
+ *   creation from one still in progress;
+ * - it disappears atomically (renamed to `.trash-<id>-…`, then deleted).
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { errnoOf, SkiffError } from "../errors.js";
+import { currentProcess, identityAlive, type ProcessIdentity } from "../process/pid.js";
+import type { MachineSpec } from "../spec/machine.js";
+import { readJson, readJsonIfExists, syncDir, writeJsonAtomic } from "./atomic.js";
+import { withLock } from "./lock.js";
+import { checkSocketPathLength, skiffHome, vmIdLength, vmsDir } from "./paths.js";
+import { vmFiles, vmPaths, type ImageRecord, type KernelRecord, type VmConfig, type VmPaths, type VmState } from "./vmdir.js";
+
+export interface VmRecord {
+  id: string;
+  name: string;
+  paths: VmPaths;
+  config: VmConfig;
+  /** False while the VM is still being created (its marker is present). */
+  complete: boolean;
+}
+
+/** A VM directory whose config cannot be read; reported, never hidden. */
+export interface BrokenVm {
+  id: string;
+  dir: string;
+  error: SkiffError;
+}
+
+export interface CreateExtra {
+  image?: ImageRecord;
+  kernel?: KernelRecord;
+  meta?: Record<string, unknown>;
+}
+
+export interface VmStoreOptions {
+  home?: string;
+  /** How long create waits for the "names" lock. */
+  lockTimeoutMs?: number;
+}
+
+interface CreatingMarker {
+  creator: ProcessIdentity;
+  /** ISO 8601. */
+  at: string;
+}
+
+const idPattern = new RegExp(`^[0-9a-f]{${vmIdLength}}$`);
+
+/** Lock that lifecycle verbs on one VM (start, stop, rm) hold, so they never interleave. */
+export function vmLockName(id: string): string {
+  return `vm-${id}`;
+}
+
+export class VmStore {
+  readonly home: string;
+  readonly vmsDir: string;
+  readonly #lockTimeoutMs: number | undefined;
+
+  constructor(opts: VmStoreOptions = {}) {
+    this.home = opts.home ?? skiffHome();
+    this.vmsDir = vmsDir(this.home);
+    this.#lockTimeoutMs = opts.lockTimeoutMs;
+  }
+
+  paths(id: string): VmPaths {
+    return vmPaths(this.home, checkId(id));
+  }
+
+  /**
+   * Claim `spec.name` and make the VM's directory with its config. The VM is
+   * incomplete until `commit(id)`: fill in disks and keys in between.
+   */
+  async create(spec: MachineSpec, extra: CreateExtra = {}): Promise<VmRecord> {
+    checkSocketPathLength(this.home);
+    await mkdir(this.vmsDir, { recursive: true, mode: 0o700 });
+    return withLock("names", () => this.#createLocked(spec, extra), {
+      home: this.home,
+      purpose: `create VM ${spec.name}`,
+      ...(this.#lockTimeoutMs === undefined ? {} : { timeoutMs: this.#lockTimeoutMs }),
+    });
+  }
+
+  async #createLocked(spec: MachineSpec, extra: CreateExtra): Promise<VmRecord> {
+    const { vms } = await this.scan();
+    const taken = vms.find((vm) => vm.name === spec.name);
+    if (taken) {
+      const marker = taken.complete ? undefined : await readMarker(taken.paths.creating);
+      if (taken.complete || marker === undefined || identityAlive(marker.creator)) {
+        throw new SkiffError("ERR_SKIFF_NAME_IN_USE", `a VM named "${spec.name}" already exists (id ${taken.id})`, {
+          hint: taken.complete ? `remove it with \`skiff rm ${spec.name}\` or choose another --name` : "it is being created right now; choose another --name",
+          place: spec.name,
+          details: { name: spec.name, id: taken.id },
+        });
+      }
+      // Its creator died half-way: the name was never really taken.
+      await this.#removeDir(taken.id);
+    }
+    const id = await this.#newId();
+    const temp = join(this.vmsDir, `.tmp-${id}`);
+    const paths = vmPaths(this.home, id);
+    const config: VmConfig = {
+      schemaVersion: 1,
+      id,
+      createdAt: new Date().toISOString(),
+      spec,
+      ...(extra.image === undefined ? {} : { image: extra.image }),
+      ...(extra.kernel === undefined ? {} : { kernel: extra.kernel }),
+      ...(extra.meta === undefined ? {} : { meta: extra.meta }),
+    };
+    const marker: CreatingMarker = { creator: currentProcess(), at: config.createdAt };
+    try {
+      // 0700: the directory will hold the VM's private keys.
+      await mkdir(temp, { mode: 0o700 });
+      await writeJsonAtomic(join(temp, vmFiles.creating), marker);
+      await writeJsonAtomic(join(temp, vmFiles.config), config);
+      await rename(temp, paths.dir);
+    } catch (err) {
+      await rm(temp, { recursive: true, force: true });
+      throw err;
+    }
+    await syncDir(this.vmsDir);
+    return { id, name: spec.name, paths, config, complete: false };
+  }
+
+  async #newId(): Promise<string> {
+    for (;;) {
+      const id = randomBytes(vmIdLength / 2).toString("hex");
+      if (!(await exists(join(this.vmsDir, id)))) return id;
+    }
+  }
+
+  /** Mark a created VM complete. */
+  async commit(id: string): Promise<void> {
+    const paths = this.paths(id);
+    if (!(await exists(paths.dir))) throw notFound(id);
+    await rm(paths.creating, { force: true });
+    await syncDir(paths.dir);
+  }
+
+  /** Every VM directory: readable ones (complete or not) and broken ones. */
+  async scan(): Promise<{ vms: VmRecord[]; broken: BrokenVm[] }> {
+    const vms: VmRecord[] = [];
+    const broken: BrokenVm[] = [];
+    for (const id of await this.#ids()) {
+      const paths = vmPaths(this.home, id);
+      try {
+        const config = await readJsonIfExists<unknown>(paths.config);
+        if (config === undefined) continue; // removed meanwhile
+        if (!isVmConfig(config, id)) throw corrupt(paths.config, "not a skiff VM config");
+        const complete = !(await exists(paths.creating));
+        vms.push({ id, name: config.spec.name, paths, config, complete });
+      } catch (err) {
+        if (!(err instanceof SkiffError) || err.code !== "ERR_SKIFF_STATE_CORRUPT") throw err;
+        broken.push({ id, dir: paths.dir, error: err });
+      }
+    }
+    vms.sort((a, b) => a.config.createdAt.localeCompare(b.config.createdAt));
+    return { vms, broken };
+  }
+
+  /** Complete VMs, oldest first. */
+  async list(opts: { includeIncomplete?: boolean } = {}): Promise<VmRecord[]> {
+    const { vms } = await this.scan();
+    return opts.includeIncomplete ? vms : vms.filter((vm) => vm.complete);
+  }
+
+  /** A VM by exact name, exact id, or unique id prefix; undefined if none. */
+  async find(nameOrIdPrefix: string): Promise<VmRecord | undefined> {
+    const vms = await this.list({ includeIncomplete: true });
+    const exact = vms.find((vm) => vm.name === nameOrIdPrefix) ?? vms.find((vm) => vm.id === nameOrIdPrefix);
+    const byPrefix = () => {
+      if (!/^[0-9a-f]+$/.test(nameOrIdPrefix)) return undefined;
+      const matches = vms.filter((vm) => vm.id.startsWith(nameOrIdPrefix));
+      if (matches.length > 1) {
+        throw new SkiffError("ERR_SKIFF_USAGE", `"${nameOrIdPrefix}" matches ${matches.length} VMs: ${matches.map((vm) => vm.name).join(", ")}`, {
+          hint: "use the VM's name or more characters of its id",
+          place: nameOrIdPrefix,
+        });
+      }
+      return matches[0];
+    };
+    const vm = exact ?? byPrefix();
+    if (vm && !vm.complete) {
+      // A creation whose creator died is debris for gc, not a VM.
+      const marker = await readMarker(vm.paths.creating);
+      if (marker !== undefined && !identityAlive(marker.creator)) return undefined;
+      throw new SkiffError("ERR_SKIFF_VM_BUSY", `VM "${vm.name}" is still being created`, {
+        hint: "wait for the command creating it to finish, then retry",
+        details: { id: vm.id },
+      });
+    }
+    return vm;
+  }
+
+  async get(nameOrIdPrefix: string): Promise<VmRecord> {
+    const vm = await this.find(nameOrIdPrefix);
+    if (vm === undefined) throw notFound(nameOrIdPrefix);
+    return vm;
+  }
+
+  /** Delete a VM's directory and everything in it; false if it was already gone. */
+  async remove(id: string): Promise<boolean> {
+    checkId(id);
+    return this.#removeDir(id);
+  }
+
+  async #removeDir(entry: string): Promise<boolean> {
+    const trash = join(this.vmsDir, `.trash-${entry.replace(/^\./, "")}-${randomBytes(4).toString("hex")}`);
+    try {
+      await rename(join(this.vmsDir, entry), trash);
+    } catch (err) {
+      if (errnoOf(err) === "ENOENT") return false;
+      throw err;
+    }
+    await rm(trash, { recursive: true, force: true });
+    return true;
+  }
+
+  /** The VM's last known state ({} before its first run). */
+  async readState(id: string): Promise<VmState> {
+    return (await readJsonIfExists<VmState>(this.paths(id).state)) ?? {};
+  }
+
+  async readConfig(id: string): Promise<VmConfig> {
+    return readJson<VmConfig>(this.paths(id).config);
+  }
+
+  /**
+   * Merge `patch` into state.json (a key set to undefined is removed), or
+   * replace it with `update(old)`. Serialised per VM, so concurrent updaters
+   * never lose each other's writes.
+   */
+  async updateState(id: string, patch: Partial<VmState> | ((state: VmState) => VmState)): Promise<VmState> {
+    const paths = this.paths(id);
+    return withLock(
+      `state-${id}`,
+      async () => {
+        if (!(await exists(paths.dir))) throw notFound(id);
+        const old = await this.readState(id);
+        const next = typeof patch === "function" ? patch(old) : { ...old, ...patch };
+        await writeJsonAtomic(paths.state, next);
+        return JSON.parse(JSON.stringify(next)) as VmState;
+      },
+      { home: this.home },
+    );
+  }
+
+  /**
+   * Remove what crashed commands left behind: VM directories whose creator
+   * died before `commit`, half-built `.tmp-` and half-deleted `.trash-`
+   * directories. Anything younger than `minAgeMs` is spared, so a creation
+   * that has just begun (and not yet written its marker) is never touched.
+   * Returns the entries removed.
+   */
+  async gc(opts: { minAgeMs?: number } = {}): Promise<string[]> {
+    const minAgeMs = opts.minAgeMs ?? 5_000;
+    const removed: string[] = [];
+    for (const entry of await readdirOrEmpty(this.vmsDir)) {
+      const dir = join(this.vmsDir, entry);
+      const isTrash = entry.startsWith(".trash-");
+      const isTemp = entry.startsWith(".tmp-");
+      if (!isTrash && !isTemp && !idPattern.test(entry)) continue;
+      if (!isTrash) {
+        const marker = await readMarker(join(dir, vmFiles.creating));
+        if (marker === undefined && !isTemp) continue; // committed
+        if (marker !== undefined && identityAlive(marker.creator)) continue;
+        const age = Date.now() - (await mtimeMs(dir));
+        if (age < minAgeMs) continue;
+      }
+      if (isTrash) await rm(dir, { recursive: true, force: true });
+      else if (!(await this.#removeDir(entry))) continue;
+      removed.push(entry);
+    }
+    return removed;
+  }
+
+  async #ids(): Promise<string[]> {
+    return (await readdirOrEmpty(this.vmsDir)).filter((entry) => idPattern.test(entry));
+  }
+}
+
+function checkId(id: string): string {
+  if (!idPattern.test(id)) {
+    throw new SkiffError("ERR_SKIFF_INTERNAL", `not a VM id: ${JSON.stringify(id)}`);
+  }
+  return id;
+}
+
+function notFound(what: string): SkiffError {
+  return new SkiffError("ERR_SKIFF_VM_NOT_FOUND", `no such VM: ${what}`, {
+    hint: "list VMs with `skiff ps -a`",
+    place: what,
+  });
+}
+
+function corrupt(path: string, why: string): SkiffError {
+  return new SkiffError("ERR_SKIFF_STATE_CORRUPT", `${why}: ${path}`, {
+    hint: `inspect or remove ${path}; if it belongs to a VM, \`skiff rm -f\` that VM`,
+    details: { path },
+  });
+}
+
+function isVmConfig(value: unknown, id: string): value is VmConfig {
+  if (typeof value !== "object" || value === null) return false;
+  const config = value as Partial<VmConfig>;
+  return config.id === id && typeof config.createdAt === "string" && typeof config.spec?.name === "string";
+}
+
+/** The creation marker, or undefined if absent or unreadable (a crash mid-write). */
+async function readMarker(path: string): Promise<CreatingMarker | undefined> {
+  try {
+    const marker = await readJsonIfExists<Partial<CreatingMarker>>(path);
+    const creator = marker?.creator;
+    if (typeof creator?.pid !== "number" || typeof creator.startTime !== "number") return undefined;
+    return { creator, at: String(marker?.at) };
+  } catch {
+    return undefined;
+  }
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (errnoOf(err) === "ENOENT") return [];
+    throw err;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if (errnoOf(err) === "ENOENT") return false;
+    throw err;
+  }
+}
+
+async function mtimeMs(path: string): Promise<number> {
+  try {
+    return (await stat(path)).mtimeMs;
+  } catch {
+    return Date.now();
+  }
+}

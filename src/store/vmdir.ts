@@ -1,0 +1,146 @@
+/**
+ * One directory per VM holds everything about it. `vmFiles` names every file
+ * that may appear there (after Lima's `filenames`), so no other module
+ * invents a path and `skiff rm` knows it removes all of it.
+ */
+import { join } from "node:path";
+import { defaults, type MachineSpec } from "../spec/machine.js";
+import type { ProcessIdentity } from "../process/pid.js";
+
+const agentSocketNames = Array.from({ length: defaults.agentPorts }, (_, n) => `agent-${n}.sock`);
+
+export const vmFiles = {
+  /** VmConfig: what the VM is. Written once at create, never by a running VM. */
+  config: "config.json",
+  /** VmState: last known facts about runs. Status is still derived from pid + QMP. */
+  state: "state.json",
+  /** Present while the VM is being created; holds the creator, so a crash is detectable. */
+  creating: "creating.json",
+  pidfile: "qemu.pid",
+  qmpSocket: "qmp.sock",
+  consoleSocket: "console.sock",
+  consoleLog: "console.log",
+  /** virtio-serial ports of the guest agent; one SSH session each. */
+  agentSockets: agentSocketNames as readonly string[],
+  overlay: "overlay.qcow2",
+  /** Per-VM boot initramfs (skiff's init + this VM's config blob). */
+  initrd: "initrd.img",
+  /** Client key skiff uses to reach the guest. */
+  sshKey: "id_ed25519",
+  sshPublicKey: "id_ed25519.pub",
+  /** The guest's SSH host key, generated on the host so it can be pinned in known_hosts. */
+  hostKey: "ssh_host_ed25519_key",
+  hostPublicKey: "ssh_host_ed25519_key.pub",
+  knownHosts: "known_hosts",
+  qemuStderr: "qemu.stderr",
+} as const;
+
+/** Every socket QEMU binds in a VM directory; their length bounds the home path. */
+export const socketFiles: readonly string[] = [
+  vmFiles.qmpSocket,
+  vmFiles.consoleSocket,
+  ...vmFiles.agentSockets,
+];
+
+export function longestVmFileName(): string {
+  return socketFiles.reduce((a, b) => (b.length > a.length ? b : a));
+}
+
+export interface VmPaths {
+  dir: string;
+  config: string;
+  state: string;
+  creating: string;
+  pidfile: string;
+  qmpSocket: string;
+  consoleSocket: string;
+  consoleLog: string;
+  agentSockets: string[];
+  overlay: string;
+  initrd: string;
+  sshKey: string;
+  sshPublicKey: string;
+  hostKey: string;
+  hostPublicKey: string;
+  knownHosts: string;
+  qemuStderr: string;
+}
+
+export function vmDir(home: string, id: string): string {
+  return join(home, "vms", id);
+}
+
+export function vmPaths(home: string, id: string): VmPaths {
+  const dir = vmDir(home, id);
+  const at = (file: string) => join(dir, file);
+  return {
+    dir,
+    config: at(vmFiles.config),
+    state: at(vmFiles.state),
+    creating: at(vmFiles.creating),
+    pidfile: at(vmFiles.pidfile),
+    qmpSocket: at(vmFiles.qmpSocket),
+    consoleSocket: at(vmFiles.consoleSocket),
+    consoleLog: at(vmFiles.consoleLog),
+    agentSockets: vmFiles.agentSockets.map(at),
+    overlay: at(vmFiles.overlay),
+    initrd: at(vmFiles.initrd),
+    sshKey: at(vmFiles.sshKey),
+    sshPublicKey: at(vmFiles.sshPublicKey),
+    hostKey: at(vmFiles.hostKey),
+    hostPublicKey: at(vmFiles.hostPublicKey),
+    knownHosts: at(vmFiles.knownHosts),
+    qemuStderr: at(vmFiles.qemuStderr),
+  };
+}
+
+/** Resolved at create time, so re-tagging an image never changes an existing VM's disk. */
+export interface ImageRecord {
+  /** Content digest of the read-only base the overlay is backed by. */
+  digest: string;
+  basePath?: string;
+}
+
+export interface KernelRecord {
+  version: string;
+  path: string;
+}
+
+/** config.json: what the VM is. */
+export interface VmConfig {
+  schemaVersion: 1;
+  id: string;
+  /** ISO 8601. */
+  createdAt: string;
+  spec: MachineSpec;
+  image?: ImageRecord;
+  kernel?: KernelRecord;
+  /** Facts other modules want kept with the VM, not interpreted by the store. */
+  meta?: Record<string, unknown>;
+}
+
+/** How the last run ended, as observed by whoever saw it end. */
+export interface ExitRecord {
+  /** ISO 8601. */
+  at: string;
+  code?: number | null;
+  signal?: string | null;
+  /** e.g. "stopped", "crashed", "guest-poweroff", "killed". */
+  reason?: string;
+}
+
+/**
+ * state.json: last known facts. Never the truth about whether the VM runs;
+ * that comes from the pidfile and QMP. These guard against pid reuse and
+ * remember what cannot be observed later (exit info, who is attached).
+ */
+export interface VmState {
+  /** ISO 8601 of the last start. */
+  startedAt?: string;
+  /** QEMU's pid and /proc starttime, so a reused pid is not mistaken for it. */
+  qemu?: ProcessIdentity;
+  accel?: "kvm" | "tcg";
+  exit?: ExitRecord;
+  /** The foreground `skiff run` attached to this VM, if any. */
+  owner?: ProcessIdentity;
+}

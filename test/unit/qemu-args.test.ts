@@ -1,0 +1,205 @@
+import { describe, expect, it } from "vitest";
+import { SkiffError } from "../../src/errors.js";
+import { macAddress, toQemuArgs } from "../../src/qemu/args.js";
+import type { LaunchPlan } from "../../src/qemu/plan.js";
+
+const dir = "/var/lib/skiff/vms/web";
+
+function plan(overrides: Partial<LaunchPlan> = {}): LaunchPlan {
+  return {
+    name: "web",
+    qemuBinary: "/usr/bin/qemu-system-x86_64",
+    accel: "tcg",
+    cpus: 1,
+    memoryMiB: 256,
+    kernel: { path: "/var/lib/skiff/kernels/6.1/vmlinux", cmdline: "console=ttyS0 quiet" },
+    initrdPath: `${dir}/boot.cpio`,
+    rootDisk: { overlayPath: `${dir}/root.qcow2` },
+    console: { socketPath: `${dir}/console.sock`, logPath: `${dir}/console.log` },
+    qmpSocketPath: `${dir}/qmp.sock`,
+    pidfilePath: `${dir}/qemu.pid`,
+    agentPorts: [
+      { name: "skiff.agent.0", socketPath: `${dir}/agent0.sock` },
+      { name: "skiff.agent.1", socketPath: `${dir}/agent1.sock` },
+    ],
+    network: { mode: "none" },
+    tscKhz: undefined,
+    ...overrides,
+  };
+}
+
+/** One option and its value per line: readable snapshots. */
+function pretty(args: string[]): string {
+  const lines: string[] = [];
+  for (const arg of args) {
+    if (arg.startsWith("-") && !/^-\d/.test(arg)) lines.push(arg);
+    else lines[lines.length - 1] += ` ${arg}`;
+  }
+  return lines.join("\n");
+}
+
+function errorOf(fn: () => unknown): SkiffError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof SkiffError) return err;
+    throw err;
+  }
+  throw new Error("expected a SkiffError");
+}
+
+describe("toQemuArgs", () => {
+  it("builds a single-CPU TCG VM without network", () => {
+    expect(pretty(toQemuArgs(plan()))).toMatchInlineSnapshot(`
+      "-M microvm,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on,acpi=on
+      -nodefaults
+      -no-user-config
+      -display none
+      -daemonize
+      -accel tcg
+      -cpu max
+      -smp 1
+      -m 256M
+      -kernel /var/lib/skiff/kernels/6.1/vmlinux
+      -initrd /var/lib/skiff/vms/web/boot.cpio
+      -append console=ttyS0 quiet
+      -chardev socket,id=console,path=/var/lib/skiff/vms/web/console.sock,server=on,wait=off,logfile=/var/lib/skiff/vms/web/console.log,logappend=on
+      -serial chardev:console
+      -drive id=root,file=/var/lib/skiff/vms/web/root.qcow2,format=qcow2,if=none,cache=writeback,discard=unmap
+      -device virtio-blk-device,drive=root
+      -device virtio-rng-device
+      -device virtio-serial-device
+      -chardev socket,id=agent0,path=/var/lib/skiff/vms/web/agent0.sock,server=on,wait=off
+      -device virtserialport,chardev=agent0,name=skiff.agent.0
+      -chardev socket,id=agent1,path=/var/lib/skiff/vms/web/agent1.sock,server=on,wait=off
+      -device virtserialport,chardev=agent1,name=skiff.agent.1
+      -qmp unix:/var/lib/skiff/vms/web/qmp.sock,server=on,wait=off
+      -pidfile /var/lib/skiff/vms/web/qemu.pid"
+    `);
+  });
+
+  it("uses multi-threaded TCG for several CPUs and appends tsc_early_khz", () => {
+    const args = toQemuArgs(plan({ cpus: 4, memoryMiB: 1024, tscKhz: 2_995_200 }));
+    expect(args).toContain("tcg,thread=multi");
+    expect(args.slice(args.indexOf("-smp"), args.indexOf("-smp") + 4)).toEqual(["-smp", "4", "-m", "1024M"]);
+    expect(args[args.indexOf("-append") + 1]).toBe("console=ttyS0 quiet tsc_early_khz=2995200");
+  });
+
+  it("uses KVM with the host CPU", () => {
+    const args = toQemuArgs(plan({ accel: "kvm", cpus: 2 }));
+    expect(pretty(args).split("\n").slice(0, 9)).toMatchInlineSnapshot(`
+      [
+        "-M microvm,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on,acpi=on",
+        "-nodefaults",
+        "-no-user-config",
+        "-display none",
+        "-daemonize",
+        "-accel kvm",
+        "-cpu host",
+        "-smp 2",
+        "-m 256M",
+      ]
+    `);
+  });
+
+  it("adds user networking with restrict and forwards", () => {
+    const args = toQemuArgs(
+      plan({
+        network: {
+          mode: "user",
+          restrict: true,
+          forwards: [
+            { protocol: "tcp", hostAddress: "127.0.0.1", hostPort: 8080, guestPort: 80 },
+            { protocol: "udp", hostAddress: "", hostPort: 5353, guestPort: 53 },
+          ],
+        },
+      }),
+    );
+    expect(pretty(args).split("\n").filter((l) => /netdev/.test(l))).toMatchInlineSnapshot(`
+      [
+        "-netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp::5353-:53",
+        "-device virtio-net-device,netdev=net0,mac=52:54:00:4b:5e:57",
+      ]
+    `);
+  });
+
+  it("adds open user networking without forwards", () => {
+    const args = toQemuArgs(plan({ network: { mode: "user", restrict: false, forwards: [] } }));
+    expect(args[args.indexOf("-netdev") + 1]).toBe("user,id=net0");
+  });
+
+  it("leaves out virtio-serial when there are no agent ports", () => {
+    const args = toQemuArgs(plan({ agentPorts: [] }));
+    expect(args).not.toContain("virtio-serial-device");
+  });
+
+  it("escapes commas inside option lists but not in verbatim paths", () => {
+    const d = "/tmp/a,b";
+    const args = toQemuArgs(
+      plan({
+        kernel: { path: `${d}/vmlinux`, cmdline: "console=ttyS0" },
+        initrdPath: `${d}/boot.cpio`,
+        rootDisk: { overlayPath: `${d}/root.qcow2` },
+        console: { socketPath: `${d}/c.sock`, logPath: `${d}/c.log` },
+        qmpSocketPath: `${d}/q.sock`,
+        pidfilePath: `${d}/pid`,
+        agentPorts: [{ name: "p0", socketPath: `${d}/a.sock` }],
+      }),
+    );
+    expect(pretty(args)).toMatchInlineSnapshot(`
+      "-M microvm,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on,acpi=on
+      -nodefaults
+      -no-user-config
+      -display none
+      -daemonize
+      -accel tcg
+      -cpu max
+      -smp 1
+      -m 256M
+      -kernel /tmp/a,b/vmlinux
+      -initrd /tmp/a,b/boot.cpio
+      -append console=ttyS0
+      -chardev socket,id=console,path=/tmp/a,,b/c.sock,server=on,wait=off,logfile=/tmp/a,,b/c.log,logappend=on
+      -serial chardev:console
+      -drive id=root,file=/tmp/a,,b/root.qcow2,format=qcow2,if=none,cache=writeback,discard=unmap
+      -device virtio-blk-device,drive=root
+      -device virtio-rng-device
+      -device virtio-serial-device
+      -chardev socket,id=agent0,path=/tmp/a,,b/a.sock,server=on,wait=off
+      -device virtserialport,chardev=agent0,name=p0
+      -qmp unix:/tmp/a,,b/q.sock,server=on,wait=off
+      -pidfile /tmp/a,b/pid"
+    `);
+  });
+
+  it("rejects relative paths, newlines and over-long socket paths", () => {
+    expect(errorOf(() => toQemuArgs(plan({ pidfilePath: "qemu.pid" }))).code).toBe("ERR_SKIFF_BAD_PATH");
+    expect(errorOf(() => toQemuArgs(plan({ initrdPath: "/tmp/a\nb" }))).code).toBe("ERR_SKIFF_BAD_PATH");
+    const long = `/${"x".repeat(100)}/qmp.sock`;
+    const err = errorOf(() => toQemuArgs(plan({ qmpSocketPath: long })));
+    expect(err.code).toBe("ERR_SKIFF_BAD_PATH");
+    expect(err.message).toContain("110 bytes");
+    expect(err.hint).toBeDefined();
+  });
+
+  it("rejects forwards QEMU 7.2 slirp cannot take", () => {
+    const net = (hostAddress: string, hostPort = 80): LaunchPlan["network"] => ({
+      mode: "user",
+      restrict: true,
+      forwards: [{ protocol: "tcp", hostAddress, hostPort, guestPort: 80 }],
+    });
+    expect(errorOf(() => toQemuArgs(plan({ network: net("::1") }))).place).toBe("--publish");
+    expect(errorOf(() => toQemuArgs(plan({ network: net("127.0.0.1", 70000) }))).code).toBe("ERR_SKIFF_USAGE");
+  });
+});
+
+describe("macAddress", () => {
+  it("is stable, locally administered and unicast", () => {
+    expect(macAddress("web")).toBe(macAddress("web"));
+    expect(macAddress("web")).not.toBe(macAddress("db"));
+    expect(macAddress("web")).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
+    const first = parseInt(macAddress("web").slice(0, 2), 16);
+    expect(first & 0b10).toBe(0b10);
+    expect(first & 0b01).toBe(0);
+  });
+});
