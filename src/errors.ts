@@ -46,6 +46,7 @@ export const errorCodes = {
   ERR_SKIFF_QEMU_FAILED: ExitCode.guest,
   ERR_SKIFF_BOOT_FAILED: ExitCode.guest,
   ERR_SKIFF_AGENT: ExitCode.guest,
+  ERR_SKIFF_COPY_FAILED: ExitCode.guest,
   ERR_SKIFF_QMP: ExitCode.guest,
   ERR_SKIFF_TIMEOUT: ExitCode.timeout,
   ERR_SKIFF_LOCKED: ExitCode.timeout,

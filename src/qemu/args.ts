@@ -53,6 +53,8 @@ function machineArgs(plan: LaunchPlan): string[] {
     "-M", microvmMachine,
     "-nodefaults", "-no-user-config",
     "-display", "none",
+    // A guest reboot ends QEMU like a power-off: skiff decides about restarts, not the guest.
+    "-no-reboot",
     "-daemonize",
     ...accel,
     "-smp", String(plan.cpus),

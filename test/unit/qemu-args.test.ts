@@ -55,6 +55,7 @@ describe("toQemuArgs", () => {
       -nodefaults
       -no-user-config
       -display none
+      -no-reboot
       -daemonize
       -accel tcg
       -cpu max
@@ -93,11 +94,11 @@ describe("toQemuArgs", () => {
         "-nodefaults",
         "-no-user-config",
         "-display none",
+        "-no-reboot",
         "-daemonize",
         "-accel kvm",
         "-cpu host",
         "-smp 2",
-        "-m 256M",
       ]
     `);
   });
@@ -151,6 +152,7 @@ describe("toQemuArgs", () => {
       -nodefaults
       -no-user-config
       -display none
+      -no-reboot
       -daemonize
       -accel tcg
       -cpu max

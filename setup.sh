@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# The one set-up command: host packages, npm dependencies, the build, and
+# `skiff` on PATH. Each step runs only when it has something to do, so a
+# second run is fast, and with --quiet it prints nothing unless it works.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: ./setup.sh [--quiet]
+
+Installs what skiff needs (Debian packages, npm dependencies), builds it and
+puts `skiff` on PATH. Safe to run again: steps that are done are skipped.
+
+  -q, --quiet   print nothing unless a step has work to do
+  -h, --help    show this help
+EOF
+}
+
+quiet=0
+for arg in "$@"; do
+  case "$arg" in
+    -q | --quiet) quiet=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "setup: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$repo"
+
+# Said only without --quiet.
+note() { if [ "$quiet" = 0 ]; then echo "setup: $*"; fi; }
+# Said always: a step is doing work.
+doing() { echo "setup: $*"; }
+die() { echo "setup: $*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# --- (a) Debian packages -------------------------------------------------
+packages=(
+  qemu-system-x86 qemu-utils linux-image-amd64 busybox-static dropbear-bin
+  openssh-sftp-server openssh-client e2fsprogs xz-utils zstd gcc libc6-dev
+  socat tar
+)
+
+install_packages() {
+  if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "setup: not a Debian host (no dpkg-query); install the equivalents of: ${packages[*]}" >&2
+    return
+  fi
+  local installed missing=()
+  # dpkg-query fails when it does not know a package at all; that is "missing" too.
+  installed="$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${packages[@]}" 2>/dev/null || true)"
+  for pkg in "${packages[@]}"; do
+    if ! grep -qx "$pkg installed" <<<"$installed"; then missing+=("$pkg"); fi
+  done
+  if [ "${#missing[@]}" = 0 ]; then
+    note "Debian packages: all ${#packages[@]} installed"
+    return
+  fi
+  if ! is_root; then
+    echo "setup: missing Debian packages: ${missing[*]}" >&2
+    echo "setup: install them as root, then run ./setup.sh again:" >&2
+    echo "  sudo apt-get update && sudo apt-get install --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+  doing "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# --- (b) npm dependencies ------------------------------------------------
+check_node() {
+  command -v node >/dev/null 2>&1 || die "node not found; skiff needs Node.js 20 or newer (and npm)"
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]')"
+  [ "$major" -ge 20 ] || die "node $(node --version) is too old; skiff needs Node.js 20 or newer"
+}
+
+install_npm() {
+  if [ ! -f package-lock.json ]; then
+    if [ -d node_modules ]; then
+      note "npm dependencies: present (no lockfile)"
+      return
+    fi
+    doing "installing npm dependencies (npm install)"
+    npm install --no-audit --no-fund --loglevel=error
+    return
+  fi
+  # npm writes node_modules/.package-lock.json on every install: older than the lockfile means stale.
+  if [ -f node_modules/.package-lock.json ] && ! [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    note "npm dependencies: up to date"
+    return
+  fi
+  doing "installing npm dependencies (npm ci)"
+  local log
+  log="$(mktemp)"
+  if npm ci --no-audit --no-fund --loglevel=error >"$log" 2>&1; then
+    cat "$log"
+    rm -f "$log"
+    return
+  fi
+  # npm 11 refuses a lockfile that lacks other platforms' optional packages
+  # (npm/cli#4828), and a registry mirror without them cannot fix the lock.
+  # npm install takes the lockfile's versions for this platform instead.
+  if grep -q 'EUSAGE' "$log"; then
+    rm -f "$log"
+    doing "npm ci refused the lockfile as out of sync; installing with npm install instead"
+    npm install --no-audit --no-fund --loglevel=error
+    return
+  fi
+  cat "$log" >&2
+  rm -f "$log"
+  die "npm ci failed (see above)"
+}
+
+# --- (c) build -----------------------------------------------------------
+build() {
+  local stamp=dist/.build-stamp newer=""
+  if [ -f "$stamp" ]; then
+    newer="$(find src guest scripts/postbuild.mjs tsconfig.json package.json -newer "$stamp" -print -quit 2>/dev/null || true)"
+    if [ -z "$newer" ]; then
+      note "build: up to date"
+      return
+    fi
+  fi
+  doing "building (${newer:-no previous build})"
+  npm run --silent build || die "the build failed (see above); fix it and run ./setup.sh again"
+}
+
+# --- (d) skiff on PATH ---------------------------------------------------
+link_cli() {
+  local target="$repo/dist/cli/main.js" dir
+  if is_root; then dir=/usr/local/bin; else dir="$HOME/.local/bin"; fi
+  local link="$dir/skiff"
+  if [ -f "$target" ] && [ ! -x "$target" ]; then chmod +x "$target"; fi
+  if [ ! -f "$target" ]; then note "warning: $target is not built yet; $link will work once it is"; fi
+  if [ -L "$link" ] && [ "$(readlink "$link")" = "$target" ]; then
+    note "skiff on PATH: $link -> $target"
+    return
+  fi
+  doing "linking $link -> $target"
+  mkdir -p "$dir"
+  ln -sfn "$target" "$link"
+  case ":$PATH:" in
+    *":$dir:"*) ;;
+    *) echo "setup: note: $dir is not on your PATH; add it (e.g. in ~/.profile: export PATH=\"$dir:\$PATH\")" ;;
+  esac
+}
+
+install_packages
+check_node
+install_npm
+build
+link_cli
+note "done"

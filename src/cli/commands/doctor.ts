@@ -1,0 +1,42 @@
+/** doctor and version. */
+import type { Command } from "commander";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { runDoctor } from "../../engine/doctor.js";
+import { packageRoot } from "../../guest/tools.js";
+import { ExitCode } from "../../errors.js";
+import type { CliContext } from "../context.js";
+
+export function skiffVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+export function registerDoctor(program: Command, ctx: CliContext): void {
+  program
+    .command("doctor")
+    .option("--json", "print JSON")
+    .description("check QEMU, acceleration, kernel, guest tools and memory")
+    .action(async () => {
+      const skiff = ctx.skiff();
+      const report = await runDoctor({ cacheDir: skiff.cacheDir, runner: skiff.runner, vms: await skiff.list({ all: true }) });
+      if (ctx.flags.json) {
+        process.stdout.write(JSON.stringify(report, null, 2) + "\n");
+      } else {
+        for (const c of report.checks) {
+          process.stdout.write(`${c.ok ? "ok  " : "FAIL"}  ${c.name.padEnd(12)} ${c.detail}\n`);
+          if (!c.ok && c.fix !== undefined) process.stdout.write(`      ${"".padEnd(12)} fix: ${c.fix}\n`);
+        }
+      }
+      if (!report.ok) ctx.exitCode = ExitCode.host;
+    });
+
+  program
+    .command("version")
+    .option("--json", "print JSON")
+    .description("print skiff's version")
+    .action(() => {
+      const info = { skiff: skiffVersion(), node: process.version };
+      process.stdout.write(ctx.flags.json ? JSON.stringify(info) + "\n" : `skiff ${info.skiff} (node ${info.node})\n`);
+    });
+}

@@ -1,0 +1,52 @@
+/** exec: run a command in a running VM. */
+import type { Command } from "commander";
+import { parseDuration, parseEnvList } from "../../util/units.js";
+import type { CliContext } from "../context.js";
+import { attachSession, checkTty } from "../session.js";
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+interface ExecFlags {
+  interactive?: boolean;
+  tty?: boolean;
+  user?: string;
+  env: string[];
+  workdir?: string;
+  timeout?: string;
+}
+
+export function registerExec(program: Command, ctx: CliContext): void {
+  program
+    .command("exec")
+    .description("run a command in a running VM (stdout and stderr apart, exit code returned)")
+    .argument("<name>")
+    .argument("<command...>")
+    .option("-i, --interactive", "forward stdin")
+    .option("-t, --tty", "allocate a pseudo-terminal")
+    .option("-u, --user <user>", "user name or uid[:gid] in the guest")
+    .option("-e, --env <KEY=VALUE>", "environment variable (repeatable)", collect, [])
+    .option("-w, --workdir <dir>", "working directory in the guest")
+    .option("--timeout <duration>", "kill the command after this long (e.g. 30s)")
+    .passThroughOptions()
+    .action(async (name: string, command: string[], flags: ExecFlags) => {
+      const session = { interactive: flags.interactive === true, tty: flags.tty === true };
+      checkTty(session, "--tty");
+      const env = parseEnvList(flags.env);
+      const timeoutMs = flags.timeout === undefined ? undefined : parseDuration(flags.timeout, "--timeout");
+      const conn = await ctx.skiff().connect(name);
+      try {
+        ctx.exitCode = await attachSession(
+          conn,
+          {
+            argv: command,
+            env,
+            ...(flags.user === undefined ? {} : { user: flags.user }),
+            ...(flags.workdir === undefined ? {} : { cwd: flags.workdir }),
+          },
+          { ...session, ...(timeoutMs === undefined ? {} : { timeoutMs }) },
+        );
+      } finally {
+        await conn.close();
+      }
+    });
+}

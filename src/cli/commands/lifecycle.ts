@@ -1,0 +1,88 @@
+/**
+ * create / start / stop / restart / kill / rm: each takes one or many names,
+ * acts on every one, reports each failure, and fails if any failed.
+ */
+import type { Command } from "commander";
+import { SkiffError } from "../../errors.js";
+import { parseDuration, parseSignal } from "../../util/units.js";
+import type { CliContext } from "../context.js";
+import { addMachineFlags, createOptionsFrom, type MachineFlags } from "../spec-flags.js";
+
+/** Apply `fn` to each name; print each name done (like docker); the first error decides the exit code. */
+async function eachName(ctx: CliContext, names: string[], fn: (name: string) => Promise<void>): Promise<void> {
+  let firstError: unknown;
+  for (const name of names) {
+    try {
+      await fn(name);
+      process.stdout.write(`${name}\n`);
+    } catch (err) {
+      firstError ??= err;
+      if (names.length > 1) ctx.reportError(err);
+    }
+  }
+  if (firstError !== undefined) {
+    if (names.length > 1) throw new SkiffError("ERR_SKIFF_USAGE", "some VMs failed (see above)", { cause: firstError, details: { silent: true } });
+    throw firstError;
+  }
+}
+
+export function registerLifecycle(program: Command, ctx: CliContext): void {
+  addMachineFlags(
+    program
+      .command("create")
+      .description("create a VM without starting it")
+      .argument("<image>", "image to boot (built in: base)")
+      .argument("[command...]", "command `skiff run` would run; kept for reference")
+      .passThroughOptions(),
+  ).action(async (image: string, command: string[], flags: MachineFlags) => {
+    const info = await ctx.skiff().create(createOptionsFrom(image, command, flags));
+    process.stdout.write(`${info.name}\n`);
+  });
+
+  program
+    .command("start")
+    .description("start one or more stopped VMs (waits until each answers)")
+    .argument("<names...>")
+    .action(async (names: string[]) => {
+      await eachName(ctx, names, async (n) => void (await ctx.skiff().start(n)));
+    });
+
+  program
+    .command("stop")
+    .description("stop VMs: ask the guest to power off, then SIGTERM, then SIGKILL")
+    .argument("<names...>")
+    .option("-t, --timeout <seconds>", "how long the guest gets to power off", "10")
+    .action(async (names: string[], flags: { timeout: string }) => {
+      const timeoutMs = parseDuration(flags.timeout, "--timeout");
+      await eachName(ctx, names, async (n) => void (await ctx.skiff().stop(n, { timeoutMs })));
+    });
+
+  program
+    .command("restart")
+    .description("stop and start VMs")
+    .argument("<names...>")
+    .option("-t, --timeout <seconds>", "how long the guest gets to power off", "10")
+    .action(async (names: string[], flags: { timeout: string }) => {
+      const timeoutMs = parseDuration(flags.timeout, "--timeout");
+      await eachName(ctx, names, async (n) => void (await ctx.skiff().restart(n, { timeoutMs })));
+    });
+
+  program
+    .command("kill")
+    .description("send a signal to VMs' QEMU processes (default KILL: pull the plug)")
+    .argument("<names...>")
+    .option("-s, --signal <signal>", "signal name or number", "KILL")
+    .action(async (names: string[], flags: { signal: string }) => {
+      const signal = parseSignal(flags.signal, "--signal").number;
+      await eachName(ctx, names, async (n) => void (await ctx.skiff().kill(n, { signal })));
+    });
+
+  program
+    .command("rm")
+    .description("remove VMs and everything they own (disk, keys, sockets, logs)")
+    .argument("<names...>")
+    .option("-f, --force", "kill and remove running VMs")
+    .action(async (names: string[], flags: { force?: boolean }) => {
+      await eachName(ctx, names, (n) => ctx.skiff().remove(n, { force: flags.force === true }));
+    });
+}

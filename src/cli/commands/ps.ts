@@ -1,0 +1,64 @@
+/** ps and inspect. */
+import type { Command } from "commander";
+import type { VmInfo } from "../../engine/info.js";
+import { formatAge, formatDuration } from "../../util/units.js";
+import { SkiffError } from "../../errors.js";
+import type { CliContext } from "../context.js";
+import { table } from "../output.js";
+
+function stateColumn(info: VmInfo, now: number): string {
+  if (info.state === "running" && info.startedAt !== undefined) return `running (${formatDuration(now - Date.parse(info.startedAt))})`;
+  if (info.state === "stopped" && info.exit !== undefined) return `stopped (${formatAge(now - Date.parse(info.exit.at))})`;
+  if (info.state === "crashed" && info.exit !== undefined) return `crashed (${formatAge(now - Date.parse(info.exit.at))})`;
+  return info.state;
+}
+
+function memoryColumn(mib: number): string {
+  return mib % 1024 === 0 ? `${mib / 1024}g` : `${mib}m`;
+}
+
+export function registerPs(program: Command, ctx: CliContext): void {
+  program
+    .command("ps")
+    .option("--json", "print JSON")
+    .description("list VMs (running ones; -a for all)")
+    .option("-a, --all", "show stopped and crashed VMs too")
+    .option("--format <format>", "table (default) or json")
+    .option("-q, --quiet", "only names")
+    .action(async (flags: { all?: boolean; format?: string; quiet?: boolean }) => {
+      const infos = await ctx.skiff().list({ all: flags.all === true });
+      if (flags.format !== undefined && flags.format !== "json" && flags.format !== "table") {
+        throw new SkiffError("ERR_SKIFF_USAGE", `unknown format: ${flags.format}`, { place: "--format", hint: "use table or json" });
+      }
+      if (flags.format === "json" || ctx.flags.json) {
+        process.stdout.write(JSON.stringify(infos, null, 2) + "\n");
+        return;
+      }
+      if (flags.quiet === true) {
+        process.stdout.write(infos.map((i) => i.name + "\n").join(""));
+        return;
+      }
+      const now = Date.now();
+      const rows = infos.map((i) => [
+        i.name,
+        stateColumn(i, now),
+        i.image,
+        String(i.cpus),
+        memoryColumn(i.memoryMiB),
+        formatAge(now - Date.parse(i.createdAt)),
+        i.ports.join(", "),
+      ]);
+      process.stdout.write(table(["NAME", "STATE", "IMAGE", "CPUS", "MEMORY", "CREATED", "PORTS"], rows));
+    });
+
+  program
+    .command("inspect")
+    .option("--json", "print JSON")
+    .description("everything skiff knows about VMs, as JSON")
+    .argument("<names...>")
+    .action(async (names: string[]) => {
+      const infos = [];
+      for (const name of names) infos.push(await ctx.skiff().inspect(name));
+      process.stdout.write(JSON.stringify(infos, null, 2) + "\n");
+    });
+}

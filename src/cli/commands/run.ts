@@ -1,0 +1,65 @@
+/**
+ * run: create + start + run a command, like `docker run`. In the foreground
+ * the command's output streams here and its exit code becomes ours; the VM
+ * stops afterwards (and goes, with --rm). With -d the VM keeps running and
+ * its name is printed.
+ */
+import type { Command } from "commander";
+import type { CliContext } from "../context.js";
+import { attachSession, checkTty } from "../session.js";
+import { addMachineFlags, createOptionsFrom, type MachineFlags } from "../spec-flags.js";
+
+interface RunFlags extends MachineFlags {
+  detach?: boolean;
+  interactive?: boolean;
+  tty?: boolean;
+}
+
+export function registerRun(program: Command, ctx: CliContext): void {
+  addMachineFlags(
+    program
+      .command("run")
+      .description("create and start a VM, and run a command in it")
+      .argument("[image]", "image to boot (built in: base)", "base")
+      .argument("[command...]", "command to run (default: a shell)")
+      .option("-d, --detach", "leave the VM running and print its name")
+      .option("-i, --interactive", "forward stdin")
+      .option("-t, --tty", "allocate a pseudo-terminal")
+      .option("--rm", "remove the VM when it stops"),
+  )
+    .passThroughOptions()
+    .action(async (image: string, command: string[], flags: RunFlags) => {
+      const session = { interactive: flags.interactive === true, tty: flags.tty === true };
+      if (flags.detach !== true) checkTty(session, "--tty");
+      const skiff = ctx.skiff();
+      const info = await skiff.create(createOptionsFrom(image, command, flags));
+      if (flags.detach === true) {
+        await skiff.start(info.name);
+        process.stdout.write(`${info.name}\n`);
+        return;
+      }
+      // Tie the VM to this process before it boots: if we are killed, the next skiff command cleans up.
+      await skiff.attach(info.name);
+      let stopped = false;
+      const stopVm = async () => {
+        if (stopped) return;
+        stopped = true;
+        if (flags.rm === true) await skiff.remove(info.name, { force: true });
+        else await skiff.stop(info.name, { timeoutMs: 10_000 });
+      };
+      try {
+        await skiff.start(info.name);
+        const conn = await skiff.connect(info.name);
+        try {
+          ctx.exitCode = await attachSession(conn, { argv: command, env: {} }, session);
+          // Flush the guest's page cache so writes survive the stop below.
+          if (flags.rm !== true) await conn.run(["/dev/.skiff/bin/busybox", "sync"], { timeoutMs: 30_000 }).catch(() => undefined);
+        } finally {
+          await conn.close();
+        }
+      } finally {
+        await stopVm();
+        if (flags.rm !== true) await skiff.detach(info.name).catch(() => undefined);
+      }
+    });
+}

@@ -1,0 +1,118 @@
+/**
+ * ssh, ssh-config, proxy and top: the SSH side of the agent channel.
+ * `skiff proxy NAME` is the ProxyCommand that `skiff ssh-config` writes, so
+ * stock OpenSSH (ssh, scp, sftp, VS Code Remote-SSH) reaches the guest over
+ * the same virtio-serial port skiff uses, authenticated with the VM's keys.
+ */
+import type { Command } from "commander";
+import { realpathSync } from "node:fs";
+import { SkiffError } from "../../errors.js";
+import { agentHandshake } from "../../guest/agent-handshake.js";
+import { tryLock } from "../../store/lock.js";
+import type { CliContext } from "../context.js";
+import { attachSession } from "../session.js";
+
+export function sshConfigBlock(opts: { name: string; dir: string; skiffCommand: string }): string {
+  return [
+    `Host ${opts.name} skiff-${opts.name}`,
+    `  HostName ${opts.name}`,
+    "  User root",
+    `  IdentityFile ${opts.dir}/id_ed25519`,
+    "  IdentitiesOnly yes",
+    `  UserKnownHostsFile ${opts.dir}/known_hosts`,
+    `  HostKeyAlias skiff-${opts.name}`,
+    "  StrictHostKeyChecking yes",
+    `  ProxyCommand ${opts.skiffCommand} proxy ${opts.name}`,
+    "",
+  ].join("\n");
+}
+
+function skiffCommand(): string {
+  const script = process.argv[1] ?? "skiff";
+  try {
+    return `${process.execPath} ${realpathSync(script)}`;
+  } catch {
+    return "skiff";
+  }
+}
+
+export function registerSsh(program: Command, ctx: CliContext): void {
+  program
+    .command("ssh")
+    .description("log in to a VM (or run a command) over SSH on the agent channel")
+    .argument("<name>")
+    .argument("[command...]")
+    .passThroughOptions()
+    .action(async (name: string, command: string[]) => {
+      const conn = await ctx.skiff().connect(name);
+      const interactive = command.length === 0;
+      try {
+        // A login gets a terminal when we have one; a command gets one only if stdin is a terminal, as with ssh.
+        const tty = process.stdin.isTTY === true;
+        const req = interactive ? { argv: [] } : { argv: ["/bin/sh", "-c", command.join(" ")] };
+        ctx.exitCode = await attachSession(conn, req, { interactive: true, tty });
+      } finally {
+        await conn.close();
+      }
+    });
+
+  program
+    .command("ssh-config")
+    .description("print OpenSSH config for VMs, so `ssh NAME`, scp, sftp and VS Code work")
+    .argument("[names...]", "VMs (default: all)")
+    .action(async (names: string[]) => {
+      const skiff = ctx.skiff();
+      const infos = names.length === 0 ? await skiff.list({ all: true }) : await Promise.all(names.map((n) => skiff.inspect(n)));
+      const cmd = skiffCommand();
+      process.stdout.write(infos.map((i) => sshConfigBlock({ name: i.name, dir: i.dir, skiffCommand: cmd })).join("\n"));
+    });
+
+  program
+    .command("proxy")
+    .description("relay stdin/stdout to a VM's SSH server (the ProxyCommand of ssh-config)")
+    .argument("<name>")
+    .action(async (name: string) => {
+      const skiff = ctx.skiff();
+      const info = await skiff.inspect(name);
+      if (info.state !== "running") {
+        throw new SkiffError("ERR_SKIFF_VM_NOT_RUNNING", `${name} is not running`, { hint: `skiff start ${name}`, place: name });
+      }
+      const sockets = Array.from({ length: 8 }, (_, i) => `${info.dir}/agent-${i}.sock`);
+      for (const [i, path] of sockets.entries()) {
+        const lock = await tryLock(`vm-${info.id}-agent-${i}`, { home: skiff.home, purpose: "ssh proxy" });
+        if (lock === undefined) continue;
+        const greeting = await agentHandshake(path, { budgetMs: 3_000 });
+        if (greeting.kind !== "ready") {
+          await lock.release();
+          continue;
+        }
+        const sock = greeting.socket;
+        await new Promise<void>((resolve) => {
+          process.stdin.pipe(sock);
+          sock.pipe(process.stdout);
+          sock.resume();
+          sock.on("close", resolve);
+          process.stdin.on("end", () => sock.end());
+        });
+        await lock.release();
+        return;
+      }
+      throw new SkiffError("ERR_SKIFF_AGENT", `no free agent port answered on ${name}`, { hint: `check \`skiff logs ${name}\``, place: name });
+    });
+
+  program
+    .command("top")
+    .description("show the processes running in a VM")
+    .argument("<name>")
+    .action(async (name: string) => {
+      const conn = await ctx.skiff().connect(name);
+      try {
+        const r = await conn.run(["/dev/.skiff/bin/busybox", "ps", "-o", "pid,user,time,vsz,rss,args"], { timeoutMs: 30_000 });
+        process.stdout.write(r.stdout);
+        process.stderr.write(r.stderr);
+        ctx.exitCode = r.code;
+      } finally {
+        await conn.close();
+      }
+    });
+}

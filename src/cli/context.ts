@@ -1,0 +1,33 @@
+/**
+ * What every command gets: the engine (made on first use, with progress
+ * wired to the terminal) and the global flags.
+ */
+import { Skiff } from "../engine/skiff.js";
+import { printError, progressReporter, type GlobalFlags } from "./output.js";
+
+export interface CliContext {
+  flags: GlobalFlags;
+  skiff(): Skiff;
+  reportError(err: unknown): void;
+  /** Exit code the command chose (e.g. the guest command's). */
+  exitCode: number;
+}
+
+export function makeContext(flags: GlobalFlags): CliContext {
+  let engine: Skiff | undefined;
+  return {
+    flags,
+    exitCode: 0,
+    skiff() {
+      if (engine === undefined) {
+        engine = new Skiff();
+        const report = progressReporter(flags);
+        if (report !== undefined) engine.on("progress", report);
+      }
+      return engine;
+    },
+    reportError(err) {
+      printError(err, flags);
+    },
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * How the CLI talks to people: errors (clean for SkiffError, with a stack
+ * for bugs or under --debug), JSON for --json, tables, and progress events
+ * on stderr when it is a terminal.
+ */
+import { SkiffError, ExitCode } from "../errors.js";
+import type { ProgressEvent } from "../engine/events.js";
+
+export interface GlobalFlags {
+  debug: boolean;
+  json: boolean;
+}
+
+export function printError(err: unknown, flags: GlobalFlags): number {
+  if (err instanceof SkiffError) {
+    if (flags.json) {
+      process.stderr.write(JSON.stringify(err.toJSON()) + "\n");
+    } else {
+      const place = err.place === undefined ? "" : ` (${err.place})`;
+      process.stderr.write(`skiff: error ${err.code}${place}: ${err.message}\n`);
+      if (err.hint !== undefined) process.stderr.write(`  hint: ${err.hint}\n`);
+      if (flags.debug && err.stack !== undefined) process.stderr.write(err.stack + "\n");
+    }
+    return err.exitCode;
+  }
+  const stack = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  process.stderr.write(`skiff: internal error (a bug; please report it with this trace):\n${stack}\n`);
+  return ExitCode.internal;
+}
+
+/** Progress on stderr: one line per phase change, only when stderr is a terminal (or SKIFF_PROGRESS=1). */
+export function progressReporter(flags: GlobalFlags): ((e: ProgressEvent) => void) | undefined {
+  if (flags.json) return undefined;
+  if (!process.stderr.isTTY && process.env.SKIFF_PROGRESS !== "1") return undefined;
+  return (e) => {
+    const secs = (e.elapsedMs / 1000).toFixed(1);
+    process.stderr.write(`\x1b[2m[${secs}s] ${e.message}\x1b[0m\n`);
+  };
+}
+
+/** A plain left-aligned table, like `docker ps`. */
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join("   ")
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join("\n") + "\n";
+}

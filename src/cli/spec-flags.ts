@@ -1,0 +1,49 @@
+/**
+ * Flags shared by `run` and `create`, turned into the engine's CreateOptions.
+ */
+import type { Command } from "commander";
+import type { CreateOptions } from "../engine/skiff.js";
+import { parseCpus, parseEnvList, parseMemory } from "../util/units.js";
+import type { NetworkSpec } from "../spec/machine.js";
+import { SkiffError } from "../errors.js";
+
+export interface MachineFlags {
+  name?: string;
+  env: string[];
+  cpus?: string;
+  memory?: string;
+  network?: string;
+  rm?: boolean;
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+export function addMachineFlags(cmd: Command): Command {
+  return cmd
+    .option("--name <name>", "name of the VM (default: a generated one)")
+    .option("-e, --env <KEY=VALUE>", "environment for commands in the VM (repeatable)", collect, [])
+    .option("--cpus <n>", "virtual CPUs (default 1)")
+    .option("-m, --memory <size>", "memory, e.g. 256m or 1g (default 256m)")
+    .option("--network <mode>", "user (default: QEMU user networking) or none");
+}
+
+export function networkFrom(flag: string | undefined): NetworkSpec {
+  // Tests (and cautious users) set SKIFF_USERNET_RESTRICT=1: the guest gets no route out of the host.
+  const restrict = process.env.SKIFF_USERNET_RESTRICT === "1";
+  if (flag === undefined || flag === "user") return { mode: "user", restrict, forwards: [] };
+  if (flag === "none") return { mode: "none" };
+  throw new SkiffError("ERR_SKIFF_USAGE", `unknown network mode: ${flag}`, { place: "--network", hint: "use `user` or `none`" });
+}
+
+export function createOptionsFrom(image: string, command: string[], flags: MachineFlags): CreateOptions {
+  return {
+    image,
+    command,
+    ...(flags.name === undefined ? {} : { name: flags.name }),
+    ...(flags.cpus === undefined ? {} : { cpus: parseCpus(flags.cpus) }),
+    ...(flags.memory === undefined ? {} : { memoryMiB: parseMemory(flags.memory) }),
+    env: parseEnvList(flags.env),
+    network: networkFrom(flags.network),
+    autoRemove: flags.rm === true,
+  };
+}

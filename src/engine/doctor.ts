@@ -1,0 +1,125 @@
+/**
+ * `skiff doctor`: what this host has and lacks for running VMs, each check
+ * with the command that fixes it.
+ */
+import { readFileSync } from "node:fs";
+import { collectGuestTools } from "../guest/tools.js";
+import { ensureVmlinux, findDebianKernel } from "../kernel/debian.js";
+import { findQemu, probeAccel, qemuVersion } from "../qemu/accel.js";
+import type { Runner } from "../process/runner.js";
+import { SkiffError } from "../errors.js";
+import type { VmInfo } from "./info.js";
+
+export interface DoctorCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** Command that fixes it, when not ok. */
+  fix?: string;
+}
+
+export interface DoctorReport {
+  ok: boolean;
+  checks: DoctorCheck[];
+}
+
+const setupFix = "./setup.sh (as root)";
+
+async function check(name: string, fn: () => Promise<string>, fix: string): Promise<DoctorCheck> {
+  try {
+    return { name, ok: true, detail: await fn() };
+  } catch (err) {
+    const detail = err instanceof SkiffError ? err.message : err instanceof Error ? err.message : String(err);
+    const hint = err instanceof SkiffError && err.hint !== undefined ? err.hint : fix;
+    return { name, ok: false, detail, fix: hint };
+  }
+}
+
+export function memAvailableMiB(meminfo?: string): number {
+  const text = meminfo ?? readFileSync("/proc/meminfo", "utf8");
+  const kb = Number(text.match(/^MemAvailable:\s+(\d+) kB/m)?.[1] ?? 0);
+  return Math.floor(kb / 1024);
+}
+
+export async function runDoctor(opts: { cacheDir: string; runner: Runner; vms: VmInfo[] }): Promise<DoctorReport> {
+  const checks: DoctorCheck[] = [];
+  let qemuBinary: string | undefined;
+  checks.push(
+    await check(
+      "qemu",
+      async () => {
+        qemuBinary = await findQemu();
+        const v = await qemuVersion(qemuBinary);
+        return `${qemuBinary} (QEMU ${v.version})`;
+      },
+      "apt-get install qemu-system-x86",
+    ),
+  );
+  let vmlinux: string | undefined;
+  checks.push(
+    await check(
+      "kernel",
+      async () => {
+        const kernel = findDebianKernel();
+        vmlinux = await ensureVmlinux(kernel, opts.cacheDir);
+        return `Debian ${kernel.version}, vmlinux ${vmlinux}`;
+      },
+      "apt-get install linux-image-amd64",
+    ),
+  );
+  checks.push(
+    await check(
+      "acceleration",
+      async () => {
+        if (qemuBinary === undefined || vmlinux === undefined) throw new Error("needs QEMU and a kernel first");
+        const verdict = await probeAccel({ qemuBinary, kernelPath: vmlinux, cacheDir: opts.cacheDir });
+        return `${verdict.accel.toUpperCase()}: ${verdict.reason}`;
+      },
+      setupFix,
+    ),
+  );
+  checks.push(
+    await check(
+      "guest tools",
+      async () => {
+        const tools = await collectGuestTools();
+        return `${tools.length} files (skiff-init, busybox, dropbear, sftp-server and their libraries)`;
+      },
+      setupFix,
+    ),
+  );
+  for (const [tool, pkg] of [
+    ["qemu-img", "qemu-utils"],
+    ["mke2fs", "e2fsprogs"],
+    ["ssh-keygen", "openssh-client"],
+    ["dropbearkey", "dropbear-bin"],
+    ["tar", "tar"],
+  ] as const) {
+    checks.push(
+      await check(
+        tool,
+        async () => {
+          const r = await opts.runner.run("sh", ["-c", `command -v ${tool}`]);
+          if (r.code !== 0) throw new Error(`${tool} not found on PATH`);
+          return r.stdout.trim();
+        },
+        `apt-get install ${pkg}`,
+      ),
+    );
+  }
+  checks.push(
+    await check(
+      "memory",
+      async () => {
+        const available = memAvailableMiB();
+        const running = opts.vms.filter((v) => v.state === "running").reduce((s, v) => s + v.memoryMiB, 0);
+        const stopped = opts.vms.filter((v) => v.state !== "running").reduce((s, v) => s + v.memoryMiB, 0);
+        const line = `${available} MiB available; running VMs use up to ${running} MiB; starting the ${opts.vms.length - opts.vms.filter((v) => v.state === "running").length} stopped VMs would need ${stopped} MiB more`;
+        if (stopped > available) throw new Error(line);
+        return line;
+      },
+      "stop or remove VMs (`skiff ps -a`), or give them less --memory",
+    ),
+  );
+  return { ok: checks.every((c) => c.ok), checks };
+}

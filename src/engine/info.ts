@@ -1,0 +1,61 @@
+/**
+ * VmInfo: what `ps` and `inspect` show, assembled from config, state and
+ * the observed status.
+ */
+import type { NetworkSpec } from "../spec/machine.js";
+import type { VmRecord } from "../store/store.js";
+import type { ExitRecord, VmState } from "../store/vmdir.js";
+import type { ObservedStatus, RunState } from "./status.js";
+
+export interface VmInfo {
+  id: string;
+  name: string;
+  image: string;
+  imageDigest: string | undefined;
+  state: RunState;
+  pid: number | undefined;
+  cpus: number;
+  memoryMiB: number;
+  hostname: string;
+  createdAt: string;
+  startedAt: string | undefined;
+  accel: string | undefined;
+  network: NetworkSpec;
+  /** "127.0.0.1:8080->80/tcp", docker's notation. */
+  ports: string[];
+  env: Record<string, string>;
+  autoRemove: boolean;
+  exit: ExitRecord | undefined;
+  dir: string;
+  consoleLog: string;
+}
+
+export function formatPorts(network: NetworkSpec): string[] {
+  if (network.mode !== "user") return [];
+  return network.forwards.map((f) => `${f.hostAddress}:${f.hostPort}->${f.guestPort}/${f.protocol}`);
+}
+
+export function toVmInfo(record: VmRecord, state: VmState, status: ObservedStatus): VmInfo {
+  const spec = record.config.spec;
+  return {
+    id: record.id,
+    name: record.name,
+    image: spec.image,
+    imageDigest: record.config.image?.digest,
+    state: status.state,
+    pid: status.pid,
+    cpus: spec.cpus,
+    memoryMiB: spec.memoryMiB,
+    hostname: spec.hostname,
+    createdAt: record.config.createdAt,
+    startedAt: state.startedAt,
+    accel: state.accel,
+    network: spec.network,
+    ports: formatPorts(spec.network),
+    env: spec.env,
+    autoRemove: spec.autoRemove,
+    exit: status.state === "running" ? undefined : state.exit,
+    dir: record.paths.dir,
+    consoleLog: record.paths.consoleLog,
+  };
+}

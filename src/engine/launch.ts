@@ -1,0 +1,93 @@
+/**
+ * From a stored VM to a running QEMU: plan (pure), the VM's initrd, spawn.
+ */
+import { rm } from "node:fs/promises";
+import { ensureBaseInitramfs, writeVmInitrd, type GuestConfig } from "../guest/initramfs.js";
+import { SkiffError } from "../errors.js";
+import { toQemuArgs } from "../qemu/args.js";
+import type { LaunchPlan } from "../qemu/plan.js";
+import type { Runner } from "../process/runner.js";
+import { processStartTime, readPidfile, type ProcessIdentity } from "../process/pid.js";
+import { readFile } from "node:fs/promises";
+import type { MachineSpec } from "../spec/machine.js";
+import type { VmPaths } from "../store/vmdir.js";
+import type { HostFacts } from "./host.js";
+
+/** Guest kernel command line. `quiet`: every line on the serial console costs time under TCG. */
+export const kernelCmdline = "console=ttyS0 quiet panic=-1";
+
+/** QEMU user networking's fixed addresses (slirp defaults). */
+const userNet = { address: "10.0.2.15/24", gateway: "10.0.2.2", dns: "10.0.2.3" };
+
+export function buildPlan(opts: { spec: MachineSpec; paths: VmPaths; facts: HostFacts }): LaunchPlan {
+  const { spec, paths, facts } = opts;
+  return {
+    name: spec.name,
+    qemuBinary: facts.qemuBinary,
+    accel: facts.accel.accel,
+    cpus: spec.cpus,
+    memoryMiB: spec.memoryMiB,
+    kernel: { path: facts.vmlinuxPath, cmdline: kernelCmdline },
+    initrdPath: paths.initrd,
+    rootDisk: { overlayPath: paths.overlay },
+    console: { socketPath: paths.consoleSocket, logPath: paths.consoleLog },
+    qmpSocketPath: paths.qmpSocket,
+    pidfilePath: paths.pidfile,
+    agentPorts: paths.agentSockets.map((socketPath, i) => ({ name: `skiff.agent.${i}`, socketPath })),
+    network: spec.network,
+    tscKhz: facts.tscKhz,
+  };
+}
+
+export function guestConfigFor(spec: MachineSpec, keys: { clientPublicKey: string; hostKey: Buffer }): GuestConfig {
+  return {
+    hostname: spec.hostname,
+    env: spec.env,
+    ...(spec.network.mode === "user" ? { network: userNet } : {}),
+    authorizedKey: keys.clientPublicKey,
+    hostKey: keys.hostKey,
+  };
+}
+
+/** Files of a previous run that must not confuse this one. */
+export async function clearRuntimeFiles(paths: VmPaths): Promise<void> {
+  await Promise.all(
+    [paths.pidfile, paths.qmpSocket, paths.consoleSocket, ...paths.agentSockets].map((p) => rm(p, { force: true })),
+  );
+}
+
+/**
+ * Start QEMU for a VM and return its identity. QEMU daemonizes itself once
+ * its sockets are bound, so when this returns the VM is reachable over QMP.
+ */
+export async function spawnQemu(opts: {
+  spec: MachineSpec;
+  paths: VmPaths;
+  facts: HostFacts;
+  runner: Runner;
+  cacheDir: string;
+}): Promise<ProcessIdentity> {
+  const { spec, paths, facts, runner } = opts;
+  const base = await ensureBaseInitramfs({ kernel: facts.kernel, cacheDir: opts.cacheDir, network: spec.network.mode !== "none" });
+  const clientPublicKey = (await readFile(paths.sshPublicKey, "utf8")).trim();
+  const hostKey = await readFile(paths.hostKey);
+  await writeVmInitrd(base, guestConfigFor(spec, { clientPublicKey, hostKey }), paths.initrd);
+  await clearRuntimeFiles(paths);
+  const plan = buildPlan({ spec, paths, facts });
+  const result = await runner.run(plan.qemuBinary, toQemuArgs(plan), { timeoutMs: 30_000, debianPackage: "qemu-system-x86" });
+  if (result.code !== 0) {
+    throw new SkiffError("ERR_SKIFF_QEMU_FAILED", `QEMU did not start for ${spec.name}: ${result.stderr.trim() || `exit ${result.code}`}`, {
+      hint: "run `skiff doctor` to check QEMU, the kernel and memory",
+      place: spec.name,
+    });
+  }
+  const pid = await readPidfile(paths.pidfile);
+  const startTime = pid === undefined ? undefined : processStartTime(pid);
+  if (pid === undefined || startTime === undefined) {
+    throw new SkiffError("ERR_SKIFF_QEMU_FAILED", `QEMU exited right after starting ${spec.name}`, {
+      hint: `see \`skiff logs ${spec.name}\``,
+      place: spec.name,
+    });
+  }
+  return { pid, startTime };
+}

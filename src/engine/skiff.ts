@@ -1,0 +1,401 @@
+/**
+ * The typed library behind every front end: `new Skiff()` and the lifecycle
+ * verbs. It never prints; it returns values, throws SkiffError and emits
+ * progress events.
+ */
+import { EventEmitter } from "node:events";
+import { existsSync } from "node:fs";
+import { SkiffError } from "../errors.js";
+import { connectAgent, waitForAgent, type AgentConnection } from "../guest/agent.js";
+import { resolveImage } from "../image/resolve.js";
+import { currentProcess, identityAlive } from "../process/pid.js";
+import { defaultRunner, type Runner } from "../process/runner.js";
+import { defaults, type MachineSpec, type NetworkSpec } from "../spec/machine.js";
+import { skiffPaths } from "../store/paths.js";
+import { VmStore, vmLockName, type VmRecord } from "../store/store.js";
+import { withLock } from "../store/lock.js";
+import { uniqueRandomName, validateName } from "../util/names.js";
+import type { Phase, SkiffEvents } from "./events.js";
+import { gatherHostFacts, type HostFacts } from "./host.js";
+import { generateVmKeys, readHostPublicKey } from "./keys.js";
+import { clearRuntimeFiles, spawnQemu } from "./launch.js";
+import { observeStatus, type RunState } from "./status.js";
+import { signalQemu, stopQemu, waitForExit } from "./stop.js";
+import { toVmInfo, type VmInfo } from "./info.js";
+
+export interface SkiffOptions {
+  /** Overrides SKIFF_HOME / the XDG default. */
+  home?: string;
+  cacheDir?: string;
+  runner?: Runner;
+}
+
+export interface CreateOptions {
+  image: string;
+  name?: string;
+  cpus?: number;
+  memoryMiB?: number;
+  env?: Record<string, string>;
+  command?: string[];
+  network?: NetworkSpec;
+  autoRemove?: boolean;
+  labels?: Record<string, string>;
+}
+
+export interface StartOptions {
+  /** Wait until the guest agent answers (default true). */
+  waitReady?: boolean;
+  timeoutMs?: number;
+}
+
+/** How long a boot may take before it counts as failed; TCG on a loaded host is slow. */
+const defaultBootTimeoutMs = Number(process.env.SKIFF_BOOT_TIMEOUT_MS ?? 120_000);
+
+export class Skiff extends EventEmitter<SkiffEvents> {
+  readonly store: VmStore;
+  readonly home: string;
+  readonly cacheDir: string;
+  readonly runner: Runner;
+  #facts: Promise<HostFacts> | undefined;
+
+  constructor(opts: SkiffOptions = {}) {
+    super();
+    const paths = skiffPaths(opts.home === undefined ? {} : { env: { ...process.env, SKIFF_HOME: opts.home } });
+    this.home = paths.home;
+    this.cacheDir = opts.cacheDir ?? paths.cache;
+    this.store = new VmStore({ home: this.home });
+    this.runner = opts.runner ?? defaultRunner;
+  }
+
+  #progress(vm: string, phase: Phase, message: string, startedAt: number): void {
+    this.emit("progress", { vm, phase, message, elapsedMs: Date.now() - startedAt });
+  }
+
+  /** QEMU, kernel, acceleration: gathered once per instance, cached on disk. */
+  hostFacts(): Promise<HostFacts> {
+    this.#facts ??= gatherHostFacts(this.cacheDir).catch((err: unknown) => {
+      this.#facts = undefined;
+      throw err;
+    });
+    return this.#facts;
+  }
+
+  async create(opts: CreateOptions): Promise<VmInfo> {
+    const t0 = Date.now();
+    await this.reconcile();
+    if (opts.name !== undefined) validateName(opts.name);
+    // Everything that can fail for a reason outside the VM fails before anything is made.
+    this.#progress(opts.name ?? "", "preparing-image", `preparing image ${opts.image}`, t0);
+    const image = await resolveImage(opts.image, { cacheDir: this.cacheDir, runner: this.runner });
+    this.#progress(opts.name ?? "", "preparing-kernel", "preparing kernel and QEMU", t0);
+    const facts = await this.hostFacts();
+
+    let record: VmRecord | undefined;
+    for (let attempt = 0; record === undefined; attempt++) {
+      const name = opts.name ?? uniqueRandomName(() => false);
+      const spec: MachineSpec = {
+        name,
+        image: opts.image,
+        cpus: opts.cpus ?? defaults.cpus,
+        memoryMiB: opts.memoryMiB ?? defaults.memoryMiB,
+        hostname: name.replace(/[^a-zA-Z0-9-]/g, "-").replace(/^-+/, "").slice(0, 63) || "skiff",
+        env: opts.env ?? {},
+        command: opts.command ?? [],
+        network: opts.network ?? { mode: "user", restrict: false, forwards: [] },
+        autoRemove: opts.autoRemove ?? false,
+        labels: opts.labels ?? {},
+      };
+      try {
+        record = await this.store.create(spec, {
+          image: { digest: image.digest, basePath: image.basePath },
+          kernel: { version: facts.kernel.version, path: facts.vmlinuxPath },
+        });
+      } catch (err) {
+        // A generated name can lose a race with a concurrent create: draw another.
+        const retry = opts.name === undefined && err instanceof SkiffError && err.code === "ERR_SKIFF_NAME_IN_USE" && attempt < 20;
+        if (!retry) throw err;
+      }
+    }
+    this.#progress(record.name, "creating", `creating ${record.name}`, t0);
+    try {
+      await generateVmKeys(record.paths, this.runner, `skiff-${record.name}`);
+      await this.runner.run(
+        "qemu-img",
+        ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", image.basePath, record.paths.overlay],
+        { check: true, debianPackage: "qemu-utils" },
+      );
+      await this.store.commit(record.id);
+    } catch (err) {
+      await this.store.remove(record.id);
+      throw err;
+    }
+    return this.info(record);
+  }
+
+  async start(name: string, opts: StartOptions = {}): Promise<VmInfo> {
+    const t0 = Date.now();
+    await this.reconcile();
+    const record = await this.store.get(name);
+    const facts = await this.hostFacts();
+    const identity = await withLock(
+      vmLockName(record.id),
+      async () => {
+        const status = await observeStatus(record.paths, await this.store.readState(record.id));
+        if (status.state === "running") return undefined;
+        this.#progress(record.name, "booting", `booting ${record.name} (${facts.accel.accel})`, t0);
+        const identity = await spawnQemu({
+          spec: record.config.spec,
+          paths: record.paths,
+          facts,
+          runner: this.runner,
+          cacheDir: this.cacheDir,
+        });
+        await this.store.updateState(record.id, {
+          qemu: identity,
+          startedAt: new Date().toISOString(),
+          accel: facts.accel.accel,
+          exit: undefined,
+        });
+        return identity;
+      },
+      { home: this.home, purpose: `start ${record.name}` },
+    );
+    if (identity !== undefined && opts.waitReady !== false) {
+      try {
+        const conn = await this.#waitReady(record, identity, opts.timeoutMs ?? defaultBootTimeoutMs);
+        conn.close();
+      } catch (err) {
+        // Never leave a VM half-booted behind a failed start.
+        await this.#hardStop(record, "boot-failed");
+        throw err;
+      }
+      this.#progress(record.name, "ready", `${record.name} is ready`, t0);
+    }
+    return this.info(record);
+  }
+
+  async #waitReady(record: VmRecord, identity: { pid: number; startTime: number }, timeoutMs: number): Promise<AgentConnection> {
+    const hostPublicKey = await readHostPublicKey(record.paths);
+    const abort = new AbortController();
+    const watchdog = (async () => {
+      // QEMU dying during boot must end the wait at once, not at the deadline.
+      while (!abort.signal.aborted) {
+        if (!identityAlive(identity)) {
+          abort.abort();
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    try {
+      return await waitForAgent({
+        socketPaths: record.paths.agentSockets,
+        lockPrefix: `vm-${record.id}`,
+        home: this.home,
+        privateKeyPath: record.paths.sshKey,
+        hostPublicKey,
+        timeoutMs,
+        signal: abort.signal,
+        vmName: record.name,
+      });
+    } catch (err) {
+      if (!identityAlive(identity)) {
+        throw new SkiffError("ERR_SKIFF_BOOT_FAILED", `${record.name} stopped while booting`, {
+          hint: `see the console log: \`skiff logs ${record.name}\``,
+          place: record.name,
+          cause: err,
+        });
+      }
+      throw err;
+    } finally {
+      abort.abort();
+      await watchdog;
+    }
+  }
+
+  /** Kill QEMU without asking the guest, and record why. */
+  async #hardStop(record: VmRecord, reason: string): Promise<void> {
+    const state = await this.store.readState(record.id);
+    if (state.qemu !== undefined) await signalQemu(state.qemu, 9);
+    await clearRuntimeFiles(record.paths);
+    await this.store.updateState(record.id, { exit: { at: new Date().toISOString(), reason, signal: "SIGKILL" }, owner: undefined });
+  }
+
+  async stop(name: string, opts: { timeoutMs?: number } = {}): Promise<VmInfo> {
+    const t0 = Date.now();
+    const record = await this.store.get(name);
+    await withLock(
+      vmLockName(record.id),
+      async () => {
+        const state = await this.store.readState(record.id);
+        const status = await observeStatus(record.paths, state);
+        if (status.state !== "running" || state.qemu === undefined) return;
+        this.#progress(record.name, "stopping", `stopping ${record.name}`, t0);
+        const step = await stopQemu({
+          identity: state.qemu,
+          qmpSocket: record.paths.qmpSocket,
+          timeoutMs: opts.timeoutMs ?? 10_000,
+          onStep: (s) => this.#progress(record.name, "stopping", `stopping ${record.name}: ${s}`, t0),
+        });
+        await clearRuntimeFiles(record.paths);
+        await this.store.updateState(record.id, {
+          exit: { at: new Date().toISOString(), reason: step === "powerdown" ? "stopped" : `stopped (${step})` },
+          owner: undefined,
+        });
+        this.#progress(record.name, "stopped", `${record.name} stopped (${step})`, t0);
+      },
+      { home: this.home, purpose: `stop ${record.name}` },
+    );
+    if (record.config.spec.autoRemove) {
+      await this.remove(name, { force: true });
+      return { ...(await this.info(record)), state: "stopped" };
+    }
+    return this.info(record);
+  }
+
+  async restart(name: string, opts: { timeoutMs?: number } & StartOptions = {}): Promise<VmInfo> {
+    const record = await this.store.get(name);
+    if (record.config.spec.autoRemove) {
+      throw new SkiffError("ERR_SKIFF_USAGE", `${record.name} was made with --rm; restarting would remove it`, { place: record.name });
+    }
+    await this.stop(name, opts);
+    return this.start(name, opts);
+  }
+
+  /** Send a signal to the VM's QEMU process (default SIGKILL: pull the plug). */
+  async kill(name: string, opts: { signal?: number } = {}): Promise<VmInfo> {
+    const record = await this.store.get(name);
+    const sig = opts.signal ?? 9;
+    await withLock(
+      vmLockName(record.id),
+      async () => {
+        const state = await this.store.readState(record.id);
+        const status = await observeStatus(record.paths, state);
+        if (status.state !== "running" || state.qemu === undefined) {
+          throw notRunning(record.name);
+        }
+        const gone = await signalQemu(state.qemu, sig);
+        if (gone) {
+          await clearRuntimeFiles(record.paths);
+          await this.store.updateState(record.id, { exit: { at: new Date().toISOString(), reason: "killed", signal: String(sig) }, owner: undefined });
+        }
+      },
+      { home: this.home, purpose: `kill ${record.name}` },
+    );
+    return this.info(record);
+  }
+
+  /** Remove a VM and every trace of it; a running VM only with force. */
+  async remove(name: string, opts: { force?: boolean } = {}): Promise<void> {
+    const t0 = Date.now();
+    const record = await this.store.get(name);
+    await withLock(
+      vmLockName(record.id),
+      async () => {
+        const state = await this.store.readState(record.id);
+        const status = await observeStatus(record.paths, state);
+        if (status.state === "running") {
+          if (opts.force !== true) {
+            throw new SkiffError("ERR_SKIFF_VM_RUNNING", `${record.name} is running`, {
+              hint: `stop it first (\`skiff stop ${record.name}\`) or use \`skiff rm -f ${record.name}\``,
+              place: record.name,
+            });
+          }
+          if (state.qemu !== undefined) {
+            await signalQemu(state.qemu, 9);
+            await waitForExit(state.qemu, 5_000);
+          }
+        }
+        await this.store.remove(record.id);
+      },
+      { home: this.home, purpose: `remove ${record.name}` },
+    );
+    this.#progress(record.name, "removed", `${record.name} removed`, t0);
+  }
+
+  async list(opts: { all?: boolean } = {}): Promise<VmInfo[]> {
+    await this.reconcile();
+    const infos = await Promise.all((await this.store.list()).map((r) => this.info(r)));
+    return opts.all === true ? infos : infos.filter((i) => i.state === "running");
+  }
+
+  async inspect(name: string): Promise<VmInfo> {
+    return this.info(await this.store.get(name));
+  }
+
+  async info(record: VmRecord): Promise<VmInfo> {
+    const state = existsSync(record.paths.dir) ? await this.store.readState(record.id) : {};
+    const status = await observeStatus(record.paths, state);
+    return toVmInfo(record, state, status);
+  }
+
+  /** An SSH connection to the running VM's guest agent. */
+  async connect(name: string, opts: { timeoutMs?: number } = {}): Promise<AgentConnection> {
+    const record = await this.store.get(name);
+    const status = await observeStatus(record.paths, await this.store.readState(record.id));
+    if (status.state !== "running") throw notRunning(record.name);
+    return connectAgent({
+      socketPaths: record.paths.agentSockets,
+      lockPrefix: `vm-${record.id}`,
+      home: this.home,
+      privateKeyPath: record.paths.sshKey,
+      hostPublicKey: await readHostPublicKey(record.paths),
+      timeoutMs: opts.timeoutMs ?? 15_000,
+      vmName: record.name,
+    });
+  }
+
+  /**
+   * Tie a VM's life to this process (a foreground `run`): if the process
+   * dies without cleaning up, the next skiff command stops the VM, and
+   * removes it when it was made with --rm.
+   */
+  async attach(name: string): Promise<void> {
+    const record = await this.store.get(name);
+    await this.store.updateState(record.id, { owner: currentProcess() });
+  }
+
+  async detach(name: string): Promise<void> {
+    const record = await this.store.get(name);
+    await this.store.updateState(record.id, { owner: undefined });
+  }
+
+  /**
+   * Bring the store in line with reality after crashes: half-created VMs
+   * go, VMs whose foreground owner died are stopped, --rm VMs that stopped
+   * are removed, and a QEMU that died behind skiff's back is marked crashed.
+   */
+  async reconcile(): Promise<string[]> {
+    const t0 = Date.now();
+    const reaped = await this.store.gc();
+    for (const record of await this.store.list()) {
+      const state = await this.store.readState(record.id);
+      const status = await observeStatus(record.paths, state);
+      const ownerDead = state.owner !== undefined && !identityAlive(state.owner);
+      if (status.state === "running" && ownerDead) {
+        await this.#hardStop(record, "owner-died");
+        this.#progress(record.name, "reaped", `${record.name} stopped: the skiff run attached to it died`, t0);
+      } else if (status.state === "crashed" && state.exit === undefined) {
+        await clearRuntimeFiles(record.paths);
+        await this.store.updateState(record.id, { exit: { at: new Date().toISOString(), reason: "crashed" } });
+      }
+      const after = await observeStatus(record.paths, await this.store.readState(record.id));
+      const attached = state.owner !== undefined && !ownerDead;
+      if (record.config.spec.autoRemove && after.state !== "running" && after.state !== "created" && !attached) {
+        await this.store.remove(record.id);
+        reaped.push(record.id);
+        this.#progress(record.name, "removed", `${record.name} removed (--rm)`, t0);
+      }
+    }
+    return reaped;
+  }
+}
+
+function notRunning(name: string): SkiffError {
+  return new SkiffError("ERR_SKIFF_VM_NOT_RUNNING", `${name} is not running`, {
+    hint: `start it with \`skiff start ${name}\``,
+    place: name,
+  });
+}
+
+export type { RunState, VmInfo };

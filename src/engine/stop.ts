@@ -1,0 +1,67 @@
+/**
+ * Stopping QEMU in steps, as Lima does: ask the guest (ACPI power button via
+ * QMP; skiff-init ends every process, syncs and powers off), wait with a
+ * deadline, then SIGTERM (QEMU shuts down cleanly, flushing its disks), then
+ * SIGKILL.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { processAlive, type ProcessIdentity } from "../process/pid.js";
+import { QmpClient } from "../qemu/qmp.js";
+
+export type StopStep = "powerdown" | "sigterm" | "sigkill";
+
+/** Wait until the process is gone; true if it went within the deadline. */
+export async function waitForExit(identity: ProcessIdentity, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (processAlive(identity.pid, identity.startTime)) {
+    if (Date.now() >= deadline) return false;
+    await sleep(25);
+  }
+  return true;
+}
+
+function signal(identity: ProcessIdentity, sig: NodeJS.Signals | number): void {
+  if (!processAlive(identity.pid, identity.startTime)) return;
+  try {
+    process.kill(identity.pid, sig);
+  } catch {
+    // gone meanwhile
+  }
+}
+
+export async function stopQemu(opts: {
+  identity: ProcessIdentity;
+  qmpSocket: string;
+  /** How long the guest gets to power off by itself. */
+  timeoutMs: number;
+  onStep?: (step: StopStep) => void;
+}): Promise<StopStep> {
+  const { identity } = opts;
+  if (opts.timeoutMs > 0) {
+    opts.onStep?.("powerdown");
+    try {
+      const qmp = await QmpClient.connect(opts.qmpSocket, { timeoutMs: 2_000 });
+      try {
+        await qmp.execute("system_powerdown");
+      } finally {
+        qmp.close();
+      }
+      if (await waitForExit(identity, opts.timeoutMs)) return "powerdown";
+    } catch {
+      // QMP unreachable: go straight on to signals.
+    }
+  }
+  opts.onStep?.("sigterm");
+  signal(identity, "SIGTERM");
+  if (await waitForExit(identity, 3_000)) return "sigterm";
+  opts.onStep?.("sigkill");
+  signal(identity, "SIGKILL");
+  await waitForExit(identity, 5_000);
+  return "sigkill";
+}
+
+/** Send one signal to QEMU (`skiff kill`), and wait briefly for it to take effect. */
+export async function signalQemu(identity: ProcessIdentity, sig: number): Promise<boolean> {
+  signal(identity, sig);
+  return waitForExit(identity, sig === 9 || sig === 15 ? 5_000 : 200);
+}

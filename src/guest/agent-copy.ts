@@ -1,0 +1,264 @@
+/**
+ * `docker cp` between the host and a guest, as a tar stream over one exec
+ * channel: the host's GNU tar on one end, skiff's static busybox tar on the
+ * other (so it works whatever the image contains).
+ *
+ * Semantics (docker cp): the source is a file or a directory. If the
+ * destination is an existing directory, the source goes inside it under its
+ * own name; otherwise the destination is created with that name, and its
+ * parent must exist. A directory copied onto an existing one merges into it.
+ * Modes are kept; owners become the destination's (root in the guest, the
+ * calling user on the host). Guest paths are relative to the image root.
+ */
+import { spawn } from "node:child_process";
+import { lstat, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, join, posix, resolve, sep } from "node:path";
+import { PassThrough, Writable } from "node:stream";
+import { errnoOf, SkiffError } from "../errors.js";
+import type { ExecRequest } from "./exec-request.js";
+import type { ExecIO, RunningExec } from "./agent-exec.js";
+
+/** What copying needs from a connection. */
+export interface CopyContext {
+  readonly vmName: string;
+  start(req: ExecRequest, io: ExecIO): Promise<RunningExec>;
+}
+
+const busybox = "/dev/.skiff/bin/busybox";
+
+/** Guest side of copyTo: pick the target like docker cp, then unpack stdin there. */
+const unpackScript = `
+bb=${busybox}; dest=$1; name=$2; kind=$3
+if [ -d "$dest" ]; then
+  target="\${dest%/}/$name"
+else
+  case $dest in */) if [ "$kind" = file ]; then echo "skiff-cp: no-dir $dest" >&2; exit 3; fi ;; esac
+  target=$dest
+  while [ "\${target%/}" != "$target" ]; do target=\${target%/}; done
+fi
+parent=$($bb dirname "$target")
+[ -d "$parent" ] || { echo "skiff-cp: no-parent $parent" >&2; exit 3; }
+if [ "$kind" = dir ]; then
+  if [ -e "$target" ] && [ ! -d "$target" ]; then echo "skiff-cp: not-dir $target" >&2; exit 4; fi
+  [ -d "$target" ] || $bb mkdir "$target" || exit 5
+  exec $bb tar -x -f - -C "$target"
+fi
+if [ -d "$target" ]; then echo "skiff-cp: is-dir $target" >&2; exit 4; fi
+tmp=$($bb mktemp -d "$parent/.skiff-cp.XXXXXX") || exit 5
+$bb tar -x -f - -C "$tmp" && $bb mv -f "$tmp/$name" "$target"
+rc=$?; $bb rm -rf "$tmp"; exit $rc
+`;
+
+/** Guest side of copyFrom: say what the source is on stderr, then pack it to stdout. */
+const packScript = `
+bb=${busybox}; src=$1; dir=$2; name=$3
+if [ -d "$src" ] && [ ! -L "$src" ]; then echo "skiff-cp: dir" >&2; exec $bb tar -c -f - -C "$src" .; fi
+if [ -e "$src" ] || [ -L "$src" ]; then echo "skiff-cp: file" >&2; cd "$dir" && exec $bb tar -c -f - -- "$name"; fi
+echo "skiff-cp: missing" >&2; exit 3
+`;
+
+function shellRequest(script: string, args: string[]): ExecRequest {
+  return { argv: [busybox, "sh", "-c", script, "sh", ...args], cwd: "/", user: "root" };
+}
+
+/** Copy `hostPath` (file or directory) to `guestPath` in the VM. */
+export async function copyTo(ctx: CopyContext, hostPath: string, guestPath: string): Promise<void> {
+  const source = resolve(hostPath);
+  const info = await lstat(source).catch((err: unknown) => {
+    throw hostFileError(err, source, "no such file or directory on the host");
+  });
+  const kind = info.isDirectory() ? "dir" : "file";
+  const name = basename(source);
+  const stderr = new TextCollector();
+  const input = new PassThrough();
+  const exec = await ctx.start(shellRequest(unpackScript, [guestPath, name, kind]), { stdin: input, stderr });
+  const tarArgs = ["-c", "-f", "-", "--numeric-owner", "--owner=0", "--group=0"];
+  const tar = hostTar(
+    kind === "dir" ? [...tarArgs, "-C", source, "."] : [...tarArgs, "-C", dirname(source), "--", name],
+    "create",
+  );
+  tar.child.stdout!.pipe(input);
+  const outcome = await finishTogether(exec, tar);
+  if (outcome.tarError !== undefined) throw outcome.tarError;
+  if (outcome.code !== 0) throw guestCopyError(ctx, stderr.text, guestPath, "copy into");
+}
+
+/** Copy `guestPath` (file or directory) from the VM to `hostPath`. */
+export async function copyFrom(ctx: CopyContext, guestPath: string, hostPath: string): Promise<void> {
+  const dest = resolve(hostPath);
+  const name = posix.basename(guestPath);
+  const destInfo = await stat(dest).catch(() => undefined);
+  const target = destInfo?.isDirectory() && name !== "" ? join(dest, name) : dest;
+  const parent = dirname(target);
+  if (!(await stat(parent).catch(() => undefined))?.isDirectory()) {
+    throw new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `destination directory does not exist on the host: ${parent}`, {
+      hint: "create it first, or copy to an existing directory",
+    });
+  }
+
+  const stderr = new TextCollector();
+  const stdout = new PassThrough();
+  const guestDir = posix.dirname(guestPath);
+  const exec = await ctx.start(shellRequest(packScript, [guestPath, guestDir, name]), { stdout, stderr });
+  const kind = await Promise.race([stderr.firstLine, exec.done.then(() => "")]);
+  if (kind !== "skiff-cp: dir" && kind !== "skiff-cp: file") {
+    await exec.done;
+    throw guestCopyError(ctx, stderr.text, guestPath, "copy from");
+  }
+
+  let unpackDir = target;
+  let staging: string | undefined;
+  try {
+    const targetInfo = await lstat(target).catch(() => undefined);
+    if (kind === "skiff-cp: dir") {
+      if (targetInfo && !targetInfo.isDirectory()) throw notDirError(target, "on the host");
+      if (!targetInfo) await mkdir(target);
+    } else {
+      if (hostPath.endsWith(sep) && !destInfo) {
+        throw new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `destination directory does not exist on the host: ${dest}`);
+      }
+      if (targetInfo?.isDirectory()) throw isDirError(target, "on the host");
+      // Unpack next to the target and rename: the file appears whole, with its mode, under the new name.
+      staging = await mkdtemp(join(parent, ".skiff-cp-"));
+      unpackDir = staging;
+    }
+  } catch (err) {
+    stdout.destroy();
+    await exec.sendSignal("TERM").catch(() => {});
+    await exec.done.catch(() => {});
+    throw err;
+  }
+
+  try {
+    const tar = hostTar(["-x", "-f", "-", "-p", "--no-same-owner", "-C", unpackDir], "extract");
+    stdout.pipe(tar.child.stdin!);
+    const outcome = await finishTogether(exec, tar);
+    if (outcome.tarError !== undefined) throw outcome.tarError;
+    if (outcome.code !== 0) throw guestCopyError(ctx, stderr.text, guestPath, "copy from");
+    if (staging !== undefined) await rename(join(staging, name), target);
+  } finally {
+    if (staging !== undefined) await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Wait for both ends of a tar pipe. Whichever fails first ends the other,
+ * so a dead peer never leaves the pipe blocked; the first failure is the one
+ * reported (tarError is undefined when we stopped tar ourselves).
+ */
+async function finishTogether(exec: RunningExec, tar: HostTar): Promise<{ code: number; tarError: unknown }> {
+  const tarError = tar.done.then(
+    () => undefined,
+    (err: unknown) => (tar.stopped ? undefined : err),
+  );
+  void tarError.then((err) => {
+    if (err !== undefined) void exec.sendSignal("KILL").catch(() => {});
+  });
+  let code = -1;
+  try {
+    code = (await exec.done).code;
+  } finally {
+    if (code !== 0) tar.stop();
+  }
+  return { code, tarError: await tarError };
+}
+
+interface HostTar {
+  child: ReturnType<typeof spawn>;
+  done: Promise<void>;
+  /** Kill tar if it still runs (its peer in the guest is gone). */
+  stop(): void;
+  readonly stopped: boolean;
+}
+
+function hostTar(args: string[], what: "create" | "extract"): HostTar {
+  const child = spawn("tar", args, { stdio: ["pipe", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => {
+    if (stderr.length < 4096) stderr += chunk.toString("utf8");
+  });
+  // The guest may stop reading or writing early; its exit status tells why.
+  child.stdin!.on("error", () => {});
+  child.stdout!.on("error", () => {});
+  const done = new Promise<void>((resolveDone, reject) => {
+    child.on("error", (err) => {
+      reject(
+        errnoOf(err) === "ENOENT"
+          ? new SkiffError("ERR_SKIFF_TOOL_MISSING", "tar not found on the host", { hint: "install it: apt-get install tar" })
+          : new SkiffError("ERR_SKIFF_HOST", `cannot run tar: ${err.message}`, { cause: err }),
+      );
+    });
+    child.on("close", (code, signal) => {
+      if (code === 0) return resolveDone();
+      const how = code === null ? `was killed by ${signal}` : `exited with code ${code}`;
+      reject(new SkiffError("ERR_SKIFF_TOOL_FAILED", `tar (${what} on the host) ${how}: ${stderr.trim()}`, { details: { args } }));
+    });
+  });
+  let stopped = false;
+  return {
+    child,
+    done,
+    get stopped() {
+      return stopped;
+    },
+    stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      stopped = true;
+      child.kill("SIGTERM");
+    },
+  };
+}
+
+/** Collects a small stream as text and tells its first line. */
+class TextCollector extends Writable {
+  text = "";
+  readonly firstLine: Promise<string>;
+  #resolveLine!: (line: string) => void;
+
+  constructor() {
+    super();
+    this.firstLine = new Promise((done) => (this.#resolveLine = done));
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
+    if (this.text.length < 65536) this.text += chunk.toString("utf8");
+    const nl = this.text.indexOf("\n");
+    if (nl >= 0) this.#resolveLine(this.text.slice(0, nl));
+    callback();
+  }
+}
+
+/** Turn the guest script's failure (its `skiff-cp:` marker, or tar's message) into an error. */
+function guestCopyError(ctx: CopyContext, stderr: string, guestPath: string, verb: string): SkiffError {
+  const marker = /^skiff-cp: (\S+)(?: (.*))?$/m.exec(stderr);
+  const where = `in VM ${ctx.vmName}`;
+  switch (marker?.[1]) {
+    case "missing":
+      return new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `no such file or directory ${where}: ${guestPath}`);
+    case "no-parent":
+      return new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `destination directory does not exist ${where}: ${marker[2]}`, {
+        hint: `create it first: \`skiff exec ${ctx.vmName} mkdir -p ${marker[2]}\``,
+      });
+    case "no-dir":
+      return new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `destination directory does not exist ${where}: ${marker[2]}`);
+    case "not-dir":
+      return notDirError(marker[2] ?? guestPath, where);
+    case "is-dir":
+      return isDirError(marker[2] ?? guestPath, where);
+  }
+  const message = stderr.replace(/^skiff-cp: .*\n/gm, "").trim();
+  return new SkiffError("ERR_SKIFF_COPY_FAILED", `cannot ${verb} VM ${ctx.vmName} (${guestPath})${message ? `: ${message}` : ""}`);
+}
+
+function notDirError(path: string, where: string): SkiffError {
+  return new SkiffError("ERR_SKIFF_BAD_PATH", `cannot copy a directory onto a file ${where}: ${path}`);
+}
+
+function isDirError(path: string, where: string): SkiffError {
+  return new SkiffError("ERR_SKIFF_BAD_PATH", `cannot overwrite a directory with a file ${where}: ${path}`);
+}
+
+function hostFileError(err: unknown, path: string, what: string): SkiffError {
+  if (errnoOf(err) === "ENOENT") return new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `${what}: ${path}`);
+  return new SkiffError("ERR_SKIFF_HOST", `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+}

@@ -1,0 +1,146 @@
+/**
+ * The VM test harness: runs the built CLI the way a user types it, against a
+ * private SKIFF_HOME, with the image/kernel cache shared between tests so only
+ * the first test pays for building them. Every QEMU a test starts is ended
+ * in `cleanup()`, and the home is removed; on failure the console logs are
+ * kept (SKIFF_KEEP_LOGS) for the report.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+export const repoRoot = resolve(import.meta.dirname, "..", "..");
+export const cliPath = join(repoRoot, "dist", "cli", "main.js");
+/** Shared across test files and runs: vmlinux, initramfs, base images. */
+export const sharedCache = process.env.SKIFF_TEST_CACHE ?? join(repoRoot, ".cache", "test");
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  input?: string;
+  timeoutMs?: number;
+  env?: Record<string, string>;
+}
+
+export class Harness {
+  /** Short on purpose: unix socket paths under it must fit in 107 bytes. */
+  readonly home = mkdtempSync("/tmp/sk-");
+  readonly env: Record<string, string>;
+  readonly #children = new Set<ChildProcess>();
+
+  constructor() {
+    this.env = {
+      ...(process.env as Record<string, string>),
+      SKIFF_HOME: this.home,
+      SKIFF_CACHE: sharedCache,
+      // Guests in tests never reach beyond the host.
+      SKIFF_USERNET_RESTRICT: "1",
+    };
+  }
+
+  /** Start the CLI; the caller decides when to wait. */
+  spawn(args: string[], opts: { env?: Record<string, string>; stdio?: "pipe" | "inherit" } = {}): ChildProcess {
+    const child = spawn(process.execPath, [cliPath, ...args], { env: { ...this.env, ...opts.env }, stdio: "pipe" });
+    this.#children.add(child);
+    child.on("exit", () => this.#children.delete(child));
+    return child;
+  }
+
+  run(args: string[], opts: RunOptions = {}): Promise<CliResult> {
+    const child = this.spawn(args, opts.env === undefined ? {} : { env: opts.env });
+    return collect(child, opts);
+  }
+
+  /** Run and expect exit 0; throws with stderr otherwise. */
+  async ok(args: string[], opts: RunOptions = {}): Promise<string> {
+    const r = await this.run(args, opts);
+    if (r.code !== 0) throw new Error(`skiff ${args.join(" ")} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** PIDs of QEMU processes whose pidfile lives under this home. */
+  qemuPids(): number[] {
+    const vms = join(this.home, "vms");
+    if (!existsSync(vms)) return [];
+    const pids: number[] = [];
+    for (const id of readdirSync(vms)) {
+      const pidfile = join(vms, id, "qemu.pid");
+      if (!existsSync(pidfile)) continue;
+      const pid = Number(readFileSync(pidfile, "utf8").trim());
+      if (Number.isInteger(pid) && pid > 0 && alive(pid)) pids.push(pid);
+    }
+    return pids;
+  }
+
+  /** Every QEMU process on the host whose command line mentions this home, pidfile or not. */
+  qemuProcessesUnderHome(): number[] {
+    const out: number[] = [];
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+        if (cmdline.includes("qemu-system") && cmdline.includes(this.home + "/")) {
+          const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+          if (!/\) Z /.test(stat)) out.push(Number(entry));
+        }
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return out;
+  }
+
+  consoleLogs(): string {
+    const vms = join(this.home, "vms");
+    if (!existsSync(vms)) return "";
+    return readdirSync(vms)
+      .map((id) => join(vms, id, "console.log"))
+      .filter((p) => existsSync(p))
+      .map((p) => `--- ${p}\n${readFileSync(p, "utf8")}`)
+      .join("\n");
+  }
+
+  async cleanup(): Promise<void> {
+    for (const child of this.#children) child.kill("SIGKILL");
+    for (const pid of [...this.qemuPids(), ...this.qemuProcessesUnderHome()]) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+    rmSync(this.home, { recursive: true, force: true });
+  }
+}
+
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/\) Z /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+export function collect(child: ChildProcess, opts: RunOptions = {}): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`timed out after ${opts.timeoutMs}ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, opts.timeoutMs ?? 180_000);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise({ code: code ?? 128 + (signal === "SIGKILL" ? 9 : 15), stdout, stderr });
+    });
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    else child.stdin?.end();
+  });
+}
