@@ -231,17 +231,28 @@ struct port {
 static struct port ports[MAX_PORTS];
 static int nports;
 
+static int known_port(const char *dev) {
+  for (int i = 0; i < nports; i++)
+    if (strcmp(ports[i].dev, dev) == 0) return 1;
+  return 0;
+}
+
+/* Add ports not seen before. They appear asynchronously: the host announces them after the driver loads. */
 static void find_ports(void) {
   DIR *d = opendir("/sys/class/virtio-ports");
   if (!d) return;
   struct dirent *e;
   while ((e = readdir(d)) && nports < MAX_PORTS) {
     if (e->d_name[0] == '.') continue;
+    char dev[64];
+    snprintf(dev, sizeof dev, "/dev/%s", e->d_name);
+    if (known_port(dev)) continue;
     char path[256];
     snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
     char *name = read_file(path, NULL);
-    if (name && strncmp(name, "skiff.agent.", 12) == 0) {
-      snprintf(ports[nports].dev, sizeof ports[nports].dev, "/dev/%s", e->d_name);
+    struct stat st;
+    if (name && strncmp(name, "skiff.agent.", 12) == 0 && stat(dev, &st) == 0) {
+      snprintf(ports[nports].dev, sizeof ports[nports].dev, "%s", dev);
       ports[nports].relay = 0;
       nports++;
     }
@@ -773,7 +784,14 @@ static int init_main(void) {
   configure_network();
 
   /* The port devices are created by devtmpfs as the virtio_console driver probes. */
-  find_ports();
+  char *expected_text = config_get("agent.ports");
+  int expected = expected_text ? atoi(expected_text) : 1;
+  free(expected_text);
+  for (int waited = 0; waited < 5000; waited += 5) {
+    find_ports();
+    if (nports >= expected) break;
+    usleep(5000);
+  }
   for (int i = 0; i < nports; i++) ports[i].relay = spawn_relay(ports[i].dev);
   int button = open_power_button();
   logmsg("ready (%d agent ports)", nports);
@@ -790,6 +808,11 @@ static int init_main(void) {
       struct input_event ev;
       while (read(button, &ev, sizeof ev) == sizeof ev)
         if (ev.type == EV_KEY && ev.code == KEY_POWER && ev.value == 1) shutdown_requested = 1;
+    }
+    if (nports < expected) {
+      int before = nports;
+      find_ports();
+      for (int i = before; i < nports; i++) ports[i].relay = spawn_relay(ports[i].dev);
     }
     pid_t pid;
     int status;

@@ -39,9 +39,10 @@ export function buildPlan(opts: { spec: MachineSpec; paths: VmPaths; facts: Host
   };
 }
 
-export function guestConfigFor(spec: MachineSpec, keys: { clientPublicKey: string; hostKey: Buffer }): GuestConfig {
+export function guestConfigFor(spec: MachineSpec, keys: { clientPublicKey: string; hostKey: Buffer }, agentPorts: number): GuestConfig {
   return {
     hostname: spec.hostname,
+    agentPorts,
     env: spec.env,
     ...(spec.network.mode === "user" ? { network: userNet } : {}),
     authorizedKey: keys.clientPublicKey,
@@ -71,7 +72,7 @@ export async function spawnQemu(opts: {
   const base = await ensureBaseInitramfs({ kernel: facts.kernel, cacheDir: opts.cacheDir, network: spec.network.mode !== "none" });
   const clientPublicKey = (await readFile(paths.sshPublicKey, "utf8")).trim();
   const hostKey = await readFile(paths.hostKey);
-  await writeVmInitrd(base, guestConfigFor(spec, { clientPublicKey, hostKey }), paths.initrd);
+  await writeVmInitrd(base, guestConfigFor(spec, { clientPublicKey, hostKey }, paths.agentSockets.length), paths.initrd);
   await clearRuntimeFiles(paths);
   const plan = buildPlan({ spec, paths, facts });
   const result = await runner.run(plan.qemuBinary, toQemuArgs(plan), { timeoutMs: 30_000, debianPackage: "qemu-system-x86" });

@@ -320,6 +320,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   }
 
   async inspect(name: string): Promise<VmInfo> {
+    await this.reconcile();
     return this.info(await this.store.get(name));
   }
 

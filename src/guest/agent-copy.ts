@@ -123,8 +123,9 @@ export async function copyFrom(ctx: CopyContext, guestPath: string, hostPath: st
       unpackDir = staging;
     }
   } catch (err) {
-    stdout.destroy();
-    await exec.sendSignal("TERM").catch(() => {});
+    // Drop what the guest still sends so its channel can close.
+    stdout.resume();
+    await exec.sendSignal("KILL").catch(() => {});
     await exec.done.catch(() => {});
     throw err;
   }
@@ -132,7 +133,8 @@ export async function copyFrom(ctx: CopyContext, guestPath: string, hostPath: st
   try {
     const tar = hostTar(["-x", "-f", "-", "-p", "--no-same-owner", "-C", unpackDir], "extract");
     stdout.pipe(tar.child.stdin!);
-    const outcome = await finishTogether(exec, tar);
+    // The exec does not end the streams it writes to; once it is done, all of the archive is in `stdout`.
+    const outcome = await finishTogether(exec, tar, () => stdout.end());
     if (outcome.tarError !== undefined) throw outcome.tarError;
     if (outcome.code !== 0) throw guestCopyError(ctx, stderr.text, guestPath, "copy from");
     if (staging !== undefined) await rename(join(staging, name), target);
@@ -146,7 +148,11 @@ export async function copyFrom(ctx: CopyContext, guestPath: string, hostPath: st
  * so a dead peer never leaves the pipe blocked; the first failure is the one
  * reported (tarError is undefined when we stopped tar ourselves).
  */
-async function finishTogether(exec: RunningExec, tar: HostTar): Promise<{ code: number; tarError: unknown }> {
+async function finishTogether(
+  exec: RunningExec,
+  tar: HostTar,
+  afterExec?: () => void,
+): Promise<{ code: number; tarError: unknown }> {
   const tarError = tar.done.then(
     () => undefined,
     (err: unknown) => (tar.stopped ? undefined : err),
@@ -157,6 +163,7 @@ async function finishTogether(exec: RunningExec, tar: HostTar): Promise<{ code: 
   let code = -1;
   try {
     code = (await exec.done).code;
+    afterExec?.();
   } finally {
     if (code !== 0) tar.stop();
   }

@@ -2,11 +2,13 @@
  * One running command in the guest: an SSH session channel wired to the
  * caller's streams, with its exit status, signals, window size and timeout.
  *
- * Signals take one of two routes. The SSH "signal" request (RFC 4254; the
- * guest's dropbear honours it) is immediate, but ssh2 only sends it while
- * the channel is still writable, i.e. before stdin reached EOF, and only for
- * the thirteen names the RFC lists. Every other case goes through the
- * command's pidfile: `skiff-kill <pidfile> <signo>` on a second channel.
+ * Signals go as SSH "signal" requests (RFC 4254), which the guest's dropbear
+ * honours, for the thirteen names the RFC lists. ssh2 only sends one while
+ * the channel is writable, i.e. before stdin reached EOF; after that the
+ * request is written through ssh2's protocol object directly (the RFC allows
+ * channel requests after EOF, and dropbear takes them). Any other signal,
+ * or the case where ssh2's internals are not what we expect, goes through
+ * the command's pidfile: `skiff-kill <pidfile> <signo>` on another session.
  */
 import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
@@ -101,6 +103,7 @@ export function watchChannel(channel: ClientChannel, io: ExecIO, ctx: ChannelCon
     ended = true;
     for (const t of timers) clearTimeout(t);
     io.stdin?.unpipe(channel);
+    for (const undo of detach) undo();
     if (outcome instanceof SkiffError) settle.reject(outcome);
     else settle.resolve(outcome);
   };
@@ -119,7 +122,13 @@ export function watchChannel(channel: ClientChannel, io: ExecIO, ctx: ChannelCon
   });
   channel.on("close", () => {
     if (timedOut) return finish(timeoutError());
-    if (exit) return finish(exit);
+    // ssh2 emits "close" once stdout has been read to its end; stderr may still be draining.
+    if (exit) {
+      const result = exit;
+      if (channel.stderr.readableEnded) return finish(result);
+      channel.stderr.once("end", () => finish(result));
+      return;
+    }
     finish(
       new SkiffError("ERR_SKIFF_AGENT", `lost the connection to the guest agent of ${ctx.vmName} while running ${ctx.what}`, {
         hint: `check that the VM still runs (\`skiff ls\`) and read its console: \`skiff logs ${ctx.vmName}\``,
@@ -129,23 +138,23 @@ export function watchChannel(channel: ClientChannel, io: ExecIO, ctx: ChannelCon
   // Writes racing the command's end fail harmlessly; the close above reports what happened.
   channel.on("error", () => {});
 
-  if (io.stdout) channel.pipe(io.stdout, { end: false });
-  else channel.resume();
-  if (io.stderr) channel.stderr.pipe(io.stderr, { end: false });
-  else channel.stderr.resume();
+  const detach = [forward(channel, io.stdout), forward(channel.stderr, io.stderr)];
   if (io.stdin) io.stdin.pipe(channel);
   else channel.end();
 
   const sendSignal = async (signal: string | number): Promise<void> => {
     const { name, number } = parseSignal(signal);
     if (ended || exit) return;
-    if (sshSignals.has(name) && channel.writable) {
-      channel.signal(name);
-      return;
+    if (sshSignals.has(name)) {
+      if (channel.writable) {
+        channel.signal(name);
+        return;
+      }
+      if (signalAfterEof(channel, name)) return;
     }
     if (ctx.killViaPidfile) return ctx.killViaPidfile(number);
-    throw new SkiffError("ERR_SKIFF_BAD_SIGNAL", `cannot send SIG${name} to ${ctx.what} once its input has ended`, {
-      hint: "a login shell takes INT, TERM, KILL, HUP, QUIT, USR1 and USR2 while its input is open",
+    throw new SkiffError("ERR_SKIFF_BAD_SIGNAL", `cannot send SIG${name} to ${ctx.what}`, {
+      hint: "a login shell takes only INT, TERM, KILL, HUP, QUIT, USR1, USR2, ABRT, ALRM, FPE, ILL, PIPE and SEGV",
     });
   };
 
@@ -174,4 +183,42 @@ export function watchChannel(channel: ClientChannel, io: ExecIO, ctx: ChannelCon
       channel.setWindow(size.rows, size.cols, 0, 0);
     },
   };
+}
+
+/**
+ * Pipe a channel's output into the caller's stream (never ending it). If
+ * that stream goes away first, the rest is drained and dropped: a stalled
+ * channel would never report the command's end.
+ */
+function forward(source: Readable, sink: Writable | undefined): () => void {
+  if (!sink) {
+    source.resume();
+    return () => {};
+  }
+  const drain = () => {
+    source.unpipe(sink);
+    source.resume();
+  };
+  source.pipe(sink, { end: false });
+  sink.once("close", drain);
+  sink.once("error", drain);
+  return () => {
+    sink.off("close", drain);
+    sink.off("error", drain);
+  };
+}
+
+/** What ssh2's Channel.signal does, minus its refusal once stdin has ended. */
+function signalAfterEof(channel: ClientChannel, name: string): boolean {
+  const internals = channel as unknown as {
+    outgoing?: { id?: unknown; state?: unknown };
+    _client?: { _protocol?: { signal?: unknown } };
+  };
+  const protocol = internals._client?._protocol;
+  const id = internals.outgoing?.id;
+  const state = internals.outgoing?.state;
+  // "eof": we sent EOF; the channel is still open for requests until either side closes it.
+  if (typeof protocol?.signal !== "function" || typeof id !== "number" || (state !== "open" && state !== "eof")) return false;
+  (protocol.signal as (id: number, signal: string) => void).call(protocol, id, name);
+  return true;
 }

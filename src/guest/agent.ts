@@ -1,28 +1,25 @@
 /**
- * The host's end of the guest agent: SSH over a virtio-serial port.
+ * The host's end of the guest agent: SSH over virtio-serial ports (sessions
+ * in agent-session.ts), with commands, shells, copies and SFTP on top.
  *
- * A VM has a few agent ports (QEMU chardev sockets), each serving one client
- * at a time. A connection takes a free port under a lock named after it, so
- * skiff processes never queue behind each other on a port; the lock is held
- * for the connection's life and, being a socket lock, vanishes if we die.
- * Over the port runs the greeting of agent-handshake.ts, then SSH (ssh2 on
- * the host, dropbear in the guest), authenticated both ways with the VM's
- * own keys. One connection carries any number of concurrent commands, each
- * on its own SSH channel.
+ * Why an AgentConnection may hold several sessions: the guest's dropbear
+ * (2022.83, Debian 12) closes a session channel it has just opened when a
+ * child of the same dropbear exits at that moment (mkj/dropbear#173, fixed
+ * upstream in 2024.86 by PR #326). The command of that channel may still
+ * run, its output and exit status lost; under load the failures cascade.
+ * Measured here: 8 workers running `true` back to back on one session lost
+ * 309 of 320 commands; one worker lost none in 200. So a command is started
+ * on a session that has no other command running, and a command started
+ * while all are busy gets a new session on another port (one handshake,
+ * ~150 ms, then reused). Only when no port is free does a command share a
+ * busy session, and then it carries that risk.
  */
-import { readFile } from "node:fs/promises";
-import type { Socket } from "node:net";
 import { Readable, Writable } from "node:stream";
-import ssh2, { type ClientChannel, type PseudoTtyOptions, type SFTPWrapper } from "ssh2";
-
-// ssh2 is CommonJS: Node's ESM loader gives only its default export.
-const { Client, utils } = ssh2;
-type Client = InstanceType<typeof Client>;
-import { errnoOf, SkiffError } from "../errors.js";
-import { tryLock, type LockHandle } from "../store/lock.js";
-import { agentHandshake } from "./agent-handshake.js";
+import type { ClientChannel, PseudoTtyOptions, SFTPWrapper } from "ssh2";
+import { isSkiffError, SkiffError } from "../errors.js";
 import { copyFrom, copyTo } from "./agent-copy.js";
 import { watchChannel, type ExecIO, type ExecOptions, type ExecResult, type RunningExec } from "./agent-exec.js";
+import { openSession, resolveTarget, type AgentSession, type SessionTarget } from "./agent-session.js";
 import { encodeExecRequest, type ExecRequest, type PtyOptions } from "./exec-request.js";
 
 export type { ExecIO, ExecOptions, ExecResult, RunningExec, WindowSize } from "./agent-exec.js";
@@ -68,129 +65,107 @@ export interface ShellOptions {
 const defaultTimeoutMs = 10_000;
 const defaultWaitMs = 60_000;
 const defaultPortBudgetMs = 1_500;
-/** Once a guest answered, the SSH handshake gets at least this long, whatever is left of the deadline. */
-const minSshMs = 5_000;
+/** Budget for opening an extra session. */
+const extraSessionTimeoutMs = 3_000;
+/** How long a command waits for a session to fall idle before sharing a busy one. */
+const shareAfterMs = 2_000;
+/** Extra sessions idle this long are closed, giving their ports back. */
+const extraSessionIdleMs = 10_000;
 const skiffKill = "/dev/.skiff/bin/skiff-kill";
 
 /** Connect to a running VM's agent on the first free port. */
-export function connectAgent(opts: AgentConnectOptions): Promise<AgentConnection> {
-  return connect(opts, { timeoutMs: opts.timeoutMs ?? defaultTimeoutMs, waitForSockets: false });
+export async function connectAgent(opts: AgentConnectOptions): Promise<AgentConnection> {
+  const target = await targetOf(opts);
+  const session = await openSession(target, {
+    timeoutMs: opts.timeoutMs ?? defaultTimeoutMs,
+    waitForSockets: false,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  return new AgentConnection(target, session);
 }
 
 /**
  * Connect to a VM that is still booting: its sockets may not exist yet and
  * its guest answers a few seconds after QEMU starts.
  */
-export function waitForAgent(opts: AgentConnectOptions): Promise<AgentConnection> {
-  return connect(opts, { timeoutMs: opts.timeoutMs ?? defaultWaitMs, waitForSockets: true });
-}
-
-async function connect(opts: AgentConnectOptions, mode: { timeoutMs: number; waitForSockets: boolean }): Promise<AgentConnection> {
-  const vmName = opts.vmName ?? opts.lockPrefix;
-  const deadline = Date.now() + mode.timeoutMs;
-  const privateKey = await readKey(opts.privateKeyPath);
-  const hostKey = parseHostKey(opts.hostPublicKey, vmName);
-  let sawFreePort = false;
-  for (let round = 0; ; round++) {
-    let freePorts = 0;
-    for (const [port, path] of opts.socketPaths.entries()) {
-      checkAborted(opts.signal, vmName);
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      const lock = await tryLock(`${opts.lockPrefix}-agent-${port}`, { home: opts.home, purpose: `agent connection to ${vmName}` });
-      if (!lock) continue;
-      freePorts++;
-      sawFreePort = true;
-      const greeting = await agentHandshake(path, { budgetMs: Math.min(opts.portBudgetMs ?? defaultPortBudgetMs, left) });
-      if (greeting.kind !== "ready") {
-        await lock.release();
-        if (greeting.kind === "absent" && !mode.waitForSockets) throw notRunning(vmName, path, greeting.errno);
-        continue;
-      }
-      const client = await sshConnect(greeting.socket, {
-        privateKey,
-        hostKey,
-        vmName,
-        timeoutMs: Math.max(minSshMs, deadline - Date.now()),
-      }).catch(async (err: unknown) => {
-        await lock.release();
-        // A key mismatch will not heal by retrying; a stalled handshake might.
-        if (err instanceof SkiffError) throw err;
-        return undefined;
-      });
-      if (client) return new AgentConnection({ client, socket: greeting.socket, lock, vmName, port });
-    }
-    if (Date.now() >= deadline) break;
-    // Every port taken by other skiff processes (or none answered yet): breathe before the next round.
-    if (freePorts === 0 || mode.waitForSockets) await sleep(Math.min(freePorts === 0 ? 25 : 100, deadline - Date.now()));
-  }
-  if (!sawFreePort) {
-    throw new SkiffError("ERR_SKIFF_VM_BUSY", `all ${opts.socketPaths.length} agent ports of ${vmName} are in use`, {
-      hint: "other skiff commands hold them; retry when they finish",
-      details: { vm: vmName },
-    });
-  }
-  throw new SkiffError("ERR_SKIFF_AGENT", `the guest agent did not answer on ${vmName} within ${mode.timeoutMs} ms`, {
-    hint: `check \`skiff logs ${vmName}\` for what the guest is doing`,
-    details: { vm: vmName },
+export async function waitForAgent(opts: AgentConnectOptions): Promise<AgentConnection> {
+  const target = await targetOf(opts);
+  const session = await openSession(target, {
+    timeoutMs: opts.timeoutMs ?? defaultWaitMs,
+    waitForSockets: true,
+    ...(opts.signal ? { signal: opts.signal } : {}),
   });
+  return new AgentConnection(target, session);
 }
 
-/** A live SSH session with one VM's guest agent. */
+function targetOf(opts: AgentConnectOptions): Promise<SessionTarget> {
+  return resolveTarget({ ...opts, vmName: opts.vmName ?? opts.lockPrefix, portBudgetMs: opts.portBudgetMs ?? defaultPortBudgetMs });
+}
+
+interface PooledSession {
+  readonly session: AgentSession;
+  readonly ended: Promise<void>;
+  open: boolean;
+  /** Channels opening or open on it. */
+  busy: number;
+  /** Pidfile slots of its running commands; names are reused so the guest's /dev/.skiff-run stays small. */
+  readonly slots: Set<number>;
+  idleTimer?: NodeJS.Timeout;
+}
+
+/** A live link to one VM's guest agent. */
 export class AgentConnection {
   readonly vmName: string;
-  /** Index of the agent port this connection holds. */
-  readonly port: number;
-  readonly #client: Client;
-  readonly #socket: Socket;
-  readonly #lock: LockHandle;
-  readonly #ended: Promise<void>;
-  /** Pidfile slots of running commands; names are reused so the guest's /dev/.skiff-run stays small. */
-  readonly #slots = new Set<number>();
-  #open = true;
+  readonly #target: SessionTarget;
+  readonly #primary: PooledSession;
+  readonly #sessions: PooledSession[] = [];
+  /** Commands waiting for a session to fall idle, first come first served. */
+  readonly #idleWaiters = new Set<(pooled: PooledSession | undefined) => void>();
+  #closing = false;
 
-  constructor(parts: { client: Client; socket: Socket; lock: LockHandle; vmName: string; port: number }) {
-    this.#client = parts.client;
-    this.#socket = parts.socket;
-    this.#lock = parts.lock;
-    this.vmName = parts.vmName;
-    this.port = parts.port;
-    this.#ended = new Promise((done) =>
-      this.#client.once("close", () => {
-        this.#open = false;
-        void this.#lock.release().then(done);
-      }),
-    );
-    // Failures after the handshake surface as closed channels; keep them from crashing the process.
-    this.#client.on("error", () => {});
+  constructor(target: SessionTarget, session: AgentSession) {
+    this.#target = target;
+    this.vmName = target.vmName;
+    this.#primary = this.#adopt(session);
   }
 
-  /** False once the connection has closed (by close(), or because the VM went away). */
+  /** Index of the agent port of the first session. */
+  get port(): number {
+    return this.#primary.session.port;
+  }
+
+  /** False once close() was called or the guest went away. */
   get isOpen(): boolean {
-    return this.#open;
+    return this.#primary.open && !this.#closing;
   }
 
   /** Start `req`; resolves once the command runs, with a handle to signal and await it. */
   async start(req: ExecRequest, io: ExecOptions = {}): Promise<RunningExec> {
+    encodeExecRequest(req); // refuse a bad request before taking a session for it
+    const pooled = await this.#acquire();
     let slot = 0;
-    while (this.#slots.has(slot)) slot++;
-    this.#slots.add(slot);
-    const pidfile = `agent${this.port}-${slot}`;
+    while (pooled.slots.has(slot)) slot++;
+    pooled.slots.add(slot);
+    const finished = () => {
+      pooled.slots.delete(slot);
+      this.#release(pooled);
+    };
     try {
+      const pidfile = `agent${pooled.session.port}-${slot}`;
       const command = encodeExecRequest({ ...req, pidfile });
       const pty = ptyOptions(req.tty);
-      const channel = await this.#channel((cb) => (pty ? this.#client.exec(command, { pty }, cb) : this.#client.exec(command, cb)));
+      const client = pooled.session.client;
+      const channel = await this.#channel((cb) => (pty ? client.exec(command, { pty }, cb) : client.exec(command, cb)));
       const running = watchChannel(channel, io, {
         what: `\`${describe(req.argv)}\` in VM ${this.vmName}`,
         vmName: this.vmName,
         ...(io.timeoutMs === undefined ? {} : { timeoutMs: io.timeoutMs }),
         killViaPidfile: (signo) => this.#kill(pidfile, signo),
       });
-      const free = () => void this.#slots.delete(slot);
-      running.done.then(free, free);
+      running.done.then(finished, finished);
       return running;
     } catch (err) {
-      this.#slots.delete(slot);
+      finished();
       throw err;
     }
   }
@@ -214,8 +189,18 @@ export class AgentConnection {
   /** An interactive login shell (root's shell in the image). */
   async shell(opts: ShellOptions = {}, io: ExecIO = {}): Promise<RunningExec> {
     const pty = ptyOptions(opts.tty ?? true);
-    const channel = await this.#channel((cb) => this.#client.shell(pty ?? false, cb));
-    return watchChannel(channel, io, { what: `the login shell in VM ${this.vmName}`, vmName: this.vmName });
+    const pooled = await this.#acquire();
+    try {
+      const client = pooled.session.client;
+      const channel = await this.#channel((cb) => client.shell(pty ?? false, cb));
+      const running = watchChannel(channel, io, { what: `the login shell in VM ${this.vmName}`, vmName: this.vmName });
+      const finished = () => this.#release(pooled);
+      running.done.then(finished, finished);
+      return running;
+    } catch (err) {
+      this.#release(pooled);
+      throw err;
+    }
   }
 
   /** Copy a host file or directory into the VM (docker cp semantics). */
@@ -228,42 +213,140 @@ export class AgentConnection {
     return copyFrom(this, guestPath, hostPath);
   }
 
-  /** An SFTP session with the guest (paths inside the image). */
-  sftp(): Promise<SFTPWrapper> {
-    return new Promise((resolve, reject) => {
-      try {
-        this.#client.sftp((err, sftp) => (err ? reject(this.#agentError("cannot start SFTP", err)) : resolve(sftp)));
-      } catch (err) {
-        reject(this.#agentError("cannot start SFTP", err));
+  /** An SFTP session with the guest (paths inside the image); end() it when done. */
+  async sftp(): Promise<SFTPWrapper> {
+    const pooled = await this.#acquire();
+    try {
+      const sftp = await new Promise<SFTPWrapper>((resolve, reject) => {
+        try {
+          pooled.session.client.sftp((err, wrapper) => (err ? reject(this.#agentError("cannot start SFTP", err)) : resolve(wrapper)));
+        } catch (err) {
+          reject(this.#agentError("cannot start SFTP", err));
+        }
+      });
+      sftp.once("close", () => this.#release(pooled));
+      return sftp;
+    } catch (err) {
+      this.#release(pooled);
+      throw err;
+    }
+  }
+
+  /** End every session and free the ports; commands still running in the guest are hung up. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    for (const waiter of this.#idleWaiters) waiter(undefined);
+    this.#idleWaiters.clear();
+    await Promise.all([...this.#sessions].map((pooled) => endSession(pooled)));
+  }
+
+  /**
+   * A session with no command running: an idle one, else a new one on a
+   * free port, else the first of ours to fall idle; after a short wait
+   * (all ports in use, say by long-running commands) the least busy one.
+   */
+  async #acquire(): Promise<PooledSession> {
+    if (!this.isOpen) throw this.#agentError("the connection is closed");
+    const idle = this.#idle();
+    if (idle) return take(idle);
+    if (this.#sessions.length < this.#target.socketPaths.length) {
+      const session = await openSession(this.#target, { timeoutMs: extraSessionTimeoutMs, waitForSockets: false, singlePass: true }).catch(
+        (err: unknown) => {
+          if (isSkiffError(err) && (err.code === "ERR_SKIFF_VM_BUSY" || err.code === "ERR_SKIFF_AGENT")) return undefined;
+          throw err;
+        },
+      );
+      if (session) {
+        const pooled = this.#adopt(session);
+        if (!this.isOpen) {
+          await endSession(pooled);
+          throw this.#agentError("the connection is closed");
+        }
+        return take(pooled);
       }
+    }
+    const nowIdle = this.#idle();
+    if (nowIdle) return take(nowIdle);
+    const handed = await this.#nextIdle(shareAfterMs);
+    if (handed) return handed;
+    if (!this.isOpen) throw this.#agentError("the connection is closed");
+    const shared = this.#sessions.filter((s) => s.open).sort((a, b) => a.busy - b.busy)[0];
+    if (!shared) throw this.#agentError("the connection is closed");
+    return take(shared);
+  }
+
+  #idle(): PooledSession | undefined {
+    return this.#sessions.find((s) => s.open && s.busy === 0);
+  }
+
+  /** The next session to fall idle, already taken for the caller; undefined after `ms`. */
+  #nextIdle(ms: number): Promise<PooledSession | undefined> {
+    return new Promise((resolve) => {
+      const waiter = (pooled: PooledSession | undefined) => {
+        clearTimeout(timer);
+        resolve(pooled);
+      };
+      const timer = setTimeout(() => {
+        this.#idleWaiters.delete(waiter);
+        resolve(undefined);
+      }, ms);
+      this.#idleWaiters.add(waiter);
     });
   }
 
-  /** End the session and free the port; commands still running in the guest are hung up. */
-  async close(): Promise<void> {
-    if (this.#open) {
-      this.#client.end();
-      // dropbear answers the disconnect at once; don't let a wedged guest hold us.
-      const timer = setTimeout(() => this.#socket.destroy(), 2_000);
-      await this.#ended;
-      clearTimeout(timer);
+  #release(pooled: PooledSession): void {
+    pooled.busy--;
+    if (pooled.busy > 0 || !pooled.open) return;
+    const [waiter] = this.#idleWaiters;
+    if (waiter) {
+      this.#idleWaiters.delete(waiter);
+      waiter(take(pooled));
+      return;
     }
-    await this.#ended;
+    if (pooled === this.#primary) return;
+    pooled.idleTimer = setTimeout(() => void endSession(pooled), extraSessionIdleMs);
+    pooled.idleTimer.unref();
+  }
+
+  #adopt(session: AgentSession): PooledSession {
+    let pooled!: PooledSession;
+    const ended = new Promise<void>((done) =>
+      session.client.once("close", () => {
+        pooled.open = false;
+        clearTimeout(pooled.idleTimer);
+        const at = this.#sessions.indexOf(pooled);
+        if (at >= 0) this.#sessions.splice(at, 1);
+        // Without its first session the connection is gone: end the helpers too.
+        if (pooled === this.#primary) for (const other of this.#sessions) void endSession(other);
+        void session.lock.release().then(done);
+      }),
+    );
+    pooled = { session, ended, open: true, busy: 0, slots: new Set() };
+    // Failures after the handshake surface as closed channels; keep them from crashing the process.
+    session.client.on("error", () => {});
+    this.#sessions.push(pooled);
+    return pooled;
   }
 
   async #kill(pidfile: string, signo: number): Promise<void> {
     // Exit 1 means the command is already gone, which is what the caller wanted.
-    const channel = await this.#channel((cb) => this.#client.exec(encodeExecRequest({ argv: [skiffKill, pidfile, String(signo)] }), cb));
-    await watchChannel(channel, {}, { what: "skiff-kill", vmName: this.vmName }).done;
+    const pooled = await this.#acquire();
+    try {
+      const client = pooled.session.client;
+      const command = encodeExecRequest({ argv: [skiffKill, pidfile, String(signo)] });
+      const channel = await this.#channel((cb) => client.exec(command, cb));
+      await watchChannel(channel, {}, { what: "skiff-kill", vmName: this.vmName }).done;
+    } finally {
+      this.#release(pooled);
+    }
   }
 
   #channel(open: (cb: (err: Error | undefined, channel: ClientChannel) => void) => void): Promise<ClientChannel> {
     return new Promise((resolve, reject) => {
-      if (!this.#open) return reject(this.#agentError("the connection is closed"));
       try {
-        open((err, channel) => (err ? reject(this.#agentError("cannot open a session", err)) : resolve(channel)));
+        open((err, channel) => (err ? reject(this.#agentError("cannot start a command", err)) : resolve(channel)));
       } catch (err) {
-        reject(this.#agentError("cannot open a session", err));
+        reject(this.#agentError("cannot start a command", err));
       }
     });
   }
@@ -277,74 +360,21 @@ export class AgentConnection {
   }
 }
 
-function sshConnect(
-  socket: Socket,
-  opts: { privateKey: Buffer; hostKey: Buffer; vmName: string; timeoutMs: number },
-): Promise<Client> {
-  return new Promise((resolve, reject) => {
-    const client = new Client();
-    let wrongHostKey = false;
-    const onError = (err: Error & { level?: string }) => {
-      client.off("ready", onReady);
-      socket.destroy();
-      if (wrongHostKey) {
-        return reject(
-          new SkiffError("ERR_SKIFF_AGENT", `the guest agent of ${opts.vmName} presented a host key that is not the VM's`, {
-            hint: "the VM's files do not match the running guest; restart the VM",
-          }),
-        );
-      }
-      if (err.level === "client-authentication") {
-        return reject(
-          new SkiffError("ERR_SKIFF_AGENT", `the guest agent of ${opts.vmName} refused the VM's key`, {
-            hint: "the VM's files do not match the running guest; restart the VM",
-            cause: err,
-          }),
-        );
-      }
-      reject(err);
-    };
-    const onReady = () => {
-      client.off("error", onError);
-      resolve(client);
-    };
-    client.once("ready", onReady);
-    client.once("error", onError);
-    client.connect({
-      sock: socket,
-      username: "root",
-      privateKey: opts.privateKey,
-      readyTimeout: opts.timeoutMs,
-      ...(process.env.SKIFF_AGENT_DEBUG ? { debug: (m: string) => console.error(Date.now() % 100000, m) } : {}),
-      hostVerifier: (key: Buffer) => {
-        wrongHostKey = !key.equals(opts.hostKey);
-        return !wrongHostKey;
-      },
-    });
-  });
+function take(pooled: PooledSession): PooledSession {
+  pooled.busy++;
+  clearTimeout(pooled.idleTimer);
+  return pooled;
 }
 
-async function readKey(path: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (err) {
-    throw new SkiffError("ERR_SKIFF_STATE_CORRUPT", `cannot read the VM's agent key: ${path} (${errnoOf(err) ?? String(err)})`, {
-      hint: "the VM's directory is incomplete; recreate the VM",
-      cause: err,
-    });
+/** Disconnect a session; a guest past answering gets 2 s before the socket is cut. */
+async function endSession(pooled: PooledSession): Promise<void> {
+  if (pooled.open) {
+    pooled.session.client.end();
+    const timer = setTimeout(() => pooled.session.socket.destroy(), 2_000);
+    await pooled.ended;
+    clearTimeout(timer);
   }
-}
-
-/** The wire form of an OpenSSH public key line, as ssh2 hands it to hostVerifier. */
-function parseHostKey(line: string, vmName: string): Buffer {
-  const key = utils.parseKey(line.trim());
-  if (key instanceof Error || Array.isArray(key)) {
-    throw new SkiffError("ERR_SKIFF_STATE_CORRUPT", `the host key recorded for ${vmName} is not an OpenSSH public key`, {
-      hint: "the VM's directory is damaged; recreate the VM",
-      ...(key instanceof Error ? { cause: key } : {}),
-    });
-  }
-  return key.getPublicSSH();
+  await pooled.ended;
 }
 
 function ptyOptions(tty: ExecRequest["tty"]): PseudoTtyOptions | undefined {
@@ -353,27 +383,9 @@ function ptyOptions(tty: ExecRequest["tty"]): PseudoTtyOptions | undefined {
   return { cols: size.cols, rows: size.rows, term: (tty === true ? undefined : tty.term) ?? "xterm-256color" };
 }
 
-function notRunning(vmName: string, path: string, errno: string): SkiffError {
-  return new SkiffError("ERR_SKIFF_VM_NOT_RUNNING", `VM ${vmName} is not running (nothing listens on ${path}: ${errno})`, {
-    hint: `start it: \`skiff start ${vmName}\``,
-    details: { vm: vmName },
-  });
-}
-
-function checkAborted(signal: AbortSignal | undefined, vmName: string): void {
-  if (!signal?.aborted) return;
-  const reason: unknown = signal.reason;
-  if (reason instanceof SkiffError) throw reason;
-  throw new SkiffError("ERR_SKIFF_AGENT", `stopped waiting for the guest agent of ${vmName}`, { cause: reason });
-}
-
 function describe(argv: string[]): string {
   const text = argv.join(" ");
   return text.length <= 60 ? text : `${text.slice(0, 57)}...`;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((done) => setTimeout(done, Math.max(0, ms)));
 }
 
 /** Collects a command's output as text. */

@@ -98,13 +98,15 @@ export interface GuestConfig {
   /** Guest address with prefix, gateway and DNS when the VM has a NIC. */
   network?: { address: string; gateway: string; dns: string };
   authorizedKey: string;
+  /** virtio-serial agent ports QEMU offers; skiff-init waits for them all. */
+  agentPorts: number;
   /** dropbear-format ed25519 host key. */
   hostKey: Buffer;
 }
 
 /** The key=value file skiff-init reads. Values are single lines by construction. */
 export function renderGuestConfig(config: GuestConfig): string {
-  const lines = [`hostname=${config.hostname}`];
+  const lines = [`hostname=${config.hostname}`, `agent.ports=${config.agentPorts}`];
   if (config.network !== undefined) {
     lines.push(`net.address=${config.network.address}`, `net.gateway=${config.network.gateway}`, `dns=${config.network.dns}`);
   }

@@ -107,8 +107,10 @@ export function registerSsh(program: Command, ctx: CliContext): void {
     .action(async (name: string) => {
       const conn = await ctx.skiff().connect(name);
       try {
-        const r = await conn.run(["/dev/.skiff/bin/busybox", "ps", "-o", "pid,user,time,vsz,rss,args"], { timeoutMs: 30_000 });
-        process.stdout.write(r.stdout);
+        const r = await conn.run(["/dev/.skiff/bin/busybox", "ps", "-o", "pid,ppid,user,stat,vsz,rss,args"], { timeoutMs: 30_000 });
+        // Kernel threads ([kthreadd], …) are the guest kernel's, not the workload's: leave them out, as docker top does.
+        const lines = r.stdout.split("\n").filter((line, i) => i === 0 || !/^\s*\d+\s+\d+\s+\S+\s+\S+\s+\d+\s+\d+\s+\[/.test(line));
+        process.stdout.write(lines.join("\n"));
         process.stderr.write(r.stderr);
         ctx.exitCode = r.code;
       } finally {

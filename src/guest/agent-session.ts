@@ -1,0 +1,215 @@
+/**
+ * One SSH session with a guest: a locked agent port, the greeting, and an
+ * authenticated ssh2 client.
+ *
+ * A VM has a few agent ports (QEMU chardev sockets), each serving one client
+ * at a time. A session takes a free port under a lock named after it, so
+ * skiff processes never queue behind each other on a port; the lock is held
+ * for the session's life and, being a socket lock, vanishes if we die.
+ */
+import { readFile } from "node:fs/promises";
+import type { Socket } from "node:net";
+import ssh2 from "ssh2";
+
+// ssh2 is CommonJS: Node's ESM loader only gives its default export (vitest hides this).
+const { Client, utils } = ssh2;
+type Client = InstanceType<typeof Client>;
+import { errnoOf, SkiffError } from "../errors.js";
+import { tryLock, type LockHandle } from "../store/lock.js";
+import { agentHandshake } from "./agent-handshake.js";
+
+/** Everything needed to open sessions with one VM, resolved once. */
+export interface SessionTarget {
+  vmName: string;
+  socketPaths: readonly string[];
+  lockPrefix: string;
+  home: string;
+  privateKey: Buffer;
+  /** The guest's host key in SSH wire form. */
+  hostKey: Buffer;
+  portBudgetMs: number;
+}
+
+export interface AgentSession {
+  readonly client: Client;
+  readonly socket: Socket;
+  readonly lock: LockHandle;
+  /** Index of the agent port this session holds. */
+  readonly port: number;
+}
+
+export interface OpenSessionOptions {
+  timeoutMs: number;
+  /** Keep trying while the sockets do not exist yet (right after QEMU starts). */
+  waitForSockets: boolean;
+  /** Try each port once instead of until the deadline (for extra sessions: a busy VM is no reason to wait). */
+  singlePass?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Once a guest answered, the SSH handshake gets at least this long, whatever is left of the deadline. */
+const minSshMs = 5_000;
+/**
+ * A guest that stops answering (frozen VM, dead dropbear) would otherwise
+ * leave every command on the session waiting forever: the port's socket
+ * stays up as long as QEMU runs.
+ */
+const keepaliveIntervalMs = 10_000;
+const keepaliveCountMax = 3;
+
+export async function resolveTarget(opts: {
+  vmName: string;
+  socketPaths: readonly string[];
+  lockPrefix: string;
+  home: string;
+  privateKeyPath: string;
+  hostPublicKey: string;
+  portBudgetMs: number;
+}): Promise<SessionTarget> {
+  return {
+    vmName: opts.vmName,
+    socketPaths: opts.socketPaths,
+    lockPrefix: opts.lockPrefix,
+    home: opts.home,
+    privateKey: await readKey(opts.privateKeyPath),
+    hostKey: parseHostKey(opts.hostPublicKey, opts.vmName),
+    portBudgetMs: opts.portBudgetMs,
+  };
+}
+
+/** Open a session on the first free port that answers. */
+export async function openSession(target: SessionTarget, opts: OpenSessionOptions): Promise<AgentSession> {
+  const { vmName } = target;
+  const deadline = Date.now() + opts.timeoutMs;
+  let sawFreePort = false;
+  for (;;) {
+    let freePorts = 0;
+    for (const [port, path] of target.socketPaths.entries()) {
+      checkAborted(opts.signal, vmName);
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      const lock = await tryLock(`${target.lockPrefix}-agent-${port}`, { home: target.home, purpose: `agent session with ${vmName}` });
+      if (!lock) continue;
+      freePorts++;
+      sawFreePort = true;
+      const greeting = await agentHandshake(path, { budgetMs: Math.min(target.portBudgetMs, left) });
+      if (greeting.kind !== "ready") {
+        await lock.release();
+        if (greeting.kind === "absent" && !opts.waitForSockets) throw notRunning(vmName, path, greeting.errno);
+        continue;
+      }
+      const client = await sshConnect(greeting.socket, target, Math.max(minSshMs, deadline - Date.now())).catch(
+        async (err: unknown) => {
+          await lock.release();
+          // A key mismatch will not heal by retrying; a stalled handshake might.
+          if (err instanceof SkiffError) throw err;
+          return undefined;
+        },
+      );
+      if (client) return { client, socket: greeting.socket, lock, port };
+    }
+    const left = deadline - Date.now();
+    if (left <= 0 || opts.singlePass) break;
+    // Every port held by other skiff processes, or no guest answer yet: breathe before the next round.
+    if (freePorts === 0 || opts.waitForSockets) await sleep(Math.min(freePorts === 0 ? 25 : 100, left));
+  }
+  if (!sawFreePort) {
+    throw new SkiffError("ERR_SKIFF_VM_BUSY", `all ${target.socketPaths.length} agent ports of ${vmName} are in use`, {
+      hint: "other skiff commands hold them; retry when they finish",
+      details: { vm: vmName },
+    });
+  }
+  throw new SkiffError("ERR_SKIFF_AGENT", `the guest agent did not answer on ${vmName} within ${opts.timeoutMs} ms`, {
+    hint: `check \`skiff logs ${vmName}\` for what the guest is doing`,
+    details: { vm: vmName },
+  });
+}
+
+function sshConnect(socket: Socket, target: SessionTarget, timeoutMs: number): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let wrongHostKey = false;
+    const onError = (err: Error & { level?: string }) => {
+      client.off("ready", onReady);
+      socket.destroy();
+      if (wrongHostKey) {
+        return reject(
+          new SkiffError("ERR_SKIFF_AGENT", `the guest agent of ${target.vmName} presented a host key that is not the VM's`, {
+            hint: "the VM's files do not match the running guest; restart the VM",
+          }),
+        );
+      }
+      if (err.level === "client-authentication") {
+        return reject(
+          new SkiffError("ERR_SKIFF_AGENT", `the guest agent of ${target.vmName} refused the VM's key`, {
+            hint: "the VM's files do not match the running guest; restart the VM",
+            cause: err,
+          }),
+        );
+      }
+      reject(err);
+    };
+    const onReady = () => {
+      client.off("error", onError);
+      resolve(client);
+    };
+    client.once("ready", onReady);
+    client.once("error", onError);
+    client.connect({
+      sock: socket,
+      username: "root",
+      privateKey: target.privateKey,
+      readyTimeout: timeoutMs,
+      // The guest's dropbear does the crypto on an emulated CPU, where ChaCha20 beats AES-CTR
+      // (measured under TCG: 7.7 vs 6.0 MB/s guest to host, 19.5 vs 13.1 MB/s host to guest).
+      algorithms: { cipher: ["chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr"] },
+      keepaliveInterval: keepaliveIntervalMs,
+      keepaliveCountMax,
+      hostVerifier: (key: Buffer) => {
+        wrongHostKey = !key.equals(target.hostKey);
+        return !wrongHostKey;
+      },
+    });
+  });
+}
+
+async function readKey(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new SkiffError("ERR_SKIFF_STATE_CORRUPT", `cannot read the VM's agent key: ${path} (${errnoOf(err) ?? String(err)})`, {
+      hint: "the VM's directory is incomplete; recreate the VM",
+      cause: err,
+    });
+  }
+}
+
+/** The wire form of an OpenSSH public key line, as ssh2 hands it to hostVerifier. */
+function parseHostKey(line: string, vmName: string): Buffer {
+  const key = utils.parseKey(line.trim());
+  if (key instanceof Error || Array.isArray(key)) {
+    throw new SkiffError("ERR_SKIFF_STATE_CORRUPT", `the host key recorded for ${vmName} is not an OpenSSH public key`, {
+      hint: "the VM's directory is damaged; recreate the VM",
+      ...(key instanceof Error ? { cause: key } : {}),
+    });
+  }
+  return key.getPublicSSH();
+}
+
+function notRunning(vmName: string, path: string, errno: string): SkiffError {
+  return new SkiffError("ERR_SKIFF_VM_NOT_RUNNING", `VM ${vmName} is not running (nothing listens on ${path}: ${errno})`, {
+    hint: `start it: \`skiff start ${vmName}\``,
+    details: { vm: vmName },
+  });
+}
+
+function checkAborted(signal: AbortSignal | undefined, vmName: string): void {
+  if (!signal?.aborted) return;
+  const reason: unknown = signal.reason;
+  if (reason instanceof SkiffError) throw reason;
+  throw new SkiffError("ERR_SKIFF_AGENT", `stopped waiting for the guest agent of ${vmName}`, { cause: reason });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, Math.max(0, ms)));
+}

@@ -1,0 +1,11 @@
+/**
+ * skiff as a library: `import { Skiff } from "skiff"`.
+ */
+export { Skiff, type CreateOptions, type SkiffOptions, type StartOptions } from "./engine/skiff.js";
+export type { VmInfo } from "./engine/info.js";
+export type { RunState } from "./engine/status.js";
+export type { ProgressEvent, Phase, SkiffEvents } from "./engine/events.js";
+export { runDoctor, type DoctorReport, type DoctorCheck } from "./engine/doctor.js";
+export type { AgentConnection, ExecRequest, ExecResult, RunningExec } from "./guest/agent.js";
+export { SkiffError, ExitCode, errorCodes, type ErrorCode } from "./errors.js";
+export type { MachineSpec, NetworkSpec, PortForward } from "./spec/machine.js";

@@ -1,0 +1,106 @@
+/**
+ * `skiff run` as a user types it: the README's first command, exit codes,
+ * stdout/stderr, stdin, and bad input that must leave nothing behind.
+ */
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { Harness } from "../vm/harness.js";
+
+const h = new Harness();
+afterAll(() => h.cleanup());
+
+function vmDirs(): string[] {
+  const dir = join(h.home, "vms");
+  return existsSync(dir) ? readdirSync(dir) : [];
+}
+
+describe("skiff run", () => {
+  it("boots the built-in image, prints the guest kernel and cleans up (--rm)", async () => {
+    const r = await h.run(["run", "--rm", "base", "uname", "-a"]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Linux \S+ 6\.\d+\.\d+.* x86_64/);
+    expect(vmDirs()).toEqual([]);
+    expect(h.qemuProcessesUnderHome()).toEqual([]);
+  });
+
+  it("returns the command's exit code and keeps stdout and stderr apart", async () => {
+    const r = await h.run(["run", "--rm", "base", "sh", "-c", "echo to-out; echo to-err >&2; exit 3"]);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toBe("to-out\n");
+    expect(r.stderr).toBe("to-err\n");
+  });
+
+  it("forwards stdin with -i", async () => {
+    const r = await h.run(["run", "--rm", "-i", "base", "sh", "-c", "tr a-z A-Z; echo done"], { input: "hello vm\n" });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("HELLO VM\ndone\n");
+  });
+
+  it("passes -e, --cpus and --memory to the guest", async () => {
+    const r = await h.run(["run", "--rm", "-e", "GREETING=ahoy", "--cpus", "2", "--memory", "300m", "base", "sh", "-c", "echo $GREETING; nproc; grep MemTotal /proc/meminfo"]);
+    expect(r.code).toBe(0);
+    const [greeting, cpus, mem] = r.stdout.trim().split("\n");
+    expect(greeting).toBe("ahoy");
+    expect(cpus).toBe("2");
+    const kib = Number(mem?.match(/(\d+) kB/)?.[1]);
+    expect(kib).toBeGreaterThan(200 * 1024);
+    expect(kib).toBeLessThanOrEqual(300 * 1024);
+  });
+
+  it("returns 127 for a command the image does not have", async () => {
+    const r = await h.run(["run", "--rm", "base", "no-such-command"]);
+    expect(r.code).toBe(127);
+    expect(r.stderr).toContain("command not found");
+    expect(vmDirs()).toEqual([]);
+  });
+});
+
+describe("bad input leaves nothing half-made", () => {
+  it("unknown image", async () => {
+    const r = await h.run(["run", "--rm", "no-such-image", "true"]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain("ERR_SKIFF_IMAGE_NOT_FOUND");
+    expect(r.stderr).toContain("hint:");
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(vmDirs()).toEqual([]);
+  });
+
+  it("bad memory string", async () => {
+    const r = await h.run(["run", "--rm", "--memory", "lots", "base", "true"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("ERR_SKIFF_BAD_MEMORY");
+    expect(r.stderr).toContain("--memory");
+    expect(vmDirs()).toEqual([]);
+  });
+
+  it("bad VM name", async () => {
+    const r = await h.run(["create", "--name", "bad name!", "base"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("ERR_SKIFF_BAD_NAME");
+    expect(vmDirs()).toEqual([]);
+  });
+
+  it("--json prints the error object", async () => {
+    const r = await h.run(["--json", "start", "nobody-here"]);
+    expect(r.code).toBe(3);
+    const err = JSON.parse(r.stderr) as { error: { code: string; hint: string } };
+    expect(err.error.code).toBe("ERR_SKIFF_VM_NOT_FOUND");
+    expect(err.error.hint).toContain("skiff ps -a");
+  });
+
+  it("missing kernel", async () => {
+    const r = await h.run(["create", "base"], { env: { SKIFF_KERNEL: "/nonexistent/vmlinuz-0" } });
+    expect(r.code).toBe(5);
+    expect(r.stderr).toContain("ERR_SKIFF_KERNEL_MISSING");
+    expect(vmDirs()).toEqual([]);
+  });
+
+  it("missing QEMU", async () => {
+    const r = await h.run(["create", "base"], { env: { PATH: "/nonexistent" } });
+    expect(r.code).toBe(5);
+    expect(r.stderr).toContain("ERR_SKIFF_QEMU_MISSING");
+    expect(vmDirs()).toEqual([]);
+  });
+});

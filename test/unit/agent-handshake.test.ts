@@ -1,0 +1,91 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { agentHandshake } from "../../src/guest/agent-handshake.js";
+
+let dir: string;
+let servers: Server[];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "skiff-handshake-"));
+  servers = [];
+});
+afterEach(async () => {
+  await Promise.all(servers.map((s) => new Promise((done) => s.close(done))));
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A port whose guest side is `onLine` (called with each line the host sends). */
+async function port(onLine: (line: string, socket: Socket, count: number) => void): Promise<string> {
+  const path = join(dir, `p${servers.length}.sock`);
+  const server = createServer((socket) => {
+    let text = "";
+    let count = 0;
+    socket.on("error", () => {});
+    socket.on("data", (chunk) => {
+      text += chunk.toString("latin1");
+      for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n")) {
+        onLine(text.slice(0, nl), socket, ++count);
+        text = text.slice(nl + 1);
+      }
+    });
+  });
+  servers.push(server);
+  await new Promise<void>((done) => server.listen(path, done));
+  return path;
+}
+
+function readAll(socket: Socket): Promise<string> {
+  return new Promise((done) => {
+    let text = "";
+    socket.on("data", (chunk) => (text += chunk.toString("latin1")));
+    socket.on("end", () => done(text));
+    socket.resume();
+  });
+}
+
+describe("agentHandshake", () => {
+  it("skips stale bytes, and hands over what follows READY in the same chunk", async () => {
+    const path = await port((line, socket) => {
+      const nonce = line.slice("SKIFF-HELLO ".length);
+      socket.end(`old session bytes\nSKIFF-READY someone-else\nSKIFF-READY ${nonce}\nSSH-2.0-guest\r\n`);
+    });
+    const result = await agentHandshake(path, { budgetMs: 2_000 });
+    expect(result.kind).toBe("ready");
+    if (result.kind !== "ready") return;
+    expect(await readAll(result.socket)).toBe("SSH-2.0-guest\r\n");
+  });
+
+  it("repeats HELLO until the guest answers, and finds READY split across chunks", async () => {
+    const path = await port((line, socket, count) => {
+      if (count < 3) return; // a guest that is not up yet
+      const ready = `SKIFF-READY ${line.slice(12)}\n`;
+      socket.write(ready.slice(0, 7));
+      setTimeout(() => socket.end(`${ready.slice(7)}rest`), 20);
+    });
+    const started = Date.now();
+    const result = await agentHandshake(path, { budgetMs: 2_000, repeatMs: 30 });
+    expect(result.kind).toBe("ready");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(50);
+    if (result.kind === "ready") expect(await readAll(result.socket)).toBe("rest");
+  });
+
+  it("reports a silent port after its budget", async () => {
+    const path = await port(() => {});
+    const started = Date.now();
+    expect(await agentHandshake(path, { budgetMs: 200 })).toEqual({ kind: "silent" });
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it("tells a missing socket (no QEMU) from a silent one", async () => {
+    expect(await agentHandshake(join(dir, "nothing.sock"), { budgetMs: 500 })).toEqual({ kind: "absent", errno: "ENOENT" });
+  });
+
+  it("reports a port that hangs up", async () => {
+    const path = await port((_line, socket) => socket.destroy());
+    const result = await agentHandshake(path, { budgetMs: 2_000 });
+    expect(result.kind).toBe("failed");
+  });
+});
