@@ -92,3 +92,20 @@ export async function spawnQemu(opts: {
   }
   return { pid, startTime };
 }
+
+/** The console line that best says why a boot failed (a panic, the OOM killer, skiff-init's own complaint). */
+export async function bootFailureReason(consoleLog: string): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = await readFile(consoleLog, "utf8");
+  } catch {
+    return undefined;
+  }
+  const lines = text.split("\n").map((l) => l.replace(/^\[\s*[\d.]+\]\s*/, "").trim()).filter((l) => l !== "");
+  const telling = [/Kernel panic.*/, /Out of memory.*/, /^skiff: (?!ready|powering).*/];
+  for (const re of telling) {
+    const hit = lines.find((l) => re.test(l));
+    if (hit !== undefined) return hit;
+  }
+  return lines.at(-1);
+}

@@ -18,7 +18,7 @@ import { uniqueRandomName, validateName } from "../util/names.js";
 import type { Phase, SkiffEvents } from "./events.js";
 import { gatherHostFacts, type HostFacts } from "./host.js";
 import { generateVmKeys, readHostPublicKey } from "./keys.js";
-import { clearRuntimeFiles, spawnQemu } from "./launch.js";
+import { bootFailureReason, clearRuntimeFiles, spawnQemu } from "./launch.js";
 import { observeStatus, type RunState } from "./status.js";
 import { signalQemu, stopQemu, waitForExit } from "./stop.js";
 import { toVmInfo, type VmInfo } from "./info.js";
@@ -200,7 +200,8 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       });
     } catch (err) {
       if (!identityAlive(identity)) {
-        throw new SkiffError("ERR_SKIFF_BOOT_FAILED", `${record.name} stopped while booting`, {
+        const why = await bootFailureReason(record.paths.consoleLog);
+        throw new SkiffError("ERR_SKIFF_BOOT_FAILED", `${record.name} stopped while booting${why === undefined ? "" : `: ${why}`}`, {
           hint: `see the console log: \`skiff logs ${record.name}\``,
           place: record.name,
           cause: err,

@@ -13,7 +13,7 @@ afterAll(() => h.cleanup());
 
 describe("concurrency and crashes", () => {
   it("8 concurrent run -d get 8 distinct names and all run", async () => {
-    const results = await Promise.all(Array.from({ length: 8 }, () => h.run(["run", "-d", "--memory", "128m", "base"])));
+    const results = await Promise.all(Array.from({ length: 8 }, () => h.run(["run", "-d", "--memory", "160m", "base"])));
     for (const r of results) expect(r.code, r.stderr).toBe(0);
     const names = results.map((r) => r.stdout.trim());
     expect(new Set(names).size).toBe(8);

@@ -31,8 +31,8 @@ describe("parseMemory", () => {
     ["2GiB", 2048],
     ["1gb", 1024],
     ["1024", 1024],
-    ["65536k", 64],
-    [" 128 MiB ", 128],
+    ["163840k", 160],
+    [" 192 MiB ", 192],
     ["1t", 1048576],
   ])("%s is %d MiB", (input, mib) => {
     expect(parseMemory(input)).toBe(mib);
