@@ -696,6 +696,45 @@ static int kill_main(int argc, char **argv) {
   return kill(pid, atoi(argv[2])) == 0 ? 0 : 1;
 }
 
+/*
+ * ---- detach role: `skiff-detach CMD ARGS...`, the main command of `run -d`.
+ * Runs CMD in a session of its own, stdio on the serial console (so `skiff
+ * logs` shows its output), and returns only once CMD was exec'd: 0, or 127
+ * when it could not be. The pipe closes on exec (CLOEXEC), which tells the
+ * parent the child is safely detached before its SSH session ends.
+ */
+static int detach_main(int argc, char **argv) {
+  if (argc < 2) return 2;
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) return 126;
+  pid_t pid = fork();
+  if (pid < 0) return 126;
+  if (pid == 0) {
+    close(pipefd[0]);
+    setsid();
+    int in = open("/dev/null", O_RDONLY);
+    int out = open("/dev/console", O_WRONLY | O_NOCTTY);
+    if (in >= 0) dup2(in, 0);
+    if (out >= 0) {
+      dup2(out, 1);
+      dup2(out, 2);
+    }
+    execvp(argv[1], argv + 1);
+    int err = errno;
+    (void)!write(pipefd[1], &err, sizeof err);
+    _exit(127);
+  }
+  close(pipefd[1]);
+  int err = 0;
+  ssize_t n = read(pipefd[0], &err, sizeof err);
+  if (n == sizeof err) {
+    fprintf(stderr, "skiff: %s: %s\n", argv[1], err == ENOENT ? "command not found" : strerror(err));
+    return err == ENOENT ? 127 : 126;
+  }
+  printf("%d\n", pid);
+  return 0;
+}
+
 /* ---- PID 1 ---- */
 
 static volatile sig_atomic_t shutdown_requested;
@@ -832,6 +871,7 @@ int main(int argc, char **argv) {
   if (strcmp(role, "skiff-relay") == 0 && argc >= 2) return relay_main(argv[1]);
   if (strcmp(role, "skiff-shell") == 0) return shell_main(argc, argv);
   if (strcmp(role, "skiff-kill") == 0) return kill_main(argc, argv);
+  if (strcmp(role, "skiff-detach") == 0) return detach_main(argc, argv);
   if (getpid() == 1) return init_main();
   fprintf(stderr, "usage: skiff-init is PID 1 of a skiff guest (roles: skiff-relay, skiff-shell, skiff-kill)\n");
   return 2;

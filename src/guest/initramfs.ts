@@ -14,7 +14,7 @@ import { type CpioEntry, writeCpio } from "./cpio.js";
 import { collectGuestTools, toolsFingerprint } from "./tools.js";
 
 /** Bumped whenever the layout below changes, so cached archives are rebuilt. */
-const layoutVersion = 1;
+const layoutVersion = 2;
 
 const agentEtc = {
   passwd: "root:x:0:0:root:/skiff/root:/skiff/bin/skiff-shell\n",
@@ -63,6 +63,7 @@ export async function ensureBaseInitramfs(opts: { kernel: KernelInfo; cacheDir: 
     { type: "symlink", path: "/init", target: "/skiff/bin/skiff-init" },
     { type: "symlink", path: "/skiff/bin/skiff-shell", target: "skiff-init" },
     { type: "symlink", path: "/skiff/bin/skiff-kill", target: "skiff-init" },
+    { type: "symlink", path: "/skiff/bin/skiff-detach", target: "skiff-init" },
     { type: "symlink", path: "/skiff/bin/sh", target: "busybox" },
     // dropbear is an ordinary dynamic program in the agent world: standard loader and library paths.
     { type: "symlink", path: "/lib64", target: "/skiff/lib" },

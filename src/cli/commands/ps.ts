@@ -6,10 +6,12 @@ import { SkiffError } from "../../errors.js";
 import type { CliContext } from "../context.js";
 import { table } from "../output.js";
 
+const lower = (s: string): string => s.charAt(0).toLowerCase() + s.slice(1);
+
 function stateColumn(info: VmInfo, now: number): string {
   if (info.state === "running" && info.startedAt !== undefined) return `running (${formatDuration(now - Date.parse(info.startedAt))})`;
-  if (info.state === "stopped" && info.exit !== undefined) return `stopped (${formatAge(now - Date.parse(info.exit.at))})`;
-  if (info.state === "crashed" && info.exit !== undefined) return `crashed (${formatAge(now - Date.parse(info.exit.at))})`;
+  if (info.state === "stopped" && info.exit !== undefined) return `stopped ${lower(formatAge(now - Date.parse(info.exit.at)))}`;
+  if (info.state === "crashed" && info.exit !== undefined) return `crashed ${lower(formatAge(now - Date.parse(info.exit.at)))}`;
   return info.state;
 }
 

@@ -5,9 +5,30 @@
  * its name is printed.
  */
 import type { Command } from "commander";
+import { SkiffError } from "../../errors.js";
+import type { AgentConnection } from "../../guest/agent.js";
 import type { CliContext } from "../context.js";
 import { attachSession, checkTty } from "../session.js";
 import { addMachineFlags, createOptionsFrom, type MachineFlags } from "../spec-flags.js";
+
+/**
+ * `run -d IMAGE CMD`: the command runs in the background of the guest, in
+ * a session of its own (so it outlives the SSH channel), its output on the
+ * serial console, where `skiff logs` shows it.
+ */
+async function startDetached(conn: AgentConnection, command: string[]): Promise<void> {
+  try {
+    const r = await conn.run(["/dev/.skiff/bin/skiff-detach", ...command], { timeoutMs: 30_000 });
+    if (r.code !== 0) {
+      throw new SkiffError(r.code === 127 ? "ERR_SKIFF_USAGE" : "ERR_SKIFF_AGENT", `cannot start the command in the background: ${r.stderr.trim()}`, {
+        place: command.join(" "),
+        hint: "check the command's name and that the image has it",
+      });
+    }
+  } finally {
+    await conn.close();
+  }
+}
 
 interface RunFlags extends MachineFlags {
   detach?: boolean;
@@ -35,6 +56,12 @@ export function registerRun(program: Command, ctx: CliContext): void {
       const info = await skiff.create(createOptionsFrom(image, command, flags));
       if (flags.detach === true) {
         await skiff.start(info.name);
+        if (command.length > 0) {
+          await startDetached(await skiff.connect(info.name), command).catch(async (err: unknown) => {
+            await skiff.remove(info.name, { force: true });
+            throw err;
+          });
+        }
         process.stdout.write(`${info.name}\n`);
         return;
       }
