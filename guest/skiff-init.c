@@ -46,11 +46,20 @@
 #define MAX_PORTS 16
 #define CONFIG_MAX 65536
 
+/* Set from the config (`debug=1`): every message carries the guest's uptime, to see where a boot spends its time. */
+static int debug_timing;
+
 static void logmsg(const char *fmt, ...) {
   char buf[512];
+  int n = 0;
+  if (debug_timing) {
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    n = snprintf(buf, sizeof buf, "[%ld.%03ld] ", (long)ts.tv_sec, ts.tv_nsec / 1000000);
+  }
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+  n += vsnprintf(buf + n, sizeof buf - 1 - n, fmt, ap);
   va_end(ap);
   if (n < 0) return;
   if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
@@ -114,8 +123,8 @@ static int run(char *const argv[]) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static void load_modules(void) {
-  char *list = read_file(TOOLS "/modules.list", NULL);
+static void load_modules(const char *list_path) {
+  char *list = read_file(list_path, NULL);
   if (!list) return;
   for (char *save = NULL, *path = strtok_r(list, "\n", &save); path; path = strtok_r(NULL, "\n", &save)) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -125,6 +134,8 @@ static void load_modules(void) {
     }
     if (syscall(SYS_finit_module, fd, "", 0) != 0 && errno != EEXIST)
       logmsg("module %s: %s", path, strerror(errno));
+    else if (debug_timing)
+      logmsg("loaded %s", path);
     close(fd);
   }
   free(list);
@@ -310,7 +321,11 @@ static int await_hello(int fd, char *nonce, size_t cap) {
   }
 }
 
-static int relay_session(int port) {
+/*
+ * dropbear is started before the host says HELLO, so its start-up (dynamic
+ * linking, key loading: slow under TCG) is not on the path of a connect.
+ */
+static pid_t start_dropbear(int *sock_out) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -1;
   pid_t pid = fork();
@@ -326,7 +341,11 @@ static int relay_session(int port) {
     _exit(127);
   }
   close(sv[1]);
-  int sock = sv[0];
+  *sock_out = sv[0];
+  return pid;
+}
+
+static int relay_session(int port, pid_t pid, int sock) {
   char buf[65536];
   char pre[128];
   size_t pre_len = 0;
@@ -402,12 +421,20 @@ static int relay_main(const char *dev) {
   fcntl(fd, F_SETOWN, getpid());
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC);
   for (;;) {
+    int sock = -1;
+    pid_t pid = start_dropbear(&sock);
+    if (pid < 0) return 1;
     char nonce[96];
     if (await_hello(fd, nonce, sizeof nonce) != 0) return 1;
     char ready[128];
     int n = snprintf(ready, sizeof ready, "SKIFF-READY %s\n", nonce);
-    if (write(fd, ready, n) != n) continue;
-    relay_session(fd);
+    if (write(fd, ready, n) != n) {
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+      close(sock);
+      continue;
+    }
+    relay_session(fd, pid, sock);
   }
 }
 
@@ -590,6 +617,14 @@ static int shell_main(int argc, char **argv) {
   } else if (command && strcmp(command, "/usr/lib/sftp-server") == 0) {
     sftp = 1;
   }
+
+  /*
+   * The agent answers before the network is configured (that overlaps with
+   * the SSH handshake); commands wait for it, so they never see a half-set-up
+   * guest.
+   */
+  struct stat ready_st;
+  for (int i = 0; i < 1000 && stat("/dev/.skiff-run/configured", &ready_st) != 0; i++) usleep(5000);
 
   /* Env every command gets: the VM's (-e at run/create), then the request's. */
   char *vm_env = read_file(TOOLS "/env", NULL);
@@ -808,7 +843,13 @@ static int init_main(void) {
   signal(SIGUSR2, on_shutdown);
   signal(SIGINT, on_shutdown);
 
-  load_modules();
+  char *debug = config_get("debug");
+  debug_timing = debug != NULL && strcmp(debug, "1") == 0;
+  free(debug);
+  logmsg("init");
+  /* What the root disk and the agent need first; the rest after the agent is up. */
+  load_modules(TOOLS "/modules.boot");
+  logmsg("boot modules loaded");
   if (wait_for("/dev/vda", 5000) != 0) {
     logmsg("root disk /dev/vda did not appear");
     power_off();
@@ -820,7 +861,7 @@ static int init_main(void) {
   }
   mount_image_view();
   configure_names();
-  configure_network();
+  logmsg("root mounted");
 
   /* The port devices are created by devtmpfs as the virtio_console driver probes. */
   char *expected_text = config_get("agent.ports");
@@ -832,6 +873,12 @@ static int init_main(void) {
     usleep(5000);
   }
   for (int i = 0; i < nports; i++) ports[i].relay = spawn_relay(ports[i].dev);
+  logmsg("agent started (%d ports)", nports);
+  load_modules(TOOLS "/modules.late");
+  logmsg("late modules loaded");
+  configure_network();
+  logmsg("network configured");
+  write_file("/dev/.skiff-run/configured", "", 0644);
   int button = open_power_button();
   logmsg("ready (%d agent ports)", nports);
 

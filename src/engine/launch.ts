@@ -43,6 +43,7 @@ export function guestConfigFor(spec: MachineSpec, keys: { clientPublicKey: strin
   return {
     hostname: spec.hostname,
     agentPorts,
+    debug: process.env.SKIFF_GUEST_DEBUG === "1",
     env: spec.env,
     ...(spec.network.mode === "user" ? { network: userNet } : {}),
     authorizedKey: keys.clientPublicKey,

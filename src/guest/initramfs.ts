@@ -14,7 +14,7 @@ import { type CpioEntry, writeCpio } from "./cpio.js";
 import { collectGuestTools, toolsFingerprint } from "./tools.js";
 
 /** Bumped whenever the layout below changes, so cached archives are rebuilt. */
-const layoutVersion = 2;
+const layoutVersion = 3;
 
 const agentEtc = {
   passwd: "root:x:0:0:root:/skiff/root:/skiff/bin/skiff-shell\n",
@@ -35,8 +35,11 @@ function dirsOf(paths: readonly string[]): string[] {
 export async function ensureBaseInitramfs(opts: { kernel: KernelInfo; cacheDir: string; network: boolean }): Promise<string> {
   const tools = await collectGuestTools();
   const depText = await readFile(join(opts.kernel.modulesDir, "modules.dep"), "utf8");
-  const wanted = [...guestModules.base, ...(opts.network ? guestModules.network : [])];
-  const { paths: modulePaths } = resolveModules(parseModulesDep(depText), wanted);
+  const index = parseModulesDep(depText);
+  const { paths: bootPaths } = resolveModules(index, guestModules.boot);
+  const late = [...guestModules.late, ...(opts.network ? guestModules.network : [])];
+  const { paths: latePaths } = resolveModules(index, late, bootPaths);
+  const modulePaths = [...bootPaths, ...latePaths];
   const key = createHash("sha256")
     .update(`${layoutVersion}\0${opts.kernel.version}\0${modulePaths.join(",")}\0${toolsFingerprint(tools)}`)
     .digest("hex")
@@ -46,15 +49,14 @@ export async function ensureBaseInitramfs(opts: { kernel: KernelInfo; cacheDir: 
 
   const files: CpioEntry[] = [];
   for (const t of tools) files.push({ type: "file", path: t.guestPath, data: await readFile(t.hostPath), mode: t.mode });
-  const moduleList: string[] = [];
+  const guestModulePath = (rel: string) => `/skiff/modules/${rel.slice(rel.lastIndexOf("/") + 1)}`;
   for (const rel of modulePaths) {
-    const guestPath = `/skiff/modules/${rel.slice(rel.lastIndexOf("/") + 1)}`;
-    files.push({ type: "file", path: guestPath, data: await readFile(join(opts.kernel.modulesDir, rel)), mode: 0o644 });
-    moduleList.push(guestPath);
+    files.push({ type: "file", path: guestModulePath(rel), data: await readFile(join(opts.kernel.modulesDir, rel)), mode: 0o644 });
   }
   const enc = (s: string): Buffer => Buffer.from(s, "utf8");
   files.push(
-    { type: "file", path: "/skiff/modules.list", data: enc(moduleList.join("\n") + "\n") },
+    { type: "file", path: "/skiff/modules.boot", data: enc(bootPaths.map(guestModulePath).join("\n") + "\n") },
+    { type: "file", path: "/skiff/modules.late", data: enc(latePaths.map(guestModulePath).join("\n") + "\n") },
     { type: "file", path: "/etc/passwd", data: enc(agentEtc.passwd) },
     { type: "file", path: "/etc/group", data: enc(agentEtc.group) },
     { type: "file", path: "/etc/shells", data: enc(agentEtc.shells) },
@@ -99,6 +101,8 @@ export interface GuestConfig {
   /** Guest address with prefix, gateway and DNS when the VM has a NIC. */
   network?: { address: string; gateway: string; dns: string };
   authorizedKey: string;
+  /** skiff-init logs each boot step with the guest's uptime (SKIFF_GUEST_DEBUG=1). */
+  debug?: boolean;
   /** virtio-serial agent ports QEMU offers; skiff-init waits for them all. */
   agentPorts: number;
   /** dropbear-format ed25519 host key. */
@@ -108,6 +112,7 @@ export interface GuestConfig {
 /** The key=value file skiff-init reads. Values are single lines by construction. */
 export function renderGuestConfig(config: GuestConfig): string {
   const lines = [`hostname=${config.hostname}`, `agent.ports=${config.agentPorts}`];
+  if (config.debug === true) lines.push("debug=1");
   if (config.network !== undefined) {
     lines.push(`net.address=${config.network.address}`, `net.gateway=${config.network.gateway}`, `dns=${config.network.dns}`);
   }
