@@ -19,7 +19,8 @@ import type { Phase, SkiffEvents } from "./events.js";
 import { gatherHostFacts, type HostFacts } from "./host.js";
 import { generateVmKeys, readHostPublicKey } from "./keys.js";
 import { bootFailureReason, clearRuntimeFiles, spawnQemu } from "./launch.js";
-import { observeStatus, type RunState } from "./status.js";
+import { observeStatus, type ObservedStatus, type RunState } from "./status.js";
+import type { ExitRecord, VmState } from "../store/vmdir.js";
 import { signalQemu, stopQemu, waitForExit } from "./stop.js";
 import { toVmInfo, type VmInfo } from "./info.js";
 
@@ -137,33 +138,28 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     await this.reconcile();
     const record = await this.store.get(name);
     const facts = await this.hostFacts();
-    const identity = await withLock(
-      vmLockName(record.id),
-      async () => {
-        const status = await observeStatus(record.paths, await this.store.readState(record.id));
-        if (status.state === "running") return undefined;
-        this.#progress(record.name, "booting", `booting ${record.name} (${facts.accel.accel})`, t0);
-        const identity = await spawnQemu({
-          spec: record.config.spec,
-          paths: record.paths,
-          facts,
-          runner: this.runner,
-          cacheDir: this.cacheDir,
-        });
-        await this.store.updateState(record.id, {
-          qemu: identity,
-          startedAt: new Date().toISOString(),
-          accel: facts.accel.accel,
-          exit: undefined,
-        });
-        return identity;
-      },
-      { home: this.home, purpose: `start ${record.name}` },
-    );
+    const identity = await this.#locked(record, "start", async (_state, status) => {
+      if (status.state === "running") return undefined;
+      this.#progress(record.name, "booting", `booting ${record.name} (${facts.accel.accel})`, t0);
+      const identity = await spawnQemu({
+        spec: record.config.spec,
+        paths: record.paths,
+        facts,
+        runner: this.runner,
+        cacheDir: this.cacheDir,
+      });
+      await this.store.updateState(record.id, {
+        qemu: identity,
+        startedAt: new Date().toISOString(),
+        accel: facts.accel.accel,
+        exit: undefined,
+      });
+      return identity;
+    });
     if (identity !== undefined && opts.waitReady !== false) {
       try {
         const conn = await this.#waitReady(record, identity, opts.timeoutMs ?? defaultBootTimeoutMs);
-        conn.close();
+        await conn.close();
       } catch (err) {
         // Never leave a VM half-booted behind a failed start.
         await this.#hardStop(record, "boot-failed");
@@ -214,39 +210,46 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     }
   }
 
+  /** Run `fn` holding the VM's lifecycle lock, with its state and observed status. */
+  #locked<T>(record: VmRecord, verb: string, fn: (state: VmState, status: ObservedStatus) => Promise<T>): Promise<T> {
+    return withLock(
+      vmLockName(record.id),
+      async () => {
+        const state = await this.store.readState(record.id);
+        return fn(state, await observeStatus(record.paths, state));
+      },
+      { home: this.home, purpose: `${verb} ${record.name}` },
+    );
+  }
+
+  /** QEMU has ended: drop its sockets and pidfile and remember how. */
+  async #recordExit(record: VmRecord, exit: Omit<ExitRecord, "at">): Promise<void> {
+    await clearRuntimeFiles(record.paths);
+    await this.store.updateState(record.id, { exit: { at: new Date().toISOString(), ...exit }, owner: undefined });
+  }
+
   /** Kill QEMU without asking the guest, and record why. */
   async #hardStop(record: VmRecord, reason: string): Promise<void> {
     const state = await this.store.readState(record.id);
     if (state.qemu !== undefined) await signalQemu(state.qemu, 9);
-    await clearRuntimeFiles(record.paths);
-    await this.store.updateState(record.id, { exit: { at: new Date().toISOString(), reason, signal: "SIGKILL" }, owner: undefined });
+    await this.#recordExit(record, { reason, signal: "SIGKILL" });
   }
 
   async stop(name: string, opts: { timeoutMs?: number } = {}): Promise<VmInfo> {
     const t0 = Date.now();
     const record = await this.store.get(name);
-    await withLock(
-      vmLockName(record.id),
-      async () => {
-        const state = await this.store.readState(record.id);
-        const status = await observeStatus(record.paths, state);
-        if (status.state !== "running" || state.qemu === undefined) return;
-        this.#progress(record.name, "stopping", `stopping ${record.name}`, t0);
-        const step = await stopQemu({
-          identity: state.qemu,
-          qmpSocket: record.paths.qmpSocket,
-          timeoutMs: opts.timeoutMs ?? 10_000,
-          onStep: (s) => this.#progress(record.name, "stopping", `stopping ${record.name}: ${s}`, t0),
-        });
-        await clearRuntimeFiles(record.paths);
-        await this.store.updateState(record.id, {
-          exit: { at: new Date().toISOString(), reason: step === "powerdown" ? "stopped" : `stopped (${step})` },
-          owner: undefined,
-        });
-        this.#progress(record.name, "stopped", `${record.name} stopped (${step})`, t0);
-      },
-      { home: this.home, purpose: `stop ${record.name}` },
-    );
+    await this.#locked(record, "stop", async (state, status) => {
+      if (status.state !== "running" || state.qemu === undefined) return;
+      this.#progress(record.name, "stopping", `stopping ${record.name}`, t0);
+      const step = await stopQemu({
+        identity: state.qemu,
+        qmpSocket: record.paths.qmpSocket,
+        timeoutMs: opts.timeoutMs ?? 10_000,
+        onStep: (s) => this.#progress(record.name, "stopping", `stopping ${record.name}: ${s}`, t0),
+      });
+      await this.#recordExit(record, { reason: step === "powerdown" ? "stopped" : `stopped (${step})` });
+      this.#progress(record.name, "stopped", `${record.name} stopped (${step})`, t0);
+    });
     if (record.config.spec.autoRemove) {
       await this.remove(name, { force: true });
       return { ...(await this.info(record)), state: "stopped" };
@@ -267,22 +270,10 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   async kill(name: string, opts: { signal?: number } = {}): Promise<VmInfo> {
     const record = await this.store.get(name);
     const sig = opts.signal ?? 9;
-    await withLock(
-      vmLockName(record.id),
-      async () => {
-        const state = await this.store.readState(record.id);
-        const status = await observeStatus(record.paths, state);
-        if (status.state !== "running" || state.qemu === undefined) {
-          throw notRunning(record.name);
-        }
-        const gone = await signalQemu(state.qemu, sig);
-        if (gone) {
-          await clearRuntimeFiles(record.paths);
-          await this.store.updateState(record.id, { exit: { at: new Date().toISOString(), reason: "killed", signal: String(sig) }, owner: undefined });
-        }
-      },
-      { home: this.home, purpose: `kill ${record.name}` },
-    );
+    await this.#locked(record, "kill", async (state, status) => {
+      if (status.state !== "running" || state.qemu === undefined) throw notRunning(record.name);
+      if (await signalQemu(state.qemu, sig)) await this.#recordExit(record, { reason: "killed", signal: String(sig) });
+    });
     return this.info(record);
   }
 
@@ -290,27 +281,21 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   async remove(name: string, opts: { force?: boolean } = {}): Promise<void> {
     const t0 = Date.now();
     const record = await this.store.get(name);
-    await withLock(
-      vmLockName(record.id),
-      async () => {
-        const state = await this.store.readState(record.id);
-        const status = await observeStatus(record.paths, state);
-        if (status.state === "running") {
-          if (opts.force !== true) {
-            throw new SkiffError("ERR_SKIFF_VM_RUNNING", `${record.name} is running`, {
-              hint: `stop it first (\`skiff stop ${record.name}\`) or use \`skiff rm -f ${record.name}\``,
-              place: record.name,
-            });
-          }
-          if (state.qemu !== undefined) {
-            await signalQemu(state.qemu, 9);
-            await waitForExit(state.qemu, 5_000);
-          }
+    await this.#locked(record, "remove", async (state, status) => {
+      if (status.state === "running") {
+        if (opts.force !== true) {
+          throw new SkiffError("ERR_SKIFF_VM_RUNNING", `${record.name} is running`, {
+            hint: `stop it first (\`skiff stop ${record.name}\`) or use \`skiff rm -f ${record.name}\``,
+            place: record.name,
+          });
         }
-        await this.store.remove(record.id);
-      },
-      { home: this.home, purpose: `remove ${record.name}` },
-    );
+        if (state.qemu !== undefined) {
+          await signalQemu(state.qemu, 9);
+          await waitForExit(state.qemu, 5_000);
+        }
+      }
+      await this.store.remove(record.id);
+    });
     this.#progress(record.name, "removed", `${record.name} removed`, t0);
   }
 
@@ -378,8 +363,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
         await this.#hardStop(record, "owner-died");
         this.#progress(record.name, "reaped", `${record.name} stopped: the skiff run attached to it died`, t0);
       } else if (status.state === "crashed" && state.exit === undefined) {
-        await clearRuntimeFiles(record.paths);
-        await this.store.updateState(record.id, { exit: { at: new Date().toISOString(), reason: "crashed" } });
+        await this.#recordExit(record, { reason: "crashed" });
       }
       const after = await observeStatus(record.paths, await this.store.readState(record.id));
       const attached = state.owner !== undefined && !ownerDead;

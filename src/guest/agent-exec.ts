@@ -30,7 +30,11 @@ export interface ExecOptions extends ExecIO {
 }
 
 export interface ExecResult {
-  /** Exit code; 128 + the signal number when a signal ended the command (as a shell reports it). */
+  /**
+   * Exit code; 128 + the signal number when a signal ended the command (as
+   * a shell reports it); 255 when the guest reported neither, which dropbear
+   * does for signals outside RFC 4254's list (BUS, SYS, XCPU…).
+   */
   code: number;
   /** Name of the signal that ended the command ("INT"), if one did. */
   signal?: string;
@@ -57,10 +61,15 @@ export interface ChannelContext {
   timeoutMs?: number;
   /** Signal the command through its pidfile; absent for sessions without one (login shells). */
   killViaPidfile?: (signo: number) => Promise<void>;
+  /** Whether the SSH session still stands, to tell a lost guest from an exit the guest could not name. */
+  sessionAlive?: () => boolean;
 }
 
 /** The names RFC 4254 allows in a "signal" request. */
 const sshSignals = new Set(["ABRT", "ALRM", "FPE", "HUP", "ILL", "INT", "KILL", "PIPE", "QUIT", "SEGV", "TERM", "USR1", "USR2"]);
+
+/** What a command that ended without a status the guest could name reports. */
+const unnamedExitCode = 255;
 
 /** How long a timed-out command gets to report its end after SIGKILL before we stop waiting. */
 const killGraceMs = 2_000;
@@ -129,6 +138,7 @@ export function watchChannel(channel: ClientChannel, io: ExecIO, ctx: ChannelCon
       channel.stderr.once("end", () => finish(result));
       return;
     }
+    if (ctx.sessionAlive?.()) return finish({ code: unnamedExitCode });
     finish(
       new SkiffError("ERR_SKIFF_AGENT", `lost the connection to the guest agent of ${ctx.vmName} while running ${ctx.what}`, {
         hint: `check that the VM still runs (\`skiff ls\`) and read its console: \`skiff logs ${ctx.vmName}\``,

@@ -155,13 +155,17 @@ export class AgentConnection {
       const command = encodeExecRequest({ ...req, pidfile });
       const pty = ptyOptions(req.tty);
       const client = pooled.session.client;
-      const channel = await this.#channel((cb) => (pty ? client.exec(command, { pty }, cb) : client.exec(command, cb)));
-      const running = watchChannel(channel, io, {
-        what: `\`${describe(req.argv)}\` in VM ${this.vmName}`,
-        vmName: this.vmName,
-        ...(io.timeoutMs === undefined ? {} : { timeoutMs: io.timeoutMs }),
-        killViaPidfile: (signo) => this.#kill(pidfile, signo),
-      });
+      const running = await this.#channel(
+        (cb) => (pty ? client.exec(command, { pty }, cb) : client.exec(command, cb)),
+        (channel) =>
+          watchChannel(channel, io, {
+            what: `\`${describe(req.argv)}\` in VM ${this.vmName}`,
+            vmName: this.vmName,
+            ...(io.timeoutMs === undefined ? {} : { timeoutMs: io.timeoutMs }),
+            killViaPidfile: (signo) => this.#kill(pidfile, signo),
+            sessionAlive: () => !pooled.session.socket.destroyed,
+          }),
+      );
       running.done.then(finished, finished);
       return running;
     } catch (err) {
@@ -192,8 +196,15 @@ export class AgentConnection {
     const pooled = await this.#acquire();
     try {
       const client = pooled.session.client;
-      const channel = await this.#channel((cb) => client.shell(pty ?? false, cb));
-      const running = watchChannel(channel, io, { what: `the login shell in VM ${this.vmName}`, vmName: this.vmName });
+      const running = await this.#channel(
+        (cb) => client.shell(pty ?? false, cb),
+        (channel) =>
+          watchChannel(channel, io, {
+            what: `the login shell in VM ${this.vmName}`,
+            vmName: this.vmName,
+            sessionAlive: () => !pooled.session.socket.destroyed,
+          }),
+      );
       const finished = () => this.#release(pooled);
       running.done.then(finished, finished);
       return running;
@@ -334,17 +345,25 @@ export class AgentConnection {
     try {
       const client = pooled.session.client;
       const command = encodeExecRequest({ argv: [skiffKill, pidfile, String(signo)] });
-      const channel = await this.#channel((cb) => client.exec(command, cb));
-      await watchChannel(channel, {}, { what: "skiff-kill", vmName: this.vmName }).done;
+      const running = await this.#channel(
+        (cb) => client.exec(command, cb),
+        (channel) => watchChannel(channel, {}, { what: "skiff-kill", vmName: this.vmName }),
+      );
+      await running.done;
     } finally {
       this.#release(pooled);
     }
   }
 
-  #channel(open: (cb: (err: Error | undefined, channel: ClientChannel) => void) => void): Promise<ClientChannel> {
+  /**
+   * Open a channel and wire it up inside ssh2's callback: a quick command's
+   * output, exit status and close can arrive in the same chunk as the
+   * channel's confirmation, and events emitted before listeners exist are lost.
+   */
+  #channel<T>(open: (cb: (err: Error | undefined, channel: ClientChannel) => void) => void, wire: (channel: ClientChannel) => T): Promise<T> {
     return new Promise((resolve, reject) => {
       try {
-        open((err, channel) => (err ? reject(this.#agentError("cannot start a command", err)) : resolve(channel)));
+        open((err, channel) => (err ? reject(this.#agentError("cannot start a command", err)) : resolve(wire(channel))));
       } catch (err) {
         reject(this.#agentError("cannot start a command", err));
       }

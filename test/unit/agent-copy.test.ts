@@ -1,0 +1,130 @@
+/**
+ * copyTo/copyFrom against the fake guest, whose busybox is the host's own:
+ * "guest" paths here are host paths, so both ends can be inspected.
+ */
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { SkiffError } from "../../src/errors.js";
+import { connectAgent, type AgentConnection } from "../../src/guest/agent.js";
+import { FakeGuest } from "./fixtures/agent-fake-guest.js";
+
+let root: string;
+let guest: FakeGuest;
+let conn: AgentConnection;
+let src: string;
+let dest: string;
+let n = 0;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "skiff-copy-"));
+  guest = await FakeGuest.start({ dir: join(root, "vm") });
+  conn = await connectAgent({
+    socketPaths: guest.socketPaths,
+    lockPrefix: "vm-copy",
+    home: root,
+    privateKeyPath: guest.privateKeyPath,
+    hostPublicKey: guest.hostPublicKey,
+    vmName: "copy",
+  });
+  src = join(root, "src");
+  await mkdir(join(src, "tree", "sub"), { recursive: true });
+  await writeFile(join(src, "run.sh"), "#!/bin/sh\necho hi\n");
+  await chmod(join(src, "run.sh"), 0o751);
+  await writeFile(join(src, "-odd name"), "odd\n");
+  await writeFile(join(src, "tree", "a"), "a\n");
+  await chmod(join(src, "tree", "a"), 0o640);
+  await writeFile(join(src, "tree", "sub", "b"), "b\n");
+  await chmod(join(src, "tree", "sub"), 0o700);
+  await symlink("a", join(src, "tree", "link"));
+});
+afterAll(async () => {
+  await conn.close();
+  await guest.close();
+  await rm(root, { recursive: true, force: true });
+});
+beforeEach(async () => {
+  dest = join(root, `dest${n++}`);
+  await mkdir(dest);
+});
+
+async function modeOf(path: string): Promise<string> {
+  return ((await stat(path)).mode & 0o7777).toString(8);
+}
+
+async function failure(promise: Promise<unknown>): Promise<SkiffError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof SkiffError) return err;
+    throw err;
+  }
+  throw new Error("expected a SkiffError");
+}
+
+describe.each([
+  ["copyTo", (from: string, to: string) => conn.copyTo(from, to)],
+  ["copyFrom", (from: string, to: string) => conn.copyFrom(from, to)],
+] as const)("%s", (_name, copy) => {
+  it("puts a file inside an existing directory, keeping its mode", async () => {
+    await copy(join(src, "run.sh"), dest);
+    expect(await readFile(join(dest, "run.sh"), "utf8")).toBe("#!/bin/sh\necho hi\n");
+    expect(await modeOf(join(dest, "run.sh"))).toBe("751");
+  });
+
+  it("creates a file under a new name, and overwrites an existing file", async () => {
+    await copy(join(src, "run.sh"), join(dest, "renamed"));
+    await copy(join(src, "-odd name"), join(dest, "renamed"));
+    expect(await readFile(join(dest, "renamed"), "utf8")).toBe("odd\n");
+    expect(await readdir(dest)).toEqual(["renamed"]); // no staging left behind
+  });
+
+  it("copies a directory inside an existing one, or under a new name, and merges into an existing copy", async () => {
+    await copy(join(src, "tree"), dest);
+    await copy(join(src, "tree"), join(dest, "other"));
+    await writeFile(join(dest, "tree", "extra"), "kept\n");
+    await copy(join(src, "tree"), dest);
+    for (const dir of ["tree", "other"]) {
+      expect((await readdir(join(dest, dir))).sort()).toEqual(dir === "tree" ? ["a", "extra", "link", "sub"] : ["a", "link", "sub"]);
+      expect(await readFile(join(dest, dir, "sub", "b"), "utf8")).toBe("b\n");
+      expect(await modeOf(join(dest, dir, "a"))).toBe("640");
+      expect(await modeOf(join(dest, dir, "sub"))).toBe("700");
+    }
+  });
+
+  it("needs the destination's parent to exist", async () => {
+    const err = await failure(copy(join(src, "run.sh"), join(dest, "missing", "x")));
+    expect(err.code).toBe("ERR_SKIFF_FILE_NOT_FOUND");
+    expect(err.message).toContain(join(dest, "missing"));
+  });
+
+  it("refuses a directory onto a file and a file onto a directory", async () => {
+    await writeFile(join(dest, "file"), "x");
+    expect((await failure(copy(join(src, "tree"), join(dest, "file")))).code).toBe("ERR_SKIFF_BAD_PATH");
+    await mkdir(join(dest, "run.sh"));
+    await mkdir(join(dest, "box"));
+    // "box" exists, so the file goes inside it; "box/run.sh" would be a directory.
+    await mkdir(join(dest, "box", "run.sh"));
+    expect((await failure(copy(join(src, "run.sh"), join(dest, "box")))).code).toBe("ERR_SKIFF_BAD_PATH");
+  });
+});
+
+describe("copy errors name the missing side", () => {
+  it("a missing host source", async () => {
+    const err = await failure(conn.copyTo(join(src, "nope"), dest));
+    expect(err.code).toBe("ERR_SKIFF_FILE_NOT_FOUND");
+    expect(err.message).toBe(`no such file or directory on the host: ${join(src, "nope")}`);
+  });
+
+  it("a missing guest source", async () => {
+    const err = await failure(conn.copyFrom("/nonexistent/thing", dest));
+    expect(err.code).toBe("ERR_SKIFF_FILE_NOT_FOUND");
+    expect(err.message).toBe("no such file or directory in VM copy: /nonexistent/thing");
+  });
+
+  it("a file copied to a directory path that does not exist", async () => {
+    expect((await failure(conn.copyTo(join(src, "run.sh"), `${join(dest, "nodir")}/`))).code).toBe("ERR_SKIFF_FILE_NOT_FOUND");
+    expect((await failure(conn.copyFrom(join(src, "run.sh"), `${join(dest, "nodir")}/`))).code).toBe("ERR_SKIFF_FILE_NOT_FOUND");
+  });
+});
