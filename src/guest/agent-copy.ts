@@ -28,7 +28,7 @@ const busybox = "/dev/.skiff/bin/busybox";
 
 /** Guest side of copyTo: pick the target like docker cp, then unpack stdin there. */
 const unpackScript = `
-bb=${busybox}; dest=$1; name=$2; kind=$3
+bb=$0; dest=$1; name=$2; kind=$3
 if [ -d "$dest" ]; then
   target="\${dest%/}/$name"
 else
@@ -51,14 +51,15 @@ rc=$?; $bb rm -rf "$tmp"; exit $rc
 
 /** Guest side of copyFrom: say what the source is on stderr, then pack it to stdout. */
 const packScript = `
-bb=${busybox}; src=$1; dir=$2; name=$3
+bb=$0; src=$1; dir=$2; name=$3
 if [ -d "$src" ] && [ ! -L "$src" ]; then echo "skiff-cp: dir" >&2; exec $bb tar -c -f - -C "$src" .; fi
 if [ -e "$src" ] || [ -L "$src" ]; then echo "skiff-cp: file" >&2; cd "$dir" && exec $bb tar -c -f - -- "$name"; fi
 echo "skiff-cp: missing" >&2; exit 3
 `;
 
+/** `script` run by skiff's busybox sh, with busybox's path as $0 so the script names no path itself. */
 function shellRequest(script: string, args: string[]): ExecRequest {
-  return { argv: [busybox, "sh", "-c", script, "sh", ...args], cwd: "/", user: "root" };
+  return { argv: [busybox, "sh", "-c", script, busybox, ...args], cwd: "/", user: "root" };
 }
 
 /** Copy `hostPath` (file or directory) to `guestPath` in the VM. */

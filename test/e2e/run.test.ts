@@ -2,10 +2,11 @@
  * `skiff run` as a user types it: the README's first command, exit codes,
  * stdout/stderr, stdin, and bad input that must leave nothing behind.
  */
+import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { Harness } from "../vm/harness.js";
+import { cliPath, Harness } from "../vm/harness.js";
 
 const h = new Harness();
 afterAll(() => h.cleanup());
@@ -102,5 +103,61 @@ describe("bad input leaves nothing half-made", () => {
     expect(r.code).toBe(5);
     expect(r.stderr).toContain("ERR_SKIFF_QEMU_MISSING");
     expect(vmDirs()).toEqual([]);
+  });
+});
+
+describe("run -d, -it, logs, doctor", () => {
+  it("run -d CMD keeps the VM and runs CMD detached, its output in logs", async () => {
+    expect(await h.ok(["run", "-d", "--name", "ticker", "base", "sh", "-c", "while true; do echo tick-tock; sleep 1; done"])).toBe("ticker\n");
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(await h.ok(["logs", "ticker"])).toContain("tick-tock");
+    expect(await h.ok(["top", "ticker"])).toContain("sleep");
+    // logs -f follows until the VM stops.
+    const follow = h.spawn(["logs", "-f", "-n", "0", "ticker"]);
+    let followed = "";
+    follow.stdout?.on("data", (d: Buffer) => (followed += d.toString()));
+    await new Promise((r) => setTimeout(r, 2500));
+    await h.ok(["stop", "ticker"]);
+    const code = await new Promise<number | null>((r) => follow.on("exit", r));
+    expect(code).toBe(0);
+    expect(followed).toContain("tick-tock");
+    await h.ok(["rm", "ticker"]);
+  });
+
+  it("run -it gives an interactive shell on a PTY", async () => {
+    // script(1) gives the CLI a terminal; what we type goes in through it.
+    const cmd = `stty cols 100 rows 30; ${process.execPath} ${cliPath} run -it --rm base`;
+    const r = spawnSync("script", ["-qec", cmd, "/dev/null"], {
+      env: h.env,
+      encoding: "utf8",
+      timeout: 120_000,
+      input: "echo in-pty-$((6*7)); tty; exit 5\n",
+    });
+    expect(r.stdout).toContain("in-pty-42");
+    expect(r.stdout).toMatch(/\/dev\/pts\/\d+/);
+    expect(r.status).toBe(5);
+    expect(vmDirs()).toEqual([]);
+  });
+
+  it("-t without a terminal is refused clearly", async () => {
+    const r = await h.run(["run", "-it", "--rm", "base"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("not a TTY");
+    expect(vmDirs()).toEqual([]);
+  });
+
+  it("doctor says TCG or KVM and why, and fails with the fix when QEMU is missing", async () => {
+    const good = await h.run(["doctor"]);
+    expect(good.code).toBe(0);
+    expect(good.stdout).toMatch(/acceleration (TCG|KVM): /);
+    expect(good.stdout).toMatch(/qemu\s+\S+ \(QEMU \d+\.\d+/);
+    const bad = await h.run(["doctor"], { env: { PATH: "/usr/bin/nonexistent" } });
+    expect(bad.code).toBe(5);
+    expect(bad.stdout).toMatch(/FAIL\s+qemu/);
+    expect(bad.stdout).toContain("fix:");
+  });
+
+  it("version", async () => {
+    expect(await h.ok(["version"])).toMatch(/^skiff \d+\.\d+\.\d+/);
   });
 });
