@@ -770,6 +770,31 @@ static int detach_main(int argc, char **argv) {
   return 0;
 }
 
+/*
+ * A root shell on the serial console, so `skiff console` gives a prompt
+ * even when the agent is broken. Respawned when it exits.
+ */
+static pid_t spawn_console_shell(void) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    setsid();
+    int fd = open("/dev/ttyS0", O_RDWR);
+    if (fd < 0) _exit(1);
+    ioctl(fd, TIOCSCTTY, 1);
+    dup2(fd, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    if (fd > 2) close(fd);
+    setenv("TERM", "vt100", 1);
+    execl(TOOLS "/bin/skiff-init", "-skiff-shell", (char *)NULL);
+    _exit(127);
+  }
+  return pid;
+}
+
 /* ---- PID 1 ---- */
 
 static volatile sig_atomic_t shutdown_requested;
@@ -881,6 +906,7 @@ static int init_main(void) {
   write_file("/dev/.skiff-run/configured", "", 0644);
   int button = open_power_button();
   logmsg("ready (%d agent ports)", nports);
+  pid_t console_shell = spawn_console_shell();
 
   sigset_t empty;
   sigemptyset(&empty);
@@ -903,6 +929,10 @@ static int init_main(void) {
     pid_t pid;
     int status;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (pid == console_shell && !shutdown_requested) {
+        sleep(1); /* a shell that cannot start must not spin */
+        console_shell = spawn_console_shell();
+      }
       for (int i = 0; i < nports; i++)
         if (ports[i].relay == pid && !shutdown_requested) ports[i].relay = spawn_relay(ports[i].dev);
     }
