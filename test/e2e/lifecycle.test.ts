@@ -3,7 +3,7 @@
  * through ssh-config, persistence across stop/start, and the ways it can
  * end (stop, stop escalation, crash, rm).
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -195,3 +195,23 @@ describe("stop and start", () => {
   });
 });
 
+
+describe("console", () => {
+  it("attaches to a root shell on the serial console and detaches with Ctrl-]", async () => {
+    await h.ok(["run", "-d", "--name", "tty", "base"]);
+    const cmd = `${process.execPath} ${cliPath} console tty`;
+    // Type after the console is attached, then Ctrl-] (0x1d).
+    const child = spawn("script", ["-qec", cmd, "/dev/null"], { env: h.env });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    await new Promise((r) => setTimeout(r, 2000));
+    child.stdin.write("echo console-$((40+2))\n");
+    await new Promise((r) => setTimeout(r, 2000));
+    child.stdin.write("\x1d");
+    const code = await new Promise((r) => child.on("exit", r));
+    expect(out).toContain("console-42");
+    expect(out).toContain("Detached");
+    expect(code).toBe(0);
+    await h.ok(["rm", "-f", "tty"]);
+  });
+});
