@@ -25,7 +25,7 @@ export interface ExecIO {
 }
 
 export interface ExecOptions extends ExecIO {
-  /** Kill the command (SIGKILL, then close its channel) and fail with ERR_SKIFF_TIMEOUT after this long. */
+  /** Kill the command (SIGKILL) and fail with ERR_SKIFF_TIMEOUT after this long. */
   timeoutMs?: number;
 }
 
@@ -106,6 +106,7 @@ export function watchChannel(channel: ClientChannel, io: ExecIO, ctx: ChannelCon
   let settle!: { resolve: (r: ExecResult) => void; reject: (e: unknown) => void };
   const done = new Promise<ExecResult>((resolve, reject) => (settle = { resolve, reject }));
   const timers: NodeJS.Timeout[] = [];
+  const detach: Array<() => void> = [];
 
   const finish = (outcome: ExecResult | SkiffError) => {
     if (ended) return;
@@ -148,7 +149,7 @@ export function watchChannel(channel: ClientChannel, io: ExecIO, ctx: ChannelCon
   // Writes racing the command's end fail harmlessly; the close above reports what happened.
   channel.on("error", () => {});
 
-  const detach = [forward(channel, io.stdout), forward(channel.stderr, io.stderr)];
+  detach.push(forward(channel, io.stdout), forward(channel.stderr, io.stderr));
   if (io.stdin) io.stdin.pipe(channel);
   else channel.end();
 
@@ -173,9 +174,8 @@ export function watchChannel(channel: ClientChannel, io: ExecIO, ctx: ChannelCon
       setTimeout(() => {
         timedOut = true;
         void sendSignal("KILL").catch(() => {});
-        // The killed command's end closes the channel. Closing it ourselves
-        // first confuses dropbear (it then refuses the next exec), so that is
-        // only the last resort of a guest past answering.
+        // The killed command's end closes the channel; closing it ourselves
+        // is only for a guest past answering.
         timers.push(
           setTimeout(() => {
             channel.close();

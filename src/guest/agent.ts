@@ -1,25 +1,15 @@
 /**
- * The host's end of the guest agent: SSH over virtio-serial ports (sessions
- * in agent-session.ts), with commands, shells, copies and SFTP on top.
- *
- * Why an AgentConnection may hold several sessions: the guest's dropbear
- * (2022.83, Debian 12) closes a session channel it has just opened when a
- * child of the same dropbear exits at that moment (mkj/dropbear#173, fixed
- * upstream in 2024.86 by PR #326). The command of that channel may still
- * run, its output and exit status lost; under load the failures cascade.
- * Measured here: 8 workers running `true` back to back on one session lost
- * 309 of 320 commands; one worker lost none in 200. So a command is started
- * on a session that has no other command running, and a command started
- * while all are busy gets a new session on another port (one handshake,
- * ~150 ms, then reused). Only when no port is free does a command share a
- * busy session, and then it carries that risk.
+ * The host's end of the guest agent: commands, shells, copies and SFTP over
+ * SSH sessions with the guest (agent-session.ts), which a pool hands out so
+ * that no two commands start on one session at once (agent-pool.ts says why).
  */
 import { Readable, Writable } from "node:stream";
 import type { ClientChannel, PseudoTtyOptions, SFTPWrapper } from "ssh2";
-import { isSkiffError, SkiffError } from "../errors.js";
+import { SkiffError } from "../errors.js";
 import { copyFrom, copyTo } from "./agent-copy.js";
 import { watchChannel, type ExecIO, type ExecOptions, type ExecResult, type RunningExec } from "./agent-exec.js";
-import { openSession, resolveTarget, type AgentSession, type SessionTarget } from "./agent-session.js";
+import { SessionPool } from "./agent-pool.js";
+import { openSession, resolveTarget } from "./agent-session.js";
 import { encodeExecRequest, type ExecRequest, type PtyOptions } from "./exec-request.js";
 
 export type { ExecIO, ExecOptions, ExecResult, RunningExec, WindowSize } from "./agent-exec.js";
@@ -65,90 +55,61 @@ export interface ShellOptions {
 const defaultTimeoutMs = 10_000;
 const defaultWaitMs = 60_000;
 const defaultPortBudgetMs = 1_500;
-/** Budget for opening an extra session. */
-const extraSessionTimeoutMs = 3_000;
-/** How long a command waits for a session to fall idle before sharing a busy one. */
-const shareAfterMs = 2_000;
-/** Extra sessions idle this long are closed, giving their ports back. */
-const extraSessionIdleMs = 10_000;
 const skiffKill = "/dev/.skiff/bin/skiff-kill";
 
 /** Connect to a running VM's agent on the first free port. */
-export async function connectAgent(opts: AgentConnectOptions): Promise<AgentConnection> {
-  const target = await targetOf(opts);
-  const session = await openSession(target, {
-    timeoutMs: opts.timeoutMs ?? defaultTimeoutMs,
-    waitForSockets: false,
-    ...(opts.signal ? { signal: opts.signal } : {}),
-  });
-  return new AgentConnection(target, session);
+export function connectAgent(opts: AgentConnectOptions): Promise<AgentConnection> {
+  return connect(opts, { timeoutMs: opts.timeoutMs ?? defaultTimeoutMs, waitForSockets: false });
 }
 
 /**
  * Connect to a VM that is still booting: its sockets may not exist yet and
  * its guest answers a few seconds after QEMU starts.
  */
-export async function waitForAgent(opts: AgentConnectOptions): Promise<AgentConnection> {
-  const target = await targetOf(opts);
-  const session = await openSession(target, {
-    timeoutMs: opts.timeoutMs ?? defaultWaitMs,
-    waitForSockets: true,
-    ...(opts.signal ? { signal: opts.signal } : {}),
+export function waitForAgent(opts: AgentConnectOptions): Promise<AgentConnection> {
+  return connect(opts, { timeoutMs: opts.timeoutMs ?? defaultWaitMs, waitForSockets: true });
+}
+
+async function connect(opts: AgentConnectOptions, mode: { timeoutMs: number; waitForSockets: boolean }): Promise<AgentConnection> {
+  const target = await resolveTarget({
+    ...opts,
+    vmName: opts.vmName ?? opts.lockPrefix,
+    portBudgetMs: opts.portBudgetMs ?? defaultPortBudgetMs,
   });
-  return new AgentConnection(target, session);
-}
-
-function targetOf(opts: AgentConnectOptions): Promise<SessionTarget> {
-  return resolveTarget({ ...opts, vmName: opts.vmName ?? opts.lockPrefix, portBudgetMs: opts.portBudgetMs ?? defaultPortBudgetMs });
-}
-
-interface PooledSession {
-  readonly session: AgentSession;
-  readonly ended: Promise<void>;
-  open: boolean;
-  /** Channels opening or open on it. */
-  busy: number;
-  /** Pidfile slots of its running commands; names are reused so the guest's /dev/.skiff-run stays small. */
-  readonly slots: Set<number>;
-  idleTimer?: NodeJS.Timeout;
+  const session = await openSession(target, { ...mode, ...(opts.signal ? { signal: opts.signal } : {}) });
+  return new AgentConnection(new SessionPool(target, session));
 }
 
 /** A live link to one VM's guest agent. */
 export class AgentConnection {
   readonly vmName: string;
-  readonly #target: SessionTarget;
-  readonly #primary: PooledSession;
-  readonly #sessions: PooledSession[] = [];
-  /** Commands waiting for a session to fall idle, first come first served. */
-  readonly #idleWaiters = new Set<(pooled: PooledSession | undefined) => void>();
-  #closing = false;
+  readonly #pool: SessionPool;
 
-  constructor(target: SessionTarget, session: AgentSession) {
-    this.#target = target;
-    this.vmName = target.vmName;
-    this.#primary = this.#adopt(session);
+  constructor(pool: SessionPool) {
+    this.#pool = pool;
+    this.vmName = pool.vmName;
   }
 
   /** Index of the agent port of the first session. */
   get port(): number {
-    return this.#primary.session.port;
+    return this.#pool.primaryPort;
   }
 
   /** False once close() was called or the guest went away. */
   get isOpen(): boolean {
-    return this.#primary.open && !this.#closing;
+    return this.#pool.isOpen;
   }
 
   /** Start `req`; resolves once the command runs, with a handle to signal and await it. */
   async start(req: ExecRequest, io: ExecOptions = {}): Promise<RunningExec> {
     encodeExecRequest(req); // refuse a bad request before taking a session for it
-    const pooled = await this.#acquire();
+    const pooled = await this.#pool.acquire();
     let slot = 0;
     while (pooled.slots.has(slot)) slot++;
     pooled.slots.add(slot);
     const finished = () => {
       pooled.slots.delete(slot);
-      this.#release(pooled);
+      this.#pool.release(pooled);
     };
     try {
       const pidfile = `agent${pooled.session.port}-${slot}`;
@@ -193,7 +154,7 @@ export class AgentConnection {
   /** An interactive login shell (root's shell in the image). */
   async shell(opts: ShellOptions = {}, io: ExecIO = {}): Promise<RunningExec> {
     const pty = ptyOptions(opts.tty ?? true);
-    const pooled = await this.#acquire();
+    const pooled = await this.#pool.acquire();
     try {
       const client = pooled.session.client;
       const running = await this.#channel(
@@ -205,11 +166,11 @@ export class AgentConnection {
             sessionAlive: () => !pooled.session.socket.destroyed,
           }),
       );
-      const finished = () => this.#release(pooled);
+      const finished = () => this.#pool.release(pooled);
       running.done.then(finished, finished);
       return running;
     } catch (err) {
-      this.#release(pooled);
+      this.#pool.release(pooled);
       throw err;
     }
   }
@@ -226,7 +187,7 @@ export class AgentConnection {
 
   /** An SFTP session with the guest (paths inside the image); end() it when done. */
   async sftp(): Promise<SFTPWrapper> {
-    const pooled = await this.#acquire();
+    const pooled = await this.#pool.acquire();
     try {
       const sftp = await new Promise<SFTPWrapper>((resolve, reject) => {
         try {
@@ -235,113 +196,22 @@ export class AgentConnection {
           reject(this.#agentError("cannot start SFTP", err));
         }
       });
-      sftp.once("close", () => this.#release(pooled));
+      sftp.once("close", () => this.#pool.release(pooled));
       return sftp;
     } catch (err) {
-      this.#release(pooled);
+      this.#pool.release(pooled);
       throw err;
     }
   }
 
   /** End every session and free the ports; commands still running in the guest are hung up. */
-  async close(): Promise<void> {
-    this.#closing = true;
-    for (const waiter of this.#idleWaiters) waiter(undefined);
-    this.#idleWaiters.clear();
-    await Promise.all([...this.#sessions].map((pooled) => endSession(pooled)));
-  }
-
-  /**
-   * A session with no command running: an idle one, else a new one on a
-   * free port, else the first of ours to fall idle; after a short wait
-   * (all ports in use, say by long-running commands) the least busy one.
-   */
-  async #acquire(): Promise<PooledSession> {
-    if (!this.isOpen) throw this.#agentError("the connection is closed");
-    const idle = this.#idle();
-    if (idle) return take(idle);
-    if (this.#sessions.length < this.#target.socketPaths.length) {
-      const session = await openSession(this.#target, { timeoutMs: extraSessionTimeoutMs, waitForSockets: false, singlePass: true }).catch(
-        (err: unknown) => {
-          if (isSkiffError(err) && (err.code === "ERR_SKIFF_VM_BUSY" || err.code === "ERR_SKIFF_AGENT")) return undefined;
-          throw err;
-        },
-      );
-      if (session) {
-        const pooled = this.#adopt(session);
-        if (!this.isOpen) {
-          await endSession(pooled);
-          throw this.#agentError("the connection is closed");
-        }
-        return take(pooled);
-      }
-    }
-    const nowIdle = this.#idle();
-    if (nowIdle) return take(nowIdle);
-    const handed = await this.#nextIdle(shareAfterMs);
-    if (handed) return handed;
-    if (!this.isOpen) throw this.#agentError("the connection is closed");
-    const shared = this.#sessions.filter((s) => s.open).sort((a, b) => a.busy - b.busy)[0];
-    if (!shared) throw this.#agentError("the connection is closed");
-    return take(shared);
-  }
-
-  #idle(): PooledSession | undefined {
-    return this.#sessions.find((s) => s.open && s.busy === 0);
-  }
-
-  /** The next session to fall idle, already taken for the caller; undefined after `ms`. */
-  #nextIdle(ms: number): Promise<PooledSession | undefined> {
-    return new Promise((resolve) => {
-      const waiter = (pooled: PooledSession | undefined) => {
-        clearTimeout(timer);
-        resolve(pooled);
-      };
-      const timer = setTimeout(() => {
-        this.#idleWaiters.delete(waiter);
-        resolve(undefined);
-      }, ms);
-      this.#idleWaiters.add(waiter);
-    });
-  }
-
-  #release(pooled: PooledSession): void {
-    pooled.busy--;
-    if (pooled.busy > 0 || !pooled.open) return;
-    const [waiter] = this.#idleWaiters;
-    if (waiter) {
-      this.#idleWaiters.delete(waiter);
-      waiter(take(pooled));
-      return;
-    }
-    if (pooled === this.#primary) return;
-    pooled.idleTimer = setTimeout(() => void endSession(pooled), extraSessionIdleMs);
-    pooled.idleTimer.unref();
-  }
-
-  #adopt(session: AgentSession): PooledSession {
-    let pooled!: PooledSession;
-    const ended = new Promise<void>((done) =>
-      session.client.once("close", () => {
-        pooled.open = false;
-        clearTimeout(pooled.idleTimer);
-        const at = this.#sessions.indexOf(pooled);
-        if (at >= 0) this.#sessions.splice(at, 1);
-        // Without its first session the connection is gone: end the helpers too.
-        if (pooled === this.#primary) for (const other of this.#sessions) void endSession(other);
-        void session.lock.release().then(done);
-      }),
-    );
-    pooled = { session, ended, open: true, busy: 0, slots: new Set() };
-    // Failures after the handshake surface as closed channels; keep them from crashing the process.
-    session.client.on("error", () => {});
-    this.#sessions.push(pooled);
-    return pooled;
+  close(): Promise<void> {
+    return this.#pool.close();
   }
 
   async #kill(pidfile: string, signo: number): Promise<void> {
     // Exit 1 means the command is already gone, which is what the caller wanted.
-    const pooled = await this.#acquire();
+    const pooled = await this.#pool.acquire();
     try {
       const client = pooled.session.client;
       const command = encodeExecRequest({ argv: [skiffKill, pidfile, String(signo)] });
@@ -351,7 +221,7 @@ export class AgentConnection {
       );
       await running.done;
     } finally {
-      this.#release(pooled);
+      this.#pool.release(pooled);
     }
   }
 
@@ -377,23 +247,6 @@ export class AgentConnection {
       ...(cause === undefined ? {} : { cause }),
     });
   }
-}
-
-function take(pooled: PooledSession): PooledSession {
-  pooled.busy++;
-  clearTimeout(pooled.idleTimer);
-  return pooled;
-}
-
-/** Disconnect a session; a guest past answering gets 2 s before the socket is cut. */
-async function endSession(pooled: PooledSession): Promise<void> {
-  if (pooled.open) {
-    pooled.session.client.end();
-    const timer = setTimeout(() => pooled.session.socket.destroy(), 2_000);
-    await pooled.ended;
-    clearTimeout(timer);
-  }
-  await pooled.ended;
 }
 
 function ptyOptions(tty: ExecRequest["tty"]): PseudoTtyOptions | undefined {

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SkiffError } from "../../src/errors.js";
 import { connectAgent, waitForAgent, type AgentConnectOptions, type AgentConnection } from "../../src/guest/agent.js";
 import { tryLock, type LockHandle } from "../../src/store/lock.js";
-import { FakeGuest, type FakeGuestOptions } from "./fixtures/agent-fake-guest.js";
+import { FakeGuest, skiffFailure, type FakeGuestOptions } from "./fixtures/agent-fake-guest.js";
 
 let dir: string;
 let guest: FakeGuest | undefined;
@@ -48,15 +48,6 @@ async function connect(g: FakeGuest, extra: Partial<AgentConnectOptions> = {}): 
   return conn;
 }
 
-async function failure(promise: Promise<unknown>): Promise<SkiffError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof SkiffError) return err;
-    throw err;
-  }
-  throw new Error("expected a SkiffError");
-}
 
 function sink(): Writable & { text: () => string } {
   const chunks: Buffer[] = [];
@@ -98,18 +89,18 @@ describe("connectAgent", () => {
   it("says the VM is not running when nothing listens", async () => {
     const g = await startGuest();
     await g.close();
-    expect((await failure(connectAgent(options(g)))).code).toBe("ERR_SKIFF_VM_NOT_RUNNING");
+    expect((await skiffFailure(connectAgent(options(g)))).code).toBe("ERR_SKIFF_VM_NOT_RUNNING");
   });
 
   it("says the VM is busy when every port is locked", async () => {
     const g = await startGuest();
     for (const i of [0, 1]) locks.push((await tryLock(`vm-test-agent-${i}`, { home: dir }))!);
-    expect((await failure(connectAgent(options(g, { timeoutMs: 300 })))).code).toBe("ERR_SKIFF_VM_BUSY");
+    expect((await skiffFailure(connectAgent(options(g, { timeoutMs: 300 })))).code).toBe("ERR_SKIFF_VM_BUSY");
   });
 
   it("says the agent did not answer, with a hint to read the logs", async () => {
     const g = await startGuest({ silentPorts: [0, 1] });
-    const err = await failure(connectAgent(options(g, { timeoutMs: 600, portBudgetMs: 150 })));
+    const err = await skiffFailure(connectAgent(options(g, { timeoutMs: 600, portBudgetMs: 150 })));
     expect(err.code).toBe("ERR_SKIFF_AGENT");
     expect(err.message).toContain("did not answer on test");
     expect(err.hint).toContain("skiff logs test");
@@ -117,7 +108,7 @@ describe("connectAgent", () => {
 
   it("refuses a guest whose host key is not the VM's", async () => {
     const g = await startGuest({ wrongHostKey: true });
-    const err = await failure(connectAgent(options(g)));
+    const err = await skiffFailure(connectAgent(options(g)));
     expect(err.code).toBe("ERR_SKIFF_AGENT");
     expect(err.message).toMatch(/host key/);
   });
@@ -134,7 +125,7 @@ describe("waitForAgent", () => {
   it("gives up at its deadline", async () => {
     const g = await startGuest();
     await g.close();
-    const err = await failure(waitForAgent({ ...options(g), timeoutMs: 400 }));
+    const err = await skiffFailure(waitForAgent({ ...options(g), timeoutMs: 400 }));
     expect(err.code).toBe("ERR_SKIFF_AGENT");
   });
 
@@ -143,7 +134,7 @@ describe("waitForAgent", () => {
     await g.close();
     const abort = new AbortController();
     setTimeout(() => abort.abort(new SkiffError("ERR_SKIFF_BOOT_FAILED", "QEMU exited")), 100);
-    const err = await failure(waitForAgent({ ...options(g), timeoutMs: 5_000, signal: abort.signal }));
+    const err = await skiffFailure(waitForAgent({ ...options(g), timeoutMs: 5_000, signal: abort.signal }));
     expect(err.code).toBe("ERR_SKIFF_BOOT_FAILED");
   });
 });
@@ -190,13 +181,13 @@ describe("AgentConnection.exec", () => {
     expect(g.execs.at(-1)?.argv).toEqual(["/dev/.skiff/bin/skiff-kill", "agent0-0", "24"]);
 
     await expect(other.sendSignal("INT")).resolves.toBeUndefined(); // already ended: a no-op
-    expect((await failure(other.sendSignal("NOPE"))).code).toBe("ERR_SKIFF_BAD_SIGNAL");
+    expect((await skiffFailure(other.sendSignal("NOPE"))).code).toBe("ERR_SKIFF_BAD_SIGNAL");
   });
 
   it("kills a command that outlives its timeout", async () => {
     const conn = await connect(await startGuest());
     const started = Date.now();
-    const err = await failure(conn.exec({ argv: ["sleep"] }, { timeoutMs: 200 }));
+    const err = await skiffFailure(conn.exec({ argv: ["sleep"] }, { timeoutMs: 200 }));
     expect(err.code).toBe("ERR_SKIFF_TIMEOUT");
     expect(err.message).toContain("`sleep` in VM test");
     expect(Date.now() - started).toBeLessThan(2_000);
@@ -219,11 +210,11 @@ describe("AgentConnection.exec", () => {
     const conn = await connect(g);
     const sleeper = await conn.start({ argv: ["sleep"] });
     g.dropConnections();
-    const err = await failure(sleeper.done);
+    const err = await skiffFailure(sleeper.done);
     expect(err.code).toBe("ERR_SKIFF_AGENT");
     expect(err.message).toContain("lost the connection");
     await conn.close();
-    expect((await failure(conn.run(["echo"]))).code).toBe("ERR_SKIFF_AGENT");
+    expect((await skiffFailure(conn.run(["echo"]))).code).toBe("ERR_SKIFF_AGENT");
   });
 
   it("opens a login shell", async () => {

@@ -6,9 +6,8 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { SkiffError } from "../../src/errors.js";
 import { connectAgent, type AgentConnection } from "../../src/guest/agent.js";
-import { FakeGuest } from "./fixtures/agent-fake-guest.js";
+import { FakeGuest, skiffFailure } from "./fixtures/agent-fake-guest.js";
 
 let root: string;
 let guest: FakeGuest;
@@ -53,15 +52,6 @@ async function modeOf(path: string): Promise<string> {
   return ((await stat(path)).mode & 0o7777).toString(8);
 }
 
-async function failure(promise: Promise<unknown>): Promise<SkiffError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof SkiffError) return err;
-    throw err;
-  }
-  throw new Error("expected a SkiffError");
-}
 
 describe.each([
   ["copyTo", (from: string, to: string) => conn.copyTo(from, to)],
@@ -94,37 +84,37 @@ describe.each([
   });
 
   it("needs the destination's parent to exist", async () => {
-    const err = await failure(copy(join(src, "run.sh"), join(dest, "missing", "x")));
+    const err = await skiffFailure(copy(join(src, "run.sh"), join(dest, "missing", "x")));
     expect(err.code).toBe("ERR_SKIFF_FILE_NOT_FOUND");
     expect(err.message).toContain(join(dest, "missing"));
   });
 
   it("refuses a directory onto a file and a file onto a directory", async () => {
     await writeFile(join(dest, "file"), "x");
-    expect((await failure(copy(join(src, "tree"), join(dest, "file")))).code).toBe("ERR_SKIFF_BAD_PATH");
+    expect((await skiffFailure(copy(join(src, "tree"), join(dest, "file")))).code).toBe("ERR_SKIFF_BAD_PATH");
     await mkdir(join(dest, "run.sh"));
     await mkdir(join(dest, "box"));
     // "box" exists, so the file goes inside it; "box/run.sh" would be a directory.
     await mkdir(join(dest, "box", "run.sh"));
-    expect((await failure(copy(join(src, "run.sh"), join(dest, "box")))).code).toBe("ERR_SKIFF_BAD_PATH");
+    expect((await skiffFailure(copy(join(src, "run.sh"), join(dest, "box")))).code).toBe("ERR_SKIFF_BAD_PATH");
   });
 });
 
 describe("copy errors name the missing side", () => {
   it("a missing host source", async () => {
-    const err = await failure(conn.copyTo(join(src, "nope"), dest));
+    const err = await skiffFailure(conn.copyTo(join(src, "nope"), dest));
     expect(err.code).toBe("ERR_SKIFF_FILE_NOT_FOUND");
     expect(err.message).toBe(`no such file or directory on the host: ${join(src, "nope")}`);
   });
 
   it("a missing guest source", async () => {
-    const err = await failure(conn.copyFrom("/nonexistent/thing", dest));
+    const err = await skiffFailure(conn.copyFrom("/nonexistent/thing", dest));
     expect(err.code).toBe("ERR_SKIFF_FILE_NOT_FOUND");
     expect(err.message).toBe("no such file or directory in VM copy: /nonexistent/thing");
   });
 
   it("a file copied to a directory path that does not exist", async () => {
-    expect((await failure(conn.copyTo(join(src, "run.sh"), `${join(dest, "nodir")}/`))).code).toBe("ERR_SKIFF_FILE_NOT_FOUND");
-    expect((await failure(conn.copyFrom(join(src, "run.sh"), `${join(dest, "nodir")}/`))).code).toBe("ERR_SKIFF_FILE_NOT_FOUND");
+    expect((await skiffFailure(conn.copyTo(join(src, "run.sh"), `${join(dest, "nodir")}/`))).code).toBe("ERR_SKIFF_FILE_NOT_FOUND");
+    expect((await skiffFailure(conn.copyFrom(join(src, "run.sh"), `${join(dest, "nodir")}/`))).code).toBe("ERR_SKIFF_FILE_NOT_FOUND");
   });
 });
