@@ -9,6 +9,9 @@ import { SkiffError } from "../errors.js";
 
 export interface MachineFlags {
   name?: string;
+  entrypoint?: string;
+  user?: string;
+  workdir?: string;
   env: string[];
   cpus?: string;
   memory?: string;
@@ -24,7 +27,10 @@ export function addMachineFlags(cmd: Command): Command {
     .option("-e, --env <KEY=VALUE>", "environment for commands in the VM (repeatable)", collect, [])
     .option("--cpus <n>", "virtual CPUs (default 1)")
     .option("-m, --memory <size>", "memory, e.g. 256m or 1g (default 256m)")
-    .option("--network <mode>", "user (default: QEMU user networking) or none");
+    .option("--network <mode>", "user (default: QEMU user networking) or none")
+    .option("--entrypoint <cmd>", "replace the image's entrypoint (and drop its Cmd)")
+    .option("-u, --user <user>", "default user of commands in the VM (name or uid[:gid])")
+    .option("-w, --workdir <dir>", "default working directory of commands in the VM");
 }
 
 export function networkFrom(flag: string | undefined): NetworkSpec {
@@ -43,6 +49,9 @@ export function createOptionsFrom(image: string, command: string[], flags: Machi
     ...(flags.cpus === undefined ? {} : { cpus: parseCpus(flags.cpus) }),
     ...(flags.memory === undefined ? {} : { memoryMiB: parseMemory(flags.memory) }),
     env: parseEnvList(flags.env),
+    ...(flags.entrypoint === undefined ? {} : { entrypoint: flags.entrypoint === "" ? [] : [flags.entrypoint] }),
+    ...(flags.user === undefined ? {} : { user: flags.user }),
+    ...(flags.workdir === undefined ? {} : { workingDir: flags.workdir }),
     network: networkFrom(flags.network),
     autoRemove: flags.rm === true,
   };

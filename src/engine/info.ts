@@ -24,6 +24,11 @@ export interface VmInfo {
   /** "127.0.0.1:8080->80/tcp", docker's notation. */
   ports: string[];
   env: Record<string, string>;
+  entrypoint: string[];
+  command: string[];
+  user: string | undefined;
+  workingDir: string | undefined;
+  exposedPorts: string[];
   autoRemove: boolean;
   exit: ExitRecord | undefined;
   dir: string;
@@ -53,6 +58,11 @@ export function toVmInfo(record: VmRecord, state: VmState, status: ObservedStatu
     network: spec.network,
     ports: formatPorts(spec.network),
     env: spec.env,
+    entrypoint: spec.entrypoint ?? [],
+    command: spec.command,
+    user: spec.user,
+    workingDir: spec.workingDir,
+    exposedPorts: spec.exposedPorts ?? [],
     autoRemove: spec.autoRemove,
     exit: status.state === "running" ? undefined : state.exit,
     dir: record.paths.dir,

@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { SkiffError } from "../errors.js";
 import { connectAgent, waitForAgent, type AgentConnection } from "../guest/agent.js";
 import { resolveImage } from "../image/resolve.js";
+import type { ImageRuntimeConfig } from "../image/oci/types.js";
 import { currentProcess, identityAlive } from "../process/pid.js";
 import { defaultRunner, type Runner } from "../process/runner.js";
 import { defaults, type MachineSpec, type NetworkSpec } from "../spec/machine.js";
@@ -37,7 +38,12 @@ export interface CreateOptions {
   cpus?: number;
   memoryMiB?: number;
   env?: Record<string, string>;
+  /** CMD; empty or absent: the image's. */
   command?: string[];
+  /** `--entrypoint`: replaces the image's and drops its Cmd, as Docker does. */
+  entrypoint?: string[];
+  user?: string;
+  workingDir?: string;
   network?: NetworkSpec;
   autoRemove?: boolean;
   labels?: Record<string, string>;
@@ -100,8 +106,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
         cpus: opts.cpus ?? defaults.cpus,
         memoryMiB: opts.memoryMiB ?? defaults.memoryMiB,
         hostname: name.replace(/[^a-zA-Z0-9-]/g, "-").replace(/^-+/, "").slice(0, 63) || "skiff",
-        env: opts.env ?? {},
-        command: opts.command ?? [],
+        ...runtimeFrom(image.config, opts),
         network: opts.network ?? { mode: "user", restrict: false, forwards: [] },
         autoRemove: opts.autoRemove ?? false,
         labels: opts.labels ?? {},
@@ -375,6 +380,27 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     }
     return reaped;
   }
+}
+
+/** Docker's rules for what an image's config and the user's flags make of the main command and defaults. */
+export function runtimeFrom(
+  image: ImageRuntimeConfig,
+  opts: Pick<CreateOptions, "command" | "entrypoint" | "env" | "user" | "workingDir">,
+): Pick<MachineSpec, "entrypoint" | "command" | "env" | "user" | "workingDir" | "exposedPorts"> {
+  const userCommand = opts.command ?? [];
+  const entrypoint = opts.entrypoint ?? image.entrypoint;
+  // A new entrypoint drops the image's Cmd; a CMD given on the command line replaces it.
+  const command = userCommand.length > 0 ? userCommand : opts.entrypoint !== undefined ? [] : image.cmd;
+  const user = opts.user ?? image.user;
+  const workingDir = opts.workingDir ?? image.workingDir;
+  return {
+    entrypoint,
+    command,
+    env: { ...image.env, ...(opts.env ?? {}) },
+    ...(user === undefined || user === "" ? {} : { user }),
+    ...(workingDir === undefined || workingDir === "" ? {} : { workingDir }),
+    exposedPorts: image.exposedPorts,
+  };
 }
 
 function notRunning(name: string): SkiffError {

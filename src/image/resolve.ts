@@ -7,6 +7,7 @@ import { SkiffError } from "../errors.js";
 import type { Runner } from "../process/runner.js";
 import { skiffPaths } from "../store/paths.js";
 import { ensureBaseImage, type ImageEvent } from "./base.js";
+import type { ImageRuntimeConfig } from "./oci/types.js";
 
 export { listImages, type CachedImage } from "./cache.js";
 
@@ -23,7 +24,18 @@ export interface ResolvedImage {
   builtin: boolean;
   /** ISO time the base was made. */
   createdAt: string;
+  /** What `run` honours: Entrypoint, Cmd, Env, WorkingDir, User, ExposedPorts. */
+  config: ImageRuntimeConfig;
 }
+
+/** The built-in image's config: a shell, like busybox's own image. */
+export const baseRuntimeConfig: ImageRuntimeConfig = {
+  entrypoint: [],
+  cmd: ["/bin/sh"],
+  env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" },
+  exposedPorts: [],
+  labels: {},
+};
 
 export interface ResolveOptions {
   /** Default: the cache of the resolved skiff paths (SKIFF_CACHE, SKIFF_HOME, XDG). */
@@ -63,5 +75,6 @@ export async function resolveImage(ref: string, opts: ResolveOptions = {}): Prom
     sizeBytes: image.sizeBytes,
     builtin: true,
     createdAt: image.createdAt,
+    config: baseRuntimeConfig,
   };
 }

@@ -25,8 +25,16 @@ export interface MachineSpec {
   hostname: string;
   /** Environment given to every command run in the guest (`-e`). */
   env: Record<string, string>;
-  /** Command of `run IMAGE CMD...`, run by the CLI after boot; empty: none. */
+  /** The main command is `[...entrypoint, ...command]`, as in Docker: the image's unless overridden. */
+  entrypoint: string[];
+  /** CMD: the arguments of `run IMAGE CMD...`, or the image's Cmd. */
   command: string[];
+  /** Default user of every command in the guest (name or uid[:gid]); the image's `User`. */
+  user?: string;
+  /** Default working directory of every command; the image's `WorkingDir`. */
+  workingDir?: string;
+  /** Ports the image says it listens on ("80/tcp"), shown by inspect. */
+  exposedPorts: string[];
   network: NetworkSpec;
   /** `--rm`: remove the VM once it stops. */
   autoRemove: boolean;

@@ -33,6 +33,10 @@ export function registerExec(program: Command, ctx: CliContext): void {
       checkTty(session, "--tty");
       const env = parseEnvList(flags.env);
       const timeoutMs = flags.timeout === undefined ? undefined : parseDuration(flags.timeout, "--timeout");
+      // The VM's defaults (the image's User and WorkingDir, or run's -u/-w) unless given here.
+      const info = await ctx.skiff().inspect(name);
+      const user = flags.user ?? info.user;
+      const cwd = flags.workdir ?? info.workingDir;
       const conn = await ctx.skiff().connect(name);
       try {
         ctx.exitCode = await attachSession(
@@ -40,8 +44,8 @@ export function registerExec(program: Command, ctx: CliContext): void {
           {
             argv: command,
             env,
-            ...(flags.user === undefined ? {} : { user: flags.user }),
-            ...(flags.workdir === undefined ? {} : { cwd: flags.workdir }),
+            ...(user === undefined ? {} : { user }),
+            ...(cwd === undefined ? {} : { cwd }),
           },
           { ...session, ...(timeoutMs === undefined ? {} : { timeoutMs }) },
         );

@@ -6,7 +6,7 @@
  */
 import type { Command } from "commander";
 import { SkiffError } from "../../errors.js";
-import type { AgentConnection } from "../../guest/agent.js";
+import type { AgentConnection, ExecRequest } from "../../guest/agent.js";
 import type { CliContext } from "../context.js";
 import { attachSession, checkTty } from "../session.js";
 import { addMachineFlags, createOptionsFrom, type MachineFlags } from "../spec-flags.js";
@@ -16,9 +16,10 @@ import { addMachineFlags, createOptionsFrom, type MachineFlags } from "../spec-f
  * a session of its own (so it outlives the SSH channel), its output on the
  * serial console, where `skiff logs` shows it.
  */
-async function startDetached(conn: AgentConnection, command: string[]): Promise<void> {
+async function startDetached(conn: AgentConnection, req: Omit<ExecRequest, "tty">): Promise<void> {
+  const command = req.argv;
   try {
-    const r = await conn.run(["/dev/.skiff/bin/skiff-detach", ...command], { timeoutMs: 30_000 });
+    const r = await conn.run(["/dev/.skiff/bin/skiff-detach", ...command], { ...req, timeoutMs: 30_000 });
     if (r.code !== 0) {
       throw new SkiffError(r.code === 127 ? "ERR_SKIFF_USAGE" : "ERR_SKIFF_AGENT", `cannot start the command in the background: ${r.stderr.trim()}`, {
         place: command.join(" "),
@@ -42,7 +43,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
       .command("run")
       .description("create and start a VM, and run a command in it")
       .argument("[image]", "image to boot (built in: base)", "base")
-      .argument("[command...]", "command to run (default: a shell)")
+      .argument("[command...]", "command to run (default: the image's Cmd; base: a shell)")
       .option("-d, --detach", "leave the VM running and print its name")
       .option("-i, --interactive", "forward stdin")
       .option("-t, --tty", "allocate a pseudo-terminal")
@@ -54,10 +55,15 @@ export function registerRun(program: Command, ctx: CliContext): void {
       if (flags.detach !== true) checkTty(session, "--tty");
       const skiff = ctx.skiff();
       const info = await skiff.create(createOptionsFrom(image, command, flags));
+      const main = [...info.entrypoint, ...info.command];
+      const defaults = {
+        ...(info.user === undefined ? {} : { user: info.user }),
+        ...(info.workingDir === undefined ? {} : { cwd: info.workingDir }),
+      };
       if (flags.detach === true) {
         await skiff.start(info.name);
-        if (command.length > 0) {
-          await startDetached(await skiff.connect(info.name), command).catch(async (err: unknown) => {
+        if (main.length > 0) {
+          await startDetached(await skiff.connect(info.name), { argv: main, ...defaults }).catch(async (err: unknown) => {
             await skiff.remove(info.name, { force: true });
             throw err;
           });
@@ -78,7 +84,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
         await skiff.start(info.name);
         const conn = await skiff.connect(info.name);
         try {
-          ctx.exitCode = await attachSession(conn, { argv: command, env: {} }, session);
+          ctx.exitCode = await attachSession(conn, { argv: main, ...defaults }, session);
           // Flush the guest's page cache so writes survive the stop below.
           if (flags.rm !== true) await conn.run(["/dev/.skiff/bin/busybox", "sync"], { timeoutMs: 30_000 }).catch(() => undefined);
         } finally {
