@@ -4,6 +4,7 @@
  */
 import { Skiff } from "../engine/skiff.js";
 import { printError, progressReporter, type GlobalFlags } from "./output.js";
+import { pullReporter } from "./pull-progress.js";
 
 export interface CliContext {
   flags: GlobalFlags;
@@ -23,6 +24,8 @@ export function makeContext(flags: GlobalFlags): CliContext {
         engine = new Skiff();
         const report = progressReporter(flags);
         if (report !== undefined) engine.on("progress", report);
+        // An implicit pull on run/create shows its progress like `docker run` does.
+        if (!flags.json) engine.on("pull", pullReporter());
       }
       return engine;
     },

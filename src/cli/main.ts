@@ -15,6 +15,7 @@ import { registerExec } from "./commands/exec.js";
 import { registerRun } from "./commands/run.js";
 import { registerCp } from "./commands/cp.js";
 import { registerSsh } from "./commands/ssh.js";
+import { registerImage } from "./commands/image.js";
 import { printError } from "./output.js";
 
 async function main(argv: string[]): Promise<number> {
@@ -44,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
   registerCp(program, ctx);
   registerSsh(program, ctx);
   registerLogs(program, ctx);
+  registerImage(program, ctx);
   registerDoctor(program, ctx);
 
   try {

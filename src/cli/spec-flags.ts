@@ -12,6 +12,8 @@ export interface MachineFlags {
   entrypoint?: string;
   user?: string;
   workdir?: string;
+  platform?: string;
+  pull?: string;
   env: string[];
   cpus?: string;
   memory?: string;
@@ -30,7 +32,9 @@ export function addMachineFlags(cmd: Command): Command {
     .option("--network <mode>", "user (default: QEMU user networking) or none")
     .option("--entrypoint <cmd>", "replace the image's entrypoint (and drop its Cmd)")
     .option("-u, --user <user>", "default user of commands in the VM (name or uid[:gid])")
-    .option("-w, --workdir <dir>", "default working directory of commands in the VM");
+    .option("-w, --workdir <dir>", "default working directory of commands in the VM")
+    .option("--platform <os/arch[/variant]>", "platform to pull when the image is not here yet (default linux/amd64)")
+    .option("--pull <policy>", "missing (default: pull when not here), always, never");
 }
 
 export function networkFrom(flag: string | undefined): NetworkSpec {
@@ -52,7 +56,14 @@ export function createOptionsFrom(image: string, command: string[], flags: Machi
     ...(flags.entrypoint === undefined ? {} : { entrypoint: flags.entrypoint === "" ? [] : [flags.entrypoint] }),
     ...(flags.user === undefined ? {} : { user: flags.user }),
     ...(flags.workdir === undefined ? {} : { workingDir: flags.workdir }),
+    ...(flags.platform === undefined ? {} : { platform: flags.platform }),
+    ...(flags.pull === undefined ? {} : { pull: pullPolicy(flags.pull) }),
     network: networkFrom(flags.network),
     autoRemove: flags.rm === true,
   };
+}
+
+function pullPolicy(value: string): "missing" | "always" | "never" {
+  if (value === "missing" || value === "always" || value === "never") return value;
+  throw new SkiffError("ERR_SKIFF_USAGE", `unknown pull policy: ${value}`, { place: "--pull", hint: "use missing, always or never" });
 }

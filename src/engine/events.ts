@@ -4,6 +4,9 @@
  * forward them, a library user may ignore them.
  */
 
+import type { PullEvent } from "../image/oci/types.js";
+import type { BuildEvent } from "../image/unpack/build.js";
+
 export type Phase =
   | "preparing-image"
   | "preparing-kernel"
@@ -26,4 +29,8 @@ export interface ProgressEvent {
 
 export interface SkiffEvents {
   progress: [ProgressEvent];
+  /** Image pulls, layer by layer (a `docker pull`-like display). */
+  pull: [PullEvent];
+  /** Building an image's ext4 base. */
+  build: [BuildEvent];
 }

@@ -24,6 +24,7 @@ import { observeStatus, type ObservedStatus, type RunState } from "./status.js";
 import type { ExitRecord, VmState } from "../store/vmdir.js";
 import { signalQemu, stopQemu, waitForExit } from "./stop.js";
 import { toVmInfo, type VmInfo } from "./info.js";
+import type { ImageContext } from "./images.js";
 
 export interface SkiffOptions {
   /** Overrides SKIFF_HOME / the XDG default. */
@@ -44,6 +45,10 @@ export interface CreateOptions {
   entrypoint?: string[];
   user?: string;
   workingDir?: string;
+  /** Platform to pull ("linux/amd64", the default). */
+  platform?: string;
+  /** When to pull: "missing" (default), "always", "never". */
+  pull?: "missing" | "always" | "never";
   network?: NetworkSpec;
   autoRemove?: boolean;
   labels?: Record<string, string>;
@@ -93,7 +98,16 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     if (opts.name !== undefined) validateName(opts.name);
     // Everything that can fail for a reason outside the VM fails before anything is made.
     this.#progress(opts.name ?? "", "preparing-image", `preparing image ${opts.image}`, t0);
-    const image = await resolveImage(opts.image, { cacheDir: this.cacheDir, runner: this.runner });
+    const image = await resolveImage(opts.image, {
+      cacheDir: this.cacheDir,
+      home: this.home,
+      runner: this.runner,
+      place: "IMAGE",
+      ...(opts.platform === undefined ? {} : { platform: opts.platform }),
+      ...(opts.pull === undefined ? {} : { pull: opts.pull }),
+      onPull: (e) => this.emit("pull", e),
+      onEvent: (e) => this.emit("build", e),
+    });
     this.#progress(opts.name ?? "", "preparing-kernel", "preparing kernel and QEMU", t0);
     const facts = await this.hostFacts();
 
@@ -319,6 +333,11 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     const state = existsSync(record.paths.dir) ? await this.store.readState(record.id) : {};
     const status = await observeStatus(record.paths, state);
     return toVmInfo(record, state, status);
+  }
+
+  /** What the image verbs need: the cache, credentials' home, and which bases VMs use. */
+  get images(): ImageContext {
+    return { cacheDir: this.cacheDir, home: this.home, runner: this.runner, vms: () => this.list({ all: true }) };
   }
 
   /** An SSH connection to the running VM's guest agent. */

@@ -34,7 +34,11 @@ export interface BusyboxInfo {
 
 export type ImageEvent =
   | { type: "image-build-start"; name: string; digest: string }
-  | { type: "image-build-done"; name: string; digest: string; ms: number };
+  | { type: "image-build-done"; name: string; digest: string; ms: number }
+  /** An OCI image's layer `index` (of `count`) is being applied (unpack/build.ts). */
+  | { type: "image-layer"; digest: string; index: number; count: number; layer: string }
+  /** The unpacked tree is going into an ext4 of `sizeBytes`. */
+  | { type: "image-mkfs"; digest: string; contentBytes: number; sizeBytes: number };
 
 export interface BaseImageOptions {
   cacheDir: string;

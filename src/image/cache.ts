@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { errnoOf } from "../errors.js";
 import { readJsonIfExists, writeJsonAtomic } from "../store/atomic.js";
 import { digestHex } from "./manifest.js";
+import type { ImageRuntimeConfig, Platform } from "./oci/types.js";
 
 /** What the cache knows about one base. */
 export interface CachedImage {
@@ -24,16 +25,34 @@ export interface CachedImage {
   builtin: boolean;
   /** ISO time the base was made. */
   createdAt: string;
+  /** From the record, for OCI images and imports. */
+  ref?: string;
+  config?: ImageRuntimeConfig;
 }
 
-/** The record stored beside a base. */
+/** The record stored beside a base. Fields past `source` came with OCI images; older records lack them. */
 export interface ImageRecord {
   name: string;
   digest: string;
   builtin: boolean;
   createdAt: string;
-  /** Free-form facts about the source ("busybox 1.35.0"). */
+  /** Free-form facts about the source ("busybox 1.35.0", "docker save archive /x/y.tar"). */
   source?: string;
+  /** The reference it was pulled or imported as ("docker.io/library/alpine:3.20"). */
+  ref?: string;
+  /** What `run` honours, so the engine needs no registry to start it. */
+  config?: ImageRuntimeConfig;
+  /** "sha256:…" of the image config blob, when there is one. */
+  configDigest?: string;
+  platform?: Platform;
+  /** Bytes of the unpacked tree that went into the ext4. */
+  contentBytes?: number;
+  /** The ext4's size (the disk the guest sees). */
+  sizeBytes?: number;
+  /** Version of the unpack recipe that built it (unpack/build.ts), so a changed recipe can tell old bases apart. */
+  layoutVersion?: number;
+  /** Non-fatal problems of the build (dropped xattrs, nodes made by debugfs). */
+  warnings?: string[];
 }
 
 export function imagesDir(cacheDir: string): string {
@@ -46,6 +65,15 @@ export function imagePath(cacheDir: string, digest: string): string {
 
 export function imageRecordPath(cacheDir: string, digest: string): string {
   return join(imagesDir(cacheDir), `sha256-${digestHex(digest)}.json`);
+}
+
+/** The record beside base `digest`; undefined if there is none (or it is unreadable). */
+export async function readImageRecord(cacheDir: string, digest: string): Promise<ImageRecord | undefined> {
+  try {
+    return await readJsonIfExists<ImageRecord>(imageRecordPath(cacheDir, digest));
+  } catch {
+    return undefined;
+  }
 }
 
 export async function writeImageRecord(cacheDir: string, record: ImageRecord): Promise<void> {
@@ -62,12 +90,8 @@ export async function cachedImage(cacheDir: string, digest: string): Promise<Cac
     if (errnoOf(err) === "ENOENT") return undefined;
     throw err;
   }
-  let record: ImageRecord | undefined;
-  try {
-    record = await readJsonIfExists<ImageRecord>(imageRecordPath(cacheDir, digest));
-  } catch {
-    record = undefined; // a broken record costs the name, not the base
-  }
+  // A broken record costs the name, not the base.
+  const record = await readImageRecord(cacheDir, digest);
   return {
     name: record?.name,
     digest,
@@ -76,6 +100,8 @@ export async function cachedImage(cacheDir: string, digest: string): Promise<Cac
     diskUsageBytes: st.blocks * 512,
     builtin: record?.builtin ?? false,
     createdAt: record?.createdAt ?? st.mtime.toISOString(),
+    ...(record?.ref === undefined ? {} : { ref: record.ref }),
+    ...(record?.config === undefined ? {} : { config: record.config }),
   };
 }
 

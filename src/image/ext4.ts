@@ -54,57 +54,93 @@ export async function buildExt4(opts: Ext4BuildOptions): Promise<void> {
   }
   await mkdir(opts.scratchDir, { recursive: true });
   const staging = await mkdtemp(join(opts.scratchDir, "stage-"));
-  const env = { ...process.env, E2FSPROGS_FAKE_TIME: String(imageEpoch), LC_ALL: "C" };
   try {
     await stage(manifest, staging);
     await rm(opts.target, { force: true });
-    await runner.run(
-      "mke2fs",
-      [
-        "-q",
-        "-t",
-        "ext4",
-        "-d",
-        staging,
-        "-L",
-        label,
-        "-U",
-        uuidFromDigest(opts.digest, 0),
-        // A file mke2fs creates itself is sparse, so it reads as zeros: no
-        // zeroing of journal and inode tables, and no ext4lazyinit in every
-        // guest writing them into its overlay.
-        "-E",
-        `root_owner=0:0,hash_seed=${uuidFromDigest(opts.digest, 1)},assume_storage_prezeroed=1`,
-        "-F",
-        opts.target,
-        `${sizeBytes / 1024}k`,
-      ],
-      { check: true, env, debianPackage: "e2fsprogs", timeoutMs: 120_000 },
-    );
-    const script = `${staging}.debugfs`;
-    await writeFile(script, fixupScript(manifest));
-    try {
-      const result = await runner.run("debugfs", ["-w", "-f", script, opts.target], {
-        check: true,
-        env,
-        debianPackage: "e2fsprogs",
-        timeoutMs: 120_000,
-      });
-      // debugfs exits 0 even when a command fails; its complaints are on stderr.
-      const complaints = result.stderr.split("\n").filter((line) => line.trim() !== "" && !/^debugfs \d/.test(line));
-      if (complaints.length > 0) {
-        throw new SkiffError("ERR_SKIFF_TOOL_FAILED", `debugfs could not set owners and times in ${opts.target}: ${complaints.slice(0, 5).join("; ")}`, {
-          details: { stderr: complaints.slice(0, 50) },
-        });
-      }
-    } finally {
-      await rm(script, { force: true });
-    }
+    await mke2fsFromDir({ sourceDir: staging, target: opts.target, sizeBytes, label, digest: opts.digest, runner });
+    await runDebugfsScript({ target: opts.target, script: fixupScript(manifest), scriptPath: `${staging}.debugfs`, runner, purpose: "set owners and times" });
   } catch (err) {
     await rm(opts.target, { force: true });
     throw err;
   } finally {
     await rm(staging, { recursive: true, force: true });
+  }
+}
+
+export interface Mke2fsOptions {
+  /** The tree to copy in (`mke2fs -d`). Its owners, modes, times, xattrs and nodes are copied; the root's are not. */
+  sourceDir: string;
+  /** File to create; it must not exist (mke2fs is told the storage is already zero). */
+  target: string;
+  sizeBytes: number;
+  label: string;
+  /** Seeds the filesystem UUID and directory hash seed. */
+  digest: string;
+  /** Inode count (`-N`); default: mke2fs's own ratio. */
+  inodes?: number;
+  runner?: Runner;
+}
+
+/** Environment of every e2fsprogs run: fixed superblock time, C locale for parseable messages. */
+export const e2fsEnv = (): NodeJS.ProcessEnv => ({ ...process.env, E2FSPROGS_FAKE_TIME: String(imageEpoch), LC_ALL: "C" });
+
+/** `mke2fs -d`: a fresh sparse ext4 holding `sourceDir`, UUID and hash seed derived from `digest`. */
+export async function mke2fsFromDir(opts: Mke2fsOptions): Promise<void> {
+  await (opts.runner ?? defaultRunner).run(
+    "mke2fs",
+    [
+      "-q",
+      "-t",
+      "ext4",
+      "-d",
+      opts.sourceDir,
+      "-L",
+      opts.label,
+      "-U",
+      uuidFromDigest(opts.digest, 0),
+      ...(opts.inodes === undefined ? [] : ["-N", String(opts.inodes)]),
+      // A file mke2fs creates itself is sparse, so it reads as zeros: no
+      // zeroing of journal and inode tables, and no ext4lazyinit in every
+      // guest writing them into its overlay.
+      "-E",
+      `root_owner=0:0,hash_seed=${uuidFromDigest(opts.digest, 1)},assume_storage_prezeroed=1`,
+      "-F",
+      opts.target,
+      `${opts.sizeBytes / 1024}k`,
+    ],
+    { check: true, env: e2fsEnv(), debianPackage: "e2fsprogs", timeoutMs: 600_000 },
+  );
+}
+
+export interface DebugfsScriptOptions {
+  target: string;
+  /** debugfs commands, one per line. */
+  script: string;
+  /** Where to write the script for `debugfs -f` (removed afterwards). */
+  scriptPath: string;
+  /** What the script does, for the error ("set owners and times"). */
+  purpose: string;
+  runner?: Runner;
+}
+
+/** Run a debugfs script read-write on `target`; any complaint on stderr fails it (debugfs itself exits 0). */
+export async function runDebugfsScript(opts: DebugfsScriptOptions): Promise<void> {
+  await writeFile(opts.scriptPath, opts.script);
+  try {
+    const result = await (opts.runner ?? defaultRunner).run("debugfs", ["-w", "-f", opts.scriptPath, opts.target], {
+      check: true,
+      env: e2fsEnv(),
+      debianPackage: "e2fsprogs",
+      timeoutMs: 600_000,
+    });
+    const complaints = result.stderr.split("\n").filter((line) => line.trim() !== "" && !/^debugfs \d/.test(line));
+    if (complaints.length > 0) {
+      throw new SkiffError("ERR_SKIFF_TOOL_FAILED", `debugfs could not ${opts.purpose} in ${opts.target}: ${complaints.slice(0, 5).join("; ")}`, {
+        details: { stderr: complaints.slice(0, 50) },
+      });
+    }
+  } finally {
+    await rm(opts.scriptPath, { force: true });
   }
 }
 

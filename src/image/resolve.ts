@@ -7,9 +7,13 @@ import { SkiffError } from "../errors.js";
 import type { Runner } from "../process/runner.js";
 import { skiffPaths } from "../store/paths.js";
 import { ensureBaseImage, type ImageEvent } from "./base.js";
-import type { ImageRuntimeConfig } from "./oci/types.js";
+import type { ImageRuntimeConfig, PullEvent } from "./oci/types.js";
 
 export { listImages, type CachedImage } from "./cache.js";
+import { cachedImage, listImages, type CachedImage } from "./cache.js";
+import { familiarReference, lookupRef, parseReference, pullImage } from "./registry/index.js";
+import { baseSourceFromPulled } from "./unpack/pulled.js";
+import { buildImageBase, type BuildEvent } from "./unpack/build.js";
 
 export interface ResolvedImage {
   /** The reference as given. */
@@ -41,7 +45,7 @@ export interface ResolveOptions {
   /** Default: the cache of the resolved skiff paths (SKIFF_CACHE, SKIFF_HOME, XDG). */
   cacheDir?: string;
   runner?: Runner;
-  onEvent?: (event: ImageEvent) => void;
+  onEvent?: (event: BuildEvent) => void;
   /** Where the reference came from, for the error ("IMAGE argument", "skiff.yml:4"). */
   place?: string;
 }
@@ -53,15 +57,24 @@ export function builtinName(ref: string): (typeof builtinImages)[number] | undef
   return ref === "base" || ref === "base:latest" ? "base" : undefined;
 }
 
-export async function resolveImage(ref: string, opts: ResolveOptions = {}): Promise<ResolvedImage> {
+export interface ResolveOciOptions extends ResolveOptions {
+  /** skiff home, for registry credentials. */
+  home?: string;
+  platform?: string;
+  insecureRegistries?: readonly string[];
+  onPull?: (event: PullEvent) => void;
+  /** "missing" (default, like docker run), "always" (like docker pull), "never". */
+  pull?: "missing" | "always" | "never";
+}
+
+/**
+ * What `run`/`create` boot: the built-in `base`, an image imported or pulled
+ * earlier (by its local name or reference), or — when missing — an OCI image
+ * pulled from its registry and turned into a base once per manifest digest.
+ */
+export async function resolveImage(ref: string, opts: ResolveOciOptions = {}): Promise<ResolvedImage> {
   const name = builtinName(ref);
-  if (name === undefined) {
-    throw new SkiffError("ERR_SKIFF_IMAGE_NOT_FOUND", `image not found: ${ref}`, {
-      hint: "the built-in image is `base`; OCI registry images come with `skiff image pull` (not yet available)",
-      ...(opts.place === undefined ? {} : { place: opts.place }),
-      details: { ref, builtin: [...builtinImages] },
-    });
-  }
+  if (name === undefined) return resolveOci(ref, opts);
   const image = await ensureBaseImage({
     cacheDir: opts.cacheDir ?? skiffPaths().cache,
     ...(opts.runner === undefined ? {} : { runner: opts.runner }),
@@ -77,4 +90,55 @@ export async function resolveImage(ref: string, opts: ResolveOptions = {}): Prom
     createdAt: image.createdAt,
     config: baseRuntimeConfig,
   };
+}
+
+function fromCached(ref: string, image: CachedImage): ResolvedImage {
+  return {
+    ref,
+    name: image.name ?? ref,
+    digest: image.digest,
+    basePath: image.basePath,
+    sizeBytes: image.sizeBytes,
+    builtin: image.builtin,
+    createdAt: image.createdAt,
+    config: image.config ?? baseRuntimeConfig,
+  };
+}
+
+async function resolveOci(ref: string, opts: ResolveOciOptions): Promise<ResolvedImage> {
+  const cacheDir = opts.cacheDir ?? skiffPaths().cache;
+  const pull = opts.pull ?? "missing";
+  // Local names first (imports, `--name`d pulls), as Docker's local images shadow the registry.
+  if (pull !== "always") {
+    const local = (await listImages(cacheDir)).find((i) => !i.builtin && (i.name === ref || i.digest === ref));
+    if (local) return fromCached(ref, local);
+  }
+  const reference = parseReference(ref, opts.place);
+  if (pull !== "always") {
+    const digest = reference.digest ?? (await lookupRef(cacheDir, reference.canonical));
+    const cached = digest === undefined ? undefined : await cachedImage(cacheDir, digest);
+    if (cached) return fromCached(ref, cached);
+  }
+  if (pull === "never") {
+    throw new SkiffError("ERR_SKIFF_IMAGE_NOT_FOUND", `image not found locally: ${ref}`, {
+      hint: `pull it with \`skiff image pull ${ref}\``,
+      ...(opts.place === undefined ? {} : { place: opts.place }),
+    });
+  }
+  const pulled = await pullImage(reference, {
+    cacheDir,
+    ...(opts.platform === undefined ? {} : { platform: opts.platform }),
+    ...(opts.insecureRegistries === undefined ? {} : { insecureRegistries: opts.insecureRegistries }),
+    ...(opts.home === undefined ? {} : { home: opts.home }),
+    ...(opts.onPull === undefined ? {} : { onEvent: opts.onPull }),
+    ...(opts.place === undefined ? {} : { place: opts.place }),
+  });
+  const source = await baseSourceFromPulled(cacheDir, pulled, { name: familiarReference(reference) });
+  const base = await buildImageBase({
+    cacheDir,
+    image: source,
+    ...(opts.runner === undefined ? {} : { runner: opts.runner }),
+    ...(opts.onEvent === undefined ? {} : { onEvent: opts.onEvent }),
+  });
+  return fromCached(ref, base);
 }

@@ -60,7 +60,8 @@ describe("skiff run", () => {
 
 describe("bad input leaves nothing half-made", () => {
   it("unknown image", async () => {
-    const r = await h.run(["run", "--rm", "no-such-image", "true"]);
+    // --pull never: tests reach no registry beyond loopback.
+    const r = await h.run(["run", "--pull", "never", "--rm", "no-such-image", "true"]);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain("ERR_SKIFF_IMAGE_NOT_FOUND");
     expect(r.stderr).toContain("hint:");

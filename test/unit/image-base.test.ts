@@ -83,14 +83,14 @@ describe("the base image", () => {
 });
 
 describe("resolveImage", () => {
-  it("knows only the built-in image, and says where the bad reference came from", async () => {
-    const err = await resolveImage("debian:12", { place: "IMAGE argument" }).catch((e: unknown) => e);
+  it("without pulling, an image that is not here is not found, and says where the reference came from", async () => {
+    const err = await resolveImage("debian:12", { place: "IMAGE argument", pull: "never", cacheDir: cache }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SkiffError);
     expect(err).toMatchObject({
       code: "ERR_SKIFF_IMAGE_NOT_FOUND",
-      message: "image not found: debian:12",
+      message: "image not found locally: debian:12",
       place: "IMAGE argument",
-      hint: expect.stringContaining("`skiff image pull`"),
+      hint: expect.stringContaining("`skiff image pull debian:12`"),
     });
   });
 

@@ -34,8 +34,8 @@ describe("processAlive", () => {
   });
 
   it("treats a zombie as dead", async () => {
-    // `true` exits at once; sh execs into sleep, which never reaps it.
-    const sh = spawn("sh", ["-c", "true & echo $!; exec sleep 5"], { stdio: ["ignore", "pipe", "ignore"] });
+    // The child exits at once; its parent never waits for it (a shell might reap it early, perl does not).
+    const sh = spawn("perl", ["-e", "$| = 1; my $p = fork(); exit 0 unless $p; print \"$p\\n\"; sleep 5"], { stdio: ["ignore", "pipe", "ignore"] });
     const zombie = await new Promise<number>((resolve) => sh.stdout.once("data", (d: Buffer) => resolve(Number(d.toString()))));
     try {
       for (let i = 0; i < 50 && !readFileSync(`/proc/${zombie}/stat`, "utf8").includes(") Z "); i++) {

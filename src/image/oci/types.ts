@@ -57,6 +57,11 @@ export interface PulledImage {
   platform: Platform;
   layers: LayerDescriptor[];
   config: ImageRuntimeConfig;
+  /**
+   * The config's rootfs.diff_ids: sha256 of each layer *uncompressed*, in
+   * layer order, for the unpacker to verify what it applies.
+   */
+  diffIds?: string[];
 }
 
 /** Progress of a pull, per layer, for a `docker pull`-like display. */

@@ -1,0 +1,149 @@
+/**
+ * skiff image pull|import|ls|inspect|rm|prune, skiff login|logout, skiff system df.
+ */
+import type { Command } from "commander";
+import { diskUsage, findImage, importImageBase, listImageSummaries, pruneImages, pullImageBase, removeImage } from "../../engine/images.js";
+import { login, logout } from "../../image/registry/index.js";
+import { SkiffError } from "../../errors.js";
+import { formatAge, formatBytes } from "../../util/units.js";
+import type { CliContext } from "../context.js";
+import { table } from "../output.js";
+import { pullReporter } from "../pull-progress.js";
+
+async function readPassword(fromStdin: boolean | undefined): Promise<string> {
+  if (fromStdin !== true) {
+    throw new SkiffError("ERR_SKIFF_USAGE", "no password given", { place: "--password", hint: "use -p PASSWORD or --password-stdin" });
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+}
+
+export function registerImage(program: Command, ctx: CliContext): void {
+  const image = program.command("image").description("manage images: pull, import, ls, inspect, rm, prune");
+
+  image
+    .command("pull")
+    .description("pull an OCI image from its registry and make it bootable")
+    .argument("<ref>", "e.g. alpine, nginx:1.27, ghcr.io/org/app@sha256:…, localhost:5000/app")
+    .option("--platform <os/arch[/variant]>", "platform to pull (default linux/amd64)")
+    .action(async (ref: string, flags: { platform?: string }) => {
+      const skiff = ctx.skiff();
+      const result = await pullImageBase(skiff.images, ref, {
+        ...(flags.platform === undefined ? {} : { platform: flags.platform }),
+        ...(ctx.flags.json ? {} : { onPull: pullReporter() }),
+      });
+      if (ctx.flags.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+      else process.stdout.write(`${result.name}\n`);
+    });
+
+  image
+    .command("import")
+    .description("import a docker save archive, an OCI layout (dir or tar), a rootfs tarball or a directory")
+    .argument("<path>")
+    .option("--name <name>", "name of the image (default: the archive's own, else the file name)")
+    .option("--platform <os/arch[/variant]>", "platform to take from a multi-platform layout")
+    .action(async (path: string, flags: { name?: string; platform?: string }) => {
+      const result = await importImageBase(ctx.skiff().images, path, {
+        ...(flags.name === undefined ? {} : { name: flags.name }),
+        ...(flags.platform === undefined ? {} : { platform: flags.platform }),
+      });
+      process.stdout.write(ctx.flags.json ? JSON.stringify(result, null, 2) + "\n" : `${result.name} (${result.kind}, ${result.digest.slice(0, 19)})\n`);
+    });
+
+  image
+    .command("ls")
+    .description("list images (bootable bases in the cache)")
+    .option("--json", "print JSON")
+    .action(async () => {
+      const images = await listImageSummaries(ctx.skiff().images);
+      if (ctx.flags.json) {
+        process.stdout.write(JSON.stringify(images, null, 2) + "\n");
+        return;
+      }
+      const now = Date.now();
+      const rows = images.map((i) => [
+        i.name ?? "<none>",
+        i.digest.slice(7, 19),
+        formatAge(now - Date.parse(i.createdAt)),
+        formatBytes(i.diskUsageBytes),
+        formatBytes(i.sizeBytes),
+        i.usedBy.length === 0 ? "" : i.usedBy.join(","),
+      ]);
+      process.stdout.write(table(["IMAGE", "ID", "CREATED", "SIZE", "DISK", "USED BY"], rows));
+    });
+
+  image
+    .command("inspect")
+    .description("an image's record: digest, references, config (entrypoint, cmd, env, user, ports), size")
+    .argument("<image>")
+    .action(async (query: string) => {
+      process.stdout.write(JSON.stringify(await findImage(ctx.skiff().images, query), null, 2) + "\n");
+    });
+
+  image
+    .command("rm")
+    .description("remove images (refused while a VM uses one)")
+    .argument("<images...>")
+    .action(async (queries: string[]) => {
+      for (const q of queries) {
+        const removed = await removeImage(ctx.skiff().images, q);
+        process.stdout.write(`Deleted: ${removed.digest}\n`);
+      }
+    });
+
+  image
+    .command("prune")
+    .description("remove images no VM uses and the downloaded layers no image needs")
+    .option("-a, --all", "also the built-in base image")
+    .action(async (flags: { all?: boolean }) => {
+      const r = await pruneImages(ctx.skiff().images, { all: flags.all === true });
+      for (const name of r.removed) process.stdout.write(`Deleted: ${name}\n`);
+      process.stdout.write(`Total reclaimed space: ${formatBytes(r.freedBytes)}\n`);
+    });
+
+  program
+    .command("login")
+    .description("log in to a registry (credentials checked, then kept in SKIFF_HOME/auth.json, mode 0600)")
+    .argument("<registry>")
+    .requiredOption("-u, --username <user>")
+    .option("-p, --password <password>")
+    .option("--password-stdin", "read the password from stdin")
+    .action(async (registry: string, flags: { username: string; password?: string; passwordStdin?: boolean }) => {
+      const password = flags.password ?? (await readPassword(flags.passwordStdin));
+      const r = await login(registry, flags.username, password, { home: ctx.skiff().home });
+      process.stdout.write(`Login Succeeded (${r.registry})\n`);
+    });
+
+  program
+    .command("logout")
+    .description("forget the credentials of a registry")
+    .argument("<registry>")
+    .action(async (registry: string) => {
+      const removed = await logout(registry, { home: ctx.skiff().home });
+      process.stdout.write(removed ? `Removed login credentials for ${registry}\n` : `Not logged in to ${registry}\n`);
+    });
+
+  const system = program.command("system").description("skiff as a whole");
+  system
+    .command("df")
+    .description("disk used by images, downloaded layers and VMs")
+    .option("--json", "print JSON")
+    .action(async () => {
+      const du = await diskUsage(ctx.skiff().images);
+      if (ctx.flags.json) {
+        process.stdout.write(JSON.stringify(du, null, 2) + "\n");
+        return;
+      }
+      process.stdout.write(
+        table(
+          ["TYPE", "COUNT", "SIZE"],
+          [
+            ["Images (bases)", String(du.images.count), formatBytes(du.images.bytes)],
+            ["Layers and manifests", String(du.blobs.count), formatBytes(du.blobs.bytes)],
+            ["VMs", String(du.vms.count), formatBytes(du.vms.bytes)],
+          ],
+        ),
+      );
+    });
+}

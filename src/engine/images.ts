@@ -1,0 +1,198 @@
+/**
+ * Image verbs of the library: pull, import, list, inspect, remove, prune,
+ * disk usage. Bases live in the cache shared by every VM of a host; a base a
+ * VM is made from is never removed under it.
+ */
+import { readdir, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { SkiffError } from "../errors.js";
+import { imagePath, imageRecordPath, listImages, type CachedImage } from "../image/cache.js";
+import { importImage, type ImportResult } from "../image/import/import.js";
+import type { PullEvent } from "../image/oci/types.js";
+import { blobsDir, readPulledImage, readRefIndex, updateRefs } from "../image/registry/index.js";
+import { resolveImage, type ResolvedImage } from "../image/resolve.js";
+import { parsePlatform } from "../image/registry/platform.js";
+import { removeBuildLeftovers, type BuildEvent } from "../image/unpack/build.js";
+import type { Runner } from "../process/runner.js";
+import type { VmInfo } from "./info.js";
+
+export interface ImageContext {
+  cacheDir: string;
+  home: string;
+  runner: Runner;
+  /** Every VM of this home, to know which bases are in use. */
+  vms: () => Promise<VmInfo[]>;
+}
+
+export interface ImageSummary extends CachedImage {
+  /** References pulled as this image. */
+  refs: string[];
+  /** VMs whose disks sit on it. */
+  usedBy: string[];
+}
+
+export async function pullImageBase(
+  ctx: ImageContext,
+  ref: string,
+  opts: { platform?: string; onPull?: (e: PullEvent) => void; onBuild?: (e: BuildEvent) => void } = {},
+): Promise<ResolvedImage> {
+  return resolveImage(ref, {
+    cacheDir: ctx.cacheDir,
+    home: ctx.home,
+    runner: ctx.runner,
+    pull: "always",
+    place: "IMAGE",
+    ...(opts.platform === undefined ? {} : { platform: opts.platform }),
+    ...(opts.onPull === undefined ? {} : { onPull: opts.onPull }),
+    ...(opts.onBuild === undefined ? {} : { onEvent: opts.onBuild }),
+  });
+}
+
+export async function importImageBase(
+  ctx: ImageContext,
+  path: string,
+  opts: { name?: string; platform?: string; onBuild?: (e: BuildEvent) => void },
+): Promise<ImportResult> {
+  return importImage(path, {
+    cacheDir: ctx.cacheDir,
+    runner: ctx.runner,
+    ...(opts.name === undefined ? {} : { name: opts.name }),
+    ...(opts.platform === undefined ? {} : { platform: parsePlatform(opts.platform, "--platform") }),
+    ...(opts.onBuild === undefined ? {} : { onEvent: opts.onBuild }),
+  });
+}
+
+export async function listImageSummaries(ctx: ImageContext): Promise<ImageSummary[]> {
+  const [images, refs, vms] = await Promise.all([listImages(ctx.cacheDir), readRefIndex(ctx.cacheDir), ctx.vms()]);
+  return images.map((image) => ({
+    ...image,
+    refs: Object.keys(refs).filter((r) => refs[r] === image.digest),
+    usedBy: vms.filter((v) => v.imageDigest === image.digest).map((v) => v.name),
+  }));
+}
+
+/** An image by local name, reference, digest or digest prefix. */
+export async function findImage(ctx: ImageContext, query: string): Promise<ImageSummary> {
+  const all = await listImageSummaries(ctx);
+  const q = query.replace(/^sha256:/, "");
+  const hit =
+    all.find((i) => i.name === query || i.refs.includes(query) || i.ref === query) ??
+    all.find((i) => i.name === `${query}:latest` || i.refs.some((r) => r.endsWith(`/${query}`) || r.endsWith(`/library/${query}:latest`))) ??
+    (q.length >= 6 ? all.filter((i) => i.digest.slice(7).startsWith(q)) : []).at(0);
+  if (hit === undefined) {
+    throw new SkiffError("ERR_SKIFF_IMAGE_NOT_FOUND", `no such image: ${query}`, { place: query, hint: "list images with `skiff image ls`" });
+  }
+  return hit;
+}
+
+async function removeBase(ctx: ImageContext, image: ImageSummary): Promise<void> {
+  await rm(imagePath(ctx.cacheDir, image.digest), { force: true });
+  await rm(imageRecordPath(ctx.cacheDir, image.digest), { force: true });
+  const refs = await readRefIndex(ctx.cacheDir);
+  const forget: Record<string, undefined> = {};
+  for (const [ref, digest] of Object.entries(refs)) if (digest === image.digest) forget[ref] = undefined;
+  if (Object.keys(forget).length > 0) await updateRefs(ctx.cacheDir, forget);
+}
+
+/** Remove an image's base; refused while a VM uses it. */
+export async function removeImage(ctx: ImageContext, query: string): Promise<ImageSummary> {
+  const image = await findImage(ctx, query);
+  if (image.usedBy.length > 0) {
+    throw new SkiffError("ERR_SKIFF_VM_RUNNING", `image ${image.name ?? image.digest} is used by VM ${image.usedBy.join(", ")}`, {
+      place: query,
+      hint: `remove the VMs first (\`skiff rm -f ${image.usedBy.join(" ")}\`)`,
+    });
+  }
+  await removeBase(ctx, image);
+  return image;
+}
+
+/** Bytes freed and what went: unused bases (not the built-in one unless all) and blobs no pulled image needs. */
+export async function pruneImages(ctx: ImageContext, opts: { all?: boolean } = {}): Promise<{ removed: string[]; freedBytes: number }> {
+  const removed: string[] = [];
+  let freed = 0;
+  for (const image of await listImageSummaries(ctx)) {
+    if (image.usedBy.length > 0 || (image.builtin && opts.all !== true)) continue;
+    freed += image.diskUsageBytes;
+    await removeBase(ctx, image);
+    removed.push(image.name ?? image.digest);
+  }
+  freed += await pruneBlobs(ctx.cacheDir);
+  await removeBuildLeftovers(ctx.cacheDir);
+  return { removed, freedBytes: freed };
+}
+
+/** Blobs not reachable from a remaining reference (manifest, config, layers). */
+async function pruneBlobs(cacheDir: string): Promise<number> {
+  const keep = new Set<string>();
+  const refs = await readRefIndex(cacheDir);
+  for (const digest of new Set(Object.values(refs))) {
+    keep.add(digest);
+    try {
+      const pulled = await readPulledImage(cacheDir, digest);
+      keep.add(pulled.configDigest);
+      if (pulled.indexDigest !== undefined) keep.add(pulled.indexDigest);
+      for (const l of pulled.layers) keep.add(l.digest);
+    } catch {
+      // an index or an incomplete image: its own blob is kept, the rest may go
+    }
+  }
+  let freed = 0;
+  const dir = join(blobsDir(cacheDir), "sha256");
+  let names: string[] = [];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  for (const hex of names) {
+    if (keep.has(`sha256:${hex}`)) continue;
+    const path = join(dir, hex);
+    freed += (await stat(path)).blocks * 512;
+    await rm(path, { force: true });
+  }
+  return freed;
+}
+
+export interface DiskUsage {
+  images: { count: number; bytes: number };
+  blobs: { count: number; bytes: number };
+  vms: { count: number; bytes: number };
+}
+
+async function dirUsage(dir: string): Promise<{ count: number; bytes: number }> {
+  let count = 0;
+  let bytes = 0;
+  let names: string[] = [];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return { count, bytes };
+  }
+  for (const name of names) {
+    const st = await stat(join(dir, name)).catch(() => undefined);
+    if (st === undefined) continue;
+    if (st.isDirectory()) {
+      const sub = await dirUsage(join(dir, name));
+      bytes += sub.bytes;
+    } else {
+      bytes += st.blocks * 512;
+    }
+    count++;
+  }
+  return { count, bytes };
+}
+
+export async function diskUsage(ctx: ImageContext): Promise<DiskUsage> {
+  const images = await listImages(ctx.cacheDir);
+  const blobs = await dirUsage(join(blobsDir(ctx.cacheDir), "sha256"));
+  const vms = await ctx.vms();
+  let vmBytes = 0;
+  for (const vm of vms) vmBytes += (await dirUsage(vm.dir)).bytes;
+  return {
+    images: { count: images.length, bytes: images.reduce((s, i) => s + i.diskUsageBytes, 0) },
+    blobs,
+    vms: { count: vms.length, bytes: vmBytes },
+  };
+}
+

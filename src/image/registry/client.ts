@@ -1,0 +1,209 @@
+/**
+ * The OCI distribution API of one registry: manifests and blobs, each
+ * verified against its digest before it reaches the content store.
+ */
+import { SkiffError } from "../../errors.js";
+import type { ImageReference } from "../oci/types.js";
+import { ingestBlob, sha256Digest, writeBlob, type BlobTarget } from "./blob-store.js";
+import { manifestAccept } from "./manifest.js";
+import { errorSummary, Transport, type GuardedResponse, type TransportOptions } from "./transport.js";
+
+export type RegistryClientOptions = TransportOptions;
+
+export interface FetchedManifest {
+  digest: string;
+  /** From the Content-Type header. */
+  contentType: string | undefined;
+  bytes: Buffer;
+}
+
+/** Manifests are small; anything bigger is not one, and is not read into memory. */
+const maxManifestBytes = 4 * 1024 * 1024;
+
+export class RegistryClient {
+  readonly transport: Transport;
+
+  constructor(opts: RegistryClientOptions) {
+    this.transport = new Transport(opts);
+  }
+
+  get registry(): string {
+    return this.transport.registry;
+  }
+
+  /** GET /v2/: is the registry there, and do our credentials pass? */
+  async ping(): Promise<void> {
+    const { response, done } = await this.transport.request("/v2/");
+    done();
+    const why = await errorSummary(response);
+    if (!response.ok) {
+      throw new SkiffError("ERR_SKIFF_REGISTRY", `${this.registry} does not answer as a registry: GET /v2/ gave HTTP ${response.status}${why ? ` (${why})` : ""}`, {
+        place: this.registry,
+      });
+    }
+  }
+
+  /**
+   * The digest a tag points to now (HEAD, no body), or undefined if the
+   * registry does not say; ERR_SKIFF_IMAGE_NOT_FOUND if there is no such tag.
+   */
+  async resolveTag(ref: ImageReference, tag: string): Promise<string | undefined> {
+    const guarded = await this.transport.request(manifestPath(ref, tag), {
+      method: "HEAD",
+      headers: { accept: manifestAccept },
+      scope: pullScope(ref),
+    });
+    guarded.done();
+    const { response } = guarded;
+    // Some registries answer HEAD badly (405, 5xx); the GET that follows will tell the real story.
+    if (!response.ok && response.status !== 404) return undefined;
+    await this.#check(guarded, ref, "manifest");
+    const digest = response.headers.get("docker-content-digest") ?? undefined;
+    return digest && /^sha256:[a-f0-9]{64}$/.test(digest) ? digest : undefined;
+  }
+
+  /**
+   * GET a manifest by tag or digest, verify it (by digest: must hash to it;
+   * by tag: must match Docker-Content-Digest when the registry sends one),
+   * and store it in the content store under its digest.
+   */
+  async fetchManifest(ref: ImageReference, reference: string, cacheDir: string): Promise<FetchedManifest> {
+    const byDigest = reference.startsWith("sha256:");
+    const guarded = await this.transport.request(manifestPath(ref, reference), {
+      headers: { accept: manifestAccept },
+      scope: pullScope(ref),
+    });
+    await this.#check(guarded, ref, "manifest");
+    const { response } = guarded;
+    const length = Number(response.headers.get("content-length") ?? "0");
+    if (length > maxManifestBytes) {
+      guarded.done();
+      await response.body?.cancel();
+      throw new SkiffError("ERR_SKIFF_REGISTRY", `manifest ${ref.canonical} is ${length} bytes, more than a manifest can be`, { place: ref.canonical });
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of response.body ?? []) {
+        guarded.touch();
+        size += chunk.byteLength;
+        if (size > maxManifestBytes) throw new SkiffError("ERR_SKIFF_REGISTRY", `manifest ${ref.canonical} is larger than ${maxManifestBytes} bytes`);
+        chunks.push(Buffer.from(chunk));
+      }
+    } catch (err) {
+      throw this.transport.networkError(err, new URL(response.url || this.transport.baseUrl), guarded.signal);
+    } finally {
+      guarded.done();
+    }
+    const bytes = Buffer.concat(chunks);
+    const digest = sha256Digest(bytes);
+    const claimed = byDigest ? reference : response.headers.get("docker-content-digest") ?? undefined;
+    if (claimed !== undefined && claimed.startsWith("sha256:") && claimed !== digest) {
+      throw new SkiffError("ERR_SKIFF_DIGEST_MISMATCH", `manifest ${ref.canonical} from ${this.registry} hashes to ${digest}, not ${claimed}`, {
+        hint: "the registry (or something between it and you) served different content; nothing was stored",
+        place: ref.canonical,
+        details: { expected: claimed, actual: digest },
+      });
+    }
+    await writeBlob(cacheDir, digest, bytes, this.registry);
+    return { digest, contentType: response.headers.get("content-type") ?? undefined, bytes };
+  }
+
+  /**
+   * Download a blob into the content store, verified. A transfer cut short
+   * is retried once; a blob that arrives whole but wrong is not.
+   */
+  async fetchBlob(ref: ImageReference, target: BlobTarget, cacheDir: string, onProgress?: (received: number) => void): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#fetchBlobOnce(ref, target, cacheDir, onProgress);
+        return;
+      } catch (err) {
+        if (attempt >= 2 || !retryable(err) || this.transport.aborted) throw err;
+      }
+    }
+  }
+
+  async #fetchBlobOnce(ref: ImageReference, target: BlobTarget, cacheDir: string, onProgress?: (received: number) => void): Promise<void> {
+    const guarded = await this.transport.request(`/v2/${ref.repository}/blobs/${target.digest}`, {
+      scope: pullScope(ref),
+      // The digest is of the bytes as stored: no transparent decompression on the way.
+      headers: { "accept-encoding": "identity" },
+    });
+    try {
+      await this.#check(guarded, ref, "blob", target.digest);
+      const { response } = guarded;
+      const url = new URL(response.url || this.transport.baseUrl);
+      await ingestBlob(cacheDir, target, `${this.registry} (${ref.repository})`, async (sink) => {
+        try {
+          for await (const chunk of response.body ?? []) {
+            guarded.touch();
+            await sink.write(chunk);
+            onProgress?.(sink.received);
+          }
+        } catch (err) {
+          await response.body?.cancel().catch(() => {});
+          if (err instanceof SkiffError) throw err;
+          const cause = this.transport.networkError(err, url, guarded.signal);
+          throw cause instanceof SkiffError && cause.code === "ERR_SKIFF_REGISTRY"
+            ? new SkiffError("ERR_SKIFF_REGISTRY", `download of ${target.digest} from ${this.registry} broke off after ${sink.received} of ${target.size} bytes: ${cause.message}`, {
+                hint: "the connection was cut; pull again (nothing half-made was kept)",
+                place: ref.canonical,
+                cause: err,
+                details: { digest: target.digest, received: sink.received, size: target.size },
+              })
+            : cause;
+        }
+      });
+    } finally {
+      guarded.done();
+    }
+  }
+
+  /** Turn a non-2xx answer into the error it means for `what`. */
+  async #check(guarded: GuardedResponse, ref: ImageReference, what: "manifest" | "blob", digest?: string): Promise<void> {
+    const { response } = guarded;
+    if (response.ok) return;
+    guarded.done();
+    const why = await errorSummary(response);
+    const detail = why ? ` (${why})` : "";
+    if (response.status === 404 && what === "manifest") {
+      throw new SkiffError("ERR_SKIFF_IMAGE_NOT_FOUND", `image not found: ${ref.canonical}${detail}`, {
+        hint: `check the name and tag; the registry ${this.registry} has no manifest for it`,
+        place: ref.canonical,
+        details: { ref: ref.canonical, registry: this.registry, status: 404 },
+      });
+    }
+    const rateLimited = response.status === 429;
+    throw new SkiffError(
+      "ERR_SKIFF_REGISTRY",
+      `${what} ${digest ?? ref.canonical} from ${this.registry}: HTTP ${response.status}${detail}`,
+      {
+        hint: rateLimited
+          ? "the registry is rate limiting; wait, or log in (`skiff login`) for a higher limit"
+          : response.status === 404
+            ? "the registry lists a blob it does not have; the image in the registry is broken"
+            : "the registry failed; retry the pull",
+        place: ref.canonical,
+        details: { status: response.status, registry: this.registry, ...(digest ? { digest } : {}) },
+      },
+    );
+  }
+}
+
+export function pullScope(ref: ImageReference): string {
+  return `repository:${ref.repository}:pull`;
+}
+
+function manifestPath(ref: ImageReference, reference: string): string {
+  return `/v2/${ref.repository}/manifests/${reference}`;
+}
+
+/** A cut connection, a 5xx or a stall is worth one more try; a wrong blob or a refusal is not. */
+function retryable(err: unknown): boolean {
+  if (!(err instanceof SkiffError)) return false;
+  if (err.code === "ERR_SKIFF_TIMEOUT") return true;
+  if (err.code !== "ERR_SKIFF_REGISTRY") return false;
+  const status = err.details?.status;
+  return status === undefined || (typeof status === "number" && status >= 500);
+}
