@@ -84,7 +84,9 @@ describe("OCI image from a loopback registry", () => {
     const r = await h.run(["run", "--rm", ref]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe("user=1000 dir=/srv greeting=ahoy\n");
-    expect(r.stderr).toContain("Pull complete");
+    // The shared test cache may hold these (deterministic) layers from an earlier run.
+    expect(r.stderr).toMatch(/Pull complete|Already exists/);
+    expect(r.stderr).toContain("Status: downloaded");
   });
 
   it("keeps layers' changes, owners, modes and links, and a second run does no pull", async () => {
