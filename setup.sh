@@ -40,7 +40,7 @@ is_root() { [ "$(id -u)" = 0 ]; }
 packages=(
   qemu-system-x86 qemu-utils linux-image-amd64 busybox-static dropbear-bin
   openssh-sftp-server openssh-client e2fsprogs xz-utils zstd gcc libc6-dev
-  socat tar cpio docker-registry skopeo apache2-utils musl-tools mmdebstrap
+  socat tar cpio docker-registry skopeo umoci apache2-utils musl-tools mmdebstrap
 )
 
 install_packages() {

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it, test } from "vitest";
 import { SkiffError } from "../../src/errors.js";
 import { imageRecordPath } from "../../src/image/cache.js";
 import type { OwnershipMode } from "../../src/image/unpack/applier.js";
-import { type BaseSource, buildImageBase } from "../../src/image/unpack/build.js";
+import { type BaseSource, buildImageBase, importLockName, lockNameFor, removeBuildLeftovers } from "../../src/image/unpack/build.js";
+import { tryLock } from "../../src/store/lock.js";
 import { defaultRunner, type Runner } from "../../src/process/runner.js";
 import { changesetLayers } from "./fixtures/changeset-layers.js";
 import { cat, debugfs, gzip, inode, ls, makeTar, sha256 } from "./fixtures/tar-fixtures.js";
@@ -99,6 +100,21 @@ describe.each<OwnershipMode>(["native", "fixup"])("buildImageBase (%s ownership)
   });
 });
 
+describe("concurrent builds", () => {
+  it("of one digest build it once and all get the same base", async () => {
+    const cacheDir = join(work, "cache-race");
+    const tar = await makeTar([{ name: "hello", body: "hi" }]);
+    const path = join(work, "race.tar");
+    writeFileSync(path, tar);
+    const image = source("race", [{ path, mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha256(tar) }]);
+    const before = calls.filter((c) => c === "mke2fs").length;
+    const all = await Promise.all([1, 2, 3].map(() => buildImageBase({ cacheDir, image, runner })));
+    expect(new Set(all.map((b) => b.basePath)).size).toBe(1);
+    expect(all.filter((b) => b.built)).toHaveLength(1);
+    expect(calls.filter((c) => c === "mke2fs").length - before).toBe(1);
+  });
+});
+
 describe("failures leave the cache clean", () => {
   async function failing(name: string, layer: Buffer, opts: { digest?: string; mediaType?: string } = {}): Promise<SkiffError> {
     const cacheDir = join(work, `cache-fail-${name}`);
@@ -147,5 +163,28 @@ describe("failures leave the cache clean", () => {
     const gz = gzip(await bigTar());
     const err = await failing("mismatch", gz, { digest: sha256(Buffer.from("something else")) });
     expect(err.code).toBe("ERR_SKIFF_DIGEST_MISMATCH");
+  });
+});
+
+describe("removeBuildLeftovers", () => {
+  it("removes what crashed builds and imports left, and spares running ones", async () => {
+    const cacheDir = join(work, "cache-leftovers");
+    const hex = (c: string) => c.repeat(64);
+    mkdirSync(join(cacheDir, "tmp", `unpack-${hex("a")}-x1`, "etc"), { recursive: true });
+    mkdirSync(join(cacheDir, "images"), { recursive: true });
+    writeFileSync(join(cacheDir, "images", `.image-build-${hex("a")}-0001.ext4`), "half");
+    mkdirSync(join(cacheDir, "tmp", `unpack-${hex("b")}-x2`));
+    writeFileSync(join(cacheDir, "tmp", "import-0123abcd.tar"), "half");
+    writeFileSync(join(cacheDir, "tmp", "import-4567abcd.tar"), "live");
+    const busyBuild = await tryLock(lockNameFor(`sha256:${hex("b")}`), { home: cacheDir });
+    const busyImport = await tryLock(importLockName("4567abcd"), { home: cacheDir });
+    try {
+      expect(await removeBuildLeftovers(cacheDir)).toBe(2);
+      expect(readdirSync(join(cacheDir, "tmp")).sort()).toEqual(["import-4567abcd.tar", `unpack-${hex("b")}-x2`]);
+      expect(readdirSync(join(cacheDir, "images"))).toEqual([]);
+    } finally {
+      await busyBuild?.release();
+      await busyImport?.release();
+    }
   });
 });

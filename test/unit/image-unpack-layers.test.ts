@@ -82,6 +82,30 @@ describe("applyLayers", () => {
     expect(readdirSync(work).sort()).toEqual(expect.not.arrayContaining(["dotdot", "pwned"]));
   });
 
+  it("lets a whiteout hide only lower layers: what its own layer wrote stays, before or after it", async () => {
+    const lower = await makeTar([
+      { name: "x/", type: "directory" },
+      { name: "x/old", body: "old" },
+      { name: "y", body: "lower y" },
+    ]);
+    const upper = await makeTar([
+      { name: "x/new", body: "new" },
+      { name: ".wh.x", body: "" },
+      { name: ".wh.y", body: "" },
+      { name: "y", body: "upper y" },
+    ]);
+    const layers = [lower, upper].map((tar, i) => {
+      const path = join(work, `wh-${i}.tar`);
+      writeFileSync(path, tar);
+      return { path, mediaType: "application/vnd.oci.image.layer.v1.tar" };
+    });
+    const root = join(work, "root-wh");
+    mkdirSync(root);
+    await applyLayers(layers, root);
+    expect(readdirSync(join(root, "x"))).toEqual(["new"]);
+    expect(readFileSync(join(root, "y"), "utf8")).toBe("upper y");
+  });
+
   it("reads uncompressed, gzip and zstd layers whatever the media type claims", async () => {
     const tar = await makeTar([{ name: "hello", body: "hi" }]);
     const variants: [string, Buffer][] = [

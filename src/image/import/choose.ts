@@ -9,16 +9,11 @@ import { basename } from "node:path";
 import { isSkiffError, SkiffError } from "../../errors.js";
 import type { ImageRuntimeConfig, Platform } from "../oci/types.js";
 import { defaultPlatform, normalizePlatform, platformError, platformMatches } from "../registry/platform.js";
+import { baseRuntimeConfig } from "../resolve.js";
 import { badImport } from "../unpack/errors.js";
 
 /** A plain root filesystem says nothing about how to run it: a shell, like the built-in base. */
-export const importedRuntimeConfig: ImageRuntimeConfig = {
-  entrypoint: [],
-  cmd: ["/bin/sh"],
-  env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" },
-  exposedPorts: [],
-  labels: {},
-};
+export const importedRuntimeConfig: ImageRuntimeConfig = baseRuntimeConfig;
 
 /** Bump when what an import of the same bytes builds changes. */
 const importFormat = 1;

@@ -82,6 +82,7 @@ export async function dockerSaveSource(files: ImageFiles, opts: ArchiveImportOpt
       const digest = name.startsWith("blobs/") ? digestInName(name) : undefined;
       return {
         ...range,
+        label: `${where}:${name}`,
         mediaType: typeof declared === "string" ? declared : "application/vnd.docker.image.rootfs.diff.tar",
         diffId,
         ...(digest === undefined ? {} : { digest }),

@@ -17,22 +17,23 @@
  * file's name without its extensions.
  */
 import { randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
 import { mkdir, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { createWriteStream } from "node:fs";
 import { errnoOf, SkiffError } from "../../errors.js";
 import type { Runner } from "../../process/runner.js";
+import { acquireLock } from "../../store/lock.js";
 import type { Platform } from "../oci/types.js";
 import type { OwnershipMode } from "../unpack/applier.js";
-import { type BaseSource, buildImageBase, type BuildEvent, type BuiltBase } from "../unpack/build.js";
+import { type BaseSource, buildImageBase, type BuildEvent, type BuiltBase, importLockName, importTempName } from "../unpack/build.js";
 import { decompress, rangeStream } from "../unpack/compression.js";
 import { classifyUnpackError, isNoSpace, noSpace } from "../unpack/errors.js";
 import { type ArchiveScan, scanArchive } from "./archive.js";
 import { defaultImportName } from "./choose.js";
-import { isDockerSave, dockerSaveSource } from "./docker-save.js";
+import { dockerSaveSource, isDockerSave } from "./docker-save.js";
 import { dirFiles, type ImageFiles, tarFiles } from "./files.js";
-import { isOciLayout, ociLayoutSource, type ArchiveImportOptions } from "./oci-layout.js";
+import { type ArchiveImportOptions, isOciLayout, ociLayoutSource } from "./oci-layout.js";
 import { rootfsArchiveSource, rootfsDirectorySource } from "./rootfs.js";
 
 export type ImportKind = "oci-layout" | "docker-save" | "rootfs-archive" | "rootfs-directory";
@@ -67,24 +68,22 @@ export async function importImage(input: string, opts: ImportOptions): Promise<I
   const fallbackName = defaultImportName(path);
   if (st.isDirectory()) {
     const files = dirFiles(path);
-    const [kind, source] = await imageSource(files, { ...archiveOptions(opts, fallbackName), source: `directory ${path}` });
-    const image = source ?? (await rootfsDirectorySource(path, { name: opts.name ?? fallbackName, source: `root filesystem directory ${path}` }));
-    return finish(kind ?? "rootfs-directory", image, opts);
+    const found = await imageSource(files, { ...archiveOptions(opts, fallbackName), source: `directory ${path}` });
+    if (found) return finish(found.kind, found.image, opts);
+    return finish("rootfs-directory", await rootfsDirectorySource(path, { name: opts.name ?? fallbackName, source: `root filesystem directory ${path}` }), opts);
   }
   if (!st.isFile()) throw new SkiffError("ERR_SKIFF_USAGE", `${input} is neither a file nor a directory`, { place: input });
   const scan = await scanArchive(path);
-  const layout = detectKind(scan);
-  if (layout === "rootfs-archive") {
-    return finish("rootfs-archive", rootfsArchiveSource(scan, { name: opts.name ?? fallbackName, source: `root filesystem archive ${path}` }), opts);
-  }
+  const rootfs = () => finish("rootfs-archive", rootfsArchiveSource(scan, { name: opts.name ?? fallbackName, source: `root filesystem archive ${path}` }), opts);
+  // Layout files sit at the top of an image archive; a root filesystem has neither.
+  if (!scan.members.has("index.json") && !scan.members.has("manifest.json")) return rootfs();
   const plain = scan.compression === "none" ? undefined : await decompressToTemp(scan, opts.cacheDir);
   try {
-    const files = tarFiles(scan, plain ?? path);
-    const [kind, source] = await imageSource(files, { ...archiveOptions(opts, fallbackName), source: `${layout === "oci-layout" ? "OCI archive" : "docker save archive"} ${path}` });
-    if (kind === undefined || source === undefined) throw new SkiffError("ERR_SKIFF_INTERNAL", `${path}: detected ${layout} but could not read it`);
-    return await finish(kind, source, opts);
+    const files = tarFiles(scan, plain?.path ?? path);
+    const found = await imageSource(files, { ...archiveOptions(opts, fallbackName), source: `image archive ${path}` });
+    return found ? await finish(found.kind, found.image, opts) : await rootfs();
   } finally {
-    if (plain !== undefined) await rm(plain, { force: true });
+    await plain?.remove();
   }
 }
 
@@ -97,17 +96,11 @@ function archiveOptions(opts: ImportOptions, fallbackName: string): Omit<Archive
   };
 }
 
-/** By member names alone: an archive's layout files sit at its top. */
-function detectKind(scan: ArchiveScan): ImportKind {
-  if (scan.members.has("oci-layout") && scan.members.has("index.json")) return "oci-layout";
-  if (scan.members.has("manifest.json") && !scan.members.has("etc") && !scan.members.has("bin")) return "docker-save";
-  return "rootfs-archive";
-}
-
-async function imageSource(files: ImageFiles, opts: ArchiveImportOptions): Promise<[ImportKind | undefined, BaseSource | undefined]> {
-  if (isOciLayout(files)) return ["oci-layout", await ociLayoutSource(files, opts)];
-  if (await isDockerSave(files)) return ["docker-save", await dockerSaveSource(files, opts)];
-  return [undefined, undefined];
+/** The image of an OCI layout or `docker save` archive; undefined if the files are neither. */
+async function imageSource(files: ImageFiles, opts: ArchiveImportOptions): Promise<{ kind: ImportKind; image: BaseSource } | undefined> {
+  if (isOciLayout(files)) return { kind: "oci-layout", image: await ociLayoutSource(files, opts) };
+  if (await isDockerSave(files)) return { kind: "docker-save", image: await dockerSaveSource(files, opts) };
+  return undefined;
 }
 
 async function finish(kind: ImportKind, image: BaseSource, opts: ImportOptions): Promise<ImportResult> {
@@ -121,19 +114,29 @@ async function finish(kind: ImportKind, image: BaseSource, opts: ImportOptions):
   return { ...built, kind, name: built.name ?? image.name };
 }
 
-/** A compressed image archive, decompressed into `<cache>/tmp` so its members can be read by offset. */
-async function decompressToTemp(scan: ArchiveScan, cacheDir: string): Promise<string> {
+/**
+ * A compressed image archive, decompressed into `<cache>/tmp` so its members
+ * can be read by offset. The file is held under a lock for as long as it
+ * exists, so `removeBuildLeftovers` can tell a crashed import's from a live one.
+ */
+async function decompressToTemp(scan: ArchiveScan, cacheDir: string): Promise<{ path: string; remove(): Promise<void> }> {
   const tmp = join(cacheDir, "tmp");
   await mkdir(tmp, { recursive: true });
-  const target = join(tmp, `import-${randomBytes(6).toString("hex")}.tar`);
+  const id = randomBytes(6).toString("hex");
+  const lock = await acquireLock(importLockName(id), { home: cacheDir, purpose: `import ${scan.path}` });
+  const path = join(tmp, importTempName(id));
+  const remove = async () => {
+    await rm(path, { force: true });
+    await lock.release();
+  };
   const stage = decompress(rangeStream({ path: scan.path }), scan.compression);
   try {
-    await pipeline(stage.output, createWriteStream(target, { flags: "wx" }));
+    await pipeline(stage.output, createWriteStream(path, { flags: "wx" }));
     await stage.done;
-    return target;
+    return { path, remove };
   } catch (err) {
     stage.abort();
-    await rm(target, { force: true });
+    await remove();
     if (isNoSpace(err)) throw noSpace(cacheDir, `decompressing ${scan.path}`, err);
     throw classifyUnpackError(err, scan.path, tmp);
   }

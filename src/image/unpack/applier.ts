@@ -104,9 +104,10 @@ export class LayerApplier {
     await readTar(input, (header, data) => this.#member(header, data), onChunk);
   }
 
-  /** After the last layer: directory times, and the root's own attributes. */
+  /** After the last layer: directory times (set last, since creating entries moves them), and the result. */
   finish(): ApplyResult {
-    for (const { host, atime, mtime } of this.#dirTimes.values()) utimesSync(host, atime, mtime);
+    // lutimes: a path recorded as a directory is never followed, even if something replaced it.
+    for (const { host, atime, mtime } of this.#dirTimes.values()) lutimesSync(host, atime, mtime);
     return { warnings: this.#warnings, fixups: this.#fixups, entries: this.#entries };
   }
 
@@ -115,9 +116,12 @@ export class LayerApplier {
     if (isSparse(header)) throw badArchive(this.#layer, `${header.name} is a GNU sparse file, which skiff does not read`);
     const parts = memberComponents(header.name);
     const base = parts[parts.length - 1];
+    // AUFS bookkeeping at the top of old Docker layers (".wh..wh.plnk/…", ".wh..wh.aufs"), not image content.
+    const aufs = parts[0]?.startsWith(".wh..wh.") === true && !(parts.length === 1 && base === ".wh..wh..opq");
     // Only regular files have data to read; the rest is drained here (whiteouts are empty files).
-    const hasData = (header.type === "file" || header.type === "contiguous-file") && base !== undefined && !base.startsWith(".wh.");
+    const hasData = (header.type === "file" || header.type === "contiguous-file") && base !== undefined && !base.startsWith(".wh.") && !aufs;
     if (!hasData) await drain(data);
+    if (aufs) return;
     if (base === undefined) {
       if (header.type === "directory") this.#rootAttributes(memberMeta(header));
       return;

@@ -23,6 +23,8 @@ export interface LayerSource extends ByteRange {
   diffId?: string;
   /** Expected size of the stored bytes. */
   size?: number;
+  /** The layer's name in messages when it has no digest ("app.tar:<id>/layer.tar"). */
+  label?: string;
 }
 
 /** A layer that is already a plain tar stream (a directory being imported, packed on the fly). */
@@ -44,7 +46,7 @@ export interface ApplyLayersOptions extends ApplierOptions {
 /** A layer's name in messages: its digest, else where it is. */
 export function layerLabel(layer: LayerInput): string {
   if ("open" in layer) return layer.label;
-  return layer.digest ?? (layer.offset === undefined ? layer.path : `${layer.path}@${layer.offset}`);
+  return layer.digest ?? layer.label ?? (layer.offset === undefined ? layer.path : `${layer.path}@${layer.offset}`);
 }
 
 /** Apply `layers` in order into `rootDir` (which should be empty). */

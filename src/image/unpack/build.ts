@@ -79,6 +79,10 @@ export interface BuiltBase extends CachedImage {
 const stagingPrefix = "unpack-";
 const tempPrefix = ".image-build-";
 
+/** A compressed image archive being imported is decompressed to `<cache>/tmp/import-<id>.tar`, held by this lock. */
+export const importTempName = (id: string) => `import-${id}.tar`;
+export const importLockName = (id: string) => `image-import-${id}`;
+
 export function lockNameFor(digest: string): string {
   return `image-${digestHex(digest)}`;
 }
@@ -185,7 +189,7 @@ async function removeLeftoversOf(cacheDir: string, hex: string): Promise<void> {
   }
 }
 
-/** Leftovers of crashed builds of any digest, skipping digests being built right now. Returns how many digests were cleaned. */
+/** Leftovers of crashed builds and imports, skipping those still running. Returns how many were cleaned up. */
 export async function removeBuildLeftovers(cacheDir: string): Promise<number> {
   const hexes = new Set<string>();
   const pattern = new RegExp(`^(?:${stagingPrefix}|\\${tempPrefix})([0-9a-f]{64})-`);
@@ -194,6 +198,18 @@ export async function removeBuildLeftovers(cacheDir: string): Promise<number> {
     if (hex !== undefined) hexes.add(hex);
   }
   let cleaned = 0;
+  for (const name of await readdirOrEmpty(join(cacheDir, "tmp"))) {
+    const id = /^import-([0-9a-f]+)\.tar$/.exec(name)?.[1];
+    if (id === undefined) continue;
+    const lock = await tryLock(importLockName(id), { home: cacheDir, purpose: "remove import leftovers" });
+    if (!lock) continue;
+    try {
+      await rm(join(cacheDir, "tmp", name), { force: true });
+      cleaned++;
+    } finally {
+      await lock.release();
+    }
+  }
   for (const hex of hexes) {
     const lock = await tryLock(`image-${hex}`, { home: cacheDir, purpose: "remove build leftovers" });
     if (!lock) continue;
