@@ -41,6 +41,7 @@ packages=(
   qemu-system-x86 qemu-utils linux-image-amd64 busybox-static dropbear-bin
   openssh-sftp-server openssh-client e2fsprogs xz-utils zstd gcc libc6-dev
   socat tar cpio docker-registry skopeo umoci apache2-utils musl-tools mmdebstrap
+  genisoimage syslinux syslinux-common mtools dosfstools fdisk
 )
 
 install_packages() {

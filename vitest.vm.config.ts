@@ -5,7 +5,7 @@ import { defineConfig } from "vitest/config";
 // their own concurrency.
 export default defineConfig({
   test: {
-    include: ["test/vm/**/*.test.ts", "test/e2e/**/*.test.ts"],
+    include: ["test/vm/**/*.test.ts", "test/e2e/**/*.test.ts", "test/cloud/**/*.test.ts"],
     fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 120_000,

@@ -19,6 +19,9 @@ export interface MachineFlags {
   memory?: string;
   network?: string;
   rm?: boolean;
+  imageUrl?: string;
+  disk?: string;
+  userData?: string;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -34,7 +37,10 @@ export function addMachineFlags(cmd: Command): Command {
     .option("-u, --user <user>", "default user of commands in the VM (name or uid[:gid])")
     .option("-w, --workdir <dir>", "default working directory of commands in the VM")
     .option("--platform <os/arch[/variant]>", "platform to pull when the image is not here yet (default linux/amd64)")
-    .option("--pull <policy>", "missing (default: pull when not here), always, never");
+    .option("--pull <policy>", "missing (default: pull when not here), always, never")
+    .option("--image-url <url>", "boot a cloud image (qcow2/raw, .zst/.xz/.gz; URL or path) on q35, reached over SSH")
+    .option("--disk <size>", "cloud images: grow the disk to this size, e.g. 20G")
+    .option("--user-data <file>", "cloud images: cloud-init user-data to merge (#cloud-config) or use instead");
 }
 
 export function networkFrom(flag: string | undefined): NetworkSpec {
@@ -60,10 +66,21 @@ export function createOptionsFrom(image: string, command: string[], flags: Machi
     ...(flags.pull === undefined ? {} : { pull: pullPolicy(flags.pull) }),
     network: networkFrom(flags.network),
     autoRemove: flags.rm === true,
+    ...(flags.imageUrl === undefined ? {} : { imageUrl: flags.imageUrl }),
+    ...(flags.disk === undefined ? {} : { diskBytes: parseDiskSize(flags.disk) }),
+    ...(flags.userData === undefined ? {} : { userDataPath: flags.userData }),
   };
 }
 
 function pullPolicy(value: string): "missing" | "always" | "never" {
   if (value === "missing" || value === "always" || value === "never") return value;
   throw new SkiffError("ERR_SKIFF_USAGE", `unknown pull policy: ${value}`, { place: "--pull", hint: "use missing, always or never" });
+}
+
+/** `--disk 20G`: bytes; K/M/G/T suffixes are binary (as qemu-img's). */
+export function parseDiskSize(value: string): number {
+  const m = /^(\d+)([KMGT]?)i?B?$/i.exec(value.trim());
+  if (!m) throw new SkiffError("ERR_SKIFF_USAGE", `not a disk size: ${value}`, { place: "--disk", hint: "e.g. 20G or 512M" });
+  const unit = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[(m[2] ?? "").toUpperCase() as "" | "K" | "M" | "G" | "T"];
+  return Number(m[1]) * unit;
 }

@@ -3,6 +3,7 @@
  * disk usage. Bases live in the cache shared by every VM of a host; a base a
  * VM is made from is never removed under it.
  */
+import { fetchCloudImage, type CloudImage } from "../image/cloud.js";
 import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { SkiffError } from "../errors.js";
@@ -196,3 +197,8 @@ export async function diskUsage(ctx: ImageContext): Promise<DiskUsage> {
   };
 }
 
+
+/** `skiff image pull https://…`: fetch a cloud image into the cache (once per URL unless `refetch`). */
+export function pullCloudImage(ctx: ImageContext, ref: string, opts: { refetch?: boolean } = {}): Promise<CloudImage> {
+  return fetchCloudImage(ref, { cacheDir: ctx.cacheDir, runner: ctx.runner, place: "IMAGE", ...(opts.refetch === undefined ? {} : { refetch: opts.refetch }) });
+}

@@ -36,6 +36,7 @@ export function buildPlan(opts: { spec: MachineSpec; paths: VmPaths; facts: Host
     agentPorts: paths.agentSockets.map((socketPath, i) => ({ name: `skiff.agent.${i}`, socketPath })),
     network: spec.network,
     tscKhz: facts.tscKhz,
+    ...(spec.boot?.kind === "cloud" ? { cloud: { seedPath: paths.seed, sshPort: spec.boot.sshPort } } : {}),
   };
 }
 
@@ -70,10 +71,13 @@ export async function spawnQemu(opts: {
   cacheDir: string;
 }): Promise<ProcessIdentity> {
   const { spec, paths, facts, runner } = opts;
-  const base = await ensureBaseInitramfs({ kernel: facts.kernel, cacheDir: opts.cacheDir, network: spec.network.mode !== "none" });
-  const clientPublicKey = (await readFile(paths.sshPublicKey, "utf8")).trim();
-  const hostKey = await readFile(paths.hostKey);
-  await writeVmInitrd(base, guestConfigFor(spec, { clientPublicKey, hostKey }, paths.agentSockets.length), paths.initrd);
+  // A cloud image boots its own kernel; its seed was written at create.
+  if (spec.boot?.kind !== "cloud") {
+    const base = await ensureBaseInitramfs({ kernel: facts.kernel, cacheDir: opts.cacheDir, network: spec.network.mode !== "none" });
+    const clientPublicKey = (await readFile(paths.sshPublicKey, "utf8")).trim();
+    const hostKey = await readFile(paths.hostKey);
+    await writeVmInitrd(base, guestConfigFor(spec, { clientPublicKey, hostKey }, paths.agentSockets.length), paths.initrd);
+  }
   await clearRuntimeFiles(paths);
   const plan = buildPlan({ spec, paths, facts });
   const result = await runner.run(plan.qemuBinary, toQemuArgs(plan), { timeoutMs: 30_000, debianPackage: "qemu-system-x86" });

@@ -5,7 +5,12 @@
  */
 import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
-import { SkiffError } from "../errors.js";
+import { readFile, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { resolve as resolvePath } from "node:path";
+import { errnoOf, SkiffError } from "../errors.js";
+import { cloudInitSeed, cloudSshUser, fetchCloudImage, isCloudRef, writeSeedIso } from "../image/cloud.js";
+import type { TcpTarget } from "../guest/agent-session.js";
 import { connectAgent, waitForAgent, type AgentConnection } from "../guest/agent.js";
 import { resolveImage } from "../image/resolve.js";
 import type { ImageRuntimeConfig } from "../image/oci/types.js";
@@ -52,6 +57,12 @@ export interface CreateOptions {
   network?: NetworkSpec;
   autoRemove?: boolean;
   labels?: Record<string, string>;
+  /** Boot a cloud image (URL or path) instead of `image`; also implied when `image` looks like one (isCloudRef). */
+  imageUrl?: string;
+  /** Cloud images: grow the disk to this many bytes (`--disk 20G`). */
+  diskBytes?: number;
+  /** Cloud images: a cloud-init user-data file merged into skiff's (`--user-data`). */
+  userDataPath?: string;
 }
 
 export interface StartOptions {
@@ -96,6 +107,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     const t0 = Date.now();
     await this.reconcile();
     if (opts.name !== undefined) validateName(opts.name);
+    if (opts.imageUrl !== undefined || isCloudRef(opts.image)) return this.#createCloud(opts, t0);
     // Everything that can fail for a reason outside the VM fails before anything is made.
     this.#progress(opts.name ?? "", "preparing-image", `preparing image ${opts.image}`, t0);
     const image = await resolveImage(opts.image, {
@@ -150,6 +162,98 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       throw err;
     }
     return this.info(record);
+  }
+
+  /** A cloud image: fetched (cached by URL), a qcow2 overlay on it, a NoCloud seed, an SSH port of its own. */
+  async #createCloud(opts: CreateOptions, t0: number): Promise<VmInfo> {
+    const source = opts.imageUrl ?? opts.image;
+    this.#progress(opts.name ?? "", "preparing-image", `fetching cloud image ${source}`, t0);
+    const image = await fetchCloudImage(source, {
+      cacheDir: this.cacheDir,
+      runner: this.runner,
+      refetch: opts.pull === "always",
+      place: opts.imageUrl === undefined ? "IMAGE" : "--image-url",
+    });
+    const userData = opts.userDataPath === undefined ? undefined : await readUserData(opts.userDataPath);
+    // The forward port is chosen and recorded under one lock, so concurrent creates never share one.
+    const record = await withLock(
+      "ports",
+      async () => {
+        const used = new Set((await this.store.list()).flatMap((r) => (r.config.spec.boot?.kind === "cloud" ? [r.config.spec.boot.sshPort] : [])));
+        const sshPort = await freeLoopbackPort(used);
+        for (let attempt = 0; ; attempt++) {
+          const name = opts.name ?? uniqueRandomName(() => false);
+          const spec: MachineSpec = {
+            name,
+            image: source,
+            cpus: opts.cpus ?? defaults.cpus,
+            memoryMiB: opts.memoryMiB ?? defaults.cloudMemoryMiB,
+            hostname: name.replace(/[^a-zA-Z0-9-]/g, "-").replace(/^-+/, "").slice(0, 63) || "skiff",
+            env: opts.env ?? {},
+            entrypoint: [],
+            command: opts.command ?? [],
+            exposedPorts: [],
+            network: opts.network ?? { mode: "user", restrict: false, forwards: [] },
+            autoRemove: opts.autoRemove ?? false,
+            labels: opts.labels ?? {},
+            boot: {
+              kind: "cloud",
+              imagePath: image.path,
+              format: image.format,
+              ...(opts.diskBytes === undefined ? {} : { diskBytes: opts.diskBytes }),
+              ...(opts.userDataPath === undefined ? {} : { userDataPath: resolvePath(opts.userDataPath) }),
+              sshPort,
+              sshUser: cloudSshUser,
+            },
+          };
+          try {
+            return await this.store.create(spec, { image: { digest: image.digest, basePath: image.path } });
+          } catch (err) {
+            const retry = opts.name === undefined && err instanceof SkiffError && err.code === "ERR_SKIFF_NAME_IN_USE" && attempt < 20;
+            if (!retry) throw err;
+          }
+        }
+      },
+      { home: this.home, purpose: "allocate an SSH port" },
+    );
+    this.#progress(record.name, "creating", `creating ${record.name}`, t0);
+    try {
+      const keys = await generateVmKeys(record.paths, this.runner, `skiff-${record.name}`);
+      const hostKeyOpenssh = `${record.paths.hostKey}.openssh`;
+      await this.runner.run("dropbearconvert", ["dropbear", "openssh", record.paths.hostKey, hostKeyOpenssh], {
+        check: true,
+        debianPackage: "dropbear-bin",
+      });
+      const privateKey = await readFile(hostKeyOpenssh, "utf8");
+      await rm(hostKeyOpenssh, { force: true });
+      await this.runner.run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", image.format, "-b", image.path, record.paths.overlay], {
+        check: true,
+        debianPackage: "qemu-utils",
+      });
+      if (opts.diskBytes !== undefined && opts.diskBytes > image.virtualSize) {
+        await this.runner.run("qemu-img", ["resize", "-q", record.paths.overlay, String(opts.diskBytes)], { check: true, debianPackage: "qemu-utils" });
+      }
+      const seed = cloudInitSeed({
+        instanceId: `skiff-${record.id}`,
+        hostname: record.config.spec.hostname,
+        authorizedKey: keys.clientPublicKey,
+        hostKey: { privateKey, publicKey: keys.hostPublicKey },
+        ...(userData === undefined ? {} : { userData }),
+      });
+      await writeSeedIso(this.runner, record.paths.seed, seed);
+      await this.store.commit(record.id);
+    } catch (err) {
+      await this.store.remove(record.id);
+      throw err;
+    }
+    return this.info(record);
+  }
+
+  /** How to reach a VM's guest: the agent ports, or SSH over the forward for a cloud image. */
+  #sessionTarget(record: VmRecord): { tcp?: TcpTarget } {
+    const boot = record.config.spec.boot;
+    if (boot?.kind !== "cloud") return {};
+    return { tcp: { host: "127.0.0.1", port: boot.sshPort, username: boot.sshUser, maxSessions: 4 } };
   }
 
   async start(name: string, opts: StartOptions = {}): Promise<VmInfo> {
@@ -212,6 +316,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
         timeoutMs,
         signal: abort.signal,
         vmName: record.name,
+        ...this.#sessionTarget(record),
       });
     } catch (err) {
       if (!identityAlive(identity)) {
@@ -353,6 +458,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       hostPublicKey: await readHostPublicKey(record.paths),
       timeoutMs: opts.timeoutMs ?? 15_000,
       vmName: record.name,
+      ...this.#sessionTarget(record),
     });
   }
 
@@ -420,6 +526,33 @@ export function runtimeFrom(
     ...(workingDir === undefined || workingDir === "" ? {} : { workingDir }),
     exposedPorts: image.exposedPorts,
   };
+}
+
+async function readUserData(path: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    throw new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `cannot read user-data file ${path}: ${errnoOf(err) ?? String(err)}`, {
+      place: "--user-data",
+      cause: err,
+    });
+  }
+}
+
+/** A port on 127.0.0.1 free right now and not recorded for another VM. */
+async function freeLoopbackPort(used: ReadonlySet<number>): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
+      });
+    });
+    if (port !== 0 && !used.has(port)) return port;
+  }
+  throw new SkiffError("ERR_SKIFF_HOST", "no free TCP port on 127.0.0.1 for the VM's SSH forward");
 }
 
 function notRunning(name: string): SkiffError {

@@ -54,6 +54,16 @@ export class SessionPool {
     this.#primary = this.#adopt(first);
   }
 
+  /** Commands are plain shell command lines for the image's sshd (cloud images), not skiff-exec requests. */
+  get plainShell(): boolean {
+    return this.#target.tcp !== undefined;
+  }
+
+  /** The SSH user of plain-shell sessions. */
+  get sshUser(): string {
+    return this.#target.tcp?.username ?? "root";
+  }
+
   get primaryPort(): number {
     return this.#primary.session.port;
   }
@@ -68,7 +78,7 @@ export class SessionPool {
     if (!this.isOpen) throw this.#closed();
     const idle = this.#idle();
     if (idle) return take(idle);
-    if (this.#entries.length < this.#target.socketPaths.length) {
+    if (this.#entries.length < (this.#target.tcp?.maxSessions ?? this.#target.socketPaths.length)) {
       const session = await openSession(this.#target, { timeoutMs: extraSessionTimeoutMs, waitForSockets: false, singlePass: true }).catch(
         (err: unknown) => {
           // No port free or answering: fall back on the sessions we have.

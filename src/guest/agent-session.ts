@@ -8,7 +8,7 @@
  * for the session's life and, being a socket lock, vanishes if we die.
  */
 import { readFile } from "node:fs/promises";
-import type { Socket } from "node:net";
+import { createConnection, type Socket } from "node:net";
 import ssh2 from "ssh2";
 
 // ssh2 is CommonJS: Node's ESM loader only gives its default export (vitest hides this).
@@ -28,6 +28,19 @@ export interface SessionTarget {
   /** The guest's host key in SSH wire form. */
   hostKey: Buffer;
   portBudgetMs: number;
+  /**
+   * Cloud images: plain SSH over TCP (QEMU's user-net forward) to the image's
+   * own sshd as its default user, instead of skiff's agent on virtio-serial.
+   */
+  tcp?: TcpTarget;
+}
+
+export interface TcpTarget {
+  host: string;
+  port: number;
+  username: string;
+  /** Sessions one connection may hold at once. */
+  maxSessions: number;
 }
 
 export interface AgentSession {
@@ -65,8 +78,10 @@ export async function resolveTarget(opts: {
   privateKeyPath: string;
   hostPublicKey: string;
   portBudgetMs: number;
+  tcp?: TcpTarget;
 }): Promise<SessionTarget> {
   return {
+    ...(opts.tcp === undefined ? {} : { tcp: opts.tcp }),
     vmName: opts.vmName,
     socketPaths: opts.socketPaths,
     lockPrefix: opts.lockPrefix,
@@ -79,6 +94,7 @@ export async function resolveTarget(opts: {
 
 /** Open a session on the first free port that answers. */
 export async function openSession(target: SessionTarget, opts: OpenSessionOptions): Promise<AgentSession> {
+  if (target.tcp !== undefined) return openTcpSession(target, target.tcp, opts);
   const { vmName } = target;
   const deadline = Date.now() + opts.timeoutMs;
   let sawFreePort = false;
@@ -125,9 +141,65 @@ export async function openSession(target: SessionTarget, opts: OpenSessionOption
   });
 }
 
-function sshConnect(socket: Socket, target: SessionTarget, timeoutMs: number): Promise<Client> {
+let tcpSessions = 0;
+const noLock: LockHandle = { name: "tcp", release: () => Promise.resolve() };
+
+/**
+ * SSH over TCP to a cloud image's sshd. While the guest boots, slirp accepts
+ * the connection and drops it, sshd may not run yet, or cloud-init may not
+ * have installed the VM's keys: every failure is retried until the deadline
+ * when waiting for a boot; once booted, one try.
+ */
+async function openTcpSession(target: SessionTarget, tcp: TcpTarget, opts: OpenSessionOptions): Promise<AgentSession> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let last: unknown;
+  for (;;) {
+    checkAborted(opts.signal, target.vmName);
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    const socket = await new Promise<Socket | undefined>((resolve) => {
+      const s = createConnection({ host: tcp.host, port: tcp.port });
+      const timer = setTimeout(() => {
+        s.destroy();
+        resolve(undefined);
+      }, Math.min(left, 5_000));
+      s.once("connect", () => {
+        clearTimeout(timer);
+        resolve(s);
+      });
+      s.once("error", (err) => {
+        clearTimeout(timer);
+        last = err;
+        resolve(undefined);
+      });
+    });
+    if (socket) {
+      try {
+        const client = await sshConnect(socket, target, Math.max(minSshMs, deadline - Date.now()), tcp.username);
+        return { client, socket, lock: noLock, port: tcpSessions++ };
+      } catch (err) {
+        last = err;
+        socket.destroy();
+        if (!opts.waitForSockets) break;
+      }
+    } else if (!opts.waitForSockets) break;
+    if (opts.singlePass) break;
+    await sleep(Math.min(1_000, Math.max(0, deadline - Date.now())));
+  }
+  if (last instanceof SkiffError) throw last;
+  throw new SkiffError("ERR_SKIFF_AGENT", `SSH on ${target.vmName} (127.0.0.1:${tcp.port}) did not answer within ${opts.timeoutMs} ms`, {
+    hint: `cloud-init may still be running or failed: see \`skiff logs ${target.vmName}\``,
+    details: { vm: target.vmName },
+    ...(last === undefined ? {} : { cause: last }),
+  });
+}
+
+function sshConnect(socket: Socket, target: SessionTarget, timeoutMs: number, username = "root"): Promise<Client> {
   return new Promise((resolve, reject) => {
     const client = new Client();
+    // ssh2 may report a second error after the first (a peer that accepts and drops, as slirp does
+    // while the guest's sshd is not up): without a listener that one would crash the process.
+    client.on("error", () => {});
     let wrongHostKey = false;
     const onError = (err: Error & { level?: string }) => {
       client.off("ready", onReady);
@@ -157,7 +229,7 @@ function sshConnect(socket: Socket, target: SessionTarget, timeoutMs: number): P
     client.once("error", onError);
     client.connect({
       sock: socket,
-      username: "root",
+      username,
       privateKey: target.privateKey,
       readyTimeout: timeoutMs,
       // The guest's dropbear does the crypto on an emulated CPU, where ChaCha20 beats AES-CTR

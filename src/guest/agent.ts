@@ -8,8 +8,9 @@ import type { ClientChannel, PseudoTtyOptions, SFTPWrapper } from "ssh2";
 import { SkiffError } from "../errors.js";
 import { copyFrom, copyTo } from "./agent-copy.js";
 import { watchChannel, type ExecIO, type ExecOptions, type ExecResult, type RunningExec } from "./agent-exec.js";
-import { SessionPool } from "./agent-pool.js";
-import { openSession, resolveTarget } from "./agent-session.js";
+import { SessionPool, type PooledSession } from "./agent-pool.js";
+import { openSession, resolveTarget, type TcpTarget } from "./agent-session.js";
+import { shellCommand } from "./shell-command.js";
 import { encodeExecRequest, type ExecRequest, type PtyOptions } from "./exec-request.js";
 
 export type { ExecIO, ExecOptions, ExecResult, RunningExec, WindowSize } from "./agent-exec.js";
@@ -34,6 +35,8 @@ export interface AgentConnectOptions {
   vmName?: string;
   /** Stop waiting early, e.g. when QEMU exits during boot. */
   signal?: AbortSignal;
+  /** Cloud images: SSH over TCP to the image's sshd instead of the agent ports (socketPaths unused). */
+  tcp?: TcpTarget;
 }
 
 export interface RunOptions extends Omit<ExecRequest, "argv"> {
@@ -102,6 +105,7 @@ export class AgentConnection {
 
   /** Start `req`; resolves once the command runs, with a handle to signal and await it. */
   async start(req: ExecRequest, io: ExecOptions = {}): Promise<RunningExec> {
+    if (this.#pool.plainShell) return this.#startPlain(req, io);
     encodeExecRequest(req); // refuse a bad request before taking a session for it
     const pooled = await this.#pool.acquire();
     let slot = 0;
@@ -114,21 +118,46 @@ export class AgentConnection {
     try {
       const pidfile = `agent${pooled.session.port}-${slot}`;
       const command = encodeExecRequest({ ...req, pidfile });
-      const pty = ptyOptions(req.tty);
-      const client = pooled.session.client;
-      const running = await this.#channel(
-        (cb) => (pty ? client.exec(command, { pty }, cb) : client.exec(command, cb)),
-        (channel) =>
-          watchChannel(channel, io, {
-            what: `\`${describe(req.argv)}\` in VM ${this.vmName}`,
-            vmName: this.vmName,
-            ...(io.timeoutMs === undefined ? {} : { timeoutMs: io.timeoutMs }),
-            killViaPidfile: (signo) => this.#kill(pidfile, signo),
-            sessionAlive: () => !pooled.session.socket.destroyed,
-          }),
-      );
-      running.done.then(finished, finished);
-      return running;
+      return await this.#execOn(pooled, command, req, io, finished, (signo) => this.#kill(pidfile, signo));
+    } catch (err) {
+      finished();
+      throw err;
+    }
+  }
+
+  /** Open a channel running `command` on a pooled session and watch it; `finished` runs once it ends. */
+  async #execOn(
+    pooled: PooledSession,
+    command: string,
+    req: ExecRequest,
+    io: ExecOptions,
+    finished: () => void,
+    killViaPidfile?: (signo: number) => Promise<void>,
+  ): Promise<RunningExec> {
+    const pty = ptyOptions(req.tty);
+    const client = pooled.session.client;
+    const running = await this.#channel(
+      (cb) => (pty ? client.exec(command, { pty }, cb) : client.exec(command, cb)),
+      (channel) =>
+        watchChannel(channel, io, {
+          what: `\`${describe(req.argv)}\` in VM ${this.vmName}`,
+          vmName: this.vmName,
+          ...(io.timeoutMs === undefined ? {} : { timeoutMs: io.timeoutMs }),
+          ...(killViaPidfile === undefined ? {} : { killViaPidfile }),
+          sessionAlive: () => !pooled.session.socket.destroyed,
+        }),
+    );
+    running.done.then(finished, finished);
+    return running;
+  }
+
+  /** Cloud images: a plain command line for the image's sshd; signals go as SSH signal requests. */
+  async #startPlain(req: ExecRequest, io: ExecOptions): Promise<RunningExec> {
+    const command = shellCommand(req, this.#pool.sshUser);
+    const pooled = await this.#pool.acquire();
+    const finished = () => this.#pool.release(pooled);
+    try {
+      return await this.#execOn(pooled, command, req, io, finished);
     } catch (err) {
       finished();
       throw err;

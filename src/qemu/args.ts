@@ -31,6 +31,7 @@ export const maxSocketPathBytes = 107;
  * must be absolute, and is rejected otherwise.
  */
 export function toQemuArgs(plan: LaunchPlan): string[] {
+  if (plan.cloud !== undefined) return cloudQemuArgs(plan, plan.cloud);
   return [
     ...machineArgs(plan),
     ...bootArgs(plan),
@@ -44,11 +45,13 @@ export function toQemuArgs(plan: LaunchPlan): string[] {
   ];
 }
 
+function accelArgs(plan: LaunchPlan): string[] {
+  return plan.accel === "kvm"
+    ? ["-accel", "kvm", "-cpu", "host"]
+    : ["-accel", plan.cpus > 1 ? "tcg,thread=multi" : "tcg", "-cpu", "max"];
+}
+
 function machineArgs(plan: LaunchPlan): string[] {
-  const accel =
-    plan.accel === "kvm"
-      ? ["-accel", "kvm", "-cpu", "host"]
-      : ["-accel", plan.cpus > 1 ? "tcg,thread=multi" : "tcg", "-cpu", "max"];
   return [
     "-M", microvmMachine,
     "-nodefaults", "-no-user-config",
@@ -56,9 +59,46 @@ function machineArgs(plan: LaunchPlan): string[] {
     // A guest reboot ends QEMU like a power-off: skiff decides about restarts, not the guest.
     "-no-reboot",
     "-daemonize",
-    ...accel,
+    ...accelArgs(plan),
     "-smp", String(plan.cpus),
     "-m", `${plan.memoryMiB}M`,
+  ];
+}
+
+/**
+ * A cloud image on q35: QEMU's default firmware (SeaBIOS) boots the disk's
+ * own bootloader; virtio PCI devices, which every cloud kernel drives; the
+ * NoCloud seed as a read-only second disk; SSH reachable on 127.0.0.1 only.
+ * No -no-reboot: cloud images may reboot once while setting themselves up.
+ */
+function cloudQemuArgs(plan: LaunchPlan, cloud: NonNullable<LaunchPlan["cloud"]>): string[] {
+  const overlay = optValue(filePath(plan.rootDisk.overlayPath, "root disk overlay"));
+  const seed = optValue(filePath(cloud.seedPath, "cloud-init seed"));
+  if (!Number.isInteger(cloud.sshPort) || cloud.sshPort < 1 || cloud.sshPort > 65535) {
+    throw new SkiffError("ERR_SKIFF_INTERNAL", `SSH forward port out of range: ${cloud.sshPort}`);
+  }
+  const network: NetworkSpec =
+    plan.network.mode === "user" ? plan.network : { mode: "user", restrict: true, forwards: [] };
+  const netdev = ["user", "id=net0"];
+  if (network.restrict) netdev.push("restrict=on");
+  netdev.push(`hostfwd=tcp:127.0.0.1:${cloud.sshPort}-:22`);
+  for (const fwd of network.forwards) netdev.push(`hostfwd=${hostfwd(fwd)}`);
+  return [
+    "-M", "q35",
+    "-nodefaults", "-no-user-config",
+    "-display", "none",
+    "-daemonize",
+    ...accelArgs(plan),
+    "-smp", String(plan.cpus),
+    "-m", `${plan.memoryMiB}M`,
+    ...consoleArgs(plan),
+    "-drive", `file=${overlay},if=virtio,format=qcow2,cache=writeback,discard=unmap`,
+    "-drive", `file=${seed},if=virtio,format=raw,readonly=on`,
+    "-netdev", netdev.join(","),
+    "-device", `virtio-net-pci,netdev=net0,mac=${macAddress(plan.name)}`,
+    "-device", "virtio-rng-pci",
+    "-qmp", `unix:${optValue(socketPath(plan.qmpSocketPath, "QMP socket"))},server=on,wait=off`,
+    "-pidfile", filePath(plan.pidfilePath, "pidfile"),
   ];
 }
 

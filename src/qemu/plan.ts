@@ -31,6 +31,12 @@ export interface LaunchPlan {
   /** virtio-serial ports for the guest agent, one SSH session each. */
   agentPorts: { name: string; socketPath: string }[];
   network: NetworkSpec;
+  /**
+   * Present for a cloud image: boot `-M q35` with firmware from the root disk
+   * (whose overlay sits on the image) instead of kernel + initrd, with the
+   * NoCloud seed as a second disk and SSH forwarded from 127.0.0.1:sshPort.
+   */
+  cloud?: { seedPath: string; sshPort: number };
   /** Host TSC frequency, passed as tsc_early_khz (microvm has no HPET/PIT to calibrate against). */
   tscKhz: number | undefined;
 }

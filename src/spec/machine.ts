@@ -16,6 +16,30 @@ export interface PortForward {
   guestPort: number;
 }
 
+/**
+ * How the VM boots. `microvm` (the default, and what a config without `boot`
+ * means): skiff's kernel and initramfs on `-M microvm`, the image as an ext4
+ * root, the guest agent over virtio-serial. `cloud`: a whole disk with its own
+ * bootloader on `-M q35` + SeaBIOS, configured by a cloud-init NoCloud seed,
+ * reached by SSH over a user-net forward of `sshPort` on 127.0.0.1.
+ */
+export type BootSpec =
+  | { kind: "microvm" }
+  | {
+      kind: "cloud";
+      /** The cached read-only cloud image the overlay sits on. */
+      imagePath: string;
+      format: "qcow2" | "raw";
+      /** `--disk`: the overlay is resized to this (never below the image's own size). */
+      diskBytes?: number;
+      /** `--user-data`: the user's file, merged into skiff's (see cloudInitSeed). */
+      userDataPath?: string;
+      /** Host port on 127.0.0.1 forwarded to the guest's port 22; unique among VMs (allocated under the "ports" lock). */
+      sshPort: number;
+      /** The image's default user, whom cloud-init gives the VM's key. */
+      sshUser: string;
+    };
+
 export interface MachineSpec {
   name: string;
   /** Image reference as the user typed it, e.g. "base". */
@@ -39,11 +63,19 @@ export interface MachineSpec {
   /** `--rm`: remove the VM once it stops. */
   autoRemove: boolean;
   labels: Record<string, string>;
+  /** Absent in configs written before cloud images: microvm. */
+  boot?: BootSpec;
+}
+
+export function bootOf(spec: MachineSpec): BootSpec {
+  return spec.boot ?? { kind: "microvm" };
 }
 
 export const defaults = {
   cpus: 1,
   memoryMiB: 256,
+  /** Cloud images run a full distribution (systemd, cloud-init in Python): 256 MiB is too tight. */
+  cloudMemoryMiB: 1024,
   /** Concurrent exec sessions a VM accepts: one virtio-serial port each. */
   agentPorts: 8,
 } as const;

@@ -25,6 +25,8 @@ export const vmFiles = {
   overlay: "overlay.qcow2",
   /** Per-VM boot initramfs (skiff's init + this VM's config blob). */
   initrd: "initrd.img",
+  /** Cloud images: the cloud-init NoCloud seed (ISO, label cidata). */
+  seed: "seed.iso",
   /** Client key skiff uses to reach the guest. */
   sshKey: "id_ed25519",
   sshPublicKey: "id_ed25519.pub",
@@ -58,6 +60,7 @@ export interface VmPaths {
   agentSockets: string[];
   overlay: string;
   initrd: string;
+  seed: string;
   sshKey: string;
   sshPublicKey: string;
   hostKey: string;
@@ -85,6 +88,7 @@ export function vmPaths(home: string, id: string): VmPaths {
     agentSockets: vmFiles.agentSockets.map(at),
     overlay: at(vmFiles.overlay),
     initrd: at(vmFiles.initrd),
+    seed: at(vmFiles.seed),
     sshKey: at(vmFiles.sshKey),
     sshPublicKey: at(vmFiles.sshPublicKey),
     hostKey: at(vmFiles.hostKey),

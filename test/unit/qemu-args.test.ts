@@ -205,3 +205,49 @@ describe("macAddress", () => {
     expect(first & 0b01).toBe(0);
   });
 });
+
+describe("toQemuArgs for a cloud image", () => {
+  const cloudPlan = (overrides: Partial<LaunchPlan> = {}) =>
+    plan({
+      memoryMiB: 1024,
+      agentPorts: [],
+      network: { mode: "user", restrict: true, forwards: [] },
+      cloud: { seedPath: `${dir}/seed.iso`, sshPort: 40022 },
+      ...overrides,
+    });
+
+  it("boots q35 from the overlay with the NoCloud seed and SSH on 127.0.0.1", () => {
+    expect(pretty(toQemuArgs(cloudPlan()))).toMatchInlineSnapshot(`
+      "-M q35
+      -nodefaults
+      -no-user-config
+      -display none
+      -daemonize
+      -accel tcg
+      -cpu max
+      -smp 1
+      -m 1024M
+      -chardev socket,id=console,path=/var/lib/skiff/vms/web/console.sock,server=on,wait=off,logfile=/var/lib/skiff/vms/web/console.log,logappend=on
+      -serial chardev:console
+      -drive file=/var/lib/skiff/vms/web/root.qcow2,if=virtio,format=qcow2,cache=writeback,discard=unmap
+      -drive file=/var/lib/skiff/vms/web/seed.iso,if=virtio,format=raw,readonly=on
+      -netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22
+      -device virtio-net-pci,netdev=net0,mac=52:54:00:4b:5e:57
+      -device virtio-rng-pci
+      -qmp unix:/var/lib/skiff/vms/web/qmp.sock,server=on,wait=off
+      -pidfile /var/lib/skiff/vms/web/qemu.pid"
+    `);
+  });
+
+  it("keeps user forwards beside the SSH one and drops restrict=on when not asked", () => {
+    const args = toQemuArgs(
+      cloudPlan({ network: { mode: "user", restrict: false, forwards: [{ protocol: "tcp", hostAddress: "", hostPort: 8080, guestPort: 80 }] } }),
+    );
+    expect(args).toContain("user,id=net0,hostfwd=tcp:127.0.0.1:40022-:22,hostfwd=tcp::8080-:80");
+    expect(args).not.toContain("-kernel");
+  });
+
+  it("refuses a relative seed path", () => {
+    expect(errorOf(() => toQemuArgs(cloudPlan({ cloud: { seedPath: "seed.iso", sshPort: 40022 } }))).code).toBe("ERR_SKIFF_BAD_PATH");
+  });
+});

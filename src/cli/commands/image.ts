@@ -2,7 +2,8 @@
  * skiff image pull|import|ls|inspect|rm|prune, skiff login|logout, skiff system df.
  */
 import type { Command } from "commander";
-import { diskUsage, findImage, importImageBase, listImageSummaries, pruneImages, pullImageBase, removeImage } from "../../engine/images.js";
+import { diskUsage, findImage, importImageBase, listImageSummaries, pruneImages, pullCloudImage, pullImageBase, removeImage } from "../../engine/images.js";
+import { isCloudRef } from "../../image/cloud.js";
 import { login, logout } from "../../image/registry/index.js";
 import { SkiffError } from "../../errors.js";
 import { formatAge, formatBytes } from "../../util/units.js";
@@ -24,11 +25,18 @@ export function registerImage(program: Command, ctx: CliContext): void {
 
   image
     .command("pull")
-    .description("pull an OCI image from its registry and make it bootable")
+    .description("pull an OCI image from its registry and make it bootable, or fetch a cloud image (http(s) URL or .qcow2/.img/.raw path)")
     .argument("<ref>", "e.g. alpine, nginx:1.27, ghcr.io/org/app@sha256:…, localhost:5000/app")
     .option("--platform <os/arch[/variant]>", "platform to pull (default linux/amd64)")
-    .action(async (ref: string, flags: { platform?: string }) => {
+    .option("--refetch", "cloud images: download again even if the URL is cached")
+    .action(async (ref: string, flags: { platform?: string; refetch?: boolean }) => {
       const skiff = ctx.skiff();
+      if (isCloudRef(ref)) {
+        const cloud = await pullCloudImage(skiff.images, ref, { refetch: flags.refetch === true });
+        if (ctx.flags.json) process.stdout.write(JSON.stringify(cloud, null, 2) + "\n");
+        else process.stdout.write(`${cloud.path}\n`);
+        return;
+      }
       const result = await pullImageBase(skiff.images, ref, {
         ...(flags.platform === undefined ? {} : { platform: flags.platform }),
         ...(ctx.flags.json ? {} : { onPull: pullReporter() }),

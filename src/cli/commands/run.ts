@@ -54,7 +54,15 @@ export function registerRun(program: Command, ctx: CliContext): void {
       const session = { interactive: flags.interactive === true, tty: flags.tty === true };
       if (flags.detach !== true) checkTty(session, "--tty");
       const skiff = ctx.skiff();
-      const info = await skiff.create(createOptionsFrom(image, command, flags));
+      // With --image-url there is no IMAGE argument: what came first is the command.
+      const argv = flags.imageUrl === undefined ? command : image === "base" && command.length === 0 ? [] : [image, ...command];
+      if (flags.imageUrl !== undefined && flags.detach === true && argv.length > 0) {
+        throw new SkiffError("ERR_SKIFF_USAGE", "run -d with a command is not supported for cloud images yet", {
+          place: "--image-url",
+          hint: "run -d without a command, then `skiff exec NAME CMD`",
+        });
+      }
+      const info = await skiff.create(createOptionsFrom(image, argv, flags));
       const main = [...info.entrypoint, ...info.command];
       const defaults = {
         ...(info.user === undefined ? {} : { user: info.user }),
