@@ -281,7 +281,9 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     });
     if (identity !== undefined && opts.waitReady !== false) {
       try {
-        const conn = await this.#waitReady(record, identity, opts.timeoutMs ?? defaultBootTimeoutMs);
+        const deadline = Date.now() + (opts.timeoutMs ?? defaultBootTimeoutMs);
+        let conn = await this.#waitReady(record, identity, deadline - Date.now());
+        if (record.config.spec.boot?.kind === "cloud") conn = await this.#waitCloudInit(record, identity, conn, deadline);
         await conn.close();
       } catch (err) {
         // Never leave a VM half-booted behind a failed start.
@@ -291,6 +293,36 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       this.#progress(record.name, "ready", `${record.name} is ready`, t0);
     }
     return this.info(record);
+  }
+
+  /**
+   * A cloud image's sshd answers before cloud-init is done (and may be
+   * restarted by it): ready means cloud-init's boot-finished marker exists.
+   */
+  async #waitCloudInit(
+    record: VmRecord,
+    identity: { pid: number; startTime: number },
+    first: AgentConnection,
+    deadline: number,
+  ): Promise<AgentConnection> {
+    let conn = first;
+    for (;;) {
+      try {
+        const r = await conn.run(["test", "-f", "/var/lib/cloud/instance/boot-finished"], { timeoutMs: 15_000 });
+        if (r.code === 0) return conn;
+      } catch {
+        await conn.close().catch(() => undefined);
+        conn = await this.#waitReady(record, identity, Math.max(1_000, deadline - Date.now()));
+      }
+      if (Date.now() >= deadline) {
+        await conn.close().catch(() => undefined);
+        throw new SkiffError("ERR_SKIFF_BOOT_FAILED", `cloud-init did not finish on ${record.name} in time`, {
+          hint: `see \`skiff logs ${record.name}\`; raise SKIFF_BOOT_TIMEOUT_MS on a slow host`,
+          place: record.name,
+        });
+      }
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
   }
 
   async #waitReady(record: VmRecord, identity: { pid: number; startTime: number }, timeoutMs: number): Promise<AgentConnection> {
@@ -456,7 +488,8 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       home: this.home,
       privateKeyPath: record.paths.sshKey,
       hostPublicKey: await readHostPublicKey(record.paths),
-      timeoutMs: opts.timeoutMs ?? 15_000,
+      // A cloud image's sshd can be restarting (cloud-init, a slow TCG guest): give it longer.
+      timeoutMs: opts.timeoutMs ?? (record.config.spec.boot?.kind === "cloud" ? 60_000 : 15_000),
       vmName: record.name,
       ...this.#sessionTarget(record),
     });
