@@ -10,7 +10,7 @@
  * `run -d` (download 650 MiB from loopback, overlay, seed, boot until SSH
  * answers as the seeded user) ~50 s; the whole file ~65 s warm.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync, readdirSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -32,11 +32,25 @@ let base = "";
 const requests: string[] = [];
 const files = new Map<string, string>();
 
+function runAsync(cmd: string, args: string[], timeoutMs: number): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-6000)));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stderr });
+    });
+  });
+}
+
 beforeAll(async () => {
   if (!existsSync(disk)) {
     mkdirSync(diskDir, { recursive: true });
     const t0 = Date.now();
-    const r = spawnSync(script, [disk, join(diskDir, `work-${recipe}`)], { encoding: "utf8", timeout: 20 * 60_000 });
+    // Asynchronously: a worker blocked for minutes in spawnSync misses vitest's RPC deadlines.
+    const r = await runAsync(script, [disk, join(diskDir, `work-${recipe}`)], 20 * 60_000);
     if (r.status !== 0) throw new Error(`build-disk.sh failed (${r.status}):\n${r.stderr.slice(-3000)}`);
     console.log(`cloud test disk built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
