@@ -5,11 +5,9 @@
  */
 import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
-import { readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { resolve as resolvePath } from "node:path";
-import { errnoOf, SkiffError } from "../errors.js";
-import { cloudInitSeed, cloudSshUser, fetchCloudImage, isCloudRef, writeSeedIso } from "../image/cloud.js";
+import { SkiffError } from "../errors.js";
+import { cloudSshUser, fetchCloudImage, isCloudRef } from "../image/cloud.js";
 import type { TcpTarget } from "../guest/agent-session.js";
 import { connectAgent, waitForAgent, type AgentConnection } from "../guest/agent.js";
 import { resolveImage } from "../image/resolve.js";
@@ -18,12 +16,13 @@ import { currentProcess, identityAlive } from "../process/pid.js";
 import { defaultRunner, type Runner } from "../process/runner.js";
 import { defaults, type MachineSpec, type NetworkSpec } from "../spec/machine.js";
 import { skiffPaths } from "../store/paths.js";
-import { VmStore, vmLockName, type VmRecord } from "../store/store.js";
+import { VmStore, vmLockName, type CreateExtra, type VmRecord } from "../store/store.js";
 import { withLock } from "../store/lock.js";
 import { uniqueRandomName, validateName } from "../util/names.js";
 import type { Phase, SkiffEvents } from "./events.js";
 import { gatherHostFacts, type HostFacts } from "./host.js";
 import { generateVmKeys, readHostPublicKey } from "./keys.js";
+import { freeLoopbackPort, prepareCloudDisk, readUserData } from "./cloud-vm.js";
 import { bootFailureReason, clearRuntimeFiles, spawnQemu } from "./launch.js";
 import { observeStatus, type ObservedStatus, type RunState } from "./status.js";
 import type { ExitRecord, VmState } from "../store/vmdir.js";
@@ -123,39 +122,45 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     this.#progress(opts.name ?? "", "preparing-kernel", "preparing kernel and QEMU", t0);
     const facts = await this.hostFacts();
 
-    let record: VmRecord | undefined;
-    for (let attempt = 0; record === undefined; attempt++) {
-      const name = opts.name ?? uniqueRandomName(() => false);
-      const spec: MachineSpec = {
-        name,
+    const record = await this.#createRecord(
+      opts.name,
+      (name) => ({
+        ...commonSpec(name, opts, defaults.memoryMiB),
         image: opts.image,
-        cpus: opts.cpus ?? defaults.cpus,
-        memoryMiB: opts.memoryMiB ?? defaults.memoryMiB,
-        hostname: name.replace(/[^a-zA-Z0-9-]/g, "-").replace(/^-+/, "").slice(0, 63) || "skiff",
         ...runtimeFrom(image.config, opts),
-        network: opts.network ?? { mode: "user", restrict: false, forwards: [] },
-        autoRemove: opts.autoRemove ?? false,
-        labels: opts.labels ?? {},
-      };
-      try {
-        record = await this.store.create(spec, {
-          image: { digest: image.digest, basePath: image.basePath },
-          kernel: { version: facts.kernel.version, path: facts.vmlinuxPath },
-        });
-      } catch (err) {
-        // A generated name can lose a race with a concurrent create: draw another.
-        const retry = opts.name === undefined && err instanceof SkiffError && err.code === "ERR_SKIFF_NAME_IN_USE" && attempt < 20;
-        if (!retry) throw err;
-      }
-    }
-    this.#progress(record.name, "creating", `creating ${record.name}`, t0);
-    try {
+      }),
+      {
+        image: { digest: image.digest, basePath: image.basePath },
+        kernel: { version: facts.kernel.version, path: facts.vmlinuxPath },
+      },
+    );
+    return this.#finishCreate(record, t0, async () => {
       await generateVmKeys(record.paths, this.runner, `skiff-${record.name}`);
       await this.runner.run(
         "qemu-img",
         ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", image.basePath, record.paths.overlay],
         { check: true, debianPackage: "qemu-utils" },
       );
+    });
+  }
+
+  /** Claim a name (a generated one is drawn again if a concurrent create took it) and make the VM's directory. */
+  async #createRecord(requested: string | undefined, specFor: (name: string) => MachineSpec, extra: CreateExtra): Promise<VmRecord> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.store.create(specFor(requested ?? uniqueRandomName(() => false)), extra);
+      } catch (err) {
+        const retry = requested === undefined && err instanceof SkiffError && err.code === "ERR_SKIFF_NAME_IN_USE" && attempt < 20;
+        if (!retry) throw err;
+      }
+    }
+  }
+
+  /** Fill in a new VM's directory with `fill`; commit it, or remove every trace when anything fails. */
+  async #finishCreate(record: VmRecord, t0: number, fill: () => Promise<void>): Promise<VmInfo> {
+    this.#progress(record.name, "creating", `creating ${record.name}`, t0);
+    try {
+      await fill();
       await this.store.commit(record.id);
     } catch (err) {
       await this.store.remove(record.id);
@@ -181,21 +186,15 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       async () => {
         const used = new Set((await this.store.list()).flatMap((r) => (r.config.spec.boot?.kind === "cloud" ? [r.config.spec.boot.sshPort] : [])));
         const sshPort = await freeLoopbackPort(used);
-        for (let attempt = 0; ; attempt++) {
-          const name = opts.name ?? uniqueRandomName(() => false);
-          const spec: MachineSpec = {
-            name,
+        return this.#createRecord(
+          opts.name,
+          (name) => ({
+            ...commonSpec(name, opts, defaults.cloudMemoryMiB),
             image: source,
-            cpus: opts.cpus ?? defaults.cpus,
-            memoryMiB: opts.memoryMiB ?? defaults.cloudMemoryMiB,
-            hostname: name.replace(/[^a-zA-Z0-9-]/g, "-").replace(/^-+/, "").slice(0, 63) || "skiff",
             env: opts.env ?? {},
             entrypoint: [],
             command: opts.command ?? [],
             exposedPorts: [],
-            network: opts.network ?? { mode: "user", restrict: false, forwards: [] },
-            autoRemove: opts.autoRemove ?? false,
-            labels: opts.labels ?? {},
             boot: {
               kind: "cloud",
               imagePath: image.path,
@@ -205,48 +204,16 @@ export class Skiff extends EventEmitter<SkiffEvents> {
               sshPort,
               sshUser: cloudSshUser,
             },
-          };
-          try {
-            return await this.store.create(spec, { image: { digest: image.digest, basePath: image.path } });
-          } catch (err) {
-            const retry = opts.name === undefined && err instanceof SkiffError && err.code === "ERR_SKIFF_NAME_IN_USE" && attempt < 20;
-            if (!retry) throw err;
-          }
-        }
+          }),
+          { image: { digest: image.digest, basePath: image.path } },
+        );
       },
       { home: this.home, purpose: "allocate an SSH port" },
     );
-    this.#progress(record.name, "creating", `creating ${record.name}`, t0);
-    try {
+    return this.#finishCreate(record, t0, async () => {
       const keys = await generateVmKeys(record.paths, this.runner, `skiff-${record.name}`);
-      const hostKeyOpenssh = `${record.paths.hostKey}.openssh`;
-      await this.runner.run("dropbearconvert", ["dropbear", "openssh", record.paths.hostKey, hostKeyOpenssh], {
-        check: true,
-        debianPackage: "dropbear-bin",
-      });
-      const privateKey = await readFile(hostKeyOpenssh, "utf8");
-      await rm(hostKeyOpenssh, { force: true });
-      await this.runner.run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", image.format, "-b", image.path, record.paths.overlay], {
-        check: true,
-        debianPackage: "qemu-utils",
-      });
-      if (opts.diskBytes !== undefined && opts.diskBytes > image.virtualSize) {
-        await this.runner.run("qemu-img", ["resize", "-q", record.paths.overlay, String(opts.diskBytes)], { check: true, debianPackage: "qemu-utils" });
-      }
-      const seed = cloudInitSeed({
-        instanceId: `skiff-${record.id}`,
-        hostname: record.config.spec.hostname,
-        authorizedKey: keys.clientPublicKey,
-        hostKey: { privateKey, publicKey: keys.hostPublicKey },
-        ...(userData === undefined ? {} : { userData }),
-      });
-      await writeSeedIso(this.runner, record.paths.seed, seed);
-      await this.store.commit(record.id);
-    } catch (err) {
-      await this.store.remove(record.id);
-      throw err;
-    }
-    return this.info(record);
+      await prepareCloudDisk({ record, keys, image, diskBytes: opts.diskBytes, userData, runner: this.runner });
+    });
   }
 
   /** How to reach a VM's guest: the agent ports, or SSH over the forward for a cloud image. */
@@ -540,6 +507,23 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   }
 }
 
+/** The fields every VM's spec has, whatever it boots. */
+function commonSpec(
+  name: string,
+  opts: CreateOptions,
+  memoryMiB: number,
+): Pick<MachineSpec, "name" | "cpus" | "memoryMiB" | "hostname" | "network" | "autoRemove" | "labels"> {
+  return {
+    name,
+    cpus: opts.cpus ?? defaults.cpus,
+    memoryMiB: opts.memoryMiB ?? memoryMiB,
+    hostname: name.replace(/[^a-zA-Z0-9-]/g, "-").replace(/^-+/, "").slice(0, 63) || "skiff",
+    network: opts.network ?? { mode: "user", restrict: false, forwards: [] },
+    autoRemove: opts.autoRemove ?? false,
+    labels: opts.labels ?? {},
+  };
+}
+
 /** Docker's rules for what an image's config and the user's flags make of the main command and defaults. */
 export function runtimeFrom(
   image: ImageRuntimeConfig,
@@ -559,33 +543,6 @@ export function runtimeFrom(
     ...(workingDir === undefined || workingDir === "" ? {} : { workingDir }),
     exposedPorts: image.exposedPorts,
   };
-}
-
-async function readUserData(path: string): Promise<string> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (err) {
-    throw new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `cannot read user-data file ${path}: ${errnoOf(err) ?? String(err)}`, {
-      place: "--user-data",
-      cause: err,
-    });
-  }
-}
-
-/** A port on 127.0.0.1 free right now and not recorded for another VM. */
-async function freeLoopbackPort(used: ReadonlySet<number>): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address();
-        server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
-      });
-    });
-    if (port !== 0 && !used.has(port)) return port;
-  }
-  throw new SkiffError("ERR_SKIFF_HOST", "no free TCP port on 127.0.0.1 for the VM's SSH forward");
 }
 
 function notRunning(name: string): SkiffError {

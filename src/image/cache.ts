@@ -5,12 +5,13 @@
  * place last, so a base that exists is whole, and a record without its base
  * is ignored.
  */
-import { readdir, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoOf } from "../errors.js";
 import { readJsonIfExists, writeJsonAtomic } from "../store/atomic.js";
 import { digestHex } from "./manifest.js";
 import type { ImageRuntimeConfig, Platform } from "./oci/types.js";
+import { readdirOrEmpty } from "../util/fs.js";
 
 /** What the cache knows about one base. */
 export interface CachedImage {
@@ -107,13 +108,7 @@ export async function cachedImage(cacheDir: string, digest: string): Promise<Cac
 
 /** Every base in the cache, newest first. */
 export async function listImages(cacheDir: string): Promise<CachedImage[]> {
-  let names: string[];
-  try {
-    names = await readdir(imagesDir(cacheDir));
-  } catch (err) {
-    if (errnoOf(err) === "ENOENT") return [];
-    throw err;
-  }
+  const names = await readdirOrEmpty(imagesDir(cacheDir));
   const images: CachedImage[] = [];
   for (const name of names) {
     const hex = /^sha256-([0-9a-f]{64})\.ext4$/.exec(name)?.[1];

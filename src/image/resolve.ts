@@ -1,12 +1,12 @@
 /**
- * From what a user typed (`base`, `base:latest`) to a base file a VM's
- * overlay can sit on. Only the built-in image exists for now; registry
- * images will resolve here too once `skiff image pull` exists.
+ * From what a user typed (`base`, a local image name, an OCI reference) to a
+ * base file a VM's overlay can sit on, pulling and converting it when it is
+ * not here yet.
  */
 import { SkiffError } from "../errors.js";
 import type { Runner } from "../process/runner.js";
 import { skiffPaths } from "../store/paths.js";
-import { ensureBaseImage, type ImageEvent } from "./base.js";
+import { ensureBaseImage } from "./base.js";
 import type { ImageRuntimeConfig, PullEvent } from "./oci/types.js";
 
 export { listImages, type CachedImage } from "./cache.js";

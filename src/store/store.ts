@@ -12,7 +12,7 @@
  * - it disappears atomically (renamed to `.trash-<id>-…`, then deleted).
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
 import { currentProcess, identityAlive, type ProcessIdentity } from "../process/pid.js";
@@ -21,6 +21,7 @@ import { readJson, readJsonIfExists, syncDir, writeJsonAtomic } from "./atomic.j
 import { withLock } from "./lock.js";
 import { checkSocketPathLength, skiffHome, vmIdLength, vmsDir } from "./paths.js";
 import { vmFiles, vmPaths, type ImageRecord, type KernelRecord, type VmConfig, type VmPaths, type VmState } from "./vmdir.js";
+import { readdirOrEmpty } from "../util/fs.js";
 
 export interface VmRecord {
   id: string;
@@ -327,15 +328,6 @@ async function readMarker(path: string): Promise<CreatingMarker | undefined> {
     return { creator, at: String(marker?.at) };
   } catch {
     return undefined;
-  }
-}
-
-async function readdirOrEmpty(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if (errnoOf(err) === "ENOENT") return [];
-    throw err;
   }
 }
 

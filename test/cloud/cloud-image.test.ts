@@ -24,7 +24,6 @@ const script = join(repoRoot, "test", "cloud", "build-disk.sh");
 const recipe = createHash("sha256").update(readFileSync(script)).digest("hex").slice(0, 16);
 const diskDir = join(sharedCache, "cloud-disk");
 const disk = join(diskDir, `${recipe}.qcow2`);
-const isRoot = process.getuid?.() === 0;
 
 const h = new Harness();
 let server: Server;
@@ -78,7 +77,7 @@ afterAll(async () => {
   await new Promise((resolve) => server?.close(resolve));
 });
 
-describe.skipIf(!isRoot)("cloud images", () => {
+describe("cloud images", () => {
   it("image pull fetches a URL once, decompresses .gz and detects the format", async () => {
     const first = JSON.parse(await h.ok(["--json", "image", "pull", `${base}/tiny.qcow2.gz`])) as { format: string; path: string; downloaded: boolean };
     expect(first.format).toBe("qcow2");

@@ -34,9 +34,10 @@ export function registerExec(program: Command, ctx: CliContext): void {
       const env = parseEnvList(flags.env);
       const timeoutMs = flags.timeout === undefined ? undefined : parseDuration(flags.timeout, "--timeout");
       // The VM's defaults (the image's User and WorkingDir, or run's -u/-w) unless given here.
-      const info = await ctx.skiff().inspect(name);
-      const user = flags.user ?? info.user;
-      const cwd = flags.workdir ?? info.workingDir;
+      // Read from the stored spec: exec is a hot path and needs no reconcile of every VM.
+      const spec = (await ctx.skiff().store.get(name)).config.spec;
+      const user = flags.user ?? spec.user;
+      const cwd = flags.workdir ?? spec.workingDir;
       const conn = await ctx.skiff().connect(name);
       try {
         ctx.exitCode = await attachSession(

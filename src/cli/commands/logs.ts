@@ -25,7 +25,7 @@ async function follow(path: string, from: number, stillRunning: () => Promise<bo
       process.stdout.write(buf);
       offset = size;
     } else if (size < offset) {
-      offset = 0; // a new boot truncated nothing, but be safe against rotation
+      offset = 0; // the log was replaced (the VM was removed and made again): start over
     } else if (!(await stillRunning())) {
       return;
     }

@@ -18,9 +18,9 @@
  * image lacks them, so nothing is added to the image here.
  */
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, mkdtemp, readdir, rename, rm } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { errnoOf, isSkiffError, SkiffError } from "../../errors.js";
+import { isSkiffError, SkiffError } from "../../errors.js";
 import { defaultRunner, type Runner } from "../../process/runner.js";
 import { syncDir } from "../../store/atomic.js";
 import { tryLock, withLock } from "../../store/lock.js";
@@ -34,6 +34,7 @@ import { applyLayers, type LayerInput } from "./apply.js";
 import { isNoSpace, noSpace } from "./errors.js";
 import { fixupScript } from "./fixups.js";
 import { ext4SizeFor, measureTree } from "./size.js";
+import { readdirOrEmpty } from "../../util/fs.js";
 
 /** Bump when the unpack or build recipe changes what a base holds; recorded beside each base. */
 export const unpackLayoutVersion = 1;
@@ -221,13 +222,4 @@ export async function removeBuildLeftovers(cacheDir: string): Promise<number> {
     }
   }
   return cleaned;
-}
-
-async function readdirOrEmpty(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if (errnoOf(err) === "ENOENT") return [];
-    throw err;
-  }
 }

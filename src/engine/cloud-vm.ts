@@ -1,0 +1,74 @@
+/**
+ * What a cloud-image VM needs beyond a microVM's: its own SSH forward port,
+ * a qcow2 overlay on the downloaded disk (grown with --disk), and a
+ * cloud-init NoCloud seed carrying the VM's client key and skiff's host key
+ * (converted to OpenSSH's format, so the guest's key is pinned from the
+ * first boot on).
+ */
+import { readFile, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { errnoOf, SkiffError } from "../errors.js";
+import { cloudInitSeed, writeSeedIso } from "../image/cloud.js";
+import type { Runner } from "../process/runner.js";
+import type { VmRecord } from "../store/store.js";
+import type { VmKeys } from "./keys.js";
+
+export async function readUserData(path: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    throw new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `cannot read user-data file ${path}: ${errnoOf(err) ?? String(err)}`, {
+      place: "--user-data",
+      cause: err,
+    });
+  }
+}
+
+/** A port on 127.0.0.1 free right now and not recorded for another VM. */
+export async function freeLoopbackPort(used: ReadonlySet<number>): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
+      });
+    });
+    if (port !== 0 && !used.has(port)) return port;
+  }
+  throw new SkiffError("ERR_SKIFF_HOST", "no free TCP port on 127.0.0.1 for the VM's SSH forward");
+}
+
+export async function prepareCloudDisk(opts: {
+  record: VmRecord;
+  keys: VmKeys;
+  image: { path: string; format: string; virtualSize: number };
+  diskBytes: number | undefined;
+  userData: string | undefined;
+  runner: Runner;
+}): Promise<void> {
+  const { record, runner, image } = opts;
+  const hostKeyOpenssh = `${record.paths.hostKey}.openssh`;
+  await runner.run("dropbearconvert", ["dropbear", "openssh", record.paths.hostKey, hostKeyOpenssh], {
+    check: true,
+    debianPackage: "dropbear-bin",
+  });
+  const privateKey = await readFile(hostKeyOpenssh, "utf8");
+  await rm(hostKeyOpenssh, { force: true });
+  await runner.run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", image.format, "-b", image.path, record.paths.overlay], {
+    check: true,
+    debianPackage: "qemu-utils",
+  });
+  if (opts.diskBytes !== undefined && opts.diskBytes > image.virtualSize) {
+    await runner.run("qemu-img", ["resize", "-q", record.paths.overlay, String(opts.diskBytes)], { check: true, debianPackage: "qemu-utils" });
+  }
+  const seed = cloudInitSeed({
+    instanceId: `skiff-${record.id}`,
+    hostname: record.config.spec.hostname,
+    authorizedKey: opts.keys.clientPublicKey,
+    hostKey: { privateKey, publicKey: opts.keys.hostPublicKey },
+    ...(opts.userData === undefined ? {} : { userData: opts.userData }),
+  });
+  await writeSeedIso(runner, record.paths.seed, seed);
+}
