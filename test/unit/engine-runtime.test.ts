@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { runtimeFrom } from "../../src/engine/skiff.js";
+import { runtimeFrom } from "../../src/engine/create.js";
 import type { ImageRuntimeConfig } from "../../src/image/oci/types.js";
 
 const nginx: ImageRuntimeConfig = {

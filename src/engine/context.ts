@@ -1,0 +1,30 @@
+/**
+ * What the engine's verbs share: the store, the paths, the runner, host facts
+ * and the event sink. `Skiff` is one; the verbs in their own modules take it
+ * so the class stays a thin facade.
+ */
+import type { EventEmitter } from "node:events";
+import { SkiffError } from "../errors.js";
+import type { Runner } from "../process/runner.js";
+import type { VmStore } from "../store/store.js";
+import type { Phase, SkiffEvents } from "./events.js";
+import type { HostFacts } from "./host.js";
+
+export interface EngineContext extends Pick<EventEmitter<SkiffEvents>, "emit"> {
+  readonly store: VmStore;
+  readonly home: string;
+  readonly cacheDir: string;
+  readonly runner: Runner;
+  hostFacts(): Promise<HostFacts>;
+}
+
+export function progress(ctx: EngineContext, vm: string, phase: Phase, message: string, startedAt: number): void {
+  ctx.emit("progress", { vm, phase, message, elapsedMs: Date.now() - startedAt });
+}
+
+export function notRunning(name: string): SkiffError {
+  return new SkiffError("ERR_SKIFF_VM_NOT_RUNNING", `${name} is not running`, {
+    hint: `start it with \`skiff start ${name}\``,
+    place: name,
+  });
+}

@@ -1,0 +1,204 @@
+/**
+ * Making a VM: everything that can fail for a reason outside the VM fails
+ * before anything is made; then a name is claimed, the VM's directory filled
+ * in (keys, an overlay disk, a cloud image's seed) and committed — or removed
+ * again when anything fails.
+ */
+import { resolve as resolvePath } from "node:path";
+import { SkiffError } from "../errors.js";
+import { cloudSshUser, fetchCloudImage, isCloudRef } from "../image/cloud.js";
+import type { ImageRuntimeConfig } from "../image/oci/types.js";
+import { resolveImage } from "../image/resolve.js";
+import { defaults, type MachineSpec, type NetworkSpec } from "../spec/machine.js";
+import { withLock } from "../store/lock.js";
+import type { CreateExtra, VmRecord } from "../store/store.js";
+import { uniqueRandomName, validateName } from "../util/names.js";
+import { freeLoopbackPort, prepareCloudDisk, readUserData } from "./cloud-vm.js";
+import { progress, type EngineContext } from "./context.js";
+import { generateVmKeys } from "./keys.js";
+
+export interface CreateOptions {
+  image: string;
+  name?: string;
+  cpus?: number;
+  memoryMiB?: number;
+  env?: Record<string, string>;
+  /** CMD; empty or absent: the image's. */
+  command?: string[];
+  /** `--entrypoint`: replaces the image's and drops its Cmd, as Docker does. */
+  entrypoint?: string[];
+  user?: string;
+  workingDir?: string;
+  /** Platform to pull ("linux/amd64", the default). */
+  platform?: string;
+  /** When to pull: "missing" (default), "always", "never". */
+  pull?: "missing" | "always" | "never";
+  network?: NetworkSpec;
+  autoRemove?: boolean;
+  labels?: Record<string, string>;
+  /** Boot a cloud image (URL or path) instead of `image`; also implied when `image` looks like one (isCloudRef). */
+  imageUrl?: string;
+  /** Cloud images: grow the disk to this many bytes (`--disk 20G`). */
+  diskBytes?: number;
+  /** Cloud images: a cloud-init user-data file merged into skiff's (`--user-data`). */
+  userDataPath?: string;
+}
+
+/** Make a VM (not started); its record once committed. */
+export async function createVm(ctx: EngineContext, opts: CreateOptions, t0: number): Promise<VmRecord> {
+  if (opts.name !== undefined) validateName(opts.name);
+  return opts.imageUrl !== undefined || isCloudRef(opts.image) ? createCloud(ctx, opts, t0) : createMicroVm(ctx, opts, t0);
+}
+
+async function createMicroVm(ctx: EngineContext, opts: CreateOptions, t0: number): Promise<VmRecord> {
+  progress(ctx, opts.name ?? "", "preparing-image", `preparing image ${opts.image}`, t0);
+  const image = await resolveImage(opts.image, {
+    cacheDir: ctx.cacheDir,
+    home: ctx.home,
+    runner: ctx.runner,
+    place: "IMAGE",
+    ...(opts.platform === undefined ? {} : { platform: opts.platform }),
+    ...(opts.pull === undefined ? {} : { pull: opts.pull }),
+    onPull: (e) => ctx.emit("pull", e),
+    onEvent: (e) => ctx.emit("build", e),
+  });
+  progress(ctx, opts.name ?? "", "preparing-kernel", "preparing kernel and QEMU", t0);
+  const facts = await ctx.hostFacts();
+
+  const record = await createRecord(
+    ctx,
+    opts.name,
+    (name) => ({
+      ...commonSpec(name, opts, defaults.memoryMiB),
+      image: opts.image,
+      ...runtimeFrom(image.config, opts),
+    }),
+    {
+      image: { digest: image.digest, basePath: image.basePath },
+      kernel: { version: facts.kernel.version, path: facts.vmlinuxPath },
+    },
+  );
+  return finishCreate(ctx, record, t0, async () => {
+    await generateVmKeys(record.paths, ctx.runner, `skiff-${record.name}`);
+    await ctx.runner.run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", image.basePath, record.paths.overlay], {
+      check: true,
+      debianPackage: "qemu-utils",
+    });
+  });
+}
+
+/** A cloud image: fetched (cached by URL), a qcow2 overlay on it, a NoCloud seed, an SSH port of its own. */
+async function createCloud(ctx: EngineContext, opts: CreateOptions, t0: number): Promise<VmRecord> {
+  const source = opts.imageUrl ?? opts.image;
+  progress(ctx, opts.name ?? "", "preparing-image", `fetching cloud image ${source}`, t0);
+  const image = await fetchCloudImage(source, {
+    cacheDir: ctx.cacheDir,
+    runner: ctx.runner,
+    refetch: opts.pull === "always",
+    place: opts.imageUrl === undefined ? "IMAGE" : "--image-url",
+  });
+  const userData = opts.userDataPath === undefined ? undefined : await readUserData(opts.userDataPath);
+  // The forward port is chosen and recorded under one lock, so concurrent creates never share one.
+  const record = await withLock(
+    "ports",
+    async () => {
+      const used = new Set((await ctx.store.list()).flatMap((r) => (r.config.spec.boot?.kind === "cloud" ? [r.config.spec.boot.sshPort] : [])));
+      const sshPort = await freeLoopbackPort(used);
+      return createRecord(
+        ctx,
+        opts.name,
+        (name) => ({
+          ...commonSpec(name, opts, defaults.cloudMemoryMiB),
+          image: source,
+          env: opts.env ?? {},
+          entrypoint: [],
+          command: opts.command ?? [],
+          exposedPorts: [],
+          boot: {
+            kind: "cloud",
+            imagePath: image.path,
+            format: image.format,
+            ...(opts.diskBytes === undefined ? {} : { diskBytes: opts.diskBytes }),
+            ...(opts.userDataPath === undefined ? {} : { userDataPath: resolvePath(opts.userDataPath) }),
+            sshPort,
+            sshUser: cloudSshUser,
+          },
+        }),
+        { image: { digest: image.digest, basePath: image.path } },
+      );
+    },
+    { home: ctx.home, purpose: "allocate an SSH port" },
+  );
+  return finishCreate(ctx, record, t0, async () => {
+    const keys = await generateVmKeys(record.paths, ctx.runner, `skiff-${record.name}`);
+    await prepareCloudDisk({ record, keys, image, diskBytes: opts.diskBytes, userData, runner: ctx.runner });
+  });
+}
+
+/** Claim a name (a generated one is drawn again if a concurrent create took it) and make the VM's directory. */
+async function createRecord(
+  ctx: EngineContext,
+  requested: string | undefined,
+  specFor: (name: string) => MachineSpec,
+  extra: CreateExtra,
+): Promise<VmRecord> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await ctx.store.create(specFor(requested ?? uniqueRandomName(() => false)), extra);
+    } catch (err) {
+      const retry = requested === undefined && err instanceof SkiffError && err.code === "ERR_SKIFF_NAME_IN_USE" && attempt < 20;
+      if (!retry) throw err;
+    }
+  }
+}
+
+/** Fill in a new VM's directory with `fill`; commit it, or remove every trace when anything fails. */
+async function finishCreate(ctx: EngineContext, record: VmRecord, t0: number, fill: () => Promise<void>): Promise<VmRecord> {
+  progress(ctx, record.name, "creating", `creating ${record.name}`, t0);
+  try {
+    await fill();
+    await ctx.store.commit(record.id);
+  } catch (err) {
+    await ctx.store.remove(record.id);
+    throw err;
+  }
+  return record;
+}
+
+/** The fields every VM's spec has, whatever it boots. */
+function commonSpec(
+  name: string,
+  opts: CreateOptions,
+  memoryMiB: number,
+): Pick<MachineSpec, "name" | "cpus" | "memoryMiB" | "hostname" | "network" | "autoRemove" | "labels"> {
+  return {
+    name,
+    cpus: opts.cpus ?? defaults.cpus,
+    memoryMiB: opts.memoryMiB ?? memoryMiB,
+    hostname: name.replace(/[^a-zA-Z0-9-]/g, "-").replace(/^-+/, "").slice(0, 63) || "skiff",
+    network: opts.network ?? { mode: "user", restrict: false, forwards: [] },
+    autoRemove: opts.autoRemove ?? false,
+    labels: opts.labels ?? {},
+  };
+}
+
+/** Docker's rules for what an image's config and the user's flags make of the main command and defaults. */
+export function runtimeFrom(
+  image: ImageRuntimeConfig,
+  opts: Pick<CreateOptions, "command" | "entrypoint" | "env" | "user" | "workingDir">,
+): Pick<MachineSpec, "entrypoint" | "command" | "env" | "user" | "workingDir" | "exposedPorts"> {
+  const userCommand = opts.command ?? [];
+  const entrypoint = opts.entrypoint ?? image.entrypoint;
+  // A new entrypoint drops the image's Cmd; a CMD given on the command line replaces it.
+  const command = userCommand.length > 0 ? userCommand : opts.entrypoint !== undefined ? [] : image.cmd;
+  const user = opts.user ?? image.user;
+  const workingDir = opts.workingDir ?? image.workingDir;
+  return {
+    entrypoint,
+    command,
+    env: { ...image.env, ...(opts.env ?? {}) },
+    ...(user === undefined || user === "" ? {} : { user }),
+    ...(workingDir === undefined || workingDir === "" ? {} : { workingDir }),
+    exposedPorts: image.exposedPorts,
+  };
+}
