@@ -42,6 +42,7 @@ packages=(
   openssh-sftp-server openssh-client e2fsprogs xz-utils zstd gcc libc6-dev
   socat tar cpio docker-registry skopeo umoci apache2-utils musl-tools mmdebstrap
   genisoimage syslinux syslinux-common mtools dosfstools fdisk
+  iproute2 nftables tcpdump
 )
 
 install_packages() {

@@ -36,11 +36,18 @@ export const errorCodes = {
   ERR_SKIFF_IMAGE_NOT_FOUND: ExitCode.notFound,
   ERR_SKIFF_VM_NOT_FOUND: ExitCode.notFound,
   ERR_SKIFF_FILE_NOT_FOUND: ExitCode.notFound,
+  ERR_SKIFF_NETWORK_NOT_FOUND: ExitCode.notFound,
   ERR_SKIFF_PLATFORM: ExitCode.notFound,
   ERR_SKIFF_NAME_IN_USE: ExitCode.conflict,
   ERR_SKIFF_VM_NOT_RUNNING: ExitCode.conflict,
   ERR_SKIFF_VM_RUNNING: ExitCode.conflict,
   ERR_SKIFF_VM_BUSY: ExitCode.conflict,
+  /** An address a VM asked for (--ip) is outside its network, the gateway, or held by another VM. */
+  ERR_SKIFF_ADDRESS_IN_USE: ExitCode.conflict,
+  /** Overlapping subnets, a bridge name a host interface has, a link network with two VMs, a network VMs still use. */
+  ERR_SKIFF_NETWORK_CONFLICT: ExitCode.conflict,
+  /** A host port a forward (-p) wants is taken. */
+  ERR_SKIFF_PORT_IN_USE: ExitCode.conflict,
   ERR_SKIFF_QEMU_MISSING: ExitCode.host,
   ERR_SKIFF_KERNEL_MISSING: ExitCode.host,
   ERR_SKIFF_TOOL_MISSING: ExitCode.host,
@@ -48,6 +55,8 @@ export const errorCodes = {
   ERR_SKIFF_PATH_TOO_LONG: ExitCode.host,
   ERR_SKIFF_STATE_CORRUPT: ExitCode.host,
   ERR_SKIFF_HOST: ExitCode.host,
+  /** A root-only mode (bridge networks) asked for without root. */
+  ERR_SKIFF_NEEDS_ROOT: ExitCode.host,
   /** The disk (or quota) holding the cache filled up. */
   ERR_SKIFF_NO_SPACE: ExitCode.host,
   ERR_SKIFF_REGISTRY: ExitCode.host,

@@ -16,6 +16,7 @@ import { registerRun } from "./commands/run.js";
 import { registerCp } from "./commands/cp.js";
 import { registerSsh } from "./commands/ssh.js";
 import { registerImage } from "./commands/image.js";
+import { registerNetwork } from "./commands/network.js";
 import { printError } from "./output.js";
 
 async function main(argv: string[]): Promise<number> {
@@ -46,6 +47,7 @@ async function main(argv: string[]): Promise<number> {
   registerSsh(program, ctx);
   registerLogs(program, ctx);
   registerImage(program, ctx);
+  registerNetwork(program, ctx);
   registerDoctor(program, ctx);
 
   try {

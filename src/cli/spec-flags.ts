@@ -6,6 +6,10 @@ import type { CreateOptions } from "../engine/skiff.js";
 import { parseCpus, parseEnvList, parseMemory } from "../util/units.js";
 import type { NetworkSpec } from "../spec/machine.js";
 import { SkiffError } from "../errors.js";
+import { parseIpv4 } from "../network/ipam.js";
+import { parsePublish } from "../network/ports.js";
+import { validateNetworkName } from "../network/store.js";
+import type { NetworkRequest } from "../engine/vm-network.js";
 
 export interface MachineFlags {
   name?: string;
@@ -17,7 +21,10 @@ export interface MachineFlags {
   env: string[];
   cpus?: string;
   memory?: string;
-  network?: string;
+  network: string[];
+  ip?: string;
+  dns: string[];
+  publish: string[];
   rm?: boolean;
   imageUrl?: string;
   disk?: string;
@@ -32,7 +39,10 @@ export function addMachineFlags(cmd: Command): Command {
     .option("-e, --env <KEY=VALUE>", "environment for commands in the VM (repeatable)", collect, [])
     .option("--cpus <n>", "virtual CPUs (default 1)")
     .option("-m, --memory <size>", "memory, e.g. 256m or 1g (default 256m)")
-    .option("--network <mode>", "user (default: QEMU user networking) or none")
+    .option("--network <net>", "user (the default: QEMU user networking), none, or a network from `skiff network ls`; repeatable; name=NET,ip=ADDR to pick the address", collect, [])
+    .option("--ip <addr>", "the VM's address on the (one) named network given with --network")
+    .option("-p, --publish <[ip:]host:guest[/proto]>", "forward a host port to the VM over user networking (repeatable; binds 127.0.0.1 unless an ip is given)", collect, [])
+    .option("--dns <ip>", "nameserver for the VM (repeatable; default: user networking's, else the host's)", collect, [])
     .option("--entrypoint <cmd>", "replace the image's entrypoint (and drop its Cmd)")
     .option("-u, --user <user>", "default user of commands in the VM (name or uid[:gid])")
     .option("-w, --workdir <dir>", "default working directory of commands in the VM")
@@ -43,12 +53,54 @@ export function addMachineFlags(cmd: Command): Command {
     .option("--user-data <file>", "cloud images: cloud-init user-data to merge (#cloud-config) or use instead");
 }
 
-export function networkFrom(flag: string | undefined): NetworkSpec {
+/**
+ * `--network` values as Docker reads them: none given means user networking;
+ * given, only what is listed — `user`, `none` (alone), named networks. The
+ * user-net NIC and named networks may be combined.
+ */
+export function networksFrom(flags: Pick<MachineFlags, "network" | "ip" | "publish">): { network: NetworkSpec; networks: NetworkRequest[] } {
   // Tests (and cautious users) set SKIFF_USERNET_RESTRICT=1: the guest gets no route out of the host.
   const restrict = process.env.SKIFF_USERNET_RESTRICT === "1";
-  if (flag === undefined || flag === "user") return { mode: "user", restrict, forwards: [] };
-  if (flag === "none") return { mode: "none" };
-  throw new SkiffError("ERR_SKIFF_USAGE", `unknown network mode: ${flag}`, { place: "--network", hint: "use `user` or `none`" });
+  const forwards = flags.publish.map((p) => parsePublish(p, "--publish"));
+  const values = flags.network.length === 0 ? ["user"] : flags.network;
+  if (values.includes("none") && values.length > 1) {
+    throw new SkiffError("ERR_SKIFF_USAGE", "--network none cannot be combined with other networks", { place: "--network", hint: "give none alone" });
+  }
+  const user = values.includes("user");
+  if (!user && forwards.length > 0) {
+    throw new SkiffError("ERR_SKIFF_USAGE", "-p forwards ports over user networking, which this VM does not have", {
+      place: "--publish",
+      hint: "add --network user (it can be combined with named networks)",
+    });
+  }
+  const networks = values.filter((v) => v !== "user" && v !== "none").map((v) => networkRequest(v));
+  if (flags.ip !== undefined) {
+    if (networks.length !== 1) {
+      throw new SkiffError("ERR_SKIFF_USAGE", "--ip needs exactly one named --network", {
+        place: "--ip",
+        hint: "with several networks write --network name=NET,ip=ADDR for each",
+      });
+    }
+    networks[0] = { ...networks[0]!, ip: flags.ip, place: "--ip" };
+  }
+  return { network: user ? { mode: "user", restrict, forwards } : { mode: "none" }, networks };
+}
+
+/** `NAME` or `name=NAME,ip=ADDR`. */
+function networkRequest(value: string): NetworkRequest {
+  if (!value.includes("=")) return { network: validateNetworkName(value, "--network"), place: "--network" };
+  const fields = new Map<string, string>();
+  for (const part of value.split(",")) {
+    const [k, v] = part.split("=", 2);
+    if (v === undefined || (k !== "name" && k !== "ip")) {
+      throw new SkiffError("ERR_SKIFF_USAGE", `cannot read --network ${JSON.stringify(value)}`, { place: "--network", hint: "write NAME or name=NAME,ip=ADDR" });
+    }
+    fields.set(k, v);
+  }
+  const name = fields.get("name");
+  if (name === undefined) throw new SkiffError("ERR_SKIFF_USAGE", `--network ${value} names no network`, { place: "--network", hint: "write name=NAME,ip=ADDR" });
+  const ip = fields.get("ip");
+  return { network: validateNetworkName(name, "--network"), place: "--network", ...(ip === undefined ? {} : { ip }) };
 }
 
 export function createOptionsFrom(image: string, command: string[], flags: MachineFlags): CreateOptions {
@@ -64,12 +116,18 @@ export function createOptionsFrom(image: string, command: string[], flags: Machi
     ...(flags.workdir === undefined ? {} : { workingDir: flags.workdir }),
     ...(flags.platform === undefined ? {} : { platform: flags.platform }),
     ...(flags.pull === undefined ? {} : { pull: pullPolicy(flags.pull) }),
-    network: networkFrom(flags.network),
+    ...networksFrom(flags),
+    ...(flags.dns.length === 0 ? {} : { dns: flags.dns.map(checkDns) }),
     autoRemove: flags.rm === true,
     ...(flags.imageUrl === undefined ? {} : { imageUrl: flags.imageUrl }),
     ...(flags.disk === undefined ? {} : { diskBytes: parseDiskSize(flags.disk) }),
     ...(flags.userData === undefined ? {} : { userDataPath: flags.userData }),
   };
+}
+
+function checkDns(ip: string): string {
+  if (parseIpv4(ip) === undefined) throw new SkiffError("ERR_SKIFF_USAGE", `not an IPv4 address: ${ip}`, { place: "--dns", hint: "e.g. --dns 10.0.2.3" });
+  return ip;
 }
 
 function pullPolicy(value: string): "missing" | "always" | "never" {

@@ -6,7 +6,6 @@
  * first boot on).
  */
 import { readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { errnoOf, SkiffError } from "../errors.js";
 import { cloudInitSeed, writeSeedIso } from "../image/cloud.js";
 import type { Runner } from "../process/runner.js";
@@ -22,22 +21,6 @@ export async function readUserData(path: string): Promise<string> {
       cause: err,
     });
   }
-}
-
-/** A port on 127.0.0.1 free right now and not recorded for another VM. */
-export async function freeLoopbackPort(used: ReadonlySet<number>): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address();
-        server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
-      });
-    });
-    if (port !== 0 && !used.has(port)) return port;
-  }
-  throw new SkiffError("ERR_SKIFF_HOST", "no free TCP port on 127.0.0.1 for the VM's SSH forward");
 }
 
 export async function prepareCloudDisk(opts: {

@@ -13,7 +13,11 @@ import { defaults, type MachineSpec, type NetworkSpec } from "../spec/machine.js
 import { withLock } from "../store/lock.js";
 import type { CreateExtra, VmRecord } from "../store/store.js";
 import { uniqueRandomName, validateName } from "../util/names.js";
-import { freeLoopbackPort, prepareCloudDisk, readUserData } from "./cloud-vm.js";
+import { formatBytes } from "../util/units.js";
+import { prepareCloudDisk, readUserData } from "./cloud-vm.js";
+import { freeLoopbackPort, resolveForwards } from "../network/ports.js";
+import { takenForwards } from "./ports.js";
+import { allocateAttachments, withNetworkLocks, type NetworkRequest } from "./vm-network.js";
 import { progress, type EngineContext } from "./context.js";
 import { generateVmKeys } from "./keys.js";
 
@@ -33,7 +37,12 @@ export interface CreateOptions {
   platform?: string;
   /** When to pull: "missing" (default), "always", "never". */
   pull?: "missing" | "always" | "never";
+  /** The user-net NIC (default: user networking) or none. */
   network?: NetworkSpec;
+  /** Named networks to join, in order (eth1, eth2, … after a user NIC). */
+  networks?: NetworkRequest[];
+  /** `--dns`: nameservers for the guest. */
+  dns?: string[];
   autoRemove?: boolean;
   labels?: Record<string, string>;
   /** Boot a cloud image (URL or path) instead of `image`; also implied when `image` looks like one (isCloudRef). */
@@ -67,8 +76,8 @@ async function createMicroVm(ctx: EngineContext, opts: CreateOptions, t0: number
 
   const record = await createRecord(
     ctx,
-    opts.name,
-    (name) => ({
+    opts,
+    async (name) => ({
       ...commonSpec(name, opts, defaults.memoryMiB),
       image: opts.image,
       ...runtimeFrom(image.config, opts),
@@ -97,37 +106,34 @@ async function createCloud(ctx: EngineContext, opts: CreateOptions, t0: number):
     refetch: opts.pull === "always",
     place: opts.imageUrl === undefined ? "IMAGE" : "--image-url",
   });
+  if (opts.diskBytes !== undefined && opts.diskBytes < image.virtualSize) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `--disk ${formatBytes(opts.diskBytes)} is smaller than the image's disk (${formatBytes(image.virtualSize)})`, {
+      place: "--disk",
+      hint: `a cloud image's disk can only grow: give at least ${formatBytes(image.virtualSize)}, or leave --disk out`,
+    });
+  }
   const userData = opts.userDataPath === undefined ? undefined : await readUserData(opts.userDataPath);
-  // The forward port is chosen and recorded under one lock, so concurrent creates never share one.
-  const record = await withLock(
-    "ports",
-    async () => {
-      const used = new Set((await ctx.store.list()).flatMap((r) => (r.config.spec.boot?.kind === "cloud" ? [r.config.spec.boot.sshPort] : [])));
-      const sshPort = await freeLoopbackPort(used);
-      return createRecord(
-        ctx,
-        opts.name,
-        (name) => ({
-          ...commonSpec(name, opts, defaults.cloudMemoryMiB),
-          image: source,
-          env: opts.env ?? {},
-          entrypoint: [],
-          command: opts.command ?? [],
-          exposedPorts: [],
-          boot: {
-            kind: "cloud",
-            imagePath: image.path,
-            format: image.format,
-            ...(opts.diskBytes === undefined ? {} : { diskBytes: opts.diskBytes }),
-            ...(opts.userDataPath === undefined ? {} : { userDataPath: resolvePath(opts.userDataPath) }),
-            sshPort,
-            sshUser: cloudSshUser,
-          },
-        }),
-        { image: { digest: image.digest, basePath: image.path } },
-      );
-    },
-    { home: ctx.home, purpose: "allocate an SSH port" },
+  const record = await createRecord(
+    ctx,
+    opts,
+    async (name, usedPorts) => ({
+      ...commonSpec(name, opts, defaults.cloudMemoryMiB),
+      image: source,
+      env: opts.env ?? {},
+      entrypoint: [],
+      command: opts.command ?? [],
+      exposedPorts: [],
+      boot: {
+        kind: "cloud",
+        imagePath: image.path,
+        format: image.format,
+        ...(opts.diskBytes === undefined ? {} : { diskBytes: opts.diskBytes }),
+        ...(opts.userDataPath === undefined ? {} : { userDataPath: resolvePath(opts.userDataPath) }),
+        sshPort: await freeLoopbackPort(usedPorts),
+        sshUser: cloudSshUser,
+      },
+    }),
+    { image: { digest: image.digest, basePath: image.path } },
   );
   return finishCreate(ctx, record, t0, async () => {
     const keys = await generateVmKeys(record.paths, ctx.runner, `skiff-${record.name}`);
@@ -135,21 +141,44 @@ async function createCloud(ctx: EngineContext, opts: CreateOptions, t0: number):
   });
 }
 
-/** Claim a name (a generated one is drawn again if a concurrent create took it) and make the VM's directory. */
+/**
+ * Claim a name (a generated one is drawn again if a concurrent create took
+ * it), host ports and addresses on its networks, and make the VM's
+ * directory. Ports and addresses are read from the VM records themselves
+ * while their locks are held, so two concurrent creates never share one.
+ */
 async function createRecord(
   ctx: EngineContext,
-  requested: string | undefined,
-  specFor: (name: string) => MachineSpec,
+  opts: CreateOptions,
+  specFor: (name: string, usedPorts: ReadonlySet<number>) => Promise<MachineSpec>,
   extra: CreateExtra,
 ): Promise<VmRecord> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await ctx.store.create(specFor(requested ?? uniqueRandomName(() => false)), extra);
-    } catch (err) {
-      const retry = requested === undefined && err instanceof SkiffError && err.code === "ERR_SKIFF_NAME_IN_USE" && attempt < 20;
-      if (!retry) throw err;
-    }
-  }
+  const requests = opts.networks ?? [];
+  return withLock(
+    "ports",
+    () =>
+      withNetworkLocks(ctx, requests, async () => {
+        const vms = await ctx.store.list({ includeIncomplete: true });
+        const taken = await takenForwards(ctx);
+        const usedPorts = new Set(taken.map((t) => t.forward.hostPort));
+        for (let attempt = 0; ; attempt++) {
+          const name = opts.name ?? uniqueRandomName((n) => vms.some((vm) => vm.name === n));
+          const spec = await specFor(name, usedPorts);
+          const networks = await allocateAttachments(ctx, name, requests);
+          const network = spec.network.mode === "user" ? { ...spec.network, forwards: await resolveForwards(spec.network.forwards, taken) } : spec.network;
+          try {
+            return await ctx.store.create(
+              { ...spec, network, ...(networks.length === 0 ? {} : { networks }), ...(opts.dns === undefined ? {} : { dns: opts.dns }) },
+              extra,
+            );
+          } catch (err) {
+            const retry = opts.name === undefined && err instanceof SkiffError && err.code === "ERR_SKIFF_NAME_IN_USE" && attempt < 20;
+            if (!retry) throw err;
+          }
+        }
+      }),
+    { home: ctx.home, purpose: "allocate ports and addresses", timeoutMs: 60_000 },
+  );
 }
 
 /** Fill in a new VM's directory with `fill`; commit it, or remove every trace when anything fails. */

@@ -17,7 +17,9 @@ export type Phase =
   | "stopping"
   | "stopped"
   | "removed"
-  | "reaped";
+  | "reaped"
+  /** Something went wrong that did not stop the verb (a peer whose /etc/hosts could not be updated). */
+  | "warning";
 
 export interface ProgressEvent {
   vm: string;

@@ -4,6 +4,8 @@
  */
 import type { NetworkSpec } from "../spec/machine.js";
 import type { VmRecord } from "../store/store.js";
+import { interfacesOf, type VmInterface } from "../network/guest.js";
+import { formatForward } from "../network/ports.js";
 import type { ExitRecord, VmState } from "../store/vmdir.js";
 import type { ObservedStatus, RunState } from "./status.js";
 
@@ -23,6 +25,8 @@ export interface VmInfo {
   network: NetworkSpec;
   /** "127.0.0.1:8080->80/tcp", docker's notation. */
   ports: string[];
+  /** The guest's NICs in order: user networking's eth0, then one per named network. */
+  interfaces: VmInterface[];
   env: Record<string, string>;
   entrypoint: string[];
   command: string[];
@@ -37,7 +41,7 @@ export interface VmInfo {
 
 export function formatPorts(network: NetworkSpec): string[] {
   if (network.mode !== "user") return [];
-  return network.forwards.map((f) => `${f.hostAddress}:${f.hostPort}->${f.guestPort}/${f.protocol}`);
+  return network.forwards.map(formatForward);
 }
 
 export function toVmInfo(record: VmRecord, state: VmState, status: ObservedStatus): VmInfo {
@@ -56,7 +60,8 @@ export function toVmInfo(record: VmRecord, state: VmState, status: ObservedStatu
     startedAt: state.startedAt,
     accel: state.accel,
     network: spec.network,
-    ports: formatPorts(spec.network),
+    ports: [...formatPorts(spec.network), ...(status.state === "running" ? (state.forwards ?? []).map(formatForward) : [])],
+    interfaces: interfacesOf(spec),
     env: spec.env,
     entrypoint: spec.entrypoint ?? [],
     command: spec.command,

@@ -6,6 +6,8 @@ import { ensureBaseInitramfs, writeVmInitrd, type GuestConfig } from "../guest/i
 import { SkiffError } from "../errors.js";
 import { toQemuArgs } from "../qemu/args.js";
 import type { LaunchPlan } from "../qemu/plan.js";
+import type { GuestNetwork } from "../network/guest.js";
+import type { NicPlan } from "../network/nics.js";
 import type { Runner } from "../process/runner.js";
 import { processStartTime, readPidfile, type ProcessIdentity } from "../process/pid.js";
 import { readFile } from "node:fs/promises";
@@ -16,10 +18,13 @@ import type { HostFacts } from "./host.js";
 /** Guest kernel command line. `quiet`: every line on the serial console costs time under TCG. */
 export const kernelCmdline = "console=ttyS0 quiet panic=-1";
 
-/** QEMU user networking's fixed addresses (slirp defaults). */
-const userNet = { address: "10.0.2.15/24", gateway: "10.0.2.2", dns: "10.0.2.3" };
+/** The VM's NICs on named networks and what its init is told about all its networks (vm-network.ts). */
+export interface VmNetworking {
+  nics: NicPlan[];
+  guest: GuestNetwork;
+}
 
-export function buildPlan(opts: { spec: MachineSpec; paths: VmPaths; facts: HostFacts }): LaunchPlan {
+export function buildPlan(opts: { spec: MachineSpec; paths: VmPaths; facts: HostFacts; nics: NicPlan[] }): LaunchPlan {
   const { spec, paths, facts } = opts;
   return {
     name: spec.name,
@@ -35,18 +40,24 @@ export function buildPlan(opts: { spec: MachineSpec; paths: VmPaths; facts: Host
     pidfilePath: paths.pidfile,
     agentPorts: paths.agentSockets.map((socketPath, i) => ({ name: `skiff.agent.${i}`, socketPath })),
     network: spec.network,
+    nics: opts.nics,
     tscKhz: facts.tscKhz,
     ...(spec.boot?.kind === "cloud" ? { cloud: { seedPath: paths.seed, sshPort: spec.boot.sshPort } } : {}),
   };
 }
 
-export function guestConfigFor(spec: MachineSpec, keys: { clientPublicKey: string; hostKey: Buffer }, agentPorts: number): GuestConfig {
+export function guestConfigFor(
+  spec: MachineSpec,
+  keys: { clientPublicKey: string; hostKey: Buffer },
+  agentPorts: number,
+  network: GuestNetwork,
+): GuestConfig {
   return {
     hostname: spec.hostname,
     agentPorts,
     debug: process.env.SKIFF_GUEST_DEBUG === "1",
     env: spec.env,
-    ...(spec.network.mode === "user" ? { network: userNet } : {}),
+    network,
     authorizedKey: keys.clientPublicKey,
     hostKey: keys.hostKey,
   };
@@ -69,19 +80,29 @@ export async function spawnQemu(opts: {
   facts: HostFacts;
   runner: Runner;
   cacheDir: string;
+  networking: VmNetworking;
 }): Promise<ProcessIdentity> {
-  const { spec, paths, facts, runner } = opts;
+  const { spec, paths, facts, runner, networking } = opts;
   // A cloud image boots its own kernel; its seed was written at create.
   if (spec.boot?.kind !== "cloud") {
-    const base = await ensureBaseInitramfs({ kernel: facts.kernel, cacheDir: opts.cacheDir, network: spec.network.mode !== "none" });
+    const network = spec.network.mode !== "none" || networking.nics.length > 0;
+    const base = await ensureBaseInitramfs({ kernel: facts.kernel, cacheDir: opts.cacheDir, network });
     const clientPublicKey = (await readFile(paths.sshPublicKey, "utf8")).trim();
     const hostKey = await readFile(paths.hostKey);
-    await writeVmInitrd(base, guestConfigFor(spec, { clientPublicKey, hostKey }, paths.agentSockets.length), paths.initrd);
+    const config = guestConfigFor(spec, { clientPublicKey, hostKey }, paths.agentSockets.length, networking.guest);
+    await writeVmInitrd(base, config, paths.initrd);
   }
   await clearRuntimeFiles(paths);
-  const plan = buildPlan({ spec, paths, facts });
+  const plan = buildPlan({ spec, paths, facts, nics: networking.nics });
   const result = await runner.run(plan.qemuBinary, toQemuArgs(plan), { timeoutMs: 30_000, debianPackage: "qemu-system-x86" });
   if (result.code !== 0) {
+    const fwd = /Could not set up host forwarding rule '([^']*)'/.exec(result.stderr);
+    if (fwd) {
+      throw new SkiffError("ERR_SKIFF_PORT_IN_USE", `${spec.name}: the host port of forward ${fwd[1]} is taken`, {
+        hint: "stop whatever listens there, or publish on another host port (-p HOST:GUEST)",
+        place: spec.name,
+      });
+    }
     throw new SkiffError("ERR_SKIFF_QEMU_FAILED", `QEMU did not start for ${spec.name}: ${result.stderr.trim() || `exit ${result.code}`}`, {
       hint: "run `skiff doctor` to check QEMU, the kernel and memory",
       place: spec.name,

@@ -2,7 +2,10 @@
  * Bringing the store in line with reality after crashes, and the two ways a
  * QEMU's end is recorded that reconcile shares with the lifecycle verbs.
  */
+import { existsSync } from "node:fs";
 import { identityAlive } from "../process/pid.js";
+import { sweepNetworks } from "./networks.js";
+import { networkStore } from "./vm-network.js";
 import type { VmRecord } from "../store/store.js";
 import type { ExitRecord } from "../store/vmdir.js";
 import { progress, type EngineContext } from "./context.js";
@@ -31,6 +34,8 @@ export async function hardStop(ctx: EngineContext, record: VmRecord, reason: str
 export async function reconcile(ctx: EngineContext): Promise<string[]> {
   const t0 = Date.now();
   const reaped = await ctx.store.gc();
+  // Bridges and NAT tables whose network record never got written (or was removed) are debris of a crash.
+  if (existsSync(networkStore(ctx).dir)) await sweepNetworks(ctx);
   for (const record of await ctx.store.list()) {
     const state = await ctx.store.readState(record.id);
     const status = await observeStatus(record.paths, state);

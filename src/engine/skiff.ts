@@ -19,6 +19,8 @@ import { gatherHostFacts, type HostFacts } from "./host.js";
 import { notRunning, progress } from "./context.js";
 import { createVm, type CreateOptions } from "./create.js";
 import { spawnQemu } from "./launch.js";
+import { prepareVmNetworking, refreshPeerHosts } from "./vm-network.js";
+import type { MachineSpec } from "../spec/machine.js";
 import { connectionOptions, waitBooted } from "./ready.js";
 import { hardStop, reconcile, recordExit } from "./reconcile.js";
 import { observeStatus, type ObservedStatus, type RunState } from "./status.js";
@@ -76,7 +78,15 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   async create(opts: CreateOptions): Promise<VmInfo> {
     const t0 = Date.now();
     await this.reconcile();
-    return this.info(await createVm(this, opts, t0));
+    const record = await createVm(this, opts, t0);
+    await this.#refreshPeers(record.config.spec, t0);
+    return this.info(record);
+  }
+
+  /** Running VMs that share a network with `changed` learn its name (or forget it). */
+  async #refreshPeers(changed: MachineSpec, t0: number): Promise<void> {
+    const stale = await refreshPeerHosts(this, changed, (vm) => this.connect(vm.name));
+    for (const name of stale) this.#progress(name, "warning", `could not update /etc/hosts in ${name}; it will be right after its next start`, t0);
   }
 
   async start(name: string, opts: StartOptions = {}): Promise<VmInfo> {
@@ -93,12 +103,14 @@ export class Skiff extends EventEmitter<SkiffEvents> {
         facts,
         runner: this.runner,
         cacheDir: this.cacheDir,
+        networking: await prepareVmNetworking(this, record),
       });
       await this.store.updateState(record.id, {
         qemu: identity,
         startedAt: new Date().toISOString(),
         accel: facts.accel.accel,
         exit: undefined,
+        forwards: undefined,
       });
       return identity;
     });
@@ -189,6 +201,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       await this.store.remove(record.id);
     });
     this.#progress(record.name, "removed", `${record.name} removed`, t0);
+    await this.#refreshPeers(record.config.spec, t0);
   }
 
   async list(opts: { all?: boolean } = {}): Promise<VmInfo[]> {

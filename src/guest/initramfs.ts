@@ -10,6 +10,7 @@ import { copyFile, mkdir, readFile, rename, rm, writeFile, appendFile } from "no
 import { join } from "node:path";
 import type { KernelInfo } from "../kernel/debian.js";
 import { guestModules, parseModulesDep, resolveModules } from "../kernel/modules.js";
+import type { GuestNetwork } from "../network/guest.js";
 import { type CpioEntry, writeCpio } from "./cpio.js";
 import { collectGuestTools, toolsFingerprint } from "./tools.js";
 
@@ -98,8 +99,8 @@ export interface GuestConfig {
   hostname: string;
   /** Environment every command gets (`-e` at run/create). */
   env: Record<string, string>;
-  /** Guest address with prefix, gateway and DNS when the VM has a NIC. */
-  network?: { address: string; gateway: string; dns: string };
+  /** NICs by MAC with their names and addresses, the default route, nameservers, /etc/hosts. */
+  network: GuestNetwork;
   authorizedKey: string;
   /** skiff-init logs each boot step with the guest's uptime (SKIFF_GUEST_DEBUG=1). */
   debug?: boolean;
@@ -113,9 +114,10 @@ export interface GuestConfig {
 export function renderGuestConfig(config: GuestConfig): string {
   const lines = [`hostname=${config.hostname}`, `agent.ports=${config.agentPorts}`];
   if (config.debug === true) lines.push("debug=1");
-  if (config.network !== undefined) {
-    lines.push(`net.address=${config.network.address}`, `net.gateway=${config.network.gateway}`, `dns=${config.network.dns}`);
-  }
+  const net = config.network;
+  net.nics.forEach((nic, i) => lines.push(`nic.${i}=${nic.mac} ${nic.name} ${nic.address}`));
+  if (net.gateway !== undefined) lines.push(`gateway=${net.gateway}`);
+  if (net.dns.length > 0) lines.push(`dns=${net.dns.join(" ")}`);
   return lines.join("\n") + "\n";
 }
 
@@ -127,6 +129,7 @@ export function guestConfigArchive(config: GuestConfig): Buffer {
   return writeCpio([
     { type: "file", path: "/skiff/config", data: Buffer.from(renderGuestConfig(config)) },
     { type: "file", path: "/skiff/env", data: Buffer.from(env) },
+    { type: "file", path: "/skiff/hosts", data: Buffer.from(config.network.hosts) },
     { type: "file", path: "/skiff/root/.ssh/authorized_keys", data: Buffer.from(config.authorizedKey.trim() + "\n"), mode: 0o600 },
     { type: "file", path: "/skiff/etc/ssh_host_ed25519_key", data: config.hostKey, mode: 0o600 },
   ]);

@@ -3,9 +3,9 @@
  * snapshot-tested. Probing (KVM usable? TSC rate?) happens before and arrives
  * as data in the plan.
  */
-import { createHash } from "node:crypto";
 import { isAbsolute } from "node:path";
 import { SkiffError } from "../errors.js";
+import { macAddress, type NicPlan } from "../network/nics.js";
 import type { NetworkSpec, PortForward } from "../spec/machine.js";
 import type { LaunchPlan } from "./plan.js";
 
@@ -40,6 +40,7 @@ export function toQemuArgs(plan: LaunchPlan): string[] {
     "-device", "virtio-rng-device",
     ...agentArgs(plan),
     ...networkArgs(plan.name, plan.network),
+    ...nicArgs(plan.nics, "virtio-net-device"),
     "-qmp", `unix:${optValue(socketPath(plan.qmpSocketPath, "QMP socket"))},server=on,wait=off`,
     "-pidfile", filePath(plan.pidfilePath, "pidfile"),
   ];
@@ -96,6 +97,7 @@ function cloudQemuArgs(plan: LaunchPlan, cloud: NonNullable<LaunchPlan["cloud"]>
     "-drive", `file=${seed},if=virtio,format=raw,readonly=on`,
     "-netdev", netdev.join(","),
     "-device", `virtio-net-pci,netdev=net0,mac=${macAddress(plan.name)}`,
+    ...nicArgs(plan.nics, "virtio-net-pci"),
     "-device", "virtio-rng-pci",
     "-qmp", `unix:${optValue(socketPath(plan.qmpSocketPath, "QMP socket"))},server=on,wait=off`,
     "-pidfile", filePath(plan.pidfilePath, "pidfile"),
@@ -176,15 +178,32 @@ function hostfwd(fwd: PortForward): string {
   return `${fwd.protocol}:${fwd.hostAddress}:${fwd.hostPort}-:${fwd.guestPort}`;
 }
 
-/**
- * A stable, locally administered unicast MAC for a VM: QEMU's 52:54:00 prefix
- * and three bytes of a hash of the name, so a VM keeps its address (and its
- * DHCP lease) across restarts.
- */
-export function macAddress(name: string): string {
-  const hash = createHash("sha256").update(name).digest();
-  const tail = [...hash.subarray(0, 3)].map((b) => b.toString(16).padStart(2, "0"));
-  return ["52", "54", "00", ...tail].join(":");
+/** The NICs on named networks; the guest names them eth1, eth2, … by MAC. */
+function nicArgs(nics: readonly NicPlan[], device: "virtio-net-device" | "virtio-net-pci"): string[] {
+  return nics.flatMap((nic) => {
+    if (!/^net\d+$/.test(nic.netdevId) || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(nic.mac)) {
+      throw new SkiffError("ERR_SKIFF_INTERNAL", `NIC cannot be given to QEMU: ${nic.netdevId} ${nic.mac}`);
+    }
+    return ["-netdev", `${netdevBackend(nic)}`, "-device", `${device},netdev=${nic.netdevId},mac=${nic.mac}`];
+  });
+}
+
+function netdevBackend(nic: NicPlan): string {
+  const b = nic.backend;
+  switch (b.kind) {
+    case "mcast":
+      // localaddr pins the group to loopback: frames never leave the host, and no root is needed.
+      return `socket,id=${nic.netdevId},mcast=${b.group}:${b.port},localaddr=127.0.0.1`;
+    case "tap":
+      if (!/^[A-Za-z0-9_.-]{1,15}$/.test(b.ifname)) throw new SkiffError("ERR_SKIFF_INTERNAL", `bad TAP name: ${b.ifname}`);
+      return `tap,id=${nic.netdevId},ifname=${b.ifname},script=${optValue(filePath(b.script, "TAP script"))},downscript=no`;
+    case "unix-dgram":
+      return [
+        `dgram,id=${nic.netdevId}`,
+        `local.type=unix,local.path=${optValue(socketPath(b.localPath, "link socket"))}`,
+        `remote.type=unix,remote.path=${optValue(socketPath(b.remotePath, "link socket"))}`,
+      ].join(",");
+  }
 }
 
 /** Escape a value inside a QEMU `key=value,...` option list. */

@@ -3,6 +3,7 @@
  * numbers. Pure data: `toQemuArgs(plan)` turns it into argv without touching
  * the host, so it can be snapshot-tested.
  */
+import type { NicPlan } from "../network/nics.js";
 import type { NetworkSpec } from "../spec/machine.js";
 
 export type Accel = "kvm" | "tcg";
@@ -31,6 +32,8 @@ export interface LaunchPlan {
   /** virtio-serial ports for the guest agent, one SSH session each. */
   agentPorts: { name: string; socketPath: string }[];
   network: NetworkSpec;
+  /** NICs on named networks (private, bridge, link), after the user-net NIC. */
+  nics: NicPlan[];
   /**
    * Present for a cloud image: boot `-M q35` with firmware from the root disk
    * (whose overlay sits on the image) instead of kernel + initrd, with the

@@ -4,6 +4,9 @@
  * directory; everything else (the LaunchPlan, QEMU's argv) is derived from it.
  */
 
+import type { NetworkAttachment } from "../network/types.js";
+
+/** The VM's user-networking NIC (eth0), or none. Named networks are `MachineSpec.networks`. */
 export type NetworkSpec =
   | { mode: "none" }
   /** QEMU user networking; `restrict` cuts the guest off from the outside (tests). */
@@ -60,6 +63,10 @@ export interface MachineSpec {
   /** Ports the image says it listens on ("80/tcp"), shown by inspect. */
   exposedPorts: string[];
   network: NetworkSpec;
+  /** Named networks (private, bridge, link), in the order given: eth1, eth2, … after a user NIC (eth0). */
+  networks?: NetworkAttachment[];
+  /** `--dns`: nameservers for the guest's resolv.conf; default: user-net's, else the host's. */
+  dns?: string[];
   /** `--rm`: remove the VM once it stops. */
   autoRemove: boolean;
   labels: Record<string, string>;

@@ -4,7 +4,7 @@
  * invents a path and `skiff rm` knows it removes all of it.
  */
 import { join } from "node:path";
-import { defaults, type MachineSpec } from "../spec/machine.js";
+import { defaults, type MachineSpec, type PortForward } from "../spec/machine.js";
 import type { ProcessIdentity } from "../process/pid.js";
 
 const agentSocketNames = Array.from({ length: defaults.agentPorts }, (_, n) => `agent-${n}.sock`);
@@ -35,6 +35,8 @@ export const vmFiles = {
   hostPublicKey: "ssh_host_ed25519_key.pub",
   knownHosts: "known_hosts",
   qemuStderr: "qemu.stderr",
+  /** Bridge networks: the script QEMU runs to put each new TAP on its bridge (written at start). */
+  tapScript: "tap-up.sh",
 } as const;
 
 /** Every socket QEMU binds in a VM directory; their length bounds the home path. */
@@ -67,6 +69,7 @@ export interface VmPaths {
   hostPublicKey: string;
   knownHosts: string;
   qemuStderr: string;
+  tapScript: string;
 }
 
 export function vmDir(home: string, id: string): string {
@@ -95,6 +98,7 @@ export function vmPaths(home: string, id: string): VmPaths {
     hostPublicKey: at(vmFiles.hostPublicKey),
     knownHosts: at(vmFiles.knownHosts),
     qemuStderr: at(vmFiles.qemuStderr),
+    tapScript: at(vmFiles.tapScript),
   };
 }
 
@@ -147,4 +151,6 @@ export interface VmState {
   exit?: ExitRecord;
   /** The foreground `skiff run` attached to this VM, if any. */
   owner?: ProcessIdentity;
+  /** Forwards added to the running VM (`skiff port-forward`); dropped at the next start. */
+  forwards?: PortForward[];
 }

@@ -6,20 +6,29 @@ describe("guest config", () => {
     hostname: "web-1",
     agentPorts: 8,
     env: { FOO: "bar", EMPTY: "" },
-    network: { address: "10.0.2.15/24", gateway: "10.0.2.2", dns: "10.0.2.3" },
+    network: {
+      nics: [
+        { name: "eth0", network: "user", driver: "user" as const, mac: "52:54:00:00:00:01", address: "10.0.2.15/24" },
+        { name: "eth1", network: "lan", driver: "private" as const, mac: "52:54:00:00:00:02", address: "10.90.0.2/24" },
+      ],
+      gateway: "10.0.2.2",
+      dns: ["10.0.2.3", "192.0.2.53"],
+      hosts: "127.0.0.1\tlocalhost\n10.90.0.2\tweb-1\n10.90.0.3\tdb\n",
+    },
     authorizedKey: "ssh-ed25519 AAAA test",
     hostKey: Buffer.from("key"),
   };
 
   it("renders the key=value file skiff-init reads", () => {
     expect(renderGuestConfig(config)).toBe(
-      "hostname=web-1\nagent.ports=8\nnet.address=10.0.2.15/24\nnet.gateway=10.0.2.2\ndns=10.0.2.3\n",
+      "hostname=web-1\nagent.ports=8\n" +
+        "nic.0=52:54:00:00:00:01 eth0 10.0.2.15/24\nnic.1=52:54:00:00:00:02 eth1 10.90.0.2/24\n" +
+        "gateway=10.0.2.2\ndns=10.0.2.3 192.0.2.53\n",
     );
   });
 
   it("leaves the network out when the VM has none", () => {
-    const { network: _n, ...rest } = config;
-    expect(renderGuestConfig(rest)).toBe("hostname=web-1\nagent.ports=8\n");
+    expect(renderGuestConfig({ ...config, network: { nics: [], dns: [], hosts: "" } })).toBe("hostname=web-1\nagent.ports=8\n");
   });
 
   it("carries env, key and host key as files of a cpio archive", () => {
@@ -28,5 +37,7 @@ describe("guest config", () => {
     expect(archive).toContain("FOO=bar\nEMPTY=\n");
     expect(archive).toContain("skiff/root/.ssh/authorized_keys");
     expect(archive).toContain("ssh-ed25519 AAAA test\n");
+    expect(archive).toContain("skiff/hosts");
+    expect(archive).toContain("10.90.0.3\tdb\n");
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { SkiffError } from "../../src/errors.js";
-import { macAddress, toQemuArgs } from "../../src/qemu/args.js";
+import { toQemuArgs } from "../../src/qemu/args.js";
+import { macAddress } from "../../src/network/nics.js";
 import type { LaunchPlan } from "../../src/qemu/plan.js";
 
 const dir = "/var/lib/skiff/vms/web";
@@ -23,6 +24,7 @@ function plan(overrides: Partial<LaunchPlan> = {}): LaunchPlan {
       { name: "skiff.agent.1", socketPath: `${dir}/agent1.sock` },
     ],
     network: { mode: "none" },
+    nics: [],
     tscKhz: undefined,
     ...overrides,
   };
@@ -203,6 +205,34 @@ describe("macAddress", () => {
     const first = parseInt(macAddress("web").slice(0, 2), 16);
     expect(first & 0b10).toBe(0b10);
     expect(first & 0b01).toBe(0);
+  });
+});
+
+describe("toQemuArgs with named networks", () => {
+  const nics: LaunchPlan["nics"] = [
+    { netdevId: "net1", mac: "52:54:00:aa:bb:01", backend: { kind: "mcast", group: "239.255.90.1", port: 47001 } },
+    { netdevId: "net2", mac: "52:54:00:aa:bb:02", backend: { kind: "tap", ifname: "sk0123456789ab1", bridge: "skb-lan", script: `${dir}/tap-up.sh` } },
+    { netdevId: "net3", mac: "52:54:00:aa:bb:03", backend: { kind: "unix-dgram", localPath: `${dir}/end-0.sock`, remotePath: `${dir}/end-1.sock` } },
+  ];
+
+  it("gives each NIC its netdev after the user NIC: multicast on loopback, a TAP with its script, a datagram pair", () => {
+    const args = toQemuArgs(plan({ network: { mode: "user", restrict: true, forwards: [] }, nics }));
+    const lines = pretty(args).split("\n").filter((l) => l.startsWith("-netdev") || l.startsWith("-device virtio-net"));
+    expect(lines).toEqual([
+      "-netdev user,id=net0,restrict=on",
+      `-device virtio-net-device,netdev=net0,mac=${macAddress("web")}`,
+      "-netdev socket,id=net1,mcast=239.255.90.1:47001,localaddr=127.0.0.1",
+      "-device virtio-net-device,netdev=net1,mac=52:54:00:aa:bb:01",
+      `-netdev tap,id=net2,ifname=sk0123456789ab1,script=${dir}/tap-up.sh,downscript=no`,
+      "-device virtio-net-device,netdev=net2,mac=52:54:00:aa:bb:02",
+      `-netdev dgram,id=net3,local.type=unix,local.path=${dir}/end-0.sock,remote.type=unix,remote.path=${dir}/end-1.sock`,
+      "-device virtio-net-device,netdev=net3,mac=52:54:00:aa:bb:03",
+    ]);
+  });
+
+  it("uses PCI NICs on a cloud image's q35", () => {
+    const args = toQemuArgs(plan({ agentPorts: [], cloud: { seedPath: `${dir}/seed.iso`, sshPort: 40022 }, nics: nics.slice(0, 1) }));
+    expect(args).toContain("virtio-net-pci,netdev=net1,mac=52:54:00:aa:bb:01");
   });
 });
 

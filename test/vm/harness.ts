@@ -31,8 +31,11 @@ export class Harness {
   readonly home = mkdtempSync("/tmp/sk-");
   readonly env: Record<string, string>;
   readonly #children = new Set<ChildProcess>();
+  /** A network namespace every CLI run goes into (`ip netns exec`), for tests whose traffic must stay in one. */
+  readonly netns: string | undefined;
 
-  constructor() {
+  constructor(opts: { netns?: string } = {}) {
+    this.netns = opts.netns;
     this.env = {
       ...(process.env as Record<string, string>),
       SKIFF_HOME: this.home,
@@ -44,7 +47,8 @@ export class Harness {
 
   /** Start the CLI; the caller decides when to wait. */
   spawn(args: string[], opts: { env?: Record<string, string>; stdio?: "pipe" | "inherit" } = {}): ChildProcess {
-    const child = spawn(process.execPath, [cliPath, ...args], { env: { ...this.env, ...opts.env }, stdio: "pipe" });
+    const [cmd, argv] = this.netns === undefined ? [process.execPath, [cliPath, ...args]] : ["ip", ["netns", "exec", this.netns, process.execPath, cliPath, ...args]];
+    const child = spawn(cmd, argv, { env: { ...this.env, ...opts.env }, stdio: "pipe" });
     this.#children.add(child);
     child.on("exit", () => this.#children.delete(child));
     return child;

@@ -1,0 +1,124 @@
+/**
+ * skiff network create|ls|inspect|rm|up|down|tcpdump, skiff port, skiff port-forward.
+ */
+import type { Command } from "commander";
+import { createNetwork, inspectNetwork, listNetworks, networksDown, networksUp, removeNetwork, type NetworkInfo } from "../../engine/networks.js";
+import { changeForward, listForwards } from "../../engine/ports.js";
+import { SkiffError } from "../../errors.js";
+import { formatForward, parsePublish } from "../../network/ports.js";
+import type { NetworkDriver } from "../../network/types.js";
+import type { CliContext } from "../context.js";
+import { table } from "../output.js";
+
+function driverFlag(value: string | undefined): NetworkDriver | undefined {
+  if (value === undefined || value === "private" || value === "bridge" || value === "link") return value;
+  throw new SkiffError("ERR_SKIFF_USAGE", `unknown network driver: ${value}`, { place: "--driver", hint: "use private (default, rootless), bridge (root) or link" });
+}
+
+function summary(n: NetworkInfo): string[] {
+  const flags = [n.masquerade ? "masquerade" : "", n.internal ? "internal" : "", n.bridge ?? ""].filter((f) => f !== "");
+  return [n.name, n.driver, n.subnet, n.gateway ?? "-", String(n.members.length), flags.join(",")];
+}
+
+export function registerNetwork(program: Command, ctx: CliContext): void {
+  const network = program.command("network").description("manage networks between VMs: create, ls, inspect, rm, up, down, tcpdump");
+
+  network
+    .command("create")
+    .description("create a network: private (rootless L2 on loopback multicast), bridge (root: Linux bridge + TAPs), or link (two VMs)")
+    .argument("<name>")
+    .option("--driver <driver>", "private (default), bridge or link")
+    .option("--subnet <cidr>", "IPv4 subnet (default: a free /24 in 10.90.0.0/16)")
+    .option("--gateway <ip>", "router address (bridge: the host's address on the bridge, default the first host address)")
+    .option("--masquerade", "bridge: NAT the subnet out of the host's default route")
+    .option("--internal", "bridge: the host neither routes nor NATs for this network")
+    .option("--bridge-name <ifname>", "bridge: the Linux bridge's name (default skb-NAME)")
+    .action(async (name: string, flags: { driver?: string; subnet?: string; gateway?: string; masquerade?: boolean; internal?: boolean; bridgeName?: string }) => {
+      const driver = driverFlag(flags.driver);
+      const info = await createNetwork(ctx.skiff(), {
+        name,
+        ...(driver === undefined ? {} : { driver }),
+        ...(flags.subnet === undefined ? {} : { subnet: flags.subnet }),
+        ...(flags.gateway === undefined ? {} : { gateway: flags.gateway }),
+        masquerade: flags.masquerade === true,
+        internal: flags.internal === true,
+        ...(flags.bridgeName === undefined ? {} : { bridgeName: flags.bridgeName }),
+      });
+      if (ctx.flags.json) process.stdout.write(JSON.stringify(info, null, 2) + "\n");
+      else process.stdout.write(`${info.name}\n`);
+    });
+
+  network
+    .command("ls")
+    .description("list networks")
+    .option("-q, --quiet", "only names")
+    .action(async (flags: { quiet?: boolean }) => {
+      const nets = await listNetworks(ctx.skiff());
+      if (ctx.flags.json) process.stdout.write(JSON.stringify(nets, null, 2) + "\n");
+      else if (flags.quiet === true) process.stdout.write(nets.map((n) => `${n.name}\n`).join(""));
+      else process.stdout.write(table(["NAME", "DRIVER", "SUBNET", "GATEWAY", "VMS", "OPTIONS"], nets.map(summary)));
+    });
+
+  network
+    .command("inspect")
+    .description("everything about networks, as JSON: subnet, gateway, host side, and each VM's address and MAC")
+    .argument("<names...>")
+    .action(async (names: string[]) => {
+      const infos = [];
+      for (const name of names) infos.push(await inspectNetwork(ctx.skiff(), name));
+      process.stdout.write(JSON.stringify(infos, null, 2) + "\n");
+    });
+
+  network
+    .command("rm")
+    .description("remove networks (and their bridges and NAT rules); refused while VMs are on them")
+    .argument("<names...>")
+    .action(async (names: string[]) => {
+      for (const name of names) {
+        await removeNetwork(ctx.skiff(), name);
+        process.stdout.write(`${name}\n`);
+      }
+    });
+
+  network
+    .command("up")
+    .description("create the bridges and NAT rules of bridge networks (all, or those named), e.g. after a reboot")
+    .argument("[names...]")
+    .action(async (names: string[]) => {
+      for (const net of await networksUp(ctx.skiff(), names)) process.stdout.write(`${net.name}\n`);
+    });
+
+  network
+    .command("down")
+    .description("remove the bridges and NAT rules of bridge networks (all, or those named); the networks stay defined")
+    .argument("[names...]")
+    .action(async (names: string[]) => {
+      for (const net of await networksDown(ctx.skiff(), names)) process.stdout.write(`${net.name}\n`);
+    });
+
+  program
+    .command("port")
+    .description("list a VM's port forwards (host -> guest)")
+    .argument("<name>")
+    .action(async (name: string) => {
+      const forwards = await listForwards(ctx.skiff(), name);
+      if (ctx.flags.json) process.stdout.write(JSON.stringify(forwards, null, 2) + "\n");
+      else process.stdout.write(forwards.map((f) => `${f.guestPort}/${f.protocol} -> ${f.hostAddress}:${f.hostPort}${f.origin === "runtime" ? " (added)" : ""}\n`).join(""));
+    });
+
+  program
+    .command("port-forward")
+    .description("add a port forward to a running VM ([ip:]host:guest[/proto]), or --remove one added so")
+    .argument("<name>")
+    .argument("<forward>", "[ip:]hostPort:guestPort[/tcp|udp]")
+    .option("--remove", "drop a forward added with port-forward")
+    .action(async (name: string, spec: string, flags: { remove?: boolean }) => {
+      const forward = parsePublish(spec, "FORWARD");
+      const after = await changeForward(ctx.skiff(), name, forward, { remove: flags.remove === true });
+      if (ctx.flags.json) process.stdout.write(JSON.stringify(after, null, 2) + "\n");
+      else if (flags.remove !== true) {
+        const added = after.find((f) => f.origin === "runtime" && f.guestPort === forward.guestPort && f.protocol === forward.protocol && (forward.hostPort === 0 || f.hostPort === forward.hostPort));
+        if (added !== undefined) process.stdout.write(`${formatForward(added)}\n`);
+      }
+    });
+}

@@ -1,0 +1,257 @@
+/**
+ * The network verbs: create, ls, inspect, rm, up, down, and the sweep that
+ * removes host-side debris (bridges, nft tables) a crash left behind.
+ * Checks come first; a bridge is made before its record is written, so a
+ * crash in between leaves a tagged orphan the next sweep removes.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { SkiffError } from "../errors.js";
+import { bridgeStatus, ensureBridge, removeBridge, sweepOrphanBridges, type BridgeStatus } from "../network/bridge.js";
+import { defaultBridgeName, validateIfName } from "../network/ifnames.js";
+import { firstHost, formatSubnet, parseIpv4, parseSubnet, pickSubnet, subnetContains, subnetsOverlap, type Subnet } from "../network/ipam.js";
+import { validateNetworkName } from "../network/store.js";
+import type { NetworkDriver, NetworkRecord } from "../network/types.js";
+import { networkDrivers } from "../network/types.js";
+import type { EngineContext } from "./context.js";
+import { observeStatus, type RunState } from "./status.js";
+import { networkStore } from "./vm-network.js";
+
+export interface NetworkCreateOptions {
+  name: string;
+  driver?: NetworkDriver;
+  subnet?: string;
+  gateway?: string;
+  masquerade?: boolean;
+  internal?: boolean;
+  /** bridge: the Linux bridge's name (default skb-NAME). */
+  bridgeName?: string;
+  labels?: Record<string, string>;
+}
+
+export interface NetworkMember {
+  vm: string;
+  ip: string;
+  mac: string;
+  state: RunState;
+}
+
+export interface NetworkInfo extends NetworkRecord {
+  members: NetworkMember[];
+  /** bridge networks: whether the bridge exists on the host, and its addresses. */
+  host?: BridgeStatus;
+}
+
+function needsRoot(what: string): SkiffError {
+  return new SkiffError("ERR_SKIFF_NEEDS_ROOT", `${what} needs root (CAP_NET_ADMIN)`, {
+    place: "--driver",
+    hint: "run skiff as root, or use --driver private (rootless) or link",
+  });
+}
+
+/** The multicast group and port of a private network: from its id, unique among this home's networks. */
+function mcastFor(id: string, taken: readonly NetworkRecord[]): { group: string; port: number } {
+  for (let salt = 0; ; salt++) {
+    const h = createHash("sha256").update(`${id}/${salt}`).digest();
+    // 239.255.0.0/16 is the organisation-local scope: never routed off a site, and here it never leaves loopback.
+    const candidate = { group: `239.255.${h[0]!}.${Math.max(1, h[1]!)}`, port: 40000 + (h.readUInt16BE(2) % 20000) };
+    if (!taken.some((n) => n.mcast?.group === candidate.group && n.mcast.port === candidate.port)) return candidate;
+  }
+}
+
+async function hostRoutes(ctx: EngineContext): Promise<{ dst: string; dev: string }[]> {
+  const r = await ctx.runner.run("ip", ["-j", "-4", "route", "show", "table", "all"], { debianPackage: "iproute2" });
+  if (r.code !== 0) return [];
+  try {
+    return (JSON.parse(r.stdout) as { dst?: string; dev?: string }[]).flatMap((e) => (e.dst !== undefined && e.dst.includes("/") ? [{ dst: e.dst, dev: e.dev ?? "" }] : []));
+  } catch {
+    return [];
+  }
+}
+
+export async function createNetwork(ctx: EngineContext, opts: NetworkCreateOptions): Promise<NetworkInfo> {
+  const name = validateNetworkName(opts.name);
+  const driver = opts.driver ?? "private";
+  if (!networkDrivers.includes(driver)) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `unknown network driver: ${String(driver)}`, { place: "--driver", hint: "use private, bridge or link" });
+  }
+  if (driver !== "bridge" && (opts.masquerade === true || opts.internal === true || opts.bridgeName !== undefined)) {
+    throw new SkiffError("ERR_SKIFF_USAGE", "--masquerade, --internal and --bridge-name are for --driver bridge", {
+      place: opts.masquerade === true ? "--masquerade" : opts.internal === true ? "--internal" : "--bridge-name",
+      hint: "add --driver bridge (root), or leave them out",
+    });
+  }
+  if (opts.masquerade === true && opts.internal === true) {
+    throw new SkiffError("ERR_SKIFF_USAGE", "a network cannot be both --internal and --masquerade", { place: "--internal", hint: "choose one" });
+  }
+  if (driver === "bridge" && process.getuid?.() !== 0) throw needsRoot("a bridge network");
+  const bridge = driver === "bridge" ? (opts.bridgeName === undefined ? defaultBridgeName(name) : validateIfName(opts.bridgeName)) : undefined;
+  const store = networkStore(ctx);
+  return store.locked(`create network ${name}`, async () => {
+    const existing = await store.list();
+    if (existing.some((n) => n.name === name)) {
+      throw new SkiffError("ERR_SKIFF_NETWORK_CONFLICT", `a network named "${name}" already exists`, {
+        place: name,
+        hint: `see \`skiff network inspect ${name}\`, or remove it with \`skiff network rm ${name}\``,
+      });
+    }
+    const clashBridge = bridge === undefined ? undefined : existing.find((n) => n.bridge === bridge);
+    if (clashBridge !== undefined) {
+      throw new SkiffError("ERR_SKIFF_NETWORK_CONFLICT", `network ${clashBridge.name} already uses bridge ${bridge}`, {
+        place: "--bridge-name",
+        hint: "give this network another --bridge-name",
+      });
+    }
+    const used = existing.map((n) => ({ net: n, subnet: parseSubnet(n.subnet, `network ${n.name}`) }));
+    let subnet: Subnet;
+    if (opts.subnet === undefined) {
+      // Stay clear of the host's own routes too, as Docker's default pools do.
+      const routes = (await hostRoutes(ctx)).flatMap((r) => {
+        try {
+          return [parseSubnet(r.dst, "route")];
+        } catch {
+          return [];
+        }
+      });
+      subnet = pickSubnet([...used.map((u) => u.subnet), ...routes.filter((r) => r.prefix >= 8)]);
+    } else {
+      subnet = parseSubnet(opts.subnet);
+      const overlap = used.find((u) => subnetsOverlap(u.subnet, subnet));
+      if (overlap !== undefined) {
+        throw new SkiffError("ERR_SKIFF_NETWORK_CONFLICT", `subnet ${formatSubnet(subnet)} overlaps network ${overlap.net.name} (${overlap.net.subnet})`, {
+          place: "--subnet",
+          hint: "choose a subnet that overlaps no other network's (`skiff network ls`)",
+        });
+      }
+      if (driver === "bridge") {
+        const route = (await hostRoutes(ctx)).find((r) => {
+          try {
+            return subnetsOverlap(parseSubnet(r.dst, "route"), subnet) && r.dev !== bridge;
+          } catch {
+            return false;
+          }
+        });
+        if (route !== undefined) {
+          throw new SkiffError("ERR_SKIFF_NETWORK_CONFLICT", `subnet ${formatSubnet(subnet)} overlaps the host's route ${route.dst} on ${route.dev}`, {
+            place: "--subnet",
+            hint: "a bridge's subnet must be new to the host; choose another",
+          });
+        }
+      }
+    }
+    let gateway: string | undefined;
+    if (opts.gateway !== undefined) {
+      const n = parseIpv4(opts.gateway);
+      if (n === undefined || !subnetContains(subnet, n) || n === subnet.base) {
+        throw new SkiffError("ERR_SKIFF_USAGE", `gateway ${opts.gateway} is not a host address of ${formatSubnet(subnet)}`, {
+          place: "--gateway",
+          hint: `leave it out for ${firstHost(subnet)}, or give an address inside the subnet`,
+        });
+      }
+      gateway = opts.gateway;
+    } else if (driver === "bridge") {
+      gateway = firstHost(subnet);
+    }
+    const id = randomBytes(6).toString("hex");
+    const record: NetworkRecord = {
+      schemaVersion: 1,
+      name,
+      id,
+      driver,
+      subnet: formatSubnet(subnet),
+      ...(gateway === undefined ? {} : { gateway }),
+      masquerade: opts.masquerade === true,
+      internal: opts.internal === true,
+      ...(bridge === undefined ? {} : { bridge }),
+      ...(driver === "private" ? { mcast: mcastFor(id, existing) } : {}),
+      labels: opts.labels ?? {},
+      createdAt: new Date().toISOString(),
+    };
+    if (driver === "bridge") {
+      try {
+        await ensureBridge(record, { home: ctx.home, runner: ctx.runner });
+      } catch (err) {
+        await removeBridge(record, { home: ctx.home, runner: ctx.runner }).catch(() => undefined);
+        throw err;
+      }
+    }
+    await store.write(record);
+    return describe(ctx, record);
+  });
+}
+
+async function describe(ctx: EngineContext, net: NetworkRecord): Promise<NetworkInfo> {
+  const members: NetworkMember[] = [];
+  for (const vm of await ctx.store.list()) {
+    for (const a of vm.config.spec.networks ?? []) {
+      if (a.network !== net.name) continue;
+      const status = await observeStatus(vm.paths, await ctx.store.readState(vm.id));
+      members.push({ vm: vm.name, ip: a.ip, mac: a.mac, state: status.state });
+    }
+  }
+  const host = net.driver === "bridge" ? await bridgeStatus(net, { home: ctx.home, runner: ctx.runner }) : undefined;
+  return { ...net, members, ...(host === undefined ? {} : { host }) };
+}
+
+export async function listNetworks(ctx: EngineContext): Promise<NetworkInfo[]> {
+  return Promise.all((await networkStore(ctx).list()).map((n) => describe(ctx, n)));
+}
+
+export async function inspectNetwork(ctx: EngineContext, name: string): Promise<NetworkInfo> {
+  return describe(ctx, await networkStore(ctx).get(name));
+}
+
+/** Remove a network: refused while VMs are on it (their addresses and NICs are part of them). */
+export async function removeNetwork(ctx: EngineContext, name: string): Promise<void> {
+  const store = networkStore(ctx);
+  await store.locked(`remove network ${name}`, async () => {
+    const net = await store.get(name);
+    const users = (await ctx.store.list({ includeIncomplete: true })).filter((vm) => (vm.config.spec.networks ?? []).some((a) => a.network === name));
+    if (users.length > 0) {
+      throw new SkiffError("ERR_SKIFF_NETWORK_CONFLICT", `network ${name} is used by ${users.map((vm) => vm.name).join(", ")}`, {
+        place: name,
+        hint: `remove those VMs first (\`skiff rm -f ${users.map((vm) => vm.name).join(" ")}\`)`,
+      });
+    }
+    if (net.driver === "bridge") await removeBridge(net, { home: ctx.home, runner: ctx.runner });
+    await store.remove(name);
+  });
+}
+
+/** Make the host side of bridge networks (all, or those named) exist: after a reboot, or a `down`. */
+export async function networksUp(ctx: EngineContext, names: readonly string[] = []): Promise<NetworkRecord[]> {
+  const nets = await selected(ctx, names);
+  for (const net of nets) if (net.driver === "bridge") await ensureBridge(net, { home: ctx.home, runner: ctx.runner });
+  return nets;
+}
+
+/** Take the host side of bridge networks away (records stay); refused while a running VM uses one. */
+export async function networksDown(ctx: EngineContext, names: readonly string[] = []): Promise<NetworkRecord[]> {
+  const nets = await selected(ctx, names);
+  for (const net of nets) {
+    if (net.driver !== "bridge") continue;
+    const running = (await describe(ctx, net)).members.filter((m) => m.state === "running");
+    if (running.length > 0) {
+      throw new SkiffError("ERR_SKIFF_NETWORK_CONFLICT", `network ${net.name} has running VMs: ${running.map((m) => m.vm).join(", ")}`, {
+        place: net.name,
+        hint: `stop them first (\`skiff stop ${running.map((m) => m.vm).join(" ")}\`)`,
+      });
+    }
+    await removeBridge(net, { home: ctx.home, runner: ctx.runner });
+  }
+  return nets;
+}
+
+async function selected(ctx: EngineContext, names: readonly string[]): Promise<NetworkRecord[]> {
+  const store = networkStore(ctx);
+  return names.length === 0 ? store.list() : Promise.all(names.map((n) => store.get(n)));
+}
+
+/** Bridges and nft tables of this home whose network record is gone (a crash mid-create or mid-rm). */
+export async function sweepNetworks(ctx: EngineContext): Promise<string[]> {
+  if (process.getuid?.() !== 0) return [];
+  const store = networkStore(ctx);
+  return store.locked("sweep orphaned bridges", async () => {
+    const live = new Set((await store.list()).map((n) => n.id));
+    return sweepOrphanBridges({ home: ctx.home, runner: ctx.runner, liveNetworkIds: live });
+  });
+}

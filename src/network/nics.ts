@@ -1,0 +1,80 @@
+/**
+ * From a VM's network attachments to the NICs QEMU gets, pure. The user-net
+ * NIC is `net0` (eth0 in the guest); attachment i is `net<i+1>`.
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { tapName } from "./tap.js";
+import type { NetworkAttachment, NetworkRecord } from "./types.js";
+
+export type NicBackend =
+  /** private: every member sends to and listens on one multicast group on loopback. */
+  | { kind: "mcast"; group: string; port: number }
+  /** bridge: a TAP QEMU creates (gone when QEMU ends), attached to its bridge by `script`. */
+  | { kind: "tap"; ifname: string; bridge: string; script: string }
+  /** link: this end's datagram socket, and the other end's. */
+  | { kind: "unix-dgram"; localPath: string; remotePath: string };
+
+export interface NicPlan {
+  netdevId: string;
+  mac: string;
+  backend: NicBackend;
+}
+
+export function netdevId(attachmentIndex: number): string {
+  return `net${attachmentIndex + 1}`;
+}
+
+/**
+ * A stable, locally administered unicast MAC: QEMU's 52:54:00 prefix and
+ * three bytes of a hash of `key`, so a NIC keeps its address across restarts.
+ */
+export function macAddress(key: string): string {
+  const hash = createHash("sha256").update(key).digest();
+  return ["52", "54", "00", ...[...hash.subarray(0, 3)].map((b) => b.toString(16).padStart(2, "0"))].join(":");
+}
+
+/** The MAC of a VM's NIC on a named network (the user-net NIC's is `macAddress(vmName)`). */
+export function attachmentMac(vmKey: string, network: string): string {
+  return macAddress(`${vmKey}\0${network}`);
+}
+
+/** The two ends of a link network, in its run directory. */
+export function linkSocketPath(runDir: string, slot: number): string {
+  return join(runDir, `end-${slot}.sock`);
+}
+
+export function nicPlans(opts: {
+  vmId: string;
+  attachments: readonly NetworkAttachment[];
+  networks: ReadonlyMap<string, NetworkRecord>;
+  runDir: (network: string) => string;
+  tapScript: string;
+}): NicPlan[] {
+  return opts.attachments.map((a, i) => {
+    const net = opts.networks.get(a.network);
+    if (net === undefined) throw new Error(`network ${a.network} not resolved`);
+    return { netdevId: netdevId(i), mac: a.mac, backend: backendFor(net, a, i, opts) };
+  });
+}
+
+function backendFor(
+  net: NetworkRecord,
+  a: NetworkAttachment,
+  index: number,
+  opts: { vmId: string; runDir: (network: string) => string; tapScript: string },
+): NicBackend {
+  switch (net.driver) {
+    case "private":
+      if (net.mcast === undefined) throw new Error(`private network ${net.name} has no multicast group`);
+      return { kind: "mcast", group: net.mcast.group, port: net.mcast.port };
+    case "bridge":
+      if (net.bridge === undefined) throw new Error(`bridge network ${net.name} has no bridge`);
+      return { kind: "tap", ifname: tapName(opts.vmId, index), bridge: net.bridge, script: opts.tapScript };
+    case "link": {
+      const slot = a.slot ?? 0;
+      const dir = opts.runDir(net.name);
+      return { kind: "unix-dgram", localPath: linkSocketPath(dir, slot), remotePath: linkSocketPath(dir, 1 - slot) };
+    }
+  }
+}

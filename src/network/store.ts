@@ -1,0 +1,93 @@
+/**
+ * NetworkStore: one JSON file per network under <home>/networks, written
+ * atomically; the "networks" lock serialises create and rm, so two networks
+ * never get one name or overlapping subnets. Runtime files of a network
+ * (a link network's sockets) live in <home>/networks/<name>.d.
+ */
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { SkiffError } from "../errors.js";
+import { readJsonIfExists, writeJsonAtomic } from "../store/atomic.js";
+import { withLock } from "../store/lock.js";
+import { readdirOrEmpty } from "../util/fs.js";
+import { namePattern } from "../util/names.js";
+import type { NetworkRecord } from "./types.js";
+
+/** Names with a meaning of their own on `--network`. */
+export const reservedNetworkNames = new Set(["user", "none", "host", "default"]);
+
+export function validateNetworkName(name: string, place = "NAME"): string {
+  // A network's name becomes part of an interface alias and file names: the VM-name alphabet, shorter.
+  if (!namePattern.test(name) || name.length > 32) {
+    throw new SkiffError("ERR_SKIFF_BAD_NAME", `invalid network name ${JSON.stringify(name)}`, {
+      place,
+      hint: "use 1 to 32 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    });
+  }
+  if (reservedNetworkNames.has(name)) {
+    throw new SkiffError("ERR_SKIFF_BAD_NAME", `"${name}" is a network mode, not a name for a network`, {
+      place,
+      hint: "choose another name",
+    });
+  }
+  return name;
+}
+
+export class NetworkStore {
+  readonly dir: string;
+
+  constructor(readonly home: string) {
+    this.dir = join(home, "networks");
+  }
+
+  #file(name: string): string {
+    return join(this.dir, `${name}.json`);
+  }
+
+  /** Where a network keeps runtime files (sockets). */
+  runDir(name: string): string {
+    return join(this.dir, `${name}.d`);
+  }
+
+  async list(): Promise<NetworkRecord[]> {
+    const names = (await readdirOrEmpty(this.dir)).filter((f) => f.endsWith(".json") && !f.startsWith("."));
+    const records = await Promise.all(names.map((f) => readJsonIfExists<NetworkRecord>(join(this.dir, f))));
+    return records.filter((r): r is NetworkRecord => r !== undefined).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async find(name: string): Promise<NetworkRecord | undefined> {
+    if (!namePattern.test(name)) return undefined;
+    return readJsonIfExists<NetworkRecord>(this.#file(name));
+  }
+
+  async get(name: string, place = name): Promise<NetworkRecord> {
+    const record = await this.find(name);
+    if (record === undefined) {
+      throw new SkiffError("ERR_SKIFF_NETWORK_NOT_FOUND", `no network named "${name}"`, {
+        place,
+        hint: `see \`skiff network ls\`, or create it with \`skiff network create ${name}\``,
+      });
+    }
+    return record;
+  }
+
+  async write(record: NetworkRecord): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await writeJsonAtomic(this.#file(record.name), record);
+  }
+
+  async remove(name: string): Promise<void> {
+    await rm(this.#file(name), { force: true });
+    await rm(this.runDir(name), { recursive: true, force: true });
+  }
+
+  /** Run `fn` holding the lock every change to the set of networks takes. */
+  locked<T>(purpose: string, fn: () => Promise<T>): Promise<T> {
+    return withLock("networks", fn, { home: this.home, purpose });
+  }
+}
+
+/** The lock under which addresses on one network are handed out. */
+export function networkLockName(name: string): string {
+  return `net-${name}`;
+}
