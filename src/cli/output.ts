@@ -28,11 +28,19 @@ export function printError(err: unknown, flags: GlobalFlags): number {
   return ExitCode.internal;
 }
 
-/** Progress on stderr: one line per phase change, only when stderr is a terminal (or SKIFF_PROGRESS=1). */
+/**
+ * Progress on stderr: one line per phase change, only when stderr is a
+ * terminal (or SKIFF_PROGRESS=1). Warnings are printed always.
+ */
 export function progressReporter(flags: GlobalFlags): ((e: ProgressEvent) => void) | undefined {
   if (flags.json) return undefined;
-  if (!process.stderr.isTTY && process.env.SKIFF_PROGRESS !== "1") return undefined;
+  const chatty = process.stderr.isTTY || process.env.SKIFF_PROGRESS === "1";
   return (e) => {
+    if (e.phase === "warning") {
+      process.stderr.write(`skiff: warning: ${e.message}\n`);
+      return;
+    }
+    if (!chatty) return;
     const secs = (e.elapsedMs / 1000).toFixed(1);
     process.stderr.write(`\x1b[2m[${secs}s] ${e.message}\x1b[0m\n`);
   };

@@ -6,13 +6,13 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { SkiffError } from "../errors.js";
-import { bridgeStatus, ensureBridge, removeBridge, sweepOrphanBridges, type BridgeStatus } from "../network/bridge.js";
+import { bridgeStatus, ensureBridge, forwardDropChains, removeBridge, sweepOrphanBridges, type BridgeStatus } from "../network/bridge.js";
 import { defaultBridgeName, validateIfName } from "../network/ifnames.js";
 import { firstHost, formatSubnet, parseIpv4, parseSubnet, pickSubnet, subnetContains, subnetsOverlap, type Subnet } from "../network/ipam.js";
 import { validateNetworkName } from "../network/store.js";
 import type { NetworkDriver, NetworkRecord } from "../network/types.js";
 import { networkDrivers } from "../network/types.js";
-import type { EngineContext } from "./context.js";
+import { progress, type EngineContext } from "./context.js";
 import { observeStatus, type RunState } from "./status.js";
 import { networkStore } from "./vm-network.js";
 
@@ -175,6 +175,12 @@ export async function createNetwork(ctx: EngineContext, opts: NetworkCreateOptio
       }
     }
     await store.write(record);
+    if (record.masquerade) {
+      // An accept in skiff's table cannot overrule another table's drop on the same hook (Docker's FORWARD policy).
+      for (const chain of await forwardDropChains(ctx.runner)) {
+        progress(ctx, name, "warning", `the host's ${chain} chain drops forwarded traffic by default; allow ${record.subnet} there (e.g. Docker's DOCKER-USER) or VMs on ${name} cannot reach out`, Date.now());
+      }
+    }
     return describe(ctx, record);
   });
 }
