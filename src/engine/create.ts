@@ -99,6 +99,13 @@ async function createMicroVm(ctx: EngineContext, opts: CreateOptions, t0: number
 /** A cloud image: fetched (cached by URL), a qcow2 overlay on it, a NoCloud seed, an SSH port of its own. */
 async function createCloud(ctx: EngineContext, opts: CreateOptions, t0: number): Promise<VmRecord> {
   const source = opts.imageUrl ?? opts.image;
+  if ((opts.networks ?? []).length > 0) {
+    // The image's own network stack would need a cloud-init network-config for them; not written yet.
+    throw new SkiffError("ERR_SKIFF_USAGE", "cloud images cannot join named networks yet", {
+      place: "--network",
+      hint: "use user networking (-p for forwards) with cloud images, or a microVM image on the network",
+    });
+  }
   progress(ctx, opts.name ?? "", "preparing-image", `fetching cloud image ${source}`, t0);
   const image = await fetchCloudImage(source, {
     cacheDir: ctx.cacheDir,
