@@ -9,6 +9,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cliPath, Harness } from "../vm/harness.js";
+import { homeTag } from "../../src/network/ifnames.js";
 
 const hostNs = `skt-brh-${process.pid}`;
 const outNs = `skt-bro-${process.pid}`;
@@ -127,6 +128,21 @@ describe("teardown", () => {
     expect(skiffTables()).toEqual([]);
     expect(inHost("sysctl", "-n", "net.ipv4.ip_forward").trim()).toBe("0");
     expect(h.qemuProcessesUnderHome()).toEqual([]);
+  });
+
+  it("removes a bridge and NAT table a crash left without a network record, at the next command", async () => {
+    // What a skiff killed between making the bridge and writing the record leaves behind.
+    const tag = homeTag(h.home);
+    inHost("ip", "link", "add", "skb-crashed", "type", "bridge");
+    inHost("ip", "link", "set", "skb-crashed", "alias", `skiff:${tag}:deadbeef0001`);
+    inHost("nft", "add", "table", "inet", `skiff_${tag}_deadbeef0001`);
+    // Someone else's bridge with a skiff-like name is left alone.
+    inHost("ip", "link", "add", "skb-foreign", "type", "bridge");
+    await h.ok(["ps"]);
+    expect(links().map((l) => l.ifname)).not.toContain("skb-crashed");
+    expect(links().map((l) => l.ifname)).toContain("skb-foreign");
+    expect(skiffTables()).toEqual([]);
+    inHost("ip", "link", "del", "skb-foreign");
   });
 
   it("refuses a bridge network without root, making nothing", () => {
