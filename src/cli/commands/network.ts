@@ -1,7 +1,10 @@
 /**
  * skiff network create|ls|inspect|rm|up|down|tcpdump, skiff port, skiff port-forward.
  */
+import { createWriteStream, type WriteStream } from "node:fs";
+import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
+import { captureNetwork, type Capture } from "../../engine/capture.js";
 import { createNetwork, inspectNetwork, listNetworks, networksDown, networksUp, removeNetwork, type NetworkInfo } from "../../engine/networks.js";
 import { changeForward, listForwards } from "../../engine/ports.js";
 import { SkiffError } from "../../errors.js";
@@ -96,6 +99,67 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
       for (const net of await networksDown(ctx.skiff(), names)) process.stdout.write(`${net.name}\n`);
     });
 
+  network
+    .command("tcpdump")
+    .description("show the frames on a network as tcpdump does, or write them as pcap (-w); ends on ^C, SIGTERM or after -c")
+    .argument("<name>")
+    .argument("[filter...]", "a pcap-filter(7) expression, e.g. icmp, or host 10.90.0.2 and tcp port 80")
+    .option("-w, --write <file>", "write pcap to FILE instead of text ('-': pcap on stdout)")
+    .option("-c, --count <n>", "stop after N packets that pass the filter")
+    .action(async (name: string, filter: string[], flags: { write?: string; count?: string }) => {
+      if (flags.count !== undefined && !/^[1-9]\d{0,8}$/.test(flags.count)) {
+        throw new SkiffError("ERR_SKIFF_USAGE", `packet count must be a positive whole number, not ${JSON.stringify(flags.count)}`, { place: "-c", hint: "e.g. -c 10" });
+      }
+      // main's SIGTERM handler exits at once; a capture must first take what it set up (a QEMU filter) away again.
+      let capture: Capture | undefined;
+      let signalled = false;
+      const onSignal = (): void => {
+        if (signalled) process.exit(130); // a second ^C: do not wait for the cleanup
+        signalled = true;
+        capture?.stop();
+      };
+      const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+      const saved = signals.map((sig) => [sig, process.listeners(sig)] as const);
+      for (const sig of signals) {
+        process.removeAllListeners(sig);
+        process.on(sig, onSignal);
+      }
+      const onStdoutError = (): void => capture?.stop(); // e.g. `| head` closed the pipe
+      process.stdout.on("error", onStdoutError);
+      try {
+        capture = await captureNetwork(ctx.skiff(), {
+          network: name,
+          filter,
+          format: flags.write === undefined ? "text" : "pcap",
+          ...(flags.count === undefined ? {} : { count: Number(flags.count) }),
+          onNotice: (line) => process.stderr.write(`${line}\n`),
+        });
+        if (signalled) capture.stop();
+        if (flags.write === undefined || flags.write === "-") {
+          capture.output.pipe(process.stdout, { end: false });
+          await new Promise((resolve) => capture!.output.once("close", resolve));
+        } else {
+          let file: WriteStream;
+          try {
+            file = await openForWriting(flags.write);
+          } catch (err) {
+            capture.stop();
+            await capture.done.catch(() => undefined);
+            throw err;
+          }
+          await pipeline(capture.output, file);
+        }
+        const summary = await capture.done;
+        if (summary.dropped > 0) process.stderr.write(`${summary.dropped} of ${summary.frames} frames dropped: the output did not keep up\n`);
+      } finally {
+        process.stdout.off("error", onStdoutError);
+        for (const [sig, listeners] of saved) {
+          process.off(sig, onSignal);
+          for (const l of listeners) process.on(sig, l);
+        }
+      }
+    });
+
   program
     .command("port")
     .description("list a VM's port forwards (host -> guest)")
@@ -121,4 +185,14 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
         if (added !== undefined) process.stdout.write(`${formatForward(added)}\n`);
       }
     });
+}
+
+function openForWriting(path: string): Promise<WriteStream> {
+  return new Promise((resolve, reject) => {
+    const stream = createWriteStream(path);
+    stream.once("open", () => resolve(stream));
+    stream.once("error", (err: NodeJS.ErrnoException) =>
+      reject(new SkiffError("ERR_SKIFF_BAD_PATH", `cannot write ${path} (${err.code ?? err.message})`, { place: "-w", hint: "give a file in a directory that exists and is writable" })),
+    );
+  });
 }
