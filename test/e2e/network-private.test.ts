@@ -5,24 +5,14 @@
  * namespace this test makes, as the project's rules want; every skiff
  * command runs in it (`ip netns exec`).
  */
-import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Harness } from "../vm/harness.js";
 
-const ns = `skt-priv-${process.pid}`;
-const h = new Harness({ netns: ns });
+const h = Harness.inNewNetns("skt-priv");
 
-beforeAll(() => {
-  execFileSync("ip", ["netns", "add", ns]);
-  execFileSync("ip", ["netns", "exec", ns, "ip", "link", "set", "lo", "up"]);
-});
-
-afterAll(async () => {
-  await h.cleanup();
-  execFileSync("ip", ["netns", "del", ns]);
-});
+afterAll(() => h.cleanup());
 
 function vmCount(): number {
   const dir = join(h.home, "vms");

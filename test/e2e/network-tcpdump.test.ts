@@ -11,18 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QmpClient } from "../../src/qemu/qmp.js";
 import { collect, Harness, type CliResult } from "../vm/harness.js";
 
-const ns = `skt-cap-${process.pid}`;
-const h = new Harness({ netns: ns });
+const h = Harness.inNewNetns("skt-cap");
 
-beforeAll(() => {
-  execFileSync("ip", ["netns", "add", ns]);
-  execFileSync("ip", ["netns", "exec", ns, "ip", "link", "set", "lo", "up"]);
-});
-
-afterAll(async () => {
-  await h.cleanup();
-  execFileSync("ip", ["netns", "del", ns]);
-});
+afterAll(() => h.cleanup());
 
 interface RunningCapture {
   /** Resolves once skiff says it captures (frames sent after this are seen). */

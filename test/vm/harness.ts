@@ -5,7 +5,7 @@
  * in `cleanup()`, and the home is removed; on failure the console logs are
  * kept (SKIFF_KEEP_LOGS) for the report.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 
@@ -33,9 +33,11 @@ export class Harness {
   readonly #children = new Set<ChildProcess>();
   /** A network namespace every CLI run goes into (`ip netns exec`), for tests whose traffic must stay in one. */
   readonly netns: string | undefined;
+  readonly #ownsNetns: boolean;
 
-  constructor(opts: { netns?: string } = {}) {
+  constructor(opts: { netns?: string; ownsNetns?: boolean } = {}) {
     this.netns = opts.netns;
+    this.#ownsNetns = opts.ownsNetns === true;
     this.env = {
       ...(process.env as Record<string, string>),
       SKIFF_HOME: this.home,
@@ -43,6 +45,18 @@ export class Harness {
       // Guests in tests never reach beyond the host.
       SKIFF_USERNET_RESTRICT: "1",
     };
+  }
+
+  /**
+   * A harness whose every CLI run happens in a network namespace made for
+   * it now (loopback up), and deleted by `cleanup()`: for tests whose
+   * traffic (multicast, bridges, NAT) must stay out of the host's namespace.
+   */
+  static inNewNetns(prefix: string): Harness {
+    const netns = `${prefix}-${process.pid}`;
+    execFileSync("ip", ["netns", "add", netns]);
+    execFileSync("ip", ["-n", netns, "link", "set", "lo", "up"]);
+    return new Harness({ netns, ownsNetns: true });
   }
 
   /** Start the CLI; the caller decides when to wait. */
@@ -118,6 +132,7 @@ export class Harness {
       }
     }
     rmSync(this.home, { recursive: true, force: true });
+    if (this.#ownsNetns && this.netns !== undefined) execFileSync("ip", ["netns", "del", this.netns]);
   }
 }
 
