@@ -8,15 +8,20 @@ import { SkiffError } from "../errors.js";
 import type { TcpTarget } from "../guest/agent-session.js";
 import { waitForAgent, type AgentConnection, type AgentConnectOptions } from "../guest/agent.js";
 import { identityAlive, type ProcessIdentity } from "../process/pid.js";
+import type { MachineSpec } from "../spec/machine.js";
 import type { VmRecord } from "../store/store.js";
 import { readHostPublicKey } from "./keys.js";
 import { bootFailureReason } from "./launch.js";
 
+/** A cloud image's own sshd, forwarded to loopback, and the user skiff logs in as; undefined for a microVM (its agent is on virtio-serial). */
+export function sshEndpoint(spec: MachineSpec): { host: string; port: number; user: string } | undefined {
+  return spec.boot?.kind === "cloud" ? { host: "127.0.0.1", port: spec.boot.sshPort, user: spec.boot.sshUser } : undefined;
+}
+
 /** How to reach a VM's guest: the agent ports, or SSH over the forward for a cloud image. */
 export function sessionTarget(record: VmRecord): { tcp?: TcpTarget } {
-  const boot = record.config.spec.boot;
-  if (boot?.kind !== "cloud") return {};
-  return { tcp: { host: "127.0.0.1", port: boot.sshPort, username: boot.sshUser, maxSessions: 4 } };
+  const ssh = sshEndpoint(record.config.spec);
+  return ssh === undefined ? {} : { tcp: { host: ssh.host, port: ssh.port, username: ssh.user, maxSessions: 4 } };
 }
 
 /** What every connection to a VM's guest needs, whichever channel it takes. */

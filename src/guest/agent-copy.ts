@@ -9,6 +9,12 @@
  * parent must exist. A directory copied onto an existing one merges into it.
  * Modes are kept; owners become the destination's (root in the guest, the
  * calling user on the host). Guest paths are relative to the image root.
+ *
+ * Cloud images have no skiff agent: their own sshd runs the same scripts
+ * with the image's own tar under `sudo` as the default user (which cloud-init
+ * gives passwordless sudo), so any path can be read or written. Where that
+ * user may write the destination directory, files are unpacked as that user
+ * and belong to it (as with scp); elsewhere (/etc, /root, …) as root.
  */
 import { spawn } from "node:child_process";
 import { lstat, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
@@ -21,14 +27,29 @@ import type { ExecIO, RunningExec } from "./agent-exec.js";
 /** What copying needs from a connection. */
 export interface CopyContext {
   readonly vmName: string;
+  /** Set when the guest is a cloud image reached over its own sshd as this user; undefined for skiff's agent. */
+  readonly sshUser: string | undefined;
   start(req: ExecRequest, io: ExecIO): Promise<RunningExec>;
 }
 
 const busybox = "/dev/.skiff/bin/busybox";
 
+/**
+ * What the scripts below call their tools with: `$bb` for reading, `$as`
+ * (set by `writer DIR`) for writing, `$keep` for tar to keep modes.
+ * Through the agent both are skiff's static busybox, running as root.
+ */
+const agentPrelude = `bb=$0; as=$0; keep=; writer() { :; }`;
+/**
+ * Over a cloud image's sshd: the image's own tools, run by root under sudo;
+ * writes are done as the SSH user where it may write DIR itself.
+ */
+const sudoPrelude = `bb=; as=; keep=-p
+writer() { if sudo -n -u "$SUDO_USER" test -w "$1" 2>/dev/null; then as="sudo -n -u $SUDO_USER"; else as=; fi; }`;
+
 /** Guest side of copyTo: pick the target like docker cp, then unpack stdin there. */
 const unpackScript = `
-bb=$0; dest=$1; name=$2; kind=$3
+dest=$1; name=$2; kind=$3
 if [ -d "$dest" ]; then
   target="\${dest%/}/$name"
 else
@@ -40,26 +61,28 @@ parent=$($bb dirname "$target")
 [ -d "$parent" ] || { echo "skiff-cp: no-parent $parent" >&2; exit 3; }
 if [ "$kind" = dir ]; then
   if [ -e "$target" ] && [ ! -d "$target" ]; then echo "skiff-cp: not-dir $target" >&2; exit 4; fi
-  [ -d "$target" ] || $bb mkdir "$target" || exit 5
-  exec $bb tar -x -f - -C "$target"
+  if [ -d "$target" ]; then writer "$target"; else writer "$parent"; $as mkdir "$target" || exit 5; fi
+  exec $as tar -x $keep -f - -C "$target"
 fi
 if [ -d "$target" ]; then echo "skiff-cp: is-dir $target" >&2; exit 4; fi
-tmp=$($bb mktemp -d "$parent/.skiff-cp.XXXXXX") || exit 5
-$bb tar -x -f - -C "$tmp" && $bb mv -f "$tmp/$name" "$target"
-rc=$?; $bb rm -rf "$tmp"; exit $rc
+writer "$parent"
+tmp=$($as mktemp -d "$parent/.skiff-cp.XXXXXX") || exit 5
+$as tar -x $keep -f - -C "$tmp" && $as mv -f "$tmp/$name" "$target"
+rc=$?; $as rm -rf "$tmp"; exit $rc
 `;
 
 /** Guest side of copyFrom: say what the source is on stderr, then pack it to stdout. */
 const packScript = `
-bb=$0; src=$1; dir=$2; name=$3
+src=$1; dir=$2; name=$3
 if [ -d "$src" ] && [ ! -L "$src" ]; then echo "skiff-cp: dir" >&2; exec $bb tar -c -f - -C "$src" .; fi
 if [ -e "$src" ] || [ -L "$src" ]; then echo "skiff-cp: file" >&2; cd "$dir" && exec $bb tar -c -f - -- "$name"; fi
 echo "skiff-cp: missing" >&2; exit 3
 `;
 
-/** `script` run by skiff's busybox sh, with busybox's path as $0 so the script names no path itself. */
-function shellRequest(script: string, args: string[]): ExecRequest {
-  return { argv: [busybox, "sh", "-c", script, busybox, ...args], cwd: "/", user: "root" };
+/** `script` as root: by skiff's busybox sh through the agent, by the image's sh under sudo on a cloud image. */
+function shellRequest(ctx: CopyContext, script: string, args: string[]): ExecRequest {
+  if (ctx.sshUser === undefined) return { argv: [busybox, "sh", "-c", agentPrelude + script, busybox, ...args], cwd: "/", user: "root" };
+  return { argv: ["sudo", "-n", "sh", "-c", sudoPrelude + script, "skiff-cp", ...args], cwd: "/" };
 }
 
 /** Copy `hostPath` (file or directory) to `guestPath` in the VM. */
@@ -72,7 +95,7 @@ export async function copyTo(ctx: CopyContext, hostPath: string, guestPath: stri
   const name = basename(source);
   const stderr = new TextCollector();
   const input = new PassThrough();
-  const exec = await ctx.start(shellRequest(unpackScript, [guestPath, name, kind]), { stdin: input, stderr });
+  const exec = await ctx.start(shellRequest(ctx, unpackScript, [guestPath, name, kind]), { stdin: input, stderr });
   const tarArgs = ["-c", "-f", "-", "--numeric-owner", "--owner=0", "--group=0"];
   const tar = hostTar(
     kind === "dir" ? [...tarArgs, "-C", source, "."] : [...tarArgs, "-C", dirname(source), "--", name],
@@ -100,8 +123,8 @@ export async function copyFrom(ctx: CopyContext, guestPath: string, hostPath: st
   const stderr = new TextCollector();
   const stdout = new PassThrough();
   const guestDir = posix.dirname(guestPath);
-  const exec = await ctx.start(shellRequest(packScript, [guestPath, guestDir, name]), { stdout, stderr });
-  const kind = await Promise.race([stderr.firstLine, exec.done.then(() => "")]);
+  const exec = await ctx.start(shellRequest(ctx, packScript, [guestPath, guestDir, name]), { stdout, stderr });
+  const kind = await Promise.race([stderr.marker, exec.done.then(() => "")]);
   if (kind !== "skiff-cp: dir" && kind !== "skiff-cp: file") {
     await exec.done;
     throw guestCopyError(ctx, stderr.text, guestPath, "copy from");
@@ -217,21 +240,21 @@ function hostTar(args: string[], what: "create" | "extract"): HostTar {
   };
 }
 
-/** Collects a small stream as text and tells its first line. */
+/** Collects a small stream as text and tells its first `skiff-cp:` line (sudo may warn before it). */
 class TextCollector extends Writable {
   text = "";
-  readonly firstLine: Promise<string>;
-  #resolveLine!: (line: string) => void;
+  readonly marker: Promise<string>;
+  #resolveMarker!: (line: string) => void;
 
   constructor() {
     super();
-    this.firstLine = new Promise((done) => (this.#resolveLine = done));
+    this.marker = new Promise((done) => (this.#resolveMarker = done));
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
     if (this.text.length < 65536) this.text += chunk.toString("utf8");
-    const nl = this.text.indexOf("\n");
-    if (nl >= 0) this.#resolveLine(this.text.slice(0, nl));
+    const line = /^skiff-cp: .*(?=\n)/m.exec(this.text);
+    if (line !== null) this.#resolveMarker(line[0]);
     callback();
   }
 }
@@ -255,7 +278,10 @@ function guestCopyError(ctx: CopyContext, stderr: string, guestPath: string, ver
       return isDirError(marker[2] ?? guestPath, where);
   }
   const message = stderr.replace(/^skiff-cp: .*\n/gm, "").trim();
-  return new SkiffError("ERR_SKIFF_COPY_FAILED", `cannot ${verb} VM ${ctx.vmName} (${guestPath})${message ? `: ${message}` : ""}`);
+  const sudo = ctx.sshUser !== undefined && /^sudo:/m.test(message);
+  return new SkiffError("ERR_SKIFF_COPY_FAILED", `cannot ${verb} VM ${ctx.vmName} (${guestPath})${message ? `: ${message}` : ""}`, {
+    ...(sudo ? { hint: `cp on a cloud image runs \`sudo -n\` as ${ctx.sshUser}: give that user passwordless sudo in the image` } : {}),
+  });
 }
 
 function notDirError(path: string, where: string): SkiffError {

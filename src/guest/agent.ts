@@ -98,6 +98,11 @@ export class AgentConnection {
     return this.#pool.primaryPort;
   }
 
+  /** Cloud images: the user their own sshd runs commands as; undefined when skiff's agent runs them. */
+  get sshUser(): string | undefined {
+    return this.#pool.plainShell ? this.#pool.sshUser : undefined;
+  }
+
   /** False once close() was called or the guest went away. */
   get isOpen(): boolean {
     return this.#pool.isOpen;

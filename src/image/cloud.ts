@@ -216,6 +216,8 @@ export function cloudInitSeed(opts: {
   const lines = [
     "#cloud-config",
     `hostname: ${JSON.stringify(opts.hostname)}`,
+    // The hostname must resolve, or every `sudo` (cp, run -d) warns "unable to resolve host" on stderr.
+    "manage_etc_hosts: localhost",
     "ssh_pwauth: false",
     // The image's default user (debian, ubuntu, …) gets the key, and so does a `skiff` user that
     // exists on every image alike: skiff connects as that one, whatever the distribution calls its own.

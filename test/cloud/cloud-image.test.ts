@@ -12,13 +12,12 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createReadStream, existsSync, readdirSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { existsSync, readdirSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Harness, repoRoot, sharedCache } from "../vm/harness.js";
+import { serveFiles, type FileServer } from "../vm/file-server.js";
+import { cliPath, Harness, repoRoot, sharedCache } from "../vm/harness.js";
 
 const script = join(repoRoot, "test", "cloud", "build-disk.sh");
 const recipe = createHash("sha256").update(readFileSync(script)).digest("hex").slice(0, 16);
@@ -26,10 +25,10 @@ const diskDir = join(sharedCache, "cloud-disk");
 const disk = join(diskDir, `${recipe}.qcow2`);
 
 const h = new Harness();
-let server: Server;
+/** Boots under TCG on a 2-core host that other suites load too: cloud-init's Python stages alone take a minute or more. */
+const slowBoot = { timeoutMs: 420_000, env: { SKIFF_BOOT_TIMEOUT_MS: "360000" } };
+let server: FileServer;
 let base = "";
-const requests: string[] = [];
-const files = new Map<string, string>();
 
 function runAsync(cmd: string, args: string[], timeoutMs: number): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolve) => {
@@ -56,25 +55,15 @@ beforeAll(async () => {
   const tiny = join(h.home, "tiny.qcow2");
   spawnSync("qemu-img", ["create", "-q", "-f", "qcow2", tiny, "16M"]);
   writeFileSync(`${tiny}.gz`, gzipSync(readFileSync(tiny)));
-  files.set("/disk.qcow2", disk);
-  files.set("/tiny.qcow2.gz", `${tiny}.gz`);
-  server = createServer((req, res) => {
-    requests.push(req.url ?? "");
-    const file = files.get(req.url ?? "");
-    if (file === undefined) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { "content-length": statSync(file).size, "content-type": "application/octet-stream" });
-    createReadStream(file).pipe(res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await serveFiles();
+  base = server.base;
+  server.routes.set("/disk.qcow2", disk);
+  server.routes.set("/tiny.qcow2.gz", `${tiny}.gz`);
 }, 25 * 60_000);
 
 afterAll(async () => {
   await h.cleanup();
-  await new Promise((resolve) => server?.close(resolve));
+  await server?.close();
 });
 
 describe("cloud images", () => {
@@ -83,11 +72,11 @@ describe("cloud images", () => {
     expect(first.format).toBe("qcow2");
     expect(first.downloaded).toBe(true);
     expect(first.path).toMatch(/\/cloud\/[0-9a-f]{64}\.qcow2$/);
-    const seen = requests.length;
+    const seen = server.requests.length;
     const again = JSON.parse(await h.ok(["--json", "image", "pull", `${base}/tiny.qcow2.gz`])) as { path: string; downloaded: boolean };
     expect(again.path).toBe(first.path);
     expect(again.downloaded).toBe(false);
-    expect(requests.length).toBe(seen);
+    expect(server.requests.length).toBe(seen);
   });
 
   it("an unknown URL is a clear error", async () => {
@@ -100,13 +89,13 @@ describe("cloud images", () => {
     const userData = join(h.home, "user-data");
     writeFileSync(userData, "#cloud-config\nwrite_files:\n  - path: /etc/skiff-test\n    content: from-user-data\n");
     const t0 = Date.now();
-    const name = (await h.ok(["run", "-d", "--image-url", `${base}/disk.qcow2`, "--name", "c1", "--disk", "3G", "--user-data", userData], { timeoutMs: 300_000 })).trim();
+    const name = (await h.ok(["run", "-d", "--image-url", `${base}/disk.qcow2`, "--name", "c1", "--disk", "3G", "--user-data", userData], slowBoot)).trim();
     const bootS = (Date.now() - t0) / 1000;
     expect(name).toBe("c1");
     const t1 = Date.now();
     const uname = await h.ok(["exec", "c1", "uname", "-a"]);
     const execS = (Date.now() - t1) / 1000;
-    console.log(`cloud image: run -d until SSH answers ${bootS.toFixed(1)} s, first exec ${execS.toFixed(2)} s`);
+    console.log(`cloud image: run -d until cloud-init finished ${bootS.toFixed(1)} s, first exec ${execS.toFixed(2)} s`);
     expect(uname).toMatch(/^Linux c1 6\.\d+\.\d+.* x86_64/);
 
     expect(await h.ok(["exec", "c1", "cat", "/etc/skiff-test"])).toBe("from-user-data");
@@ -123,7 +112,58 @@ describe("cloud images", () => {
     };
     expect(info["virtual-size"]).toBe(3 * 2 ** 30);
     expect(info["backing-filename-format"]).toBe("qcow2");
+  }, 700_000);
 
+  it("cp copies both ways over SSH, as the cloud user where it may write and as root elsewhere", async () => {
+    const src = join(h.home, "cp-src");
+    mkdirSync(join(src, "sub"), { recursive: true });
+    writeFileSync(join(src, "run.sh"), "#!/bin/sh\necho hi\n", { mode: 0o750 });
+    writeFileSync(join(src, "sub", "data"), "payload\n");
+    await h.ok(["cp", join(src, "run.sh"), "c1:/home/skiff/"]);
+    await h.ok(["cp", src, "c1:/home/skiff/tree"]);
+    await h.ok(["cp", join(src, "sub", "data"), "c1:/etc/skiff-data"]);
+    const owners = await h.ok(["exec", "c1", "stat", "-c", "%U %a %n", "/home/skiff/run.sh", "/home/skiff/tree/sub/data", "/etc/skiff-data"]);
+    expect(owners).toBe("skiff 750 /home/skiff/run.sh\nskiff 644 /home/skiff/tree/sub/data\nroot 644 /etc/skiff-data\n");
+    expect(await h.ok(["exec", "c1", "/home/skiff/run.sh"])).toBe("hi\n");
+
+    const out = join(h.home, "cp-out");
+    mkdirSync(out);
+    // Root's own files come out too (read under sudo), and a directory whole.
+    await h.ok(["exec", "c1", "sudo", "-n", "sh", "-c", "umask 077; echo secret > /root/private"]);
+    await h.ok(["cp", "c1:/root/private", out]);
+    await h.ok(["cp", "c1:/home/skiff/tree", join(out, "tree")]);
+    expect(readFileSync(join(out, "private"), "utf8")).toBe("secret\n");
+    expect(readFileSync(join(out, "tree", "sub", "data"), "utf8")).toBe("payload\n");
+    expect(statSync(join(out, "tree", "run.sh")).mode & 0o777).toBe(0o750);
+
+    const missing = await h.run(["cp", "c1:/nope", out]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain("ERR_SKIFF_FILE_NOT_FOUND");
+  }, 300_000);
+
+  it("ssh-config and proxy let stock OpenSSH in as the cloud user", async () => {
+    const config = await h.ok(["ssh-config", "c1"]);
+    expect(config).toMatch(/^\s+HostName 127\.0\.0\.1$/m);
+    expect(config).toMatch(/^\s+Port \d+$/m);
+    expect(config).toMatch(/^\s+User skiff$/m);
+    expect(config).not.toContain("ProxyCommand");
+    const configPath = join(h.home, "ssh_config");
+    writeFileSync(configPath, config);
+    const ssh = (extra: string[]) =>
+      spawnSync("ssh", ["-F", configPath, "-o", "BatchMode=yes", ...extra, "c1", "id -un; hostname"], { encoding: "utf8", env: h.env, timeout: 60_000 });
+    const direct = ssh([]);
+    expect(direct.stderr).toBe("");
+    expect(direct.stdout).toBe("skiff\nc1\n");
+    // `skiff proxy` relays to the same forward, for configs that go through a ProxyCommand.
+    const proxied = ssh(["-o", `ProxyCommand=${process.execPath} ${cliPath} proxy c1`]);
+    expect(proxied.stdout).toBe("skiff\nc1\n");
+    const scp = spawnSync("scp", ["-F", configPath, "-o", "BatchMode=yes", "c1:/etc/hostname", join(h.home, "hostname")], { env: h.env, timeout: 60_000 });
+    expect(scp.status).toBe(0);
+    expect(readFileSync(join(h.home, "hostname"), "utf8")).toBe("c1\n");
+  }, 120_000);
+
+  it("rm -f ends the cloud VM", async () => {
     await h.ok(["rm", "-f", "c1"]);
-  }, 600_000);
+    expect(h.qemuProcessesUnderHome()).toEqual([]);
+  });
 });

@@ -3,26 +3,32 @@
  * `skiff proxy NAME` is the ProxyCommand that `skiff ssh-config` writes, so
  * stock OpenSSH (ssh, scp, sftp, VS Code Remote-SSH) reaches the guest over
  * the same virtio-serial port skiff uses, authenticated with the VM's keys.
+ * A cloud image's own sshd is on a loopback forward instead: its block names
+ * 127.0.0.1 and the port, no proxy needed (`skiff proxy` relays to it too).
  */
 import type { Command } from "commander";
 import { realpathSync } from "node:fs";
-import { SkiffError } from "../../errors.js";
+import { connect, type Socket } from "node:net";
+import { errnoOf, SkiffError } from "../../errors.js";
+import { sshEndpoint } from "../../engine/ready.js";
 import { agentHandshake } from "../../guest/agent-handshake.js";
 import { tryLock } from "../../store/lock.js";
 import type { CliContext } from "../context.js";
 import { attachSession } from "../session.js";
 
-export function sshConfigBlock(opts: { name: string; dir: string; skiffCommand: string }): string {
+export function sshConfigBlock(opts: { name: string; dir: string; skiffCommand: string; ssh?: ReturnType<typeof sshEndpoint> }): string {
+  const route =
+    opts.ssh === undefined
+      ? [`  HostName ${opts.name}`, "  User root", `  ProxyCommand ${opts.skiffCommand} proxy ${opts.name}`]
+      : [`  HostName ${opts.ssh.host}`, `  Port ${opts.ssh.port}`, `  User ${opts.ssh.user}`];
   return [
     `Host ${opts.name} skiff-${opts.name}`,
-    `  HostName ${opts.name}`,
-    "  User root",
+    ...route,
     `  IdentityFile ${opts.dir}/id_ed25519`,
     "  IdentitiesOnly yes",
     `  UserKnownHostsFile ${opts.dir}/known_hosts`,
     `  HostKeyAlias skiff-${opts.name}`,
     "  StrictHostKeyChecking yes",
-    `  ProxyCommand ${opts.skiffCommand} proxy ${opts.name}`,
     "",
   ].join("\n");
 }
@@ -64,7 +70,10 @@ export function registerSsh(program: Command, ctx: CliContext): void {
       const skiff = ctx.skiff();
       const infos = names.length === 0 ? await skiff.list({ all: true }) : await Promise.all(names.map((n) => skiff.inspect(n)));
       const cmd = skiffCommand();
-      process.stdout.write(infos.map((i) => sshConfigBlock({ name: i.name, dir: i.dir, skiffCommand: cmd })).join("\n"));
+      const blocks = await Promise.all(
+        infos.map(async (i) => sshConfigBlock({ name: i.name, dir: i.dir, skiffCommand: cmd, ssh: sshEndpoint((await skiff.store.get(i.id)).config.spec) })),
+      );
+      process.stdout.write(blocks.join("\n"));
     });
 
   program
@@ -77,6 +86,11 @@ export function registerSsh(program: Command, ctx: CliContext): void {
       if (info.state !== "running") {
         throw new SkiffError("ERR_SKIFF_VM_NOT_RUNNING", `${name} is not running`, { hint: `skiff start ${name}`, place: name });
       }
+      const ssh = sshEndpoint((await skiff.store.get(info.id)).config.spec);
+      if (ssh !== undefined) {
+        await relay(await tcpConnect(ssh.host, ssh.port, name));
+        return;
+      }
       const sockets = Array.from({ length: 8 }, (_, i) => `${info.dir}/agent-${i}.sock`);
       for (const [i, path] of sockets.entries()) {
         const lock = await tryLock(`vm-${info.id}-agent-${i}`, { home: skiff.home, purpose: "ssh proxy" });
@@ -86,14 +100,7 @@ export function registerSsh(program: Command, ctx: CliContext): void {
           await lock.release();
           continue;
         }
-        const sock = greeting.socket;
-        await new Promise<void>((resolve) => {
-          process.stdin.pipe(sock);
-          sock.pipe(process.stdout);
-          sock.resume();
-          sock.on("close", resolve);
-          process.stdin.on("end", () => sock.end());
-        });
+        await relay(greeting.socket);
         await lock.release();
         return;
       }
@@ -117,4 +124,32 @@ export function registerSsh(program: Command, ctx: CliContext): void {
         await conn.close();
       }
     });
+}
+
+/** Pipe stdin/stdout to `sock` until either side ends. */
+function relay(sock: Socket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.stdin.pipe(sock);
+    sock.pipe(process.stdout);
+    sock.resume();
+    sock.on("close", () => resolve());
+    process.stdin.on("end", () => sock.end());
+  });
+}
+
+/** A cloud VM's sshd on its loopback forward. */
+function tcpConnect(host: string, port: number, name: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host, port });
+    sock.once("connect", () => resolve(sock));
+    sock.once("error", (err) =>
+      reject(
+        new SkiffError("ERR_SKIFF_AGENT", `cannot reach ${name}'s sshd on ${host}:${port}: ${errnoOf(err) ?? err.message}`, {
+          hint: `check \`skiff logs ${name}\``,
+          place: name,
+          cause: err,
+        }),
+      ),
+    );
+  });
 }
