@@ -85,11 +85,17 @@ describe("cloud images", () => {
     expect(r.stderr).toContain("ERR_SKIFF_IMAGE_NOT_FOUND");
   });
 
-  it("runs a cloud image from a URL and execs in it over SSH", async () => {
+  it("runs a cloud image from a URL with a detached main command, and execs in it over SSH", async () => {
     const userData = join(h.home, "user-data");
     writeFileSync(userData, "#cloud-config\nwrite_files:\n  - path: /etc/skiff-test\n    content: from-user-data\n");
     const t0 = Date.now();
-    const name = (await h.ok(["run", "-d", "--image-url", `${base}/disk.qcow2`, "--name", "c1", "--disk", "3G", "--user-data", userData], slowBoot)).trim();
+    const name = (
+      await h.ok(
+        ["run", "-d", "--image-url", `${base}/disk.qcow2`, "--name", "c1", "--disk", "3G", "--user-data", userData, "-e", "GREETING=hello"]
+          .concat(["sh", "-c", 'echo "main says $GREETING as $(id -un) in $PWD"; exec sleep 3600']),
+        slowBoot,
+      )
+    ).trim();
     const bootS = (Date.now() - t0) / 1000;
     expect(name).toBe("c1");
     const t1 = Date.now();
@@ -113,6 +119,21 @@ describe("cloud images", () => {
     expect(info["virtual-size"]).toBe(3 * 2 ** 30);
     expect(info["backing-filename-format"]).toBe("qcow2");
   }, 700_000);
+
+  it("run -d CMD: the command runs on in a systemd unit, its output in skiff logs", async () => {
+    // As root: the test image, like a minimal one, has no D-Bus for an unprivileged systemctl.
+    expect(await h.ok(["exec", "c1", "sudo", "-n", "systemctl", "is-active", "skiff-main"])).toBe("active\n");
+    let logs = "";
+    for (let i = 0; i < 40 && !logs.includes("main says"); i++) {
+      logs = await h.ok(["logs", "c1"]);
+      if (!logs.includes("main says")) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(logs).toContain("main says hello as skiff in /home/skiff");
+    expect(await h.ok(["exec", "c1", "sudo", "-n", "journalctl", "-u", "skiff-main", "-o", "cat"])).toContain("main says hello as skiff in /home/skiff");
+    // -e reaches exec on a cloud image too, as skiff-init's environment does on a microVM.
+    expect(await h.ok(["exec", "c1", "sh", "-c", "echo $GREETING"])).toBe("hello\n");
+    expect((JSON.parse(await h.ok(["inspect", "c1"])) as { command: string[] }[])[0]?.command).toEqual(["sh", "-c", 'echo "main says $GREETING as $(id -un) in $PWD"; exec sleep 3600']);
+  });
 
   it("cp copies both ways over SSH, as the cloud user where it may write and as root elsewhere", async () => {
     const src = join(h.home, "cp-src");
@@ -166,4 +187,18 @@ describe("cloud images", () => {
     await h.ok(["rm", "-f", "c1"]);
     expect(h.qemuProcessesUnderHome()).toEqual([]);
   });
+
+  it("run --rm --image-url URL CMD runs CMD in the foreground: its output, its exit code, then the VM goes", async () => {
+    const t0 = Date.now();
+    const r = await h.run(
+      ["run", "--rm", "--image-url", `${base}/disk.qcow2`, "--name", "c2", "-e", "X=1", "sh", "-c", "echo out $X; echo err >&2; exit 3"],
+      slowBoot,
+    );
+    console.log(`cloud image: foreground run --rm (boot, command, stop) ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    expect(r.stdout).toBe("out 1\n");
+    expect(r.stderr).toContain("err\n");
+    expect(r.code).toBe(3);
+    expect(JSON.parse(await h.ok(["--json", "ps", "-a"]))).toEqual([]);
+    expect(h.qemuProcessesUnderHome()).toEqual([]);
+  }, 600_000);
 });

@@ -5,31 +5,12 @@
  * its name is printed.
  */
 import type { Command } from "commander";
-import { SkiffError } from "../../errors.js";
 import type { AgentConnection, ExecRequest } from "../../guest/agent.js";
+import { startDetached } from "../../guest/detach.js";
+import type { VmInfo } from "../../engine/info.js";
 import type { CliContext } from "../context.js";
 import { attachSession, checkTty } from "../session.js";
 import { addMachineFlags, createOptionsFrom, type MachineFlags } from "../spec-flags.js";
-
-/**
- * `run -d IMAGE CMD`: the command runs in the background of the guest, in
- * a session of its own (so it outlives the SSH channel), its output on the
- * serial console, where `skiff logs` shows it.
- */
-async function startDetached(conn: AgentConnection, req: Omit<ExecRequest, "tty">): Promise<void> {
-  const command = req.argv;
-  try {
-    const r = await conn.run(["/dev/.skiff/bin/skiff-detach", ...command], { ...req, timeoutMs: 30_000 });
-    if (r.code !== 0) {
-      throw new SkiffError(r.code === 127 ? "ERR_SKIFF_USAGE" : "ERR_SKIFF_AGENT", `cannot start the command in the background: ${r.stderr.trim()}`, {
-        place: command.join(" "),
-        hint: "check the command's name and that the image has it",
-      });
-    }
-  } finally {
-    await conn.close();
-  }
-}
 
 interface RunFlags extends MachineFlags {
   detach?: boolean;
@@ -56,25 +37,18 @@ export function registerRun(program: Command, ctx: CliContext): void {
       const skiff = ctx.skiff();
       // With --image-url there is no IMAGE argument: what came first is the command.
       const argv = flags.imageUrl === undefined ? command : image === "base" && command.length === 0 ? [] : [image, ...command];
-      if (flags.imageUrl !== undefined && flags.detach === true && argv.length > 0) {
-        throw new SkiffError("ERR_SKIFF_USAGE", "run -d with a command is not supported for cloud images yet", {
-          place: "--image-url",
-          hint: "run -d without a command, then `skiff exec NAME CMD`",
-        });
-      }
       const info = await skiff.create(createOptionsFrom(image, argv, flags));
       const main = [...info.entrypoint, ...info.command];
-      const defaults = {
-        ...(info.user === undefined ? {} : { user: info.user }),
-        ...(info.workingDir === undefined ? {} : { cwd: info.workingDir }),
-      };
       if (flags.detach === true) {
         await skiff.start(info.name);
         if (main.length > 0) {
-          await startDetached(await skiff.connect(info.name), { argv: main, ...defaults }).catch(async (err: unknown) => {
+          const conn = await skiff.connect(info.name);
+          const failed = await startDetached(conn, mainRequest(conn, info, main)).then(() => undefined, (err: unknown) => err);
+          await conn.close();
+          if (failed !== undefined) {
             await skiff.remove(info.name, { force: true });
-            throw err;
-          });
+            throw failed;
+          }
         }
         process.stdout.write(`${info.name}\n`);
         return;
@@ -92,9 +66,10 @@ export function registerRun(program: Command, ctx: CliContext): void {
         await skiff.start(info.name);
         const conn = await skiff.connect(info.name);
         try {
-          ctx.exitCode = await attachSession(conn, { argv: main, ...defaults }, session);
-          // Flush the guest's page cache so writes survive the stop below.
-          if (flags.rm !== true) await conn.run(["/dev/.skiff/bin/busybox", "sync"], { timeoutMs: 30_000 }).catch(() => undefined);
+          ctx.exitCode = await attachSession(conn, mainRequest(conn, info, main), session);
+          // Flush the guest's page cache so writes survive the stop below (a cloud image has its own sync).
+          const sync = conn.sshUser === undefined ? ["/dev/.skiff/bin/busybox", "sync"] : ["sync"];
+          if (flags.rm !== true) await conn.run(sync, { timeoutMs: 30_000 }).catch(() => undefined);
         } finally {
           await conn.close();
         }
@@ -103,4 +78,17 @@ export function registerRun(program: Command, ctx: CliContext): void {
         if (flags.rm !== true) await skiff.detach(info.name).catch(() => undefined);
       }
     });
+}
+
+/**
+ * The main command with the VM's defaults. skiff-init gives every command
+ * the VM's environment; a cloud image's sshd does not, so it goes along.
+ */
+function mainRequest(conn: AgentConnection, info: VmInfo, argv: string[]): Omit<ExecRequest, "tty"> {
+  return {
+    argv,
+    ...(conn.sshUser === undefined ? {} : { env: info.env }),
+    ...(info.user === undefined ? {} : { user: info.user }),
+    ...(info.workingDir === undefined ? {} : { cwd: info.workingDir }),
+  };
 }
