@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Builds a small bootable "cloud image" for the cloud test suite, the honest
 # way a distribution does: a Debian bookworm system (kernel, systemd,
-# OpenSSH, cloud-init) from mmdebstrap, on an MBR disk whose first partition
-# (FAT) holds SYSLINUX, the kernel and its initramfs, and whose second is the
-# ext4 root. Rootless and loop-free: mkfs.fat/mtools/syslinux work on the
-# image file, the root is `mke2fs -d`. Output: a qcow2 file.
+# OpenSSH, cloud-init, and cloud-guest-utils for cloud-init's growpart, as
+# Debian's and Ubuntu's cloud images carry, so that --disk grows the root
+# partition and filesystem on first boot) from mmdebstrap, on an MBR disk
+# whose first partition (FAT) holds SYSLINUX, the kernel and its initramfs,
+# and whose second (last, so it can grow) is the ext4 root. Rootless and
+# loop-free: mkfs.fat/mtools/syslinux work on the image file, the root is
+# `mke2fs -d`. Output: a qcow2 file.
 #
 # usage: build-disk.sh OUT.qcow2 WORKDIR
 set -euo pipefail
@@ -13,7 +16,7 @@ rm -rf "$work"; mkdir -p "$work"
 tree="$work/tree"
 
 mmdebstrap --variant=minbase --mode=root \
-  --include=linux-image-amd64,systemd-sysv,udev,openssh-server,cloud-init,ifupdown,isc-dhcp-client,sudo,netbase \
+  --include=linux-image-amd64,systemd-sysv,udev,openssh-server,cloud-init,cloud-guest-utils,ifupdown,isc-dhcp-client,sudo,netbase \
   --customize-hook='echo "LABEL=cloudroot / ext4 defaults 0 1" > "$1/etc/fstab"' \
   --customize-hook='rm -f "$1/etc/machine-id" && touch "$1/etc/machine-id"' \
   --customize-hook='echo "datasource_list: [ NoCloud, None ]" > "$1/etc/cloud/cloud.cfg.d/90-skiff-test.cfg"' \

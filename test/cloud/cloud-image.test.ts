@@ -1,14 +1,16 @@
 /**
  * Cloud images end to end: a real bootable disk (Debian bookworm from
- * mmdebstrap with its kernel, SYSLINUX, OpenSSH and cloud-init, built by
- * build-disk.sh and cached in the shared test cache by the script's hash),
- * served over HTTP on loopback, `skiff run -d --image-url` on q35 under TCG,
- * configured by skiff's NoCloud seed, then reached with `skiff exec` over SSH
- * on the user-net forward.
+ * mmdebstrap with its kernel, SYSLINUX, OpenSSH, cloud-init and
+ * cloud-guest-utils, built by build-disk.sh and cached in the shared test
+ * cache by the script's hash), served over HTTP on loopback, booted on q35
+ * under TCG, configured by skiff's NoCloud seed, and reached over SSH on the
+ * user-net forward: `run -d` with a main command (a systemd unit), exec,
+ * `--disk` growing the root filesystem, cp both ways, stock OpenSSH through
+ * `ssh-config` and `proxy`, and a foreground `run --rm CMD`.
  *
- * Timings here (2 cores, TCG): building the disk ~2 min once (then cached);
- * `run -d` (download 650 MiB from loopback, overlay, seed, boot until SSH
- * answers as the seeded user) ~50 s; the whole file ~65 s warm.
+ * Timings here (2 cores, TCG): building the disk ~2.5 min once (then
+ * cached); `run -d` until cloud-init has finished ~60 s on an idle host,
+ * 150–220 s while other suites boot VMs; the whole file ~4 min idle.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -118,6 +120,10 @@ describe("cloud images", () => {
     };
     expect(info["virtual-size"]).toBe(3 * 2 ** 30);
     expect(info["backing-filename-format"]).toBe("qcow2");
+    // cloud-init's growpart + resizefs grew the root partition and filesystem (the image's root is 1.5 GiB).
+    const [size = 0, used = 0] = (await h.ok(["exec", "c1", "df", "-B1", "--output=size,used", "/"])).trim().split("\n")[1]?.trim().split(/\s+/).map(Number) ?? [];
+    console.log(`cloud image: root filesystem ${(size / 2 ** 30).toFixed(2)} GiB after --disk 3G (${(used / 2 ** 30).toFixed(2)} GiB used)`);
+    expect(size).toBeGreaterThan(2.7 * 2 ** 30);
   }, 700_000);
 
   it("run -d CMD: the command runs on in a systemd unit, its output in skiff logs", async () => {
