@@ -74,8 +74,7 @@ export async function fetchCloudImage(urlOrPath: string, opts: FetchCloudOptions
     const compression = await detectCompression(fetched, source);
     if (compression === undefined) await rename(fetched, tmp);
     else {
-      const tool = { zst: ["zstd", "zstd"], xz: ["xz", "xz-utils"], gz: ["gzip", "gzip"] }[compression];
-      await runner.run("sh", ["-c", `${tool[0]} -dc < "$1" > "$2"`, "sh", fetched, tmp], { check: true, debianPackage: tool[1] });
+      await decompress(runner, compression, fetched, tmp, source, opts.place);
       await rm(fetched, { force: true });
     }
     const info = await qemuImgInfo(runner, tmp);
@@ -147,6 +146,19 @@ async function download(source: string, isUrl: boolean, dest: string, place: str
   if (Number.isFinite(expected) && got !== expected) {
     throw new SkiffError("ERR_SKIFF_REGISTRY", `download of ${source} is ${got} bytes, the server announced ${expected}`, { hint: "retry", ...where });
   }
+}
+
+/** A truncated or corrupt download is the image's fault, not the host's: say so, with the URL. */
+async function decompress(runner: Runner, compression: "zst" | "xz" | "gz", from: string, to: string, source: string, place: string | undefined): Promise<void> {
+  const [tool, pkg] = { zst: ["zstd", "zstd"], xz: ["xz", "xz-utils"], gz: ["gzip", "gzip"] }[compression];
+  const r = await runner.run("sh", ["-c", `${tool} -dc < "$1" > "$2"`, "sh", from, to], { debianPackage: pkg });
+  if (r.code === 0) return;
+  const where = place === undefined ? {} : { place };
+  if (r.code === 127) throw new SkiffError("ERR_SKIFF_TOOL_MISSING", `${tool} not found on the host`, { hint: `install it: apt-get install ${pkg}`, ...where });
+  throw new SkiffError("ERR_SKIFF_BAD_ARCHIVE", `cannot decompress ${source} (${compression}): ${r.stderr.trim() || `${tool} exited with code ${r.code}`}`, {
+    hint: "the file is truncated or corrupt: download it again (`--refetch`, or `--pull always` for run) or check the URL",
+    ...where,
+  });
 }
 
 /** By magic first (a server may name a compressed file .qcow2), else by extension. */
