@@ -8,9 +8,10 @@
  * `--disk` growing the root filesystem, cp both ways, stock OpenSSH through
  * `ssh-config` and `proxy`, and a foreground `run --rm CMD`.
  *
- * Timings here (2 cores, TCG): building the disk ~2.5 min once (then
- * cached); `run -d` until cloud-init has finished ~60 s on an idle host,
- * 150–220 s while other suites boot VMs; the whole file ~4 min idle.
+ * Timings here (2 cores, TCG): building the disk 2 min 16 s once (then
+ * cached); `run -d` until cloud-init has finished 83 s, the foreground
+ * `run --rm` 83 s, the whole file 3 min 22 s (150–220 s per boot while
+ * other suites boot VMs, hence the longer boot timeout below).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
