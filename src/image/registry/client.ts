@@ -5,6 +5,7 @@
 import { SkiffError } from "../../errors.js";
 import type { ImageReference } from "../oci/types.js";
 import { ingestBlob, sha256Digest, writeBlob, type BlobTarget } from "./blob-store.js";
+import { bodyChunks } from "./http-fetch.js";
 import { manifestAccept } from "./manifest.js";
 import { errorSummary, Transport, type GuardedResponse, type TransportOptions } from "./transport.js";
 
@@ -127,6 +128,7 @@ export class RegistryClient {
   async #fetchBlobOnce(ref: ImageReference, target: BlobTarget, cacheDir: string, onProgress?: (received: number) => void): Promise<void> {
     const guarded = await this.transport.request(`/v2/${ref.repository}/blobs/${target.digest}`, {
       scope: pullScope(ref),
+      bulk: true,
       // The digest is of the bytes as stored: no transparent decompression on the way.
       headers: { "accept-encoding": "identity" },
     });
@@ -134,15 +136,16 @@ export class RegistryClient {
       await this.#check(guarded, ref, "blob", target.digest);
       const { response } = guarded;
       const url = new URL(response.url || this.transport.baseUrl);
+      const body = bodyChunks(response);
       await ingestBlob(cacheDir, target, `${this.registry} (${ref.repository})`, async (sink) => {
         try {
-          for await (const chunk of response.body ?? []) {
+          for await (const chunk of body.chunks) {
             guarded.touch();
             await sink.write(chunk);
             onProgress?.(sink.received);
           }
         } catch (err) {
-          await response.body?.cancel().catch(() => {});
+          await body.cancel();
           if (err instanceof SkiffError) throw err;
           const cause = this.transport.networkError(err, url, guarded.signal);
           throw cause instanceof SkiffError && cause.code === "ERR_SKIFF_REGISTRY"

@@ -9,6 +9,7 @@
 import { SkiffError } from "../../errors.js";
 import { authError, Authenticator } from "./auth.js";
 import type { CredentialOptions, Credentials } from "./credentials.js";
+import { httpFetch } from "./http-fetch.js";
 import { dockerHubRegistry } from "./reference.js";
 
 export interface TransportOptions extends CredentialOptions {
@@ -23,7 +24,7 @@ export interface TransportOptions extends CredentialOptions {
   /** Longest silence inside a response body (default 60 s). */
   idleTimeoutMs?: number;
   signal?: AbortSignal;
-  /** Stand-in for the global fetch (tests count requests with it). */
+  /** Stand-in for the global fetch, and for node:http on blobs (tests count requests with it). */
   fetch?: typeof fetch;
 }
 
@@ -32,6 +33,8 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** Token scope, e.g. "repository:library/alpine:pull"; none for /v2/. */
   scope?: string;
+  /** A big body to read (a blob): fetched over node:http, which costs far less per byte (http-fetch.ts). */
+  bulk?: boolean;
 }
 
 /** A response whose body is still guarded by the idle timer; call `done()` when finished with it. */
@@ -53,11 +56,13 @@ export class Transport {
   readonly auth: Authenticator;
   readonly #opts: TransportOptions;
   readonly #fetch: typeof fetch;
+  readonly #bulkFetch: typeof fetch;
 
   constructor(opts: TransportOptions) {
     this.registry = opts.registry;
     this.#opts = opts;
     this.#fetch = opts.fetch ?? globalThis.fetch;
+    this.#bulkFetch = opts.fetch ?? httpFetch;
     const insecure = [...(opts.insecureRegistries ?? []), ...envInsecure(opts.env ?? process.env)];
     this.baseUrl = registryBaseUrl(opts.registry, insecure);
     this.auth = new Authenticator({
@@ -96,7 +101,7 @@ export class Transport {
     for (let hop = 0; ; hop++) {
       const headers = { ...opts.headers };
       if (url.origin !== start.origin) delete headers.authorization;
-      const guarded = await this.#fetchOnce(url, opts.method ?? "GET", headers);
+      const guarded = await this.#fetchOnce(url, opts.method ?? "GET", headers, opts.bulk === true);
       const { response } = guarded;
       const location = response.headers.get("location");
       if (![301, 302, 303, 307, 308].includes(response.status) || !location) return guarded;
@@ -109,7 +114,7 @@ export class Transport {
     }
   }
 
-  async #fetchOnce(url: URL, method: string, headers: Record<string, string>): Promise<GuardedResponse> {
+  async #fetchOnce(url: URL, method: string, headers: Record<string, string>, bulk: boolean): Promise<GuardedResponse> {
     const controller = new AbortController();
     const signal = this.#opts.signal ? AbortSignal.any([controller.signal, this.#opts.signal]) : controller.signal;
     const requestMs = this.#opts.requestTimeoutMs ?? 30_000;
@@ -122,7 +127,7 @@ export class Transport {
     let timer = expire(requestMs, "no response");
     let response: Response;
     try {
-      response = await this.#fetch(url, { method, headers: { "user-agent": userAgent, ...headers }, redirect: "manual", signal });
+      response = await (bulk ? this.#bulkFetch : this.#fetch)(url, { method, headers: { "user-agent": userAgent, ...headers }, redirect: "manual", signal });
     } catch (err) {
       clearTimeout(timer);
       throw this.networkError(err, url, signal);
