@@ -11,7 +11,7 @@ import type { ImageRuntimeConfig, PullEvent } from "./oci/types.js";
 
 export { listImages, type CachedImage } from "./cache.js";
 import { cachedImage, listImages, type CachedImage } from "./cache.js";
-import { familiarReference, lookupRef, parseReference, pullImage } from "./registry/index.js";
+import { familiarReference, feedsFor, lookupRef, parseReference, startPull, type StartedPull } from "./registry/index.js";
 import { baseSourceFromPulled } from "./unpack/pulled.js";
 import { buildImageBase, type BuildEvent } from "./unpack/build.js";
 
@@ -125,20 +125,54 @@ async function resolveOci(ref: string, opts: ResolveOciOptions): Promise<Resolve
       ...(opts.place === undefined ? {} : { place: opts.place }),
     });
   }
-  const pulled = await pullImage(reference, {
+  // The pull is stopped if the build fails; the build fails if the pull does (through the feeds).
+  const stop = new AbortController();
+  const started = await startPull(reference, {
     cacheDir,
+    signal: stop.signal,
     ...(opts.platform === undefined ? {} : { platform: opts.platform }),
     ...(opts.insecureRegistries === undefined ? {} : { insecureRegistries: opts.insecureRegistries }),
     ...(opts.home === undefined ? {} : { home: opts.home }),
     ...(opts.onPull === undefined ? {} : { onEvent: opts.onPull }),
     ...(opts.place === undefined ? {} : { place: opts.place }),
   });
-  const source = await baseSourceFromPulled(cacheDir, pulled, { name: familiarReference(reference) });
-  const base = await buildImageBase({
-    cacheDir,
-    image: source,
-    ...(opts.runner === undefined ? {} : { runner: opts.runner }),
-    ...(opts.onEvent === undefined ? {} : { onEvent: opts.onEvent }),
-  });
-  return fromCached(ref, base);
+  const ready = await cachedImage(cacheDir, started.image.manifestDigest);
+  if (ready) {
+    await started.complete();
+    return fromCached(ref, ready);
+  }
+  return fromCached(ref, await pullAndBuild(started, stop, { ...opts, cacheDir, name: familiarReference(reference) }));
+}
+
+/**
+ * The layers' downloads and the base's build at once: each layer is applied
+ * as its bytes arrive (registry/blob-feed.ts), the next ones downloading
+ * meanwhile. A failed download fails the build through its feed; a failed
+ * build stops the downloads, and is reported once they have cleaned up.
+ */
+async function pullAndBuild(pull: StartedPull, stop: AbortController, opts: ResolveOptions & { cacheDir: string; name: string }): Promise<CachedImage> {
+  const { cacheDir } = opts;
+  const feeds = feedsFor([...new Set(pull.image.layers.map((l) => l.digest))]);
+  const pulling = pull.complete(feeds);
+  pulling.catch(() => {});
+  let base: CachedImage;
+  try {
+    const source = await baseSourceFromPulled(cacheDir, pull.image, { name: opts.name, feeds });
+    base = await buildImageBase({
+      cacheDir,
+      image: source,
+      ...(opts.runner === undefined ? {} : { runner: opts.runner }),
+      ...(opts.onEvent === undefined ? {} : { onEvent: opts.onEvent }),
+    });
+  } catch (err) {
+    stop.abort(err);
+    for (const feed of feeds.values()) feed.release();
+    await pulling.catch(() => {});
+    throw err;
+  } finally {
+    // A base that was built meanwhile by another process reads no feed: the downloads go on to the store.
+    for (const feed of feeds.values()) feed.release();
+  }
+  await pulling;
+  return base;
 }

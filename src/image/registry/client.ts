@@ -4,7 +4,7 @@
  */
 import { SkiffError } from "../../errors.js";
 import type { ImageReference } from "../oci/types.js";
-import { ingestBlob, sha256Digest, writeBlob, type BlobTarget } from "./blob-store.js";
+import { endedEarly, ingestBlob, sha256Digest, writeBlob, type BlobSink, type BlobTarget } from "./blob-store.js";
 import { bodyChunks } from "./http-fetch.js";
 import { manifestAccept } from "./manifest.js";
 import { errorSummary, Transport, type GuardedResponse, type TransportOptions } from "./transport.js";
@@ -16,6 +16,29 @@ export interface FetchedManifest {
   /** From the Content-Type header. */
   contentType: string | undefined;
   bytes: Buffer;
+}
+
+export interface FetchBlobOptions {
+  /** Told the bytes received so far, as they arrive. */
+  onProgress?: (received: number) => void;
+  /**
+   * Each chunk once it is hashed and queued for the temp file, in order, each
+   * byte once (also across a retry); the blob is verified only when
+   * fetchBlob resolves. A returned promise holds the download back until it
+   * settles.
+   */
+  onChunk?: (chunk: Uint8Array) => void | Promise<void>;
+}
+
+/** One blob download, across its tries. */
+interface BlobJob {
+  ref: ImageReference;
+  target: BlobTarget;
+  /** Names the registry in errors. */
+  source: string;
+  opts: FetchBlobOptions;
+  /** What a try that broke off had handed to onChunk: how many bytes, and their sha256. */
+  handed?: { bytes: number; digest: string };
 }
 
 /** Manifests are small; anything bigger is not one, and is not read into memory. */
@@ -112,12 +135,22 @@ export class RegistryClient {
 
   /**
    * Download a blob into the content store, verified. A transfer cut short
-   * is retried once; a blob that arrives whole but wrong is not.
+   * is retried once, from the start; a blob that arrives whole but wrong is
+   * not. `onChunk` sees each byte once, in order: on the retry, the bytes it
+   * had already seen are checked (their hash) rather than handed over again.
    */
-  async fetchBlob(ref: ImageReference, target: BlobTarget, cacheDir: string, onProgress?: (received: number) => void): Promise<void> {
+  async fetchBlob(ref: ImageReference, target: BlobTarget, cacheDir: string, opts: FetchBlobOptions = {}): Promise<void> {
+    const job: BlobJob = { ref, target, source: `${this.registry} (${ref.repository})`, opts };
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#fetchBlobOnce(ref, target, cacheDir, onProgress);
+        await ingestBlob(cacheDir, target, job.source, async (sink) => {
+          try {
+            await this.#receive(job, sink);
+          } catch (err) {
+            if (opts.onChunk && sink.received > (job.handed?.bytes ?? 0)) job.handed = { bytes: sink.received, digest: sink.digestSoFar() };
+            throw err;
+          }
+        });
         return;
       } catch (err) {
         if (attempt >= 2 || !retryable(err) || this.transport.aborted) throw err;
@@ -125,7 +158,9 @@ export class RegistryClient {
     }
   }
 
-  async #fetchBlobOnce(ref: ImageReference, target: BlobTarget, cacheDir: string, onProgress?: (received: number) => void): Promise<void> {
+  /** One GET of the blob into `sink`; the bytes an earlier try handed on are not handed on again, but must hash the same. */
+  async #receive(job: BlobJob, sink: BlobSink): Promise<void> {
+    const { ref, target, source, opts, handed } = job;
     const guarded = await this.transport.request(`/v2/${ref.repository}/blobs/${target.digest}`, {
       scope: pullScope(ref),
       bulk: true,
@@ -137,27 +172,42 @@ export class RegistryClient {
       const { response } = guarded;
       const url = new URL(response.url || this.transport.baseUrl);
       const body = bodyChunks(response);
-      await ingestBlob(cacheDir, target, `${this.registry} (${ref.repository})`, async (sink) => {
-        try {
-          for await (const chunk of body.chunks) {
-            guarded.touch();
-            await sink.write(chunk);
-            onProgress?.(sink.received);
-          }
-        } catch (err) {
-          await body.cancel();
-          if (err instanceof SkiffError) throw err;
-          const cause = this.transport.networkError(err, url, guarded.signal);
-          throw cause instanceof SkiffError && cause.code === "ERR_SKIFF_REGISTRY"
-            ? new SkiffError("ERR_SKIFF_REGISTRY", `download of ${target.digest} from ${this.registry} broke off after ${sink.received} of ${target.size} bytes: ${cause.message}`, {
-                hint: "the connection was cut; pull again (nothing half-made was kept)",
+      try {
+        for await (const received of body.chunks) {
+          guarded.touch();
+          let chunk: Uint8Array = received;
+          const seen = (handed?.bytes ?? 0) - sink.received;
+          if (seen > 0) {
+            await sink.write(chunk.subarray(0, seen));
+            if (sink.received === handed!.bytes && sink.digestSoFar() !== handed!.digest) {
+              throw new SkiffError("ERR_SKIFF_DIGEST_MISMATCH", `blob ${target.digest} from ${source} failed verification: its first ${handed!.bytes} bytes differ from those of the first try`, {
+                hint: "the registry (or something between it and you) served different content; nothing was stored",
                 place: ref.canonical,
-                cause: err,
-                details: { digest: target.digest, received: sink.received, size: target.size },
-              })
-            : cause;
+                details: { digest: target.digest },
+              });
+            }
+            chunk = chunk.subarray(seen);
+          }
+          if (chunk.byteLength > 0) {
+            await sink.write(chunk);
+            await opts.onChunk?.(chunk);
+          }
+          opts.onProgress?.(sink.received);
         }
-      });
+      } catch (err) {
+        await body.cancel();
+        if (err instanceof SkiffError) throw err;
+        const cause = this.transport.networkError(err, url, guarded.signal);
+        throw cause instanceof SkiffError && cause.code === "ERR_SKIFF_REGISTRY"
+          ? new SkiffError("ERR_SKIFF_REGISTRY", `download of ${target.digest} from ${this.registry} broke off after ${sink.received} of ${target.size} bytes: ${cause.message}`, {
+              hint: "the connection was cut; pull again (nothing half-made was kept)",
+              place: ref.canonical,
+              cause: err,
+              details: { digest: target.digest, received: sink.received, size: target.size },
+            })
+          : cause;
+      }
+      if (sink.received < target.size) throw endedEarly(target, source, sink.received);
     } finally {
       guarded.done();
     }

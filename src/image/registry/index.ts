@@ -1,6 +1,7 @@
 /** The OCI distribution client: references, credentials, pulls into the content store. */
 export { parseReference, formatReference, familiarReference, withDigest, dockerHubRegistry } from "./reference.js";
-export { pullImage, readPulledImage, type PullOptions } from "./pull.js";
+export { pullImage, readPulledImage, startPull, type PullOptions, type StartedPull } from "./pull.js";
+export { BlobFeed, feedsFor, FeedPool } from "./blob-feed.js";
 export { login, logout, normalizeRegistryHost, type LoginOptions } from "./login.js";
 export { lookupCredentials, skiffAuthPath, dockerConfigPath, type Credentials } from "./credentials.js";
 export { RegistryClient, type RegistryClientOptions } from "./client.js";

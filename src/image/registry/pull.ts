@@ -6,9 +6,14 @@
  * whose blobs are all stored makes no request at all, while a tag costs one
  * HEAD to learn what it points to now (a registry that does not say falls
  * back to GET by tag).
+ *
+ * `startPull` stops after the config, so that a caller who builds the
+ * image's base can hand in a feed per layer and apply each one as it
+ * arrives (blob-feed.ts); `pullImage` is both steps.
  */
 import { SkiffError } from "../../errors.js";
 import type { ImageReference, LayerDescriptor, Platform, PulledImage, PullEvent } from "../oci/types.js";
+import type { BlobFeed } from "./blob-feed.js";
 import { hasBlob, readBlob } from "./blob-store.js";
 import { RegistryClient } from "./client.js";
 import { parseImageConfig } from "./image-config.js";
@@ -40,6 +45,22 @@ export interface PullOptions {
 const progressIntervalMs = 100;
 
 export async function pullImage(input: string | ImageReference, opts: PullOptions): Promise<PulledImage> {
+  return (await startPull(input, opts)).complete();
+}
+
+/** A pull whose manifest and config are in the store; its layers are not fetched yet. */
+export interface StartedPull {
+  /** The image as it will be once the layers are in. */
+  readonly image: PulledImage;
+  /**
+   * Fetch the layers not stored yet and record what the reference means.
+   * A feed given for a layer's digest gets its bytes as they arrive, is
+   * released if the blob was stored already, and fails if the pull does.
+   */
+  complete(feeds?: ReadonlyMap<string, BlobFeed>): Promise<PulledImage>;
+}
+
+export async function startPull(input: string | ImageReference, opts: PullOptions): Promise<StartedPull> {
   const ref = typeof input === "string" ? parseReference(input, opts.place) : input;
   const want = opts.platform === undefined ? defaultPlatform : typeof opts.platform === "string" ? parsePlatform(opts.platform, "--platform") : normalizePlatform(opts.platform);
   const { cacheDir } = opts;
@@ -113,41 +134,7 @@ export async function pullImage(input: string | ImageReference, opts: PullOption
     if (config.platform && !platformMatches(config.platform, want)) throw platformError(ref.canonical, want, [config.platform]);
     platform = config.platform ? normalizePlatform(config.platform) : want;
   }
-
-  // 4. The layers, a few at a time; each one distinct digest once.
-  const distinct = [...new Map(layers.map((l) => [l.digest, l])).values()];
-  const outcomes = await mapLimit(distinct, opts.concurrency ?? 3, async (layer) => {
-    if (signal.aborted) throw signal.reason;
-    if (await hasBlob(cacheDir, layer.digest, layer.size)) {
-      emit({ type: "layer-cached", digest: layer.digest, size: layer.size });
-      return;
-    }
-    let last = 0;
-    try {
-      await registry().fetchBlob(ref, layer, cacheDir, (received) => {
-        const now = Date.now();
-        if (now - last < progressIntervalMs) return;
-        last = now;
-        emit({ type: "layer-progress", digest: layer.digest, received, size: layer.size });
-      });
-    } catch (err) {
-      stop.abort(err);
-      throw err;
-    }
-    emit({ type: "layer-done", digest: layer.digest, size: layer.size });
-  });
-  const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
-  if (failed) throw firstCause(failed.reason, stop.signal);
-
-  // 5. Remember what the reference meant.
-  const repo = `${ref.registry}/${ref.repository}`;
-  await updateRefs(cacheDir, {
-    [ref.canonical]: manifestDigest,
-    [`${repo}@${manifestDigest}`]: manifestDigest,
-    ...(indexDigest === undefined ? {} : { [`${repo}@${indexDigest}`]: manifestDigest }),
-  });
-  emit({ type: "done", ref: ref.canonical, manifestDigest });
-  return {
+  const pulled: PulledImage = {
     reference: ref,
     manifestDigest,
     ...(indexDigest === undefined ? {} : { indexDigest }),
@@ -157,6 +144,57 @@ export async function pullImage(input: string | ImageReference, opts: PullOption
     config: config.runtime,
     diffIds: config.diffIds,
   };
+
+  const complete = async (feeds?: ReadonlyMap<string, BlobFeed>): Promise<PulledImage> => {
+    // 4. The layers, a few at a time; each one distinct digest once.
+    const distinct = [...new Map(layers.map((l) => [l.digest, l])).values()];
+    const outcomes = await mapLimit(distinct, opts.concurrency ?? 3, async (layer) => {
+      const feed = feeds?.get(layer.digest);
+      if (signal.aborted) throw signal.reason;
+      if (await hasBlob(cacheDir, layer.digest, layer.size)) {
+        feed?.release();
+        feed?.end();
+        emit({ type: "layer-cached", digest: layer.digest, size: layer.size });
+        return;
+      }
+      let last = 0;
+      try {
+        await registry().fetchBlob(ref, layer, cacheDir, {
+          onProgress: (received) => {
+            const now = Date.now();
+            if (now - last < progressIntervalMs) return;
+            last = now;
+            emit({ type: "layer-progress", digest: layer.digest, received, size: layer.size });
+          },
+          ...(feed === undefined ? {} : { onChunk: (chunk: Uint8Array) => feed.push(chunk) }),
+        });
+      } catch (err) {
+        feed?.fail(err);
+        stop.abort(err);
+        throw err;
+      }
+      feed?.end();
+      emit({ type: "layer-done", digest: layer.digest, size: layer.size });
+    });
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
+    if (failed) {
+      const cause = firstCause(failed.reason, stop.signal);
+      // Layers never started (or stopped by the abort) must not leave a reader waiting.
+      for (const feed of feeds?.values() ?? []) feed.fail(cause);
+      throw cause;
+    }
+
+    // 5. Remember what the reference meant.
+    const repo = `${ref.registry}/${ref.repository}`;
+    await updateRefs(cacheDir, {
+      [ref.canonical]: manifestDigest,
+      [`${repo}@${manifestDigest}`]: manifestDigest,
+      ...(indexDigest === undefined ? {} : { [`${repo}@${indexDigest}`]: manifestDigest }),
+    });
+    emit({ type: "done", ref: ref.canonical, manifestDigest });
+    return pulled;
+  };
+  return { image: pulled, complete };
 }
 
 /**

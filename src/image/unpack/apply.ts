@@ -3,12 +3,17 @@
  * archive) → a staged root directory. Each layer's bytes are hashed as
  * they are read and checked against the digest that names them, and the
  * decompressed tar against the image config's diff_id, so a blob that
- * changed on disk since it was verified cannot slip into a base.
+ * changed on disk since it was verified cannot slip into a base. A layer
+ * with a feed (a pull in progress, registry/blob-feed.ts) is applied from
+ * the network bytes as they arrive instead; the download hashes those, and
+ * the layer is good only once the feed has ended, i.e. the blob matched.
  */
 import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
 import { SkiffError } from "../../errors.js";
 import { type ApplierOptions, type ApplyResult, LayerApplier } from "./applier.js";
-import { type ByteRange, compressionOfMediaType, decompress, detectCompression, rangeStream } from "./compression.js";
+import type { BlobFeed } from "../registry/blob-feed.js";
+import { type ByteRange, type Compression, compressionOfMediaType, decompress, detectCompression, rangeStream, sniffCompression } from "./compression.js";
 import { badArchive, classifyUnpackError } from "./errors.js";
 import type { TarInput } from "./tar-read.js";
 
@@ -25,6 +30,8 @@ export interface LayerSource extends ByteRange {
   size?: number;
   /** The layer's name in messages when it has no digest ("app.tar:<id>/layer.tar"). */
   label?: string;
+  /** The download of the blob at `path`, still going: its bytes, or word that `path` is to be read once stored. */
+  feed?: BlobFeed;
 }
 
 /** A layer that is already a plain tar stream (a directory being imported, packed on the fly). */
@@ -68,37 +75,86 @@ export async function applyLayers(layers: readonly LayerInput[], rootDir: string
 export async function applyLayer(applier: LayerApplier, layer: LayerSource, rootDir: string): Promise<void> {
   const label = layerLabel(layer);
   if (/encrypted/.test(layer.mediaType)) throw badArchive(label, `encrypted layers are not supported (${layer.mediaType})`);
-  const kind = await detectCompression(layer, layer.mediaType);
+  const fed = await layer.feed?.take();
+  if (fed === undefined) await layer.feed?.stored;
+  const raw = fed === undefined ? await storedBytes(layer, label) : await fedBytes(fed, layer);
   const claimed = compressionOfMediaType(layer.mediaType);
-  const raw = rangeStream(layer);
-  const rawHash = createHash("sha256");
-  let rawBytes = 0;
-  raw.on("data", (chunk: Buffer) => {
-    rawHash.update(chunk);
-    rawBytes += chunk.byteLength;
-  });
-  const stage = decompress(raw, kind);
+  const stage = decompress(raw.stream, raw.kind);
   const tarHash = createHash("sha256");
   try {
     await applier.applyTar(stage.output, label, (chunk) => tarHash.update(chunk));
     await stage.done;
   } catch (err) {
     stage.abort();
-    const why = claimed !== undefined && claimed !== kind ? ` (media type says ${claimed}, the bytes say ${kind})` : "";
+    layer.feed?.release();
+    const why = claimed !== undefined && claimed !== raw.kind ? ` (media type says ${claimed}, the bytes say ${raw.kind})` : "";
     const classified = classifyUnpackError(err, label, rootDir);
-    if (why && classified.code === "ERR_SKIFF_BAD_ARCHIVE") throw badArchive(label, `${(err as Error).message}${why}`, err);
+    if (classified.code !== "ERR_SKIFF_BAD_ARCHIVE") throw classified;
+    // Bytes that do not unpack may be bytes that failed their digest on the way: then that is the error.
+    await raw.download;
+    if (why) throw badArchive(label, `${(err as Error).message}${why}`, err);
     throw classified;
   }
-  const expectedBytes = layer.size ?? layer.length;
-  if (expectedBytes !== undefined && rawBytes !== expectedBytes) {
-    throw mismatch(label, `it is ${rawBytes} bytes, not ${expectedBytes}`);
-  }
-  const rawDigest = `sha256:${rawHash.digest("hex")}`;
-  if (layer.digest !== undefined && rawDigest !== layer.digest) throw mismatch(label, `its bytes hash to ${rawDigest}`);
+  // Whatever the decompressor left unread is not wanted, but the download must still finish and verify.
+  layer.feed?.release();
+  await raw.verified();
   const diffId = `sha256:${tarHash.digest("hex")}`;
   if (layer.diffId !== undefined && diffId !== layer.diffId) {
     throw mismatch(label, `its uncompressed tar hashes to ${diffId}, the image config says ${layer.diffId}`);
   }
+}
+
+/** A layer's bytes on their way to the decompressor, and how they are compressed. */
+interface RawLayer {
+  stream: Readable;
+  kind: Compression;
+  /** After a clean unpack: rejects unless the bytes are the layer's, all of them. */
+  verified(): Promise<void>;
+  /** A download still going: rejects if what it delivered failed verification. */
+  download?: Promise<void>;
+}
+
+/** The layer's file (or byte range), hashed and counted as it is read. */
+async function storedBytes(layer: LayerSource, label: string): Promise<RawLayer> {
+  const kind = await detectCompression(layer, layer.mediaType);
+  const stream = rangeStream(layer);
+  const rawHash = createHash("sha256");
+  let rawBytes = 0;
+  stream.on("data", (chunk: Buffer) => {
+    rawHash.update(chunk);
+    rawBytes += chunk.byteLength;
+  });
+  const verified = async () => {
+    const expectedBytes = layer.size ?? layer.length;
+    if (expectedBytes !== undefined && rawBytes !== expectedBytes) throw mismatch(label, `it is ${rawBytes} bytes, not ${expectedBytes}`);
+    const rawDigest = `sha256:${rawHash.digest("hex")}`;
+    if (layer.digest !== undefined && rawDigest !== layer.digest) throw mismatch(label, `its bytes hash to ${rawDigest}`);
+  };
+  return { stream, kind, verified };
+}
+
+/** A download's bytes as they arrive. The download hashes them; its feed ends only once they matched the digest. */
+async function fedBytes(fed: AsyncIterable<Uint8Array>, layer: LayerSource): Promise<RawLayer> {
+  const chunks = fed[Symbol.asyncIterator]();
+  // Enough of the start to tell the compression by its magic number (a tar says "ustar" at 257).
+  const head: Uint8Array[] = [];
+  let headBytes = 0;
+  let ended = false;
+  while (headBytes < 512 && !ended) {
+    const next = await chunks.next();
+    if (next.done === true) ended = true;
+    else {
+      head.push(next.value);
+      headBytes += next.value.byteLength;
+    }
+  }
+  const kind = sniffCompression(head.length === 1 ? head[0]! : Buffer.concat(head)) ?? compressionOfMediaType(layer.mediaType) ?? "none";
+  async function* all(): AsyncGenerator<Uint8Array> {
+    yield* head;
+    for (let next = ended ? undefined : await chunks.next(); next !== undefined && next.done !== true; next = await chunks.next()) yield next.value;
+  }
+  const download = layer.feed!.stored;
+  return { stream: Readable.from(all(), { objectMode: false }), kind, verified: () => download, download };
 }
 
 function mismatch(label: string, why: string): SkiffError {

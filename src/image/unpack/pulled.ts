@@ -1,10 +1,13 @@
 /**
- * A pulled image (all blobs in the content store) as a base to build: its
- * layers are the store's files, checked again as they are read against
- * their digests and the config's diff_ids.
+ * A pulled image as a base to build: its layers are the store's files,
+ * checked again as they are read against their digests and the config's
+ * diff_ids. An image still being pulled gives each layer its download's
+ * feed, so the layer is applied as it arrives (and its file is read only
+ * when the feed says so).
  */
 import { errnoOf, isSkiffError } from "../../errors.js";
 import type { PulledImage } from "../oci/types.js";
+import type { BlobFeed } from "../registry/blob-feed.js";
 import { blobPath, readBlob } from "../registry/blob-store.js";
 import { parseImageConfig } from "../registry/image-config.js";
 import type { BaseSource } from "./build.js";
@@ -12,6 +15,8 @@ import type { BaseSource } from "./build.js";
 export interface PulledBaseOptions {
   /** The record's name (default: the canonical reference). */
   name?: string;
+  /** By layer digest: the downloads of a pull not yet complete (registry/pull.ts `startPull`). */
+  feeds?: ReadonlyMap<string, BlobFeed>;
 }
 
 export async function baseSourceFromPulled(cacheDir: string, image: PulledImage, opts: PulledBaseOptions = {}): Promise<BaseSource> {
@@ -22,12 +27,14 @@ export async function baseSourceFromPulled(cacheDir: string, image: PulledImage,
     ref: image.reference.canonical,
     layers: image.layers.map((layer, i) => {
       const diffId = diffIds?.length === image.layers.length ? diffIds[i] : undefined;
+      const feed = opts.feeds?.get(layer.digest);
       return {
         path: blobPath(cacheDir, layer.digest),
         mediaType: layer.mediaType,
         digest: layer.digest,
         size: layer.size,
         ...(diffId === undefined ? {} : { diffId }),
+        ...(feed === undefined ? {} : { feed }),
       };
     }),
     config: image.config,
