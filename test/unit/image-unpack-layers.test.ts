@@ -124,4 +124,23 @@ describe("applyLayers", () => {
       expect(readFileSync(join(root, "hello"), "utf8")).toBe("hi");
     }
   });
+
+  it("an uncompressed layer's diff_id is its digest: a config that says otherwise, or changed bytes, fail", async () => {
+    const tar = await makeTar([{ name: "hello", body: "hi" }]);
+    const path = join(work, "plain-diffid.tar");
+    writeFileSync(path, tar);
+    const layer: LayerSource = { path, mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha256(tar), diffId: sha256(Buffer.from("other")) };
+    mkdirSync(join(work, "root-diffid-a"));
+    mkdirSync(join(work, "root-diffid-b"));
+    await expect(applyLayers([layer], join(work, "root-diffid-a"))).rejects.toMatchObject({
+      code: "ERR_SKIFF_DIGEST_MISMATCH",
+      message: expect.stringContaining("the image config says"),
+    });
+    const changed = await makeTar([{ name: "hello", body: "ho" }]);
+    writeFileSync(path, changed);
+    await expect(applyLayers([{ ...layer, diffId: sha256(tar) }], join(work, "root-diffid-b"))).rejects.toMatchObject({
+      code: "ERR_SKIFF_DIGEST_MISMATCH",
+      message: expect.stringContaining("its bytes hash to"),
+    });
+  });
 });
