@@ -77,6 +77,19 @@ describe("BlobFeed", () => {
     await expect(feed.stored).rejects.toBe(error);
   });
 
+  test("a download that fails after its blob matched (the store could not keep it) leaves the reader its good bytes", async () => {
+    const feed = new BlobFeed(new FeedPool());
+    const data = randomBytes(700_000);
+    feed.push(data);
+    const bytes = await feed.take();
+    feed.matched();
+    const error = new Error("EIO on fsync");
+    feed.fail(error);
+    expect((await readAll(bytes!)).equals(data)).toBe(true);
+    await expect(feed.verified).resolves.toBeUndefined();
+    await expect(feed.stored).rejects.toBe(error);
+  });
+
   test("a blob that was stored already, or a feed that went past the budget, is read from the store", async () => {
     const stored = new BlobFeed(new FeedPool());
     const taking = stored.take();

@@ -5,10 +5,11 @@
  * store.
  *
  * The download writes every chunk after it has hashed it (blob-store.ts)
- * and ends the feed only once the whole blob has matched its digest and is
- * in the store, so a reader that runs to the end has read verified bytes;
- * one that sees an error must throw its work away (the build does: its
- * staging directory is removed).
+ * and ends the feed only once the whole blob has matched its digest (before
+ * the fsync and rename that store it, which the pull still waits for), so a
+ * reader that runs to the end has read verified bytes; one that sees an
+ * error must throw its work away (the build does: its staging directory is
+ * removed).
  *
  * Layers are applied in order but downloaded a few at a time, so a feed
  * nobody reads yet keeps its chunks in memory, up to a budget shared by
@@ -43,29 +44,33 @@ export class BlobFeed {
   #mode: Mode = "waiting";
   #chunks: Uint8Array[] = [];
   #queued = 0;
-  #ended = false;
+  /** The download has matched the digest: what was pushed is all there is, and good. */
+  #matched = false;
   #failure: { error: unknown } | undefined;
-  /** Wakes the reader (new bytes, end, failure) or the writer (room again). */
+  /** Wakes the reader (new bytes, the match, a failure) or the writer (room again). */
   #wake: (() => void) | undefined;
-  readonly #settled: Promise<void>;
-  #settle!: { resolve: () => void; reject: (err: unknown) => void };
+  readonly #verified = settlement();
+  readonly #stored = settlement();
 
   constructor(pool: FeedPool) {
     this.#pool = pool;
-    this.#settled = new Promise<void>((resolve, reject) => (this.#settle = { resolve, reject }));
-    this.#settled.catch(() => {});
+  }
+
+  /** Resolves once the blob has matched its digest; rejects with the download's error if it fails before. */
+  get verified(): Promise<void> {
+    return this.#verified.promise;
   }
 
   /** Resolves once the blob is verified and in the store; rejects with the download's error. */
   get stored(): Promise<void> {
-    return this.#settled;
+    return this.#stored.promise;
   }
 
   // The download's side.
 
   /** A chunk, already hashed; the promise (if any) holds the download until the reader has caught up. */
   push(chunk: Uint8Array): Promise<void> | undefined {
-    if (this.#mode === "stored" || this.#ended || this.#failure) return undefined;
+    if (this.#mode === "stored" || this.#matched || this.#failure) return undefined;
     this.#chunks.push(chunk);
     this.#queued += chunk.byteLength;
     this.#pool.used += chunk.byteLength;
@@ -75,20 +80,33 @@ export class BlobFeed {
     return new Promise<void>((resolve) => (this.#wake = resolve));
   }
 
-  /** The blob is verified and stored. */
-  end(): void {
-    if (this.#ended || this.#failure) return;
-    this.#ended = true;
-    this.#settle.resolve();
+  /** The bytes pushed are the whole blob and match its digest (it is not in the store yet). */
+  matched(): void {
+    if (this.#matched || this.#failure) return;
+    this.#matched = true;
+    this.#verified.resolve();
     this.#notify();
   }
 
-  /** The download failed; a reader gets `error`. */
+  /** The blob is verified and stored. */
+  end(): void {
+    if (this.#failure) return;
+    this.matched();
+    this.#stored.resolve();
+  }
+
+  /**
+   * The download failed: before the match, a reader gets `error`; after it
+   * (the store could not keep the blob) the bytes were good, and only
+   * `stored` rejects.
+   */
   fail(error: unknown): void {
-    if (this.#ended || this.#failure) return;
+    if (this.#failure) return;
     this.#failure = { error };
+    this.#stored.reject(error);
+    if (this.#matched) return;
+    this.#verified.reject(error);
     this.#drop();
-    this.#settle.reject(error);
     this.#notify();
   }
 
@@ -100,10 +118,10 @@ export class BlobFeed {
    * until the download has said which. Only the first call can get the bytes.
    */
   async take(): Promise<AsyncIterable<Uint8Array> | undefined> {
-    while (this.#mode === "waiting" && this.#queued === 0 && !this.#ended && !this.#failure) {
+    while (this.#mode === "waiting" && this.#queued === 0 && !this.#matched && !this.#failure) {
       await new Promise<void>((resolve) => (this.#wake = resolve));
     }
-    if (this.#failure) throw this.#failure.error;
+    if (this.#failure && !this.#matched) throw this.#failure.error;
     if (this.#mode !== "waiting") return undefined;
     this.#mode = "reading";
     return { [Symbol.asyncIterator]: () => this.#read() };
@@ -123,28 +141,34 @@ export class BlobFeed {
   async *#read(): AsyncGenerator<Uint8Array> {
     try {
       for (;;) {
-        if (this.#failure) throw this.#failure.error;
-        if (this.#queued > 0 && (this.#queued >= readPieceBytes || this.#ended)) {
-          yield this.#takeQueued();
+        if (this.#failure && !this.#matched) throw this.#failure.error;
+        if (this.#queued > 0 && (this.#queued >= readPieceBytes || this.#matched)) {
+          yield this.#takePiece();
           continue;
         }
-        if (this.#ended) return;
+        if (this.#matched) return;
         if (this.#mode === "stored") throw new Error("the layer's download was released while it was being read");
         await new Promise<void>((resolve) => (this.#wake = resolve));
       }
     } finally {
       // Stopped early (the reader failed): the download must not wait for it.
-      if (!this.#ended) this.release();
+      if (!this.#matched) this.release();
     }
   }
 
-  /** Everything queued, as one piece. */
-  #takeQueued(): Uint8Array {
-    const piece = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#queued);
-    this.#pool.used -= this.#queued;
-    this.#chunks = [];
-    this.#queued = 0;
-    this.#notify();
+  /** The queued chunks up to about a piece's worth (at least one chunk), joined. */
+  #takePiece(): Uint8Array {
+    let count = 0;
+    let bytes = 0;
+    while (count < this.#chunks.length && (count === 0 || bytes + this.#chunks[count]!.byteLength <= readPieceBytes * 2)) {
+      bytes += this.#chunks[count]!.byteLength;
+      count++;
+    }
+    const taken = this.#chunks.splice(0, count);
+    const piece = count === 1 ? taken[0]! : Buffer.concat(taken, bytes);
+    this.#pool.used -= bytes;
+    this.#queued -= bytes;
+    if (this.#queued <= readAheadBytes) this.#notify();
     return piece;
   }
 
@@ -159,6 +183,14 @@ export class BlobFeed {
     this.#wake = undefined;
     wake?.();
   }
+}
+
+function settlement(): { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+  promise.catch(() => {});
+  return { promise, resolve, reject };
 }
 
 /** One feed per distinct layer digest, sharing one pool. */

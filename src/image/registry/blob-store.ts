@@ -90,6 +90,11 @@ export interface BlobSink {
   digestSoFar(): string;
 }
 
+export interface IngestHooks {
+  /** The bytes are all there and match the digest; the fsync and rename that store them come next. */
+  verified?: () => void;
+}
+
 /**
  * Chunks are gathered into writes of about this size, one write in flight
  * at a time: a network chunk is ~16-64 KiB, and a promise-per-chunk write
@@ -107,6 +112,7 @@ export async function ingestBlob(
   target: BlobTarget,
   source: string,
   fill: (sink: BlobSink) => Promise<void>,
+  hooks: IngestHooks = {},
 ): Promise<void> {
   const hex = digestHexOf(target.digest);
   const dir = ingestDir(cacheDir);
@@ -151,6 +157,7 @@ export async function ingestBlob(
     if (received < target.size) throw endedEarly(target, source, received);
     const actual = `sha256:${hash.digest("hex")}`;
     if (actual !== target.digest) throw mismatch(target, source, `its content hashes to ${actual}`);
+    hooks.verified?.();
     await file.sync();
     await file.close();
     closed = true;

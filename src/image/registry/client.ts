@@ -28,6 +28,8 @@ export interface FetchBlobOptions {
    * settles.
    */
   onChunk?: (chunk: Uint8Array) => void | Promise<void>;
+  /** The blob has matched its digest; fetchBlob resolves once it is also stored. */
+  onVerified?: () => void;
 }
 
 /** One blob download, across its tries. */
@@ -143,14 +145,20 @@ export class RegistryClient {
     const job: BlobJob = { ref, target, source: `${this.registry} (${ref.repository})`, opts };
     for (let attempt = 1; ; attempt++) {
       try {
-        await ingestBlob(cacheDir, target, job.source, async (sink) => {
-          try {
-            await this.#receive(job, sink);
-          } catch (err) {
-            if (opts.onChunk && sink.received > (job.handed?.bytes ?? 0)) job.handed = { bytes: sink.received, digest: sink.digestSoFar() };
-            throw err;
-          }
-        });
+        await ingestBlob(
+          cacheDir,
+          target,
+          job.source,
+          async (sink) => {
+            try {
+              await this.#receive(job, sink);
+            } catch (err) {
+              if (opts.onChunk && sink.received > (job.handed?.bytes ?? 0)) job.handed = { bytes: sink.received, digest: sink.digestSoFar() };
+              throw err;
+            }
+          },
+          { ...(opts.onVerified === undefined ? {} : { verified: opts.onVerified }) },
+        );
         return;
       } catch (err) {
         if (attempt >= 2 || !retryable(err) || this.transport.aborted) throw err;

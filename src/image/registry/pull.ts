@@ -166,7 +166,7 @@ export async function startPull(input: string | ImageReference, opts: PullOption
             last = now;
             emit({ type: "layer-progress", digest: layer.digest, received, size: layer.size });
           },
-          ...(feed === undefined ? {} : { onChunk: (chunk: Uint8Array) => feed.push(chunk) }),
+          ...(feed === undefined ? {} : { onChunk: (chunk: Uint8Array) => feed.push(chunk), onVerified: () => feed.matched() }),
         });
       } catch (err) {
         feed?.fail(err);

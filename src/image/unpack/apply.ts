@@ -134,7 +134,7 @@ async function storedBytes(layer: LayerSource, label: string): Promise<RawLayer>
   return { stream, kind, verified };
 }
 
-/** A download's bytes as they arrive. The download hashes them; its feed ends only once they matched the digest. */
+/** A download's bytes as they arrive. The download hashes them; its feed ends only once they have matched the digest. */
 async function fedBytes(fed: AsyncIterable<Uint8Array>, layer: LayerSource): Promise<RawLayer> {
   const chunks = fed[Symbol.asyncIterator]();
   // Enough of the start to tell the compression by its magic number (a tar says "ustar" at 257).
@@ -154,7 +154,7 @@ async function fedBytes(fed: AsyncIterable<Uint8Array>, layer: LayerSource): Pro
     yield* head;
     for (let next = ended ? undefined : await chunks.next(); next !== undefined && next.done !== true; next = await chunks.next()) yield next.value;
   }
-  const download = layer.feed!.stored;
+  const download = layer.feed!.verified;
   return { stream: Readable.from(all(), { objectMode: false }), kind, verified: () => download, download };
 }
 
