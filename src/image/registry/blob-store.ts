@@ -76,6 +76,11 @@ export function sha256Digest(data: Uint8Array): string {
   return `sha256:${createHash("sha256").update(data).digest("hex")}`;
 }
 
+/** The store's directories, made if missing (both at once: on a fresh cache that is most of a first blob's cost). */
+export async function makeStoreDirs(cacheDir: string): Promise<void> {
+  await Promise.all([mkdir(ingestDir(cacheDir), { recursive: true }), mkdir(join(blobsDir(cacheDir), "sha256"), { recursive: true })]);
+}
+
 /** Store bytes already in memory (manifests), checked against `digest`. */
 export async function writeBlob(cacheDir: string, digest: string, data: Uint8Array, source = "registry"): Promise<void> {
   await ingestBlob(cacheDir, { digest, size: data.byteLength }, source, async (sink) => sink.write(data));
@@ -117,8 +122,7 @@ export async function ingestBlob(
   const hex = digestHexOf(target.digest);
   const dir = ingestDir(cacheDir);
   const finalDir = join(blobsDir(cacheDir), "sha256");
-  await mkdir(dir, { recursive: true });
-  await mkdir(finalDir, { recursive: true });
+  await makeStoreDirs(cacheDir);
   const temp = join(dir, `${hex}-${process.pid}-${randomBytes(4).toString("hex")}`);
   const hash = createHash("sha256");
   const file = await open(temp, "wx", 0o644);

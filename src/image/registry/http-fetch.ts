@@ -14,19 +14,24 @@
  * fetch and get that answer.
  */
 import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from "node:http";
-import { request as httpsRequest, Agent as HttpsAgent } from "node:https";
+import type { Agent as HttpsAgent } from "node:https";
 import { Readable } from "node:stream";
 
 // Keep-alive: a pull makes several requests to one registry. Idle sockets are unref'd by the agent.
-const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+const httpAgent = new HttpAgent({ keepAlive: true });
+// node:https (and TLS with it) is loaded on the first https request: loopback registries never need it.
+let https: Promise<{ request: typeof import("node:https").request; agent: HttpsAgent }> | undefined;
+const loadHttps = () =>
+  (https ??= import("node:https").then((m) => ({ request: m.request, agent: new m.Agent({ keepAlive: true }) })));
 
 export const httpFetch = (async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
   const url = new URL(input instanceof Request ? input.url : input);
   const secure = url.protocol === "https:";
   if (!secure && url.protocol !== "http:") throw new TypeError(`httpFetch: unsupported protocol ${url.protocol}`);
   const method = init.method ?? "GET";
+  const tls = secure ? await loadHttps() : undefined;
   const message = await new Promise<IncomingMessage>((resolve, reject) => {
-    const req = (secure ? httpsRequest : httpRequest)(
+    const req = (tls?.request ?? httpRequest)(
       {
         protocol: url.protocol,
         hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
@@ -34,7 +39,7 @@ export const httpFetch = (async (input: string | URL | Request, init: RequestIni
         path: `${url.pathname}${url.search}`,
         method,
         headers: headersOf(init.headers),
-        agent: secure ? agents.https : agents.http,
+        agent: tls?.agent ?? httpAgent,
         ...(init.signal ? { signal: init.signal } : {}),
       },
       resolve,

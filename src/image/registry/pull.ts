@@ -14,7 +14,7 @@
 import { SkiffError } from "../../errors.js";
 import type { ImageReference, LayerDescriptor, Platform, PulledImage, PullEvent } from "../oci/types.js";
 import type { BlobFeed } from "./blob-feed.js";
-import { hasBlob, readBlob } from "./blob-store.js";
+import { hasBlob, makeStoreDirs, readBlob } from "./blob-store.js";
 import { RegistryClient } from "./client.js";
 import { parseImageConfig } from "./image-config.js";
 import { parseManifest, type Manifest } from "./manifest.js";
@@ -64,6 +64,8 @@ export async function startPull(input: string | ImageReference, opts: PullOption
   const ref = typeof input === "string" ? parseReference(input, opts.place) : input;
   const want = opts.platform === undefined ? defaultPlatform : typeof opts.platform === "string" ? parsePlatform(opts.platform, "--platform") : normalizePlatform(opts.platform);
   const { cacheDir } = opts;
+  // While the first request is on its way; ingestBlob makes them anyway, and reports a failure.
+  makeStoreDirs(cacheDir).catch(() => {});
   const emit = opts.onEvent ?? (() => {});
   // One failed layer stops the others, and we wait for them to clean up
   // before reporting, so the cache holds no temp files when we return.
