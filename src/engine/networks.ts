@@ -58,14 +58,24 @@ function mcastFor(id: string, taken: readonly NetworkRecord[]): { group: string;
   }
 }
 
-async function hostRoutes(ctx: EngineContext): Promise<{ dst: string; dev: string }[]> {
+/** The host's IPv4 routes to subnets (default routes and host routes left out), parsed. */
+async function hostRoutes(ctx: EngineContext): Promise<{ dst: string; dev: string; subnet: Subnet }[]> {
   const r = await ctx.runner.run("ip", ["-j", "-4", "route", "show", "table", "all"], { debianPackage: "iproute2" });
   if (r.code !== 0) return [];
+  let entries: { dst?: string; dev?: string }[];
   try {
-    return (JSON.parse(r.stdout) as { dst?: string; dev?: string }[]).flatMap((e) => (e.dst !== undefined && e.dst.includes("/") ? [{ dst: e.dst, dev: e.dev ?? "" }] : []));
+    entries = JSON.parse(r.stdout) as { dst?: string; dev?: string }[];
   } catch {
     return [];
   }
+  return entries.flatMap((e) => {
+    if (e.dst === undefined || !e.dst.includes("/")) return [];
+    try {
+      return [{ dst: e.dst, dev: e.dev ?? "", subnet: parseSubnet(e.dst, "route") }];
+    } catch {
+      return []; // a /31, /32 or a route with host bits: not a subnet a network could collide with
+    }
+  });
 }
 
 export async function createNetwork(ctx: EngineContext, opts: NetworkCreateOptions): Promise<NetworkInfo> {
@@ -105,14 +115,8 @@ export async function createNetwork(ctx: EngineContext, opts: NetworkCreateOptio
     let subnet: Subnet;
     if (opts.subnet === undefined) {
       // Stay clear of the host's own routes too, as Docker's default pools do.
-      const routes = (await hostRoutes(ctx)).flatMap((r) => {
-        try {
-          return [parseSubnet(r.dst, "route")];
-        } catch {
-          return [];
-        }
-      });
-      subnet = pickSubnet([...used.map((u) => u.subnet), ...routes.filter((r) => r.prefix >= 8)]);
+      const routes = (await hostRoutes(ctx)).map((r) => r.subnet);
+      subnet = pickSubnet([...used.map((u) => u.subnet), ...routes]);
     } else {
       subnet = parseSubnet(opts.subnet);
       const overlap = used.find((u) => subnetsOverlap(u.subnet, subnet));
@@ -123,13 +127,7 @@ export async function createNetwork(ctx: EngineContext, opts: NetworkCreateOptio
         });
       }
       if (driver === "bridge") {
-        const route = (await hostRoutes(ctx)).find((r) => {
-          try {
-            return subnetsOverlap(parseSubnet(r.dst, "route"), subnet) && r.dev !== bridge;
-          } catch {
-            return false;
-          }
-        });
+        const route = (await hostRoutes(ctx)).find((r) => r.dev !== bridge && subnetsOverlap(r.subnet, subnet));
         if (route !== undefined) {
           throw new SkiffError("ERR_SKIFF_NETWORK_CONFLICT", `subnet ${formatSubnet(subnet)} overlaps the host's route ${route.dst} on ${route.dev}`, {
             place: "--subnet",

@@ -5,7 +5,7 @@
  * stops, like kubectl's).
  */
 import { SkiffError } from "../errors.js";
-import { formatForward, resolveForwards } from "../network/ports.js";
+import { resolveForwards } from "../network/ports.js";
 import { QmpClient } from "../qemu/qmp.js";
 import type { PortForward } from "../spec/machine.js";
 import { withLock } from "../store/lock.js";
@@ -107,4 +107,3 @@ export async function takenForwards(ctx: EngineContext): Promise<{ vm: string; f
   return out;
 }
 
-export { formatForward };

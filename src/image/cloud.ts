@@ -7,7 +7,8 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { chmod, mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { pathExists } from "../util/fs.js";
 import { basename, join, resolve as resolvePath } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -63,7 +64,7 @@ export async function fetchCloudImage(urlOrPath: string, opts: FetchCloudOptions
     const hit = await readEntry(metaPath);
     if (hit) {
       const path = join(dir, `${key}.${hit.format}`);
-      if (await exists(path)) return { source, path, format: hit.format, virtualSize: hit.virtualSize, digest: hit.digest, downloaded: false };
+      if (await pathExists(path)) return { source, path, format: hit.format, virtualSize: hit.virtualSize, digest: hit.digest, downloaded: false };
     }
   }
   await mkdir(dir, { recursive: true });
@@ -192,14 +193,6 @@ async function readEntry(path: string): Promise<CacheEntry | undefined> {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");

@@ -21,7 +21,7 @@ import { readJson, readJsonIfExists, syncDir, writeJsonAtomic } from "./atomic.j
 import { withLock } from "./lock.js";
 import { checkSocketPathLength, skiffHome, vmIdLength, vmsDir } from "./paths.js";
 import { vmFiles, vmPaths, type ImageRecord, type KernelRecord, type VmConfig, type VmPaths, type VmState } from "./vmdir.js";
-import { readdirOrEmpty } from "../util/fs.js";
+import { pathExists, readdirOrEmpty } from "../util/fs.js";
 
 export interface VmRecord {
   id: string;
@@ -138,14 +138,14 @@ export class VmStore {
   async #newId(): Promise<string> {
     for (;;) {
       const id = randomBytes(vmIdLength / 2).toString("hex");
-      if (!(await exists(join(this.vmsDir, id)))) return id;
+      if (!(await pathExists(join(this.vmsDir, id)))) return id;
     }
   }
 
   /** Mark a created VM complete. */
   async commit(id: string): Promise<void> {
     const paths = this.paths(id);
-    if (!(await exists(paths.dir))) throw notFound(id);
+    if (!(await pathExists(paths.dir))) throw notFound(id);
     await rm(paths.creating, { force: true });
     await syncDir(paths.dir);
   }
@@ -160,7 +160,7 @@ export class VmStore {
         const config = await readJsonIfExists<unknown>(paths.config);
         if (config === undefined) continue; // removed meanwhile
         if (!isVmConfig(config, id)) throw corrupt(paths.config, "not a skiff VM config");
-        const complete = !(await exists(paths.creating));
+        const complete = !(await pathExists(paths.creating));
         vms.push({ id, name: config.spec.name, paths, config, complete });
       } catch (err) {
         if (!(err instanceof SkiffError) || err.code !== "ERR_SKIFF_STATE_CORRUPT") throw err;
@@ -248,7 +248,7 @@ export class VmStore {
     return withLock(
       `state-${id}`,
       async () => {
-        if (!(await exists(paths.dir))) throw notFound(id);
+        if (!(await pathExists(paths.dir))) throw notFound(id);
         const old = await this.readState(id);
         const next = typeof patch === "function" ? patch(old) : { ...old, ...patch };
         await writeJsonAtomic(paths.state, next);
@@ -331,15 +331,6 @@ async function readMarker(path: string): Promise<CreatingMarker | undefined> {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (err) {
-    if (errnoOf(err) === "ENOENT") return false;
-    throw err;
-  }
-}
 
 async function mtimeMs(path: string): Promise<number> {
   try {

@@ -1,6 +1,6 @@
 /**
- * A full disk during a build: the cache sits on a small tmpfs (needs root
- * to mount; skipped otherwise). The error is ERR_SKIFF_NO_SPACE and the
+ * A full disk during a build: the cache sits on a small tmpfs (mounting
+ * it needs root, as the whole suite does). The error is ERR_SKIFF_NO_SPACE and the
  * cache keeps nothing of the attempt.
  */
 import { execFileSync } from "node:child_process";

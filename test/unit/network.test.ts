@@ -1,22 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { networksFrom } from "../../src/cli/spec-flags.js";
-import { SkiffError } from "../../src/errors.js";
 import { guestNetwork, hostNameservers, renderHosts } from "../../src/network/guest.js";
 import { allocateAddress, checkRequestedAddress, parseSubnet, pickSubnet, subnetsOverlap } from "../../src/network/ipam.js";
 import { attachmentMac, nicPlans } from "../../src/network/nics.js";
 import { forwardsClash, parsePublish } from "../../src/network/ports.js";
 import type { NetworkRecord } from "../../src/network/types.js";
 import type { MachineSpec } from "../../src/spec/machine.js";
-
-function errorOf(fn: () => unknown): SkiffError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SkiffError) return err;
-    throw err;
-  }
-  throw new Error("expected a SkiffError");
-}
+import { errorOf } from "./fixtures/errors.js";
 
 describe("ipam", () => {
   it("parses subnets and refuses host bits, odd prefixes and junk", () => {

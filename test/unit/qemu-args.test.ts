@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { SkiffError } from "../../src/errors.js";
 import { toQemuArgs } from "../../src/qemu/args.js";
 import { macAddress } from "../../src/network/nics.js";
 import type { LaunchPlan } from "../../src/qemu/plan.js";
+import { errorOf } from "./fixtures/errors.js";
 
 const dir = "/var/lib/skiff/vms/web";
 
@@ -38,16 +38,6 @@ function pretty(args: string[]): string {
     else lines[lines.length - 1] += ` ${arg}`;
   }
   return lines.join("\n");
-}
-
-function errorOf(fn: () => unknown): SkiffError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SkiffError) return err;
-    throw err;
-  }
-  throw new Error("expected a SkiffError");
 }
 
 describe("toQemuArgs", () => {

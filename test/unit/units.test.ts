@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { SkiffError } from "../../src/errors.js";
 import {
   formatAge,
   formatBytes,
@@ -11,16 +10,7 @@ import {
   parseMemory,
   parseSignal,
 } from "../../src/util/units.js";
-
-function errorOf(fn: () => unknown): SkiffError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SkiffError) return err;
-    throw err;
-  }
-  throw new Error("expected a SkiffError");
-}
+import { errorOf } from "./fixtures/errors.js";
 
 describe("parseMemory", () => {
   it.each([
