@@ -29,6 +29,8 @@ export const errorCodes = {
   ERR_SKIFF_BAD_SIGNAL: ExitCode.usage,
   ERR_SKIFF_BAD_PATH: ExitCode.usage,
   ERR_SKIFF_BAD_DURATION: ExitCode.usage,
+  /** A project file (skiff.yml, pontoon.yml, VMFile.kdl, compose.yaml) or layer.yml that is invalid; place is file:line:column. */
+  ERR_SKIFF_CONFIG: ExitCode.usage,
   /** A tar, layer or image archive that cannot be read (corrupt, truncated, unsupported). */
   ERR_SKIFF_BAD_ARCHIVE: ExitCode.usage,
   ERR_SKIFF_BAD_IMAGE_REF: ExitCode.usage,
@@ -37,6 +39,11 @@ export const errorCodes = {
   ERR_SKIFF_VM_NOT_FOUND: ExitCode.notFound,
   ERR_SKIFF_FILE_NOT_FOUND: ExitCode.notFound,
   ERR_SKIFF_NETWORK_NOT_FOUND: ExitCode.notFound,
+  ERR_SKIFF_VOLUME_NOT_FOUND: ExitCode.notFound,
+  /** No skiff.yml (or other project file) in this directory or above it. */
+  ERR_SKIFF_PROJECT_NOT_FOUND: ExitCode.notFound,
+  /** A layer named in a project that no search path has. */
+  ERR_SKIFF_LAYER_NOT_FOUND: ExitCode.notFound,
   ERR_SKIFF_PLATFORM: ExitCode.notFound,
   ERR_SKIFF_NAME_IN_USE: ExitCode.conflict,
   ERR_SKIFF_VM_NOT_RUNNING: ExitCode.conflict,
@@ -48,6 +55,8 @@ export const errorCodes = {
   ERR_SKIFF_NETWORK_CONFLICT: ExitCode.conflict,
   /** A host port a forward (-p) wants is taken. */
   ERR_SKIFF_PORT_IN_USE: ExitCode.conflict,
+  /** A volume a VM still uses (rm without -f), or a volume name taken. */
+  ERR_SKIFF_VOLUME_IN_USE: ExitCode.conflict,
   ERR_SKIFF_QEMU_MISSING: ExitCode.host,
   ERR_SKIFF_KERNEL_MISSING: ExitCode.host,
   ERR_SKIFF_TOOL_MISSING: ExitCode.host,
@@ -66,6 +75,12 @@ export const errorCodes = {
   ERR_SKIFF_AGENT: ExitCode.guest,
   ERR_SKIFF_COPY_FAILED: ExitCode.guest,
   ERR_SKIFF_QMP: ExitCode.guest,
+  /** A layer's package install, config copy or run step failed in the build VM. */
+  ERR_SKIFF_BUILD_FAILED: ExitCode.guest,
+  /** A provision step exited non-zero; the step, command and exit code are in the message. */
+  ERR_SKIFF_PROVISION_FAILED: ExitCode.guest,
+  /** A service's healthcheck did not pass within its retries. */
+  ERR_SKIFF_UNHEALTHY: ExitCode.guest,
   ERR_SKIFF_TIMEOUT: ExitCode.timeout,
   ERR_SKIFF_LOCKED: ExitCode.timeout,
   ERR_SKIFF_INTERNAL: ExitCode.internal,

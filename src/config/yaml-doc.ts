@@ -1,0 +1,87 @@
+/**
+ * YAML with positions: every YAML-based loader (skiff.yml, pontoon.yml,
+ * compose, layer.yml) parses through here, so that a value's place in the
+ * file (file:line:column) is known when the schema rejects it.
+ */
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import { SkiffError } from "../errors.js";
+
+export type YamlPath = ReadonlyArray<string | number>;
+
+export interface YamlDoc {
+  /** The file as given (for places). */
+  file: string;
+  /** The document as plain data (maps as objects, aliases resolved). */
+  value: unknown;
+  /** "file:line:col" of the value at `path`, or of the nearest ancestor that exists. */
+  placeOf(path: YamlPath): string;
+  /** "file:line:col" of the key at the end of `path` (for "unknown key" errors); the value's place if it has no key. */
+  keyPlaceOf(path: YamlPath): string;
+}
+
+/** Aliases may expand; a small document must not expand into gigabytes ("billion laughs"). */
+const maxAliasCount = 1000;
+
+/** Parse `text` (from `file`); a YAML syntax error is ERR_SKIFF_CONFIG at its line:column. */
+export function parseYaml(text: string, file: string): YamlDoc {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, strict: true });
+  const place = (offset: number | undefined): string => {
+    if (offset === undefined) return file;
+    const p = lines.linePos(offset);
+    return `${file}:${p.line}:${p.col}`;
+  };
+  const first = doc.errors[0];
+  if (first !== undefined) {
+    throw new SkiffError("ERR_SKIFF_CONFIG", `${file} is not valid YAML: ${firstLine(first.message)}`, {
+      place: place(first.pos[0]),
+      hint: "check the indentation and quoting at that place",
+    });
+  }
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount });
+  } catch (err) {
+    throw new SkiffError("ERR_SKIFF_CONFIG", `${file} cannot be read: ${err instanceof Error ? err.message : String(err)}`, {
+      place: file,
+      hint: "aliases (*name) may not expand into more than 1000 nodes",
+    });
+  }
+  return {
+    file,
+    value,
+    placeOf: (path) => place(nodeAt(doc, path, "value")?.range?.[0]),
+    keyPlaceOf: (path) => place(nodeAt(doc, path, "key")?.range?.[0]),
+  };
+}
+
+function firstLine(message: string): string {
+  return message.split("\n")[0]!.trim();
+}
+
+/** The node at `path` (its key node with `want: "key"`), or the deepest ancestor found. */
+function nodeAt(doc: Document, path: YamlPath, want: "key" | "value"): Node | undefined {
+  let node: unknown = doc.contents;
+  let found: Node | undefined = isNode(node) ? node : undefined;
+  for (let i = 0; i < path.length; i++) {
+    const step = path[i]!;
+    const last = i === path.length - 1;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(step));
+      if (pair === undefined) return found;
+      if (last && want === "key" && isNode(pair.key)) return pair.key;
+      node = pair.value;
+    } else if (isSeq(node) && typeof step === "number") {
+      node = node.items[step];
+    } else {
+      return found;
+    }
+    if (!isNode(node)) return found;
+    found = node;
+  }
+  return found;
+}
+
+function isNode(v: unknown): v is Node {
+  return typeof v === "object" && v !== null && "range" in v;
+}
