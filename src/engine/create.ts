@@ -24,6 +24,8 @@ import { generateVmKeys } from "./keys.js";
 export interface CreateOptions {
   image: string;
   name?: string;
+  /** Default: the name, made a valid host name. */
+  hostname?: string;
   cpus?: number;
   memoryMiB?: number;
   env?: Record<string, string>;
@@ -211,7 +213,7 @@ function commonSpec(
     name,
     cpus: opts.cpus ?? defaults.cpus,
     memoryMiB: opts.memoryMiB ?? memoryMiB,
-    hostname: name.replace(/[^a-zA-Z0-9-]/g, "-").replace(/^-+/, "").slice(0, 63) || "skiff",
+    hostname: opts.hostname ?? name.replace(/[^a-zA-Z0-9-]/g, "-").replace(/^-+/, "").slice(0, 63) || "skiff",
     network: opts.network ?? { mode: "user", restrict: false, forwards: [] },
     autoRemove: opts.autoRemove ?? false,
     labels: opts.labels ?? {},

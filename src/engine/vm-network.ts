@@ -8,7 +8,7 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { SkiffError } from "../errors.js";
 import { ensureBridge, tapUpScript } from "../network/bridge.js";
 import { guestNetwork, hostNameservers, renderHosts, type GuestNetwork, type Peer } from "../network/guest.js";
-import { allocateAddress, checkRequestedAddress, parseSubnet } from "../network/ipam.js";
+import { allocateAddress, checkRequestedAddress, formatSubnet, parseIpv4, parseSubnet, subnetContains } from "../network/ipam.js";
 import { attachmentMac, nicPlans, type NicPlan } from "../network/nics.js";
 import { NetworkStore, networkLockName } from "../network/store.js";
 import type { NetworkAttachment, NetworkRecord } from "../network/types.js";
@@ -23,6 +23,8 @@ import { observeStatus } from "./status.js";
 export interface NetworkRequest {
   network: string;
   ip?: string;
+  /** The VM's default route goes through this address on the network (a router VM in a project). */
+  gateway?: string;
   /** Where it was asked for, for errors ("--network"). */
   place?: string;
 }
@@ -89,9 +91,21 @@ export async function allocateAttachments(ctx: EngineContext, vmName: string, re
       prefix: subnet.prefix,
       mac: attachmentMac(vmName, net.name),
       ...(slot === undefined ? {} : { slot }),
+      ...(req.gateway === undefined ? {} : { gateway: checkGateway(req.gateway, subnet, net.name, place) }),
     });
   }
   return out;
+}
+
+function checkGateway(gateway: string, subnet: ReturnType<typeof parseSubnet>, network: string, place: string): string {
+  const ip = parseIpv4(gateway);
+  if (ip === undefined || !subnetContains(subnet, ip)) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `gateway ${gateway} is not on network ${network} (${formatSubnet(subnet)})`, {
+      place,
+      hint: "a gateway must be an address of the network it is given for",
+    });
+  }
+  return gateway;
 }
 
 /** What a VM's QEMU and its init need to be on its networks; makes the host side ready. */

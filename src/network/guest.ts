@@ -57,7 +57,9 @@ export function guestNetwork(opts: {
   hostDns: readonly string[];
 }): GuestNetwork {
   const { spec } = opts;
-  let gateway: string | undefined = spec.network.mode === "user" ? userNet.gateway : undefined;
+  // A gateway given for one of its networks (a router VM in a project) wins over user networking's.
+  let gateway: string | undefined = (spec.networks ?? []).find((a) => a.gateway !== undefined)?.gateway;
+  gateway ??= spec.network.mode === "user" ? userNet.gateway : undefined;
   for (const a of spec.networks ?? []) {
     const net = opts.networks.get(a.network);
     // The first network with a router gives the default route when there is no user networking.

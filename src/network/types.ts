@@ -47,4 +47,6 @@ export interface NetworkAttachment {
   mac: string;
   /** link: which end of the pair this VM is (0 or 1). */
   slot?: number;
+  /** This VM's default route goes through this address on this network (a router VM), whatever else it has. */
+  gateway?: string;
 }

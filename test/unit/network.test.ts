@@ -140,6 +140,15 @@ describe("the guest's network", () => {
     expect(withUser.dns).toEqual(["10.0.2.3"]);
   });
 
+  it("routes through a gateway given for one of its networks (a router VM), even with user networking", () => {
+    const routed = spec({
+      network: { mode: "user", restrict: true, forwards: [] },
+      networks: [{ network: "lan", driver: "private", ip: "10.91.0.80", prefix: 24, mac: attachmentMac("web", "lan"), gateway: "10.91.0.1" }],
+    });
+    const g = guestNetwork({ spec: routed, networks: new Map([["lan", { ...lan, driver: "private", gateway: undefined }]]), peers: [], hostDns: [] });
+    expect(g.gateway).toBe("10.91.0.1");
+  });
+
   it("lists in /etc/hosts only the peers that share a network", () => {
     const hosts = renderHosts(attached, [
       { name: "db", hostname: "db", addresses: new Map([["lan", "10.91.0.6"]]) },
