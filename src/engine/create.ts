@@ -213,7 +213,7 @@ function commonSpec(
     name,
     cpus: opts.cpus ?? defaults.cpus,
     memoryMiB: opts.memoryMiB ?? memoryMiB,
-    hostname: opts.hostname ?? name.replace(/[^a-zA-Z0-9-]/g, "-").replace(/^-+/, "").slice(0, 63) || "skiff",
+    hostname: opts.hostname ?? (name.replace(/[^a-zA-Z0-9-]/g, "-").replace(/^-+/, "").slice(0, 63) || "skiff"),
     network: opts.network ?? { mode: "user", restrict: false, forwards: [] },
     autoRemove: opts.autoRemove ?? false,
     labels: opts.labels ?? {},

@@ -37,6 +37,8 @@ export const vmFiles = {
   qemuStderr: "qemu.stderr",
   /** Bridge networks: the script QEMU runs to put each new TAP on its bridge (written at start). */
   tapScript: "tap-up.sh",
+  /** Projects: every provision step's command and output (`skiff logs --provision`). */
+  provisionLog: "provision.log",
 } as const;
 
 /** Every socket QEMU binds in a VM directory; their length bounds the home path. */
@@ -70,6 +72,7 @@ export interface VmPaths {
   knownHosts: string;
   qemuStderr: string;
   tapScript: string;
+  provisionLog: string;
 }
 
 export function vmDir(home: string, id: string): string {
@@ -99,6 +102,7 @@ export function vmPaths(home: string, id: string): VmPaths {
     knownHosts: at(vmFiles.knownHosts),
     qemuStderr: at(vmFiles.qemuStderr),
     tapScript: at(vmFiles.tapScript),
+    provisionLog: at(vmFiles.provisionLog),
   };
 }
 
@@ -153,4 +157,6 @@ export interface VmState {
   owner?: ProcessIdentity;
   /** Forwards added to the running VM (`skiff port-forward`); dropped at the next start. */
   forwards?: PortForward[];
+  /** Projects: when the service's provisioners last ran to the end on this VM (ISO 8601); absent: never. */
+  provisionedAt?: string;
 }
