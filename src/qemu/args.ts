@@ -6,7 +6,7 @@
 import { isAbsolute } from "node:path";
 import { SkiffError } from "../errors.js";
 import { macAddress, type NicPlan } from "../network/nics.js";
-import type { NetworkSpec, PortForward } from "../spec/machine.js";
+import type { GuestForward, NetworkSpec, PortForward } from "../spec/machine.js";
 import type { LaunchPlan } from "./plan.js";
 
 /**
@@ -153,6 +153,7 @@ function networkArgs(name: string, network: NetworkSpec): string[] {
   const netdev = ["user", "id=net0"];
   if (network.restrict) netdev.push("restrict=on");
   for (const fwd of network.forwards) netdev.push(`hostfwd=${hostfwd(fwd)}`);
+  for (const fwd of network.guestForwards ?? []) netdev.push(`guestfwd=${guestfwd(fwd)}`);
   return [
     "-netdev", netdev.join(","),
     "-device", `virtio-net-device,netdev=net0,mac=${macAddress(name)}`,
@@ -176,6 +177,19 @@ function hostfwd(fwd: PortForward): string {
     }
   }
   return `${fwd.protocol}:${fwd.hostAddress}:${fwd.hostPort}-:${fwd.guestPort}`;
+}
+
+const ipv4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+/** `tcp:GUESTADDR:GUESTPORT-tcp:HOSTADDR:HOSTPORT`: slirp takes only IPv4 addresses and TCP here. */
+export function guestfwd(fwd: GuestForward): string {
+  for (const addr of [fwd.guestAddress, fwd.hostAddress]) {
+    if (!ipv4.test(addr)) throw new SkiffError("ERR_SKIFF_INTERNAL", `guestfwd needs IPv4 addresses, got ${JSON.stringify(addr)}`);
+  }
+  for (const port of [fwd.guestPort, fwd.hostPort]) {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new SkiffError("ERR_SKIFF_INTERNAL", `guestfwd port out of range: ${port}`);
+  }
+  return `tcp:${fwd.guestAddress}:${fwd.guestPort}-tcp:${fwd.hostAddress}:${fwd.hostPort}`;
 }
 
 /** The NICs on named networks; the guest names them eth1, eth2, … by MAC. */

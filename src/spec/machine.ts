@@ -10,13 +10,26 @@ import type { NetworkAttachment } from "../network/types.js";
 export type NetworkSpec =
   | { mode: "none" }
   /** QEMU user networking; `restrict` cuts the guest off from the outside (tests). */
-  | { mode: "user"; restrict: boolean; forwards: PortForward[] };
+  | { mode: "user"; restrict: boolean; forwards: PortForward[]; guestForwards?: GuestForward[] };
 
 export interface PortForward {
   protocol: "tcp" | "udp";
   hostAddress: string;
   hostPort: number;
   guestPort: number;
+}
+
+/**
+ * A user-net `guestfwd`: the guest's TCP connections to `guestAddress:guestPort`
+ * (an address inside user-net's 10.0.2.0/24) reach `hostAddress:hostPort` on
+ * the host. restrict=on does not block them, so a restricted guest can still
+ * reach one chosen host service (a layer build's loopback apt mirror).
+ */
+export interface GuestForward {
+  guestAddress: string;
+  guestPort: number;
+  hostAddress: string;
+  hostPort: number;
 }
 
 /**
