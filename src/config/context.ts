@@ -2,6 +2,7 @@
  * What every project-file loader (skiff.yml, pontoon.yml, compose, VMFile.kdl)
  * is handed besides the file itself, and the project-name rule they share.
  */
+import path from "node:path";
 
 export interface LoaderContext {
   /** Directory of the first file: relative paths in every file resolve against it (as compose does). */
@@ -10,6 +11,8 @@ export interface LoaderContext {
   projectName: string;
   /** The files read, absolute, in override order. */
   files: string[];
+  /** The host environment (`environment: [KEY]` takes its value from here); default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -22,4 +25,11 @@ export function normalizeProjectName(text: string): string {
     .toLowerCase()
     .replace(/[^a-z0-9_-]/g, "")
     .replace(/^[-_]+/, "");
+}
+
+/** `~/x` → the home directory; then relative to the project file's directory. */
+export function hostPath(dir: string, p: string, env: NodeJS.ProcessEnv): string {
+  const home = env["HOME"] ?? "/";
+  const expanded = p === "~" ? home : p.startsWith("~/") ? path.join(home, p.slice(2)) : p;
+  return path.resolve(dir, expanded);
 }

@@ -5,7 +5,7 @@
  * once, so a user fixes a file in one pass, not one error per run).
  */
 import type { z } from "zod/v4";
-import { SkiffError } from "../errors.js";
+import { isSkiffError, SkiffError } from "../errors.js";
 import type { YamlPath } from "./yaml-doc.js";
 
 type Issue = z.core.$ZodIssue;
@@ -13,6 +13,8 @@ type Issue = z.core.$ZodIssue;
 export interface ConfigProblem {
   place: string;
   message: string;
+  /** What to do about this one problem; the error's hint when it comes first. */
+  hint?: string;
 }
 
 export type PlaceLookup = (path: YamlPath) => string;
@@ -44,7 +46,7 @@ export function problemsError(problems: readonly ConfigProblem[], file: string, 
   const more = sorted.length > 1 ? ` (and ${sorted.length - 1} more problem${sorted.length > 2 ? "s" : ""})` : "";
   return new SkiffError("ERR_SKIFF_CONFIG", `${first.message}${more}`, {
     place: first.place,
-    hint,
+    hint: first.hint ?? hint,
     details: { problems: sorted },
   });
 }
@@ -58,23 +60,30 @@ function problemsOf(issue: Issue, prefix: YamlPath, placeOf: PlaceLookup, keyPla
         message: `${at(path)}unknown key ${JSON.stringify(key)}`,
       }));
     case "invalid_union": {
-      // The branch that got furthest into the value is the one the user meant.
+      // The branch the user meant: the one that got furthest into the value
+      // (or whose type matched and only a value check failed), then the one with fewest problems.
       const branches = issue.errors.filter((b) => b.length > 0);
-      const deepest = branches.reduce<Issue[] | undefined>((best, b) => (best === undefined || depth(b) > depth(best) ? b : best), undefined);
-      if (deepest !== undefined && depth(deepest) > 0) return deepest.flatMap((i) => problemsOf(i, path, placeOf, keyPlaceOf));
+      const meant = branches.reduce<Issue[] | undefined>((best, b) => (best === undefined || fit(b) > fit(best) ? b : best), undefined);
+      if (meant !== undefined && fit(meant) > 0) return meant.flatMap((i) => problemsOf(i, path, placeOf, keyPlaceOf));
       const expected = [...new Set(branches.flat().map(expectedOf).filter((e) => e !== ""))];
       const message = expected.length > 0 ? `expected ${expected.join(" or ")}` : firstMessage(branches) ?? issue.message;
       return [{ place: placeOf(path), message: `${at(path)}${message}` }];
     }
     case "invalid_type":
       return [{ place: placeOf(path), message: `${at(path)}expected ${expectedOf(issue)}` }];
+    case "custom": {
+      const hint: unknown = issue.params?.["hint"];
+      return [{ place: placeOf(path), message: `${at(path)}${issue.message}`, ...(typeof hint === "string" ? { hint } : {}) }];
+    }
     default:
       return [{ place: placeOf(path), message: `${at(path)}${issue.message}` }];
   }
 }
 
-function depth(branch: readonly Issue[]): number {
-  return Math.max(...branch.map((i) => i.path.length + (i.code === "unrecognized_keys" ? 1 : 0)));
+/** Higher when a union branch matched more of the value: depth reached first, fewer problems second; > 0 once past the type. */
+function fit(branch: readonly Issue[]): number {
+  const depth = Math.max(...branch.map((i) => i.path.length + (i.code === "unrecognized_keys" || i.code === "custom" ? 1 : 0)));
+  return depth * 1000 - branch.length;
 }
 
 function firstMessage(branches: readonly Issue[][]): string | undefined {
@@ -118,4 +127,15 @@ function compareKeys(a: number[], b: number[]): number {
     if (d !== 0 && !Number.isNaN(d)) return d;
   }
   return 0;
+}
+
+/** Run a skiff parser; its SkiffError becomes a problem at `place`. */
+export function attempt<T>(problems: ConfigProblem[], place: string, prefix: string, parse: () => T): T | undefined {
+  try {
+    return parse();
+  } catch (err) {
+    if (!isSkiffError(err)) throw err;
+    problems.push({ place, message: `${prefix}${err.message}`, ...(err.hint === undefined ? {} : { hint: err.hint }) });
+    return undefined;
+  }
 }
