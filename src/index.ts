@@ -2,6 +2,9 @@
  * skiff as a library: `import { Skiff } from "skiff"`.
  */
 export { Skiff, type CreateOptions, type SkiffOptions, type StartOptions } from "./engine/skiff.js";
+export type { BuildLayersOptions, BuildLayersResult } from "./engine/layers.js";
+export type { LayerEvent } from "./layer/events.js";
+export type { LayerSpec } from "./layer/schema.js";
 export type { VmInfo } from "./engine/info.js";
 export type { RunState } from "./engine/status.js";
 export type { ProgressEvent, Phase, SkiffEvents } from "./engine/events.js";

@@ -6,6 +6,7 @@
 
 import type { PullEvent } from "../image/oci/types.js";
 import type { BuildEvent } from "../image/unpack/build.js";
+import type { LayerEvent } from "../layer/events.js";
 
 export type Phase =
   | "preparing-image"
@@ -35,4 +36,6 @@ export interface SkiffEvents {
   pull: [PullEvent];
   /** Building an image's ext4 base. */
   build: [BuildEvent];
+  /** Building layers into an image: per layer and step (Skiff.buildLayers). */
+  layer: [LayerEvent];
 }

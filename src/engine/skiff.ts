@@ -27,8 +27,10 @@ import { observeStatus, type ObservedStatus, type RunState } from "./status.js";
 import { signalQemu, stopQemu, waitForExit } from "./stop.js";
 import { toVmInfo, type VmInfo } from "./info.js";
 import type { ImageContext } from "./images.js";
+import { buildLayers, type BuildLayersOptions, type BuildLayersResult } from "./layers.js";
 
 export type { CreateOptions } from "./create.js";
+export type { BuildLayersOptions, BuildLayersResult } from "./layers.js";
 
 export interface SkiffOptions {
   /** Overrides SKIFF_HOME / the XDG default. */
@@ -219,6 +221,14 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     const state = existsSync(record.paths.dir) ? await this.store.readState(record.id) : {};
     const status = await observeStatus(record.paths, state);
     return toVmInfo(record, state, status);
+  }
+
+  /**
+   * Layers on a base image → a new base image (`skiff-layers:<hash>`), built
+   * in a VM unless the cache has it; progress as `layer` events.
+   */
+  buildLayers(opts: BuildLayersOptions): Promise<BuildLayersResult> {
+    return buildLayers(this, opts);
   }
 
   /** What the image verbs need: the cache, credentials' home, and which bases VMs use. */
