@@ -152,7 +152,7 @@ static int wait_for(const char *path, int ms) {
 }
 
 static void mkdir_p(const char *path, mode_t mode) {
-  char tmp[256];
+  char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s", path);
   for (char *p = tmp + 1; *p; p++) {
     if (*p == '/') {
@@ -666,9 +666,10 @@ static int resolve_user(const char *spec, uid_t *uid, gid_t *gid, char *home, si
 
 static const char *default_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+static int exec_in_image(struct request *req, const char *command, int sftp);
+
 static int shell_main(int argc, char **argv) {
   const char *command = NULL;
-  int login = argv[0][0] == '-';
   if (argc >= 3 && strcmp(argv[1], "-c") == 0) command = argv[2];
 
   struct request req = {0};
@@ -680,6 +681,17 @@ static int shell_main(int argc, char **argv) {
   } else if (command && strcmp(command, "/usr/lib/sftp-server") == 0) {
     sftp = 1;
   }
+  return exec_in_image(&req, command, sftp);
+}
+
+/*
+ * Enter the image as the request says (root into /image, its user, env and
+ * working directory) and exec: the request's argv, sftp-server, `sh -c
+ * command`, or a login shell. Shared by SSH commands and the services init
+ * starts itself. Returns only on failure, with the exit status to use.
+ */
+static int exec_in_image(struct request *req_in, const char *command, int sftp) {
+  struct request req = *req_in;
 
   /*
    * The agent answers before the network is configured (that overlaps with
@@ -773,11 +785,23 @@ static int shell_main(int argc, char **argv) {
     const char *base = strrchr(shell, '/');
     char arg0[256];
     snprintf(arg0, sizeof arg0, "-%s", base ? base + 1 : shell);
-    (void)login;
     execl(shell, arg0, (char *)NULL);
   }
   fprintf(stderr, "skiff: %s: %s\n", shell, strerror(errno));
   return 127;
+}
+
+/* A background program's stdio: no input, output on the serial console (so `skiff logs` shows it). */
+static void stdio_to_console(void) {
+  int in = open("/dev/null", O_RDONLY);
+  int out = open("/dev/console", O_WRONLY | O_NOCTTY);
+  if (in >= 0) dup2(in, 0);
+  if (out >= 0) {
+    dup2(out, 1);
+    dup2(out, 2);
+  }
+  if (in > 2) close(in);
+  if (out > 2) close(out);
 }
 
 /* ---- kill role: `skiff-kill PIDFILE SIGNAL`, used by the host for Ctrl-C without a PTY ---- */
@@ -810,13 +834,7 @@ static int detach_main(int argc, char **argv) {
   if (pid == 0) {
     close(pipefd[0]);
     setsid();
-    int in = open("/dev/null", O_RDONLY);
-    int out = open("/dev/console", O_WRONLY | O_NOCTTY);
-    if (in >= 0) dup2(in, 0);
-    if (out >= 0) {
-      dup2(out, 1);
-      dup2(out, 2);
-    }
+    stdio_to_console();
     execvp(argv[1], argv + 1);
     int err = errno;
     (void)!write(pipefd[1], &err, sizeof err);
@@ -858,6 +876,243 @@ static pid_t spawn_console_shell(void) {
   return pid;
 }
 
+/* ---- disks by serial, and the VM's mounts ---- */
+
+static void power_off(void);
+
+/* The /dev path of the virtio disk whose serial is `serial`, or "" when none (yet). */
+static void disk_by_serial(const char *serial, char *out, size_t cap) {
+  out[0] = 0;
+  DIR *d = opendir("/sys/block");
+  if (!d) return;
+  struct dirent *e;
+  size_t len = strlen(serial);
+  while ((e = readdir(d)) && !out[0]) {
+    if (strncmp(e->d_name, "vd", 2) != 0) continue;
+    char path[300];
+    snprintf(path, sizeof path, "/sys/block/%s/serial", e->d_name);
+    char *got = read_file(path, NULL);
+    if (got && strncmp(got, serial, len) == 0 && (got[len] == 0 || got[len] == '\n')) snprintf(out, cap, "/dev/%s", e->d_name);
+    free(got);
+  }
+  closedir(d);
+}
+
+static int wait_for_disk(const char *serial, char *out, size_t cap, int ms) {
+  for (int waited = 0; waited < ms; waited += 5) {
+    disk_by_serial(serial, out, cap);
+    if (out[0]) return 0;
+    usleep(5000);
+  }
+  return -1;
+}
+
+#define MAX_MOUNTS 16
+static char mounted[MAX_MOUNTS][512]; /* targets inside the image, unmounted in reverse at power-off */
+static int nmounted;
+
+/*
+ * Mount in a child chrooted into the image, so the target resolves the way
+ * the image's own programs see it (its absolute symlinks point into the
+ * image, not into skiff's initramfs). Mounts are shared with PID 1.
+ */
+static int mount_in_image(const char *source, const char *target, const char *fs, unsigned long flags, const char *data) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (chroot(IMAGE) != 0 || chdir("/") != 0) _exit(errno);
+    mkdir_p(target, 0755);
+    _exit(mount(source, target, fs, flags, data) == 0 ? 0 : errno);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0) return EIO;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : EIO;
+}
+
+/*
+ * `mount.N=FS SOURCE ro|rw TARGET`: a virtio-9p share by its tag, or an
+ * ext4 volume by its disk's serial. A mount that fails ends the boot: the
+ * workload must never write into the overlay believing it is on a volume.
+ */
+static void mount_volumes(void) {
+  for (int i = 0; i < MAX_MOUNTS; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "mount.%d", i);
+    char *v = config_get(key);
+    if (!v) break;
+    char fs[16], source[64], mode[4];
+    int off = 0;
+    if (sscanf(v, "%15s %63s %3s %n", fs, source, mode, &off) != 3 || off == 0 || v[off] != '/') {
+      logmsg("bad %s: %s", key, v);
+      free(v);
+      power_off();
+    }
+    const char *target = v + off;
+    unsigned long flags = strcmp(mode, "ro") == 0 ? MS_RDONLY : 0;
+    int err;
+    if (strcmp(fs, "9p") == 0) {
+      /* No cache: the share is live both ways, host writes show at once. */
+      err = mount_in_image(source, target, "9p", flags, "trans=virtio,version=9p2000.L,msize=262144,cache=none");
+    } else {
+      char dev[64];
+      if (wait_for_disk(source, dev, sizeof dev, 5000) != 0) {
+        logmsg("volume disk %s for %s did not appear", source, target);
+        power_off();
+      }
+      err = mount_in_image(dev, target, "ext4", flags | MS_NOATIME, NULL);
+    }
+    if (err != 0) {
+      logmsg("cannot mount %s %s at %s: %s", fs, source, target, strerror(err));
+      power_off();
+    }
+    snprintf(mounted[nmounted++], sizeof mounted[0], "%s%s", IMAGE, target);
+    free(v);
+  }
+}
+
+static void unmount_volumes(void) {
+  for (int i = nmounted - 1; i >= 0; i--)
+    if (umount2(mounted[i], 0) != 0) umount2(mounted[i], MNT_DETACH);
+}
+
+/* ---- services: start.d scripts and the supervised main command ---- */
+
+enum restart { RESTART_NO, RESTART_ON_FAILURE, RESTART_ALWAYS };
+
+struct service {
+  char name[160];   /* for the log: "start.d/10-redis" or "main command" */
+  char path[300];   /* start.d: the script inside the image */
+  char *exec;       /* main: the encoded request (skiff-exec:BASE64) */
+  enum restart restart;
+  pid_t pid;
+  long started_ms, next_ms;
+  int backoff_s;
+  int done;
+};
+
+#define MAX_SERVICES 64
+static struct service services[MAX_SERVICES];
+static int nservices;
+
+static long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static pid_t start_service(struct service *svc) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+    setsid();
+    stdio_to_console();
+    struct request req = {0};
+    static char payload[CONFIG_MAX];
+    if (svc->exec) {
+      size_t n = b64decode(svc->exec + 11, payload);
+      parse_request(payload, n, &req);
+    } else {
+      /* A start script runs as root in / with the VM's environment, like a container's entrypoint. */
+      req.cwd = "/";
+      req.argv[0] = svc->path;
+      req.argv[1] = NULL;
+      req.argc = 1;
+    }
+    _exit(exec_in_image(&req, NULL, 0));
+  }
+  svc->pid = pid > 0 ? pid : 0;
+  svc->started_ms = now_ms();
+  return pid;
+}
+
+static int is_start_script(const struct dirent *e) {
+  if (e->d_name[0] == '.') return 0;
+  char path[512];
+  struct stat st;
+  snprintf(path, sizeof path, IMAGE "/etc/skiff/start.d/%s", e->d_name);
+  return lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
+}
+
+/* Every executable file in the image's /etc/skiff/start.d, in name order, then the main command when init runs it. */
+static void start_services(void) {
+  struct dirent **list = NULL;
+  int n = scandir(IMAGE "/etc/skiff/start.d", &list, is_start_script, alphasort);
+  for (int i = 0; i < n; i++) {
+    if (nservices < MAX_SERVICES - 1) {
+      struct service *svc = &services[nservices++];
+      snprintf(svc->name, sizeof svc->name, "start.d/%s", list[i]->d_name);
+      snprintf(svc->path, sizeof svc->path, "/etc/skiff/start.d/%s", list[i]->d_name);
+      svc->restart = RESTART_ALWAYS;
+    }
+    free(list[i]);
+  }
+  free(list);
+  char *exec = config_get("main.exec");
+  if (exec && strncmp(exec, "skiff-exec:", 11) == 0) {
+    struct service *svc = &services[nservices++];
+    snprintf(svc->name, sizeof svc->name, "main command");
+    svc->exec = exec;
+    char *policy = config_get("main.restart");
+    svc->restart = !policy || strcmp(policy, "no") == 0 ? RESTART_NO
+                   : strcmp(policy, "on-failure") == 0 ? RESTART_ON_FAILURE
+                                                       : RESTART_ALWAYS; /* always, unless-stopped */
+    free(policy);
+  } else {
+    free(exec);
+  }
+  for (int i = 0; i < nservices; i++) {
+    services[i].backoff_s = 1;
+    start_service(&services[i]);
+  }
+  if (nservices > 0) logmsg("started %d service%s", nservices, nservices == 1 ? "" : "s");
+}
+
+/*
+ * A service ended: restart it by its policy, after a backoff that doubles
+ * from 1 s to 30 s and starts over once a run lasted a minute. Returns 0
+ * when `pid` was no service.
+ */
+static int service_exited(pid_t pid, int status) {
+  for (int i = 0; i < nservices; i++) {
+    struct service *svc = &services[i];
+    if (svc->pid != pid) continue;
+    svc->pid = 0;
+    long now = now_ms();
+    if (now - svc->started_ms >= 60000) svc->backoff_s = 1;
+    char how[32];
+    int failed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+    if (WIFSIGNALED(status)) snprintf(how, sizeof how, "signal %d", WTERMSIG(status));
+    else snprintf(how, sizeof how, "status %d", WEXITSTATUS(status));
+    if (svc->restart == RESTART_NO || (svc->restart == RESTART_ON_FAILURE && !failed)) {
+      logmsg("%s exited (%s)", svc->name, how);
+      svc->done = 1;
+      return 1;
+    }
+    logmsg("%s exited (%s), restarting in %ds", svc->name, how, svc->backoff_s);
+    svc->next_ms = now + svc->backoff_s * 1000L;
+    svc->backoff_s = svc->backoff_s * 2 > 30 ? 30 : svc->backoff_s * 2;
+    return 1;
+  }
+  return 0;
+}
+
+/* Start services whose backoff is over; returns ms until the next one is due (or -1). */
+static long restart_due_services(void) {
+  long now = now_ms(), next = -1;
+  for (int i = 0; i < nservices; i++) {
+    struct service *svc = &services[i];
+    if (svc->done || svc->pid != 0) continue;
+    if (svc->next_ms <= now) {
+      start_service(svc);
+    } else if (next < 0 || svc->next_ms - now < next) {
+      next = svc->next_ms - now;
+    }
+  }
+  return next;
+}
+
 /* ---- PID 1 ---- */
 
 static volatile sig_atomic_t shutdown_requested;
@@ -886,16 +1141,32 @@ static int open_power_button(void) {
   return found;
 }
 
+static pid_t console_shell;
+
+/*
+ * Everything gets SIGTERM and up to 5 s to end (services flush their data),
+ * then SIGKILL; volumes are unmounted before the root so their journals are
+ * clean. The console's shell ignores SIGTERM, as interactive shells do:
+ * it goes first, so waiting ends as soon as the real work has.
+ */
 static void power_off(void) {
   logmsg("powering off");
+  if (console_shell > 0) kill(-console_shell, SIGKILL);
   kill(-1, SIGTERM);
-  for (int i = 0; i < 20; i++) {
+  for (int i = 0; i < 100; i++) {
     while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD) break;
     usleep(50000);
-    if (kill(-1, 0) != 0 && errno == ESRCH) break;
   }
   kill(-1, SIGKILL);
+  /* Killed processes let go of their files only once they are gone: wait (briefly) before unmounting. */
+  for (int i = 0; i < 20; i++) {
+    while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD) break;
+    usleep(50000);
+  }
   sync();
+  unmount_volumes();
   umount2(IMAGE, MNT_DETACH);
   sync();
   reboot(RB_POWER_OFF);
@@ -938,12 +1209,17 @@ static int init_main(void) {
   /* What the root disk and the agent need first; the rest after the agent is up. */
   load_modules(TOOLS "/modules.boot");
   logmsg("boot modules loaded");
-  if (wait_for("/dev/vda", 5000) != 0) {
-    logmsg("root disk /dev/vda did not appear");
-    power_off();
+  /* By serial: with volumes attached, the root is not necessarily the first disk probed. */
+  char root[64];
+  if (wait_for_disk("skiff-root", root, sizeof root, 5000) != 0) {
+    if (wait_for("/dev/vda", 100) != 0) {
+      logmsg("root disk did not appear");
+      power_off();
+    }
+    snprintf(root, sizeof root, "/dev/vda"); /* a QEMU started without the serial */
   }
   mkdir(IMAGE, 0755);
-  if (mount("/dev/vda", IMAGE, "ext4", 0, NULL) != 0) {
+  if (mount(root, IMAGE, "ext4", 0, NULL) != 0) {
     logmsg("cannot mount the root disk: %s", strerror(errno));
     power_off();
   }
@@ -966,16 +1242,20 @@ static int init_main(void) {
   logmsg("late modules loaded");
   configure_network();
   logmsg("network configured");
+  mount_volumes();
   write_file("/dev/.skiff-run/configured", "", 0644);
   int button = open_power_button();
   logmsg("ready (%d agent ports)", nports);
-  pid_t console_shell = spawn_console_shell();
+  console_shell = spawn_console_shell();
+  start_services();
 
   sigset_t empty;
   sigemptyset(&empty);
   while (!shutdown_requested) {
     struct pollfd p = {.fd = button, .events = POLLIN};
+    long due = restart_due_services();
     struct timespec ts = {1, 0};
+    if (due >= 0 && due < 1000) ts = (struct timespec){0, due * 1000000L};
     sigprocmask(SIG_UNBLOCK, &block, NULL);
     int r = ppoll(&p, button >= 0 ? 1 : 0, &ts, NULL);
     sigprocmask(SIG_BLOCK, &block, NULL);
@@ -992,6 +1272,7 @@ static int init_main(void) {
     pid_t pid;
     int status;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (!shutdown_requested && service_exited(pid, status)) continue;
       if (pid == console_shell && !shutdown_requested) {
         sleep(1); /* a shell that cannot start must not spin */
         console_shell = spawn_console_shell();

@@ -17,6 +17,7 @@ import { registerCp } from "./commands/cp.js";
 import { registerSsh } from "./commands/ssh.js";
 import { registerImage } from "./commands/image.js";
 import { registerNetwork } from "./commands/network.js";
+import { registerVolume } from "./commands/volume.js";
 import { printError } from "./output.js";
 
 async function main(argv: string[]): Promise<number> {
@@ -48,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
   registerLogs(program, ctx);
   registerImage(program, ctx);
   registerNetwork(program, ctx);
+  registerVolume(program, ctx);
   registerDoctor(program, ctx);
 
   try {

@@ -1,6 +1,8 @@
 /**
  * Flags shared by `run` and `create`, turned into the engine's CreateOptions.
  */
+import { homedir } from "node:os";
+import { resolve as resolvePath } from "node:path";
 import type { Command } from "commander";
 import type { CreateOptions } from "../engine/skiff.js";
 import { parseCpus, parseEnvList, parseMemory } from "../util/units.js";
@@ -10,6 +12,7 @@ import { parseIpv4 } from "../network/ipam.js";
 import { parsePublish } from "../network/ports.js";
 import { validateNetworkName } from "../network/store.js";
 import type { NetworkRequest } from "../engine/vm-network.js";
+import type { MountRequest } from "../engine/volumes.js";
 
 export interface MachineFlags {
   name?: string;
@@ -29,6 +32,7 @@ export interface MachineFlags {
   imageUrl?: string;
   disk?: string;
   userData?: string;
+  volume: string[];
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -50,7 +54,8 @@ export function addMachineFlags(cmd: Command): Command {
     .option("--pull <policy>", "missing (default: pull when not here), always, never")
     .option("--image-url <url>", "boot a cloud image (qcow2/raw, .zst/.xz/.gz; URL or path) on q35, reached over SSH")
     .option("--disk <size>", "cloud images: grow the disk to this size, e.g. 20G")
-    .option("--user-data <file>", "cloud images: cloud-init user-data to merge (#cloud-config) or use instead");
+    .option("--user-data <file>", "cloud images: cloud-init user-data to merge (#cloud-config) or use instead")
+    .option("-v, --volume <src:dst[:ro]>", "mount a host directory (SRC starts with /, . or ~; live, both ways) or a named volume (made if missing) at DST (repeatable)", collect, []);
 }
 
 /**
@@ -122,6 +127,7 @@ export function createOptionsFrom(image: string, command: string[], flags: Machi
     ...(flags.imageUrl === undefined ? {} : { imageUrl: flags.imageUrl }),
     ...(flags.disk === undefined ? {} : { diskBytes: parseDiskSize(flags.disk) }),
     ...(flags.userData === undefined ? {} : { userDataPath: flags.userData }),
+    ...((flags.volume ?? []).length === 0 ? {} : { mounts: flags.volume.map((v) => parseVolumeFlag(v)) }),
   };
 }
 
@@ -136,9 +142,34 @@ function pullPolicy(value: string): "missing" | "always" | "never" {
 }
 
 /** `--disk 20G`: bytes; K/M/G/T suffixes are binary (as qemu-img's). */
-export function parseDiskSize(value: string): number {
+export function parseDiskSize(value: string, place = "--disk"): number {
   const m = /^(\d+)([KMGT]?)i?B?$/i.exec(value.trim());
-  if (!m) throw new SkiffError("ERR_SKIFF_USAGE", `not a disk size: ${value}`, { place: "--disk", hint: "e.g. 20G or 512M" });
+  if (!m) throw new SkiffError("ERR_SKIFF_USAGE", `not a disk size: ${value}`, { place, hint: "e.g. 20G or 512M" });
   const unit = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[(m[2] ?? "").toUpperCase() as "" | "K" | "M" | "G" | "T"];
   return Number(m[1]) * unit;
+}
+
+/**
+ * `-v SRC:DST[:ro|:rw]` as Docker reads it: a SRC starting with `/`, `.` or
+ * `~` is a host directory (made absolute here), anything else names a
+ * volume, made if missing.
+ */
+export function parseVolumeFlag(value: string, cwd = process.cwd(), home = homedir()): MountRequest {
+  const place = "--volume";
+  const parts = value.split(":");
+  const last = parts.at(-1);
+  const mode = parts.length >= 3 && (last === "ro" || last === "rw") ? parts.pop() : undefined;
+  if (parts.length !== 2 || parts[0] === "" || parts[1] === "") {
+    throw new SkiffError("ERR_SKIFF_USAGE", `cannot read --volume ${JSON.stringify(value)}`, {
+      place,
+      hint: "write SRC:DST or SRC:DST:ro, e.g. -v ./src:/src or -v data:/var/lib/data",
+    });
+  }
+  const [source, target] = parts as [string, string];
+  const readOnly = mode === "ro";
+  if (/^[/.~]/.test(source)) {
+    const expanded = source === "~" || source.startsWith("~/") ? home + source.slice(1) : source;
+    return { kind: "bind", source: resolvePath(cwd, expanded), target, readOnly, place };
+  }
+  return { kind: "volume", volume: source, target, readOnly, place, create: true };
 }

@@ -70,6 +70,12 @@ function problemsOf(issue: Issue, prefix: YamlPath, placeOf: PlaceLookup, keyPla
       return [{ place: placeOf(path), message: `${at(path)}${message}` }];
     }
     case "invalid_type":
+      // With safeParse(value, { reportInput: true }) an absent key is told from a wrong value.
+      if ("input" in issue && issue.input === undefined && path.length > 0) {
+        return [{ place: placeOf(path), message: `${at(path.slice(0, -1))}${String(path[path.length - 1])} is missing (${expectedOf(issue)})` }];
+      }
+      return [{ place: placeOf(path), message: `${at(path)}expected ${expectedOf(issue)}` }];
+    case "invalid_value":
       return [{ place: placeOf(path), message: `${at(path)}expected ${expectedOf(issue)}` }];
     case "custom": {
       const hint: unknown = issue.params?.["hint"];

@@ -9,7 +9,7 @@ import { SkiffError } from "../errors.js";
 import { cloudSshUser, fetchCloudImage, isCloudRef } from "../image/cloud.js";
 import type { ImageRuntimeConfig } from "../image/oci/types.js";
 import { resolveImage } from "../image/resolve.js";
-import { defaults, type MachineSpec, type NetworkSpec } from "../spec/machine.js";
+import { defaults, type InitSpec, type KernelSpec, type MachineSpec, type NetworkSpec } from "../spec/machine.js";
 import { withLock } from "../store/lock.js";
 import type { CreateExtra, VmRecord } from "../store/store.js";
 import { uniqueRandomName, validateName } from "../util/names.js";
@@ -20,6 +20,8 @@ import { takenForwards } from "./ports.js";
 import { allocateAttachments, withNetworkLocks, type NetworkRequest } from "./vm-network.js";
 import { progress, type EngineContext } from "./context.js";
 import { generateVmKeys } from "./keys.js";
+import { checkMounts, createMissingVolumes, removeCreated, withVolumesLocked, type MountRequest } from "./volumes.js";
+import { checkKernel } from "../kernel/override.js";
 
 export interface CreateOptions {
   image: string;
@@ -53,6 +55,12 @@ export interface CreateOptions {
   diskBytes?: number;
   /** Cloud images: a cloud-init user-data file merged into skiff's (`--user-data`). */
   userDataPath?: string;
+  /** Host directories (live, virtio-9p) and named volumes to mount in the guest (`-v`). */
+  mounts?: MountRequest[];
+  /** A kernel file instead of skiff's (virtio built in), and extra kernel command line words. */
+  kernel?: KernelSpec;
+  /** Let skiff-init start and supervise the main command with this restart policy (`skiff up` services). */
+  init?: InitSpec;
 }
 
 /** Make a VM (not started); its record once committed. */
@@ -62,6 +70,10 @@ export async function createVm(ctx: EngineContext, opts: CreateOptions, t0: numb
 }
 
 async function createMicroVm(ctx: EngineContext, opts: CreateOptions, t0: number): Promise<VmRecord> {
+  // Mounts and the kernel fail here, before an image is pulled; volumes are checked again under their lock.
+  await checkMounts(ctx, opts.mounts ?? []);
+  const kernel = opts.kernel === undefined ? undefined : await checkKernel(opts.kernel);
+  const init = opts.init === undefined ? undefined : checkInit(opts.init);
   progress(ctx, opts.name ?? "", "preparing-image", `preparing image ${opts.image}`, t0);
   const image = await resolveImage(opts.image, {
     cacheDir: ctx.cacheDir,
@@ -76,19 +88,29 @@ async function createMicroVm(ctx: EngineContext, opts: CreateOptions, t0: number
   progress(ctx, opts.name ?? "", "preparing-kernel", "preparing kernel and QEMU", t0);
   const facts = await ctx.hostFacts();
 
-  const record = await createRecord(
-    ctx,
-    opts,
-    async (name) => ({
-      ...commonSpec(name, opts, defaults.memoryMiB),
-      image: opts.image,
-      ...runtimeFrom(image.config, opts),
-    }),
-    {
-      image: { digest: image.digest, basePath: image.basePath },
-      kernel: { version: facts.kernel.version, path: facts.vmlinuxPath },
-    },
-  );
+  const record = await withVolumesLocked(ctx, opts.mounts, "create a VM with volumes", async () => {
+    const made = await createMissingVolumes(ctx, opts.mounts ?? []);
+    const mounts = await checkMounts(ctx, opts.mounts ?? []);
+    return createRecord(
+      ctx,
+      opts,
+      async (name) => ({
+        ...commonSpec(name, opts, defaults.memoryMiB),
+        image: opts.image,
+        ...runtimeFrom(image.config, opts),
+        ...(mounts.length === 0 ? {} : { mounts }),
+        ...(kernel === undefined ? {} : { kernel }),
+        ...(init === undefined ? {} : { init }),
+      }),
+      {
+        image: { digest: image.digest, basePath: image.basePath },
+        kernel: { version: facts.kernel.version, path: kernel?.path ?? facts.vmlinuxPath },
+      },
+    ).catch(async (err: unknown) => {
+      await removeCreated(ctx, made);
+      throw err;
+    });
+  });
   return finishCreate(ctx, record, t0, async () => {
     await generateVmKeys(record.paths, ctx.runner, `skiff-${record.name}`);
     await ctx.runner.run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", image.basePath, record.paths.overlay], {
@@ -101,6 +123,14 @@ async function createMicroVm(ctx: EngineContext, opts: CreateOptions, t0: number
 /** A cloud image: fetched (cached by URL), a qcow2 overlay on it, a NoCloud seed, an SSH port of its own. */
 async function createCloud(ctx: EngineContext, opts: CreateOptions, t0: number): Promise<VmRecord> {
   const source = opts.imageUrl ?? opts.image;
+  const microvmOnly = (opts.mounts ?? []).length > 0 ? "--volume" : opts.kernel !== undefined ? "kernel" : opts.init !== undefined ? "init" : undefined;
+  if (microvmOnly !== undefined) {
+    // A cloud image boots its own kernel and init; skiff-init is not there to mount or supervise.
+    throw new SkiffError("ERR_SKIFF_USAGE", "cloud images cannot have volumes, a kernel of their own or skiff's supervision yet", {
+      place: microvmOnly,
+      hint: "use a microVM image, or copy files in with `skiff cp`",
+    });
+  }
   if ((opts.networks ?? []).length > 0) {
     // The image's own network stack would need a cloud-init network-config for them; not written yet.
     throw new SkiffError("ERR_SKIFF_USAGE", "cloud images cannot join named networks yet", {
@@ -201,6 +231,18 @@ async function finishCreate(ctx: EngineContext, record: VmRecord, t0: number, fi
     throw err;
   }
   return record;
+}
+
+const restartPolicies: readonly InitSpec["restart"][] = ["no", "on-failure", "always", "unless-stopped"];
+
+function checkInit(init: InitSpec): InitSpec {
+  if (!restartPolicies.includes(init.restart)) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `unknown restart policy: ${String(init.restart)}`, {
+      place: "restart",
+      hint: `use one of ${restartPolicies.join(", ")}`,
+    });
+  }
+  return { restart: init.restart };
 }
 
 /** The fields every VM's spec has, whatever it boots. */

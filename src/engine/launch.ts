@@ -5,7 +5,7 @@ import { rm } from "node:fs/promises";
 import { ensureBaseInitramfs, writeVmInitrd, type GuestConfig } from "../guest/initramfs.js";
 import { SkiffError } from "../errors.js";
 import { toQemuArgs } from "../qemu/args.js";
-import type { LaunchPlan } from "../qemu/plan.js";
+import type { LaunchPlan, MountPlan } from "../qemu/plan.js";
 import type { GuestNetwork } from "../network/guest.js";
 import type { NicPlan } from "../network/nics.js";
 import type { Runner } from "../process/runner.js";
@@ -24,15 +24,16 @@ export interface VmNetworking {
   guest: GuestNetwork;
 }
 
-export function buildPlan(opts: { spec: MachineSpec; paths: VmPaths; facts: HostFacts; nics: NicPlan[] }): LaunchPlan {
+export function buildPlan(opts: { spec: MachineSpec; paths: VmPaths; facts: HostFacts; nics: NicPlan[]; mounts?: MountPlan[] }): LaunchPlan {
   const { spec, paths, facts } = opts;
+  const extraArgs = spec.kernel?.args ?? [];
   return {
     name: spec.name,
     qemuBinary: facts.qemuBinary,
     accel: facts.accel.accel,
     cpus: spec.cpus,
     memoryMiB: spec.memoryMiB,
-    kernel: { path: facts.vmlinuxPath, cmdline: kernelCmdline },
+    kernel: { path: spec.kernel?.path ?? facts.vmlinuxPath, cmdline: kernelCmdline, ...(extraArgs.length === 0 ? {} : { extraArgs }) },
     initrdPath: paths.initrd,
     rootDisk: { overlayPath: paths.overlay },
     console: { socketPath: paths.consoleSocket, logPath: paths.consoleLog },
@@ -42,6 +43,7 @@ export function buildPlan(opts: { spec: MachineSpec; paths: VmPaths; facts: Host
     network: spec.network,
     nics: opts.nics,
     tscKhz: facts.tscKhz,
+    ...(opts.mounts === undefined || opts.mounts.length === 0 ? {} : { mounts: opts.mounts }),
     ...(spec.boot?.kind === "cloud" ? { cloud: { seedPath: paths.seed, sshPort: spec.boot.sshPort } } : {}),
   };
 }
@@ -51,7 +53,9 @@ export function guestConfigFor(
   keys: { clientPublicKey: string; hostKey: Buffer },
   agentPorts: number,
   network: GuestNetwork,
+  mounts: readonly MountPlan[] = [],
 ): GuestConfig {
+  const main = [...spec.entrypoint, ...spec.command];
   return {
     hostname: spec.hostname,
     agentPorts,
@@ -60,6 +64,15 @@ export function guestConfigFor(
     network,
     authorizedKey: keys.clientPublicKey,
     hostKey: keys.hostKey,
+    mounts: mounts.map((m) => ({ fs: m.kind === "9p" ? "9p" : "ext4", source: m.kind === "9p" ? m.tag : m.serial, target: m.target, readOnly: m.readOnly })),
+    ...(spec.init === undefined || main.length === 0
+      ? {}
+      : {
+          main: {
+            restart: spec.init.restart,
+            request: { argv: main, ...(spec.user === undefined ? {} : { user: spec.user }), cwd: spec.workingDir ?? "/" },
+          },
+        }),
   };
 }
 
@@ -81,19 +94,23 @@ export async function spawnQemu(opts: {
   runner: Runner;
   cacheDir: string;
   networking: VmNetworking;
+  /** The VM's shares and volume disks (volumes.ts: mountPlans). */
+  mounts?: MountPlan[];
 }): Promise<ProcessIdentity> {
   const { spec, paths, facts, runner, networking } = opts;
+  const mounts = opts.mounts ?? [];
   // A cloud image boots its own kernel; its seed was written at create.
   if (spec.boot?.kind !== "cloud") {
     const network = spec.network.mode !== "none" || networking.nics.length > 0;
-    const base = await ensureBaseInitramfs({ kernel: facts.kernel, cacheDir: opts.cacheDir, network });
+    const shares = mounts.some((m) => m.kind === "9p");
+    const base = await ensureBaseInitramfs({ kernel: facts.kernel, cacheDir: opts.cacheDir, network, shares });
     const clientPublicKey = (await readFile(paths.sshPublicKey, "utf8")).trim();
     const hostKey = await readFile(paths.hostKey);
-    const config = guestConfigFor(spec, { clientPublicKey, hostKey }, paths.agentSockets.length, networking.guest);
+    const config = guestConfigFor(spec, { clientPublicKey, hostKey }, paths.agentSockets.length, networking.guest, mounts);
     await writeVmInitrd(base, config, paths.initrd);
   }
   await clearRuntimeFiles(paths);
-  const plan = buildPlan({ spec, paths, facts, nics: networking.nics });
+  const plan = buildPlan({ spec, paths, facts, nics: networking.nics, mounts });
   const result = await runner.run(plan.qemuBinary, toQemuArgs(plan), { timeoutMs: 30_000, debianPackage: "qemu-system-x86" });
   if (result.code !== 0) {
     const fwd = /Could not set up host forwarding rule '([^']*)'/.exec(result.stderr);

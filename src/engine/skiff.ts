@@ -26,11 +26,13 @@ import { hardStop, reconcile, recordExit } from "./reconcile.js";
 import { observeStatus, type ObservedStatus, type RunState } from "./status.js";
 import { signalQemu, stopQemu, waitForExit } from "./stop.js";
 import { toVmInfo, type VmInfo } from "./info.js";
+import { checkVolumesFree, createVolume, inspectVolume, listVolumes, removeVolume, withVolumesLocked, type VolumeCreateOptions, type VolumeInfo } from "./volumes.js";
 import type { ImageContext } from "./images.js";
 import { buildLayers, type BuildLayersOptions, type BuildLayersResult } from "./layers.js";
 
 export type { CreateOptions } from "./create.js";
 export type { BuildLayersOptions, BuildLayersResult } from "./layers.js";
+export type { MountRequest, VolumeCreateOptions, VolumeInfo, VolumeUser } from "./volumes.js";
 
 export interface SkiffOptions {
   /** Overrides SKIFF_HOME / the XDG default. */
@@ -99,14 +101,19 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     const identity = await this.#locked(record, "start", async (_state, status) => {
       if (status.state === "running") return undefined;
       this.#progress(record.name, "booting", `booting ${record.name} (${facts.accel.accel})`, t0);
-      const identity = await spawnQemu({
-        spec: record.config.spec,
-        paths: record.paths,
-        facts,
-        runner: this.runner,
-        cacheDir: this.cacheDir,
-        networking: await prepareVmNetworking(this, record),
-      });
+      const networking = await prepareVmNetworking(this, record);
+      // Under the volumes lock from the check until QEMU holds the disks: two VMs never attach one volume.
+      const identity = await withVolumesLocked(this, record.config.spec.mounts, `start ${record.name}`, async () =>
+        spawnQemu({
+          spec: record.config.spec,
+          paths: record.paths,
+          facts,
+          runner: this.runner,
+          cacheDir: this.cacheDir,
+          networking,
+          mounts: await checkVolumesFree(this, record),
+        }),
+      );
       await this.store.updateState(record.id, {
         qemu: identity,
         startedAt: new Date().toISOString(),
@@ -221,6 +228,24 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     const state = existsSync(record.paths.dir) ? await this.store.readState(record.id) : {};
     const status = await observeStatus(record.paths, state);
     return toVmInfo(record, state, status);
+  }
+
+  /** Make a named volume: an ext4 disk of its own (default 1 GiB) that VMs mount with `mounts`. */
+  createVolume(opts: VolumeCreateOptions): Promise<VolumeInfo> {
+    return createVolume(this, opts);
+  }
+
+  listVolumes(): Promise<VolumeInfo[]> {
+    return listVolumes(this);
+  }
+
+  inspectVolume(name: string): Promise<VolumeInfo> {
+    return inspectVolume(this, name);
+  }
+
+  /** Remove a volume and its data; refused while a VM uses it, unless `force` (never while that VM runs). */
+  removeVolume(name: string, opts: { force?: boolean } = {}): Promise<void> {
+    return removeVolume(this, name, opts);
   }
 
   /**

@@ -12,7 +12,10 @@ import type { KernelInfo } from "../kernel/debian.js";
 import { guestModules, parseModulesDep, resolveModules } from "../kernel/modules.js";
 import type { GuestNetwork } from "../network/guest.js";
 import { type CpioEntry, writeCpio } from "./cpio.js";
+import { SkiffError } from "../errors.js";
 import { collectGuestTools, toolsFingerprint } from "./tools.js";
+import { encodeExecRequest, type EncodableRequest } from "./exec-request.js";
+import type { RestartPolicy } from "../spec/machine.js";
 
 /** Bumped whenever the layout below changes, so cached archives are rebuilt. */
 const layoutVersion = 3;
@@ -33,12 +36,12 @@ function dirsOf(paths: readonly string[]): string[] {
   return [...dirs].sort();
 }
 
-export async function ensureBaseInitramfs(opts: { kernel: KernelInfo; cacheDir: string; network: boolean }): Promise<string> {
+export async function ensureBaseInitramfs(opts: { kernel: KernelInfo; cacheDir: string; network: boolean; shares?: boolean }): Promise<string> {
   const tools = await collectGuestTools();
   const depText = await readFile(join(opts.kernel.modulesDir, "modules.dep"), "utf8");
   const index = parseModulesDep(depText);
   const { paths: bootPaths } = resolveModules(index, guestModules.boot);
-  const late = [...guestModules.late, ...(opts.network ? guestModules.network : [])];
+  const late = [...guestModules.late, ...(opts.network ? guestModules.network : []), ...(opts.shares === true ? guestModules.shares : [])];
   const { paths: latePaths } = resolveModules(index, late, bootPaths);
   const modulePaths = [...bootPaths, ...latePaths];
   const key = createHash("sha256")
@@ -108,6 +111,18 @@ export interface GuestConfig {
   agentPorts: number;
   /** dropbear-format ed25519 host key. */
   hostKey: Buffer;
+  /** What skiff-init mounts inside the image before anything starts: a 9p share by tag, an ext4 disk by serial. */
+  mounts?: GuestMount[];
+  /** The main command, when skiff-init starts and supervises it (MachineSpec.init). */
+  main?: { restart: RestartPolicy; request: EncodableRequest };
+}
+
+export interface GuestMount {
+  fs: "9p" | "ext4";
+  /** The 9p mount tag, or the disk's virtio-blk serial. */
+  source: string;
+  target: string;
+  readOnly: boolean;
 }
 
 /** The key=value file skiff-init reads. Values are single lines by construction. */
@@ -118,6 +133,15 @@ export function renderGuestConfig(config: GuestConfig): string {
   net.nics.forEach((nic, i) => lines.push(`nic.${i}=${nic.mac} ${nic.name} ${nic.address}`));
   if (net.gateway !== undefined) lines.push(`gateway=${net.gateway}`);
   if (net.dns.length > 0) lines.push(`dns=${net.dns.join(" ")}`);
+  (config.mounts ?? []).forEach((m, i) => {
+    // The target comes last and runs to the end of the line: it may hold spaces.
+    if (/[\s]/.test(m.source) || /[\n\r\0]/.test(m.target)) throw new SkiffError("ERR_SKIFF_INTERNAL", `mount cannot be told to the guest: ${m.source} ${m.target}`);
+    lines.push(`mount.${i}=${m.fs} ${m.source} ${m.readOnly ? "ro" : "rw"} ${m.target}`);
+  });
+  if (config.main !== undefined) {
+    // Base64 of NUL-separated records (skiff-shell's own format): argv arrives exactly as given.
+    lines.push(`main.restart=${config.main.restart}`, `main.exec=${encodeExecRequest(config.main.request)}`);
+  }
   return lines.join("\n") + "\n";
 }
 

@@ -8,7 +8,8 @@
  * What every skiff guest needs, in two steps: `boot` is what the root disk
  * and the agent need, loaded first; `late` is loaded once the agent is up,
  * while the host's SSH handshake is in flight (module loading is slow
- * under TCG: ~40 ms each). Network drivers only when the VM has a NIC.
+ * under TCG: ~40 ms each). Network drivers only when the VM has a NIC,
+ * 9p only when it has bind mounts.
  */
 export const guestModules = {
   boot: [
@@ -24,6 +25,8 @@ export const guestModules = {
     "evdev",
   ],
   network: ["virtio_net"],
+  /** Bind mounts (virtio-9p); 9p pulls in netfs and fscache on Debian's 6.1. */
+  shares: ["9pnet_virtio", "9p"],
 } as const;
 
 /** modules.dep as a map from module name to its own path and its dependencies' paths. */

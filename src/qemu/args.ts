@@ -7,7 +7,7 @@ import { isAbsolute } from "node:path";
 import { SkiffError } from "../errors.js";
 import { macAddress, type NicPlan } from "../network/nics.js";
 import type { GuestForward, NetworkSpec, PortForward } from "../spec/machine.js";
-import type { LaunchPlan } from "./plan.js";
+import { rootDiskSerial, type LaunchPlan, type MountPlan } from "./plan.js";
 
 /**
  * microvm with ISA serial for the console, ACPI so the kernel finds the
@@ -37,6 +37,7 @@ export function toQemuArgs(plan: LaunchPlan): string[] {
     ...bootArgs(plan),
     ...consoleArgs(plan),
     ...rootDiskArgs(plan),
+    ...mountArgs(plan.mounts ?? []),
     "-device", "virtio-rng-device",
     ...agentArgs(plan),
     ...networkArgs(plan.name, plan.network),
@@ -106,8 +107,9 @@ function cloudQemuArgs(plan: LaunchPlan, cloud: NonNullable<LaunchPlan["cloud"]>
 
 function bootArgs(plan: LaunchPlan): string[] {
   // -kernel, -initrd and -append are taken verbatim (not option lists): no comma escaping.
-  const cmdline =
-    plan.tscKhz === undefined ? plan.kernel.cmdline : `${plan.kernel.cmdline} tsc_early_khz=${plan.tscKhz}`.trim();
+  const words = [plan.kernel.cmdline, ...(plan.tscKhz === undefined ? [] : [`tsc_early_khz=${plan.tscKhz}`])];
+  for (const arg of plan.kernel.extraArgs ?? []) words.push(kernelArg(arg));
+  const cmdline = words.join(" ").trim();
   return [
     "-kernel", filePath(plan.kernel.path, "kernel"),
     "-initrd", filePath(plan.initrdPath, "initrd"),
@@ -128,8 +130,43 @@ function rootDiskArgs(plan: LaunchPlan): string[] {
   const overlay = optValue(filePath(plan.rootDisk.overlayPath, "root disk overlay"));
   return [
     "-drive", `id=root,file=${overlay},format=qcow2,if=none,cache=writeback,discard=unmap`,
-    "-device", "virtio-blk-device,drive=root",
+    "-device", `virtio-blk-device,drive=root,serial=${rootDiskSerial}`,
   ];
+}
+
+/**
+ * Bind mounts become virtio-9p shares, named volumes extra raw disks. Read-only
+ * is enforced by QEMU (readonly=on), not only by the guest's mount flags.
+ */
+function mountArgs(mounts: readonly MountPlan[]): string[] {
+  return mounts.flatMap((m, i) => {
+    const ro = m.readOnly ? ",readonly=on" : "";
+    if (m.kind === "9p") {
+      if (!/^[A-Za-z0-9_-]{1,31}$/.test(m.tag)) throw new SkiffError("ERR_SKIFF_INTERNAL", `bad 9p mount tag: ${m.tag}`);
+      const path = optValue(filePath(m.hostPath, "bind mount source"));
+      return [
+        "-fsdev", `local,id=fs${i},path=${path},security_model=${m.securityModel}${ro}`,
+        "-device", `virtio-9p-device,fsdev=fs${i},mount_tag=${m.tag}`,
+      ];
+    }
+    if (!/^[A-Za-z0-9_-]{1,20}$/.test(m.serial)) throw new SkiffError("ERR_SKIFF_INTERNAL", `bad volume disk serial: ${m.serial}`);
+    const path = optValue(filePath(m.diskPath, "volume disk"));
+    return [
+      "-drive", `id=vol${i},file=${path},format=raw,if=none,cache=writeback,discard=unmap${ro}`,
+      "-device", `virtio-blk-device,drive=vol${i},serial=${m.serial}`,
+    ];
+  });
+}
+
+/** A word of `kernel.args`: the command line is one line, and -append takes it verbatim. */
+export function kernelArg(arg: string): string {
+  if (arg === "" || /[\n\r\0]/.test(arg)) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `kernel argument cannot go on the command line: ${JSON.stringify(arg)}`, {
+      place: "kernel.args",
+      hint: "kernel arguments are non-empty and free of newline and NUL characters",
+    });
+  }
+  return arg;
 }
 
 function agentArgs(plan: LaunchPlan): string[] {

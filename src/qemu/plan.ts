@@ -15,9 +15,11 @@ export interface LaunchPlan {
   cpus: number;
   memoryMiB: number;
   kernel: {
-    /** Uncompressed PVH vmlinux. */
+    /** Uncompressed PVH vmlinux (skiff's, or the user's `kernel.path`). */
     path: string;
     cmdline: string;
+    /** The user's words (`kernel.args`), appended after skiff's own, tsc_early_khz included, so they win. */
+    extraArgs?: string[];
   };
   /** Boot initramfs (skiff's init, guest tools, modules, per-VM config). */
   initrdPath: string;
@@ -40,6 +42,36 @@ export interface LaunchPlan {
    * NoCloud seed as a second disk and SSH forwarded from 127.0.0.1:sshPort.
    */
   cloud?: { seedPath: string; sshPort: number };
+  /** Bind mounts (virtio-9p shares) and named volumes (extra virtio-blk disks), in the spec's order. */
+  mounts?: MountPlan[];
   /** Host TSC frequency, passed as tsc_early_khz (microvm has no HPET/PIT to calibrate against). */
   tscKhz: number | undefined;
 }
+
+/**
+ * One mount as QEMU sees it. The guest finds a share by its mount tag and a
+ * volume's disk by its serial (never by probe order), as skiff-init is told
+ * in its config.
+ */
+export type MountPlan =
+  | {
+      kind: "9p";
+      /** `skiff0`, `skiff1`, …: at most 31 bytes (virtio-9p's limit). */
+      tag: string;
+      hostPath: string;
+      target: string;
+      readOnly: boolean;
+      /** passthrough as root (real ownership), none rootless (see mountPlans). */
+      securityModel: "passthrough" | "none";
+    }
+  | {
+      kind: "disk";
+      /** `skiff-vol0`, …: at most 20 bytes (virtio-blk's serial). */
+      serial: string;
+      diskPath: string;
+      target: string;
+      readOnly: boolean;
+    };
+
+/** The root disk's virtio-blk serial: skiff-init finds the root by it, whatever else is attached. */
+export const rootDiskSerial = "skiff-root";

@@ -85,6 +85,35 @@ export interface MachineSpec {
   labels: Record<string, string>;
   /** Absent in configs written before cloud images: microvm. */
   boot?: BootSpec;
+  /** Host directories and named volumes mounted in the guest, in order (microvm only). */
+  mounts?: Mount[];
+  /** A kernel of the user's instead of skiff's, and words appended to the command line. */
+  kernel?: KernelSpec;
+  /** Set: skiff-init starts the main command itself and restarts it by this policy (services of `skiff up`). */
+  init?: InitSpec;
+}
+
+/**
+ * A host directory shared live with the guest (virtio-9p), or a named
+ * volume (an ext4 disk of its own, see src/volume/) mounted at `target`.
+ */
+export type Mount =
+  /** `source`: an absolute host directory. */
+  | { kind: "bind"; source: string; target: string; readOnly: boolean }
+  /** `volume`: the name of a skiff volume (`skiff volume ls`). */
+  | { kind: "volume"; volume: string; target: string; readOnly: boolean };
+
+export interface KernelSpec {
+  /** An uncompressed (PVH) vmlinux or bzImage with virtio built in; skiff's modules are then optional. */
+  path?: string;
+  /** Appended to skiff's own kernel command line. */
+  args?: string[];
+}
+
+export type RestartPolicy = "no" | "on-failure" | "always" | "unless-stopped";
+
+export interface InitSpec {
+  restart: RestartPolicy;
 }
 
 export function bootOf(spec: MachineSpec): BootSpec {

@@ -40,4 +40,25 @@ describe("guest config", () => {
     expect(archive).toContain("skiff/hosts");
     expect(archive).toContain("10.90.0.3\tdb\n");
   });
+  it("tells init the mounts, target last (it may hold spaces), and the supervised main command as an exec request", () => {
+    const text = renderGuestConfig({
+      ...config,
+      network: { nics: [], dns: [], hosts: "" },
+      mounts: [
+        { fs: "9p", source: "skiff0", target: "/src", readOnly: false },
+        { fs: "ext4", source: "skiff-vol0", target: "/var/lib/my data", readOnly: true },
+      ],
+      main: { restart: "on-failure", request: { argv: ["sh", "-c", "echo hi; exit 3"], user: "app", cwd: "/" } },
+    });
+    const lines = text.trimEnd().split("\n");
+    expect(lines.slice(2, 5)).toEqual(["mount.0=9p skiff0 rw /src", "mount.1=ext4 skiff-vol0 ro /var/lib/my data", "main.restart=on-failure"]);
+    const exec = lines[5]!;
+    expect(exec.startsWith("main.exec=skiff-exec:")).toBe(true);
+    const records = Buffer.from(exec.slice("main.exec=skiff-exec:".length), "base64").toString("utf8").split("\0");
+    expect(records).toEqual(["u=app", "w=/", "a=sh", "a=-c", "a=echo hi; exit 3"]);
+  });
+
+  it("refuses a mount target with a newline", () => {
+    expect(() => renderGuestConfig({ ...config, mounts: [{ fs: "9p", source: "skiff0", target: "/a\nb", readOnly: false }] })).toThrow(/mount/);
+  });
 });

@@ -59,7 +59,7 @@ describe("toQemuArgs", () => {
       -chardev socket,id=console,path=/var/lib/skiff/vms/web/console.sock,server=on,wait=off,logfile=/var/lib/skiff/vms/web/console.log,logappend=on
       -serial chardev:console
       -drive id=root,file=/var/lib/skiff/vms/web/root.qcow2,format=qcow2,if=none,cache=writeback,discard=unmap
-      -device virtio-blk-device,drive=root
+      -device virtio-blk-device,drive=root,serial=skiff-root
       -device virtio-rng-device
       -device virtio-serial-device
       -chardev socket,id=agent0,path=/var/lib/skiff/vms/web/agent0.sock,server=on,wait=off
@@ -164,7 +164,7 @@ describe("toQemuArgs", () => {
       -chardev socket,id=console,path=/tmp/a,,b/c.sock,server=on,wait=off,logfile=/tmp/a,,b/c.log,logappend=on
       -serial chardev:console
       -drive id=root,file=/tmp/a,,b/root.qcow2,format=qcow2,if=none,cache=writeback,discard=unmap
-      -device virtio-blk-device,drive=root
+      -device virtio-blk-device,drive=root,serial=skiff-root
       -device virtio-rng-device
       -device virtio-serial-device
       -chardev socket,id=agent0,path=/tmp/a,,b/a.sock,server=on,wait=off
@@ -277,5 +277,57 @@ describe("toQemuArgs for a cloud image", () => {
 
   it("refuses a relative seed path", () => {
     expect(errorOf(() => toQemuArgs(cloudPlan({ cloud: { seedPath: "seed.iso", sshPort: 40022 } }))).code).toBe("ERR_SKIFF_BAD_PATH");
+  });
+});
+
+describe("toQemuArgs with mounts and a kernel of the VM's own", () => {
+  it("gives bind mounts a 9p share and volumes a disk with a serial, read-only where asked", () => {
+    const args = toQemuArgs(
+      plan({
+        mounts: [
+          { kind: "9p", tag: "skiff0", hostPath: "/home/me/src,v2", target: "/src", readOnly: false, securityModel: "passthrough" },
+          { kind: "disk", serial: "skiff-vol0", diskPath: "/var/lib/skiff/volumes/data/disk.ext4", target: "/data", readOnly: false },
+          { kind: "9p", tag: "skiff1", hostPath: "/etc/app", target: "/etc/app", readOnly: true, securityModel: "none" },
+          { kind: "disk", serial: "skiff-vol1", diskPath: "/var/lib/skiff/volumes/logs/disk.ext4", target: "/logs", readOnly: true },
+        ],
+      }),
+    );
+    const text = pretty(args);
+    expect(text.slice(text.indexOf("-drive id=root"), text.indexOf("-device virtio-rng-device"))).toMatchInlineSnapshot(`
+      "-drive id=root,file=/var/lib/skiff/vms/web/root.qcow2,format=qcow2,if=none,cache=writeback,discard=unmap
+      -device virtio-blk-device,drive=root,serial=skiff-root
+      -fsdev local,id=fs0,path=/home/me/src,,v2,security_model=passthrough
+      -device virtio-9p-device,fsdev=fs0,mount_tag=skiff0
+      -drive id=vol1,file=/var/lib/skiff/volumes/data/disk.ext4,format=raw,if=none,cache=writeback,discard=unmap
+      -device virtio-blk-device,drive=vol1,serial=skiff-vol0
+      -fsdev local,id=fs2,path=/etc/app,security_model=none,readonly=on
+      -device virtio-9p-device,fsdev=fs2,mount_tag=skiff1
+      -drive id=vol3,file=/var/lib/skiff/volumes/logs/disk.ext4,format=raw,if=none,cache=writeback,discard=unmap,readonly=on
+      -device virtio-blk-device,drive=vol3,serial=skiff-vol1
+      "
+    `);
+  });
+
+  it("refuses a relative share path and tags or serials QEMU would misread", () => {
+    const share = { kind: "9p", tag: "skiff0", hostPath: "src", target: "/src", readOnly: false, securityModel: "none" } as const;
+    expect(errorOf(() => toQemuArgs(plan({ mounts: [share] }))).code).toBe("ERR_SKIFF_BAD_PATH");
+    expect(() => toQemuArgs(plan({ mounts: [{ ...share, hostPath: "/src", tag: "a,b" }] }))).toThrow(/mount tag/);
+    expect(() =>
+      toQemuArgs(plan({ mounts: [{ kind: "disk", serial: "x".repeat(21), diskPath: "/d", target: "/d", readOnly: false }] })),
+    ).toThrow(/serial/);
+  });
+
+  it("boots the VM's kernel and appends its args after skiff's own words, tsc_early_khz included", () => {
+    const args = toQemuArgs(plan({ kernel: { path: "/boot/vmlinux-virtio", cmdline: "console=ttyS0 quiet", extraArgs: ["svc.start=fw", "loglevel=7"] }, tscKhz: 2000000 }));
+    expect(args[args.indexOf("-kernel") + 1]).toBe("/boot/vmlinux-virtio");
+    expect(args[args.indexOf("-append") + 1]).toBe("console=ttyS0 quiet tsc_early_khz=2000000 svc.start=fw loglevel=7");
+  });
+
+  it("refuses kernel args with a newline or NUL", () => {
+    for (const bad of ["a\nb", "x\0", ""]) {
+      const err = errorOf(() => toQemuArgs(plan({ kernel: { path: "/k", cmdline: "console=ttyS0", extraArgs: [bad] } })));
+      expect(err.code).toBe("ERR_SKIFF_USAGE");
+      expect(err.place).toBe("kernel.args");
+    }
   });
 });

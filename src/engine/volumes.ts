@@ -1,0 +1,267 @@
+/**
+ * Volumes in the engine: the volume verbs (create, ls, inspect, rm), the
+ * checks a VM's mounts pass at create, what they become at start (QEMU
+ * shares and disks), and the rule that one ext4 volume is attached to one
+ * running VM at a time.
+ */
+import { stat } from "node:fs/promises";
+import { isAbsolute, posix } from "node:path";
+import { errnoOf, SkiffError } from "../errors.js";
+import type { MountPlan } from "../qemu/plan.js";
+import type { Mount } from "../spec/machine.js";
+import type { VmRecord } from "../store/store.js";
+import { defaultVolumeBytes, minVolumeBytes, validateVolumeName, volumeNotFound, VolumeStore, nameTaken, type VolumeRecord } from "../volume/store.js";
+import { formatBytes } from "../util/units.js";
+import type { EngineContext } from "./context.js";
+import { observeStatus, type RunState } from "./status.js";
+
+export interface VolumeCreateOptions {
+  name: string;
+  /** Size of the disk (default 1 GiB). */
+  sizeBytes?: number;
+  labels?: Record<string, string>;
+}
+
+export interface VolumeUser {
+  vm: string;
+  state: RunState;
+  target: string;
+  readOnly: boolean;
+}
+
+export interface VolumeInfo extends VolumeRecord {
+  /** The ext4 disk file on the host. */
+  diskPath: string;
+  /** Every VM whose spec mounts the volume, running or not. */
+  usedBy: VolumeUser[];
+}
+
+/**
+ * A mount as asked for (CreateOptions.mounts): a Mount, with where it came
+ * from for errors ("--volume"); `create`: make a missing volume (default
+ * size) instead of failing, as `docker run -v name:/dir` does.
+ */
+export type MountRequest = Mount & { place?: string; create?: boolean };
+
+/** Most mounts a VM takes: each is a virtio-mmio device, and microvm has a limited number of slots. */
+export const maxMounts = 8;
+
+export function volumeStore(ctx: Pick<EngineContext, "home">): VolumeStore {
+  return new VolumeStore(ctx.home);
+}
+
+export async function createVolume(ctx: EngineContext, opts: VolumeCreateOptions): Promise<VolumeInfo> {
+  const name = validateVolumeName(opts.name);
+  const sizeBytes = opts.sizeBytes ?? defaultVolumeBytes;
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes < minVolumeBytes) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `a volume needs at least ${formatBytes(minVolumeBytes)}, not ${sizeBytes} bytes`, {
+      place: "--size",
+      hint: "e.g. --size 1g (the default) or --size 64m",
+    });
+  }
+  const store = volumeStore(ctx);
+  const record: VolumeRecord = { name, sizeBytes, labels: opts.labels ?? {}, createdAt: new Date().toISOString() };
+  await store.locked(`create volume ${name}`, async () => {
+    await store.sweep();
+    if ((await store.find(name)) !== undefined) throw nameTaken(name);
+    await store.create(record, ctx.runner);
+  });
+  return { ...record, diskPath: store.diskPath(name), usedBy: [] };
+}
+
+export async function listVolumes(ctx: EngineContext): Promise<VolumeInfo[]> {
+  const store = volumeStore(ctx);
+  const [records, vms] = await Promise.all([store.list(), ctx.store.list()]);
+  return Promise.all(records.map((r) => volumeInfo(ctx, r, vms)));
+}
+
+export async function inspectVolume(ctx: EngineContext, name: string): Promise<VolumeInfo> {
+  const record = await volumeStore(ctx).get(name);
+  return volumeInfo(ctx, record, await ctx.store.list());
+}
+
+/**
+ * Remove a volume and its data. Refused while any VM (running or not) mounts
+ * it, since its next start would fail; `force` removes it from under stopped
+ * VMs, never from under a running one.
+ */
+export async function removeVolume(ctx: EngineContext, name: string, opts: { force?: boolean } = {}): Promise<void> {
+  const store = volumeStore(ctx);
+  await store.locked(`remove volume ${name}`, async () => {
+    const record = await store.get(name);
+    const users = await usersOf(ctx, record.name, await ctx.store.list({ includeIncomplete: true }));
+    const running = users.find((u) => u.state === "running");
+    if (running !== undefined) {
+      throw new SkiffError("ERR_SKIFF_VOLUME_IN_USE", `volume ${name} is in use by running VM ${running.vm}`, {
+        place: name,
+        hint: `stop ${running.vm} first (\`skiff stop ${running.vm}\`)`,
+        details: { usedBy: users.map((u) => u.vm) },
+      });
+    }
+    if (users.length > 0 && opts.force !== true) {
+      const names = users.map((u) => u.vm).join(", ");
+      throw new SkiffError("ERR_SKIFF_VOLUME_IN_USE", `volume ${name} is used by ${names}`, {
+        place: name,
+        hint: `remove ${users.length === 1 ? "that VM" : "those VMs"} first, or use \`skiff volume rm -f ${name}\` (their next start will fail)`,
+        details: { usedBy: users.map((u) => u.vm) },
+      });
+    }
+    await store.remove(record.name);
+  });
+}
+
+async function volumeInfo(ctx: EngineContext, record: VolumeRecord, vms: readonly VmRecord[]): Promise<VolumeInfo> {
+  return { ...record, diskPath: volumeStore(ctx).diskPath(record.name), usedBy: await usersOf(ctx, record.name, vms) };
+}
+
+async function usersOf(ctx: EngineContext, volume: string, vms: readonly VmRecord[]): Promise<VolumeUser[]> {
+  const users: VolumeUser[] = [];
+  for (const vm of vms) {
+    for (const m of vm.config.spec.mounts ?? []) {
+      if (m.kind !== "volume" || m.volume !== volume) continue;
+      const state = (await observeStatus(vm.paths, await ctx.store.readState(vm.id).catch(() => ({})))).state;
+      users.push({ vm: vm.name, state, target: m.target, readOnly: m.readOnly });
+    }
+  }
+  return users;
+}
+
+/**
+ * Check a new VM's mounts, all of them at once before anything is made:
+ * targets absolute and distinct, bind sources existing directories, volumes
+ * existing. Call holding the volumes lock (`withVolumesLocked`), so no volume
+ * goes between this check and the VM's record.
+ */
+export async function checkMounts(ctx: EngineContext, requests: readonly MountRequest[]): Promise<Mount[]> {
+  if (requests.length > maxMounts) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `too many mounts: ${requests.length} (at most ${maxMounts})`, {
+      place: requests[0]?.place ?? "--volume",
+      hint: "share a parent directory instead of several of its children",
+    });
+  }
+  const targets = new Set<string>();
+  const volumes = new Set<string>();
+  const out: Mount[] = [];
+  for (const req of requests) {
+    const place = req.place ?? "--volume";
+    const target = checkTarget(req.target, place);
+    if (targets.has(target)) {
+      throw new SkiffError("ERR_SKIFF_USAGE", `two mounts at ${target}`, { place, hint: "give each mount its own target" });
+    }
+    targets.add(target);
+    if (req.kind === "bind") {
+      out.push({ kind: "bind", source: await checkSource(req.source, place), target, readOnly: req.readOnly });
+    } else {
+      const name = validateVolumeName(req.volume, place);
+      if (req.create !== true && (await volumeStore(ctx).find(name)) === undefined) throw volumeNotFound(name, place);
+      if (volumes.has(name)) {
+        throw new SkiffError("ERR_SKIFF_USAGE", `volume ${name} is mounted twice`, { place, hint: "an ext4 volume can be mounted once per VM" });
+      }
+      volumes.add(name);
+      out.push({ kind: "volume", volume: name, target, readOnly: req.readOnly });
+    }
+  }
+  return out;
+}
+
+function checkTarget(target: string, place: string): string {
+  if (!isAbsolute(target) || /[\n\r\0]/.test(target)) {
+    throw new SkiffError("ERR_SKIFF_BAD_PATH", `mount target must be an absolute path in the guest: ${JSON.stringify(target)}`, {
+      place,
+      hint: "e.g. -v ./src:/src",
+    });
+  }
+  const normal = posix.normalize(target).replace(/\/+$/, "");
+  if (normal === "" || normal === "/") {
+    throw new SkiffError("ERR_SKIFF_BAD_PATH", "a mount cannot cover the guest's root directory", { place, hint: "mount at a directory such as /data" });
+  }
+  return normal;
+}
+
+async function checkSource(source: string, place: string): Promise<string> {
+  if (!isAbsolute(source) || /[\n\r\0]/.test(source)) {
+    throw new SkiffError("ERR_SKIFF_BAD_PATH", `bind mount source must be an absolute host path: ${JSON.stringify(source)}`, { place, hint: "e.g. -v $PWD/src:/src" });
+  }
+  try {
+    if ((await stat(source)).isDirectory()) return posix.normalize(source);
+  } catch (err) {
+    if (errnoOf(err) !== "ENOENT" && errnoOf(err) !== "ENOTDIR") throw err;
+    throw new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `bind mount source does not exist: ${source}`, { place, hint: "create the directory first, or fix the path" });
+  }
+  throw new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `bind mount source is not a directory: ${source}`, {
+    place,
+    hint: "share the directory that holds the file (virtio-9p shares directories)",
+  });
+}
+
+/**
+ * Make the volumes `requests` may create that do not exist yet; call holding
+ * the volumes lock. Returns their names, for `removeCreated` when what they
+ * were made for fails.
+ */
+export async function createMissingVolumes(ctx: EngineContext, requests: readonly MountRequest[]): Promise<string[]> {
+  const store = volumeStore(ctx);
+  const made: string[] = [];
+  try {
+    for (const req of requests) {
+      if (req.kind !== "volume" || req.create !== true || (await store.find(req.volume)) !== undefined) continue;
+      await store.create({ name: req.volume, sizeBytes: defaultVolumeBytes, labels: {}, createdAt: new Date().toISOString() }, ctx.runner);
+      made.push(req.volume);
+    }
+  } catch (err) {
+    await removeCreated(ctx, made);
+    throw err;
+  }
+  return made;
+}
+
+export async function removeCreated(ctx: EngineContext, names: readonly string[]): Promise<void> {
+  for (const name of names) await volumeStore(ctx).remove(name);
+}
+
+/** Run `fn` holding the volumes lock when `mounts` name volumes; without it otherwise. */
+export function withVolumesLocked<T>(ctx: EngineContext, mounts: readonly Mount[] | undefined, purpose: string, fn: () => Promise<T>): Promise<T> {
+  return (mounts ?? []).some((m) => m.kind === "volume") ? volumeStore(ctx).locked(purpose, fn) : fn();
+}
+
+/**
+ * What QEMU is given for a VM's mounts. 9p's security model: as root,
+ * passthrough, so files keep the owners the guest gives them (a guest's
+ * `chown postgres` is real on the host, as with a Docker bind mount); without
+ * root QEMU could not chown at all, and `none` still maps files straight
+ * through (the user's uid on the host) but ignores the failing chowns,
+ * where mapped-xattr would hide the guest's owners in xattrs and leave
+ * the host's view of new files at mode 0600.
+ */
+export function mountPlans(ctx: Pick<EngineContext, "home">, mounts: readonly Mount[] | undefined, isRoot = process.getuid?.() === 0): MountPlan[] {
+  let shares = 0;
+  let disks = 0;
+  return (mounts ?? []).map((m): MountPlan =>
+    m.kind === "bind"
+      ? { kind: "9p", tag: `skiff${shares++}`, hostPath: m.source, target: m.target, readOnly: m.readOnly, securityModel: isRoot ? "passthrough" : "none" }
+      : { kind: "disk", serial: `skiff-vol${disks++}`, diskPath: volumeStore(ctx).diskPath(m.volume), target: m.target, readOnly: m.readOnly },
+  );
+}
+
+/**
+ * At start, under the volumes lock: every volume the VM mounts still exists
+ * and no other running VM has it attached (ext4 is not a shared filesystem:
+ * two kernels writing one would corrupt it). Returns the mount plans.
+ */
+export async function checkVolumesFree(ctx: EngineContext, record: VmRecord): Promise<MountPlan[]> {
+  const mounts = record.config.spec.mounts ?? [];
+  const vms = (await ctx.store.list()).filter((vm) => vm.id !== record.id);
+  for (const m of mounts) {
+    if (m.kind !== "volume") continue;
+    if ((await volumeStore(ctx).find(m.volume)) === undefined) throw volumeNotFound(m.volume, record.name);
+    const holder = (await usersOf(ctx, m.volume, vms)).find((u) => u.state === "running");
+    if (holder !== undefined) {
+      throw new SkiffError("ERR_SKIFF_VOLUME_IN_USE", `volume ${m.volume} is attached to running VM ${holder.vm}`, {
+        place: record.name,
+        hint: `stop ${holder.vm} first; an ext4 volume is attached to one running VM at a time`,
+        details: { volume: m.volume, holder: holder.vm },
+      });
+    }
+  }
+  return mountPlans(ctx, mounts);
+}

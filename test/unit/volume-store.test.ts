@@ -1,0 +1,192 @@
+import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { EngineContext } from "../../src/engine/context.js";
+import { checkMounts, checkVolumesFree, createVolume, inspectVolume, listVolumes, mountPlans, removeVolume } from "../../src/engine/volumes.js";
+import { parseVolumeFlag } from "../../src/cli/spec-flags.js";
+import { currentProcess } from "../../src/process/pid.js";
+import { defaultRunner, type Runner } from "../../src/process/runner.js";
+import type { MachineSpec, Mount } from "../../src/spec/machine.js";
+import { VmStore } from "../../src/store/store.js";
+import { VolumeStore } from "../../src/volume/store.js";
+import { errorOf, rejectionOf } from "./fixtures/errors.js";
+import { makeTempHome } from "./fixtures/tmp-home.js";
+
+let home: string;
+let cleanup: () => Promise<void>;
+let ctx: EngineContext;
+
+function context(runner: Runner = defaultRunner): EngineContext {
+  return {
+    store: new VmStore({ home }),
+    home,
+    cacheDir: join(home, "cache"),
+    runner,
+    hostFacts: () => Promise.reject(new Error("no host facts in unit tests")),
+    emit: () => true,
+  };
+}
+
+beforeEach(async () => {
+  ({ home, cleanup } = await makeTempHome("skiff-vol-"));
+  ctx = context();
+});
+afterEach(() => cleanup());
+
+async function vmWith(name: string, mounts: Mount[], running = false) {
+  const spec: MachineSpec = {
+    name,
+    image: "base",
+    cpus: 1,
+    memoryMiB: 256,
+    hostname: name,
+    env: {},
+    entrypoint: [],
+    command: [],
+    exposedPorts: [],
+    network: { mode: "none" },
+    autoRemove: false,
+    labels: {},
+    mounts,
+  };
+  const vm = await ctx.store.create(spec);
+  await ctx.store.commit(vm.id);
+  if (running) {
+    // Looks running: a pidfile naming a live process whose identity the state records (this test's own).
+    await writeFile(vm.paths.pidfile, `${process.pid}\n`);
+    await ctx.store.updateState(vm.id, { qemu: currentProcess() });
+  }
+  return vm;
+}
+
+const mib = 2 ** 20;
+
+describe("volume store", () => {
+  it("creates a sparse ext4 disk with its record, lists and inspects it", async () => {
+    const info = await createVolume(ctx, { name: "data", sizeBytes: 32 * mib, labels: { app: "db" } });
+    expect(info).toMatchObject({ name: "data", sizeBytes: 32 * mib, labels: { app: "db" }, usedBy: [] });
+    const disk = await stat(info.diskPath);
+    expect(disk.size).toBe(32 * mib);
+    expect(disk.blocks * 512).toBeLessThan(disk.size); // sparse
+    const sb = Buffer.alloc(2);
+    const { open } = await import("node:fs/promises");
+    const fh = await open(info.diskPath, "r");
+    await fh.read(sb, 0, 2, 1024 + 0x38); // ext2/3/4 superblock magic
+    await fh.close();
+    expect(sb.readUInt16LE(0)).toBe(0xef53);
+    expect((await listVolumes(ctx)).map((v) => v.name)).toEqual(["data"]);
+    expect((await inspectVolume(ctx, "data")).diskPath).toBe(info.diskPath);
+  });
+
+  it("defaults to 1 GiB, refuses bad names, tiny sizes and a taken name", async () => {
+    expect((await createVolume(ctx, { name: "big" })).sizeBytes).toBe(2 ** 30);
+    expect((await rejectionOf(createVolume(ctx, { name: "../x" }))).code).toBe("ERR_SKIFF_BAD_NAME");
+    expect((await rejectionOf(createVolume(ctx, { name: "small", sizeBytes: mib }))).code).toBe("ERR_SKIFF_USAGE");
+    expect((await rejectionOf(createVolume(ctx, { name: "big" }))).code).toBe("ERR_SKIFF_VOLUME_IN_USE");
+    expect((await rejectionOf(inspectVolume(ctx, "nope"))).code).toBe("ERR_SKIFF_VOLUME_NOT_FOUND");
+  });
+
+  it("leaves nothing behind when mke2fs fails", async () => {
+    const failing: Runner = { run: () => Promise.reject(new Error("mke2fs exploded")) };
+    await expect(createVolume(context(failing), { name: "data", sizeBytes: 32 * mib })).rejects.toThrow(/exploded/);
+    expect(await readdir(join(home, "volumes"))).toEqual([]);
+    expect(await listVolumes(ctx)).toEqual([]);
+  });
+
+  it("sweeps the debris of an interrupted create", async () => {
+    await mkdir(join(home, "volumes", ".new-data-0000"), { recursive: true });
+    await createVolume(ctx, { name: "data", sizeBytes: 32 * mib });
+    expect(await readdir(join(home, "volumes"))).toEqual(["data"]);
+  });
+
+  it("refuses to remove a volume a VM mounts; force only when that VM is not running", async () => {
+    await createVolume(ctx, { name: "data", sizeBytes: 32 * mib });
+    await vmWith("db", [{ kind: "volume", volume: "data", target: "/data", readOnly: false }]);
+    expect((await inspectVolume(ctx, "data")).usedBy).toEqual([{ vm: "db", state: "created", target: "/data", readOnly: false }]);
+    const err = await rejectionOf(removeVolume(ctx, "data"));
+    expect(err.code).toBe("ERR_SKIFF_VOLUME_IN_USE");
+    expect(err.message).toContain("db");
+    await removeVolume(ctx, "data", { force: true });
+    expect(await new VolumeStore(home).find("data")).toBeUndefined();
+  });
+
+  it("never removes a volume from under a running VM, even with force", async () => {
+    await createVolume(ctx, { name: "data", sizeBytes: 32 * mib });
+    await vmWith("db", [{ kind: "volume", volume: "data", target: "/data", readOnly: false }], true);
+    const err = await rejectionOf(removeVolume(ctx, "data", { force: true }));
+    expect(err.code).toBe("ERR_SKIFF_VOLUME_IN_USE");
+    expect(err.message).toContain("running VM db");
+  });
+
+  it("refuses to start a second VM on a volume a running VM holds, naming the holder", async () => {
+    await createVolume(ctx, { name: "data", sizeBytes: 32 * mib });
+    const mount: Mount = { kind: "volume", volume: "data", target: "/data", readOnly: false };
+    await vmWith("first", [mount], true);
+    const second = await vmWith("second", [mount]);
+    const err = await rejectionOf(checkVolumesFree(ctx, second));
+    expect(err.code).toBe("ERR_SKIFF_VOLUME_IN_USE");
+    expect(err.message).toContain("running VM first");
+    expect(err.place).toBe("second");
+  });
+});
+
+describe("mounts at create", () => {
+  it("checks sources, targets and volumes, and normalises them", async () => {
+    await createVolume(ctx, { name: "data", sizeBytes: 32 * mib });
+    const src = join(home, "src");
+    await mkdir(src);
+    expect(
+      await checkMounts(ctx, [
+        { kind: "bind", source: src + "/", target: "/src/", readOnly: true },
+        { kind: "volume", volume: "data", target: "/var/lib/data", readOnly: false },
+      ]),
+    ).toEqual([
+      { kind: "bind", source: src + "/", target: "/src", readOnly: true },
+      { kind: "volume", volume: "data", target: "/var/lib/data", readOnly: false },
+    ]);
+    const bad = async (m: Parameters<typeof checkMounts>[1][number]) => rejectionOf(checkMounts(ctx, [m]));
+    expect(await bad({ kind: "bind", source: join(home, "nope"), target: "/x", readOnly: false, place: "-v" })).toMatchObject({ code: "ERR_SKIFF_FILE_NOT_FOUND", place: "-v" });
+    await writeFile(join(home, "file"), "");
+    expect((await bad({ kind: "bind", source: join(home, "file"), target: "/x", readOnly: false })).code).toBe("ERR_SKIFF_FILE_NOT_FOUND");
+    expect((await bad({ kind: "bind", source: "rel", target: "/x", readOnly: false })).code).toBe("ERR_SKIFF_BAD_PATH");
+    expect((await bad({ kind: "bind", source: src, target: "x", readOnly: false })).code).toBe("ERR_SKIFF_BAD_PATH");
+    expect((await bad({ kind: "bind", source: src, target: "/", readOnly: false })).code).toBe("ERR_SKIFF_BAD_PATH");
+    expect((await bad({ kind: "volume", volume: "nope", target: "/x", readOnly: false })).code).toBe("ERR_SKIFF_VOLUME_NOT_FOUND");
+    // A volume asked for with create (-v NAME:DIR) may be missing: it is made under the lock.
+    expect(await checkMounts(ctx, [{ kind: "volume", volume: "nope", target: "/x", readOnly: false, create: true }])).toHaveLength(1);
+    const twice = await rejectionOf(
+      checkMounts(ctx, [
+        { kind: "bind", source: src, target: "/x", readOnly: false },
+        { kind: "volume", volume: "data", target: "/x/", readOnly: false },
+      ]),
+    );
+    expect(twice.code).toBe("ERR_SKIFF_USAGE");
+  });
+
+  it("plans 9p shares (passthrough as root, none otherwise) and disks by serial", () => {
+    const mounts: Mount[] = [
+      { kind: "bind", source: "/a", target: "/a", readOnly: false },
+      { kind: "volume", volume: "data", target: "/d", readOnly: true },
+      { kind: "bind", source: "/b", target: "/b", readOnly: true },
+    ];
+    expect(mountPlans({ home: "/h" }, mounts, true)).toEqual([
+      { kind: "9p", tag: "skiff0", hostPath: "/a", target: "/a", readOnly: false, securityModel: "passthrough" },
+      { kind: "disk", serial: "skiff-vol0", diskPath: "/h/volumes/data/disk.ext4", target: "/d", readOnly: true },
+      { kind: "9p", tag: "skiff1", hostPath: "/b", target: "/b", readOnly: true, securityModel: "passthrough" },
+    ]);
+    expect(mountPlans({ home: "/h" }, mounts, false)[0]).toMatchObject({ securityModel: "none" });
+  });
+});
+
+describe("-v SRC:DST[:ro]", () => {
+  it("reads host paths (/, ., ~) and volume names, with a mode", () => {
+    expect(parseVolumeFlag("./src:/src", "/work", "/home/me")).toEqual({ kind: "bind", source: "/work/src", target: "/src", readOnly: false, place: "--volume" });
+    expect(parseVolumeFlag("~/cfg:/etc/app:ro", "/work", "/home/me")).toMatchObject({ kind: "bind", source: "/home/me/cfg", readOnly: true });
+    expect(parseVolumeFlag("/abs:/x:rw", "/work", "/home/me")).toMatchObject({ source: "/abs", readOnly: false });
+    expect(parseVolumeFlag("data:/var/lib/data")).toEqual({ kind: "volume", volume: "data", target: "/var/lib/data", readOnly: false, place: "--volume", create: true });
+  });
+
+  it("refuses what it cannot read", () => {
+    for (const bad of ["data", ":/x", "data:", "a:b:c:d", "a:/b:rx"]) expect(errorOf(() => parseVolumeFlag(bad)).code).toBe("ERR_SKIFF_USAGE");
+  });
+});
