@@ -4,7 +4,7 @@
  * memory sizes that skiff's guests can boot in.
  */
 import { SkiffError } from "../errors.js";
-import type { ConfigWarning, Place } from "../project/types.js";
+import type { ConfigWarning, Place, ServiceSpec } from "../project/types.js";
 import { minMemoryMiB } from "../util/units.js";
 
 /** ERR_SKIFF_CONFIG at `place`. */
@@ -80,4 +80,9 @@ export function sizeToMiB(v: string | number, place: Place, bare: "bytes" | "MiB
   const unit = m[2]!.toLowerCase() || (bare === "bytes" ? "b" : "m");
   const exp = { b: 0, k: 1, m: 2, g: 3, t: 4 }[unit] ?? 0;
   return Math.ceil((Number(m[1]) * 1024 ** exp) / 1024 ** 2);
+}
+
+/** What a service is when its format has nothing to say about it (fresh lists each call). */
+export function serviceBlanks(): Pick<ServiceSpec, "layers" | "kernelArgs" | "environment" | "ports" | "dns" | "volumes" | "dependsOn" | "restart" | "replicas" | "provision"> {
+  return { layers: [], kernelArgs: [], environment: {}, ports: [], dns: [], volumes: [], dependsOn: [], restart: "no", replicas: 1, provision: [] };
 }

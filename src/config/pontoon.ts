@@ -15,7 +15,7 @@ import type { ProjectNetwork, ProjectSpec, ServiceNetwork, ServiceSpec } from ".
 import { parseIpv4, parseSubnet } from "../network/ipam.js";
 import { parseCpus } from "../util/units.js";
 import { hostPath, type LoaderContext } from "./context.js";
-import { asConfigError, configFail, guestMemoryMiB, sizeToMiB, Warnings } from "./foreign.js";
+import { asConfigError, configFail, guestMemoryMiB, serviceBlanks, sizeToMiB, Warnings } from "./foreign.js";
 import { mergeDocs } from "./merge.js";
 import type { YamlDoc, YamlPath } from "./yaml-doc.js";
 import { configError } from "./zod-error.js";
@@ -110,26 +110,19 @@ function service(name: string, svc: z.infer<typeof pontoonService>, c: ServiceCo
   const networks = attachments(name, svc, c);
   const internalOnly = networks.length > 0 && networks.every((a) => c.networks.find((n) => n.name === a.network)?.internal);
   return {
+    ...serviceBlanks(),
     name,
     layers: svc.layers ?? [],
     ...(c.kernel === undefined ? {} : { kernel: c.kernel }),
     kernelArgs: Object.entries(svc.kernel_args ?? {}).map(([k, v]) => (v === null || v === true ? k : `${k}=${String(v)}`)),
     ...(memoryMiB === undefined ? {} : { memoryMiB }),
     ...(cpus === undefined ? {} : { cpus }),
-    environment: {},
     // Pontoon VMs have no NIC of their own to the outside: a VM with a
     // gateway goes out through its router, and one only on internal networks
     // does not go out. Every other VM keeps skiff's user-net NIC, standing in
     // for the host routing pontoon's bridges get.
     userNetwork: !internalOnly && !networks.some((a) => a.gateway !== undefined),
     networks,
-    ports: [],
-    dns: [],
-    volumes: [],
-    dependsOn: [],
-    restart: "no",
-    replicas: 1,
-    provision: [],
     place: c.doc.keyPlaceOf(["services", name]),
   };
 }

@@ -130,6 +130,8 @@ export interface ServiceSpec {
   healthcheck?: HealthCheck;
   restart: RestartPolicy;
   replicas: number;
+  /** The file's own labels (compose `labels`), put on the service's VMs beside skiff's project labels. */
+  labels?: Record<string, string>;
   /** Cloud images: the SSH user skiff logs in as. */
   ssh?: { user?: string };
   /** Cloud images: user-data (absolute path of a file, or inline text) merged into skiff's seed. */
