@@ -4,7 +4,8 @@
  * /etc/skiff/start.d) run as root with the VM's environment, one that dies
  * is restarted with a doubling backoff, a long-running one stays up and gets
  * SIGTERM at stop; the main command under `init: { restart: "on-failure" }`
- * is restarted after a non-zero exit and not after exit 0.
+ * is restarted after a non-zero exit and not after exit 0; kernel.path and
+ * kernel.args reach QEMU.
  */
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -54,6 +55,8 @@ describe("supervision by skiff-init", () => {
       // Fails twice, then succeeds: on-failure restarts it twice and then leaves it.
       command: ["sh", "-c", 'echo run >> /out/main; [ "$(wc -l < /out/main)" -ge 3 ] && exit 0; exit 1'],
       init: { restart: "on-failure" },
+      // skiff's own vmlinux, named as a VM's own kernel would be.
+      kernel: { path: (await skiff.hostFacts()).vmlinuxPath, args: ["skiff.test=yes"] },
     });
     consoleLog = join(h.home, "vms", info.id, "console.log");
     await skiff.start("sup");
@@ -86,6 +89,15 @@ describe("supervision by skiff-init", () => {
     expect(consoleText()).toContain("skiff: main command exited (status 1), restarting in 1s");
     await new Promise((r) => setTimeout(r, 2_500));
     expect(lines(join(out, "main"))).toHaveLength(3);
+  });
+
+  it("boots the kernel given and appends its args to the command line", async () => {
+    const conn = await skiff.connect("sup");
+    try {
+      expect((await conn.run(["cat", "/proc/cmdline"])).stdout).toMatch(/^console=ttyS0 .* skiff\.test=yes\n$/);
+    } finally {
+      await conn.close();
+    }
   });
 
   it("sends SIGTERM to services at stop", async () => {
