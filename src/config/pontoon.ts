@@ -110,8 +110,8 @@ function service(name: string, svc: z.infer<typeof pontoonService>, c: ServiceCo
   const networks = attachments(name, svc, c);
   const internalOnly = networks.length > 0 && networks.every((a) => c.networks.find((n) => n.name === a.network)?.internal);
   return {
-    ...serviceBlanks(),
     name,
+    ...serviceBlanks(),
     layers: svc.layers ?? [],
     ...(c.kernel === undefined ? {} : { kernel: c.kernel }),
     kernelArgs: Object.entries(svc.kernel_args ?? {}).map(([k, v]) => (v === null || v === true ? k : `${k}=${String(v)}`)),

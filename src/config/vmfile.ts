@@ -113,8 +113,8 @@ function vm(name: string, node: Node, c: Ctx): ServiceSpec {
   const cloud = cloudInit(name, nodes.get("cloud-init"), c);
   const ssh = nodes.get("ssh");
   return {
-    ...serviceBlanks(),
     name,
+    ...serviceBlanks(),
     imageUrl,
     memoryMiB,
     cpus,
