@@ -1,7 +1,9 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
-import { errorOf as failure } from "./fixtures/errors.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { errorOf as failure, rejectionOf } from "./fixtures/errors.js";
+import { loadProject } from "../../src/config/load.js";
 import type { ProjectSpec } from "../../src/project/types.js";
 import { skiffToProject } from "../../src/config/skiff-file.js";
 import { parseYaml } from "../../src/config/yaml-doc.js";
@@ -316,5 +318,72 @@ describe("JSON Schema", () => {
     expect(schema.additionalProperties).toBe(false);
     expect(Object.keys(schema.properties)).toEqual(["version", "name", "defaults", "services", "networks", "volumes", "layers"]);
     expect(JSON.stringify(schema)).toContain("ipv4_address");
+  });
+});
+
+describe("loadProject: files, -f and the project name", () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(tmpdir(), "skiff-load-"));
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+  async function write(rel: string, text: string): Promise<string> {
+    const file = path.join(root, rel);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, text);
+    return file;
+  }
+
+  it("finds skiff.yml above cwd; the project is named after its directory, lowercased to [a-z0-9_-]", async () => {
+    await write("My.Shop App/skiff.yml", "services:\n  web: { image: nginx, volumes: ['./www:/www'] }\n");
+    await mkdir(path.join(root, "My.Shop App", "sub"), { recursive: true });
+    const spec = await loadProject({ cwd: path.join(root, "My.Shop App", "sub") });
+    expect(spec).toMatchObject({ name: "myshopapp", format: "skiff", dir: path.join(root, "My.Shop App"), files: [path.join(root, "My.Shop App", "skiff.yml")] });
+    expect(spec.services[0]!.volumes).toEqual([{ kind: "bind", source: path.join(root, "My.Shop App", "www"), target: "/www", readOnly: false }]);
+  });
+
+  it("-p wins over name:, which wins over the directory", async () => {
+    await write("named/skiff.yml", "name: shop\nservices: {}\n");
+    expect((await loadProject({ cwd: path.join(root, "named") })).name).toBe("shop");
+    expect((await loadProject({ cwd: path.join(root, "named"), projectName: "other" })).name).toBe("other");
+  });
+
+  it("refuses an invalid -p or name:, and a directory name with nothing usable", async () => {
+    expect((await rejectionOf(loadProject({ cwd: path.join(root, "named"), projectName: "Bad Name" }))).place).toBe("--project-name");
+    await write("badname/skiff.yml", "name: Not OK\nservices: {}\n");
+    const err = await rejectionOf(loadProject({ cwd: path.join(root, "badname") }));
+    expect([err.code, err.place]).toEqual(["ERR_SKIFF_CONFIG", "skiff.yml:1:7"]);
+    await write("___/skiff.yml", "services: {}\n");
+    expect((await rejectionOf(loadProject({ cwd: path.join(root, "___") }))).hint).toMatch(/-p NAME/);
+  });
+
+  it("-f: later files override (maps merge, lists replace), paths resolve against the first file, errors name the file that wrote the value", async () => {
+    await write("multi/skiff.yml", "services:\n  web:\n    image: nginx\n    memory: 256m\n    ports: ['8080:80']\n    environment: { A: '1' }\n");
+    await write("multi/over/prod.yml", "services:\n  web:\n    memory: 1g\n    ports: ['80:80']\n    environment: { B: '2' }\n    volumes: ['./data:/data']\n");
+    const spec = await loadProject({ cwd: path.join(root, "multi"), files: ["skiff.yml", "over/prod.yml"] });
+    expect(spec.files).toEqual([path.join(root, "multi", "skiff.yml"), path.join(root, "multi", "over", "prod.yml")]);
+    expect(spec.services[0]).toMatchObject({
+      memoryMiB: 1024,
+      environment: { A: "1", B: "2" },
+      ports: [{ hostPort: 80, guestPort: 80 }],
+      volumes: [{ kind: "bind", source: path.join(root, "multi", "data") }],
+    });
+    await write("multi/over/bad.yml", "services:\n  web:\n    memory: huge\n");
+    const err = await rejectionOf(loadProject({ cwd: path.join(root, "multi"), files: ["skiff.yml", "over/bad.yml"] }));
+    expect(err.place).toBe("over/bad.yml:3:13");
+  });
+
+  it("-f with a missing file, or files of two formats", async () => {
+    expect((await rejectionOf(loadProject({ cwd: root, files: ["nope.yml"] }))).code).toBe("ERR_SKIFF_FILE_NOT_FOUND");
+    await write("mix/compose.yaml", "services: {}\n");
+    await write("mix/skiff.yml", "services: {}\n");
+    expect((await rejectionOf(loadProject({ cwd: path.join(root, "mix"), files: ["skiff.yml", "compose.yaml"] }))).code).toBe("ERR_SKIFF_USAGE");
+  });
+
+  it("no project file anywhere up from cwd", async () => {
+    await mkdir(path.join(root, "empty"), { recursive: true });
+    expect((await rejectionOf(loadProject({ cwd: path.join(root, "empty") }))).code).toBe("ERR_SKIFF_PROJECT_NOT_FOUND");
   });
 });
