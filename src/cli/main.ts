@@ -18,6 +18,7 @@ import { registerSsh } from "./commands/ssh.js";
 import { registerImage } from "./commands/image.js";
 import { registerNetwork } from "./commands/network.js";
 import { registerVolume } from "./commands/volume.js";
+import { registerProject } from "./commands/project.js";
 import { printError } from "./output.js";
 
 async function main(argv: string[]): Promise<number> {
@@ -50,6 +51,7 @@ async function main(argv: string[]): Promise<number> {
   registerImage(program, ctx);
   registerNetwork(program, ctx);
   registerVolume(program, ctx);
+  registerProject(program, ctx);
   registerDoctor(program, ctx);
 
   try {

@@ -18,6 +18,11 @@ export function printError(err: unknown, flags: GlobalFlags): number {
     } else {
       const place = err.place === undefined ? "" : ` (${err.place})`;
       process.stderr.write(`skiff: error ${err.code}${place}: ${err.message}\n`);
+      const problems = err.details?.problems;
+      // A config file with several problems: every one, with its place (the first is the message).
+      if (Array.isArray(problems) && problems.length > 1) {
+        for (const p of problems as { place?: string; message?: string }[]) process.stderr.write(`  - ${p.place ?? "?"}: ${p.message ?? ""}\n`);
+      }
       if (err.hint !== undefined) process.stderr.write(`  hint: ${err.hint}\n`);
       if (flags.debug && err.stack !== undefined) process.stderr.write(err.stack + "\n");
     }

@@ -4,7 +4,9 @@ import { existsSync } from "node:fs";
 import { open, readFile, stat } from "node:fs/promises";
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { join } from "node:path";
 import { SkiffError } from "../../errors.js";
+import { vmFiles } from "../../store/vmdir.js";
 import type { CliContext } from "../context.js";
 
 function lastLines(text: string, n: number): string {
@@ -40,9 +42,11 @@ export function registerLogs(program: Command, ctx: CliContext): void {
     .argument("<name>")
     .option("-f, --follow", "keep printing as the log grows, until the VM stops")
     .option("-n, --lines <n>", "only the last N lines")
-    .action(async (name: string, flags: { follow?: boolean; lines?: string }) => {
+    .option("--provision", "the log of the VM's provisioners (projects) instead")
+    .action(async (name: string, flags: { follow?: boolean; lines?: string; provision?: boolean }) => {
       const info = await ctx.skiff().inspect(name);
-      const text = existsSync(info.consoleLog) ? await readFile(info.consoleLog, "utf8") : "";
+      const path = flags.provision === true ? join(info.dir, vmFiles.provisionLog) : info.consoleLog;
+      const text = existsSync(path) ? await readFile(path, "utf8") : "";
       let out = text;
       if (flags.lines !== undefined) {
         const n = Number(flags.lines);
@@ -51,7 +55,7 @@ export function registerLogs(program: Command, ctx: CliContext): void {
       }
       process.stdout.write(out);
       if (flags.follow === true) {
-        await follow(info.consoleLog, Buffer.byteLength(text), async () => (await ctx.skiff().inspect(name)).state === "running");
+        await follow(path, Buffer.byteLength(text), async () => (await ctx.skiff().inspect(name)).state === "running");
       }
     });
 

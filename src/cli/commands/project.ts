@@ -1,0 +1,181 @@
+/**
+ * docker compose's verbs for a project file (skiff.yml, pontoon.yml,
+ * VMFile.kdl, compose.yaml), found upward from the working directory or given
+ * with -f. The everyday ones are top-level (`skiff up`, `skiff down`, …);
+ * all of them, including those whose names the VM verbs already use (ps,
+ * logs, exec, stop, …), are under `skiff compose`.
+ */
+import type { Command } from "commander";
+import { loadProject } from "../../config/load.js";
+import { Project } from "../../project/project.js";
+import type { CliContext } from "../context.js";
+import { taskReporter } from "../task-list.js";
+import { registerProjectOps } from "./project-ops.js";
+import { registerProjectConfig } from "./project-config.js";
+
+export interface ProjectFlags {
+  file: string[];
+  projectName?: string;
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/**
+ * -f/-p on a top-level verb (`skiff up -f x.yml`); under `skiff compose`
+ * they belong to the group, as in `docker compose -f x.yml logs -f`, and a
+ * verb reads them with projectFlags(cmd).
+ */
+export function addProjectFlags(cmd: Command, own = true): Command {
+  if (!own) return cmd;
+  return cmd
+    .option("-f, --file <path>", "project file (repeatable: later files override earlier ones; default: found upward from here)", collect, [])
+    .option("-p, --project-name <name>", "project name (default: the project directory's name)");
+}
+
+/** -f/-p as given to the verb or to the `compose` group above it. */
+export function projectFlags(cmd: Command): ProjectFlags {
+  const o = cmd.optsWithGlobals<Partial<ProjectFlags>>();
+  return { file: o.file ?? [], ...(o.projectName === undefined ? {} : { projectName: o.projectName }) };
+}
+
+/** The project of the flags, its verbs reporting to stderr (a live list on a terminal). */
+export async function openProject(ctx: CliContext, flags: ProjectFlags): Promise<{ project: Project; finish: () => void }> {
+  const spec = await loadProject({
+    cwd: process.cwd(),
+    ...(flags.file.length === 0 ? {} : { files: flags.file }),
+    ...(flags.projectName === undefined ? {} : { projectName: flags.projectName }),
+  });
+  if (!ctx.flags.json) for (const w of spec.warnings) process.stderr.write(`skiff: warning (${w.place}): ${w.message}\n`);
+  const project = new Project(ctx.skiff(), spec);
+  if (ctx.flags.json) return { project, finish: () => undefined };
+  const reporter = taskReporter();
+  project.on("task", (e) => reporter.task(e));
+  project.on("output", (e) => reporter.output(e));
+  return { project, finish: () => reporter.close() };
+}
+
+/** Run `fn` on the project, closing the task list however it ends. */
+export async function withProject<T>(ctx: CliContext, flags: ProjectFlags, fn: (p: Project) => Promise<T>): Promise<T> {
+  const { project, finish } = await openProject(ctx, flags);
+  try {
+    return await fn(project);
+  } finally {
+    finish();
+  }
+}
+
+interface UpFlags extends ProjectFlags {
+  detach?: boolean;
+  build?: boolean;
+  provision?: boolean;
+  wait?: boolean;
+  removeOrphans?: boolean;
+}
+
+function registerUp(parent: Command, ctx: CliContext, own: boolean): void {
+  addProjectFlags(
+    parent
+      .command("up")
+      .description("create and start the project's VMs (build layers, make networks and volumes, provision on first start)")
+      .argument("[service...]", "only these services (and what they depend on)")
+      .option("-d, --detach", "return once everything is up (default: follow the VMs' logs until Ctrl-C, then stop them)")
+      .option("--build", "rebuild layer images even when cached")
+      .option("--no-provision", "do not run provisioners")
+      .option("--wait", "wait until every service with a healthcheck is healthy")
+      .option("--remove-orphans", "remove VMs of services no longer in the file"),
+    own,
+  ).action(async (services: string[], flags: UpFlags, cmd: Command) => {
+    const { project, finish } = await openProject(ctx, projectFlags(cmd));
+    let result;
+    try {
+      result = await project.up({
+        services,
+        build: flags.build === true,
+        noProvision: flags.provision === false,
+        wait: flags.wait === true,
+        removeOrphans: flags.removeOrphans === true,
+      });
+    } finally {
+      finish();
+    }
+    if (ctx.flags.json) {
+      process.stdout.write(JSON.stringify(result) + "\n");
+      return;
+    }
+    if (flags.detach === true) return;
+    // Like `docker compose up` without -d: the VMs' output here until Ctrl-C, which stops them.
+    const { followLogs } = await import("./project-logs.js");
+    const stop = new AbortController();
+    process.once("SIGINT", () => stop.abort());
+    await followLogs(project, services, { follow: true, signal: stop.signal });
+    process.stderr.write("stopping...\n");
+    await project.stop(services);
+  });
+}
+
+function registerDown(parent: Command, ctx: CliContext, own: boolean): void {
+  addProjectFlags(
+    parent
+      .command("down")
+      .description("stop and remove the project's VMs and networks")
+      .option("-v, --volumes", "also remove the project's named volumes (their data is lost)")
+      .option("--destroy", "remove everything the project made: VMs, networks, volumes and the images built from its layers"),
+    own,
+  ).action(async (flags: { volumes?: boolean; destroy?: boolean }, cmd: Command) => {
+    const r = await withProject(ctx, projectFlags(cmd), (p) => p.down({ volumes: flags.volumes === true, destroy: flags.destroy === true }));
+    if (ctx.flags.json) process.stdout.write(JSON.stringify(r) + "\n");
+  });
+}
+
+function registerBuild(parent: Command, ctx: CliContext, own: boolean): void {
+  addProjectFlags(
+    parent
+      .command("build")
+      .description("build the layer images of the project's services (cached by every input)")
+      .argument("[service...]")
+      .option("--no-cache", "build even when a cached image matches"),
+    own,
+  ).action(async (services: string[], flags: { cache?: boolean }, cmd: Command) => {
+    const built = await withProject(ctx, projectFlags(cmd), (p) => p.build(services, { force: flags.cache === false }));
+    if (ctx.flags.json) process.stdout.write(JSON.stringify(built) + "\n");
+    else for (const b of built) process.stdout.write(`${b.service}\t${b.image.image}${b.image.cached ? "\t(cached)" : ""}\n`);
+  });
+}
+
+function registerProvision(parent: Command, ctx: CliContext, own: boolean): void {
+  addProjectFlags(
+    parent.command("provision").description("run the provisioners of running services again").argument("[service...]"),
+    own,
+  ).action(async (services: string[], _flags: unknown, cmd: Command) => {
+    await withProject(ctx, projectFlags(cmd), (p) => p.provision(services));
+  });
+}
+
+function registerReload(parent: Command, ctx: CliContext, own: boolean): void {
+  addProjectFlags(
+    parent.command("reload").description("destroy and recreate services, then provision them").argument("[service...]"),
+    own,
+  ).action(async (services: string[], _flags: unknown, cmd: Command) => {
+    const r = await withProject(ctx, projectFlags(cmd), (p) => p.reload(services));
+    if (ctx.flags.json) process.stdout.write(JSON.stringify(r) + "\n");
+  });
+}
+
+export function registerProject(program: Command, ctx: CliContext): void {
+  const everyday = (parent: Command, own: boolean) => {
+    registerUp(parent, ctx, own);
+    registerDown(parent, ctx, own);
+    registerBuild(parent, ctx, own);
+    registerProvision(parent, ctx, own);
+    registerReload(parent, ctx, own);
+    registerProjectConfig(parent, ctx, own);
+  };
+  everyday(program, true);
+  const compose = addProjectFlags(
+    program
+      .command("compose")
+      .description("docker compose's verbs on the project file (up, down, ps, logs, exec, stop, start, restart, kill, top, build, config, provision, reload)"),
+  );
+  everyday(compose, false);
+  registerProjectOps(compose, ctx);
+}
