@@ -1174,6 +1174,25 @@ static void power_off(void) {
   for (;;) pause();
 }
 
+/*
+ * iptables and nft need netfilter modules, which the image does not carry
+ * for skiff's kernel: load them (before anything runs) when the image has
+ * one of those tools. Images without them pay nothing.
+ */
+static void load_netfilter(void) {
+  static const char *const tools[] = {"/usr/sbin/iptables", "/sbin/iptables", "/usr/sbin/nft", "/sbin/nft", "/usr/sbin/iptables-legacy"};
+  struct stat st;
+  for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++) {
+    char path[128];
+    snprintf(path, sizeof path, IMAGE "%s", tools[i]);
+    if (lstat(path, &st) == 0) {
+      load_modules(TOOLS "/modules.netfilter");
+      logmsg("netfilter modules loaded");
+      return;
+    }
+  }
+}
+
 static int init_main(void) {
   mount("proc", "/proc", "proc", 0, NULL);
   mount("sysfs", "/sys", "sysfs", 0, NULL);
@@ -1243,6 +1262,7 @@ static int init_main(void) {
   configure_network();
   logmsg("network configured");
   mount_volumes();
+  load_netfilter();
   write_file("/dev/.skiff-run/configured", "", 0644);
   int button = open_power_button();
   logmsg("ready (%d agent ports)", nports);

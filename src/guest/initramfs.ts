@@ -18,7 +18,7 @@ import { encodeExecRequest, type EncodableRequest } from "./exec-request.js";
 import type { RestartPolicy } from "../spec/machine.js";
 
 /** Bumped whenever the layout below changes, so cached archives are rebuilt. */
-const layoutVersion = 3;
+const layoutVersion = 4;
 
 const agentEtc = {
   passwd: "root:x:0:0:root:/skiff/root:/skiff/bin/skiff-shell\n",
@@ -43,7 +43,9 @@ export async function ensureBaseInitramfs(opts: { kernel: KernelInfo; cacheDir: 
   const { paths: bootPaths } = resolveModules(index, guestModules.boot);
   const late = [...guestModules.late, ...(opts.network ? guestModules.network : []), ...(opts.shares === true ? guestModules.shares : [])];
   const { paths: latePaths } = resolveModules(index, late, bootPaths);
-  const modulePaths = [...bootPaths, ...latePaths];
+  // Loaded by skiff-init only when the image has iptables or nft (a VM with a NIC).
+  const { paths: netfilterPaths } = opts.network ? resolveModules(index, guestModules.netfilter, [...bootPaths, ...latePaths]) : { paths: [] };
+  const modulePaths = [...bootPaths, ...latePaths, ...netfilterPaths];
   const key = createHash("sha256")
     .update(`${layoutVersion}\0${opts.kernel.version}\0${modulePaths.join(",")}\0${toolsFingerprint(tools)}`)
     .digest("hex")
@@ -61,6 +63,7 @@ export async function ensureBaseInitramfs(opts: { kernel: KernelInfo; cacheDir: 
   files.push(
     { type: "file", path: "/skiff/modules.boot", data: enc(bootPaths.map(guestModulePath).join("\n") + "\n") },
     { type: "file", path: "/skiff/modules.late", data: enc(latePaths.map(guestModulePath).join("\n") + "\n") },
+    { type: "file", path: "/skiff/modules.netfilter", data: enc(netfilterPaths.map(guestModulePath).join("\n") + "\n") },
     { type: "file", path: "/etc/passwd", data: enc(agentEtc.passwd) },
     { type: "file", path: "/etc/group", data: enc(agentEtc.group) },
     { type: "file", path: "/etc/shells", data: enc(agentEtc.shells) },

@@ -25,6 +25,17 @@ export const guestModules = {
     "evdev",
   ],
   network: ["virtio_net"],
+  /**
+   * Packet filtering and NAT, for images that have iptables or nft (a router
+   * VM, the `base` layer): the image carries no modules of skiff's kernel, so
+   * nothing could load them on demand. Legacy iptables, iptables-nft (which
+   * uses xt_* targets through nft_compat) and nft itself.
+   */
+  netfilter: [
+    "nf_tables", "nft_compat", "nft_chain_nat", "nft_nat", "nft_masq", "nft_ct", "nft_reject_inet", "nft_fib_inet",
+    "x_tables", "xt_MASQUERADE", "xt_nat", "xt_tcpudp", "xt_conntrack", "xt_state", "xt_addrtype", "xt_REDIRECT",
+    "ip_tables", "iptable_filter", "iptable_nat", "ipt_REJECT", "nf_conntrack", "nf_nat",
+  ],
   /** Bind mounts (virtio-9p); 9p pulls in netfs and fscache on Debian's 6.1. */
   shares: ["9pnet_virtio", "9p"],
 } as const;
