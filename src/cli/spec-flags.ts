@@ -5,7 +5,7 @@ import { homedir } from "node:os";
 import { resolve as resolvePath } from "node:path";
 import type { Command } from "commander";
 import type { CreateOptions } from "../engine/skiff.js";
-import { parseCpus, parseEnvList, parseMemory } from "../util/units.js";
+import { parseCpus, parseDiskSize, parseEnvList, parseMemory } from "../util/units.js";
 import type { NetworkSpec } from "../spec/machine.js";
 import { SkiffError } from "../errors.js";
 import { parseIpv4 } from "../network/ipam.js";
@@ -139,14 +139,6 @@ function checkDns(ip: string): string {
 function pullPolicy(value: string): "missing" | "always" | "never" {
   if (value === "missing" || value === "always" || value === "never") return value;
   throw new SkiffError("ERR_SKIFF_USAGE", `unknown pull policy: ${value}`, { place: "--pull", hint: "use missing, always or never" });
-}
-
-/** `--disk 20G`: bytes; K/M/G/T suffixes are binary (as qemu-img's). */
-export function parseDiskSize(value: string, place = "--disk"): number {
-  const m = /^(\d+)([KMGT]?)i?B?$/i.exec(value.trim());
-  if (!m) throw new SkiffError("ERR_SKIFF_USAGE", `not a disk size: ${value}`, { place, hint: "e.g. 20G or 512M" });
-  const unit = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[(m[2] ?? "").toUpperCase() as "" | "K" | "M" | "G" | "T"];
-  return Number(m[1]) * unit;
 }
 
 /**

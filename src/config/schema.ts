@@ -8,7 +8,7 @@
  */
 import { z } from "zod/v4";
 import { isSkiffError, SkiffError } from "../errors.js";
-import { parseDiskSize } from "../cli/spec-flags.js";
+import { parseDiskSize } from "../util/units.js";
 import { parseIpv4, parseSubnet } from "../network/ipam.js";
 import { parsePublish } from "../network/ports.js";
 import { parseCpus, parseDuration, parseMemory } from "../util/units.js";

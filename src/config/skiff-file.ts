@@ -4,7 +4,7 @@
  * declared, no dependency cycle) and applies `defaults`. Every problem found
  * is reported together, each at the file:line:column that wrote it.
  */
-import { parseDiskSize } from "../cli/spec-flags.js";
+import { parseDiskSize } from "../util/units.js";
 import { validateNetworkName } from "../network/store.js";
 import { parseIpv4, parseSubnet, subnetContains } from "../network/ipam.js";
 import { namePattern } from "../util/names.js";

@@ -4,7 +4,7 @@
  * bad value; the caller throws them together. Mounts, networks, steps and
  * healthcheck live in skiff-parts.ts.
  */
-import { parseDiskSize } from "../cli/spec-flags.js";
+import { parseDiskSize } from "../util/units.js";
 import { parsePublish } from "../network/ports.js";
 import { parseCpus, parseEnv, parseMemory } from "../util/units.js";
 import type { ServiceSpec } from "../project/types.js";

@@ -3,7 +3,7 @@
  * compose, layer.yml) parses through here, so that a value's place in the
  * file (file:line:column) is known when the schema rejects it.
  */
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
 import { SkiffError } from "../errors.js";
 
 export type YamlPath = ReadonlyArray<string | number>;
@@ -36,6 +36,23 @@ export function parseYaml(text: string, file: string): YamlDoc {
     throw new SkiffError("ERR_SKIFF_CONFIG", `${file} is not valid YAML: ${firstLine(first.message)}`, {
       place: place(first.pos[0]),
       hint: "check the indentation and quoting at that place",
+    });
+  }
+  // A key that is a list or map (`? [a]: b`) has no place in a config; yaml would stringify it with a process warning.
+  let complexKey: number | undefined;
+  visit(doc, {
+    Pair(_key, pair) {
+      if (pair.key !== null && !isScalar(pair.key)) {
+        complexKey = isNode(pair.key) ? pair.key.range?.[0] : undefined;
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  if (complexKey !== undefined) {
+    throw new SkiffError("ERR_SKIFF_CONFIG", `${file}: a key is a list or a map`, {
+      place: place(complexKey),
+      hint: "keys are plain words; quote it if it should be text",
     });
   }
   let value: unknown;

@@ -6,7 +6,7 @@
  * the engine takes, every field defaulted except where absence means
  * something ("the image's own").
  */
-import type { PortForward } from "../spec/machine.js";
+import type { PortForward, RestartPolicy } from "../spec/machine.js";
 
 /** Which file format a project came from. */
 export type ProjectFormat = "skiff" | "pontoon" | "vmfile" | "compose";
@@ -59,7 +59,7 @@ export interface ProjectVolume {
   place: Place;
 }
 
-export type RestartPolicy = "no" | "on-failure" | "always" | "unless-stopped";
+export type { RestartPolicy };
 
 export interface ServiceNetwork {
   /** A network of the project (by its project name). */

@@ -5,6 +5,8 @@
  * recreated when it changed, created when missing. Provisioners run on a
  * VM's first start (and again until they once ran to the end).
  */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { SkiffError } from "../errors.js";
 import type { VmRecord } from "../store/store.js";
 import { desiredVm, type DesiredVm, type ResolvedImage } from "./desired.js";
@@ -119,7 +121,7 @@ async function upReplica(run: ProjectRun, want: DesiredVm, service: ServiceSpec,
       action = "created";
     }
     run.task(want.name, "creating", `creating ${want.name}`);
-    await skiff.create(want.options);
+    await skiff.create(await withInlineUserData(run, service, want));
     record = await skiff.store.get(want.name);
   }
   run.task(want.name, "starting", `booting ${want.name}`);
@@ -131,6 +133,20 @@ async function upReplica(run: ProjectRun, want: DesiredVm, service: ServiceSpec,
     await provisionVm(run, service, want.name);
   }
   return { name: want.name, service: service.name, action };
+}
+
+/**
+ * Cloud images take user-data as a file: user-data written inline in the
+ * project file goes to one under the skiff home, per project and service.
+ */
+async function withInlineUserData(run: ProjectRun, service: ServiceSpec, want: DesiredVm): Promise<DesiredVm["options"]> {
+  const text = service.cloudInit?.userData;
+  if (text === undefined) return want.options;
+  const dir = join(run.skiff.home, "projects", run.spec.name);
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, `${service.name}.user-data`);
+  await writeFile(path, text);
+  return { ...want.options, userDataPath: path };
 }
 
 /** Every replica of `service` answers its healthcheck (no check: nothing to wait for). */

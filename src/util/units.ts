@@ -119,6 +119,14 @@ const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_
  * Duration in ms. A bare number is seconds (as `docker stop -t`); otherwise
  * one or more number+unit parts: `500ms`, `10s`, `2m`, `1h`, `1m30s`, `1.5s`.
  */
+/** A disk or volume size (`--disk 20G`, `size: 512m`): bytes; K/M/G/T are binary (as qemu-img's). */
+export function parseDiskSize(value: string, place = "--disk"): number {
+  const m = /^(\d+)([KMGT]?)i?B?$/i.exec(value.trim());
+  if (!m) throw new SkiffError("ERR_SKIFF_USAGE", `not a disk size: ${value}`, { place, hint: "e.g. 20G or 512M" });
+  const unit = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[(m[2] ?? "").toUpperCase() as "" | "K" | "M" | "G" | "T"];
+  return Number(m[1]) * unit;
+}
+
 export function parseDuration(input: string, place = "--time"): number {
   const text = input.trim();
   const fail = (): never => {

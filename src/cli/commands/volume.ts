@@ -8,7 +8,7 @@ import type { VolumeInfo } from "../../engine/volumes.js";
 import { formatAge, formatBytes } from "../../util/units.js";
 import type { CliContext } from "../context.js";
 import { table } from "../output.js";
-import { parseDiskSize } from "../spec-flags.js";
+import { parseDiskSize } from "../../util/units.js";
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
