@@ -6,20 +6,24 @@ set -euo pipefail
 
 usage() {
   cat <<'EOF'
-usage: ./setup.sh [--quiet]
+usage: ./setup.sh [--quiet] [--test]
 
 Installs what skiff needs (Debian packages, npm dependencies), builds it and
 puts `skiff` on PATH. Safe to run again: steps that are done are skipped.
 
   -q, --quiet   print nothing unless a step has work to do
+  --test        also prepare what the tests need: a Debian repository of the
+                standard layers' packages in .cache/apt-repo, served on loopback
   -h, --help    show this help
 EOF
 }
 
 quiet=0
+tests=0
 for arg in "$@"; do
   case "$arg" in
     -q | --quiet) quiet=1 ;;
+    --test) tests=1 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "setup: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
   esac
@@ -42,7 +46,7 @@ packages=(
   openssh-sftp-server openssh-client e2fsprogs xz-utils zstd gcc libc6-dev
   socat tar cpio docker-registry skopeo umoci apache2-utils musl-tools mmdebstrap
   genisoimage syslinux syslinux-common mtools dosfstools fdisk
-  iproute2 nftables tcpdump
+  iproute2 nftables tcpdump dpkg-dev
 )
 
 install_packages() {
@@ -151,9 +155,18 @@ link_cli() {
   esac
 }
 
+# --- (e) the tests' Debian repository (--test) ----------------------------
+test_repo() {
+  if [ "$tests" = 0 ]; then return; fi
+  # Quiet when done; re-made only when the layers' package list changes.
+  "$repo/scripts/test-apt-repo.sh" "$repo/.cache/apt-repo" || die "making the tests' Debian repository failed (see above)"
+  note "tests' Debian repository: $repo/.cache/apt-repo"
+}
+
 install_packages
 check_node
 install_npm
 build
 link_cli
+test_repo
 note "done"

@@ -16,6 +16,7 @@ import { registerRun } from "./commands/run.js";
 import { registerCp } from "./commands/cp.js";
 import { registerSsh } from "./commands/ssh.js";
 import { registerImage } from "./commands/image.js";
+import { registerLayer } from "./commands/layer.js";
 import { registerNetwork } from "./commands/network.js";
 import { registerVolume } from "./commands/volume.js";
 import { registerProject } from "./commands/project.js";
@@ -49,6 +50,7 @@ async function main(argv: string[]): Promise<number> {
   registerSsh(program, ctx);
   registerLogs(program, ctx);
   registerImage(program, ctx);
+  registerLayer(program, ctx);
   registerNetwork(program, ctx);
   registerVolume(program, ctx);
   registerProject(program, ctx);

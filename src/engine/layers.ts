@@ -93,7 +93,7 @@ export async function buildLayers(skiff: Skiff, opts: BuildLayersOptions): Promi
         await inBuildVm(skiff, { base, hex, image, mirror, memoryMiB: opts.memoryMiB ?? buildMemoryMiB, emit }, async (vm) => {
           await applyLayers(vm, specs, {
             log,
-            ...(mirror === undefined ? {} : { aptMirror: { url: mirror.guestUrl, flat: mirror.flat } }),
+            ...(mirror === undefined ? {} : { aptMirror: { url: mirror.guestUrl, flat: mirror.flat, trusted: mirror.trusted } }),
             onStep: (e) => emit({ type: "layers-step", ...e }),
           });
         }, async (overlay) => {

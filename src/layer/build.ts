@@ -36,7 +36,7 @@ export interface LayerStepEvent {
 export interface ApplyOptions {
   log: BuildLog;
   /** apt only: a mirror the guest reaches (already rewritten to its guest-side URL). */
-  aptMirror?: { url: string; flat: boolean };
+  aptMirror?: { url: string; flat: boolean; trusted: boolean };
   onStep?: (e: LayerStepEvent) => void;
 }
 
@@ -77,7 +77,7 @@ export async function applyLayers(vm: BuildVm, layers: readonly LayerSpec[], opt
     if (pm === "apt") {
       await sh(undefined, "prepare", policyRcD.install);
       if (opts.aptMirror !== undefined) {
-        mirror = aptMirrorCommands(opts.aptMirror.url, opts.aptMirror.flat);
+        mirror = aptMirrorCommands(opts.aptMirror.url, opts.aptMirror);
         step(undefined, 0, "prepare", `apt sources -> ${opts.aptMirror.url}`);
         await sh(undefined, "prepare", mirror.use);
       }

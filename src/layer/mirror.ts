@@ -18,6 +18,8 @@ export interface AptMirrorPlan {
   /** The URL as the guest reaches it. */
   guestUrl: string;
   flat: boolean;
+  /** No signature checks: a mirror on loopback is the user's own (an unsigned test repository). */
+  trusted: boolean;
   /** Set for a loopback mirror. */
   guestForward?: GuestForward;
 }
@@ -27,7 +29,7 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /** The mirror as the guest sees it; pure. */
-export function mirrorRoute(url: string, place = "--apt-mirror"): Omit<AptMirrorPlan, "flat"> {
+export function mirrorRoute(url: string, place = "--apt-mirror"): Omit<AptMirrorPlan, "flat" | "trusted"> {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -54,13 +56,14 @@ export function mirrorRoute(url: string, place = "--apt-mirror"): Omit<AptMirror
 export async function planAptMirror(url: string, place = "--apt-mirror"): Promise<AptMirrorPlan> {
   const route = mirrorRoute(url, place);
   const base = url.endsWith("/") ? url : `${url}/`;
+  const trusted = route.guestForward !== undefined;
   for (const index of ["Packages", "Packages.gz", "Packages.xz"]) {
-    if (await answers(`${base}${index}`)) return { ...route, flat: true };
+    if (await answers(`${base}${index}`)) return { ...route, flat: true, trusted };
   }
   if (route.guestForward !== undefined && !(await answers(base, true))) {
     throw new SkiffError("ERR_SKIFF_USAGE", `the apt mirror does not answer: ${url}`, { place, hint: "start it first, or leave the mirror out to use the image's own sources" });
   }
-  return { ...route, flat: false };
+  return { ...route, flat: false, trusted };
 }
 
 async function answers(url: string, anyStatus = false): Promise<boolean> {

@@ -42,6 +42,11 @@ export function installCommand(pm: PackageManager, packages: readonly string[]):
   }
 }
 
+/** One sources.list line: `deb [trusted=yes] URL/ WHAT`. */
+export function aptSourceLine(url: string, what: string, trusted: boolean): string {
+  return `deb ${trusted ? "[trusted=yes] " : ""}${url.endsWith("/") ? url : `${url}/`} ${what}`;
+}
+
 /** Package caches and lists: not part of the image. */
 export function cleanCommand(pm: PackageManager): string {
   switch (pm) {
@@ -69,11 +74,11 @@ export const policyRcD = {
  * apt's sources swapped for one mirror during the build, and put back after,
  * so the image keeps its real sources. `flat`: a flat repository
  * (`deb URL ./`); otherwise a Debian mirror for the image's own release
- * (VERSION_CODENAME of /etc/os-release).
+ * (VERSION_CODENAME of /etc/os-release). `trusted`: no signature checks
+ * (a repository of the user's own on loopback, e.g. the tests').
  */
-export function aptMirrorCommands(url: string, flat: boolean): { use: string; restore: string } {
-  const base = url.endsWith("/") ? url : `${url}/`;
-  const line = flat ? `deb [trusted=yes] ${base} ./` : `deb [trusted=yes] ${base} $VERSION_CODENAME main`;
+export function aptMirrorCommands(url: string, opts: { flat: boolean; trusted: boolean }): { use: string; restore: string } {
+  const line = aptSourceLine(url, opts.flat ? "./" : "$VERSION_CODENAME main", opts.trusted);
   return {
     use: [
       "set -e",

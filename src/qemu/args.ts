@@ -218,7 +218,12 @@ function hostfwd(fwd: PortForward): string {
 
 const ipv4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 
-/** `tcp:GUESTADDR:GUESTPORT-tcp:HOSTADDR:HOSTPORT`: slirp takes only IPv4 addresses and TCP here. */
+/**
+ * `tcp:GUESTADDR:GUESTPORT-cmd:socat STDIO TCP:HOSTADDR:HOSTPORT`. Not the
+ * `-tcp:HOST:PORT` form: that is a chardev, connected once when QEMU starts
+ * and gone after the first connection closes; `cmd:` runs socat for each
+ * connection the guest makes.
+ */
 export function guestfwd(fwd: GuestForward): string {
   for (const addr of [fwd.guestAddress, fwd.hostAddress]) {
     if (!ipv4.test(addr)) throw new SkiffError("ERR_SKIFF_INTERNAL", `guestfwd needs IPv4 addresses, got ${JSON.stringify(addr)}`);
@@ -226,7 +231,7 @@ export function guestfwd(fwd: GuestForward): string {
   for (const port of [fwd.guestPort, fwd.hostPort]) {
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new SkiffError("ERR_SKIFF_INTERNAL", `guestfwd port out of range: ${port}`);
   }
-  return `tcp:${fwd.guestAddress}:${fwd.guestPort}-tcp:${fwd.hostAddress}:${fwd.hostPort}`;
+  return `tcp:${fwd.guestAddress}:${fwd.guestPort}-cmd:socat STDIO TCP:${fwd.hostAddress}:${fwd.hostPort}`;
 }
 
 /** The NICs on named networks; the guest names them eth1, eth2, … by MAC. */

@@ -156,9 +156,9 @@ describe("package managers and mirrors", () => {
   });
 
   it("swaps apt's sources for the mirror and back", () => {
-    const flat = aptMirrorCommands("http://10.0.2.100/", true);
+    const flat = aptMirrorCommands("http://10.0.2.100/", { flat: true, trusted: true });
     expect(flat.use).toContain('echo "deb [trusted=yes] http://10.0.2.100/ ./" > /etc/apt/sources.list');
-    expect(aptMirrorCommands("http://m/debian", false).use).toContain("http://m/debian/ $VERSION_CODENAME main");
+    expect(aptMirrorCommands("http://m/debian", { flat: false, trusted: false }).use).toContain('"deb http://m/debian/ $VERSION_CODENAME main"');
     expect(flat.restore).toContain("/etc/apt/.skiff-saved");
   });
 });

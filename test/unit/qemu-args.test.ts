@@ -119,7 +119,7 @@ describe("toQemuArgs", () => {
   it("adds guestfwd rules after the forwards, kept under restrict=on", () => {
     const guestForwards = [{ guestAddress: "10.0.2.100", guestPort: 80, hostAddress: "127.0.0.1", hostPort: 41234 }];
     const args = toQemuArgs(plan({ network: { mode: "user", restrict: true, forwards: [], guestForwards } }));
-    expect(args[args.indexOf("-netdev") + 1]).toBe("user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:41234");
+    expect(args[args.indexOf("-netdev") + 1]).toBe("user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:80-cmd:socat STDIO TCP:127.0.0.1:41234");
     expect(() => toQemuArgs(plan({ network: { mode: "user", restrict: true, forwards: [], guestForwards: [{ ...guestForwards[0]!, hostAddress: "::1" }] } }))).toThrow(/IPv4/);
     expect(() => toQemuArgs(plan({ network: { mode: "user", restrict: true, forwards: [], guestForwards: [{ ...guestForwards[0]!, hostPort: 0 }] } }))).toThrow(/out of range/);
   });

@@ -5,6 +5,7 @@
  * download.
  */
 import { createReadStream, statSync } from "node:fs";
+import { join, normalize } from "node:path";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -38,6 +39,35 @@ export async function serveFiles(): Promise<FileServer> {
     base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests,
     routes,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Every file under `root` by its path (GET and HEAD), e.g. a Debian repository. */
+export async function serveDirectory(root: string): Promise<FileServer> {
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    const url = decodeURIComponent((req.url ?? "/").split("?")[0]!);
+    requests.push(url);
+    const path = join(root, normalize(url).replace(/^(\.\.[/\\])+/, ""));
+    let size: number;
+    try {
+      const st = statSync(path);
+      if (!st.isFile()) throw new Error("not a file");
+      size = st.size;
+    } catch {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "content-length": size, "content-type": "application/octet-stream" });
+    if (req.method === "HEAD") res.end();
+    else createReadStream(path).pipe(res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    routes: new Map(),
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
