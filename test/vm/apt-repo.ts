@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { serveDirectory, type FileServer } from "./file-server.js";
-import { repoRoot } from "./harness.js";
+import { repoRoot, type Harness } from "./harness.js";
 
 export const aptRepoDir = process.env.SKIFF_TEST_APT_REPO ?? join(repoRoot, ".cache", "apt-repo");
 
@@ -17,4 +17,10 @@ export async function serveAptRepo(): Promise<FileServer & { mirror: string }> {
   }
   const server = await serveDirectory(aptRepoDir);
   return { ...server, mirror: `${server.base}/` };
+}
+
+/** The local image `debian` (in the shared cache), bootstrapped from `mirror` unless it is there already. */
+export async function ensureDebian(h: Harness, mirror: string): Promise<void> {
+  if ((await h.ok(["image", "ls"])).match(/^debian\s/m)) return;
+  await h.ok(["image", "bootstrap", "--mirror", mirror], { timeoutMs: 600_000 });
 }
