@@ -94,7 +94,7 @@ export async function buildLayers(skiff: Skiff, opts: BuildLayersOptions): Promi
           await applyLayers(vm, specs, {
             log,
             ...(mirror === undefined ? {} : { aptMirror: { url: mirror.guestUrl, flat: mirror.flat, trusted: mirror.trusted } }),
-            onStep: (e) => emit({ type: "layers-step", ...e }),
+            onStep: (e) => emit({ type: "layers-step", image, ...e }),
           });
         }, async (overlay) => {
           emit({ type: "layers-vm", what: "commit", image });

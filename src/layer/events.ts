@@ -9,5 +9,5 @@ export type LayerEvent =
   /** The build VM boots ("boot"), or its disk becomes the image ("commit"). */
   | { type: "layers-vm"; what: "boot" | "stop" | "commit"; image: string }
   /** A step of a layer, or of the build as a whole (layer ""). */
-  | ({ type: "layers-step" } & LayerStepEvent)
+  | ({ type: "layers-step"; image: string } & LayerStepEvent)
   | { type: "layers-done"; image: string; digest: string; ms: number; logPath: string };

@@ -9,6 +9,7 @@ import { fetchCloudImage } from "../image/cloud.js";
 import { resolveImage } from "../image/resolve.js";
 import type { ResolvedImage } from "./desired.js";
 import type { OutputEvent, TaskState } from "./events.js";
+import type { LayerEvent } from "../layer/events.js";
 import type { ProjectSpec, ServiceSpec } from "./types.js";
 
 /** The base image layers are built on when a service names none. */
@@ -53,6 +54,15 @@ export class ProjectRun {
     if (p === undefined) {
       const task = `build ${service.name}`;
       this.task(task, "building", `building ${service.layers.join(" + ")} on ${base}`);
+      // The build's own steps become this task's message: "[1/2] redis: packages: redis-server".
+      let image: string | undefined;
+      const follow = (e: LayerEvent) => {
+        if (e.type === "layers-start") image ??= e.image;
+        if (e.type === "layers-step" && e.image === image) {
+          this.task(task, "building", `${e.index === 0 ? "" : `[${e.index}/${e.count}] ${e.layer}: `}${e.step}: ${e.detail}`);
+        }
+      };
+      this.skiff.on("layer", follow);
       p = this.skiff
         .buildLayers({
           base,
@@ -70,7 +80,8 @@ export class ProjectRun {
             this.task(task, "failed", `building ${service.name}'s layers failed`);
             throw err;
           },
-        );
+        )
+        .finally(() => this.skiff.off("layer", follow));
       this.#builds.set(key, p);
     }
     return p;
