@@ -49,6 +49,7 @@ export async function prepareCloudDisk(opts: {
   const seed = cloudInitSeed({
     instanceId: `skiff-${record.id}`,
     hostname: record.config.spec.hostname,
+    ...(record.config.spec.boot?.kind === "cloud" ? { user: record.config.spec.boot.sshUser } : {}),
     authorizedKey: opts.keys.clientPublicKey,
     hostKey: { privateKey, publicKey: opts.keys.hostPublicKey },
     ...(opts.userData === undefined ? {} : { userData: opts.userData }),

@@ -53,6 +53,8 @@ export interface CreateOptions {
   imageUrl?: string;
   /** Cloud images: grow the disk to this many bytes (`--disk 20G`). */
   diskBytes?: number;
+  /** Cloud images: the user skiff logs in as (default `skiff`), made by cloud-init with passwordless sudo. */
+  sshUser?: string;
   /** Cloud images: a cloud-init user-data file merged into skiff's (`--user-data`). */
   userDataPath?: string;
   /** Host directories (live, virtio-9p) and named volumes to mount in the guest (`-v`). */
@@ -169,7 +171,7 @@ async function createCloud(ctx: EngineContext, opts: CreateOptions, t0: number):
         ...(opts.diskBytes === undefined ? {} : { diskBytes: opts.diskBytes }),
         ...(opts.userDataPath === undefined ? {} : { userDataPath: resolvePath(opts.userDataPath) }),
         sshPort: await freeLoopbackPort(usedPorts),
-        sshUser: cloudSshUser,
+        sshUser: opts.sshUser === undefined ? cloudSshUser : validateSshUser(opts.sshUser),
       },
     }),
     { image: { digest: image.digest, basePath: image.path } },
@@ -281,4 +283,14 @@ export function runtimeFrom(
     ...(workingDir === undefined || workingDir === "" ? {} : { workingDir }),
     exposedPorts: image.exposedPorts,
   };
+}
+
+function validateSshUser(user: string): string {
+  if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) {
+    throw new SkiffError("ERR_SKIFF_BAD_NAME", `invalid SSH user name ${JSON.stringify(user)}`, {
+      place: "ssh.user",
+      hint: "use a Linux user name: lowercase letters, digits, '_' and '-', starting with a letter or '_'",
+    });
+  }
+  return user;
 }

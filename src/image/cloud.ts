@@ -207,6 +207,8 @@ export const cloudSshUser = "skiff";
 export function cloudInitSeed(opts: {
   instanceId: string;
   hostname: string;
+  /** The user skiff logs in as (default `skiff`); made by cloud-init if the image lacks it. */
+  user?: string;
   authorizedKey: string;
   /** The guest's ed25519 host key (OpenSSH private and public), so skiff pins it instead of trusting on first use. */
   hostKey?: { privateKey: string; publicKey: string };
@@ -230,7 +232,7 @@ export function cloudInitSeed(opts: {
     `  - ${key}`,
     "users:",
     "  - default",
-    `  - name: ${cloudSshUser}`,
+    `  - name: ${opts.user ?? cloudSshUser}`,
     "    shell: /bin/sh",
     "    sudo: \"ALL=(ALL) NOPASSWD:ALL\"",
     "    lock_passwd: true",

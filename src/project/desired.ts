@@ -56,6 +56,7 @@ export function desiredVm(project: ProjectSpec, service: ServiceSpec, replica: n
     volumes: service.volumes,
     restart: service.restart,
     cloudInit: service.cloudInit ?? null,
+    ssh: service.ssh ?? null,
   };
   const hash = createHash("sha256").update(canonicalJson(defining)).digest("hex").slice(0, 16);
   const options: CreateOptions = {
@@ -96,13 +97,14 @@ export function desiredVm(project: ProjectSpec, service: ServiceSpec, replica: n
     ...(service.imageUrl === undefined ? {} : { imageUrl: service.imageUrl }),
     ...(service.diskBytes === undefined ? {} : { diskBytes: service.diskBytes }),
     ...(service.cloudInit?.userDataPath === undefined ? {} : { userDataPath: service.cloudInit.userDataPath }),
+    ...(service.ssh?.user === undefined ? {} : { sshUser: service.ssh.user }),
   };
   return { name, service: service.name, replica, options, hash };
 }
 
 /** One replica answers to the service's name; several to `<service>-<n>`. */
 export function hostnameOf(service: ServiceSpec, replica: number): string {
-  return service.hostname ?? (service.replicas > 1 ? `${service.name}-${replica}` : service.name);
+  return service.hostname ?? service.cloudInit?.hostname ?? (service.replicas > 1 ? `${service.name}-${replica}` : service.name);
 }
 
 function definitionOf(net: ProjectNetwork | undefined): unknown {

@@ -93,6 +93,13 @@ describe("a service's desired VM", () => {
     expect(desiredVm(project([many]), many, 2, image).options.hostname).toBe("web-2");
   });
 
+  it("gives a cloud image its SSH user and cloud-init host name, and no init (it has its own)", () => {
+    const vm = service("vm", { image: undefined, imageUrl: "https://example.test/d.qcow2", ssh: { user: "ubuntu" }, cloudInit: { hostname: "box" } });
+    const d = desiredVm(project([vm]), vm, 1, { ref: "https://example.test/d.qcow2", digest: "sha256:ccc" });
+    expect(d.options).toMatchObject({ imageUrl: "https://example.test/d.qcow2", sshUser: "ubuntu", hostname: "box" });
+    expect(d.options.init).toBeUndefined();
+  });
+
   it("hashes objects the same whatever their key order", () => {
     expect(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: null } })).toBe(canonicalJson({ a: { c: null, d: [1, { y: 2, z: 1 }] }, b: 1 }));
   });
