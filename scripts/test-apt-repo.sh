@@ -34,6 +34,7 @@ done
 [ -n "$sources" ] || { echo "test-apt-repo: no apt sources on this host (/etc/apt/sources.list[.d])" >&2; exit 1; }
 
 echo "setup: making the tests' Debian repository in $dir ($(echo "$packages" | wc -l) layer packages + minbase)"
+mkdir -p "$(dirname "$dir")"
 tmp="$(mktemp -d "${dir%/}.tmp.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/repo/pool" "$tmp/repo/dists/$suite/main/binary-amd64"

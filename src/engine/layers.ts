@@ -147,6 +147,9 @@ async function refuseInUse(skiff: Skiff, digest: string, image: string): Promise
   }
 }
 
+/** Free space a build VM gets over its base's size (the built image keeps it, sparse, for the VMs booting it). */
+const buildHeadroomBytes = 4 * 2 ** 30;
+
 interface BuildVmPlan {
   base: ResolvedImage;
   hex: string;
@@ -178,9 +181,14 @@ async function inBuildVm(skiff: Skiff, plan: BuildVmPlan, work: (vm: BuildVm) =>
       },
       labels: { "skiff.layer-build": plan.hex },
     });
+    // Room to install into: a base is made just big enough for what it holds. Sparse until written.
+    const overlay = (await skiff.store.get(name)).paths.overlay;
+    await skiff.runner.run("qemu-img", ["resize", "-q", overlay, `+${buildHeadroomBytes}`], { check: true, debianPackage: "qemu-utils" });
     await skiff.start(name);
     const conn = await skiff.connect(name, { timeoutMs: 60_000 });
     try {
+      // Online grow into it; an image without resize2fs builds in the room its base has.
+      await conn.run(["/bin/sh", "-c", "command -v resize2fs >/dev/null 2>&1 || exit 0; resize2fs /dev/vda"], { user: "root", cwd: "/", env: { PATH: guestPath }, timeoutMs: 120_000 });
       await work({
         sh: async (command, out, input) => {
           const result = await conn.exec(

@@ -19,7 +19,7 @@ import { gatherHostFacts, type HostFacts } from "./host.js";
 import { notRunning, progress } from "./context.js";
 import { createVm, type CreateOptions } from "./create.js";
 import { spawnQemu } from "./launch.js";
-import { prepareVmNetworking, refreshPeerHosts } from "./vm-network.js";
+import { prepareVmNetworking, refreshPeerHosts, syncOwnHosts } from "./vm-network.js";
 import type { MachineSpec } from "../spec/machine.js";
 import { connectionOptions, waitBooted } from "./ready.js";
 import { hardStop, reconcile, recordExit } from "./reconcile.js";
@@ -98,10 +98,12 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     await this.reconcile();
     const record = await this.store.get(name);
     const facts = await this.hostFacts();
+    let hosts = "";
     const identity = await this.#locked(record, "start", async (_state, status) => {
       if (status.state === "running") return undefined;
       this.#progress(record.name, "booting", `booting ${record.name} (${facts.accel.accel})`, t0);
       const networking = await prepareVmNetworking(this, record);
+      hosts = networking.guest.hosts;
       // Under the volumes lock from the check until QEMU holds the disks: two VMs never attach one volume.
       const identity = await withVolumesLocked(this, record.config.spec.mounts, `start ${record.name}`, async () =>
         spawnQemu({
@@ -130,6 +132,9 @@ export class Skiff extends EventEmitter<SkiffEvents> {
         // Never leave a VM half-booted behind a failed start.
         await hardStop(this, record, "boot-failed");
         throw err;
+      }
+      if (!(await syncOwnHosts(this, record, hosts, (vm) => this.connect(vm.name)))) {
+        this.#progress(record.name, "warning", `could not update /etc/hosts in ${record.name}; it will be right after its next start`, t0);
       }
       this.#progress(record.name, "ready", `${record.name} is ready`, t0);
     }

@@ -196,19 +196,40 @@ export async function refreshPeerHosts(
         const status = await observeStatus(vm.paths, await ctx.store.readState(vm.id));
         if (status.state !== "running") return;
         const hosts = renderHosts(vm.config.spec, all.filter((o) => o.id !== vm.id).map(peerOf));
-        try {
-          const conn = await connect(vm);
-          try {
-            // Replace, not edit: a reader never sees half a file.
-            const r = await conn.run(["/dev/.skiff/bin/busybox", "sh", "-c", "cat > /etc/.hosts.skiff && mv /etc/.hosts.skiff /etc/hosts"], { input: hosts, timeoutMs: 10_000 });
-            if (r.code !== 0) failed.push(vm.name);
-          } finally {
-            await conn.close();
-          }
-        } catch {
-          failed.push(vm.name);
-        }
+        if (!(await writeHosts(vm, hosts, connect))) failed.push(vm.name);
       }),
   );
   return failed;
 }
+
+/** Replace the VM's /etc/hosts (never edited in place: a reader never sees half a file); false when it could not. */
+async function writeHosts(vm: VmRecord, hosts: string, connect: (vm: VmRecord) => Promise<AgentConnection>): Promise<boolean> {
+  try {
+    const conn = await connect(vm);
+    try {
+      const r = await conn.run(["/dev/.skiff/bin/busybox", "sh", "-c", "cat > /etc/.hosts.skiff && mv /etc/.hosts.skiff /etc/hosts"], { input: hosts, timeoutMs: 10_000 });
+      return r.code === 0;
+    } finally {
+      await conn.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A VM that just booted was given /etc/hosts when its start began; a peer
+ * created while it booted (`up` starts services in parallel) found it not
+ * yet running and could not tell it. Bring it up to date; false when that failed.
+ */
+export async function syncOwnHosts(
+  ctx: EngineContext,
+  record: VmRecord,
+  given: string,
+  connect: (vm: VmRecord) => Promise<AgentConnection>,
+): Promise<boolean> {
+  if ((record.config.spec.networks ?? []).length === 0 || record.config.spec.boot?.kind === "cloud") return true;
+  const hosts = renderHosts(record.config.spec, await peersOf(ctx, record));
+  return hosts === given || writeHosts(record, hosts, connect);
+}
+

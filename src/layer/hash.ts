@@ -10,7 +10,7 @@ import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
 
 /** Bump when the build recipe (build.ts, package-manager.ts) changes what an image holds. */
-export const layerBuilderVersion = 1;
+export const layerBuilderVersion = 2;
 
 /** Every file under `dir`, as sorted "kind path mode-bit sha256" lines. */
 export async function layerDirDigest(dir: string): Promise<string> {
