@@ -6,7 +6,7 @@ import { resolve as resolvePath } from "node:path";
 import type { Command } from "commander";
 import type { CreateOptions } from "../engine/skiff.js";
 import { parseCpus, parseDiskSize, parseEnvList, parseMemory } from "../util/units.js";
-import type { NetworkSpec } from "../spec/machine.js";
+import { restrictUserNetByDefault, type NetworkSpec } from "../spec/machine.js";
 import { SkiffError } from "../errors.js";
 import { parseIpv4 } from "../network/ipam.js";
 import { parsePublish } from "../network/ports.js";
@@ -64,8 +64,7 @@ export function addMachineFlags(cmd: Command): Command {
  * user-net NIC and named networks may be combined.
  */
 export function networksFrom(flags: Pick<MachineFlags, "network" | "ip" | "publish">): { network: NetworkSpec; networks: NetworkRequest[] } {
-  // Tests (and cautious users) set SKIFF_USERNET_RESTRICT=1: the guest gets no route out of the host.
-  const restrict = process.env.SKIFF_USERNET_RESTRICT === "1";
+  const restrict = restrictUserNetByDefault();
   const forwards = flags.publish.map((p) => parsePublish(p, "--publish"));
   const values = flags.network.length === 0 ? ["user"] : flags.network;
   if (values.includes("none") && values.length > 1) {

@@ -10,6 +10,7 @@
  * succeeds or fails.
  */
 import { randomBytes } from "node:crypto";
+import { restrictUserNetByDefault } from "../spec/machine.js";
 import { mkdir, rename, rm, stat, chmod } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -166,7 +167,7 @@ interface BuildVmPlan {
 async function inBuildVm(skiff: Skiff, plan: BuildVmPlan, work: (vm: BuildVm) => Promise<void>, commit: (overlay: string) => Promise<void>): Promise<void> {
   const name = `skiff-build-${plan.hex.slice(0, 12)}`;
   await removeVm(skiff, name); // a crashed build's, under the build's lock
-  const restrict = plan.mirror?.guestForward !== undefined || process.env.SKIFF_USERNET_RESTRICT === "1";
+  const restrict = plan.mirror?.guestForward !== undefined || restrictUserNetByDefault();
   plan.emit({ type: "layers-vm", what: "boot", image: plan.image });
   try {
     await skiff.create({

@@ -8,6 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import type { CreateOptions } from "../engine/create.js";
+import { restrictUserNetByDefault } from "../spec/machine.js";
 import type { ProjectNetwork, ProjectSpec, ServiceSpec } from "./types.js";
 import { labels, networkName, projectLabels, vmName, volumeName } from "./names.js";
 
@@ -32,7 +33,7 @@ const hashVersion = 1;
 
 export function desiredVm(project: ProjectSpec, service: ServiceSpec, replica: number, image: ResolvedImage): DesiredVm {
   const name = vmName(project.name, service.name, replica);
-  const restrict = process.env.SKIFF_USERNET_RESTRICT === "1";
+  const restrict = restrictUserNetByDefault();
   const networks = new Map(project.networks.map((n) => [n.name, n]));
   const defining = {
     hashVersion,

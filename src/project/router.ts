@@ -10,7 +10,7 @@ import type { ProjectRun } from "./run.js";
 import type { ServiceSpec } from "./types.js";
 
 export async function setUpRouting(run: ProjectRun, service: ServiceSpec, vm: string): Promise<void> {
-  const info = await run.skiff.inspect(vm);
+  const info = await run.skiff.info(await run.skiff.store.get(vm));
   const myAddresses = new Set(info.interfaces.map((i) => i.address.split("/")[0]));
   const isGateway = run.spec.services.some((s) => s.networks.some((n) => n.gateway !== undefined && myAddresses.has(n.gateway)));
   const masquerade = service.networks.filter((n) => n.masquerade);

@@ -12,6 +12,15 @@ export type NetworkSpec =
   /** QEMU user networking; `restrict` cuts the guest off from the outside (tests). */
   | { mode: "user"; restrict: boolean; forwards: PortForward[]; guestForwards?: GuestForward[] };
 
+/**
+ * Whether user networking is restricted when nothing says otherwise:
+ * SKIFF_USERNET_RESTRICT=1 (tests, cautious users) gives guests no route
+ * out of the host.
+ */
+export function restrictUserNetByDefault(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.SKIFF_USERNET_RESTRICT === "1";
+}
+
 export interface PortForward {
   protocol: "tcp" | "udp";
   hostAddress: string;

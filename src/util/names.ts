@@ -41,10 +41,10 @@ export function uniqueRandomName(isTaken: (name: string) => boolean, random: () 
 
 export const namePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
-/** Return `name` if it is a valid VM name, else throw ERR_SKIFF_BAD_NAME. */
-export function validateName(name: string, place = "--name"): string {
+/** Return `name` if it is a valid name for a VM (or, with `what`, a volume…), else throw ERR_SKIFF_BAD_NAME. */
+export function validateName(name: string, place = "--name", what = "VM"): string {
   if (!namePattern.test(name)) {
-    throw new SkiffError("ERR_SKIFF_BAD_NAME", `invalid VM name ${JSON.stringify(name)}`, {
+    throw new SkiffError("ERR_SKIFF_BAD_NAME", `invalid ${what} name ${JSON.stringify(name)}`, {
       place,
       hint: "use 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit",
     });

@@ -14,7 +14,7 @@ import type { Runner } from "../process/runner.js";
 import { readJsonIfExists, syncDir, writeJsonAtomic } from "../store/atomic.js";
 import { withLock } from "../store/lock.js";
 import { readdirOrEmpty } from "../util/fs.js";
-import { namePattern } from "../util/names.js";
+import { namePattern, validateName } from "../util/names.js";
 
 export interface VolumeRecord {
   name: string;
@@ -34,13 +34,7 @@ const diskFile = "disk.ext4";
 
 /** Volume names follow VM names: they end up in paths and in errors. */
 export function validateVolumeName(name: string, place = "NAME"): string {
-  if (!namePattern.test(name)) {
-    throw new SkiffError("ERR_SKIFF_BAD_NAME", `invalid volume name ${JSON.stringify(name)}`, {
-      place,
-      hint: "use 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit",
-    });
-  }
-  return name;
+  return validateName(name, place, "volume");
 }
 
 export function volumeNotFound(name: string, place = name): SkiffError {

@@ -40,7 +40,7 @@ beforeAll(async () => {
   await build.ok(["build", ...project], { timeoutMs: 1_800_000, env: { SKIFF_APT_MIRROR: repo.mirror } });
   // "The internet" as far as web knows: a server on the namespace's loopback, which user networking reaches as 10.0.2.2.
   outside = spawn("ip", ["netns", "exec", h.netns!, process.execPath, "-e", "require('http').createServer((q, s) => s.end('outside-ok ' + q.socket.remoteAddress + '\\n')).listen(8000, '127.0.0.1')"], { stdio: "ignore" });
-  await h.ok(["up", "-d", ...project], { timeoutMs: 600_000, env: unrestricted });
+  await h.ok(["up", "-d", "--wait", ...project], { timeoutMs: 600_000, env: unrestricted });
 }, 2_400_000);
 
 afterAll(async () => {

@@ -2,7 +2,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SkiffError } from "../../src/errors.js";
+import { rejectionOf } from "./fixtures/errors.js";
 import { layersDigest, layersImageName } from "../../src/layer/hash.js";
 import { aptMirrorCommands, installCommand, shq } from "../../src/layer/package-manager.js";
 import { mirrorRoute } from "../../src/layer/mirror.js";
@@ -13,15 +13,6 @@ let root: string;
 const write = async (path: string, text: string) => {
   await mkdir(join(path, ".."), { recursive: true });
   await writeFile(path, text);
-};
-const caught = async (p: Promise<unknown>): Promise<SkiffError> => {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof SkiffError) return err;
-    throw err;
-  }
-  throw new Error("expected a SkiffError");
 };
 
 beforeAll(async () => {
@@ -49,7 +40,7 @@ describe("layer.yml", () => {
   });
 
   it("rejects unknown keys and bad values at file:line:col, all at once", async () => {
-    const err = await caught(parseLayer("x", root, "packages: [ok]\npakages: [x]\nrun: 3\n", "x/layer.yml"));
+    const err = await rejectionOf(parseLayer("x", root, "packages: [ok]\npakages: [x]\nrun: 3\n", "x/layer.yml"));
     expect(err.code).toBe("ERR_SKIFF_CONFIG");
     expect(err.place).toBe("x/layer.yml:2:1");
     expect(err.message).toContain('unknown key "pakages"');
@@ -59,7 +50,7 @@ describe("layer.yml", () => {
 
   it("rejects paths outside the layer, missing files and bad binary lines", async () => {
     const text = "configs: [../etc/passwd, etc/missing]\nbinary: [tool, 'bin/x -> relative']\n";
-    const err = await caught(parseLayer("x", join(root, "a/web"), text, "l.yml"));
+    const err = await rejectionOf(parseLayer("x", join(root, "a/web"), text, "l.yml"));
     expect(err.code).toBe("ERR_SKIFF_CONFIG");
     const problems = err.details?.problems as { place: string; message: string }[];
     expect(problems.map((p) => p.place)).toEqual(["l.yml:1:11", "l.yml:1:26", "l.yml:2:10", "l.yml:2:16"]);
@@ -68,7 +59,7 @@ describe("layer.yml", () => {
   });
 
   it("a YAML syntax error is ERR_SKIFF_CONFIG at its place", async () => {
-    const err = await caught(parseLayer("x", root, "packages: [a\n", "y.yml"));
+    const err = await rejectionOf(parseLayer("x", root, "packages: [a\n", "y.yml"));
     expect(err.code).toBe("ERR_SKIFF_CONFIG");
     expect(err.place).toMatch(/^y\.yml:\d+:\d+$/);
   });
@@ -95,11 +86,11 @@ describe("layer search", () => {
   });
 
   it("says where it looked when a layer is missing", async () => {
-    const err = await caught(loadLayers(["nope"], [join(root, "a")]));
+    const err = await rejectionOf(loadLayers(["nope"], [join(root, "a")]));
     expect(err.code).toBe("ERR_SKIFF_LAYER_NOT_FOUND");
     expect(err.message).toContain(join(root, "a/nope"));
     expect(err.message).toContain(join(stdlibLayersDir, "nope"));
-    expect((await caught(findLayer("../etc", []))).code).toBe("ERR_SKIFF_CONFIG");
+    expect((await rejectionOf(findLayer("../etc", []))).code).toBe("ERR_SKIFF_CONFIG");
   });
 });
 

@@ -6,6 +6,7 @@ import { attachmentMac, nicPlans } from "../../src/network/nics.js";
 import { forwardsClash, parsePublish } from "../../src/network/ports.js";
 import type { NetworkRecord } from "../../src/network/types.js";
 import type { MachineSpec } from "../../src/spec/machine.js";
+import { machineSpec } from "./fixtures/spec.js";
 import { errorOf } from "./fixtures/errors.js";
 
 describe("ipam", () => {
@@ -107,21 +108,7 @@ const lan: NetworkRecord = {
 };
 
 function spec(overrides: Partial<MachineSpec> = {}): MachineSpec {
-  return {
-    name: "web",
-    image: "base",
-    cpus: 1,
-    memoryMiB: 256,
-    hostname: "web",
-    env: {},
-    entrypoint: [],
-    command: [],
-    exposedPorts: [],
-    network: { mode: "none" },
-    autoRemove: false,
-    labels: {},
-    ...overrides,
-  };
+  return machineSpec("web", overrides);
 }
 
 describe("the guest's network", () => {

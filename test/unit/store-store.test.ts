@@ -5,6 +5,7 @@ import { currentProcess } from "../../src/process/pid.js";
 import type { MachineSpec } from "../../src/spec/machine.js";
 import { writeJsonAtomic } from "../../src/store/atomic.js";
 import { VmStore } from "../../src/store/store.js";
+import { machineSpec } from "./fixtures/spec.js";
 import { makeTempHome } from "./fixtures/tmp-home.js";
 
 let home: string;
@@ -17,20 +18,7 @@ beforeEach(async () => {
 });
 afterEach(() => cleanup());
 
-function spec(name: string): MachineSpec {
-  return {
-    name,
-    image: "base",
-    cpus: 1,
-    memoryMiB: 256,
-    hostname: name,
-    env: {},
-    command: [],
-    network: { mode: "none" },
-    autoRemove: false,
-    labels: {},
-  };
-}
+const spec = (name: string): MachineSpec => machineSpec(name);
 
 async function created(name: string) {
   const vm = await store.create(spec(name), { image: { digest: "sha256:abc" } });

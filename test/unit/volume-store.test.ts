@@ -6,10 +6,11 @@ import { checkMounts, checkVolumesFree, createVolume, inspectVolume, listVolumes
 import { parseVolumeFlag } from "../../src/cli/spec-flags.js";
 import { currentProcess } from "../../src/process/pid.js";
 import { defaultRunner, type Runner } from "../../src/process/runner.js";
-import type { MachineSpec, Mount } from "../../src/spec/machine.js";
+import type { Mount } from "../../src/spec/machine.js";
 import { VmStore } from "../../src/store/store.js";
 import { VolumeStore } from "../../src/volume/store.js";
 import { errorOf, rejectionOf } from "./fixtures/errors.js";
+import { machineSpec } from "./fixtures/spec.js";
 import { makeTempHome } from "./fixtures/tmp-home.js";
 
 let home: string;
@@ -34,22 +35,7 @@ beforeEach(async () => {
 afterEach(() => cleanup());
 
 async function vmWith(name: string, mounts: Mount[], running = false) {
-  const spec: MachineSpec = {
-    name,
-    image: "base",
-    cpus: 1,
-    memoryMiB: 256,
-    hostname: name,
-    env: {},
-    entrypoint: [],
-    command: [],
-    exposedPorts: [],
-    network: { mode: "none" },
-    autoRemove: false,
-    labels: {},
-    mounts,
-  };
-  const vm = await ctx.store.create(spec);
+  const vm = await ctx.store.create(machineSpec(name, { mounts }));
   await ctx.store.commit(vm.id);
   if (running) {
     // Looks running: a pidfile naming a live process whose identity the state records (this test's own).
