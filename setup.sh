@@ -121,11 +121,29 @@ install_npm() {
   die "npm ci failed (see above)"
 }
 
+# skiff's flock addon (src/store/flock.c) is built against Node's C headers.
+check_node_headers() {
+  local dir
+  if dir="$(node scripts/node-headers.mjs)"; then
+    note "Node's headers: $dir"
+    return
+  fi
+  # Node from nodejs.org, nvm or NodeSource ships them; Debian's nodejs has them in libnode-dev.
+  if command -v dpkg-query >/dev/null 2>&1 && dpkg-query -S "$(readlink -f "$(command -v node)")" 2>/dev/null | grep -q '^nodejs:'; then
+    is_root || die "Node's C headers are missing; install them as root: sudo apt-get install libnode-dev"
+    doing "installing Node's C headers (libnode-dev)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnode-dev
+    node scripts/node-headers.mjs >/dev/null || die "libnode-dev did not bring node_api.h for $(node --version)"
+    return
+  fi
+  die "Node's C headers (node_api.h) not found beside $(command -v node) (in <prefix>/include/node); install a Node that ships them (nodejs.org, NodeSource, nvm)"
+}
+
 # --- (c) build -----------------------------------------------------------
 build() {
   local stamp=dist/.build-stamp newer=""
   if [ -f "$stamp" ]; then
-    newer="$(find src guest scripts/postbuild.mjs tsconfig.json package.json -newer "$stamp" -print -quit 2>/dev/null || true)"
+    newer="$(find src guest scripts/postbuild.mjs scripts/node-headers.mjs tsconfig.json package.json -newer "$stamp" -print -quit 2>/dev/null || true)"
     if [ -z "$newer" ]; then
       note "build: up to date"
       return
@@ -165,6 +183,7 @@ test_repo() {
 
 install_packages
 check_node
+check_node_headers
 install_npm
 build
 link_cli

@@ -1,14 +1,14 @@
 // After tsc: compile the guest's PID 1 (a static binary, so it runs in any
-// image, glibc or musl or none), make the CLI entry executable, and stamp
-// the build so ./setup.sh can tell when it is out of date.
+// image, glibc or musl or none) and the host's flock addon (Node has no
+// flock API; see src/store/lock.ts), make the CLI entry executable, and
+// stamp the build so ./setup.sh can tell when it is out of date.
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { nodeIncludeDir } from "./node-headers.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const source = join(root, "guest", "skiff-init.c");
-const output = join(root, "dist", "guest", "skiff-init");
 const cli = join(root, "dist", "cli", "main.js");
 const stamp = join(root, "dist", ".build-stamp");
 
@@ -17,21 +17,43 @@ function fail(message) {
   process.exit(1);
 }
 
-mkdirSync(dirname(output), { recursive: true });
-const temp = `${output}.tmp-${process.pid}`;
-const gcc = spawnSync("gcc", ["-static", "-Os", "-Wall", "-Wno-format-truncation", "-o", temp, source], { stdio: "inherit" });
-if (gcc.error?.code === "ENOENT") {
-  fail("gcc not found; it builds the guest init.\n  install it: apt-get install gcc libc6-dev   (or run ./setup.sh)");
+/** gcc `source` into `output` (atomically: a failed build leaves the old one or none). */
+function compile({ source, output, flags, needs }) {
+  mkdirSync(dirname(output), { recursive: true });
+  const temp = `${output}.tmp-${process.pid}`;
+  const gcc = spawnSync("gcc", ["-Wall", ...flags, "-o", temp, source], { stdio: "inherit" });
+  if (gcc.error?.code === "ENOENT") {
+    fail(`gcc not found; it builds ${source}.\n  install it: apt-get install gcc libc6-dev   (or run ./setup.sh)`);
+  }
+  if (gcc.error) fail(`cannot run gcc: ${gcc.error.message}`);
+  if (gcc.status !== 0) {
+    rmSync(temp, { force: true });
+    fail(`gcc failed to build ${source} (exit ${gcc.status ?? gcc.signal}).\n  ${needs}`);
+  }
+  renameSync(temp, output);
 }
-if (gcc.error) fail(`cannot run gcc: ${gcc.error.message}`);
-if (gcc.status !== 0) {
-  rmSync(temp, { force: true });
+
+compile({
+  source: join(root, "guest", "skiff-init.c"),
+  output: join(root, "dist", "guest", "skiff-init"),
+  flags: ["-static", "-Os", "-Wno-format-truncation"],
+  needs: "a static link needs libc6-dev: apt-get install gcc libc6-dev   (or run ./setup.sh)",
+});
+
+const include = nodeIncludeDir();
+if (include === undefined) {
   fail(
-    `gcc failed to build ${source} (exit ${gcc.status ?? gcc.signal}).\n` +
-      "  a static link needs libc6-dev: apt-get install gcc libc6-dev   (or run ./setup.sh)",
+    "Node's C headers (node_api.h) not found; they build skiff's flock addon.\n" +
+      "  Node from nodejs.org or NodeSource ships them in <prefix>/include/node; for Debian's nodejs: apt-get install libnode-dev   (or run ./setup.sh)",
   );
 }
-renameSync(temp, output);
+compile({
+  source: join(root, "src", "store", "flock.c"),
+  // Beside dist/store/lock.js, which loads it.
+  output: join(root, "dist", "store", "flock.node"),
+  flags: ["-shared", "-fPIC", "-O2", "-Wextra", `-I${include}`],
+  needs: "it needs gcc, libc6-dev and Node's headers (node_api.h)   (or run ./setup.sh)",
+});
 
 if (existsSync(cli)) chmodSync(cli, 0o755);
 writeFileSync(stamp, `${new Date().toISOString()}\n`);
