@@ -64,6 +64,8 @@ export const errorCodes = {
   ERR_SKIFF_PATH_TOO_LONG: ExitCode.host,
   ERR_SKIFF_STATE_CORRUPT: ExitCode.host,
   ERR_SKIFF_HOST: ExitCode.host,
+  /** skiff's home (or cache) is not private to its user: others could take or block its locks. */
+  ERR_SKIFF_UNSAFE_HOME: ExitCode.host,
   /** A root-only mode (bridge networks) asked for without root. */
   ERR_SKIFF_NEEDS_ROOT: ExitCode.host,
   /** The disk (or quota) holding the cache filled up. */

@@ -1,7 +1,12 @@
-import { fork, type ChildProcess } from "node:child_process";
+import { fork, spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { chmod, writeFile } from "node:fs/promises";
+import { closeSync, openSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { acquireLock, lockAddress, lockHolder, tryLock, withLock } from "../../src/store/lock.js";
+import { currentProcess } from "../../src/process/pid.js";
+import { lockExclusive } from "../../src/store/flock.js";
+import { acquireLock, lockHolder, lockPath, tryLock, withLock } from "../../src/store/lock.js";
 import { makeTempHome } from "./fixtures/tmp-home.js";
 
 const viteNode = fileURLToPath(new URL("../../node_modules/vite-node/vite-node.mjs", import.meta.url));
@@ -29,18 +34,18 @@ function holdInChild(name: string): Promise<ChildProcess> {
   });
 }
 
-describe("lockAddress", () => {
-  it("is abstract, and differs by home and by name", () => {
-    const a = lockAddress("/h1", "names");
-    expect(a.startsWith("\0skiff-")).toBe(true);
-    expect(lockAddress("/h2", "names")).not.toBe(a);
-    expect(lockAddress("/h1", "other")).not.toBe(a);
-    expect(lockAddress("/h1/", "names")).toBe(a);
+describe("lockPath", () => {
+  it("is a file in the home's locks directory, one per name", () => {
+    expect(lockPath("/h1", "names")).toBe("/h1/locks/names.lock");
+    expect(lockPath("/h1/", "names")).toBe("/h1/locks/names.lock");
+    expect(lockPath("/h2", "names")).not.toBe(lockPath("/h1", "names"));
+    expect(lockPath("/h1", "other")).not.toBe(lockPath("/h1", "names"));
   });
 
   it("rejects names that are not plain words", () => {
-    expect(() => lockAddress("/h", "a/b")).toThrow(/invalid lock name/);
-    expect(() => lockAddress("/h", "")).toThrow(/invalid lock name/);
+    expect(() => lockPath("/h", "a/b")).toThrow(/invalid lock name/);
+    expect(() => lockPath("/h", "../x")).toThrow(/invalid lock name/);
+    expect(() => lockPath("/h", "")).toThrow(/invalid lock name/);
   });
 });
 
@@ -54,6 +59,23 @@ describe("in one process", () => {
     const again = await tryLock("solo", { home });
     expect(again).toBeDefined();
     await again!.release();
+  });
+
+  it("contends with a second open file description of the same process, as with another process", async () => {
+    const held = await tryLock("twice", { home });
+    const fd = openSync(lockPath(home, "twice"), "r+");
+    try {
+      expect(lockExclusive(fd)).toBe(false);
+      await held!.release();
+      expect(lockExclusive(fd)).toBe(true);
+      expect(await tryLock("twice", { home })).toBeUndefined();
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it("reports flock's errors by their errno name", () => {
+    expect(() => lockExclusive(-1)).toThrow(expect.objectContaining({ code: "EBADF", syscall: "flock" }));
   });
 
   it("does not contend across homes", async () => {
@@ -105,6 +127,26 @@ describe("in one process", () => {
     await held!.release();
     expect(await lockHolder("who", { home })).toBeUndefined();
   });
+
+  it("writes a purpose without control characters, and believes only what a live holder wrote", async () => {
+    const held = await tryLock("told", { home, purpose: "create\nVM \u001b[2Jweb" });
+    expect(await lockHolder("told", { home })).toEqual({ pid: process.pid, purpose: "create VM  [2Jweb" });
+    const path = lockPath(home, "told");
+    const me = currentProcess();
+    const says = async (words: unknown) => {
+      await writeFile(path, typeof words === "string" ? words : JSON.stringify(words));
+      return lockHolder("told", { home });
+    };
+    expect(await says({ ...me, purpose: "ok" })).toEqual({ pid: me.pid, purpose: "ok" });
+    // The same pid with another start time is a process that has since died.
+    expect(await says({ pid: me.pid, startTime: me.startTime - 1, purpose: "ok" })).toBeUndefined();
+    expect(await says({ pid: String(me.pid), startTime: me.startTime })).toBeUndefined();
+    expect(await says({ pid: -1, startTime: 0 })).toBeUndefined();
+    expect(await says("not json")).toBeUndefined();
+    expect(await says({ ...me, purpose: "\u001b]0;pwned\u0007" })).toEqual({ pid: me.pid });
+    expect(await says({ ...me, purpose: "x".repeat(201) })).toEqual({ pid: me.pid });
+    await held!.release();
+  });
 });
 
 describe("across processes", () => {
@@ -130,5 +172,73 @@ describe("across processes", () => {
     // Backoff is capped at 300 ms (200 ms + jitter); allow scheduling slack.
     expect(Date.now() - killedAt).toBeLessThan(1_000);
     await handle.release();
+  }, 20_000);
+
+  it("is free the moment a SIGKILLed holder is gone, with nothing to clean up", async () => {
+    const child = await holdInChild("killed");
+    expect(await tryLock("killed", { home })).toBeUndefined();
+    expect(await lockHolder("killed", { home })).toEqual({ pid: child.pid, purpose: "lock-holder fixture" });
+    const gone = new Promise((done) => child.once("exit", done));
+    child.kill("SIGKILL");
+    await gone;
+    // Its words are still in the file, but their writer is dead: not quoted.
+    expect(await lockHolder("killed", { home })).toBeUndefined();
+    const handle = await tryLock("killed", { home });
+    expect(handle).toBeDefined();
+    await handle!.release();
+  }, 20_000);
+});
+
+/**
+ * What an unprivileged local user tries against skiff's lock `name`: take
+ * the lock file, read it, list and fill the locks directory, and bind the
+ * abstract unix socket that was the lock before it was a file (binding it
+ * first used to block skiff and let the squatter name itself the holder).
+ * Reports each try's outcome, then stays, keeping what it got.
+ */
+const squatterScript = `
+const fs = require("node:fs");
+const [name, file] = process.argv.slice(1);
+const dir = require("node:path").dirname(file);
+const tries = {};
+const attempt = (what, fn) => { try { fn(); tries[what] = "ok"; } catch (e) { tries[what] = e.code; } };
+const kept = [];
+attempt("open", () => kept.push(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o666)));
+attempt("read", () => kept.push(fs.openSync(file, "r")));
+attempt("list", () => fs.readdirSync(dir));
+attempt("plant", () => kept.push(fs.openSync(dir + "/planted.lock", "wx")));
+const server = require("node:net").createServer((c) => c.end('{"pid":1,"purpose":"squatting"}\\n'));
+server.on("error", (e) => { tries.bind = e.code; process.send(tries); });
+server.listen("\\0" + name, () => { tries.bind = "ok"; process.send(tries); });
+setInterval(() => {}, 60_000);
+`;
+
+describe("against other local users", () => {
+  it("an unprivileged user can neither take nor block skiff's locks", async () => {
+    const { home: open, cleanup: cleanOpen } = await makeTempHome();
+    try {
+      // A home others may read and search: the locks directory alone must keep them out.
+      await chmod(open, 0o755);
+      const first = await tryLock("names", { home: open });
+      await first!.release();
+      const oldName = `skiff-${createHash("sha256").update(open).digest("hex").slice(0, 16)}-names`;
+      const squatter = spawn(process.execPath, ["-e", squatterScript, oldName, lockPath(open, "names")], {
+        uid: 65534,
+        gid: 65534,
+        cwd: "/",
+        stdio: ["ignore", "ignore", "inherit", "ipc"],
+      });
+      children.push(squatter);
+      const tries = await new Promise((resolve, reject) => {
+        squatter.once("message", resolve);
+        squatter.once("exit", (code) => reject(new Error(`squatter exited early (${code})`)));
+      });
+      expect(tries).toEqual({ open: "EACCES", read: "EACCES", list: "EACCES", plant: "EACCES", bind: "ok" });
+      const handle = await acquireLock("names", { home: open, timeoutMs: 0, purpose: "create VM web" });
+      expect(await lockHolder("names", { home: open })).toEqual({ pid: process.pid, purpose: "create VM web" });
+      await handle.release();
+    } finally {
+      await cleanOpen();
+    }
   }, 20_000);
 });
