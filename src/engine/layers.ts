@@ -86,7 +86,7 @@ export async function buildLayers(skiff: Skiff, opts: BuildLayersOptions): Promi
       if (raced) return raced;
       if (opts.force === true) await refuseInUse(skiff, digest, image);
       const started = Date.now();
-      await mkdir(join(skiff.cacheDir, "layers"), { recursive: true });
+      await mkdir(join(skiff.cacheDir, "layers"), { recursive: true, mode: 0o700 });
       const log = new BuildLog(logPath);
       emit({ type: "layers-start", image, digest, base: base.ref, layers: opts.layers, logPath });
       log.note(`building ${image} from ${base.name} (${base.digest}): ${opts.layers.join(", ")}`);
@@ -225,7 +225,7 @@ async function commitImage(
   c: { overlay: string; digest: string; image: string; base: ResolvedImage; layers: string[] },
 ): Promise<void> {
   const dir = imagesDir(skiff.cacheDir);
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   const temp = join(dir, `.layers-build-${c.digest.slice(7, 19)}-${randomBytes(6).toString("hex")}.ext4`);
   try {
     await skiff.runner.run("qemu-img", ["convert", "-O", "raw", c.overlay, temp], { check: true, debianPackage: "qemu-utils" });

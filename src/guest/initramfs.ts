@@ -90,7 +90,7 @@ export async function ensureBaseInitramfs(opts: { kernel: KernelInfo; cacheDir: 
     ...files,
     ...links,
   ];
-  await mkdir(join(opts.cacheDir, "initramfs"), { recursive: true });
+  await mkdir(join(opts.cacheDir, "initramfs"), { recursive: true, mode: 0o700 });
   const tmp = `${target}.tmp-${process.pid}`;
   try {
     await writeFile(tmp, writeCpio(entries));

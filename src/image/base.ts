@@ -155,7 +155,7 @@ export async function ensureBaseImage(opts: BaseImageOptions): Promise<CachedIma
       const started = Date.now();
       opts.onEvent?.({ type: "image-build-start", name: "base", digest });
       const dir = imagesDir(opts.cacheDir);
-      await mkdir(dir, { recursive: true });
+      await mkdir(dir, { recursive: true, mode: 0o700 });
       const scratchDir = join(opts.cacheDir, "tmp", "image-base");
       await removeLeftovers(dir, scratchDir);
       const target = imagePath(opts.cacheDir, digest);

@@ -68,7 +68,7 @@ export async function bootstrapDebian(opts: BootstrapOptions): Promise<Bootstrap
     mirror = plan.flat || plan.trusted ? aptSourceLine(opts.mirror, plan.flat ? "./" : `${suite} main`, plan.trusted) : opts.mirror;
   }
   const tmp = join(opts.cacheDir, "tmp");
-  await mkdir(tmp, { recursive: true });
+  await mkdir(tmp, { recursive: true, mode: 0o700 });
   const target = join(tmp, `bootstrap-${randomBytes(6).toString("hex")}.tar`);
   try {
     const t0 = Date.now();

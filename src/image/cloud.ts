@@ -67,7 +67,7 @@ export async function fetchCloudImage(urlOrPath: string, opts: FetchCloudOptions
       if (await pathExists(path)) return { source, path, format: hit.format, virtualSize: hit.virtualSize, digest: hit.digest, downloaded: false };
     }
   }
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   const tmp = join(dir, `.tmp-${key}-${randomBytes(4).toString("hex")}`);
   try {
     const fetched = `${tmp}.fetch`;

@@ -52,7 +52,7 @@ export async function buildExt4(opts: Ext4BuildOptions): Promise<void> {
   if (sizeBytes <= 0 || sizeBytes % 4096 !== 0) {
     throw new SkiffError("ERR_SKIFF_INTERNAL", `image size must be a positive multiple of 4 KiB: ${sizeBytes}`);
   }
-  await mkdir(opts.scratchDir, { recursive: true });
+  await mkdir(opts.scratchDir, { recursive: true, mode: 0o700 });
   const staging = await mkdtemp(join(opts.scratchDir, "stage-"));
   try {
     await stage(manifest, staging);

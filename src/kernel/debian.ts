@@ -98,7 +98,7 @@ export async function ensureVmlinux(kernel: KernelInfo, cacheDir: string): Promi
   const dir = join(cacheDir, "kernels", `${kernel.version}-${key}`);
   const target = join(dir, "vmlinux");
   if (existsSync(target)) return target;
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   const image = await readFile(kernel.vmlinuzPath);
   let vmlinux: Buffer | undefined;
   if (image.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) {

@@ -143,7 +143,7 @@ async function withInlineUserData(run: ProjectRun, service: ServiceSpec, want: D
   const text = service.cloudInit?.userData;
   if (text === undefined) return want.options;
   const dir = join(run.skiff.home, "projects", run.spec.name);
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, `${service.name}.user-data`);
   await writeFile(path, text);
   return { ...want.options, userDataPath: path };

@@ -138,7 +138,7 @@ export async function readCachedVerdict(cacheDir: string, key: string): Promise<
 }
 
 async function writeCachedVerdict(cacheDir: string, verdict: AccelVerdict): Promise<void> {
-  await mkdir(cacheDir, { recursive: true });
+  await mkdir(cacheDir, { recursive: true, mode: 0o700 });
   const file = join(cacheDir, accelCacheFile);
   const temp = `${file}.${process.pid}.tmp`;
   await writeFile(temp, `${JSON.stringify(verdict, null, 2)}\n`);

@@ -19,7 +19,8 @@ const mounts: string[] = [];
 
 function mountTmpfs(dir: string, size: string): void {
   mkdirSync(dir, { recursive: true });
-  execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir], { stdio: ["ignore", "ignore", "pipe"] });
+  // mode=0700: a tmpfs is 1777 by default, and skiff refuses a cache others can write.
+  execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size},mode=0700`, "tmpfs", dir], { stdio: ["ignore", "ignore", "pipe"] });
   mounts.push(dir);
 }
 

@@ -121,7 +121,7 @@ async function finish(kind: ImportKind, image: BaseSource, opts: ImportOptions):
  */
 async function decompressToTemp(scan: ArchiveScan, cacheDir: string): Promise<{ path: string; remove(): Promise<void> }> {
   const tmp = join(cacheDir, "tmp");
-  await mkdir(tmp, { recursive: true });
+  await mkdir(tmp, { recursive: true, mode: 0o700 });
   const id = randomBytes(6).toString("hex");
   const lock = await acquireLock(importLockName(id), { home: cacheDir, purpose: `import ${scan.path}` });
   const path = join(tmp, importTempName(id));

@@ -78,7 +78,7 @@ export function sha256Digest(data: Uint8Array): string {
 
 /** The store's directories, made if missing (both at once: on a fresh cache that is most of a first blob's cost). */
 export async function makeStoreDirs(cacheDir: string): Promise<void> {
-  await Promise.all([mkdir(ingestDir(cacheDir), { recursive: true }), mkdir(join(blobsDir(cacheDir), "sha256"), { recursive: true })]);
+  await Promise.all([mkdir(ingestDir(cacheDir), { recursive: true, mode: 0o700 }), mkdir(join(blobsDir(cacheDir), "sha256"), { recursive: true, mode: 0o700 })]);
 }
 
 /** Store bytes already in memory (manifests), checked against `digest`. */

@@ -39,7 +39,7 @@ export async function lookupRef(cacheDir: string, canonical: string): Promise<st
 
 /** Record (or, with undefined, forget) references. */
 export async function updateRefs(cacheDir: string, changes: Record<string, string | undefined>): Promise<void> {
-  await mkdir(join(cacheDir, "oci"), { recursive: true });
+  await mkdir(join(cacheDir, "oci"), { recursive: true, mode: 0o700 });
   await withLock(
     "oci-refs",
     async () => {

@@ -115,8 +115,8 @@ async function build(opts: BuildBaseOptions): Promise<string[]> {
   opts.onEvent?.({ type: "image-build-start", name: image.name, digest: image.digest });
   const dir = imagesDir(cacheDir);
   const tmp = join(cacheDir, "tmp");
-  await mkdir(dir, { recursive: true });
-  await mkdir(tmp, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdir(tmp, { recursive: true, mode: 0o700 });
   await removeLeftoversOf(cacheDir, hex);
   const staging = await mkdtemp(join(tmp, `${stagingPrefix}${hex}-`));
   const temp = join(dir, `${tempPrefix}${hex}-${randomBytes(6).toString("hex")}.ext4`);
