@@ -18,7 +18,7 @@ import { errnoOf, SkiffError } from "../errors.js";
 import { currentProcess, identityAlive, type ProcessIdentity } from "../process/pid.js";
 import type { MachineSpec } from "../spec/machine.js";
 import { readJson, readJsonIfExists, syncDir, writeJsonAtomic } from "./atomic.js";
-import { withLock } from "./lock.js";
+import { lockFileNames, removeLockFiles, withLock } from "./lock.js";
 import { checkSocketPathLength, skiffHome, vmIdLength, vmsDir } from "./paths.js";
 import { vmFiles, vmPaths, type ImageRecord, type KernelRecord, type VmConfig, type VmPaths, type VmState } from "./vmdir.js";
 import { pathExists, readdirOrEmpty } from "../util/fs.js";
@@ -63,6 +63,9 @@ const idPattern = new RegExp(`^[0-9a-f]{${vmIdLength}}$`);
 export function vmLockName(id: string): string {
   return `vm-${id}`;
 }
+
+/** The VM a lock is for: its lifecycle lock, its state lock, its agent ports' (`vm-<id>-agent-<n>`). */
+const vmLockPattern = new RegExp(`^(?:vm|state)-([0-9a-f]{${vmIdLength}})(?:-agent-\\d+)?$`);
 
 export class VmStore {
   readonly home: string;
@@ -246,7 +249,7 @@ export class VmStore {
   async updateState(id: string, patch: Partial<VmState> | ((state: VmState) => VmState)): Promise<VmState> {
     const paths = this.paths(id);
     return withLock(
-      `state-${id}`,
+      `state-${id}`, // vmLockPattern knows this name
       async () => {
         if (!(await pathExists(paths.dir))) throw notFound(id);
         const old = await this.readState(id);
@@ -263,7 +266,7 @@ export class VmStore {
    * died before `commit`, half-built `.tmp-` and half-deleted `.trash-`
    * directories. Anything younger than `minAgeMs` is spared, so a creation
    * that has just begun (and not yet written its marker) is never touched.
-   * Returns the entries removed.
+   * The lock files of VMs that are gone go too. Returns the entries removed.
    */
   async gc(opts: { minAgeMs?: number } = {}): Promise<string[]> {
     const minAgeMs = opts.minAgeMs ?? 5_000;
@@ -284,7 +287,22 @@ export class VmStore {
       else if (!(await this.#removeDir(entry))) continue;
       removed.push(entry);
     }
+    await this.#removeOrphanLocks();
     return removed;
+  }
+
+  /**
+   * Lock files of VMs that are gone: ten per VM ever made would pile up.
+   * Each goes only while held by us (removeLockFiles), so a process still
+   * waiting on one just locks a fresh file.
+   */
+  async #removeOrphanLocks(): Promise<void> {
+    const live = new Set(await this.#ids());
+    const orphans = (await lockFileNames(this.home)).filter((name) => {
+      const id = vmLockPattern.exec(name)?.[1];
+      return id !== undefined && !live.has(id);
+    });
+    if (orphans.length > 0) removeLockFiles(orphans, { home: this.home });
   }
 
   async #ids(): Promise<string[]> {

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { currentProcess } from "../../src/process/pid.js";
 import type { MachineSpec } from "../../src/spec/machine.js";
 import { writeJsonAtomic } from "../../src/store/atomic.js";
+import { lockFileNames, tryLock } from "../../src/store/lock.js";
 import { VmStore } from "../../src/store/store.js";
 import { machineSpec } from "./fixtures/spec.js";
 import { makeTempHome } from "./fixtures/tmp-home.js";
@@ -182,5 +183,26 @@ describe("broken and crashed VMs", () => {
     expect(left).toEqual([done.id, inFlight.id, youngCrash.id].sort());
 
     expect(await store.gc({ minAgeMs: 0 })).toEqual([youngCrash.id]);
+  });
+
+  it("gc deletes the lock files of VMs that are gone, except held ones", async () => {
+    const kept = await created("kept");
+    const gone = await created("gone");
+    const busy = await created("busy");
+    for (const vm of [kept, gone, busy]) {
+      await store.updateState(vm.id, { startedAt: "x" });
+      await (await tryLock(`vm-${vm.id}-agent-0`, { home }))!.release();
+    }
+    await store.remove(gone.id);
+    await store.remove(busy.id);
+    const stillHeld = await tryLock(`vm-${busy.id}-agent-0`, { home });
+
+    await store.gc();
+    expect((await lockFileNames(home)).sort()).toEqual(
+      ["names", `state-${kept.id}`, `vm-${kept.id}-agent-0`, `vm-${busy.id}-agent-0`].sort(),
+    );
+    await stillHeld!.release();
+    await store.gc();
+    expect(await lockFileNames(home)).not.toContain(`vm-${busy.id}-agent-0`);
   });
 });
