@@ -1,7 +1,9 @@
 // After tsc: compile the guest's PID 1 (a static binary, so it runs in any
-// image, glibc or musl or none) and the host's flock addon (Node has no
-// flock API; see src/store/lock.ts), make the CLI entry executable, and
-// stamp the build so ./setup.sh can tell when it is out of date.
+// image, glibc or musl or none), the host's jailer for QEMU (static too: it
+// runs on after the jail's private root has hidden the host's libraries),
+// and the host's flock addon (Node has no flock API; see
+// src/store/lock.ts), make the CLI entry executable, and stamp the build so
+// ./setup.sh can tell when it is out of date.
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -36,6 +38,13 @@ function compile({ source, output, flags, needs }) {
 compile({
   source: join(root, "guest", "skiff-init.c"),
   output: join(root, "dist", "guest", "skiff-init"),
+  flags: ["-static", "-Os", "-Wno-format-truncation"],
+  needs: "a static link needs libc6-dev: apt-get install gcc libc6-dev   (or run ./setup.sh)",
+});
+
+compile({
+  source: join(root, "src", "jail", "skiff-jail.c"),
+  output: join(root, "dist", "jail", "skiff-jail"),
   flags: ["-static", "-Os", "-Wno-format-truncation"],
   needs: "a static link needs libc6-dev: apt-get install gcc libc6-dev   (or run ./setup.sh)",
 });

@@ -303,7 +303,7 @@ async function linkMember(ctx: EngineContext, net: NetworkRecord): Promise<{ vm:
   }
   members.sort((a, b) => a.slot - b.slot);
   for (const m of members) {
-    const status = await observeStatus(m.vm.paths, await ctx.store.readState(m.vm.id));
+    const status = await observeStatus(m.vm, await ctx.store.readState(m.vm.id));
     if (status.state === "running" && status.pid !== undefined) return { vm: m.vm, pid: status.pid, netdev: netdevId(m.index) };
   }
   const names = members.map((m) => m.vm.name);

@@ -8,8 +8,12 @@ import { toQemuArgs } from "../qemu/args.js";
 import type { LaunchPlan, MountPlan } from "../qemu/plan.js";
 import type { GuestNetwork } from "../network/guest.js";
 import type { NicPlan } from "../network/nics.js";
-import type { Runner } from "../process/runner.js";
-import { processStartTime, readPidfile, type ProcessIdentity } from "../process/pid.js";
+import type { Runner, RunResult } from "../process/runner.js";
+import { processStartTime, type ProcessIdentity } from "../process/pid.js";
+import { jailMode } from "../jail/ids.js";
+import { toJailArgs } from "../jail/plan.js";
+import { jailInput, prepareJail } from "../jail/prepare.js";
+import type { VmRecord } from "../store/store.js";
 import { readFile } from "node:fs/promises";
 import type { MachineSpec } from "../spec/machine.js";
 import type { VmPaths } from "../store/vmdir.js";
@@ -24,7 +28,15 @@ export interface VmNetworking {
   guest: GuestNetwork;
 }
 
-export function buildPlan(opts: { spec: MachineSpec; paths: VmPaths; facts: HostFacts; nics: NicPlan[]; mounts?: MountPlan[] }): LaunchPlan {
+export function buildPlan(opts: {
+  spec: MachineSpec;
+  paths: VmPaths;
+  facts: HostFacts;
+  nics: NicPlan[];
+  mounts?: MountPlan[];
+  /** Where QEMU reads the kernel (jailInput); default the spec's or skiff's. */
+  kernelPath?: string;
+}): LaunchPlan {
   const { spec, paths, facts } = opts;
   const extraArgs = spec.kernel?.args ?? [];
   return {
@@ -33,7 +45,7 @@ export function buildPlan(opts: { spec: MachineSpec; paths: VmPaths; facts: Host
     accel: facts.accel.accel,
     cpus: spec.cpus,
     memoryMiB: spec.memoryMiB,
-    kernel: { path: spec.kernel?.path ?? facts.vmlinuxPath, cmdline: kernelCmdline, ...(extraArgs.length === 0 ? {} : { extraArgs }) },
+    kernel: { path: opts.kernelPath ?? spec.kernel?.path ?? facts.vmlinuxPath, cmdline: kernelCmdline, ...(extraArgs.length === 0 ? {} : { extraArgs }) },
     initrdPath: paths.initrd,
     rootDisk: { overlayPath: paths.overlay },
     console: { socketPath: paths.consoleSocket, logPath: paths.consoleLog },
@@ -45,6 +57,8 @@ export function buildPlan(opts: { spec: MachineSpec; paths: VmPaths; facts: Host
     tscKhz: facts.tscKhz,
     ...(opts.mounts === undefined || opts.mounts.length === 0 ? {} : { mounts: opts.mounts }),
     ...(spec.boot?.kind === "cloud" ? { cloud: { seedPath: paths.seed, sshPort: spec.boot.sshPort } } : {}),
+    // QEMU's own filter whenever it is jailed; socat for guest forwards is the one process it may start.
+    ...(jailMode() === "off" ? {} : { sandbox: { spawn: (spec.network.mode === "user" && (spec.network.guestForwards ?? []).length > 0) } }),
   };
 }
 
@@ -83,13 +97,17 @@ export async function clearRuntimeFiles(paths: VmPaths): Promise<void> {
   );
 }
 
+/** The jailer's exit code for a jail that could not be made (src/jail/skiff-jail.c). */
+const jailFailed = 125;
+
 /**
- * Start QEMU for a VM and return its identity. QEMU daemonizes itself once
- * its sockets are bound, so when this returns the VM is reachable over QMP.
+ * Start QEMU for a VM, jailed (src/jail), and return its identity. The
+ * jailer returns once QEMU accepts QMP connections, so when this returns the
+ * VM is reachable over QMP.
  */
 export async function spawnQemu(opts: {
-  spec: MachineSpec;
-  paths: VmPaths;
+  record: VmRecord;
+  home: string;
   facts: HostFacts;
   runner: Runner;
   cacheDir: string;
@@ -97,7 +115,9 @@ export async function spawnQemu(opts: {
   /** The VM's shares and volume disks (volumes.ts: mountPlans). */
   mounts?: MountPlan[];
 }): Promise<ProcessIdentity> {
-  const { spec, paths, facts, runner, networking } = opts;
+  const { record, facts, runner, networking } = opts;
+  const { spec } = record.config;
+  const { paths } = record;
   const mounts = opts.mounts ?? [];
   // A cloud image boots its own kernel; its seed was written at create.
   if (spec.boot?.kind !== "cloud") {
@@ -110,30 +130,49 @@ export async function spawnQemu(opts: {
     await writeVmInitrd(base, config, paths.initrd);
   }
   await clearRuntimeFiles(paths);
-  const plan = buildPlan({ spec, paths, facts, nics: networking.nics, mounts });
-  const result = await runner.run(plan.qemuBinary, toQemuArgs(plan), { timeoutMs: 30_000, debianPackage: "qemu-system-x86" });
-  if (result.code !== 0) {
-    const fwd = /Could not set up host forwarding rule '([^']*)'/.exec(result.stderr);
-    if (fwd) {
-      throw new SkiffError("ERR_SKIFF_PORT_IN_USE", `${spec.name}: the host port of forward ${fwd[1]} is taken`, {
-        hint: "stop whatever listens there, or publish on another host port (-p HOST:GUEST)",
-        place: spec.name,
-      });
-    }
-    throw new SkiffError("ERR_SKIFF_QEMU_FAILED", `QEMU did not start for ${spec.name}: ${result.stderr.trim() || `exit ${result.code}`}`, {
-      hint: "run `skiff doctor` to check QEMU, the kernel and memory",
-      place: spec.name,
-    });
-  }
-  const pid = await readPidfile(paths.pidfile);
-  const startTime = pid === undefined ? undefined : processStartTime(pid);
-  if (pid === undefined || startTime === undefined) {
+  const kernelPath = await jailInput(spec.kernel?.path ?? facts.vmlinuxPath, opts.cacheDir);
+  const plan = buildPlan({ spec, paths, facts, nics: networking.nics, mounts, kernelPath });
+  const jail = await prepareJail({
+    vmId: record.id,
+    home: opts.home,
+    cacheDir: opts.cacheDir,
+    paths,
+    launch: plan,
+    backingFiles: record.config.image?.basePath === undefined ? [] : [record.config.image.basePath],
+    ids: record.config.jail,
+  });
+  const result = await runner.run(jail.jailerPath, toJailArgs(jail, [plan.qemuBinary, ...toQemuArgs(plan)]), { timeoutMs: 90_000 });
+  if (result.code !== 0) throw startFailure(spec.name, result);
+  const pid = Number(result.stdout.trim());
+  const startTime = Number.isInteger(pid) && pid > 0 ? processStartTime(pid) : undefined;
+  if (startTime === undefined) {
     throw new SkiffError("ERR_SKIFF_QEMU_FAILED", `QEMU exited right after starting ${spec.name}`, {
       hint: `see \`skiff logs ${spec.name}\``,
       place: spec.name,
     });
   }
   return { pid, startTime };
+}
+
+function startFailure(name: string, result: RunResult): SkiffError {
+  const stderr = result.stderr.trim();
+  const fwd = /Could not set up host forwarding rule '([^']*)'/.exec(stderr);
+  if (fwd) {
+    return new SkiffError("ERR_SKIFF_PORT_IN_USE", `${name}: the host port of forward ${fwd[1]} is taken`, {
+      hint: "stop whatever listens there, or publish on another host port (-p HOST:GUEST)",
+      place: name,
+    });
+  }
+  if (result.code === jailFailed) {
+    return new SkiffError("ERR_SKIFF_HOST", `the jail for ${name}'s QEMU could not be made: ${stderr.replace(/^skiff-jail: /, "")}`, {
+      hint: "run `skiff doctor`: the jail needs root (or unprivileged user namespaces), mount namespaces and, for bind mounts, a filesystem with idmapped mounts",
+      place: name,
+    });
+  }
+  return new SkiffError("ERR_SKIFF_QEMU_FAILED", `QEMU did not start for ${name}: ${stderr || `exit ${result.code}`}`, {
+    hint: "run `skiff doctor` to check QEMU, the kernel and memory",
+    place: name,
+  });
 }
 
 /** The console line that best says why a boot failed (a panic, the OOM killer, skiff-init's own complaint). */

@@ -188,7 +188,7 @@ async function describe(ctx: EngineContext, net: NetworkRecord): Promise<Network
   for (const vm of await ctx.store.list()) {
     for (const a of vm.config.spec.networks ?? []) {
       if (a.network !== net.name) continue;
-      const status = await observeStatus(vm.paths, await ctx.store.readState(vm.id));
+      const status = await observeStatus(vm, await ctx.store.readState(vm.id));
       members.push({ vm: vm.name, ip: a.ip, mac: a.mac, state: status.state });
     }
   }

@@ -21,7 +21,7 @@ export interface ForwardInfo extends PortForward {
 export async function listForwards(ctx: EngineContext, name: string): Promise<ForwardInfo[]> {
   const record = await ctx.store.get(name);
   const state = await ctx.store.readState(record.id);
-  const running = (await observeStatus(record.paths, state)).state === "running";
+  const running = (await observeStatus(record, state)).state === "running";
   return [
     ...userForwards(record).map((f) => ({ ...f, origin: "spec" as const })),
     ...(running ? (state.forwards ?? []) : []).map((f) => ({ ...f, origin: "runtime" as const })),
@@ -65,7 +65,7 @@ export async function changeForward(ctx: EngineContext, name: string, forward: P
         vmLockName(record.id),
         async () => {
           const state = await ctx.store.readState(record.id);
-          if ((await observeStatus(record.paths, state)).state !== "running") throw notRunning(record.name);
+          if ((await observeStatus(record, state)).state !== "running") throw notRunning(record.name);
           const fixed = userForwards(record);
           const runtime = state.forwards ?? [];
           const key = (f: PortForward) => `${f.protocol}:${f.hostAddress}:${f.hostPort}`;

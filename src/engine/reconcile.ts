@@ -3,7 +3,10 @@
  * QEMU's end is recorded that reconcile shares with the lifecycle verbs.
  */
 import { existsSync } from "node:fs";
+import { SkiffError } from "../errors.js";
+import { detectCgroups, removeVmGroup, sweepVmGroups } from "../jail/cgroup.js";
 import { identityAlive } from "../process/pid.js";
+import { ProcTable } from "../process/procs.js";
 import { sweepNetworks } from "./networks.js";
 import { networkStore } from "./vm-network.js";
 import type { VmRecord } from "../store/store.js";
@@ -11,48 +14,90 @@ import type { ExitRecord } from "../store/vmdir.js";
 import { progress, type EngineContext } from "./context.js";
 import { clearRuntimeFiles } from "./launch.js";
 import { observeStatus } from "./status.js";
-import { signalQemu } from "./stop.js";
+import { killVmProcesses, waitForExit } from "./stop.js";
+import { strays } from "./vm-process.js";
 
-/** QEMU has ended: drop its sockets and pidfile and remember how. */
+/** QEMU has ended: drop its sockets, pidfile and cgroup, and remember how. */
 export async function recordExit(ctx: EngineContext, record: VmRecord, exit: Omit<ExitRecord, "at">): Promise<void> {
   await clearRuntimeFiles(record.paths);
+  await removeVmGroup(detectCgroups(), ctx.home, record.id);
   await ctx.store.updateState(record.id, { exit: { at: new Date().toISOString(), ...exit }, owner: undefined });
 }
 
-/** Kill QEMU without asking the guest, and record why. */
+/** Kill QEMU (and its supervisor) without asking the guest, and record why. */
 export async function hardStop(ctx: EngineContext, record: VmRecord, reason: string): Promise<void> {
-  const state = await ctx.store.readState(record.id);
-  if (state.qemu !== undefined) await signalQemu(state.qemu, 9);
+  await killVmProcesses(record);
   await recordExit(ctx, record, { reason, signal: "SIGKILL" });
 }
 
 /**
- * Half-created VMs go, VMs whose foreground owner died are stopped, --rm VMs
- * that stopped are removed, and a QEMU that died behind skiff's back is
- * marked crashed. Returns the ids of the VMs removed.
+ * Remove a VM's directory and everything of it: its processes first (never
+ * a directory whose QEMU still runs), then the directory, its jail user and
+ * its cgroup.
+ */
+export async function removeVm(ctx: EngineContext, record: Pick<VmRecord, "id" | "name" | "paths" | "config">): Promise<void> {
+  if (!(await killVmProcesses(record))) {
+    throw new SkiffError("ERR_SKIFF_HOST", `the QEMU of ${record.name} did not end; its directory is kept`, {
+      hint: "a process that SIGKILL does not end is stuck in the kernel (often I/O on a dead disk); retry later",
+      place: record.name,
+    });
+  }
+  await ctx.store.remove(record.id);
+  await removeVmGroup(detectCgroups(), ctx.home, record.id);
+}
+
+/**
+ * Half-created VMs go; a QEMU whose VM has no record (a crash between
+ * making a directory and removing one, or an older skiff's) is ended; a
+ * QEMU a killed `run` started before it could write its state is adopted;
+ * VMs whose foreground owner died are stopped, --rm VMs that stopped are
+ * removed, and a QEMU that died behind skiff's back is marked crashed.
+ * Returns the ids of the VMs removed.
  */
 export async function reconcile(ctx: EngineContext): Promise<string[]> {
   const t0 = Date.now();
   const reaped = await ctx.store.gc();
   // Bridges and NAT tables whose network record never got written (or was removed) are debris of a crash.
   if (existsSync(networkStore(ctx).dir)) await sweepNetworks(ctx);
-  for (const record of await ctx.store.list()) {
+  const { vms, broken } = await ctx.store.scan();
+  const table = new ProcTable();
+  await endStrays(ctx, new Set([...vms.map((vm) => vm.id), ...broken.map((b) => b.id)]), table);
+  const running = new Set<string>();
+  for (const record of vms.filter((vm) => vm.complete)) {
     const state = await ctx.store.readState(record.id);
-    const status = await observeStatus(record.paths, state);
+    const status = await observeStatus(record, state, table);
     const ownerDead = state.owner !== undefined && !identityAlive(state.owner);
-    if (status.state === "running" && ownerDead) {
+    if (status.qemu !== undefined && ownerDead) {
       await hardStop(ctx, record, "owner-died");
       progress(ctx, record.name, "reaped", `${record.name} stopped: the skiff run attached to it died`, t0);
+    } else if (status.qemu !== undefined && (state.qemu?.pid !== status.qemu.pid || state.exit !== undefined)) {
+      // Started, but its starter died before saying so (or it was restarted by its supervisor): this is its QEMU now.
+      await ctx.store.updateState(record.id, { qemu: status.qemu, exit: undefined, startedAt: state.startedAt ?? new Date().toISOString() });
     } else if (status.state === "crashed" && state.exit === undefined) {
       await recordExit(ctx, record, { reason: "crashed" });
     }
-    const after = await observeStatus(record.paths, await ctx.store.readState(record.id));
+    const after = await observeStatus(record, await ctx.store.readState(record.id));
+    if (after.state === "running") running.add(record.id);
     const attached = state.owner !== undefined && !ownerDead;
     if (record.config.spec.autoRemove && after.state !== "running" && after.state !== "created" && !attached) {
-      await ctx.store.remove(record.id);
+      await removeVm(ctx, record);
       reaped.push(record.id);
       progress(ctx, record.name, "removed", `${record.name} removed (--rm)`, t0);
     }
   }
+  await sweepVmGroups(detectCgroups(), ctx.home, running);
   return reaped;
+}
+
+/** QEMUs (and supervisors) of this home that belong to no VM directory: end them. */
+async function endStrays(ctx: EngineContext, known: ReadonlySet<string>, table: ProcTable): Promise<void> {
+  const found = strays(ctx.store.vmsDir, known, table);
+  for (const p of found) {
+    try {
+      process.kill(p.pid, "SIGKILL");
+    } catch {
+      // gone meanwhile
+    }
+  }
+  for (const p of found) await waitForExit(p, 5_000);
 }

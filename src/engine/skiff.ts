@@ -22,9 +22,9 @@ import { spawnQemu } from "./launch.js";
 import { prepareVmNetworking, refreshPeerHosts, syncOwnHosts } from "./vm-network.js";
 import type { MachineSpec } from "../spec/machine.js";
 import { connectionOptions, waitBooted } from "./ready.js";
-import { hardStop, reconcile, recordExit } from "./reconcile.js";
+import { hardStop, reconcile, recordExit, removeVm } from "./reconcile.js";
 import { observeStatus, type ObservedStatus, type RunState } from "./status.js";
-import { signalQemu, stopQemu, waitForExit } from "./stop.js";
+import { releaseSupervisor, signalQemu, stopQemu } from "./stop.js";
 import { toVmInfo, type VmInfo } from "./info.js";
 import { checkVolumesFree, createVolume, inspectVolume, listVolumes, removeVolume, withVolumesLocked, type VolumeCreateOptions, type VolumeInfo } from "./volumes.js";
 import type { ImageContext } from "./images.js";
@@ -101,14 +101,16 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     let hosts = "";
     const identity = await this.#locked(record, "start", async (_state, status) => {
       if (status.state === "running") return undefined;
+      // A VM made before jails (or by a skiff without root) gets its jail user now.
+      record.config = await this.store.ensureJailIds(record.id);
       this.#progress(record.name, "booting", `booting ${record.name} (${facts.accel.accel})`, t0);
       const networking = await prepareVmNetworking(this, record);
       hosts = networking.guest.hosts;
       // Under the volumes lock from the check until QEMU holds the disks: two VMs never attach one volume.
       const identity = await withVolumesLocked(this, record.config.spec.mounts, `start ${record.name}`, async () =>
         spawnQemu({
-          spec: record.config.spec,
-          paths: record.paths,
+          record,
+          home: this.home,
           facts,
           runner: this.runner,
           cacheDir: this.cacheDir,
@@ -147,7 +149,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       vmLockName(record.id),
       async () => {
         const state = await this.store.readState(record.id);
-        return fn(state, await observeStatus(record.paths, state));
+        return fn(state, await observeStatus(record, state));
       },
       { home: this.home, purpose: `${verb} ${record.name}` },
     );
@@ -156,11 +158,12 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   async stop(name: string, opts: { timeoutMs?: number } = {}): Promise<VmInfo> {
     const t0 = Date.now();
     const record = await this.store.get(name);
-    await this.#locked(record, "stop", async (state, status) => {
-      if (status.state !== "running" || state.qemu === undefined) return;
+    await this.#locked(record, "stop", async (_state, status) => {
+      if (status.qemu === undefined) return;
       this.#progress(record.name, "stopping", `stopping ${record.name}`, t0);
+      releaseSupervisor(record);
       const step = await stopQemu({
-        identity: state.qemu,
+        identity: status.qemu,
         qmpSocket: record.paths.qmpSocket,
         timeoutMs: opts.timeoutMs ?? 10_000,
         onStep: (s) => this.#progress(record.name, "stopping", `stopping ${record.name}: ${s}`, t0),
@@ -188,9 +191,11 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   async kill(name: string, opts: { signal?: number } = {}): Promise<VmInfo> {
     const record = await this.store.get(name);
     const sig = opts.signal ?? 9;
-    await this.#locked(record, "kill", async (state, status) => {
-      if (status.state !== "running" || state.qemu === undefined) throw notRunning(record.name);
-      if (await signalQemu(state.qemu, sig)) await recordExit(this, record, { reason: "killed", signal: String(sig) });
+    await this.#locked(record, "kill", async (_state, status) => {
+      if (status.qemu === undefined) throw notRunning(record.name);
+      // As `docker kill`: a VM killed on purpose is not restarted by its policy.
+      releaseSupervisor(record);
+      if (await signalQemu(status.qemu, sig)) await recordExit(this, record, { reason: "killed", signal: String(sig) });
     });
     return this.info(record);
   }
@@ -199,20 +204,14 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   async remove(name: string, opts: { force?: boolean } = {}): Promise<void> {
     const t0 = Date.now();
     const record = await this.store.get(name);
-    await this.#locked(record, "remove", async (state, status) => {
-      if (status.state === "running") {
-        if (opts.force !== true) {
-          throw new SkiffError("ERR_SKIFF_VM_RUNNING", `${record.name} is running`, {
-            hint: `stop it first (\`skiff stop ${record.name}\`) or use \`skiff rm -f ${record.name}\``,
-            place: record.name,
-          });
-        }
-        if (state.qemu !== undefined) {
-          await signalQemu(state.qemu, 9);
-          await waitForExit(state.qemu, 5_000);
-        }
+    await this.#locked(record, "remove", async (_state, status) => {
+      if (status.state === "running" && opts.force !== true) {
+        throw new SkiffError("ERR_SKIFF_VM_RUNNING", `${record.name} is running`, {
+          hint: `stop it first (\`skiff stop ${record.name}\`) or use \`skiff rm -f ${record.name}\``,
+          place: record.name,
+        });
       }
-      await this.store.remove(record.id);
+      await removeVm(this, record);
     });
     this.#progress(record.name, "removed", `${record.name} removed`, t0);
     await this.#refreshPeers(record.config.spec, t0);
@@ -231,7 +230,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
 
   async info(record: VmRecord): Promise<VmInfo> {
     const state = existsSync(record.paths.dir) ? await this.store.readState(record.id) : {};
-    const status = await observeStatus(record.paths, state);
+    const status = await observeStatus(record, state);
     return toVmInfo(record, state, status);
   }
 
@@ -269,7 +268,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   /** An SSH connection to the running VM's guest agent. */
   async connect(name: string, opts: { timeoutMs?: number } = {}): Promise<AgentConnection> {
     const record = await this.store.get(name);
-    const status = await observeStatus(record.paths, await this.store.readState(record.id));
+    const status = await observeStatus(record, await this.store.readState(record.id));
     if (status.state !== "running") throw notRunning(record.name);
     return connectAgent({
       ...(await connectionOptions(record, this.home)),

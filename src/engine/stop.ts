@@ -7,6 +7,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { processAlive, type ProcessIdentity } from "../process/pid.js";
 import { QmpClient } from "../qemu/qmp.js";
+import type { VmConfig, VmPaths } from "../store/vmdir.js";
+import { processesOf, ProcTable } from "../process/procs.js";
+import { qemuOf, supervisorOf } from "./vm-process.js";
 
 export type StopStep = "powerdown" | "sigterm" | "sigkill";
 
@@ -64,4 +67,38 @@ export async function stopQemu(opts: {
 export async function signalQemu(identity: ProcessIdentity, sig: number): Promise<boolean> {
   signal(identity, sig);
   return waitForExit(identity, sig === 9 || sig === 15 ? 5_000 : 200);
+}
+
+type VmProcesses = { paths: VmPaths; config: Pick<VmConfig, "jail"> };
+
+/**
+ * A VM with a restart policy has a supervisor that would start its QEMU
+ * again: tell it that this end is wanted (SIGTERM: it exits once QEMU has).
+ */
+export function releaseSupervisor(vm: { paths: VmPaths }, table = new ProcTable()): void {
+  const supervisor = supervisorOf(vm, table);
+  if (supervisor !== undefined) signal(supervisor, "SIGTERM");
+}
+
+/**
+ * End everything of the VM at once: its supervisor, its QEMU and anything
+ * else that runs as its jail user. True when nothing is left (`rm -f` never
+ * removes the directory of a QEMU that still runs).
+ */
+export async function killVmProcesses(vm: VmProcesses, timeoutMs = 5_000): Promise<boolean> {
+  const table = new ProcTable();
+  const supervisor = supervisorOf(vm, table);
+  const qemu = qemuOf(vm, table);
+  const jailed = vm.config.jail !== undefined && process.getuid?.() === 0 ? processesOf(vm.config.jail.uid, table) : [];
+  const all = [...(supervisor === undefined ? [] : [supervisor]), ...(qemu === undefined ? [] : [qemu]), ...jailed];
+  if (supervisor !== undefined) signal(supervisor, "SIGTERM");
+  for (const p of all) if (p !== supervisor) signal(p, "SIGKILL");
+  const deadline = Date.now() + timeoutMs;
+  for (const p of all) {
+    if (!(await waitForExit(p, Math.max(0, deadline - Date.now())))) {
+      signal(p, "SIGKILL");
+      if (!(await waitForExit(p, 1_000))) return false;
+    }
+  }
+  return true;
 }

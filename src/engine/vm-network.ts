@@ -4,9 +4,9 @@
  * made ready at start (bridge up, TAP script, link sockets), and /etc/hosts
  * of running peers kept current as VMs come and go.
  */
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import { SkiffError } from "../errors.js";
-import { ensureBridge, tapUpScript } from "../network/bridge.js";
+import { ensureBridge } from "../network/bridge.js";
 import { guestNetwork, hostNameservers, renderHosts, type GuestNetwork, type Peer } from "../network/guest.js";
 import { allocateAddress, checkRequestedAddress, formatSubnet, parseIpv4, parseSubnet, subnetContains } from "../network/ipam.js";
 import { attachmentMac, nicPlans, type NicPlan } from "../network/nics.js";
@@ -123,17 +123,14 @@ export async function prepareVmNetworking(ctx: EngineContext, record: VmRecord):
     }
     networks.set(net.name, net);
   }
-  const taps: { tap: string; bridge: string }[] = [];
   const nics = nicPlans({
     vmId: record.id,
     attachments: spec.networks ?? [],
     networks,
     runDir: (name) => store.runDir(name),
-    tapScript: record.paths.tapScript,
   });
   for (const [i, a] of (spec.networks ?? []).entries()) {
     const b = nics[i]!.backend;
-    if (b.kind === "tap") taps.push({ tap: b.ifname, bridge: b.bridge });
     if (b.kind === "unix-dgram") {
       // This end is this VM's alone (its slot); a socket left by a QEMU that died would make bind fail.
       await mkdir(store.runDir(a.network), { recursive: true, mode: 0o700 });
@@ -147,7 +144,6 @@ export async function prepareVmNetworking(ctx: EngineContext, record: VmRecord):
       for (const net of bridges) await ensureBridge(net, { home: ctx.home, runner: ctx.runner });
     });
   }
-  if (taps.length > 0) await writeFile(record.paths.tapScript, tapUpScript(taps), { mode: 0o700 });
   const peers = await peersOf(ctx, record);
   const guest = guestNetwork({ spec, networks, peers, hostDns: await hostDns() });
   return { nics, guest };
@@ -193,7 +189,7 @@ export async function refreshPeerHosts(
     all
       .filter((vm) => vm.name !== changed.name && vm.config.spec.boot?.kind !== "cloud" && sharesNetwork(vm.config.spec, changed))
       .map(async (vm) => {
-        const status = await observeStatus(vm.paths, await ctx.store.readState(vm.id));
+        const status = await observeStatus(vm, await ctx.store.readState(vm.id));
         if (status.state !== "running") return;
         const hosts = renderHosts(vm.config.spec, all.filter((o) => o.id !== vm.id).map(peerOf));
         if (!(await writeHosts(vm, hosts, connect))) failed.push(vm.name);

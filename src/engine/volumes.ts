@@ -119,7 +119,7 @@ async function usersOf(ctx: EngineContext, volume: string, vms: readonly VmRecor
   for (const vm of vms) {
     for (const m of vm.config.spec.mounts ?? []) {
       if (m.kind !== "volume" || m.volume !== volume) continue;
-      const state = (await observeStatus(vm.paths, await ctx.store.readState(vm.id).catch(() => ({})))).state;
+      const state = (await observeStatus(vm, await ctx.store.readState(vm.id).catch(() => ({})))).state;
       users.push({ vm: vm.name, state, target: m.target, readOnly: m.readOnly });
     }
   }
@@ -225,20 +225,16 @@ export function withVolumesLocked<T>(ctx: EngineContext, mounts: readonly Mount[
 }
 
 /**
- * What QEMU is given for a VM's mounts. 9p's security model: as root,
- * passthrough, so files keep the owners the guest gives them (a guest's
- * `chown postgres` is real on the host, as with a Docker bind mount); without
- * root QEMU could not chown at all, and `none` still maps files straight
- * through (the user's uid on the host) but ignores the failing chowns,
- * where mapped-xattr would hide the guest's owners in xattrs and leave
- * the host's view of new files at mode 0600.
+ * What QEMU is given for a VM's mounts (9p's security model is in
+ * src/qemu/args.ts: mapped-xattr, so nothing a guest does lands on the host
+ * as a set-id file, a device or another user's file).
  */
-export function mountPlans(ctx: Pick<EngineContext, "home">, mounts: readonly Mount[] | undefined, isRoot = process.getuid?.() === 0): MountPlan[] {
+export function mountPlans(ctx: Pick<EngineContext, "home">, mounts: readonly Mount[] | undefined): MountPlan[] {
   let shares = 0;
   let disks = 0;
   return (mounts ?? []).map((m): MountPlan =>
     m.kind === "bind"
-      ? { kind: "9p", tag: `skiff${shares++}`, hostPath: m.source, target: m.target, readOnly: m.readOnly, securityModel: isRoot ? "passthrough" : "none" }
+      ? { kind: "9p", tag: `skiff${shares++}`, hostPath: m.source, target: m.target, readOnly: m.readOnly }
       : { kind: "disk", serial: `skiff-vol${disks++}`, diskPath: volumeStore(ctx).diskPath(m.volume), target: m.target, readOnly: m.readOnly },
   );
 }

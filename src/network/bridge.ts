@@ -20,7 +20,7 @@ import type { NetworkRecord } from "./types.js";
 
 export { bridgeAlias, defaultBridgeName, homeTag, validateIfName as validateBridgeName } from "./ifnames.js";
 export { forwardDropChains } from "./nft.js";
-export { tapName, tapUpScript } from "./tap.js";
+export { tapName } from "./tap.js";
 
 export interface BridgeHostOptions {
   home: string;

@@ -10,8 +10,12 @@ import type { NetworkAttachment, NetworkRecord } from "./types.js";
 export type NicBackend =
   /** private: every member sends to and listens on one multicast group on loopback. */
   | { kind: "mcast"; group: string; port: number }
-  /** bridge: a TAP QEMU creates (gone when QEMU ends), attached to its bridge by `script`. */
-  | { kind: "tap"; ifname: string; bridge: string; script: string }
+  /**
+   * bridge: a TAP the jailer creates and attaches to its bridge before QEMU
+   * runs, handed to QEMU as descriptor `fd` (QEMU needs no privilege for it,
+   * and the TAP is gone when QEMU ends).
+   */
+  | { kind: "tap"; ifname: string; bridge: string; fd: number }
   /** link: this end's datagram socket, and the other end's. */
   | { kind: "unix-dgram"; localPath: string; remotePath: string };
 
@@ -49,20 +53,25 @@ export function nicPlans(opts: {
   attachments: readonly NetworkAttachment[];
   networks: ReadonlyMap<string, NetworkRecord>;
   runDir: (network: string) => string;
-  tapScript: string;
 }): NicPlan[] {
+  let taps = 0;
   return opts.attachments.map((a, i) => {
     const net = opts.networks.get(a.network);
     if (net === undefined) throw new Error(`network ${a.network} not resolved`);
-    return { netdevId: netdevId(i), mac: a.mac, backend: backendFor(net, a, i, opts) };
+    const backend = backendFor(net, a, i, { ...opts, tapFd: firstTapFd + taps });
+    if (backend.kind === "tap") taps++;
+    return { netdevId: netdevId(i), mac: a.mac, backend };
   });
 }
+
+/** QEMU's descriptors 0–2 are its stdio; TAPs follow in NIC order. */
+export const firstTapFd = 3;
 
 function backendFor(
   net: NetworkRecord,
   a: NetworkAttachment,
   index: number,
-  opts: { vmId: string; runDir: (network: string) => string; tapScript: string },
+  opts: { vmId: string; runDir: (network: string) => string; tapFd: number },
 ): NicBackend {
   switch (net.driver) {
     case "private":
@@ -70,7 +79,7 @@ function backendFor(
       return { kind: "mcast", group: net.mcast.group, port: net.mcast.port };
     case "bridge":
       if (net.bridge === undefined) throw new Error(`bridge network ${net.name} has no bridge`);
-      return { kind: "tap", ifname: tapName(opts.vmId, index), bridge: net.bridge, script: opts.tapScript };
+      return { kind: "tap", ifname: tapName(opts.vmId, index), bridge: net.bridge, fd: opts.tapFd };
     case "link": {
       const slot = a.slot ?? 0;
       const dir = opts.runDir(net.name);

@@ -27,8 +27,9 @@ export const maxSocketPathBytes = 107;
  * appended here when `plan.tscKhz` is set: it is a fact about the host QEMU
  * runs on, not about the guest, so it travels with the rest of the host facts.
  *
- * QEMU runs with `-daemonize`, which changes its directory to `/`: every path
- * must be absolute, and is rejected otherwise.
+ * QEMU runs in its jail's private root (src/jail), where every file it uses
+ * is bound at its own absolute path: every path must be absolute, and is
+ * rejected otherwise. The jailer detaches it, as -daemonize would.
  */
 export function toQemuArgs(plan: LaunchPlan): string[] {
   if (plan.cloud !== undefined) return cloudQemuArgs(plan, plan.cloud);
@@ -44,7 +45,19 @@ export function toQemuArgs(plan: LaunchPlan): string[] {
     ...nicArgs(plan.nics, "virtio-net-device"),
     "-qmp", `unix:${optValue(socketPath(plan.qmpSocketPath, "QMP socket"))},server=on,wait=off`,
     "-pidfile", filePath(plan.pidfilePath, "pidfile"),
+    ...sandboxArgs(plan),
   ];
+}
+
+/**
+ * QEMU's own seccomp filter, on top of the jail: no obsolete system calls,
+ * no privilege changes, no processes (except where a guest forward runs
+ * `cmd:socat` per connection), no scheduler or resource changes.
+ */
+function sandboxArgs(plan: LaunchPlan): string[] {
+  if (plan.sandbox === undefined) return [];
+  const spawn = plan.sandbox.spawn ? "allow" : "deny";
+  return ["-sandbox", `on,obsolete=deny,elevateprivileges=deny,spawn=${spawn},resourcecontrol=deny`];
 }
 
 function accelArgs(plan: LaunchPlan): string[] {
@@ -60,7 +73,6 @@ function machineArgs(plan: LaunchPlan): string[] {
     "-display", "none",
     // A guest reboot ends QEMU like a power-off: skiff decides about restarts, not the guest.
     "-no-reboot",
-    "-daemonize",
     ...accelArgs(plan),
     "-smp", String(plan.cpus),
     "-m", `${plan.memoryMiB}M`,
@@ -89,7 +101,6 @@ function cloudQemuArgs(plan: LaunchPlan, cloud: NonNullable<LaunchPlan["cloud"]>
     "-M", "q35",
     "-nodefaults", "-no-user-config",
     "-display", "none",
-    "-daemonize",
     ...accelArgs(plan),
     "-smp", String(plan.cpus),
     "-m", `${plan.memoryMiB}M`,
@@ -102,6 +113,7 @@ function cloudQemuArgs(plan: LaunchPlan, cloud: NonNullable<LaunchPlan["cloud"]>
     "-device", "virtio-rng-pci",
     "-qmp", `unix:${optValue(socketPath(plan.qmpSocketPath, "QMP socket"))},server=on,wait=off`,
     "-pidfile", filePath(plan.pidfilePath, "pidfile"),
+    ...sandboxArgs(plan),
   ];
 }
 
@@ -137,6 +149,12 @@ function rootDiskArgs(plan: LaunchPlan): string[] {
 /**
  * Bind mounts become virtio-9p shares, named volumes extra raw disks. Read-only
  * is enforced by QEMU (readonly=on), not only by the guest's mount flags.
+ *
+ * 9p's `mapped-xattr` model: the guest's owners, modes, device nodes and
+ * symlinks are kept in xattrs of plain files and directories on the host
+ * (mode 0600/0700, owned by whom the jail acts for), so a guest's root can
+ * never make a set-id file, a device node or a file of another user on the
+ * host; files the host already has show their own modes in the guest.
  */
 function mountArgs(mounts: readonly MountPlan[]): string[] {
   return mounts.flatMap((m, i) => {
@@ -145,7 +163,7 @@ function mountArgs(mounts: readonly MountPlan[]): string[] {
       if (!/^[A-Za-z0-9_-]{1,31}$/.test(m.tag)) throw new SkiffError("ERR_SKIFF_INTERNAL", `bad 9p mount tag: ${m.tag}`);
       const path = optValue(filePath(m.hostPath, "bind mount source"));
       return [
-        "-fsdev", `local,id=fs${i},path=${path},security_model=${m.securityModel}${ro}`,
+        "-fsdev", `local,id=fs${i},path=${path},security_model=mapped-xattr${ro}`,
         "-device", `virtio-9p-device,fsdev=fs${i},mount_tag=${m.tag}`,
       ];
     }
@@ -251,8 +269,8 @@ function netdevBackend(nic: NicPlan): string {
       // localaddr pins the group to loopback: frames never leave the host, and no root is needed.
       return `socket,id=${nic.netdevId},mcast=${b.group}:${b.port},localaddr=127.0.0.1`;
     case "tap":
-      if (!/^[A-Za-z0-9_.-]{1,15}$/.test(b.ifname)) throw new SkiffError("ERR_SKIFF_INTERNAL", `bad TAP name: ${b.ifname}`);
-      return `tap,id=${nic.netdevId},ifname=${b.ifname},script=${optValue(filePath(b.script, "TAP script"))},downscript=no`;
+      if (!Number.isInteger(b.fd) || b.fd < 3) throw new SkiffError("ERR_SKIFF_INTERNAL", `bad TAP descriptor: ${b.fd}`);
+      return `tap,id=${nic.netdevId},fd=${b.fd}`;
     case "unix-dgram":
       return [
         `dgram,id=${nic.netdevId}`,

@@ -46,6 +46,8 @@ export interface LaunchPlan {
   mounts?: MountPlan[];
   /** Host TSC frequency, passed as tsc_early_khz (microvm has no HPET/PIT to calibrate against). */
   tscKhz: number | undefined;
+  /** QEMU's -sandbox filter (absent: none, the unjailed path); spawn for guest forwards that run socat. */
+  sandbox?: { spawn: boolean };
 }
 
 /**
@@ -61,8 +63,6 @@ export type MountPlan =
       hostPath: string;
       target: string;
       readOnly: boolean;
-      /** passthrough as root (real ownership), none rootless (see mountPlans). */
-      securityModel: "passthrough" | "none";
     }
   | {
       kind: "disk";

@@ -22,6 +22,9 @@ import { lockFileNames, removeLockFiles, withLock } from "./lock.js";
 import { checkSocketPathLength, skiffHome, vmIdLength, vmsDir } from "./paths.js";
 import { vmFiles, vmPaths, type ImageRecord, type KernelRecord, type VmConfig, type VmPaths, type VmState } from "./vmdir.js";
 import { pathExists, readdirOrEmpty } from "../util/fs.js";
+import { jailMode } from "../jail/ids.js";
+import { claimJailIds, releaseJailIds } from "../jail/claims.js";
+import { killUid } from "../process/procs.js";
 
 export interface VmRecord {
   id: string;
@@ -114,28 +117,32 @@ export class VmStore {
     const id = await this.#newId();
     const temp = join(this.vmsDir, `.tmp-${id}`);
     const paths = vmPaths(this.home, id);
-    const config: VmConfig = {
-      schemaVersion: 1,
-      id,
-      createdAt: new Date().toISOString(),
-      spec,
-      ...(extra.image === undefined ? {} : { image: extra.image }),
-      ...(extra.kernel === undefined ? {} : { kernel: extra.kernel }),
-      ...(extra.meta === undefined ? {} : { meta: extra.meta }),
-    };
-    const marker: CreatingMarker = { creator: currentProcess(), at: config.createdAt };
+    const createdAt = new Date().toISOString();
+    const marker: CreatingMarker = { creator: currentProcess(), at: createdAt };
     try {
       // 0700: the directory will hold the VM's private keys.
       await mkdir(temp, { mode: 0o700 });
+      // A jail user unique on the host (claimed once the directory exists, so the claim is never stale).
+      const jail = jailMode() === "root" ? await claimJailIds(this.home, id, killUid) : undefined;
+      const config: VmConfig = {
+        schemaVersion: 1,
+        id,
+        createdAt,
+        spec,
+        ...(jail === undefined ? {} : { jail }),
+        ...(extra.image === undefined ? {} : { image: extra.image }),
+        ...(extra.kernel === undefined ? {} : { kernel: extra.kernel }),
+        ...(extra.meta === undefined ? {} : { meta: extra.meta }),
+      };
       await writeJsonAtomic(join(temp, vmFiles.creating), marker);
       await writeJsonAtomic(join(temp, vmFiles.config), config);
       await rename(temp, paths.dir);
+      await syncDir(this.vmsDir);
+      return { id, name: spec.name, paths, config, complete: false };
     } catch (err) {
       await rm(temp, { recursive: true, force: true });
       throw err;
     }
-    await syncDir(this.vmsDir);
-    return { id, name: spec.name, paths, config, complete: false };
   }
 
   async #newId(): Promise<string> {
@@ -143,6 +150,27 @@ export class VmStore {
       const id = randomBytes(vmIdLength / 2).toString("hex");
       if (!(await pathExists(join(this.vmsDir, id)))) return id;
     }
+  }
+
+  /**
+   * The VM's jail user, handed out now if it has none (a VM made by a skiff
+   * without jails, or without root): the one time config.json is rewritten.
+   */
+  async ensureJailIds(id: string): Promise<VmConfig> {
+    const config = await this.readConfig(id);
+    if (config.jail !== undefined || jailMode() !== "root") return config;
+    return withLock(
+      "names",
+      async () => {
+        const fresh = await this.readConfig(id);
+        if (fresh.jail !== undefined) return fresh;
+        const jail = await claimJailIds(this.home, id, killUid);
+        const next = { ...fresh, jail };
+        await writeJsonAtomic(this.paths(id).config, next);
+        return next;
+      },
+      { home: this.home, purpose: "give a VM a jail user" },
+    );
   }
 
   /** Mark a created VM complete. */
@@ -214,10 +242,13 @@ export class VmStore {
     return vm;
   }
 
-  /** Delete a VM's directory and everything in it; false if it was already gone. */
+  /** Delete a VM's directory and everything in it, and give back its jail user; false if it was already gone. */
   async remove(id: string): Promise<boolean> {
     checkId(id);
-    return this.#removeDir(id);
+    const jail = await readJsonIfExists<Partial<VmConfig>>(this.paths(id).config).then((c) => c?.jail, () => undefined);
+    const removed = await this.#removeDir(id);
+    if (jail !== undefined && typeof jail.uid === "number") await releaseJailIds(this.home, id, jail.uid);
+    return removed;
   }
 
   async #removeDir(entry: string): Promise<boolean> {

@@ -7,7 +7,13 @@ import { join } from "node:path";
 import { defaults, type MachineSpec, type PortForward } from "../spec/machine.js";
 import type { ProcessIdentity } from "../process/pid.js";
 
-const agentSocketNames = Array.from({ length: defaults.agentPorts }, (_, n) => `agent-${n}.sock`);
+/**
+ * What the VM's jailed QEMU may write lives in `run/`, the one directory its
+ * jail user owns: its sockets, pidfile and console log. Everything else in
+ * the VM's directory (config, keys, state) stays the owner's alone.
+ */
+const runDirName = "run";
+const agentSocketNames = Array.from({ length: defaults.agentPorts }, (_, n) => `${runDirName}/agent-${n}.sock`);
 
 export const vmFiles = {
   /** VmConfig: what the VM is. Written once at create, never by a running VM. */
@@ -16,10 +22,12 @@ export const vmFiles = {
   state: "state.json",
   /** Present while the VM is being created; holds the creator, so a crash is detectable. */
   creating: "creating.json",
-  pidfile: "qemu.pid",
-  qmpSocket: "qmp.sock",
-  consoleSocket: "console.sock",
-  consoleLog: "console.log",
+  /** The jailed QEMU's own directory (owned by its jail user). */
+  runDir: runDirName,
+  pidfile: `${runDirName}/qemu.pid`,
+  qmpSocket: `${runDirName}/qmp.sock`,
+  consoleSocket: `${runDirName}/console.sock`,
+  consoleLog: `${runDirName}/console.log`,
   /** virtio-serial ports of the guest agent; one SSH session each. */
   agentSockets: agentSocketNames as readonly string[],
   overlay: "overlay.qcow2",
@@ -35,8 +43,10 @@ export const vmFiles = {
   hostPublicKey: "ssh_host_ed25519_key.pub",
   knownHosts: "known_hosts",
   qemuStderr: "qemu.stderr",
-  /** Bridge networks: the script QEMU runs to put each new TAP on its bridge (written at start). */
-  tapScript: "tap-up.sh",
+  /** The empty directory the jailer mounts QEMU's private root on. */
+  jailRoot: "jail",
+  /** Restart policies: the supervisor's pid and a line per QEMU start and end (src/jail/skiff-jail.c). */
+  supervisorStatus: "supervisor.log",
   /** Projects: every provision step's command and output (`skiff logs --provision`). */
   provisionLog: "provision.log",
 } as const;
@@ -71,7 +81,9 @@ export interface VmPaths {
   hostPublicKey: string;
   knownHosts: string;
   qemuStderr: string;
-  tapScript: string;
+  runDir: string;
+  jailRoot: string;
+  supervisorStatus: string;
   provisionLog: string;
 }
 
@@ -101,7 +113,9 @@ export function vmPaths(home: string, id: string): VmPaths {
     hostPublicKey: at(vmFiles.hostPublicKey),
     knownHosts: at(vmFiles.knownHosts),
     qemuStderr: at(vmFiles.qemuStderr),
-    tapScript: at(vmFiles.tapScript),
+    runDir: at(vmFiles.runDir),
+    jailRoot: at(vmFiles.jailRoot),
+    supervisorStatus: at(vmFiles.supervisorStatus),
     provisionLog: at(vmFiles.provisionLog),
   };
 }
@@ -129,6 +143,13 @@ export interface VmConfig {
   kernel?: KernelRecord;
   /** Facts other modules want kept with the VM, not interpreted by the store. */
   meta?: Record<string, unknown>;
+  /** The unprivileged user and group its QEMU runs as (src/jail/ids.ts); absent when skiff runs without root. */
+  jail?: JailIds;
+}
+
+export interface JailIds {
+  uid: number;
+  gid: number;
 }
 
 /** How the last run ended, as observed by whoever saw it end. */

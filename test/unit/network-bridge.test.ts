@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { bridgeIpCommands, checkBridgeOwner, type LinkState } from "../../src/network/bridge.js";
 import { bridgeAlias, defaultBridgeName, homeTag, parseBridgeAlias, validateIfName } from "../../src/network/ifnames.js";
 import { networkIdOfTable, nftReplaceScript, nftTable, nftTableName } from "../../src/network/nft.js";
-import { tapName, tapUpScript } from "../../src/network/tap.js";
+import { tapName } from "../../src/network/tap.js";
 import type { NetworkRecord } from "../../src/network/types.js";
 
 const tag = "1a2b3c4d";
@@ -190,38 +190,5 @@ describe("TAPs", () => {
     expect(tapName("0123456789ab", 35)).toBe("sk0123456789abz");
     expect(() => tapName("0123456789ab", 36)).toThrow(/no TAP name/);
     expect(() => tapName("0123456789abc", 0)).toThrow(/no TAP name/);
-  });
-
-  const script = tapUpScript([
-    { tap: "sk0123456789ab0", bridge: "skb-web" },
-    { tap: "sk0123456789ab1", bridge: "skb-db" },
-  ]);
-
-  it("writes a script attaching each TAP to its bridge", () => {
-    expect(script).toMatchInlineSnapshot(`
-      "#!/bin/sh
-      # Written by skiff: QEMU runs this with a TAP's name as $1.
-      set -eu
-      PATH=/usr/sbin:/usr/bin:/sbin:/bin:\${PATH:-}
-      case "\${1:-}" in
-        'sk0123456789ab0') bridge='skb-web' ;;
-        'sk0123456789ab1') bridge='skb-db' ;;
-        *) echo "skiff: no bridge for TAP \${1:-(none)}" >&2; exit 1 ;;
-      esac
-      ip link set dev "$1" master "$bridge"
-      ip link set dev "$1" up
-      "
-    `);
-  });
-
-  it("fails for a TAP it does not know, so QEMU fails loudly", () => {
-    const unknown = spawnSync("sh", ["-c", script, "sh", "sk999"], { encoding: "utf8" });
-    expect(unknown.status).toBe(1);
-    expect(unknown.stderr).toContain("no bridge for TAP sk999");
-    expect(spawnSync("sh", ["-n", "-c", script], { encoding: "utf8" }).status).toBe(0);
-  });
-
-  it("refuses names that could break the script", () => {
-    expect(() => tapUpScript([{ tap: "x'; reboot; '", bridge: "skb-web" }])).toThrow(expect.objectContaining({ code: "ERR_SKIFF_BAD_NAME" }));
   });
 });

@@ -148,18 +148,22 @@ describe("the guest's network", () => {
     expect(hostNameservers("# x\nnameserver 127.0.0.53\nnameserver 192.0.2.1\nsearch lan\n")).toEqual(["192.0.2.1"]);
   });
 
-  it("plans a TAP per bridge NIC and the two ends of a link", () => {
+  it("plans a TAP per bridge NIC (handed to QEMU as descriptors 3, 4, …) and the two ends of a link", () => {
     const link: NetworkRecord = { ...lan, name: "w", driver: "link", bridge: undefined } as NetworkRecord;
     const nics = nicPlans({
       vmId: "0123456789ab",
-      attachments: [...attached.networks!, { network: "w", driver: "link", ip: "10.77.0.2", prefix: 30, mac: "52:54:00:00:00:09", slot: 1 }],
+      attachments: [
+        ...attached.networks!,
+        { network: "w", driver: "link", ip: "10.77.0.2", prefix: 30, mac: "52:54:00:00:00:09", slot: 1 },
+        { ...attached.networks![0]!, mac: "52:54:00:00:00:0a" },
+      ],
       networks: new Map([["lan", lan], ["w", link]]),
       runDir: (n) => `/h/networks/${n}.d`,
-      tapScript: "/h/vm/tap-up.sh",
     });
     expect(nics.map((n) => n.backend)).toEqual([
-      { kind: "tap", ifname: "sk0123456789ab0", bridge: "skb-lan", script: "/h/vm/tap-up.sh" },
+      { kind: "tap", ifname: "sk0123456789ab0", bridge: "skb-lan", fd: 3 },
       { kind: "unix-dgram", localPath: "/h/networks/w.d/end-1.sock", remotePath: "/h/networks/w.d/end-0.sock" },
+      { kind: "tap", ifname: "sk0123456789ab2", bridge: "skb-lan", fd: 4 },
     ]);
   });
 });

@@ -48,7 +48,6 @@ describe("toQemuArgs", () => {
       -no-user-config
       -display none
       -no-reboot
-      -daemonize
       -accel tcg
       -cpu max
       -smp 1
@@ -87,10 +86,10 @@ describe("toQemuArgs", () => {
         "-no-user-config",
         "-display none",
         "-no-reboot",
-        "-daemonize",
         "-accel kvm",
         "-cpu host",
         "-smp 2",
+        "-m 256M",
       ]
     `);
   });
@@ -129,6 +128,17 @@ describe("toQemuArgs", () => {
     expect(args[args.indexOf("-netdev") + 1]).toBe("user,id=net0");
   });
 
+  it("adds QEMU's own seccomp filter when jailed: no spawning, unless a guest forward runs socat", () => {
+    const sandbox = (args: string[]) => args[args.indexOf("-sandbox") + 1];
+    expect(toQemuArgs(plan())).not.toContain("-sandbox");
+    expect(sandbox(toQemuArgs(plan({ sandbox: { spawn: false } })))).toBe("on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+    expect(sandbox(toQemuArgs(plan({ sandbox: { spawn: true } })))).toBe("on,obsolete=deny,elevateprivileges=deny,spawn=allow,resourcecontrol=deny");
+    const cloud = toQemuArgs(plan({ sandbox: { spawn: false }, cloud: { seedPath: `${dir}/seed.iso`, sshPort: 2222 } }));
+    expect(sandbox(cloud)).toContain("spawn=deny");
+    // The jailer detaches QEMU; QEMU's own -daemonize would fork past the filter.
+    expect(cloud).not.toContain("-daemonize");
+  });
+
   it("leaves out virtio-serial when there are no agent ports", () => {
     const args = toQemuArgs(plan({ agentPorts: [] }));
     expect(args).not.toContain("virtio-serial-device");
@@ -153,7 +163,6 @@ describe("toQemuArgs", () => {
       -no-user-config
       -display none
       -no-reboot
-      -daemonize
       -accel tcg
       -cpu max
       -smp 1
@@ -209,11 +218,11 @@ describe("macAddress", () => {
 describe("toQemuArgs with named networks", () => {
   const nics: LaunchPlan["nics"] = [
     { netdevId: "net1", mac: "52:54:00:aa:bb:01", backend: { kind: "mcast", group: "239.255.90.1", port: 47001 } },
-    { netdevId: "net2", mac: "52:54:00:aa:bb:02", backend: { kind: "tap", ifname: "sk0123456789ab1", bridge: "skb-lan", script: `${dir}/tap-up.sh` } },
+    { netdevId: "net2", mac: "52:54:00:aa:bb:02", backend: { kind: "tap", ifname: "sk0123456789ab1", bridge: "skb-lan", fd: 3 } },
     { netdevId: "net3", mac: "52:54:00:aa:bb:03", backend: { kind: "unix-dgram", localPath: `${dir}/end-0.sock`, remotePath: `${dir}/end-1.sock` } },
   ];
 
-  it("gives each NIC its netdev after the user NIC: multicast on loopback, a TAP with its script, a datagram pair", () => {
+  it("gives each NIC its netdev after the user NIC: multicast on loopback, a TAP by descriptor, a datagram pair", () => {
     const args = toQemuArgs(plan({ network: { mode: "user", restrict: true, forwards: [] }, nics }));
     const lines = pretty(args).split("\n").filter((l) => l.startsWith("-netdev") || l.startsWith("-device virtio-net"));
     expect(lines).toEqual([
@@ -221,7 +230,7 @@ describe("toQemuArgs with named networks", () => {
       `-device virtio-net-device,netdev=net0,mac=${macAddress("web")}`,
       "-netdev socket,id=net1,mcast=239.255.90.1:47001,localaddr=127.0.0.1",
       "-device virtio-net-device,netdev=net1,mac=52:54:00:aa:bb:01",
-      `-netdev tap,id=net2,ifname=sk0123456789ab1,script=${dir}/tap-up.sh,downscript=no`,
+      `-netdev tap,id=net2,fd=3`,
       "-device virtio-net-device,netdev=net2,mac=52:54:00:aa:bb:02",
       `-netdev dgram,id=net3,local.type=unix,local.path=${dir}/end-0.sock,remote.type=unix,remote.path=${dir}/end-1.sock`,
       "-device virtio-net-device,netdev=net3,mac=52:54:00:aa:bb:03",
@@ -250,7 +259,6 @@ describe("toQemuArgs for a cloud image", () => {
       -nodefaults
       -no-user-config
       -display none
-      -daemonize
       -accel tcg
       -cpu max
       -smp 1
@@ -296,11 +304,11 @@ describe("toQemuArgs with mounts and a kernel of the VM's own", () => {
     expect(text.slice(text.indexOf("-drive id=root"), text.indexOf("-device virtio-rng-device"))).toMatchInlineSnapshot(`
       "-drive id=root,file=/var/lib/skiff/vms/web/root.qcow2,format=qcow2,if=none,cache=writeback,discard=unmap
       -device virtio-blk-device,drive=root,serial=skiff-root
-      -fsdev local,id=fs0,path=/home/me/src,,v2,security_model=passthrough
+      -fsdev local,id=fs0,path=/home/me/src,,v2,security_model=mapped-xattr
       -device virtio-9p-device,fsdev=fs0,mount_tag=skiff0
       -drive id=vol1,file=/var/lib/skiff/volumes/data/disk.ext4,format=raw,if=none,cache=writeback,discard=unmap
       -device virtio-blk-device,drive=vol1,serial=skiff-vol0
-      -fsdev local,id=fs2,path=/etc/app,security_model=none,readonly=on
+      -fsdev local,id=fs2,path=/etc/app,security_model=mapped-xattr,readonly=on
       -device virtio-9p-device,fsdev=fs2,mount_tag=skiff1
       -drive id=vol3,file=/var/lib/skiff/volumes/logs/disk.ext4,format=raw,if=none,cache=writeback,discard=unmap,readonly=on
       -device virtio-blk-device,drive=vol3,serial=skiff-vol1

@@ -116,6 +116,7 @@ describe("get", () => {
 describe("remove", () => {
   it("deletes the directory and frees the name", async () => {
     const vm = await created("gone");
+    await mkdir(vm.paths.runDir);
     await writeFile(vm.paths.consoleLog, "boot\n");
     expect(await store.remove(vm.id)).toBe(true);
     expect(await readdir(join(home, "vms"))).toEqual([]);

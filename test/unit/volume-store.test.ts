@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { EngineContext } from "../../src/engine/context.js";
 import { checkMounts, checkVolumesFree, createVolume, inspectVolume, listVolumes, mountPlans, removeVolume } from "../../src/engine/volumes.js";
 import { parseVolumeFlag } from "../../src/cli/spec-flags.js";
-import { currentProcess } from "../../src/process/pid.js";
+import { processStartTime } from "../../src/process/pid.js";
 import { defaultRunner, type Runner } from "../../src/process/runner.js";
 import type { Mount } from "../../src/spec/machine.js";
 import { VmStore } from "../../src/store/store.js";
@@ -12,6 +12,7 @@ import { VolumeStore } from "../../src/volume/store.js";
 import { errorOf, rejectionOf } from "./fixtures/errors.js";
 import { machineSpec } from "./fixtures/spec.js";
 import { makeTempHome } from "./fixtures/tmp-home.js";
+import { fakeQemu, type FakeQemu } from "./fixtures/fake-qemu.js";
 
 let home: string;
 let cleanup: () => Promise<void>;
@@ -32,15 +33,20 @@ beforeEach(async () => {
   ({ home, cleanup } = await makeTempHome("skiff-vol-"));
   ctx = context();
 });
-afterEach(() => cleanup());
+const fakes: FakeQemu[] = [];
+afterEach(async () => {
+  for (const f of fakes.splice(0)) await f.stop();
+  await cleanup();
+});
 
 async function vmWith(name: string, mounts: Mount[], running = false) {
   const vm = await ctx.store.create(machineSpec(name, { mounts }));
   await ctx.store.commit(vm.id);
   if (running) {
-    // Looks running: a pidfile naming a live process whose identity the state records (this test's own).
-    await writeFile(vm.paths.pidfile, `${process.pid}\n`);
-    await ctx.store.updateState(vm.id, { qemu: currentProcess() });
+    // Looks running: a live process whose command line names the VM's pidfile, as its QEMU's does.
+    const qemu = await fakeQemu({ pidfile: vm.paths.pidfile });
+    fakes.push(qemu);
+    await ctx.store.updateState(vm.id, { qemu: { pid: qemu.pid, startTime: processStartTime(qemu.pid)! } });
   }
   return vm;
 }
@@ -149,18 +155,17 @@ describe("mounts at create", () => {
     expect(twice.code).toBe("ERR_SKIFF_USAGE");
   });
 
-  it("plans 9p shares (passthrough as root, none otherwise) and disks by serial", () => {
+  it("plans 9p shares and disks by serial", () => {
     const mounts: Mount[] = [
       { kind: "bind", source: "/a", target: "/a", readOnly: false },
       { kind: "volume", volume: "data", target: "/d", readOnly: true },
       { kind: "bind", source: "/b", target: "/b", readOnly: true },
     ];
-    expect(mountPlans({ home: "/h" }, mounts, true)).toEqual([
-      { kind: "9p", tag: "skiff0", hostPath: "/a", target: "/a", readOnly: false, securityModel: "passthrough" },
+    expect(mountPlans({ home: "/h" }, mounts)).toEqual([
+      { kind: "9p", tag: "skiff0", hostPath: "/a", target: "/a", readOnly: false },
       { kind: "disk", serial: "skiff-vol0", diskPath: "/h/volumes/data/disk.ext4", target: "/d", readOnly: true },
-      { kind: "9p", tag: "skiff1", hostPath: "/b", target: "/b", readOnly: true, securityModel: "passthrough" },
+      { kind: "9p", tag: "skiff1", hostPath: "/b", target: "/b", readOnly: true },
     ]);
-    expect(mountPlans({ home: "/h" }, mounts, false)[0]).toMatchObject({ securityModel: "none" });
   });
 });
 

@@ -1,0 +1,106 @@
+/**
+ * The host's processes as /proc shows them, in one snapshot: who runs as
+ * whom (the real uid), who is whose parent, and each one's start time, so a
+ * pid reused by a later process is never mistaken for the one meant.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { ProcessIdentity } from "./pid.js";
+
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  /** Real uid. */
+  uid: number;
+  startTime: number;
+  state: string;
+}
+
+/** A snapshot of the host's processes; command lines are read on demand. */
+export class ProcTable {
+  readonly procs: ProcInfo[];
+  readonly #byPid = new Map<number, ProcInfo>();
+  readonly #argv = new Map<number, string[]>();
+
+  constructor(procs?: ProcInfo[]) {
+    this.procs = procs ?? readProcs();
+    for (const p of this.procs) this.#byPid.set(p.pid, p);
+  }
+
+  get(pid: number): ProcInfo | undefined {
+    return this.#byPid.get(pid);
+  }
+
+  argv(pid: number): string[] {
+    let argv = this.#argv.get(pid);
+    if (argv === undefined) {
+      argv = readArgv(pid);
+      this.#argv.set(pid, argv);
+    }
+    return argv;
+  }
+}
+
+export function alive(p: ProcInfo): boolean {
+  return p.state !== "Z" && p.state !== "X";
+}
+
+/** Every live process running as `uid`. */
+export function processesOf(uid: number, table = new ProcTable()): ProcessIdentity[] {
+  return table.procs.filter((p) => alive(p) && p.uid === uid).map((p) => ({ pid: p.pid, startTime: p.startTime }));
+}
+
+/**
+ * SIGKILL every process running as `uid` (a jail user whose VM is gone) and
+ * wait until none is left; processes started as it meanwhile are caught by
+ * the next round.
+ */
+export async function killUid(uid: number, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = processesOf(uid);
+    if (left.length === 0 || Date.now() > deadline) return;
+    for (const p of left) {
+      try {
+        process.kill(p.pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await sleep(20);
+  }
+}
+
+function readProcs(): ProcInfo[] {
+  const procs: ProcInfo[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const info = readProc(Number(entry));
+    if (info !== undefined) procs.push(info);
+  }
+  return procs;
+}
+
+function readProc(pid: number): ProcInfo | undefined {
+  try {
+    const stat = readFileSync(join("/proc", String(pid), "stat"), "utf8");
+    // comm (field 2) is in parentheses and may itself contain spaces and ')'.
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const status = readFileSync(join("/proc", String(pid), "status"), "utf8");
+    const uid = /^Uid:\s+(\d+)/m.exec(status);
+    if (uid === null) return undefined;
+    return { pid, state: rest[0] ?? "?", ppid: Number(rest[1]), startTime: Number(rest[19]), uid: Number(uid[1]) };
+  } catch {
+    return undefined; // gone meanwhile
+  }
+}
+
+function readArgv(pid: number): string[] {
+  try {
+    const text = readFileSync(join("/proc", String(pid), "cmdline"), "utf8");
+    return text.split("\0").slice(0, -1);
+  } catch {
+    return [];
+  }
+}
