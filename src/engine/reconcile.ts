@@ -3,6 +3,7 @@
  * QEMU's end is recorded that reconcile shares with the lifecycle verbs.
  */
 import { existsSync } from "node:fs";
+import { sweepStaging } from "../guest/copy/staging.js";
 import { identityAlive } from "../process/pid.js";
 import { sweepNetworks } from "./networks.js";
 import { networkStore } from "./vm-network.js";
@@ -36,6 +37,8 @@ export async function reconcile(ctx: EngineContext): Promise<string[]> {
   const reaped = await ctx.store.gc();
   // Bridges and NAT tables whose network record never got written (or was removed) are debris of a crash.
   if (existsSync(networkStore(ctx).dir)) await sweepNetworks(ctx);
+  // Staging directories of `skiff cp`s that were killed.
+  await sweepStaging(ctx.home);
   for (const record of await ctx.store.list()) {
     const state = await ctx.store.readState(record.id);
     const status = await observeStatus(record.paths, state);
