@@ -4,6 +4,7 @@
  * or device node appears unless -a asks, and a broken archive leaves no
  * half-written file. The suite runs as root (as setup does), which -a needs.
  */
+import { execFileSync } from "node:child_process";
 import { linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -87,6 +88,20 @@ describe("what is made", () => {
     const deep = `${"d".repeat(120)}/${"e".repeat(120)}/${"f".repeat(200)}`;
     await extract([{ name: deep, body: "deep\n" }]);
     expect(readFileSync(join(dest, deep), "utf8")).toBe("deep\n");
+  });
+
+  it("what GNU tar makes (a cloud image's own tar): long names, hard links, symlinks", async () => {
+    const src = join(dest, "..", "gnu-src");
+    const long = "n".repeat(150);
+    mkdirSync(join(src, long), { recursive: true });
+    writeFileSync(join(src, long, "f"), "gnu\n");
+    linkSync(join(src, long, "f"), join(src, "hard"));
+    symlinkSync(`${long}/f`, join(src, "soft"));
+    const tar = execFileSync("tar", ["-c", "-f", "-", "--format=gnu", "-C", src, "."]);
+    await extractUntrusted(Readable.from([tar]), { dest, source: "web:/src" });
+    expect(readFileSync(join(dest, long, "f"), "utf8")).toBe("gnu\n");
+    expect(lstatSync(join(dest, "hard")).ino).toBe(lstatSync(join(dest, long, "f")).ino);
+    expect(readlinkSync(join(dest, "soft"))).toBe(`${long}/f`);
   });
 
   it("a hard link to a file made earlier in the same archive", async () => {
