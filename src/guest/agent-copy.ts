@@ -2,7 +2,7 @@
  * `docker cp` between the host and a guest, as a tar stream over one exec
  * channel: skiff's static busybox tar in the guest (so it works whatever the
  * image contains); on the host, GNU tar makes what goes in, and what comes
- * out is unpacked by safe-extract.ts, never by tar: a guest's root can
+ * out is unpacked by copy/extract.ts, never by tar: a guest's root can
  * replace the guest's tar, so that stream is an attacker's.
  *
  * Semantics (docker cp): the source is a file or a directory. If the
@@ -19,24 +19,25 @@
  * with the image's own tar under `sudo` as the default user (which cloud-init
  * gives passwordless sudo), so any path can be read or written. Where that
  * user may write the destination directory, files are unpacked as that user
- * and belong to it (as with scp); elsewhere (/etc, /root, …) as root.
+ * and belong to it (as with scp); elsewhere (/etc, /root, …), and whenever
+ * owners are kept, as root.
  */
 import { lstat, mkdir, rename, stat } from "node:fs/promises";
 import { basename, dirname, join, posix, resolve, sep } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { errnoOf, SkiffError } from "../errors.js";
+import type { ExecIO, RunningExec } from "./agent-exec.js";
+import { extractUntrusted, type ExtractOptions, type ExtractReport } from "./copy/extract.js";
 import { finishTogether, hostTar } from "./copy/host-tar.js";
 import { makeStaging, sweepStaging, type Staging } from "./copy/staging.js";
 import type { ExecRequest } from "./exec-request.js";
-import type { ExecIO, RunningExec } from "./agent-exec.js";
-import { extractUntrusted, type ExtractOptions, type ExtractReport } from "./copy/extract.js";
 
 /** What copying needs from a connection. */
 export interface CopyContext {
   readonly vmName: string;
   /** Set when the guest is a cloud image reached over its own sshd as this user; undefined for skiff's agent. */
   readonly sshUser: string | undefined;
-  /** skiff home, where staging directories are journaled (copy-staging.ts). */
+  /** skiff home, where staging directories are journaled (copy/staging.ts). */
   readonly home: string;
   start(req: ExecRequest, io: ExecIO): Promise<RunningExec>;
 }

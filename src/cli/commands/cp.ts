@@ -46,7 +46,7 @@ export function registerCp(program: Command, ctx: CliContext): void {
     .description("copy files or directories between the host and a VM: skiff cp SRC NAME:/dst, skiff cp NAME:/src DST")
     .argument("<src>")
     .argument("<dst>")
-    .option("-a, --archive", "keep owners, setuid/setgid bits, fifos and device nodes (as docker cp -a; devices need root)")
+    .option("-a, --archive", "keep owners, setuid/setgid bits, fifos and device nodes (as docker cp -a; out of a VM, other owners and devices need root)")
     .addHelpText(
       "after",
       `

@@ -22,10 +22,27 @@
  *
  * Directory modes and times are set at the end, deepest first, as tar
  * does: a read-only directory must still take its entries, and adding them
- * changes its mtime.
+ * changes its mtime. Filesystem calls are synchronous, as in the image
+ * applier: each takes microseconds, and the event loop gets control back at
+ * every chunk of the archive.
  */
-import { chmodSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, rmdirSync, symlinkSync, unlinkSync } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  rmdirSync,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { errnoOf, isSkiffError, SkiffError } from "../../errors.js";
 import { drain, readTar, type TarEntry, type TarHeader, type TarInput } from "../../image/unpack/tar-read.js";
 import { defaultRunner, type Runner } from "../../process/runner.js";
@@ -167,22 +184,23 @@ class Extraction {
     const dirFd = this.#clear(parts, header.name);
     const path = at(dirFd, parts[parts.length - 1] as string);
     const attrs = this.#attributes(header);
-    const file = await open(path, createFlags, 0o600);
+    const fd = openSync(path, createFlags, 0o600);
     let complete = false;
     try {
-      await this.#copyData(data, file, header.name);
-      if (this.#archive) await file.chown(attrs.uid, attrs.gid);
-      await file.chmod(attrs.mode);
-      if (attrs.mtime !== undefined) await file.utimes(attrs.mtime, attrs.mtime);
+      await this.#copyData(data, fd, header.name);
+      if (this.#archive) fchownSync(fd, attrs.uid, attrs.gid);
+      fchmodSync(fd, attrs.mode);
+      if (attrs.mtime !== undefined) futimesSync(fd, attrs.mtime, attrs.mtime);
       complete = true;
     } finally {
-      await file.close();
+      closeSync(fd);
       if (!complete) unlinkSync(path);
     }
     this.#files.add(parts.join("/"));
   }
 
-  async #copyData(data: TarEntry, file: FileHandle, entry: string): Promise<void> {
+  /** The entry's data into `fd`, a chunk at a time: the next chunk is read only once this one is written. */
+  async #copyData(data: TarEntry, fd: number, entry: string): Promise<void> {
     const chunks = data[Symbol.asyncIterator]();
     for (;;) {
       let next: IteratorResult<Uint8Array>;
@@ -192,9 +210,7 @@ class Extraction {
         throw brokenArchive(this.#dest.source, entry, err);
       }
       if (next.done === true) return;
-      for (let offset = 0; offset < next.value.byteLength; ) {
-        offset += (await file.write(next.value, offset)).bytesWritten;
-      }
+      for (let offset = 0; offset < next.value.byteLength; ) offset += writeSync(fd, next.value, offset);
     }
   }
 

@@ -65,7 +65,8 @@ export async function sweepStaging(home: string): Promise<string[]> {
     const path = (await readFile(entry, "utf8").catch(() => "")).trim();
     // Only ever a path this module wrote: absolute, and named like a staging directory.
     if (path.startsWith("/") && basename(path).startsWith(stagingPrefix)) {
-      await removeTree(path);
+      // One that cannot be removed now (its disk went read-only) is tried again next time, and stops nothing.
+      if (!(await removeTree(path).then(() => true, () => false))) continue;
       removed.push(path);
     }
     await rm(entry, { force: true });
