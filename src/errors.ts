@@ -76,6 +76,8 @@ export const errorCodes = {
   ERR_SKIFF_BOOT_FAILED: ExitCode.guest,
   ERR_SKIFF_AGENT: ExitCode.guest,
   ERR_SKIFF_COPY_FAILED: ExitCode.guest,
+  /** An archive from a guest (`cp` out of a VM) with an entry that would land outside the destination or write through a link. */
+  ERR_SKIFF_COPY_UNSAFE: ExitCode.guest,
   ERR_SKIFF_QMP: ExitCode.guest,
   /** A layer's package install, config copy or run step failed in the build VM. */
   ERR_SKIFF_BUILD_FAILED: ExitCode.guest,

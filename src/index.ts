@@ -9,6 +9,6 @@ export type { VmInfo } from "./engine/info.js";
 export type { RunState } from "./engine/status.js";
 export type { ProgressEvent, Phase, SkiffEvents } from "./engine/events.js";
 export { runDoctor, type DoctorReport, type DoctorCheck } from "./engine/doctor.js";
-export type { AgentConnection, ExecRequest, ExecResult, RunningExec } from "./guest/agent.js";
+export type { AgentConnection, CopyOptions, CopyReport, ExecRequest, ExecResult, RunningExec } from "./guest/agent.js";
 export { SkiffError, ExitCode, errorCodes, type ErrorCode } from "./errors.js";
 export type { MachineSpec, NetworkSpec, PortForward } from "./spec/machine.js";

@@ -4,6 +4,7 @@
  */
 import { existsSync } from "node:fs";
 import { SkiffError } from "../errors.js";
+import { sweepStaging } from "../guest/copy/staging.js";
 import { detectCgroups, removeVmGroup, sweepVmGroups } from "../jail/cgroup.js";
 import { identityAlive } from "../process/pid.js";
 import { ProcTable } from "../process/procs.js";
@@ -59,6 +60,8 @@ export async function reconcile(ctx: EngineContext): Promise<string[]> {
   const reaped = await ctx.store.gc();
   // Bridges and NAT tables whose network record never got written (or was removed) are debris of a crash.
   if (existsSync(networkStore(ctx).dir)) await sweepNetworks(ctx);
+  // Staging directories of `skiff cp`s that were killed.
+  await sweepStaging(ctx.home);
   const { vms, broken } = await ctx.store.scan();
   const table = new ProcTable();
   await endStrays(ctx, new Set([...vms.map((vm) => vm.id), ...broken.map((b) => b.id)]), table);

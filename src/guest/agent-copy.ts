@@ -1,36 +1,54 @@
 /**
  * `docker cp` between the host and a guest, as a tar stream over one exec
- * channel: the host's GNU tar on one end, skiff's static busybox tar on the
- * other (so it works whatever the image contains).
+ * channel: skiff's static busybox tar in the guest (so it works whatever the
+ * image contains); on the host, GNU tar makes what goes in, and what comes
+ * out is unpacked by copy/extract.ts, never by tar: a guest's root can
+ * replace the guest's tar, so that stream is an attacker's.
  *
  * Semantics (docker cp): the source is a file or a directory. If the
  * destination is an existing directory, the source goes inside it under its
  * own name; otherwise the destination is created with that name, and its
  * parent must exist. A directory copied onto an existing one merges into it.
  * Modes are kept; owners become the destination's (root in the guest, the
- * calling user on the host). Guest paths are relative to the image root.
+ * calling user on the host). From a guest, setuid/setgid bits are cleared
+ * and device nodes and fifos skipped (and counted). `archive` (docker cp
+ * -a) keeps owners, full modes and special files both ways. Guest paths are
+ * relative to the image root.
  *
  * Cloud images have no skiff agent: their own sshd runs the same scripts
  * with the image's own tar under `sudo` as the default user (which cloud-init
  * gives passwordless sudo), so any path can be read or written. Where that
  * user may write the destination directory, files are unpacked as that user
- * and belong to it (as with scp); elsewhere (/etc, /root, …) as root.
+ * and belong to it (as with scp); elsewhere (/etc, /root, …), and whenever
+ * owners are kept, as root.
  */
-import { spawn } from "node:child_process";
-import { lstat, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
+import { lstat, mkdir, rename, stat } from "node:fs/promises";
 import { basename, dirname, join, posix, resolve, sep } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { errnoOf, SkiffError } from "../errors.js";
-import type { ExecRequest } from "./exec-request.js";
 import type { ExecIO, RunningExec } from "./agent-exec.js";
+import { extractUntrusted, type ExtractOptions, type ExtractReport } from "./copy/extract.js";
+import { finishTogether, hostTar } from "./copy/host-tar.js";
+import { makeStaging, sweepStaging, type Staging } from "./copy/staging.js";
+import type { ExecRequest } from "./exec-request.js";
 
 /** What copying needs from a connection. */
 export interface CopyContext {
   readonly vmName: string;
   /** Set when the guest is a cloud image reached over its own sshd as this user; undefined for skiff's agent. */
   readonly sshUser: string | undefined;
+  /** skiff home, where staging directories are journaled (copy/staging.ts). */
+  readonly home: string;
   start(req: ExecRequest, io: ExecIO): Promise<RunningExec>;
 }
+
+export interface CopyOptions {
+  /** docker cp -a: keep owners and full modes (setuid/setgid), and out of a VM also fifos and device nodes. */
+  archive?: boolean;
+}
+
+/** What a copy out of a VM did not bring over as it was (see ExtractReport). */
+export type CopyReport = ExtractReport;
 
 const busybox = "/dev/.skiff/bin/busybox";
 
@@ -42,14 +60,22 @@ const busybox = "/dev/.skiff/bin/busybox";
 const agentPrelude = `bb=$0; as=$0; keep=; writer() { :; }`;
 /**
  * Over a cloud image's sshd: the image's own tools, run by root under sudo;
- * writes are done as the SSH user where it may write DIR itself.
+ * writes are done as the SSH user where it may write DIR itself, unless
+ * owners are to be kept (only root can give files to others).
  */
 const sudoPrelude = `bb=; as=; keep=-p
-writer() { if sudo -n -u "$SUDO_USER" test -w "$1" 2>/dev/null; then as="sudo -n -u $SUDO_USER"; else as=; fi; }`;
+writer() { if [ "$owners" != keep ] && sudo -n -u "$SUDO_USER" test -w "$1" 2>/dev/null; then as="sudo -n -u $SUDO_USER"; else as=; fi; }`;
 
-/** Guest side of copyTo: pick the target like docker cp, then unpack stdin there. */
+/**
+ * Guest side of copyTo: pick the target like docker cp, then unpack stdin
+ * there. A file goes through a temporary directory next to its target. A
+ * copy killed half-way would leave that behind: the trap removes it when
+ * the shell is told to stop (the host went away: HUP, PIPE, TERM), and as
+ * SIGKILL or a power-off skip traps, every copy into a directory also
+ * removes the ones there whose shell (its pid is in the name) is gone.
+ */
 const unpackScript = `
-dest=$1; name=$2; kind=$3
+dest=$1; name=$2; kind=$3; owners=$4
 if [ -d "$dest" ]; then
   target="\${dest%/}/$name"
 else
@@ -66,9 +92,15 @@ if [ "$kind" = dir ]; then
 fi
 if [ -d "$target" ]; then echo "skiff-cp: is-dir $target" >&2; exit 4; fi
 writer "$parent"
-tmp=$($as mktemp -d "$parent/.skiff-cp.XXXXXX") || exit 5
+for old in "$parent"/.skiff-cp.*.*; do
+  pid=\${old##*/.skiff-cp.}; pid=\${pid%%.*}
+  case $pid in ''|*[!0-9]*) continue ;; esac
+  [ -d "$old" ] && ! kill -0 "$pid" 2>/dev/null && $as rm -rf "$old" 2>/dev/null
+done
+tmp=$($as mktemp -d "$parent/.skiff-cp.$$.XXXXXX") || exit 5
+trap '$as rm -rf "$tmp"' EXIT
+trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM
 $as tar -x $keep -f - -C "$tmp" && $as mv -f "$tmp/$name" "$target"
-rc=$?; $as rm -rf "$tmp"; exit $rc
 `;
 
 /** Guest side of copyFrom: say what the source is on stderr, then pack it to stdout. */
@@ -86,7 +118,7 @@ function shellRequest(ctx: CopyContext, script: string, args: string[]): ExecReq
 }
 
 /** Copy `hostPath` (file or directory) to `guestPath` in the VM. */
-export async function copyTo(ctx: CopyContext, hostPath: string, guestPath: string): Promise<void> {
+export async function copyTo(ctx: CopyContext, hostPath: string, guestPath: string, opts: CopyOptions = {}): Promise<void> {
   const source = resolve(hostPath);
   const info = await lstat(source).catch((err: unknown) => {
     throw hostFileError(err, source, "no such file or directory on the host");
@@ -95,20 +127,21 @@ export async function copyTo(ctx: CopyContext, hostPath: string, guestPath: stri
   const name = basename(source);
   const stderr = new TextCollector();
   const input = new PassThrough();
-  const exec = await ctx.start(shellRequest(ctx, unpackScript, [guestPath, name, kind]), { stdin: input, stderr });
-  const tarArgs = ["-c", "-f", "-", "--numeric-owner", "--owner=0", "--group=0"];
-  const tar = hostTar(
-    kind === "dir" ? [...tarArgs, "-C", source, "."] : [...tarArgs, "-C", dirname(source), "--", name],
-    "create",
-  );
+  const owners = opts.archive === true ? "keep" : "root";
+  const exec = await ctx.start(shellRequest(ctx, unpackScript, [guestPath, name, kind, owners]), { stdin: input, stderr });
+  // The guest's tar runs as root and so sets the owners the archive names: root's, unless they are kept.
+  const tarArgs = ["-c", "-f", "-", "--numeric-owner", ...(opts.archive === true ? [] : ["--owner=0", "--group=0"])];
+  const tar = hostTar(kind === "dir" ? [...tarArgs, "-C", source, "."] : [...tarArgs, "-C", dirname(source), "--", name]);
   tar.child.stdout!.pipe(input);
   const outcome = await finishTogether(exec, tar);
   if (outcome.tarError !== undefined) throw outcome.tarError;
   if (outcome.code !== 0) throw guestCopyError(ctx, stderr.text, guestPath, "copy into");
 }
 
-/** Copy `guestPath` (file or directory) from the VM to `hostPath`. */
-export async function copyFrom(ctx: CopyContext, guestPath: string, hostPath: string): Promise<void> {
+/** Copy `guestPath` (file or directory) from the VM to `hostPath`; says what was not copied as it was. */
+export async function copyFrom(ctx: CopyContext, guestPath: string, hostPath: string, opts: CopyOptions = {}): Promise<CopyReport> {
+  // Staging of copies that were killed goes first (a `skiff cp` calls no other sweep).
+  await sweepStaging(ctx.home);
   const dest = resolve(hostPath);
   const name = posix.basename(guestPath);
   const destInfo = await stat(dest).catch(() => undefined);
@@ -131,7 +164,7 @@ export async function copyFrom(ctx: CopyContext, guestPath: string, hostPath: st
   }
 
   let unpackDir = target;
-  let staging: string | undefined;
+  let staging: Staging | undefined;
   try {
     const targetInfo = await lstat(target).catch(() => undefined);
     if (kind === "skiff-cp: dir") {
@@ -143,8 +176,8 @@ export async function copyFrom(ctx: CopyContext, guestPath: string, hostPath: st
       }
       if (targetInfo?.isDirectory()) throw isDirError(target, "on the host");
       // Unpack next to the target and rename: the file appears whole, with its mode, under the new name.
-      staging = await mkdtemp(join(parent, ".skiff-cp-"));
-      unpackDir = staging;
+      staging = await makeStaging(ctx.home, parent);
+      unpackDir = staging.path;
     }
   } catch (err) {
     // Drop what the guest still sends so its channel can close.
@@ -155,89 +188,66 @@ export async function copyFrom(ctx: CopyContext, guestPath: string, hostPath: st
   }
 
   try {
-    const tar = hostTar(["-x", "-f", "-", "-p", "--no-same-owner", "-C", unpackDir], "extract");
-    stdout.pipe(tar.child.stdin!);
-    // The exec does not end the streams it writes to; once it is done, all of the archive is in `stdout`.
-    const outcome = await finishTogether(exec, tar, () => stdout.end());
-    if (outcome.tarError !== undefined) throw outcome.tarError;
-    if (outcome.code !== 0) throw guestCopyError(ctx, stderr.text, guestPath, "copy from");
-    if (staging !== undefined) await rename(join(staging, name), target);
+    const source = `${ctx.vmName}:${guestPath}`;
+    const report = await unpackFromGuest(ctx, exec, { stdout, stderr }, { dest: unpackDir, source, archive: opts.archive === true }, guestPath);
+    if (staging !== undefined) await moveIntoPlace(join(staging.path, name), target, source);
+    return report;
   } finally {
-    if (staging !== undefined) await rm(staging, { recursive: true, force: true });
+    await staging?.discard();
   }
 }
 
 /**
- * Wait for both ends of a tar pipe. Whichever fails first ends the other,
- * so a dead peer never leaves the pipe blocked; the first failure is the one
- * reported (tarError is undefined when we stopped tar ourselves).
+ * Unpack what the guest's tar writes to `io.stdout`. Whichever side fails
+ * first is reported: a refused entry stops the guest's tar at once (no
+ * point reading the rest), a guest tar that fails ends the unpacking.
  */
-async function finishTogether(
+async function unpackFromGuest(
+  ctx: CopyContext,
   exec: RunningExec,
-  tar: HostTar,
-  afterExec?: () => void,
-): Promise<{ code: number; tarError: unknown }> {
-  const tarError = tar.done.then(
-    () => undefined,
-    (err: unknown) => (tar.stopped ? undefined : err),
+  io: { stdout: PassThrough; stderr: TextCollector },
+  opts: ExtractOptions,
+  guestPath: string,
+): Promise<ExtractReport> {
+  let execEnded = false;
+  let extractFailedFirst = false;
+  const extraction = extractUntrusted(io.stdout, opts).then(
+    (report) => ({ report, error: undefined }),
+    (error: unknown) => {
+      if (!execEnded) {
+        extractFailedFirst = true;
+        void exec.sendSignal("KILL").catch(() => {});
+      }
+      return { report: undefined, error };
+    },
   );
-  void tarError.then((err) => {
-    if (err !== undefined) void exec.sendSignal("KILL").catch(() => {});
-  });
-  let code = -1;
+  let code: number;
   try {
     code = (await exec.done).code;
-    afterExec?.();
+  } catch (err) {
+    io.stdout.destroy();
+    await extraction;
+    throw err;
   } finally {
-    if (code !== 0) tar.stop();
+    execEnded = true;
   }
-  return { code, tarError: await tarError };
+  // The exec does not end the streams it writes to; once it is done, all of the archive is in `stdout`.
+  if (code === 0) io.stdout.end();
+  else io.stdout.destroy();
+  const outcome = await extraction;
+  if (outcome.report === undefined && (code === 0 || extractFailedFirst)) throw outcome.error;
+  if (code !== 0 || outcome.report === undefined) throw guestCopyError(ctx, io.stderr.text, guestPath, "copy from");
+  return outcome.report;
 }
 
-interface HostTar {
-  child: ReturnType<typeof spawn>;
-  done: Promise<void>;
-  /** Kill tar if it still runs (its peer in the guest is gone). */
-  stop(): void;
-  readonly stopped: boolean;
-}
-
-function hostTar(args: string[], what: "create" | "extract"): HostTar {
-  const child = spawn("tar", args, { stdio: ["pipe", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => {
-    if (stderr.length < 4096) stderr += chunk.toString("utf8");
-  });
-  // The guest may stop reading or writing early; its exit status tells why.
-  child.stdin!.on("error", () => {});
-  child.stdout!.on("error", () => {});
-  const done = new Promise<void>((resolveDone, reject) => {
-    child.on("error", (err) => {
-      reject(
-        errnoOf(err) === "ENOENT"
-          ? new SkiffError("ERR_SKIFF_TOOL_MISSING", "tar not found on the host", { hint: "install it: apt-get install tar" })
-          : new SkiffError("ERR_SKIFF_HOST", `cannot run tar: ${err.message}`, { cause: err }),
-      );
-    });
-    child.on("close", (code, signal) => {
-      if (code === 0) return resolveDone();
-      const how = code === null ? `was killed by ${signal}` : `exited with code ${code}`;
-      reject(new SkiffError("ERR_SKIFF_TOOL_FAILED", `tar (${what} on the host) ${how}: ${stderr.trim()}`, { details: { args } }));
-    });
-  });
-  let stopped = false;
-  return {
-    child,
-    done,
-    get stopped() {
-      return stopped;
-    },
-    stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      stopped = true;
-      child.kill("SIGTERM");
-    },
-  };
+/** The staged file onto its target (replacing a file or symlink there, never following it). */
+async function moveIntoPlace(staged: string, target: string, source: string): Promise<void> {
+  try {
+    await rename(staged, target);
+  } catch (err) {
+    if (errnoOf(err) !== "ENOENT") throw new SkiffError("ERR_SKIFF_HOST", `cannot write ${target}: ${(err as Error).message}`, { cause: err });
+    throw new SkiffError("ERR_SKIFF_COPY_FAILED", `the archive from ${source} did not hold ${basename(staged)}`, { details: { source } });
+  }
 }
 
 /** Collects a small stream as text and tells its first `skiff-cp:` line (sudo may warn before it). */

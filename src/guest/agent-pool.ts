@@ -54,6 +54,11 @@ export class SessionPool {
     this.#primary = this.#adopt(first);
   }
 
+  /** The skiff home the port locks live in. */
+  get home(): string {
+    return this.#target.home;
+  }
+
   /** Commands are plain shell command lines for the image's sshd (cloud images), not skiff-exec requests. */
   get plainShell(): boolean {
     return this.#target.tcp !== undefined;

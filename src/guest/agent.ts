@@ -6,7 +6,7 @@
 import { Readable, Writable } from "node:stream";
 import type { ClientChannel, PseudoTtyOptions, SFTPWrapper } from "ssh2";
 import { SkiffError } from "../errors.js";
-import { copyFrom, copyTo } from "./agent-copy.js";
+import { copyFrom, copyTo, type CopyOptions, type CopyReport } from "./agent-copy.js";
 import { watchChannel, type ExecIO, type ExecOptions, type ExecResult, type RunningExec } from "./agent-exec.js";
 import { SessionPool, type PooledSession } from "./agent-pool.js";
 import { openSession, resolveTarget, type TcpTarget } from "./agent-session.js";
@@ -15,6 +15,7 @@ import { encodeExecRequest, type ExecRequest, type PtyOptions } from "./exec-req
 
 export type { ExecIO, ExecOptions, ExecResult, RunningExec, WindowSize } from "./agent-exec.js";
 export type { ExecRequest, PtyOptions } from "./exec-request.js";
+export type { CopyOptions, CopyReport } from "./agent-copy.js";
 
 export interface AgentConnectOptions {
   /** The VM's agent port sockets, in order of preference. */
@@ -91,6 +92,11 @@ export class AgentConnection {
   constructor(pool: SessionPool) {
     this.#pool = pool;
     this.vmName = pool.vmName;
+  }
+
+  /** The skiff home the connection's locks (and cp's staging journal) live in. */
+  get home(): string {
+    return this.#pool.home;
   }
 
   /** Index of the agent port of the first session. */
@@ -210,13 +216,17 @@ export class AgentConnection {
   }
 
   /** Copy a host file or directory into the VM (docker cp semantics). */
-  copyTo(hostPath: string, guestPath: string): Promise<void> {
-    return copyTo(this, hostPath, guestPath);
+  copyTo(hostPath: string, guestPath: string, opts: CopyOptions = {}): Promise<void> {
+    return copyTo(this, hostPath, guestPath, opts);
   }
 
-  /** Copy a file or directory out of the VM (docker cp semantics). */
-  copyFrom(guestPath: string, hostPath: string): Promise<void> {
-    return copyFrom(this, guestPath, hostPath);
+  /**
+   * Copy a file or directory out of the VM (docker cp semantics). What the
+   * guest sends is unpacked as untrusted data (agent-copy.ts); the report
+   * counts what was not copied as it was (device nodes, fifos, setuid bits).
+   */
+  copyFrom(guestPath: string, hostPath: string, opts: CopyOptions = {}): Promise<CopyReport> {
+    return copyFrom(this, guestPath, hostPath, opts);
   }
 
   /** An SFTP session with the guest (paths inside the image); end() it when done. */

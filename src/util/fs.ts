@@ -1,4 +1,5 @@
-/** Small filesystem helpers shared by the store and the image cache. */
+/** Small filesystem helpers shared by the store, the image cache and the unpackers. */
+import { lstatSync, type Stats } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { errnoOf } from "../errors.js";
 
@@ -19,6 +20,16 @@ export async function pathExists(path: string): Promise<boolean> {
     return true;
   } catch (err) {
     if (errnoOf(err) === "ENOENT") return false;
+    throw err;
+  }
+}
+
+/** lstat, or undefined when nothing is at `path`. Synchronous: the unpackers look before each entry they write. */
+export function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (err) {
+    if (errnoOf(err) === "ENOENT") return undefined;
     throw err;
   }
 }

@@ -2,7 +2,8 @@
  * copyTo/copyFrom against the fake guest, whose busybox is the host's own:
  * "guest" paths here are host paths, so both ends can be inspected.
  */
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -116,5 +117,67 @@ describe("copy errors name the missing side", () => {
   it("a file copied to a directory path that does not exist", async () => {
     expect((await skiffFailure(conn.copyTo(join(src, "run.sh"), `${join(dest, "nodir")}/`))).code).toBe("ERR_SKIFF_FILE_NOT_FOUND");
     expect((await skiffFailure(conn.copyFrom(join(src, "run.sh"), `${join(dest, "nodir")}/`))).code).toBe("ERR_SKIFF_FILE_NOT_FOUND");
+  });
+});
+
+describe("copyFrom unpacks the guest's archive as untrusted data", () => {
+  let special: string;
+
+  beforeAll(async () => {
+    // What a guest's root can make: setuid-root files, device nodes, fifos (the suite runs as root).
+    special = join(root, "special");
+    await mkdir(special);
+    await writeFile(join(special, "suid"), "#!/bin/sh\n");
+    await chown(join(special, "suid"), 1234, 1234); // before chmod: chown clears setuid
+    await chmod(join(special, "suid"), 0o4755);
+    execFileSync("mknod", ["-m", "666", join(special, "null"), "c", "1", "3"]);
+    execFileSync("mkfifo", ["-m", "600", join(special, "pipe")]);
+  });
+
+  it("clears setuid bits, skips device nodes and fifos, and gives the files to the caller", async () => {
+    const report = await conn.copyFrom(special, dest);
+    expect(report).toEqual({ skipped: { devices: 1, fifos: 1, other: 0 }, setidCleared: 1 });
+    expect(await readdir(join(dest, "special"))).toEqual(["suid"]);
+    const suid = await stat(join(dest, "special", "suid"));
+    expect(suid.mode & 0o7777).toBe(0o755);
+    expect(suid.uid).toBe(process.getuid!());
+  });
+
+  it("-a keeps owners, setuid bits, device nodes and fifos", async () => {
+    const report = await conn.copyFrom(special, dest, { archive: true });
+    expect(report).toEqual({ skipped: { devices: 0, fifos: 0, other: 0 }, setidCleared: 0 });
+    const suid = await lstat(join(dest, "special", "suid"));
+    expect(suid.mode & 0o7777).toBe(0o4755);
+    expect(suid.uid).toBe(1234);
+    expect((await lstat(join(dest, "special", "null"))).isCharacterDevice()).toBe(true);
+    expect((await lstat(join(dest, "special", "pipe"))).isFIFO()).toBe(true);
+  });
+
+  it("a file copy leaves no staging directory and no journal entry behind", async () => {
+    await conn.copyFrom(join(special, "suid"), join(dest, "renamed"));
+    expect(await readdir(dest)).toEqual(["renamed"]);
+    expect(await readdir(join(root, "cp-staging"))).toEqual([]);
+  });
+});
+
+describe("copyTo", () => {
+  it("-a keeps the host file's owner and setuid bit", async () => {
+    const file = join(root, "owned");
+    await writeFile(file, "x");
+    await chown(file, 2345, 3456);
+    await chmod(file, 0o4750);
+    await conn.copyTo(file, dest, { archive: true });
+    expect(await lstat(join(dest, "owned"))).toMatchObject({ uid: 2345, gid: 3456 });
+    expect(await modeOf(join(dest, "owned"))).toBe("4750");
+    await conn.copyTo(file, join(dest, "as-root"));
+    expect(await lstat(join(dest, "as-root"))).toMatchObject({ uid: 0, gid: 0 });
+  });
+
+  it("removes temporary directories of killed copies whose shell is gone, and only those", async () => {
+    // A dead shell's (a pid above pid_max never lives) and a live one's (pid 1).
+    await mkdir(join(dest, ".skiff-cp.99999999.AbCdEf"));
+    await mkdir(join(dest, ".skiff-cp.1.GhIjKl"));
+    await conn.copyTo(join(src, "run.sh"), dest);
+    expect((await readdir(dest)).sort()).toEqual([".skiff-cp.1.GhIjKl", "run.sh"]);
   });
 });

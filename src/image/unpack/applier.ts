@@ -30,7 +30,6 @@ import {
   constants,
   linkSync,
   lchownSync,
-  lstatSync,
   lutimesSync,
   mkdirSync,
   openSync,
@@ -40,10 +39,10 @@ import {
   unlinkSync,
   utimesSync,
   writeSync,
-  type Stats,
 } from "node:fs";
 import { errnoOf } from "../../errors.js";
 import { defaultRunner, type Runner } from "../../process/runner.js";
+import { lstatOrUndefined } from "../../util/fs.js";
 import { imageEpoch } from "../ext4.js";
 import { badArchive } from "./errors.js";
 import { type Fixups, forgetUnder, type InodeFixup, type NodeKind } from "./fixups.js";
@@ -362,15 +361,6 @@ export class LayerApplier {
 
   #warn(message: string): void {
     this.#warnings.push(`layer ${this.#layer}: ${message}`);
-  }
-}
-
-function lstatOrUndefined(path: string): Stats | undefined {
-  try {
-    return lstatSync(path);
-  } catch (err) {
-    if (errnoOf(err) === "ENOENT") return undefined;
-    throw err;
   }
 }
 
