@@ -464,6 +464,16 @@ static void enter_mount_namespace(void) {
   if (access("/etc/resolv.conf", R_OK) == 0) bind_path("/etc/resolv.conf", "etc/resolv.conf", 1, MS_NOSUID | MS_NODEV);
   make_dirs("dev", 0755);
   make_dirs("tmp", 01777);
+  /*
+   * QEMU reaches files through /proc/self/fd (9p's xattrs): a proc of its
+   * own that shows only processes (subset=pid) and only the jail user's own
+   * (hidepid=invisible). Without root, a user namespace may not mount a new
+   * proc without a pid namespace of its own: the host's is bound instead.
+   */
+  make_dirs("proc", 0555);
+  if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible,subset=pid") < 0) {
+    if (!jail.rootless || mount("/proc", "proc", NULL, MS_BIND | MS_REC, NULL) < 0) die("mount proc");
+  }
 
   for (i = 0; i < jail.nbinds; i++) {
     const struct bind *b = &jail.binds[i];
@@ -499,7 +509,8 @@ static void enter_mount_namespace(void) {
  * set-id files or device nodes in what it can write (a bind mount's
  * directory, where the jail user may own files on the host's behalf):
  * chmod-family calls and file creation with S_ISUID/S_ISGID in the mode fail
- * with EPERM, mknod fails, and openat2 (whose mode a filter cannot read)
+ * with EPERM, mknod of anything but a plain file fails, and openat2 (whose
+ * mode a filter cannot read)
  * fails with ENOSYS so that libc falls back to openat. 9p's mapped-xattr
  * model, which skiff uses, never needs any of them: modes live in xattrs.
  */
@@ -560,6 +571,25 @@ static void no_setid_mode(struct filter *f, int nr, int mode, int flags) {
   emit(f, ret(SECCOMP_RET_ALLOW));
 }
 
+/*
+ * mknod only for plain files (S_IFREG), without set-id bits: 9p's
+ * mapped-xattr model makes a guest's device node or fifo that way (its real
+ * type lives in an xattr); a real device node on the host is refused.
+ */
+static void regular_mknod_only(struct filter *f, int nr, int mode) {
+  struct sock_filter and_type = BPF_STMT(BPF_ALU | BPF_AND | BPF_K, S_IFMT);
+  emit(f, load(offsetof(struct seccomp_data, nr)));
+  emit(f, jump(BPF_JEQ, (uint32_t)nr, 0, 8));
+  emit(f, load(ARG(mode)));
+  emit(f, and_type);
+  emit(f, jump(BPF_JEQ, S_IFREG, 1, 0));
+  emit(f, ret(SECCOMP_RET_ERRNO | EPERM));
+  emit(f, load(ARG(mode)));
+  emit(f, jump(BPF_JSET, SETID, 0, 1));
+  emit(f, ret(SECCOMP_RET_ERRNO | EPERM));
+  emit(f, ret(SECCOMP_RET_ALLOW));
+}
+
 static void forbid_setid_files(void) {
   struct filter f = {.n = 0};
   struct sock_fprog prog;
@@ -570,8 +600,8 @@ static void forbid_setid_files(void) {
   emit(&f, load(offsetof(struct seccomp_data, nr)));
   emit(&f, jump(BPF_JGE, 0x40000000, 0, 1));
   emit(&f, ret(SECCOMP_RET_KILL_PROCESS));
-  refuse(&f, SYS_mknod, EPERM);
-  refuse(&f, SYS_mknodat, EPERM);
+  regular_mknod_only(&f, SYS_mknod, 1);
+  regular_mknod_only(&f, SYS_mknodat, 2);
   refuse(&f, SYS_openat2, ENOSYS);
   no_setid_mode(&f, SYS_chmod, 1, -1);
   no_setid_mode(&f, SYS_fchmod, 1, -1);
