@@ -9,7 +9,8 @@ import { SkiffError } from "../errors.js";
 import { cloudSshUser, fetchCloudImage, isCloudRef } from "../image/cloud.js";
 import type { ImageRuntimeConfig } from "../image/oci/types.js";
 import { resolveImage } from "../image/resolve.js";
-import { defaults, type InitSpec, type KernelSpec, type MachineSpec, type NetworkSpec } from "../spec/machine.js";
+import { defaults, type InitSpec, type KernelSpec, type MachineSpec, type NetworkSpec, type RestartPolicy } from "../spec/machine.js";
+import { resolveEgress, type EgressRequest, type EgressSpec } from "../network/egress.js";
 import { withLock } from "../store/lock.js";
 import type { CreateExtra, VmRecord } from "../store/store.js";
 import { uniqueRandomName, validateName } from "../util/names.js";
@@ -63,15 +64,26 @@ export interface CreateOptions {
   kernel?: KernelSpec;
   /** Let skiff-init start and supervise the main command with this restart policy (`skiff up` services). */
   init?: InitSpec;
+  /** Where the VM's traffic may go (`--egress`, `--host-loopback`); default: anywhere but the host's loopback. */
+  egress?: EgressRequest;
+  /** Start QEMU again when it ends (`--restart`): on-failure, always, unless-stopped. */
+  restart?: RestartPolicy;
 }
 
 /** Make a VM (not started); its record once committed. */
 export async function createVm(ctx: EngineContext, opts: CreateOptions, t0: number): Promise<VmRecord> {
   if (opts.name !== undefined) validateName(opts.name);
-  return opts.imageUrl !== undefined || isCloudRef(opts.image) ? createCloud(ctx, opts, t0) : createMicroVm(ctx, opts, t0);
+  if (opts.restart !== undefined) checkRestart(opts.restart, "--restart");
+  // Names in --egress are resolved once, now, before anything is made.
+  const egress = opts.egress === undefined ? undefined : await resolveEgress(opts.egress);
+  const resolved: ResolvedCreate = { ...opts, ...(egress === undefined ? {} : { egressSpec: egress }) };
+  return opts.imageUrl !== undefined || isCloudRef(opts.image) ? createCloud(ctx, resolved, t0) : createMicroVm(ctx, resolved, t0);
 }
 
-async function createMicroVm(ctx: EngineContext, opts: CreateOptions, t0: number): Promise<VmRecord> {
+/** CreateOptions with what createVm resolved before anything is made. */
+type ResolvedCreate = CreateOptions & { egressSpec?: EgressSpec };
+
+async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: number): Promise<VmRecord> {
   // Mounts and the kernel fail here, before an image is pulled; volumes are checked again under their lock.
   await checkMounts(ctx, opts.mounts ?? []);
   const kernel = opts.kernel === undefined ? undefined : await checkKernel(opts.kernel);
@@ -123,7 +135,7 @@ async function createMicroVm(ctx: EngineContext, opts: CreateOptions, t0: number
 }
 
 /** A cloud image: fetched (cached by URL), a qcow2 overlay on it, a NoCloud seed, an SSH port of its own. */
-async function createCloud(ctx: EngineContext, opts: CreateOptions, t0: number): Promise<VmRecord> {
+async function createCloud(ctx: EngineContext, opts: ResolvedCreate, t0: number): Promise<VmRecord> {
   const source = opts.imageUrl ?? opts.image;
   const microvmOnly = (opts.mounts ?? []).length > 0 ? "--volume" : opts.kernel !== undefined ? "kernel" : opts.init !== undefined ? "init" : undefined;
   if (microvmOnly !== undefined) {
@@ -190,7 +202,7 @@ async function createCloud(ctx: EngineContext, opts: CreateOptions, t0: number):
  */
 async function createRecord(
   ctx: EngineContext,
-  opts: CreateOptions,
+  opts: ResolvedCreate,
   specFor: (name: string, usedPorts: ReadonlySet<number>) => Promise<MachineSpec>,
   extra: CreateExtra,
 ): Promise<VmRecord> {
@@ -235,25 +247,31 @@ async function finishCreate(ctx: EngineContext, record: VmRecord, t0: number, fi
   return record;
 }
 
-const restartPolicies: readonly InitSpec["restart"][] = ["no", "on-failure", "always", "unless-stopped"];
+const restartPolicies: readonly RestartPolicy[] = ["no", "on-failure", "always", "unless-stopped"];
 
-function checkInit(init: InitSpec): InitSpec {
-  if (!restartPolicies.includes(init.restart)) {
-    throw new SkiffError("ERR_SKIFF_USAGE", `unknown restart policy: ${String(init.restart)}`, {
-      place: "restart",
+function checkRestart(policy: RestartPolicy, place: string): RestartPolicy {
+  if (!restartPolicies.includes(policy)) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `unknown restart policy: ${String(policy)}`, {
+      place,
       hint: `use one of ${restartPolicies.join(", ")}`,
     });
   }
-  return { restart: init.restart };
+  return policy;
+}
+
+function checkInit(init: InitSpec): InitSpec {
+  return { restart: checkRestart(init.restart, "restart") };
 }
 
 /** The fields every VM's spec has, whatever it boots. */
 function commonSpec(
   name: string,
-  opts: CreateOptions,
+  opts: ResolvedCreate,
   memoryMiB: number,
-): Pick<MachineSpec, "name" | "cpus" | "memoryMiB" | "hostname" | "network" | "autoRemove" | "labels"> {
+): Pick<MachineSpec, "name" | "cpus" | "memoryMiB" | "hostname" | "network" | "autoRemove" | "labels" | "egress" | "restart"> {
   return {
+    ...(opts.egressSpec === undefined ? {} : { egress: opts.egressSpec }),
+    ...(opts.restart === undefined || opts.restart === "no" ? {} : { restart: opts.restart }),
     name,
     cpus: opts.cpus ?? defaults.cpus,
     memoryMiB: opts.memoryMiB ?? memoryMiB,

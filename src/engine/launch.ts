@@ -13,6 +13,8 @@ import { processStartTime, type ProcessIdentity } from "../process/pid.js";
 import { jailMode } from "../jail/ids.js";
 import { toJailArgs } from "../jail/plan.js";
 import { jailInput, prepareJail } from "../jail/prepare.js";
+import { applyEgress, defaultEgress } from "../network/egress.js";
+import { hostResolvers } from "./vm-network.js";
 import type { VmRecord } from "../store/store.js";
 import { readFile } from "node:fs/promises";
 import type { MachineSpec } from "../spec/machine.js";
@@ -141,6 +143,11 @@ export async function spawnQemu(opts: {
     backingFiles: record.config.image?.basePath === undefined ? [] : [record.config.image.basePath],
     ids: record.config.jail,
   });
+  // The VM's egress rules are in place before its QEMU opens a single socket.
+  if (jail.mode === "root" && jail.ids !== undefined && spec.network.mode === "user") {
+    const forwards = (spec.network.guestForwards ?? []).map((f) => ({ cidr: `${f.hostAddress}/32`, port: f.hostPort }));
+    await applyEgress(runner, jail.ids.uid, spec.egress ?? defaultEgress, await hostResolvers(), forwards);
+  }
   const result = await runner.run(jail.jailerPath, toJailArgs(jail, [plan.qemuBinary, ...toQemuArgs(plan)]), { timeoutMs: 90_000 });
   if (result.code !== 0) throw startFailure(spec.name, result);
   const pid = Number(result.stdout.trim());

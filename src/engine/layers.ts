@@ -11,7 +11,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { restrictUserNetByDefault } from "../spec/machine.js";
-import { mkdir, rename, rm, stat, chmod } from "node:fs/promises";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { isSkiffError, SkiffError } from "../errors.js";
@@ -27,6 +27,7 @@ import { syncDir } from "../store/atomic.js";
 import { withLock } from "../store/lock.js";
 import { listImageSummaries } from "./images.js";
 import type { Skiff } from "./skiff.js";
+import { sealSharedInput } from "../jail/ids.js";
 
 export interface BuildLayersOptions {
   /** The image the layers go on (default "debian", made by `skiff image bootstrap`). */
@@ -231,7 +232,7 @@ async function commitImage(
     await skiff.runner.run("qemu-img", ["convert", "-O", "raw", c.overlay, temp], { check: true, debianPackage: "qemu-utils" });
     // -n: look, change nothing; a dirty or broken filesystem must not become a base.
     await skiff.runner.run("e2fsck", ["-f", "-n", temp], { check: true, debianPackage: "e2fsprogs", timeoutMs: 300_000 });
-    await chmod(temp, 0o444);
+    await sealSharedInput(temp);
     await writeImageRecord(skiff.cacheDir, {
       name: c.image,
       digest: c.digest,

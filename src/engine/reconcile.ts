@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { SkiffError } from "../errors.js";
 import { sweepStaging } from "../guest/copy/staging.js";
 import { detectCgroups, removeVmGroup, sweepVmGroups } from "../jail/cgroup.js";
+import { releaseJailNetwork } from "../jail/reap.js";
 import { identityAlive } from "../process/pid.js";
 import { ProcTable } from "../process/procs.js";
 import { sweepNetworks } from "./networks.js";
@@ -21,7 +22,7 @@ import { strays } from "./vm-process.js";
 /** QEMU has ended: drop its sockets, pidfile and cgroup, and remember how. */
 export async function recordExit(ctx: EngineContext, record: VmRecord, exit: Omit<ExitRecord, "at">): Promise<void> {
   await clearRuntimeFiles(record.paths);
-  await removeVmGroup(detectCgroups(), ctx.home, record.id);
+  await releaseHost(ctx, record);
   await ctx.store.updateState(record.id, { exit: { at: new Date().toISOString(), ...exit }, owner: undefined });
 }
 
@@ -43,8 +44,14 @@ export async function removeVm(ctx: EngineContext, record: Pick<VmRecord, "id" |
       place: record.name,
     });
   }
+  await releaseHost(ctx, record);
   await ctx.store.remove(record.id);
+}
+
+/** What the host holds for a VM's run besides its QEMU: its cgroup and its egress rules. */
+async function releaseHost(ctx: EngineContext, record: Pick<VmRecord, "id" | "config">): Promise<void> {
   await removeVmGroup(detectCgroups(), ctx.home, record.id);
+  if (record.config.jail !== undefined) await releaseJailNetwork(record.config.jail.uid, ctx.runner);
 }
 
 /**

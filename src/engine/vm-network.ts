@@ -145,11 +145,12 @@ export async function prepareVmNetworking(ctx: EngineContext, record: VmRecord):
     });
   }
   const peers = await peersOf(ctx, record);
-  const guest = guestNetwork({ spec, networks, peers, hostDns: await hostDns() });
+  const guest = guestNetwork({ spec, networks, peers, hostDns: await hostResolvers() });
   return { nics, guest };
 }
 
-async function hostDns(): Promise<string[]> {
+/** The host's nameservers (what user networking's 10.0.2.3 forwards to). */
+export async function hostResolvers(): Promise<string[]> {
   for (const file of ["/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"]) {
     const found = hostNameservers(await readFile(file, "utf8").catch(() => ""));
     if (found.length > 0) return found;

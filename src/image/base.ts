@@ -8,7 +8,7 @@
  * a few MiB on the host). Each VM's qcow2 overlay holds its own writes.
  */
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, readFile, readdir, rename, rm } from "node:fs/promises";
+import { mkdir, readFile, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
 import { defaultRunner, type Runner } from "../process/runner.js";
@@ -17,6 +17,7 @@ import { withLock } from "../store/lock.js";
 import { cachedImage, type CachedImage, imagePath, imagesDir, writeImageRecord } from "./cache.js";
 import { buildExt4 } from "./ext4.js";
 import { type ImageManifest, type ManifestEntry, manifestDigest, sha256Hex, textFile } from "./manifest.js";
+import { sealSharedInput } from "../jail/ids.js";
 
 /** Bump whenever baseManifest's output changes shape, so cached bases are rebuilt. */
 export const baseLayoutVersion = 1;
@@ -162,7 +163,7 @@ export async function ensureBaseImage(opts: BaseImageOptions): Promise<CachedIma
       const temp = join(dir, `${tempPrefix}${randomBytes(6).toString("hex")}.ext4`);
       try {
         await buildExt4({ manifest, digest, target: temp, scratchDir, runner });
-        await chmod(temp, 0o444);
+        await sealSharedInput(temp);
         await writeImageRecord(opts.cacheDir, {
           name: "base",
           digest,

@@ -7,13 +7,14 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { chmod, mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { pathExists } from "../util/fs.js";
 import { basename, join, resolve as resolvePath } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { errnoOf, SkiffError } from "../errors.js";
 import { defaultRunner, type Runner } from "../process/runner.js";
+import { sealSharedInput } from "../jail/ids.js";
 
 export type CloudImageFormat = "qcow2" | "raw";
 
@@ -93,7 +94,7 @@ export async function fetchCloudImage(urlOrPath: string, opts: FetchCloudOptions
     if (info.format === "qcow2") await runner.run("qemu-img", ["check", "-q", tmp], { check: true, debianPackage: "qemu-utils" });
     const digest = `sha256:${await sha256File(tmp)}`;
     const path = join(dir, `${key}.${info.format}`);
-    await chmod(tmp, 0o444);
+    await sealSharedInput(tmp);
     await rename(tmp, path);
     const entry: CacheEntry = { source, format: info.format, virtualSize: info.virtualSize, digest, fetchedAt: new Date().toISOString() };
     await writeFile(`${metaPath}.tmp`, JSON.stringify(entry, null, 2) + "\n");

@@ -11,6 +11,7 @@
  * no other user to become: QEMU runs as the caller, in a user namespace.
  */
 import { readFileSync } from "node:fs";
+import { chmod, chown } from "node:fs/promises";
 import { SkiffError } from "../errors.js";
 export type { JailIds } from "../store/vmdir.js";
 
@@ -63,5 +64,19 @@ function readOr(path: string): string {
     return readFileSync(path, "utf8");
   } catch {
     return "";
+  }
+}
+
+/**
+ * A finished read-only input (an image base, a cloud image): nobody may
+ * write it, and only skiff's user and (as root) the jail group may read it.
+ * Privately pulled images stay private on a shared host.
+ */
+export async function sealSharedInput(path: string): Promise<void> {
+  if (process.getuid?.() === 0) {
+    await chown(path, 0, sharedJailGid());
+    await chmod(path, 0o440);
+  } else {
+    await chmod(path, 0o400);
   }
 }

@@ -4,6 +4,7 @@
  * directory; everything else (the LaunchPlan, QEMU's argv) is derived from it.
  */
 
+import type { EgressSpec } from "../network/egress.js";
 import type { NetworkAttachment } from "../network/types.js";
 
 /** The VM's user-networking NIC (eth0), or none. Named networks are `MachineSpec.networks`. */
@@ -100,6 +101,10 @@ export interface MachineSpec {
   kernel?: KernelSpec;
   /** Set: skiff-init starts the main command itself and restarts it by this policy (services of `skiff up`). */
   init?: InitSpec;
+  /** Where the VM's traffic may go (src/network/egress.ts); absent: anywhere but the host's loopback. */
+  egress?: EgressSpec;
+  /** When QEMU itself ends: started again by a supervisor (on-failure, always, unless-stopped) or not. */
+  restart?: RestartPolicy;
 }
 
 /**

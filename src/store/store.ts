@@ -24,7 +24,7 @@ import { vmFiles, vmPaths, type ImageRecord, type KernelRecord, type VmConfig, t
 import { pathExists, readdirOrEmpty } from "../util/fs.js";
 import { jailMode } from "../jail/ids.js";
 import { claimJailIds, releaseJailIds } from "../jail/claims.js";
-import { killUid } from "../process/procs.js";
+import { reapJailUid } from "../jail/reap.js";
 
 export interface VmRecord {
   id: string;
@@ -123,7 +123,7 @@ export class VmStore {
       // 0700: the directory will hold the VM's private keys.
       await mkdir(temp, { mode: 0o700 });
       // A jail user unique on the host (claimed once the directory exists, so the claim is never stale).
-      const jail = jailMode() === "root" ? await claimJailIds(this.home, id, killUid) : undefined;
+      const jail = jailMode() === "root" ? await claimJailIds(this.home, id, (uid) => reapJailUid(uid)) : undefined;
       const config: VmConfig = {
         schemaVersion: 1,
         id,
@@ -164,7 +164,7 @@ export class VmStore {
       async () => {
         const fresh = await this.readConfig(id);
         if (fresh.jail !== undefined) return fresh;
-        const jail = await claimJailIds(this.home, id, killUid);
+        const jail = await claimJailIds(this.home, id, (uid) => reapJailUid(uid));
         const next = { ...fresh, jail };
         await writeJsonAtomic(this.paths(id).config, next);
         return next;

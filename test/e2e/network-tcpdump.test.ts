@@ -65,7 +65,7 @@ function decode(file: string): string {
 
 async function qomObjects(vm: string): Promise<string[]> {
   const [info] = JSON.parse(await h.ok(["inspect", vm])) as { id: string }[];
-  const qmp = await QmpClient.connect(join(h.home, "vms", info!.id, "qmp.sock"));
+  const qmp = await QmpClient.connect(join(h.home, "vms", info!.id, "run", "qmp.sock"));
   try {
     return (await qmp.execute<{ name: string }[]>("qom-list", { path: "/objects" })).map((o) => o.name);
   } finally {

@@ -23,7 +23,7 @@ describe("guest agent on a real VM", () => {
     const dir = join(h.home, "vms", id ?? "");
     const started = performance.now();
     conn = await connectAgent({
-      socketPaths: Array.from({ length: 8 }, (_, i) => join(dir, `agent-${i}.sock`)),
+      socketPaths: Array.from({ length: 8 }, (_, i) => join(dir, "run", `agent-${i}.sock`)),
       lockPrefix: `vm-${id}`,
       home: h.home,
       privateKeyPath: join(dir, "id_ed25519"),

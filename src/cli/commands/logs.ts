@@ -68,7 +68,7 @@ export function registerLogs(program: Command, ctx: CliContext): void {
       if (info.state !== "running") {
         throw new SkiffError("ERR_SKIFF_VM_NOT_RUNNING", `${name} is not running`, { hint: `start it with \`skiff start ${name}\``, place: name });
       }
-      const sock = connect(`${info.dir}/console.sock`);
+      const sock = connect(join(info.dir, vmFiles.consoleSocket));
       await new Promise<void>((resolve, reject) => {
         sock.once("connect", resolve);
         sock.once("error", reject);

@@ -8,11 +8,13 @@
  */
 import type { Command } from "commander";
 import { realpathSync } from "node:fs";
+import { join } from "node:path";
 import { connect, type Socket } from "node:net";
 import { errnoOf, SkiffError } from "../../errors.js";
 import { sshEndpoint } from "../../engine/ready.js";
 import { agentHandshake } from "../../guest/agent-handshake.js";
 import { tryLock } from "../../store/lock.js";
+import { vmFiles } from "../../store/vmdir.js";
 import type { CliContext } from "../context.js";
 import { attachSession } from "../session.js";
 
@@ -91,7 +93,7 @@ export function registerSsh(program: Command, ctx: CliContext): void {
         await relay(await tcpConnect(ssh.host, ssh.port, name));
         return;
       }
-      const sockets = Array.from({ length: 8 }, (_, i) => `${info.dir}/agent-${i}.sock`);
+      const sockets = vmFiles.agentSockets.map((file) => join(info.dir, file));
       for (const [i, path] of sockets.entries()) {
         const lock = await tryLock(`vm-${info.id}-agent-${i}`, { home: skiff.home, purpose: "ssh proxy" });
         if (lock === undefined) continue;

@@ -18,7 +18,7 @@
  * image lacks them, so nothing is added to the image here.
  */
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, mkdtemp, rename, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { isSkiffError, SkiffError } from "../../errors.js";
 import { defaultRunner, type Runner } from "../../process/runner.js";
@@ -35,6 +35,7 @@ import { isNoSpace, noSpace } from "./errors.js";
 import { fixupScript } from "./fixups.js";
 import { ext4SizeFor, measureTree } from "./size.js";
 import { readdirOrEmpty } from "../../util/fs.js";
+import { sealSharedInput } from "../../jail/ids.js";
 
 /** Bump when the unpack or build recipe changes what a base holds; recorded beside each base. */
 export const unpackLayoutVersion = 1;
@@ -138,7 +139,7 @@ async function build(opts: BuildBaseOptions): Promise<string[]> {
     }
     // The tree is in the ext4 now; free its space before the record and rename.
     await rm(staging, { recursive: true, force: true });
-    await chmod(temp, 0o444);
+    await sealSharedInput(temp);
     await writeImageRecord(cacheDir, {
       name: image.name,
       digest: image.digest,
