@@ -175,8 +175,28 @@ function checkTarget(target: string, place: string): string {
   if (normal === "" || normal === "/") {
     throw new SkiffError("ERR_SKIFF_BAD_PATH", "a mount cannot cover the guest's root directory", { place, hint: "mount at a directory such as /data" });
   }
+  const taken = reservedTargets.find((r) => normal === r.path || (r.under && normal.startsWith(`${r.path}/`)));
+  if (taken !== undefined) {
+    throw new SkiffError("ERR_SKIFF_BAD_PATH", `a mount cannot be at ${normal}: ${taken.why}`, { place, hint: "mount at a directory such as /data" });
+  }
   return normal;
 }
+
+/**
+ * Guest paths a mount would break skiff at. skiff-init mounts the kernel's
+ * filesystems and its own tools there before the VM's mounts, so a mount
+ * on them hides what exec, cp, top and interactive sessions rely on. Only
+ * skiff's own directories are closed beneath them too: /dev/shm or
+ * /sys/fs/cgroup are the user's to mount over, as in Docker.
+ */
+const reservedTargets: readonly { path: string; under: boolean; why: string }[] = [
+  { path: "/dev/.skiff", under: true, why: "skiff's guest tools are there (cp, top, sftp, the login shell)" },
+  { path: "/dev/.skiff-run", under: true, why: "skiff-init keeps its run state there" },
+  { path: "/dev", under: false, why: "it would hide the guest's devices and skiff's tools in /dev/.skiff" },
+  { path: "/dev/pts", under: false, why: "it would hide the terminals of interactive sessions (exec -t, ssh)" },
+  { path: "/proc", under: false, why: "it would hide the guest's /proc, which ps, top and exec need" },
+  { path: "/sys", under: false, why: "it would hide the guest's /sys" },
+];
 
 async function checkSource(source: string, place: string): Promise<string> {
   if (!isAbsolute(source) || /[\n\r\0]/.test(source)) {

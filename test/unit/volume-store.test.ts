@@ -149,6 +149,28 @@ describe("mounts at create", () => {
     expect(twice.code).toBe("ERR_SKIFF_USAGE");
   });
 
+  it.each(["/dev/.skiff", "/dev/.skiff/", "/dev/.skiff/bin", "/dev/.skiff-run", "/dev", "/dev/pts", "/proc", "/sys/", "//proc", "/data/../sys"])(
+    "refuses the target %j, where a mount would break skiff in the guest, at --volume",
+    async (target) => {
+      const src = join(home, "src");
+      await mkdir(src, { recursive: true });
+      const err = await rejectionOf(checkMounts(ctx, [{ kind: "bind", source: src, target, readOnly: false, place: "--volume" }]));
+      expect(err).toMatchObject({ code: "ERR_SKIFF_BAD_PATH", place: "--volume" });
+      expect(err.message).toMatch(/^a mount cannot be at \/\S+: /);
+    },
+  );
+
+  it("allows what only looks like skiff's paths, and directories under /dev, /proc and /sys that are the user's", async () => {
+    const src = join(home, "src");
+    await mkdir(src);
+    const targets = ["/dev/.skiffy", "/dev/shm", "/sys/fs/cgroup", "/devices", "/data/dev/.skiff"];
+    const mounts = await checkMounts(
+      ctx,
+      targets.map((target) => ({ kind: "bind" as const, source: src, target, readOnly: false })),
+    );
+    expect(mounts.map((m) => m.target)).toEqual(targets);
+  });
+
   it("plans 9p shares (passthrough as root, none otherwise) and disks by serial", () => {
     const mounts: Mount[] = [
       { kind: "bind", source: "/a", target: "/a", readOnly: false },
