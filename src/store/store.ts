@@ -166,6 +166,7 @@ export class VmStore {
       else vms.push(entry);
     }
     vms.sort((a, b) => a.config.createdAt.localeCompare(b.config.createdAt));
+    broken.sort((a, b) => (a.name ?? a.id).localeCompare(b.name ?? b.id));
     return { vms, broken };
   }
 

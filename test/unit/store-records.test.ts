@@ -73,16 +73,16 @@ const corruptions: [string, Corruption][] = [
 describe("a VM with a broken record", () => {
   it.each(corruptions)("%s: broken with a reason, never a throw, and no other VM affected", async (_what, c) => {
     const good = await created("good");
-    const bad = await created("bad");
+    const bad = await created("sick");
     await writeFile(bad.paths[c.file], await c.text(bad));
 
     const { vms, broken } = await store.scan();
     expect(vms.map((vm) => vm.name)).toEqual(["good"]);
     expect(broken).toHaveLength(1);
     const [b] = broken;
-    expect(b).toMatchObject({ id: bad.id, name: c.named ? "bad" : undefined, broken: true });
+    expect(b).toMatchObject({ id: bad.id, name: c.named ? "sick" : undefined, broken: true });
     expect(b!.reason).toMatch(c.reason);
-    expect(b!.error).toMatchObject({ code: "ERR_SKIFF_STATE_CORRUPT", hint: expect.stringContaining(`skiff rm -f ${c.named ? "bad" : bad.id}`) });
+    expect(b!.error).toMatchObject({ code: "ERR_SKIFF_STATE_CORRUPT", hint: expect.stringContaining(`skiff rm -f ${c.named ? "sick" : bad.id}`) });
 
     expect((await store.list()).map((vm) => vm.name)).toEqual(["good"]);
     expect((await store.get("good")).id).toBe(good.id);
@@ -93,8 +93,9 @@ describe("a VM with a broken record", () => {
     expect(err.message).toContain(b!.reason);
     expect(isBroken((await store.lookup(bad.id))!)).toBe(true);
     expect(isBroken((await store.lookup(bad.id.slice(0, 4)))!)).toBe(true);
-    if (c.named) expect((await store.lookup("bad"))?.id).toBe(bad.id);
-    else expect(await store.lookup("bad")).toBeUndefined();
+    if (c.named) expect((await store.lookup("sick"))?.id).toBe(bad.id);
+    // (Not all hex digits, or a name no VM has would be read as an id prefix.)
+    else expect(await store.lookup("sick")).toBeUndefined();
     // A new VM is made as usual.
     await created("other");
     expect((await store.list()).map((vm) => vm.name)).toEqual(["good", "other"]);
@@ -106,11 +107,12 @@ describe("a VM with a broken record", () => {
     const b = await created("b");
     await writeFile(a.paths.state, "{");
     await writeFile(b.paths.config, "garbage");
+    // Sorted by what rm takes: the name, else the id.
     expect((await skiff.listBroken()).map((i) => [i.name, i.state, i.hint])).toEqual(
       [
         ["a", "broken", "skiff rm -f a"],
         [b.id, "broken", `skiff rm -f ${b.id}`],
-      ].sort((x, y) => (x[0]! < y[0]! ? -1 : 1)),
+      ].sort((x, y) => x[0]!.localeCompare(y[0]!)),
     );
     await skiff.remove("a");
     await skiff.remove(b.id, { force: true });
