@@ -6,6 +6,7 @@ export type { BuildLayersOptions, BuildLayersResult } from "./engine/layers.js";
 export type { LayerEvent } from "./layer/events.js";
 export type { LayerSpec } from "./layer/schema.js";
 export type { VmInfo } from "./engine/info.js";
+export type { BrokenVmInfo } from "./engine/broken.js";
 export type { RunState } from "./engine/status.js";
 export type { ProgressEvent, Phase, SkiffEvents } from "./engine/events.js";
 export { runDoctor, type DoctorReport, type DoctorCheck } from "./engine/doctor.js";

@@ -37,10 +37,16 @@ export interface MachineFlags {
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
+/** `-e` everywhere it is taken: KEY alone is the host's value, or nothing when the host has none (Docker's rule, parseEnv). */
+export const envFlags = "-e, --env <KEY[=VALUE]>";
+export function envHelp(what: string): string {
+  return `${what} (repeatable); KEY alone passes the host's $KEY, and nothing when the host has no KEY`;
+}
+
 export function addMachineFlags(cmd: Command): Command {
   return cmd
     .option("--name <name>", "name of the VM (default: a generated one)")
-    .option("-e, --env <KEY=VALUE>", "environment for commands in the VM (repeatable)", collect, [])
+    .option(envFlags, envHelp("environment for commands in the VM"), collect, [])
     .option("--cpus <n>", "virtual CPUs (default 1)")
     .option("-m, --memory <size>", "memory, e.g. 256m or 1g (default 256m)")
     .option("--network <net>", "user (the default: QEMU user networking), none, or a network from `skiff network ls`; repeatable; name=NET,ip=ADDR to pick the address", collect, [])

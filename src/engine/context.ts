@@ -6,6 +6,7 @@
 import type { EventEmitter } from "node:events";
 import { SkiffError } from "../errors.js";
 import type { Runner } from "../process/runner.js";
+import type { BrokenRecord } from "../store/record.js";
 import type { VmStore } from "../store/store.js";
 import type { Phase, SkiffEvents } from "./events.js";
 import type { HostFacts } from "./host.js";
@@ -20,6 +21,11 @@ export interface EngineContext extends Pick<EventEmitter<SkiffEvents>, "emit"> {
 
 export function progress(ctx: EngineContext, vm: string, phase: Phase, message: string, startedAt: number): void {
   ctx.emit("progress", { vm, phase, message, elapsedMs: Date.now() - startedAt });
+}
+
+/** Records that failed their check (a network's, a volume's), each a warning with its reason and how to remove it. */
+export function warnBroken(ctx: EngineContext, broken: readonly BrokenRecord[]): void {
+  for (const b of broken) progress(ctx, b.name, "warning", `${b.error.message}; ${b.error.hint ?? ""}`, Date.now());
 }
 
 export function notRunning(name: string): SkiffError {

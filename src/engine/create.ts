@@ -14,7 +14,7 @@ import { resolveEgress, type EgressRequest, type EgressSpec } from "../network/e
 import { withLock } from "../store/lock.js";
 import type { CreateExtra, VmRecord } from "../store/store.js";
 import { uniqueRandomName, validateName } from "../util/names.js";
-import { formatBytes } from "../util/units.js";
+import { checkMemoryMiB, formatBytes } from "../util/units.js";
 import { prepareCloudDisk, readUserData } from "./cloud-vm.js";
 import { freeLoopbackPort, resolveForwards } from "../network/ports.js";
 import { takenForwards } from "./ports.js";
@@ -73,6 +73,8 @@ export interface CreateOptions {
 /** Make a VM (not started); its record once committed. */
 export async function createVm(ctx: EngineContext, opts: CreateOptions, t0: number): Promise<VmRecord> {
   if (opts.name !== undefined) validateName(opts.name);
+  // The CLI and project files checked it while parsing; the library's callers give MiB directly.
+  if (opts.memoryMiB !== undefined) checkMemoryMiB(opts.memoryMiB, "memoryMiB");
   if (opts.restart !== undefined) checkRestart(opts.restart, "--restart");
   // Names in --egress are resolved once, now, before anything is made.
   const egress = opts.egress === undefined ? undefined : await resolveEgress(opts.egress);

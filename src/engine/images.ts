@@ -21,8 +21,8 @@ export interface ImageContext {
   cacheDir: string;
   home: string;
   runner: Runner;
-  /** Every VM of this home, to know which bases are in use. */
-  vms: () => Promise<VmInfo[]>;
+  /** Every VM of this home (broken ones too: their disks still rest on a base), to know which bases are in use. */
+  vms: () => Promise<Pick<VmInfo, "name" | "imageDigest" | "dir">[]>;
 }
 
 export interface ImageSummary extends CachedImage {

@@ -10,9 +10,10 @@ import { bridgeStatus, ensureBridge, forwardDropChains, removeBridge, sweepOrpha
 import { defaultBridgeName, validateIfName } from "../network/ifnames.js";
 import { firstHost, formatSubnet, parseIpv4, parseSubnet, pickSubnet, subnetContains, subnetsOverlap, type Subnet } from "../network/ipam.js";
 import { validateNetworkName } from "../network/store.js";
+import { isBrokenRecord } from "../store/record.js";
 import type { NetworkDriver, NetworkRecord } from "../network/types.js";
 import { networkDrivers } from "../network/types.js";
-import { progress, type EngineContext } from "./context.js";
+import { progress, warnBroken, type EngineContext } from "./context.js";
 import { observeStatus, type RunState } from "./status.js";
 import { networkStore } from "./vm-network.js";
 
@@ -97,7 +98,9 @@ export async function createNetwork(ctx: EngineContext, opts: NetworkCreateOptio
   const bridge = driver === "bridge" ? (opts.bridgeName === undefined ? defaultBridgeName(name) : validateIfName(opts.bridgeName)) : undefined;
   const store = networkStore(ctx);
   return store.locked(`create network ${name}`, async () => {
-    const existing = await store.list();
+    const { records: existing, broken } = await store.scan();
+    const brokenTaken = broken.find((n) => n.name === name);
+    if (brokenTaken !== undefined) throw brokenTaken.error;
     if (existing.some((n) => n.name === name)) {
       throw new SkiffError("ERR_SKIFF_NETWORK_CONFLICT", `a network named "${name}" already exists`, {
         place: name,
@@ -196,8 +199,11 @@ async function describe(ctx: EngineContext, net: NetworkRecord): Promise<Network
   return { ...net, members, ...(host === undefined ? {} : { host }) };
 }
 
+/** Every sound network; each broken one (its record fails its check) is a warning. */
 export async function listNetworks(ctx: EngineContext): Promise<NetworkInfo[]> {
-  return Promise.all((await networkStore(ctx).list()).map((n) => describe(ctx, n)));
+  const { records, broken } = await networkStore(ctx).scan();
+  warnBroken(ctx, broken);
+  return Promise.all(records.map((n) => describe(ctx, n)));
 }
 
 export async function inspectNetwork(ctx: EngineContext, name: string): Promise<NetworkInfo> {
@@ -208,7 +214,8 @@ export async function inspectNetwork(ctx: EngineContext, name: string): Promise<
 export async function removeNetwork(ctx: EngineContext, name: string): Promise<void> {
   const store = networkStore(ctx);
   await store.locked(`remove network ${name}`, async () => {
-    const net = await store.get(name);
+    // A broken record goes too; its bridge, if it has one, is an orphan the next sweep removes.
+    const net = (await store.lookup(name)) ?? (await store.get(name));
     const users = (await ctx.store.list({ includeIncomplete: true })).filter((vm) => (vm.config.spec.networks ?? []).some((a) => a.network === name));
     if (users.length > 0) {
       throw new SkiffError("ERR_SKIFF_NETWORK_CONFLICT", `network ${name} is used by ${users.map((vm) => vm.name).join(", ")}`, {
@@ -216,7 +223,7 @@ export async function removeNetwork(ctx: EngineContext, name: string): Promise<v
         hint: `remove those VMs first (\`skiff rm -f ${users.map((vm) => vm.name).join(" ")}\`)`,
       });
     }
-    if (net.driver === "bridge") await removeBridge(net, { home: ctx.home, runner: ctx.runner });
+    if (!isBrokenRecord(net) && net.driver === "bridge") await removeBridge(net, { home: ctx.home, runner: ctx.runner });
     await store.remove(name);
   });
 }
@@ -255,7 +262,10 @@ export async function sweepNetworks(ctx: EngineContext): Promise<string[]> {
   if (process.getuid?.() !== 0) return [];
   const store = networkStore(ctx);
   return store.locked("sweep orphaned bridges", async () => {
-    const live = new Set((await store.list()).map((n) => n.id));
+    const { records, broken } = await store.scan();
+    // A broken record's bridge cannot be told from an orphan: leave all until it is removed.
+    if (broken.length > 0) return [];
+    const live = new Set(records.map((n) => n.id));
     return sweepOrphanBridges({ home: ctx.home, runner: ctx.runner, liveNetworkIds: live });
   });
 }

@@ -12,7 +12,7 @@ import { ProcTable } from "../process/procs.js";
 import { sweepNetworks } from "./networks.js";
 import { networkStore } from "./vm-network.js";
 import type { VmRecord } from "../store/store.js";
-import type { ExitRecord } from "../store/vmdir.js";
+import type { ExitRecord, VmConfig } from "../store/vmdir.js";
 import { progress, type EngineContext } from "./context.js";
 import { clearRuntimeFiles } from "./launch.js";
 import { observeStatus } from "./status.js";
@@ -37,7 +37,7 @@ export async function hardStop(ctx: EngineContext, record: VmRecord, reason: str
  * a directory whose QEMU still runs), then the directory, its jail user and
  * its cgroup.
  */
-export async function removeVm(ctx: EngineContext, record: Pick<VmRecord, "id" | "name" | "paths" | "config">): Promise<void> {
+export async function removeVm(ctx: EngineContext, record: Pick<VmRecord, "id" | "name" | "paths"> & { config: Pick<VmConfig, "jail"> }): Promise<void> {
   if (!(await killVmProcesses(record))) {
     throw new SkiffError("ERR_SKIFF_HOST", `the QEMU of ${record.name} did not end; its directory is kept`, {
       hint: "a process that SIGKILL does not end is stuck in the kernel (often I/O on a dead disk); retry later",
@@ -49,7 +49,7 @@ export async function removeVm(ctx: EngineContext, record: Pick<VmRecord, "id" |
 }
 
 /** What the host holds for a VM's run besides its QEMU: its cgroup and its egress rules. */
-async function releaseHost(ctx: EngineContext, record: Pick<VmRecord, "id" | "config">): Promise<void> {
+async function releaseHost(ctx: EngineContext, record: Pick<VmRecord, "id"> & { config: Pick<VmConfig, "jail"> }): Promise<void> {
   await removeVmGroup(detectCgroups(), ctx.home, record.id);
   if (record.config.jail !== undefined) await releaseJailNetwork(record.config.jail.uid, ctx.runner);
 }

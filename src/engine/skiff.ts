@@ -11,7 +11,7 @@ import { connectAgent, type AgentConnection } from "../guest/agent.js";
 import { currentProcess } from "../process/pid.js";
 import { defaultRunner, type Runner } from "../process/runner.js";
 import { skiffPaths } from "../store/paths.js";
-import { VmStore, vmLockName, type VmRecord } from "../store/store.js";
+import { isBroken, VmStore, vmLockName, vmNotFound, type VmRecord } from "../store/store.js";
 import { withLock } from "../store/lock.js";
 import type { VmState } from "../store/vmdir.js";
 import type { Phase, SkiffEvents } from "./events.js";
@@ -26,6 +26,7 @@ import { hardStop, reconcile, recordExit, removeVm } from "./reconcile.js";
 import { observeStatus, type ObservedStatus, type RunState } from "./status.js";
 import { releaseSupervisor, signalQemu, stopQemu } from "./stop.js";
 import { toVmInfo, type VmInfo } from "./info.js";
+import { brokenInfo, removeBroken, type BrokenVmInfo } from "./broken.js";
 import { checkVolumesFree, createVolume, inspectVolume, listVolumes, removeVolume, withVolumesLocked, type VolumeCreateOptions, type VolumeInfo } from "./volumes.js";
 import type { ImageContext } from "./images.js";
 import { buildLayers, type BuildLayersOptions, type BuildLayersResult } from "./layers.js";
@@ -203,7 +204,15 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   /** Remove a VM and every trace of it; a running VM only with force. */
   async remove(name: string, opts: { force?: boolean } = {}): Promise<void> {
     const t0 = Date.now();
-    const record = await this.store.get(name);
+    const found = await this.store.lookup(name);
+    if (found === undefined) throw vmNotFound(name);
+    if (isBroken(found)) {
+      await removeBroken(this, found, opts);
+      this.#progress(found.name ?? found.id, "removed", `${found.name ?? found.id} removed`, t0);
+      if (found.config !== undefined) await this.#refreshPeers(found.config.spec, t0);
+      return;
+    }
+    const record = found;
     await this.#locked(record, "remove", async (_state, status) => {
       if (status.state === "running" && opts.force !== true) {
         throw new SkiffError("ERR_SKIFF_VM_RUNNING", `${record.name} is running`, {
@@ -221,6 +230,11 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     await this.reconcile();
     const infos = await Promise.all((await this.store.list()).map((r) => this.info(r)));
     return opts.all === true ? infos : infos.filter((i) => i.state === "running");
+  }
+
+  /** VMs whose records fail their check (`ps -a` shows them as broken; `rm -f` is the one verb they take). */
+  async listBroken(): Promise<BrokenVmInfo[]> {
+    return (await this.store.scan()).broken.map(brokenInfo);
   }
 
   async inspect(name: string): Promise<VmInfo> {
@@ -262,7 +276,11 @@ export class Skiff extends EventEmitter<SkiffEvents> {
 
   /** What the image verbs need: the cache, credentials' home, and which bases VMs use. */
   get images(): ImageContext {
-    return { cacheDir: this.cacheDir, home: this.home, runner: this.runner, vms: () => this.list({ all: true }) };
+    const vms = async () => [
+      ...(await this.list({ all: true })),
+      ...(await this.store.scan()).broken.map((b) => ({ name: b.name ?? b.id, imageDigest: b.config?.image?.digest, dir: b.paths.dir })),
+    ];
+    return { cacheDir: this.cacheDir, home: this.home, runner: this.runner, vms };
   }
 
   /** An SSH connection to the running VM's guest agent. */
@@ -301,4 +319,4 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   }
 }
 
-export type { RunState, VmInfo };
+export type { BrokenVmInfo, RunState, VmInfo };

@@ -12,7 +12,7 @@ import type { Mount } from "../spec/machine.js";
 import type { VmRecord } from "../store/store.js";
 import { defaultVolumeBytes, minVolumeBytes, validateVolumeName, volumeNotFound, VolumeStore, nameTaken, type VolumeRecord } from "../volume/store.js";
 import { formatBytes } from "../util/units.js";
-import type { EngineContext } from "./context.js";
+import { progress, warnBroken, type EngineContext } from "./context.js";
 import { observeStatus, type RunState } from "./status.js";
 
 export interface VolumeCreateOptions {
@@ -64,14 +64,38 @@ export async function createVolume(ctx: EngineContext, opts: VolumeCreateOptions
   await store.locked(`create volume ${name}`, async () => {
     await store.sweep();
     if ((await store.find(name)) !== undefined) throw nameTaken(name);
+    checkSpace(ctx, record, await store.space(), store.dir);
     await store.create(record, ctx.runner);
   });
   return { ...record, diskPath: store.diskPath(name), usedBy: [] };
 }
 
+/** Every sound volume; each broken one (its record fails its check) is a warning. */
+/**
+ * A volume's disk is a sparse file: it takes space as the guest writes. One
+ * larger than the whole filesystem under it could never be filled (and past
+ * the filesystem's largest file, not even made), so it is refused; one
+ * larger than the space free now is made, with a warning, as thin
+ * provisioning goes.
+ */
+export function checkSpace(ctx: EngineContext, record: VolumeRecord, space: { totalBytes: number; freeBytes: number }, dir: string): void {
+  const { totalBytes, freeBytes } = space;
+  if (record.sizeBytes > totalBytes) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `a volume of ${formatBytes(record.sizeBytes)} is larger than the filesystem holding volumes (${formatBytes(totalBytes)})`, {
+      place: "--size",
+      hint: `give at most ${formatBytes(totalBytes)}: the volume is a sparse file in ${dir} and can never outgrow that filesystem`,
+    });
+  }
+  if (record.sizeBytes > freeBytes) {
+    const message = `volume ${record.name} (${formatBytes(record.sizeBytes)}) is larger than the ${formatBytes(freeBytes)} free on the filesystem holding it; writes past that will fail in the guest`;
+    progress(ctx, record.name, "warning", message, Date.now());
+  }
+}
+
 export async function listVolumes(ctx: EngineContext): Promise<VolumeInfo[]> {
   const store = volumeStore(ctx);
-  const [records, vms] = await Promise.all([store.list(), ctx.store.list()]);
+  const [{ records, broken }, vms] = await Promise.all([store.scan(), ctx.store.list()]);
+  warnBroken(ctx, broken);
   return Promise.all(records.map((r) => volumeInfo(ctx, r, vms)));
 }
 
@@ -88,7 +112,8 @@ export async function inspectVolume(ctx: EngineContext, name: string): Promise<V
 export async function removeVolume(ctx: EngineContext, name: string, opts: { force?: boolean } = {}): Promise<void> {
   const store = volumeStore(ctx);
   await store.locked(`remove volume ${name}`, async () => {
-    const record = await store.get(name);
+    // A volume whose record is broken goes too: VMs name it, so who uses it is still known.
+    const record = (await store.lookup(name)) ?? (await store.get(name));
     const users = await usersOf(ctx, record.name, await ctx.store.list({ includeIncomplete: true }));
     const running = users.find((u) => u.state === "running");
     if (running !== undefined) {
@@ -175,8 +200,28 @@ function checkTarget(target: string, place: string): string {
   if (normal === "" || normal === "/") {
     throw new SkiffError("ERR_SKIFF_BAD_PATH", "a mount cannot cover the guest's root directory", { place, hint: "mount at a directory such as /data" });
   }
+  const taken = reservedTargets.find((r) => normal === r.path || (r.under && normal.startsWith(`${r.path}/`)));
+  if (taken !== undefined) {
+    throw new SkiffError("ERR_SKIFF_BAD_PATH", `a mount cannot be at ${normal}: ${taken.why}`, { place, hint: "mount at a directory such as /data" });
+  }
   return normal;
 }
+
+/**
+ * Guest paths a mount would break skiff at. skiff-init mounts the kernel's
+ * filesystems and its own tools there before the VM's mounts, so a mount
+ * on them hides what exec, cp, top and interactive sessions rely on. Only
+ * skiff's own directories are closed beneath them too: /dev/shm or
+ * /sys/fs/cgroup are the user's to mount over, as in Docker.
+ */
+const reservedTargets: readonly { path: string; under: boolean; why: string }[] = [
+  { path: "/dev/.skiff", under: true, why: "skiff's guest tools are there (cp, top, sftp, the login shell)" },
+  { path: "/dev/.skiff-run", under: true, why: "skiff-init keeps its run state there" },
+  { path: "/dev", under: false, why: "it would hide the guest's devices and skiff's tools in /dev/.skiff" },
+  { path: "/dev/pts", under: false, why: "it would hide the terminals of interactive sessions (exec -t, ssh)" },
+  { path: "/proc", under: false, why: "it would hide the guest's /proc, which ps, top and exec need" },
+  { path: "/sys", under: false, why: "it would hide the guest's /sys" },
+];
 
 async function checkSource(source: string, place: string): Promise<string> {
   if (!isAbsolute(source) || /[\n\r\0]/.test(source)) {

@@ -142,7 +142,7 @@ export function watchChannel(channel: ClientChannel, io: ExecIO, ctx: ChannelCon
     if (ctx.sessionAlive?.()) return finish({ code: unnamedExitCode });
     finish(
       new SkiffError("ERR_SKIFF_AGENT", `lost the connection to the guest agent of ${ctx.vmName} while running ${ctx.what}`, {
-        hint: `check that the VM still runs (\`skiff ls\`) and read its console: \`skiff logs ${ctx.vmName}\``,
+        hint: `check that the VM still runs (\`skiff ps -a\`) and read its console: \`skiff logs ${ctx.vmName}\``,
       }),
     );
   });

@@ -173,7 +173,7 @@ export class SessionPool {
 
   #closed(): SkiffError {
     return new SkiffError("ERR_SKIFF_AGENT", `the connection to the guest agent of ${this.vmName} is closed`, {
-      hint: `check that the VM still runs (\`skiff ls\`) and read \`skiff logs ${this.vmName}\``,
+      hint: `check that the VM still runs (\`skiff ps -a\`) and read \`skiff logs ${this.vmName}\``,
     });
   }
 }

@@ -287,7 +287,7 @@ export class AgentConnection {
   #agentError(what: string, cause?: unknown): SkiffError {
     const why = cause instanceof Error ? `: ${cause.message}` : "";
     return new SkiffError("ERR_SKIFF_AGENT", `guest agent of ${this.vmName}: ${what}${why}`, {
-      hint: `check that the VM still runs (\`skiff ls\`) and read \`skiff logs ${this.vmName}\``,
+      hint: `check that the VM still runs (\`skiff ps -a\`) and read \`skiff logs ${this.vmName}\``,
       ...(cause === undefined ? {} : { cause }),
     });
   }

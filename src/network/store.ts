@@ -2,15 +2,19 @@
  * NetworkStore: one JSON file per network under <home>/networks, written
  * atomically; the "networks" lock serialises create and rm, so two networks
  * never get one name or overlapping subnets. Runtime files of a network
- * (a link network's sockets) live in <home>/networks/<name>.d.
+ * (a link network's sockets) live in <home>/networks/<name>.d. Records are
+ * checked when read (schema.ts); one that fails is broken: listed apart,
+ * refused with its reason, removable with `network rm`.
  */
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { SkiffError } from "../errors.js";
-import { readJsonIfExists, writeJsonAtomic } from "../store/atomic.js";
+import { writeJsonAtomic } from "../store/atomic.js";
+import { isBrokenRecord, partitionRecords, readNamedRecord, type BrokenRecord } from "../store/record.js";
 import { withLock } from "../store/lock.js";
 import { readdirOrEmpty } from "../util/fs.js";
 import { namePattern } from "../util/names.js";
+import { networkRecordSchema } from "./schema.js";
 import type { NetworkRecord } from "./types.js";
 
 /** Names with a meaning of their own on `--network`. */
@@ -49,15 +53,28 @@ export class NetworkStore {
     return join(this.dir, `${name}.d`);
   }
 
-  async list(): Promise<NetworkRecord[]> {
-    const names = (await readdirOrEmpty(this.dir)).filter((f) => f.endsWith(".json") && !f.startsWith("."));
-    const records = await Promise.all(names.map((f) => readJsonIfExists<NetworkRecord>(join(this.dir, f))));
-    return records.filter((r): r is NetworkRecord => r !== undefined).sort((a, b) => a.name.localeCompare(b.name));
+  /** Every network: sound records by name, and those whose record fails its check apart. */
+  async scan(): Promise<{ records: NetworkRecord[]; broken: BrokenRecord[] }> {
+    const names = (await readdirOrEmpty(this.dir)).filter((f) => f.endsWith(".json") && !f.startsWith(".")).map((f) => f.slice(0, -".json".length));
+    return partitionRecords(await Promise.all(names.map((n) => this.lookup(n))));
   }
 
+  /** Networks whose record is sound (`scan` has the broken ones). */
+  async list(): Promise<NetworkRecord[]> {
+    return (await this.scan()).records;
+  }
+
+  /** A network by name; one whose record fails its check is ERR_SKIFF_STATE_CORRUPT (`lookup` returns it). */
   async find(name: string): Promise<NetworkRecord | undefined> {
+    const entry = await this.lookup(name);
+    if (entry !== undefined && isBrokenRecord(entry)) throw entry.error;
+    return entry;
+  }
+
+  /** Like `find`, but a broken record is returned, for `network rm`. */
+  async lookup(name: string): Promise<NetworkRecord | BrokenRecord | undefined> {
     if (!namePattern.test(name)) return undefined;
-    return readJsonIfExists<NetworkRecord>(this.#file(name));
+    return readNamedRecord(this.#file(name), networkRecordSchema, { what: "network", name, removeHint: `skiff network rm ${name}` });
   }
 
   async get(name: string, place = name): Promise<NetworkRecord> {

@@ -212,7 +212,7 @@ async function kernelStamp(kernelPath: string): Promise<string> {
     return `${s.size}:${Math.trunc(s.mtimeMs)}`;
   } catch (err) {
     throw new SkiffError("ERR_SKIFF_KERNEL_MISSING", `kernel file cannot be opened: ${kernelPath} (${errnoOf(err) ?? err})`, {
-      hint: "run `skiff kernel ls` to see installed kernels",
+      hint: "run `skiff doctor` to see which kernel skiff boots (SKIFF_KERNEL, else the newest Debian kernel in /boot)",
       cause: err,
     });
   }

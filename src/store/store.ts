@@ -10,21 +10,31 @@
  *   marker names its creator (pid + start time), so `gc` can tell a crashed
  *   creation from one still in progress;
  * - it disappears atomically (renamed to `.trash-<id>-…`, then deleted).
+ *
+ * Every record is checked against its schema when read (schema.ts). A VM
+ * whose config.json, state.json or creating.json fails the check is
+ * *broken*: listed apart with the reason, refused by every verb but `rm`,
+ * and never in the way of the other VMs.
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
-import { currentProcess, identityAlive, type ProcessIdentity } from "../process/pid.js";
+import { currentProcess, identityAlive } from "../process/pid.js";
 import type { MachineSpec } from "../spec/machine.js";
-import { readJson, readJsonIfExists, syncDir, writeJsonAtomic } from "./atomic.js";
+import { readJsonIfExists, syncDir, writeJsonAtomic } from "./atomic.js";
 import { lockFileNames, removeLockFiles, withLock } from "./lock.js";
 import { checkSocketPathLength, skiffHome, vmIdLength, vmsDir } from "./paths.js";
+import { brokenVm, isBroken, nameIn, type BrokenVm } from "./broken.js";
+import { readRecord, unknownKeys } from "./record.js";
+import { creatingMarkerSchema, vmConfigSchema, vmStateSchema, type CreatingMarker } from "./schema.js";
 import { vmFiles, vmPaths, type ImageRecord, type KernelRecord, type VmConfig, type VmPaths, type VmState } from "./vmdir.js";
 import { pathExists, readdirOrEmpty } from "../util/fs.js";
 import { jailMode } from "../jail/ids.js";
 import { claimJailIds, releaseJailIds } from "../jail/claims.js";
 import { reapJailUid } from "../jail/reap.js";
+
+export { isBroken, type BrokenVm } from "./broken.js";
 
 export interface VmRecord {
   id: string;
@@ -33,13 +43,6 @@ export interface VmRecord {
   config: VmConfig;
   /** False while the VM is still being created (its marker is present). */
   complete: boolean;
-}
-
-/** A VM directory whose config cannot be read; reported, never hidden. */
-export interface BrokenVm {
-  id: string;
-  dir: string;
-  error: SkiffError;
 }
 
 export interface CreateExtra {
@@ -52,12 +55,6 @@ export interface VmStoreOptions {
   home?: string;
   /** How long create waits for the "names" lock. */
   lockTimeoutMs?: number;
-}
-
-interface CreatingMarker {
-  creator: ProcessIdentity;
-  /** ISO 8601. */
-  at: string;
 }
 
 const idPattern = new RegExp(`^[0-9a-f]{${vmIdLength}}$`);
@@ -100,7 +97,15 @@ export class VmStore {
   }
 
   async #createLocked(spec: MachineSpec, extra: CreateExtra): Promise<VmRecord> {
-    const { vms } = await this.scan();
+    const { vms, broken } = await this.scan();
+    const brokenTaken = broken.find((vm) => vm.name === spec.name);
+    if (brokenTaken !== undefined) {
+      throw new SkiffError("ERR_SKIFF_NAME_IN_USE", `a broken VM holds the name "${spec.name}" (id ${brokenTaken.id}: ${brokenTaken.reason})`, {
+        hint: `remove it with \`skiff rm -f ${spec.name}\` or choose another --name`,
+        place: spec.name,
+        details: { name: spec.name, id: brokenTaken.id },
+      });
+    }
     const taken = vms.find((vm) => vm.name === spec.name);
     if (taken) {
       const marker = taken.complete ? undefined : await readMarker(taken.paths.creating);
@@ -176,47 +181,80 @@ export class VmStore {
   /** Mark a created VM complete. */
   async commit(id: string): Promise<void> {
     const paths = this.paths(id);
-    if (!(await pathExists(paths.dir))) throw notFound(id);
+    if (!(await pathExists(paths.dir))) throw vmNotFound(id);
     await rm(paths.creating, { force: true });
     await syncDir(paths.dir);
   }
 
-  /** Every VM directory: readable ones (complete or not) and broken ones. */
+  /** Every VM directory: sound ones (complete or not) and broken ones. */
   async scan(): Promise<{ vms: VmRecord[]; broken: BrokenVm[] }> {
     const vms: VmRecord[] = [];
     const broken: BrokenVm[] = [];
     for (const id of await this.#ids()) {
-      const paths = vmPaths(this.home, id);
-      try {
-        const config = await readJsonIfExists<unknown>(paths.config);
-        if (config === undefined) continue; // removed meanwhile
-        if (!isVmConfig(config, id)) throw corrupt(paths.config, "not a skiff VM config");
-        const complete = !(await pathExists(paths.creating));
-        vms.push({ id, name: config.spec.name, paths, config, complete });
-      } catch (err) {
-        if (!(err instanceof SkiffError) || err.code !== "ERR_SKIFF_STATE_CORRUPT") throw err;
-        broken.push({ id, dir: paths.dir, error: err });
-      }
+      const entry = await this.#read(id);
+      if (entry === undefined) continue;
+      if (isBroken(entry)) broken.push(entry);
+      else vms.push(entry);
     }
     vms.sort((a, b) => a.config.createdAt.localeCompare(b.config.createdAt));
+    broken.sort((a, b) => (a.name ?? a.id).localeCompare(b.name ?? b.id));
     return { vms, broken };
   }
 
-  /** Complete VMs, oldest first. */
-  async list(opts: { includeIncomplete?: boolean } = {}): Promise<VmRecord[]> {
-    const { vms } = await this.scan();
-    return opts.includeIncomplete ? vms : vms.filter((vm) => vm.complete);
+  /** One VM directory, every record checked; undefined when it is gone (removed meanwhile). */
+  async #read(id: string): Promise<VmRecord | BrokenVm | undefined> {
+    const paths = vmPaths(this.home, id);
+    const config = await readRecord(paths.config, vmConfigSchema);
+    if (config === undefined) {
+      // Renamed away by a concurrent rm, or deleted by hand (then the directory is still here).
+      return (await pathExists(paths.dir)) ? brokenVm(id, paths, "config.json: missing") : undefined;
+    }
+    if (!config.ok) return brokenVm(id, paths, config.reason, { name: nameIn(config.raw) });
+    const name = config.value.spec.name;
+    if (config.value.id !== id) return brokenVm(id, paths, `config.json: names id ${JSON.stringify(config.value.id)}, not its directory's`, { name });
+    const known = { name, config: config.value };
+    const marker = await readRecord(paths.creating, creatingMarkerSchema);
+    if (marker !== undefined && !marker.ok) return brokenVm(id, paths, marker.reason, known);
+    const state = await readRecord(paths.state, vmStateSchema);
+    if (state !== undefined && !state.ok) return brokenVm(id, paths, state.reason, known);
+    return { id, name, paths, config: config.value, complete: marker === undefined };
   }
 
-  /** A VM by exact name, exact id, or unique id prefix; undefined if none. */
+  /**
+   * Sound VMs, oldest first: complete ones, or with `includeIncomplete`
+   * everything that holds a name, addresses, ports or volumes: also VMs
+   * being created and broken VMs whose config.json is still sound (what
+   * they hold is theirs until they are removed).
+   */
+  async list(opts: { includeIncomplete?: boolean } = {}): Promise<VmRecord[]> {
+    const { vms, broken } = await this.scan();
+    if (opts.includeIncomplete !== true) return vms.filter((vm) => vm.complete);
+    const holders = broken.flatMap((b) => (b.config === undefined ? [] : [{ id: b.id, name: b.config.spec.name, paths: b.paths, config: b.config, complete: true }]));
+    return [...vms, ...holders];
+  }
+
+  /**
+   * A VM by exact name, exact id, or unique id prefix; undefined if none.
+   * A broken VM is ERR_SKIFF_STATE_CORRUPT with the hint to remove it
+   * (`lookup` returns it instead).
+   */
   async find(nameOrIdPrefix: string): Promise<VmRecord | undefined> {
-    const vms = await this.list({ includeIncomplete: true });
-    const exact = vms.find((vm) => vm.name === nameOrIdPrefix) ?? vms.find((vm) => vm.id === nameOrIdPrefix);
+    const vm = await this.lookup(nameOrIdPrefix);
+    if (vm !== undefined && isBroken(vm)) throw vm.error;
+    return vm;
+  }
+
+  /** Like `find`, but a broken VM is returned, for `rm` (the one verb a broken VM takes). */
+  async lookup(nameOrIdPrefix: string): Promise<VmRecord | BrokenVm | undefined> {
+    const { vms, broken } = await this.scan();
+    const all = [...vms, ...broken];
+    const exact =
+      vms.find((vm) => vm.name === nameOrIdPrefix) ?? broken.find((vm) => vm.name === nameOrIdPrefix) ?? all.find((vm) => vm.id === nameOrIdPrefix);
     const byPrefix = () => {
       if (!/^[0-9a-f]+$/.test(nameOrIdPrefix)) return undefined;
-      const matches = vms.filter((vm) => vm.id.startsWith(nameOrIdPrefix));
+      const matches = all.filter((vm) => vm.id.startsWith(nameOrIdPrefix));
       if (matches.length > 1) {
-        throw new SkiffError("ERR_SKIFF_USAGE", `"${nameOrIdPrefix}" matches ${matches.length} VMs: ${matches.map((vm) => vm.name).join(", ")}`, {
+        throw new SkiffError("ERR_SKIFF_USAGE", `"${nameOrIdPrefix}" matches ${matches.length} VMs: ${matches.map((vm) => vm.name ?? vm.id).join(", ")}`, {
           hint: "use the VM's name or more characters of its id",
           place: nameOrIdPrefix,
         });
@@ -224,7 +262,7 @@ export class VmStore {
       return matches[0];
     };
     const vm = exact ?? byPrefix();
-    if (vm && !vm.complete) {
+    if (vm !== undefined && !isBroken(vm) && !vm.complete) {
       // A creation whose creator died is debris for gc, not a VM.
       const marker = await readMarker(vm.paths.creating);
       if (marker !== undefined && !identityAlive(marker.creator)) return undefined;
@@ -238,7 +276,7 @@ export class VmStore {
 
   async get(nameOrIdPrefix: string): Promise<VmRecord> {
     const vm = await this.find(nameOrIdPrefix);
-    if (vm === undefined) throw notFound(nameOrIdPrefix);
+    if (vm === undefined) throw vmNotFound(nameOrIdPrefix);
     return vm;
   }
 
@@ -263,29 +301,41 @@ export class VmStore {
     return true;
   }
 
-  /** The VM's last known state ({} before its first run). */
+  /** The VM's last known state ({} before its first run); ERR_SKIFF_STATE_CORRUPT when state.json fails its check. */
   async readState(id: string): Promise<VmState> {
-    return (await readJsonIfExists<VmState>(this.paths(id).state)) ?? {};
+    return (await this.#readState(id)).value;
+  }
+
+  async #readState(id: string): Promise<{ value: VmState; raw: Record<string, unknown> }> {
+    const read = await readRecord(this.paths(id).state, vmStateSchema);
+    if (read === undefined) return { value: {}, raw: {} };
+    if (!read.ok) throw brokenVm(id, this.paths(id), read.reason).error;
+    return read;
   }
 
   async readConfig(id: string): Promise<VmConfig> {
-    return readJson<VmConfig>(this.paths(id).config);
+    const paths = this.paths(id);
+    const read = await readRecord(paths.config, vmConfigSchema);
+    if (read === undefined) throw vmNotFound(id);
+    if (!read.ok) throw brokenVm(id, paths, read.reason, { name: nameIn(read.raw) }).error;
+    return read.value;
   }
 
   /**
    * Merge `patch` into state.json (a key set to undefined is removed), or
    * replace it with `update(old)`. Serialised per VM, so concurrent updaters
-   * never lose each other's writes.
+   * never lose each other's writes. Keys this skiff does not know (a newer
+   * one's) are kept.
    */
   async updateState(id: string, patch: Partial<VmState> | ((state: VmState) => VmState)): Promise<VmState> {
     const paths = this.paths(id);
     return withLock(
       `state-${id}`, // vmLockPattern knows this name
       async () => {
-        if (!(await pathExists(paths.dir))) throw notFound(id);
-        const old = await this.readState(id);
-        const next = typeof patch === "function" ? patch(old) : { ...old, ...patch };
-        await writeJsonAtomic(paths.state, next);
+        if (!(await pathExists(paths.dir))) throw vmNotFound(id);
+        const old = await this.#readState(id);
+        const next = typeof patch === "function" ? patch(old.value) : { ...old.value, ...patch };
+        await writeJsonAtomic(paths.state, { ...unknownKeys(old.raw, vmStateSchema), ...next });
         return JSON.parse(JSON.stringify(next)) as VmState;
       },
       { home: this.home },
@@ -348,38 +398,18 @@ function checkId(id: string): string {
   return id;
 }
 
-function notFound(what: string): SkiffError {
+export function vmNotFound(what: string): SkiffError {
   return new SkiffError("ERR_SKIFF_VM_NOT_FOUND", `no such VM: ${what}`, {
     hint: "list VMs with `skiff ps -a`",
     place: what,
   });
 }
 
-function corrupt(path: string, why: string): SkiffError {
-  return new SkiffError("ERR_SKIFF_STATE_CORRUPT", `${why}: ${path}`, {
-    hint: `inspect or remove ${path}; if it belongs to a VM, \`skiff rm -f\` that VM`,
-    details: { path },
-  });
-}
-
-function isVmConfig(value: unknown, id: string): value is VmConfig {
-  if (typeof value !== "object" || value === null) return false;
-  const config = value as Partial<VmConfig>;
-  return config.id === id && typeof config.createdAt === "string" && typeof config.spec?.name === "string";
-}
-
-/** The creation marker, or undefined if absent or unreadable (a crash mid-write). */
+/** The creation marker, or undefined if absent or failing its check (then scan reports the VM broken). */
 async function readMarker(path: string): Promise<CreatingMarker | undefined> {
-  try {
-    const marker = await readJsonIfExists<Partial<CreatingMarker>>(path);
-    const creator = marker?.creator;
-    if (typeof creator?.pid !== "number" || typeof creator.startTime !== "number") return undefined;
-    return { creator, at: String(marker?.at) };
-  } catch {
-    return undefined;
-  }
+  const read = await readRecord(path, creatingMarkerSchema);
+  return read?.ok === true ? read.value : undefined;
 }
-
 
 async function mtimeMs(path: string): Promise<number> {
   try {

@@ -4,8 +4,7 @@
  * invents a path and `skiff rm` knows it removes all of it.
  */
 import { join } from "node:path";
-import { defaults, type MachineSpec, type PortForward } from "../spec/machine.js";
-import type { ProcessIdentity } from "../process/pid.js";
+import { defaults } from "../spec/machine.js";
 
 /**
  * What the VM's jailed QEMU may write lives in `run/`, the one directory its
@@ -120,64 +119,5 @@ export function vmPaths(home: string, id: string): VmPaths {
   };
 }
 
-/** Resolved at create time, so re-tagging an image never changes an existing VM's disk. */
-export interface ImageRecord {
-  /** Content digest of the read-only base the overlay is backed by. */
-  digest: string;
-  basePath?: string;
-}
-
-export interface KernelRecord {
-  version: string;
-  path: string;
-}
-
-/** config.json: what the VM is. */
-export interface VmConfig {
-  schemaVersion: 1;
-  id: string;
-  /** ISO 8601. */
-  createdAt: string;
-  spec: MachineSpec;
-  image?: ImageRecord;
-  kernel?: KernelRecord;
-  /** Facts other modules want kept with the VM, not interpreted by the store. */
-  meta?: Record<string, unknown>;
-  /** The unprivileged user and group its QEMU runs as (src/jail/ids.ts); absent when skiff runs without root. */
-  jail?: JailIds;
-}
-
-export interface JailIds {
-  uid: number;
-  gid: number;
-}
-
-/** How the last run ended, as observed by whoever saw it end. */
-export interface ExitRecord {
-  /** ISO 8601. */
-  at: string;
-  code?: number | null;
-  signal?: string | null;
-  /** e.g. "stopped", "crashed", "guest-poweroff", "killed". */
-  reason?: string;
-}
-
-/**
- * state.json: last known facts. Never the truth about whether the VM runs;
- * that comes from the pidfile and QMP. These guard against pid reuse and
- * remember what cannot be observed later (exit info, who is attached).
- */
-export interface VmState {
-  /** ISO 8601 of the last start. */
-  startedAt?: string;
-  /** QEMU's pid and /proc starttime, so a reused pid is not mistaken for it. */
-  qemu?: ProcessIdentity;
-  accel?: "kvm" | "tcg";
-  exit?: ExitRecord;
-  /** The foreground `skiff run` attached to this VM, if any. */
-  owner?: ProcessIdentity;
-  /** Forwards added to the running VM (`skiff port-forward`); dropped at the next start. */
-  forwards?: PortForward[];
-  /** Projects: when the service's provisioners last ran to the end on this VM (ISO 8601); absent: never. */
-  provisionedAt?: string;
-}
+// The records' types come from their schemas (schema.ts), checked whenever they are read back.
+export type { ExitRecord, ImageRecord, JailIds, KernelRecord, VmConfig, VmState } from "./schema.js";

@@ -3,7 +3,7 @@
  * signals, durations) and formatters for what we print back. Each parser
  * throws a SkiffError naming the flag it came from (`place`) with examples.
  */
-import { constants as osConstants } from "node:os";
+import { constants as osConstants, totalmem } from "node:os";
 import { SkiffError } from "../errors.js";
 
 /**
@@ -16,25 +16,57 @@ export const maxCpus = 255;
 const memoryUnits: Record<string, number> = { k: 1 / 1024, m: 1, g: 1024, t: 1024 * 1024 };
 
 /**
+ * The most memory a VM may have: the host's RAM. QEMU maps all guest RAM
+ * at start, and Linux's default overcommit refuses one mapping larger than
+ * RAM + swap (measured: `-m 64g` on a 24 GiB host fails with "cannot set up
+ * guest memory: Cannot allocate memory"); a VM given more than the host's
+ * RAM could only swap. QEMU's own limit on microvm is far above any host's.
+ */
+export function hostMemoryMiB(): number {
+  return Math.floor(totalmem() / 2 ** 20);
+}
+
+/**
+ * A VM's memory in MiB: a whole number from minMemoryMiB to the host's RAM
+ * (`maxMiB`), else ERR_SKIFF_BAD_MEMORY at `place`; `given` is the value as
+ * the user wrote it, for the message.
+ */
+export function checkMemoryMiB(mib: number, place: string, opts: { maxMiB?: number; given?: string } = {}): number {
+  const maxMiB = opts.maxMiB ?? hostMemoryMiB();
+  const fail = (why: string, hint: string): never => {
+    throw new SkiffError("ERR_SKIFF_BAD_MEMORY", `invalid memory size ${opts.given ?? `${mib} MiB`}: ${why}`, { place, hint });
+  };
+  const sizes = "give a size such as 256m, 512M, 1g or 1.5g (a bare number is MiB)";
+  if (!Number.isInteger(mib)) return fail(`${mib} MiB is not a whole number of MiB`, sizes);
+  if (mib < minMemoryMiB) return fail(`a VM needs at least ${minMemoryMiB} MiB (the guest kernel alone takes ~60 MiB)`, sizes);
+  if (mib > maxMiB) {
+    return fail(`more than this host's memory, ${formatMiB(maxMiB)}`, `give at most ${formatMiB(maxMiB)}, the host's RAM: QEMU cannot set up guest memory beyond what the host can back`);
+  }
+  return mib;
+}
+
+/** "1536 MiB (1.5 GiB)", or "512 MiB". */
+function formatMiB(mib: number): string {
+  return mib >= 1024 ? `${mib} MiB (${formatBytes(mib * 2 ** 20)})` : `${mib} MiB`;
+}
+
+/**
  * Memory size in MiB. Units are binary and case-insensitive: `k`, `m`, `g`,
  * `t`, optionally followed by `b` or `ib` (`512M`, `1g`, `2GiB`, `1.5g`).
  * A bare number is MiB, not bytes as in Docker: nobody means a 1024-byte VM,
- * and `-m 1024` is how QEMU itself reads it.
+ * and `-m 1024` is how QEMU itself reads it. At most the host's RAM
+ * (`maxMiB`, see hostMemoryMiB).
  */
-export function parseMemory(input: string, place = "--memory"): number {
-  const fail = (why: string): never => {
-    throw new SkiffError("ERR_SKIFF_BAD_MEMORY", `invalid memory size ${JSON.stringify(input)}: ${why}`, {
+export function parseMemory(input: string, place = "--memory", maxMiB = hostMemoryMiB()): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(input.trim());
+  if (match === null) {
+    throw new SkiffError("ERR_SKIFF_BAD_MEMORY", `invalid memory size ${JSON.stringify(input)}: not a size`, {
       place,
       hint: "give a size such as 256m, 512M, 1g or 1.5g (a bare number is MiB)",
     });
-  };
-  const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(input.trim());
-  if (match === null) return fail("not a size");
+  }
   const unit = memoryUnits[(match[2] ?? "").toLowerCase() || "m"] ?? 1;
-  const mib = Number(match[1]) * unit;
-  if (!Number.isInteger(mib)) return fail(`${mib} MiB is not a whole number of MiB`);
-  if (mib < minMemoryMiB) return fail(`a VM needs at least ${minMemoryMiB} MiB (the guest kernel alone takes ~60 MiB)`);
-  return mib;
+  return checkMemoryMiB(Number(match[1]) * unit, place, { maxMiB, given: JSON.stringify(input) });
 }
 
 /** vCPU count: a whole number from 1 to 255 (vCPUs cannot be fractions, unlike Docker's CPU quota). */

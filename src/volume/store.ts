@@ -7,23 +7,27 @@
  * VM start.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, open, rename, rm } from "node:fs/promises";
+import { mkdir, open, rename, rm, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
 import type { Runner } from "../process/runner.js";
-import { readJsonIfExists, syncDir, writeJsonAtomic } from "../store/atomic.js";
+import { z } from "zod/v4";
+import { syncDir, writeJsonAtomic } from "../store/atomic.js";
+import { isBrokenRecord, isoTimeSchema, partitionRecords, readNamedRecord, type BrokenRecord } from "../store/record.js";
 import { withLock } from "../store/lock.js";
 import { readdirOrEmpty } from "../util/fs.js";
 import { namePattern, validateName } from "../util/names.js";
+import { formatBytes } from "../util/units.js";
 
-export interface VolumeRecord {
-  name: string;
+/** volume.json, checked when read back (src/store/record.ts). */
+export const volumeRecordSchema = z.object({
+  name: z.string().regex(namePattern, "expected a volume name"),
   /** Size of the disk (the filesystem fills it); the file itself is sparse. */
-  sizeBytes: number;
-  labels: Record<string, string>;
-  /** ISO 8601. */
-  createdAt: string;
-}
+  sizeBytes: z.number().int().positive(),
+  labels: z.record(z.string(), z.string()),
+  createdAt: isoTimeSchema,
+});
+export type VolumeRecord = z.infer<typeof volumeRecordSchema>;
 
 export const defaultVolumeBytes = 2 ** 30;
 /** ext4 with a journal wants a few MiB; below this mke2fs makes a filesystem too small to be of use. */
@@ -56,15 +60,28 @@ export class VolumeStore {
     return join(this.dir, name, diskFile);
   }
 
-  async list(): Promise<VolumeRecord[]> {
+  /** Every volume: sound records by name, and those whose record fails its check apart. */
+  async scan(): Promise<{ records: VolumeRecord[]; broken: BrokenRecord[] }> {
     const names = (await readdirOrEmpty(this.dir)).filter((n) => !n.startsWith(".") && namePattern.test(n));
-    const records = await Promise.all(names.map((n) => readJsonIfExists<VolumeRecord>(join(this.dir, n, recordFile))));
-    return records.filter((r): r is VolumeRecord => r !== undefined).sort((a, b) => a.name.localeCompare(b.name));
+    return partitionRecords(await Promise.all(names.map((n) => this.lookup(n))));
   }
 
+  /** Volumes whose record is sound (`scan` has the broken ones). */
+  async list(): Promise<VolumeRecord[]> {
+    return (await this.scan()).records;
+  }
+
+  /** A volume by name; one whose record fails its check is ERR_SKIFF_STATE_CORRUPT (`lookup` returns it). */
   async find(name: string): Promise<VolumeRecord | undefined> {
+    const entry = await this.lookup(name);
+    if (entry !== undefined && isBrokenRecord(entry)) throw entry.error;
+    return entry;
+  }
+
+  /** Like `find`, but a broken record is returned, for `volume rm`. */
+  async lookup(name: string): Promise<VolumeRecord | BrokenRecord | undefined> {
     if (!namePattern.test(name)) return undefined;
-    return readJsonIfExists<VolumeRecord>(join(this.dir, name, recordFile));
+    return readNamedRecord(join(this.dir, name, recordFile), volumeRecordSchema, { what: "volume", name, removeHint: `skiff volume rm ${name}` });
   }
 
   async get(name: string, place = name): Promise<VolumeRecord> {
@@ -86,6 +103,12 @@ export class VolumeStore {
       const disk = await open(join(temp, diskFile), "wx", 0o600);
       try {
         await disk.truncate(record.sizeBytes);
+      } catch (err) {
+        if (errnoOf(err) !== "EFBIG") throw err;
+        throw new SkiffError("ERR_SKIFF_USAGE", `a volume of ${formatBytes(record.sizeBytes)} is larger than the largest file the host's filesystem holds`, {
+          place: "--size",
+          hint: `give a smaller --size; the volume is one file in ${this.dir} (ext4 with 4 KiB blocks takes files below 16 TiB)`,
+        });
       } finally {
         await disk.close();
       }
@@ -107,6 +130,13 @@ export class VolumeStore {
     } finally {
       await rm(temp, { recursive: true, force: true });
     }
+  }
+
+  /** Size and free space of the filesystem volumes live on (made if need be, so there is one to ask). */
+  async space(): Promise<{ totalBytes: number; freeBytes: number }> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const fs = await statfs(this.dir);
+    return { totalBytes: fs.blocks * fs.bsize, freeBytes: fs.bavail * fs.bsize };
   }
 
   /** Remove a volume and its data. The directory is renamed away first, so a crash midway leaves no half volume under the name. */

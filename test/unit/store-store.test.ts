@@ -30,7 +30,7 @@ async function created(name: string) {
 /** Make a VM look as if its creator died: same pid, another start time, i.e. a reused pid. */
 async function orphan(creatingPath: string, ageMs = 60_000) {
   const me = currentProcess();
-  await writeJsonAtomic(creatingPath, { creator: { pid: me.pid, startTime: me.startTime - 1 }, at: "x" });
+  await writeJsonAtomic(creatingPath, { creator: { pid: me.pid, startTime: me.startTime - 1 }, at: new Date().toISOString() });
   const old = new Date(Date.now() - ageMs);
   await utimes(join(creatingPath, ".."), old, old);
 }
@@ -133,16 +133,17 @@ describe("state", () => {
   it("merges patches and drops keys set to undefined", async () => {
     const vm = await created("s");
     expect(await store.readState(vm.id)).toEqual({});
-    await store.updateState(vm.id, { startedAt: "t1", owner: { pid: 1, startTime: 2 } });
+    const t1 = new Date().toISOString();
+    await store.updateState(vm.id, { startedAt: t1, owner: { pid: 1, startTime: 2 } });
     await store.updateState(vm.id, { accel: "tcg", owner: undefined });
-    expect(await store.readState(vm.id)).toEqual({ startedAt: "t1", accel: "tcg" });
+    expect(await store.readState(vm.id)).toEqual({ startedAt: t1, accel: "tcg" });
   });
 
   it("loses no update under concurrency", async () => {
     const vm = await created("c");
     await Promise.all(
       Array.from({ length: 20 }, () =>
-        store.updateState(vm.id, (s) => ({ ...s, exit: { at: "x", code: (s.exit?.code ?? 0) + 1 } })),
+        store.updateState(vm.id, (s) => ({ ...s, exit: { at: new Date().toISOString(), code: (s.exit?.code ?? 0) + 1 } })),
       ),
     );
     expect((await store.readState(vm.id)).exit?.code).toBe(20);

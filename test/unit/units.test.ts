@@ -9,6 +9,8 @@ import {
   parseEnvList,
   parseMemory,
   parseSignal,
+  checkMemoryMiB,
+  hostMemoryMiB,
 } from "../../src/util/units.js";
 import { errorOf } from "./fixtures/errors.js";
 
@@ -25,7 +27,7 @@ describe("parseMemory", () => {
     [" 192 MiB ", 192],
     ["1t", 1048576],
   ])("%s is %d MiB", (input, mib) => {
-    expect(parseMemory(input)).toBe(mib);
+    expect(parseMemory(input, "--memory", 2 ** 21)).toBe(mib);
   });
 
   it.each(["", "m", "abc", "-1g", "1x", "1e3", "0.1g", "63m", "100000k"])("rejects %j", (input) => {
@@ -37,6 +39,25 @@ describe("parseMemory", () => {
 
   it("names the place it was given", () => {
     expect(errorOf(() => parseMemory("x", "skiff.yml:3")).place).toBe("skiff.yml:3");
+  });
+
+  it("refuses more than the host's memory, saying the maximum (QEMU could not set it up at start)", () => {
+    const err = errorOf(() => parseMemory("1t", "--memory", 24_105));
+    expect(err.code).toBe("ERR_SKIFF_BAD_MEMORY");
+    expect(err.place).toBe("--memory");
+    expect(err.message).toBe(`invalid memory size "1t": more than this host's memory, 24105 MiB (23.5 GiB)`);
+    expect(err.hint).toContain("at most 24105 MiB (23.5 GiB), the host's RAM");
+    expect(parseMemory("24105m", "--memory", 24_105)).toBe(24_105);
+    // By default the bound is this host's RAM.
+    expect(errorOf(() => parseMemory(`${hostMemoryMiB() + 1}m`)).code).toBe("ERR_SKIFF_BAD_MEMORY");
+    expect(parseMemory(`${hostMemoryMiB()}m`)).toBe(hostMemoryMiB());
+  });
+
+  it("checks a size given in MiB (the library's memoryMiB) the same way", () => {
+    expect(checkMemoryMiB(512, "memoryMiB", { maxMiB: 1024 })).toBe(512);
+    expect(errorOf(() => checkMemoryMiB(2048, "memoryMiB", { maxMiB: 1024 })).place).toBe("memoryMiB");
+    expect(errorOf(() => checkMemoryMiB(100, "memoryMiB", { maxMiB: 1024 })).message).toContain("at least 160 MiB");
+    expect(errorOf(() => checkMemoryMiB(256.5, "memoryMiB", { maxMiB: 1024 })).message).toContain("not a whole number");
   });
 });
 

@@ -2,7 +2,7 @@ import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { EngineContext } from "../../src/engine/context.js";
-import { checkMounts, checkVolumesFree, createVolume, inspectVolume, listVolumes, mountPlans, removeVolume } from "../../src/engine/volumes.js";
+import { checkMounts, checkSpace, checkVolumesFree, createVolume, inspectVolume, listVolumes, mountPlans, removeVolume } from "../../src/engine/volumes.js";
 import { parseVolumeFlag } from "../../src/cli/spec-flags.js";
 import { processStartTime } from "../../src/process/pid.js";
 import { defaultRunner, type Runner } from "../../src/process/runner.js";
@@ -122,6 +122,31 @@ describe("volume store", () => {
   });
 });
 
+describe("volume sizes", () => {
+  it("refuses a volume larger than the filesystem under it, at --size with the limit, and leaves nothing", async () => {
+    const err = await rejectionOf(createVolume(ctx, { name: "huge", sizeBytes: 100 * 2 ** 40 }));
+    expect(err).toMatchObject({ code: "ERR_SKIFF_USAGE", place: "--size" });
+    expect(err.message).toMatch(/^a volume of 100 TiB is larger than the filesystem holding volumes \(\d/);
+    expect(err.hint).toMatch(/^give at most \d/);
+    expect(await listVolumes(ctx)).toEqual([]);
+    expect(await readdir(join(home, "volumes"))).toEqual([]);
+  });
+
+  it("warns, and makes the volume, when it is larger than the space free now (sparse: thin provisioning)", () => {
+    const warnings: string[] = [];
+    const watched: EngineContext = { ...ctx, emit: (_event, e) => (warnings.push(e.message), true) };
+    const record = { name: "big", sizeBytes: 50 * 2 ** 30, labels: {}, createdAt: new Date().toISOString() };
+    checkSpace(watched, record, { totalBytes: 100 * 2 ** 30, freeBytes: 10 * 2 ** 30 }, "/v");
+    expect(warnings).toEqual(["volume big (50 GiB) is larger than the 10 GiB free on the filesystem holding it; writes past that will fail in the guest"]);
+    warnings.length = 0;
+    checkSpace(watched, record, { totalBytes: 100 * 2 ** 30, freeBytes: 60 * 2 ** 30 }, "/v");
+    expect(warnings).toEqual([]);
+    expect(errorOf(() => checkSpace(watched, record, { totalBytes: 40 * 2 ** 30, freeBytes: 40 * 2 ** 30 }, "/v")).hint).toBe(
+      "give at most 40 GiB: the volume is a sparse file in /v and can never outgrow that filesystem",
+    );
+  });
+});
+
 describe("mounts at create", () => {
   it("checks sources, targets and volumes, and normalises them", async () => {
     await createVolume(ctx, { name: "data", sizeBytes: 32 * mib });
@@ -153,6 +178,28 @@ describe("mounts at create", () => {
       ]),
     );
     expect(twice.code).toBe("ERR_SKIFF_USAGE");
+  });
+
+  it.each(["/dev/.skiff", "/dev/.skiff/", "/dev/.skiff/bin", "/dev/.skiff-run", "/dev", "/dev/pts", "/proc", "/sys/", "//proc", "/data/../sys"])(
+    "refuses the target %j, where a mount would break skiff in the guest, at --volume",
+    async (target) => {
+      const src = join(home, "src");
+      await mkdir(src, { recursive: true });
+      const err = await rejectionOf(checkMounts(ctx, [{ kind: "bind", source: src, target, readOnly: false, place: "--volume" }]));
+      expect(err).toMatchObject({ code: "ERR_SKIFF_BAD_PATH", place: "--volume" });
+      expect(err.message).toMatch(/^a mount cannot be at \/\S+: /);
+    },
+  );
+
+  it("allows what only looks like skiff's paths, and directories under /dev, /proc and /sys that are the user's", async () => {
+    const src = join(home, "src");
+    await mkdir(src);
+    const targets = ["/dev/.skiffy", "/dev/shm", "/sys/fs/cgroup", "/devices", "/data/dev/.skiff"];
+    const mounts = await checkMounts(
+      ctx,
+      targets.map((target) => ({ kind: "bind" as const, source: src, target, readOnly: false })),
+    );
+    expect(mounts.map((m) => m.target)).toEqual(targets);
   });
 
   it("plans 9p shares and disks by serial", () => {

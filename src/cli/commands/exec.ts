@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { parseDuration, parseEnvList } from "../../util/units.js";
 import type { CliContext } from "../context.js";
 import { attachSession, checkTty } from "../session.js";
+import { envFlags, envHelp } from "../spec-flags.js";
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -24,7 +25,7 @@ export function registerExec(program: Command, ctx: CliContext): void {
     .option("-i, --interactive", "forward stdin")
     .option("-t, --tty", "allocate a pseudo-terminal")
     .option("-u, --user <user>", "user name or uid[:gid] in the guest")
-    .option("-e, --env <KEY=VALUE>", "environment variable (repeatable)", collect, [])
+    .option(envFlags, envHelp("environment variable"), collect, [])
     .option("-w, --workdir <dir>", "working directory in the guest")
     .option("--timeout <duration>", "kill the command after this long (e.g. 30s)")
     .passThroughOptions()

@@ -10,6 +10,7 @@ import { parseEnvList } from "../../util/units.js";
 import type { CliContext } from "../context.js";
 import { table } from "../output.js";
 import { attachSession, checkTty } from "../session.js";
+import { envFlags, envHelp } from "../spec-flags.js";
 import { projectFlags, withProject } from "./project.js";
 import { followLogs } from "./project-logs.js";
 
@@ -87,7 +88,7 @@ function registerExec(parent: Command, ctx: CliContext): void {
       .option("-i, --interactive", "forward stdin")
       .option("-t, --tty", "allocate a pseudo-terminal")
       .option("-u, --user <user>", "user name or uid[:gid] in the guest")
-      .option("-e, --env <KEY=VALUE>", "environment variable (repeatable)", collect, [])
+      .option(envFlags, envHelp("environment variable"), collect, [])
       .option("-w, --workdir <dir>", "working directory in the guest")
       .passThroughOptions()
   ).action(async (service: string, command: string[], flags: ExecFlags, cmd: Command) => {

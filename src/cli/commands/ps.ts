@@ -28,16 +28,20 @@ export function registerPs(program: Command, ctx: CliContext): void {
     .option("--format <format>", "table (default) or json")
     .option("-q, --quiet", "only names")
     .action(async (flags: { all?: boolean; format?: string; quiet?: boolean }) => {
-      const infos = await ctx.skiff().list({ all: flags.all === true });
       if (flags.format !== undefined && flags.format !== "json" && flags.format !== "table") {
         throw new SkiffError("ERR_SKIFF_USAGE", `unknown format: ${flags.format}`, { place: "--format", hint: "use table or json" });
       }
+      const skiff = ctx.skiff();
+      const infos = await skiff.list({ all: flags.all === true });
+      // Broken VMs (a record failed its check) are listed with -a, as stopped ones are, and always warned about.
+      const broken = await skiff.listBroken();
+      const shown = flags.all === true ? broken : [];
       if (flags.format === "json" || ctx.flags.json) {
-        process.stdout.write(JSON.stringify(infos, null, 2) + "\n");
+        process.stdout.write(JSON.stringify([...infos, ...shown], null, 2) + "\n");
         return;
       }
       if (flags.quiet === true) {
-        process.stdout.write(infos.map((i) => i.name + "\n").join(""));
+        process.stdout.write([...infos, ...shown].map((i) => i.name + "\n").join(""));
         return;
       }
       const now = Date.now();
@@ -50,7 +54,9 @@ export function registerPs(program: Command, ctx: CliContext): void {
         formatAge(now - Date.parse(i.createdAt)),
         i.ports.join(", "),
       ]);
+      for (const b of shown) rows.push([b.name, b.pid === undefined ? "broken" : `broken (QEMU pid ${b.pid})`, "", "", "", "", ""]);
       process.stdout.write(table(["NAME", "STATE", "IMAGE", "CPUS", "MEMORY", "CREATED", "PORTS"], rows));
+      for (const b of broken) process.stderr.write(`skiff: warning: VM ${b.name} is broken: ${b.reason}\n  hint: remove it with \`${b.hint}\`\n`);
     });
 
   program

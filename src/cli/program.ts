@@ -1,0 +1,50 @@
+/** The `skiff` command tree: every verb registered on one commander program (main.ts runs it). */
+import { Command } from "commander";
+import type { CliContext } from "./context.js";
+import { registerDoctor, skiffVersion } from "./commands/doctor.js";
+import { registerLifecycle } from "./commands/lifecycle.js";
+import { registerLogs } from "./commands/logs.js";
+import { registerPs } from "./commands/ps.js";
+import { registerExec } from "./commands/exec.js";
+import { registerRun } from "./commands/run.js";
+import { registerCp } from "./commands/cp.js";
+import { registerSsh } from "./commands/ssh.js";
+import { registerImage } from "./commands/image.js";
+import { registerLayer } from "./commands/layer.js";
+import { registerNetwork } from "./commands/network.js";
+import { registerVolume } from "./commands/volume.js";
+import { registerProject } from "./commands/project.js";
+
+export function buildProgram(ctx: CliContext): Command {
+  const program = new Command("skiff")
+    .description("hardware-isolated Linux microVMs that feel like containers")
+    .version(skiffVersion(), "-v, --version")
+    .option("--debug", "print stack traces of errors")
+    .option("--json", "print results and errors as JSON")
+    .enablePositionalOptions()
+    .showHelpAfterError("(run `skiff --help` for usage)")
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+
+  program.hook("preAction", (_root, action) => {
+    const root = program.opts<{ debug?: boolean; json?: boolean }>();
+    const own = action.opts<{ json?: boolean }>();
+    ctx.flags.debug = root.debug === true || ctx.flags.debug;
+    ctx.flags.json = root.json === true || own.json === true;
+  });
+
+  registerRun(program, ctx);
+  registerExec(program, ctx);
+  registerLifecycle(program, ctx);
+  registerPs(program, ctx);
+  registerCp(program, ctx);
+  registerSsh(program, ctx);
+  registerLogs(program, ctx);
+  registerImage(program, ctx);
+  registerLayer(program, ctx);
+  registerNetwork(program, ctx);
+  registerVolume(program, ctx);
+  registerProject(program, ctx);
+  registerDoctor(program, ctx);
+  return program;
+}

@@ -1,0 +1,168 @@
+/**
+ * Records read back from disk (a VM's config.json and state.json, network
+ * and volume records) are checked against their zod schema once, here at
+ * the edge, so the code behind it can trust their types. A record that is
+ * missing, truncated, not JSON or of the wrong shape comes back as a short
+ * reason ("state.json: qemu: expected an object, got a string"), never as a
+ * throw: one bad file must make its own VM (network, volume) unusable, not
+ * every command that lists them all.
+ *
+ * Unknown keys are accepted and left out of the typed value, never an
+ * error: a record written by a newer skiff (or an older one, for keys since
+ * removed) must not make this one call the VM broken, or a downgrade would
+ * break every VM. The one record rewritten in place (state.json) keeps them
+ * (`unknownKeys`), so a newer skiff's facts survive an older one's update.
+ */
+import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
+import { z } from "zod/v4";
+import { errnoOf, SkiffError } from "../errors.js";
+
+export type RecordRead<T> =
+  | { ok: true; value: T; raw: Record<string, unknown> }
+  /** `raw`: the parsed JSON when the file was JSON at all, for what can still be learnt from it (a name). */
+  | { ok: false; reason: string; raw?: unknown };
+
+/**
+ * `schemaFor<T>()(schema)` compiles only when the schema yields a `T` and
+ * accepts every `T`, so a documented interface and its schema cannot drift
+ * apart.
+ */
+export function schemaFor<T>() {
+  return <S extends z.ZodType<T>>(schema: S & ([T] extends [z.input<S>] ? unknown : "the schema refuses some values of the type")): S => schema;
+}
+
+/** An ISO 8601 time as `toISOString` writes it (ps and inspect compute ages from it). */
+export const isoTimeSchema = z.string().refine((s) => !Number.isNaN(Date.parse(s)), "expected an ISO 8601 time");
+export const portSchema = z.number().int().min(0).max(65535);
+
+/** Check parsed JSON against `schema`; `file` names it in the reason. */
+export function checkRecord<T>(raw: unknown, schema: z.ZodType<T>, file: string): RecordRead<T> {
+  const result = schema.safeParse(raw, { reportInput: true });
+  if (result.success) return { ok: true, value: result.data, raw: raw as Record<string, unknown> };
+  return { ok: false, reason: `${file}: ${issueText(result.error.issues)}`, raw };
+}
+
+/** Parse JSON text and check it; a reason for text that is not JSON. */
+export function parseRecord<T>(text: string, schema: z.ZodType<T>, file: string): RecordRead<T> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { ok: false, reason: text.trim() === "" ? `${file}: empty` : `${file}: not valid JSON (truncated or garbage)` };
+  }
+  return checkRecord(raw, schema, file);
+}
+
+/** Read and check the record at `path`; undefined when there is no such file. */
+export async function readRecord<T>(path: string, schema: z.ZodType<T>): Promise<RecordRead<T> | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === "ENOENT") return undefined;
+    return { ok: false, reason: `${basename(path)}: cannot be read (${code ?? String(err)})` };
+  }
+  return parseRecord(text, schema, basename(path));
+}
+
+/** The keys of `raw` that `schema` does not know: kept when the record is written back. */
+export function unknownKeys(raw: Record<string, unknown>, schema: z.ZodObject): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(raw).filter(([key]) => !(key in schema.shape)));
+}
+
+/** ERR_SKIFF_STATE_CORRUPT for a record that failed its check. */
+export function corruptRecord(what: string, reason: string, opts: { hint: string; place?: string; details?: Record<string, unknown> }): SkiffError {
+  return new SkiffError("ERR_SKIFF_STATE_CORRUPT", `${what} is broken: ${reason}`, {
+    hint: opts.hint,
+    ...(opts.place === undefined ? {} : { place: opts.place }),
+    ...(opts.details === undefined ? {} : { details: opts.details }),
+  });
+}
+
+type Issue = z.core.$ZodIssue;
+
+/** The first problem, short: "spec.name: expected a string, got a number" (and how many more there are). */
+function issueText(issues: readonly Issue[]): string {
+  const first = issues[0];
+  if (first === undefined) return "invalid";
+  const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? "s" : ""})` : "";
+  return `${first.path.length === 0 ? "" : `${first.path.map(String).join(".")}: `}${issueMessage(first)}${more}`;
+}
+
+function issueMessage(issue: Issue): string {
+  if (issue.code === "invalid_type") {
+    const input = "input" in issue ? issue.input : undefined;
+    return input === undefined ? `missing (expected ${article(issue.expected)})` : `expected ${article(issue.expected)}, got ${article(kindOf(input))}`;
+  }
+  if (issue.code === "invalid_value") return `expected ${issue.values.map((v) => JSON.stringify(v)).join(" or ")}`;
+  if (issue.code === "invalid_union") {
+    // A discriminated union's issue sits at the discriminator's path, with the whole object as input.
+    const key = issue.path.at(-1);
+    const input: unknown = "input" in issue ? issue.input : undefined;
+    const value = typeof input === "object" && input !== null && key !== undefined ? (input as Record<PropertyKey, unknown>)[key] : input;
+    return (issue as { note?: string }).note === "No matching discriminator" ? `unknown value ${JSON.stringify(value)}` : "matches none of the forms it may take";
+  }
+  return issue.message;
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  return typeof value;
+}
+
+function article(kind: string): string {
+  if (kind === "null" || kind === "undefined") return kind;
+  return /^[aeiou]/.test(kind) ? `an ${kind}` : `a ${kind}`;
+}
+
+/** A named record (a network's, a volume's) that failed its check: listed apart, removable by its name. */
+export interface BrokenRecord {
+  broken: true;
+  name: string;
+  reason: string;
+  /** ERR_SKIFF_STATE_CORRUPT: what every use of it but rm meets. */
+  error: SkiffError;
+}
+
+export function isBrokenRecord(value: object): value is BrokenRecord {
+  return "broken" in value;
+}
+
+/**
+ * The record of `what` named `name` at `path`: its checked value, a
+ * BrokenRecord, or undefined when there is none. A record must carry the
+ * name it is filed under.
+ */
+export async function readNamedRecord<T extends { name: string }>(
+  path: string,
+  schema: z.ZodType<T>,
+  opts: { what: string; name: string; removeHint: string },
+): Promise<T | BrokenRecord | undefined> {
+  const read = await readRecord(path, schema);
+  if (read === undefined) return undefined;
+  let reason: string;
+  if (!read.ok) reason = read.reason;
+  else if (read.value.name === opts.name) return read.value;
+  else reason = `${basename(path)}: names ${JSON.stringify(read.value.name)}, not ${JSON.stringify(opts.name)}`;
+  return {
+    broken: true,
+    name: opts.name,
+    reason,
+    error: corruptRecord(`${opts.what} ${opts.name}`, reason, { hint: `remove it with \`${opts.removeHint}\``, place: opts.name, details: { path } }),
+  };
+}
+
+/** Sound records sorted by name, and the broken ones apart. */
+export function partitionRecords<T extends { name: string }>(entries: readonly (T | BrokenRecord | undefined)[]): { records: T[]; broken: BrokenRecord[] } {
+  const records: T[] = [];
+  const broken: BrokenRecord[] = [];
+  for (const entry of entries) {
+    if (entry === undefined) continue;
+    if (isBrokenRecord(entry)) broken.push(entry);
+    else records.push(entry);
+  }
+  return { records: records.sort((a, b) => a.name.localeCompare(b.name)), broken };
+}

@@ -1,0 +1,79 @@
+/**
+ * The records of a VM's directory as zod schemas, checked whenever they are
+ * read back (record.ts says why unknown keys are accepted): config.json
+ * (what the VM is), state.json (what cannot be observed later) and the
+ * creating.json marker. VmConfig and VmState are derived from them; the
+ * MachineSpec inside config.json has its own schema (src/spec/schema.ts).
+ */
+import { z } from "zod/v4";
+import type { ProcessIdentity } from "../process/pid.js";
+import type { MachineSpec } from "../spec/machine.js";
+import { machineSpecSchema, portForwardSchema } from "../spec/schema.js";
+import { isoTimeSchema, schemaFor } from "./record.js";
+
+export const processIdentitySchema = schemaFor<ProcessIdentity>()(
+  z.object({ pid: z.number().int().positive(), startTime: z.number().int().nonnegative() }),
+);
+
+/** Resolved at create time, so re-tagging an image never changes an existing VM's disk. */
+const imageRecordSchema = z.object({
+  /** Content digest of the read-only base the overlay is backed by. */
+  digest: z.string(),
+  basePath: z.string().optional(),
+});
+export type ImageRecord = z.infer<typeof imageRecordSchema>;
+
+const kernelRecordSchema = z.object({ version: z.string(), path: z.string() });
+export type KernelRecord = z.infer<typeof kernelRecordSchema>;
+
+/** config.json: what the VM is. */
+export const vmConfigSchema = z.object({
+  schemaVersion: z.literal(1),
+  id: z.string(),
+  createdAt: isoTimeSchema,
+  spec: machineSpecSchema,
+  image: imageRecordSchema.optional(),
+  kernel: kernelRecordSchema.optional(),
+  /** Facts other modules want kept with the VM, not interpreted by the store. */
+  meta: z.record(z.string(), z.unknown()).optional(),
+  /** The unprivileged user and group its QEMU runs as (src/jail/claims.ts); absent when skiff runs without root. */
+  jail: z.object({ uid: z.number().int().positive(), gid: z.number().int().positive() }).optional(),
+});
+export type JailIds = NonNullable<z.infer<typeof vmConfigSchema>["jail"]>;
+/** The spec keeps its documented type (the schema yields exactly a MachineSpec). */
+export type VmConfig = Omit<z.infer<typeof vmConfigSchema>, "spec"> & { spec: MachineSpec };
+
+/** How the last run ended, as observed by whoever saw it end. */
+const exitRecordSchema = z.object({
+  at: isoTimeSchema,
+  code: z.number().int().nullable().optional(),
+  signal: z.string().nullable().optional(),
+  /** e.g. "stopped", "crashed", "guest-poweroff", "killed". */
+  reason: z.string().optional(),
+});
+export type ExitRecord = z.infer<typeof exitRecordSchema>;
+
+/**
+ * state.json: last known facts. Never the truth about whether the VM runs;
+ * that comes from the pidfile and QMP. These guard against pid reuse and
+ * remember what cannot be observed later (exit info, who is attached).
+ */
+export const vmStateSchema = z.object({
+  /** ISO 8601 of the last start. */
+  startedAt: isoTimeSchema.optional(),
+  /** QEMU's pid and /proc starttime, so a reused pid is not mistaken for it. */
+  qemu: processIdentitySchema.optional(),
+  accel: z.enum(["kvm", "tcg"]).optional(),
+  exit: exitRecordSchema.optional(),
+  /** The foreground `skiff run` attached to this VM, if any. */
+  owner: processIdentitySchema.optional(),
+  /** Forwards added to the running VM (`skiff port-forward`); dropped at the next start. */
+  forwards: z.array(portForwardSchema).optional(),
+  /** Projects: when the service's provisioners last ran to the end on this VM (ISO 8601); absent: never. */
+  provisionedAt: isoTimeSchema.optional(),
+});
+export type VmState = z.infer<typeof vmStateSchema>;
+
+/** creating.json: who is creating the VM, so a crash half-way is told from a creation in progress. */
+export const creatingMarkerSchema = z.object({ creator: processIdentitySchema, at: isoTimeSchema });
+export type CreatingMarker = z.infer<typeof creatingMarkerSchema>;
