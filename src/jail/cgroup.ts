@@ -12,7 +12,7 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, readdir, rmdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rmdir, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
 
@@ -128,8 +128,15 @@ export async function removeVmGroup(layout: CgroupLayout, home: string, vmId: st
   for (const dir of vmGroupDirs(layout, home, vmId)) await rmdirQuiet(dir);
 }
 
-/** Groups of this home whose VM is not in `keep` (not running): removed when empty. */
-export async function sweepVmGroups(layout: CgroupLayout, home: string, keep: ReadonlySet<string>): Promise<void> {
+/**
+ * A group is made just before its QEMU joins it: one younger than this may
+ * belong to a VM starting right now, whose QEMU is not in the process table
+ * yet, and is left for a later sweep.
+ */
+const sweepMinAgeMs = 120_000;
+
+/** Groups of this home whose VM is not in `keep` (not running): removed when empty and not just made. */
+export async function sweepVmGroups(layout: CgroupLayout, home: string, keep: ReadonlySet<string>, now = Date.now()): Promise<void> {
   const parents =
     layout.kind === "v2"
       ? [join(layout.root, homeGroupName(home))]
@@ -145,7 +152,9 @@ export async function sweepVmGroups(layout: CgroupLayout, home: string, keep: Re
     }
     for (const entry of entries) {
       const match = /^vm-([0-9a-f]+)$/.exec(entry);
-      if (match !== null && !keep.has(match[1]!)) await rmdirQuiet(join(parent, entry));
+      if (match === null || keep.has(match[1]!)) continue;
+      const made = await stat(join(parent, entry)).then((st) => st.mtimeMs, () => now);
+      if (now - made >= sweepMinAgeMs) await rmdirQuiet(join(parent, entry));
     }
   }
 }
