@@ -86,7 +86,7 @@ export class Harness {
     if (!existsSync(vms)) return [];
     const pids: number[] = [];
     for (const id of readdirSync(vms)) {
-      const pidfile = join(vms, id, "qemu.pid");
+      const pidfile = join(vms, id, "run", "qemu.pid");
       if (!existsSync(pidfile)) continue;
       const pid = Number(readFileSync(pidfile, "utf8").trim());
       if (Number.isInteger(pid) && pid > 0 && alive(pid)) pids.push(pid);
