@@ -101,7 +101,8 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     const facts = await this.hostFacts();
     let hosts = "";
     const identity = await this.#locked(record, "start", async (_state, status) => {
-      if (status.state === "running") return undefined;
+      // Restarting: its supervisor brings QEMU back by itself; a second QEMU must never start.
+      if (status.state === "running" || status.state === "restarting") return undefined;
       // A VM made before jails (or by a skiff without root) gets its jail user now.
       record.config = await this.store.ensureJailIds(record.id);
       this.#progress(record.name, "booting", `booting ${record.name} (${facts.accel.accel})`, t0);
@@ -159,10 +160,15 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   async stop(name: string, opts: { timeoutMs?: number } = {}): Promise<VmInfo> {
     const t0 = Date.now();
     const record = await this.store.get(name);
-    await this.#locked(record, "stop", async (_state, status) => {
+    await this.#locked(record, "stop", async (_state, observed) => {
+      // A restart policy's supervisor is told first (this end is wanted), and may have started QEMU again just before.
+      const status = (await releaseSupervisor(record)) ? await observeStatus(record, await this.store.readState(record.id)) : observed;
+      if (status.state === "restarting") {
+        await recordExit(this, record, { reason: "stopped" });
+        return;
+      }
       if (status.qemu === undefined) return;
       this.#progress(record.name, "stopping", `stopping ${record.name}`, t0);
-      releaseSupervisor(record);
       const step = await stopQemu({
         identity: status.qemu,
         qmpSocket: record.paths.qmpSocket,
@@ -195,7 +201,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     await this.#locked(record, "kill", async (_state, status) => {
       if (status.qemu === undefined) throw notRunning(record.name);
       // As `docker kill`: a VM killed on purpose is not restarted by its policy.
-      releaseSupervisor(record);
+      await releaseSupervisor(record);
       if (await signalQemu(status.qemu, sig)) await recordExit(this, record, { reason: "killed", signal: String(sig) });
     });
     return this.info(record);
@@ -229,7 +235,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   async list(opts: { all?: boolean } = {}): Promise<VmInfo[]> {
     await this.reconcile();
     const infos = await Promise.all((await this.store.list()).map((r) => this.info(r)));
-    return opts.all === true ? infos : infos.filter((i) => i.state === "running");
+    return opts.all === true ? infos : infos.filter((i) => i.state === "running" || i.state === "restarting");
   }
 
   /** VMs whose records fail their check (`ps -a` shows them as broken; `rm -f` is the one verb they take). */
