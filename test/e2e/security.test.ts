@@ -14,6 +14,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeHostAndOutside, removeNamespaces } from "../vm/outside.js";
 import { Harness, sharedCache } from "../vm/harness.js";
 
 const hostNs = `skt-sech-${process.pid}`;
@@ -66,16 +67,7 @@ function asNobody(code: string): { status: number | null; stdout: string; stderr
 }
 
 beforeAll(async () => {
-  for (const ns of [hostNs, outNs]) {
-    execFileSync("ip", ["netns", "add", ns]);
-    execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
-  }
-  execFileSync("ip", ["-n", hostNs, "link", "add", "vout", "type", "veth", "peer", "name", "vin", "netns", outNs]);
-  execFileSync("ip", ["-n", hostNs, "addr", "add", "192.0.2.1/24", "dev", "vout"]);
-  execFileSync("ip", ["-n", hostNs, "link", "set", "vout", "up"]);
-  execFileSync("ip", ["-n", outNs, "addr", "add", "192.0.2.2/24", "dev", "vin"]);
-  execFileSync("ip", ["-n", outNs, "link", "set", "vin", "up"]);
-  execFileSync("ip", ["-n", hostNs, "route", "add", "default", "via", "192.0.2.2"]);
+  makeHostAndOutside(hostNs, outNs);
   server(hostNs, "127.0.0.1", 8099);
   server(outNs, "192.0.2.2", 80);
   server(outNs, "192.0.2.2", 81);
@@ -94,7 +86,7 @@ afterAll(async () => {
   for (const s of servers) s.kill("SIGKILL");
   await h.ok(["rm", "-f", "a", "lb", "only80", "none"]).catch(() => "");
   await h.cleanup();
-  for (const ns of [hostNs, outNs]) execFileSync("ip", ["netns", "del", ns]);
+  removeNamespaces(hostNs, outNs);
   rmSync(share, { recursive: true, force: true });
 });
 
