@@ -9,6 +9,7 @@ import { findQemu, probeAccel, qemuVersion } from "../qemu/accel.js";
 import type { Runner } from "../process/runner.js";
 import { SkiffError } from "../errors.js";
 import type { VmInfo } from "./info.js";
+import { jailFindings } from "../jail/doctor.js";
 
 export interface DoctorCheck {
   name: string;
@@ -41,7 +42,7 @@ export function memAvailableMiB(meminfo?: string): number {
   return Math.floor(kb / 1024);
 }
 
-export async function runDoctor(opts: { cacheDir: string; runner: Runner; vms: VmInfo[] }): Promise<DoctorReport> {
+export async function runDoctor(opts: { cacheDir: string; home: string; runner: Runner; vms: VmInfo[] }): Promise<DoctorReport> {
   const checks: DoctorCheck[] = [];
   let qemuBinary: string | undefined;
   checks.push(
@@ -107,6 +108,7 @@ export async function runDoctor(opts: { cacheDir: string; runner: Runner; vms: V
       ),
     );
   }
+  checks.push(...(await jailFindings(opts.runner, opts.home)));
   checks.push(
     await check(
       "memory",
