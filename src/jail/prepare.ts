@@ -5,7 +5,7 @@
  * and nobody else; its cgroup exists with its limits. Then the JailPlan.
  */
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { chmod, chown, copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { SkiffError } from "../errors.js";
@@ -36,6 +36,16 @@ export interface PrepareJailOptions {
   backingFiles: string[];
   ids: JailIds | undefined;
   supervise?: JailPlan["supervise"];
+}
+
+/** The lowest port an unprivileged process may bind (net.ipv4.ip_unprivileged_port_start, 1024 by default). */
+export function unprivilegedPortStart(): number {
+  try {
+    const n = Number(readFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start", "utf8").trim());
+    return Number.isInteger(n) ? n : 1024;
+  } catch {
+    return 1024;
+  }
 }
 
 /** The JailPlan for a start (mode "off" with SKIFF_JAIL=off: only the TAPs and the detaching). */
@@ -85,7 +95,9 @@ export async function prepareJail(opts: PrepareJailOptions): Promise<JailPlan> {
   }
   const layout = detectCgroups();
   const cgroups = await createVmGroup(layout, opts.home, opts.vmId, vmLimits({ memoryMiB: launch.memoryMiB, cpus: launch.cpus }, launch.accel));
-  return { ...base, mode, ids, groups: [shared], shareOwners, cgroups };
+  const forwards = launch.network.mode === "user" ? launch.network.forwards : [];
+  const bindLowPorts = forwards.some((f) => f.hostPort < unprivilegedPortStart());
+  return { ...base, mode, ids, groups: [shared], shareOwners, cgroups, ...(bindLowPorts ? { bindLowPorts } : {}) };
 }
 
 /**
