@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { SkiffError } from "../errors.js";
 import { connectAgent, type AgentConnection } from "../guest/agent.js";
 import { currentProcess } from "../process/pid.js";
+import { ProcTable } from "../process/procs.js";
 import { defaultRunner, type Runner } from "../process/runner.js";
 import { skiffPaths } from "../store/paths.js";
 import { isBroken, VmStore, vmLockName, vmNotFound, type VmRecord } from "../store/store.js";
@@ -234,7 +235,9 @@ export class Skiff extends EventEmitter<SkiffEvents> {
 
   async list(opts: { all?: boolean } = {}): Promise<VmInfo[]> {
     await this.reconcile();
-    const infos = await Promise.all((await this.store.list()).map((r) => this.info(r)));
+    // One look at the process table for every VM listed.
+    const table = new ProcTable();
+    const infos = await Promise.all((await this.store.list()).map((r) => this.info(r, table)));
     return opts.all === true ? infos : infos.filter((i) => i.state === "running" || i.state === "restarting");
   }
 
@@ -248,9 +251,9 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     return this.info(await this.store.get(name));
   }
 
-  async info(record: VmRecord): Promise<VmInfo> {
+  async info(record: VmRecord, table = new ProcTable()): Promise<VmInfo> {
     const state = existsSync(record.paths.dir) ? await this.store.readState(record.id) : {};
-    const status = await observeStatus(record, state);
+    const status = await observeStatus(record, state, table);
     return toVmInfo(record, state, status);
   }
 
