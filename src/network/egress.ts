@@ -24,6 +24,7 @@
  * restrict=on); docs/security.md says so.
  */
 import { lookup } from "node:dns/promises";
+import { readFileSync } from "node:fs";
 import { isIPv4, isIPv6 } from "node:net";
 import { SkiffError } from "../errors.js";
 import type { Runner } from "../process/runner.js";
@@ -180,10 +181,19 @@ export function cidrOf(host: string): string | undefined {
  * nameservers; `forwards`: host services skiff itself connects the guest to
  * (a layer build's loopback apt mirror, through a guestfwd), whatever the policy.
  */
-export function egressTable(uid: number, egress: EgressSpec, resolvers: readonly string[], forwards: readonly EgressRule[] = []): string {
+export function egressTable(
+  uid: number,
+  egress: EgressSpec,
+  resolvers: readonly string[],
+  forwards: readonly EgressRule[] = [],
+  ephemeral: readonly [number, number] = [32768, 60999],
+): string {
   const name = egressTableName(uid);
   const rules: string[] = [`meta skuid != ${uid} return`, "ct state established,related accept"];
   for (const r of forwards) rules.push(`ip daddr ${r.cidr}${r.port === undefined ? "" : ` tcp dport ${r.port}`} accept`);
+  // A guest forward's socat talks to QEMU through a loopback socket pair QEMU's user networking makes for
+  // it (libslirp binds 127.0.0.1 on an ephemeral port, then connects to it): that connection must pass.
+  if (forwards.length > 0) rules.push(`ip daddr 127.0.0.1 tcp dport ${ephemeral[0]}-${ephemeral[1]} accept`);
   if (egress.policy !== "deny") {
     for (const ns of resolvers) {
       const family = isIPv6(ns) ? "ip6" : isIPv4(ns) ? "ip" : undefined;
@@ -224,7 +234,7 @@ export async function applyEgress(
   forwards: readonly EgressRule[] = [],
 ): Promise<void> {
   const name = egressTableName(uid);
-  const script = `table inet ${name}\ndelete table inet ${name}\n${egressTable(uid, egress, resolvers, forwards)}`;
+  const script = `table inet ${name}\ndelete table inet ${name}\n${egressTable(uid, egress, resolvers, forwards, localPortRange())}`;
   await runner.run("nft", ["-f", "-"], { input: script, check: true, debianPackage: nftPackage });
 }
 
@@ -239,4 +249,15 @@ export async function egressTableUids(runner: Runner): Promise<number[]> {
   const r = await runner.run("nft", ["list", "tables", "inet"], { debianPackage: nftPackage });
   if (r.code !== 0) return [];
   return [...r.stdout.matchAll(/^table inet skiff_jail_(\d+)$/gm)].map((m) => Number(m[1]));
+}
+
+/** The host's ephemeral port range (net.ipv4.ip_local_port_range). */
+function localPortRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    if (Number.isInteger(low) && Number.isInteger(high)) return [low!, high!];
+  } catch {
+    // fall through
+  }
+  return [32768, 60999];
 }

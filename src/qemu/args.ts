@@ -56,8 +56,10 @@ export function toQemuArgs(plan: LaunchPlan): string[] {
  */
 function sandboxArgs(plan: LaunchPlan): string[] {
   if (plan.sandbox === undefined) return [];
-  const spawn = plan.sandbox.spawn ? "allow" : "deny";
-  return ["-sandbox", `on,obsolete=deny,elevateprivileges=deny,spawn=${spawn},resourcecontrol=deny`];
+  // A spawned child calls setsid (glib's spawn), which QEMU counts among the privilege changes; the jail
+  // has left nothing to elevate to (no capabilities, no_new_privs), so where QEMU must spawn it may.
+  const spawn = plan.sandbox.spawn ? "spawn=allow,elevateprivileges=allow" : "spawn=deny,elevateprivileges=deny";
+  return ["-sandbox", `on,obsolete=deny,${spawn},resourcecontrol=deny`];
 }
 
 function accelArgs(plan: LaunchPlan): string[] {

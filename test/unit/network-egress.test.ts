@@ -82,6 +82,7 @@ describe("the VM's nftables table", () => {
       "meta skuid != 7 return",
       "ct state established,related accept",
       "ip daddr 127.0.0.1/32 tcp dport 3142 accept",
+      "ip daddr 127.0.0.1 tcp dport 32768-60999 accept",
       "ip daddr 127.0.0.0/8 reject",
       "ip6 daddr ::1 reject",
       "reject",

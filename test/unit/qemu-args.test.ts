@@ -131,8 +131,8 @@ describe("toQemuArgs", () => {
   it("adds QEMU's own seccomp filter when jailed: no spawning, unless a guest forward runs socat", () => {
     const sandbox = (args: string[]) => args[args.indexOf("-sandbox") + 1];
     expect(toQemuArgs(plan())).not.toContain("-sandbox");
-    expect(sandbox(toQemuArgs(plan({ sandbox: { spawn: false } })))).toBe("on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
-    expect(sandbox(toQemuArgs(plan({ sandbox: { spawn: true } })))).toBe("on,obsolete=deny,elevateprivileges=deny,spawn=allow,resourcecontrol=deny");
+    expect(sandbox(toQemuArgs(plan({ sandbox: { spawn: false } })))).toBe("on,obsolete=deny,spawn=deny,elevateprivileges=deny,resourcecontrol=deny");
+    expect(sandbox(toQemuArgs(plan({ sandbox: { spawn: true } })))).toBe("on,obsolete=deny,spawn=allow,elevateprivileges=allow,resourcecontrol=deny");
     const cloud = toQemuArgs(plan({ sandbox: { spawn: false }, cloud: { seedPath: `${dir}/seed.iso`, sshPort: 2222 } }));
     expect(sandbox(cloud)).toContain("spawn=deny");
     // The jailer detaches QEMU; QEMU's own -daemonize would fork past the filter.
