@@ -101,7 +101,7 @@ describe("pause and unpause", () => {
     expect(await h.ok(["exec", vm, "echo", "on"])).toBe("on\n");
   });
 
-  it("stops a paused VM by its power button, and kills one", async () => {
+  it("stops a paused VM by its power button, kills one, and removes one", async () => {
     await h.ok(["pause", vm]);
     await h.ok(["stop", vm]);
     expect(inspect()).toMatchObject({ state: "stopped", exit: { reason: "stopped" } });
@@ -112,6 +112,11 @@ describe("pause and unpause", () => {
     const r = await h.run(["pause", vm]);
     expect(r.code).toBe(4);
     expect(r.stderr).toContain("ERR_SKIFF_VM_NOT_RUNNING");
+    await h.ok(["start", vm]);
+    await h.ok(["pause", vm]);
+    await h.ok(["rm", "-f", vm]);
+    expect(await h.ok(["ps", "-a", "-q"])).toBe("");
+    expect(h.qemuProcessesUnderHome()).toEqual([]);
   });
 });
 

@@ -59,7 +59,7 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
 
   // docker says pause/unpause, vmctl suspend/resume: both work.
   for (const verb of [
-    { name: "pause", alias: "suspend", what: "pause VMs: their guests stop running and keep their memory (`skiff unpause` goes on)" },
+    { name: "pause", alias: "suspend", what: "pause VMs: their guests stop, keeping their memory, until `skiff unpause`" },
     { name: "unpause", alias: "resume", what: "let paused VMs run again (also those a full host disk paused, once there is space)" },
   ] as const) {
     program
