@@ -76,8 +76,15 @@ const defaultBusyTimeoutMs = 300_000;
  */
 const busyPauseMs = { min: 25, max: 250 };
 
-/** Once a guest answered, the SSH handshake gets at least this long, whatever is left of the deadline. */
-const minSshMs = 5_000;
+/**
+ * Once a guest answered, the SSH handshake gets at least this long, whatever
+ * is left of the deadline: the guest is alive, only slow (many handshakes at
+ * once on an emulated CPU of a loaded host), and giving up would only make
+ * it start over.
+ */
+const minSshMs = 30_000;
+/** Over TCP a connection is no sign of life (slirp accepts for a guest whose sshd is not up yet): the old 5 s. */
+const minTcpSshMs = 5_000;
 /**
  * A guest that stops answering (frozen VM, dead dropbear) would otherwise
  * leave every command on the session waiting forever: the port's socket
@@ -211,7 +218,7 @@ async function openTcpSession(target: SessionTarget, tcp: TcpTarget, opts: OpenS
     });
     if (socket) {
       try {
-        const client = await sshConnect(socket, target, Math.max(minSshMs, deadline - Date.now()), tcp.username);
+        const client = await sshConnect(socket, target, Math.max(minTcpSshMs, deadline - Date.now()), tcp.username);
         return { client, socket, lock: noLock, port: tcpSessions++ };
       } catch (err) {
         last = err;
