@@ -46,7 +46,7 @@ packages=(
   openssh-sftp-server openssh-client e2fsprogs xz-utils zstd gcc libc6-dev
   socat tar cpio docker-registry skopeo umoci apache2-utils musl-tools mmdebstrap
   genisoimage syslinux syslinux-common mtools dosfstools fdisk
-  iproute2 nftables tcpdump dpkg-dev
+  iproute2 nftables tcpdump dpkg-dev systemd
 )
 
 install_packages() {

@@ -14,6 +14,7 @@ import { registerLayer } from "./commands/layer.js";
 import { registerNetwork } from "./commands/network.js";
 import { registerVolume } from "./commands/volume.js";
 import { registerProject } from "./commands/project.js";
+import { registerAutostart } from "./commands/autostart.js";
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command("skiff")
@@ -45,6 +46,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerNetwork(program, ctx);
   registerVolume(program, ctx);
   registerProject(program, ctx);
+  registerAutostart(program, ctx);
   registerDoctor(program, ctx);
   return program;
 }

@@ -9,6 +9,7 @@ import { parseCpus, parseDiskSize, parseEnvList, parseMemory } from "../util/uni
 import { restrictUserNetByDefault, type NetworkSpec } from "../spec/machine.js";
 import { SkiffError } from "../errors.js";
 import { parseIpv4 } from "../network/ipam.js";
+import { parseEgress } from "../network/egress.js";
 import { parsePublish } from "../network/ports.js";
 import { validateNetworkName } from "../network/store.js";
 import type { NetworkRequest } from "../engine/vm-network.js";
@@ -33,6 +34,9 @@ export interface MachineFlags {
   disk?: string;
   userData?: string;
   volume: string[];
+  egress: string[];
+  hostLoopback?: boolean;
+  restart?: string;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -53,6 +57,9 @@ export function addMachineFlags(cmd: Command): Command {
     .option("--ip <addr>", "the VM's address on the (one) named network given with --network")
     .option("-p, --publish <[ip:]host:guest[/proto]>", "forward a host port to the VM over user networking (repeatable; binds 127.0.0.1 unless an ip is given)", collect, [])
     .option("--dns <ip>", "nameserver for the VM (repeatable; default: user networking's, else the host's)", collect, [])
+    .option("--egress <policy>", "where the VM may connect over user networking: all (the default, but the host's loopback), deny, or allow=HOST[:PORT],CIDR[:PORT],… (repeatable); enforced on the host", collect, [])
+    .option("--host-loopback", "let the VM reach services on the host's 127.0.0.1 (at 10.0.2.2); refused by default")
+    .option("--restart <policy>", "start the VM again when its QEMU ends: no (the default), on-failure, always, unless-stopped")
     .option("--entrypoint <cmd>", "replace the image's entrypoint (and drop its Cmd)")
     .option("-u, --user <user>", "default user of commands in the VM (name or uid[:gid])")
     .option("-w, --workdir <dir>", "default working directory of commands in the VM")
@@ -133,7 +140,29 @@ export function createOptionsFrom(image: string, command: string[], flags: Machi
     ...(flags.disk === undefined ? {} : { diskBytes: parseDiskSize(flags.disk) }),
     ...(flags.userData === undefined ? {} : { userDataPath: flags.userData }),
     ...((flags.volume ?? []).length === 0 ? {} : { mounts: flags.volume.map((v) => parseVolumeFlag(v)) }),
+    ...egressFrom(flags),
+    ...restartFrom(flags),
   };
+}
+
+/** `--egress` words and `--host-loopback`: checked here, host names resolved by the library at create. */
+function egressFrom(flags: Pick<MachineFlags, "egress" | "hostLoopback">): Pick<CreateOptions, "egress"> {
+  if ((flags.egress ?? []).length === 0 && flags.hostLoopback !== true) return {};
+  const { policy, destinations } = parseEgress(flags.egress ?? []);
+  return { egress: { policy, allow: destinations, hostLoopback: flags.hostLoopback === true, place: "--egress" } };
+}
+
+function restartFrom(flags: Pick<MachineFlags, "restart" | "rm">): Pick<CreateOptions, "restart"> {
+  if (flags.restart === undefined) return {};
+  const policies = ["no", "on-failure", "always", "unless-stopped"] as const;
+  const policy = policies.find((p) => p === flags.restart);
+  if (policy === undefined) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `unknown restart policy: ${flags.restart}`, { place: "--restart", hint: `use one of ${policies.join(", ")}` });
+  }
+  if (policy !== "no" && flags.rm === true) {
+    throw new SkiffError("ERR_SKIFF_USAGE", "--restart and --rm cannot be combined", { place: "--restart", hint: "a VM removed when it stops cannot be started again" });
+  }
+  return { restart: policy };
 }
 
 function checkDns(ip: string): string {

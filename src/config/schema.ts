@@ -130,6 +130,11 @@ export const serviceSchema = z
       .optional(),
     healthcheck: healthcheck.optional(),
     restart: z.enum(["no", "on-failure", "always", "unless-stopped"]).optional(),
+    egress: z
+      .union([z.enum(["all", "deny"]), z.strictObject({ allow: strList.min(1) })])
+      .optional()
+      .describe("where the VM may connect over user networking: all (but the host's loopback), deny, or {allow: [HOST[:PORT], CIDR[:PORT], …]}"),
+    host_loopback: z.boolean().optional().describe("let the VM reach services on the host's 127.0.0.1 (at 10.0.2.2)"),
     replicas: z.number().int().min(1).optional(),
     ssh: z.strictObject({ user: str.optional() }).optional(),
     "cloud-init": z

@@ -34,6 +34,7 @@ export function serviceFrom(c: ServiceContext, place: string): ServiceSpec {
     volumes: volumesOf(c),
     dependsOn: dependsOnOf(svc.depends_on),
     restart: svc.restart ?? "no",
+    ...egressOf(svc, place),
     replicas: svc.replicas ?? 1,
     provision: provisionOf(c),
     place,
@@ -143,4 +144,12 @@ function dependsOnOf(deps: ServiceInput["depends_on"]): ServiceSpec["dependsOn"]
   if (deps === undefined) return [];
   if (Array.isArray(deps)) return deps.map((service) => ({ service, condition: "service_started" }));
   return Object.entries(deps).map(([service, d]) => ({ service, condition: d?.condition ?? "service_started" }));
+}
+
+/** `egress:` and `host_loopback:` as the engine takes them (host names are resolved when the VM is made). */
+function egressOf(svc: Pick<ServiceContext["svc"], "egress" | "host_loopback">, place: string): Pick<ServiceSpec, "egress"> {
+  if (svc.egress === undefined && svc.host_loopback === undefined) return {};
+  const policy = svc.egress === undefined ? "all" : typeof svc.egress === "string" ? svc.egress : "allow";
+  const allow = typeof svc.egress === "object" ? svc.egress.allow : [];
+  return { egress: { policy, allow, hostLoopback: svc.host_loopback ?? false, place } };
 }

@@ -15,7 +15,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { rm } from "node:fs/promises";
+import { chown, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { SkiffError } from "../errors.js";
@@ -349,6 +349,8 @@ async function linkSource(ctx: EngineContext, net: NetworkRecord): Promise<Frame
       const fifo = join(runDir, `capture-${tag}.fifo`);
       await withQmp(vm, (qmp) => sweepStaleCaptures(qmp, runDir));
       await ctx.runner.run("mkfifo", ["-m", "600", fifo], { check: true, debianPackage: "coreutils" });
+      // The jailed QEMU opens it as its jail user: the FIFO is that user's alone.
+      if (vm.config.jail !== undefined && process.getuid?.() === 0) await chown(fifo, vm.config.jail.uid, vm.config.jail.gid);
       const reader = openFifo(fifo);
       reader.on("data", pcapFrames(`filter-dump in ${vm.name}`, deliver, ended));
       reader.on("error", (err) => ended(new SkiffError("ERR_SKIFF_HOST", `reading ${fifo} failed: ${err.message}`, { cause: err })));

@@ -11,6 +11,7 @@ import type { ImageRuntimeConfig } from "../image/oci/types.js";
 import { resolveImage } from "../image/resolve.js";
 import { defaults, type InitSpec, type KernelSpec, type MachineSpec, type NetworkSpec, type RestartPolicy } from "../spec/machine.js";
 import { resolveEgress, type EgressRequest, type EgressSpec } from "../network/egress.js";
+import { jailMode } from "../jail/ids.js";
 import { withLock } from "../store/lock.js";
 import type { CreateExtra, VmRecord } from "../store/store.js";
 import { uniqueRandomName, validateName } from "../util/names.js";
@@ -78,8 +79,28 @@ export async function createVm(ctx: EngineContext, opts: CreateOptions, t0: numb
   if (opts.restart !== undefined) checkRestart(opts.restart, "--restart");
   // Names in --egress are resolved once, now, before anything is made.
   const egress = opts.egress === undefined ? undefined : await resolveEgress(opts.egress);
-  const resolved: ResolvedCreate = { ...opts, ...(egress === undefined ? {} : { egressSpec: egress }) };
+  const resolved: ResolvedCreate = { ...withoutRootEgress(opts, egress), ...(egress === undefined ? {} : { egressSpec: egress }) };
   return opts.imageUrl !== undefined || isCloudRef(opts.image) ? createCloud(ctx, resolved, t0) : createMicroVm(ctx, resolved, t0);
+}
+
+/**
+ * Without root there is no jail uid to tell a VM's QEMU by, so the host
+ * cannot filter its connections one by one: `deny` becomes QEMU's own
+ * restrict=on (nothing out but published ports and guest forwards), and an
+ * allow list is refused rather than silently not enforced.
+ */
+function withoutRootEgress(opts: CreateOptions, egress: EgressSpec | undefined): CreateOptions {
+  if (egress === undefined || jailMode() === "root") return opts;
+  if (egress.policy === "allow") {
+    throw new SkiffError("ERR_SKIFF_NEEDS_ROOT", "--egress allow= needs skiff to run as root: the host filters each VM's connections by its jail user", {
+      place: opts.egress?.place ?? "--egress",
+      hint: "run skiff as root, or use --egress deny (QEMU's restrict=on) without root",
+    });
+  }
+  if (egress.policy === "deny" && !egress.hostLoopback && opts.network?.mode !== "none") {
+    return { ...opts, network: { ...(opts.network ?? { mode: "user", forwards: [] }), restrict: true } as NetworkSpec };
+  }
+  return opts;
 }
 
 /** CreateOptions with what createVm resolved before anything is made. */

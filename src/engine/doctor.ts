@@ -10,6 +10,7 @@ import type { Runner } from "../process/runner.js";
 import { SkiffError } from "../errors.js";
 import type { VmInfo } from "./info.js";
 import { qemuRuns } from "./status.js";
+import { jailFindings } from "../jail/doctor.js";
 
 export interface DoctorCheck {
   name: string;
@@ -42,7 +43,7 @@ export function memAvailableMiB(meminfo?: string): number {
   return Math.floor(kb / 1024);
 }
 
-export async function runDoctor(opts: { cacheDir: string; runner: Runner; vms: VmInfo[] }): Promise<DoctorReport> {
+export async function runDoctor(opts: { cacheDir: string; home: string; runner: Runner; vms: VmInfo[] }): Promise<DoctorReport> {
   const checks: DoctorCheck[] = [];
   let qemuBinary: string | undefined;
   checks.push(
@@ -108,6 +109,7 @@ export async function runDoctor(opts: { cacheDir: string; runner: Runner; vms: V
       ),
     );
   }
+  checks.push(...(await jailFindings(opts.runner, opts.home)));
   checks.push(
     await check(
       "memory",

@@ -142,6 +142,9 @@ export async function spawnQemu(opts: {
     launch: plan,
     backingFiles: record.config.image?.basePath === undefined ? [] : [record.config.image.basePath],
     ids: record.config.jail,
+    ...(spec.restart === undefined || spec.restart === "no"
+      ? {}
+      : { supervise: { policy: spec.restart === "on-failure" ? "on-failure" : "always", status: paths.supervisorStatus } }),
   });
   // The VM's egress rules are in place before its QEMU opens a single socket.
   if (jail.mode === "root" && jail.ids !== undefined && spec.network.mode === "user") {

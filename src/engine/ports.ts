@@ -4,6 +4,7 @@
  * through HMP's hostfwd_add; kept in the VM's state and gone when it
  * stops, like kubectl's).
  */
+import { readFileSync } from "node:fs";
 import { SkiffError } from "../errors.js";
 import { resolveForwards } from "../network/ports.js";
 import { QmpClient } from "../qemu/qmp.js";
@@ -12,6 +13,7 @@ import { withLock } from "../store/lock.js";
 import { vmLockName, type VmRecord } from "../store/store.js";
 import { notRunning, type EngineContext } from "./context.js";
 import { observeStatus } from "./status.js";
+import { unprivilegedPortStart } from "../jail/prepare.js";
 
 export interface ForwardInfo extends PortForward {
   /** "spec" (given at create) or "runtime" (added to the running VM). */
@@ -65,7 +67,8 @@ export async function changeForward(ctx: EngineContext, name: string, forward: P
         vmLockName(record.id),
         async () => {
           const state = await ctx.store.readState(record.id);
-          if ((await observeStatus(record, state)).state !== "running") throw notRunning(record.name);
+          const status = await observeStatus(record, state);
+          if (status.state !== "running") throw notRunning(record.name);
           const fixed = userForwards(record);
           const runtime = state.forwards ?? [];
           const key = (f: PortForward) => `${f.protocol}:${f.hostAddress}:${f.hostPort}`;
@@ -84,6 +87,12 @@ export async function changeForward(ctx: EngineContext, name: string, forward: P
           }
           const taken = await takenForwards(ctx);
           const [resolved] = await resolveForwards([forward], taken);
+          if (record.config.jail !== undefined && resolved!.hostPort < unprivilegedPortStart() && !mayBindLowPorts(status.pid)) {
+            throw new SkiffError("ERR_SKIFF_USAGE", `${record.name}'s jailed QEMU may not listen on host port ${resolved!.hostPort} (below ${unprivilegedPortStart()})`, {
+              place: record.name,
+              hint: "publish ports below 1024 with -p when the VM is made (its QEMU then keeps the one capability that needs), or use a higher host port",
+            });
+          }
           await hmp(record, `hostfwd_add net0 ${resolved!.protocol}:${resolved!.hostAddress}:${resolved!.hostPort}-:${resolved!.guestPort}`);
           await ctx.store.updateState(record.id, { forwards: [...runtime, resolved!] });
         },
@@ -107,3 +116,14 @@ export async function takenForwards(ctx: EngineContext): Promise<{ vm: string; f
   return out;
 }
 
+
+/** Whether the running QEMU kept CAP_NET_BIND_SERVICE (its VM published a low port at start). */
+function mayBindLowPorts(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    const eff = /^CapEff:\s+([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+    return eff !== undefined && (BigInt(`0x${eff}`) & (1n << 10n)) !== 0n;
+  } catch {
+    return false;
+  }
+}

@@ -86,10 +86,12 @@ export async function reconcile(ctx: EngineContext): Promise<string[]> {
     } else if (status.state === "crashed" && state.exit === undefined) {
       await recordExit(ctx, record, { reason: "crashed" });
     }
-    const after = await observeStatus(record, await ctx.store.readState(record.id));
-    if (after.state === "running") running.add(record.id);
+    // The table is still right unless this VM's QEMU was just ended; look again only then, or for --rm.
+    const changed = status.qemu !== undefined && ownerDead;
+    const after = changed || record.config.spec.autoRemove ? await observeStatus(record, await ctx.store.readState(record.id)) : status;
+    if (after.state === "running" || after.state === "restarting") running.add(record.id);
     const attached = state.owner !== undefined && !ownerDead;
-    if (record.config.spec.autoRemove && after.state !== "running" && after.state !== "created" && !attached) {
+    if (record.config.spec.autoRemove && after.state !== "running" && after.state !== "restarting" && after.state !== "created" && !attached) {
       await removeVm(ctx, record);
       reaped.push(record.id);
       progress(ctx, record.name, "removed", `${record.name} removed (--rm)`, t0);

@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { SkiffError } from "../errors.js";
 import { connectAgent, type AgentConnection } from "../guest/agent.js";
 import { currentProcess } from "../process/pid.js";
+import { ProcTable } from "../process/procs.js";
 import { defaultRunner, type Runner } from "../process/runner.js";
 import { skiffPaths } from "../store/paths.js";
 import { isBroken, VmStore, vmLockName, vmNotFound, type VmRecord } from "../store/store.js";
@@ -115,6 +116,8 @@ export class Skiff extends EventEmitter<SkiffEvents> {
         if ((await guestPaused(record)) !== undefined) await resumeGuest(record);
         return undefined;
       }
+      // Restarting: its supervisor brings QEMU back by itself; a second QEMU must never start.
+      if (status.state === "restarting") return undefined;
       // A VM made before jails (or by a skiff without root) gets its jail user now.
       record.config = await this.store.ensureJailIds(record.id);
       this.#progress(record.name, "booting", `booting ${record.name} (${facts.accel.accel})`, t0);
@@ -172,10 +175,15 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   async stop(name: string, opts: { timeoutMs?: number } = {}): Promise<VmInfo> {
     const t0 = Date.now();
     const record = await this.store.get(name);
-    await this.#locked(record, "stop", async (_state, status) => {
+    await this.#locked(record, "stop", async (_state, observed) => {
+      // A restart policy's supervisor is told first (this end is wanted), and may have started QEMU again just before.
+      const status = (await releaseSupervisor(record)) ? await observeStatus(record, await this.store.readState(record.id)) : observed;
+      if (status.state === "restarting") {
+        await recordExit(this, record, { reason: "stopped" });
+        return;
+      }
       if (status.qemu === undefined) return;
       this.#progress(record.name, "stopping", `stopping ${record.name}`, t0);
-      releaseSupervisor(record);
       // A paused guest cannot power off; one that a full disk keeps paused gets signals straight away.
       const powerdown = await readyForPowerdown(record);
       const step = await stopQemu({
@@ -230,7 +238,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     await this.#locked(record, "kill", async (_state, status) => {
       if (status.qemu === undefined) throw notRunning(record.name);
       // As `docker kill`: a VM killed on purpose is not restarted by its policy.
-      releaseSupervisor(record);
+      await releaseSupervisor(record);
       if (await signalQemu(status.qemu, sig)) await recordExit(this, record, { reason: "killed", signal: String(sig) });
     });
     return this.info(record);
@@ -263,8 +271,10 @@ export class Skiff extends EventEmitter<SkiffEvents> {
 
   async list(opts: { all?: boolean } = {}): Promise<VmInfo[]> {
     await this.reconcile();
-    const infos = await Promise.all((await this.store.list()).map((r) => this.info(r)));
-    return opts.all === true ? infos : infos.filter((i) => qemuRuns(i.state));
+    // One look at the process table for every VM listed.
+    const table = new ProcTable();
+    const infos = await Promise.all((await this.store.list()).map((r) => this.info(r, table)));
+    return opts.all === true ? infos : infos.filter((i) => qemuRuns(i.state) || i.state === "restarting");
   }
 
   /** VMs whose records fail their check (`ps -a` shows them as broken; `rm -f` is the one verb they take). */
@@ -277,9 +287,9 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     return this.info(await this.store.get(name));
   }
 
-  async info(record: VmRecord): Promise<VmInfo> {
+  async info(record: VmRecord, table = new ProcTable()): Promise<VmInfo> {
     const state = existsSync(record.paths.dir) ? await this.store.readState(record.id) : {};
-    const status = await observeStatus(record, state);
+    const status = await observeStatus(record, state, table);
     return toVmInfo(record, state, status, status.state === "running" ? await guestPaused(record) : undefined);
   }
 

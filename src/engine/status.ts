@@ -8,10 +8,10 @@ import { existsSync } from "node:fs";
 import type { ProcessIdentity } from "../process/pid.js";
 import type { VmConfig, VmPaths, VmState } from "../store/vmdir.js";
 import { ProcTable } from "../process/procs.js";
-import { qemuOf } from "./vm-process.js";
+import { qemuOf, supervisorOf } from "./vm-process.js";
 
 /** What ps shows. `paused` is QEMU's word (pause.ts): to the process table a paused VM runs. */
-export type RunState = "created" | "running" | "paused" | "stopped" | "crashed";
+export type RunState = "created" | "running" | "paused" | "restarting" | "stopped" | "crashed";
 
 /** QEMU runs: the guest runs, or is paused. */
 export function qemuRuns(state: RunState): boolean {
@@ -34,6 +34,8 @@ export async function observeStatus(
 ): Promise<ObservedStatus> {
   const qemu = qemuOf(vm, table);
   if (qemu !== undefined) return { state: "running", pid: qemu.pid, qemu };
+  // QEMU ended and its restart policy's supervisor waits out its backoff: it comes back by itself.
+  if (supervisorOf(vm, table) !== undefined) return { state: "restarting", reason: "restarting" };
   if (state.qemu === undefined && state.exit === undefined) return { state: "created" };
   if (state.exit !== undefined) {
     return { state: state.exit.reason === "crashed" ? "crashed" : "stopped", reason: state.exit.reason ?? "stopped" };

@@ -75,9 +75,14 @@ type VmProcesses = { paths: VmPaths; config: Pick<VmConfig, "jail"> };
  * A VM with a restart policy has a supervisor that would start its QEMU
  * again: tell it that this end is wanted (SIGTERM: it exits once QEMU has).
  */
-export function releaseSupervisor(vm: { paths: VmPaths }, table = new ProcTable()): void {
-  const supervisor = supervisorOf(vm, table);
-  if (supervisor !== undefined) signal(supervisor, "SIGTERM");
+export async function releaseSupervisor(vm: { paths: VmPaths; config: Pick<VmConfig, "jail"> }): Promise<boolean> {
+  const supervisor = supervisorOf(vm);
+  if (supervisor === undefined) return false;
+  signal(supervisor, "SIGTERM");
+  // It exits at once between restarts; while a QEMU of its runs it waits for that QEMU, which the caller then stops.
+  const deadline = Date.now() + 2_000;
+  while (processAlive(supervisor.pid, supervisor.startTime) && qemuOf(vm) === undefined && Date.now() < deadline) await sleep(25);
+  return true;
 }
 
 /**
@@ -90,9 +95,10 @@ export async function killVmProcesses(vm: VmProcesses, timeoutMs = 5_000): Promi
   const supervisor = supervisorOf(vm, table);
   const qemu = qemuOf(vm, table);
   const jailed = vm.config.jail !== undefined && process.getuid?.() === 0 ? processesOf(vm.config.jail.uid, table) : [];
+  // The supervisor first, so that it cannot start QEMU again in between.
+  if (supervisor !== undefined) signal(supervisor, "SIGKILL");
   const all = [...(supervisor === undefined ? [] : [supervisor]), ...(qemu === undefined ? [] : [qemu]), ...jailed];
-  if (supervisor !== undefined) signal(supervisor, "SIGTERM");
-  for (const p of all) if (p !== supervisor) signal(p, "SIGKILL");
+  for (const p of all) signal(p, "SIGKILL");
   const deadline = Date.now() + timeoutMs;
   for (const p of all) {
     if (!(await waitForExit(p, Math.max(0, deadline - Date.now())))) {

@@ -35,6 +35,8 @@ export interface JailPlan extends JailView {
   waitSocket: string;
   /** Restart policies: a supervisor stays as QEMU's parent. */
   supervise?: { policy: "on-failure" | "always"; status: string };
+  /** A published host port below the host's unprivileged start (1024): QEMU keeps CAP_NET_BIND_SERVICE, and only that. */
+  bindLowPorts?: boolean;
 }
 
 /** What QEMU's argv names, sorted into how the jail exposes it. */
@@ -67,6 +69,7 @@ export function toJailArgs(plan: JailPlan, qemu: readonly string[]): string[] {
     if (plan.groups.length > 0) args.push("--groups", plan.groups.join(","));
     for (const dir of plan.cgroups) args.push("--cgroup", path(dir));
     for (const t of plan.taps) args.push("--tap", `${ifname(t.ifname)}:${ifname(t.bridge)}:${t.fd}`);
+    if (plan.bindLowPorts === true) args.push("--bind-low-ports");
   } else if (plan.mode === "rootless") {
     args.push("--rootless");
   } else {

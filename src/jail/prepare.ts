@@ -5,7 +5,7 @@
  * and nobody else; its cgroup exists with its limits. Then the JailPlan.
  */
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { chmod, chown, copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { SkiffError } from "../errors.js";
@@ -38,6 +38,16 @@ export interface PrepareJailOptions {
   supervise?: JailPlan["supervise"];
 }
 
+/** The lowest port an unprivileged process may bind (net.ipv4.ip_unprivileged_port_start, 1024 by default). */
+export function unprivilegedPortStart(): number {
+  try {
+    const n = Number(readFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start", "utf8").trim());
+    return Number.isInteger(n) ? n : 1024;
+  } catch {
+    return 1024;
+  }
+}
+
 /** The JailPlan for a start (mode "off" with SKIFF_JAIL=off: only the TAPs and the detaching). */
 export async function prepareJail(opts: PrepareJailOptions): Promise<JailPlan> {
   const mode = jailMode();
@@ -65,7 +75,7 @@ export async function prepareJail(opts: PrepareJailOptions): Promise<JailPlan> {
   await chmod(paths.runDir, 0o700);
   for (const file of view.readWrite) {
     if (file === paths.runDir) continue;
-    if (file.startsWith(`${paths.dir}/`) || isVolumeDisk(file, opts.home)) await ownBy(file, ids);
+    if (file.startsWith(`${paths.dir}/`) || isVolumeDisk(file, opts.home)) await ownBy(file, ids, 0o600);
     else await shareWithGroup(file, shared, 0o2770); // a link network's socket directory
   }
   for (const file of [launch.initrdPath, ...(launch.cloud === undefined ? [] : [launch.cloud.seedPath])]) {
@@ -85,7 +95,9 @@ export async function prepareJail(opts: PrepareJailOptions): Promise<JailPlan> {
   }
   const layout = detectCgroups();
   const cgroups = await createVmGroup(layout, opts.home, opts.vmId, vmLimits({ memoryMiB: launch.memoryMiB, cpus: launch.cpus }, launch.accel));
-  return { ...base, mode, ids, groups: [shared], shareOwners, cgroups };
+  const forwards = launch.network.mode === "user" ? launch.network.forwards : [];
+  const bindLowPorts = forwards.some((f) => f.hostPort < unprivilegedPortStart());
+  return { ...base, mode, ids, groups: [shared], shareOwners, cgroups, ...(bindLowPorts ? { bindLowPorts } : {}) };
 }
 
 /**

@@ -16,7 +16,9 @@
  *                                       jail user's new files are UID:GID's on disk;
  *                                       --idmap-ro read-only)
  *   - drops to                          --uid N --gid N [--groups N,N]
- *     with no capabilities (bounding set emptied) and no_new_privs,
+ *     with no capabilities (bounding set emptied; --bind-low-ports keeps
+ *     CAP_NET_BIND_SERVICE alone, for published ports below 1024) and
+ *     no_new_privs,
  *   - and execs QEMU, which installs its own seccomp filter (-sandbox).
  *
  * Without root (--rootless) the mount namespace lives in a new user namespace
@@ -44,6 +46,7 @@
 #include <grp.h>
 #include <linux/if_tun.h>
 #include <linux/audit.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/mount.h>
 #include <linux/seccomp.h>
@@ -106,6 +109,7 @@ static struct {
   const char *status;
   int rootless;
   int unjailed;
+  int low_ports;
   char **argv;
 } jail;
 
@@ -158,6 +162,10 @@ static void parse(int argc, char **argv) {
     }
     if (strcmp(a, "--unjailed") == 0) {
       jail.unjailed = 1;
+      continue;
+    }
+    if (strcmp(a, "--bind-low-ports") == 0) {
+      jail.low_ports = 1;
       continue;
     }
     if (v == NULL) usage(a);
@@ -619,12 +627,30 @@ static void forbid_setid_files(void) {
 
 /* ---- dropping privileges ------------------------------------------------ */
 
+/*
+ * --bind-low-ports: the one capability a jailed QEMU may keep, to listen on
+ * a published host port below 1024 (`-p 80:80`). Kept through the uid
+ * change (KEEPCAPS), then made the only permitted, effective, inheritable
+ * and ambient one, so that it survives exec into QEMU.
+ */
+static void keep_bind_capability(void) {
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof data);
+  data[0].permitted = data[0].effective = data[0].inheritable = 1u << CAP_NET_BIND_SERVICE;
+  if (syscall(SYS_capset, &header, data) < 0) die("keep CAP_NET_BIND_SERVICE");
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_BIND_SERVICE, 0, 0) < 0) die("ambient CAP_NET_BIND_SERVICE");
+}
+
 static void drop_privileges(void) {
   int cap;
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   if (!jail.rootless) {
     for (cap = 0; cap <= 63; cap++) {
+      if (jail.low_ports && cap == CAP_NET_BIND_SERVICE) continue;
       if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) die("drop capability %d", cap);
     }
+    if (jail.low_ports && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) die("keepcaps");
     if (setgroups((size_t)jail.ngroups, jail.groups) < 0) die("setgroups");
     if (setresgid(jail.gid, jail.gid, jail.gid) < 0) die("setresgid %u", (unsigned)jail.gid);
     if (setresuid(jail.uid, jail.uid, jail.uid) < 0) die("setresuid %u", (unsigned)jail.uid);
@@ -632,8 +658,8 @@ static void drop_privileges(void) {
       errno = 0;
       die("could regain root after dropping it");
     }
+    if (jail.low_ports) keep_bind_capability();
   }
-  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("not dumpable");
   forbid_setid_files();
 }

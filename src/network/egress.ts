@@ -198,10 +198,11 @@ export function egressTable(uid: number, egress: EgressSpec, resolvers: readonly
       rules.push(`${family} daddr ${r.cidr}${port} accept`);
     }
   }
-  // Listed loopback destinations passed above; the rest of the loopback as the VM may.
-  const verdict = egress.hostLoopback ? "accept" : "drop";
+  // Listed loopback destinations passed above; the rest of the loopback as the VM may. Refused with
+  // reject, not drop: QEMU's connect fails at once and the guest gets a reset, not a long timeout.
+  const verdict = egress.hostLoopback ? "accept" : "reject";
   rules.push(`ip daddr 127.0.0.0/8 ${verdict}`, `ip6 daddr ::1 ${verdict}`);
-  rules.push(egress.policy === "all" ? "accept" : "drop");
+  rules.push(egress.policy === "all" ? "accept" : "reject");
   return [
     `table inet ${name} {`,
     `\tcomment "skiff: what jail uid ${uid} may reach"`,

@@ -56,6 +56,7 @@ export function desiredVm(project: ProjectSpec, service: ServiceSpec, replica: n
     dns: service.dns,
     volumes: service.volumes,
     restart: service.restart,
+    egress: service.egress === undefined ? null : { ...service.egress, place: null },
     cloudInit: service.cloudInit ?? null,
     ssh: service.ssh ?? null,
   };
@@ -95,6 +96,9 @@ export function desiredVm(project: ProjectSpec, service: ServiceSpec, replica: n
       : { kernel: { ...(service.kernel === undefined ? {} : { path: service.kernel }), args: service.kernelArgs } }),
     // skiff's init runs the main command (the service's, else the image's) under the restart policy; a cloud image has its own init.
     ...(service.imageUrl === undefined ? { init: { restart: service.restart } } : {}),
+    // The same policy for the VM itself, when its QEMU ends.
+    ...(service.restart === "no" ? {} : { restart: service.restart }),
+    ...(service.egress === undefined ? {} : { egress: service.egress }),
     ...(service.imageUrl === undefined ? {} : { imageUrl: service.imageUrl }),
     ...(service.diskBytes === undefined ? {} : { diskBytes: service.diskBytes }),
     ...(service.cloudInit?.userDataPath === undefined ? {} : { userDataPath: service.cloudInit.userDataPath }),

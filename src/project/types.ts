@@ -6,6 +6,7 @@
  * the engine takes, every field defaulted except where absence means
  * something ("the image's own").
  */
+import type { EgressRequest } from "../network/egress.js";
 import type { PortForward, RestartPolicy } from "../spec/machine.js";
 
 /** Which file format a project came from. */
@@ -129,6 +130,8 @@ export interface ServiceSpec {
   dependsOn: DependsOn[];
   healthcheck?: HealthCheck;
   restart: RestartPolicy;
+  /** Where the VM may connect (src/network/egress.ts); absent: anywhere but the host's loopback. */
+  egress?: EgressRequest;
   replicas: number;
   /** The file's own labels (compose `labels`), put on the service's VMs beside skiff's project labels. */
   labels?: Record<string, string>;

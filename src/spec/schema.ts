@@ -13,6 +13,7 @@ import { namePattern } from "../util/names.js";
 import type { MachineSpec } from "./machine.js";
 
 const strings = z.array(z.string());
+const restartPolicy = z.enum(["no", "on-failure", "always", "unless-stopped"]);
 const stringMap = z.record(z.string(), z.string());
 
 export const portForwardSchema = z.object({
@@ -73,6 +74,14 @@ export const machineSpecSchema = schemaFor<MachineSpec>()(
     boot: boot.optional(),
     mounts: z.array(mount).optional(),
     kernel: z.object({ path: z.string().optional(), args: strings.optional() }).optional(),
-    init: z.object({ restart: z.enum(["no", "on-failure", "always", "unless-stopped"]) }).optional(),
+    init: z.object({ restart: restartPolicy }).optional(),
+    egress: z
+      .object({
+        policy: z.enum(["all", "deny", "allow"]),
+        allow: z.array(z.object({ cidr: z.string(), port: portSchema.optional() })),
+        hostLoopback: z.boolean(),
+      })
+      .optional(),
+    restart: restartPolicy.optional(),
   }),
 );

@@ -29,7 +29,12 @@ export type RecordRead<T> =
  * apart.
  */
 export function schemaFor<T>() {
-  return <S extends z.ZodType<T>>(schema: S & ([T] extends [z.input<S>] ? unknown : "the schema refuses some values of the type")): S => schema;
+  return <S extends z.ZodType<T>>(
+    schema: S &
+      ([T] extends [z.input<S>] ? unknown : "the schema refuses some values of the type") &
+      // A key of the type the schema does not know would be dropped on every read.
+      ([Exclude<keyof T, keyof z.output<S>>] extends [never] ? unknown : "the schema drops keys of the type"),
+  ): S => schema;
 }
 
 /** An ISO 8601 time as `toISOString` writes it (ps and inspect compute ages from it). */

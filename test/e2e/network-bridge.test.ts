@@ -8,6 +8,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeHostAndOutside, removeNamespaces } from "../vm/outside.js";
 import { cliPath, Harness } from "../vm/harness.js";
 import { homeTag } from "../../src/network/ifnames.js";
 
@@ -20,21 +21,12 @@ function inHost(...args: string[]): string {
 }
 
 beforeAll(() => {
-  for (const ns of [hostNs, outNs]) {
-    execFileSync("ip", ["netns", "add", ns]);
-    execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
-  }
-  execFileSync("ip", ["-n", hostNs, "link", "add", "vout", "type", "veth", "peer", "name", "vin", "netns", outNs]);
-  execFileSync("ip", ["-n", hostNs, "addr", "add", "192.0.2.1/24", "dev", "vout"]);
-  execFileSync("ip", ["-n", hostNs, "link", "set", "vout", "up"]);
-  execFileSync("ip", ["-n", outNs, "addr", "add", "192.0.2.2/24", "dev", "vin"]);
-  execFileSync("ip", ["-n", outNs, "link", "set", "vin", "up"]);
-  execFileSync("ip", ["-n", hostNs, "route", "add", "default", "via", "192.0.2.2"]);
+  makeHostAndOutside(hostNs, outNs);
 });
 
 afterAll(async () => {
   await h.cleanup();
-  for (const ns of [hostNs, outNs]) execFileSync("ip", ["netns", "del", ns]);
+  removeNamespaces(hostNs, outNs);
 });
 
 function links(): { ifname: string; link_type: string; ifalias?: string }[] {

@@ -113,6 +113,12 @@ describe("toJailArgs", () => {
     );
   });
 
+  it("keeps CAP_NET_BIND_SERVICE, and only as root, for a published port below 1024", () => {
+    expect(toJailArgs({ ...base, bindLowPorts: true }, ["/q"])).toContain("--bind-low-ports");
+    expect(toJailArgs(base, ["/q"])).not.toContain("--bind-low-ports");
+    expect(toJailArgs({ ...base, mode: "rootless", taps: [], bindLowPorts: true }, ["/q"])).not.toContain("--bind-low-ports");
+  });
+
   it("keeps a supervisor for restart policies", () => {
     expect(toJailArgs({ ...base, supervise: { policy: "on-failure", status: `${dir}/supervisor.log` } }, ["/q"]).join(" ")).toContain(
       `--supervise on-failure --status ${dir}/supervisor.log -- /q`,

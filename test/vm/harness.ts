@@ -5,9 +5,11 @@
  * in `cleanup()`, and the home is removed; on failure the console logs are
  * kept (SKIFF_KEEP_LOGS) for the report.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { detectCgroups, homeGroupName } from "../../src/jail/cgroup.js";
+import { registryHome } from "../../src/jail/claims.js";
 
 export const repoRoot = resolve(import.meta.dirname, "..", "..");
 export const cliPath = join(repoRoot, "dist", "cli", "main.js");
@@ -153,8 +155,41 @@ export class Harness {
       }
       this.#tmpfs = false;
     }
+    this.#releaseJailState();
     rmSync(this.home, { recursive: true, force: true });
     if (this.#ownsNetns && this.netns !== undefined) execFileSync("ip", ["netns", "del", this.netns]);
+  }
+
+  /**
+   * What this home's jailed VMs hold outside it, which a `skiff rm` would
+   * give back: their jail uids' claims and egress tables, and their cgroups.
+   * (A later claim of a uid would reap them too; the host stays clean now.)
+   */
+  #releaseJailState(): void {
+    const claims = join(registryHome(), "jail-ids");
+    for (const entry of existsSync(claims) ? readdirSync(claims) : []) {
+      const path = join(claims, entry);
+      let claim: { home?: string };
+      try {
+        claim = JSON.parse(readFileSync(path, "utf8")) as { home?: string };
+      } catch {
+        continue;
+      }
+      if (claim.home !== this.home) continue;
+      const table = `skiff_jail_${entry.replace(/\.json$/, "")}`;
+      const nft = ["nft", "delete", "table", "inet", table];
+      spawnSync(nft[0]!, nft.slice(1), { stdio: "ignore" });
+      if (this.netns !== undefined) spawnSync("ip", ["netns", "exec", this.netns, ...nft], { stdio: "ignore" });
+      rmSync(path, { force: true });
+    }
+    const layout = detectCgroups();
+    const roots = layout.kind === "v2" ? [layout.root] : layout.kind === "v1" ? Object.values(layout.controllers) : [];
+    for (const root of roots) {
+      const group = join(root, homeGroupName(this.home));
+      if (!existsSync(group)) continue;
+      for (const vm of readdirSync(group).filter((e) => e.startsWith("vm-"))) spawnSync("rmdir", [join(group, vm)], { stdio: "ignore" });
+      spawnSync("rmdir", [group], { stdio: "ignore" });
+    }
   }
 }
 

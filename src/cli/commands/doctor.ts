@@ -16,10 +16,10 @@ export function registerDoctor(program: Command, ctx: CliContext): void {
   program
     .command("doctor")
     .option("--json", "print JSON")
-    .description("check QEMU, acceleration, kernel, guest tools and memory")
+    .description("check QEMU, acceleration, kernel, guest tools, the jail, cgroups and memory")
     .action(async () => {
       const skiff = ctx.skiff();
-      const report = await runDoctor({ cacheDir: skiff.cacheDir, runner: skiff.runner, vms: await skiff.list({ all: true }) });
+      const report = await runDoctor({ cacheDir: skiff.cacheDir, home: skiff.home, runner: skiff.runner, vms: await skiff.list({ all: true }) });
       if (ctx.flags.json) {
         process.stdout.write(JSON.stringify(report, null, 2) + "\n");
       } else {

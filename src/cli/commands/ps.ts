@@ -25,7 +25,7 @@ export function registerPs(program: Command, ctx: CliContext): void {
   program
     .command("ps")
     .option("--json", "print JSON")
-    .description("list VMs (running and paused ones; -a for all)")
+    .description("list VMs (running, paused and restarting ones; -a for all)")
     .option("-a, --all", "show created, stopped and crashed VMs too")
     .option("--format <format>", "table (default) or json")
     .option("-q, --quiet", "only names")

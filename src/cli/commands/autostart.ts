@@ -1,0 +1,69 @@
+/** `skiff autostart enable|disable|ls`: VMs and projects started at host boot by systemd units. */
+import type { Command } from "commander";
+import { loadProject } from "../../config/load.js";
+import { disableAutostart, enableAutostart, listAutostart, type AutostartTarget } from "../../engine/autostart.js";
+import type { CliContext } from "../context.js";
+
+interface AutostartFlags {
+  project?: boolean;
+  file: string[];
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+async function targetsOf(ctx: CliContext, names: string[], flags: AutostartFlags): Promise<AutostartTarget[]> {
+  if (flags.project !== true) {
+    // Each VM must exist now; its unit starts it by name.
+    for (const name of names) await ctx.skiff().inspect(name);
+    return names.map((name) => ({ kind: "vm" as const, name }));
+  }
+  const spec = await loadProject({
+    cwd: process.cwd(),
+    ...(flags.file.length === 0 ? {} : { files: flags.file }),
+    ...(names[0] === undefined ? {} : { projectName: names[0] }),
+  });
+  return [{ kind: "project", name: spec.name, dir: spec.dir, files: spec.files }];
+}
+
+export function registerAutostart(program: Command, ctx: CliContext): void {
+  const cmd = program.command("autostart").description("start VMs or a project when the host boots (a systemd unit each)");
+  cmd
+    .command("enable")
+    .description("write and enable a unit that starts the VMs (or, with --project, `up -d` the project) at boot")
+    .argument("[names...]", "VM names; with --project, the project name (default: the directory's)")
+    .option("--project", "the project of this directory (or -f files) instead of VMs")
+    .option("-f, --file <path>", "with --project: project file (repeatable)", collect, [])
+    .addHelpText("after", "\nExamples:\n  skiff autostart enable web db\n  skiff autostart enable --project\n  skiff autostart ls")
+    .action(async (names: string[], flags: AutostartFlags) => {
+      const skiff = ctx.skiff();
+      for (const target of await targetsOf(ctx, names, flags)) {
+        const { unit, enabled } = await enableAutostart({ home: skiff.home, runner: skiff.runner, target });
+        process.stdout.write(`${unit.unit}${enabled ? "" : " (written; systemd is not running here, it takes effect when the host boots with it)"}\n`);
+      }
+    });
+  cmd
+    .command("disable")
+    .description("disable and remove the units of the VMs (or, with --project, of the project)")
+    .argument("[names...]", "VM names; with --project, the project name")
+    .option("--project", "the project of this directory (or -f files) instead of VMs")
+    .option("-f, --file <path>", "with --project: project file (repeatable)", collect, [])
+    .action(async (names: string[], flags: AutostartFlags) => {
+      const skiff = ctx.skiff();
+      const targets = flags.project === true ? await targetsOf(ctx, names, flags) : names.map((name) => ({ kind: "vm" as const, name }));
+      for (const target of targets) {
+        const removed = await disableAutostart({ home: skiff.home, runner: skiff.runner, target });
+        process.stdout.write(`${target.name}${removed ? "" : " (had no unit)"}\n`);
+      }
+    });
+  cmd
+    .command("ls")
+    .description("the units skiff wrote for this skiff home")
+    .action(async () => {
+      const units = await listAutostart(ctx.skiff().home);
+      if (ctx.flags.json) {
+        process.stdout.write(`${JSON.stringify(units, null, 2)}\n`);
+        return;
+      }
+      for (const u of units) process.stdout.write(`${u.kind.padEnd(8)} ${u.name.padEnd(20)} ${u.path}\n`);
+    });
+}

@@ -1,0 +1,95 @@
+/**
+ * The jailer (src/jail/skiff-jail.c) on its own, with a shell in place of
+ * QEMU: what a QEMU taken over by its guest could do from inside the jail.
+ * It runs as root, in a network namespace this test makes for the TAP case.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { repoRoot } from "./harness.js";
+
+const jailer = join(repoRoot, "dist", "jail", "skiff-jail");
+const uid = 1_599_990_001;
+const dir = mkdtempSync(join(tmpdir(), "skiff-jail-test-"));
+const root = join(dir, "root");
+const share = join(dir, "share");
+const log = join(dir, "log");
+const ns = `skt-jail-${process.pid}`;
+
+/** Run `script` with sh inside a jail as `uid`; its stdout and stderr come back through the log. */
+function inJail(script: string, extra: string[] = [], netns?: string): { status: number | null; out: string; stderr: string } {
+  writeFileSync(log, "");
+  const argv = [jailer, "--uid", String(uid), "--gid", String(uid), "--root", root, "--log", log, "--idmap", `${share}:0:0`, "--dev", "null", ...extra, "--", "/bin/sh", "-c", script];
+  const [cmd, args] = netns === undefined ? [argv[0]!, argv.slice(1)] : ["ip", ["netns", "exec", netns, ...argv]];
+  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 20_000 });
+  return { status: r.status, out: existsSync(log) ? execFileSync("cat", [log], { encoding: "utf8" }) : "", stderr: r.stderr };
+}
+
+beforeAll(() => {
+  mkdirSync(root);
+  mkdirSync(share);
+  execFileSync("ip", ["netns", "add", ns]);
+  execFileSync("ip", ["-n", ns, "link", "add", "skt-br", "type", "bridge"]);
+});
+
+afterAll(() => {
+  execFileSync("ip", ["netns", "del", ns]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("inside the jail", () => {
+  it("runs as the jail user with no capabilities, no_new_privs and a seccomp filter", () => {
+    const r = inJail("id -u; id -g; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status");
+    expect(r.status).toBe(0);
+    expect(r.out).toBe(`${uid}\n${uid}\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n`);
+  });
+
+  it("sees only what it was given: no /etc/passwd, no /root, no home, a read-only root", () => {
+    const r = inJail("ls /; echo --; ls /etc; echo --; test -e /etc/passwd && echo passwd; test -e /root && echo root; touch /x 2>&1 || echo ro; ls /proc | grep -c '^[0-9]'");
+    const [top, etc] = r.out.split("--\n");
+    expect(top!.trim().split("\n")).toEqual(["bin", "dev", "etc", "lib", "lib64", "proc", "sbin", "tmp", "usr"]);
+    expect(etc!.trim().split("\n").every((f) => f === "ld.so.cache" || f === "resolv.conf")).toBe(true);
+    expect(r.out).not.toMatch(/^(passwd|root)$/m);
+    expect(r.out).toMatch(/Read-only file system\nro\n/);
+    // Its own proc shows its own processes only (hidepid): the shell and ls and grep.
+    expect(Number(r.out.trim().split("\n").at(-1))).toBeLessThan(5);
+  });
+
+  it("cannot make set-id files, device nodes or fifos where it may write, but plain files yes", () => {
+    const r = inJail(
+      [
+        "cd /" + share.slice(1),
+        "echo x > plain; echo made",
+        "chmod 4755 plain 2>&1; chmod g+s plain 2>&1",
+        "python3 -c \"import os; os.open('setuid', os.O_CREAT | os.O_WRONLY, 0o4755)\" 2>&1 | tail -1",
+        "mknod mem c 1 1 2>&1; mkfifo fifo 2>&1",
+        "ls -ln",
+      ].join("; "),
+    );
+    expect(r.out).toContain("made");
+    expect(r.out.match(/Operation not permitted/g)?.length).toBeGreaterThanOrEqual(5);
+    expect(existsSync(join(share, "setuid"))).toBe(false);
+    expect(existsSync(join(share, "mem"))).toBe(false);
+    const plain = lstatSync(join(share, "plain"));
+    // On disk the jail user's file is the share owner's (root here), and never set-id.
+    expect([plain.uid, plain.mode & 0o7000]).toEqual([0, 0]);
+  });
+
+  it("gets its TAP as an open descriptor, on its bridge, gone when it exits", () => {
+    const r = inJail("readlink /proc/self/fd/3; cat /sys/class/net/sktap0/master/uevent 2>/dev/null | head -1; echo ok", ["--tap", "sktap0:skt-br:3"], ns);
+    // Opened before the jail's root replaced the host's, so the kernel shows its path relative to nothing it can see.
+    expect(r.out).toMatch(/^\S*\/net\/tun\nok\n$/);
+    expect(execFileSync("ip", ["-n", ns, "-o", "link", "show"], { encoding: "utf8" })).not.toContain("sktap0");
+  });
+
+  it("refuses what it cannot do safely, before anything runs", () => {
+    const noRoot = spawnSync(jailer, ["--uid", "1", "--gid", "1", "--log", log, "--", "/bin/true"], { encoding: "utf8" });
+    expect([noRoot.status, noRoot.stderr]).toEqual([125, "skiff-jail: bad arguments: --root is required\n"]);
+    const relative = spawnSync(jailer, ["--uid", "1", "--gid", "1", "--root", root, "--log", log, "--ro", "etc/passwd", "--", "/bin/true"], { encoding: "utf8" });
+    expect(relative.status).toBe(125);
+    const dots = spawnSync(jailer, ["--uid", "1", "--gid", "1", "--root", root, "--log", log, "--ro", "/a/../etc/shadow", "--", "/bin/true"], { encoding: "utf8" });
+    expect(dots.status).toBe(125);
+  });
+});
