@@ -29,7 +29,7 @@ describe("exec under load", () => {
     );
     expect(results.filter((r) => r.code !== 0).map((r) => r.stderr)).toEqual([]);
     expect(results.map((r) => r.stdout.trim()).sort()).toEqual(Array.from({ length: 24 }, (_, i) => `exec-${i}`).sort());
-  }, 600_000);
+  }, 900_000);
 
   it("replaces the agent's waiting dropbears when they end on their own, and leaves no zombie after 30 execs", async () => {
     // dropbear gives up on a client that has not authenticated within 5 minutes, so every idle
@@ -40,5 +40,5 @@ describe("exec under load", () => {
       expect(r).toMatchObject({ code: 0, stdout: `${i}\n` });
     }
     expect(await zombies()).toEqual([]);
-  }, 600_000);
+  }, 900_000);
 });
