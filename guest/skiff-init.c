@@ -352,16 +352,25 @@ static pid_t spawn_relay(const char *dev) {
 static volatile sig_atomic_t port_event;
 static void on_sigio(int sig) { (void)sig; port_event = 1; }
 
-/* Read the host's "SKIFF-HELLO <nonce>" line, skipping stale bytes of an older session. */
-static int await_hello(int fd, char *nonce, size_t cap) {
+/*
+ * Read the host's "SKIFF-HELLO <nonce>" line, skipping stale bytes of an
+ * older session. Returns 1 when the waiting dropbear ended first (on the
+ * other end of `sock`): it gives up on a client that does not authenticate
+ * within 5 minutes, so an idle port's dropbear ends every 5 minutes, and
+ * must be reaped and replaced before the host comes (else it stays a zombie
+ * and the host's next session on the port talks to nobody).
+ */
+static int await_hello(int fd, int sock, char *nonce, size_t cap) {
   char line[128];
   size_t len = 0;
   for (;;) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int r = poll(&p, 1, 1000);
+    /* Only hang-ups of `sock`: dropbear's greeting waits there for the host. */
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = sock, .events = 0}};
+    int r = poll(p, 2, 1000);
     if (r < 0 && errno != EINTR) return -1;
     if (r <= 0) continue;
-    if (p.revents & POLLHUP) {
+    if (p[1].revents & (POLLHUP | POLLERR)) return 1;
+    if (p[0].revents & POLLHUP) {
       /* No host on the other end: wait for it (SIGIO, or poll again shortly). */
       len = 0;
       struct timespec ts = {0, 50 * 1000 * 1000};
@@ -488,7 +497,14 @@ static int relay_main(const char *dev) {
     pid_t pid = start_dropbear(&sock);
     if (pid < 0) return 1;
     char nonce[96];
-    if (await_hello(fd, nonce, sizeof nonce) != 0) return 1;
+    int waited = await_hello(fd, sock, nonce, sizeof nonce);
+    if (waited != 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+      close(sock);
+      if (waited < 0) return 1;
+      continue;
+    }
     char ready[128];
     int n = snprintf(ready, sizeof ready, "SKIFF-READY %s\n", nonce);
     if (write(fd, ready, n) != n) {

@@ -49,6 +49,8 @@ export const errorCodes = {
   ERR_SKIFF_VM_NOT_RUNNING: ExitCode.conflict,
   ERR_SKIFF_VM_RUNNING: ExitCode.conflict,
   ERR_SKIFF_VM_BUSY: ExitCode.conflict,
+  /** The VM's guest is paused (`skiff pause`, or QEMU stopped it when the host's disk filled up). */
+  ERR_SKIFF_VM_PAUSED: ExitCode.conflict,
   /** An address a VM asked for (--ip) is outside its network, the gateway, or held by another VM. */
   ERR_SKIFF_ADDRESS_IN_USE: ExitCode.conflict,
   /** Overlapping subnets, a bridge name a host interface has, a link network with two VMs, a network VMs still use. */

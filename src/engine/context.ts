@@ -5,6 +5,7 @@
  */
 import type { EventEmitter } from "node:events";
 import { SkiffError } from "../errors.js";
+import { asNoSpace } from "../image/unpack/errors.js";
 import type { Runner } from "../process/runner.js";
 import type { BrokenRecord } from "../store/record.js";
 import type { VmStore } from "../store/store.js";
@@ -26,6 +27,11 @@ export function progress(ctx: EngineContext, vm: string, phase: Phase, message: 
 /** Records that failed their check (a network's, a volume's), each a warning with its reason and how to remove it. */
 export function warnBroken(ctx: EngineContext, broken: readonly BrokenRecord[]): void {
   for (const b of broken) progress(ctx, b.name, "warning", `${b.error.message}; ${b.error.hint ?? ""}`, Date.now());
+}
+
+/** A disk under the skiff home that filled up (an errno, or a tool's stderr), as ERR_SKIFF_NO_SPACE saying where to make room. */
+export function homeNoSpace(err: unknown, dir: string, what: string): unknown {
+  return asNoSpace(err, dir, what, { hint: `free space on the filesystem holding ${dir} (\`df -h ${dir}\`), or point SKIFF_HOME at a bigger disk` });
 }
 
 export function notRunning(name: string): SkiffError {

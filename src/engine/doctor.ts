@@ -9,6 +9,7 @@ import { findQemu, probeAccel, qemuVersion } from "../qemu/accel.js";
 import type { Runner } from "../process/runner.js";
 import { SkiffError } from "../errors.js";
 import type { VmInfo } from "./info.js";
+import { qemuRuns } from "./status.js";
 import { jailFindings } from "../jail/doctor.js";
 
 export interface DoctorCheck {
@@ -114,9 +115,9 @@ export async function runDoctor(opts: { cacheDir: string; home: string; runner: 
       "memory",
       async () => {
         const available = memAvailableMiB();
-        const running = opts.vms.filter((v) => v.state === "running").reduce((s, v) => s + v.memoryMiB, 0);
-        const stopped = opts.vms.filter((v) => v.state !== "running").reduce((s, v) => s + v.memoryMiB, 0);
-        const line = `${available} MiB available; running VMs use up to ${running} MiB; starting the ${opts.vms.length - opts.vms.filter((v) => v.state === "running").length} stopped VMs would need ${stopped} MiB more`;
+        const running = opts.vms.filter((v) => qemuRuns(v.state)).reduce((s, v) => s + v.memoryMiB, 0);
+        const stopped = opts.vms.filter((v) => !qemuRuns(v.state)).reduce((s, v) => s + v.memoryMiB, 0);
+        const line = `${available} MiB available; running VMs use up to ${running} MiB; starting the ${opts.vms.length - opts.vms.filter((v) => qemuRuns(v.state)).length} stopped VMs would need ${stopped} MiB more`;
         if (stopped > available) throw new Error(line);
         return line;
       },

@@ -8,6 +8,7 @@ import { interfacesOf, type VmInterface } from "../network/guest.js";
 import { formatForward } from "../network/ports.js";
 import type { ExitRecord, VmState } from "../store/vmdir.js";
 import type { ObservedStatus, RunState } from "./status.js";
+import type { PauseReason } from "./pause.js";
 
 export interface VmInfo {
   id: string;
@@ -15,6 +16,8 @@ export interface VmInfo {
   image: string;
   imageDigest: string | undefined;
   state: RunState;
+  /** Why a paused VM's guest does not run: `user` (skiff pause), `disk full` (the host's disk filled up), … */
+  pauseReason: PauseReason | undefined;
   pid: number | undefined;
   cpus: number;
   memoryMiB: number;
@@ -44,14 +47,15 @@ export function formatPorts(network: NetworkSpec): string[] {
   return network.forwards.map(formatForward);
 }
 
-export function toVmInfo(record: VmRecord, state: VmState, status: ObservedStatus): VmInfo {
+export function toVmInfo(record: VmRecord, state: VmState, status: ObservedStatus, paused?: PauseReason): VmInfo {
   const spec = record.config.spec;
   return {
     id: record.id,
     name: record.name,
     image: spec.image,
     imageDigest: record.config.image?.digest,
-    state: status.state,
+    state: status.state === "running" && paused !== undefined ? "paused" : status.state,
+    pauseReason: status.state === "running" ? paused : undefined,
     pid: status.pid,
     cpus: spec.cpus,
     memoryMiB: spec.memoryMiB,

@@ -17,17 +17,18 @@ import { withLock } from "../store/lock.js";
 import type { VmState } from "../store/vmdir.js";
 import type { Phase, SkiffEvents } from "./events.js";
 import { gatherHostFacts, type HostFacts } from "./host.js";
-import { notRunning, progress } from "./context.js";
+import { homeNoSpace, notRunning, progress } from "./context.js";
 import { createVm, type CreateOptions } from "./create.js";
 import { spawnQemu } from "./launch.js";
 import { prepareVmNetworking, refreshPeerHosts, syncOwnHosts } from "./vm-network.js";
 import type { MachineSpec } from "../spec/machine.js";
 import { connectionOptions, waitBooted } from "./ready.js";
 import { hardStop, reconcile, recordExit, removeVm } from "./reconcile.js";
-import { observeStatus, type ObservedStatus, type RunState } from "./status.js";
+import { observeStatus, qemuRuns, type ObservedStatus, type RunState } from "./status.js";
 import { releaseSupervisor, signalQemu, stopQemu } from "./stop.js";
 import { toVmInfo, type VmInfo } from "./info.js";
 import { brokenInfo, removeBroken, type BrokenVmInfo } from "./broken.js";
+import { guestPaused, pauseGuest, readyForPowerdown, resumeGuest, vmPaused } from "./pause.js";
 import { checkVolumesFree, createVolume, inspectVolume, listVolumes, removeVolume, withVolumesLocked, type VolumeCreateOptions, type VolumeInfo } from "./volumes.js";
 import type { ImageContext } from "./images.js";
 import { buildLayers, type BuildLayersOptions, type BuildLayersResult } from "./layers.js";
@@ -84,7 +85,9 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   async create(opts: CreateOptions): Promise<VmInfo> {
     const t0 = Date.now();
     await this.reconcile();
-    const record = await createVm(this, opts, t0);
+    const record = await createVm(this, opts, t0).catch((err: unknown) => {
+      throw homeNoSpace(err, this.home, `creating VM ${opts.name ?? ""}`.trim());
+    });
     await this.#refreshPeers(record.config.spec, t0);
     return this.info(record);
   }
@@ -96,14 +99,25 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   }
 
   async start(name: string, opts: StartOptions = {}): Promise<VmInfo> {
-    const t0 = Date.now();
     await this.reconcile();
     const record = await this.store.get(name);
+    return this.#start(record, opts).catch((err: unknown) => {
+      throw homeNoSpace(err, this.home, `starting ${record.name}`);
+    });
+  }
+
+  async #start(record: VmRecord, opts: StartOptions): Promise<VmInfo> {
+    const t0 = Date.now();
     const facts = await this.hostFacts();
     let hosts = "";
     const identity = await this.#locked(record, "start", async (_state, status) => {
+      if (status.state === "running") {
+        // A running VM whose guest is paused (skiff pause, a full disk) runs again.
+        if ((await guestPaused(record)) !== undefined) await resumeGuest(record);
+        return undefined;
+      }
       // Restarting: its supervisor brings QEMU back by itself; a second QEMU must never start.
-      if (status.state === "running" || status.state === "restarting") return undefined;
+      if (status.state === "restarting") return undefined;
       // A VM made before jails (or by a skiff without root) gets its jail user now.
       record.config = await this.store.ensureJailIds(record.id);
       this.#progress(record.name, "booting", `booting ${record.name} (${facts.accel.accel})`, t0);
@@ -170,10 +184,12 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       }
       if (status.qemu === undefined) return;
       this.#progress(record.name, "stopping", `stopping ${record.name}`, t0);
+      // A paused guest cannot power off; one that a full disk keeps paused gets signals straight away.
+      const powerdown = await readyForPowerdown(record);
       const step = await stopQemu({
         identity: status.qemu,
         qmpSocket: record.paths.qmpSocket,
-        timeoutMs: opts.timeoutMs ?? 10_000,
+        timeoutMs: powerdown ? (opts.timeoutMs ?? 10_000) : 0,
         onStep: (s) => this.#progress(record.name, "stopping", `stopping ${record.name}: ${s}`, t0),
       });
       await recordExit(this, record, { reason: step === "powerdown" ? "stopped" : `stopped (${step})` });
@@ -193,6 +209,26 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     }
     await this.stop(name, opts);
     return this.start(name, opts);
+  }
+
+  /** Stop the guest's CPUs (QMP `stop`): it keeps its memory and devices, and runs on after `unpause` or `start`. */
+  pause(name: string): Promise<VmInfo> {
+    return this.#onGuest(name, "pause", pauseGuest);
+  }
+
+  /** Let a paused guest run again (QMP `cont`); a running one is left alone. ERR_SKIFF_NO_SPACE when its disk is still full. */
+  unpause(name: string): Promise<VmInfo> {
+    return this.#onGuest(name, "unpause", resumeGuest);
+  }
+
+  /** `fn` on a VM whose QEMU runs, under its lifecycle lock. */
+  async #onGuest(name: string, verb: string, fn: (record: VmRecord) => Promise<unknown>): Promise<VmInfo> {
+    const record = await this.store.get(name);
+    await this.#locked(record, verb, async (_state, status) => {
+      if (status.qemu === undefined) throw notRunning(record.name);
+      await fn(record);
+    });
+    return this.info(record);
   }
 
   /** Send a signal to the VM's QEMU process (default SIGKILL: pull the plug). */
@@ -238,7 +274,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     // One look at the process table for every VM listed.
     const table = new ProcTable();
     const infos = await Promise.all((await this.store.list()).map((r) => this.info(r, table)));
-    return opts.all === true ? infos : infos.filter((i) => i.state === "running" || i.state === "restarting");
+    return opts.all === true ? infos : infos.filter((i) => qemuRuns(i.state) || i.state === "restarting");
   }
 
   /** VMs whose records fail their check (`ps -a` shows them as broken; `rm -f` is the one verb they take). */
@@ -254,7 +290,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   async info(record: VmRecord, table = new ProcTable()): Promise<VmInfo> {
     const state = existsSync(record.paths.dir) ? await this.store.readState(record.id) : {};
     const status = await observeStatus(record, state, table);
-    return toVmInfo(record, state, status);
+    return toVmInfo(record, state, status, status.state === "running" ? await guestPaused(record) : undefined);
   }
 
   /** Make a named volume: an ext4 disk of its own (default 1 GiB) that VMs mount with `mounts`. */
@@ -297,6 +333,8 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     const record = await this.store.get(name);
     const status = await observeStatus(record, await this.store.readState(record.id));
     if (status.state !== "running") throw notRunning(record.name);
+    const paused = await guestPaused(record);
+    if (paused !== undefined) throw vmPaused(record.name, paused);
     return connectAgent({
       ...(await connectionOptions(record, this.home)),
       // A cloud image's sshd can be restarting (cloud-init, a slow TCG guest): give it longer.

@@ -10,10 +10,16 @@ import type { VmConfig, VmPaths, VmState } from "../store/vmdir.js";
 import { ProcTable } from "../process/procs.js";
 import { qemuOf, supervisorOf } from "./vm-process.js";
 
-export type RunState = "created" | "running" | "restarting" | "stopped" | "crashed";
+/** What ps shows. `paused` is QEMU's word (pause.ts): to the process table a paused VM runs. */
+export type RunState = "created" | "running" | "paused" | "restarting" | "stopped" | "crashed";
+
+/** QEMU runs: the guest runs, or is paused. */
+export function qemuRuns(state: RunState): boolean {
+  return state === "running" || state === "paused";
+}
 
 export interface ObservedStatus {
-  state: RunState;
+  state: Exclude<RunState, "paused">;
   pid?: number;
   /** The running QEMU, exactly (pid and start time): what stop, kill and rm signal. */
   qemu?: ProcessIdentity;

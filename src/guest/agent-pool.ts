@@ -11,9 +11,12 @@
  * one worker beside 4 commands ending on their own lost 9 of 200.
  *
  * So a command takes an idle session, else a new one on a free port (one
- * handshake, ~150 ms, then kept while busy and 10 s after), else the first
- * session to fall idle. Only when that takes too long (all ports held by
- * long-running commands) does it share a busy session, and carry the risk.
+ * handshake, ~150 ms, then kept while busy and 10 s after), else it queues
+ * for the first session to fall idle or port to come free (other processes'
+ * sessions end too), however many commands come at once: a VM has only a
+ * few ports. Only a signal for a running command (Ctrl-C) does not queue
+ * behind long-running commands: after a short wait it shares a busy
+ * session, and carries the risk.
  */
 import { isSkiffError, SkiffError } from "../errors.js";
 import { openSession, type AgentSession, type SessionTarget } from "./agent-session.js";
@@ -34,8 +37,10 @@ interface Entry extends PooledSession {
 
 /** Budget for opening an extra session. */
 const extraSessionTimeoutMs = 3_000;
-/** How long a command waits for a session to fall idle before sharing a busy one. */
+/** How long a signal waits for a session to fall idle before sharing a busy one. */
 const shareAfterMs = 2_000;
+/** While queued, how often a command looks for a port other processes let go. */
+const portRetryMs = 500;
 /** Extra sessions idle this long are closed, giving their ports back. */
 const extraSessionIdleMs = 10_000;
 
@@ -78,35 +83,48 @@ export class SessionPool {
     return this.#primary.open && !this.#closing;
   }
 
-  /** A session for one command; give it back with release() when the command has ended. */
-  async acquire(): Promise<PooledSession> {
-    if (!this.isOpen) throw this.#closed();
-    const idle = this.#idle();
-    if (idle) return take(idle);
-    if (this.#entries.length < (this.#target.tcp?.maxSessions ?? this.#target.socketPaths.length)) {
-      const session = await openSession(this.#target, { timeoutMs: extraSessionTimeoutMs, waitForSockets: false, singlePass: true }).catch(
-        (err: unknown) => {
-          // No port free or answering: fall back on the sessions we have.
-          if (isSkiffError(err) && (err.code === "ERR_SKIFF_VM_BUSY" || err.code === "ERR_SKIFF_AGENT")) return undefined;
-          throw err;
-        },
-      );
-      if (session) {
-        const entry = this.#adopt(session);
-        if (!this.isOpen) {
-          await endSession(entry);
-          throw this.#closed();
-        }
-        return take(entry);
+  /**
+   * A session for one command; give it back with release() when the
+   * command has ended. Queues while every port is busy; `share` (for a
+   * signal) shares a busy session instead after a short wait.
+   */
+  async acquire(opts: { share?: boolean } = {}): Promise<PooledSession> {
+    const busyDeadline = Date.now() + this.#target.busyTimeoutMs;
+    for (;;) {
+      if (!this.isOpen) throw this.#closed();
+      const idle = this.#idle() ?? (await this.#extraSession());
+      if (idle) return take(idle);
+      const nowIdle = this.#idle();
+      if (nowIdle) return take(nowIdle);
+      const left = busyDeadline - Date.now();
+      const handed = await this.#nextIdle(opts.share === true ? shareAfterMs : Math.max(0, Math.min(portRetryMs, left)));
+      if (handed) return handed;
+      if (opts.share === true) {
+        const shared = this.#entries.filter((e) => e.open).sort((a, b) => a.busy - b.busy)[0];
+        if (!shared || !this.isOpen) throw this.#closed();
+        return take(shared);
       }
+      if (left <= 0) throw this.#busy();
     }
-    const nowIdle = this.#idle();
-    if (nowIdle) return take(nowIdle);
-    const handed = await this.#nextIdle(shareAfterMs);
-    if (handed) return handed;
-    const shared = this.#entries.filter((e) => e.open).sort((a, b) => a.busy - b.busy)[0];
-    if (!shared || !this.isOpen) throw this.#closed();
-    return take(shared);
+  }
+
+  /** A new session on a free port, while this connection holds fewer than the VM has; undefined when none is free or answers. */
+  async #extraSession(): Promise<Entry | undefined> {
+    if (this.#entries.length >= (this.#target.tcp?.maxSessions ?? this.#target.socketPaths.length)) return undefined;
+    const session = await openSession(this.#target, { timeoutMs: extraSessionTimeoutMs, waitForSockets: false, singlePass: true }).catch(
+      (err: unknown) => {
+        // No port free or answering: fall back on the sessions we have.
+        if (isSkiffError(err) && (err.code === "ERR_SKIFF_VM_BUSY" || err.code === "ERR_SKIFF_AGENT")) return undefined;
+        throw err;
+      },
+    );
+    if (session === undefined) return undefined;
+    const entry = this.#adopt(session);
+    if (!this.isOpen) {
+      await endSession(entry);
+      throw this.#closed();
+    }
+    return entry;
   }
 
   release(pooled: PooledSession): void {
@@ -169,6 +187,13 @@ export class SessionPool {
     session.client.on("error", () => {});
     this.#entries.push(entry);
     return entry;
+  }
+
+  #busy(): SkiffError {
+    return new SkiffError("ERR_SKIFF_VM_BUSY", `every agent session with ${this.vmName} stayed busy for ${this.#target.busyTimeoutMs / 1000} s`, {
+      hint: "commands that run long (or interactive sessions) hold them; end some, or retry when they finish",
+      details: { vm: this.vmName },
+    });
   }
 
   #closed(): SkiffError {

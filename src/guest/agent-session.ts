@@ -29,6 +29,12 @@ export interface SessionTarget {
   hostKey: Buffer;
   portBudgetMs: number;
   /**
+   * How long a session waits while other sessions (of this process or
+   * others) hold every port. That time does not count against the deadline
+   * for an answer: commands queue for a port, as many as come.
+   */
+  busyTimeoutMs: number;
+  /**
    * Cloud images: plain SSH over TCP (QEMU's user-net forward) to the image's
    * own sshd as its default user, instead of skiff's agent on virtio-serial.
    */
@@ -60,8 +66,25 @@ export interface OpenSessionOptions {
   signal?: AbortSignal;
 }
 
-/** Once a guest answered, the SSH handshake gets at least this long, whatever is left of the deadline. */
-const minSshMs = 5_000;
+/** How long a session waits for a port while all are held (other commands' sessions), unless told otherwise. */
+const defaultBusyTimeoutMs = 300_000;
+
+/**
+ * Waiting for a port held by others: the first pause, and the longest. Many
+ * waiters poll the same few locks, so the pause grows (with jitter) to keep
+ * their cost down, and stays short enough that a port let go is taken soon.
+ */
+const busyPauseMs = { min: 25, max: 250 };
+
+/**
+ * Once a guest answered, the SSH handshake gets at least this long, whatever
+ * is left of the deadline: the guest is alive, only slow (many handshakes at
+ * once on an emulated CPU of a loaded host), and giving up would only make
+ * it start over.
+ */
+const minSshMs = 30_000;
+/** Over TCP a connection is no sign of life (slirp accepts for a guest whose sshd is not up yet): the old 5 s. */
+const minTcpSshMs = 5_000;
 /**
  * A guest that stops answering (frozen VM, dead dropbear) would otherwise
  * leave every command on the session waiting forever: the port's socket
@@ -78,6 +101,7 @@ export async function resolveTarget(opts: {
   privateKeyPath: string;
   hostPublicKey: string;
   portBudgetMs: number;
+  busyTimeoutMs?: number;
   tcp?: TcpTarget;
 }): Promise<SessionTarget> {
   return {
@@ -89,14 +113,22 @@ export async function resolveTarget(opts: {
     privateKey: await readKey(opts.privateKeyPath),
     hostKey: parseHostKey(opts.hostPublicKey, opts.vmName),
     portBudgetMs: opts.portBudgetMs,
+    busyTimeoutMs: opts.busyTimeoutMs ?? defaultBusyTimeoutMs,
   };
 }
 
-/** Open a session on the first free port that answers. */
+/**
+ * Open a session on the first free port that answers. While every port is
+ * held by other sessions (of this process or others), wait for one to be
+ * let go, polling its lock with a growing pause; that wait moves the
+ * deadline for an answer on.
+ */
 export async function openSession(target: SessionTarget, opts: OpenSessionOptions): Promise<AgentSession> {
   if (target.tcp !== undefined) return openTcpSession(target, target.tcp, opts);
   const { vmName } = target;
-  const deadline = Date.now() + opts.timeoutMs;
+  let deadline = Date.now() + opts.timeoutMs;
+  const busyDeadline = Date.now() + target.busyTimeoutMs;
+  let busyPause = busyPauseMs.min;
   let sawFreePort = false;
   for (;;) {
     let freePorts = 0;
@@ -126,12 +158,23 @@ export async function openSession(target: SessionTarget, opts: OpenSessionOption
     }
     const left = deadline - Date.now();
     if (left <= 0 || opts.singlePass) break;
-    // Every port held by other skiff processes, or no guest answer yet: breathe before the next round.
-    if (freePorts === 0 || opts.waitForSockets) await sleep(Math.min(freePorts === 0 ? 25 : 100, left));
+    if (freePorts === 0) {
+      // Every port held by other sessions: queue, however long they take, up to the busy deadline.
+      if (Date.now() >= busyDeadline) break;
+      const pause = Math.min(busyPause * (0.75 + Math.random() / 2), busyDeadline - Date.now());
+      await sleep(pause);
+      deadline += pause;
+      busyPause = Math.min(busyPause * 1.5, busyPauseMs.max);
+      continue;
+    }
+    busyPause = busyPauseMs.min;
+    // No guest answer yet: breathe before the next round.
+    if (opts.waitForSockets) await sleep(Math.min(100, left));
   }
-  if (!sawFreePort) {
-    throw new SkiffError("ERR_SKIFF_VM_BUSY", `all ${target.socketPaths.length} agent ports of ${vmName} are in use`, {
-      hint: "other skiff commands hold them; retry when they finish",
+  if (!sawFreePort || Date.now() >= busyDeadline) {
+    const waited = target.busyTimeoutMs / 1000;
+    throw new SkiffError("ERR_SKIFF_VM_BUSY", `all ${target.socketPaths.length} agent ports of ${vmName} stayed in use${opts.singlePass ? "" : ` for ${waited} s`}`, {
+      hint: "other commands' sessions (exec, cp, ssh, a foreground run) hold them; end some, or retry when they finish",
       details: { vm: vmName },
     });
   }
@@ -175,7 +218,7 @@ async function openTcpSession(target: SessionTarget, tcp: TcpTarget, opts: OpenS
     });
     if (socket) {
       try {
-        const client = await sshConnect(socket, target, Math.max(minSshMs, deadline - Date.now()), tcp.username);
+        const client = await sshConnect(socket, target, Math.max(minTcpSshMs, deadline - Date.now()), tcp.username);
         return { client, socket, lock: noLock, port: tcpSessions++ };
       } catch (err) {
         last = err;

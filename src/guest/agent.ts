@@ -32,6 +32,11 @@ export interface AgentConnectOptions {
   timeoutMs?: number;
   /** Wait this long for an answer on one port before trying the next (default 1.5 s). */
   portBudgetMs?: number;
+  /**
+   * How long to wait while other sessions hold every port, not counted in
+   * `timeoutMs` (default 5 minutes): commands beyond the VM's ports queue.
+   */
+  busyTimeoutMs?: number;
   /** The VM's name, for messages (default lockPrefix). */
   vmName?: string;
   /** Stop waiting early, e.g. when QEMU exits during boot. */
@@ -255,7 +260,7 @@ export class AgentConnection {
 
   async #kill(pidfile: string, signo: number): Promise<void> {
     // Exit 1 means the command is already gone, which is what the caller wanted.
-    const pooled = await this.#pool.acquire();
+    const pooled = await this.#pool.acquire({ share: true });
     try {
       const client = pooled.session.client;
       const command = encodeExecRequest({ argv: [skiffKill, pidfile, String(signo)] });

@@ -9,6 +9,7 @@ import { SkiffError } from "../errors.js";
 import { removeImage } from "../engine/images.js";
 import type { Skiff } from "../engine/skiff.js";
 import type { VmInfo } from "../engine/info.js";
+import { qemuRuns } from "../engine/status.js";
 import type { VmRecord } from "../store/store.js";
 import type { ProjectEvents } from "./events.js";
 import { probeOnce } from "./health.js";
@@ -110,7 +111,7 @@ export class Project extends EventEmitter<ProjectEvents> {
         return { service, vm, health };
       }),
     );
-    return opts.all === true ? out : out.filter((s) => s.vm.state === "running");
+    return opts.all === true ? out : out.filter((s) => qemuRuns(s.vm.state));
   }
 
   /** The project's VMs of `services` (all when none given); an unknown service is an error. */

@@ -1,13 +1,16 @@
 /**
  * `up`: make the project so. Networks and volumes first; then every service
  * as soon as what it depends on is started (or healthy), independent ones
- * in parallel; each replica is left alone when its spec hash is unchanged,
- * recreated when it changed, created when missing. Provisioners run on a
- * VM's first start (and again until they once ran to the end).
+ * in parallel; each replica is left alone when its spec hash is unchanged
+ * and the last `up` brought it up, recreated when it changed, created when
+ * missing, started again when the last `up` failed on it (replica-step.ts).
+ * Provisioners run on a VM's first start (and again until they once ran to
+ * the end).
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { SkiffError } from "../errors.js";
+import { isSkiffError, SkiffError } from "../errors.js";
+import { qemuRuns } from "../engine/status.js";
 import type { VmRecord } from "../store/store.js";
 import { desiredVm, type DesiredVm, type ResolvedImage } from "./desired.js";
 import { waitHealthy } from "./health.js";
@@ -18,6 +21,7 @@ import { ensureNetworks, ensureVolumes } from "./resources.js";
 import { setUpRouting } from "./router.js";
 import type { ProjectRun } from "./run.js";
 import { projectVms, serviceVms } from "./vms.js";
+import { replicaStep } from "./replica-step.js";
 import type { ServiceSpec } from "./types.js";
 
 export interface UpOptions {
@@ -32,7 +36,7 @@ export interface UpOptions {
   removeOrphans?: boolean;
 }
 
-export type UpAction = "created" | "recreated" | "started" | "unchanged";
+export type UpAction = "created" | "recreated" | "started" | "restarted" | "unchanged";
 
 export interface UpResult {
   vms: { name: string; service: string; action: UpAction }[];
@@ -102,37 +106,59 @@ async function imageFor(run: ProjectRun, service: ServiceSpec, force: boolean): 
 async function upReplica(run: ProjectRun, want: DesiredVm, service: ServiceSpec, opts: UpOptions): Promise<UpResult["vms"][number]> {
   const { skiff } = run;
   const existing = await skiff.store.find(want.name);
-  let action: UpAction;
-  let record: VmRecord;
-  if (existing !== undefined && existing.config.spec.labels[labels.specHash] === want.hash) {
-    const info = await skiff.info(existing);
-    record = existing;
-    if (info.state === "running") {
-      run.task(want.name, "unchanged", `${want.name} is up to date`);
-      return { name: want.name, service: service.name, action: "unchanged" };
-    }
-    action = "started";
-  } else {
-    if (existing !== undefined) {
-      run.task(want.name, "recreating", `${want.name}: its definition changed, recreating`);
-      await skiff.remove(existing.name, { force: true });
-      action = "recreated";
-    } else {
-      action = "created";
-    }
+  const info = existing === undefined ? undefined : await skiff.info(existing);
+  const failed = existing === undefined ? undefined : (await skiff.store.readState(existing.id)).upFailed;
+  const step = replicaStep(
+    existing === undefined || info === undefined
+      ? undefined
+      : { hash: existing.config.spec.labels[labels.specHash], running: info.state === "running", upFailed: failed?.reason },
+    want.hash,
+  );
+  const done = (action: UpAction) => ({ name: want.name, service: service.name, action });
+  if (step === "unchanged") {
+    run.task(want.name, "unchanged", `${want.name} is up to date`);
+    return done("unchanged");
+  }
+  const action: UpAction = step === "create" ? "created" : step === "recreate" ? "recreated" : step === "retry" ? "restarted" : "started";
+  if (step === "recreate") {
+    run.task(want.name, "recreating", `${want.name}: its definition changed, recreating`);
+    await skiff.remove(want.name, { force: true });
+  }
+  if (step === "retry") {
+    run.task(want.name, "starting", `${want.name}: the last up failed on it (${failed?.reason}); starting it again`);
+    if (info !== undefined && qemuRuns(info.state)) await skiff.stop(want.name);
+  }
+  if (step === "create" || step === "recreate") {
     run.task(want.name, "creating", `creating ${want.name}`);
     await skiff.create(await withInlineUserData(run, service, want));
-    record = await skiff.store.get(want.name);
   }
-  run.task(want.name, "starting", `booting ${want.name}`);
-  await skiff.start(want.name);
-  await setUpRouting(run, service, want.name);
-  run.task(want.name, "running", `${want.name} is running`);
-  const state = await skiff.store.readState(record.id);
-  if (opts.noProvision !== true && service.provision.length > 0 && state.provisionedAt === undefined) {
-    await provisionVm(run, service, want.name);
+  const record = await skiff.store.get(want.name);
+  // Marked before, cleared after: an `up` killed half way leaves the mark too.
+  await markUpFailed(run, record, "the last up did not finish");
+  try {
+    run.task(want.name, "starting", `booting ${want.name}`);
+    await skiff.start(want.name);
+    await setUpRouting(run, service, want.name);
+    run.task(want.name, "running", `${want.name} is running`);
+    const state = await skiff.store.readState(record.id);
+    if (opts.noProvision !== true && service.provision.length > 0 && state.provisionedAt === undefined) {
+      await provisionVm(run, service, want.name);
+    }
+  } catch (err) {
+    await markUpFailed(run, record, failureOf(err));
+    throw err;
   }
-  return { name: want.name, service: service.name, action };
+  await skiff.store.updateState(record.id, { upFailed: undefined });
+  return done(action);
+}
+
+/** Remember on the VM that `up` did not bring it up, so that the next `up` starts it again. */
+async function markUpFailed(run: ProjectRun, record: VmRecord, reason: string): Promise<void> {
+  await run.skiff.store.updateState(record.id, { upFailed: { at: new Date().toISOString(), reason } }).catch(() => undefined);
+}
+
+function failureOf(err: unknown): string {
+  return isSkiffError(err) ? err.code : err instanceof Error ? err.message : String(err);
 }
 
 /**
@@ -157,11 +183,15 @@ async function waitServiceHealthy(run: ProjectRun, service: ServiceSpec): Promis
   await Promise.all(
     vms.map(async (vm) => {
       run.task(vm.name, "waiting", `${vm.name}: waiting to be healthy`);
-      const conn = await run.skiff.connect(vm.name);
+      const conn = await run.skiff.connect(vm.name).catch(async (err: unknown) => {
+        await markUpFailed(run, vm, failureOf(err));
+        throw err;
+      });
       try {
         const r = await waitHealthy(conn, check);
         if (!r.healthy) {
           run.task(vm.name, "unhealthy", `${vm.name} is unhealthy`);
+          await markUpFailed(run, vm, "unhealthy");
           throw new SkiffError("ERR_SKIFF_UNHEALTHY", `${vm.name} is unhealthy: \`${check.test.join(" ")}\` failed ${r.attempts} times (last exit ${r.code}${r.output === "" ? "" : `: ${r.output.slice(0, 200)}`})`, {
             place: service.place,
             hint: `see \`skiff logs ${vm.name}\`; check the healthcheck's test, or give it a longer start_period`,

@@ -71,6 +71,12 @@ export const vmStateSchema = z.object({
   forwards: z.array(portForwardSchema).optional(),
   /** Projects: when the service's provisioners last ran to the end on this VM (ISO 8601); absent: never. */
   provisionedAt: isoTimeSchema.optional(),
+  /**
+   * Projects: the last `up` did not bring this VM up to the end (its start,
+   * routing, provisioning or healthcheck failed, or `up` was killed): the
+   * next `up` starts it again instead of calling it up to date.
+   */
+  upFailed: z.object({ at: isoTimeSchema, reason: z.string() }).optional(),
 });
 export type VmState = z.infer<typeof vmStateSchema>;
 

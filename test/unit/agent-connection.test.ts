@@ -92,10 +92,23 @@ describe("connectAgent", () => {
     expect((await skiffFailure(connectAgent(options(g)))).code).toBe("ERR_SKIFF_VM_NOT_RUNNING");
   });
 
-  it("says the VM is busy when every port is locked", async () => {
+  it("says the VM is busy when every port stays locked past the busy deadline", async () => {
     const g = await startGuest();
     for (const i of [0, 1]) locks.push((await tryLock(`vm-test-agent-${i}`, { home: dir }))!);
-    expect((await skiffFailure(connectAgent(options(g, { timeoutMs: 300 })))).code).toBe("ERR_SKIFF_VM_BUSY");
+    const err = await skiffFailure(connectAgent(options(g, { timeoutMs: 300, busyTimeoutMs: 600 })));
+    expect(err.code).toBe("ERR_SKIFF_VM_BUSY");
+    expect(err.message).toContain("stayed in use for 0.6 s");
+  });
+
+  it("waits for a port that another process lets go, however long past its answer deadline", async () => {
+    const g = await startGuest();
+    for (const i of [0, 1]) locks.push((await tryLock(`vm-test-agent-${i}`, { home: dir }))!);
+    setTimeout(() => void locks[1]!.release(), 1_000);
+    const t0 = Date.now();
+    const conn = await connect(g, { timeoutMs: 300 });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    expect(conn.port).toBe(1);
+    expect((await conn.run(["echo", "queued"])).stdout).toBe("queued\n");
   });
 
   it("says the agent did not answer, with a hint to read the logs", async () => {
@@ -203,6 +216,22 @@ describe("AgentConnection.exec", () => {
     expect(outputs.map((o) => o.stdout)).toEqual(["0\n", "1\n", "2\n", "3\n", "4\n", "5\n"]);
     for (const s of sleepers) await s.sendSignal("KILL");
     expect(await Promise.all(sleepers.map((s) => s.done))).toEqual([0, 1, 2].map(() => ({ code: 137, signal: "KILL" })));
+  });
+
+  it("queues commands beyond its ports until a session falls idle, never sharing a busy one", async () => {
+    const g = await startGuest({ ports: 2 });
+    const conn = await connect(g);
+    const sleepers = await Promise.all([0, 1].map(() => conn.start({ argv: ["sleep"] })));
+    let answered = false;
+    const queued = Promise.all(Array.from({ length: 4 }, (_, i) => conn.run(["echo", String(i)]))).finally(() => (answered = true));
+    // Longer than the pool once waited before sharing a busy session.
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(answered).toBe(false);
+    expect(g.sessions).toEqual([1, 1]);
+    await sleepers[0]!.sendSignal("KILL");
+    expect((await queued).map((o) => o.stdout)).toEqual(["0\n", "1\n", "2\n", "3\n"]);
+    await sleepers[1]!.sendSignal("KILL");
+    await Promise.all(sleepers.map((s) => s.done));
   });
 
   it("fails running commands with ERR_SKIFF_AGENT when the guest goes away", async () => {

@@ -36,6 +36,7 @@ export class Harness {
   /** A network namespace every CLI run goes into (`ip netns exec`), for tests whose traffic must stay in one. */
   readonly netns: string | undefined;
   readonly #ownsNetns: boolean;
+  #tmpfs = false;
 
   constructor(opts: { netns?: string; ownsNetns?: boolean } = {}) {
     this.netns = opts.netns;
@@ -59,6 +60,16 @@ export class Harness {
     execFileSync("ip", ["netns", "add", netns]);
     execFileSync("ip", ["-n", netns, "link", "set", "lo", "up"]);
     return new Harness({ netns, ownsNetns: true });
+  }
+
+  /**
+   * Put the home on a tmpfs of its own, `sizeMiB` large (before any VM is
+   * made): for tests of a full disk. `cleanup()` unmounts it once every
+   * QEMU that had files open on it is gone.
+   */
+  mountTmpfs(sizeMiB: number): void {
+    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${sizeMiB}m,mode=0700`, "tmpfs", this.home]);
+    this.#tmpfs = true;
   }
 
   /** Start the CLI; the caller decides when to wait. */
@@ -126,12 +137,23 @@ export class Harness {
 
   async cleanup(): Promise<void> {
     for (const child of this.#children) child.kill("SIGKILL");
-    for (const pid of [...this.qemuPids(), ...this.qemuProcessesUnderHome()]) {
+    const qemus = [...this.qemuPids(), ...this.qemuProcessesUnderHome()];
+    for (const pid of qemus) {
       try {
         process.kill(pid, "SIGKILL");
       } catch {
         // gone
       }
+    }
+    if (this.#tmpfs) {
+      // A QEMU still exiting keeps the tmpfs busy: wait for it, then unmount (lazily, as a last resort).
+      for (let i = 0; i < 100 && qemus.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
+      try {
+        execFileSync("umount", [this.home]);
+      } catch {
+        execFileSync("umount", ["-l", this.home]);
+      }
+      this.#tmpfs = false;
     }
     this.#releaseJailState();
     rmSync(this.home, { recursive: true, force: true });

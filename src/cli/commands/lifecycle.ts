@@ -1,5 +1,5 @@
 /**
- * create / start / stop / restart / kill / rm: each takes one or many names,
+ * create / start / stop / restart / pause / unpause / kill / rm: each takes one or many names,
  * acts on every one, reports each failure, and fails if any failed.
  */
 import type { Command } from "commander";
@@ -41,7 +41,7 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
 
   program
     .command("start")
-    .description("start one or more stopped VMs (waits until each answers)")
+    .description("start stopped VMs (waits until each answers), or resume paused ones")
     .argument("<names...>")
     .action(async (names: string[]) => {
       await eachName(ctx, names, async (n) => void (await ctx.skiff().start(n)));
@@ -56,6 +56,21 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
       const timeoutMs = parseDuration(flags.timeout, "--timeout");
       await eachName(ctx, names, async (n) => void (await ctx.skiff().stop(n, { timeoutMs })));
     });
+
+  // docker says pause/unpause, vmctl suspend/resume: both work.
+  for (const verb of [
+    { name: "pause", alias: "suspend", what: "pause VMs: their guests stop, keeping their memory, until `skiff unpause`" },
+    { name: "unpause", alias: "resume", what: "let paused VMs run again (also those a full host disk paused, once there is space)" },
+  ] as const) {
+    program
+      .command(verb.name)
+      .alias(verb.alias)
+      .description(verb.what)
+      .argument("<names...>")
+      .action(async (names: string[]) => {
+        await eachName(ctx, names, async (n) => void (await ctx.skiff()[verb.name](n)));
+      });
+  }
 
   program
     .command("restart")

@@ -6,6 +6,7 @@ import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { SkiffError } from "../../errors.js";
+import { qemuRuns } from "../../engine/status.js";
 import { vmFiles } from "../../store/vmdir.js";
 import type { CliContext } from "../context.js";
 
@@ -55,7 +56,7 @@ export function registerLogs(program: Command, ctx: CliContext): void {
       }
       process.stdout.write(out);
       if (flags.follow === true) {
-        await follow(path, Buffer.byteLength(text), async () => (await ctx.skiff().inspect(name)).state === "running");
+        await follow(path, Buffer.byteLength(text), async () => qemuRuns((await ctx.skiff().inspect(name)).state));
       }
     });
 
@@ -65,7 +66,7 @@ export function registerLogs(program: Command, ctx: CliContext): void {
     .argument("<name>")
     .action(async (name: string) => {
       const info = await ctx.skiff().inspect(name);
-      if (info.state !== "running") {
+      if (!qemuRuns(info.state)) {
         throw new SkiffError("ERR_SKIFF_VM_NOT_RUNNING", `${name} is not running`, { hint: `start it with \`skiff start ${name}\``, place: name });
       }
       const sock = connect(join(info.dir, vmFiles.consoleSocket));

@@ -76,7 +76,7 @@ function registerUp(parent: Command, ctx: CliContext, own: boolean): void {
   addProjectFlags(
     parent
       .command("up")
-      .description("create and start the project's VMs (build layers, make networks and volumes, provision on first start)")
+      .description("create and start the project's VMs (build layers, make networks and volumes, provision on first start, start again what the last up failed on)")
       .argument("[service...]", "only these services (and what they depend on)")
       .option("-d, --detach", "return once everything is up (default: follow the VMs' logs until Ctrl-C, then stop them)")
       .option("--build", "rebuild layer images even when cached")

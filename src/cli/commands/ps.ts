@@ -1,6 +1,7 @@
 /** ps and inspect. */
 import type { Command } from "commander";
 import type { VmInfo } from "../../engine/info.js";
+import { pausedLabel } from "../../engine/pause.js";
 import { formatAge, formatDuration } from "../../util/units.js";
 import { SkiffError } from "../../errors.js";
 import type { CliContext } from "../context.js";
@@ -9,6 +10,7 @@ import { table } from "../output.js";
 const lower = (s: string): string => s.charAt(0).toLowerCase() + s.slice(1);
 
 function stateColumn(info: VmInfo, now: number): string {
+  if (info.state === "paused") return pausedLabel(info.pauseReason ?? "user");
   if (info.state === "running" && info.startedAt !== undefined) return `running (${formatDuration(now - Date.parse(info.startedAt))})`;
   if (info.state === "stopped" && info.exit !== undefined) return `stopped ${lower(formatAge(now - Date.parse(info.exit.at)))}`;
   if (info.state === "crashed" && info.exit !== undefined) return `crashed ${lower(formatAge(now - Date.parse(info.exit.at)))}`;
@@ -23,8 +25,8 @@ export function registerPs(program: Command, ctx: CliContext): void {
   program
     .command("ps")
     .option("--json", "print JSON")
-    .description("list VMs (running ones; -a for all)")
-    .option("-a, --all", "show stopped and crashed VMs too")
+    .description("list VMs (running, paused and restarting ones; -a for all)")
+    .option("-a, --all", "show created, stopped and crashed VMs too")
     .option("--format <format>", "table (default) or json")
     .option("-q, --quiet", "only names")
     .action(async (flags: { all?: boolean; format?: string; quiet?: boolean }) => {

@@ -8,6 +8,8 @@ import type { Command } from "commander";
 import type { AgentConnection, ExecRequest } from "../../guest/agent.js";
 import { startDetached } from "../../guest/detach.js";
 import type { VmInfo } from "../../engine/info.js";
+import type { Skiff } from "../../engine/skiff.js";
+import { isSkiffError } from "../../errors.js";
 import type { CliContext } from "../context.js";
 import { attachSession, checkTty } from "../session.js";
 import { addMachineFlags, createOptionsFrom, type MachineFlags } from "../spec-flags.js";
@@ -40,7 +42,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
       const info = await skiff.create(createOptionsFrom(image, argv, flags));
       const main = [...info.entrypoint, ...info.command];
       if (flags.detach === true) {
-        await skiff.start(info.name);
+        await startOrRemove(skiff, info.name);
         if (main.length > 0) {
           const conn = await skiff.connect(info.name);
           const failed = await startDetached(conn, mainRequest(conn, info, main)).then(() => undefined, (err: unknown) => err);
@@ -63,7 +65,10 @@ export function registerRun(program: Command, ctx: CliContext): void {
         else await skiff.stop(info.name, { timeoutMs: 10_000 });
       };
       try {
-        await skiff.start(info.name);
+        await startOrRemove(skiff, info.name).catch((err: unknown) => {
+          if (isSkiffError(err) && err.code === "ERR_SKIFF_NO_SPACE") stopped = true;
+          throw err;
+        });
         const conn = await skiff.connect(info.name);
         try {
           ctx.exitCode = await attachSession(conn, mainRequest(conn, info, main), session);
@@ -78,6 +83,21 @@ export function registerRun(program: Command, ctx: CliContext): void {
         if (flags.rm !== true) await skiff.detach(info.name).catch(() => undefined);
       }
     });
+}
+
+/**
+ * A VM that could not start for want of disk space is removed, with
+ * everything it made: it holds space the user is short of, and a `run` that
+ * failed should leave nothing to clean up. After other failures (a boot that
+ * failed) it stays, so that its console log can tell why.
+ */
+async function startOrRemove(skiff: Skiff, name: string): Promise<void> {
+  try {
+    await skiff.start(name);
+  } catch (err) {
+    if (isSkiffError(err) && err.code === "ERR_SKIFF_NO_SPACE") await skiff.remove(name, { force: true }).catch(() => undefined);
+    throw err;
+  }
 }
 
 /**

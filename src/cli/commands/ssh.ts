@@ -11,6 +11,7 @@ import { realpathSync } from "node:fs";
 import { join } from "node:path";
 import { connect, type Socket } from "node:net";
 import { errnoOf, SkiffError } from "../../errors.js";
+import { vmPaused } from "../../engine/pause.js";
 import { sshEndpoint } from "../../engine/ready.js";
 import { agentHandshake } from "../../guest/agent-handshake.js";
 import { tryLock } from "../../store/lock.js";
@@ -85,6 +86,7 @@ export function registerSsh(program: Command, ctx: CliContext): void {
     .action(async (name: string) => {
       const skiff = ctx.skiff();
       const info = await skiff.inspect(name);
+      if (info.state === "paused") throw vmPaused(name, info.pauseReason ?? "user");
       if (info.state !== "running") {
         throw new SkiffError("ERR_SKIFF_VM_NOT_RUNNING", `${name} is not running`, { hint: `skiff start ${name}`, place: name });
       }

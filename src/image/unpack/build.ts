@@ -20,7 +20,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { isSkiffError, SkiffError } from "../../errors.js";
+import { SkiffError } from "../../errors.js";
 import { defaultRunner, type Runner } from "../../process/runner.js";
 import { syncDir } from "../../store/atomic.js";
 import { tryLock, withLock } from "../../store/lock.js";
@@ -31,7 +31,7 @@ import { digestHex } from "../manifest.js";
 import type { ImageRuntimeConfig, Platform } from "../oci/types.js";
 import type { OwnershipMode } from "./applier.js";
 import { applyLayers, type LayerInput } from "./apply.js";
-import { isNoSpace, noSpace } from "./errors.js";
+import { asNoSpace } from "./errors.js";
 import { fixupScript } from "./fixups.js";
 import { ext4SizeFor, measureTree } from "./size.js";
 import { readdirOrEmpty } from "../../util/fs.js";
@@ -160,7 +160,7 @@ async function build(opts: BuildBaseOptions): Promise<string[]> {
     opts.onEvent?.({ type: "image-build-done", name: image.name, digest: image.digest, ms: Date.now() - started });
     return warnings;
   } catch (err) {
-    throw asNoSpace(err, cacheDir, image.name);
+    throw asNoSpace(err, cacheDir, `building image ${image.name}`);
   } finally {
     await rm(staging, { recursive: true, force: true });
     await rm(`${staging}.debugfs`, { force: true });
@@ -168,17 +168,6 @@ async function build(opts: BuildBaseOptions): Promise<string[]> {
   }
 }
 
-/** A full disk, however it showed (an errno, or a tool's stderr), as ERR_SKIFF_NO_SPACE naming the cache. */
-function asNoSpace(err: unknown, cacheDir: string, name: string): unknown {
-  if (isNoSpace(err)) return noSpace(cacheDir, `building image ${name}`, err);
-  if (isSkiffError(err)) {
-    if (err.code === "ERR_SKIFF_NO_SPACE") return noSpace(cacheDir, `building image ${name}`, err.cause ?? err);
-    if (err.code === "ERR_SKIFF_TOOL_FAILED" && /No space left on device|Disk quota exceeded|Could not allocate block/i.test(err.message)) {
-      return noSpace(cacheDir, `building image ${name}`, err);
-    }
-  }
-  return err;
-}
 
 /** What crashed builds of digest `hex` left. Safe under that digest's lock. */
 async function removeLeftoversOf(cacheDir: string, hex: string): Promise<void> {

@@ -24,13 +24,26 @@ export function isNoSpace(err: unknown): boolean {
   return code === "ENOSPC" || code === "EDQUOT";
 }
 
-export function noSpace(dir: string, what: string, cause?: unknown): SkiffError {
+export function noSpace(dir: string, what: string, cause?: unknown, opts: { hint?: string } = {}): SkiffError {
   const quota = errnoOf(cause) === "EDQUOT";
   return new SkiffError("ERR_SKIFF_NO_SPACE", `${quota ? "disk quota exceeded" : "no space left on device"} while ${what} (under ${dir})`, {
-    hint: `free space on the filesystem holding ${dir}: remove unused images with \`skiff image prune\`, or point SKIFF_CACHE at a bigger disk`,
+    hint:
+      opts.hint ?? `free space on the filesystem holding ${dir}: remove unused images with \`skiff image prune\`, or point SKIFF_CACHE at a bigger disk`,
     ...(cause === undefined ? {} : { cause }),
     details: { dir, errno: errnoOf(cause) ?? "ENOSPC" },
   });
+}
+
+/** A full disk, however it showed (an errno, or a tool's stderr), as ERR_SKIFF_NO_SPACE naming `dir`; other errors as they are. */
+export function asNoSpace(err: unknown, dir: string, what: string, opts: { hint?: string } = {}): unknown {
+  if (isNoSpace(err)) return noSpace(dir, what, err, opts);
+  if (isSkiffError(err)) {
+    if (err.code === "ERR_SKIFF_NO_SPACE") return noSpace(dir, what, err.cause ?? err, opts);
+    if ((err.code === "ERR_SKIFF_TOOL_FAILED" || err.code === "ERR_SKIFF_QEMU_FAILED") && /No space left on device|Disk quota exceeded|Could not allocate block/i.test(err.message)) {
+      return noSpace(dir, what, err, opts);
+    }
+  }
+  return err;
 }
 
 /**
