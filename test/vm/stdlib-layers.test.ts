@@ -79,13 +79,16 @@ beforeAll(async () => {
     await build.ok(["image", "bootstrap", "--mirror", mirror], { timeoutMs: 600_000 });
     timings["bootstrap debian"] = secondsSince(t0);
   }
-  // Builds one after the other: under TCG on two cores, parallel builds only share the CPU.
+  // Builds at once: a build VM has one vCPU, so under TCG one build keeps one core busy and two
+  // cores take the three in about half the time one after the other took (15 min cold in CI).
   const built: Partial<Record<Vm, string>> = {};
-  for (const vm of Object.keys(images) as Vm[]) {
-    const t0 = performance.now();
-    built[vm] = (await build.ok(["layer", "build", ...images[vm], "--apt-mirror", mirror], { timeoutMs: 1_200_000 })).trim();
-    timings[`build ${vm} (${images[vm].join(", ")})`] = secondsSince(t0);
-  }
+  const t0 = performance.now();
+  await Promise.all(
+    (Object.keys(images) as Vm[]).map(async (vm) => {
+      built[vm] = (await build.ok(["layer", "build", ...images[vm], "--apt-mirror", mirror], { timeoutMs: 1_800_000 })).trim();
+      timings[`build ${vm} (${images[vm].join(", ")})`] = secondsSince(t0);
+    }),
+  );
 
   await h.ok(["network", "create", "lan"]);
   // One after the other: VMs started at once can miss each other in /etc/hosts.
