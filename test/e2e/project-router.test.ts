@@ -39,8 +39,8 @@ beforeAll(async () => {
   repo = await serveAptRepo();
   await ensureDebian(build, repo.mirror);
   await build.ok(["build", ...project], { timeoutMs: 1_800_000, env: { SKIFF_APT_MIRROR: repo.mirror } });
-  // "The internet" as far as web knows: a server on an address of the namespace's own (TEST-NET-1, on a dummy link).
-  const dummy = spawnSync("ip", ["netns", "exec", h.netns!, "sh", "-ec", "ip link add outside0 type dummy; ip addr add 192.0.2.10/32 dev outside0; ip link set outside0 up"], { encoding: "utf8" });
+  // "The internet" as far as web knows: a server on an address of the namespace's own (TEST-NET-1, on a veth: this kernel has no dummy links).
+  const dummy = spawnSync("ip", ["netns", "exec", h.netns!, "sh", "-ec", "ip link add outside0 type veth peer name outside1; ip addr add 192.0.2.10/32 dev outside0; ip link set outside1 up; ip link set outside0 up"], { encoding: "utf8" });
   if (dummy.status !== 0) throw new Error(`cannot make the outside address: ${dummy.stderr}`);
   outside = spawn("ip", ["netns", "exec", h.netns!, process.execPath, "-e", "require('http').createServer((q, s) => s.end('outside-ok ' + q.socket.remoteAddress + '\\n')).listen(8000, '192.0.2.10')"], { stdio: "ignore" });
   await h.ok(["up", "-d", "--wait", ...project], { timeoutMs: 600_000, env: unrestricted });
