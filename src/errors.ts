@@ -81,6 +81,8 @@ export const errorCodes = {
   /** An archive from a guest (`cp` out of a VM) with an entry that would land outside the destination or write through a link. */
   ERR_SKIFF_COPY_UNSAFE: ExitCode.guest,
   ERR_SKIFF_QMP: ExitCode.guest,
+  /** A command skiff runs in a guest for itself (e.g. `ps` for top) failed; the guest's words are in the message. */
+  ERR_SKIFF_GUEST_COMMAND: ExitCode.guest,
   /** A layer's package install, config copy or run step failed in the build VM. */
   ERR_SKIFF_BUILD_FAILED: ExitCode.guest,
   /** A provision step exited non-zero; the step, command and exit code are in the message. */

@@ -24,7 +24,7 @@
  */
 import { lstat, mkdir, rename, stat } from "node:fs/promises";
 import { basename, dirname, join, posix, resolve, sep } from "node:path";
-import { PassThrough, Writable } from "node:stream";
+import { PassThrough, type Readable, Writable } from "node:stream";
 import { errnoOf, SkiffError } from "../errors.js";
 import type { ExecIO, RunningExec } from "./agent-exec.js";
 import { extractUntrusted, type ExtractOptions, type ExtractReport } from "./copy/extract.js";
@@ -195,6 +195,46 @@ export async function copyFrom(ctx: CopyContext, guestPath: string, hostPath: st
   } finally {
     await staging?.discard();
   }
+}
+
+/** Guest side of `cp - NAME:/dir`: unpack stdin into an existing directory (owners root's unless kept). */
+const untarScript = `
+dest=$1; owners=$2
+[ -d "$dest" ] || { echo "skiff-cp: no-dir $dest" >&2; exit 3; }
+writer "$dest"
+if [ "$owners" = keep ]; then exec $as tar -x $keep -f - -C "$dest"; fi
+exec $as tar -x -o -f - -C "$dest"
+`;
+
+/** Guest side of `cp NAME:/path -`: a tar of the path under its own name (a directory with its contents), as docker cp writes. */
+const tarScript = `
+src=$1; dir=$2; name=$3
+[ -e "$src" ] || [ -L "$src" ] || { echo "skiff-cp: missing" >&2; exit 3; }
+echo "skiff-cp: ok" >&2
+if [ -z "$name" ]; then exec $bb tar -c -f - -C "$src" .; fi
+cd "$dir" && exec $bb tar -c -f - -- "$name"
+`;
+
+/**
+ * `skiff cp NAME:/path -`: the guest's tar of `guestPath` to `out`, as it
+ * comes (it goes to the user, who unpacks it where and how they choose;
+ * nothing is written on the host here). `out` is not ended.
+ */
+export async function copyOutTar(ctx: CopyContext, guestPath: string, out: Writable): Promise<void> {
+  const stderr = new TextCollector();
+  const normal = posix.normalize(guestPath);
+  const name = normal === "/" ? "" : posix.basename(normal);
+  const exec = await ctx.start(shellRequest(ctx, tarScript, [normal, posix.dirname(normal), name]), { stdout: out, stderr });
+  const { code } = await exec.done;
+  if (code !== 0) throw guestCopyError(ctx, stderr.text, guestPath, "copy from");
+}
+
+/** `skiff cp - NAME:/dir`: unpack the tar read from `input` into the guest's existing directory `guestDir`. */
+export async function copyInTar(ctx: CopyContext, input: Readable, guestDir: string, opts: CopyOptions = {}): Promise<void> {
+  const stderr = new TextCollector();
+  const exec = await ctx.start(shellRequest(ctx, untarScript, [guestDir, opts.archive === true ? "keep" : "root"]), { stdin: input, stderr });
+  const { code } = await exec.done;
+  if (code !== 0) throw guestCopyError(ctx, stderr.text, guestDir, "copy into");
 }
 
 /**

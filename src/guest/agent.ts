@@ -6,7 +6,7 @@
 import { Readable, Writable } from "node:stream";
 import type { ClientChannel, PseudoTtyOptions, SFTPWrapper } from "ssh2";
 import { SkiffError } from "../errors.js";
-import { copyFrom, copyTo, type CopyOptions, type CopyReport } from "./agent-copy.js";
+import { copyFrom, copyInTar, copyOutTar, copyTo, type CopyOptions, type CopyReport } from "./agent-copy.js";
 import { watchChannel, type ExecIO, type ExecOptions, type ExecResult, type RunningExec } from "./agent-exec.js";
 import { SessionPool, type PooledSession } from "./agent-pool.js";
 import { openSession, resolveTarget, type TcpTarget } from "./agent-session.js";
@@ -232,6 +232,16 @@ export class AgentConnection {
    */
   copyFrom(guestPath: string, hostPath: string, opts: CopyOptions = {}): Promise<CopyReport> {
     return copyFrom(this, guestPath, hostPath, opts);
+  }
+
+  /** `docker cp NAME:/path -`: a tar of the guest's path (named by its base name) written to `out`, which stays open. */
+  copyOutTar(guestPath: string, out: Writable): Promise<void> {
+    return copyOutTar(this, guestPath, out);
+  }
+
+  /** `docker cp - NAME:/dir`: unpack a tar read from `input` into the guest's existing directory. */
+  copyInTar(input: Readable, guestDir: string, opts: CopyOptions = {}): Promise<void> {
+    return copyInTar(this, input, guestDir, opts);
   }
 
   /** An SFTP session with the guest (paths inside the image); end() it when done. */

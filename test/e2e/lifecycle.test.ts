@@ -113,6 +113,24 @@ describe("a running VM", () => {
     expect(missing.stderr).toContain("ERR_SKIFF_FILE_NOT_FOUND");
   });
 
+  it("cp with - streams a tar both ways, as docker cp does", async () => {
+    const skiff = (args: string[], input?: Buffer) => execFileSync(process.execPath, [cliPath, ...args], { env: h.env, ...(input === undefined ? {} : { input }) });
+    // Out: the path under its own name, a directory with its contents.
+    const out = skiff(["cp", `${vm}:/srv/out`, "-"]);
+    expect(execFileSync("tar", ["-t", "-f", "-"], { input: out }).toString().split("\n").sort()).toEqual(["", "out/", "out/b.txt"]);
+    expect(execFileSync("tar", ["-x", "-O", "-f", "-", "out/b.txt"], { input: out }).toString()).toBe("beta\n");
+    // In: unpacked into an existing directory, owned by root there (the archive says uid 4242).
+    const src = join(work, "tarsrc");
+    mkdirSync(src);
+    writeFileSync(join(src, "in.txt"), "gamma\n");
+    const tar = execFileSync("tar", ["-c", "-f", "-", "--owner=4242", "--group=4242", "-C", src, "in.txt"]);
+    skiff(["cp", "-", `${vm}:/tmp`], tar);
+    expect(await h.ok(["exec", vm, "sh", "-c", "cat /tmp/in.txt; stat -c %u /tmp/in.txt"])).toBe("gamma\n0\n");
+    const nodir = await h.run(["cp", "-", `${vm}:/no/such/dir`], { input: "" });
+    expect(nodir.code).toBe(3);
+    expect(nodir.stderr).toContain("ERR_SKIFF_FILE_NOT_FOUND");
+  });
+
   it("lets stock OpenSSH in through ssh-config (ssh, scp, sftp)", async () => {
     const config = join(work, "ssh_config");
     writeFileSync(config, await h.ok(["ssh-config", vm]));

@@ -100,6 +100,14 @@ describe("skiff up", () => {
     expect(readFileSync(join(dir, "src", "guest.txt"), "utf8")).toBe("from the guest\n");
   });
 
+  it("compose top shows each service's processes", async () => {
+    const top = await h.ok(["compose", ...project, "top"]);
+    expect(top).toMatch(/^demo-db-1 \(db\)\n\s*PID\s+PPID\s+USER/m);
+    expect(top).toMatch(/^demo-web-1 \(web\)\n\s*PID/m);
+    expect(top).toContain("httpd");
+    expect(top).not.toMatch(/\[kthreadd\]/);
+  });
+
   it("leaves unchanged services alone and recreates exactly the one that changed", async () => {
     const before = await ps();
     writeFileSync(file, skiffYml({ webEnv: "second" }));

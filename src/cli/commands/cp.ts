@@ -43,7 +43,7 @@ export function copyWarning(report: CopyReport, source: string): string | undefi
 export function registerCp(program: Command, ctx: CliContext): void {
   program
     .command("cp")
-    .description("copy files or directories between the host and a VM: skiff cp SRC NAME:/dst, skiff cp NAME:/src DST")
+    .description("copy files or directories between the host and a VM: skiff cp SRC NAME:/dst, skiff cp NAME:/src DST (- for a tar on stdin/stdout)")
     .argument("<src>")
     .argument("<dst>")
     .option("-a, --archive", "keep owners, setuid/setgid bits, fifos and device nodes (as docker cp -a; out of a VM, other owners and devices need root)")
@@ -54,7 +54,12 @@ Out of a VM, what the guest sends is untrusted: nothing is written outside
 DST and no symlink is followed. Without -a, files belong to you, setuid and
 setgid bits are cleared, and device nodes and fifos are skipped (a warning
 says how many). With -a, owners and modes are kept and fifos and device
-nodes made (as root) — still only beneath DST.`,
+nodes made (as root) — still only beneath DST.
+
+As with docker cp, - stands for a tar stream: \`skiff cp NAME:/path -\`
+writes a tar of the path (under its own name) to stdout, as the guest made
+it; \`skiff cp - NAME:/dir\` unpacks a tar from stdin into an existing
+directory of the VM (owned by root there unless -a).`,
     )
     .action(async (srcArg: string, dstArg: string, flags: { archive?: boolean }) => {
       const src = parseEndpoint(srcArg);
@@ -73,7 +78,9 @@ nodes made (as root) — still only beneath DST.`,
       const opts = { archive: flags.archive === true };
       const conn = await ctx.skiff().connect(vm);
       try {
-        if (src.vm !== undefined) {
+        if (dstArg === "-") await conn.copyOutTar(guestPath, process.stdout);
+        else if (srcArg === "-") await conn.copyInTar(process.stdin, guestPath, opts);
+        else if (src.vm !== undefined) {
           const warning = copyWarning(await conn.copyFrom(src.path, dst.path, opts), srcArg);
           if (warning !== undefined && !ctx.flags.json) process.stderr.write(`${warning}\n`);
         } else {

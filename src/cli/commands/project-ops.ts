@@ -5,6 +5,7 @@
 import type { Command } from "commander";
 import { SkiffError } from "../../errors.js";
 import { parseSignal } from "../../guest/agent-exec.js";
+import { guestProcesses } from "../../guest/top.js";
 import { labels } from "../../project/names.js";
 import { parseEnvList } from "../../util/units.js";
 import type { CliContext } from "../context.js";
@@ -148,9 +149,8 @@ function registerTop(parent: Command, ctx: CliContext): void {
           if ((await p.skiff.info(vm)).state !== "running") continue;
           const conn = await p.skiff.connect(vm.name);
           try {
-            // skiff's busybox ps: every image has it, whatever the image ships.
-            const r = await conn.run(vm.config.spec.boot?.kind === "cloud" ? ["ps", "-eo", "pid,user,time,args"] : ["/dev/.skiff/bin/busybox", "ps", "-o", "pid,user,time,args"], { timeoutMs: 15_000 });
-            process.stdout.write(`${vm.name} (${vm.config.spec.labels[labels.service] ?? "?"})\n${r.stdout}\n`);
+            const table = await guestProcesses(conn, vm.name);
+            process.stdout.write(`${vm.name} (${vm.config.spec.labels[labels.service] ?? "?"})\n${table}\n`);
           } finally {
             await conn.close();
           }

@@ -11,6 +11,7 @@ import { realpathSync } from "node:fs";
 import { join } from "node:path";
 import { connect, type Socket } from "node:net";
 import { errnoOf, SkiffError } from "../../errors.js";
+import { guestProcesses } from "../../guest/top.js";
 import { vmPaused } from "../../engine/pause.js";
 import { sshEndpoint } from "../../engine/ready.js";
 import { agentHandshake } from "../../guest/agent-handshake.js";
@@ -118,12 +119,7 @@ export function registerSsh(program: Command, ctx: CliContext): void {
     .action(async (name: string) => {
       const conn = await ctx.skiff().connect(name);
       try {
-        const r = await conn.run(["/dev/.skiff/bin/busybox", "ps", "-o", "pid,ppid,user,stat,vsz,rss,args"], { timeoutMs: 30_000 });
-        // Kernel threads ([kthreadd], …) are the guest kernel's, not the workload's: leave them out, as docker top does.
-        const lines = r.stdout.split("\n").filter((line, i) => i === 0 || !/^\s*\d+\s+\d+\s+\S+\s+\S+\s+\d+\s+\d+\s+\[/.test(line));
-        process.stdout.write(lines.join("\n"));
-        process.stderr.write(r.stderr);
-        ctx.exitCode = r.code;
+        process.stdout.write(await guestProcesses(conn, name));
       } finally {
         await conn.close();
       }
