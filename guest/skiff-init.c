@@ -1026,6 +1026,7 @@ struct service {
   long started_ms, next_ms;
   int backoff_s;
   int done;
+  pid_t watch_sid;  /* a start script that exited 0 and left its session running: restarted when the session ends */
 };
 
 #define MAX_SERVICES 64
@@ -1108,6 +1109,30 @@ static void start_services(void) {
   if (nservices > 0) logmsg("started %d service%s", nservices, nservices == 1 ? "" : "s");
 }
 
+/* Whether any process is still in session `sid` (field 6 of /proc/PID/stat, after the parenthesised comm). */
+static int session_alive(pid_t sid) {
+  DIR *d = opendir("/proc");
+  if (!d) return 0;
+  struct dirent *e;
+  int alive = 0;
+  while (!alive && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    char *end = strrchr(buf, ')');
+    int pid_session = 0;
+    if (end && sscanf(end + 1, " %*c %*d %*d %d", &pid_session) == 1 && pid_session == sid) alive = 1;
+  }
+  closedir(d);
+  return alive;
+}
+
 /*
  * A service ended: restart it by its policy, after a backoff that doubles
  * from 1 s to 30 s and starts over once a run lasted a minute. Returns 0
@@ -1124,6 +1149,24 @@ static int service_exited(pid_t pid, int status) {
     int failed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
     if (WIFSIGNALED(status)) snprintf(how, sizeof how, "signal %d", WTERMSIG(status));
     else snprintf(how, sizeof how, "status %d", WEXITSTATUS(status));
+    /*
+     * A start script that ends well has started its daemon, as an init
+     * script does (Pontoon's layers background theirs with `&`): restarting
+     * it would start a second daemon beside the first, and so on. While its
+     * session lives on (the `&` case) it is watched and started again when
+     * the session ends; a daemon that detached into a session of its own is
+     * left to itself. A script that fails is restarted as before.
+     */
+    if (svc->exec == NULL && !failed) {
+      if (session_alive(pid)) {
+        svc->watch_sid = pid;
+        logmsg("%s exited (%s), leaving its daemon running: started again when that ends", svc->name, how);
+      } else {
+        logmsg("%s exited (%s)", svc->name, how);
+        svc->done = 1;
+      }
+      return 1;
+    }
     if (svc->restart == RESTART_NO || (svc->restart == RESTART_ON_FAILURE && !failed)) {
       logmsg("%s exited (%s)", svc->name, how);
       svc->done = 1;
@@ -1143,6 +1186,14 @@ static long restart_due_services(void) {
   for (int i = 0; i < nservices; i++) {
     struct service *svc = &services[i];
     if (svc->done || svc->pid != 0) continue;
+    if (svc->watch_sid != 0) {
+      if (session_alive(svc->watch_sid)) continue;
+      logmsg("%s: its daemon ended, restarting in %ds", svc->name, svc->backoff_s);
+      svc->watch_sid = 0;
+      if (now - svc->started_ms >= 60000) svc->backoff_s = 1;
+      svc->next_ms = now + svc->backoff_s * 1000L;
+      svc->backoff_s = svc->backoff_s * 2 > 30 ? 30 : svc->backoff_s * 2;
+    }
     if (svc->next_ms <= now) {
       start_service(svc);
     } else if (next < 0 || svc->next_ms - now < next) {

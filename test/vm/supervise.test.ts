@@ -4,7 +4,9 @@
  * /etc/skiff/start.d) run as root with the VM's environment, one that dies
  * is restarted with a doubling backoff, a long-running one stays up and gets
  * SIGTERM at stop; the main command under `init: { restart: "on-failure" }`
- * is restarted after a non-zero exit and not after exit 0; kernel.path and
+ * is restarted after a non-zero exit and not after exit 0; a script that
+ * exits 0 is done, one that left its daemon in the background (`&`) is run
+ * again only when that daemon ends; kernel.path and
  * kernel.args reach QEMU.
  */
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -43,6 +45,9 @@ describe("supervision by skiff-init", () => {
     script("10-flaky", 'echo "flaky ran as $(id -u) in $(pwd) with GREETING=$GREETING"; echo run >> /out/flaky; exit 3');
     script("20-daemon", "trap 'echo term >> /out/daemon-term; exit 0' TERM\necho up >> /out/daemon\nwhile :; do sleep 1; done");
     script("30-not-executable", "echo never >> /out/never", 0o644);
+    // As Pontoon's layers do: the daemon backgrounded with &, the script ends with 0.
+    script("40-background", "echo bg >> /out/bg\nsleep 601 &\necho $! > /out/bg.pid");
+    script("50-oneshot", "echo once >> /out/once");
     const info = await skiff.create({
       image: "base",
       name: "sup",
@@ -82,6 +87,23 @@ describe("supervision by skiff-init", () => {
     expect(text).toContain("skiff: start.d/10-flaky exited (status 3), restarting in 2s");
     expect(text).toContain("skiff: start.d/10-flaky exited (status 3), restarting in 4s");
     expect(lines(join(out, "daemon"))).toEqual(["up"]);
+  });
+
+  it("runs a script that exits 0 once, and one that backgrounded its daemon again only when the daemon ends", async () => {
+    await until("the background script's report", () => consoleText().includes("start.d/40-background exited (status 0), leaving its daemon running"));
+    await until("the one-shot script's end", () => /skiff: start\.d\/50-oneshot exited \(status 0\)\r?\n/.test(consoleText()));
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(lines(join(out, "bg"))).toEqual(["bg"]);
+    expect(lines(join(out, "once"))).toEqual(["once"]);
+    const conn = await skiff.connect("sup");
+    try {
+      expect((await conn.run(["kill", readFileSync(join(out, "bg.pid"), "utf8").trim()])).code).toBe(0);
+    } finally {
+      await conn.close();
+    }
+    await until("the script's second run", () => lines(join(out, "bg")).length === 2, 15_000);
+    expect(consoleText()).toContain("skiff: start.d/40-background: its daemon ended, restarting in 1s");
+    expect(lines(join(out, "once"))).toEqual(["once"]);
   });
 
   it("restarts the main command after a non-zero exit and not after exit 0", async () => {
