@@ -10,7 +10,8 @@
  *   nothing without root can take one on. Its children (socat for a guest
  *   forward) share the uid but not the place at the top.
  * - Otherwise (without root, or with SKIFF_JAIL=off) it is the process whose
- *   command line names the VM's pidfile (`-pidfile <vm>/run/qemu.pid`).
+ *   command line names the VM's pidfile (`-pidfile <vm>/run/qemu.pid`) and
+ *   is not a restart supervisor, whose command line carries QEMU's.
  * - A restart supervisor is the root process whose command line is the
  *   jailer's with the VM's status file.
  */
@@ -25,7 +26,8 @@ export function qemuOf(vm: { paths: VmPaths; config: Pick<VmConfig, "jail"> }, t
   if (jail !== undefined && process.getuid?.() === 0) {
     found = table.procs.find((p) => alive(p) && p.uid === jail.uid && table.get(p.ppid)?.uid !== jail.uid);
   }
-  found ??= table.procs.find((p) => alive(p) && namesArg(table.argv(p.pid), "-pidfile", vm.paths.pidfile));
+  // A supervisor's command line holds QEMU's, pidfile and all: it is never the QEMU.
+  found ??= table.procs.find((p) => alive(p) && !isJailer(table.argv(p.pid)) && namesArg(table.argv(p.pid), "-pidfile", vm.paths.pidfile));
   return found === undefined ? undefined : { pid: found.pid, startTime: found.startTime };
 }
 

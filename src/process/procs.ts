@@ -23,9 +23,11 @@ export class ProcTable {
   readonly #byPid = new Map<number, ProcInfo>();
   readonly #argv = new Map<number, string[]>();
 
-  constructor(procs?: ProcInfo[]) {
+  /** `procs` and `argvs` given: a table of those (tests); otherwise the host's. */
+  constructor(procs?: ProcInfo[], argvs?: ReadonlyMap<number, string[]>) {
     this.procs = procs ?? readProcs();
     for (const p of this.procs) this.#byPid.set(p.pid, p);
+    for (const [pid, argv] of argvs ?? []) this.#argv.set(pid, argv);
   }
 
   get(pid: number): ProcInfo | undefined {
