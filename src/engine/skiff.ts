@@ -32,6 +32,7 @@ import { guestPaused, pauseGuest, readyForPowerdown, resumeGuest, vmPaused } fro
 import { checkVolumesFree, createVolume, inspectVolume, listVolumes, removeVolume, withVolumesLocked, type VolumeCreateOptions, type VolumeInfo } from "./volumes.js";
 import type { ImageContext } from "./images.js";
 import { buildLayers, type BuildLayersOptions, type BuildLayersResult } from "./layers.js";
+import { crashPoint } from "../util/crash-point.js";
 
 export type { CreateOptions } from "./create.js";
 export type { BuildLayersOptions, BuildLayersResult } from "./layers.js";
@@ -135,6 +136,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
           mounts: await checkVolumesFree(this, record),
         }),
       );
+      crashPoint("start:spawned");
       await this.store.updateState(record.id, {
         qemu: identity,
         startedAt: new Date().toISOString(),
@@ -192,6 +194,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
         timeoutMs: powerdown ? (opts.timeoutMs ?? 10_000) : 0,
         onStep: (s) => this.#progress(record.name, "stopping", `stopping ${record.name}: ${s}`, t0),
       });
+      crashPoint("stop:ended");
       await recordExit(this, record, { reason: step === "powerdown" ? "stopped" : `stopped (${step})` });
       this.#progress(record.name, "stopped", `${record.name} stopped (${step})`, t0);
     });
