@@ -352,18 +352,39 @@ static pid_t spawn_relay(const char *dev) {
 static volatile sig_atomic_t port_event;
 static void on_sigio(int sig) { (void)sig; port_event = 1; }
 
+/* Whether `fd` has bytes to read right now. */
+static int readable_now(int fd) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+/* Drop what is waiting on the port: bytes of a host that has gone. */
+static void drop_input(int fd) {
+  char buf[512];
+  while (readable_now(fd) && read(fd, buf, sizeof buf) > 0) {
+  }
+}
+
 /*
  * Read the host's "SKIFF-HELLO <nonce>" line, skipping stale bytes of an
- * older session. Returns 1 when the waiting dropbear ended first (on the
- * other end of `sock`): it gives up on a client that does not authenticate
- * within 5 minutes, so an idle port's dropbear ends every 5 minutes, and
- * must be reaped and replaced before the host comes (else it stays a zombie
- * and the host's next session on the port talks to nobody).
+ * older session. A host that gave up before its answer (a guest slowed
+ * down by a busy host) leaves its HELLOs on the port: they are dropped when
+ * it is seen gone, and of the HELLOs waiting at once the newest is
+ * answered, so a stale nonce does not take the next host's session (it
+ * would wait for its own answer while this end waits for SSH).
+ *
+ * Returns 1 when the waiting dropbear ended first (on the other end of
+ * `sock`): it gives up on a client that does not authenticate within 5
+ * minutes, so an idle port's dropbear ends every 5 minutes, and must be
+ * reaped and replaced before the host comes (else it stays a zombie and the
+ * host's next session on the port talks to nobody).
  */
 static int await_hello(int fd, int sock, char *nonce, size_t cap) {
   char line[128];
   size_t len = 0;
+  int have = 0;
   for (;;) {
+    if (have && len == 0 && !readable_now(fd)) return 0;
     /* Only hang-ups of `sock`: dropbear's greeting waits there for the host. */
     struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = sock, .events = 0}};
     int r = poll(p, 2, 1000);
@@ -371,8 +392,10 @@ static int await_hello(int fd, int sock, char *nonce, size_t cap) {
     if (r <= 0) continue;
     if (p[1].revents & (POLLHUP | POLLERR)) return 1;
     if (p[0].revents & POLLHUP) {
-      /* No host on the other end: wait for it (SIGIO, or poll again shortly). */
+      /* No host on the other end: forget its bytes, wait for the next (SIGIO, or poll again shortly). */
       len = 0;
+      have = 0;
+      drop_input(fd);
       struct timespec ts = {0, 50 * 1000 * 1000};
       nanosleep(&ts, NULL);
       continue;
@@ -385,7 +408,7 @@ static int await_hello(int fd, int sock, char *nonce, size_t cap) {
       len = 0;
       if (strncmp(line, "SKIFF-HELLO ", 12) == 0) {
         snprintf(nonce, cap, "%s", line + 12);
-        return 0;
+        have = 1;
       }
     } else if (len < sizeof line - 1) {
       line[len++] = c;

@@ -13,7 +13,8 @@ import type { PullEvent } from "../image/oci/types.js";
 import { blobsDir, readPulledImage, readRefIndex, updateRefs } from "../image/registry/index.js";
 import { resolveImage, type ResolvedImage } from "../image/resolve.js";
 import { parsePlatform } from "../image/registry/platform.js";
-import { removeBuildLeftovers, type BuildEvent } from "../image/unpack/build.js";
+import { measureImageStaging, sweepImageStaging, type StagingUsage } from "../image/staging.js";
+import type { BuildEvent } from "../image/unpack/build.js";
 import type { Runner } from "../process/runner.js";
 import type { VmInfo } from "./info.js";
 
@@ -64,6 +65,8 @@ export async function importImageBase(
 }
 
 export async function listImageSummaries(ctx: ImageContext): Promise<ImageSummary[]> {
+  // Staging of killed imports and pulls is not an image; `image ls` is where a user looks, so it goes now.
+  await sweepImageStaging(ctx.cacheDir);
   const [images, refs, vms] = await Promise.all([listImages(ctx.cacheDir), readRefIndex(ctx.cacheDir), ctx.vms()]);
   return images.map((image) => ({
     ...image,
@@ -108,10 +111,11 @@ export async function removeImage(ctx: ImageContext, query: string): Promise<Ima
   return image;
 }
 
-/** Bytes freed and what went: unused bases (not the built-in one unless all) and blobs no pulled image needs. */
+/** Bytes freed and what went: unused bases (not the built-in one unless all), blobs no pulled image needs, staging of killed imports and pulls. */
 export async function pruneImages(ctx: ImageContext, opts: { all?: boolean } = {}): Promise<{ removed: string[]; freedBytes: number }> {
   const removed: string[] = [];
-  let freed = 0;
+  // First, so that the listing's own sweep does not take the staging away uncounted.
+  let freed = (await sweepImageStaging(ctx.cacheDir)).bytes;
   for (const image of await listImageSummaries(ctx)) {
     if (image.usedBy.length > 0 || (image.builtin && opts.all !== true)) continue;
     freed += image.diskUsageBytes;
@@ -119,7 +123,6 @@ export async function pruneImages(ctx: ImageContext, opts: { all?: boolean } = {
     removed.push(image.name ?? image.digest);
   }
   freed += await pruneBlobs(ctx.cacheDir);
-  await removeBuildLeftovers(ctx.cacheDir);
   return { removed, freedBytes: freed };
 }
 
@@ -159,6 +162,8 @@ export interface DiskUsage {
   images: { count: number; bytes: number };
   blobs: { count: number; bytes: number };
   vms: { count: number; bytes: number };
+  /** Unfinished builds, imports and pulls; the reclaimable part is theirs whose process is gone. */
+  staging: StagingUsage;
 }
 
 async function dirUsage(dir: string): Promise<{ count: number; bytes: number }> {
@@ -186,6 +191,7 @@ async function dirUsage(dir: string): Promise<{ count: number; bytes: number }> 
 
 export async function diskUsage(ctx: ImageContext): Promise<DiskUsage> {
   const images = await listImages(ctx.cacheDir);
+  const staging = await measureImageStaging(ctx.cacheDir);
   const blobs = await dirUsage(join(blobsDir(ctx.cacheDir), "sha256"));
   const vms = await ctx.vms();
   let vmBytes = 0;
@@ -194,6 +200,7 @@ export async function diskUsage(ctx: ImageContext): Promise<DiskUsage> {
     images: { count: images.length, bytes: images.reduce((s, i) => s + i.diskUsageBytes, 0) },
     blobs,
     vms: { count: vms.length, bytes: vmBytes },
+    staging,
   };
 }
 

@@ -5,16 +5,20 @@
  * crash in between leaves a tagged orphan the next sweep removes.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { SkiffError } from "../errors.js";
-import { bridgeStatus, ensureBridge, forwardDropChains, removeBridge, sweepOrphanBridges, type BridgeStatus } from "../network/bridge.js";
+import { bridgeStatus, ensureBridge, findOrphanBridges, forwardDropChains, removeBridge, sweepOrphanBridges, type BridgeStatus } from "../network/bridge.js";
 import { defaultBridgeName, validateIfName } from "../network/ifnames.js";
 import { firstHost, formatSubnet, parseIpv4, parseSubnet, pickSubnet, subnetContains, subnetsOverlap, type Subnet } from "../network/ipam.js";
 import { validateNetworkName } from "../network/store.js";
+import { removeAbandonedTemps } from "../store/atomic.js";
+import { tryLock } from "../store/lock.js";
 import { isBrokenRecord } from "../store/record.js";
 import type { NetworkDriver, NetworkRecord } from "../network/types.js";
 import { networkDrivers } from "../network/types.js";
 import { progress, warnBroken, type EngineContext } from "./context.js";
 import { observeStatus, type RunState } from "./status.js";
+import type { NetworkStore } from "../network/store.js";
 import { networkStore } from "./vm-network.js";
 
 export interface NetworkCreateOptions {
@@ -168,6 +172,10 @@ export async function createNetwork(ctx: EngineContext, opts: NetworkCreateOptio
       createdAt: new Date().toISOString(),
     };
     if (driver === "bridge") {
+      // The sweep's sign that this home may have host objects: it is made before any of them (sweepNetworks).
+      await store.ensureDir();
+      // What a killed create left must not stand in the way of this one (`network create` runs no reconcile).
+      if (broken.length === 0) await sweepOrphanBridges({ home: ctx.home, runner: ctx.runner, liveNetworkIds: new Set(existing.map((n) => n.id)) });
       try {
         await ensureBridge(record, { home: ctx.home, runner: ctx.runner });
       } catch (err) {
@@ -201,6 +209,7 @@ async function describe(ctx: EngineContext, net: NetworkRecord): Promise<Network
 
 /** Every sound network; each broken one (its record fails its check) is a warning. */
 export async function listNetworks(ctx: EngineContext): Promise<NetworkInfo[]> {
+  await sweepNetworks(ctx);
   const { records, broken } = await networkStore(ctx).scan();
   warnBroken(ctx, broken);
   return Promise.all(records.map((n) => describe(ctx, n)));
@@ -230,13 +239,19 @@ export async function removeNetwork(ctx: EngineContext, name: string): Promise<v
 
 /** Make the host side of bridge networks (all, or those named) exist: after a reboot, or a `down`. */
 export async function networksUp(ctx: EngineContext, names: readonly string[] = []): Promise<NetworkRecord[]> {
-  const nets = await selected(ctx, names);
-  for (const net of nets) if (net.driver === "bridge") await ensureBridge(net, { home: ctx.home, runner: ctx.runner });
-  return nets;
+  return networkStore(ctx).locked("bring bridges up", async () => {
+    const nets = await selected(ctx, names);
+    for (const net of nets) if (net.driver === "bridge") await ensureBridge(net, { home: ctx.home, runner: ctx.runner });
+    return nets;
+  });
 }
 
 /** Take the host side of bridge networks away (records stay); refused while a running VM uses one. */
 export async function networksDown(ctx: EngineContext, names: readonly string[] = []): Promise<NetworkRecord[]> {
+  return networkStore(ctx).locked("take bridges down", () => bridgesDown(ctx, names));
+}
+
+async function bridgesDown(ctx: EngineContext, names: readonly string[]): Promise<NetworkRecord[]> {
   const nets = await selected(ctx, names);
   for (const net of nets) {
     if (net.driver !== "bridge") continue;
@@ -257,15 +272,42 @@ async function selected(ctx: EngineContext, names: readonly string[]): Promise<N
   return names.length === 0 ? store.list() : Promise.all(names.map((n) => store.get(n)));
 }
 
-/** Bridges and nft tables of this home whose network record is gone (a crash mid-create or mid-rm). */
+/**
+ * What crashed network verbs left: bridges and nft tables of this home
+ * whose network record is gone (a kill mid-create or mid-rm), and record
+ * temp files whose writer died. Returns what it removed.
+ *
+ * Every command reconciles, so this must not make every command queue on
+ * one lock: it looks first without the networks lock (two listings) and
+ * takes the lock only when it finds something, and then only if it is free.
+ * Whoever holds it is a create (whose bridge may be the very thing found:
+ * made, its record not yet written), an rm or another sweep; waiting for it
+ * would put every concurrent command in one line again, and gain nothing a
+ * later command will not do. Under the lock it looks again before removing.
+ */
 export async function sweepNetworks(ctx: EngineContext): Promise<string[]> {
-  if (process.getuid?.() !== 0) return [];
   const store = networkStore(ctx);
-  return store.locked("sweep orphaned bridges", async () => {
-    const { records, broken } = await store.scan();
-    // A broken record's bridge cannot be told from an orphan: leave all until it is removed.
-    if (broken.length > 0) return [];
-    const live = new Set(records.map((n) => n.id));
-    return sweepOrphanBridges({ home: ctx.home, runner: ctx.runner, liveNetworkIds: live });
-  });
+  // A create makes the directory before any host object, so a home without one has nothing on the host.
+  if (!existsSync(store.dir)) return [];
+  const removed = (await removeAbandonedTemps(store.dir)).map((path) => `file ${path}`);
+  if (process.getuid?.() !== 0) return removed;
+  const live = await liveNetworkIds(store);
+  if (live === undefined) return removed;
+  const seen = await findOrphanBridges({ home: ctx.home, runner: ctx.runner, liveNetworkIds: live });
+  if (seen.bridges.length === 0 && seen.tables.length === 0) return removed;
+  const lock = await tryLock("networks", { home: ctx.home, purpose: "sweep orphaned bridges" });
+  if (lock === undefined) return removed;
+  try {
+    const now = await liveNetworkIds(store);
+    if (now !== undefined) removed.push(...(await sweepOrphanBridges({ home: ctx.home, runner: ctx.runner, liveNetworkIds: now })));
+  } finally {
+    await lock.release();
+  }
+  return removed;
+}
+
+/** The ids of every network record; undefined while one is broken (its bridge cannot be told from an orphan). */
+async function liveNetworkIds(store: NetworkStore): Promise<Set<string> | undefined> {
+  const { records, broken } = await store.scan();
+  return broken.length > 0 ? undefined : new Set(records.map((n) => n.id));
 }

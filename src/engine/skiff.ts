@@ -205,13 +205,15 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     return this.info(record);
   }
 
-  async restart(name: string, opts: { timeoutMs?: number } & StartOptions = {}): Promise<VmInfo> {
+  /** Stop (the guest gets `stopTimeoutMs`, as `stop -t`) and start again (booting gets the usual deadline). */
+  async restart(name: string, opts: { stopTimeoutMs?: number } & StartOptions = {}): Promise<VmInfo> {
     const record = await this.store.get(name);
     if (record.config.spec.autoRemove) {
       throw new SkiffError("ERR_SKIFF_USAGE", `${record.name} was made with --rm; restarting would remove it`, { place: record.name });
     }
-    await this.stop(name, opts);
-    return this.start(name, opts);
+    await this.stop(name, opts.stopTimeoutMs === undefined ? {} : { timeoutMs: opts.stopTimeoutMs });
+    const { stopTimeoutMs: _stop, ...start } = opts;
+    return this.start(name, start);
   }
 
   /** Stop the guest's CPUs (QMP `stop`): it keeps its memory and devices, and runs on after `unpause` or `start`. */

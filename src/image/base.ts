@@ -149,7 +149,7 @@ export async function ensureBaseImage(opts: BaseImageOptions): Promise<CachedIma
   // Locks are named per cache directory, not per skiff home: homes that
   // share a cache (test suites do) must not build the same base twice.
   return withLock(
-    "image-base",
+    baseLockName,
     async () => {
       const raced = await cachedImage(opts.cacheDir, digest);
       if (raced) return raced;
@@ -157,7 +157,7 @@ export async function ensureBaseImage(opts: BaseImageOptions): Promise<CachedIma
       opts.onEvent?.({ type: "image-build-start", name: "base", digest });
       const dir = imagesDir(opts.cacheDir);
       await mkdir(dir, { recursive: true, mode: 0o700 });
-      const scratchDir = join(opts.cacheDir, "tmp", "image-base");
+      const scratchDir = baseScratchDir(opts.cacheDir);
       await removeLeftovers(dir, scratchDir);
       const target = imagePath(opts.cacheDir, digest);
       const temp = join(dir, `${tempPrefix}${randomBytes(6).toString("hex")}.ext4`);
@@ -185,7 +185,13 @@ export async function ensureBaseImage(opts: BaseImageOptions): Promise<CachedIma
   );
 }
 
-const tempPrefix = ".base-build-";
+/** The lock a build of `base` holds; whoever holds it owns the two below. */
+export const baseLockName = "image-base";
+/** `<cache>/images/.base-build-*.ext4`: the ext4 before its rename. */
+export const tempPrefix = ".base-build-";
+/** Where a build of `base` stages its tree: `<cache>/tmp/image-base`. */
+export const baseScratchName = "image-base";
+const baseScratchDir = (cacheDir: string) => join(cacheDir, "tmp", baseScratchName);
 
 /** What builds that crashed left behind. Safe under the lock: no other base build is running. */
 async function removeLeftovers(dir: string, scratchDir: string): Promise<void> {

@@ -13,6 +13,7 @@ export { listImages, type CachedImage } from "./cache.js";
 import { cachedImage, listImages, type CachedImage } from "./cache.js";
 import { familiarReference, feedsFor, lookupRef, parseReference, startPull, type StartedPull } from "./registry/index.js";
 import { baseSourceFromPulled } from "./unpack/pulled.js";
+import { sweepImageStaging } from "./staging.js";
 import { buildImageBase, type BuildEvent } from "./unpack/build.js";
 
 export interface ResolvedImage {
@@ -125,6 +126,8 @@ async function resolveOci(ref: string, opts: ResolveOciOptions): Promise<Resolve
       ...(opts.place === undefined ? {} : { place: opts.place }),
     });
   }
+  // What killed pulls and imports left in the cache goes before this one adds its own.
+  await sweepImageStaging(cacheDir);
   // The pull is stopped if the build fails; the build fails if the pull does (through the feeds).
   const stop = new AbortController();
   const started = await startPull(reference, {

@@ -41,9 +41,10 @@ export interface JailPlan extends JailView {
 
 /** What QEMU's argv names, sorted into how the jail exposes it. */
 export function jailView(plan: LaunchPlan, opts: { runDir: string; backingFiles: readonly string[]; kvm: boolean }): JailView {
-  const readOnly = [plan.kernel.path, plan.initrdPath, ...opts.backingFiles];
+  // A cloud image boots its own kernel from its disk (firmware under /usr): no kernel or initrd to show.
+  const boot = plan.cloud === undefined ? [plan.kernel.path, plan.initrdPath] : [plan.cloud.seedPath];
+  const readOnly = [...boot, ...opts.backingFiles];
   const readWrite = [opts.runDir, plan.rootDisk.overlayPath];
-  if (plan.cloud !== undefined) readOnly.push(plan.cloud.seedPath);
   const shares: JailView["shares"] = [];
   for (const m of plan.mounts ?? []) {
     if (m.kind === "9p") shares.push({ path: m.hostPath, readOnly: m.readOnly });

@@ -12,7 +12,8 @@
  */
 import { isSkiffError, SkiffError } from "../errors.js";
 import type { Runner } from "../process/runner.js";
-import { bridgeAlias, checkNetworkId, homeTag, parseBridgeAlias, validateIfName } from "./ifnames.js";
+import { crashPoint } from "../util/crash-point.js";
+import { bridgeAlias, checkNetworkId, homeTag, isPendingBridgeName, parseBridgeAlias, pendingBridgeName, validateIfName } from "./ifnames.js";
 import { claimIpForward, releaseIpForward } from "./ip-forward.js";
 import { firstHost, parseSubnet } from "./ipam.js";
 import { applyNftTable, deleteNftTable, listNftTables, masqueradingSkiffTables, networkIdOfTable, nftFamily, nftTableName } from "./nft.js";
@@ -133,14 +134,19 @@ export function checkBridgeOwner(net: NetworkRecord, tag: string, link: LinkStat
 /**
  * The `ip` commands (argv after `ip`) that bring the bridge from `current`
  * (undefined: no such interface) to what `net` wants; pure. Empty when it is
- * already there, which is what makes ensureBridge idempotent.
+ * already there, which is what makes ensureBridge idempotent. A new bridge
+ * is made under a name that carries the home's tag, tagged, and only then
+ * renamed to its own (see pendingBridgeName): at every moment it is
+ * provably this home's.
  */
 export function bridgeIpCommands(net: NetworkRecord, opts: { homeTag: string; current: LinkState | undefined }): string[][] {
   const { bridge, gatewayCidr } = bridgeFacts(net);
   const commands: string[][] = [];
   if (opts.current === undefined) {
-    commands.push(["link", "add", "name", bridge, "type", "bridge"]);
-    commands.push(["link", "set", "dev", bridge, "alias", bridgeAlias(opts.homeTag, net.id)]);
+    const pending = pendingBridgeName(opts.homeTag, net.id);
+    commands.push(["link", "add", "name", pending, "type", "bridge"]);
+    commands.push(["link", "set", "dev", pending, "alias", bridgeAlias(opts.homeTag, net.id)]);
+    if (pending !== bridge) commands.push(["link", "set", "dev", pending, "name", bridge]);
   }
   if (!opts.current?.addresses.includes(gatewayCidr)) commands.push(["addr", "add", gatewayCidr, "brd", "+", "dev", bridge]);
   if (!opts.current?.up) commands.push(["link", "set", "dev", bridge, "up"]);
@@ -166,16 +172,28 @@ export async function ensureBridge(net: NetworkRecord, opts: BridgeHostOptions):
   try {
     // The table first: with nft missing nothing is made, and no VM traffic crosses the bridge before its rules are in.
     await applyNftTable(net, { homeTag: tag, runner: opts.runner });
+    crashPoint("bridge:table");
+    // An earlier ensure of this network that was killed half-way may have left its pending bridge; under the lock it is debris.
+    if (current === undefined) await deleteLink(pendingBridgeName(tag, net.id), opts.runner, what);
     for (const args of bridgeIpCommands(net, { homeTag: tag, current })) {
       await ip(opts.runner, args);
       if (args[0] === "link" && args[1] === "add") created = true;
+      crashPoint(`bridge:${ipStep(args)}`);
     }
-    if (net.masquerade && !net.internal) await claimIpForward(opts);
+    if (net.masquerade && !net.internal) {
+      await claimIpForward(opts);
+      crashPoint("bridge:ip-forward");
+    }
   } catch (err) {
     // Only what this call made is taken back: a bridge that was there may carry running VMs.
     if (created) await removeBridge(net, opts).catch(() => {});
     throw rootFailure(err, what);
   }
+}
+
+/** A short name for one of bridgeIpCommands' commands, for crash points: add, alias, name, addr, up. */
+function ipStep(args: readonly string[]): string {
+  return args[0] === "addr" ? "addr" : args[1] === "add" ? "add" : args[4]!;
 }
 
 /** nft's absence means skiff cannot have a table loaded by this host's tools: treat it as no tables. */
@@ -223,32 +241,57 @@ export async function removeBridge(net: NetworkRecord, opts: BridgeHostOptions):
     const owner = parseBridgeAlias(link?.alias);
     if (link !== undefined && owner?.tag === tag && owner.networkId === net.id) await deleteLink(bridge, opts.runner, what);
   });
+  // A create or ensure that failed (or was killed) before its rename; the name alone proves it is this home's.
+  await step(() => deleteLink(pendingBridgeName(tag, net.id), opts.runner, what));
   await step(() => releaseForwarding(opts));
   if (failures.length > 0) throw failures[0];
 }
 
+/** This home's bridges and nft tables that belong to no network record. */
+export interface HostOrphans {
+  bridges: string[];
+  tables: string[];
+}
+
 /**
- * Remove this home's bridges and tables whose network has no record (a
- * crash between making them and writing the record), and put IPv4
- * forwarding back if no masquerade network is left. Returns what it removed,
- * as "bridge NAME" and "nft table inet NAME". Call it holding the networks
- * lock, with the ids of every network record, or it takes away a network
- * being created.
+ * Find this home's bridges and tables whose network has no record: tagged
+ * ones of an id not in `liveNetworkIds`, and bridges still under their
+ * pending name (a crash before the rename), unless tagged as a live
+ * network's. Changes nothing, so it can look without the networks lock;
+ * what it finds is only an orphan if it is still there under the lock (a
+ * create in progress has made its bridge and not yet written its record).
+ */
+export async function findOrphanBridges(opts: BridgeHostOptions & { liveNetworkIds: ReadonlySet<string> }): Promise<HostOrphans> {
+  const tag = homeTag(opts.home);
+  const links = await opts.runner.run("ip", ["-j", "link", "show", "type", "bridge"], { check: true, debianPackage: "iproute2" });
+  const bridges = (JSON.parse(links.stdout || "[]") as IpAddrJson[]).filter((entry) => {
+    const owner = parseBridgeAlias(entry.ifalias);
+    const live = owner?.tag === tag && opts.liveNetworkIds.has(owner.networkId);
+    return !live && (owner?.tag === tag || isPendingBridgeName(tag, entry.ifname));
+  });
+  const tables = (await withoutNft(() => listNftTables(opts.runner), [])).filter((table) => {
+    const id = networkIdOfTable(tag, table);
+    return id !== undefined && !opts.liveNetworkIds.has(id);
+  });
+  return { bridges: bridges.map((b) => b.ifname), tables: tables.map((t) => t.name) };
+}
+
+/**
+ * Remove this home's bridges and tables whose network has no record (see
+ * findOrphanBridges), and put IPv4 forwarding back if no masquerade network
+ * is left. Returns what it removed, as "bridge NAME" and "nft table inet
+ * NAME". Call it holding the networks lock, with the ids of every network
+ * record, or it takes away a network being created.
  */
 export async function sweepOrphanBridges(opts: BridgeHostOptions & { liveNetworkIds: ReadonlySet<string> }): Promise<string[]> {
-  const tag = homeTag(opts.home);
+  const found = await findOrphanBridges(opts);
   const removed: string[] = [];
-  const links = await opts.runner.run("ip", ["-j", "link", "show", "type", "bridge"], { check: true, debianPackage: "iproute2" });
-  for (const entry of JSON.parse(links.stdout || "[]") as IpAddrJson[]) {
-    const owner = parseBridgeAlias(entry.ifalias);
-    if (owner?.tag !== tag || opts.liveNetworkIds.has(owner.networkId)) continue;
-    await deleteLink(entry.ifname, opts.runner, `orphan bridge ${entry.ifname}`);
-    removed.push(`bridge ${entry.ifname}`);
+  for (const bridge of found.bridges) {
+    await deleteLink(bridge, opts.runner, `orphan bridge ${bridge}`);
+    removed.push(`bridge ${bridge}`);
   }
-  for (const table of await withoutNft(() => listNftTables(opts.runner), [])) {
-    const id = networkIdOfTable(tag, table);
-    if (id === undefined || opts.liveNetworkIds.has(id)) continue;
-    if (await deleteNftTable(table.name, opts.runner)) removed.push(`nft table ${nftFamily} ${table.name}`);
+  for (const table of found.tables) {
+    if (await deleteNftTable(table, opts.runner)) removed.push(`nft table ${nftFamily} ${table}`);
   }
   await releaseForwarding(opts);
   return removed;

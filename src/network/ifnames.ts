@@ -50,6 +50,24 @@ export function bridgeAlias(tag: string, networkId: string): string {
   return `skiff:${tag}:${networkId}`;
 }
 
+/**
+ * The name a bridge is made under, before it is tagged and renamed to its
+ * own: `ip link add` cannot set the alias, so without this a crash between
+ * the two commands would leave an untagged bridge under the network's name,
+ * which skiff could neither prove its own nor make again. This name carries
+ * the home's tag itself (and the start of the network id).
+ */
+export function pendingBridgeName(tag: string, networkId: string): string {
+  return `${pendingPrefix(tag)}${networkId.slice(0, maxIfNameLength - pendingPrefix(tag).length)}`;
+}
+
+/** Whether `name` is a bridge name of this home's made under pendingBridgeName. */
+export function isPendingBridgeName(tag: string, name: string): boolean {
+  return name.startsWith(pendingPrefix(tag)) && name.length > pendingPrefix(tag).length;
+}
+
+const pendingPrefix = (tag: string) => `skn${tag}`;
+
 /** What an alias says about whose bridge it is; undefined for an alias skiff did not write. */
 export function parseBridgeAlias(alias: string | undefined): { tag: string; networkId: string } | undefined {
   const m = /^skiff:([0-9a-f]{8}):([A-Za-z0-9]+)$/.exec(alias ?? "");

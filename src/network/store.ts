@@ -88,8 +88,13 @@ export class NetworkStore {
     return record;
   }
 
-  async write(record: NetworkRecord): Promise<void> {
+  /** Make the records' directory (the sweep's sign that this home may have bridges: see sweepNetworks). */
+  async ensureDir(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  async write(record: NetworkRecord): Promise<void> {
+    await this.ensureDir();
     await writeJsonAtomic(this.#file(record.name), record);
   }
 

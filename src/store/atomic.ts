@@ -7,6 +7,9 @@ import { randomBytes } from "node:crypto";
 import { open, readFile, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
+import { processAlive } from "../process/pid.js";
+import { crashPoint } from "../util/crash-point.js";
+import { readdirOrEmpty } from "../util/fs.js";
 
 export interface WriteOptions {
   /** File mode of the new file (default 0o644; key material wants 0o600). */
@@ -26,12 +29,33 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
     } finally {
       await file.close();
     }
+    crashPoint(`write:${basename(path)}`);
     await rename(temp, path);
   } catch (err) {
     await rm(temp, { force: true });
     throw err;
   }
   await syncDir(dir);
+}
+
+/** A temp file of writeFileAtomic, with the pid of its writer. */
+const tempPattern = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/;
+
+/**
+ * Remove the temp files in `dir` that a killed writeFileAtomic left: those
+ * whose writer's pid runs no process. A pid taken again by another process
+ * keeps its file (a few bytes) until that one ends too; a live writer's is
+ * never touched. Returns the paths removed.
+ */
+export async function removeAbandonedTemps(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdirOrEmpty(dir)) {
+    const pid = tempPattern.exec(name)?.[1];
+    if (pid === undefined || processAlive(Number(pid))) continue;
+    await rm(join(dir, name), { force: true });
+    removed.push(join(dir, name));
+  }
+  return removed;
 }
 
 export async function writeJsonAtomic(path: string, value: unknown, opts: WriteOptions = {}): Promise<void> {

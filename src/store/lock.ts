@@ -24,6 +24,7 @@
  * at the path (else it retries). The store uses it for the locks of VMs that
  * are gone; all other names are few and reused (one per network, image).
  */
+import { randomBytes } from "node:crypto";
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
@@ -36,7 +37,11 @@ import { skiffHome } from "./paths.js";
 export interface LockOptions {
   /** skiff home the lock belongs to (default: the resolved SKIFF_HOME). */
   home?: string;
-  /** How long to wait for a held lock; 0 tries once (default 10 s). */
+  /**
+   * How long to wait for a held lock that does not change hands; 0 tries
+   * once (default 10 s). A lock that passes from holder to holder is a line
+   * that moves, and its waiters wait on (see pollLock).
+   */
   timeoutMs?: number;
   /** What the holder is doing, told to waiters ("create VM web"). */
   purpose?: string;
@@ -137,11 +142,16 @@ function isFileAt(path: string, held: { dev: number; ino: number }): boolean {
 
 let self: ProcessIdentity | undefined;
 
-/** Say who holds the lock; best effort: a full disk must not stop skiff from locking (`rm` frees space). */
+/**
+ * Say who holds the lock; best effort: a full disk must not stop skiff from
+ * locking (`rm` frees space). `take` is new with each taking, so a waiter
+ * sees the lock change hands even between two takings by one process.
+ */
 function writeHolder(fd: number, purpose: string | undefined): void {
   self ??= currentProcess();
   const clean = purpose === undefined ? undefined : cleanPurpose(purpose);
-  const text = Buffer.from(JSON.stringify({ ...self, ...(clean === undefined ? {} : { purpose: clean }) }));
+  const take = randomBytes(4).toString("hex");
+  const text = Buffer.from(JSON.stringify({ ...self, ...(clean === undefined ? {} : { purpose: clean }), take }));
   try {
     writeSync(fd, text, 0, text.length, 0);
     ftruncateSync(fd, text.length);
@@ -226,7 +236,7 @@ export async function acquireLock(name: string, opts: LockOptions = {}): Promise
   });
   try {
     const first = await raceDeadline(previous, deadline);
-    const handle = first ? await pollLock(name, { ...opts, home }, deadline) : undefined;
+    const handle = first ? await pollLock(name, { ...opts, home }, deadline, timeoutMs) : undefined;
     if (handle) {
       return {
         name,
@@ -246,7 +256,7 @@ export async function acquireLock(name: string, opts: LockOptions = {}): Promise
   void previous.then(leave);
   const holder = await lockHolder(name, { home });
   const by = holder ? ` by pid ${holder.pid}${holder.purpose ? ` (${holder.purpose})` : ""}` : "";
-  throw new SkiffError("ERR_SKIFF_LOCKED", `lock "${name}" is held${by}; gave up after ${timeoutMs} ms`, {
+  throw new SkiffError("ERR_SKIFF_LOCKED", `lock "${name}" is held${by}; gave up after it did not change hands for ${timeoutMs} ms`, {
     hint: holder
       ? `wait for pid ${holder.pid} to finish, or stop it if it hangs (\`ps -p ${holder.pid}\`)`
       : "another skiff command is working on this; wait for it to finish and retry",
@@ -254,11 +264,24 @@ export async function acquireLock(name: string, opts: LockOptions = {}): Promise
   });
 }
 
-/** Try the lock, retrying with backoff until `deadline`. */
-async function pollLock(name: string, opts: LockOptions, deadline: number): Promise<LockHandle | undefined> {
+/**
+ * Try the lock, retrying with backoff until `deadline`, which moves `patienceMs`
+ * on whenever the lock changes hands: a wait gives up when the line stands
+ * still, not when it is long. (Sixteen `run -d` at once on a loaded host
+ * queue on the ports lock, each holding it for seconds: a fixed deadline
+ * failed the last ones while the line was moving.)
+ */
+async function pollLock(name: string, opts: LockOptions, deadline: number, patienceMs: number): Promise<LockHandle | undefined> {
+  const path = lockPath(opts.home ?? skiffHome(), name);
+  let seen = readHead(path);
   for (let attempt = 0; ; attempt++) {
     const handle = await tryLock(name, opts);
     if (handle) return handle;
+    const now = readHead(path);
+    if (now !== "" && now !== seen) {
+      seen = now;
+      deadline = Math.max(deadline, Date.now() + patienceMs);
+    }
     const left = deadline - Date.now();
     if (left <= 0) return undefined;
     // Short first waits (locks are usually held for milliseconds), capped so

@@ -1,6 +1,7 @@
 /** Small filesystem helpers shared by the store, the image cache and the unpackers. */
 import { lstatSync, type Stats } from "node:fs";
-import { readdir, stat } from "node:fs/promises";
+import { lstat, readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
 import { errnoOf } from "../errors.js";
 
 /** The names in `dir`, or none when it does not exist (yet). */
@@ -32,4 +33,22 @@ export function lstatOrUndefined(path: string): Stats | undefined {
     if (errnoOf(err) === "ENOENT") return undefined;
     throw err;
   }
+}
+
+/**
+ * The disk space `path` takes (allocated blocks), everything under it for a
+ * directory; symlinks are not followed, and what vanishes meanwhile counts
+ * nothing.
+ */
+export async function diskBytes(path: string): Promise<number> {
+  let st: Stats;
+  try {
+    st = await lstat(path);
+  } catch (err) {
+    if (errnoOf(err) === "ENOENT") return 0;
+    throw err;
+  }
+  let bytes = st.blocks * 512;
+  if (st.isDirectory()) for (const name of await readdirOrEmpty(path)) bytes += await diskBytes(join(path, name));
+  return bytes;
 }

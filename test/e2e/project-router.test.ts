@@ -6,8 +6,9 @@
  * user networking (it can reach nothing but the namespace's loopback):
  *
  *   host 127.0.0.1:8080 -> router (user-net forward, DNAT) -> web:80
- *   web -> router (its gateway, masquerade) -> 10.0.2.2:8000, a server on
- *   the namespace's loopback
+ *   web -> router (its gateway, masquerade) -> 192.0.2.10:8000, a server on
+ *   a dummy interface of the namespace (not its loopback: guests reach the
+ *   host's loopback only when allowed to)
  *
  * The router's layers are built first outside the namespace, from the
  * tests' loopback Debian repository, into the shared cache; `up` then finds
@@ -38,8 +39,10 @@ beforeAll(async () => {
   repo = await serveAptRepo();
   await ensureDebian(build, repo.mirror);
   await build.ok(["build", ...project], { timeoutMs: 1_800_000, env: { SKIFF_APT_MIRROR: repo.mirror } });
-  // "The internet" as far as web knows: a server on the namespace's loopback, which user networking reaches as 10.0.2.2.
-  outside = spawn("ip", ["netns", "exec", h.netns!, process.execPath, "-e", "require('http').createServer((q, s) => s.end('outside-ok ' + q.socket.remoteAddress + '\\n')).listen(8000, '127.0.0.1')"], { stdio: "ignore" });
+  // "The internet" as far as web knows: a server on an address of the namespace's own (TEST-NET-1, on a dummy link).
+  const dummy = spawnSync("ip", ["netns", "exec", h.netns!, "sh", "-ec", "ip link add outside0 type dummy; ip addr add 192.0.2.10/32 dev outside0; ip link set outside0 up"], { encoding: "utf8" });
+  if (dummy.status !== 0) throw new Error(`cannot make the outside address: ${dummy.stderr}`);
+  outside = spawn("ip", ["netns", "exec", h.netns!, process.execPath, "-e", "require('http').createServer((q, s) => s.end('outside-ok ' + q.socket.remoteAddress + '\\n')).listen(8000, '192.0.2.10')"], { stdio: "ignore" });
   await h.ok(["up", "-d", "--wait", ...project], { timeoutMs: 600_000, env: unrestricted });
 }, 2_400_000);
 
@@ -60,9 +63,9 @@ describe("the router + web example", () => {
   it("gives web no way out but through the router, which masquerades it", async () => {
     expect(await h.ok(["compose", ...project, "exec", "web", "ip", "route"])).toMatch(/^default via 10\.80\.0\.1 dev eth0/m);
     expect(await h.ok(["compose", ...project, "exec", "web", "ip", "-o", "link"])).not.toMatch(/eth1/);
-    const out = await h.ok(["compose", ...project, "exec", "web", "wget", "-q", "-O", "-", "http://10.0.2.2:8000/"]);
-    // The server saw slirp's side of the router, not web's private address.
-    expect(out).toBe("outside-ok 127.0.0.1\n");
+    const out = await h.ok(["compose", ...project, "exec", "web", "wget", "-q", "-O", "-", "http://192.0.2.10:8000/"]);
+    // The server saw the namespace's own address (slirp's socket for the router), not web's private address.
+    expect(out).toBe("outside-ok 192.0.2.10\n");
     expect(await h.ok(["compose", ...project, "logs", "router"])).toMatch(/router: forwarding and NAT rules in place/);
   });
 });

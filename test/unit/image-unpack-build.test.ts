@@ -8,8 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SkiffError } from "../../src/errors.js";
 import { imageRecordPath } from "../../src/image/cache.js";
 import type { OwnershipMode } from "../../src/image/unpack/applier.js";
-import { type BaseSource, buildImageBase, importLockName, lockNameFor, removeBuildLeftovers } from "../../src/image/unpack/build.js";
-import { tryLock } from "../../src/store/lock.js";
+import { type BaseSource, buildImageBase } from "../../src/image/unpack/build.js";
 import { defaultRunner, type Runner } from "../../src/process/runner.js";
 import { changesetLayers } from "./fixtures/changeset-layers.js";
 import { cat, debugfs, gzip, inode, ls, makeTar, sha256 } from "./fixtures/tar-fixtures.js";
@@ -162,28 +161,5 @@ describe("failures leave the cache clean", () => {
     const gz = gzip(await bigTar());
     const err = await failing("mismatch", gz, { digest: sha256(Buffer.from("something else")) });
     expect(err.code).toBe("ERR_SKIFF_DIGEST_MISMATCH");
-  });
-});
-
-describe("removeBuildLeftovers", () => {
-  it("removes what crashed builds and imports left, and spares running ones", async () => {
-    const cacheDir = join(work, "cache-leftovers");
-    const hex = (c: string) => c.repeat(64);
-    mkdirSync(join(cacheDir, "tmp", `unpack-${hex("a")}-x1`, "etc"), { recursive: true });
-    mkdirSync(join(cacheDir, "images"), { recursive: true });
-    writeFileSync(join(cacheDir, "images", `.image-build-${hex("a")}-0001.ext4`), "half");
-    mkdirSync(join(cacheDir, "tmp", `unpack-${hex("b")}-x2`));
-    writeFileSync(join(cacheDir, "tmp", "import-0123abcd.tar"), "half");
-    writeFileSync(join(cacheDir, "tmp", "import-4567abcd.tar"), "live");
-    const busyBuild = await tryLock(lockNameFor(`sha256:${hex("b")}`), { home: cacheDir });
-    const busyImport = await tryLock(importLockName("4567abcd"), { home: cacheDir });
-    try {
-      expect(await removeBuildLeftovers(cacheDir)).toBe(2);
-      expect(readdirSync(join(cacheDir, "tmp")).sort()).toEqual(["import-4567abcd.tar", `unpack-${hex("b")}-x2`]);
-      expect(readdirSync(join(cacheDir, "images"))).toEqual([]);
-    } finally {
-      await busyBuild?.release();
-      await busyImport?.release();
-    }
   });
 });

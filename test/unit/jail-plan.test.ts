@@ -55,7 +55,7 @@ describe("jailView", () => {
     });
   });
 
-  it("adds /dev/kvm under KVM and a cloud image's seed read-only", () => {
+  it("adds /dev/kvm under KVM and a cloud image's seed read-only, without a kernel or initrd it never boots", () => {
     const view = jailView(launch({ cloud: { seedPath: `${dir}/seed.iso`, sshPort: 2222 }, nics: [], mounts: [] }), {
       runDir: `${dir}/run`,
       backingFiles: [],
@@ -63,6 +63,7 @@ describe("jailView", () => {
     });
     expect(view.devices).toContain("kvm");
     expect(view.readOnly).toContain(`${dir}/seed.iso`);
+    expect(view.readOnly.some((f) => f.endsWith("initrd.img") || f.includes("vmlinu"))).toBe(false);
   });
 });
 

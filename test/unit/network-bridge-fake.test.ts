@@ -6,8 +6,8 @@
 import { readFile } from "node:fs/promises";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { SkiffError } from "../../src/errors.js";
-import { ensureBridge, homeTag, removeBridge, sweepOrphanBridges, bridgeStatus } from "../../src/network/bridge.js";
-import { bridgeAlias } from "../../src/network/ifnames.js";
+import { ensureBridge, findOrphanBridges, homeTag, removeBridge, sweepOrphanBridges, bridgeStatus } from "../../src/network/bridge.js";
+import { bridgeAlias, pendingBridgeName } from "../../src/network/ifnames.js";
 import { ipForwardRecordPath } from "../../src/network/ip-forward.js";
 import type { RunOptions, RunResult, Runner } from "../../src/process/runner.js";
 import type { NetworkRecord } from "../../src/network/types.js";
@@ -68,6 +68,10 @@ class FakeHost implements Runner {
       if (!l) return fail(`Cannot find device "${name}"`);
       if (key.startsWith("link del")) this.links.delete(name);
       else if (a[4] === "alias") l.alias = a[5];
+      else if (a[4] === "name") {
+        this.links.delete(name);
+        this.links.set(a[5]!, l);
+      }
       else if (key.endsWith(" up")) l.up = true;
       else if (a[0] === "addr") l.addresses.push(a[2]!);
       return ok();
@@ -223,5 +227,30 @@ describe("sweepOrphanBridges", () => {
     expect(host.ipForward).toBe("1");
     expect(await sweepOrphanBridges({ home, runner: host, liveNetworkIds: new Set() })).toEqual(["bridge skb-a1", `nft table inet skiff_${tag}_a1`]);
     expect(host.ipForward).toBe("0");
+  });
+
+  it("removes a bridge still under its pending name, tagged or not, unless a live network's", async () => {
+    const tag = homeTag(home);
+    // Killed between `link add` and the alias, and between the alias and the rename.
+    host.links.set(pendingBridgeName(tag, "c3c3c3"), { up: false, addresses: [] });
+    host.links.set(pendingBridgeName(tag, "d4d4d4"), { alias: bridgeAlias(tag, "d4d4d4"), up: false, addresses: [] });
+    // A network whose own --bridge-name happens to look pending.
+    host.links.set(pendingBridgeName(tag, "e5e5e5"), { alias: bridgeAlias(tag, "e5e5e5"), up: true, addresses: [] });
+    host.links.set(pendingBridgeName("99999999", "f6f6f6"), { up: false, addresses: [] });
+    const live = new Set(["e5e5e5"]);
+    expect(await findOrphanBridges({ home, runner: host, liveNetworkIds: live })).toEqual({
+      bridges: [pendingBridgeName(tag, "c3c3c3"), pendingBridgeName(tag, "d4d4d4")],
+      tables: [],
+    });
+    await sweepOrphanBridges({ home, runner: host, liveNetworkIds: live });
+    expect([...host.links.keys()].sort()).toEqual([pendingBridgeName("99999999", "f6f6f6"), pendingBridgeName(tag, "e5e5e5")].sort());
+  });
+
+  it("lets an ensure of the same network through a pending bridge a killed one left", async () => {
+    host.links.set(pendingBridgeName(homeTag(home), "a1"), { alias: bridgeAlias(homeTag(home), "a1"), up: false, addresses: [] });
+    await ensureBridge(net("a1"), { home, runner: host });
+    expect([...host.links.keys()]).toEqual(["skb-a1"]);
+    await removeBridge(net("a1"), { home, runner: host });
+    expect(host.links.size).toBe(0);
   });
 });

@@ -96,10 +96,11 @@ describe("nft rules", () => {
 });
 
 describe("ip commands", () => {
-  it("a missing bridge: create, tag, address, up", () => {
+  it("a missing bridge: created under a name with the home's tag, tagged, renamed, then address and up", () => {
     expect(bridgeIpCommands(net(), { homeTag: tag, current: undefined })).toEqual([
-      ["link", "add", "name", "skb-web", "type", "bridge"],
-      ["link", "set", "dev", "skb-web", "alias", "skiff:1a2b3c4d:0123456789ab"],
+      ["link", "add", "name", "skn1a2b3c4d0123", "type", "bridge"],
+      ["link", "set", "dev", "skn1a2b3c4d0123", "alias", "skiff:1a2b3c4d:0123456789ab"],
+      ["link", "set", "dev", "skn1a2b3c4d0123", "name", "skb-web"],
       ["addr", "add", "10.90.3.1/24", "brd", "+", "dev", "skb-web"],
       ["link", "set", "dev", "skb-web", "up"],
     ]);

@@ -1,7 +1,8 @@
-import { readdir, stat, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readJson, readJsonIfExists, writeJsonAtomic } from "../../src/store/atomic.js";
+import { readJson, readJsonIfExists, removeAbandonedTemps, writeJsonAtomic } from "../../src/store/atomic.js";
 import { makeTempHome } from "./fixtures/tmp-home.js";
 
 let dir: string;
@@ -42,5 +43,17 @@ describe("atomic JSON", () => {
 
   it("fails cleanly when the directory does not exist", async () => {
     await expect(writeJsonAtomic(join(dir, "no", "x.json"), {})).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("removes the temp files of writers that died, and only those", async () => {
+    const sub = join(dir, "temps");
+    await mkdir(sub);
+    const dead = spawnSync("true").pid!;
+    await writeFile(join(sub, `.net.json.tmp-${dead}-0a1b2c3d`), "{");
+    await writeFile(join(sub, `.mine.json.tmp-${process.pid}-0a1b2c3d`), "{");
+    await writeFile(join(sub, "net.json"), "{}");
+    await writeFile(join(sub, `.other.tmp-${dead}`), "");
+    expect(await removeAbandonedTemps(sub)).toEqual([join(sub, `.net.json.tmp-${dead}-0a1b2c3d`)]);
+    expect((await readdir(sub)).sort()).toEqual([`.mine.json.tmp-${process.pid}-0a1b2c3d`, `.other.tmp-${dead}`, "net.json"]);
   });
 });

@@ -121,6 +121,31 @@ describe("in one process", () => {
     await last.release();
   });
 
+  it("keeps a waiter waiting past its timeout while the lock changes hands, and gives up once it stands still", async () => {
+    const first = await tryLock("line", { home, purpose: "first" });
+    const started = Date.now();
+    const waiting = acquireLock("line", { home, timeoutMs: 400 });
+    await new Promise((r) => setTimeout(r, 300));
+    // Handed straight to another holder (of the same process and purpose: still a new taking).
+    await first!.release();
+    const second = await tryLock("line", { home, purpose: "first" });
+    expect(second).toBeDefined();
+    await new Promise((r) => setTimeout(r, 300));
+    await second!.release();
+    const handle = await waiting;
+    expect(Date.now() - started).toBeGreaterThan(550);
+    await handle.release();
+
+    const still = await tryLock("line", { home });
+    const t0 = Date.now();
+    await expect(acquireLock("line", { home, timeoutMs: 300 })).rejects.toMatchObject({
+      code: "ERR_SKIFF_LOCKED",
+      message: expect.stringContaining("did not change hands for 300 ms"),
+    });
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    await still!.release();
+  });
+
   it("tells waiters who holds it", async () => {
     const held = await tryLock("who", { home, purpose: "testing" });
     expect(await lockHolder("who", { home })).toEqual({ pid: process.pid, purpose: "testing" });

@@ -8,7 +8,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect } from "node:net";
+import { once } from "node:events";
 import { connectAgent, type AgentConnection } from "../../src/guest/agent.js";
+import { agentHandshake } from "../../src/guest/agent-handshake.js";
+import { tryLock, type LockHandle } from "../../src/store/lock.js";
 import { Harness } from "./harness.js";
 
 describe("guest agent on a real VM", () => {
@@ -140,6 +144,41 @@ describe("guest agent on a real VM", () => {
     );
     sftp.end();
     expect(names).toContain("tmp");
+  });
+
+});
+
+describe("the greeting on an agent port", () => {
+  const h = new Harness();
+  beforeAll(() => h.ok(["run", "-d", "--name", "greet", "base"]));
+  afterAll(() => h.cleanup());
+
+  it("answers the next host, not the HELLOs a host left unanswered when it gave up (a guest slowed down by a busy host)", async () => {
+    const [id] = readdirSync(join(h.home, "vms"));
+    const port = 3;
+    const lock: LockHandle | undefined = await tryLock(`vm-${id}-agent-${port}`, { home: h.home });
+    expect(lock).toBeDefined();
+    try {
+      const path = join(h.home, "vms", id ?? "", "run", `agent-${port}.sock`);
+      const kinds: string[] = [];
+      for (let round = 0; round < 4; round++) {
+        // Hosts that sent their HELLOs and left before the answer, at once or a moment later.
+        for (let i = 0; i < 3; i++) {
+          const gone = connect(path);
+          await once(gone, "connect");
+          gone.write(`SKIFF-HELLO gone${round}-${i}\n`.repeat(30));
+          if (round % 2 === 1) await new Promise((done) => setTimeout(done, 2));
+          gone.destroy();
+          await new Promise((done) => setTimeout(done, 20));
+        }
+        const greeting = await agentHandshake(path, { budgetMs: 3_000 });
+        kinds.push(greeting.kind);
+        if (greeting.kind === "ready") greeting.socket.destroy();
+      }
+      expect(kinds).toEqual(["ready", "ready", "ready", "ready"]);
+    } finally {
+      await lock?.release();
+    }
   });
 });
 

@@ -135,7 +135,7 @@ export function registerImage(program: Command, ctx: CliContext): void {
   const system = program.command("system").description("skiff as a whole");
   system
     .command("df")
-    .description("disk used by images, downloaded layers and VMs")
+    .description("disk used by images, downloaded layers, VMs and unfinished imports and pulls")
     .option("--json", "print JSON")
     .action(async () => {
       const du = await diskUsage(ctx.skiff().images);
@@ -150,6 +150,11 @@ export function registerImage(program: Command, ctx: CliContext): void {
             ["Images (bases)", String(du.images.count), formatBytes(du.images.bytes)],
             ["Layers and manifests", String(du.blobs.count), formatBytes(du.blobs.bytes)],
             ["VMs", String(du.vms.count), formatBytes(du.vms.bytes)],
+            [
+              "Staging (unfinished imports, pulls)",
+              String(du.staging.count),
+              `${formatBytes(du.staging.bytes)}${du.staging.reclaimableBytes > 0 ? ` (${formatBytes(du.staging.reclaimableBytes)} left by killed commands)` : ""}`,
+            ],
           ],
         ),
       );

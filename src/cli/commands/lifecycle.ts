@@ -79,7 +79,7 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .option("-t, --timeout <seconds>", "how long the guest gets to power off", "10")
     .action(async (names: string[], flags: { timeout: string }) => {
       const timeoutMs = parseDuration(flags.timeout, "--timeout");
-      await eachName(ctx, names, async (n) => void (await ctx.skiff().restart(n, { timeoutMs })));
+      await eachName(ctx, names, async (n) => void (await ctx.skiff().restart(n, { stopTimeoutMs: timeoutMs })));
     });
 
   program

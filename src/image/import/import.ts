@@ -23,9 +23,10 @@ import { join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { errnoOf, SkiffError } from "../../errors.js";
 import type { Runner } from "../../process/runner.js";
-import { acquireLock } from "../../store/lock.js";
+import { acquireLock, removeLockFiles } from "../../store/lock.js";
 import type { Platform } from "../oci/types.js";
 import type { OwnershipMode } from "../unpack/applier.js";
+import { sweepImageStaging } from "../staging.js";
 import { type BaseSource, buildImageBase, type BuildEvent, type BuiltBase, importLockName, importTempName } from "../unpack/build.js";
 import { decompress, rangeStream } from "../unpack/compression.js";
 import { classifyUnpackError, isNoSpace, noSpace } from "../unpack/errors.js";
@@ -57,6 +58,8 @@ export interface ImportResult extends BuiltBase {
 }
 
 export async function importImage(input: string, opts: ImportOptions): Promise<ImportResult> {
+  // What killed imports and pulls left in the cache goes before this one adds its own.
+  await sweepImageStaging(opts.cacheDir);
   const path = resolve(input);
   let st;
   try {
@@ -117,7 +120,7 @@ async function finish(kind: ImportKind, image: BaseSource, opts: ImportOptions):
 /**
  * A compressed image archive, decompressed into `<cache>/tmp` so its members
  * can be read by offset. The file is held under a lock for as long as it
- * exists, so `removeBuildLeftovers` can tell a crashed import's from a live one.
+ * exists, so the staging sweep can tell a killed import's from a live one.
  */
 async function decompressToTemp(scan: ArchiveScan, cacheDir: string): Promise<{ path: string; remove(): Promise<void> }> {
   const tmp = join(cacheDir, "tmp");
@@ -128,6 +131,7 @@ async function decompressToTemp(scan: ArchiveScan, cacheDir: string): Promise<{ 
   const remove = async () => {
     await rm(path, { force: true });
     await lock.release();
+    removeLockFiles([importLockName(id)], { home: cacheDir });
   };
   const stage = decompress(rangeStream({ path: scan.path }), scan.compression);
   try {

@@ -5,12 +5,15 @@
  * the size and digest it was asked for, fsynced, and only then renamed into
  * place: a file under its digest's name is whole and verified, so presence
  * is proof and a second pull does not fetch it again. Anything that fails
- * on the way removes its temp file.
+ * on the way removes its temp file; a killed pull cannot, so the temp
+ * file's name carries its writer's pid and start time, and the staging
+ * sweep (../staging.ts) removes those whose writer is gone.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoOf, SkiffError } from "../../errors.js";
+import { currentProcess, type ProcessIdentity } from "../../process/pid.js";
 import { syncDir } from "../../store/atomic.js";
 
 const sha256Pattern = /^sha256:([a-f0-9]{64})$/;
@@ -27,6 +30,25 @@ export function blobsDir(cacheDir: string): string {
 /** Where blobs are written before they are verified; anything here is an unfinished download. */
 export function ingestDir(cacheDir: string): string {
   return join(blobsDir(cacheDir), ".ingest");
+}
+
+let self: ProcessIdentity | undefined;
+
+/** `<hex>-<pid>-<start time>-<random>`: a temp file's name in the ingest directory. */
+function ingestTempName(hex: string): string {
+  self ??= currentProcess();
+  return `${hex}-${self.pid}-${self.startTime}-${randomBytes(4).toString("hex")}`;
+}
+
+/**
+ * Who writes the ingest temp file `name`: its pid and start time (only the
+ * pid for names of older skiffs, which wrote no start time); undefined for
+ * a name that is not a temp file's.
+ */
+export function ingestWriter(name: string): { pid: number; startTime?: number } | undefined {
+  const m = /^[0-9a-f]{64}-(\d+)-(?:(\d+)-)?[0-9a-f]{8}$/.exec(name);
+  if (m === null) return undefined;
+  return { pid: Number(m[1]), ...(m[2] === undefined ? {} : { startTime: Number(m[2]) }) };
 }
 
 /**
@@ -123,7 +145,7 @@ export async function ingestBlob(
   const dir = ingestDir(cacheDir);
   const finalDir = join(blobsDir(cacheDir), "sha256");
   await makeStoreDirs(cacheDir);
-  const temp = join(dir, `${hex}-${process.pid}-${randomBytes(4).toString("hex")}`);
+  const temp = join(dir, ingestTempName(hex));
   const hash = createHash("sha256");
   const file = await open(temp, "wx", 0o644);
   let received = 0;

@@ -11,8 +11,9 @@
  * if the unpack left any (rootless owners, device nodes, xattrs) → 0444 →
  * record → rename. The rename is the commit: whatever fails or crashes
  * before it leaves no base; the staging directory and temp file are removed
- * on failure, and a crash's leftovers by the next build of that digest (or
- * `removeBuildLeftovers`, which image prune can call).
+ * on failure, and a crash's leftovers by the next build of that digest, or
+ * by the staging sweep (../staging.ts), which tells them from a live
+ * build's by this lock.
  *
  * The guest's init makes /proc, /sys and /dev in the VM's overlay when an
  * image lacks them, so nothing is added to the image here.
@@ -23,7 +24,7 @@ import { join } from "node:path";
 import { SkiffError } from "../../errors.js";
 import { defaultRunner, type Runner } from "../../process/runner.js";
 import { syncDir } from "../../store/atomic.js";
-import { tryLock, withLock } from "../../store/lock.js";
+import { withLock } from "../../store/lock.js";
 import type { ImageEvent } from "../base.js";
 import { cachedImage, type CachedImage, imagePath, imagesDir, writeImageRecord } from "../cache.js";
 import { mke2fsFromDir, runDebugfsScript } from "../ext4.js";
@@ -78,8 +79,10 @@ export interface BuiltBase extends CachedImage {
   built: boolean;
 }
 
-const stagingPrefix = "unpack-";
-const tempPrefix = ".image-build-";
+/** `<cache>/tmp/unpack-<hex>-*`: a build's unpacked tree (and its `.debugfs` script beside it). */
+export const stagingPrefix = "unpack-";
+/** `<cache>/images/.image-build-<hex>-*.ext4`: a build's ext4 before its rename. */
+export const tempPrefix = ".image-build-";
 
 /** A compressed image archive being imported is decompressed to `<cache>/tmp/import-<id>.tar`, held by this lock. */
 export const importTempName = (id: string) => `import-${id}.tar`;
@@ -178,38 +181,4 @@ async function removeLeftoversOf(cacheDir: string, hex: string): Promise<void> {
   for (const name of await readdirOrEmpty(imagesDir(cacheDir))) {
     if (name.startsWith(`${tempPrefix}${hex}-`)) await rm(join(imagesDir(cacheDir), name), { force: true });
   }
-}
-
-/** Leftovers of crashed builds and imports, skipping those still running. Returns how many were cleaned up. */
-export async function removeBuildLeftovers(cacheDir: string): Promise<number> {
-  const hexes = new Set<string>();
-  const pattern = new RegExp(`^(?:${stagingPrefix}|\\${tempPrefix})([0-9a-f]{64})-`);
-  for (const name of [...(await readdirOrEmpty(join(cacheDir, "tmp"))), ...(await readdirOrEmpty(imagesDir(cacheDir)))]) {
-    const hex = pattern.exec(name)?.[1];
-    if (hex !== undefined) hexes.add(hex);
-  }
-  let cleaned = 0;
-  for (const name of await readdirOrEmpty(join(cacheDir, "tmp"))) {
-    const id = /^import-([0-9a-f]+)\.tar$/.exec(name)?.[1];
-    if (id === undefined) continue;
-    const lock = await tryLock(importLockName(id), { home: cacheDir, purpose: "remove import leftovers" });
-    if (!lock) continue;
-    try {
-      await rm(join(cacheDir, "tmp", name), { force: true });
-      cleaned++;
-    } finally {
-      await lock.release();
-    }
-  }
-  for (const hex of hexes) {
-    const lock = await tryLock(`image-${hex}`, { home: cacheDir, purpose: "remove build leftovers" });
-    if (!lock) continue;
-    try {
-      await removeLeftoversOf(cacheDir, hex);
-      cleaned++;
-    } finally {
-      await lock.release();
-    }
-  }
-  return cleaned;
 }
