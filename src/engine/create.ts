@@ -73,8 +73,8 @@ export interface CreateOptions {
   restart?: RestartPolicy;
   /**
    * Tie the VM to this process from the moment it exists (a foreground
-   * `run`; see Skiff.attach): if the process dies before it lets go, the
-   * next command stops the VM, and removes it with `autoRemove`.
+   * `run`, which lets go with Skiff.detach): if the process dies before
+   * that, the next command stops the VM, and removes it with `autoRemove`.
    */
   attach?: boolean;
 }

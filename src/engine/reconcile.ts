@@ -3,6 +3,7 @@
  * QEMU's end is recorded that reconcile shares with the lifecycle verbs.
  */
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { SkiffError } from "../errors.js";
 import { sweepStaging } from "../guest/copy/staging.js";
 import { detectCgroups, removeVmGroup, sweepVmGroups, vmGroupDirs, type CgroupLayout } from "../jail/cgroup.js";
@@ -51,10 +52,14 @@ export async function removeVm(ctx: EngineContext, record: Pick<VmRecord, "id" |
   await ctx.store.remove(record.id);
 }
 
-/** What the host holds for a VM's run besides its QEMU: its cgroup and its egress rules. */
+/**
+ * What the host holds for a VM's run besides its QEMU: its egress rules and
+ * its cgroup. The cgroup, made first by a start, goes last: while it exists
+ * the run is not settled (reconcile looks for it), whenever this is killed.
+ */
 async function releaseHost(ctx: EngineContext, record: Pick<VmRecord, "id"> & { config: Pick<VmConfig, "jail"> }): Promise<void> {
-  await removeVmGroup(detectCgroups(), ctx.home, record.id);
   if (record.config.jail !== undefined) await releaseJailNetwork(record.config.jail.uid, ctx.runner);
+  await removeVmGroup(detectCgroups(), ctx.home, record.id);
 }
 
 /**
@@ -77,7 +82,6 @@ export async function reconcile(ctx: EngineContext): Promise<string[]> {
   const { vms, broken } = await ctx.store.scan();
   const table = new ProcTable();
   await endStrays(ctx, new Set([...vms.map((vm) => vm.id), ...broken.map((b) => b.id)]), table);
-  const running = new Set<string>();
   const cgroups = detectCgroups();
   for (const record of vms.filter((vm) => vm.complete)) {
     const state = await ctx.store.readState(record.id);
@@ -89,7 +93,7 @@ export async function reconcile(ctx: EngineContext): Promise<string[]> {
     } else if (status.qemu !== undefined && (state.qemu?.pid !== status.qemu.pid || state.exit !== undefined)) {
       // Started, but its starter died before saying so (or it was restarted by its supervisor): this is its QEMU now.
       await ctx.store.updateState(record.id, { qemu: status.qemu, exit: undefined, startedAt: state.startedAt ?? new Date().toISOString() });
-    } else if (status.qemu === undefined && status.state !== "restarting" && (unrecordedEnd(state) || holdsHost(cgroups, ctx.home, record))) {
+    } else if (status.qemu === undefined && status.state !== "restarting" && leftUnsettled(cgroups, ctx.home, record, state)) {
       await whenIdle(ctx, record, () => settleEnded(ctx, record));
     }
     if (status.qemu === undefined && ownerDead && !record.config.spec.autoRemove) {
@@ -99,7 +103,6 @@ export async function reconcile(ctx: EngineContext): Promise<string[]> {
     // The table is still right unless this VM's QEMU was just ended; look again only then, or for --rm.
     const changed = status.qemu !== undefined && ownerDead;
     const after = changed || record.config.spec.autoRemove ? await observeStatus(record, await ctx.store.readState(record.id)) : status;
-    if (after.state === "running" || after.state === "restarting") running.add(record.id);
     const attached = state.owner !== undefined && !ownerDead;
     // A --rm VM never started stays for its `start`, unless the `run` that made it died.
     const settled = after.state !== "created" || ownerDead;
@@ -109,7 +112,7 @@ export async function reconcile(ctx: EngineContext): Promise<string[]> {
       progress(ctx, record.name, "removed", `${record.name} removed (--rm)`, t0);
     }
   }
-  await sweepVmGroups(cgroups, ctx.home, running);
+  await sweepVmGroups(cgroups, ctx.home, (id) => existsSync(join(ctx.store.vmsDir, id)));
   return reaped;
 }
 
@@ -118,9 +121,13 @@ function unrecordedEnd(state: VmState): boolean {
   return state.qemu !== undefined && state.exit === undefined;
 }
 
-/** The VM's cgroup exists: a start made it (before its egress table), and only the end of that run removes it. */
-function holdsHost(cgroups: CgroupLayout, home: string, record: VmRecord): boolean {
-  return vmGroupDirs(cgroups, home, record.id).some((dir) => existsSync(dir));
+/**
+ * A run that is over (its QEMU is gone) is not settled: its end is not
+ * recorded, or its cgroup exists (a start made it, before its egress table,
+ * and only the end of that run removes it).
+ */
+function leftUnsettled(cgroups: CgroupLayout, home: string, record: VmRecord, state: VmState): boolean {
+  return unrecordedEnd(state) || vmGroupDirs(cgroups, home, record.id).some((dir) => existsSync(dir));
 }
 
 /**
@@ -138,9 +145,14 @@ async function whenIdle(ctx: EngineContext, record: VmRecord, fn: () => Promise<
   }
 }
 
-/** Under the VM's lock: if its QEMU is still gone, record how it ended (once) and give back what its run held. */
-async function settleEnded(ctx: EngineContext, record: VmRecord): Promise<void> {
+/**
+ * Under the VM's lock: if its QEMU is gone, record how it ended (once) and
+ * give back what its run held. For reconcile, and for a stop that finds no
+ * QEMU (a start or stop was killed half-way): what stop leaves is settled.
+ */
+export async function settleEnded(ctx: EngineContext, record: VmRecord): Promise<void> {
   const state = await ctx.store.readState(record.id);
+  if (!leftUnsettled(detectCgroups(), ctx.home, record, state)) return;
   const status = await observeStatus(record, state);
   if (status.qemu !== undefined || status.state === "restarting") return;
   if (unrecordedEnd(state)) await recordExit(ctx, record, { reason: status.reason ?? "crashed" });

@@ -59,6 +59,8 @@ export interface VmStoreOptions {
 }
 
 const idPattern = new RegExp(`^[0-9a-f]{${vmIdLength}}$`);
+/** `.trash-<id>-<hex>`, or `.trash-tmp-<id>-<hex>` for a directory removed before its commit: the VM id. */
+const trashPattern = new RegExp(`^\\.trash-(?:tmp-)?([0-9a-f]{${vmIdLength}})-[0-9a-f]+$`);
 
 /** Lock that lifecycle verbs on one VM (start, stop, rm) hold, so they never interleave. */
 export function vmLockName(id: string): string {
@@ -289,10 +291,23 @@ export class VmStore {
 
   /** Remove directory `entry` of VM `id` (its own, or `.tmp-<id>` while being made) and give back the jail user it claimed. */
   async #discard(entry: string, id: string): Promise<boolean> {
-    const jail = await readJsonIfExists<Partial<VmConfig>>(join(this.vmsDir, entry, vmFiles.config)).then((c) => c?.jail, () => undefined);
+    const config = await this.#configIn(entry);
     const removed = await this.#removeDir(entry);
-    if (jail !== undefined && typeof jail.uid === "number") await releaseJailIds(this.home, id, jail.uid);
+    await this.#releaseJail(config, id);
     return removed;
+  }
+
+  /** What config.json in directory `entry` of vms/ says, if it can be read. */
+  #configIn(entry: string): Promise<Partial<VmConfig> | undefined> {
+    return readJsonIfExists<Partial<VmConfig>>(join(this.vmsDir, entry, vmFiles.config)).catch(() => undefined);
+  }
+
+  /** Give back the jail user of VM `id`, whose directory is gone; `config` is what it said. */
+  async #releaseJail(config: Partial<VmConfig> | undefined, id: string): Promise<void> {
+    const uid = config?.jail?.uid;
+    if (typeof uid === "number") await releaseJailIds(this.home, id, uid);
+    // No config: killed before writing it, maybe after claiming a uid, which is then found by the VM's id.
+    else if (config === undefined && jailMode() === "root") await releaseJailIds(this.home, id);
   }
 
   async #removeDir(entry: string): Promise<boolean> {
@@ -377,7 +392,7 @@ export class VmStore {
             if (names === undefined) continue;
           }
         }
-        if (isTrash) await rm(dir, { recursive: true, force: true });
+        if (isTrash) await this.#emptyTrash(entry);
         else if (!(await this.#discard(entry, entry.replace(/^\.tmp-/, "")))) continue;
         removed.push(entry);
       }
@@ -386,6 +401,17 @@ export class VmStore {
     }
     await this.#removeOrphanLocks();
     return removed;
+  }
+
+  /**
+   * Finish a removal killed after its directory became `.trash-…`: the
+   * directory, then the jail user, which remove gives back only after it.
+   */
+  async #emptyTrash(entry: string): Promise<void> {
+    const config = await this.#configIn(entry);
+    await rm(join(this.vmsDir, entry), { recursive: true, force: true });
+    const id = trashPattern.exec(entry)?.[1];
+    if (id !== undefined) await this.#releaseJail(config, id);
   }
 
   /**
