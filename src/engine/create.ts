@@ -24,6 +24,8 @@ import { progress, type EngineContext } from "./context.js";
 import { generateVmKeys } from "./keys.js";
 import { checkMounts, createMissingVolumes, removeCreated, withVolumesLocked, type MountRequest } from "./volumes.js";
 import { checkKernel } from "../kernel/override.js";
+import { crashPoint } from "../util/crash-point.js";
+import { currentProcess } from "../process/pid.js";
 
 export interface CreateOptions {
   image: string;
@@ -69,6 +71,12 @@ export interface CreateOptions {
   egress?: EgressRequest;
   /** Start QEMU again when it ends (`--restart`): on-failure, always, unless-stopped. */
   restart?: RestartPolicy;
+  /**
+   * Tie the VM to this process from the moment it exists (a foreground
+   * `run`, which lets go with Skiff.detach): if the process dies before
+   * that, the next command stops the VM, and removes it with `autoRemove`.
+   */
+  attach?: boolean;
 }
 
 /** Make a VM (not started); its record once committed. */
@@ -148,7 +156,7 @@ async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: numbe
       throw err;
     });
   });
-  return finishCreate(ctx, record, t0, async () => {
+  return finishCreate(ctx, { record, t0, attach: opts.attach === true }, async () => {
     await generateVmKeys(record.paths, ctx.runner, `skiff-${record.name}`);
     await ctx.runner.run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", image.basePath, record.paths.overlay], {
       check: true,
@@ -211,7 +219,7 @@ async function createCloud(ctx: EngineContext, opts: ResolvedCreate, t0: number)
     }),
     { image: { digest: image.digest, basePath: image.path } },
   );
-  return finishCreate(ctx, record, t0, async () => {
+  return finishCreate(ctx, { record, t0, attach: opts.attach === true }, async () => {
     const keys = await generateVmKeys(record.paths, ctx.runner, `skiff-${record.name}`);
     await prepareCloudDisk({ record, keys, image, diskBytes: opts.diskBytes, userData, runner: ctx.runner });
   });
@@ -258,10 +266,14 @@ async function createRecord(
 }
 
 /** Fill in a new VM's directory with `fill`; commit it, or remove every trace when anything fails. */
-async function finishCreate(ctx: EngineContext, record: VmRecord, t0: number, fill: () => Promise<void>): Promise<VmRecord> {
-  progress(ctx, record.name, "creating", `creating ${record.name}`, t0);
+async function finishCreate(ctx: EngineContext, made: { record: VmRecord; t0: number; attach: boolean }, fill: () => Promise<void>): Promise<VmRecord> {
+  const { record } = made;
+  progress(ctx, record.name, "creating", `creating ${record.name}`, made.t0);
   try {
     await fill();
+    // Before the commit: there is no moment when the VM exists and its owner is not written.
+    if (made.attach) await ctx.store.updateState(record.id, { owner: currentProcess() });
+    crashPoint("create:filled");
     await ctx.store.commit(record.id);
   } catch (err) {
     await ctx.store.remove(record.id);

@@ -20,6 +20,7 @@ import { readFile } from "node:fs/promises";
 import type { MachineSpec } from "../spec/machine.js";
 import type { VmPaths } from "../store/vmdir.js";
 import type { HostFacts } from "./host.js";
+import { crashPoint } from "../util/crash-point.js";
 
 /** Guest kernel command line. `quiet`: every line on the serial console costs time under TCG. */
 export const kernelCmdline = "console=ttyS0 quiet panic=-1";
@@ -151,6 +152,7 @@ export async function spawnQemu(opts: {
     const forwards = (spec.network.guestForwards ?? []).map((f) => ({ cidr: `${f.hostAddress}/32`, port: f.hostPort }));
     await applyEgress(runner, jail.ids.uid, spec.egress ?? defaultEgress, await hostResolvers(), forwards);
   }
+  crashPoint("start:jail-ready");
   const result = await runner.run(jail.jailerPath, toJailArgs(jail, [plan.qemuBinary, ...toQemuArgs(plan)]), { timeoutMs: 90_000 });
   if (result.code !== 0) throw startFailure(spec.name, result);
   const pid = Number(result.stdout.trim());

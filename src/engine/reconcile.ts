@@ -3,21 +3,24 @@
  * QEMU's end is recorded that reconcile shares with the lifecycle verbs.
  */
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { SkiffError } from "../errors.js";
 import { sweepStaging } from "../guest/copy/staging.js";
-import { detectCgroups, removeVmGroup, sweepVmGroups } from "../jail/cgroup.js";
+import { detectCgroups, removeVmGroup, sweepVmGroups, vmGroupDirs, type CgroupLayout } from "../jail/cgroup.js";
 import { releaseJailNetwork } from "../jail/reap.js";
 import { identityAlive } from "../process/pid.js";
 import { ProcTable } from "../process/procs.js";
 import { sweepNetworks } from "./networks.js";
 import { networkStore } from "./vm-network.js";
-import type { VmRecord } from "../store/store.js";
-import type { ExitRecord, VmConfig } from "../store/vmdir.js";
+import { tryLock } from "../store/lock.js";
+import { vmLockName, type VmRecord } from "../store/store.js";
+import type { ExitRecord, VmConfig, VmState } from "../store/vmdir.js";
 import { progress, type EngineContext } from "./context.js";
 import { clearRuntimeFiles } from "./launch.js";
 import { observeStatus } from "./status.js";
 import { killVmProcesses, waitForExit } from "./stop.js";
 import { strays } from "./vm-process.js";
+import { crashPoint } from "../util/crash-point.js";
 
 /** QEMU has ended: drop its sockets, pidfile and cgroup, and remember how. */
 export async function recordExit(ctx: EngineContext, record: VmRecord, exit: Omit<ExitRecord, "at">): Promise<void> {
@@ -44,14 +47,19 @@ export async function removeVm(ctx: EngineContext, record: Pick<VmRecord, "id" |
       place: record.name,
     });
   }
+  crashPoint("rm:killed");
   await releaseHost(ctx, record);
   await ctx.store.remove(record.id);
 }
 
-/** What the host holds for a VM's run besides its QEMU: its cgroup and its egress rules. */
+/**
+ * What the host holds for a VM's run besides its QEMU: its egress rules and
+ * its cgroup. The cgroup, made first by a start, goes last: while it exists
+ * the run is not settled (reconcile looks for it), whenever this is killed.
+ */
 async function releaseHost(ctx: EngineContext, record: Pick<VmRecord, "id"> & { config: Pick<VmConfig, "jail"> }): Promise<void> {
-  await removeVmGroup(detectCgroups(), ctx.home, record.id);
   if (record.config.jail !== undefined) await releaseJailNetwork(record.config.jail.uid, ctx.runner);
+  await removeVmGroup(detectCgroups(), ctx.home, record.id);
 }
 
 /**
@@ -59,8 +67,10 @@ async function releaseHost(ctx: EngineContext, record: Pick<VmRecord, "id"> & { 
  * making a directory and removing one, or an older skiff's) is ended; a
  * QEMU a killed `run` started before it could write its state is adopted;
  * VMs whose foreground owner died are stopped, --rm VMs that stopped are
- * removed, and a QEMU that died behind skiff's back is marked crashed.
- * Returns the ids of the VMs removed.
+ * removed, and a QEMU that ended with nobody there to record it (a crash, a
+ * guest power-off, a stop or rm killed half-way) is recorded, and what its
+ * run held on the host (sockets, cgroup, egress table) goes, as it does for
+ * a start killed before its QEMU ran. Returns the ids of the VMs removed.
  */
 export async function reconcile(ctx: EngineContext): Promise<string[]> {
   const t0 = Date.now();
@@ -72,7 +82,7 @@ export async function reconcile(ctx: EngineContext): Promise<string[]> {
   const { vms, broken } = await ctx.store.scan();
   const table = new ProcTable();
   await endStrays(ctx, new Set([...vms.map((vm) => vm.id), ...broken.map((b) => b.id)]), table);
-  const running = new Set<string>();
+  const cgroups = detectCgroups();
   for (const record of vms.filter((vm) => vm.complete)) {
     const state = await ctx.store.readState(record.id);
     const status = await observeStatus(record, state, table);
@@ -83,22 +93,73 @@ export async function reconcile(ctx: EngineContext): Promise<string[]> {
     } else if (status.qemu !== undefined && (state.qemu?.pid !== status.qemu.pid || state.exit !== undefined)) {
       // Started, but its starter died before saying so (or it was restarted by its supervisor): this is its QEMU now.
       await ctx.store.updateState(record.id, { qemu: status.qemu, exit: undefined, startedAt: state.startedAt ?? new Date().toISOString() });
-    } else if (status.state === "crashed" && state.exit === undefined) {
-      await recordExit(ctx, record, { reason: "crashed" });
+    } else if (status.qemu === undefined && status.state !== "restarting" && leftUnsettled(cgroups, ctx.home, record, state)) {
+      await whenIdle(ctx, record, () => settleEnded(ctx, record));
+    }
+    if (status.qemu === undefined && ownerDead && !record.config.spec.autoRemove) {
+      // A foreground `run` killed before its QEMU ran: the VM is the user's now, not tied to a dead process.
+      await ctx.store.updateState(record.id, { owner: undefined });
     }
     // The table is still right unless this VM's QEMU was just ended; look again only then, or for --rm.
     const changed = status.qemu !== undefined && ownerDead;
     const after = changed || record.config.spec.autoRemove ? await observeStatus(record, await ctx.store.readState(record.id)) : status;
-    if (after.state === "running" || after.state === "restarting") running.add(record.id);
     const attached = state.owner !== undefined && !ownerDead;
-    if (record.config.spec.autoRemove && after.state !== "running" && after.state !== "restarting" && after.state !== "created" && !attached) {
+    // A --rm VM never started stays for its `start`, unless the `run` that made it died.
+    const settled = after.state !== "created" || ownerDead;
+    if (record.config.spec.autoRemove && after.state !== "running" && after.state !== "restarting" && settled && !attached) {
       await removeVm(ctx, record);
       reaped.push(record.id);
       progress(ctx, record.name, "removed", `${record.name} removed (--rm)`, t0);
     }
   }
-  await sweepVmGroups(detectCgroups(), ctx.home, running);
+  await sweepVmGroups(cgroups, ctx.home, (id) => existsSync(join(ctx.store.vmsDir, id)));
   return reaped;
+}
+
+/** A QEMU was started and no end of it was recorded. */
+function unrecordedEnd(state: VmState): boolean {
+  return state.qemu !== undefined && state.exit === undefined;
+}
+
+/**
+ * A run that is over (its QEMU is gone) is not settled: its end is not
+ * recorded, or its cgroup exists (a start made it, before its egress table,
+ * and only the end of that run removes it).
+ */
+function leftUnsettled(cgroups: CgroupLayout, home: string, record: VmRecord, state: VmState): boolean {
+  return unrecordedEnd(state) || vmGroupDirs(cgroups, home, record.id).some((dir) => existsSync(dir));
+}
+
+/**
+ * Run `fn` holding the VM's lifecycle lock, or not at all when a verb holds
+ * it: a start between making the VM's cgroup and egress table and spawning
+ * its QEMU, or a stop about to record the end itself, must not be undone.
+ */
+async function whenIdle(ctx: EngineContext, record: VmRecord, fn: () => Promise<void>): Promise<void> {
+  const lock = await tryLock(vmLockName(record.id), { home: ctx.home, purpose: `reconcile ${record.name}` });
+  if (lock === undefined) return;
+  try {
+    await fn();
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * Under the VM's lock: if its QEMU is gone, record how it ended (once) and
+ * give back what its run held. For reconcile, and for a stop that finds no
+ * QEMU (a start or stop was killed half-way): what stop leaves is settled.
+ */
+export async function settleEnded(ctx: EngineContext, record: VmRecord): Promise<void> {
+  const state = await ctx.store.readState(record.id);
+  if (!leftUnsettled(detectCgroups(), ctx.home, record, state)) return;
+  const status = await observeStatus(record, state);
+  if (status.qemu !== undefined || status.state === "restarting") return;
+  if (unrecordedEnd(state)) await recordExit(ctx, record, { reason: status.reason ?? "crashed" });
+  else {
+    await clearRuntimeFiles(record.paths);
+    await releaseHost(ctx, record);
+  }
 }
 
 /** QEMUs (and supervisors) of this home that belong to no VM directory: end them. */

@@ -8,7 +8,6 @@ import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import { SkiffError } from "../errors.js";
 import { connectAgent, type AgentConnection } from "../guest/agent.js";
-import { currentProcess } from "../process/pid.js";
 import { ProcTable } from "../process/procs.js";
 import { defaultRunner, type Runner } from "../process/runner.js";
 import { skiffPaths } from "../store/paths.js";
@@ -23,7 +22,7 @@ import { spawnQemu } from "./launch.js";
 import { prepareVmNetworking, refreshPeerHosts, syncOwnHosts } from "./vm-network.js";
 import type { MachineSpec } from "../spec/machine.js";
 import { connectionOptions, waitBooted } from "./ready.js";
-import { hardStop, reconcile, recordExit, removeVm } from "./reconcile.js";
+import { hardStop, reconcile, recordExit, removeVm, settleEnded } from "./reconcile.js";
 import { observeStatus, qemuRuns, type ObservedStatus, type RunState } from "./status.js";
 import { releaseSupervisor, signalQemu, stopQemu } from "./stop.js";
 import { toVmInfo, type VmInfo } from "./info.js";
@@ -32,6 +31,7 @@ import { guestPaused, pauseGuest, readyForPowerdown, resumeGuest, vmPaused } fro
 import { checkVolumesFree, createVolume, inspectVolume, listVolumes, removeVolume, withVolumesLocked, type VolumeCreateOptions, type VolumeInfo } from "./volumes.js";
 import type { ImageContext } from "./images.js";
 import { buildLayers, type BuildLayersOptions, type BuildLayersResult } from "./layers.js";
+import { crashPoint } from "../util/crash-point.js";
 
 export type { CreateOptions } from "./create.js";
 export type { BuildLayersOptions, BuildLayersResult } from "./layers.js";
@@ -135,6 +135,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
           mounts: await checkVolumesFree(this, record),
         }),
       );
+      crashPoint("start:spawned");
       await this.store.updateState(record.id, {
         qemu: identity,
         startedAt: new Date().toISOString(),
@@ -182,7 +183,8 @@ export class Skiff extends EventEmitter<SkiffEvents> {
         await recordExit(this, record, { reason: "stopped" });
         return;
       }
-      if (status.qemu === undefined) return;
+      // No QEMU: a start or stop killed half-way may have left its end unrecorded, or its cgroup and egress rules.
+      if (status.qemu === undefined) return settleEnded(this, record);
       this.#progress(record.name, "stopping", `stopping ${record.name}`, t0);
       // A paused guest cannot power off; one that a full disk keeps paused gets signals straight away.
       const powerdown = await readyForPowerdown(record);
@@ -192,6 +194,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
         timeoutMs: powerdown ? (opts.timeoutMs ?? 10_000) : 0,
         onStep: (s) => this.#progress(record.name, "stopping", `stopping ${record.name}: ${s}`, t0),
       });
+      crashPoint("stop:ended");
       await recordExit(this, record, { reason: step === "powerdown" ? "stopped" : `stopped (${step})` });
       this.#progress(record.name, "stopped", `${record.name} stopped (${step})`, t0);
     });
@@ -249,6 +252,8 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   /** Remove a VM and every trace of it; a running VM only with force. */
   async remove(name: string, opts: { force?: boolean } = {}): Promise<void> {
     const t0 = Date.now();
+    // A removal killed half-way (its directory already trash) is finished, whether or not the name is still there.
+    await this.store.gc();
     const found = await this.store.lookup(name);
     if (found === undefined) throw vmNotFound(name);
     if (isBroken(found)) {
@@ -344,16 +349,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     });
   }
 
-  /**
-   * Tie a VM's life to this process (a foreground `run`): if the process
-   * dies without cleaning up, the next skiff command stops the VM, and
-   * removes it when it was made with --rm.
-   */
-  async attach(name: string): Promise<void> {
-    const record = await this.store.get(name);
-    await this.store.updateState(record.id, { owner: currentProcess() });
-  }
-
+  /** Untie a VM from the process that created it attached (CreateOptions.attach): it outlives that process now. */
   async detach(name: string): Promise<void> {
     const record = await this.store.get(name);
     await this.store.updateState(record.id, { owner: undefined });

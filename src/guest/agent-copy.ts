@@ -31,6 +31,7 @@ import { extractUntrusted, type ExtractOptions, type ExtractReport } from "./cop
 import { finishTogether, hostTar } from "./copy/host-tar.js";
 import { makeStaging, sweepStaging, type Staging } from "./copy/staging.js";
 import type { ExecRequest } from "./exec-request.js";
+import { crashPoint } from "../util/crash-point.js";
 
 /** What copying needs from a connection. */
 export interface CopyContext {
@@ -177,6 +178,7 @@ export async function copyFrom(ctx: CopyContext, guestPath: string, hostPath: st
       if (targetInfo?.isDirectory()) throw isDirError(target, "on the host");
       // Unpack next to the target and rename: the file appears whole, with its mode, under the new name.
       staging = await makeStaging(ctx.home, parent);
+      crashPoint("cp:staged");
       unpackDir = staging.path;
     }
   } catch (err) {

@@ -12,7 +12,8 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, readdir, rmdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rmdir, writeFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { join, resolve } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
 
@@ -123,20 +124,29 @@ async function enableControllers(dir: string): Promise<void> {
   await writeFile(join(dir, "cgroup.subtree_control"), wanted.map((c) => `+${c}`).join(" "));
 }
 
-/** Remove the VM's groups; a group that still has a process (QEMU not yet gone) stays, for the next sweep. */
-export async function removeVmGroup(layout: CgroupLayout, home: string, vmId: string): Promise<void> {
-  for (const dir of vmGroupDirs(layout, home, vmId)) await rmdirQuiet(dir);
+/**
+ * Remove the VM's groups once its QEMU has ended. A killed QEMU leaves its
+ * group only when its parent (init, here a process manager that may take
+ * its time) has reaped it: until then rmdir says EBUSY, so it is tried
+ * again for a while. A group still busy after that (a QEMU that did not
+ * end) stays, for reconcile.
+ */
+export async function removeVmGroup(layout: CgroupLayout, home: string, vmId: string, waitMs = 3_000): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (const dir of vmGroupDirs(layout, home, vmId)) {
+    while (!(await rmdirQuiet(dir)) && Date.now() < deadline) await sleep(20);
+  }
 }
 
 /**
- * A group is made just before its QEMU joins it: one younger than this may
- * belong to a VM starting right now, whose QEMU is not in the process table
- * yet, and is left for a later sweep.
+ * Groups of this home whose VM has no directory (`hasVm` asks, at the
+ * moment of removing): what a removal killed half-way, or a QEMU reaped
+ * late, left. A group is only ever made by a start, under the VM's lock,
+ * for a VM whose directory exists, and a removal takes that lock, so none
+ * of these belongs to a start under way; groups of VMs that exist are
+ * reconcile's to settle, under their lock.
  */
-const sweepMinAgeMs = 120_000;
-
-/** Groups of this home whose VM is not in `keep` (not running): removed when empty and not just made. */
-export async function sweepVmGroups(layout: CgroupLayout, home: string, keep: ReadonlySet<string>, now = Date.now()): Promise<void> {
+export async function sweepVmGroups(layout: CgroupLayout, home: string, hasVm: (id: string) => boolean): Promise<void> {
   const parents =
     layout.kind === "v2"
       ? [join(layout.root, homeGroupName(home))]
@@ -152,18 +162,19 @@ export async function sweepVmGroups(layout: CgroupLayout, home: string, keep: Re
     }
     for (const entry of entries) {
       const match = /^vm-([0-9a-f]+)$/.exec(entry);
-      if (match === null || keep.has(match[1]!)) continue;
-      const made = await stat(join(parent, entry)).then((st) => st.mtimeMs, () => now);
-      if (now - made >= sweepMinAgeMs) await rmdirQuiet(join(parent, entry));
+      if (match !== null && !hasVm(match[1]!)) await rmdirQuiet(join(parent, entry));
     }
   }
 }
 
-async function rmdirQuiet(dir: string): Promise<void> {
+/** rmdir; false while the group still has a process. */
+async function rmdirQuiet(dir: string): Promise<boolean> {
   try {
     await rmdir(dir);
   } catch (err) {
     const code = errnoOf(err);
-    if (code !== "ENOENT" && code !== "EBUSY") throw err;
+    if (code === "EBUSY") return false;
+    if (code !== "ENOENT") throw err;
   }
+  return true;
 }

@@ -105,15 +105,22 @@ export async function claimJailIds(home: string, vmId: string, reap: (uid: numbe
   );
 }
 
-/** Give back VM `vmId`'s uid (it is being removed); a claim of another VM is left alone. */
-export async function releaseJailIds(home: string, vmId: string, uid: number): Promise<void> {
+/**
+ * Give back VM `vmId`'s uid (it is being removed); a claim of another VM is
+ * left alone. Without `uid` (a VM killed between its claim and writing its
+ * config, which names the uid), every claim is looked at for the VM's.
+ */
+export async function releaseJailIds(home: string, vmId: string, uid?: number): Promise<void> {
   await withLock(
     "jail-ids",
     async () => {
-      const text = await readFile(claimPath(uid), "utf8").catch(() => undefined);
-      if (text === undefined) return;
-      const claim = parseClaim(uid, text);
-      if (claim.home === resolve(home) && claim.vmId === vmId) await rm(claimPath(uid), { force: true });
+      const candidates = uid !== undefined ? [uid] : (await readClaims()).filter((c) => c.vmId === vmId).map((c) => c.uid);
+      for (const candidate of candidates) {
+        const text = await readFile(claimPath(candidate), "utf8").catch(() => undefined);
+        if (text === undefined) continue;
+        const claim = parseClaim(candidate, text);
+        if (claim.home === resolve(home) && claim.vmId === vmId) await rm(claimPath(candidate), { force: true });
+      }
     },
     { home: registryHome(), purpose: `free VM ${vmId}'s jail user`, timeoutMs: 30_000 },
   );

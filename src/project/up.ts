@@ -23,6 +23,7 @@ import type { ProjectRun } from "./run.js";
 import { projectVms, serviceVms } from "./vms.js";
 import { replicaStep } from "./replica-step.js";
 import type { ServiceSpec } from "./types.js";
+import { crashPoint } from "../util/crash-point.js";
 
 export interface UpOptions {
   /** Only these services (and what they depend on). */
@@ -135,6 +136,7 @@ async function upReplica(run: ProjectRun, want: DesiredVm, service: ServiceSpec,
   const record = await skiff.store.get(want.name);
   // Marked before, cleared after: an `up` killed half way leaves the mark too.
   await markUpFailed(run, record, "the last up did not finish");
+  crashPoint("up:marked");
   try {
     run.task(want.name, "starting", `booting ${want.name}`);
     await skiff.start(want.name);

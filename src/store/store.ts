@@ -17,13 +17,13 @@
  * and never in the way of the other VMs.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
 import { currentProcess, identityAlive } from "../process/pid.js";
 import type { MachineSpec } from "../spec/machine.js";
 import { readJsonIfExists, syncDir, writeJsonAtomic } from "./atomic.js";
-import { lockFileNames, removeLockFiles, withLock } from "./lock.js";
+import { lockFileNames, removeLockFiles, tryLock, withLock, type LockHandle } from "./lock.js";
 import { checkSocketPathLength, skiffHome, vmIdLength, vmsDir } from "./paths.js";
 import { brokenVm, isBroken, nameIn, type BrokenVm } from "./broken.js";
 import { readRecord, unknownKeys } from "./record.js";
@@ -33,6 +33,7 @@ import { pathExists, readdirOrEmpty } from "../util/fs.js";
 import { jailMode } from "../jail/ids.js";
 import { claimJailIds, releaseJailIds } from "../jail/claims.js";
 import { reapJailUid } from "../jail/reap.js";
+import { crashPoint } from "../util/crash-point.js";
 
 export { isBroken, type BrokenVm } from "./broken.js";
 
@@ -58,6 +59,8 @@ export interface VmStoreOptions {
 }
 
 const idPattern = new RegExp(`^[0-9a-f]{${vmIdLength}}$`);
+/** `.trash-<id>-<hex>`, or `.trash-tmp-<id>-<hex>` for a directory removed before its commit: the VM id. */
+const trashPattern = new RegExp(`^\\.trash-(?:tmp-)?([0-9a-f]{${vmIdLength}})-[0-9a-f]+$`);
 
 /** Lock that lifecycle verbs on one VM (start, stop, rm) hold, so they never interleave. */
 export function vmLockName(id: string): string {
@@ -117,7 +120,7 @@ export class VmStore {
         });
       }
       // Its creator died half-way: the name was never really taken.
-      await this.#removeDir(taken.id);
+      await this.#discard(taken.id, taken.id);
     }
     const id = await this.#newId();
     const temp = join(this.vmsDir, `.tmp-${id}`);
@@ -129,6 +132,7 @@ export class VmStore {
       await mkdir(temp, { mode: 0o700 });
       // A jail user unique on the host (claimed once the directory exists, so the claim is never stale).
       const jail = jailMode() === "root" ? await claimJailIds(this.home, id, (uid) => reapJailUid(uid)) : undefined;
+      crashPoint("create:claimed");
       const config: VmConfig = {
         schemaVersion: 1,
         id,
@@ -282,11 +286,28 @@ export class VmStore {
 
   /** Delete a VM's directory and everything in it, and give back its jail user; false if it was already gone. */
   async remove(id: string): Promise<boolean> {
-    checkId(id);
-    const jail = await readJsonIfExists<Partial<VmConfig>>(this.paths(id).config).then((c) => c?.jail, () => undefined);
-    const removed = await this.#removeDir(id);
-    if (jail !== undefined && typeof jail.uid === "number") await releaseJailIds(this.home, id, jail.uid);
+    return this.#discard(checkId(id), id);
+  }
+
+  /** Remove directory `entry` of VM `id` (its own, or `.tmp-<id>` while being made) and give back the jail user it claimed. */
+  async #discard(entry: string, id: string): Promise<boolean> {
+    const config = await this.#configIn(entry);
+    const removed = await this.#removeDir(entry);
+    await this.#releaseJail(config, id);
     return removed;
+  }
+
+  /** What config.json in directory `entry` of vms/ says, if it can be read. */
+  #configIn(entry: string): Promise<Partial<VmConfig> | undefined> {
+    return readJsonIfExists<Partial<VmConfig>>(join(this.vmsDir, entry, vmFiles.config)).catch(() => undefined);
+  }
+
+  /** Give back the jail user of VM `id`, whose directory is gone; `config` is what it said. */
+  async #releaseJail(config: Partial<VmConfig> | undefined, id: string): Promise<void> {
+    const uid = config?.jail?.uid;
+    if (typeof uid === "number") await releaseJailIds(this.home, id, uid);
+    // No config: killed before writing it, maybe after claiming a uid, which is then found by the VM's id.
+    else if (config === undefined && jailMode() === "root") await releaseJailIds(this.home, id);
   }
 
   async #removeDir(entry: string): Promise<boolean> {
@@ -297,6 +318,7 @@ export class VmStore {
       if (errnoOf(err) === "ENOENT") return false;
       throw err;
     }
+    crashPoint("rm:trashed");
     await rm(trash, { recursive: true, force: true });
     return true;
   }
@@ -345,31 +367,51 @@ export class VmStore {
   /**
    * Remove what crashed commands left behind: VM directories whose creator
    * died before `commit`, half-built `.tmp-` and half-deleted `.trash-`
-   * directories. Anything younger than `minAgeMs` is spared, so a creation
-   * that has just begun (and not yet written its marker) is never touched.
-   * The lock files of VMs that are gone go too. Returns the entries removed.
+   * directories, and their jail users' claims. A `.tmp-` directory that has
+   * no marker yet is a creation under way while the "names" lock is held
+   * (create makes it, claims, writes the marker and renames under that
+   * lock), so it goes only when that lock is free: at once after a kill,
+   * never under a live creator. The lock files of VMs that are gone go too.
+   * Returns the entries removed.
    */
-  async gc(opts: { minAgeMs?: number } = {}): Promise<string[]> {
-    const minAgeMs = opts.minAgeMs ?? 5_000;
+  async gc(): Promise<string[]> {
     const removed: string[] = [];
-    for (const entry of await readdirOrEmpty(this.vmsDir)) {
-      const dir = join(this.vmsDir, entry);
-      const isTrash = entry.startsWith(".trash-");
-      const isTemp = entry.startsWith(".tmp-");
-      if (!isTrash && !isTemp && !idPattern.test(entry)) continue;
-      if (!isTrash) {
-        const marker = await readMarker(join(dir, vmFiles.creating));
-        if (marker === undefined && !isTemp) continue; // committed
-        if (marker !== undefined && identityAlive(marker.creator)) continue;
-        const age = Date.now() - (await mtimeMs(dir));
-        if (age < minAgeMs) continue;
+    let names: LockHandle | undefined;
+    try {
+      for (const entry of await readdirOrEmpty(this.vmsDir)) {
+        const dir = join(this.vmsDir, entry);
+        const isTrash = entry.startsWith(".trash-");
+        const isTemp = entry.startsWith(".tmp-");
+        if (!isTrash && !isTemp && !idPattern.test(entry)) continue;
+        if (!isTrash) {
+          const marker = await readMarker(join(dir, vmFiles.creating));
+          if (marker === undefined && !isTemp) continue; // committed
+          if (marker !== undefined && identityAlive(marker.creator)) continue;
+          if (marker === undefined) {
+            names ??= await tryLock("names", { home: this.home, purpose: "remove half-made VM directories" });
+            if (names === undefined) continue;
+          }
+        }
+        if (isTrash) await this.#emptyTrash(entry);
+        else if (!(await this.#discard(entry, entry.replace(/^\.tmp-/, "")))) continue;
+        removed.push(entry);
       }
-      if (isTrash) await rm(dir, { recursive: true, force: true });
-      else if (!(await this.#removeDir(entry))) continue;
-      removed.push(entry);
+    } finally {
+      await names?.release();
     }
     await this.#removeOrphanLocks();
     return removed;
+  }
+
+  /**
+   * Finish a removal killed after its directory became `.trash-…`: the
+   * directory, then the jail user, which remove gives back only after it.
+   */
+  async #emptyTrash(entry: string): Promise<void> {
+    const config = await this.#configIn(entry);
+    await rm(join(this.vmsDir, entry), { recursive: true, force: true });
+    const id = trashPattern.exec(entry)?.[1];
+    if (id !== undefined) await this.#releaseJail(config, id);
   }
 
   /**
@@ -411,10 +453,3 @@ async function readMarker(path: string): Promise<CreatingMarker | undefined> {
   return read?.ok === true ? read.value : undefined;
 }
 
-async function mtimeMs(path: string): Promise<number> {
-  try {
-    return (await stat(path)).mtimeMs;
-  } catch {
-    return Date.now();
-  }
-}

@@ -190,6 +190,17 @@ describe("jail claims", () => {
     await releaseJailIds(c, "dddddddddddd", fourth.uid);
   });
 
+  it("releases a VM's claim by its id when its config (and so its uid) was never written", async () => {
+    const a = home("aaaaaaaaaaaa", "bbbbbbbbbbbb");
+    const mine = await claimJailIds(a, "aaaaaaaaaaaa", async () => {});
+    const other = await claimJailIds(a, "bbbbbbbbbbbb", async () => {});
+    await releaseJailIds(a, "aaaaaaaaaaaa");
+    expect((await readClaims()).map((c) => c.uid)).toEqual([other.uid]);
+    expect(mine.uid).not.toBe(other.uid);
+    await releaseJailIds(a, "bbbbbbbbbbbb");
+    expect(await readClaims()).toEqual([]);
+  });
+
   it("treats an unreadable claim as stale", async () => {
     const a = home("aaaaaaaaaaaa");
     const first = await claimJailIds(a, "aaaaaaaaaaaa", async () => {});

@@ -1,4 +1,5 @@
-import { mkdir, readdir, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, writeFile } from "node:fs/promises";
+import { readClaims } from "../../src/jail/claims.js";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { currentProcess } from "../../src/process/pid.js";
@@ -28,11 +29,9 @@ async function created(name: string) {
 }
 
 /** Make a VM look as if its creator died: same pid, another start time, i.e. a reused pid. */
-async function orphan(creatingPath: string, ageMs = 60_000) {
+async function orphan(creatingPath: string) {
   const me = currentProcess();
   await writeJsonAtomic(creatingPath, { creator: { pid: me.pid, startTime: me.startTime - 1 }, at: new Date().toISOString() });
-  const old = new Date(Date.now() - ageMs);
-  await utimes(join(creatingPath, ".."), old, old);
 }
 
 describe("create and commit", () => {
@@ -69,7 +68,7 @@ describe("create and commit", () => {
 
   it("frees the name of a VM whose creator died half-way", async () => {
     const dead = await store.create(spec("again"));
-    await orphan(dead.paths.creating, 0);
+    await orphan(dead.paths.creating);
     const vm = await store.create(spec("again"));
     expect(vm.id).not.toBe(dead.id);
     expect(await readdir(join(home, "vms"))).toEqual([vm.id]);
@@ -91,7 +90,7 @@ describe("get", () => {
 
   it("does not find a creation whose creator died", async () => {
     const vm = await store.create(spec("ghost"));
-    await orphan(vm.paths.creating, 0);
+    await orphan(vm.paths.creating);
     await expect(store.get("ghost")).rejects.toMatchObject({ code: "ERR_SKIFF_VM_NOT_FOUND" });
   });
 
@@ -166,25 +165,39 @@ describe("broken and crashed VMs", () => {
     expect(await store.remove(vm.id)).toBe(true);
   });
 
-  it("gc removes only crashed creations and leftovers, not live or young ones", async () => {
+  it("gc removes only crashed creations and leftovers, at once after the crash, never a live one", async () => {
     const done = await created("done");
     const inFlight = await store.create(spec("inflight"));
     const crashed = await store.create(spec("crashed"));
     await orphan(crashed.paths.creating);
     const youngCrash = await store.create(spec("young"));
-    await orphan(youngCrash.paths.creating, 0);
+    await orphan(youngCrash.paths.creating);
     const temp = join(home, "vms", ".tmp-0123456789ab");
     await mkdir(temp);
-    const old = new Date(Date.now() - 60_000);
-    await utimes(temp, old, old);
     await mkdir(join(home, "vms", ".trash-aaaaaaaaaaaa-1234"));
 
     const removed = await store.gc();
-    expect(removed.sort()).toEqual([".tmp-0123456789ab", ".trash-aaaaaaaaaaaa-1234", crashed.id].sort());
+    expect(removed.sort()).toEqual([".tmp-0123456789ab", ".trash-aaaaaaaaaaaa-1234", crashed.id, youngCrash.id].sort());
     const left = (await store.list({ includeIncomplete: true })).map((vm) => vm.id).sort();
-    expect(left).toEqual([done.id, inFlight.id, youngCrash.id].sort());
+    expect(left).toEqual([done.id, inFlight.id].sort());
+  });
 
-    expect(await store.gc({ minAgeMs: 0 })).toEqual([youngCrash.id]);
+  it("gc finishes a removal killed after its rename to .trash-, jail claim included", async () => {
+    const vm = await created("trashed");
+    const claimed = async () => (await readClaims()).filter((c) => c.vmId === vm.id);
+    expect(await claimed()).toHaveLength(vm.config.jail === undefined ? 0 : 1);
+    await rename(vm.paths.dir, join(home, "vms", `.trash-${vm.id}-0badf00d`));
+    expect(await store.gc()).toEqual([`.trash-${vm.id}-0badf00d`]);
+    expect(await claimed()).toEqual([]);
+  });
+
+  it("gc spares a .tmp- directory without a marker while a creation holds the names lock", async () => {
+    const temp = join(home, "vms", ".tmp-0123456789ab");
+    await mkdir(temp, { recursive: true });
+    const names = await tryLock("names", { home });
+    expect(await store.gc()).toEqual([]);
+    await names!.release();
+    expect(await store.gc()).toEqual([".tmp-0123456789ab"]);
   });
 
   it("gc deletes the lock files of VMs that are gone, except held ones", async () => {

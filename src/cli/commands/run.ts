@@ -13,6 +13,7 @@ import { isSkiffError } from "../../errors.js";
 import type { CliContext } from "../context.js";
 import { attachSession, checkTty } from "../session.js";
 import { addMachineFlags, createOptionsFrom, type MachineFlags } from "../spec-flags.js";
+import { crashPoint } from "../../util/crash-point.js";
 
 interface RunFlags extends MachineFlags {
   detach?: boolean;
@@ -39,7 +40,9 @@ export function registerRun(program: Command, ctx: CliContext): void {
       const skiff = ctx.skiff();
       // With --image-url there is no IMAGE argument: what came first is the command.
       const argv = flags.imageUrl === undefined ? command : image === "base" && command.length === 0 ? [] : [image, ...command];
-      const info = await skiff.create(createOptionsFrom(image, argv, flags));
+      // In the foreground the VM is tied to this process from its creation: if we are killed, the next skiff command cleans up.
+      const info = await skiff.create({ ...createOptionsFrom(image, argv, flags), attach: flags.detach !== true });
+      crashPoint("run:created");
       const main = [...info.entrypoint, ...info.command];
       if (flags.detach === true) {
         await startOrRemove(skiff, info.name);
@@ -55,8 +58,6 @@ export function registerRun(program: Command, ctx: CliContext): void {
         process.stdout.write(`${info.name}\n`);
         return;
       }
-      // Tie the VM to this process before it boots: if we are killed, the next skiff command cleans up.
-      await skiff.attach(info.name);
       let stopped = false;
       const stopVm = async () => {
         if (stopped) return;
