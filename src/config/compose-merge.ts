@@ -1,0 +1,157 @@
+/**
+ * The Compose Specification's merge rules (13-merge.md, as compose-go's
+ * override package applies them), used for `-f a.yml -f b.yml`, the
+ * default override file and `extends`: mappings merge key by key, scalars
+ * are replaced, sequences are appended — except command, entrypoint and
+ * healthcheck.test, which are replaced, and the "unique resources" (ports,
+ * volumes, env_file, expose, dns …) where a later entry with the same key
+ * replaces the earlier one in place. environment, labels, depends_on and
+ * networks merge as maps whichever form (list or map) each file wrote.
+ */
+import { isMapping } from "./merge.js";
+
+type Path = readonly string[];
+
+function matches(pattern: string, path: Path): boolean {
+  const steps = pattern.split(".");
+  return steps.length === path.length && steps.every((s, i) => s === "*" || s === path[i]);
+}
+
+const replaced = ["services.*.command", "services.*.entrypoint", "services.*.healthcheck.test", "services.*.ulimits.*"];
+
+/** Lists of KEY=VALUE (or maps) that merge as maps, later keys winning. */
+const asMaps = [
+  "services.*.environment",
+  "services.*.labels",
+  "services.*.annotations",
+  "services.*.sysctls",
+  "services.*.deploy.labels",
+  "services.*.build.args",
+  "services.*.build.labels",
+  "services.*.build.additional_contexts",
+  "networks.*.labels",
+  "volumes.*.labels",
+  "networks.*.driver_opts",
+  "volumes.*.driver_opts",
+];
+
+/** Lists of names (or maps by name) that merge as maps: `[a, b]` is `{a: null, b: null}`. */
+const namedMaps = ["services.*.depends_on", "services.*.networks"];
+
+const keyValue = (v: unknown): string => (typeof v === "string" ? v.split("=")[0]! : JSON.stringify(v));
+
+/** The key two entries of a sequence are "the same resource" by, per the spec's unique resources and compose-go's unicity table. */
+const uniqueBy: ReadonlyArray<readonly [string, (v: unknown) => string]> = [
+  ["services.*.ports", portKey],
+  ["services.*.volumes", volumeTarget],
+  ["services.*.env_file", (v) => (isMapping(v) ? String(v["path"]) : String(v))],
+  ["services.*.expose", (v) => String(v)],
+  ["services.*.secrets", (v) => mountTarget(v, "/run/secrets/")],
+  ["services.*.configs", (v) => mountTarget(v, "/")],
+  ["services.*.extra_hosts", (v) => String(v)],
+  ["networks.*.ipam.config", (v) => (isMapping(v) && v["subnet"] !== undefined ? String(v["subnet"]) : JSON.stringify(v))],
+  ...[
+    "cap_add",
+    "cap_drop",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "links",
+    "profiles",
+    "tmpfs",
+    "devices",
+    "build.tags",
+    "networks.*.aliases",
+    "networks.*.link_local_ips",
+  ].map((k) => [`services.*.${k}`, keyValue] as const),
+];
+
+/** `later` over `earlier` at `path` (from the document's root) by the rules above. */
+export function composeMerge(earlier: unknown, later: unknown, path: Path = []): unknown {
+  if (later === null || later === undefined) return earlier ?? later;
+  if (earlier === null || earlier === undefined) return later;
+  if (replaced.some((p) => matches(p, path))) return later;
+  if (asMaps.some((p) => matches(p, path))) return { ...keyValueMap(earlier), ...keyValueMap(later) };
+  if (namedMaps.some((p) => matches(p, path))) return mergeMaps(namesToMap(earlier), namesToMap(later), path);
+  if (matches("services.*.build", path)) return mergeMaps(buildMap(earlier), buildMap(later), path);
+  if (matches("services.*.logging", path) && isMapping(earlier) && isMapping(later)) {
+    // Another driver's options mean nothing for this one.
+    if (earlier["driver"] !== undefined && later["driver"] !== undefined && earlier["driver"] !== later["driver"]) return later;
+  }
+  if (Array.isArray(earlier) && Array.isArray(later)) return mergeSequences(earlier, later, path);
+  if (isMapping(earlier) && isMapping(later)) return mergeMaps(earlier, later, path);
+  return later;
+}
+
+function mergeMaps(earlier: Record<string, unknown>, later: Record<string, unknown>, path: Path): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  // defineProperty: a YAML key "__proto__" must stay a key, not become a prototype.
+  const put = (key: string, value: unknown) => Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+  for (const [key, value] of Object.entries(earlier)) put(key, value);
+  for (const [key, value] of Object.entries(later)) put(key, Object.hasOwn(earlier, key) ? composeMerge(earlier[key], value, [...path, key]) : value);
+  return out;
+}
+
+function mergeSequences(earlier: unknown[], later: unknown[], path: Path): unknown[] {
+  const key = uniqueBy.find(([p]) => matches(p, path))?.[1];
+  if (key === undefined) return [...earlier, ...later];
+  const out: unknown[] = [];
+  const index = new Map<string, number>();
+  for (const item of [...earlier, ...later]) {
+    const k = key(item);
+    const at = index.get(k);
+    if (at === undefined) {
+      index.set(k, out.length);
+      out.push(item);
+    } else {
+      out[at] = item;
+    }
+  }
+  return out;
+}
+
+/** environment/labels as a map: `KEY=VALUE` → KEY: VALUE, a bare `KEY` → KEY: null (take the shell's). */
+function keyValueMap(v: unknown): Record<string, unknown> {
+  if (isMapping(v)) return v;
+  if (!Array.isArray(v)) return {};
+  return Object.fromEntries(
+    v.map((item) => {
+      const text = String(item);
+      const eq = text.indexOf("=");
+      return eq < 0 ? [text, null] : [text.slice(0, eq), text.slice(eq + 1)];
+    }),
+  );
+}
+
+function namesToMap(v: unknown): Record<string, unknown> {
+  if (isMapping(v)) return v;
+  return Array.isArray(v) ? Object.fromEntries(v.map((name) => [String(name), null])) : {};
+}
+
+function buildMap(v: unknown): Record<string, unknown> {
+  return typeof v === "string" ? { context: v } : isMapping(v) ? v : {};
+}
+
+/** host_ip:published:target/protocol, with compose's defaults filled in, whichever syntax wrote it. */
+function portKey(v: unknown): string {
+  if (isMapping(v)) return `${String(v["host_ip"] ?? "")}:${String(v["published"] ?? "")}:${String(v["target"])}/${String(v["protocol"] ?? "tcp")}`;
+  const text = String(v);
+  const slash = text.indexOf("/");
+  const proto = slash < 0 ? "tcp" : text.slice(slash + 1);
+  const parts = (slash < 0 ? text : text.slice(0, slash)).split(":");
+  const target = parts.pop()!;
+  const published = parts.pop() ?? "";
+  return `${parts.join(":")}:${published}:${target}/${proto}`;
+}
+
+/** A mount's path in the container: `source:target[:mode]` or `target`, or the long syntax's target. */
+function volumeTarget(v: unknown): string {
+  if (isMapping(v)) return String(v["target"]);
+  const parts = String(v).split(":");
+  return parts.length === 1 ? parts[0]! : parts[1]!;
+}
+
+function mountTarget(v: unknown, dir: string): string {
+  if (!isMapping(v)) return `${dir}${String(v)}`;
+  return String(v["target"] ?? `${dir}${String(v["source"])}`);
+}
