@@ -7,11 +7,11 @@
  * differently, by the file that includes it. Include cycles are an error.
  */
 import path from "node:path";
-import { composeMerge } from "./compose-merge.js";
+import { mergeComposeDocs } from "./compose-merge.js";
 import { projectEnv, readComposeDoc, type ComposeReader } from "./compose-docs.js";
 import { resolveExtends } from "./compose-extends.js";
 import { configFail } from "./foreign.js";
-import { isMapping, mergeDocs } from "./merge.js";
+import { isMapping } from "./merge.js";
 import type { YamlDoc } from "./yaml-doc.js";
 
 const hint = "write include: [path.yml] or include: [{ path: path.yml, project_directory: dir, env_file: .env }]";
@@ -39,7 +39,7 @@ export function expandIncludes(doc: YamlDoc, file: string, r: ComposeReader, sta
       const sub = resolveExtends(readComposeDoc(p, env, r, place, projectDir), p, env, r);
       return expandIncludes(sub, p, r, [...stack, file]);
     });
-    return mergeDocs(docs, (a, b) => composeMerge(a, b));
+    return mergeComposeDocs(docs);
   });
   const { include: _ignored, ...own } = value;
   checkConflicts([...included, { ...doc, value: own }]);

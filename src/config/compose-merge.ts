@@ -8,9 +8,14 @@
  * replaces the earlier one in place. environment, labels, depends_on and
  * networks merge as maps whichever form (list or map) each file wrote.
  */
-import { isMapping } from "./merge.js";
+import { isMapping, mergeDocs } from "./merge.js";
+import type { YamlDoc, YamlPath } from "./yaml-doc.js";
 
 type Path = readonly string[];
+type Origin = readonly [list: unknown[], index: number];
+
+/** For each merged sequence, where each of its items came from (an earlier list and its index). */
+const origins = new WeakMap<unknown[], Origin[]>();
 
 function matches(pattern: string, path: Path): boolean {
   const steps = pattern.split(".");
@@ -94,20 +99,77 @@ function mergeMaps(earlier: Record<string, unknown>, later: Record<string, unkno
 
 function mergeSequences(earlier: unknown[], later: unknown[], path: Path): unknown[] {
   const key = uniqueBy.find(([p]) => matches(p, path))?.[1];
-  if (key === undefined) return [...earlier, ...later];
   const out: unknown[] = [];
+  const from: Origin[] = [];
   const index = new Map<string, number>();
-  for (const item of [...earlier, ...later]) {
-    const k = key(item);
-    const at = index.get(k);
+  for (const [list, i] of [...earlier.map((_, i) => [earlier, i] as const), ...later.map((_, i) => [later, i] as const)]) {
+    const k = key?.(list[i]);
+    const at = k === undefined ? undefined : index.get(k);
     if (at === undefined) {
-      index.set(k, out.length);
-      out.push(item);
+      if (k !== undefined) index.set(k, out.length);
+      out.push(list[i]);
+      from.push([list, i]);
     } else {
-      out[at] = item;
+      out[at] = list[i];
+      from[at] = [list, i];
     }
   }
+  origins.set(out, from);
   return out;
+}
+
+/**
+ * The documents merged by these rules. Places of items of merged sequences
+ * come from the file (and the service, for extends) whose list held them.
+ */
+export function mergeComposeDocs(docs: readonly YamlDoc[]): YamlDoc {
+  const merged = mergeDocs(docs, (a, b) => composeMerge(a, b));
+  let homes: Map<unknown[], readonly [YamlDoc, YamlPath]> | undefined;
+  const home = (list: unknown[]) => {
+    if (homes === undefined) {
+      homes = new Map();
+      for (const doc of docs) indexLists(doc.value, [], doc, homes);
+    }
+    return homes.get(list);
+  };
+  const locate = (path: YamlPath, want: "key" | "value"): string => {
+    let node = merged.value;
+    for (let i = 0; i < path.length; i++) {
+      const step = path[i]!;
+      if (Array.isArray(node) && typeof step === "number") {
+        const [list, index] = originOf(node, step);
+        const found = list === node ? undefined : home(list);
+        if (found !== undefined) {
+          const [doc, at] = found;
+          const rest = [...at, index, ...path.slice(i + 1)];
+          return want === "key" ? doc.keyPlaceOf(rest) : doc.placeOf(rest);
+        }
+        node = node[step];
+      } else if (isMapping(node) && Object.hasOwn(node, String(step))) {
+        node = node[String(step)];
+      } else {
+        break;
+      }
+    }
+    return want === "key" ? merged.keyPlaceOf(path) : merged.placeOf(path);
+  };
+  return { ...merged, placeOf: (path) => locate(path, "value"), keyPlaceOf: (path) => locate(path, "key") };
+}
+
+/** Where item `index` of `list` came from, followed back through every merge. */
+function originOf(list: unknown[], index: number): Origin {
+  let at: Origin = [list, index];
+  for (let from = origins.get(list)?.[index]; from !== undefined; from = origins.get(at[0])?.[at[1]]) at = from;
+  return at;
+}
+
+function indexLists(v: unknown, path: YamlPath, doc: YamlDoc, into: Map<unknown[], readonly [YamlDoc, YamlPath]>): void {
+  if (Array.isArray(v)) {
+    if (!into.has(v)) into.set(v, [doc, path]);
+    v.forEach((item, i) => indexLists(item, [...path, i], doc, into));
+  } else if (isMapping(v)) {
+    for (const [k, item] of Object.entries(v)) indexLists(item, [...path, k], doc, into);
+  }
 }
 
 /** environment/labels as a map: `KEY=VALUE` → KEY: VALUE, a bare `KEY` → KEY: null (take the shell's). */

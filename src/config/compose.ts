@@ -16,9 +16,8 @@ import { composeService } from "./compose-service.js";
 import { prepareDoc, projectEnv } from "./compose-docs.js";
 import { resolveExtends } from "./compose-extends.js";
 import { expandIncludes } from "./compose-include.js";
-import { composeMerge } from "./compose-merge.js";
+import { mergeComposeDocs } from "./compose-merge.js";
 import { asConfigError, configFail, Warnings } from "./foreign.js";
-import { mergeDocs } from "./merge.js";
 import type { YamlDoc } from "./yaml-doc.js";
 import { configError } from "./zod-error.js";
 
@@ -36,7 +35,7 @@ export function composeToProject(docs: YamlDoc[], ctx: LoaderContext): ProjectSp
     const file = ctx.files[i] ?? join(ctx.dir, d.file);
     return expandIncludes(resolveExtends(prepareDoc(d, env, warnings), file, env, reader), file, reader);
   });
-  const doc = mergeDocs(prepared, (a, b) => composeMerge(a, b));
+  const doc = mergeComposeDocs(prepared);
   const parsed = composeFile.safeParse(doc.value);
   if (!parsed.success) throw configError(parsed.error, doc.placeOf, doc.keyPlaceOf, doc.file, hint);
   const file = parsed.data;

@@ -61,6 +61,16 @@ describe("the Compose Specification's merge rules", () => {
   ])("%s", (_, a, b, want) => expect(merged(a, b)).toEqual(want));
 });
 
+describe("places in merged lists", () => {
+  it.each([
+    ["an earlier file's item", { "compose.yaml": "services:\n  a:\n    image: base\n    ports: ['99999:80']\n", "compose.override.yaml": "services:\n  a:\n    ports: ['81:81']\n" }, "compose.yaml:4:13"],
+    ["a later file's item", { "compose.yaml": "services:\n  a:\n    image: base\n    ports: ['80:80']\n", "compose.override.yaml": "services:\n  a:\n    ports: ['1:1', '99999:81']\n" }, "compose.override.yaml:3:20"],
+    ["an extended service's item", { "compose.yaml": "services:\n  b:\n    image: base\n    ports: ['99999:80']\n  a:\n    extends: b\n    ports: ['81:81']\n" }, "compose.yaml:4:13"],
+  ])("are those of %s", async (_, files, place) => {
+    expect((await rejectionOf(loadProject({ cwd: tree(files), env: {} }))).place).toBe(place);
+  });
+});
+
 describe("the default override file", () => {
   it.each([
     ["docker-compose.yml", "docker-compose.override.yml"],
