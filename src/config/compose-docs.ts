@@ -9,6 +9,7 @@ import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { errnoOf } from "../errors.js";
 import { interpolate, parseDotenv } from "./compose-text.js";
+import { markMergeTags } from "./compose-merge.js";
 import { castValue, withoutExtensions } from "./compose-values.js";
 import { configFail, type Warnings } from "./foreign.js";
 import { isMapping } from "./merge.js";
@@ -52,7 +53,9 @@ export function projectEnv(dir: string, shell: NodeJS.ProcessEnv, envFiles?: rea
 
 /** `doc` without extensions, interpolated with `env` (places from `doc`). */
 export function prepareDoc(doc: YamlDoc, env: NodeJS.ProcessEnv, warnings: Warnings): YamlDoc {
-  return { ...doc, value: interpolateAll(withoutExtensions(doc.value), [], doc, env, warnings) };
+  const prepared = { ...doc, value: interpolateAll(withoutExtensions(doc.value), [], doc, env, warnings) };
+  markMergeTags(prepared);
+  return prepared;
 }
 
 function interpolateAll(v: unknown, at: YamlPath, doc: YamlDoc, env: NodeJS.ProcessEnv, warnings: Warnings): unknown {

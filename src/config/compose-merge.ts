@@ -71,8 +71,61 @@ const uniqueBy: ReadonlyArray<readonly [string, (v: unknown) => string]> = [
   ].map((k) => [`services.*.${k}`, keyValue] as const),
 ];
 
+/** A value tagged `!reset` (13-merge.md): what earlier files set is dropped. */
+const reset = Symbol("!reset");
+/** A value tagged `!override`: it replaces what earlier files set, not merged with it. */
+class Override {
+  constructor(readonly value: unknown) {}
+}
+
+/** `doc.value` with its `!reset` / `!override` values marked for composeMerge (in place: the value is a fresh copy). */
+export function markMergeTags(doc: YamlDoc): void {
+  for (const { path, tag } of doc.tagged ?? []) {
+    const parent = reachParent(doc.value, path);
+    const last = path[path.length - 1];
+    if (parent === undefined || last === undefined) continue;
+    const holder = parent as Record<string | number, unknown>;
+    if (!Object.hasOwn(holder, last)) continue;
+    holder[last] = tag === "!reset" ? reset : new Override(holder[last]);
+  }
+}
+
+function reachParent(value: unknown, path: YamlPath): object | undefined {
+  let node = value;
+  for (const step of path.slice(0, -1)) {
+    if (Array.isArray(node) && typeof step === "number") node = node[step];
+    else if (isMapping(node) && Object.hasOwn(node, String(step))) node = node[String(step)];
+    else return undefined;
+  }
+  return typeof node === "object" && node !== null ? node : undefined;
+}
+
+/** The merged value with the merge tags gone: `!reset` keys removed, `!override` values unwrapped (in place, keeping lists' identities). */
+function dropMergeTags(v: unknown): unknown {
+  if (v === reset) return undefined;
+  if (v instanceof Override) return dropMergeTags(v.value);
+  if (Array.isArray(v)) {
+    for (let i = v.length - 1; i >= 0; i--) {
+      const item = dropMergeTags(v[i]);
+      if (item === undefined) v.splice(i, 1);
+      else v[i] = item;
+    }
+  } else if (isMapping(v)) {
+    for (const key of Object.keys(v)) {
+      const item = dropMergeTags(v[key]);
+      if (item === undefined) delete v[key];
+      else v[key] = item;
+    }
+  }
+  return v;
+}
+
 /** `later` over `earlier` at `path` (from the document's root) by the rules above. */
 export function composeMerge(earlier: unknown, later: unknown, path: Path = []): unknown {
+  if (later === reset) return undefined;
+  if (later instanceof Override) return later.value;
+  if (earlier === reset) return later;
+  if (earlier instanceof Override) return composeMerge(earlier.value, later, path);
   if (later === null || later === undefined) return earlier ?? later;
   if (earlier === null || earlier === undefined) return later;
   if (replaced.some((p) => matches(p, path))) return later;
@@ -93,7 +146,11 @@ function mergeMaps(earlier: Record<string, unknown>, later: Record<string, unkno
   // defineProperty: a YAML key "__proto__" must stay a key, not become a prototype.
   const put = (key: string, value: unknown) => Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
   for (const [key, value] of Object.entries(earlier)) put(key, value);
-  for (const [key, value] of Object.entries(later)) put(key, Object.hasOwn(earlier, key) ? composeMerge(earlier[key], value, [...path, key]) : value);
+  for (const [key, value] of Object.entries(later)) {
+    const merged = Object.hasOwn(earlier, key) ? composeMerge(earlier[key], value, [...path, key]) : value;
+    if (merged === undefined) delete out[key];
+    else put(key, merged);
+  }
   return out;
 }
 
@@ -124,6 +181,7 @@ function mergeSequences(earlier: unknown[], later: unknown[], path: Path): unkno
  */
 export function mergeComposeDocs(docs: readonly YamlDoc[]): YamlDoc {
   const merged = mergeDocs(docs, (a, b) => composeMerge(a, b));
+  dropMergeTags(merged.value);
   let homes: Map<unknown[], readonly [YamlDoc, YamlPath]> | undefined;
   const home = (list: unknown[]) => {
     if (homes === undefined) {

@@ -17,6 +17,8 @@ export interface YamlDoc {
   placeOf(path: YamlPath): string;
   /** "file:line:col" of the key at the end of `path` (for "unknown key" errors); the value's place if it has no key. */
   keyPlaceOf(path: YamlPath): string;
+  /** Values tagged `!reset` or `!override` (the Compose Specification's merge tags), by path. */
+  tagged?: ReadonlyArray<{ path: YamlPath; tag: "!reset" | "!override" }>;
 }
 
 /** Aliases may expand; a small document must not expand into gigabytes ("billion laughs"). */
@@ -66,12 +68,26 @@ export function parseYaml(text: string, file: string): YamlDoc {
       hint: "aliases (*name) may not expand into more than 1000 nodes",
     });
   }
+  const tagged = mergeTags(doc.contents, []);
   return {
     file,
     value,
     placeOf: (path) => place(nodeAt(doc, path, "value")?.range?.[0]),
     keyPlaceOf: (path) => place(nodeAt(doc, path, "key")?.range?.[0]),
+    ...(tagged.length === 0 ? {} : { tagged }),
   };
+}
+
+/** Paths of the nodes tagged `!reset` or `!override` under `node`. */
+function mergeTags(node: unknown, path: YamlPath): Array<{ path: YamlPath; tag: "!reset" | "!override" }> {
+  const out: Array<{ path: YamlPath; tag: "!reset" | "!override" }> = [];
+  if (isNode(node) && (node.tag === "!reset" || node.tag === "!override")) out.push({ path, tag: node.tag });
+  if (isMap(node)) {
+    for (const pair of node.items) if (isScalar(pair.key)) out.push(...mergeTags(pair.value, [...path, String(pair.key.value)]));
+  } else if (isSeq(node)) {
+    node.items.forEach((item, i) => out.push(...mergeTags(item, [...path, i])));
+  }
+  return out;
 }
 
 function firstLine(message: string): string {

@@ -61,6 +61,22 @@ describe("the Compose Specification's merge rules", () => {
   ])("%s", (_, a, b, want) => expect(merged(a, b)).toEqual(want));
 });
 
+describe("the merge tags !reset and !override", () => {
+  const base = "services:\n  app:\n    image: myapp\n    ports: ['8080:80']\n    environment: { A: '1', B: '2' }\n    hostname: h\n";
+  it.each([
+    // 13-merge.md "Reset value" and "Replace value".
+    ["ports: !reset []", { ports: [], environment: { A: "1", B: "2" }, hostname: "h" }],
+    ["ports: !override ['8443:443']", { ports: [{ guestPort: 443 }] }],
+    ["environment: !override { C: '3' }", { environment: { C: "3" } }],
+    ["environment: !reset {}\n    hostname: !reset null", { environment: {} }],
+  ])("applies %s", async (line, want) => {
+    const dir = tree({ "compose.yaml": base, "compose.override.yaml": `services:\n  app:\n    ${line}\n` });
+    const s = (await loadProject({ cwd: dir, env: {} })).services[0]!;
+    expect(s).toMatchObject(want);
+    if (line.includes("hostname")) expect(s.hostname).toBeUndefined();
+  });
+});
+
 describe("places in merged lists", () => {
   it.each([
     ["an earlier file's item", { "compose.yaml": "services:\n  a:\n    image: base\n    ports: ['99999:80']\n", "compose.override.yaml": "services:\n  a:\n    ports: ['81:81']\n" }, "compose.yaml:4:13"],
