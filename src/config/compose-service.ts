@@ -3,15 +3,15 @@
  * translated (ports to user-net forwards, volumes to 9p shares and volume
  * disks, healthchecks to guest commands), the ones without are warned about.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import type { PortForward } from "../spec/machine.js";
 import type { DependsOn, HealthCheck, RestartPolicy, ServiceNetwork, ServiceSpec, ServiceVolume } from "../project/types.js";
 import { parsePublish } from "../network/ports.js";
 import { parseIpv4 } from "../network/ipam.js";
-import { parseDuration, parseEnv } from "../util/units.js";
 import type { ComposeService } from "./compose-schema.js";
 import { dependencyConditions, keysWithoutMeaning } from "./compose-schema.js";
 import { parseDotenv } from "./compose-text.js";
+import { composeDuration } from "./compose-values.js";
 import { splitShellWords } from "./shell-words.js";
 import { hostPath } from "./context.js";
 import { asConfigError, configFail, guestMemoryMiB, sizeToMiB, Warnings } from "./foreign.js";
@@ -40,7 +40,6 @@ export function composeService(name: string, svc: ComposeService, c: ServiceCont
     const why = keysWithoutMeaning[key];
     if (why !== undefined) c.warnings.add(key, keyAt(key), why, name);
   }
-  if (svc.extends !== undefined) configFail(`services.${name}.extends is not supported`, keyAt("extends"), "copy the keys of the extended service into this one");
   if (svc.image === undefined) {
     const hint = svc.build === undefined ? "give an image (an OCI reference or a local image such as base)" : keysWithoutMeaning.build;
     configFail(`service ${name} has no image`, keyAt(), hint);
@@ -62,7 +61,7 @@ export function composeService(name: string, svc: ComposeService, c: ServiceCont
     ...(memoryMiB === undefined ? {} : { memoryMiB }),
     ...(cpus === undefined ? {} : { cpus }),
     ...(svc.hostname === undefined ? {} : { hostname: svc.hostname }),
-    environment: environment(svc, c, at),
+    environment: environment(name, svc, c, at),
     ...words("command", svc.command, at("command")),
     ...words("entrypoint", svc.entrypoint, at("entrypoint")),
     ...(svc.user === undefined ? {} : { user: String(svc.user) }),
@@ -118,18 +117,26 @@ function labelPairs(v: Record<string, unknown> | string[]): Record<string, strin
   return Object.fromEntries(v.map((item) => (item.includes("=") ? [item.slice(0, item.indexOf("=")), item.slice(item.indexOf("=") + 1)] : [item, ""])));
 }
 
-/** environment: a map, or KEY=VALUE items; a KEY with no value takes the shell's (or .env's) value, or is left out, as compose does. */
-function envPairs(v: Record<string, unknown> | string[], env: NodeJS.ProcessEnv, place: string): Record<string, string> {
-  const items = Array.isArray(v) ? v : Object.entries(v).map(([k, val]) => (val === null ? k : `${k}=${String(val)}`));
+/**
+ * environment: a map, or KEY=VALUE items; a KEY with no value takes the
+ * shell's (or .env's) value, or is left out, as compose does. Compose takes
+ * any name without `=` or blanks (`discovery.type`, `node.name`: programs
+ * read such names from their environment, though a shell cannot set them).
+ */
+function envPairs(v: Record<string, unknown> | string[], env: NodeJS.ProcessEnv, place: (i: number | string) => string): Record<string, string> {
+  const items: [string, string | undefined, number | string][] = Array.isArray(v)
+    ? v.map((item, i) => (item.includes("=") ? [item.slice(0, item.indexOf("=")), item.slice(item.indexOf("=") + 1), i] : [item, undefined, i]))
+    : Object.entries(v).map(([k, val]) => [k, val === null ? undefined : String(val), k]);
   const out: Record<string, string> = {};
-  for (const item of items) {
-    const pair = asConfigError(place, () => parseEnv(item, env, place));
-    if (pair !== undefined) out[pair[0]] = pair[1];
+  for (const [key, value, at] of items) {
+    if (!/^[^=\s]+$/.test(key)) configFail(`invalid environment variable name ${JSON.stringify(key)}`, place(at), "write KEY=VALUE (no blanks in KEY), or KEY to pass on the shell's value");
+    const v = value ?? env[key];
+    if (v !== undefined) out[key] = v;
   }
   return out;
 }
 
-function environment(svc: ComposeService, c: ServiceContext, at: (...p: YamlPath) => string): Record<string, string> {
+function environment(name: string, svc: ComposeService, c: ServiceContext, at: (...p: YamlPath) => string): Record<string, string> {
   const out: Record<string, string> = {};
   const files = svc.env_file === undefined ? [] : typeof svc.env_file === "string" ? [svc.env_file] : svc.env_file;
   files.forEach((f, i) => {
@@ -140,9 +147,10 @@ function environment(svc: ComposeService, c: ServiceContext, at: (...p: YamlPath
       if (entry.required === false) return;
       configFail(`env_file ${file} does not exist`, place, "create it, or mark it `required: false`");
     }
+    if (!statSync(file).isFile()) configFail(`env_file ${file} is a directory, not a file`, place, "name a file of KEY=VALUE lines (a .env directory is often a Python virtualenv)");
     Object.assign(out, parseDotenv(readFileSync(file, "utf8"), file, (k) => c.env[k]));
   });
-  if (svc.environment !== undefined) Object.assign(out, envPairs(svc.environment, c.env, at("environment")));
+  if (svc.environment !== undefined) Object.assign(out, envPairs(svc.environment, c.env, (k) => (Array.isArray(svc.environment) ? at("environment", k) : c.doc.keyPlaceOf(["services", name, "environment", k]))));
   return out;
 }
 
@@ -153,7 +161,8 @@ function ports(p: NonNullable<ComposeService["ports"]>[number], place: string, w
       if (p[key] !== undefined) warnings.add(`ports.${key}`, place, "a forward is a host port to a guest port, no more", service);
     }
     const host = p.published === undefined ? "" : String(p.published);
-    const text = `${p.host_ip === undefined ? "" : `${p.host_ip}:`}${host === "" && p.host_ip === undefined ? "" : `${host}:`}${p.target}`;
+    const ip = p.host_ip === "" ? undefined : p.host_ip; // compose: an empty host IP is unset
+    const text = `${ip === undefined ? "" : `${ip}:`}${host === "" && ip === undefined ? "" : `${host}:`}${p.target}`;
     return shortPorts(p.protocol === undefined ? text : `${text}/${p.protocol}`, place);
   }
   return shortPorts(String(p), place);
@@ -166,7 +175,8 @@ function shortPorts(text: string, place: string): PortForward[] {
   const parts = spec.split(":");
   const guest = range(parts.pop()!, text, place);
   const host = parts.length > 0 ? parts.pop()! : undefined;
-  const ip = parts.length > 0 ? parts.join(":") : undefined;
+  // "${BIND}:80:80" with BIND empty: compose reads an empty host IP as unset.
+  const ip = parts.length > 0 && parts.join(":") !== "" ? parts.join(":") : undefined;
   const hosts = host === undefined || host === "" ? undefined : range(host, text, place);
   if (hosts !== undefined && hosts.length > 1 && hosts.length !== guest.length && guest.length > 1) {
     configFail(`port ranges of different lengths in ${JSON.stringify(text)}`, place, "give host and guest ranges of the same length, e.g. 8000-8001:80-81");
@@ -282,7 +292,7 @@ function healthcheckOf(name: string, svc: ComposeService, c: ServiceContext, at:
   else return configFail(`healthcheck test must start with CMD, CMD-SHELL or NONE`, place, 'write ["CMD", "redis-cli", "ping"] or ["CMD-SHELL", "curl -f http://localhost/"]');
   if (h.start_interval !== undefined) c.warnings.add("healthcheck.start_interval", at("healthcheck", "start_interval"), "skiff checks at interval from the start", name);
   const ms = (key: "interval" | "timeout" | "start_period", fallback: number) =>
-    h[key] === undefined ? fallback : asConfigError(at("healthcheck", key), () => parseDuration(String(h[key]), at("healthcheck", key)));
+    h[key] === undefined ? fallback : composeDuration(h[key], at("healthcheck", key));
   return {
     healthcheck: {
       test,

@@ -85,37 +85,57 @@ function substitute(inner: string, lookup: Lookup, place: string, onUnset: (name
 }
 
 /**
- * A `.env` / env_file file: `KEY=VALUE` lines, `export ` allowed, `#`
- * comments; 'single' quotes are literal, "double" quotes take \n escapes and
- * interpolation, unquoted values end at ` #`. Values may use variables set
- * earlier in the file or in `outer`.
+ * A `.env` / env_file file, as compose's dotenv reads it: `KEY=VALUE` lines,
+ * `export ` allowed, `#` comments; 'single' quotes are literal, "double"
+ * quotes take \n \r \t \" \\ escapes and interpolation, and either may
+ * span lines (a PEM key, a JSON blob); unquoted values end at ` #`. Values
+ * may use variables set earlier in the file or in `outer`.
  */
 export function parseDotenv(text: string, file: string, outer: Lookup = () => undefined): Record<string, string> {
   const env: Record<string, string> = {};
   const lookup: Lookup = (name) => (Object.hasOwn(env, name) ? env[name] : outer(name));
   const lines = text.split(/\r?\n/);
   for (let n = 0; n < lines.length; n++) {
-    const line = lines[n]!.trim();
-    if (line === "" || line.startsWith("#")) continue;
+    const line = lines[n]!.trimStart();
+    if (line.trim() === "" || line.startsWith("#")) continue;
     const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*(?:=\s*([\s\S]*))?$/.exec(line);
     const place = `${file}:${n + 1}:1`;
-    if (m === null) configFail(`cannot read ${JSON.stringify(line)} in ${file}`, place, "write KEY=VALUE, one a line");
+    if (m === null) configFail(`cannot read ${JSON.stringify(line.trim())} in ${file}`, place, "write KEY=VALUE, one a line");
     if (m[2] === undefined) continue; // a bare KEY: nothing to set
-    env[m[1]!] = dotenvValue(m[2], lookup, place);
+    const quote = m[2][0];
+    if (quote !== "'" && quote !== '"') {
+      env[m[1]!] = unquoted(m[2], lookup, place);
+      continue;
+    }
+    let body = m[2].slice(1);
+    let end = closingQuote(body, quote);
+    while (end < 0 && n + 1 < lines.length) {
+      body += `\n${lines[++n]!}`;
+      end = closingQuote(body, quote);
+    }
+    if (end < 0) configFail(`unterminated ${quote} quote in ${file}`, place, `close the value with ${quote}; a quoted value may span lines`);
+    const rest = body.slice(end + 1).trim();
+    if (rest !== "" && !rest.startsWith("#")) configFail(`text after the closing ${quote} quote in ${file}: ${JSON.stringify(rest)}`, `${file}:${n + 1}:1`, "put a comment after # or quote the whole value");
+    env[m[1]!] = quote === "'" ? body.slice(0, end) : doubleQuoted(body.slice(0, end), lookup, place);
   }
   return env;
 }
 
-function dotenvValue(raw: string, lookup: Lookup, place: string): string {
-  const quote = raw[0];
-  if (quote === "'" || quote === '"') {
-    const end = raw.lastIndexOf(quote);
-    if (end <= 0) configFail(`unterminated ${quote} quote`, place);
-    const body = raw.slice(1, end);
-    if (quote === "'") return body;
-    const unescaped = body.replace(/\\([nrt"\\$])/g, (_, ch: string) => ({ n: "\n", r: "\r", t: "\t" })[ch] ?? ch);
-    return interpolate(unescaped, lookup, place, () => {});
+/** Where the value's closing quote is in `body` (text after the opening one): in "…" a backslash escapes the next character. */
+function closingQuote(body: string, quote: string): number {
+  for (let i = 0; i < body.length; i++) {
+    if (quote === '"' && body[i] === "\\") i++;
+    else if (body[i] === quote) return i;
   }
+  return -1;
+}
+
+function doubleQuoted(body: string, lookup: Lookup, place: string): string {
+  const unescaped = body.replace(/\\([nrt"\\$])/g, (_, ch: string) => ({ n: "\n", r: "\r", t: "\t" })[ch] ?? ch);
+  return interpolate(unescaped, lookup, place, () => {});
+}
+
+function unquoted(raw: string, lookup: Lookup, place: string): string {
   const hash = raw.search(/\s#/);
   return interpolate((hash < 0 ? raw : raw.slice(0, hash)).trim(), lookup, place, () => {});
 }

@@ -6,7 +6,6 @@
  * private network between them, so every compose network becomes a skiff
  * "private" network (rootless, QEMU socket netdevs), whatever its `driver`.
  */
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ProjectNetwork, ProjectSpec, ProjectVolume, ServiceSpec } from "../project/types.js";
 import { parseSubnet } from "../network/ipam.js";
@@ -14,28 +13,35 @@ import { parseIpv4 } from "../network/ipam.js";
 import type { LoaderContext } from "./context.js";
 import { composeFile, type ComposeFile } from "./compose-schema.js";
 import { composeService } from "./compose-service.js";
-import { interpolate, parseDotenv } from "./compose-text.js";
+import { prepareDoc, projectEnv } from "./compose-docs.js";
+import { resolveExtends } from "./compose-extends.js";
+import { expandIncludes } from "./compose-include.js";
+import { mergeComposeDocs } from "./compose-merge.js";
 import { asConfigError, configFail, Warnings } from "./foreign.js";
-import { isMapping, mergeDocs } from "./merge.js";
-import type { YamlDoc, YamlPath } from "./yaml-doc.js";
+import type { YamlDoc } from "./yaml-doc.js";
 import { configError } from "./zod-error.js";
 
 const hint = "see the Compose Specification (https://compose-spec.io) and docs/foreign-formats.md for what skiff reads";
 const defaultVolumeBytes = 1024 ** 3;
 
 export function composeToProject(docs: YamlDoc[], ctx: LoaderContext): ProjectSpec {
-  const doc = mergeDocs(docs);
   const warnings = new Warnings();
+  const shell = ctx.env ?? process.env;
   // Variables: the shell (ctx.env) over the project's .env.
-  const env = projectEnv(ctx.dir, ctx.env ?? process.env);
-  const raw = interpolateAll(withoutExtensions(doc.value), [], doc, env, warnings);
-  const parsed = composeFile.safeParse(raw);
+  const env = projectEnv(ctx.dir, shell);
+  const reader = { shell, projectDir: ctx.dir, warnings };
+  // Each file as compose-go reads it (extensions dropped, interpolated, extends and include applied), then merged.
+  const prepared = docs.flatMap((d, i) => {
+    const file = ctx.files[i] ?? join(ctx.dir, d.file);
+    return expandIncludes(resolveExtends(prepareDoc(d, env, warnings), file, env, reader), file, reader);
+  });
+  const doc = mergeComposeDocs(prepared);
+  const parsed = composeFile.safeParse(doc.value);
   if (!parsed.success) throw configError(parsed.error, doc.placeOf, doc.keyPlaceOf, doc.file, hint);
   const file = parsed.data;
   for (const key of ["configs", "secrets", "models"] as const) {
     if (file[key] !== undefined) warnings.add(key, doc.keyPlaceOf([key]), "skiff has no such objects; share files with a bind mount or a provision step");
   }
-  if (file.include !== undefined) configFail("include is not supported", doc.keyPlaceOf(["include"]), "pass the included files with -f instead");
 
   const active = new Set((env.COMPOSE_PROFILES ?? "").split(",").filter((p) => p !== ""));
   const allServices = Object.entries(file.services ?? {});
@@ -70,36 +76,6 @@ export function composeToProject(docs: YamlDoc[], ctx: LoaderContext): ProjectSp
     layerPaths: [],
     warnings: warnings.list(),
   };
-}
-
-/** The project's .env under the shell's environment: the shell wins, as in compose. */
-function projectEnv(dir: string, shell: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const file = join(dir, ".env");
-  if (!existsSync(file)) return { ...shell };
-  return { ...parseDotenv(readFileSync(file, "utf8"), file, (k) => shell[k]), ...shell };
-}
-
-/** `x-*` keys at the levels compose allows them (top, and each service, network, volume) are for the user's anchors, not for us. */
-function withoutExtensions(value: unknown): unknown {
-  const strip = (v: unknown): unknown => (isMapping(v) ? Object.fromEntries(Object.entries(v).filter(([k]) => !k.startsWith("x-"))) : v);
-  const top = strip(value);
-  if (!isMapping(top)) return top;
-  const out: Record<string, unknown> = { ...top };
-  for (const key of ["services", "networks", "volumes"]) {
-    const section = top[key];
-    if (isMapping(section)) out[key] = Object.fromEntries(Object.entries(section).map(([k, v]) => [k, strip(v)]));
-  }
-  return out;
-}
-
-function interpolateAll(v: unknown, path: YamlPath, doc: YamlDoc, env: NodeJS.ProcessEnv, warnings: Warnings): unknown {
-  if (typeof v === "string") {
-    const place = doc.placeOf(path);
-    return interpolate(v, (k) => env[k], place, (name) => warnings.add(`variable ${name}`, place, "is not set; read as an empty string"));
-  }
-  if (Array.isArray(v)) return v.map((item, i) => interpolateAll(item, [...path, i], doc, env, warnings));
-  if (isMapping(v)) return Object.fromEntries(Object.entries(v).map(([k, item]) => [k, interpolateAll(item, [...path, k], doc, env, warnings)]));
-  return v;
 }
 
 function composeNetworks(file: ComposeFile, doc: YamlDoc, warnings: Warnings, needsDefault: boolean): ProjectNetwork[] {

@@ -53,6 +53,23 @@ export async function discoverProjectFile(cwd: string): Promise<ProjectFile> {
   });
 }
 
+/** compose-go's DefaultOverrideFileNames: read after the compose file found, when no -f is given. */
+export const composeOverrideNames = ["compose.override.yml", "compose.override.yaml", "docker-compose.override.yml", "docker-compose.override.yaml"];
+
+/**
+ * The project file found from `cwd` and, for a compose file, the first
+ * override file next to it (as `docker compose` without -f reads both).
+ */
+export async function discoverProjectFiles(cwd: string): Promise<ProjectFile[]> {
+  const main = await discoverProjectFile(cwd);
+  if (main.format !== "compose") return [main];
+  for (const name of composeOverrideNames) {
+    const candidate = path.join(path.dirname(main.path), name);
+    if (await isFile(candidate)) return [main, { path: candidate, format: "compose" }];
+  }
+  return [main];
+}
+
 /** A file named with `-f`: its format from its name (`*.kdl`, `*compose*`, `*pontoon*`, else skiff.yml). */
 export function formatOfFile(file: string): ProjectFormat {
   const base = path.basename(file).toLowerCase();

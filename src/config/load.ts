@@ -9,7 +9,7 @@ import { errnoOf, SkiffError } from "../errors.js";
 import type { ProjectFormat, ProjectSpec } from "../project/types.js";
 import { composeToProject } from "./compose.js";
 import { normalizeProjectName, type LoaderContext } from "./context.js";
-import { discoverProjectFile, formatOfFile, type ProjectFile } from "./discover.js";
+import { discoverProjectFiles, formatOfFile, type ProjectFile } from "./discover.js";
 import { isMapping, mergeDocs } from "./merge.js";
 import { pontoonToProject } from "./pontoon.js";
 import { skiffToProject } from "./skiff-file.js";
@@ -35,7 +35,7 @@ export async function loadProject(opts: LoadProjectOptions): Promise<ProjectSpec
   const files: ProjectFile[] =
     opts.files !== undefined && opts.files.length > 0
       ? opts.files.map((f) => ({ path: path.resolve(opts.cwd, f), format: formatOfFile(f) }))
-      : [await discoverProjectFile(opts.cwd)];
+      : await discoverProjectFiles(opts.cwd);
   const format = files[0]!.format;
   const other = files.find((f) => f.format !== format);
   if (other !== undefined) {

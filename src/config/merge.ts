@@ -1,8 +1,8 @@
 /**
  * `-f a.yml -f b.yml`: later files override earlier ones. Maps merge key by
- * key, all the way down; scalars and lists are replaced whole (compose
- * appends some lists — ports, volumes — but one rule that fits in a sentence
- * beats a table of exceptions); a later `key:` with no value (null) leaves
+ * key, all the way down; scalars and lists are replaced whole (compose files
+ * follow the Compose Specification's own rules instead: compose-merge.ts);
+ * a later `key:` with no value (null) leaves
  * the earlier value, since that is how YAML writes "declared, no settings".
  * The merged document still knows, for each value, which file it came from,
  * so errors point at the file that wrote it.
@@ -37,8 +37,8 @@ export function reach(value: unknown, path: YamlPath): number {
   return path.length;
 }
 
-/** The documents merged into one; places come from the last file that has the path (or most of it). */
-export function mergeDocs(docs: readonly YamlDoc[]): YamlDoc {
+/** The documents merged into one (by `merge`, deepMerge unless given); places come from the last file that has the path (or most of it). */
+export function mergeDocs(docs: readonly YamlDoc[], merge: (earlier: unknown, later: unknown) => unknown = deepMerge): YamlDoc {
   if (docs.length === 1) return docs[0]!;
   const owner = (path: YamlPath): YamlDoc => {
     let best = docs[0]!;
@@ -51,7 +51,7 @@ export function mergeDocs(docs: readonly YamlDoc[]): YamlDoc {
   };
   return {
     file: docs[0]!.file,
-    value: docs.map((d) => d.value).reduce((a, b) => deepMerge(a, b)),
+    value: docs.map((d) => d.value).reduce((a, b) => merge(a, b)),
     placeOf: (path) => owner(path).placeOf(path),
     keyPlaceOf: (path) => owner(path).keyPlaceOf(path),
   };

@@ -3,7 +3,7 @@
  * compose, layer.yml) parses through here, so that a value's place in the
  * file (file:line:column) is known when the schema rejects it.
  */
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from "yaml";
 import { SkiffError } from "../errors.js";
 
 export type YamlPath = ReadonlyArray<string | number>;
@@ -17,6 +17,8 @@ export interface YamlDoc {
   placeOf(path: YamlPath): string;
   /** "file:line:col" of the key at the end of `path` (for "unknown key" errors); the value's place if it has no key. */
   keyPlaceOf(path: YamlPath): string;
+  /** Values tagged `!reset` or `!override` (the Compose Specification's merge tags), by path. */
+  tagged?: ReadonlyArray<{ path: YamlPath; tag: "!reset" | "!override" }>;
 }
 
 /** Aliases may expand; a small document must not expand into gigabytes ("billion laughs"). */
@@ -25,7 +27,9 @@ const maxAliasCount = 1000;
 /** Parse `text` (from `file`); a YAML syntax error is ERR_SKIFF_CONFIG at its line:column. */
 export function parseYaml(text: string, file: string): YamlDoc {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, strict: true });
+  // merge: YAML 1.1 merge keys (`<<: *defaults`, `<<: [*a, *b]`), which compose files use widely and
+  // compose-go reads: explicit keys win, then the merged maps in list order.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, strict: true, merge: true });
   const place = (offset: number | undefined): string => {
     if (offset === undefined) return file;
     const p = lines.linePos(offset);
@@ -64,12 +68,26 @@ export function parseYaml(text: string, file: string): YamlDoc {
       hint: "aliases (*name) may not expand into more than 1000 nodes",
     });
   }
+  const tagged = mergeTags(doc.contents, []);
   return {
     file,
     value,
     placeOf: (path) => place(nodeAt(doc, path, "value")?.range?.[0]),
     keyPlaceOf: (path) => place(nodeAt(doc, path, "key")?.range?.[0]),
+    ...(tagged.length === 0 ? {} : { tagged }),
   };
+}
+
+/** Paths of the nodes tagged `!reset` or `!override` under `node`. */
+function mergeTags(node: unknown, path: YamlPath): Array<{ path: YamlPath; tag: "!reset" | "!override" }> {
+  const out: Array<{ path: YamlPath; tag: "!reset" | "!override" }> = [];
+  if (isNode(node) && (node.tag === "!reset" || node.tag === "!override")) out.push({ path, tag: node.tag });
+  if (isMap(node)) {
+    for (const pair of node.items) if (isScalar(pair.key)) out.push(...mergeTags(pair.value, [...path, String(pair.key.value)]));
+  } else if (isSeq(node)) {
+    node.items.forEach((item, i) => out.push(...mergeTags(item, [...path, i])));
+  }
+  return out;
 }
 
 function firstLine(message: string): string {
@@ -84,7 +102,7 @@ function nodeAt(doc: Document, path: YamlPath, want: "key" | "value"): Node | un
     const step = path[i]!;
     const last = i === path.length - 1;
     if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(step));
+      const pair = pairOf(doc, node, String(step), 0);
       if (pair === undefined) return found;
       if (last && want === "key" && isNode(pair.key)) return pair.key;
       node = pair.value;
@@ -97,6 +115,25 @@ function nodeAt(doc: Document, path: YamlPath, want: "key" | "value"): Node | un
     found = node;
   }
   return found;
+}
+
+/** The pair for `key` in `map`, or in the maps it merges (`<<`), whose keys it does not set itself. */
+function pairOf(doc: Document, map: YAMLMap, key: string, depth: number): Pair | undefined {
+  const own = map.items.find((p) => isPair(p) && isScalar(p.key) && !isMergeKey(p.key.value) && String(p.key.value) === key);
+  if (own !== undefined || depth > 20) return own;
+  for (const merge of map.items.filter((p) => isScalar(p.key) && isMergeKey(p.key.value))) {
+    const sources = isSeq(merge.value) ? merge.value.items : [merge.value];
+    for (const source of sources) {
+      const target = isAlias(source) ? source.resolve(doc) : source;
+      const found = isMap(target) ? pairOf(doc, target, key, depth + 1) : undefined;
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
+}
+
+function isMergeKey(key: unknown): boolean {
+  return key === "<<" || (typeof key === "symbol" && key.description === "<<");
 }
 
 function isNode(v: unknown): v is Node {

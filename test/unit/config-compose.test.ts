@@ -196,13 +196,13 @@ secrets: { s: { file: ./s } }
     expect(p.services[0]).toMatchObject({ image: "app:from-dotenv", command: ["echo", "$HOME", "none", "e"], ports: [{ hostPort: 9000, guestPort: 80 }] });
   });
 
-  it("merges -f files: maps deep, lists and scalars replaced, places from the file that wrote the value", () => {
+  it("merges -f files by the Compose Specification's rules, places from the file that wrote the value", () => {
     const a = parseYaml("services:\n  web:\n    image: base\n    ports: ['80:80']\n    environment: { A: '1', B: '2' }\n", "a.yml");
     const b = parseYaml("services:\n  web:\n    ports: ['81:81']\n    environment: { B: '3' }\n    restart: bogus\n", "b.yml");
     expect(errorOf(() => composeToProject([a, b], { ...ctx, env: {} })).place).toBe("b.yml:5:14");
     const c = parseYaml("services:\n  web:\n    ports: ['81:81']\n    environment: { B: '3' }\n", "c.yml");
     const p = composeToProject([a, c], { ...ctx, env: {} });
-    expect(p.services[0]).toMatchObject({ environment: { A: "1", B: "3" }, ports: [{ hostPort: 81, guestPort: 81 }], place: "c.yml:2:3" });
+    expect(p.services[0]).toMatchObject({ environment: { A: "1", B: "3" }, ports: [{ hostPort: 80, guestPort: 80 }, { hostPort: 81, guestPort: 81 }], place: "c.yml:2:3" });
   });
 
   it.each([
@@ -224,8 +224,8 @@ secrets: { s: { file: ./s } }
     ["a bad interpolation", "services:\n  a:\n    image: ${IMG\n", "compose.yaml:3:12", "closing }"],
     ["a missing env_file", "services:\n  a:\n    image: base\n    env_file: nope.env\n", "compose.yaml:4:15", "does not exist"],
     ["a bad memory size", "services:\n  a:\n    image: base\n    mem_limit: lots\n", "compose.yaml:4:16", "not a size"],
-    ["extends", "services:\n  a:\n    image: base\n    extends: { service: b }\n", "compose.yaml:4:5", "extends"],
-    ["include", "include: [other.yml]\nservices: {}\n", "compose.yaml:1:1", "include"],
+    ["extends of a missing service", "services:\n  a:\n    image: base\n    extends: { service: b }\n", "compose.yaml:4:5", "extends b, which is not a service"],
+    ["an include of a missing file", "include: [other.yml]\nservices: {}\n", "compose.yaml:1:11", "is not a file"],
     ["an unterminated quote in a command", "services:\n  a:\n    image: base\n    command: sh -c 'x\n", "compose.yaml:4:14", "unterminated"],
   ])("rejects %s with ERR_SKIFF_CONFIG at its place", (_, text, place, message) => {
     const err = errorOf(() => load(text));

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { discoverProjectFile, formatOfFile, projectFileNames } from "../../src/config/discover.js";
+import { composeOverrideNames, discoverProjectFile, discoverProjectFiles, formatOfFile, projectFileNames } from "../../src/config/discover.js";
 import { rejectionOf } from "./fixtures/errors.js";
 
 let root: string;
@@ -55,6 +55,26 @@ describe("discoverProjectFile", () => {
     expect(err.hint).toContain("skiff.yml");
     expect(err.hint).toContain("docker-compose.yml");
     expect(err.hint).toContain("-f");
+  });
+});
+
+describe("discoverProjectFiles", () => {
+  it("adds the first compose override file next to a compose file, in compose-go's order", async () => {
+    const main = await touch("docker-compose.yml");
+    expect(await discoverProjectFiles(root)).toEqual([{ path: main, format: "compose" }]);
+    // Create them lowest priority first, checking each time that the newest one wins.
+    for (const name of [...composeOverrideNames].reverse()) {
+      const override = await touch(name);
+      expect(await discoverProjectFiles(root)).toEqual([{ path: main, format: "compose" }, { path: override, format: "compose" }]);
+    }
+  });
+
+  it("reads no override file for the other formats, nor a directory of that name", async () => {
+    await mkdir(path.join(root, "compose.override.yml"));
+    const compose = await touch("compose.yaml");
+    expect(await discoverProjectFiles(root)).toEqual([{ path: compose, format: "compose" }]);
+    const skiff = await touch("skiff.yml");
+    expect(await discoverProjectFiles(root)).toEqual([{ path: skiff, format: "skiff" }]);
   });
 });
 
