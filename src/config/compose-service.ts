@@ -14,8 +14,10 @@ import { dependencyConditions, keysWithoutMeaning } from "./compose-schema.js";
 import { parseDotenv } from "./compose-text.js";
 import { splitShellWords } from "./shell-words.js";
 import { hostPath } from "./context.js";
+import { placed } from "./item-place.js";
 import { asConfigError, configFail, guestMemoryMiB, sizeToMiB, Warnings } from "./foreign.js";
 import type { YamlDoc, YamlPath } from "./yaml-doc.js";
+import { assignKeys, setKey } from "./user-keys.js";
 
 export interface ServiceContext {
   doc: YamlDoc;
@@ -38,7 +40,7 @@ export function composeService(name: string, svc: ComposeService, c: ServiceCont
   const keyAt = (...rest: YamlPath) => c.doc.keyPlaceOf([...path, ...rest]);
   for (const key of Object.keys(svc)) {
     const why = keysWithoutMeaning[key];
-    if (why !== undefined) c.warnings.add(key, keyAt(key), why, name);
+    if (why !== undefined && !(key === "network_mode" && svc.network_mode === "none")) c.warnings.add(key, keyAt(key), why, name);
   }
   if (svc.extends !== undefined) configFail(`services.${name}.extends is not supported`, keyAt("extends"), "copy the keys of the extended service into this one");
   if (svc.image === undefined) {
@@ -67,8 +69,8 @@ export function composeService(name: string, svc: ComposeService, c: ServiceCont
     ...words("entrypoint", svc.entrypoint, at("entrypoint")),
     ...(svc.user === undefined ? {} : { user: String(svc.user) }),
     ...(svc.working_dir === undefined ? {} : { workingDir: svc.working_dir }),
-    // A service only on internal networks has no way out, as in compose.
-    userNetwork: !(networks.length > 0 && networks.every((n) => c.internalNetworks.has(n.network))),
+    // A service only on internal networks has no way out, as in compose; `network_mode: none` has no network at all.
+    userNetwork: svc.network_mode !== "none" && !(networks.length > 0 && networks.every((n) => c.internalNetworks.has(n.network))),
     networks,
     ports: (svc.ports ?? []).flatMap((p, i) => ports(p, at("ports", i), c.warnings, name)),
     dns: svc.dns === undefined ? [] : typeof svc.dns === "string" ? [svc.dns] : svc.dns,
@@ -124,7 +126,7 @@ function envPairs(v: Record<string, unknown> | string[], env: NodeJS.ProcessEnv,
   const out: Record<string, string> = {};
   for (const item of items) {
     const pair = asConfigError(place, () => parseEnv(item, env, place));
-    if (pair !== undefined) out[pair[0]] = pair[1];
+    if (pair !== undefined) setKey(out, pair[0], pair[1]);
   }
   return out;
 }
@@ -140,9 +142,9 @@ function environment(svc: ComposeService, c: ServiceContext, at: (...p: YamlPath
       if (entry.required === false) return;
       configFail(`env_file ${file} does not exist`, place, "create it, or mark it `required: false`");
     }
-    Object.assign(out, parseDotenv(readFileSync(file, "utf8"), file, (k) => c.env[k]));
+    assignKeys(out, parseDotenv(readFileSync(file, "utf8"), file, (k) => c.env[k]));
   });
-  if (svc.environment !== undefined) Object.assign(out, envPairs(svc.environment, c.env, at("environment")));
+  if (svc.environment !== undefined) assignKeys(out, envPairs(svc.environment, c.env, at("environment")));
   return out;
 }
 
@@ -210,7 +212,7 @@ function volume(v: NonNullable<ComposeService["volumes"]>[number], service: stri
   }
   if (type === "bind") {
     if (source === undefined) configFail(`bind mount to ${target} has no source`, place);
-    return [{ kind: "bind", source: hostPath(c.dir, source, c.env), target, readOnly }];
+    return [placed({ kind: "bind", source: hostPath(c.dir, source, c.env), target, readOnly }, place)];
   }
   if (type !== "volume") {
     c.warnings.add(`volumes type ${type}`, place, "skiff mounts host directories (bind) and volumes only", service);
@@ -221,7 +223,7 @@ function volume(v: NonNullable<ComposeService["volumes"]>[number], service: stri
     return [];
   }
   if (!c.volumes.has(source)) configFail(`service ${service} uses volume ${source}, which is not declared`, place, `declare it under the top-level volumes: key, or write ./${source} for a host directory`);
-  return [{ kind: "volume", volume: source, target, readOnly }];
+  return [placed({ kind: "volume", volume: source, target, readOnly }, place)];
 }
 
 function serviceNetworks(name: string, svc: ComposeService, c: ServiceContext, at: (...p: YamlPath) => string, keyAt: (...p: YamlPath) => string): ServiceNetwork[] {
@@ -260,7 +262,7 @@ function dependsOn(name: string, svc: ComposeService, c: ServiceContext, at: (..
     for (const key of ["restart", "required"] as const) {
       if (opts[key] !== undefined) c.warnings.add(`depends_on.${key}`, place, "skiff starts dependencies in order and no more", name);
     }
-    return { service, condition };
+    return placed({ service, condition }, place);
   });
 }
 

@@ -19,6 +19,7 @@ import { asConfigError, configFail, Warnings } from "./foreign.js";
 import { isMapping, mergeDocs } from "./merge.js";
 import type { YamlDoc, YamlPath } from "./yaml-doc.js";
 import { configError } from "./zod-error.js";
+import { safeParseUserKeys } from "./user-keys.js";
 
 const hint = "see the Compose Specification (https://compose-spec.io) and docs/foreign-formats.md for what skiff reads";
 const defaultVolumeBytes = 1024 ** 3;
@@ -29,7 +30,7 @@ export function composeToProject(docs: YamlDoc[], ctx: LoaderContext): ProjectSp
   // Variables: the shell (ctx.env) over the project's .env.
   const env = projectEnv(ctx.dir, ctx.env ?? process.env);
   const raw = interpolateAll(withoutExtensions(doc.value), [], doc, env, warnings);
-  const parsed = composeFile.safeParse(raw);
+  const parsed = safeParseUserKeys(composeFile, raw);
   if (!parsed.success) throw configError(parsed.error, doc.placeOf, doc.keyPlaceOf, doc.file, hint);
   const file = parsed.data;
   for (const key of ["configs", "secrets", "models"] as const) {

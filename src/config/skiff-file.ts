@@ -16,6 +16,7 @@ import { skiffFileSchema, type ServiceInput, type SkiffFile } from "./schema.js"
 import { serviceFrom } from "./skiff-service.js";
 import { attempt, configError, problemsError, type ConfigProblem } from "./zod-error.js";
 import type { YamlDoc, YamlPath } from "./yaml-doc.js";
+import { safeParseUserKeys } from "./user-keys.js";
 
 /** Service names become part of VM names and host names. */
 const serviceName = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -25,7 +26,7 @@ const imageKeys = ["image", "image-url", "image_url"];
 
 export function skiffToProject(docs: YamlDoc[], ctx: LoaderContext): ProjectSpec {
   const doc = mergeDocs(docs);
-  const parsed = skiffFileSchema.safeParse(doc.value, { reportInput: true });
+  const parsed = safeParseUserKeys(skiffFileSchema, doc.value, { reportInput: true });
   if (!parsed.success) throw configError(parsed.error, doc.placeOf, doc.keyPlaceOf, doc.file);
   const file = parsed.data;
   const problems: ConfigProblem[] = [];

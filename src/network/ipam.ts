@@ -147,3 +147,15 @@ export function pickSubnet(used: readonly Subnet[]): Subnet {
     hint: "give the network a --subnet of its own",
   });
 }
+
+/** A VM's default route `gateway` must be an address of the network it is given for (`up`, and `skiff config` before it). */
+export function checkGateway(gateway: string, subnet: Subnet, network: string, place: string): string {
+  const ip = parseIpv4(gateway);
+  if (ip === undefined || !subnetContains(subnet, ip)) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `gateway ${gateway} is not on network ${network} (${formatSubnet(subnet)})`, {
+      place,
+      hint: "a gateway must be an address of the network it is given for",
+    });
+  }
+  return gateway;
+}
