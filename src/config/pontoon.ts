@@ -1,9 +1,9 @@
 /**
  * pontoon.yml (block65/pontoon) → ProjectSpec, read as pontoon documents it:
- * `version`, `defaults` (kernel, alpine), `networks` (subnet, internal,
- * link), `services` (memory, cpus, layers, networks with ipv4_address /
- * gateway / masquerade, kernel_args) and `mcp`, kept as it is for skiff's
- * MCP server. Pontoon's networks are host bridges with a TAP per VM, which
+ * `version`, `defaults` (kernel, alpine, mcp), `networks` (subnet,
+ * internal, link), `services` (memory, cpus, layers, networks with
+ * ipv4_address / gateway / masquerade, kernel_args, mcp) and a top-level
+ * `mcp`, kept as it is for skiff's MCP server. Pontoon's networks are host bridges with a TAP per VM, which
  * needs root; between the VMs of one project a skiff "private" network
  * (rootless) carries the same traffic, so that is what they become, and a
  * `link: true` network a skiff "link" network. Layers are skiff layers of

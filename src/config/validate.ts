@@ -23,11 +23,14 @@ import { attempt, problemsError, type ConfigProblem } from "./zod-error.js";
 
 export function validateProject(spec: ProjectSpec): void {
   const problems: ConfigProblem[] = [];
-  for (const n of spec.networks) attempt(problems, n.place, `network ${n.name}: `, () => validateNetworkName(networkName(spec.name, n.name), n.place));
-  for (const v of spec.volumes) attempt(problems, v.place, `volume ${v.name}: `, () => validateVolumeName(volumeName(spec.name, v.name), v.place));
+  // The name as written, then what skiff makes of it (`<project>_<name>`, `<project>-<service>-<n>`), as `up` would check it.
+  const named = (what: string, name: string, place: string, full: () => unknown) =>
+    attempt(problems, place, `${what} ${name}: `, () => validateName(name, place, what)) !== undefined && attempt(problems, place, `${what} ${name}: `, full);
+  for (const n of spec.networks) named("network", n.name, n.place, () => validateNetworkName(networkName(spec.name, n.name), n.place));
+  for (const v of spec.volumes) named("volume", v.name, v.place, () => validateVolumeName(volumeName(spec.name, v.name), v.place));
   for (const s of spec.services) {
     // The last replica's VM name is the longest.
-    attempt(problems, s.place, `service ${s.name}: `, () => validateName(vmName(spec.name, s.name, s.replicas), s.place));
+    named("service", s.name, s.place, () => validateName(vmName(spec.name, s.name, s.replicas), s.place));
     checkMounts(s, problems);
     checkAddresses(spec, s, problems);
     if (s.imageUrl !== undefined) checkCloud(spec, s, problems);
