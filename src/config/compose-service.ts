@@ -17,7 +17,7 @@ import { hostPath } from "./context.js";
 import { placed } from "./item-place.js";
 import { asConfigError, configFail, guestMemoryMiB, sizeToMiB, Warnings } from "./foreign.js";
 import type { YamlDoc, YamlPath } from "./yaml-doc.js";
-import { assignKeys, setKey } from "./user-keys.js";
+import { assignKeys, setKey } from "../util/user-keys.js";
 
 export interface ServiceContext {
   doc: YamlDoc;

@@ -19,7 +19,7 @@ import { asConfigError, configFail, Warnings } from "./foreign.js";
 import { isMapping, mergeDocs } from "./merge.js";
 import type { YamlDoc, YamlPath } from "./yaml-doc.js";
 import { configError } from "./zod-error.js";
-import { safeParseUserKeys } from "./user-keys.js";
+import { safeParseUserKeys } from "../util/user-keys.js";
 
 const hint = "see the Compose Specification (https://compose-spec.io) and docs/foreign-formats.md for what skiff reads";
 const defaultVolumeBytes = 1024 ** 3;

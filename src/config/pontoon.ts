@@ -21,7 +21,7 @@ import { asConfigError, configFail, guestMemoryMiB, serviceBlanks, sizeToMiB, Wa
 import { deepMerge, mergeDocs } from "./merge.js";
 import type { YamlDoc, YamlPath } from "./yaml-doc.js";
 import { configError } from "./zod-error.js";
-import { safeParseUserKeys } from "./user-keys.js";
+import { safeParseUserKeys } from "../util/user-keys.js";
 
 const attachment = z.union([
   z.null(),

@@ -7,7 +7,7 @@
  * shown as written, a variable called `place` included.
  */
 import type { ProjectSpec } from "../project/types.js";
-import { objectOf } from "./user-keys.js";
+import { objectOf } from "../util/user-keys.js";
 
 /** Keys whose values are the user's data, copied as they are. */
 const userData = new Set(["environment", "labels", "mcp"]);

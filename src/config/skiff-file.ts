@@ -16,7 +16,7 @@ import { skiffFileSchema, type ServiceInput, type SkiffFile } from "./schema.js"
 import { serviceFrom } from "./skiff-service.js";
 import { attempt, configError, problemsError, type ConfigProblem } from "./zod-error.js";
 import type { YamlDoc, YamlPath } from "./yaml-doc.js";
-import { safeParseUserKeys } from "./user-keys.js";
+import { safeParseUserKeys } from "../util/user-keys.js";
 
 /** Service names become part of VM names and host names. */
 const serviceName = /^[a-z0-9][a-z0-9_-]{0,62}$/;

@@ -13,7 +13,7 @@ import { splitShellWords } from "./shell-words.js";
 import { attempt } from "./zod-error.js";
 import { hostPath } from "./context.js";
 import { healthcheckOf, networksOf, provisionOf, volumesOf, type ServiceContext } from "./skiff-parts.js";
-import { setKey } from "./user-keys.js";
+import { setKey } from "../util/user-keys.js";
 
 const defaultBase = "debian";
 const layerName = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;

@@ -1,6 +1,6 @@
 /**
  * Keys the user chose (service, network, volume, environment and label
- * names) become object keys, and some of them are Object.prototype's own:
+ * names, in project files and in the records skiff keeps) become object keys, and some of them are Object.prototype's own:
  * zod's record refuses a map with a key `constructor` ("expected record")
  * and assigns `__proto__` as the prototype, so that service vanished. So a
  * document is parsed with such keys set aside under a name nothing else
