@@ -148,7 +148,7 @@ describe("validateProject: dependencies up could never meet", () => {
       "service_healthy in skiff.yml",
       "skiff",
       "services:\n  web:\n    image: nginx\n    depends_on: { db: { condition: service_healthy } }\n  db:\n    image: postgres\n",
-      "skiff.yml:2:3",
+      "skiff.yml:4:19",
       /db has no healthcheck/,
       /healthcheck/,
     ],
