@@ -11,7 +11,7 @@
 import { statSync } from "node:fs";
 import { checkCloudRequest } from "../engine/create.js";
 import { checkBindSource, checkMountRequests, type SourceKind } from "../engine/volumes.js";
-import { checkGateway, checkRequestedAddress, parseSubnet } from "../network/ipam.js";
+import { checkGateway, checkNetworkGateway, checkRequestedAddress, parseSubnet } from "../network/ipam.js";
 import { validateNetworkName } from "../network/store.js";
 import { networkName, vmName, volumeName } from "../project/names.js";
 import type { ProjectSpec, ServiceSpec } from "../project/types.js";
@@ -26,7 +26,11 @@ export function validateProject(spec: ProjectSpec): void {
   // The name as written, then what skiff makes of it (`<project>_<name>`, `<project>-<service>-<n>`), as `up` would check it.
   const named = (what: string, name: string, place: string, full: () => unknown) =>
     attempt(problems, place, `${what} ${name}: `, () => validateName(name, place, what)) !== undefined && attempt(problems, place, `${what} ${name}: `, full);
-  for (const n of spec.networks) named("network", n.name, n.place, () => validateNetworkName(networkName(spec.name, n.name), n.place));
+  for (const n of spec.networks) {
+    named("network", n.name, n.place, () => validateNetworkName(networkName(spec.name, n.name), n.place));
+    const { subnet, gateway } = n;
+    if (subnet !== undefined && gateway !== undefined) attempt(problems, n.place, `network ${n.name}: `, () => checkNetworkGateway(gateway, parseSubnet(subnet), n.place));
+  }
   for (const v of spec.volumes) named("volume", v.name, v.place, () => validateVolumeName(volumeName(spec.name, v.name), v.place));
   for (const s of spec.services) {
     // The last replica's VM name is the longest.

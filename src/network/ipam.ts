@@ -159,3 +159,15 @@ export function checkGateway(gateway: string, subnet: Subnet, network: string, p
   }
   return gateway;
 }
+
+/** A network's own `gateway`: a host address of its subnet (`network create`, and `skiff config` for a project's networks). */
+export function checkNetworkGateway(gateway: string, subnet: Subnet, place: string): string {
+  const n = parseIpv4(gateway);
+  if (n === undefined || !subnetContains(subnet, n) || n === subnet.base) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `gateway ${gateway} is not a host address of ${formatSubnet(subnet)}`, {
+      place,
+      hint: `leave it out for ${firstHost(subnet)}, or give an address inside the subnet`,
+    });
+  }
+  return gateway;
+}
