@@ -53,8 +53,13 @@ function checkMounts(s: ServiceSpec, problems: ConfigProblem[]): void {
 }
 
 function sourceKind(path: string): SourceKind {
-  const st = statSync(path, { throwIfNoEntry: false });
-  return st === undefined ? "missing" : st.isDirectory() ? "directory" : "other";
+  try {
+    const st = statSync(path, { throwIfNoEntry: false });
+    return st === undefined ? "missing" : st.isDirectory() ? "directory" : "other";
+  } catch {
+    // Not reachable now (a file on the way, no permission): `up` says why, if it still is not.
+    return "missing";
+  }
 }
 
 function checkAddresses(spec: ProjectSpec, s: ServiceSpec, problems: ConfigProblem[]): void {

@@ -84,6 +84,10 @@ describe("validateProject: what up would refuse later", () => {
     expect(err.message).toBe(`invalid project name ${JSON.stringify(name)}`);
   });
 
+  it("leaves a bind source it cannot see now (missing, or under a file) to up", () => {
+    expect(config("compose", "services:\n  web:\n    image: nginx\n    volumes: [./later:/a, ./nginx.conf/x:/b]\n").services[0]!.volumes.map((v) => v.target)).toEqual(["/a", "/b"]);
+  });
+
   it("takes eight mounts, a directory bind, a missing directory (up makes no guess) and an address inside its subnet", () => {
     expect(config("compose", `services:\n  web:\n    image: nginx\n    volumes:\n${binds(8)}\n      - ./later:/later\n`.replace("      - ./site:/srv/7\n", "")).services[0]!.volumes).toHaveLength(8);
     expect(config("pontoon", "networks:\n  lan: { subnet: 10.0.0.0/24 }\nservices:\n  web:\n    networks:\n      lan: { ipv4_address: 10.0.0.80, gateway: 10.0.0.1 }\n").services[0]!.networks).toEqual([
