@@ -14,8 +14,10 @@ import { parseDotenv } from "./compose-text.js";
 import { composeDuration } from "./compose-values.js";
 import { splitShellWords } from "./shell-words.js";
 import { hostPath } from "./context.js";
+import { placed } from "./item-place.js";
 import { asConfigError, configFail, guestMemoryMiB, sizeToMiB, Warnings } from "./foreign.js";
 import type { YamlDoc, YamlPath } from "./yaml-doc.js";
+import { assignKeys, setKey } from "../util/user-keys.js";
 
 export interface ServiceContext {
   doc: YamlDoc;
@@ -38,7 +40,7 @@ export function composeService(name: string, svc: ComposeService, c: ServiceCont
   const keyAt = (...rest: YamlPath) => c.doc.keyPlaceOf([...path, ...rest]);
   for (const key of Object.keys(svc)) {
     const why = keysWithoutMeaning[key];
-    if (why !== undefined) c.warnings.add(key, keyAt(key), why, name);
+    if (why !== undefined && !(key === "network_mode" && svc.network_mode === "none")) c.warnings.add(key, keyAt(key), why, name);
   }
   if (svc.image === undefined) {
     const hint = svc.build === undefined ? "give an image (an OCI reference or a local image such as base)" : keysWithoutMeaning.build;
@@ -66,8 +68,8 @@ export function composeService(name: string, svc: ComposeService, c: ServiceCont
     ...words("entrypoint", svc.entrypoint, at("entrypoint")),
     ...(svc.user === undefined ? {} : { user: String(svc.user) }),
     ...(svc.working_dir === undefined ? {} : { workingDir: svc.working_dir }),
-    // A service only on internal networks has no way out, as in compose.
-    userNetwork: !(networks.length > 0 && networks.every((n) => c.internalNetworks.has(n.network))),
+    // A service only on internal networks has no way out, as in compose; `network_mode: none` has no network at all.
+    userNetwork: svc.network_mode !== "none" && !(networks.length > 0 && networks.every((n) => c.internalNetworks.has(n.network))),
     networks,
     ports: (svc.ports ?? []).flatMap((p, i) => ports(p, at("ports", i), c.warnings, name)),
     dns: svc.dns === undefined ? [] : typeof svc.dns === "string" ? [svc.dns] : svc.dns,
@@ -131,7 +133,7 @@ function envPairs(v: Record<string, unknown> | string[], env: NodeJS.ProcessEnv,
   for (const [key, value, at] of items) {
     if (!/^[^=\s]+$/.test(key)) configFail(`invalid environment variable name ${JSON.stringify(key)}`, place(at), "write KEY=VALUE (no blanks in KEY), or KEY to pass on the shell's value");
     const v = value ?? env[key];
-    if (v !== undefined) out[key] = v;
+    if (v !== undefined) setKey(out, key, v);
   }
   return out;
 }
@@ -148,9 +150,9 @@ function environment(name: string, svc: ComposeService, c: ServiceContext, at: (
       configFail(`env_file ${file} does not exist`, place, "create it, or mark it `required: false`");
     }
     if (!statSync(file).isFile()) configFail(`env_file ${file} is a directory, not a file`, place, "name a file of KEY=VALUE lines (a .env directory is often a Python virtualenv)");
-    Object.assign(out, parseDotenv(readFileSync(file, "utf8"), file, (k) => c.env[k]));
+    assignKeys(out, parseDotenv(readFileSync(file, "utf8"), file, (k) => c.env[k]));
   });
-  if (svc.environment !== undefined) Object.assign(out, envPairs(svc.environment, c.env, (k) => (Array.isArray(svc.environment) ? at("environment", k) : c.doc.keyPlaceOf(["services", name, "environment", k]))));
+  if (svc.environment !== undefined) assignKeys(out, envPairs(svc.environment, c.env, (k) => (Array.isArray(svc.environment) ? at("environment", k) : c.doc.keyPlaceOf(["services", name, "environment", k]))));
   return out;
 }
 
@@ -220,7 +222,7 @@ function volume(v: NonNullable<ComposeService["volumes"]>[number], service: stri
   }
   if (type === "bind") {
     if (source === undefined) configFail(`bind mount to ${target} has no source`, place);
-    return [{ kind: "bind", source: hostPath(c.dir, source, c.env), target, readOnly }];
+    return [placed({ kind: "bind", source: hostPath(c.dir, source, c.env), target, readOnly }, place)];
   }
   if (type !== "volume") {
     c.warnings.add(`volumes type ${type}`, place, "skiff mounts host directories (bind) and volumes only", service);
@@ -231,7 +233,7 @@ function volume(v: NonNullable<ComposeService["volumes"]>[number], service: stri
     return [];
   }
   if (!c.volumes.has(source)) configFail(`service ${service} uses volume ${source}, which is not declared`, place, `declare it under the top-level volumes: key, or write ./${source} for a host directory`);
-  return [{ kind: "volume", volume: source, target, readOnly }];
+  return [placed({ kind: "volume", volume: source, target, readOnly }, place)];
 }
 
 function serviceNetworks(name: string, svc: ComposeService, c: ServiceContext, at: (...p: YamlPath) => string, keyAt: (...p: YamlPath) => string): ServiceNetwork[] {
@@ -270,7 +272,7 @@ function dependsOn(name: string, svc: ComposeService, c: ServiceContext, at: (..
     for (const key of ["restart", "required"] as const) {
       if (opts[key] !== undefined) c.warnings.add(`depends_on.${key}`, place, "skiff starts dependencies in order and no more", name);
     }
-    return { service, condition };
+    return placed({ service, condition }, place);
   });
 }
 

@@ -20,6 +20,7 @@ import { mergeComposeDocs } from "./compose-merge.js";
 import { asConfigError, configFail, Warnings } from "./foreign.js";
 import type { YamlDoc } from "./yaml-doc.js";
 import { configError } from "./zod-error.js";
+import { safeParseUserKeys } from "../util/user-keys.js";
 
 const hint = "see the Compose Specification (https://compose-spec.io) and docs/foreign-formats.md for what skiff reads";
 const defaultVolumeBytes = 1024 ** 3;
@@ -36,7 +37,7 @@ export function composeToProject(docs: YamlDoc[], ctx: LoaderContext): ProjectSp
     return expandIncludes(resolveExtends(prepareDoc(d, env, warnings), file, env, reader), file, reader);
   });
   const doc = mergeComposeDocs(prepared);
-  const parsed = composeFile.safeParse(doc.value);
+  const parsed = safeParseUserKeys(composeFile, doc.value);
   if (!parsed.success) throw configError(parsed.error, doc.placeOf, doc.keyPlaceOf, doc.file, hint);
   const file = parsed.data;
   for (const key of ["configs", "secrets", "models"] as const) {

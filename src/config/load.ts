@@ -13,6 +13,7 @@ import { discoverProjectFiles, formatOfFile, type ProjectFile } from "./discover
 import { isMapping, mergeDocs } from "./merge.js";
 import { pontoonToProject } from "./pontoon.js";
 import { skiffToProject } from "./skiff-file.js";
+import { validateProject } from "./validate.js";
 import { vmfileToProject } from "./vmfile.js";
 import { parseYaml, type YamlDoc } from "./yaml-doc.js";
 
@@ -52,9 +53,10 @@ export async function loadProject(opts: LoadProjectOptions): Promise<ProjectSpec
     files: files.map((f) => f.path),
     ...(opts.env === undefined ? {} : { env: opts.env }),
   });
-  if (format === "vmfile") return vmfileToProject(texts[0]!, shown[0]!, ctxFor(undefined));
-  const docs = texts.map((text, i) => parseYaml(text, shown[i]!));
-  return yamlLoaders[format](docs, ctxFor(docs));
+  const docs = format === "vmfile" ? undefined : texts.map((text, i) => parseYaml(text, shown[i]!));
+  const spec = docs === undefined ? vmfileToProject(texts[0]!, shown[0]!, ctxFor(undefined)) : yamlLoaders[format as Exclude<ProjectFormat, "vmfile">](docs, ctxFor(docs));
+  validateProject(spec);
+  return spec;
 }
 
 const yamlLoaders: Record<Exclude<ProjectFormat, "vmfile">, (docs: YamlDoc[], ctx: LoaderContext) => ProjectSpec> = {

@@ -1,9 +1,9 @@
 /**
  * pontoon.yml (block65/pontoon) → ProjectSpec, read as pontoon documents it:
- * `version`, `defaults` (kernel, alpine), `networks` (subnet, internal,
- * link), `services` (memory, cpus, layers, networks with ipv4_address /
- * gateway / masquerade, kernel_args) and `mcp`, kept as it is for skiff's
- * MCP server. Pontoon's networks are host bridges with a TAP per VM, which
+ * `version`, `defaults` (kernel, alpine, mcp), `networks` (subnet,
+ * internal, link), `services` (memory, cpus, layers, networks with
+ * ipv4_address / gateway / masquerade, kernel_args, mcp) and a top-level
+ * `mcp`, kept as it is for skiff's MCP server. Pontoon's networks are host bridges with a TAP per VM, which
  * needs root; between the VMs of one project a skiff "private" network
  * (rootless) carries the same traffic, so that is what they become, and a
  * `link: true` network a skiff "link" network. Layers are skiff layers of
@@ -11,14 +11,17 @@
  * base, so a service has no image.
  */
 import { z } from "zod/v4";
-import type { ProjectNetwork, ProjectSpec, ServiceNetwork, ServiceSpec } from "../project/types.js";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { McpSettings, ProjectNetwork, ProjectSpec, ServiceNetwork, ServiceSpec } from "../project/types.js";
 import { parseIpv4, parseSubnet } from "../network/ipam.js";
 import { parseCpus } from "../util/units.js";
 import { hostPath, type LoaderContext } from "./context.js";
 import { asConfigError, configFail, guestMemoryMiB, serviceBlanks, sizeToMiB, Warnings } from "./foreign.js";
-import { mergeDocs } from "./merge.js";
+import { deepMerge, mergeDocs } from "./merge.js";
 import type { YamlDoc, YamlPath } from "./yaml-doc.js";
 import { configError } from "./zod-error.js";
+import { safeParseUserKeys } from "../util/user-keys.js";
 
 const attachment = z.union([
   z.null(),
@@ -29,17 +32,22 @@ const attachment = z.union([
   }),
 ]);
 
+const json: z.ZodType<unknown> = z.lazy(() => z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(json), z.record(z.string(), json)]));
+/** An `mcp` block (under defaults, or a service): a map, kept for skiff's MCP server; nothing acts on it yet. */
+const mcpBlock = z.record(z.string(), json);
+
 const pontoonService = z.strictObject({
   memory: z.union([z.string(), z.number()]).optional(),
   cpus: z.union([z.string(), z.number()]).optional(),
   layers: z.array(z.string()).optional(),
   networks: z.union([z.record(z.string(), attachment), z.array(z.string())]).optional(),
   kernel_args: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).optional(),
+  mcp: mcpBlock.optional(),
 });
 
 const pontoonFile = z.strictObject({
   version: z.union([z.string(), z.number()]).optional(),
-  defaults: z.strictObject({ kernel: z.string().optional(), alpine: z.union([z.string(), z.number()]).optional() }).optional(),
+  defaults: z.strictObject({ kernel: z.string().optional(), alpine: z.union([z.string(), z.number()]).optional(), mcp: mcpBlock.optional() }).optional(),
   networks: z
     .record(z.string(), z.union([z.null(), z.strictObject({ subnet: z.string().optional(), internal: z.boolean().optional(), link: z.boolean().optional() })]))
     .optional(),
@@ -52,7 +60,7 @@ const hint = "see pontoon's README (pontoon.yml) and docs/foreign-formats.md for
 
 export function pontoonToProject(docs: YamlDoc[], ctx: LoaderContext): ProjectSpec {
   const doc = mergeDocs(docs);
-  const parsed = pontoonFile.safeParse(doc.value);
+  const parsed = safeParseUserKeys(pontoonFile, doc.value);
   if (!parsed.success) throw configError(parsed.error, doc.placeOf, doc.keyPlaceOf, doc.file, hint);
   const file = parsed.data;
   const warnings = new Warnings();
@@ -61,7 +69,8 @@ export function pontoonToProject(docs: YamlDoc[], ctx: LoaderContext): ProjectSp
   }
   const networks = Object.entries(file.networks ?? {}).map(([name, n]) => network(name, n, doc));
   const kernel = file.defaults?.kernel === undefined ? undefined : hostPath(ctx.dir, file.defaults.kernel, ctx.env ?? process.env);
-  const services = Object.entries(file.services).map(([name, svc]) => service(name, svc, { doc, warnings, kernel, networks }));
+  const c = { doc, warnings, kernel, networks, dir: ctx.dir, mcp: file.defaults?.mcp };
+  const services = Object.entries(file.services).map(([name, svc]) => service(name, svc, c));
   for (const net of networks.filter((n) => n.driver === "link")) {
     const users = services.filter((s) => s.networks.some((a) => a.network === net.name));
     if (users.length > 2) configFail(`link network ${net.name} joins ${users.length} services (${users.map((s) => s.name).join(", ")})`, net.place, "a link network connects exactly two VMs; use a network without link: true");
@@ -101,6 +110,33 @@ interface ServiceContext {
   warnings: Warnings;
   kernel: string | undefined;
   networks: ProjectNetwork[];
+  /** The project directory: its layers/ may hold a layer of any name. */
+  dir: string;
+  /** `defaults.mcp`, under each service's own. */
+  mcp: McpSettings | undefined;
+}
+
+/**
+ * Pontoon's standard layers that skiff's library has under another name and
+ * with other software (squid listens on 3128, skiff's tinyproxy on 8888), so
+ * a file naming them is refused with the name to write rather than silently
+ * given a proxy on another port.
+ */
+const renamedLayers: Readonly<Record<string, string>> = Object.freeze(
+  Object.assign(Object.create(null) as Record<string, string>, {
+    squid: "http-proxy (tinyproxy on port 8888; pontoon's squid listens on 3128)",
+    dante: "socks-proxy (a SOCKS5 proxy on port 1080)",
+  }),
+);
+
+function layersOf(name: string, svc: z.infer<typeof pontoonService>, c: ServiceContext): string[] {
+  const layers = svc.layers ?? [];
+  layers.forEach((layer, i) => {
+    const skiffs = renamedLayers[layer];
+    if (skiffs === undefined || existsSync(join(c.dir, "layers", layer, "layer.yml"))) return;
+    configFail(`layer ${layer} is pontoon's; skiff's library has no layer of that name`, c.doc.placeOf(["services", name, "layers", i]), `use skiff's ${skiffs}, or put a layer of your own in layers/${layer}/ (docs/layers.md)`);
+  });
+  return layers;
 }
 
 function service(name: string, svc: z.infer<typeof pontoonService>, c: ServiceContext): ServiceSpec {
@@ -108,11 +144,12 @@ function service(name: string, svc: z.infer<typeof pontoonService>, c: ServiceCo
   const memoryMiB = svc.memory === undefined ? undefined : guestMemoryMiB(sizeToMiB(svc.memory, at("memory"), "MiB"), "memory", at("memory"), c.warnings, name);
   const cpus = svc.cpus === undefined ? undefined : asConfigError(at("cpus"), () => parseCpus(String(svc.cpus), at("cpus")));
   const networks = attachments(name, svc, c);
+  const mcp = c.mcp === undefined && svc.mcp === undefined ? undefined : (deepMerge(c.mcp ?? {}, svc.mcp ?? {}) as McpSettings);
   const internalOnly = networks.length > 0 && networks.every((a) => c.networks.find((n) => n.name === a.network)?.internal);
   return {
     name,
     ...serviceBlanks(),
-    layers: svc.layers ?? [],
+    layers: layersOf(name, svc, c),
     ...(c.kernel === undefined ? {} : { kernel: c.kernel }),
     kernelArgs: Object.entries(svc.kernel_args ?? {}).map(([k, v]) => (v === null || v === true ? k : `${k}=${String(v)}`)),
     ...(memoryMiB === undefined ? {} : { memoryMiB }),
@@ -123,6 +160,7 @@ function service(name: string, svc: z.infer<typeof pontoonService>, c: ServiceCo
     // for the host routing pontoon's bridges get.
     userNetwork: !internalOnly && !networks.some((a) => a.gateway !== undefined),
     networks,
+    ...(mcp === undefined ? {} : { mcp }),
     place: c.doc.keyPlaceOf(["services", name]),
   };
 }

@@ -1,8 +1,9 @@
 /**
  * skiff.yml (one or more files, already parsed) → ProjectSpec. The schema
  * checks each value; this checks what needs the whole project (names
- * declared, no dependency cycle) and applies `defaults`. Every problem found
- * is reported together, each at the file:line:column that wrote it.
+ * declared) and applies `defaults`; what every format shares (no dependency
+ * cycle, …) validate.ts checks after. Every problem found is reported
+ * together, each at the file:line:column that wrote it.
  */
 import { parseDiskSize } from "../util/units.js";
 import { validateNetworkName } from "../network/store.js";
@@ -10,12 +11,13 @@ import { parseIpv4, parseSubnet, subnetContains } from "../network/ipam.js";
 import { namePattern } from "../util/names.js";
 import type { ProjectNetwork, ProjectSpec, ProjectVolume, ServiceSpec } from "../project/types.js";
 import { hostPath, type LoaderContext } from "./context.js";
-import { findCycle } from "./depends.js";
+import { placed } from "./item-place.js";
 import { deepMerge, isMapping, mergeDocs, reach } from "./merge.js";
 import { skiffFileSchema, type ServiceInput, type SkiffFile } from "./schema.js";
 import { serviceFrom } from "./skiff-service.js";
 import { attempt, configError, problemsError, type ConfigProblem } from "./zod-error.js";
 import type { YamlDoc, YamlPath } from "./yaml-doc.js";
+import { safeParseUserKeys } from "../util/user-keys.js";
 
 /** Service names become part of VM names and host names. */
 const serviceName = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -25,7 +27,7 @@ const imageKeys = ["image", "image-url", "image_url"];
 
 export function skiffToProject(docs: YamlDoc[], ctx: LoaderContext): ProjectSpec {
   const doc = mergeDocs(docs);
-  const parsed = skiffFileSchema.safeParse(doc.value, { reportInput: true });
+  const parsed = safeParseUserKeys(skiffFileSchema, doc.value, { reportInput: true });
   if (!parsed.success) throw configError(parsed.error, doc.placeOf, doc.keyPlaceOf, doc.file);
   const file = parsed.data;
   const problems: ConfigProblem[] = [];
@@ -101,22 +103,19 @@ function volumesOf(file: SkiffFile, doc: YamlDoc, problems: ConfigProblem[]): Pr
 
 function checkDependencies(services: readonly ServiceSpec[], doc: YamlDoc, problems: ConfigProblem[]): void {
   const names = new Set(services.map((s) => s.name));
-  const dependsPlace = (s: string, dep?: string) => {
+  const dependsPlace = (s: string, dep: string) => {
     const own = (doc.value as { services?: Record<string, unknown> }).services?.[s];
     const deps = isMapping(own) ? own["depends_on"] : undefined;
     const base = isMapping(own) && "depends_on" in own ? ["services", s, "depends_on"] : ["defaults", "depends_on"];
-    if (dep === undefined) return doc.placeOf(base);
     return Array.isArray(deps) ? doc.placeOf([...base, deps.indexOf(dep)]) : doc.keyPlaceOf([...base, dep]);
   };
   for (const s of services) {
     for (const d of s.dependsOn) {
+      // Cycles and conditions are checked on the finished project (validate.ts), at this place.
+      placed(d, dependsPlace(s.name, d.service));
       if (!names.has(d.service)) {
         problems.push({ place: dependsPlace(s.name, d.service), message: `services.${s.name}.depends_on: no service named ${JSON.stringify(d.service)}`, hint: `services here: ${[...names].join(", ")}` });
       }
     }
-  }
-  const cycle = findCycle(new Map(services.map((s) => [s.name, s.dependsOn.map((d) => d.service).filter((n) => names.has(n))])));
-  if (cycle !== undefined) {
-    problems.push({ place: dependsPlace(cycle[0]!), message: `services depend on each other in a cycle: ${cycle.join(" -> ")}`, hint: "remove one of these depends_on entries; services start in dependency order" });
   }
 }

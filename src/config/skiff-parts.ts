@@ -9,6 +9,7 @@ import { parseDuration } from "../util/units.js";
 import type { HealthCheck, ProvisionStep, ServiceNetwork, ServiceVolume } from "../project/types.js";
 import { fileOf, shellOf, type ServiceInput } from "./schema.js";
 import { hostPath } from "./context.js";
+import { placed } from "./item-place.js";
 import type { ConfigProblem } from "./zod-error.js";
 import type { YamlPath } from "./yaml-doc.js";
 
@@ -100,11 +101,11 @@ export function volumesOf(c: ServiceContext): ServiceVolume[] {
       continue;
     }
     if (m.type === "bind") {
-      out.push({ kind: "bind", source: hostPath(c.dir, m.source, c.env), target: m.target, readOnly: m.readOnly });
+      out.push(placed({ kind: "bind", source: hostPath(c.dir, m.source, c.env), target: m.target, readOnly: m.readOnly }, place));
     } else if (!c.volumes.has(m.source)) {
       c.problems.push({ place, message: `${msg}volume ${JSON.stringify(m.source)} is not declared`, hint: "declare it under the top-level volumes: key, or start a host path with ./ or /" });
     } else {
-      out.push({ kind: "volume", volume: m.source, target: m.target, readOnly: m.readOnly });
+      out.push(placed({ kind: "volume", volume: m.source, target: m.target, readOnly: m.readOnly }, place));
     }
   }
   return out;

@@ -13,6 +13,7 @@ import { splitShellWords } from "./shell-words.js";
 import { attempt } from "./zod-error.js";
 import { hostPath } from "./context.js";
 import { healthcheckOf, networksOf, provisionOf, volumesOf, type ServiceContext } from "./skiff-parts.js";
+import { setKey } from "../util/user-keys.js";
 
 const defaultBase = "debian";
 const layerName = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -126,7 +127,7 @@ function environmentOf(c: ServiceContext): Record<string, string> {
   const out: Record<string, string> = {};
   for (const { text, i } of entries) {
     const pair = attempt(c.problems, Array.isArray(env) ? c.at("environment", i) : c.keyAt("environment", i), `services.${c.name}.environment: `, () => parseEnv(text, c.env));
-    if (pair !== undefined) out[pair[0]] = pair[1];
+    if (pair !== undefined) setKey(out, pair[0], pair[1]);
   }
   return out;
 }

@@ -165,9 +165,11 @@ async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: numbe
   });
 }
 
-/** A cloud image: fetched (cached by URL), a qcow2 overlay on it, a NoCloud seed, an SSH port of its own. */
-async function createCloud(ctx: EngineContext, opts: ResolvedCreate, t0: number): Promise<VmRecord> {
-  const source = opts.imageUrl ?? opts.image;
+/**
+ * What a cloud image cannot have yet. Shared with `skiff config`, which
+ * checks a project's cloud services with it before `up` gets that far.
+ */
+export function checkCloudRequest(opts: { mounts?: readonly unknown[]; kernel?: unknown; init?: unknown; networks?: readonly unknown[] }): void {
   const microvmOnly = (opts.mounts ?? []).length > 0 ? "--volume" : opts.kernel !== undefined ? "kernel" : opts.init !== undefined ? "init" : undefined;
   if (microvmOnly !== undefined) {
     // A cloud image boots its own kernel and init; skiff-init is not there to mount or supervise.
@@ -183,6 +185,12 @@ async function createCloud(ctx: EngineContext, opts: ResolvedCreate, t0: number)
       hint: "use user networking (-p for forwards) with cloud images, or a microVM image on the network",
     });
   }
+}
+
+/** A cloud image: fetched (cached by URL), a qcow2 overlay on it, a NoCloud seed, an SSH port of its own. */
+async function createCloud(ctx: EngineContext, opts: ResolvedCreate, t0: number): Promise<VmRecord> {
+  const source = opts.imageUrl ?? opts.image;
+  checkCloudRequest(opts);
   progress(ctx, opts.name ?? "", "preparing-image", `fetching cloud image ${source}`, t0);
   const image = await fetchCloudImage(source, {
     cacheDir: ctx.cacheDir,

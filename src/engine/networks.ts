@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { SkiffError } from "../errors.js";
 import { bridgeStatus, ensureBridge, findOrphanBridges, forwardDropChains, removeBridge, sweepOrphanBridges, type BridgeStatus } from "../network/bridge.js";
 import { defaultBridgeName, validateIfName } from "../network/ifnames.js";
-import { firstHost, formatSubnet, parseIpv4, parseSubnet, pickSubnet, subnetContains, subnetsOverlap, type Subnet } from "../network/ipam.js";
+import { checkNetworkGateway, firstHost, formatSubnet, parseSubnet, pickSubnet, subnetsOverlap, type Subnet } from "../network/ipam.js";
 import { validateNetworkName } from "../network/store.js";
 import { removeAbandonedTemps } from "../store/atomic.js";
 import { tryLock } from "../store/lock.js";
@@ -145,14 +145,7 @@ export async function createNetwork(ctx: EngineContext, opts: NetworkCreateOptio
     }
     let gateway: string | undefined;
     if (opts.gateway !== undefined) {
-      const n = parseIpv4(opts.gateway);
-      if (n === undefined || !subnetContains(subnet, n) || n === subnet.base) {
-        throw new SkiffError("ERR_SKIFF_USAGE", `gateway ${opts.gateway} is not a host address of ${formatSubnet(subnet)}`, {
-          place: "--gateway",
-          hint: `leave it out for ${firstHost(subnet)}, or give an address inside the subnet`,
-        });
-      }
-      gateway = opts.gateway;
+      gateway = checkNetworkGateway(opts.gateway, subnet, "--gateway");
     } else if (driver === "bridge") {
       gateway = firstHost(subnet);
     }

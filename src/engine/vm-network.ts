@@ -8,7 +8,7 @@ import { mkdir, readFile, rm } from "node:fs/promises";
 import { SkiffError } from "../errors.js";
 import { ensureBridge } from "../network/bridge.js";
 import { guestNetwork, hostNameservers, renderHosts, type GuestNetwork, type Peer } from "../network/guest.js";
-import { allocateAddress, checkRequestedAddress, formatSubnet, parseIpv4, parseSubnet, subnetContains } from "../network/ipam.js";
+import { allocateAddress, checkGateway, checkRequestedAddress, parseSubnet } from "../network/ipam.js";
 import { attachmentMac, nicPlans, type NicPlan } from "../network/nics.js";
 import { NetworkStore, networkLockName } from "../network/store.js";
 import type { NetworkAttachment, NetworkRecord } from "../network/types.js";
@@ -95,17 +95,6 @@ export async function allocateAttachments(ctx: EngineContext, vmName: string, re
     });
   }
   return out;
-}
-
-function checkGateway(gateway: string, subnet: ReturnType<typeof parseSubnet>, network: string, place: string): string {
-  const ip = parseIpv4(gateway);
-  if (ip === undefined || !subnetContains(subnet, ip)) {
-    throw new SkiffError("ERR_SKIFF_USAGE", `gateway ${gateway} is not on network ${network} (${formatSubnet(subnet)})`, {
-      place,
-      hint: "a gateway must be an address of the network it is given for",
-    });
-  }
-  return gateway;
 }
 
 /** What a VM's QEMU and its init need to be on its networks; makes the host side ready. */

@@ -158,6 +158,30 @@ async function usersOf(ctx: EngineContext, volume: string, vms: readonly VmRecor
  * goes between this check and the VM's record.
  */
 export async function checkMounts(ctx: EngineContext, requests: readonly MountRequest[]): Promise<Mount[]> {
+  const targets = checkMountRequests(requests);
+  const out: Mount[] = [];
+  for (const [i, req] of requests.entries()) {
+    const place = req.place ?? "--volume";
+    const target = targets[i]!;
+    if (req.kind === "bind") {
+      out.push({ kind: "bind", source: checkBindSource(req.source, place, await sourceKind(req.source)), target, readOnly: req.readOnly });
+    } else {
+      const name = validateVolumeName(req.volume, place);
+      if (req.create !== true && (await volumeStore(ctx).find(name)) === undefined) throw volumeNotFound(name, place);
+      out.push({ kind: "volume", volume: name, target, readOnly: req.readOnly });
+    }
+  }
+  return out;
+}
+
+/**
+ * What a VM's mounts must be that needs nothing but the requests: at most
+ * maxMounts, targets absolute, distinct and not skiff's own, each volume
+ * once. `skiff config` runs the same checks on a project file, so what `up`
+ * would refuse is reported at the file's line:column. Returns the targets,
+ * normalized, in order.
+ */
+export function checkMountRequests(requests: readonly (Pick<MountRequest, "target" | "place"> & ({ kind: "bind" } | { kind: "volume"; volume: string }))[]): string[] {
   if (requests.length > maxMounts) {
     throw new SkiffError("ERR_SKIFF_USAGE", `too many mounts: ${requests.length} (at most ${maxMounts})`, {
       place: requests[0]?.place ?? "--volume",
@@ -166,27 +190,21 @@ export async function checkMounts(ctx: EngineContext, requests: readonly MountRe
   }
   const targets = new Set<string>();
   const volumes = new Set<string>();
-  const out: Mount[] = [];
-  for (const req of requests) {
+  return requests.map((req) => {
     const place = req.place ?? "--volume";
     const target = checkTarget(req.target, place);
     if (targets.has(target)) {
       throw new SkiffError("ERR_SKIFF_USAGE", `two mounts at ${target}`, { place, hint: "give each mount its own target" });
     }
     targets.add(target);
-    if (req.kind === "bind") {
-      out.push({ kind: "bind", source: await checkSource(req.source, place), target, readOnly: req.readOnly });
-    } else {
-      const name = validateVolumeName(req.volume, place);
-      if (req.create !== true && (await volumeStore(ctx).find(name)) === undefined) throw volumeNotFound(name, place);
-      if (volumes.has(name)) {
-        throw new SkiffError("ERR_SKIFF_USAGE", `volume ${name} is mounted twice`, { place, hint: "an ext4 volume can be mounted once per VM" });
+    if (req.kind === "volume") {
+      if (volumes.has(req.volume)) {
+        throw new SkiffError("ERR_SKIFF_USAGE", `volume ${req.volume} is mounted twice`, { place, hint: "an ext4 volume can be mounted once per VM" });
       }
-      volumes.add(name);
-      out.push({ kind: "volume", volume: name, target, readOnly: req.readOnly });
+      volumes.add(req.volume);
     }
-  }
-  return out;
+    return target;
+  });
 }
 
 function checkTarget(target: string, place: string): string {
@@ -223,19 +241,35 @@ const reservedTargets: readonly { path: string; under: boolean; why: string }[] 
   { path: "/sys", under: false, why: "it would hide the guest's /sys" },
 ];
 
-async function checkSource(source: string, place: string): Promise<string> {
+/** What is at a bind mount's source on the host. */
+export type SourceKind = "directory" | "other" | "missing";
+
+async function sourceKind(source: string): Promise<SourceKind> {
+  try {
+    return (await stat(source)).isDirectory() ? "directory" : "other";
+  } catch (err) {
+    if (errnoOf(err) !== "ENOENT" && errnoOf(err) !== "ENOTDIR") throw err;
+    return "missing";
+  }
+}
+
+/**
+ * A bind source as `up` takes it: an absolute path to a directory
+ * (virtio-9p shares directories). `found` is what stat saw there; `skiff
+ * config` passes what it saw, so a single-file bind is refused at the file's
+ * line:column, not at `up`.
+ */
+export function checkBindSource(source: string, place: string, found: SourceKind): string {
   if (!isAbsolute(source) || /[\n\r\0]/.test(source)) {
     throw new SkiffError("ERR_SKIFF_BAD_PATH", `bind mount source must be an absolute host path: ${JSON.stringify(source)}`, { place, hint: "e.g. -v $PWD/src:/src" });
   }
-  try {
-    if ((await stat(source)).isDirectory()) return posix.normalize(source);
-  } catch (err) {
-    if (errnoOf(err) !== "ENOENT" && errnoOf(err) !== "ENOTDIR") throw err;
+  if (found === "directory") return posix.normalize(source);
+  if (found === "missing") {
     throw new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `bind mount source does not exist: ${source}`, { place, hint: "create the directory first, or fix the path" });
   }
   throw new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `bind mount source is not a directory: ${source}`, {
     place,
-    hint: "share the directory that holds the file (virtio-9p shares directories)",
+    hint: "share the directory that holds the file (virtio-9p shares directories), and use the file at its path inside that share",
   });
 }
 

@@ -147,3 +147,27 @@ export function pickSubnet(used: readonly Subnet[]): Subnet {
     hint: "give the network a --subnet of its own",
   });
 }
+
+/** A VM's default route `gateway` must be an address of the network it is given for (`up`, and `skiff config` before it). */
+export function checkGateway(gateway: string, subnet: Subnet, network: string, place: string): string {
+  const ip = parseIpv4(gateway);
+  if (ip === undefined || !subnetContains(subnet, ip)) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `gateway ${gateway} is not on network ${network} (${formatSubnet(subnet)})`, {
+      place,
+      hint: "a gateway must be an address of the network it is given for",
+    });
+  }
+  return gateway;
+}
+
+/** A network's own `gateway`: a host address of its subnet (`network create`, and `skiff config` for a project's networks). */
+export function checkNetworkGateway(gateway: string, subnet: Subnet, place: string): string {
+  const n = parseIpv4(gateway);
+  if (n === undefined || !subnetContains(subnet, n) || n === subnet.base) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `gateway ${gateway} is not a host address of ${formatSubnet(subnet)}`, {
+      place,
+      hint: `leave it out for ${firstHost(subnet)}, or give an address inside the subnet`,
+    });
+  }
+  return gateway;
+}

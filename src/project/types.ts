@@ -31,7 +31,7 @@ export interface ProjectSpec {
   layerPaths: string[];
   /** Keys with no meaning here (compose's `privileged`, …): reported once, never silently dropped. */
   warnings: ConfigWarning[];
-  /** pontoon.yml's `mcp` key, kept as it is for the MCP server. */
+  /** pontoon.yml's top-level `mcp` key, kept as it is for the MCP server. */
   mcp?: unknown;
 }
 
@@ -140,5 +140,10 @@ export interface ServiceSpec {
   /** Cloud images: user-data (absolute path of a file, or inline text) merged into skiff's seed. */
   cloudInit?: { userDataPath?: string; userData?: string; hostname?: string };
   provision: ProvisionStep[];
+  /** pontoon.yml's `mcp` block (its `defaults`' under the service's own): read and checked, for the MCP server; nothing acts on it yet. */
+  mcp?: McpSettings;
   place: Place;
 }
+
+/** A service's `mcp` block from pontoon.yml: its keys as written (JSON values), not interpreted yet. */
+export type McpSettings = Record<string, unknown>;

@@ -17,6 +17,7 @@ import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { z } from "zod/v4";
 import { errnoOf, SkiffError } from "../errors.js";
+import { safeParseUserKeys } from "../util/user-keys.js";
 
 export type RecordRead<T> =
   | { ok: true; value: T; raw: Record<string, unknown> }
@@ -43,7 +44,8 @@ export const portSchema = z.number().int().min(0).max(65535);
 
 /** Check parsed JSON against `schema`; `file` names it in the reason. */
 export function checkRecord<T>(raw: unknown, schema: z.ZodType<T>, file: string): RecordRead<T> {
-  const result = schema.safeParse(raw, { reportInput: true });
+  // A VM's environment or labels may hold a key such as `constructor`, which zod's records refuse as such.
+  const result = safeParseUserKeys(schema, raw, { reportInput: true });
   if (result.success) return { ok: true, value: result.data, raw: raw as Record<string, unknown> };
   return { ok: false, reason: `${file}: ${issueText(result.error.issues)}`, raw };
 }

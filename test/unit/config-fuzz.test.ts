@@ -14,6 +14,7 @@ import type { LoaderContext } from "../../src/config/context.js";
 import { composeToProject } from "../../src/config/compose.js";
 import { pontoonToProject } from "../../src/config/pontoon.js";
 import { skiffToProject } from "../../src/config/skiff-file.js";
+import { validateProject } from "../../src/config/validate.js";
 import { vmfileToProject } from "../../src/config/vmfile.js";
 import { parseYaml, type YamlDoc } from "../../src/config/yaml-doc.js";
 
@@ -134,6 +135,8 @@ describe("loaders under fuzzing", () => {
         const text = mutate(original, value, r);
         try {
           const spec = target.load(text, file, ctx);
+          // What `skiff config` runs after every loader.
+          validateProject(spec);
           expect(Array.isArray(spec.services)).toBe(true);
           specs++;
         } catch (err) {

@@ -4,6 +4,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorOf as failure, rejectionOf } from "./fixtures/errors.js";
 import { loadProject } from "../../src/config/load.js";
+import { validateProject } from "../../src/config/validate.js";
 import type { ProjectSpec } from "../../src/project/types.js";
 import { skiffToProject } from "../../src/config/skiff-file.js";
 import { parseYaml } from "../../src/config/yaml-doc.js";
@@ -14,8 +15,11 @@ import { splitShellWords } from "../../src/config/shell-words.js";
 const dir = "/proj";
 const env = { HOME: "/home/u", FROM_HOST: "hostvalue" };
 
+/** As `skiff config` reads a file: the loader, then the checks every format shares. */
 function load(text: string): ProjectSpec {
-  return skiffToProject([parseYaml(text, "skiff.yml")], { dir, projectName: "proj", files: [`${dir}/skiff.yml`], env });
+  const spec = skiffToProject([parseYaml(text, "skiff.yml")], { dir, projectName: "proj", files: [`${dir}/skiff.yml`], env });
+  validateProject(spec);
+  return spec;
 }
 
 const full = `
@@ -205,7 +209,7 @@ defaults: { image: alpine, memory: 300m, environment: { A: "1", B: "2" }, networ
 services:
   a: {}
   b: { memory: 1g, environment: { B: "3" }, networks: [user] }
-  c: { image-url: ./disk.qcow2 }
+  c: { image-url: ./disk.qcow2, networks: [user] }
 networks: { back: }
 `);
     const [a, b, c] = spec.services;
@@ -252,7 +256,7 @@ const invalid: Array<[what: string, text: string, place: string, message?: RegEx
   ["relative volume target", "services:\n  a:\n    image: x\n    volumes: ['./d:data']\n", "skiff.yml:4:15", /absolute/],
   ["depends_on unknown", "services:\n  a:\n    image: x\n    depends_on: [b]\n", "skiff.yml:4:18", /no service named "b"/],
   ["depends_on unknown (map)", "services:\n  a:\n    image: x\n    depends_on:\n      b: { condition: service_healthy }\n", "skiff.yml:5:7", /no service named "b"/],
-  ["dependency cycle", "services:\n  a: { image: x, depends_on: [b] }\n  b: { image: x, depends_on: [c] }\n  c: { image: x, depends_on: [a] }\n", "skiff.yml:2:30", /a -> b -> c -> a/],
+  ["dependency cycle", "services:\n  a: { image: x, depends_on: [b] }\n  b: { image: x, depends_on: [c] }\n  c: { image: x, depends_on: [a] }\n", "skiff.yml:2:31", /a -> b -> c -> a/],
   ["bad condition", "services:\n  a: { image: x, depends_on: { b: { condition: up } } }\n  b: { image: x }\n", "skiff.yml:2:48", /service_started/],
   ["image and image-url", "services:\n  a:\n    image: x\n    image-url: http://h/d.img\n", "skiff.yml:4:5", /not both/],
   ["image-url and image_url", "services:\n  a:\n    image-url: http://h/d.img\n    image_url: http://h/d.img\n", "skiff.yml:4:5", /same key/],

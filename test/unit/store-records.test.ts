@@ -185,6 +185,14 @@ describe("record schemas", () => {
     expect(read.ok && "futureKey" in read.value).toBe(false);
   });
 
+  it.each(["__proto__", "constructor", "hasOwnProperty", "toString"])("read back an environment variable and a label called %s", (key) => {
+    const spec = machineSpec("keys", { env: JSON.parse(`{"${key}": "a"}`) as Record<string, string>, labels: JSON.parse(`{"${key}": "b"}`) as Record<string, string> });
+    const read = parseRecord(JSON.stringify(spec), machineSpecSchema, "config.json");
+    expect(read.ok).toBe(true);
+    if (!read.ok) return;
+    expect([Object.keys(read.value.env), read.value.env[key], Object.keys(read.value.labels), read.value.labels[key]]).toEqual([[key], "a", [key], "b"]);
+  });
+
   it("name the file and the first problem, and count the rest", () => {
     const read = parseRecord('{"schemaVersion": 2, "id": 1}', vmConfigSchema, "config.json");
     expect(read).toMatchObject({ ok: false, reason: "config.json: schemaVersion: expected 1 (and 3 more problems)" });
