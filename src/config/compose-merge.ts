@@ -130,7 +130,11 @@ export function composeMerge(earlier: unknown, later: unknown, path: Path = []):
   if (earlier === null || earlier === undefined) return later;
   if (replaced.some((p) => matches(p, path))) return later;
   if (asMaps.some((p) => matches(p, path))) return { ...keyValueMap(earlier), ...keyValueMap(later) };
-  if (namedMaps.some((p) => matches(p, path))) return mergeMaps(namesToMap(earlier), namesToMap(later), path);
+  if (namedMaps.some((p) => matches(p, path))) {
+    // A depends_on name alone means "started", as compose-go's normalisation writes it before merging.
+    const bare = matches("services.*.depends_on", path) ? { condition: "service_started" } : null;
+    return mergeMaps(namesToMap(earlier, bare), namesToMap(later, bare), path);
+  }
   if (matches("services.*.build", path)) return mergeMaps(buildMap(earlier), buildMap(later), path);
   if (matches("services.*.logging", path) && isMapping(earlier) && isMapping(later)) {
     // Another driver's options mean nothing for this one.
@@ -243,9 +247,9 @@ function keyValueMap(v: unknown): Record<string, unknown> {
   );
 }
 
-function namesToMap(v: unknown): Record<string, unknown> {
+function namesToMap(v: unknown, bare: unknown): Record<string, unknown> {
   if (isMapping(v)) return v;
-  return Array.isArray(v) ? Object.fromEntries(v.map((name) => [String(name), null])) : {};
+  return Array.isArray(v) ? Object.fromEntries(v.map((name) => [String(name), bare])) : {};
 }
 
 function buildMap(v: unknown): Record<string, unknown> {

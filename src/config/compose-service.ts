@@ -198,6 +198,8 @@ function range(text: string, whole: string, place: string): string[] {
   return Array.from({ length: to - from + 1 }, (_, i) => String(from + i));
 }
 
+const hostKernelFs = ["/proc", "/sys", "/dev"];
+
 function volume(v: NonNullable<ComposeService["volumes"]>[number], service: string, c: ServiceContext, place: string): ServiceVolume[] {
   let type: string;
   let source: string | undefined;
@@ -222,7 +224,14 @@ function volume(v: NonNullable<ComposeService["volumes"]>[number], service: stri
   }
   if (type === "bind") {
     if (source === undefined) configFail(`bind mount to ${target} has no source`, place);
-    return [placed({ kind: "bind", source: hostPath(c.dir, source, c.env), target, readOnly }, place)];
+    const host = hostPath(c.dir, source, c.env);
+    // cAdvisor, node-exporter and the like bind the host's kernel filesystems to look at the host: a VM
+    // has its own, and a 9p share of /proc or /sys would show nothing of the host's anyway.
+    if (hostKernelFs.some((fs) => host === fs || host.startsWith(`${fs}/`))) {
+      c.warnings.add(`volumes ${source}`, place, "the host's /proc, /sys and /dev are not shared into a VM; the guest has its own", service);
+      return [];
+    }
+    return [placed({ kind: "bind", source: host, target, readOnly }, place)];
   }
   if (type !== "volume") {
     c.warnings.add(`volumes type ${type}`, place, "skiff mounts host directories (bind) and volumes only", service);

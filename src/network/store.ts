@@ -21,11 +21,13 @@ import type { NetworkRecord } from "./types.js";
 export const reservedNetworkNames = new Set(["user", "none", "host", "default"]);
 
 export function validateNetworkName(name: string, place = "NAME"): string {
-  // A network's name becomes part of an interface alias and file names: the VM-name alphabet, shorter.
-  if (!namePattern.test(name) || name.length > 32) {
+  // A network's name becomes part of file names (its record, its run directory of link sockets, whose
+  // paths must stay under 108 bytes): the VM-name alphabet, at most 63. Compose names networks
+  // `<project>_<network>`, often past 32 characters.
+  if (!namePattern.test(name) || name.length > 63) {
     throw new SkiffError("ERR_SKIFF_BAD_NAME", `invalid network name ${JSON.stringify(name)}`, {
       place,
-      hint: "use 1 to 32 letters, digits, '_', '.' or '-', starting with a letter or digit",
+      hint: "use 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit",
     });
   }
   if (reservedNetworkNames.has(name)) {

@@ -39,14 +39,19 @@ export function uniqueRandomName(isTaken: (name: string) => boolean, random: () 
   }
 }
 
-export const namePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+/**
+ * 128 characters: compose names VMs `<project>-<service>-<n>`, and real
+ * projects pass 63 (Sentry's `sentry-self-hosted-snuba-generic-metrics-
+ * distributions-consumer-1`). A hostname made from a name is cut to 63.
+ */
+export const namePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
 /** Return `name` if it is a valid name for a VM (or, with `what`, a volume…), else throw ERR_SKIFF_BAD_NAME. */
 export function validateName(name: string, place = "--name", what = "VM"): string {
   if (!namePattern.test(name)) {
     throw new SkiffError("ERR_SKIFF_BAD_NAME", `invalid ${what} name ${JSON.stringify(name)}`, {
       place,
-      hint: "use 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit",
+      hint: "use 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or digit",
     });
   }
   return name;

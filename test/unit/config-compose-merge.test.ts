@@ -54,7 +54,7 @@ describe("the Compose Specification's merge rules", () => {
     // compose-go override tests: environment and labels merge as maps whatever their form.
     ["environment list over map", { environment: { A: "1", B: "2" } }, { environment: ["B=3", "C"] }, { environment: { A: "1", B: "3", C: null } }],
     ["labels map over list", { labels: ["a=1"] }, { labels: { b: "2" } }, { labels: { a: "1", b: "2" } }],
-    ["depends_on list and map", { depends_on: ["db"] }, { depends_on: { cache: { condition: "service_started" } } }, { depends_on: { db: null, cache: { condition: "service_started" } } }],
+    ["depends_on list and map", { depends_on: ["db"] }, { depends_on: { cache: { condition: "service_started" } } }, { depends_on: { db: { condition: "service_started" }, cache: { condition: "service_started" } } }],
     ["networks list and map", { networks: ["front"] }, { networks: { front: { ipv4_address: "10.0.0.2" }, back: null } }, { networks: { front: { ipv4_address: "10.0.0.2" }, back: null } }],
     ["scalars replaced", { image: "a", restart: "always" }, { image: "b" }, { image: "b", restart: "always" }],
     ["build string and map", { build: "." }, { build: { dockerfile: "D" } }, { build: { context: ".", dockerfile: "D" } }],

@@ -57,7 +57,7 @@ describe("validateProject: what up would refuse later", () => {
     ["a network name with a space", "compose", 'services:\n  web: { image: nginx, networks: ["front end"] }\nnetworks:\n  "front end": {}\n', "compose.yaml:4:3", /network front end: invalid network name "front end"/],
     ["a non-ASCII volume name", "compose", "services:\n  web: { image: nginx, volumes: ['données:/data'] }\nvolumes:\n  données: {}\n", "compose.yaml:4:3", /volume données: invalid volume name "données"/],
     ["a pontoon service name with a space", "pontoon", 'services:\n  "my router": { layers: [base] }\n', "pontoon.yml:2:3", /invalid service name "my router"/],
-    ["a service name too long for its VM's name", "compose", `services:\n  ${"s".repeat(60)}:\n    image: nginx\n`, "compose.yaml:2:3", /invalid VM name "demo-s{60}-1"/, /1 to 63/],
+    ["a service name too long for its VM's name", "compose", `services:\n  ${"s".repeat(125)}:\n    image: nginx\n`, "compose.yaml:2:3", /invalid VM name "demo-s{125}-1"/, /1 to 128/],
     ["a pontoon network name that is not ASCII", "pontoon", "networks:\n  réseau: {}\nservices:\n  a: { networks: [réseau] }\n", "pontoon.yml:2:3", /invalid network name "réseau"/],
     ["an address outside its subnet (pontoon)", "pontoon", "networks:\n  lan: { subnet: 10.0.0.0/24 }\nservices:\n  web:\n    networks:\n      lan: { ipv4_address: 10.0.1.80 }\n", "pontoon.yml:4:3", /10\.0\.1\.80 is not a host address of network lan \(10\.0\.0\.0\/24\)/, /inside 10\.0\.0\.0\/24/],
     ["a gateway outside its subnet (pontoon)", "pontoon", "networks:\n  lan: { subnet: 10.0.0.0/24 }\nservices:\n  web:\n    networks:\n      lan: { ipv4_address: 10.0.0.80, gateway: 10.9.0.1 }\n", "pontoon.yml:4:3", /gateway 10\.9\.0\.1 is not on network lan/],
