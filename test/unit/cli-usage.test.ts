@@ -4,7 +4,7 @@ import { SkiffError } from "../../src/errors.js";
 import { closest } from "../../src/util/closest.js";
 import { parseError, runCli } from "./fixtures/cli.js";
 
-describe("argument parsing errors", () => {
+describe("argument parsing errors", { timeout: 30_000 }, () => {
   it.each([
     [["run", "--memroy", "1g", "alpine"], "--memroy", "did you mean --memory? see `skiff run --help`", /unknown option '--memroy'/],
     [["run", "--frobnicate", "alpine"], "--frobnicate", "see `skiff run --help`", /unknown option/],
