@@ -17,6 +17,7 @@ import { registerVolume } from "./commands/volume.js";
 import { registerProject } from "./commands/project.js";
 import { registerAutostart } from "./commands/autostart.js";
 import { registerCompletion } from "./commands/completion.js";
+import { addExamples } from "./examples.js";
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new SkiffCommand("skiff")
@@ -52,5 +53,6 @@ export function buildProgram(ctx: CliContext): Command {
   registerAutostart(program, ctx);
   registerDoctor(program, ctx);
   registerCompletion(program, ctx);
+  addExamples(program);
   return program;
 }
