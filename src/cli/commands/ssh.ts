@@ -42,8 +42,8 @@ export interface SshConfigOptions {
 
 export function sshConfigBlock(opts: SshConfigOptions): string {
   // ssh hands the ProxyCommand to the user's shell after expanding its % tokens: quote for the shell, then escape %.
-  const envWords = Object.entries(opts.env).map(([k, v]) => `${k}=${v}`);
-  const proxy = ["env", ...envWords, ...opts.skiffArgv, "proxy", opts.name].map(shellQuote).join(" ").replaceAll("%", "%%");
+  const envWords = Object.entries(opts.env).map(([k, v]) => `${k}=${shellQuote(v)}`);
+  const proxy = ["env", ...envWords, ...[...opts.skiffArgv, "proxy", opts.name].map(shellQuote)].join(" ").replaceAll("%", "%%");
   const route =
     opts.ssh === undefined
       ? [`  HostName ${opts.name}`, "  User root", `  ProxyCommand ${proxy}`]
