@@ -86,6 +86,9 @@ export const examples: Record<string, string[]> = {
   "autostart ls": ["skiff autostart ls"],
   doctor: ["skiff doctor", "skiff doctor --json"],
   version: ["skiff version", "skiff version --json"],
+  settings: ["skiff settings init", "skiff settings show"],
+  "settings show": ["skiff settings show", "skiff settings show --json"],
+  "settings init": ["skiff settings init", "skiff settings init --force"],
   completion: ["source <(skiff completion bash)", "skiff completion zsh > \"${fpath[1]}/_skiff\"", "skiff completion fish > ~/.config/fish/completions/skiff.fish"],
 };
 

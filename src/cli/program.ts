@@ -17,6 +17,7 @@ import { registerVolume } from "./commands/volume.js";
 import { registerProject } from "./commands/project.js";
 import { registerAutostart } from "./commands/autostart.js";
 import { registerCompletion } from "./commands/completion.js";
+import { registerSettings } from "./commands/settings.js";
 import { addExamples } from "./examples.js";
 
 export function buildProgram(ctx: CliContext): Command {
@@ -52,6 +53,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerProject(program, ctx);
   registerAutostart(program, ctx);
   registerDoctor(program, ctx);
+  registerSettings(program, ctx);
   registerCompletion(program, ctx);
   addExamples(program);
   return program;
