@@ -1,7 +1,7 @@
 /**
  * skiff as a library: `import { Skiff } from "skiff"`.
  */
-export { Skiff, type CreateOptions, type SkiffOptions, type StartOptions } from "./engine/skiff.js";
+export { Skiff, type CreateOptions, type ExecOnceResult, type SkiffOptions, type StartOptions } from "./engine/skiff.js";
 export type { BuildLayersOptions, BuildLayersResult } from "./engine/layers.js";
 export type { LayerEvent } from "./layer/events.js";
 export type { LayerSpec } from "./layer/schema.js";
@@ -10,6 +10,6 @@ export type { BrokenVmInfo } from "./engine/broken.js";
 export type { RunState } from "./engine/status.js";
 export type { ProgressEvent, Phase, SkiffEvents } from "./engine/events.js";
 export { runDoctor, type DoctorReport, type DoctorCheck } from "./engine/doctor.js";
-export type { AgentConnection, CopyOptions, CopyReport, ExecRequest, ExecResult, RunningExec } from "./guest/agent.js";
+export type { AgentConnection, CopyOptions, CopyReport, ExecRequest, ExecResult, RunOptions, RunningExec } from "./guest/agent.js";
 export { SkiffError, ExitCode, errorCodes, type ErrorCode } from "./errors.js";
 export type { MachineSpec, NetworkSpec, PortForward } from "./spec/machine.js";

@@ -5,6 +5,7 @@
 import { Skiff } from "../engine/skiff.js";
 import { printError, progressReporter, type GlobalFlags } from "./output.js";
 import { pullReporter } from "./pull-progress.js";
+import { insecureRegistriesEnv, loadSettings } from "./settings.js";
 
 export interface CliContext {
   flags: GlobalFlags;
@@ -21,6 +22,9 @@ export function makeContext(flags: GlobalFlags): CliContext {
     exitCode: 0,
     skiff() {
       if (engine === undefined) {
+        // Pulls read insecure registries from the environment; the settings file adds its own there.
+        const insecure = insecureRegistriesEnv(loadSettings());
+        if (insecure !== undefined) process.env.SKIFF_INSECURE_REGISTRIES = insecure;
         engine = new Skiff();
         const report = progressReporter(flags);
         if (report !== undefined) engine.on("progress", report);

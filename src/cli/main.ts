@@ -9,10 +9,11 @@ import { killAll } from "../process/runner.js";
 import { makeContext } from "./context.js";
 import { buildProgram } from "./program.js";
 import { printError } from "./output.js";
+import { wantsJson } from "./usage.js";
 
 async function main(argv: string[]): Promise<number> {
   // Known before parsing so that errors during parsing already honour them.
-  const ctx = makeContext({ debug: argv.includes("--debug"), json: false });
+  const ctx = makeContext({ debug: argv.includes("--debug"), json: wantsJson(argv) });
   const program = buildProgram(ctx);
 
   try {
@@ -20,7 +21,7 @@ async function main(argv: string[]): Promise<number> {
     return ctx.exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
-      // Commander has printed its message already (help, version, usage errors).
+      // Help and version (usage errors are SkiffErrors: usage.ts); commander has printed them.
       return err.exitCode === 0 ? 0 : ExitCode.usage;
     }
     if (err instanceof SkiffError && err.details?.silent === true) return err.exitCode;

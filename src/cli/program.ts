@@ -1,5 +1,6 @@
 /** The `skiff` command tree: every verb registered on one commander program (main.ts runs it). */
-import { Command } from "commander";
+import type { Command } from "commander";
+import { SkiffCommand } from "./usage.js";
 import type { CliContext } from "./context.js";
 import { registerDoctor, skiffVersion } from "./commands/doctor.js";
 import { registerLifecycle } from "./commands/lifecycle.js";
@@ -15,15 +16,19 @@ import { registerNetwork } from "./commands/network.js";
 import { registerVolume } from "./commands/volume.js";
 import { registerProject } from "./commands/project.js";
 import { registerAutostart } from "./commands/autostart.js";
+import { registerCompletion } from "./commands/completion.js";
+import { registerSettings } from "./commands/settings.js";
+import { addExamples } from "./examples.js";
 
 export function buildProgram(ctx: CliContext): Command {
-  const program = new Command("skiff")
+  const program = new SkiffCommand("skiff")
     .description("hardware-isolated Linux microVMs that feel like containers")
     .version(skiffVersion(), "-v, --version")
     .option("--debug", "print stack traces of errors")
     .option("--json", "print results and errors as JSON")
     .enablePositionalOptions()
-    .showHelpAfterError("(run `skiff --help` for usage)")
+    // Parse errors become SkiffErrors (usage.ts) with their own "did you mean" hints.
+    .showSuggestionAfterError(false)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
 
@@ -48,5 +53,8 @@ export function buildProgram(ctx: CliContext): Command {
   registerProject(program, ctx);
   registerAutostart(program, ctx);
   registerDoctor(program, ctx);
+  registerSettings(program, ctx);
+  registerCompletion(program, ctx);
+  addExamples(program);
   return program;
 }

@@ -10,6 +10,7 @@ import { restrictUserNetByDefault, type NetworkSpec } from "../spec/machine.js";
 import { SkiffError } from "../errors.js";
 import { parseIpv4 } from "../network/ipam.js";
 import { parseEgress } from "../network/egress.js";
+import { loadSettings, withSettings, type UserSettings } from "./settings.js";
 import { parsePublish } from "../network/ports.js";
 import { validateNetworkName } from "../network/store.js";
 import type { NetworkRequest } from "../engine/vm-network.js";
@@ -120,7 +121,9 @@ function networkRequest(value: string): NetworkRequest {
   return { network: validateNetworkName(name, "--network"), place: "--network", ...(ip === undefined ? {} : { ip }) };
 }
 
-export function createOptionsFrom(image: string, command: string[], flags: MachineFlags): CreateOptions {
+/** Create options from the flags, with the user's settings file (settings.ts) for what they leave out. */
+export function createOptionsFrom(image: string, command: string[], given: MachineFlags, settings: UserSettings = loadSettings()): CreateOptions {
+  const flags = withSettings(given, settings);
   return {
     image,
     command,

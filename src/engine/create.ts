@@ -33,6 +33,8 @@ export interface CreateOptions {
   /** Default: the name, made a valid host name. */
   hostname?: string;
   cpus?: number;
+  /** Memory as the CLI takes it: MiB as a number, or "512m", "1g" (checkCreateOptions turns it into memoryMiB). */
+  memory?: number | string;
   memoryMiB?: number;
   env?: Record<string, string>;
   /** CMD; empty or absent: the image's. */
@@ -55,6 +57,8 @@ export interface CreateOptions {
   labels?: Record<string, string>;
   /** Boot a cloud image (URL or path) instead of `image`; also implied when `image` looks like one (isCloudRef). */
   imageUrl?: string;
+  /** Cloud images: the disk size as the CLI takes it: MiB as a number, or "20g" (checkCreateOptions turns it into diskBytes). */
+  disk?: number | string;
   /** Cloud images: grow the disk to this many bytes (`--disk 20G`). */
   diskBytes?: number;
   /** Cloud images: the user skiff logs in as (default `skiff`), made by cloud-init with passwordless sudo. */

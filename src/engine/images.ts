@@ -3,7 +3,7 @@
  * disk usage. Bases live in the cache shared by every VM of a host; a base a
  * VM is made from is never removed under it.
  */
-import { fetchCloudImage, type CloudImage } from "../image/cloud.js";
+import { fetchCloudImage, listCloudImages, type CloudImage } from "../image/cloud.js";
 import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { SkiffError } from "../errors.js";
@@ -27,10 +27,14 @@ export interface ImageContext {
 }
 
 export interface ImageSummary extends CachedImage {
-  /** References pulled as this image. */
+  /** A microVM base (ext4) or a cloud image (a whole disk fetched by URL or path). */
+  kind: "base" | "cloud";
+  /** References pulled as this image (a cloud image's: its URL or path). */
   refs: string[];
   /** VMs whose disks sit on it. */
   usedBy: string[];
+  /** No name and no reference: what `image prune` removes (Docker's dangling image). */
+  dangling: boolean;
 }
 
 export async function pullImageBase(
@@ -64,15 +68,39 @@ export async function importImageBase(
   });
 }
 
+/**
+ * Every image, newest first: microVM bases and cloud images. A name belongs
+ * to one image, as a tag does in Docker: when two have it (two imports of
+ * `rootfs.tar` without --name, a pull that moved a tag), the newest keeps it
+ * and the older ones are listed as <none>, dangling unless a reference still
+ * points at them.
+ */
 export async function listImageSummaries(ctx: ImageContext): Promise<ImageSummary[]> {
   // Staging of killed imports and pulls is not an image; `image ls` is where a user looks, so it goes now.
   await sweepImageStaging(ctx.cacheDir);
-  const [images, refs, vms] = await Promise.all([listImages(ctx.cacheDir), readRefIndex(ctx.cacheDir), ctx.vms()]);
-  return images.map((image) => ({
-    ...image,
-    refs: Object.keys(refs).filter((r) => refs[r] === image.digest),
-    usedBy: vms.filter((v) => v.imageDigest === image.digest).map((v) => v.name),
-  }));
+  const [images, clouds, refs, vms] = await Promise.all([listImages(ctx.cacheDir), listCloudImages(ctx.cacheDir), readRefIndex(ctx.cacheDir), ctx.vms()]);
+  const all = [
+    ...images.map((image) => ({ ...image, kind: "base" as const, refs: Object.keys(refs).filter((r) => refs[r] === image.digest) })),
+    ...clouds.map((c) => ({
+      name: c.name,
+      digest: c.digest,
+      basePath: c.path,
+      sizeBytes: c.virtualSize,
+      diskUsageBytes: c.diskUsageBytes,
+      builtin: false,
+      createdAt: c.fetchedAt,
+      ref: c.source,
+      kind: "cloud" as const,
+      refs: [c.source],
+    })),
+  ].sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+  const named = new Set<string>();
+  return all.map((image) => {
+    const name = image.name === undefined || named.has(image.name) ? undefined : image.name;
+    if (name !== undefined) named.add(name);
+    const usedBy = vms.filter((v) => v.imageDigest === image.digest).map((v) => v.name);
+    return { ...image, name, usedBy, dangling: name === undefined && image.refs.length === 0 };
+  });
 }
 
 /** An image by local name, reference, digest or digest prefix. */
@@ -90,6 +118,12 @@ export async function findImage(ctx: ImageContext, query: string): Promise<Image
 }
 
 async function removeBase(ctx: ImageContext, image: ImageSummary): Promise<void> {
+  if (image.kind === "cloud") {
+    // The meta file first: a cloud image without it is not listed, one without its disk is fetched again.
+    await rm(image.basePath.replace(/\.[a-z0-9]+$/, ".json"), { force: true });
+    await rm(image.basePath, { force: true });
+    return;
+  }
   await rm(imagePath(ctx.cacheDir, image.digest), { force: true });
   await rm(imageRecordPath(ctx.cacheDir, image.digest), { force: true });
   const refs = await readRefIndex(ctx.cacheDir);
@@ -111,13 +145,18 @@ export async function removeImage(ctx: ImageContext, query: string): Promise<Ima
   return image;
 }
 
-/** Bytes freed and what went: unused bases (not the built-in one unless all), blobs no pulled image needs, staging of killed imports and pulls. */
+/**
+ * Docker's prune: dangling images no VM uses (no name, no reference), or
+ * with `all` every image no VM uses (the built-in base is made again when
+ * needed); then blobs no pulled image needs and staging of killed imports
+ * and pulls. Returns what went and the bytes freed.
+ */
 export async function pruneImages(ctx: ImageContext, opts: { all?: boolean } = {}): Promise<{ removed: string[]; freedBytes: number }> {
   const removed: string[] = [];
   // First, so that the listing's own sweep does not take the staging away uncounted.
   let freed = (await sweepImageStaging(ctx.cacheDir)).bytes;
   for (const image of await listImageSummaries(ctx)) {
-    if (image.usedBy.length > 0 || (image.builtin && opts.all !== true)) continue;
+    if (image.usedBy.length > 0 || !(image.dangling || opts.all === true)) continue;
     freed += image.diskUsageBytes;
     await removeBase(ctx, image);
     removed.push(image.name ?? image.digest);

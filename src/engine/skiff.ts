@@ -7,7 +7,10 @@
 import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import { SkiffError } from "../errors.js";
-import { connectAgent, type AgentConnection } from "../guest/agent.js";
+import { connectAgent, type AgentConnection, type CopyOptions, type CopyReport, type RunOptions } from "../guest/agent.js";
+import { checkCreateOptions } from "./create-options.js";
+import { copyOnce, execOnce, type CopyOnceOptions, type ExecOnceResult } from "./oneshot.js";
+import { currentProcess } from "../process/pid.js";
 import { ProcTable } from "../process/procs.js";
 import { defaultRunner, type Runner } from "../process/runner.js";
 import { skiffPaths } from "../store/paths.js";
@@ -34,6 +37,7 @@ import { buildLayers, type BuildLayersOptions, type BuildLayersResult } from "./
 import { crashPoint } from "../util/crash-point.js";
 
 export type { CreateOptions } from "./create.js";
+export type { CopyOnceOptions, ExecOnceResult } from "./oneshot.js";
 export type { BuildLayersOptions, BuildLayersResult } from "./layers.js";
 export type { MountRequest, VolumeCreateOptions, VolumeInfo, VolumeUser } from "./volumes.js";
 
@@ -82,8 +86,10 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     return this.#facts;
   }
 
-  async create(opts: CreateOptions): Promise<VmInfo> {
+  async create(input: CreateOptions): Promise<VmInfo> {
     const t0 = Date.now();
+    // Checked here, the library's door: callers in plain JavaScript get an error for a key skiff does not know.
+    const opts = checkCreateOptions(input);
     await this.reconcile();
     const record = await createVm(this, opts, t0).catch((err: unknown) => {
       throw homeNoSpace(err, this.home, `creating VM ${opts.name ?? ""}`.trim());
@@ -333,6 +339,16 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       ...(await this.store.scan()).broken.map((b) => ({ name: b.name ?? b.id, imageDigest: b.config?.image?.digest, dir: b.paths.dir })),
     ];
     return { cacheDir: this.cacheDir, home: this.home, runner: this.runner, vms };
+  }
+
+  /** Run one command in a running VM and collect its output (`connect()` for many on one connection). */
+  exec(name: string, argv: string[], opts: RunOptions = {}): Promise<ExecOnceResult> {
+    return execOnce((vm) => this.connect(vm), name, argv, opts);
+  }
+
+  /** `docker cp`: one side `NAME:/absolute/path`; out of a VM, the report says what was not copied as it was. */
+  cp(src: string, dst: string, opts: CopyOnceOptions = {}): Promise<CopyReport | undefined> {
+    return copyOnce((vm) => this.connect(vm), src, dst, opts);
   }
 
   /** An SSH connection to the running VM's guest agent. */

@@ -7,8 +7,8 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { pathExists } from "../util/fs.js";
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { pathExists, readdirOrEmpty } from "../util/fs.js";
 import { basename, join, resolve as resolvePath } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -183,6 +183,36 @@ export async function qemuImgInfo(runner: Runner, path: string): Promise<{ forma
   const r = await runner.run("qemu-img", ["info", "--output=json", path], { check: true, debianPackage: "qemu-utils" });
   const info = JSON.parse(r.stdout) as { format: string; "virtual-size": number; "backing-filename"?: string };
   return { format: info.format, virtualSize: info["virtual-size"], ...(info["backing-filename"] ? { backing: info["backing-filename"] } : {}) };
+}
+
+/** A cached cloud image as `image ls` shows it: named after its file, with the URL (or path) as its reference. */
+export interface CachedCloudImage {
+  name: string;
+  source: string;
+  digest: string;
+  path: string;
+  /** The meta file beside it, which goes with it on removal. */
+  metaPath: string;
+  virtualSize: number;
+  diskUsageBytes: number;
+  fetchedAt: string;
+}
+
+export async function listCloudImages(cacheDir: string): Promise<CachedCloudImage[]> {
+  const dir = join(cacheDir, "cloud");
+  const found: CachedCloudImage[] = [];
+  for (const file of await readdirOrEmpty(dir)) {
+    if (!/^[0-9a-f]{64}\.json$/.test(file)) continue;
+    const metaPath = join(dir, file);
+    const entry = await readEntry(metaPath);
+    if (entry === undefined) continue;
+    const path = join(dir, file.replace(/\.json$/, `.${entry.format}`));
+    const st = await stat(path).catch(() => undefined);
+    if (st === undefined) continue;
+    const name = basename(entry.source.replace(/[?#].*$/, "")) || entry.source;
+    found.push({ name, source: entry.source, digest: entry.digest, path, metaPath, virtualSize: entry.virtualSize, diskUsageBytes: st.blocks * 512, fetchedAt: entry.fetchedAt });
+  }
+  return found;
 }
 
 async function readEntry(path: string): Promise<CacheEntry | undefined> {

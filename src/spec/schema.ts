@@ -13,7 +13,7 @@ import { namePattern } from "../util/names.js";
 import type { MachineSpec } from "./machine.js";
 
 const strings = z.array(z.string());
-const restartPolicy = z.enum(["no", "on-failure", "always", "unless-stopped"]);
+export const restartPolicySchema = z.enum(["no", "on-failure", "always", "unless-stopped"]);
 const stringMap = z.record(z.string(), z.string());
 
 export const portForwardSchema = z.object({
@@ -30,7 +30,7 @@ const guestForward = z.object({
   hostPort: portSchema,
 });
 
-const network = z.discriminatedUnion("mode", [
+export const networkSpecSchema = z.discriminatedUnion("mode", [
   z.object({ mode: z.literal("none") }),
   z.object({ mode: z.literal("user"), restrict: z.boolean(), forwards: z.array(portForwardSchema), guestForwards: z.array(guestForward).optional() }),
 ]);
@@ -48,7 +48,7 @@ const boot = z.discriminatedUnion("kind", [
   }),
 ]);
 
-const mount = z.discriminatedUnion("kind", [
+export const mountSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("bind"), source: z.string(), target: z.string(), readOnly: z.boolean() }),
   z.object({ kind: z.literal("volume"), volume: z.string(), target: z.string(), readOnly: z.boolean() }),
 ]);
@@ -66,15 +66,15 @@ export const machineSpecSchema = schemaFor<MachineSpec>()(
     user: z.string().optional(),
     workingDir: z.string().optional(),
     exposedPorts: strings.default([]),
-    network,
+    network: networkSpecSchema,
     networks: z.array(networkAttachmentSchema).optional(),
     dns: strings.optional(),
     autoRemove: z.boolean().default(false),
     labels: stringMap.default({}),
     boot: boot.optional(),
-    mounts: z.array(mount).optional(),
+    mounts: z.array(mountSchema).optional(),
     kernel: z.object({ path: z.string().optional(), args: strings.optional() }).optional(),
-    init: z.object({ restart: restartPolicy }).optional(),
+    init: z.object({ restart: restartPolicySchema }).optional(),
     egress: z
       .object({
         policy: z.enum(["all", "deny", "allow"]),
@@ -82,6 +82,6 @@ export const machineSpecSchema = schemaFor<MachineSpec>()(
         hostLoopback: z.boolean(),
       })
       .optional(),
-    restart: restartPolicy.optional(),
+    restart: restartPolicySchema.optional(),
   }),
 );

@@ -50,9 +50,24 @@ export function skiffPaths(opts: PathEnv = {}): SkiffPaths {
   const home = skiffHome(opts);
   return {
     home,
-    cache: env.SKIFF_CACHE ? resolve(env.SKIFF_CACHE) : join(home, "cache"),
+    cache: env.SKIFF_CACHE ? resolve(env.SKIFF_CACHE) : defaultCache(home, opts),
     vms: vmsDir(home),
   };
+}
+
+/**
+ * Caches are rebuildable, so XDG puts them apart from data ($XDG_CACHE_HOME,
+ * ~/.cache), where backups skip them. Root keeps /var/lib/skiff/cache, and an
+ * explicit SKIFF_HOME keeps its cache inside it: moving the home moves
+ * everything, as tests and odd hosts expect.
+ */
+function defaultCache(home: string, opts: PathEnv): string {
+  const env = opts.env ?? process.env;
+  const uid = opts.uid ?? process.getuid?.() ?? -1;
+  if (env.SKIFF_HOME || uid === 0) return join(home, "cache");
+  const xdg = env.XDG_CACHE_HOME;
+  if (xdg && xdg.startsWith("/")) return join(xdg, "skiff");
+  return join(opts.userHome ?? homedir(), ".cache", "skiff");
 }
 
 export function vmsDir(home: string): string {

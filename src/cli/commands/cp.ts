@@ -1,22 +1,7 @@
 /** cp: copy files and directories between the host and a VM (`NAME:/path` on one side). */
 import type { Command } from "commander";
-import { SkiffError } from "../../errors.js";
 import type { CopyReport } from "../../index.js";
 import type { CliContext } from "../context.js";
-
-interface Endpoint {
-  vm?: string;
-  path: string;
-}
-
-/** `name:/path` is a VM path; anything else (including ./a:b, /abs) is a host path, as with docker cp. */
-export function parseEndpoint(arg: string): Endpoint {
-  const m = arg.match(/^([a-zA-Z0-9][a-zA-Z0-9_.-]*):(.*)$/);
-  if (m === null || arg.startsWith("/") || arg.startsWith(".")) return { path: arg };
-  const path = m[2] ?? "";
-  if (path === "") throw new SkiffError("ERR_SKIFF_BAD_PATH", `no path after the VM name in ${arg}`, { place: arg, hint: "write NAME:/path" });
-  return { vm: m[1] ?? "", path };
-}
 
 function plural(n: number, one: string, many: string): string {
   return `${n} ${n === 1 ? one : many}`;
@@ -62,32 +47,8 @@ it; \`skiff cp - NAME:/dir\` unpacks a tar from stdin into an existing
 directory of the VM (owned by root there unless -a).`,
     )
     .action(async (srcArg: string, dstArg: string, flags: { archive?: boolean }) => {
-      const src = parseEndpoint(srcArg);
-      const dst = parseEndpoint(dstArg);
-      if ((src.vm === undefined) === (dst.vm === undefined)) {
-        throw new SkiffError("ERR_SKIFF_USAGE", "exactly one side of cp must be a VM path (NAME:/path)", {
-          place: `${srcArg} ${dstArg}`,
-          hint: "e.g. skiff cp ./file web:/tmp/ or skiff cp web:/etc/hostname .",
-        });
-      }
-      const vm = (src.vm ?? dst.vm) as string;
-      const guestPath = src.vm !== undefined ? src.path : dst.path;
-      if (!guestPath.startsWith("/")) {
-        throw new SkiffError("ERR_SKIFF_BAD_PATH", `guest paths must be absolute: ${guestPath}`, { place: src.vm !== undefined ? srcArg : dstArg });
-      }
-      const opts = { archive: flags.archive === true };
-      const conn = await ctx.skiff().connect(vm);
-      try {
-        if (dstArg === "-") await conn.copyOutTar(guestPath, process.stdout);
-        else if (srcArg === "-") await conn.copyInTar(process.stdin, guestPath, opts);
-        else if (src.vm !== undefined) {
-          const warning = copyWarning(await conn.copyFrom(src.path, dst.path, opts), srcArg);
-          if (warning !== undefined && !ctx.flags.json) process.stderr.write(`${warning}\n`);
-        } else {
-          await conn.copyTo(src.path, dst.path, opts);
-        }
-      } finally {
-        await conn.close();
-      }
+      const report = await ctx.skiff().cp(srcArg, dstArg, { archive: flags.archive === true, input: process.stdin, output: process.stdout });
+      const warning = report === undefined ? undefined : copyWarning(report, srcArg);
+      if (warning !== undefined && !ctx.flags.json) process.stderr.write(`${warning}\n`);
     });
 }

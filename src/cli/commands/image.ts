@@ -61,7 +61,7 @@ export function registerImage(program: Command, ctx: CliContext): void {
 
   image
     .command("ls")
-    .description("list images (bootable bases in the cache)")
+    .description("list images: microVM bases and cloud images (a name belongs to the newest image that has it; older ones show <none>)")
     .option("--json", "print JSON")
     .action(async () => {
       const images = await listImageSummaries(ctx.skiff().images);
@@ -102,8 +102,8 @@ export function registerImage(program: Command, ctx: CliContext): void {
 
   image
     .command("prune")
-    .description("remove images no VM uses and the downloaded layers no image needs")
-    .option("-a, --all", "also the built-in base image")
+    .description("remove dangling images (no name, no reference) no VM uses, and the downloaded layers no image needs")
+    .option("-a, --all", "remove every image no VM uses (named ones, cloud images, the built-in base)")
     .action(async (flags: { all?: boolean }) => {
       const r = await pruneImages(ctx.skiff().images, { all: flags.all === true });
       for (const name of r.removed) process.stdout.write(`Deleted: ${name}\n`);

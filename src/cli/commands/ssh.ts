@@ -15,35 +15,64 @@ import { guestProcesses } from "../../guest/top.js";
 import { vmPaused } from "../../engine/pause.js";
 import { sshEndpoint } from "../../engine/ready.js";
 import { agentHandshake } from "../../guest/agent-handshake.js";
+import { shellQuote } from "../../guest/shell-command.js";
 import { tryLock } from "../../store/lock.js";
 import { vmFiles } from "../../store/vmdir.js";
 import type { CliContext } from "../context.js";
 import { attachSession } from "../session.js";
 
-export function sshConfigBlock(opts: { name: string; dir: string; skiffCommand: string; ssh?: ReturnType<typeof sshEndpoint> }): string {
+/** A value in an OpenSSH config file: `%` is ssh's token escape, and a value with blanks is quoted. */
+function sshValue(value: string): string {
+  const escaped = value.replaceAll("%", "%%");
+  return /[\s"]/.test(escaped) ? `"${escaped.replaceAll('"', '\\"')}"` : escaped;
+}
+
+export interface SshConfigOptions {
+  name: string;
+  dir: string;
+  /** How to run skiff: [node, main.js], or ["skiff"]. */
+  skiffArgv: string[];
+  /**
+   * SKIFF_HOME (and SKIFF_CACHE) the block was made for: ssh runs the
+   * ProxyCommand from the user's shell, where skiff's environment may not
+   * be set, and the proxy must find the VM in the same home.
+   */
+  env: Record<string, string>;
+  ssh?: ReturnType<typeof sshEndpoint>;
+}
+
+export function sshConfigBlock(opts: SshConfigOptions): string {
+  // ssh hands the ProxyCommand to the user's shell after expanding its % tokens: quote for the shell, then escape %.
+  const envWords = Object.entries(opts.env).map(([k, v]) => `${k}=${shellQuote(v)}`);
+  const proxy = ["env", ...envWords, ...[...opts.skiffArgv, "proxy", opts.name].map(shellQuote)].join(" ").replaceAll("%", "%%");
   const route =
     opts.ssh === undefined
-      ? [`  HostName ${opts.name}`, "  User root", `  ProxyCommand ${opts.skiffCommand} proxy ${opts.name}`]
+      ? [`  HostName ${opts.name}`, "  User root", `  ProxyCommand ${proxy}`]
       : [`  HostName ${opts.ssh.host}`, `  Port ${opts.ssh.port}`, `  User ${opts.ssh.user}`];
   return [
     `Host ${opts.name} skiff-${opts.name}`,
     ...route,
-    `  IdentityFile ${opts.dir}/id_ed25519`,
+    `  IdentityFile ${sshValue(`${opts.dir}/id_ed25519`)}`,
     "  IdentitiesOnly yes",
-    `  UserKnownHostsFile ${opts.dir}/known_hosts`,
+    `  UserKnownHostsFile ${sshValue(`${opts.dir}/known_hosts`)}`,
     `  HostKeyAlias skiff-${opts.name}`,
     "  StrictHostKeyChecking yes",
     "",
   ].join("\n");
 }
 
-function skiffCommand(): string {
+function skiffArgv(): string[] {
   const script = process.argv[1] ?? "skiff";
   try {
-    return `${process.execPath} ${realpathSync(script)}`;
+    return [process.execPath, realpathSync(script)];
   } catch {
-    return "skiff";
+    return ["skiff"];
   }
+}
+
+/** The home (and cache, when it was moved apart) a proxy must use to find the VMs listed. */
+export function proxyEnv(skiff: { home: string; cacheDir: string }, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return { SKIFF_HOME: skiff.home, ...(env.SKIFF_CACHE ? { SKIFF_CACHE: skiff.cacheDir } : {}) };
 }
 
 export function registerSsh(program: Command, ctx: CliContext): void {
@@ -73,9 +102,10 @@ export function registerSsh(program: Command, ctx: CliContext): void {
     .action(async (names: string[]) => {
       const skiff = ctx.skiff();
       const infos = names.length === 0 ? await skiff.list({ all: true }) : await Promise.all(names.map((n) => skiff.inspect(n)));
-      const cmd = skiffCommand();
+      const argv = skiffArgv();
+      const env = proxyEnv(skiff);
       const blocks = await Promise.all(
-        infos.map(async (i) => sshConfigBlock({ name: i.name, dir: i.dir, skiffCommand: cmd, ssh: sshEndpoint((await skiff.store.get(i.id)).config.spec) })),
+        infos.map(async (i) => sshConfigBlock({ name: i.name, dir: i.dir, skiffArgv: argv, env, ssh: sshEndpoint((await skiff.store.get(i.id)).config.spec) })),
       );
       process.stdout.write(blocks.join("\n"));
     });

@@ -1,0 +1,52 @@
+/**
+ * `skiff completion bash|zsh|fish` prints a completion script; the hidden
+ * `skiff __complete KIND` lists the names those scripts offer at Tab time.
+ * It reads the records only (no reconcile, no QEMU, no network setup), so a
+ * Tab press costs one Node start.
+ */
+import { Argument, type Command } from "commander";
+import { listImages } from "../../image/cache.js";
+import { readRefIndex } from "../../image/registry/refs.js";
+import { NetworkStore } from "../../network/store.js";
+import { VolumeStore } from "../../volume/store.js";
+import { completionTree, nameKinds, type NameKind } from "../completion-spec.js";
+import { bashScript, fishScript, zshScript } from "../completion-scripts.js";
+import type { CliContext } from "../context.js";
+
+const scripts = { bash: bashScript, zsh: zshScript, fish: fishScript } as const;
+
+async function names(ctx: CliContext, kind: NameKind): Promise<string[]> {
+  const skiff = ctx.skiff();
+  switch (kind) {
+    case "vms":
+      return (await skiff.store.list()).map((r) => r.name);
+    case "images": {
+      const [images, refs] = await Promise.all([listImages(skiff.cacheDir), readRefIndex(skiff.cacheDir)]);
+      return [...images.flatMap((i) => (i.name === undefined ? [] : [i.name])), ...Object.keys(refs)];
+    }
+    case "networks":
+      return (await new NetworkStore(skiff.home).list()).map((n) => n.name);
+    case "volumes":
+      return (await new VolumeStore(skiff.home).list()).map((v) => v.name);
+  }
+}
+
+export function registerCompletion(program: Command, ctx: CliContext): void {
+  program
+    .command("completion")
+    .description("print a shell completion script (commands, flags, VM, image, network and volume names)")
+    .addArgument(new Argument("<shell>", "bash, zsh or fish").choices(Object.keys(scripts)))
+    .action((shell: keyof typeof scripts) => {
+      process.stdout.write(scripts[shell](completionTree(program)));
+    });
+
+  program
+    .command("__complete", { hidden: true })
+    .description("list names for shell completion, one a line")
+    .addArgument(new Argument("<kind>").choices(nameKinds))
+    .action(async (kind: NameKind) => {
+      // Unreadable records are not worth an error under the user's cursor: offer what could be read.
+      const found = await names(ctx, kind).catch(() => []);
+      process.stdout.write([...new Set(found)].sort().map((n) => `${n}\n`).join(""));
+    });
+}

@@ -1,0 +1,104 @@
+/**
+ * The user's settings file, `$XDG_CONFIG_HOME/skiff/config.yml` (default
+ * ~/.config/skiff/config.yml): defaults for `run` and `create` that flags
+ * override, and registries to speak plain HTTP to. Read when a command
+ * needs it, so a broken file stops only those commands, with its
+ * file:line:column, and `skiff settings show` can still say what is wrong.
+ */
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { z } from "zod/v4";
+import { configError } from "../config/zod-error.js";
+import { parseYaml } from "../config/yaml-doc.js";
+import { errnoOf, SkiffError } from "../errors.js";
+import { parseCpus, parseMemory } from "../util/units.js";
+
+const words = z.union([z.string().min(1), z.array(z.string().min(1))]).transform((v) => (Array.isArray(v) ? v : [v]));
+
+const settingsSchema = z.strictObject({
+  /** `--memory` when none is given: MiB as a number, or "512m", "1g". */
+  memory: z.union([z.number().positive(), z.string().min(1)]).optional(),
+  cpus: z.number().int().positive().optional(),
+  /** `--network` when none is given: user, none, or named networks. */
+  network: words.optional(),
+  /** Docker's registry-mirrors: read and shown, not used by pulls yet (`settings show` says so). */
+  "registry-mirrors": z.array(z.string().min(1)).optional(),
+  /** Registries spoken to over plain HTTP (as SKIFF_INSECURE_REGISTRIES). */
+  "insecure-registries": z.array(z.string().min(1)).optional(),
+});
+
+export type UserSettings = z.output<typeof settingsSchema>;
+
+/** Where the file is: XDG says a relative XDG_CONFIG_HOME is invalid and must be ignored. */
+export function settingsPath(env: NodeJS.ProcessEnv = process.env, userHome = homedir()): string {
+  const xdg = env.XDG_CONFIG_HOME;
+  return join(xdg && xdg.startsWith("/") ? xdg : join(userHome, ".config"), "skiff", "config.yml");
+}
+
+/** The settings in `text` (from `file`), checked: a wrong key or value is ERR_SKIFF_CONFIG at its line:column. */
+export function parseSettings(text: string, file: string): UserSettings {
+  const doc = parseYaml(text, file);
+  // An empty file (or one of comments only, as `settings init` writes) sets nothing.
+  const parsed = settingsSchema.safeParse(doc.value ?? {});
+  if (!parsed.success) throw configError(parsed.error, doc.placeOf, doc.keyPlaceOf, file, `see \`skiff settings init\` for every setting`);
+  const s = parsed.data;
+  // The same checks the flags get, so a bad size fails here with the file's place.
+  if (s.memory !== undefined) parseMemory(String(s.memory), doc.placeOf(["memory"]));
+  if (s.cpus !== undefined) parseCpus(String(s.cpus), doc.placeOf(["cpus"]));
+  return s;
+}
+
+/** The user's settings; none when the file does not exist. */
+export function loadSettings(path = settingsPath()): UserSettings {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    if (errnoOf(err) === "ENOENT") return {};
+    throw new SkiffError("ERR_SKIFF_CONFIG", `cannot read ${path}: ${errnoOf(err) ?? String(err)}`, { place: path, cause: err });
+  }
+  return parseSettings(text, path);
+}
+
+/** What `skiff settings init` writes: every setting, commented out, with its meaning. */
+export const settingsTemplate = `# skiff user settings (skiff settings show prints what is in effect).
+# Flags given on the command line win over these.
+
+# Memory of VMs made by run and create without --memory (MiB, or 512m, 1g).
+# memory: 512m
+
+# vCPUs without --cpus.
+# cpus: 2
+
+# --network when none is given: user, none, or networks from \`skiff network ls\`.
+# network: user
+
+# Docker Hub mirrors (Docker's registry-mirrors): read and shown, but pulls do not use them yet.
+# registry-mirrors:
+#   - https://mirror.gcr.io
+
+# Registries spoken to over plain HTTP (loopback ones always are).
+# insecure-registries:
+#   - registry.lan:5000
+`;
+
+/** `--memory`, `--cpus` and `--network` from the settings where the command line gave none. */
+export function withSettings<F extends { memory?: string; cpus?: string; network: string[] }>(flags: F, settings: UserSettings): F {
+  return {
+    ...flags,
+    ...(flags.memory === undefined && settings.memory !== undefined ? { memory: String(settings.memory) } : {}),
+    ...(flags.cpus === undefined && settings.cpus !== undefined ? { cpus: String(settings.cpus) } : {}),
+    ...(flags.network.length === 0 && settings.network !== undefined ? { network: settings.network } : {}),
+  };
+}
+
+/**
+ * The settings' insecure registries joined to SKIFF_INSECURE_REGISTRIES,
+ * which every registry connection reads (image/registry/transport.ts).
+ */
+export function insecureRegistriesEnv(settings: UserSettings, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const extra = settings["insecure-registries"] ?? [];
+  if (extra.length === 0) return env.SKIFF_INSECURE_REGISTRIES;
+  return [env.SKIFF_INSECURE_REGISTRIES, ...extra].filter((s) => s !== undefined && s !== "").join(",");
+}

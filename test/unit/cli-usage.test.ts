@@ -1,0 +1,63 @@
+/** Errors from argument parsing have the shape of every other error: code, place, hint, --json, exit code 2. */
+import { describe, expect, it } from "vitest";
+import { SkiffError } from "../../src/errors.js";
+import { closest } from "../../src/util/closest.js";
+import { parseError, runCli } from "./fixtures/cli.js";
+
+describe("argument parsing errors", { timeout: 30_000 }, () => {
+  it.each([
+    [["run", "--memroy", "1g", "alpine"], "--memroy", "did you mean --memory? see `skiff run --help`", /unknown option '--memroy'/],
+    [["run", "--frobnicate", "alpine"], "--frobnicate", "see `skiff run --help`", /unknown option/],
+    [["netwrk", "ls"], "netwrk", "did you mean `skiff network`? see `skiff --help`", /unknown command 'netwrk'/],
+    [["image", "prnue"], "prnue", "did you mean `skiff image prune`? see `skiff image --help`", /unknown command 'prnue'/],
+    [["exec"], "<name>", "see `skiff exec --help`", /missing required argument 'name'/],
+    [["run", "-m"], "--memory", "see `skiff run --help`", /argument missing/],
+    [["completion", "tcsh"], "<shell>", "see `skiff completion --help`", /Allowed choices are bash, zsh, fish/],
+    [["login", "example.org"], "--username", "see `skiff login --help`", /required option/],
+  ])("skiff %j: place %s", async (args, place, hint, message) => {
+    const err = await parseError(args);
+    expect(err).toBeInstanceOf(SkiffError);
+    expect(err).toMatchObject({ code: "ERR_SKIFF_USAGE", place, hint, exitCode: 2 });
+    expect((err as SkiffError).message).toMatch(message);
+    expect((err as SkiffError).message).not.toMatch(/^error:/);
+  });
+
+  it("the CLI prints them as it prints every error, and as JSON with --json", () => {
+    const plain = runCli(["run", "--memroy", "1g", "alpine"]);
+    expect(plain.code).toBe(2);
+    expect(plain.stdout).toBe("");
+    expect(plain.stderr).toBe("skiff: error ERR_SKIFF_USAGE (--memroy): unknown option '--memroy'\n  hint: did you mean --memory? see `skiff run --help`\n");
+
+    const json = runCli(["--json", "netwrk", "ls"]);
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.stderr)).toEqual({
+      error: {
+        code: "ERR_SKIFF_USAGE",
+        message: "unknown command 'netwrk'",
+        place: "netwrk",
+        hint: "did you mean `skiff network`? see `skiff --help`",
+        details: { commander: "commander.unknownCommand" },
+      },
+    });
+  });
+
+  it("--json after `--` belongs to the guest command, not to skiff", () => {
+    const r = runCli(["exec", "--frob", "--", "--json"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^skiff: error ERR_SKIFF_USAGE \(--frob\)/);
+  });
+
+  it("help and version still exit 0", () => {
+    expect(runCli(["--help"])).toMatchObject({ code: 0, stderr: "" });
+    expect(runCli(["--version"]).code).toBe(0);
+  });
+});
+
+describe("closest", () => {
+  it("finds typos and prefixes, not unrelated words", () => {
+    expect(closest("netwrk", ["network", "volume"])).toBe("network");
+    expect(closest("vol", ["network", "volume"])).toBe("volume");
+    expect(closest("--memroy", ["--memory", "--name"])).toBe("--memory");
+    expect(closest("bogus", ["network", "volume", "run"])).toBeUndefined();
+  });
+});

@@ -1,0 +1,86 @@
+/** The user settings file: where it is, what it may say (errors at file:line:column), and that flags win over it. */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { insecureRegistriesEnv, loadSettings, parseSettings, settingsPath, settingsTemplate, withSettings } from "../../src/cli/settings.js";
+import { createOptionsFrom, type MachineFlags } from "../../src/cli/spec-flags.js";
+import { skiffPaths } from "../../src/store/paths.js";
+import { runCli } from "./fixtures/cli.js";
+
+const noFlags: MachineFlags = { env: [], network: [], dns: [], publish: [], volume: [], egress: [] };
+
+describe("settings file", () => {
+  it("lives under XDG_CONFIG_HOME, else ~/.config; a relative XDG_CONFIG_HOME is ignored", () => {
+    expect(settingsPath({ XDG_CONFIG_HOME: "/cfg" }, "/home/u")).toBe("/cfg/skiff/config.yml");
+    expect(settingsPath({}, "/home/u")).toBe("/home/u/.config/skiff/config.yml");
+    expect(settingsPath({ XDG_CONFIG_HOME: "rel" }, "/home/u")).toBe("/home/u/.config/skiff/config.yml");
+  });
+
+  it("reads every setting; the template written by init sets nothing", () => {
+    const text = "memory: 512m\ncpus: 2\nnetwork: none\nregistry-mirrors: [https://mirror.gcr.io]\ninsecure-registries:\n  - registry.lan:5000\n";
+    expect(parseSettings(text, "c.yml")).toEqual({
+      memory: "512m",
+      cpus: 2,
+      network: ["none"],
+      "registry-mirrors": ["https://mirror.gcr.io"],
+      "insecure-registries": ["registry.lan:5000"],
+    });
+    expect(parseSettings(settingsTemplate, "c.yml")).toEqual({});
+    expect(loadSettings("/nonexistent/skiff/config.yml")).toEqual({});
+  });
+
+  it.each([
+    ["memory: 512m\nmemroy: 1g\n", "ERR_SKIFF_CONFIG", "c.yml:2:1"],
+    ["cpus: two\n", "ERR_SKIFF_CONFIG", "c.yml:1:7"],
+    ["memory: lots\n", "ERR_SKIFF_BAD_MEMORY", "c.yml:1:9"],
+    ["cpus: 1000\n", "ERR_SKIFF_BAD_CPUS", "c.yml:1:7"],
+    ["memory: [1\n", "ERR_SKIFF_CONFIG", "c.yml:2:1"],
+  ])("refuses %j with its place", (text, code, place) => {
+    expect(() => parseSettings(text, "c.yml")).toThrow(expect.objectContaining({ code, place }));
+  });
+
+  it("fills --memory, --cpus and --network only where the command line gave none", () => {
+    const settings = { memory: "512m", cpus: 2, network: ["none"] };
+    expect(createOptionsFrom("alpine", [], noFlags, settings)).toMatchObject({ memoryMiB: 512, cpus: 2, network: { mode: "none" } });
+    const given = createOptionsFrom("alpine", [], { ...noFlags, memory: "1g", cpus: "1", network: ["user"] }, settings);
+    expect(given).toMatchObject({ memoryMiB: 1024, cpus: 1, network: { mode: "user" } });
+    expect(withSettings(noFlags, {})).toEqual(noFlags);
+  });
+
+  it("adds its insecure registries to SKIFF_INSECURE_REGISTRIES", () => {
+    expect(insecureRegistriesEnv({ "insecure-registries": ["a:5000", "b"] }, { SKIFF_INSECURE_REGISTRIES: "c" })).toBe("c,a:5000,b");
+    expect(insecureRegistriesEnv({ "insecure-registries": ["a:5000"] }, {})).toBe("a:5000");
+    expect(insecureRegistriesEnv({}, {})).toBeUndefined();
+  });
+
+  it("skiff settings init writes the template once; show prints it and its errors", { timeout: 30_000 }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), "skiff-settings-"));
+    try {
+      const env = { XDG_CONFIG_HOME: dir };
+      const file = join(dir, "skiff", "config.yml");
+      expect(runCli(["settings", "init"], env)).toMatchObject({ code: 0, stdout: `${file}\n` });
+      expect(await readFile(file, "utf8")).toBe(settingsTemplate);
+      expect(runCli(["settings", "init"], env)).toMatchObject({ code: 2, stderr: expect.stringContaining("ERR_SKIFF_USAGE") });
+      await writeFile(file, "cpus: 2\nnetwork: none\n");
+      expect(runCli(["settings", "show"], env)).toMatchObject({ code: 0, stdout: `# ${file}\ncpus: 2\nnetwork: none\n` });
+      await writeFile(file, "cpus: 2\ncpu: 4\n");
+      const bad = runCli(["--json", "settings", "show"], env);
+      expect(bad.code).toBe(2);
+      expect(JSON.parse(bad.stderr).error).toMatchObject({ code: "ERR_SKIFF_CONFIG", place: `${file}:2:1` });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("cache directory", () => {
+  it("is under XDG_CACHE_HOME (else ~/.cache) for a user, in the home for root or an explicit SKIFF_HOME", () => {
+    expect(skiffPaths({ env: { XDG_CACHE_HOME: "/xc" }, uid: 1000, userHome: "/home/u" }).cache).toBe("/xc/skiff");
+    expect(skiffPaths({ env: {}, uid: 1000, userHome: "/home/u" }).cache).toBe("/home/u/.cache/skiff");
+    expect(skiffPaths({ env: { XDG_CACHE_HOME: "rel" }, uid: 1000, userHome: "/home/u" }).cache).toBe("/home/u/.cache/skiff");
+    expect(skiffPaths({ env: { XDG_CACHE_HOME: "/xc" }, uid: 0 }).cache).toBe("/var/lib/skiff/cache");
+    expect(skiffPaths({ env: { SKIFF_HOME: "/h", XDG_CACHE_HOME: "/xc" }, uid: 1000 }).cache).toBe("/h/cache");
+    expect(skiffPaths({ env: { SKIFF_CACHE: "/c" }, uid: 1000, userHome: "/home/u" }).cache).toBe("/c");
+  });
+});
