@@ -5,7 +5,7 @@
 import { Skiff } from "../engine/skiff.js";
 import { printError, progressReporter, type GlobalFlags } from "./output.js";
 import { pullReporter } from "./pull-progress.js";
-import { insecureRegistriesEnv, loadSettings } from "./settings.js";
+import { insecureRegistriesEnv, loadSettings, registryMirrorsEnv } from "./settings.js";
 
 export interface CliContext {
   flags: GlobalFlags;
@@ -22,9 +22,12 @@ export function makeContext(flags: GlobalFlags): CliContext {
     exitCode: 0,
     skiff() {
       if (engine === undefined) {
-        // Pulls read insecure registries from the environment; the settings file adds its own there.
-        const insecure = insecureRegistriesEnv(loadSettings());
+        // Pulls read insecure registries and mirrors from the environment; the settings file adds its own there.
+        const settings = loadSettings();
+        const insecure = insecureRegistriesEnv(settings);
         if (insecure !== undefined) process.env.SKIFF_INSECURE_REGISTRIES = insecure;
+        const mirrors = registryMirrorsEnv(settings);
+        if (mirrors !== undefined) process.env.SKIFF_REGISTRY_MIRRORS = mirrors;
         engine = new Skiff();
         const report = progressReporter(flags);
         if (report !== undefined) engine.on("progress", report);

@@ -22,7 +22,7 @@ const settingsSchema = z.strictObject({
   cpus: z.number().int().positive().optional(),
   /** `--network` when none is given: user, none, or named networks. */
   network: words.optional(),
-  /** Docker's registry-mirrors: read and shown, not used by pulls yet (`settings show` says so). */
+  /** Docker's registry-mirrors: Docker Hub pulls try them in order first (as SKIFF_REGISTRY_MIRRORS). */
   "registry-mirrors": z.array(z.string().min(1)).optional(),
   /** Registries spoken to over plain HTTP (as SKIFF_INSECURE_REGISTRIES). */
   "insecure-registries": z.array(z.string().min(1)).optional(),
@@ -74,7 +74,9 @@ export const settingsTemplate = `# skiff user settings (skiff settings show prin
 # --network when none is given: user, none, or networks from \`skiff network ls\`.
 # network: user
 
-# Docker Hub mirrors (Docker's registry-mirrors): read and shown, but pulls do not use them yet.
+# Docker Hub mirrors (Docker's registry-mirrors), tried in order before Docker
+# Hub; one that is down or lacks the image is passed over. http:// ones are
+# spoken to in plain HTTP.
 # registry-mirrors:
 #   - https://mirror.gcr.io
 
@@ -91,6 +93,13 @@ export function withSettings<F extends { memory?: string; cpus?: string; network
     ...(flags.cpus === undefined && settings.cpus !== undefined ? { cpus: String(settings.cpus) } : {}),
     ...(flags.network.length === 0 && settings.network !== undefined ? { network: settings.network } : {}),
   };
+}
+
+/** The settings' registry mirrors after SKIFF_REGISTRY_MIRRORS's, which every pull reads (image/registry/pull.ts). */
+export function registryMirrorsEnv(settings: UserSettings, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const extra = settings["registry-mirrors"] ?? [];
+  if (extra.length === 0) return env.SKIFF_REGISTRY_MIRRORS;
+  return [env.SKIFF_REGISTRY_MIRRORS, ...extra].filter((s) => s !== undefined && s !== "").join(",");
 }
 
 /**

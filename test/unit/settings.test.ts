@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { insecureRegistriesEnv, loadSettings, parseSettings, settingsPath, settingsTemplate, withSettings } from "../../src/cli/settings.js";
+import { mirrorHosts } from "../../src/image/registry/pull.js";
+import { insecureRegistriesEnv, registryMirrorsEnv, loadSettings, parseSettings, settingsPath, settingsTemplate, withSettings } from "../../src/cli/settings.js";
 import { createOptionsFrom, type MachineFlags } from "../../src/cli/spec-flags.js";
 import { skiffPaths } from "../../src/store/paths.js";
 import { runCli } from "./fixtures/cli.js";
@@ -52,6 +53,18 @@ describe("settings file", () => {
     expect(insecureRegistriesEnv({ "insecure-registries": ["a:5000", "b"] }, { SKIFF_INSECURE_REGISTRIES: "c" })).toBe("c,a:5000,b");
     expect(insecureRegistriesEnv({ "insecure-registries": ["a:5000"] }, {})).toBe("a:5000");
     expect(insecureRegistriesEnv({}, {})).toBeUndefined();
+  });
+
+  it("adds its registry mirrors after SKIFF_REGISTRY_MIRRORS's; mirrors are http(s) hosts", () => {
+    expect(registryMirrorsEnv({ "registry-mirrors": ["https://m1", "http://m2:5000"] }, { SKIFF_REGISTRY_MIRRORS: "https://m0" })).toBe("https://m0,https://m1,http://m2:5000");
+    expect(registryMirrorsEnv({}, {})).toBeUndefined();
+    expect(mirrorHosts(["https://mirror.gcr.io", "http://10.0.0.5:5000/", " mirror.lan ", ""])).toEqual([
+      { host: "mirror.gcr.io", insecure: false },
+      { host: "10.0.0.5:5000", insecure: true },
+      { host: "mirror.lan", insecure: false },
+    ]);
+    expect(() => mirrorHosts(["ftp://m"])).toThrow(/must be http\(s\):\/\/HOST/);
+    expect(() => mirrorHosts(["https://m/some/path"])).toThrow(/must be http\(s\):\/\/HOST/);
   });
 
   it("skiff settings init writes the template once; show prints it and its errors", { timeout: 30_000 }, async () => {

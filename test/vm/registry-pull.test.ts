@@ -125,8 +125,52 @@ describe("an anonymous registry", () => {
     await pushLayout(registry, app, "test/app");
     await pushLayout(registry, multi, "test/multi");
     await pushLayout(registry, multi, "test/docker", { format: "docker" });
+    await pushLayout(registry, app, "library/mirrored");
   });
   afterAll(() => registry?.stop());
+
+  describe("as a Docker Hub mirror (registry-mirrors)", () => {
+    /** A fetch that never leaves the host: Docker Hub is "down". */
+    function hubless(): { fetch: typeof fetch; calls: string[] } {
+      const counted = countingFetch();
+      const wrapped = ((input: string | URL | Request, init?: RequestInit) => {
+        if (String(input).includes("docker.io")) {
+          counted.calls.push(`${init?.method ?? "GET"} ${String(input)}`);
+          return Promise.reject(new TypeError("fetch failed (Docker Hub is not reachable from tests)"));
+        }
+        return counted.fetch(input, init);
+      }) as typeof fetch;
+      return { fetch: wrapped, calls: counted.calls };
+    }
+
+    test("a Docker Hub image comes from the first mirror that has it, past one that is down; refs stay Docker Hub's", async () => {
+      const { cacheDir, home } = await freshDirs();
+      const down = `127.0.0.1:${await freePort()}`;
+      const { fetch, calls } = hubless();
+      const events: PullEvent[] = [];
+      const image = await pullImage("mirrored:v1", { cacheDir, home, env: { SKIFF_REGISTRY_MIRRORS: registry.url }, mirrors: [`http://${down}`], fetch, onEvent: (e) => events.push(e) });
+      expect(image.manifestDigest).toBe(app.images[0]!.manifestDigest);
+      expect(events).toContainEqual({ type: "mirror", ref: "docker.io/library/mirrored:v1", mirror: registry.host });
+      expect(calls.filter((c) => c.includes("docker.io"))).toEqual([]);
+      expect(calls.some((c) => c.includes(down))).toBe(true);
+      expect(Object.keys(await readRefIndex(cacheDir))).toContain("docker.io/library/mirrored:v1");
+      await expectCleanCache(cacheDir);
+    });
+
+    test("a tag no mirror has goes to Docker Hub, whose error is the one reported; other registries never use a mirror", async () => {
+      const { cacheDir, home } = await freshDirs();
+      const { fetch, calls } = hubless();
+      const err = await pullImage("mirrored:v9", { cacheDir, home, env: noEnv, mirrors: [registry.url], fetch }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SkiffError);
+      expect(calls.some((c) => c.includes(`${registry.host}/v2/library/mirrored/manifests/v9`))).toBe(true);
+      expect(calls.some((c) => c.includes("registry-1.docker.io"))).toBe(true);
+      expect(await expectCleanCache(cacheDir)).toEqual([]);
+
+      const elsewhere = hubless();
+      await pullImage(`${registry.host}/test/app:v1`, { cacheDir, home, env: noEnv, mirrors: ["http://127.0.0.1:1"], fetch: elsewhere.fetch });
+      expect(elsewhere.calls.every((c) => c.includes(registry.host))).toBe(true);
+    });
+  });
 
   test("pull: manifest, config and layers land in the store, verified; the config is read", async () => {
     const { cacheDir, home } = await freshDirs();

@@ -26,7 +26,6 @@ export function registerSettings(program: Command, ctx: CliContext): void {
       }
       const lines = Object.entries(values).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(", ") : String(v)}`);
       process.stdout.write(`# ${path}\n${lines.length === 0 ? "# (nothing set: skiff's defaults apply)\n" : lines.join("\n") + "\n"}`);
-      if (values["registry-mirrors"] !== undefined) process.stderr.write("skiff: warning: registry-mirrors is read but pulls do not use it yet\n");
     });
 
   settings

@@ -66,6 +66,8 @@ export interface PulledImage {
 
 /** Progress of a pull, per layer, for a `docker pull`-like display. */
 export type PullEvent =
+  /** The image comes from this Docker Hub mirror (registry-mirrors). */
+  | { type: "mirror"; ref: string; mirror: string }
   | { type: "resolved"; ref: string; manifestDigest: string; layers: LayerDescriptor[] }
   | { type: "layer-cached"; digest: string; size: number }
   | { type: "layer-progress"; digest: string; received: number; size: number }

@@ -19,7 +19,7 @@ import { RegistryClient } from "./client.js";
 import { parseImageConfig } from "./image-config.js";
 import { parseManifest, type Manifest } from "./manifest.js";
 import { defaultPlatform, formatPlatform, normalizePlatform, parsePlatform, platformError, platformMatches, selectPlatform } from "./platform.js";
-import { parseReference } from "./reference.js";
+import { dockerHubRegistry, parseReference } from "./reference.js";
 import { readRefIndex, updateRefs } from "./refs.js";
 
 export interface PullOptions {
@@ -29,6 +29,12 @@ export interface PullOptions {
   platform?: string | Platform;
   /** Registries to speak plain HTTP to (loopback ones always are). */
   insecureRegistries?: readonly string[];
+  /**
+   * Docker Hub mirrors (Docker's registry-mirrors: "https://mirror.gcr.io",
+   * "http://10.0.0.5:5000"), tried in order before Docker Hub; SKIFF_REGISTRY_MIRRORS
+   * (comma-separated) adds to them. Only Docker Hub images go through them, as with Docker.
+   */
+  mirrors?: readonly string[];
   /** skiff home, for credentials (`<home>/auth.json`). */
   home?: string;
   env?: NodeJS.ProcessEnv;
@@ -71,16 +77,18 @@ export async function startPull(input: string | ImageReference, opts: PullOption
   // before reporting, so the cache holds no temp files when we return.
   const stop = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
-  let client: RegistryClient | undefined;
-  const registry = () =>
-    (client ??= new RegistryClient({
-      registry: ref.registry,
+  const mirrors = ref.registry === dockerHubRegistry ? mirrorHosts([...(opts.mirrors ?? []), ...envMirrors(opts.env ?? process.env)]) : [];
+  const clientFor = (host: string, insecure: boolean) =>
+    new RegistryClient({
+      registry: host,
       signal,
-      ...(opts.insecureRegistries ? { insecureRegistries: opts.insecureRegistries } : {}),
+      insecureRegistries: [...(opts.insecureRegistries ?? []), ...(insecure ? [host] : [])],
       ...(opts.home === undefined ? {} : { home: opts.home }),
       ...(opts.env === undefined ? {} : { env: opts.env }),
       ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }),
-    }));
+    });
+  let client: RegistryClient | undefined;
+  const registry = () => (client ??= clientFor(ref.registry, false));
 
   const loadManifest = async (digest: string): Promise<Manifest> => {
     if (await hasBlob(cacheDir, digest)) return parseManifest(await readBlob(cacheDir, digest), `${ref.registry}/${ref.repository}@${digest}`);
@@ -88,15 +96,36 @@ export async function startPull(input: string | ImageReference, opts: PullOption
     return parseManifest(fetched.bytes, `${ref.registry}/${ref.repository}@${digest}`, fetched.contentType);
   };
 
+  /**
+   * The first mirror that does `probe` serves the whole pull; one that is
+   * down, refuses or lacks the image is passed over, and Docker Hub itself
+   * is the last resort, whose error is the one reported.
+   */
+  const viaMirrors = async <T>(probe: () => Promise<T>): Promise<T> => {
+    for (const mirror of mirrors) {
+      client = clientFor(mirror.host, mirror.insecure);
+      try {
+        const found = await probe();
+        emit({ type: "mirror", ref: ref.canonical, mirror: mirror.host });
+        return found;
+      } catch (err) {
+        if (opts.signal?.aborted) throw err;
+      }
+    }
+    client = undefined;
+    return probe();
+  };
+
   // 1. What the reference names now. A digest wins over a tag, as in Docker.
   let topDigest: string;
   let top: Manifest;
   if (ref.digest !== undefined) {
     topDigest = ref.digest;
-    top = await loadManifest(topDigest);
+    const digest = ref.digest;
+    top = (await hasBlob(cacheDir, digest)) ? await loadManifest(digest) : await viaMirrors(() => loadManifest(digest));
   } else {
     const tag = ref.tag ?? "latest";
-    const current = await registry().resolveTag(ref, tag);
+    const current = await viaMirrors(() => registry().resolveTag(ref, tag));
     if (current !== undefined) {
       // By digest from here on: a stored manifest is reused, a fetched one is checked against it.
       topDigest = current;
@@ -281,4 +310,28 @@ async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<v
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return outcomes;
+}
+
+/** Mirrors as registry hosts: "http://" ones spoken to in plain HTTP; a path after the host is not supported (Docker's neither). */
+export function mirrorHosts(mirrors: readonly string[]): { host: string; insecure: boolean }[] {
+  const out: { host: string; insecure: boolean }[] = [];
+  for (const raw of mirrors) {
+    const text = raw.trim();
+    if (text === "") continue;
+    let url: URL;
+    try {
+      url = new URL(/^[a-z]+:\/\//i.test(text) ? text : `https://${text}`);
+    } catch {
+      throw new SkiffError("ERR_SKIFF_USAGE", `registry mirror ${JSON.stringify(text)} is not a URL`, { place: "registry-mirrors", hint: "e.g. https://mirror.gcr.io" });
+    }
+    if ((url.protocol !== "http:" && url.protocol !== "https:") || (url.pathname !== "/" && url.pathname !== "")) {
+      throw new SkiffError("ERR_SKIFF_USAGE", `registry mirror ${JSON.stringify(text)} must be http(s)://HOST[:PORT]`, { place: "registry-mirrors", hint: "e.g. https://mirror.gcr.io" });
+    }
+    out.push({ host: url.host, insecure: url.protocol === "http:" });
+  }
+  return out;
+}
+
+function envMirrors(env: NodeJS.ProcessEnv): string[] {
+  return (env.SKIFF_REGISTRY_MIRRORS ?? "").split(",");
 }
