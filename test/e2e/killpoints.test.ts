@@ -246,10 +246,11 @@ class Lane {
       },
       killAfterMs !== undefined,
     );
-    // Unknown: an outside kill that came after the command had ended (a --rm VM may be gone then).
-    if (!killed) this.states.delete(vm);
-    const state = this.states.get(vm) ?? "unknown";
-    if (row.keep !== true && state !== "gone") await this.remove(vm, row.rmAt, state === "unknown");
+    // An outside kill that came after the command had ended: the VM is as that command left it (a --rm VM
+    // may be gone); ps says which, for the next row (a kept VM is brought from there, never made again).
+    if (!killed) await this.outcome(vm, "any");
+    const state = this.states.get(vm) ?? "gone";
+    if (row.keep !== true && state !== "gone") await this.remove(vm, row.rmAt);
   }
 
   /** What `ps` says of the VM after the next command; an error unless it is `then`. */

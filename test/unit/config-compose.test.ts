@@ -154,6 +154,13 @@ volumes:
     expect(p.warnings).toEqual([{ message: "network_mode (service b): a VM has its own network stack; use networks", place: "compose.yaml:3:21" }]);
   });
 
+  it("drops binds of the host's /proc, /sys and /dev with a warning (the guest has its own), keeping other binds", () => {
+    const p = load("services:\n  c:\n    image: base\n    volumes: ['/sys:/sys:ro', '/dev/disk/:/dev/disk:ro', '/proc:/host/proc:ro', '/srv:/rootfs/srv:ro']\n");
+    expect(p.services[0]!.volumes.map((v) => v.target)).toEqual(["/rootfs/srv"]);
+    expect(p.warnings.map((w) => w.place)).toEqual(["compose.yaml:4:15", "compose.yaml:4:31", "compose.yaml:4:58"]);
+    expect(p.warnings[0]!.message).toMatch(/volumes \/sys \(service c\): the host's \/proc, \/sys and \/dev are not shared/);
+  });
+
   it("warns once per key per file, naming every service, and never drops a key silently", () => {
     const p = load(`services:
   a: { image: base, privileged: true, cap_add: [NET_ADMIN], container_name: x }
