@@ -5,7 +5,7 @@
  * needs it, so a broken file stops only those commands, with its
  * file:line:column, and `skiff settings show` can still say what is wrong.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod/v4";
@@ -55,10 +55,22 @@ export function loadSettings(path = settingsPath()): UserSettings {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    if (errnoOf(err) === "ENOENT") return {};
+    if (errnoOf(err) === "ENOENT" || errnoOf(err) === "ENOTDIR") return {};
+    // A HOME that is not this user's (setpriv, sudo -u without -H): its files are not this user's settings.
+    if (errnoOf(err) === "EACCES" && !visible(path)) return {};
     throw new SkiffError("ERR_SKIFF_CONFIG", `cannot read ${path}: ${errnoOf(err) ?? String(err)}`, { place: path, cause: err });
   }
   return parseSettings(text, path);
+}
+
+/** Whether this user can see that `path` exists (search permission on every directory above it). */
+function visible(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** What `skiff settings init` writes: every setting, commented out, with its meaning. */

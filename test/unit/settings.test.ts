@@ -7,7 +7,9 @@ import { mirrorHosts } from "../../src/image/registry/pull.js";
 import { insecureRegistriesEnv, registryMirrorsEnv, loadSettings, parseSettings, settingsPath, settingsTemplate, withSettings } from "../../src/cli/settings.js";
 import { createOptionsFrom, type MachineFlags } from "../../src/cli/spec-flags.js";
 import { skiffPaths } from "../../src/store/paths.js";
-import { runCli } from "./fixtures/cli.js";
+import { spawnSync } from "node:child_process";
+import { chmod, mkdir } from "node:fs/promises";
+import { cliPath, runCli } from "./fixtures/cli.js";
 
 const noFlags: MachineFlags = { env: [], network: [], dns: [], publish: [], volume: [], egress: [] };
 
@@ -53,6 +55,23 @@ describe("settings file", () => {
     expect(insecureRegistriesEnv({ "insecure-registries": ["a:5000", "b"] }, { SKIFF_INSECURE_REGISTRIES: "c" })).toBe("c,a:5000,b");
     expect(insecureRegistriesEnv({ "insecure-registries": ["a:5000"] }, {})).toBe("a:5000");
     expect(insecureRegistriesEnv({}, {})).toBeUndefined();
+  });
+
+  it("run as another user under a HOME it cannot enter (setpriv, sudo -u), there are no settings, not an error", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "skiff-settings-"));
+    try {
+      await mkdir(join(dir, "cfg", "skiff"), { recursive: true });
+      await writeFile(join(dir, "cfg", "skiff", "config.yml"), "cpus: 2\n");
+      await chmod(dir, 0o700);
+      const env = { ...process.env, XDG_CONFIG_HOME: join(dir, "cfg") };
+      const r = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, cliPath, "settings", "show"], { env, encoding: "utf8" });
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toContain("(nothing set");
+      // Its owner still reads it.
+      expect(runCli(["settings", "show"], { XDG_CONFIG_HOME: join(dir, "cfg") }).stdout).toContain("cpus: 2");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("adds its registry mirrors after SKIFF_REGISTRY_MIRRORS's; mirrors are http(s) hosts", () => {
