@@ -1,7 +1,7 @@
 /**
  * What the host asks the guest to run, and its encoding as an SSH command.
  *
- * skiff-shell (guest/skiff-init.c) receives every SSH command. A command of
+ * skiff-shell (guest/agent.c, parsed by guest/request.c) receives every SSH command. A command of
  * the form `skiff-exec:<base64>` carries NUL-separated records, so argv,
  * env, user and working directory reach execvp() exactly as given, with no
  * shell quoting anywhere on the way.

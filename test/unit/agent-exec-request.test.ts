@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { SkiffError } from "../../src/errors.js";
 import { encodeExecRequest, execPrefix, maxCommandLength } from "../../src/guest/exec-request.js";
 
-/** The guest's parse_request (guest/skiff-init.c), in TypeScript. */
+/** The guest's parse_request (guest/request.c), in TypeScript. */
 function decode(command: string) {
   expect(command.startsWith(execPrefix)).toBe(true);
   const payload = Buffer.from(command.slice(execPrefix.length), "base64");
