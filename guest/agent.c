@@ -9,19 +9,9 @@
 static const char *default_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 int shell_main(int argc, char **argv) {
-  const char *command = NULL;
-  if (argc >= 3 && strcmp(argv[1], "-c") == 0) command = argv[2];
-
-  struct request req = {0};
-  static char payload[CONFIG_MAX];
-  int sftp = 0;
-  if (command && strncmp(command, "skiff-exec:", 11) == 0) {
-    size_t n = b64decode(command + 11, payload);
-    parse_request(payload, n, &req);
-  } else if (command && strcmp(command, "/usr/lib/sftp-server") == 0) {
-    sftp = 1;
-  }
-  return exec_in_image(&req, command, sftp);
+  struct shell_call call;
+  read_shell_call(argc, argv, &call);
+  return exec_in_image(&call.req, call.command, call.sftp);
 }
 
 /*
@@ -71,8 +61,8 @@ int exec_in_image(struct request *req_in, const char *command, int sftp) {
   setenv("HOSTNAME", hostname, 1);
   if (*termbuf) putenv(strdup(termbuf));
   if (vm_env) {
-    for (char *save = NULL, *kv = strtok_r(vm_env, "\n", &save); kv; kv = strtok_r(NULL, "\n", &save))
-      if (strchr(kv, '=')) putenv(kv);
+    char **entries = env_entries(vm_env);
+    for (char **kv = entries; *kv; kv++) putenv(*kv);
   }
   for (int i = 0; i < req.nenv; i++) putenv(req.env[i]);
 

@@ -166,9 +166,7 @@ int init_main(void) {
   signal(SIGUSR2, on_shutdown);
   signal(SIGINT, on_shutdown);
 
-  char *debug = config_get("debug");
-  debug_timing = debug != NULL && strcmp(debug, "1") == 0;
-  free(debug);
+  debug_timing = config_debug();
   logmsg("init");
   /* What the root disk and the agent need first; the rest after the agent is up. */
   load_modules(TOOLS "/modules.boot");
@@ -192,9 +190,7 @@ int init_main(void) {
   logmsg("root mounted");
 
   /* The port devices are created by devtmpfs as the virtio_console driver probes. */
-  char *expected_text = config_get("agent.ports");
-  int expected = expected_text ? atoi(expected_text) : 1;
-  free(expected_text);
+  int expected = config_agent_ports();
   for (int waited = 0; waited < 5000; waited += 5) {
     find_agent_ports();
     if (agent_port_count() >= expected) break;

@@ -85,19 +85,15 @@ static int mount_in_image(const char *source, const char *target, const char *fs
  * workload must never write into the overlay believing it is on a volume.
  */
 void mount_volumes(void) {
-  for (int i = 0; i < MAX_MOUNTS; i++) {
-    char key[16];
-    snprintf(key, sizeof key, "mount.%d", i);
-    char *v = config_get(key);
-    if (!v) break;
-    char fs[16], source[64], mode[4];
-    int off = 0;
-    if (sscanf(v, "%15s %63s %3s %n", fs, source, mode, &off) != 3 || off == 0 || v[off] != '/') {
-      logmsg("bad %s: %s", key, v);
-      free(v);
-      power_off();
-    }
-    const char *target = v + off;
+  struct mount_config mounts[MAX_MOUNTS];
+  char bad[256];
+  int n = config_mounts(mounts, MAX_MOUNTS, bad, sizeof bad);
+  if (n < 0) {
+    logmsg("%s", bad);
+    power_off();
+  }
+  for (int i = 0; i < n; i++) {
+    const char *fs = mounts[i].fs, *source = mounts[i].source, *mode = mounts[i].mode, *target = mounts[i].target;
     unsigned long flags = strcmp(mode, "ro") == 0 ? MS_RDONLY : 0;
     int err;
     if (strcmp(fs, "9p") == 0) {
@@ -116,7 +112,7 @@ void mount_volumes(void) {
       power_off();
     }
     snprintf(mounted[nmounted++], sizeof mounted[0], "%s%s", IMAGE, target);
-    free(v);
+    free(mounts[i].line);
   }
 }
 

@@ -28,12 +28,10 @@ void configure_names(void) {
   free(hosts);
   char *dns = config_get("dns"); /* space-separated nameservers */
   if (dns && have_etc) {
-    char buf[512];
-    size_t n = 0;
-    for (char *save = NULL, *ns = strtok_r(dns, " ", &save); ns && n < sizeof buf - 64; ns = strtok_r(NULL, " ", &save))
-      n += snprintf(buf + n, sizeof buf - n, "nameserver %s\n", ns);
+    char *text = resolv_conf(dns);
     unlink(IMAGE "/etc/resolv.conf"); /* may be a dangling symlink to systemd-resolved */
-    write_file(IMAGE "/etc/resolv.conf", buf, 0644);
+    write_file(IMAGE "/etc/resolv.conf", text, 0644);
+    free(text);
   }
   free(dns);
 }
@@ -72,43 +70,34 @@ static void ip(const char *a, const char *b, const char *c, const char *d, const
  */
 void configure_network(void) {
   ip("link", "set", "lo", "up", NULL, NULL, NULL);
-  struct { char mac[32], name[16], addr[64], cur[64]; } nics[MAX_NICS];
-  int n = 0;
-  for (; n < MAX_NICS; n++) {
-    char key[16];
-    snprintf(key, sizeof key, "nic.%d", n);
-    char *v = config_get(key);
-    if (!v) break;
-    if (sscanf(v, "%31s %15s %63s", nics[n].mac, nics[n].name, nics[n].addr) != 3) {
-      logmsg("bad %s: %s", key, v);
-      free(v);
-      break;
-    }
-    free(v);
-  }
+  struct nic_config nics[MAX_NICS];
+  char cur[MAX_NICS][64]; /* the kernel's name for each, as it is renamed */
+  char err[256];
+  int n = config_nics(nics, MAX_NICS, err, sizeof err);
+  if (err[0]) logmsg("%s", err);
   int found = 0;
   for (int waited = 0; waited < 3000 && found < n; waited += 5) {
     found = 0;
     for (int i = 0; i < n; i++) {
-      iface_by_mac(nics[i].mac, nics[i].cur, sizeof nics[i].cur);
-      if (nics[i].cur[0]) found++;
+      iface_by_mac(nics[i].mac, cur[i], sizeof cur[i]);
+      if (cur[i][0]) found++;
     }
     if (found < n) usleep(5000);
   }
   for (int i = 0; i < n; i++) {
-    if (!nics[i].cur[0]) {
+    if (!cur[i][0]) {
       logmsg("no interface with MAC %s (%s)", nics[i].mac, nics[i].name);
       continue;
     }
     char tmp[16];
     snprintf(tmp, sizeof tmp, "sktmp%d", i);
-    if (strcmp(nics[i].cur, nics[i].name) != 0) ip("link", "set", "dev", nics[i].cur, "name", tmp, NULL);
+    if (strcmp(cur[i], nics[i].name) != 0) ip("link", "set", "dev", cur[i], "name", tmp, NULL);
     else snprintf(tmp, sizeof tmp, "%s", nics[i].name);
-    snprintf(nics[i].cur, sizeof nics[i].cur, "%s", tmp);
+    snprintf(cur[i], sizeof cur[i], "%s", tmp);
   }
   for (int i = 0; i < n; i++) {
-    if (!nics[i].cur[0]) continue;
-    if (strcmp(nics[i].cur, nics[i].name) != 0) ip("link", "set", "dev", nics[i].cur, "name", nics[i].name, NULL);
+    if (!cur[i][0]) continue;
+    if (strcmp(cur[i], nics[i].name) != 0) ip("link", "set", "dev", cur[i], "name", nics[i].name, NULL);
     ip("addr", "add", nics[i].addr, "dev", nics[i].name, NULL, NULL);
     ip("link", "set", nics[i].name, "up", NULL, NULL, NULL);
   }

@@ -50,3 +50,20 @@ void parse_request(char *data, size_t len, struct request *req) {
   req->env[req->nenv] = NULL;
   req->argv[req->argc] = NULL;
 }
+
+/* `skiff-exec:<base64>` into `req`, whose strings point into a buffer of this file: one request a process. */
+void decode_request(const char *command, struct request *req) {
+  static char payload[CONFIG_MAX];
+  size_t n = b64decode(command + 11, payload);
+  parse_request(payload, n, req);
+}
+
+void read_shell_call(int argc, char **argv, struct shell_call *call) {
+  memset(call, 0, sizeof *call);
+  if (argc >= 3 && strcmp(argv[1], "-c") == 0) call->command = argv[2];
+  if (call->command && strncmp(call->command, "skiff-exec:", 11) == 0) {
+    decode_request(call->command, &call->req);
+  } else if (call->command && strcmp(call->command, "/usr/lib/sftp-server") == 0) {
+    call->sftp = 1;
+  }
+}

@@ -37,10 +37,27 @@ void mkdir_p(const char *path, mode_t mode);
 void stdio_to_console(void);
 long now_ms(void);
 
-/* ---- config.c: /skiff/config ---- */
+/* ---- config.c: /skiff/config and /skiff/env ---- */
+
+struct nic_config {
+  char mac[32], name[16], addr[64];
+};
+struct mount_config {
+  char fs[16], source[64], mode[4];
+  char *line;         /* the config's value, to free */
+  const char *target; /* the rest of the line */
+};
+enum restart { RESTART_NO, RESTART_ON_FAILURE, RESTART_ALWAYS };
 
 extern char *config_text;
 char *config_get(const char *key);
+int config_debug(void);
+int config_agent_ports(void);
+int config_nics(struct nic_config *nics, int cap, char *err, size_t errcap);
+int config_mounts(struct mount_config *mounts, int cap, char *err, size_t errcap);
+char *resolv_conf(const char *dns);
+int config_main(char **exec, enum restart *restart);
+char **env_entries(char *text);
 
 /* ---- request.c: what the host asks skiff-shell (or init, for the main command) to run ---- */
 
@@ -52,8 +69,17 @@ struct request {
   int argc;
 };
 
+/* What skiff-shell was called with: `-c COMMAND` (an encoded request, sftp-server, a command line) or nothing (a login). */
+struct shell_call {
+  const char *command;
+  int sftp;
+  struct request req;
+};
+
 size_t b64decode(const char *in, char *out);
 void parse_request(char *data, size_t len, struct request *req);
+void decode_request(const char *command, struct request *req);
+void read_shell_call(int argc, char **argv, struct shell_call *call);
 
 /* ---- users.c: the image's /etc/passwd and /etc/group ---- */
 

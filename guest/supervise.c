@@ -8,8 +8,6 @@
 #include <dirent.h>
 #include <sys/wait.h>
 
-enum restart { RESTART_NO, RESTART_ON_FAILURE, RESTART_ALWAYS };
-
 struct service {
   char name[160];   /* for the log: "start.d/10-redis" or "main command" */
   char path[300];   /* start.d: the script inside the image */
@@ -36,10 +34,8 @@ static pid_t start_service(struct service *svc) {
     setsid();
     stdio_to_console();
     struct request req = {0};
-    static char payload[CONFIG_MAX];
     if (svc->exec) {
-      size_t n = b64decode(svc->exec + 11, payload);
-      parse_request(payload, n, &req);
+      decode_request(svc->exec, &req);
     } else {
       /* A start script runs as root in / with the VM's environment, like a container's entrypoint. */
       req.cwd = "/";
@@ -76,18 +72,13 @@ void start_services(void) {
     free(list[i]);
   }
   free(list);
-  char *exec = config_get("main.exec");
-  if (exec && strncmp(exec, "skiff-exec:", 11) == 0) {
+  char *exec;
+  enum restart restart;
+  if (config_main(&exec, &restart)) {
     struct service *svc = &services[nservices++];
     snprintf(svc->name, sizeof svc->name, "main command");
     svc->exec = exec;
-    char *policy = config_get("main.restart");
-    svc->restart = !policy || strcmp(policy, "no") == 0 ? RESTART_NO
-                   : strcmp(policy, "on-failure") == 0 ? RESTART_ON_FAILURE
-                                                       : RESTART_ALWAYS; /* always, unless-stopped */
-    free(policy);
-  } else {
-    free(exec);
+    svc->restart = restart;
   }
   for (int i = 0; i < nservices; i++) {
     services[i].backoff_s = 1;
