@@ -10,7 +10,11 @@ static const char *default_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr
 
 int shell_main(int argc, char **argv) {
   struct shell_call call;
-  read_shell_call(argc, argv, &call);
+  char err[256];
+  if (read_shell_call(argc, argv, &call, err, sizeof err) != 0) {
+    fprintf(stderr, "skiff: request refused: %s\n", err);
+    return 126;
+  }
   return exec_in_image(&call.req, call.command, call.sftp);
 }
 
@@ -32,7 +36,8 @@ int exec_in_image(struct request *req_in, const char *command, int sftp) {
   for (int i = 0; i < 1000 && stat("/dev/.skiff-run/configured", &ready_st) != 0; i++) usleep(5000);
 
   /* Env every command gets: the VM's (-e at run/create), then the request's. */
-  char *vm_env = read_file(TOOLS "/env", NULL);
+  size_t vm_env_len = 0;
+  char *vm_env = read_file(TOOLS "/env", &vm_env_len);
   const char *term = getenv("TERM");
   char termbuf[128] = "";
   if (term) snprintf(termbuf, sizeof termbuf, "TERM=%s", term);
@@ -61,7 +66,7 @@ int exec_in_image(struct request *req_in, const char *command, int sftp) {
   setenv("HOSTNAME", hostname, 1);
   if (*termbuf) putenv(strdup(termbuf));
   if (vm_env) {
-    char **entries = env_entries(vm_env);
+    char **entries = env_entries(vm_env, vm_env_len);
     for (char **kv = entries; *kv; kv++) putenv(*kv);
   }
   for (int i = 0; i < req.nenv; i++) putenv(req.env[i]);

@@ -32,11 +32,15 @@ int config_debug(void) {
   return on;
 }
 
-/* `agent.ports=N`: how many agent ports init waits for (1 when not said). */
-int config_agent_ports(void) {
+/* `agent.ports=N`: how many agent ports init waits for (1 when not said); -1 with `err` set when more than it can serve. */
+int config_agent_ports(char *err, size_t errcap) {
   char *text = config_get("agent.ports");
   int expected = text ? atoi(text) : 1;
   free(text);
+  if (expected > MAX_PORTS) {
+    snprintf(err, errcap, "agent.ports: %d ports, more than the %d skiff-init serves", expected, MAX_PORTS);
+    return -1;
+  }
   return expected;
 }
 
@@ -46,57 +50,90 @@ static char *numbered(const char *prefix, int n, char *key, size_t keycap) {
   return config_get(key);
 }
 
-/* `nic.0=`, `nic.1=`, … each `MAC NAME ADDRESS/PREFIX`; stops at the first absent or malformed one (said in `err`). */
-int config_nics(struct nic_config *nics, int cap, char *err, size_t errcap) {
-  err[0] = 0;
-  int n = 0;
-  for (; n < cap; n++) {
-    char key[16];
-    char *v = numbered("nic", n, key, sizeof key);
-    if (!v) break;
-    if (sscanf(v, "%31s %15s %63s", nics[n].mac, nics[n].name, nics[n].addr) != 3) {
-      snprintf(err, errcap, "bad %s: %s", key, v);
-      free(v);
-      break;
-    }
-    free(v);
-  }
-  return n;
+/* The next field of `*p` up to a space (or the end) into `out`: -1 when empty or too long for it, never cut. */
+static int field(const char **p, char *out, size_t cap) {
+  size_t n = strcspn(*p, " ");
+  if (n == 0 || n >= cap) return -1;
+  memcpy(out, *p, n);
+  out[n] = 0;
+  *p += n;
+  if (**p == ' ') (*p)++;
+  return 0;
+}
+
+/* Whether `PREFIX.MAX=` is there: more entries than the guest takes, refused rather than cut. */
+static int too_many(const char *prefix, int max, const char *what, char *err, size_t errcap) {
+  char key[16];
+  char *v = numbered(prefix, max, key, sizeof key);
+  if (!v) return 0;
+  free(v);
+  snprintf(err, errcap, "%s: more than %d %s, the most skiff-init takes", key, max, what);
+  return 1;
 }
 
 /*
- * `mount.0=`, `mount.1=`, … each `FS SOURCE ro|rw TARGET`, the target last
- * (it may hold spaces). Returns how many, or -1 with `err` set when one is
- * malformed. Each mount's `line` is the caller's to free.
+ * `nic.0=` … `nic.15=`, each `MAC NAME ADDRESS/PREFIX`, into `nics`
+ * (MAX_NICS long). Returns how many, or -1 with `err` set when one is
+ * malformed or there are more.
  */
-int config_mounts(struct mount_config *mounts, int cap, char *err, size_t errcap) {
+int config_nics(struct nic_config nics[MAX_NICS], char *err, size_t errcap) {
   err[0] = 0;
   int n = 0;
-  for (; n < cap; n++) {
+  for (; n < MAX_NICS; n++) {
+    char key[16];
+    char *v = numbered("nic", n, key, sizeof key);
+    if (!v) break;
+    const char *p = v;
+    int ok = field(&p, nics[n].mac, sizeof nics[n].mac) == 0 && field(&p, nics[n].name, sizeof nics[n].name) == 0 &&
+             field(&p, nics[n].addr, sizeof nics[n].addr) == 0 && *p == 0;
+    if (!ok) snprintf(err, errcap, "bad %s: %s", key, v);
+    free(v);
+    if (!ok) return -1;
+  }
+  return too_many("nic", MAX_NICS, "NICs", err, errcap) ? -1 : n;
+}
+
+/*
+ * `mount.0=` … `mount.15=`, each `9p|ext4 SOURCE ro|rw TARGET`, the target
+ * last (it may hold spaces), into `mounts` (MAX_MOUNTS long). Returns how
+ * many, or -1 with `err` set when one is malformed or there are more. Each
+ * mount's `line` is the caller's to free.
+ */
+int config_mounts(struct mount_config mounts[MAX_MOUNTS], char *err, size_t errcap) {
+  err[0] = 0;
+  int n = 0;
+  for (; n < MAX_MOUNTS; n++) {
     char key[16];
     char *v = numbered("mount", n, key, sizeof key);
     if (!v) break;
     struct mount_config *m = &mounts[n];
-    int off = 0;
-    if (sscanf(v, "%15s %63s %3s %n", m->fs, m->source, m->mode, &off) != 3 || off == 0 || v[off] != '/') {
+    const char *p = v;
+    if (field(&p, m->fs, sizeof m->fs) != 0 || field(&p, m->source, sizeof m->source) != 0 || field(&p, m->mode, sizeof m->mode) != 0 ||
+        *p != '/' || (strcmp(m->fs, "9p") != 0 && strcmp(m->fs, "ext4") != 0) || (strcmp(m->mode, "ro") != 0 && strcmp(m->mode, "rw") != 0)) {
       snprintf(err, errcap, "bad %s: %s", key, v);
       free(v);
+      while (n > 0) free(mounts[--n].line);
       return -1;
     }
     m->line = v;
-    m->target = v + off;
+    m->target = p;
+  }
+  if (too_many("mount", MAX_MOUNTS, "mounts", err, errcap)) {
+    while (n > 0) free(mounts[--n].line);
+    return -1;
   }
   return n;
 }
 
-/* resolv.conf for `dns=`, space-separated nameservers. */
+/* resolv.conf for `dns=`, space-separated nameservers: every one of them. */
 char *resolv_conf(const char *dns) {
   char *list = strdup(dns);
-  char *buf = malloc(512);
+  size_t cap = strlen(dns) * 12 + 1; /* "nameserver " and "\n" for each, at most one a character */
+  char *buf = malloc(cap);
   size_t n = 0;
   buf[0] = 0;
-  for (char *save = NULL, *ns = strtok_r(list, " ", &save); ns && n < 512 - 64; ns = strtok_r(NULL, " ", &save))
-    n += snprintf(buf + n, 512 - n, "nameserver %s\n", ns);
+  for (char *save = NULL, *ns = strtok_r(list, " ", &save); ns; ns = strtok_r(NULL, " ", &save))
+    n += snprintf(buf + n, cap - n, "nameserver %s\n", ns);
   free(list);
   return buf;
 }
@@ -117,11 +154,17 @@ int config_main(char **exec, enum restart *restart) {
   return 1;
 }
 
-/* /skiff/env: `KEY=VALUE` lines, every command's environment; NULL-terminated, pointing into `text`. */
-char **env_entries(char *text) {
+/*
+ * /skiff/env: the VM's environment, every command's, as NUL-terminated
+ * `KEY=VALUE` records (a value may hold newlines). NULL-terminated,
+ * pointing into `text`; a record without '=' is no variable and left out.
+ */
+char **env_entries(char *text, size_t len) {
   size_t cap = 16, n = 0;
   char **out = malloc(cap * sizeof *out);
-  for (char *save = NULL, *kv = strtok_r(text, "\n", &save); kv; kv = strtok_r(NULL, "\n", &save)) {
+  for (size_t i = 0; i < len;) {
+    char *kv = text + i;
+    i += strnlen(kv, len - i) + 1;
     if (!strchr(kv, '=')) continue;
     if (n + 1 >= cap) out = realloc(out, (cap *= 2) * sizeof *out);
     out[n++] = kv;

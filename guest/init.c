@@ -190,7 +190,12 @@ int init_main(void) {
   logmsg("root mounted");
 
   /* The port devices are created by devtmpfs as the virtio_console driver probes. */
-  int expected = config_agent_ports();
+  char err[256];
+  int expected = config_agent_ports(err, sizeof err);
+  if (expected < 0) {
+    logmsg("%s", err);
+    power_off();
+  }
   for (int waited = 0; waited < 5000; waited += 5) {
     find_agent_ports();
     if (agent_port_count() >= expected) break;

@@ -58,8 +58,7 @@ int wait_for_disk(const char *serial, char *out, size_t cap, int ms) {
   return -1;
 }
 
-#define MAX_MOUNTS 16
-static char mounted[MAX_MOUNTS][512]; /* targets inside the image, unmounted in reverse at power-off */
+static char *mounted[MAX_MOUNTS]; /* targets inside the image, unmounted in reverse at power-off */
 static int nmounted;
 
 /*
@@ -87,7 +86,7 @@ static int mount_in_image(const char *source, const char *target, const char *fs
 void mount_volumes(void) {
   struct mount_config mounts[MAX_MOUNTS];
   char bad[256];
-  int n = config_mounts(mounts, MAX_MOUNTS, bad, sizeof bad);
+  int n = config_mounts(mounts, bad, sizeof bad);
   if (n < 0) {
     logmsg("%s", bad);
     power_off();
@@ -111,7 +110,7 @@ void mount_volumes(void) {
       logmsg("cannot mount %s %s at %s: %s", fs, source, target, strerror(err));
       power_off();
     }
-    snprintf(mounted[nmounted++], sizeof mounted[0], "%s%s", IMAGE, target);
+    if (asprintf(&mounted[nmounted], "%s%s", IMAGE, target) >= 0) nmounted++;
     free(mounts[i].line);
   }
 }

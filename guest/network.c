@@ -36,8 +36,6 @@ void configure_names(void) {
   free(dns);
 }
 
-#define MAX_NICS 16
-
 /* The kernel's name for the interface with this MAC, or "" when it has not appeared (yet). */
 static void iface_by_mac(const char *mac, char *out, size_t cap) {
   out[0] = 0;
@@ -73,8 +71,12 @@ void configure_network(void) {
   struct nic_config nics[MAX_NICS];
   char cur[MAX_NICS][64]; /* the kernel's name for each, as it is renamed */
   char err[256];
-  int n = config_nics(nics, MAX_NICS, err, sizeof err);
-  if (err[0]) logmsg("%s", err);
+  int n = config_nics(nics, err, sizeof err);
+  if (n < 0) {
+    /* A NIC left out would be a network the workload silently lacks: refuse the boot, saying why. */
+    logmsg("%s", err);
+    power_off();
+  }
   int found = 0;
   for (int waited = 0; waited < 3000 && found < n; waited += 5) {
     found = 0;

@@ -14,7 +14,7 @@ static int b64val(int c) {
   return -1;
 }
 
-size_t b64decode(const char *in, char *out) {
+static size_t b64decode(const char *in, char *out) {
   size_t n = 0;
   int bits = 0, acc = 0;
   for (; *in; in++) {
@@ -30,40 +30,85 @@ size_t b64decode(const char *in, char *out) {
   return n;
 }
 
-/* A request is NUL-separated records "u=USER", "w=DIR", "e=K=V", "p=PIDFILE", "a=ARG". */
-void parse_request(char *data, size_t len, struct request *req) {
+/* Append `v` to a list that holds `max`; one more is refused, not dropped. */
+static int push(char **list, int *n, int max, char *v, const char *what, char *err, size_t errcap) {
+  if (*n == max) {
+    snprintf(err, errcap, "more than %d %s in one request", max, what);
+    return -1;
+  }
+  list[(*n)++] = v;
+  return 0;
+}
+
+/*
+ * A request is NUL-separated records "u=USER", "w=DIR", "e=K=V", "p=PIDFILE",
+ * "a=ARG". More arguments or variables than `req` holds are refused (-1,
+ * said in `err`), never cut: the host refuses them first (guestLimits in
+ * src/guest/limits.ts), so this only guards against a host that does not.
+ */
+int parse_request(char *data, size_t len, struct request *req, char *err, size_t errcap) {
   for (size_t i = 0; i < len;) {
     char *rec = data + i;
     size_t rlen = strnlen(rec, len - i);
     if (rlen >= 2 && rec[1] == '=') {
       char *v = rec + 2;
       switch (rec[0]) {
-      case 'u': req->user = v; break;
+      case 'u':
+        if (strlen(v) > MAX_REQUEST_USER) {
+          snprintf(err, errcap, "user of %zu bytes, longer than %d", strlen(v), MAX_REQUEST_USER);
+          return -1;
+        }
+        req->user = v;
+        break;
       case 'w': req->cwd = v; break;
-      case 'p': req->pidfile = v; break;
-      case 'e': if (req->nenv < 255) req->env[req->nenv++] = v; break;
-      case 'a': if (req->argc < 1023) req->argv[req->argc++] = v; break;
+      case 'p':
+        if (strlen(v) > MAX_PIDFILE || strchr(v, '/')) {
+          snprintf(err, errcap, "bad pidfile name (at most %d bytes, no '/')", MAX_PIDFILE);
+          return -1;
+        }
+        req->pidfile = v;
+        break;
+      case 'e':
+        if (push(req->env, &req->nenv, MAX_REQUEST_ENV, v, "environment variables", err, errcap) != 0) return -1;
+        break;
+      case 'a':
+        if (push(req->argv, &req->argc, MAX_REQUEST_ARGS, v, "arguments", err, errcap) != 0) return -1;
+        break;
       }
     }
     i += rlen + 1;
   }
   req->env[req->nenv] = NULL;
   req->argv[req->argc] = NULL;
+  return 0;
 }
 
-/* `skiff-exec:<base64>` into `req`, whose strings point into a buffer of this file: one request a process. */
-void decode_request(const char *command, struct request *req) {
-  static char payload[CONFIG_MAX];
-  size_t n = b64decode(command + 11, payload);
-  parse_request(payload, n, req);
+/*
+ * `skiff-exec:<base64>` into `req`, whose strings point into a buffer of
+ * this file (one request a process). -1 with `err` set when it is refused.
+ */
+int decode_request(const char *command, struct request *req, char *err, size_t errcap) {
+  static char payload[MAX_REQUEST_BYTES + 1];
+  const char *encoded = command + 11;
+  /* At most MAX_REQUEST_BYTES decoded: longer is refused, never cut (dropbear takes 9000 bytes encoded; the host no more). */
+  size_t digits = 0;
+  for (const char *c = encoded; *c; c++) digits += b64val((unsigned char)*c) >= 0;
+  if (digits * 6 / 8 > MAX_REQUEST_BYTES) {
+    snprintf(err, errcap, "request of %zu bytes is longer than %d", digits * 6 / 8, MAX_REQUEST_BYTES);
+    return -1;
+  }
+  size_t n = b64decode(encoded, payload);
+  payload[n] = 0; /* the last record ends here */
+  return parse_request(payload, n, req, err, errcap);
 }
 
-void read_shell_call(int argc, char **argv, struct shell_call *call) {
+int read_shell_call(int argc, char **argv, struct shell_call *call, char *err, size_t errcap) {
   memset(call, 0, sizeof *call);
   if (argc >= 3 && strcmp(argv[1], "-c") == 0) call->command = argv[2];
   if (call->command && strncmp(call->command, "skiff-exec:", 11) == 0) {
-    decode_request(call->command, &call->req);
+    return decode_request(call->command, &call->req, err, errcap);
   } else if (call->command && strcmp(call->command, "/usr/lib/sftp-server") == 0) {
     call->sftp = 1;
   }
+  return 0;
 }

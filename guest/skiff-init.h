@@ -21,8 +21,21 @@
 
 #define IMAGE "/image"
 #define TOOLS "/skiff"
-#define MAX_PORTS 16
-#define CONFIG_MAX 65536
+
+/*
+ * What the guest takes. The host refuses more before anything is made
+ * (guestLimits in src/guest/limits.ts, kept
+ * equal to these by the golden tests); the guest refuses more too, and
+ * never cuts.
+ */
+#define MAX_PORTS 16           /* agent ports (agent.ports=) */
+#define MAX_NICS 16            /* nic.N= */
+#define MAX_MOUNTS 16          /* mount.N= */
+#define MAX_REQUEST_ARGS 1023  /* a= records of one request */
+#define MAX_REQUEST_ENV 255    /* e= records of one request */
+#define MAX_REQUEST_BYTES 65536 /* one request, decoded */
+#define MAX_REQUEST_USER 127   /* u=USER[:GROUP] (users.c copies it) */
+#define MAX_PIDFILE 64         /* p=NAME under /dev/.skiff-run */
 
 /* ---- util.c ---- */
 
@@ -52,20 +65,20 @@ enum restart { RESTART_NO, RESTART_ON_FAILURE, RESTART_ALWAYS };
 extern char *config_text;
 char *config_get(const char *key);
 int config_debug(void);
-int config_agent_ports(void);
-int config_nics(struct nic_config *nics, int cap, char *err, size_t errcap);
-int config_mounts(struct mount_config *mounts, int cap, char *err, size_t errcap);
+int config_agent_ports(char *err, size_t errcap);
+int config_nics(struct nic_config nics[MAX_NICS], char *err, size_t errcap);
+int config_mounts(struct mount_config mounts[MAX_MOUNTS], char *err, size_t errcap);
 char *resolv_conf(const char *dns);
 int config_main(char **exec, enum restart *restart);
-char **env_entries(char *text);
+char **env_entries(char *text, size_t len);
 
 /* ---- request.c: what the host asks skiff-shell (or init, for the main command) to run ---- */
 
 struct request {
   const char *user, *cwd, *pidfile;
-  char *env[256];
+  char *env[MAX_REQUEST_ENV + 1]; /* NULL-terminated */
   int nenv;
-  char *argv[1024];
+  char *argv[MAX_REQUEST_ARGS + 1];
   int argc;
 };
 
@@ -76,10 +89,10 @@ struct shell_call {
   struct request req;
 };
 
-size_t b64decode(const char *in, char *out);
-void parse_request(char *data, size_t len, struct request *req);
-void decode_request(const char *command, struct request *req);
-void read_shell_call(int argc, char **argv, struct shell_call *call);
+/* Each returns 0, or -1 with the reason in `err` when the request is refused. */
+int parse_request(char *data, size_t len, struct request *req, char *err, size_t errcap);
+int decode_request(const char *command, struct request *req, char *err, size_t errcap);
+int read_shell_call(int argc, char **argv, struct shell_call *call, char *err, size_t errcap);
 
 /* ---- users.c: the image's /etc/passwd and /etc/group ---- */
 

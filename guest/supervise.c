@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 
 struct service {
-  char name[160];   /* for the log: "start.d/10-redis" or "main command" */
+  char name[300];   /* for the log: "start.d/10-redis" or "main command" */
   char path[300];   /* start.d: the script inside the image */
   char *exec;       /* main: the encoded request (skiff-exec:BASE64) */
   enum restart restart;
@@ -20,8 +20,8 @@ struct service {
   pid_t watch_sid;  /* a start script that exited 0 and left its session running: restarted when the session ends */
 };
 
-#define MAX_SERVICES 64
-static struct service services[MAX_SERVICES];
+/* Every start.d script, however many, and the main command. */
+static struct service *services;
 static int nservices;
 
 static pid_t start_service(struct service *svc) {
@@ -34,9 +34,12 @@ static pid_t start_service(struct service *svc) {
     setsid();
     stdio_to_console();
     struct request req = {0};
-    if (svc->exec) {
-      decode_request(svc->exec, &req);
-    } else {
+    char err[256];
+    if (svc->exec && decode_request(svc->exec, &req, err, sizeof err) != 0) {
+      fprintf(stderr, "skiff: %s refused: %s\n", svc->name, err);
+      _exit(126);
+    }
+    if (!svc->exec) {
       /* A start script runs as root in / with the VM's environment, like a container's entrypoint. */
       req.cwd = "/";
       req.argv[0] = svc->path;
@@ -62,13 +65,16 @@ static int is_start_script(const struct dirent *e) {
 void start_services(void) {
   struct dirent **list = NULL;
   int n = scandir(IMAGE "/etc/skiff/start.d", &list, is_start_script, alphasort);
+  services = calloc((n > 0 ? n : 0) + 1, sizeof *services);
+  if (!services) {
+    logmsg("no memory for %d services", n + 1);
+    power_off();
+  }
   for (int i = 0; i < n; i++) {
-    if (nservices < MAX_SERVICES - 1) {
-      struct service *svc = &services[nservices++];
-      snprintf(svc->name, sizeof svc->name, "start.d/%s", list[i]->d_name);
-      snprintf(svc->path, sizeof svc->path, "/etc/skiff/start.d/%s", list[i]->d_name);
-      svc->restart = RESTART_ALWAYS;
-    }
+    struct service *svc = &services[nservices++];
+    snprintf(svc->name, sizeof svc->name, "start.d/%s", list[i]->d_name);
+    snprintf(svc->path, sizeof svc->path, "/etc/skiff/start.d/%s", list[i]->d_name);
+    svc->restart = RESTART_ALWAYS;
     free(list[i]);
   }
   free(list);

@@ -43,14 +43,19 @@ int write_file(const char *path, const char *data, mode_t mode) {
   return ok ? 0 : -1;
 }
 
+/* The whole file, however long (the host's hosts file or env may be big), NUL-terminated; NULL when it cannot be read. */
 char *read_file(const char *path, size_t *len_out) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return NULL;
-  char *buf = malloc(CONFIG_MAX + 1);
-  size_t len = 0;
+  size_t cap = 4096, len = 0;
+  char *buf = malloc(cap + 1);
   ssize_t n;
-  while (len < CONFIG_MAX && (n = read(fd, buf + len, CONFIG_MAX - len)) > 0) len += n;
+  while (buf && (n = read(fd, buf + len, cap - len)) > 0) {
+    len += n;
+    if (len == cap) buf = realloc(buf, (cap *= 2) + 1);
+  }
   close(fd);
+  if (!buf) return NULL;
   buf[len] = 0;
   if (len_out) *len_out = len;
   return buf;

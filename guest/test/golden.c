@@ -55,9 +55,16 @@ static void request(const struct request *req) {
   printf(",\"argvNull\":%s,\"envNull\":%s}", req->argv[req->argc] ? "false" : "true", req->env[req->nenv] ? "false" : "true");
 }
 
+/* A refusal: the guest's reason on stderr, exit 1. */
+static int refused(const char *err) {
+  fprintf(stderr, "%s\n", err);
+  return 1;
+}
+
 static int shell(int argc, char **argv) {
   struct shell_call call;
-  read_shell_call(argc, argv, &call);
+  char err[256];
+  if (read_shell_call(argc, argv, &call, err, sizeof err) != 0) return refused(err);
   fputs("{\"command\":", stdout);
   str(call.command);
   printf(",\"sftp\":%s,\"request\":", call.sftp ? "true" : "false");
@@ -84,21 +91,30 @@ static int config(const char *dir) {
     perror("config");
     return 2;
   }
+  char err[256];
+  int ports = config_agent_ports(err, sizeof err);
+  if (ports < 0) return refused(err);
+  struct nic_config nics[MAX_NICS];
+  int n = config_nics(nics, err, sizeof err);
+  if (n < 0) return refused(err);
+  struct mount_config mounts[MAX_MOUNTS];
+  int m = config_mounts(mounts, err, sizeof err);
+  if (m < 0) return refused(err);
+  char *exec;
+  enum restart restart;
+  int has_main = config_main(&exec, &restart);
+  struct request req = {0};
+  if (has_main && decode_request(exec, &req, err, sizeof err) != 0) return refused(err);
+
   fputs("{\"hostname\":", stdout);
   value("hostname");
-  printf(",\"debug\":%s,\"agentPorts\":%d", config_debug() ? "true" : "false", config_agent_ports());
-
-  struct nic_config nics[64];
-  char err[256];
-  int n = config_nics(nics, 64, err, sizeof err);
+  printf(",\"debug\":%s,\"agentPorts\":%d", config_debug() ? "true" : "false", ports);
   fputs(",\"nics\":[", stdout);
   for (int i = 0; i < n; i++) {
     if (i) putchar(',');
     object(3, (const char *const[]){"mac", "name", "addr"}, (const char *const[]){nics[i].mac, nics[i].name, nics[i].addr});
   }
-  fputs("],\"nicError\":", stdout);
-  str(err[0] ? err : NULL);
-  fputs(",\"gateway\":", stdout);
+  fputs("],\"gateway\":", stdout);
   value("gateway");
 
   char *dns = config_get("dns");
@@ -108,35 +124,29 @@ static int config(const char *dir) {
   free(resolv);
   free(dns);
 
-  struct mount_config mounts[64];
-  int m = config_mounts(mounts, 64, err, sizeof err);
   fputs(",\"mounts\":[", stdout);
   for (int i = 0; i < m; i++) {
     if (i) putchar(',');
     const struct mount_config *mt = &mounts[i];
     object(4, (const char *const[]){"fs", "source", "mode", "target"}, (const char *const[]){mt->fs, mt->source, mt->mode, mt->target});
   }
-  fputs("],\"mountError\":", stdout);
-  str(m < 0 ? err : NULL);
+  putchar(']');
 
-  char *exec;
-  enum restart restart;
   fputs(",\"main\":", stdout);
-  if (config_main(&exec, &restart)) {
+  if (has_main) {
     static const char *const names[] = {"no", "on-failure", "always"};
     printf("{\"restart\":\"%s\",\"request\":", names[restart]);
-    struct request req = {0};
-    decode_request(exec, &req);
     request(&req);
     putchar('}');
   } else {
     fputs("null", stdout);
   }
 
-  char *env = file_in(dir, "env", NULL);
+  size_t env_len = 0;
+  char *env = file_in(dir, "env", &env_len);
   fputs(",\"env\":", stdout);
   if (env) {
-    char **entries = env_entries(env);
+    char **entries = env_entries(env, env_len);
     int count = 0;
     while (entries[count]) count++;
     list(entries, count);

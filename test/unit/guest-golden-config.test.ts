@@ -43,11 +43,9 @@ function meaning(config: GuestConfig): ParsedConfig {
     debug: config.debug === true,
     agentPorts: config.agentPorts,
     nics: net.nics.map((n) => ({ mac: n.mac, name: n.name, addr: n.address })),
-    nicError: null,
     gateway: net.gateway ?? null,
     resolvConf: net.dns.length === 0 ? null : net.dns.map((ns) => `nameserver ${ns}\n`).join(""),
     mounts: (config.mounts ?? []).map((m) => ({ fs: m.fs, source: m.source, mode: m.readOnly ? "ro" : "rw", target: m.target })),
-    mountError: null,
     main:
       config.main === undefined
         ? null
@@ -98,6 +96,14 @@ const cases: [string, GuestConfig][] = [
     "env values with quotes, '=', spaces and unicode",
     { ...base, env: { Q: `'"\`$x`, EQ: "a=b==c", SP: "  lead and trail  ", U: "grüße 👋", EMPTY: "" } },
   ],
+  [
+    "env values with newlines and control characters (once silently left out)",
+    { ...base, env: { PEM: "-----BEGIN KEY-----\nAAAA\n-----END KEY-----\n", CRLF: "a\r\nb", CTRL: "\u0001\u001f\u007f", "lower.dotted-name": "x" } },
+  ],
+  ["env past 64 KiB (once cut at 64 KiB)", { ...base, env: Object.fromEntries(many(3000, (i) => [`BIG_${i}`, "v".repeat(40)])) }],
+  ["one env value of 200 KB", { ...base, env: { HUGE: "x".repeat(200_000) } }],
+  ["hosts past 64 KiB (once cut at 64 KiB)", { ...base, network: { ...base.network, hosts: many(5000, (i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}\tpeer-number-${i}`).join("\n") + "\n" } }],
+  ["many nameservers (once cut at 512 bytes of resolv.conf)", { ...base, network: { ...base.network, dns: many(40, (i) => `fd00::${i.toString(16)}:53`) } }],
   ["hosts with many peers and unicode", { ...base, network: { ...base.network, hosts: many(300, (i) => `10.90.${i >> 8}.${i & 255}\tpeer-${i} ü${i}`).join("\n") + "\n" } }],
   [
     "many entries: 16 NICs, 16 mounts, 200 env variables",
