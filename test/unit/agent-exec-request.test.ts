@@ -24,7 +24,7 @@ describe("encodeExecRequest", () => {
     expect(codeOf(() => encodeExecRequest({ argv: ["x"], cwd: "/a\0" }))).toBe("ERR_SKIFF_USAGE");
     expect(codeOf(() => encodeExecRequest({ argv: ["x"], env: { "A=B": "1" } }))).toBe("ERR_SKIFF_BAD_ENV");
     expect(codeOf(() => encodeExecRequest({ argv: ["x"], env: { "": "1" } }))).toBe("ERR_SKIFF_BAD_ENV");
-    expect(codeOf(() => encodeExecRequest({ argv: ["x"], env: { A: "\0" } }))).toBe("ERR_SKIFF_USAGE");
+    expect(codeOf(() => encodeExecRequest({ argv: ["x"], env: { A: "\0" } }))).toBe("ERR_SKIFF_BAD_ENV");
     expect(codeOf(() => encodeExecRequest({ argv: ["x"], pidfile: "../etc/passwd" }))).toBe("ERR_SKIFF_INTERNAL");
   });
 
