@@ -122,6 +122,7 @@ int agent_port_count(void);                                   /* ports.c */
 void find_agent_ports(void);
 void spawn_relays(int from);
 void relay_ended(pid_t pid);
+char **start_scripts(const char *dir, int *count);            /* start-scripts.c */
 void start_services(void);                                    /* supervise.c */
 int service_exited(pid_t pid, int status);
 long restart_due_services(void);

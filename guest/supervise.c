@@ -53,31 +53,23 @@ static pid_t start_service(struct service *svc) {
   return pid;
 }
 
-static int is_start_script(const struct dirent *e) {
-  if (e->d_name[0] == '.') return 0;
-  char path[512];
-  struct stat st;
-  snprintf(path, sizeof path, IMAGE "/etc/skiff/start.d/%s", e->d_name);
-  return lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
-}
-
 /* Every executable file in the image's /etc/skiff/start.d, in name order, then the main command when init runs it. */
 void start_services(void) {
-  struct dirent **list = NULL;
-  int n = scandir(IMAGE "/etc/skiff/start.d", &list, is_start_script, alphasort);
-  services = calloc((n > 0 ? n : 0) + 1, sizeof *services);
+  int n;
+  char **scripts = start_scripts(IMAGE "/etc/skiff/start.d", &n);
+  services = calloc(n + 1, sizeof *services);
   if (!services) {
     logmsg("no memory for %d services", n + 1);
     power_off();
   }
   for (int i = 0; i < n; i++) {
     struct service *svc = &services[nservices++];
-    snprintf(svc->name, sizeof svc->name, "start.d/%s", list[i]->d_name);
-    snprintf(svc->path, sizeof svc->path, "/etc/skiff/start.d/%s", list[i]->d_name);
+    snprintf(svc->name, sizeof svc->name, "start.d/%s", scripts[i]);
+    snprintf(svc->path, sizeof svc->path, "/etc/skiff/start.d/%s", scripts[i]);
     svc->restart = RESTART_ALWAYS;
-    free(list[i]);
+    free(scripts[i]);
   }
-  free(list);
+  free(scripts);
   char *exec;
   enum restart restart;
   if (config_main(&exec, &restart)) {

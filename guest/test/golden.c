@@ -4,11 +4,12 @@
  * prints what they understood as JSON, every string as hex of its bytes
  * (so NULs, newlines and bytes that are not UTF-8 come back exactly).
  * Not part of skiff-init; built by the tests with the host's gcc from
- * this file, config.c, request.c and util.c.
+ * this file, config.c, request.c, start-scripts.c and util.c.
  *
  *   golden shell [-c COMMAND]   what skiff-shell makes of its arguments
  *   golden config DIR           what init makes of DIR/config, DIR/env, DIR/hosts
  *                               (DIR: the /skiff of the per-VM archive, unpacked)
+ *   golden start-scripts DIR    the scripts init starts from DIR (an image's start.d)
  */
 #include "../skiff-init.h"
 
@@ -163,9 +164,18 @@ static int config(const char *dir) {
   return 0;
 }
 
+static int scripts(const char *dir) {
+  int n;
+  char **names = start_scripts(dir, &n);
+  list(names, n);
+  putchar('\n');
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "shell") == 0) return shell(argc - 1, argv + 1);
   if (argc == 3 && strcmp(argv[1], "config") == 0) return config(argv[2]);
-  fprintf(stderr, "usage: golden shell [-c COMMAND] | golden config DIR\n");
+  if (argc == 3 && strcmp(argv[1], "start-scripts") == 0) return scripts(argv[2]);
+  fprintf(stderr, "usage: golden shell [-c COMMAND] | golden config DIR | golden start-scripts DIR\n");
   return 2;
 }
