@@ -5,7 +5,7 @@
 // src/store/lock.ts), make the CLI entry executable, and stamp the build so
 // ./setup.sh can tell when it is out of date.
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { nodeIncludeDir } from "./node-headers.mjs";
@@ -19,24 +19,31 @@ function fail(message) {
   process.exit(1);
 }
 
-/** gcc `source` into `output` (atomically: a failed build leaves the old one or none). */
+/** gcc `sources` (one file, or the files of one program) into `output` (atomically: a failed build leaves the old one or none). */
 function compile({ source, output, flags, needs }) {
+  const sources = Array.isArray(source) ? source : [source];
+  const what = sources.length === 1 ? sources[0] : dirname(sources[0]);
   mkdirSync(dirname(output), { recursive: true });
   const temp = `${output}.tmp-${process.pid}`;
-  const gcc = spawnSync("gcc", ["-Wall", ...flags, "-o", temp, source], { stdio: "inherit" });
+  const gcc = spawnSync("gcc", ["-Wall", ...flags, "-o", temp, ...sources], { stdio: "inherit" });
   if (gcc.error?.code === "ENOENT") {
-    fail(`gcc not found; it builds ${source}.\n  install it: apt-get install gcc libc6-dev   (or run ./setup.sh)`);
+    fail(`gcc not found; it builds ${what}.\n  install it: apt-get install gcc libc6-dev   (or run ./setup.sh)`);
   }
   if (gcc.error) fail(`cannot run gcc: ${gcc.error.message}`);
   if (gcc.status !== 0) {
     rmSync(temp, { force: true });
-    fail(`gcc failed to build ${source} (exit ${gcc.status ?? gcc.signal}).\n  ${needs}`);
+    fail(`gcc failed to build ${what} (exit ${gcc.status ?? gcc.signal}).\n  ${needs}`);
   }
   renameSync(temp, output);
 }
 
+// skiff-init is split by role into the .c files of guest/ (guest/test/ holds the golden tests' main, not part of it).
+const guestDir = join(root, "guest");
 compile({
-  source: join(root, "guest", "skiff-init.c"),
+  source: readdirSync(guestDir)
+    .filter((f) => f.endsWith(".c"))
+    .sort()
+    .map((f) => join(guestDir, f)),
   output: join(root, "dist", "guest", "skiff-init"),
   flags: ["-static", "-Os", "-Wno-format-truncation"],
   needs: "a static link needs libc6-dev: apt-get install gcc libc6-dev   (or run ./setup.sh)",

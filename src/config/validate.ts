@@ -1,7 +1,8 @@
 /**
  * Checks on a finished ProjectSpec, whatever format it came from: what `up`
  * would refuse later (names skiff's objects cannot have, too many mounts, a
- * single-file bind, a cloud VM on a named network, an address outside its
+ * single-file bind, a cloud VM on a named network, what skiff-init could
+ * not take — too many NICs, a command too long —, an address outside its
  * subnet) and what would leave `up` waiting forever (a dependency cycle, a
  * dependency that is not started, `service_healthy` on a service without a
  * healthcheck). Each check is the engine's own function, run here on the
@@ -10,6 +11,8 @@
  */
 import { statSync } from "node:fs";
 import { checkCloudRequest } from "../engine/create.js";
+import { checkMainCommand } from "../guest/exec-request.js";
+import { checkGuestInput } from "../guest/limits.js";
 import { checkBindSource, checkMountRequests, type SourceKind } from "../engine/volumes.js";
 import { checkGateway, checkNetworkGateway, checkRequestedAddress, parseSubnet } from "../network/ipam.js";
 import { validateNetworkName } from "../network/store.js";
@@ -38,6 +41,7 @@ export function validateProject(spec: ProjectSpec): void {
     checkMounts(s, problems);
     checkAddresses(spec, s, problems);
     if (s.imageUrl !== undefined) checkCloud(spec, s, problems);
+    else checkGuest(s, problems);
   }
   checkDependencies(spec.services, problems);
   if (problems.length > 0) throw problemsError(problems, spec.files[0] ?? spec.dir, "see docs/foreign-formats.md and docs/skiff-yml.md for what skiff runs");
@@ -50,6 +54,17 @@ function checkMounts(s: ServiceSpec, problems: ConfigProblem[]): void {
     // A missing directory is left to `up`: it may well be made before then.
     if (m.kind === "bind" && sourceKind(m.source) !== "missing") attempt(problems, m.place, `service ${s.name}: `, () => checkBindSource(m.source, m.place, sourceKind(m.source)));
   }
+}
+
+/** What create would refuse as more than skiff-init takes (src/guest/limits.ts), at the service's place. */
+function checkGuest(s: ServiceSpec, problems: ConfigProblem[]): void {
+  const prefix = `service ${s.name}: `;
+  const networks = s.networks.map((n) => ({ place: itemPlace(n, s.place) }));
+  attempt(problems, s.place, prefix, () => checkGuestInput({ env: s.environment, network: { mode: s.userNetwork ? "user" : "none" }, networks }));
+  const argv = [...(s.entrypoint ?? []), ...(s.command ?? [])];
+  attempt(problems, s.place, prefix, () =>
+    checkMainCommand({ argv, ...(s.user === undefined ? {} : { user: s.user }), ...(s.workingDir === undefined ? {} : { cwd: s.workingDir }) }),
+  );
 }
 
 function sourceKind(path: string): SourceKind {

@@ -26,6 +26,8 @@ import { checkMounts, createMissingVolumes, removeCreated, withVolumesLocked, ty
 import { checkKernel } from "../kernel/override.js";
 import { crashPoint } from "../util/crash-point.js";
 import { currentProcess } from "../process/pid.js";
+import { checkGuestInput } from "../guest/limits.js";
+import { checkMainCommand } from "../guest/exec-request.js";
 
 export interface CreateOptions {
   image: string;
@@ -120,6 +122,9 @@ type ResolvedCreate = CreateOptions & { egressSpec?: EgressSpec };
 
 async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: number): Promise<VmRecord> {
   // Mounts and the kernel fail here, before an image is pulled; volumes are checked again under their lock.
+  // What skiff-init could not take is refused now, not cut in the guest or met at boot; the image's defaults only add to the command.
+  checkGuestInput(opts);
+  checkMain(opts);
   await checkMounts(ctx, opts.mounts ?? []);
   const kernel = opts.kernel === undefined ? undefined : await checkKernel(opts.kernel);
   const init = opts.init === undefined ? undefined : checkInit(opts.init);
@@ -134,6 +139,8 @@ async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: numbe
     onPull: (e) => ctx.emit("pull", e),
     onEvent: (e) => ctx.emit("build", e),
   });
+  const runtime = runtimeFrom(image.config, opts);
+  checkMain(runtime);
   progress(ctx, opts.name ?? "", "preparing-kernel", "preparing kernel and QEMU", t0);
   const facts = await ctx.hostFacts();
 
@@ -146,7 +153,7 @@ async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: numbe
       async (name) => ({
         ...commonSpec(name, opts, defaults.memoryMiB),
         image: opts.image,
-        ...runtimeFrom(image.config, opts),
+        ...runtime,
         ...(mounts.length === 0 ? {} : { mounts }),
         ...(kernel === undefined ? {} : { kernel }),
         ...(init === undefined ? {} : { init }),
@@ -166,6 +173,15 @@ async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: numbe
       check: true,
       debianPackage: "qemu-utils",
     });
+  });
+}
+
+/** The VM's command, as the guest will be handed it (exec-request.ts: checkMainCommand). */
+function checkMain(rt: Pick<CreateOptions, "entrypoint" | "command" | "user" | "workingDir">): void {
+  checkMainCommand({
+    argv: [...(rt.entrypoint ?? []), ...(rt.command ?? [])],
+    ...(rt.user === undefined ? {} : { user: rt.user }),
+    ...(rt.workingDir === undefined ? {} : { cwd: rt.workingDir }),
   });
 }
 

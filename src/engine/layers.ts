@@ -18,7 +18,7 @@ import { isSkiffError, SkiffError } from "../errors.js";
 import { cachedImage, imagePath, imagesDir, writeImageRecord } from "../image/cache.js";
 import { resolveImage, type ResolvedImage } from "../image/resolve.js";
 import { BuildLog } from "../layer/build-log.js";
-import { applyLayers, type BuildVm } from "../layer/build.js";
+import { applyLayers, checkStartOrder, type BuildVm } from "../layer/build.js";
 import type { LayerEvent } from "../layer/events.js";
 import { layersDigest, layersImageName } from "../layer/hash.js";
 import { planAptMirror, type AptMirrorPlan } from "../layer/mirror.js";
@@ -65,6 +65,7 @@ export function layerLogPath(cacheDir: string, digest: string): string {
 export async function buildLayers(skiff: Skiff, opts: BuildLayersOptions): Promise<BuildLayersResult> {
   const emit = (e: LayerEvent) => skiff.emit("layer", e);
   const specs = await loadLayers(opts.layers, opts.searchPaths ?? []);
+  checkStartOrder(specs);
   const base = await resolveBase(skiff, opts.base ?? defaultLayerBase);
   const digest = await layersDigest(base.digest, specs);
   const image = layersImageName(digest);

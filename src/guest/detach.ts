@@ -12,7 +12,7 @@
  */
 import { SkiffError } from "../errors.js";
 import type { AgentConnection } from "./agent.js";
-import type { ExecRequest } from "./exec-request.js";
+import { skiffDetach, type ExecRequest } from "./exec-request.js";
 
 /** The transient unit a cloud image's main command runs in. */
 export const cloudMainUnit = "skiff-main";
@@ -31,7 +31,7 @@ exec sudo -n systemd-run --quiet --unit=${cloudMainUnit} -p Type=exec -p User="$
 `;
 
 function detachRequest(conn: AgentConnection, req: Omit<ExecRequest, "tty">): Omit<ExecRequest, "tty"> {
-  if (conn.sshUser === undefined) return { ...req, argv: ["/dev/.skiff/bin/skiff-detach", ...req.argv] };
+  if (conn.sshUser === undefined) return { ...req, argv: [skiffDetach, ...req.argv] };
   // sudo drops the environment: systemd gets it explicitly.
   const setenv = Object.entries(req.env ?? {}).map(([k, v]) => `--setenv=${k}=${v}`);
   const { env: _env, ...rest } = req;

@@ -15,6 +15,7 @@ import { type CpioEntry, writeCpio } from "./cpio.js";
 import { SkiffError } from "../errors.js";
 import { collectGuestTools, toolsFingerprint } from "./tools.js";
 import { encodeExecRequest, type EncodableRequest } from "./exec-request.js";
+import { checkEnvVar, checkGuestCounts } from "./limits.js";
 import type { RestartPolicy } from "../spec/machine.js";
 
 /** Bumped whenever the layout below changes, so cached archives are rebuilt. */
@@ -130,6 +131,7 @@ export interface GuestMount {
 
 /** The key=value file skiff-init reads. Values are single lines by construction. */
 export function renderGuestConfig(config: GuestConfig): string {
+  checkGuestCounts({ nics: config.network.nics.length, mounts: (config.mounts ?? []).length, agentPorts: config.agentPorts });
   const lines = [`hostname=${config.hostname}`, `agent.ports=${config.agentPorts}`];
   if (config.debug === true) lines.push("debug=1");
   const net = config.network;
@@ -148,14 +150,23 @@ export function renderGuestConfig(config: GuestConfig): string {
   return lines.join("\n") + "\n";
 }
 
+/**
+ * /skiff/env: the VM's environment as NUL-terminated `KEY=VALUE` records
+ * (guest/config.c, env_entries), so a value may hold newlines. A variable
+ * the guest could not hold is refused, never left out.
+ */
+export function renderEnvFile(env: Record<string, string>): Buffer {
+  const records = Object.entries(env).map(([key, value]) => {
+    checkEnvVar(key, value, "env");
+    return `${key}=${value}\0`;
+  });
+  return Buffer.from(records.join(""), "utf8");
+}
+
 export function guestConfigArchive(config: GuestConfig): Buffer {
-  const env = Object.entries(config.env)
-    .filter(([k, v]) => !k.includes("=") && !k.includes("\n") && !v.includes("\n"))
-    .map(([k, v]) => `${k}=${v}\n`)
-    .join("");
   return writeCpio([
     { type: "file", path: "/skiff/config", data: Buffer.from(renderGuestConfig(config)) },
-    { type: "file", path: "/skiff/env", data: Buffer.from(env) },
+    { type: "file", path: "/skiff/env", data: renderEnvFile(config.env) },
     { type: "file", path: "/skiff/hosts", data: Buffer.from(config.network.hosts) },
     { type: "file", path: "/skiff/root/.ssh/authorized_keys", data: Buffer.from(config.authorizedKey.trim() + "\n"), mode: 0o600 },
     { type: "file", path: "/skiff/etc/ssh_host_ed25519_key", data: config.hostKey, mode: 0o600 },

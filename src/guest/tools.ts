@@ -2,7 +2,7 @@
  * skiff's guest tools: the programs that make up the "agent world" the
  * guest boots into before it ever looks at the image. They come from the
  * host's Debian packages (busybox-static, dropbear-bin, openssh-sftp-server)
- * plus skiff-init, compiled from guest/skiff-init.c at build time.
+ * plus skiff-init, compiled from guest/*.c at build time.
  *
  * Why SSH (dropbear) as the host<->guest protocol rather than a home-made
  * one: it already does streamed exec with separate stdout/stderr, stdin,

@@ -47,6 +47,19 @@ export function startScriptPath(index: number, layer: string): string {
   return `${startDir}/${String(index).padStart(2, "0")}-${layer}`;
 }
 
+/** Init starts start.d in name order, so `100-x` would run before `11-y` (guest/start-scripts.c). */
+export const maxStartLayers = 99;
+
+/** Refuse, before a build VM boots, a start script init would run out of the layers' order. */
+export function checkStartOrder(layers: readonly Pick<LayerSpec, "name" | "start">[]): void {
+  const late = layers.findIndex((l, i) => i + 1 > maxStartLayers && l.start !== undefined);
+  if (late < 0) return;
+  throw new SkiffError("ERR_SKIFF_USAGE", `layer ${layers[late]!.name} has a start script at position ${late + 1}, after the ${maxStartLayers}th layer`, {
+    place: "layers",
+    hint: `start scripts are numbered by position in two digits: give layers with a start script among the first ${maxStartLayers}`,
+  });
+}
+
 export async function applyLayers(vm: BuildVm, layers: readonly LayerSpec[], opts: ApplyOptions): Promise<void> {
   const count = layers.length;
   const step = (layer: LayerSpec | undefined, index: number, name: LayerStep, detail: string) => {

@@ -42,6 +42,7 @@ const config = (format: Format, text: string): ProjectSpec => {
 };
 
 const binds = (n: number) => Array.from({ length: n }, (_, i) => `      - ./site:/srv/${i}`).join("\n");
+const nets = (n: number) => Array.from({ length: n }, (_, i) => `n${i}`);
 
 describe("validateProject: what up would refuse later", () => {
   it.each<[string, Format, string, string, RegExp, RegExp?]>([
@@ -64,6 +65,9 @@ describe("validateProject: what up would refuse later", () => {
     ["the network's own address (compose)", "compose", "services:\n  web:\n    image: nginx\n    networks:\n      lan: { ipv4_address: 10.5.0.0 }\nnetworks:\n  lan:\n    ipam: { config: [{ subnet: 10.5.0.0/24 }] }\n", "compose.yaml:2:3", /10\.5\.0\.0 is not a host address/],
     ["a network's gateway outside its subnet (compose)", "compose", "services:\n  web: { image: nginx, networks: [lan] }\nnetworks:\n  lan:\n    ipam: { config: [{ subnet: 10.5.0.0/24, gateway: 10.6.0.1 }] }\n", "compose.yaml:4:3", /network lan: gateway 10\.6\.0\.1 is not a host address of 10\.5\.0\.0\/24/, /inside the subnet/],
     ["a VMFile tap network on a cloud VM", "vmfile", 'vm "db" {\n    image-url "https://example.com/db.qcow2"\n    network "tap" {\n        bridge "br0"\n    }\n}\n', "VMFile.kdl:3:5", /cloud images cannot join named networks yet/],
+    ["more NICs than skiff-init takes", "compose", `services:\n  web: { image: nginx, networks: [${nets(16).join(", ")}] }\nnetworks: { ${nets(16).map((n) => `${n}: {}`).join(", ")} }\n`, "compose.yaml:2:3", /service web: too many networks: 17 NICs/, /at most 16 nics/],
+    ["a command with more arguments than the guest takes", "compose", `services:\n  web: { image: nginx, command: [${Array(1023).fill("a").join(", ")}] }\n`, "compose.yaml:2:3", /too many arguments in the VM's command: 1023/, /at most 1022 arguments/],
+    ["a command too long for the guest", "compose", `services:\n  web: { image: nginx, command: [echo, ${"x".repeat(9000)}] }\n`, "compose.yaml:2:3", /too long as the VM's command/, /stdin/],
     ["a cloud VM with a volume (skiff.yml)", "skiff", "services:\n  db:\n    image-url: https://example.com/db.qcow2\n    volumes: [./site:/srv]\n", "skiff.yml:2:3", /cloud images cannot have volumes/],
   ])("%s", (_what, format, text, place, message, hint) => {
     const err = errorOf(() => config(format, text));

@@ -34,7 +34,7 @@ describe("guest config", () => {
   it("carries env, key and host key as files of a cpio archive", () => {
     const archive = guestConfigArchive(config).toString("latin1");
     expect(archive).toContain("skiff/env");
-    expect(archive).toContain("FOO=bar\nEMPTY=\n");
+    expect(archive).toContain("FOO=bar\0EMPTY=\0");
     expect(archive).toContain("skiff/root/.ssh/authorized_keys");
     expect(archive).toContain("ssh-ed25519 AAAA test\n");
     expect(archive).toContain("skiff/hosts");

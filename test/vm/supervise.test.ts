@@ -52,7 +52,7 @@ describe("supervision by skiff-init", () => {
       image: "base",
       name: "sup",
       network: { mode: "none" },
-      env: { GREETING: "hello" },
+      env: { GREETING: "hello", MULTI: "line one\nline two" },
       mounts: [
         { kind: "bind", source: startd, target: "/etc/skiff/start.d", readOnly: true },
         { kind: "bind", source: out, target: "/out", readOnly: false },
@@ -77,6 +77,15 @@ describe("supervision by skiff-init", () => {
     expect(consoleText()).toContain("flaky ran as 0 in / with GREETING=hello");
     await until("the daemon", () => lines(join(out, "daemon")).length === 1);
     expect(existsSync(join(out, "never"))).toBe(false);
+  });
+
+  it("gives every command the VM's environment, a value with a newline whole", async () => {
+    const conn = await skiff.connect("sup");
+    try {
+      expect((await conn.run(["sh", "-c", 'printf "%s|" "$MULTI" "$GREETING"'])).stdout).toBe("line one\nline two|hello|");
+    } finally {
+      await conn.close();
+    }
   });
 
   it("restarts a start.d script that exits, with a doubling backoff, and leaves a running one alone", async () => {

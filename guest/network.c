@@ -1,0 +1,109 @@
+/*
+ * The guest's names and network, as /skiff/config and /skiff/hosts tell
+ * them: hostname, /etc/hosts, resolv.conf, and each NIC found by its MAC,
+ * renamed and given its static address.
+ */
+#include "skiff-init.h"
+
+#include <dirent.h>
+#include <strings.h> /* strncasecmp */
+
+/* hostname, /etc/hosts and resolv.conf live on the VM's overlay, like cloud-init writes them. */
+void configure_names(void) {
+  struct stat st;
+  int have_etc = stat(IMAGE "/etc", &st) == 0;
+  char *hostname = config_get("hostname");
+  if (hostname) {
+    sethostname(hostname, strlen(hostname));
+    if (have_etc) {
+      char buf[512];
+      snprintf(buf, sizeof buf, "%s\n", hostname);
+      write_file(IMAGE "/etc/hostname", buf, 0644);
+    }
+    free(hostname);
+  }
+  /* The host renders the whole /etc/hosts: this VM's names and every VM it shares a network with. */
+  char *hosts = read_file("/skiff/hosts", NULL);
+  if (hosts && have_etc) write_file(IMAGE "/etc/hosts", hosts, 0644);
+  free(hosts);
+  char *dns = config_get("dns"); /* space-separated nameservers */
+  if (dns && have_etc) {
+    char *text = resolv_conf(dns);
+    unlink(IMAGE "/etc/resolv.conf"); /* may be a dangling symlink to systemd-resolved */
+    write_file(IMAGE "/etc/resolv.conf", text, 0644);
+    free(text);
+  }
+  free(dns);
+}
+
+/* The kernel's name for the interface with this MAC, or "" when it has not appeared (yet). */
+static void iface_by_mac(const char *mac, char *out, size_t cap) {
+  out[0] = 0;
+  DIR *d = opendir("/sys/class/net");
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char path[300];
+    snprintf(path, sizeof path, "/sys/class/net/%s/address", e->d_name);
+    char *addr = read_file(path, NULL);
+    if (addr && strncasecmp(addr, mac, 17) == 0) snprintf(out, cap, "%s", e->d_name);
+    free(addr);
+    if (out[0]) break;
+  }
+  closedir(d);
+}
+
+static void ip(const char *a, const char *b, const char *c, const char *d, const char *e, const char *f, const char *g) {
+  char *const argv[] = {TOOLS "/bin/busybox", "ip", (char *)a, (char *)b, (char *)c, (char *)d, (char *)e, (char *)f, (char *)g, NULL};
+  int r = run(argv);
+  if (r != 0) logmsg("ip %s %s %s %s %s: exit %d", a, b, c, d ? d : "", e ? e : "", r);
+}
+
+/*
+ * Each NIC is `nic.N=MAC NAME ADDRESS/PREFIX` in the config. NICs are found
+ * by MAC and renamed (through a temporary name, so eth1 and eth2 can swap)
+ * to the names the host chose: user networking eth0, then the named
+ * networks in order. Addresses are static: skiff handed them out.
+ */
+void configure_network(void) {
+  ip("link", "set", "lo", "up", NULL, NULL, NULL);
+  struct nic_config nics[MAX_NICS];
+  char cur[MAX_NICS][64]; /* the kernel's name for each, as it is renamed */
+  char err[256];
+  int n = config_nics(nics, err, sizeof err);
+  if (n < 0) {
+    /* A NIC left out would be a network the workload silently lacks: refuse the boot, saying why. */
+    logmsg("%s", err);
+    power_off();
+  }
+  int found = 0;
+  for (int waited = 0; waited < 3000 && found < n; waited += 5) {
+    found = 0;
+    for (int i = 0; i < n; i++) {
+      iface_by_mac(nics[i].mac, cur[i], sizeof cur[i]);
+      if (cur[i][0]) found++;
+    }
+    if (found < n) usleep(5000);
+  }
+  for (int i = 0; i < n; i++) {
+    if (!cur[i][0]) {
+      logmsg("no interface with MAC %s (%s)", nics[i].mac, nics[i].name);
+      continue;
+    }
+    char tmp[16];
+    snprintf(tmp, sizeof tmp, "sktmp%d", i);
+    if (strcmp(cur[i], nics[i].name) != 0) ip("link", "set", "dev", cur[i], "name", tmp, NULL);
+    else snprintf(tmp, sizeof tmp, "%s", nics[i].name);
+    snprintf(cur[i], sizeof cur[i], "%s", tmp);
+  }
+  for (int i = 0; i < n; i++) {
+    if (!cur[i][0]) continue;
+    if (strcmp(cur[i], nics[i].name) != 0) ip("link", "set", "dev", cur[i], "name", nics[i].name, NULL);
+    ip("addr", "add", nics[i].addr, "dev", nics[i].name, NULL, NULL);
+    ip("link", "set", nics[i].name, "up", NULL, NULL, NULL);
+  }
+  char *gw = config_get("gateway");
+  if (gw) ip("route", "add", "default", "via", gw, NULL, NULL);
+  free(gw);
+}

@@ -1,0 +1,203 @@
+/*
+ * skiff-relay: one per virtio-serial agent port. Handshakes with the host
+ * (SKIFF-HELLO / SKIFF-READY), then relays bytes between the port and
+ * `dropbear -i` over a socketpair (dropbear -i insists on a socket for
+ * stdin), and starts over for the next host session.
+ */
+#include "skiff-init.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+
+static volatile sig_atomic_t port_event;
+static void on_sigio(int sig) { (void)sig; port_event = 1; }
+
+/* Whether `fd` has bytes to read right now. */
+static int readable_now(int fd) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+/* Drop what is waiting on the port: bytes of a host that has gone. */
+static void drop_input(int fd) {
+  char buf[512];
+  while (readable_now(fd) && read(fd, buf, sizeof buf) > 0) {
+  }
+}
+
+/*
+ * Read the host's "SKIFF-HELLO <nonce>" line, skipping stale bytes of an
+ * older session. A host that gave up before its answer (a guest slowed
+ * down by a busy host) leaves its HELLOs on the port: they are dropped when
+ * it is seen gone, and of the HELLOs waiting at once the newest is
+ * answered, so a stale nonce does not take the next host's session (it
+ * would wait for its own answer while this end waits for SSH).
+ *
+ * Returns 1 when the waiting dropbear ended first (on the other end of
+ * `sock`): it gives up on a client that does not authenticate within 5
+ * minutes, so an idle port's dropbear ends every 5 minutes, and must be
+ * reaped and replaced before the host comes (else it stays a zombie and the
+ * host's next session on the port talks to nobody).
+ */
+static int await_hello(int fd, int sock, char *nonce, size_t cap) {
+  char line[128];
+  size_t len = 0;
+  int have = 0;
+  for (;;) {
+    if (have && len == 0 && !readable_now(fd)) return 0;
+    /* Only hang-ups of `sock`: dropbear's greeting waits there for the host. */
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = sock, .events = 0}};
+    int r = poll(p, 2, 1000);
+    if (r < 0 && errno != EINTR) return -1;
+    if (r <= 0) continue;
+    if (p[1].revents & (POLLHUP | POLLERR)) return 1;
+    if (p[0].revents & POLLHUP) {
+      /* No host on the other end: forget its bytes, wait for the next (SIGIO, or poll again shortly). */
+      len = 0;
+      have = 0;
+      drop_input(fd);
+      struct timespec ts = {0, 50 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+      continue;
+    }
+    char c;
+    ssize_t n = read(fd, &c, 1);
+    if (n <= 0) continue;
+    if (c == '\n') {
+      line[len] = 0;
+      len = 0;
+      if (strncmp(line, "SKIFF-HELLO ", 12) == 0) {
+        snprintf(nonce, cap, "%s", line + 12);
+        have = 1;
+      }
+    } else if (len < sizeof line - 1) {
+      line[len++] = c;
+    }
+  }
+}
+
+/*
+ * dropbear is started before the host says HELLO, so its start-up (dynamic
+ * linking, key loading: slow under TCG) is not on the path of a connect.
+ */
+static pid_t start_dropbear(int *sock_out) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(sv[1], 0);
+    dup2(sv[1], 1);
+    /* dropbear logs to syslog in inetd mode; only its fatal start-up errors reach the console. */
+    int con = open("/dev/console", O_WRONLY | O_NOCTTY);
+    if (con >= 0) dup2(con, 2);
+    setsid();
+    execl(TOOLS "/bin/dropbear", "dropbear", "-i", "-s", "-r", TOOLS "/etc/ssh_host_ed25519_key", "-W", "1048576",
+          (char *)NULL);
+    _exit(127);
+  }
+  close(sv[1]);
+  *sock_out = sv[0];
+  return pid;
+}
+
+static int relay_session(int port, pid_t pid, int sock) {
+  char buf[65536];
+  char pre[128];
+  size_t pre_len = 0;
+  int preamble = 1;
+  for (;;) {
+    struct pollfd p[2] = {{.fd = port, .events = POLLIN}, {.fd = sock, .events = POLLIN}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[0].revents & POLLHUP) break; /* host went away: end the session */
+    if (p[0].revents & POLLIN) {
+      ssize_t n = read(port, buf, sizeof buf);
+      if (n <= 0) break;
+      ssize_t start = 0;
+      if (preamble) {
+        /*
+         * The host repeats its HELLO until it sees READY, so copies may
+         * follow the one we answered. Drop whole HELLO lines until the
+         * client's SSH identification line starts.
+         */
+        while (start < n && preamble) {
+          if (pre_len == 0 && buf[start] != 'S') { preamble = 0; break; }
+          char c = buf[start++];
+          if (pre_len < sizeof pre - 1) pre[pre_len++] = c;
+          if (pre_len <= 12 && strncmp(pre, "SKIFF-HELLO ", pre_len) != 0) {
+            /* Not a HELLO: it is the start of SSH; pass on what we held back. */
+            preamble = 0;
+            if (write(sock, pre, pre_len) != (ssize_t)pre_len) goto done;
+            break;
+          }
+          if (c == '\n') pre_len = 0;
+        }
+      }
+      for (ssize_t off = start; off < n;) {
+        ssize_t w = write(sock, buf + off, n - off);
+        if (w <= 0) goto done;
+        off += w;
+      }
+    }
+    if (p[1].revents & (POLLIN | POLLHUP)) {
+      ssize_t n = read(sock, buf, sizeof buf);
+      if (n <= 0) break;
+      for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(port, buf + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) goto done;
+        off += w;
+      }
+    }
+  }
+done:
+  close(sock);
+  /* Hang up the session's processes, then make sure dropbear is gone before the next one. */
+  kill(-pid, SIGHUP);
+  kill(pid, SIGTERM);
+  for (int i = 0; i < 10 && waitpid(pid, NULL, WNOHANG) == 0; i++) usleep(5000);
+  kill(-pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  return 0;
+}
+
+int relay_main(const char *dev) {
+  signal(SIGIO, on_sigio);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGCHLD, SIG_DFL);
+  int fd = open(dev, O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    logmsg("relay %s: %s", dev, strerror(errno));
+    sleep(1);
+    return 1;
+  }
+  fcntl(fd, F_SETOWN, getpid());
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC);
+  for (;;) {
+    int sock = -1;
+    pid_t pid = start_dropbear(&sock);
+    if (pid < 0) return 1;
+    char nonce[96];
+    int waited = await_hello(fd, sock, nonce, sizeof nonce);
+    if (waited != 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+      close(sock);
+      if (waited < 0) return 1;
+      continue;
+    }
+    char ready[128];
+    int n = snprintf(ready, sizeof ready, "SKIFF-READY %s\n", nonce);
+    if (write(fd, ready, n) != n) {
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+      close(sock);
+      continue;
+    }
+    relay_session(fd, pid, sock);
+  }
+}

@@ -1,0 +1,130 @@
+/*
+ * What the files of skiff-init share: the paths of its world, the helpers
+ * every role uses, and the entry points one role calls in another's file.
+ * One static binary is linked from every .c file of guest/ (scripts/postbuild.mjs);
+ * the golden tests link only the parsers (test/unit/guest-golden*.test.ts).
+ */
+#ifndef SKIFF_INIT_H
+#define SKIFF_INIT_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define IMAGE "/image"
+#define TOOLS "/skiff"
+
+/*
+ * What the guest takes. The host refuses more before anything is made
+ * (guestLimits in src/guest/limits.ts, kept
+ * equal to these by the golden tests); the guest refuses more too, and
+ * never cuts.
+ */
+#define MAX_PORTS 16           /* agent ports (agent.ports=) */
+#define MAX_NICS 16            /* nic.N= */
+#define MAX_MOUNTS 16          /* mount.N= */
+#define MAX_REQUEST_ARGS 1023  /* a= records of one request */
+#define MAX_REQUEST_ENV 255    /* e= records of one request */
+#define MAX_REQUEST_BYTES 65536 /* one request, decoded */
+#define MAX_REQUEST_USER 127   /* u=USER[:GROUP] (users.c copies it) */
+#define MAX_PIDFILE 64         /* p=NAME under /dev/.skiff-run */
+
+/* ---- util.c ---- */
+
+/* Set from the config (`debug=1`): every message carries the guest's uptime. */
+extern int debug_timing;
+void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int write_file(const char *path, const char *data, mode_t mode);
+char *read_file(const char *path, size_t *len_out);
+int run(char *const argv[]);
+int wait_for(const char *path, int ms);
+void mkdir_p(const char *path, mode_t mode);
+void stdio_to_console(void);
+long now_ms(void);
+
+/* ---- config.c: /skiff/config and /skiff/env ---- */
+
+struct nic_config {
+  char mac[32], name[16], addr[64];
+};
+struct mount_config {
+  char fs[16], source[64], mode[4];
+  char *line;         /* the config's value, to free */
+  const char *target; /* the rest of the line */
+};
+enum restart { RESTART_NO, RESTART_ON_FAILURE, RESTART_ALWAYS };
+
+extern char *config_text;
+char *config_get(const char *key);
+int config_debug(void);
+int config_agent_ports(char *err, size_t errcap);
+int config_nics(struct nic_config nics[MAX_NICS], char *err, size_t errcap);
+int config_mounts(struct mount_config mounts[MAX_MOUNTS], char *err, size_t errcap);
+char *resolv_conf(const char *dns);
+int config_main(char **exec, enum restart *restart);
+char **env_entries(char *text, size_t len);
+
+/* ---- request.c: what the host asks skiff-shell (or init, for the main command) to run ---- */
+
+struct request {
+  const char *user, *cwd, *pidfile;
+  char *env[MAX_REQUEST_ENV + 1]; /* NULL-terminated */
+  int nenv;
+  char *argv[MAX_REQUEST_ARGS + 1];
+  int argc;
+};
+
+/* What skiff-shell was called with: `-c COMMAND` (an encoded request, sftp-server, a command line) or nothing (a login). */
+struct shell_call {
+  const char *command;
+  int sftp;
+  struct request req;
+};
+
+/* Each returns 0, or -1 with the reason in `err` when the request is refused. */
+int parse_request(char *data, size_t len, struct request *req, char *err, size_t errcap);
+int decode_request(const char *command, struct request *req, char *err, size_t errcap);
+int read_shell_call(int argc, char **argv, struct shell_call *call, char *err, size_t errcap);
+
+/* ---- users.c: the image's /etc/passwd and /etc/group ---- */
+
+void set_groups(const char *user, gid_t primary);
+int resolve_user(const char *spec, uid_t *uid, gid_t *gid, char *home, size_t hcap, char *shell, size_t scap,
+                 char *name, size_t ncap);
+
+/* ---- roles ---- */
+
+int shell_main(int argc, char **argv);                            /* agent.c */
+int exec_in_image(struct request *req, const char *command, int sftp); /* agent.c */
+int kill_main(int argc, char **argv);                             /* helpers.c */
+int detach_main(int argc, char **argv);                           /* helpers.c */
+int relay_main(const char *dev);                                  /* relay.c */
+int init_main(void);                                              /* init.c */
+
+/* ---- PID 1's parts ---- */
+
+void power_off(void); /* init.c */
+void mount_image_view(void);                                  /* mounts.c */
+int wait_for_disk(const char *serial, char *out, size_t cap, int ms);
+void mount_volumes(void);
+void unmount_volumes(void);
+void configure_names(void);                                   /* network.c */
+void configure_network(void);
+int agent_port_count(void);                                   /* ports.c */
+void find_agent_ports(void);
+void spawn_relays(int from);
+void relay_ended(pid_t pid);
+char **start_scripts(const char *dir, int *count);            /* start-scripts.c */
+void start_services(void);                                    /* supervise.c */
+int service_exited(pid_t pid, int status);
+long restart_due_services(void);
+
+#endif

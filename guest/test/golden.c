@@ -1,0 +1,181 @@
+/*
+ * Test-only main for the golden tests (test/unit/guest-golden*.test.ts):
+ * runs skiff-init's own parsers on what the host's encoders wrote and
+ * prints what they understood as JSON, every string as hex of its bytes
+ * (so NULs, newlines and bytes that are not UTF-8 come back exactly).
+ * Not part of skiff-init; built by the tests with the host's gcc from
+ * this file, config.c, request.c, start-scripts.c and util.c.
+ *
+ *   golden shell [-c COMMAND]   what skiff-shell makes of its arguments
+ *   golden config DIR           what init makes of DIR/config, DIR/env, DIR/hosts
+ *                               (DIR: the /skiff of the per-VM archive, unpacked)
+ *   golden start-scripts DIR    the scripts init starts from DIR (an image's start.d)
+ */
+#include "../skiff-init.h"
+
+static void hex(const char *s, size_t n) {
+  putchar('"');
+  for (size_t i = 0; i < n; i++) printf("%02x", (unsigned char)s[i]);
+  putchar('"');
+}
+
+static void str(const char *s) {
+  if (s) hex(s, strlen(s));
+  else fputs("null", stdout);
+}
+
+static void list(char *const *items, int n) {
+  putchar('[');
+  for (int i = 0; i < n; i++) {
+    if (i) putchar(',');
+    str(items[i]);
+  }
+  putchar(']');
+}
+
+/* {"k0":"v0",…}: an object of string fields. */
+static void object(int n, const char *const keys[], const char *const values[]) {
+  for (int i = 0; i < n; i++) {
+    printf("%s\"%s\":", i ? "," : "{", keys[i]);
+    str(values[i]);
+  }
+  putchar('}');
+}
+
+static void request(const struct request *req) {
+  fputs("{\"user\":", stdout);
+  str(req->user);
+  fputs(",\"cwd\":", stdout);
+  str(req->cwd);
+  fputs(",\"pidfile\":", stdout);
+  str(req->pidfile);
+  fputs(",\"env\":", stdout);
+  list(req->env, req->nenv);
+  fputs(",\"argv\":", stdout);
+  list(req->argv, req->argc);
+  printf(",\"argvNull\":%s,\"envNull\":%s}", req->argv[req->argc] ? "false" : "true", req->env[req->nenv] ? "false" : "true");
+}
+
+/* A refusal: the guest's reason on stderr, exit 1. */
+static int refused(const char *err) {
+  fprintf(stderr, "%s\n", err);
+  return 1;
+}
+
+static int shell(int argc, char **argv) {
+  struct shell_call call;
+  char err[256];
+  if (read_shell_call(argc, argv, &call, err, sizeof err) != 0) return refused(err);
+  fputs("{\"command\":", stdout);
+  str(call.command);
+  printf(",\"sftp\":%s,\"request\":", call.sftp ? "true" : "false");
+  request(&call.req);
+  puts("}");
+  return 0;
+}
+
+static char *file_in(const char *dir, const char *name, size_t *len) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  return read_file(path, len);
+}
+
+static void value(const char *key) {
+  char *v = config_get(key);
+  str(v);
+  free(v);
+}
+
+static int config(const char *dir) {
+  config_text = file_in(dir, "config", NULL);
+  if (!config_text) {
+    perror("config");
+    return 2;
+  }
+  char err[256];
+  int ports = config_agent_ports(err, sizeof err);
+  if (ports < 0) return refused(err);
+  struct nic_config nics[MAX_NICS];
+  int n = config_nics(nics, err, sizeof err);
+  if (n < 0) return refused(err);
+  struct mount_config mounts[MAX_MOUNTS];
+  int m = config_mounts(mounts, err, sizeof err);
+  if (m < 0) return refused(err);
+  char *exec;
+  enum restart restart;
+  int has_main = config_main(&exec, &restart);
+  struct request req = {0};
+  if (has_main && decode_request(exec, &req, err, sizeof err) != 0) return refused(err);
+
+  fputs("{\"hostname\":", stdout);
+  value("hostname");
+  printf(",\"debug\":%s,\"agentPorts\":%d", config_debug() ? "true" : "false", ports);
+  fputs(",\"nics\":[", stdout);
+  for (int i = 0; i < n; i++) {
+    if (i) putchar(',');
+    object(3, (const char *const[]){"mac", "name", "addr"}, (const char *const[]){nics[i].mac, nics[i].name, nics[i].addr});
+  }
+  fputs("],\"gateway\":", stdout);
+  value("gateway");
+
+  char *dns = config_get("dns");
+  fputs(",\"resolvConf\":", stdout);
+  char *resolv = dns ? resolv_conf(dns) : NULL;
+  str(resolv);
+  free(resolv);
+  free(dns);
+
+  fputs(",\"mounts\":[", stdout);
+  for (int i = 0; i < m; i++) {
+    if (i) putchar(',');
+    const struct mount_config *mt = &mounts[i];
+    object(4, (const char *const[]){"fs", "source", "mode", "target"}, (const char *const[]){mt->fs, mt->source, mt->mode, mt->target});
+  }
+  putchar(']');
+
+  fputs(",\"main\":", stdout);
+  if (has_main) {
+    static const char *const names[] = {"no", "on-failure", "always"};
+    printf("{\"restart\":\"%s\",\"request\":", names[restart]);
+    request(&req);
+    putchar('}');
+  } else {
+    fputs("null", stdout);
+  }
+
+  size_t env_len = 0;
+  char *env = file_in(dir, "env", &env_len);
+  fputs(",\"env\":", stdout);
+  if (env) {
+    char **entries = env_entries(env, env_len);
+    int count = 0;
+    while (entries[count]) count++;
+    list(entries, count);
+  } else {
+    fputs("null", stdout);
+  }
+
+  size_t hosts_len = 0;
+  char *hosts = file_in(dir, "hosts", &hosts_len);
+  fputs(",\"hosts\":", stdout);
+  if (hosts) hex(hosts, hosts_len);
+  else fputs("null", stdout);
+  puts("}");
+  return 0;
+}
+
+static int scripts(const char *dir) {
+  int n;
+  char **names = start_scripts(dir, &n);
+  list(names, n);
+  putchar('\n');
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "shell") == 0) return shell(argc - 1, argv + 1);
+  if (argc == 3 && strcmp(argv[1], "config") == 0) return config(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "start-scripts") == 0) return scripts(argv[2]);
+  fprintf(stderr, "usage: golden shell [-c COMMAND] | golden config DIR | golden start-scripts DIR\n");
+  return 2;
+}
