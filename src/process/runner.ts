@@ -11,6 +11,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { existsSync } from "node:fs";
 import { errnoOf, SkiffError } from "../errors.js";
+import { endWithSkiff } from "./children.js";
 
 export interface RunOptions {
   cwd?: string;
@@ -177,8 +178,9 @@ function tail(text: string, max = 2_000): string {
   return trimmed.length <= max ? trimmed : `…${trimmed.slice(-max)}`;
 }
 
-/** The process-wide runner. */
+/** The process-wide runner; its children end when the CLI does (children.ts). */
 export const defaultRunner = new ProcessRunner();
+endWithSkiff((graceMs) => defaultRunner.killAll(graceMs));
 
 export function run(cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
   return defaultRunner.run(cmd, args, opts);
