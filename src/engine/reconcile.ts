@@ -10,13 +10,11 @@ import { detectCgroups, removeVmGroup, sweepVmGroups, vmGroupDirs, type CgroupLa
 import { releaseJailNetwork } from "../jail/reap.js";
 import { identityAlive } from "../process/pid.js";
 import { ProcTable } from "../process/procs.js";
-import { sweepNetworks } from "./networks.js";
-import { networkStore } from "./vm-network.js";
+import { NetworkStore } from "../network/store.js";
 import { tryLock } from "../store/lock.js";
 import { vmLockName, type VmRecord } from "../store/store.js";
-import type { ExitRecord, VmConfig, VmState } from "../store/vmdir.js";
+import { clearRuntimeFiles, type ExitRecord, type VmConfig, type VmState } from "../store/vmdir.js";
 import { progress, type EngineContext } from "./context.js";
-import { clearRuntimeFiles } from "./launch.js";
 import { observeStatus } from "./status.js";
 import { killVmProcesses, waitForExit } from "./stop.js";
 import { strays } from "./vm-process.js";
@@ -76,7 +74,11 @@ export async function reconcile(ctx: EngineContext): Promise<string[]> {
   const t0 = Date.now();
   const reaped = await ctx.store.gc();
   // Bridges and NAT tables whose network record never got written (or was removed) are debris of a crash.
-  if (existsSync(networkStore(ctx).dir)) await sweepNetworks(ctx);
+  if (existsSync(new NetworkStore(ctx.home).dir)) {
+    // Loaded only where there are networks: a `skiff ps` elsewhere does not pay for them.
+    const { sweepNetworks } = await import("./networks.js");
+    await sweepNetworks(ctx);
+  }
   // Staging directories of `skiff cp`s that were killed.
   await sweepStaging(ctx.home);
   const { vms, broken } = await ctx.store.scan();
