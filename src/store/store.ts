@@ -194,8 +194,8 @@ export class VmStore {
   async scan(): Promise<{ vms: VmRecord[]; broken: BrokenVm[] }> {
     const vms: VmRecord[] = [];
     const broken: BrokenVm[] = [];
-    for (const id of await this.#ids()) {
-      const entry = await this.#read(id);
+    // All at once: `ps` of many VMs waits for one round of reads, not one per file.
+    for (const entry of await Promise.all((await this.#ids()).map((id) => this.#read(id)))) {
       if (entry === undefined) continue;
       if (isBroken(entry)) broken.push(entry);
       else vms.push(entry);
