@@ -1,0 +1,64 @@
+// After tsc: bundle the CLI with esbuild, so that starting `skiff` reads a
+// few files instead of hundreds. Node's ESM loader pays for every module it
+// loads (resolve, read, compile, link): `skiff ps` imports ~90 of skiff's
+// modules and ~70 of its packages' (zod alone is 65), which cost more than
+// the work ps does (docs/benchmarks.md, "CLI start").
+//
+// dist/cli/main.js (tsc's) becomes the bundle's entry and the modules it
+// imports are inlined; what the CLI imports on demand (a verb's modules:
+// the engine, images, SSH, ...) stays in chunks of its own under
+// dist/cli-chunks/, loaded only when a verb needs it, as before. ssh2 stays
+// a package of its own: it loads native crypto with require() and would
+// fall back to slower JavaScript if bundled. The library (dist/index.js and
+// the rest of dist/) is tsc's output, untouched.
+//
+// Without esbuild (a devDependency) the bundle is skipped with a note:
+// tsc's dist/cli/main.js is the same program, slower to start.
+import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+
+/** First line of a bundled entry: a second run must not bundle the bundle. */
+const marker = "// skiff CLI, bundled by scripts/bundle-cli.mjs";
+
+export async function bundleCli(root) {
+  const dist = join(root, "dist");
+  const entry = join(dist, "cli", "main.js");
+  if (!existsSync(entry)) return "no dist/cli/main.js";
+  if (readFileSync(entry, "utf8").includes(marker)) return "already bundled";
+  let esbuild;
+  try {
+    esbuild = await import("esbuild");
+  } catch {
+    return "esbuild is not installed; the CLI is left unbundled (slower to start)";
+  }
+  const temp = join(dist, `.cli-bundle-${process.pid}`);
+  rmSync(temp, { recursive: true, force: true });
+  try {
+    await esbuild.build({
+      entryPoints: [entry],
+      outdir: temp,
+      // Two levels under the package root like every dist/ file (package-root.ts finds it from either).
+      entryNames: "cli/[name]",
+      chunkNames: "cli-chunks/[name]-[hash]",
+      bundle: true,
+      splitting: true,
+      format: "esm",
+      platform: "node",
+      target: "node20",
+      external: ["ssh2"],
+      // Function and class names as written, for stack traces of internal errors.
+      keepNames: true,
+      sourcemap: "linked",
+      logLevel: "warning",
+      // Bundled CommonJS packages (commander, yaml, tar-stream) require() Node's own modules.
+      banner: { js: `${marker}\nimport { createRequire as __skiffCreateRequire } from "node:module";\nconst require = __skiffCreateRequire(import.meta.url);` },
+    });
+    rmSync(join(dist, "cli-chunks"), { recursive: true, force: true });
+    renameSync(join(temp, "cli-chunks"), join(dist, "cli-chunks"));
+    renameSync(join(temp, "cli", "main.js.map"), `${entry}.map`);
+    renameSync(join(temp, "cli", "main.js"), entry);
+  } finally {
+    rmSync(temp, { recursive: true, force: true });
+  }
+  return undefined;
+}
