@@ -12,10 +12,13 @@
 // fall back to slower JavaScript if bundled. The library (dist/index.js and
 // the rest of dist/) is tsc's output, untouched.
 //
+// dist/cli-chunks/modules.json says which modules each file holds, so a
+// test can tell what a command loaded (test/unit/cli-start.test.ts).
+//
 // Without esbuild (a devDependency) the bundle is skipped with a note:
 // tsc's dist/cli/main.js is the same program, slower to start.
-import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
 
 /** First line of a bundled entry: a second run must not bundle the bundle. */
 const marker = "// skiff CLI, bundled by scripts/bundle-cli.mjs";
@@ -34,7 +37,9 @@ export async function bundleCli(root) {
   const temp = join(dist, `.cli-bundle-${process.pid}`);
   rmSync(temp, { recursive: true, force: true });
   try {
-    await esbuild.build({
+    const { metafile } = await esbuild.build({
+      absWorkingDir: root,
+      metafile: true,
       entryPoints: [entry],
       outdir: temp,
       // Two levels under the package root like every dist/ file (package-root.ts finds it from either).
@@ -55,10 +60,26 @@ export async function bundleCli(root) {
     });
     rmSync(join(dist, "cli-chunks"), { recursive: true, force: true });
     renameSync(join(temp, "cli-chunks"), join(dist, "cli-chunks"));
+    writeFileSync(join(dist, "cli-chunks", "modules.json"), `${JSON.stringify(modulesOf(metafile, relative(root, temp)), null, 1)}\n`);
     renameSync(join(temp, "cli", "main.js.map"), `${entry}.map`);
     renameSync(join(temp, "cli", "main.js"), entry);
   } finally {
     rmSync(temp, { recursive: true, force: true });
   }
   return undefined;
+}
+
+/**
+ * Each output file (relative to dist/) → the modules in it: skiff's as their
+ * path under dist/ ("engine/skiff.js"), packages' as "node_modules/NAME/…".
+ */
+function modulesOf(metafile, outdir) {
+  const modules = {};
+  for (const [output, info] of Object.entries(metafile.outputs)) {
+    if (!output.endsWith(".js")) continue;
+    modules[relative(outdir, output)] = Object.keys(info.inputs).map((input) =>
+      input.includes("node_modules/") ? `node_modules/${input.slice(input.lastIndexOf("node_modules/") + "node_modules/".length)}` : relative("dist", input),
+    );
+  }
+  return modules;
 }
