@@ -8,9 +8,10 @@
  * reaches the grandchildren a tool spawns. It also keeps a terminal's ^C
  * from hitting children directly: skiff decides how they end.
  */
-import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import type { ChildProcess, SpawnOptions } from "node:child_process";
 import { existsSync } from "node:fs";
 import { errnoOf, SkiffError } from "../errors.js";
+import { childProcess } from "../util/builtins.js";
 import { endWithSkiff } from "./children.js";
 
 export interface RunOptions {
@@ -58,7 +59,7 @@ export class ProcessRunner implements Runner {
         detached: true,
         stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
       };
-      const child = spawn(cmd, args, spawnOpts);
+      const child = childProcess().spawn(cmd, args, spawnOpts);
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
       let timedOut = false;

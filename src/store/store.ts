@@ -16,7 +16,6 @@
  * *broken*: listed apart with the reason, refused by every verb but `rm`,
  * and never in the way of the other VMs.
  */
-import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
@@ -34,6 +33,7 @@ import { jailMode } from "../jail/ids.js";
 import { claimJailIds, releaseJailIds } from "../jail/claims.js";
 import { reapJailUid } from "../jail/reap.js";
 import { crashPoint } from "../util/crash-point.js";
+import { crypto } from "../util/builtins.js";
 
 export { isBroken, type BrokenVm } from "./broken.js";
 
@@ -156,7 +156,7 @@ export class VmStore {
 
   async #newId(): Promise<string> {
     for (;;) {
-      const id = randomBytes(vmIdLength / 2).toString("hex");
+      const id = crypto().randomBytes(vmIdLength / 2).toString("hex");
       if (!(await pathExists(join(this.vmsDir, id)))) return id;
     }
   }
@@ -311,7 +311,7 @@ export class VmStore {
   }
 
   async #removeDir(entry: string): Promise<boolean> {
-    const trash = join(this.vmsDir, `.trash-${entry.replace(/^\./, "")}-${randomBytes(4).toString("hex")}`);
+    const trash = join(this.vmsDir, `.trash-${entry.replace(/^\./, "")}-${crypto().randomBytes(4).toString("hex")}`);
     try {
       await rename(join(this.vmsDir, entry), trash);
     } catch (err) {
