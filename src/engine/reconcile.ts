@@ -10,8 +10,8 @@ import { detectCgroups, removeVmGroup, sweepVmGroups, vmGroupDirs, type CgroupLa
 import { releaseJailNetwork } from "../jail/reap.js";
 import { identityAlive } from "../process/pid.js";
 import { ProcTable } from "../process/procs.js";
-import { NetworkStore } from "../network/store.js";
 import { tryLock } from "../store/lock.js";
+import { networksDir } from "../store/paths.js";
 import { vmLockName, type VmRecord } from "../store/store.js";
 import { clearRuntimeFiles, type ExitRecord, type VmConfig, type VmState } from "../store/vmdir.js";
 import { progress, type EngineContext } from "./context.js";
@@ -74,7 +74,7 @@ export async function reconcile(ctx: EngineContext): Promise<string[]> {
   const t0 = Date.now();
   const reaped = await ctx.store.gc();
   // Bridges and NAT tables whose network record never got written (or was removed) are debris of a crash.
-  if (existsSync(new NetworkStore(ctx.home).dir)) {
+  if (existsSync(networksDir(ctx.home))) {
     // Loaded only where there are networks: a `skiff ps` elsewhere does not pay for them.
     const { sweepNetworks } = await import("./networks.js");
     await sweepNetworks(ctx);
