@@ -18,6 +18,7 @@
 // Without esbuild (a devDependency) the bundle is skipped with a note:
 // tsc's dist/cli/main.js is the same program, slower to start.
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 
 /** First line of a bundled entry: a second run must not bundle the bundle. */
@@ -57,6 +58,7 @@ export async function bundleCli(root) {
       logLevel: "warning",
       // Bundled CommonJS packages (commander, yaml, tar-stream) require() Node's own modules.
       banner: { js: `${marker}\nimport { createRequire as __skiffCreateRequire } from "node:module";\nconst require = __skiffCreateRequire(import.meta.url);` },
+      plugins: [englishOnlyZod, commanderWithoutChildProcess],
     });
     rmSync(join(dist, "cli-chunks"), { recursive: true, force: true });
     renameSync(join(temp, "cli-chunks"), join(dist, "cli-chunks"));
@@ -68,6 +70,38 @@ export async function bundleCli(root) {
   }
   return undefined;
 }
+
+/**
+ * zod's `z` re-exports `z.locales`, all 40 of its error-message languages
+ * (200 KB, half of zod, parsed by every command that reads a record):
+ * skiff's messages are English (zod sets it by default, from en.js
+ * directly), and it never names a locale, so the bundle keeps English only.
+ */
+const englishOnlyZod = {
+  name: "zod-english-only",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, () => ({ contents: 'export { default as en } from "./en.js";\n', loader: "js" }));
+  },
+};
+
+/**
+ * commander requires node:child_process at start, for subcommands that are
+ * executables of their own (`git-foo`); skiff has none, and loading it costs
+ * every command ~5 ms. The bundle defers it to a call that never comes. If
+ * commander's first lines change, the file is left as it is (and a test of
+ * what --version loads fails: test/unit/cli-start.test.ts).
+ */
+const commanderWithoutChildProcess = {
+  name: "commander-without-child-process",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, async (args) => {
+      const text = await readFile(args.path, "utf8");
+      const eager = "const childProcess = require('node:child_process');";
+      const lazy = "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };";
+      return { contents: text.replace(eager, lazy), loader: "js" };
+    });
+  },
+};
 
 /**
  * Each output file (relative to dist/) → the modules in it: skiff's as their

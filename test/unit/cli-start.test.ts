@@ -2,12 +2,13 @@
  * What starting the built CLI loads (docs/benchmarks.md, "CLI start"):
  * `--version` and `--help` commander and the command table only; `ps` the
  * records, the process table and zod, not SSH, images, projects, QEMU's
- * command line or node:child_process. A resolve hook notes every file Node
- * loads; the bundle's dist/cli-chunks/modules.json says which modules each
- * of its files holds (without the bundle, the files are the modules).
+ * command line, node:child_process or node:net. A resolve hook notes every
+ * file Node loads, and process.moduleLoadList Node's own modules, required
+ * or imported; the bundle's dist/cli-chunks/modules.json says which modules
+ * each of its files holds (without the bundle, the files are the modules).
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -29,7 +30,17 @@ export async function resolve(specifier, context, next) {
 }
 `,
   );
-  writeFileSync(join(work, "register.mjs"), `import { register } from "node:module";\nregister("./hooks.mjs", import.meta.url);\n`);
+  writeFileSync(
+    join(work, "register.mjs"),
+    `import { appendFileSync } from "node:fs";
+import { register } from "node:module";
+register("./hooks.mjs", import.meta.url);
+process.on("exit", () => {
+  const builtins = process.moduleLoadList.filter((m) => m.startsWith("NativeModule ")).map((m) => "node:" + m.slice("NativeModule ".length));
+  appendFileSync(process.env.SKIFF_TEST_LOADED, builtins.join("\\n") + "\\n");
+});
+`,
+  );
 });
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -38,11 +49,15 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 function modulesLoaded(args: string[]): Set<string> {
   const out = join(work, `loaded-${args.join("_")}`);
   const home = join(work, `home-${args.join("_")}`);
+  // Output to a file: a pipe would be a net.Socket, and load node:net whatever skiff does.
+  const log = join(work, `output-${args.join("_")}`);
+  const fd = openSync(log, "w");
   const r = spawnSync(process.execPath, ["--import", join(work, "register.mjs"), cliPath, ...args], {
-    encoding: "utf8",
+    stdio: ["ignore", fd, fd],
     env: { ...process.env, SKIFF_HOME: home, SKIFF_TEST_LOADED: out },
   });
-  expect(r.status, r.stderr).toBe(0);
+  closeSync(fd);
+  expect(r.status, readFileSync(log, "utf8")).toBe(0);
   const chunks = join(dist, "cli-chunks", "modules.json");
   const bundle = existsSync(chunks) ? (JSON.parse(readFileSync(chunks, "utf8")) as Record<string, string[]>) : {};
   const modules = new Set<string>();
@@ -71,7 +86,7 @@ describe("starting the CLI", { timeout: 30_000 }, () => {
     for (const args of [["--version"], ["--help"], ["run", "--help"]]) {
       const loaded = modulesLoaded(args);
       expect(packages(loaded), args.join(" ")).toEqual(["commander"]);
-      for (const heavy of ["node:child_process", "node:net", "node:crypto", "node:http", "engine/skiff.js", "store/store.js"]) {
+      for (const heavy of ["node:child_process", "node:net", "node:dgram", "node:crypto", "node:http", "engine/skiff.js", "store/store.js"]) {
         expect(loaded.has(heavy), `${args.join(" ")} loads ${heavy}`).toBe(false);
       }
       expect(loaded.has("cli/commands/run.js"), "the command table").toBe(true);
@@ -83,7 +98,10 @@ describe("starting the CLI", { timeout: 30_000 }, () => {
     expect(packages(loaded)).toEqual(["commander", "zod"]);
     expect(loaded.has("engine/skiff.js")).toBe(true);
     expect(loaded.has("process/procs.js")).toBe(true);
-    for (const heavy of ["guest/agent.js", "engine/create.js", "engine/launch.js", "engine/images.js", "qemu/args.js", "config/load.js", "project/project.js", "engine/networks.js", "node:http"]) {
+    for (const heavy of [
+      ...["guest/agent.js", "engine/create.js", "engine/launch.js", "engine/images.js", "qemu/args.js", "config/load.js", "project/project.js", "engine/networks.js", "network/store.js"],
+      ...["node:child_process", "node:net", "node:dgram", "node:dns/promises", "node:http", "node:zlib"],
+    ]) {
       expect(loaded.has(heavy), `ps loads ${heavy}`).toBe(false);
     }
   });
