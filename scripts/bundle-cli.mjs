@@ -12,6 +12,11 @@
 // fall back to slower JavaScript if bundled. The library (dist/index.js and
 // the rest of dist/) is tsc's output, untouched.
 //
+// skiff's code never import()s a package itself: a CommonJS package (yaml,
+// commander, tar-stream) made a chunk of its own has a default export only,
+// where Node gives it named ones; the build fails on one. Import it in a
+// skiff module and import() that (config/yaml-doc.ts: toYaml).
+//
 // dist/cli-chunks/modules.json says which modules each file holds, so a
 // test can tell what a command loaded (test/unit/cli-start.test.ts).
 //
@@ -60,6 +65,8 @@ export async function bundleCli(root) {
       banner: { js: `${marker}\nimport { createRequire as __skiffCreateRequire } from "node:module";\nconst require = __skiffCreateRequire(import.meta.url);` },
       plugins: [englishOnlyZod, commanderWithoutChildProcess],
     });
+    const packages = Object.values(metafile.outputs).flatMap((o) => (o.entryPoint?.includes("node_modules/") ? [o.entryPoint] : []));
+    if (packages.length > 0) throw new Error(`import() of a package in skiff's code: ${packages.join(", ")}; import it in a skiff module and import() that`);
     rmSync(join(dist, "cli-chunks"), { recursive: true, force: true });
     renameSync(join(temp, "cli-chunks"), join(dist, "cli-chunks"));
     writeFileSync(join(dist, "cli-chunks", "modules.json"), `${JSON.stringify(modulesOf(metafile, relative(root, temp)), null, 1)}\n`);

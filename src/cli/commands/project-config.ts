@@ -34,6 +34,6 @@ export function registerProjectConfig(parent: Command, ctx: CliContext, own: boo
     } else {
       throw new SkiffError("ERR_SKIFF_USAGE", `unknown argument: ${what}`, { place: "config", hint: "use `skiff config` or `skiff config schema`" });
     }
-    process.stdout.write(format === "json" ? JSON.stringify(value, null, 2) + "\n" : (await import("yaml")).stringify(value));
+    process.stdout.write(format === "json" ? JSON.stringify(value, null, 2) + "\n" : (await import("../../config/yaml-doc.js")).toYaml(value));
   });
 }
