@@ -26,7 +26,7 @@ import type { HostFacts } from "./host.js";
 import { homeNoSpace, notRunning, progress } from "./context.js";
 import type { CreateOptions } from "./create.js";
 import type { MachineSpec } from "../spec/machine.js";
-import { hardStop, reconcile, recordExit, removeVm, settleEnded } from "./reconcile.js";
+import { hardStop, reconcile, reconcileAndLook, recordExit, removeVm, settleEnded } from "./reconcile.js";
 import { observeStatus, qemuRuns, type ObservedStatus, type RunState } from "./status.js";
 import { releaseSupervisor, signalQemu, stopQemu } from "./stop.js";
 import { toVmInfo, type VmInfo } from "./info.js";
@@ -287,16 +287,29 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   }
 
   async list(opts: { all?: boolean } = {}): Promise<VmInfo[]> {
-    await this.reconcile();
+    return (await this.listWithBroken(opts)).vms;
+  }
+
+  /**
+   * list() and listBroken() at once, as `ps` shows them: from the records
+   * and the process table that reconcile has just read, when it changed
+   * nothing (most of what ps of many VMs spends is reading them).
+   */
+  async listWithBroken(opts: { all?: boolean } = {}): Promise<{ vms: VmInfo[]; broken: BrokenVmInfo[] }> {
+    const { seen } = await reconcileAndLook(this);
     // One look at the process table for every VM listed.
-    const table = new ProcTable();
-    const infos = await Promise.all((await this.store.list()).map((r) => this.info(r, table)));
-    return opts.all === true ? infos : infos.filter((i) => qemuRuns(i.state) || i.state === "restarting");
+    const table = seen?.table ?? new ProcTable();
+    const { vms, broken } = seen ?? (await this.store.scan());
+    const infos = await Promise.all(vms.filter((vm) => vm.complete).map((r) => this.info(r, table)));
+    return {
+      vms: opts.all === true ? infos : infos.filter((i) => qemuRuns(i.state) || i.state === "restarting"),
+      broken: broken.map((b) => brokenInfo(b, table)),
+    };
   }
 
   /** VMs whose records fail their check (`ps -a` shows them as broken; `rm -f` is the one verb they take). */
   async listBroken(): Promise<BrokenVmInfo[]> {
-    return (await this.store.scan()).broken.map(brokenInfo);
+    return (await this.store.scan()).broken.map((b) => brokenInfo(b));
   }
 
   async inspect(name: string): Promise<VmInfo> {

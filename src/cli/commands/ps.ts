@@ -33,9 +33,8 @@ export function registerPs(program: Command, ctx: CliContext): void {
         throw new SkiffError("ERR_SKIFF_USAGE", `unknown format: ${flags.format}`, { place: "--format", hint: "use table or json" });
       }
       const [skiff, { pausedLabel }] = await Promise.all([ctx.skiff(), import("../../engine/pause.js")]);
-      const infos = await skiff.list({ all: flags.all === true });
+      const { vms: infos, broken } = await skiff.listWithBroken({ all: flags.all === true });
       // Broken VMs (a record failed its check) are listed with -a, as stopped ones are, and always warned about.
-      const broken = await skiff.listBroken();
       const shown = flags.all === true ? broken : [];
       if (flags.format === "json" || ctx.flags.json) {
         process.stdout.write(JSON.stringify([...infos, ...shown], null, 2) + "\n");
