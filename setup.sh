@@ -143,7 +143,7 @@ check_node_headers() {
 build() {
   local stamp=dist/.build-stamp newer=""
   if [ -f "$stamp" ]; then
-    newer="$(find src guest scripts/postbuild.mjs scripts/node-headers.mjs tsconfig.json package.json -newer "$stamp" -print -quit 2>/dev/null || true)"
+    newer="$(find src guest scripts/postbuild.mjs scripts/node-headers.mjs scripts/bundle-cli.mjs tsconfig.json package.json -newer "$stamp" -print -quit 2>/dev/null || true)"
     if [ -z "$newer" ]; then
       note "build: up to date"
       return

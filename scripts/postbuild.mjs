@@ -2,12 +2,14 @@
 // image, glibc or musl or none), the host's jailer for QEMU (static too: it
 // runs on after the jail's private root has hidden the host's libraries),
 // and the host's flock addon (Node has no flock API; see
-// src/store/lock.ts), make the CLI entry executable, and stamp the build so
-// ./setup.sh can tell when it is out of date.
+// src/store/lock.ts), bundle the CLI (bundle-cli.mjs), make its entry
+// executable, and stamp the build so ./setup.sh can tell when it is out of
+// date.
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { bundleCli } from "./bundle-cli.mjs";
 import { nodeIncludeDir } from "./node-headers.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -71,5 +73,7 @@ compile({
   needs: "it needs gcc, libc6-dev and Node's headers (node_api.h)   (or run ./setup.sh)",
 });
 
+const skipped = await bundleCli(root);
+if (skipped !== undefined && skipped !== "already bundled") console.error(`postbuild: note: ${skipped}`);
 if (existsSync(cli)) chmodSync(cli, 0o755);
 writeFileSync(stamp, `${new Date().toISOString()}\n`);

@@ -5,7 +5,7 @@
  */
 import { CommanderError } from "commander";
 import { SkiffError, ExitCode } from "../errors.js";
-import { killAll } from "../process/runner.js";
+import { endChildren } from "../process/children.js";
 import { makeContext } from "./context.js";
 import { buildProgram } from "./program.js";
 import { printError } from "./output.js";
@@ -31,10 +31,10 @@ async function main(argv: string[]): Promise<number> {
 
 for (const sig of ["SIGTERM", "SIGHUP"] as const) {
   process.on(sig, () => {
-    void killAll(500).finally(() => process.exit(128 + (sig === "SIGTERM" ? 15 : 1)));
+    void endChildren(500).finally(() => process.exit(128 + (sig === "SIGTERM" ? 15 : 1)));
   });
 }
 
 const code = await main(process.argv.slice(2));
-await killAll(500);
+await endChildren(500);
 process.exitCode = code;

@@ -1,4 +1,12 @@
-/** The `skiff` command tree: every verb registered on one commander program (main.ts runs it). */
+/**
+ * The `skiff` command tree: every verb registered on one commander program
+ * (main.ts runs it). Every verb, flag and example is declared at start, for
+ * --help, completion and usage errors; what a verb does is loaded when it
+ * runs: command modules import the engine and anything heavy (ssh2, zod,
+ * yaml, the registry client, node:child_process, node:net) inside their
+ * actions, so `skiff --version` starts like a small program
+ * (docs/benchmarks.md, "CLI start"; test/unit/cli-start.test.ts holds it).
+ */
 import type { Command } from "commander";
 import { SkiffCommand } from "./usage.js";
 import type { CliContext } from "./context.js";

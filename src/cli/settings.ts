@@ -8,27 +8,10 @@
 import { readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { z } from "zod/v4";
-import { configError } from "../config/zod-error.js";
-import { parseYaml } from "../config/yaml-doc.js";
 import { errnoOf, SkiffError } from "../errors.js";
-import { parseCpus, parseMemory } from "../util/units.js";
+import type { UserSettings } from "./settings-schema.js";
 
-const words = z.union([z.string().min(1), z.array(z.string().min(1))]).transform((v) => (Array.isArray(v) ? v : [v]));
-
-const settingsSchema = z.strictObject({
-  /** `--memory` when none is given: MiB as a number, or "512m", "1g". */
-  memory: z.union([z.number().positive(), z.string().min(1)]).optional(),
-  cpus: z.number().int().positive().optional(),
-  /** `--network` when none is given: user, none, or named networks. */
-  network: words.optional(),
-  /** Docker's registry-mirrors: Docker Hub pulls try them in order first (as SKIFF_REGISTRY_MIRRORS). */
-  "registry-mirrors": z.array(z.string().min(1)).optional(),
-  /** Registries spoken to over plain HTTP (as SKIFF_INSECURE_REGISTRIES). */
-  "insecure-registries": z.array(z.string().min(1)).optional(),
-});
-
-export type UserSettings = z.output<typeof settingsSchema>;
+export type { UserSettings } from "./settings-schema.js";
 
 /** Where the file is: XDG says a relative XDG_CONFIG_HOME is invalid and must be ignored. */
 export function settingsPath(env: NodeJS.ProcessEnv = process.env, userHome = homedir()): string {
@@ -36,21 +19,8 @@ export function settingsPath(env: NodeJS.ProcessEnv = process.env, userHome = ho
   return join(xdg && xdg.startsWith("/") ? xdg : join(userHome, ".config"), "skiff", "config.yml");
 }
 
-/** The settings in `text` (from `file`), checked: a wrong key or value is ERR_SKIFF_CONFIG at its line:column. */
-export function parseSettings(text: string, file: string): UserSettings {
-  const doc = parseYaml(text, file);
-  // An empty file (or one of comments only, as `settings init` writes) sets nothing.
-  const parsed = settingsSchema.safeParse(doc.value ?? {});
-  if (!parsed.success) throw configError(parsed.error, doc.placeOf, doc.keyPlaceOf, file, `see \`skiff settings init\` for every setting`);
-  const s = parsed.data;
-  // The same checks the flags get, so a bad size fails here with the file's place.
-  if (s.memory !== undefined) parseMemory(String(s.memory), doc.placeOf(["memory"]));
-  if (s.cpus !== undefined) parseCpus(String(s.cpus), doc.placeOf(["cpus"]));
-  return s;
-}
-
-/** The user's settings; none when the file does not exist. */
-export function loadSettings(path = settingsPath()): UserSettings {
+/** The user's settings; none when the file does not exist (then its schema is never loaded). */
+export async function loadSettings(path = settingsPath()): Promise<UserSettings> {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -60,6 +30,7 @@ export function loadSettings(path = settingsPath()): UserSettings {
     if (errnoOf(err) === "EACCES" && !visible(path)) return {};
     throw new SkiffError("ERR_SKIFF_CONFIG", `cannot read ${path}: ${errnoOf(err) ?? String(err)}`, { place: path, cause: err });
   }
+  const { parseSettings } = await import("./settings-schema.js");
   return parseSettings(text, path);
 }
 

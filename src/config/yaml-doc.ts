@@ -3,7 +3,7 @@
  * compose, layer.yml) parses through here, so that a value's place in the
  * file (file:line:column) is known when the schema rejects it.
  */
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from "yaml";
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, stringify, visit, type Document, type Node, type Pair, type YAMLMap } from "yaml";
 import { SkiffError } from "../errors.js";
 
 export type YamlPath = ReadonlyArray<string | number>;
@@ -24,6 +24,11 @@ export interface YamlDoc {
 /** Aliases may expand; a small document must not expand into gigabytes ("billion laughs"). */
 // Sentry's compose file needs ~2000; a billion-laughs document is still refused within milliseconds.
 const maxAliasCount = 10_000;
+
+/** `value` as YAML text (`skiff config`). */
+export function toYaml(value: unknown): string {
+  return stringify(value);
+}
 
 /** Parse `text` (from `file`); a YAML syntax error is ERR_SKIFF_CONFIG at its line:column. */
 export function parseYaml(text: string, file: string): YamlDoc {

@@ -11,6 +11,7 @@ import type { VmConfig } from "../store/vmdir.js";
 import type { EngineContext } from "./context.js";
 import { removeVm } from "./reconcile.js";
 import { qemuOf } from "./vm-process.js";
+import type { ProcTable } from "../process/procs.js";
 
 /** What `ps` and `ps --json` show of a broken VM. */
 export interface BrokenVmInfo {
@@ -32,11 +33,11 @@ function jailOf(vm: BrokenVm): Pick<VmConfig, "jail"> {
 }
 
 /** Its QEMU, if one runs: by its jail uid when config.json still names it, else by its command line. */
-function running(vm: BrokenVm): ReturnType<typeof qemuOf> {
-  return qemuOf({ paths: vm.paths, config: jailOf(vm) });
+function running(vm: BrokenVm, table?: ProcTable): ReturnType<typeof qemuOf> {
+  return qemuOf({ paths: vm.paths, config: jailOf(vm) }, table);
 }
 
-export function brokenInfo(vm: BrokenVm): BrokenVmInfo {
+export function brokenInfo(vm: BrokenVm, table?: ProcTable): BrokenVmInfo {
   const name = vm.name ?? vm.id;
   return {
     id: vm.id,
@@ -44,7 +45,7 @@ export function brokenInfo(vm: BrokenVm): BrokenVmInfo {
     state: "broken",
     reason: vm.reason,
     hint: `skiff rm -f ${name}`,
-    pid: running(vm)?.pid,
+    pid: running(vm, table)?.pid,
     dir: vm.paths.dir,
   };
 }

@@ -1,7 +1,6 @@
 /**
  * From a stored VM to a running QEMU: plan (pure), the VM's initrd, spawn.
  */
-import { rm } from "node:fs/promises";
 import { ensureBaseInitramfs, writeVmInitrd, type GuestConfig } from "../guest/initramfs.js";
 import { SkiffError } from "../errors.js";
 import { toQemuArgs } from "../qemu/args.js";
@@ -18,7 +17,7 @@ import { hostResolvers } from "./vm-network.js";
 import type { VmRecord } from "../store/store.js";
 import { readFile } from "node:fs/promises";
 import type { MachineSpec } from "../spec/machine.js";
-import type { VmPaths } from "../store/vmdir.js";
+import { clearRuntimeFiles, type VmPaths } from "../store/vmdir.js";
 import type { HostFacts } from "./host.js";
 import { crashPoint } from "../util/crash-point.js";
 
@@ -91,13 +90,6 @@ export function guestConfigFor(
           },
         }),
   };
-}
-
-/** Files of a previous run that must not confuse this one. */
-export async function clearRuntimeFiles(paths: VmPaths): Promise<void> {
-  await Promise.all(
-    [paths.pidfile, paths.qmpSocket, paths.consoleSocket, ...paths.agentSockets].map((p) => rm(p, { force: true })),
-  );
 }
 
 /** The jailer's exit code for a jail that could not be made (src/jail/skiff-jail.c). */

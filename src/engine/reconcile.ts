@@ -10,13 +10,11 @@ import { detectCgroups, removeVmGroup, sweepVmGroups, vmGroupDirs, type CgroupLa
 import { releaseJailNetwork } from "../jail/reap.js";
 import { identityAlive } from "../process/pid.js";
 import { ProcTable } from "../process/procs.js";
-import { sweepNetworks } from "./networks.js";
-import { networkStore } from "./vm-network.js";
 import { tryLock } from "../store/lock.js";
-import { vmLockName, type VmRecord } from "../store/store.js";
-import type { ExitRecord, VmConfig, VmState } from "../store/vmdir.js";
+import { networksDir } from "../store/paths.js";
+import { vmLockName, type BrokenVm, type VmRecord } from "../store/store.js";
+import { clearRuntimeFiles, type ExitRecord, type VmConfig, type VmState } from "../store/vmdir.js";
 import { progress, type EngineContext } from "./context.js";
-import { clearRuntimeFiles } from "./launch.js";
 import { observeStatus } from "./status.js";
 import { killVmProcesses, waitForExit } from "./stop.js";
 import { strays } from "./vm-process.js";
@@ -73,27 +71,51 @@ async function releaseHost(ctx: EngineContext, record: Pick<VmRecord, "id"> & { 
  * a start killed before its QEMU ran. Returns the ids of the VMs removed.
  */
 export async function reconcile(ctx: EngineContext): Promise<string[]> {
+  return (await reconcileAndLook(ctx)).removed;
+}
+
+/** What reconcile did, and what it read. */
+export interface Reconciled {
+  /** The ids of the VMs removed. */
+  removed: string[];
+  /**
+   * The VM directories and the host's processes as reconcile read them,
+   * when it ended no process and settled or removed no VM: a listing right
+   * after may use them rather than read every record and /proc again (most
+   * of what `skiff ps` of many VMs spends). Undefined when it did.
+   */
+  seen?: { vms: VmRecord[]; broken: BrokenVm[]; table: ProcTable };
+}
+
+/** reconcile(), and what it read when that is still how things are. */
+export async function reconcileAndLook(ctx: EngineContext): Promise<Reconciled> {
   const t0 = Date.now();
   const reaped = await ctx.store.gc();
   // Bridges and NAT tables whose network record never got written (or was removed) are debris of a crash.
-  if (existsSync(networkStore(ctx).dir)) await sweepNetworks(ctx);
+  if (existsSync(networksDir(ctx.home))) {
+    // Loaded only where there are networks: a `skiff ps` elsewhere does not pay for them.
+    const { sweepNetworks } = await import("./networks.js");
+    await sweepNetworks(ctx);
+  }
   // Staging directories of `skiff cp`s that were killed.
   await sweepStaging(ctx.home);
   const { vms, broken } = await ctx.store.scan();
   const table = new ProcTable();
-  await endStrays(ctx, new Set([...vms.map((vm) => vm.id), ...broken.map((b) => b.id)]), table);
+  let acted = (await endStrays(ctx, new Set([...vms.map((vm) => vm.id), ...broken.map((b) => b.id)]), table)) > 0;
   const cgroups = detectCgroups();
   for (const record of vms.filter((vm) => vm.complete)) {
     const state = await ctx.store.readState(record.id);
     const status = await observeStatus(record, state, table);
     const ownerDead = state.owner !== undefined && !identityAlive(state.owner);
     if (status.qemu !== undefined && ownerDead) {
+      acted = true;
       await hardStop(ctx, record, "owner-died");
       progress(ctx, record.name, "reaped", `${record.name} stopped: the skiff run attached to it died`, t0);
     } else if (status.qemu !== undefined && (state.qemu?.pid !== status.qemu.pid || state.exit !== undefined)) {
       // Started, but its starter died before saying so (or it was restarted by its supervisor): this is its QEMU now.
       await ctx.store.updateState(record.id, { qemu: status.qemu, exit: undefined, startedAt: state.startedAt ?? new Date().toISOString() });
     } else if (status.qemu === undefined && status.state !== "restarting" && leftUnsettled(cgroups, ctx.home, record, state)) {
+      acted = true;
       await whenIdle(ctx, record, () => settleEnded(ctx, record));
     }
     if (status.qemu === undefined && ownerDead && !record.config.spec.autoRemove) {
@@ -107,13 +129,14 @@ export async function reconcile(ctx: EngineContext): Promise<string[]> {
     // A --rm VM never started stays for its `start`, unless the `run` that made it died.
     const settled = after.state !== "created" || ownerDead;
     if (record.config.spec.autoRemove && after.state !== "running" && after.state !== "restarting" && settled && !attached) {
+      acted = true;
       await removeVm(ctx, record);
       reaped.push(record.id);
       progress(ctx, record.name, "removed", `${record.name} removed (--rm)`, t0);
     }
   }
   await sweepVmGroups(cgroups, ctx.home, (id) => existsSync(join(ctx.store.vmsDir, id)));
-  return reaped;
+  return { removed: reaped, ...(acted ? {} : { seen: { vms, broken, table } }) };
 }
 
 /** A QEMU was started and no end of it was recorded. */
@@ -162,8 +185,8 @@ export async function settleEnded(ctx: EngineContext, record: VmRecord): Promise
   }
 }
 
-/** QEMUs (and supervisors) of this home that belong to no VM directory: end them. */
-async function endStrays(ctx: EngineContext, known: ReadonlySet<string>, table: ProcTable): Promise<void> {
+/** QEMUs (and supervisors) of this home that belong to no VM directory: end them; how many there were. */
+async function endStrays(ctx: EngineContext, known: ReadonlySet<string>, table: ProcTable): Promise<number> {
   const found = strays(ctx.store.vmsDir, known, table);
   for (const p of found) {
     try {
@@ -173,4 +196,5 @@ async function endStrays(ctx: EngineContext, known: ReadonlySet<string>, table: 
     }
   }
   for (const p of found) await waitForExit(p, 5_000);
+  return found.length;
 }

@@ -3,14 +3,18 @@
  * verbs. It never prints; it returns values, throws SkiffError and emits
  * progress events. A thin facade: creating (create.ts), readiness (ready.ts)
  * and reconciling (reconcile.ts) live in their own modules.
+ *
+ * The modules behind booting, creating and reaching a VM (QEMU's command
+ * line, the jail, networks, volumes, layers, SSH) are imported by the verbs
+ * that use them, when they are first called: listing and inspecting read
+ * records and the process table only, and a `skiff ps` must not load what a
+ * `skiff run` needs (docs/benchmarks.md, "CLI start").
  */
 import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import { SkiffError } from "../errors.js";
-import { connectAgent, type AgentConnection, type CopyOptions, type CopyReport, type RunOptions } from "../guest/agent.js";
-import { checkCreateOptions } from "./create-options.js";
-import { copyOnce, execOnce, type CopyOnceOptions, type ExecOnceResult } from "./oneshot.js";
-import { currentProcess } from "../process/pid.js";
+import type { AgentConnection, CopyOptions, CopyReport, RunOptions } from "../guest/agent.js";
+import type { CopyOnceOptions, ExecOnceResult } from "./oneshot.js";
 import { ProcTable } from "../process/procs.js";
 import { defaultRunner, type Runner } from "../process/runner.js";
 import { skiffPaths } from "../store/paths.js";
@@ -18,22 +22,19 @@ import { isBroken, VmStore, vmLockName, vmNotFound, type VmRecord } from "../sto
 import { withLock } from "../store/lock.js";
 import type { VmState } from "../store/vmdir.js";
 import type { Phase, SkiffEvents } from "./events.js";
-import { gatherHostFacts, type HostFacts } from "./host.js";
+import type { HostFacts } from "./host.js";
 import { homeNoSpace, notRunning, progress } from "./context.js";
-import { createVm, type CreateOptions } from "./create.js";
-import { spawnQemu } from "./launch.js";
-import { prepareVmNetworking, refreshPeerHosts, syncOwnHosts } from "./vm-network.js";
+import type { CreateOptions } from "./create.js";
 import type { MachineSpec } from "../spec/machine.js";
-import { connectionOptions, waitBooted } from "./ready.js";
-import { hardStop, reconcile, recordExit, removeVm, settleEnded } from "./reconcile.js";
+import { hardStop, reconcile, reconcileAndLook, recordExit, removeVm, settleEnded } from "./reconcile.js";
 import { observeStatus, qemuRuns, type ObservedStatus, type RunState } from "./status.js";
 import { releaseSupervisor, signalQemu, stopQemu } from "./stop.js";
 import { toVmInfo, type VmInfo } from "./info.js";
 import { brokenInfo, removeBroken, type BrokenVmInfo } from "./broken.js";
 import { guestPaused, pauseGuest, readyForPowerdown, resumeGuest, vmPaused } from "./pause.js";
-import { checkVolumesFree, createVolume, inspectVolume, listVolumes, removeVolume, withVolumesLocked, type VolumeCreateOptions, type VolumeInfo } from "./volumes.js";
+import type { VolumeCreateOptions, VolumeInfo } from "./volumes.js";
 import type { ImageContext } from "./images.js";
-import { buildLayers, type BuildLayersOptions, type BuildLayersResult } from "./layers.js";
+import type { BuildLayersOptions, BuildLayersResult } from "./layers.js";
 import { crashPoint } from "../util/crash-point.js";
 
 export type { CreateOptions } from "./create.js";
@@ -79,7 +80,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
 
   /** QEMU, kernel, acceleration: gathered once per instance, cached on disk. */
   hostFacts(): Promise<HostFacts> {
-    this.#facts ??= gatherHostFacts(this.cacheDir).catch((err: unknown) => {
+    this.#facts ??= import("./host.js").then(({ gatherHostFacts }) => gatherHostFacts(this.cacheDir)).catch((err: unknown) => {
       this.#facts = undefined;
       throw err;
     });
@@ -88,6 +89,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
 
   async create(input: CreateOptions): Promise<VmInfo> {
     const t0 = Date.now();
+    const [{ checkCreateOptions }, { createVm }] = await Promise.all([import("./create-options.js"), import("./create.js")]);
     // Checked here, the library's door: callers in plain JavaScript get an error for a key skiff does not know.
     const opts = checkCreateOptions(input);
     await this.reconcile();
@@ -100,6 +102,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
 
   /** Running VMs that share a network with `changed` learn its name (or forget it). */
   async #refreshPeers(changed: MachineSpec, t0: number): Promise<void> {
+    const { refreshPeerHosts } = await import("./vm-network.js");
     const stale = await refreshPeerHosts(this, changed, (vm) => this.connect(vm.name));
     for (const name of stale) this.#progress(name, "warning", `could not update /etc/hosts in ${name}; it will be right after its next start`, t0);
   }
@@ -115,6 +118,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   async #start(record: VmRecord, opts: StartOptions): Promise<VmInfo> {
     const t0 = Date.now();
     const facts = await this.hostFacts();
+    const [network, { spawnQemu }, volumes, { waitBooted }] = await Promise.all([import("./vm-network.js"), import("./launch.js"), import("./volumes.js"), import("./ready.js")]);
     let hosts = "";
     const identity = await this.#locked(record, "start", async (_state, status) => {
       if (status.state === "running") {
@@ -127,10 +131,10 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       // A VM made before jails (or by a skiff without root) gets its jail user now.
       record.config = await this.store.ensureJailIds(record.id);
       this.#progress(record.name, "booting", `booting ${record.name} (${facts.accel.accel})`, t0);
-      const networking = await prepareVmNetworking(this, record);
+      const networking = await network.prepareVmNetworking(this, record);
       hosts = networking.guest.hosts;
       // Under the volumes lock from the check until QEMU holds the disks: two VMs never attach one volume.
-      const identity = await withVolumesLocked(this, record.config.spec.mounts, `start ${record.name}`, async () =>
+      const identity = await volumes.withVolumesLocked(this, record.config.spec.mounts, `start ${record.name}`, async () =>
         spawnQemu({
           record,
           home: this.home,
@@ -138,7 +142,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
           runner: this.runner,
           cacheDir: this.cacheDir,
           networking,
-          mounts: await checkVolumesFree(this, record),
+          mounts: await volumes.checkVolumesFree(this, record),
         }),
       );
       crashPoint("start:spawned");
@@ -159,7 +163,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
         await hardStop(this, record, "boot-failed");
         throw err;
       }
-      if (!(await syncOwnHosts(this, record, hosts, (vm) => this.connect(vm.name)))) {
+      if (!(await network.syncOwnHosts(this, record, hosts, (vm) => this.connect(vm.name)))) {
         this.#progress(record.name, "warning", `could not update /etc/hosts in ${record.name}; it will be right after its next start`, t0);
       }
       this.#progress(record.name, "ready", `${record.name} is ready`, t0);
@@ -283,16 +287,29 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   }
 
   async list(opts: { all?: boolean } = {}): Promise<VmInfo[]> {
-    await this.reconcile();
+    return (await this.listWithBroken(opts)).vms;
+  }
+
+  /**
+   * list() and listBroken() at once, as `ps` shows them: from the records
+   * and the process table that reconcile has just read, when it changed
+   * nothing (most of what ps of many VMs spends is reading them).
+   */
+  async listWithBroken(opts: { all?: boolean } = {}): Promise<{ vms: VmInfo[]; broken: BrokenVmInfo[] }> {
+    const { seen } = await reconcileAndLook(this);
     // One look at the process table for every VM listed.
-    const table = new ProcTable();
-    const infos = await Promise.all((await this.store.list()).map((r) => this.info(r, table)));
-    return opts.all === true ? infos : infos.filter((i) => qemuRuns(i.state) || i.state === "restarting");
+    const table = seen?.table ?? new ProcTable();
+    const { vms, broken } = seen ?? (await this.store.scan());
+    const infos = await Promise.all(vms.filter((vm) => vm.complete).map((r) => this.info(r, table)));
+    return {
+      vms: opts.all === true ? infos : infos.filter((i) => qemuRuns(i.state) || i.state === "restarting"),
+      broken: broken.map((b) => brokenInfo(b, table)),
+    };
   }
 
   /** VMs whose records fail their check (`ps -a` shows them as broken; `rm -f` is the one verb they take). */
   async listBroken(): Promise<BrokenVmInfo[]> {
-    return (await this.store.scan()).broken.map(brokenInfo);
+    return (await this.store.scan()).broken.map((b) => brokenInfo(b));
   }
 
   async inspect(name: string): Promise<VmInfo> {
@@ -307,20 +324,24 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   }
 
   /** Make a named volume: an ext4 disk of its own (default 1 GiB) that VMs mount with `mounts`. */
-  createVolume(opts: VolumeCreateOptions): Promise<VolumeInfo> {
+  async createVolume(opts: VolumeCreateOptions): Promise<VolumeInfo> {
+    const { createVolume } = await import("./volumes.js");
     return createVolume(this, opts);
   }
 
-  listVolumes(): Promise<VolumeInfo[]> {
+  async listVolumes(): Promise<VolumeInfo[]> {
+    const { listVolumes } = await import("./volumes.js");
     return listVolumes(this);
   }
 
-  inspectVolume(name: string): Promise<VolumeInfo> {
+  async inspectVolume(name: string): Promise<VolumeInfo> {
+    const { inspectVolume } = await import("./volumes.js");
     return inspectVolume(this, name);
   }
 
   /** Remove a volume and its data; refused while a VM uses it, unless `force` (never while that VM runs). */
-  removeVolume(name: string, opts: { force?: boolean } = {}): Promise<void> {
+  async removeVolume(name: string, opts: { force?: boolean } = {}): Promise<void> {
+    const { removeVolume } = await import("./volumes.js");
     return removeVolume(this, name, opts);
   }
 
@@ -328,7 +349,8 @@ export class Skiff extends EventEmitter<SkiffEvents> {
    * Layers on a base image → a new base image (`skiff-layers:<hash>`), built
    * in a VM unless the cache has it; progress as `layer` events.
    */
-  buildLayers(opts: BuildLayersOptions): Promise<BuildLayersResult> {
+  async buildLayers(opts: BuildLayersOptions): Promise<BuildLayersResult> {
+    const { buildLayers } = await import("./layers.js");
     return buildLayers(this, opts);
   }
 
@@ -342,12 +364,14 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   }
 
   /** Run one command in a running VM and collect its output (`connect()` for many on one connection). */
-  exec(name: string, argv: string[], opts: RunOptions = {}): Promise<ExecOnceResult> {
+  async exec(name: string, argv: string[], opts: RunOptions = {}): Promise<ExecOnceResult> {
+    const { execOnce } = await import("./oneshot.js");
     return execOnce((vm) => this.connect(vm), name, argv, opts);
   }
 
   /** `docker cp`: one side `NAME:/absolute/path`; out of a VM, the report says what was not copied as it was. */
-  cp(src: string, dst: string, opts: CopyOnceOptions = {}): Promise<CopyReport | undefined> {
+  async cp(src: string, dst: string, opts: CopyOnceOptions = {}): Promise<CopyReport | undefined> {
+    const { copyOnce } = await import("./oneshot.js");
     return copyOnce((vm) => this.connect(vm), src, dst, opts);
   }
 
@@ -358,6 +382,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     if (status.state !== "running") throw notRunning(record.name);
     const paused = await guestPaused(record);
     if (paused !== undefined) throw vmPaused(record.name, paused);
+    const [{ connectAgent }, { connectionOptions }] = await Promise.all([import("../guest/agent.js"), import("./ready.js")]);
     return connectAgent({
       ...(await connectionOptions(record, this.home)),
       // A cloud image's sshd can be restarting (cloud-init, a slow TCG guest): give it longer.

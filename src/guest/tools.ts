@@ -13,10 +13,10 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { SkiffError } from "../errors.js";
+import { packageRoot } from "../util/package-root.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -39,17 +39,6 @@ const programs: ToolSource[] = [
   { host: "/usr/sbin/dropbear", guest: "/skiff/bin/dropbear", debianPackage: "dropbear-bin" },
   { host: "/usr/lib/openssh/sftp-server", guest: "/skiff/bin/sftp-server", debianPackage: "openssh-sftp-server" },
 ];
-
-/** The package root (where package.json is), from either src/ (tests) or dist/. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new SkiffError("ERR_SKIFF_INTERNAL", "cannot find skiff's package root");
-    dir = parent;
-  }
-  return dir;
-}
 
 export function skiffInitPath(): string {
   const path = process.env.SKIFF_GUEST_INIT ?? join(packageRoot(), "dist", "guest", "skiff-init");

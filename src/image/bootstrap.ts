@@ -15,6 +15,7 @@ import { planAptMirror } from "../layer/mirror.js";
 import { aptSourceLine } from "../layer/package-manager.js";
 import { importImage, type ImportResult } from "./import/import.js";
 import type { BuildEvent } from "./unpack/build.js";
+import { defaultSuite, mmdebstrapArgs } from "./bootstrap-args.js";
 
 export interface BootstrapOptions {
   cacheDir: string;
@@ -35,28 +36,6 @@ export interface BootstrapResult extends ImportResult {
   /** Time mmdebstrap took, and the import. */
   bootstrapMs: number;
   importMs: number;
-}
-
-export const defaultSuite = "bookworm";
-
-/** mmdebstrap's arguments for a minbase tarball at `target`; the mirror argument already decided. */
-export function mmdebstrapArgs(opts: { suite: string; target: string; mirror?: string; include?: readonly string[] }): string[] {
-  // apt is what layers install with; named, since a repository whose index lacks the archive's priorities would leave it out.
-  const include = [...new Set(["apt", ...(opts.include ?? [])])];
-  return [
-    "--quiet",
-    "--variant=minbase",
-    `--include=${include.join(",")}`,
-    // No man pages and translations: a VM image, not a workstation.
-    "--dpkgopt=path-exclude=/usr/share/man/*",
-    "--dpkgopt=path-exclude=/usr/share/locale/*",
-    "--dpkgopt=path-include=/usr/share/locale/locale.alias",
-    "--dpkgopt=path-exclude=/usr/share/doc/*",
-    "--dpkgopt=path-include=/usr/share/doc/*/copyright",
-    opts.suite,
-    opts.target,
-    ...(opts.mirror === undefined ? [] : [opts.mirror]),
-  ];
 }
 
 export async function bootstrapDebian(opts: BootstrapOptions): Promise<BootstrapResult> {

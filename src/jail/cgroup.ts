@@ -10,12 +10,12 @@
  * cpu hierarchies. A host with neither, or where skiff may not write them
  * (without root), gets no limits, and `skiff doctor` says so.
  */
-import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, readdir, rmdir, writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join, resolve } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
+import { crypto } from "../util/builtins.js";
 
 export type CgroupLayout =
   | { kind: "v2"; root: string }
@@ -57,15 +57,15 @@ export function detectCgroups(root = "/sys/fs/cgroup", uid = process.getuid?.() 
 
 /** The group of all VMs of one skiff home: two homes never touch each other's VMs. */
 export function homeGroupName(home: string): string {
-  return `skiff-${createHash("sha256").update(resolve(home)).digest("hex").slice(0, 12)}`;
+  return `skiff-${crypto().createHash("sha256").update(resolve(home)).digest("hex").slice(0, 12)}`;
 }
 
 /** The directories the VM's QEMU joins, one per hierarchy. */
 export function vmGroupDirs(layout: CgroupLayout, home: string, vmId: string): string[] {
+  if (layout.kind === "none") return [];
   const rel = join(homeGroupName(home), `vm-${vmId}`);
   if (layout.kind === "v2") return [join(layout.root, rel)];
-  if (layout.kind === "v1") return Object.values(layout.controllers).map((dir) => join(dir, rel));
-  return [];
+  return Object.values(layout.controllers).map((dir) => join(dir, rel));
 }
 
 /** Make the VM's group(s) with its limits; returns the directories for the jailer. */

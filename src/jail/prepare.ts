@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { chmod, chown, copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { SkiffError } from "../errors.js";
-import { packageRoot } from "../guest/tools.js";
+import { packageRoot } from "../util/package-root.js";
 import type { LaunchPlan } from "../qemu/plan.js";
 import type { VmPaths } from "../store/vmdir.js";
 import { createVmGroup, detectCgroups, vmLimits } from "./cgroup.js";

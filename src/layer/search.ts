@@ -7,13 +7,13 @@
  */
 import { existsSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
 import { SkiffError } from "../errors.js";
+import { packageRoot } from "../util/package-root.js";
 import { loadLayer, type LayerSpec } from "./schema.js";
 
-/** skiff's own layers: `layers/` two levels above this file, in src/ and in dist/ alike. */
-export const stdlibLayersDir = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "layers");
+/** skiff's own layers: `layers/` at the package root (from src/, dist/ and the bundled CLI alike). */
+export const stdlibLayersDir = join(packageRoot(), "layers");
 
 const layerName = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 

@@ -23,10 +23,9 @@
  * Without root there is no uid to tell QEMU by: only `deny` holds (QEMU's
  * restrict=on); docs/security.md says so.
  */
-import { lookup } from "node:dns/promises";
 import { readFileSync } from "node:fs";
-import { isIPv4, isIPv6 } from "node:net";
 import { SkiffError } from "../errors.js";
+import { dns, net } from "../util/builtins.js";
 import type { Runner } from "../process/runner.js";
 import { formatSubnet, parseSubnet } from "./ipam.js";
 
@@ -121,7 +120,7 @@ export async function resolveEgress(req: EgressRequest): Promise<EgressSpec> {
 async function resolveName(host: string, place: string): Promise<string[]> {
   if (!/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/.test(host)) badDestination(host, place);
   try {
-    const found = await lookup(host, { all: true });
+    const found = await dns().lookup(host, { all: true });
     return [...new Set(found.map((a) => (a.family === 6 ? `${a.address}/128` : `${a.address}/32`)))];
   } catch (err) {
     throw new SkiffError("ERR_SKIFF_USAGE", `egress destination ${host} does not resolve: ${(err as Error).message}`, {
@@ -140,7 +139,7 @@ export function splitDestination(text: string, place = "--egress"): { host: stri
   if (bracket !== null) {
     host = bracket[1]! + (bracket[3] ?? "");
     port = bracket[2];
-  } else if (!isIPv6(text.split("/")[0]!)) {
+  } else if (!net().isIPv6(text.split("/")[0]!)) {
     const colon = text.lastIndexOf(":");
     if (colon >= 0) {
       host = text.slice(0, colon);
@@ -164,11 +163,11 @@ function badDestination(text: string, place: string): never {
 /** An address or CIDR as nft takes it; undefined when `host` is neither (a name to resolve). */
 export function cidrOf(host: string): string | undefined {
   const [addr, bits] = host.split("/");
-  if (isIPv4(addr!)) {
+  if (net().isIPv4(addr!)) {
     if (bits === undefined) return `${addr}/32`;
     return formatSubnet(parseSubnet(host, "--egress"));
   }
-  if (isIPv6(addr!)) {
+  if (net().isIPv6(addr!)) {
     const n = bits === undefined ? 128 : Number(bits);
     if (!Number.isInteger(n) || n < 0 || n > 128) return undefined;
     return `${addr}/${n}`;
@@ -196,7 +195,7 @@ export function egressTable(
   if (forwards.length > 0) rules.push(`ip daddr 127.0.0.1 tcp dport ${ephemeral[0]}-${ephemeral[1]} accept`);
   if (egress.policy !== "deny") {
     for (const ns of resolvers) {
-      const family = isIPv6(ns) ? "ip6" : isIPv4(ns) ? "ip" : undefined;
+      const family = net().isIPv6(ns) ? "ip6" : net().isIPv4(ns) ? "ip" : undefined;
       if (family === undefined) continue;
       rules.push(`${family} daddr ${ns} udp dport 53 accept`, `${family} daddr ${ns} tcp dport 53 accept`);
     }

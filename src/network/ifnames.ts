@@ -3,9 +3,9 @@
  * the alias that marks a bridge as skiff's, and the tag that tells one
  * skiff home's objects from another's on the same host.
  */
-import { createHash } from "node:crypto";
 import { resolve } from "node:path";
 import { SkiffError } from "../errors.js";
+import { crypto } from "../util/builtins.js";
 
 /** IFNAMSIZ - 1: the kernel's limit on an interface name. */
 export const maxIfNameLength = 15;
@@ -36,13 +36,13 @@ export function defaultBridgeName(networkName: string): string {
   const prefix = "skb-";
   const safe = networkName.replace(/[^A-Za-z0-9_-]/g, "-");
   if (prefix.length + safe.length <= maxIfNameLength && safe !== "") return `${prefix}${safe}`;
-  const hash = createHash("sha256").update(networkName).digest("hex").slice(0, 4);
+  const hash = crypto().createHash("sha256").update(networkName).digest("hex").slice(0, 4);
   return `${prefix}${safe.slice(0, maxIfNameLength - prefix.length - hash.length - 1)}-${hash}`;
 }
 
 /** First 8 hex of sha256 of the home's absolute path: this home's mark on host-wide objects. */
 export function homeTag(home: string): string {
-  return createHash("sha256").update(resolve(home)).digest("hex").slice(0, 8);
+  return crypto().createHash("sha256").update(resolve(home)).digest("hex").slice(0, 8);
 }
 
 /** The interface alias a bridge of this home's network `networkId` carries. */

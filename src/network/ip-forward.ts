@@ -16,11 +16,12 @@ import { join } from "node:path";
 import { errnoOf } from "../errors.js";
 import type { Runner } from "../process/runner.js";
 import { writeFileAtomic } from "../store/atomic.js";
+import { networksDir } from "../store/paths.js";
 
 const key = "net.ipv4.ip_forward";
 
 export function ipForwardRecordPath(home: string): string {
-  return join(home, "networks", "ip_forward.skiff");
+  return join(networksDir(home), "ip_forward.skiff");
 }
 
 export async function readIpForward(runner: Runner): Promise<string> {
@@ -46,7 +47,7 @@ export async function claimIpForward(opts: { home: string; runner: Runner }): Pr
   const current = await readIpForward(opts.runner);
   if (current === "1") return;
   if ((await readRecord(opts.home)) === undefined) {
-    await mkdir(join(opts.home, "networks"), { recursive: true, mode: 0o700 });
+    await mkdir(networksDir(opts.home), { recursive: true, mode: 0o700 });
     // Written before the change: a crash in between leaves a record of a value that is still true.
     await writeFileAtomic(ipForwardRecordPath(opts.home), `${current}\n`);
   }

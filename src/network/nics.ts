@@ -2,10 +2,10 @@
  * From a VM's network attachments to the NICs QEMU gets, pure. The user-net
  * NIC is `net0` (eth0 in the guest); attachment i is `net<i+1>`.
  */
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { tapName } from "./tap.js";
 import type { NetworkAttachment, NetworkRecord } from "./types.js";
+import { crypto } from "../util/builtins.js";
 
 export type NicBackend =
   /** private: every member sends to and listens on one multicast group on loopback. */
@@ -34,7 +34,7 @@ export function netdevId(attachmentIndex: number): string {
  * three bytes of a hash of `key`, so a NIC keeps its address across restarts.
  */
 export function macAddress(key: string): string {
-  const hash = createHash("sha256").update(key).digest();
+  const hash = crypto().createHash("sha256").update(key).digest();
   return ["52", "54", "00", ...[...hash.subarray(0, 3)].map((b) => b.toString(16).padStart(2, "0"))].join(":");
 }
 

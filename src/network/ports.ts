@@ -4,9 +4,8 @@
  * host port chosen by skiff. Forwards bind 127.0.0.1 unless an address is
  * given: a VM's services are not the LAN's business until the user says so.
  */
-import { createServer } from "node:net";
-import { createSocket } from "node:dgram";
 import { SkiffError } from "../errors.js";
+import { dgram, net } from "../util/builtins.js";
 import type { PortForward } from "../spec/machine.js";
 import { parseIpv4 } from "./ipam.js";
 
@@ -66,12 +65,12 @@ export async function hostPortFree(f: Pick<PortForward, "protocol" | "hostAddres
   const host = f.hostAddress === "" ? "0.0.0.0" : f.hostAddress;
   return new Promise((resolve) => {
     if (f.protocol === "udp") {
-      const sock = createSocket("udp4");
+      const sock = dgram().createSocket("udp4");
       sock.once("error", () => resolve(false));
       sock.bind(f.hostPort, host, () => sock.close(() => resolve(true)));
       return;
     }
-    const server = createServer();
+    const server = net().createServer();
     server.once("error", () => resolve(false));
     server.listen(f.hostPort, host, () => server.close(() => resolve(true)));
   });
@@ -81,7 +80,7 @@ export async function hostPortFree(f: Pick<PortForward, "protocol" | "hostAddres
 export async function freeLoopbackPort(used: ReadonlySet<number>, host = "127.0.0.1"): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const found = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
+      const server = net().createServer();
       server.once("error", reject);
       server.listen(0, host, () => {
         const address = server.address();

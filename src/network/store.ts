@@ -12,6 +12,7 @@ import { SkiffError } from "../errors.js";
 import { writeJsonAtomic } from "../store/atomic.js";
 import { isBrokenRecord, partitionRecords, readNamedRecord, type BrokenRecord } from "../store/record.js";
 import { withLock } from "../store/lock.js";
+import { networksDir } from "../store/paths.js";
 import { readdirOrEmpty } from "../util/fs.js";
 import { namePattern } from "../util/names.js";
 import { networkRecordSchema } from "./schema.js";
@@ -43,7 +44,7 @@ export class NetworkStore {
   readonly dir: string;
 
   constructor(readonly home: string) {
-    this.dir = join(home, "networks");
+    this.dir = networksDir(home);
   }
 
   #file(name: string): string {

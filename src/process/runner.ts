@@ -8,9 +8,11 @@
  * reaches the grandchildren a tool spawns. It also keeps a terminal's ^C
  * from hitting children directly: skiff decides how they end.
  */
-import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import type { ChildProcess, SpawnOptions } from "node:child_process";
 import { existsSync } from "node:fs";
 import { errnoOf, SkiffError } from "../errors.js";
+import { childProcess } from "../util/builtins.js";
+import { endWithSkiff } from "./children.js";
 
 export interface RunOptions {
   cwd?: string;
@@ -57,7 +59,7 @@ export class ProcessRunner implements Runner {
         detached: true,
         stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
       };
-      const child = spawn(cmd, args, spawnOpts);
+      const child = childProcess().spawn(cmd, args, spawnOpts);
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
       let timedOut = false;
@@ -177,8 +179,9 @@ function tail(text: string, max = 2_000): string {
   return trimmed.length <= max ? trimmed : `…${trimmed.slice(-max)}`;
 }
 
-/** The process-wide runner. */
+/** The process-wide runner; its children end when the CLI does (children.ts). */
 export const defaultRunner = new ProcessRunner();
+endWithSkiff((graceMs) => defaultRunner.killAll(graceMs));
 
 export function run(cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
   return defaultRunner.run(cmd, args, opts);

@@ -4,9 +4,10 @@
  * asynchronous events at any time.
  */
 import { EventEmitter } from "node:events";
-import { connect as netConnect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { StringDecoder } from "node:string_decoder";
 import { SkiffError, errnoOf } from "../errors.js";
+import { net } from "../util/builtins.js";
 
 export interface QmpEvent {
   event: string;
@@ -233,7 +234,7 @@ function openSocket(
 ): Promise<{ socket: Socket; greeting: QmpGreeting; rest: string }> {
   const place = label === undefined ? {} : { place: label };
   return new Promise((resolve, reject) => {
-    const socket = netConnect(socketPath);
+    const socket = net().connect(socketPath);
     const decoder = new StringDecoder("utf8");
     let buffer = "";
     const fail = (err: SkiffError): void => {

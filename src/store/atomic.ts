@@ -3,13 +3,13 @@
  * sees the old file or the new one, never half of either. The fsyncs make
  * that hold across power loss too, not only across process crashes.
  */
-import { randomBytes } from "node:crypto";
 import { open, readFile, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
 import { processAlive } from "../process/pid.js";
 import { crashPoint } from "../util/crash-point.js";
 import { readdirOrEmpty } from "../util/fs.js";
+import { crypto } from "../util/builtins.js";
 
 export interface WriteOptions {
   /** File mode of the new file (default 0o644; key material wants 0o600). */
@@ -20,7 +20,7 @@ export interface WriteOptions {
 export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: WriteOptions = {}): Promise<void> {
   const dir = dirname(path);
   // Same directory, so rename(2) is atomic (no cross-device copy).
-  const temp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+  const temp = join(dir, `.${basename(path)}.tmp-${process.pid}-${crypto().randomBytes(4).toString("hex")}`);
   try {
     const file = await open(temp, "wx", opts.mode ?? 0o644);
     try {

@@ -6,9 +6,10 @@
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { getSystemErrorName } from "node:util";
 import { SkiffError } from "../errors.js";
+import { packageRoot } from "../util/package-root.js";
 
 interface FlockAddon {
   /** 0, or -errno. */
@@ -19,12 +20,12 @@ interface FlockAddon {
   EWOULDBLOCK: number;
 }
 
-// Two levels under the package root from src/store (tests) and dist/store alike.
-const addonPath = fileURLToPath(new URL("../../dist/store/flock.node", import.meta.url));
 let loaded: FlockAddon | undefined;
 
 function addon(): FlockAddon {
   if (loaded !== undefined) return loaded;
+  // Under the package root whether this runs from src/store (tests), dist/store or the bundled CLI.
+  const addonPath = join(packageRoot(), "dist", "store", "flock.node");
   const hint = "run `./setup.sh` (or `npm run build`; it needs gcc and Node's headers)";
   if (!existsSync(addonPath)) {
     throw new SkiffError("ERR_SKIFF_TOOL_MISSING", `skiff's flock addon is not built: ${addonPath} (ENOENT)`, { hint });

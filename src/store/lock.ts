@@ -24,7 +24,6 @@
  * at the path (else it retries). The store uses it for the locks of VMs that
  * are gone; all other names are few and reused (one per network, image).
  */
-import { randomBytes } from "node:crypto";
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
@@ -33,6 +32,7 @@ import { lockExclusive, unlock } from "./flock.js";
 import { checkLockFileOwner, ensureLockDir, forgetLockDir, lockDir } from "./lock-dir.js";
 import { readdirOrEmpty } from "../util/fs.js";
 import { skiffHome } from "./paths.js";
+import { crypto } from "../util/builtins.js";
 
 export interface LockOptions {
   /** skiff home the lock belongs to (default: the resolved SKIFF_HOME). */
@@ -150,7 +150,7 @@ let self: ProcessIdentity | undefined;
 function writeHolder(fd: number, purpose: string | undefined): void {
   self ??= currentProcess();
   const clean = purpose === undefined ? undefined : cleanPurpose(purpose);
-  const take = randomBytes(4).toString("hex");
+  const take = crypto().randomBytes(4).toString("hex");
   const text = Buffer.from(JSON.stringify({ ...self, ...(clean === undefined ? {} : { purpose: clean }), take }));
   try {
     writeSync(fd, text, 0, text.length, 0);

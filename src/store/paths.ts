@@ -74,6 +74,11 @@ export function vmsDir(home: string): string {
   return join(home, "vms");
 }
 
+/** Where network records are (network/store.ts); reconcile looks for it without loading that store. */
+export function networksDir(home: string): string {
+  return join(home, "networks");
+}
+
 /** The longest socket path any VM under `home` will bind. */
 export function longestSocketPath(home: string): string {
   return join(vmsDir(home), "x".repeat(vmIdLength), longestVmFileName());

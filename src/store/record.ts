@@ -13,7 +13,7 @@
  * break every VM. The one record rewritten in place (state.json) keeps them
  * (`unknownKeys`), so a newer skiff's facts survive an older one's update.
  */
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { z } from "zod/v4";
 import { errnoOf, SkiffError } from "../errors.js";
@@ -61,11 +61,17 @@ export function parseRecord<T>(text: string, schema: z.ZodType<T>, file: string)
   return checkRecord(raw, schema, file);
 }
 
-/** Read and check the record at `path`; undefined when there is no such file. */
+/**
+ * Read and check the record at `path`; undefined when there is no such file.
+ * Read synchronously: a record is a few KiB on a local disk, and
+ * fs/promises costs the main thread more than the read itself (open, fstat,
+ * read and close, each a trip through the thread pool): `skiff ps` of 10 VMs
+ * reads ~100 records, 20 ms that way against 1 ms (docs/benchmarks.md, "CLI start").
+ */
 export async function readRecord<T>(path: string, schema: z.ZodType<T>): Promise<RecordRead<T> | undefined> {
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = readFileSync(path, "utf8");
   } catch (err) {
     const code = errnoOf(err);
     if (code === "ENOENT") return undefined;

@@ -16,7 +16,6 @@
  * *broken*: listed apart with the reason, refused by every verb but `rm`,
  * and never in the way of the other VMs.
  */
-import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
@@ -34,6 +33,7 @@ import { jailMode } from "../jail/ids.js";
 import { claimJailIds, releaseJailIds } from "../jail/claims.js";
 import { reapJailUid } from "../jail/reap.js";
 import { crashPoint } from "../util/crash-point.js";
+import { crypto } from "../util/builtins.js";
 
 export { isBroken, type BrokenVm } from "./broken.js";
 
@@ -156,7 +156,7 @@ export class VmStore {
 
   async #newId(): Promise<string> {
     for (;;) {
-      const id = randomBytes(vmIdLength / 2).toString("hex");
+      const id = crypto().randomBytes(vmIdLength / 2).toString("hex");
       if (!(await pathExists(join(this.vmsDir, id)))) return id;
     }
   }
@@ -194,8 +194,8 @@ export class VmStore {
   async scan(): Promise<{ vms: VmRecord[]; broken: BrokenVm[] }> {
     const vms: VmRecord[] = [];
     const broken: BrokenVm[] = [];
-    for (const id of await this.#ids()) {
-      const entry = await this.#read(id);
+    // All at once: `ps` of many VMs waits for one round of reads, not one per file.
+    for (const entry of await Promise.all((await this.#ids()).map((id) => this.#read(id)))) {
       if (entry === undefined) continue;
       if (isBroken(entry)) broken.push(entry);
       else vms.push(entry);
@@ -311,7 +311,7 @@ export class VmStore {
   }
 
   async #removeDir(entry: string): Promise<boolean> {
-    const trash = join(this.vmsDir, `.trash-${entry.replace(/^\./, "")}-${randomBytes(4).toString("hex")}`);
+    const trash = join(this.vmsDir, `.trash-${entry.replace(/^\./, "")}-${crypto().randomBytes(4).toString("hex")}`);
     try {
       await rename(join(this.vmsDir, entry), trash);
     } catch (err) {

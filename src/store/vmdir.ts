@@ -3,6 +3,7 @@
  * that may appear there (after Lima's `filenames`), so no other module
  * invents a path and `skiff rm` knows it removes all of it.
  */
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { defaults } from "../spec/machine.js";
 
@@ -117,6 +118,13 @@ export function vmPaths(home: string, id: string): VmPaths {
     supervisorStatus: at(vmFiles.supervisorStatus),
     provisionLog: at(vmFiles.provisionLog),
   };
+}
+
+/** Files of a previous run that must not confuse this one. */
+export async function clearRuntimeFiles(paths: VmPaths): Promise<void> {
+  await Promise.all(
+    [paths.pidfile, paths.qmpSocket, paths.consoleSocket, ...paths.agentSockets].map((p) => rm(p, { force: true })),
+  );
 }
 
 // The records' types come from their schemas (schema.ts), checked whenever they are read back.

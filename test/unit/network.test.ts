@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { networksFrom } from "../../src/cli/spec-flags.js";
+import { networksFrom } from "../../src/cli/machine-options.js";
 import { guestNetwork, hostNameservers, renderHosts } from "../../src/network/guest.js";
 import { allocateAddress, checkRequestedAddress, parseSubnet, pickSubnet, subnetsOverlap } from "../../src/network/ipam.js";
 import { attachmentMac, nicPlans } from "../../src/network/nics.js";

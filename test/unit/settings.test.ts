@@ -4,8 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { mirrorHosts } from "../../src/image/registry/pull.js";
-import { insecureRegistriesEnv, registryMirrorsEnv, loadSettings, parseSettings, settingsPath, settingsTemplate, withSettings } from "../../src/cli/settings.js";
-import { createOptionsFrom, type MachineFlags } from "../../src/cli/spec-flags.js";
+import { insecureRegistriesEnv, registryMirrorsEnv, loadSettings, settingsPath, settingsTemplate, withSettings } from "../../src/cli/settings.js";
+import { parseSettings } from "../../src/cli/settings-schema.js";
+import { createOptionsFrom } from "../../src/cli/machine-options.js";
+import type { MachineFlags } from "../../src/cli/spec-flags.js";
 import { skiffPaths } from "../../src/store/paths.js";
 import { spawnSync } from "node:child_process";
 import { chmod, mkdir } from "node:fs/promises";
@@ -20,7 +22,7 @@ describe("settings file", () => {
     expect(settingsPath({ XDG_CONFIG_HOME: "rel" }, "/home/u")).toBe("/home/u/.config/skiff/config.yml");
   });
 
-  it("reads every setting; the template written by init sets nothing", () => {
+  it("reads every setting; the template written by init sets nothing", async () => {
     const text = "memory: 512m\ncpus: 2\nnetwork: none\nregistry-mirrors: [https://mirror.gcr.io]\ninsecure-registries:\n  - registry.lan:5000\n";
     expect(parseSettings(text, "c.yml")).toEqual({
       memory: "512m",
@@ -30,7 +32,7 @@ describe("settings file", () => {
       "insecure-registries": ["registry.lan:5000"],
     });
     expect(parseSettings(settingsTemplate, "c.yml")).toEqual({});
-    expect(loadSettings("/nonexistent/skiff/config.yml")).toEqual({});
+    expect(await loadSettings("/nonexistent/skiff/config.yml")).toEqual({});
   });
 
   it.each([

@@ -119,6 +119,22 @@ describe("a VM with a broken record", () => {
     expect(await store.scan()).toEqual({ vms: [], broken: [] });
   });
 
+  it("ps's one look (listWithBroken) gives what list and listBroken give; after reconcile removed a VM it looks again", async () => {
+    const skiff = new Skiff({ home });
+    await created("good");
+    const sick = await created("sick");
+    await writeFile(sick.paths.state, "{");
+    const both = await skiff.listWithBroken({ all: true });
+    expect(both.vms.map((v) => v.name)).toEqual(["good"]);
+    expect(both.broken.map((b) => b.name)).toEqual(["sick"]);
+    expect(both).toEqual({ vms: await skiff.list({ all: true }), broken: await skiff.listBroken() });
+    // A --rm VM whose run ended: reconcile removes it, and the listing is of what is left.
+    const gone = await created("gone", { autoRemove: true });
+    await store.updateState(gone.id, { exit: { at: new Date().toISOString(), reason: "stopped" } });
+    expect((await skiff.listWithBroken({ all: true })).vms.map((v) => v.name)).toEqual(["good"]);
+    expect(await store.lookup("gone")).toBeUndefined();
+  });
+
   it("whose QEMU still runs: rm refuses, rm -f ends that process (found by the pidfile path in its argv) and removes it", async () => {
     const skiff = new Skiff({ home });
     const vm = await created("runner");
@@ -128,6 +144,7 @@ describe("a VM with a broken record", () => {
     try {
       await waitFor(() => qemuOf({ paths: vm.paths, config: {} })?.pid === stand.pid);
       expect((await skiff.listBroken())[0]).toMatchObject({ name: "runner", pid: stand.pid });
+      expect((await skiff.listWithBroken()).broken[0]).toMatchObject({ name: "runner", pid: stand.pid });
       expect(await rejectionOf(skiff.remove("runner"))).toMatchObject({ code: "ERR_SKIFF_VM_RUNNING", hint: expect.stringContaining("skiff rm -f runner") });
       await skiff.remove("runner", { force: true });
       expect(qemuOf({ paths: vm.paths, config: {} })).toBeUndefined();

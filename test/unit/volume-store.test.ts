@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { EngineContext } from "../../src/engine/context.js";
 import { checkMounts, checkSpace, checkVolumesFree, createVolume, inspectVolume, listVolumes, mountPlans, removeVolume } from "../../src/engine/volumes.js";
-import { parseVolumeFlag } from "../../src/cli/spec-flags.js";
+import { parseVolumeFlag } from "../../src/cli/machine-options.js";
 import { processStartTime } from "../../src/process/pid.js";
 import { defaultRunner, type Runner } from "../../src/process/runner.js";
 import type { Mount } from "../../src/spec/machine.js";

@@ -1,7 +1,6 @@
 /** `skiff autostart enable|disable|ls`: VMs and projects started at host boot by systemd units. */
 import type { Command } from "commander";
-import { loadProject } from "../../config/load.js";
-import { disableAutostart, enableAutostart, listAutostart, type AutostartTarget } from "../../engine/autostart.js";
+import type { AutostartTarget } from "../../engine/autostart.js";
 import type { CliContext } from "../context.js";
 
 interface AutostartFlags {
@@ -14,9 +13,11 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 async function targetsOf(ctx: CliContext, names: string[], flags: AutostartFlags): Promise<AutostartTarget[]> {
   if (flags.project !== true) {
     // Each VM must exist now; its unit starts it by name.
-    for (const name of names) await ctx.skiff().inspect(name);
+    const skiff = await ctx.skiff();
+    for (const name of names) await skiff.inspect(name);
     return names.map((name) => ({ kind: "vm" as const, name }));
   }
+  const { loadProject } = await import("../../config/load.js");
   const spec = await loadProject({
     cwd: process.cwd(),
     ...(flags.file.length === 0 ? {} : { files: flags.file }),
@@ -35,7 +36,7 @@ export function registerAutostart(program: Command, ctx: CliContext): void {
     .option("-f, --file <path>", "with --project: project file (repeatable)", collect, [])
     .addHelpText("after", "\nExamples:\n  skiff autostart enable web db\n  skiff autostart enable --project\n  skiff autostart ls")
     .action(async (names: string[], flags: AutostartFlags) => {
-      const skiff = ctx.skiff();
+      const [skiff, { enableAutostart }] = await Promise.all([ctx.skiff(), import("../../engine/autostart.js")]);
       for (const target of await targetsOf(ctx, names, flags)) {
         const { unit, enabled } = await enableAutostart({ home: skiff.home, runner: skiff.runner, target });
         process.stdout.write(`${unit.unit}${enabled ? "" : " (written; systemd is not running here, it takes effect when the host boots with it)"}\n`);
@@ -48,7 +49,7 @@ export function registerAutostart(program: Command, ctx: CliContext): void {
     .option("--project", "the project of this directory (or -f files) instead of VMs")
     .option("-f, --file <path>", "with --project: project file (repeatable)", collect, [])
     .action(async (names: string[], flags: AutostartFlags) => {
-      const skiff = ctx.skiff();
+      const [skiff, { disableAutostart }] = await Promise.all([ctx.skiff(), import("../../engine/autostart.js")]);
       const targets = flags.project === true ? await targetsOf(ctx, names, flags) : names.map((name) => ({ kind: "vm" as const, name }));
       for (const target of targets) {
         const removed = await disableAutostart({ home: skiff.home, runner: skiff.runner, target });
@@ -59,7 +60,8 @@ export function registerAutostart(program: Command, ctx: CliContext): void {
     .command("ls")
     .description("the units skiff wrote for this skiff home")
     .action(async () => {
-      const units = await listAutostart(ctx.skiff().home);
+      const [skiff, { listAutostart }] = await Promise.all([ctx.skiff(), import("../../engine/autostart.js")]);
+      const units = await listAutostart(skiff.home);
       if (ctx.flags.json) {
         process.stdout.write(`${JSON.stringify(units, null, 2)}\n`);
         return;

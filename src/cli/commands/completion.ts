@@ -5,10 +5,6 @@
  * Tab press costs one Node start.
  */
 import { Argument, type Command } from "commander";
-import { listImages } from "../../image/cache.js";
-import { readRefIndex } from "../../image/registry/refs.js";
-import { NetworkStore } from "../../network/store.js";
-import { VolumeStore } from "../../volume/store.js";
 import { completionTree, nameKinds, type NameKind } from "../completion-spec.js";
 import { bashScript, fishScript, zshScript } from "../completion-scripts.js";
 import type { CliContext } from "../context.js";
@@ -16,18 +12,23 @@ import type { CliContext } from "../context.js";
 const scripts = { bash: bashScript, zsh: zshScript, fish: fishScript } as const;
 
 async function names(ctx: CliContext, kind: NameKind): Promise<string[]> {
-  const skiff = ctx.skiff();
+  const skiff = await ctx.skiff();
   switch (kind) {
     case "vms":
       return (await skiff.store.list()).map((r) => r.name);
     case "images": {
+      const [{ listImages }, { readRefIndex }] = await Promise.all([import("../../image/cache.js"), import("../../image/registry/refs.js")]);
       const [images, refs] = await Promise.all([listImages(skiff.cacheDir), readRefIndex(skiff.cacheDir)]);
       return [...images.flatMap((i) => (i.name === undefined ? [] : [i.name])), ...Object.keys(refs)];
     }
-    case "networks":
+    case "networks": {
+      const { NetworkStore } = await import("../../network/store.js");
       return (await new NetworkStore(skiff.home).list()).map((n) => n.name);
-    case "volumes":
+    }
+    case "volumes": {
+      const { VolumeStore } = await import("../../volume/store.js");
       return (await new VolumeStore(skiff.home).list()).map((v) => v.name);
+    }
   }
 }
 

@@ -2,8 +2,7 @@
 import type { Command } from "commander";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { runDoctor } from "../../engine/doctor.js";
-import { packageRoot } from "../../guest/tools.js";
+import { packageRoot } from "../../util/package-root.js";
 import { ExitCode } from "../../errors.js";
 import type { CliContext } from "../context.js";
 
@@ -18,7 +17,7 @@ export function registerDoctor(program: Command, ctx: CliContext): void {
     .option("--json", "print JSON")
     .description("check QEMU, acceleration, kernel, guest tools, the jail, cgroups and memory")
     .action(async () => {
-      const skiff = ctx.skiff();
+      const [skiff, { runDoctor }] = await Promise.all([ctx.skiff(), import("../../engine/doctor.js")]);
       const report = await runDoctor({ cacheDir: skiff.cacheDir, home: skiff.home, runner: skiff.runner, vms: await skiff.list({ all: true }) });
       if (ctx.flags.json) {
         process.stdout.write(JSON.stringify(report, null, 2) + "\n");

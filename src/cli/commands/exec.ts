@@ -36,12 +36,13 @@ export function registerExec(program: Command, ctx: CliContext): void {
       const timeoutMs = flags.timeout === undefined ? undefined : parseDuration(flags.timeout, "--timeout");
       // The VM's defaults (the image's User and WorkingDir, or run's -u/-w) unless given here.
       // Read from the stored spec: exec is a hot path and needs no reconcile of every VM.
-      const spec = (await ctx.skiff().store.get(name)).config.spec;
+      const skiff = await ctx.skiff();
+      const spec = (await skiff.store.get(name)).config.spec;
       const user = flags.user ?? spec.user;
       const cwd = flags.workdir ?? spec.workingDir;
       // skiff-init gives every command the VM's environment (`run -e`); a cloud image's sshd does not.
       const env = spec.boot?.kind === "cloud" ? { ...spec.env, ...given } : given;
-      const conn = await ctx.skiff().connect(name);
+      const conn = await skiff.connect(name);
       try {
         ctx.exitCode = await attachSession(
           conn,

@@ -2,14 +2,23 @@
  * skiff image pull|import|ls|inspect|rm|prune, skiff login|logout, skiff system df.
  */
 import type { Command } from "commander";
-import { diskUsage, findImage, importImageBase, listImageSummaries, pruneImages, pullCloudImage, pullImageBase, removeImage } from "../../engine/images.js";
-import { isCloudRef } from "../../image/cloud.js";
-import { login, logout } from "../../image/registry/index.js";
 import { SkiffError } from "../../errors.js";
 import { formatAge, formatBytes } from "../../util/units.js";
 import type { CliContext } from "../context.js";
 import { table } from "../output.js";
 import { pullReporter } from "../pull-progress.js";
+
+/** The engine's image verbs, loaded when an image command runs, and what they act on. */
+async function imageVerbs(ctx: CliContext) {
+  const [skiff, verbs] = await Promise.all([ctx.skiff(), import("../../engine/images.js")]);
+  return { verbs, images: skiff.images };
+}
+
+/** Logging in and out needs the registry client only, and skiff's home. */
+async function registryVerbs(ctx: CliContext) {
+  const [skiff, verbs] = await Promise.all([ctx.skiff(), import("../../image/registry/index.js")]);
+  return { verbs, home: skiff.home };
+}
 
 async function readPassword(fromStdin: boolean | undefined): Promise<string> {
   if (fromStdin !== true) {
@@ -30,14 +39,14 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .option("--platform <os/arch[/variant]>", "platform to pull (default linux/amd64)")
     .option("--refetch", "cloud images: download again even if the URL is cached")
     .action(async (ref: string, flags: { platform?: string; refetch?: boolean }) => {
-      const skiff = ctx.skiff();
+      const [{ verbs, images }, { isCloudRef }] = await Promise.all([imageVerbs(ctx), import("../../image/cloud.js")]);
       if (isCloudRef(ref)) {
-        const cloud = await pullCloudImage(skiff.images, ref, { refetch: flags.refetch === true });
+        const cloud = await verbs.pullCloudImage(images, ref, { refetch: flags.refetch === true });
         if (ctx.flags.json) process.stdout.write(JSON.stringify(cloud, null, 2) + "\n");
         else process.stdout.write(`${cloud.path}\n`);
         return;
       }
-      const result = await pullImageBase(skiff.images, ref, {
+      const result = await verbs.pullImageBase(images, ref, {
         ...(flags.platform === undefined ? {} : { platform: flags.platform }),
         ...(ctx.flags.json ? {} : { onPull: pullReporter() }),
       });
@@ -52,7 +61,8 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .option("--name <name>", "name of the image (default: the archive's own, else the file name)")
     .option("--platform <os/arch[/variant]>", "platform to take from a multi-platform layout")
     .action(async (path: string, flags: { name?: string; platform?: string }) => {
-      const result = await importImageBase(ctx.skiff().images, path, {
+      const { verbs, images } = await imageVerbs(ctx);
+      const result = await verbs.importImageBase(images, path, {
         ...(flags.name === undefined ? {} : { name: flags.name }),
         ...(flags.platform === undefined ? {} : { platform: flags.platform }),
       });
@@ -64,13 +74,14 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .description("list images: microVM bases and cloud images (a name belongs to the newest image that has it; older ones show <none>)")
     .option("--json", "print JSON")
     .action(async () => {
-      const images = await listImageSummaries(ctx.skiff().images);
+      const { verbs, images } = await imageVerbs(ctx);
+      const found = await verbs.listImageSummaries(images);
       if (ctx.flags.json) {
-        process.stdout.write(JSON.stringify(images, null, 2) + "\n");
+        process.stdout.write(JSON.stringify(found, null, 2) + "\n");
         return;
       }
       const now = Date.now();
-      const rows = images.map((i) => [
+      const rows = found.map((i) => [
         i.name ?? "<none>",
         i.digest.slice(7, 19),
         formatAge(now - Date.parse(i.createdAt)),
@@ -86,7 +97,8 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .description("an image's record: digest, references, config (entrypoint, cmd, env, user, ports), size")
     .argument("<image>")
     .action(async (query: string) => {
-      process.stdout.write(JSON.stringify(await findImage(ctx.skiff().images, query), null, 2) + "\n");
+      const { verbs, images } = await imageVerbs(ctx);
+      process.stdout.write(JSON.stringify(await verbs.findImage(images, query), null, 2) + "\n");
     });
 
   image
@@ -94,8 +106,9 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .description("remove images (refused while a VM uses one)")
     .argument("<images...>")
     .action(async (queries: string[]) => {
+      const { verbs, images } = await imageVerbs(ctx);
       for (const q of queries) {
-        const removed = await removeImage(ctx.skiff().images, q);
+        const removed = await verbs.removeImage(images, q);
         process.stdout.write(`Deleted: ${removed.digest}\n`);
       }
     });
@@ -105,7 +118,8 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .description("remove dangling images (no name, no reference) no VM uses, and the downloaded layers no image needs")
     .option("-a, --all", "remove every image no VM uses (named ones, cloud images, the built-in base)")
     .action(async (flags: { all?: boolean }) => {
-      const r = await pruneImages(ctx.skiff().images, { all: flags.all === true });
+      const { verbs, images } = await imageVerbs(ctx);
+      const r = await verbs.pruneImages(images, { all: flags.all === true });
       for (const name of r.removed) process.stdout.write(`Deleted: ${name}\n`);
       process.stdout.write(`Total reclaimed space: ${formatBytes(r.freedBytes)}\n`);
     });
@@ -119,7 +133,8 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .option("--password-stdin", "read the password from stdin")
     .action(async (registry: string, flags: { username: string; password?: string; passwordStdin?: boolean }) => {
       const password = flags.password ?? (await readPassword(flags.passwordStdin));
-      const r = await login(registry, flags.username, password, { home: ctx.skiff().home });
+      const { verbs, home } = await registryVerbs(ctx);
+      const r = await verbs.login(registry, flags.username, password, { home });
       process.stdout.write(`Login Succeeded (${r.registry})\n`);
     });
 
@@ -128,7 +143,8 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .description("forget the credentials of a registry")
     .argument("<registry>")
     .action(async (registry: string) => {
-      const removed = await logout(registry, { home: ctx.skiff().home });
+      const { verbs, home } = await registryVerbs(ctx);
+      const removed = await verbs.logout(registry, { home });
       process.stdout.write(removed ? `Removed login credentials for ${registry}\n` : `Not logged in to ${registry}\n`);
     });
 
@@ -138,7 +154,8 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .description("disk used by images, downloaded layers, VMs and unfinished imports and pulls")
     .option("--json", "print JSON")
     .action(async () => {
-      const du = await diskUsage(ctx.skiff().images);
+      const { verbs, images } = await imageVerbs(ctx);
+      const du = await verbs.diskUsage(images);
       if (ctx.flags.json) {
         process.stdout.write(JSON.stringify(du, null, 2) + "\n");
         return;

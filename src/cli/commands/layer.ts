@@ -2,9 +2,7 @@
  * skiff layer ls|build, and skiff image bootstrap (the `debian` base layers build on).
  */
 import type { Command } from "commander";
-import { bootstrapDebian, defaultSuite } from "../../image/bootstrap.js";
-import { loadLayer } from "../../layer/schema.js";
-import { listLayers } from "../../layer/search.js";
+import { defaultSuite } from "../../image/bootstrap-args.js";
 import { formatDuration } from "../../util/units.js";
 import type { CliContext } from "../context.js";
 import { layerReporter } from "../layer-progress.js";
@@ -21,6 +19,7 @@ export function registerLayer(program: Command, ctx: CliContext): void {
     .option("--path <dir>", "a directory of layers, searched before the standard library (repeatable)", collect)
     .option("--json", "print JSON")
     .action(async (flags: { path?: string[] }) => {
+      const [{ listLayers }, { loadLayer }] = await Promise.all([import("../../layer/search.js"), import("../../layer/schema.js")]);
       const found = await listLayers(flags.path ?? []);
       const rows = [];
       for (const l of found) {
@@ -48,7 +47,7 @@ export function registerLayer(program: Command, ctx: CliContext): void {
     .option("--apt-mirror <url>", "apt mirror or flat repository for the build (default: $SKIFF_APT_MIRROR, else the image's sources)")
     .option("--force", "build again even if the image is cached")
     .action(async (layers: string[], flags: { from?: string; path?: string[]; aptMirror?: string; force?: boolean }) => {
-      const skiff = ctx.skiff();
+      const skiff = await ctx.skiff();
       if (!ctx.flags.json) skiff.on("layer", layerReporter());
       const result = await skiff.buildLayers({
         layers,
@@ -69,7 +68,7 @@ export function registerLayer(program: Command, ctx: CliContext): void {
     .option("--name <name>", "local image name (default debian)")
     .option("--include <pkgs>", "extra packages, comma-separated")
     .action(async (flags: { suite?: string; mirror?: string; name?: string; include?: string }) => {
-      const skiff = ctx.skiff();
+      const [skiff, { bootstrapDebian }] = await Promise.all([ctx.skiff(), import("../../image/bootstrap.js")]);
       if (!ctx.flags.json) process.stderr.write(`bootstrapping Debian ${flags.suite ?? defaultSuite} with mmdebstrap…\n`);
       const r = await bootstrapDebian({
         cacheDir: skiff.cacheDir,

@@ -6,7 +6,8 @@ import type { Command } from "commander";
 import { SkiffError } from "../../errors.js";
 import { parseDuration, parseSignal } from "../../util/units.js";
 import type { CliContext } from "../context.js";
-import { addMachineFlags, createOptionsFrom, type MachineFlags } from "../spec-flags.js";
+import { loadSettings } from "../settings.js";
+import { addMachineFlags, type MachineFlags } from "../spec-flags.js";
 
 /** Apply `fn` to each name; print each name done (like docker); the first error decides the exit code. */
 async function eachName(ctx: CliContext, names: string[], fn: (name: string) => Promise<void>): Promise<void> {
@@ -35,7 +36,9 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
       .argument("[command...]", "command `skiff run` would run; kept for reference")
       .passThroughOptions(),
   ).action(async (image: string, command: string[], flags: MachineFlags) => {
-    const info = await ctx.skiff().create(createOptionsFrom(image, command, flags));
+    const { createOptionsFrom } = await import("../machine-options.js");
+    const skiff = await ctx.skiff();
+    const info = await skiff.create(createOptionsFrom(image, command, flags, await loadSettings()));
     process.stdout.write(`${info.name}\n`);
   });
 
@@ -44,7 +47,8 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .description("start stopped VMs (waits until each answers), or resume paused ones")
     .argument("<names...>")
     .action(async (names: string[]) => {
-      await eachName(ctx, names, async (n) => void (await ctx.skiff().start(n)));
+      const skiff = await ctx.skiff();
+      await eachName(ctx, names, async (n) => void (await skiff.start(n)));
     });
 
   program
@@ -54,7 +58,8 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .option("-t, --timeout <seconds>", "how long the guest gets to power off", "10")
     .action(async (names: string[], flags: { timeout: string }) => {
       const timeoutMs = parseDuration(flags.timeout, "--timeout");
-      await eachName(ctx, names, async (n) => void (await ctx.skiff().stop(n, { timeoutMs })));
+      const skiff = await ctx.skiff();
+      await eachName(ctx, names, async (n) => void (await skiff.stop(n, { timeoutMs })));
     });
 
   // docker says pause/unpause, vmctl suspend/resume: both work.
@@ -68,7 +73,8 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
       .description(verb.what)
       .argument("<names...>")
       .action(async (names: string[]) => {
-        await eachName(ctx, names, async (n) => void (await ctx.skiff()[verb.name](n)));
+        const skiff = await ctx.skiff();
+        await eachName(ctx, names, async (n) => void (await skiff[verb.name](n)));
       });
   }
 
@@ -79,7 +85,8 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .option("-t, --timeout <seconds>", "how long the guest gets to power off", "10")
     .action(async (names: string[], flags: { timeout: string }) => {
       const timeoutMs = parseDuration(flags.timeout, "--timeout");
-      await eachName(ctx, names, async (n) => void (await ctx.skiff().restart(n, { stopTimeoutMs: timeoutMs })));
+      const skiff = await ctx.skiff();
+      await eachName(ctx, names, async (n) => void (await skiff.restart(n, { stopTimeoutMs: timeoutMs })));
     });
 
   program
@@ -89,7 +96,8 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .option("-s, --signal <signal>", "signal name or number", "KILL")
     .action(async (names: string[], flags: { signal: string }) => {
       const signal = parseSignal(flags.signal, "--signal").number;
-      await eachName(ctx, names, async (n) => void (await ctx.skiff().kill(n, { signal })));
+      const skiff = await ctx.skiff();
+      await eachName(ctx, names, async (n) => void (await skiff.kill(n, { signal })));
     });
 
   program
@@ -98,6 +106,7 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .argument("<names...>")
     .option("-f, --force", "kill and remove running VMs")
     .action(async (names: string[], flags: { force?: boolean }) => {
-      await eachName(ctx, names, (n) => ctx.skiff().remove(n, { force: flags.force === true }));
+      const skiff = await ctx.skiff();
+      await eachName(ctx, names, (n) => skiff.remove(n, { force: flags.force === true }));
     });
 }

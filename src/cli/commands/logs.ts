@@ -2,7 +2,6 @@
 import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { open, readFile, stat } from "node:fs/promises";
-import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { SkiffError } from "../../errors.js";
@@ -45,7 +44,8 @@ export function registerLogs(program: Command, ctx: CliContext): void {
     .option("-n, --lines <n>", "only the last N lines")
     .option("--provision", "the log of the VM's provisioners (projects) instead")
     .action(async (name: string, flags: { follow?: boolean; lines?: string; provision?: boolean }) => {
-      const info = await ctx.skiff().inspect(name);
+      const skiff = await ctx.skiff();
+      const info = await skiff.inspect(name);
       const path = flags.provision === true ? join(info.dir, vmFiles.provisionLog) : info.consoleLog;
       const text = existsSync(path) ? await readFile(path, "utf8") : "";
       let out = text;
@@ -56,7 +56,7 @@ export function registerLogs(program: Command, ctx: CliContext): void {
       }
       process.stdout.write(out);
       if (flags.follow === true) {
-        await follow(path, Buffer.byteLength(text), async () => qemuRuns((await ctx.skiff().inspect(name)).state));
+        await follow(path, Buffer.byteLength(text), async () => qemuRuns((await skiff.inspect(name)).state));
       }
     });
 
@@ -65,10 +65,11 @@ export function registerLogs(program: Command, ctx: CliContext): void {
     .description("attach to a VM's serial console (Ctrl-] detaches)")
     .argument("<name>")
     .action(async (name: string) => {
-      const info = await ctx.skiff().inspect(name);
+      const info = await (await ctx.skiff()).inspect(name);
       if (!qemuRuns(info.state)) {
         throw new SkiffError("ERR_SKIFF_VM_NOT_RUNNING", `${name} is not running`, { hint: `start it with \`skiff start ${name}\``, place: name });
       }
+      const { connect } = await import("node:net");
       const sock = connect(join(info.dir, vmFiles.consoleSocket));
       await new Promise<void>((resolve, reject) => {
         sock.once("connect", resolve);

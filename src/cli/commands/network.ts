@@ -2,16 +2,19 @@
  * skiff network create|ls|inspect|rm|up|down|tcpdump, skiff port, skiff port-forward.
  */
 import { createWriteStream, type WriteStream } from "node:fs";
-import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
-import { captureNetwork, type Capture } from "../../engine/capture.js";
-import { createNetwork, inspectNetwork, listNetworks, networksDown, networksUp, removeNetwork, type NetworkInfo } from "../../engine/networks.js";
-import { changeForward, listForwards } from "../../engine/ports.js";
+import type { Capture } from "../../engine/capture.js";
+import type { NetworkInfo } from "../../engine/networks.js";
 import { SkiffError } from "../../errors.js";
-import { formatForward, parsePublish } from "../../network/ports.js";
 import type { NetworkDriver } from "../../network/types.js";
 import type { CliContext } from "../context.js";
 import { table } from "../output.js";
+
+/** The engine's network verbs, loaded when a network command runs, and the skiff they act for. */
+async function networkVerbs(ctx: CliContext) {
+  const [skiff, verbs] = await Promise.all([ctx.skiff(), import("../../engine/networks.js")]);
+  return { verbs, skiff };
+}
 
 function driverFlag(value: string | undefined): NetworkDriver | undefined {
   if (value === undefined || value === "private" || value === "bridge" || value === "link") return value;
@@ -38,7 +41,8 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .option("--bridge-name <ifname>", "bridge: the Linux bridge's name (default skb-NAME)")
     .action(async (name: string, flags: { driver?: string; subnet?: string; gateway?: string; masquerade?: boolean; internal?: boolean; bridgeName?: string }) => {
       const driver = driverFlag(flags.driver);
-      const info = await createNetwork(ctx.skiff(), {
+      const { verbs, skiff } = await networkVerbs(ctx);
+      const info = await verbs.createNetwork(skiff, {
         name,
         ...(driver === undefined ? {} : { driver }),
         ...(flags.subnet === undefined ? {} : { subnet: flags.subnet }),
@@ -56,7 +60,8 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .description("list networks")
     .option("-q, --quiet", "only names")
     .action(async (flags: { quiet?: boolean }) => {
-      const nets = await listNetworks(ctx.skiff());
+      const { verbs, skiff } = await networkVerbs(ctx);
+      const nets = await verbs.listNetworks(skiff);
       if (ctx.flags.json) process.stdout.write(JSON.stringify(nets, null, 2) + "\n");
       else if (flags.quiet === true) process.stdout.write(nets.map((n) => `${n.name}\n`).join(""));
       else process.stdout.write(table(["NAME", "DRIVER", "SUBNET", "GATEWAY", "VMS", "OPTIONS"], nets.map(summary)));
@@ -67,8 +72,9 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .description("everything about networks, as JSON: subnet, gateway, host side, and each VM's address and MAC")
     .argument("<names...>")
     .action(async (names: string[]) => {
+      const { verbs, skiff } = await networkVerbs(ctx);
       const infos = [];
-      for (const name of names) infos.push(await inspectNetwork(ctx.skiff(), name));
+      for (const name of names) infos.push(await verbs.inspectNetwork(skiff, name));
       process.stdout.write(JSON.stringify(infos, null, 2) + "\n");
     });
 
@@ -77,8 +83,9 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .description("remove networks (and their bridges and NAT rules); refused while VMs are on them")
     .argument("<names...>")
     .action(async (names: string[]) => {
+      const { verbs, skiff } = await networkVerbs(ctx);
       for (const name of names) {
-        await removeNetwork(ctx.skiff(), name);
+        await verbs.removeNetwork(skiff, name);
         process.stdout.write(`${name}\n`);
       }
     });
@@ -88,7 +95,8 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .description("create the bridges and NAT rules of bridge networks (all, or those named), e.g. after a reboot")
     .argument("[names...]")
     .action(async (names: string[]) => {
-      for (const net of await networksUp(ctx.skiff(), names)) process.stdout.write(`${net.name}\n`);
+      const { verbs, skiff } = await networkVerbs(ctx);
+      for (const net of await verbs.networksUp(skiff, names)) process.stdout.write(`${net.name}\n`);
     });
 
   network
@@ -96,7 +104,8 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .description("remove the bridges and NAT rules of bridge networks (all, or those named); the networks stay defined")
     .argument("[names...]")
     .action(async (names: string[]) => {
-      for (const net of await networksDown(ctx.skiff(), names)) process.stdout.write(`${net.name}\n`);
+      const { verbs, skiff } = await networkVerbs(ctx);
+      for (const net of await verbs.networksDown(skiff, names)) process.stdout.write(`${net.name}\n`);
     });
 
   network
@@ -127,7 +136,8 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
       const onStdoutError = (): void => capture?.stop(); // e.g. `| head` closed the pipe
       process.stdout.on("error", onStdoutError);
       try {
-        capture = await captureNetwork(ctx.skiff(), {
+        const [skiff, { captureNetwork }] = await Promise.all([ctx.skiff(), import("../../engine/capture.js")]);
+        capture = await captureNetwork(skiff, {
           network: name,
           filter,
           format: flags.write === undefined ? "text" : "pcap",
@@ -147,6 +157,7 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
             await capture.done.catch(() => undefined);
             throw err;
           }
+          const { pipeline } = await import("node:stream/promises");
           await pipeline(capture.output, file);
         }
         const summary = await capture.done;
@@ -165,7 +176,8 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .description("list a VM's port forwards (host -> guest)")
     .argument("<name>")
     .action(async (name: string) => {
-      const forwards = await listForwards(ctx.skiff(), name);
+      const [skiff, { listForwards }] = await Promise.all([ctx.skiff(), import("../../engine/ports.js")]);
+      const forwards = await listForwards(skiff, name);
       if (ctx.flags.json) process.stdout.write(JSON.stringify(forwards, null, 2) + "\n");
       else process.stdout.write(forwards.map((f) => `${f.guestPort}/${f.protocol} -> ${f.hostAddress}:${f.hostPort}${f.origin === "runtime" ? " (added)" : ""}\n`).join(""));
     });
@@ -177,8 +189,10 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .argument("<forward>", "[ip:]hostPort:guestPort[/tcp|udp]")
     .option("--remove", "drop a forward added with port-forward")
     .action(async (name: string, spec: string, flags: { remove?: boolean }) => {
+      const { formatForward, parsePublish } = await import("../../network/ports.js");
       const forward = parsePublish(spec, "FORWARD");
-      const after = await changeForward(ctx.skiff(), name, forward, { remove: flags.remove === true });
+      const [skiff, { changeForward }] = await Promise.all([ctx.skiff(), import("../../engine/ports.js")]);
+      const after = await changeForward(skiff, name, forward, { remove: flags.remove === true });
       if (ctx.flags.json) process.stdout.write(JSON.stringify(after, null, 2) + "\n");
       else if (flags.remove !== true) {
         const added = after.find((f) => f.origin === "runtime" && f.guestPort === forward.guestPort && f.protocol === forward.protocol && (forward.hostPort === 0 || f.hostPort === forward.hostPort));

@@ -1,10 +1,6 @@
 /** `skiff config`: the project as skiff understood it; `skiff config schema`: skiff.yml's JSON Schema. */
 import type { Command } from "commander";
-import { stringify } from "yaml";
 import { SkiffError } from "../../errors.js";
-import { loadProject } from "../../config/load.js";
-import { renderProject } from "../../config/render.js";
-import { skiffJsonSchema } from "../../config/json-schema.js";
 import type { CliContext } from "../context.js";
 import { addProjectFlags, projectFlags } from "./project.js";
 
@@ -24,8 +20,10 @@ export function registerProjectConfig(parent: Command, ctx: CliContext, own: boo
     }
     let value: unknown;
     if (what === "schema") {
+      const { skiffJsonSchema } = await import("../../config/json-schema.js");
       value = skiffJsonSchema();
     } else if (what === undefined) {
+      const [{ loadProject }, { renderProject }] = await Promise.all([import("../../config/load.js"), import("../../config/render.js")]);
       const spec = await loadProject({
         cwd: process.cwd(),
         ...(flags.file.length === 0 ? {} : { files: flags.file }),
@@ -36,6 +34,6 @@ export function registerProjectConfig(parent: Command, ctx: CliContext, own: boo
     } else {
       throw new SkiffError("ERR_SKIFF_USAGE", `unknown argument: ${what}`, { place: "config", hint: "use `skiff config` or `skiff config schema`" });
     }
-    process.stdout.write(format === "json" ? JSON.stringify(value, null, 2) + "\n" : stringify(value));
+    process.stdout.write(format === "json" ? JSON.stringify(value, null, 2) + "\n" : (await import("../../config/yaml-doc.js")).toYaml(value));
   });
 }

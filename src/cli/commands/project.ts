@@ -6,8 +6,7 @@
  * logs, exec, stop, …), are under `skiff compose`.
  */
 import type { Command } from "commander";
-import { loadProject } from "../../config/load.js";
-import { Project } from "../../project/project.js";
+import type { Project } from "../../project/project.js";
 import type { CliContext } from "../context.js";
 import { taskReporter } from "../task-list.js";
 import { registerProjectOps } from "./project-ops.js";
@@ -40,13 +39,14 @@ export function projectFlags(cmd: Command): ProjectFlags {
 
 /** The project of the flags, its verbs reporting to stderr (a live list on a terminal). */
 export async function openProject(ctx: CliContext, flags: ProjectFlags): Promise<{ project: Project; finish: () => void }> {
+  const [{ loadProject }, { Project }] = await Promise.all([import("../../config/load.js"), import("../../project/project.js")]);
   const spec = await loadProject({
     cwd: process.cwd(),
     ...(flags.file.length === 0 ? {} : { files: flags.file }),
     ...(flags.projectName === undefined ? {} : { projectName: flags.projectName }),
   });
   if (!ctx.flags.json) for (const w of spec.warnings) process.stderr.write(`skiff: warning (${w.place}): ${w.message}\n`);
-  const project = new Project(ctx.skiff(), spec);
+  const project = new Project(await ctx.skiff(), spec);
   if (ctx.flags.json) return { project, finish: () => undefined };
   const reporter = taskReporter();
   project.on("task", (e) => reporter.task(e));

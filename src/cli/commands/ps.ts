@@ -1,7 +1,6 @@
 /** ps and inspect. */
 import type { Command } from "commander";
 import type { VmInfo } from "../../engine/info.js";
-import { pausedLabel } from "../../engine/pause.js";
 import { formatAge, formatDuration } from "../../util/units.js";
 import { SkiffError } from "../../errors.js";
 import type { CliContext } from "../context.js";
@@ -9,7 +8,7 @@ import { table } from "../output.js";
 
 const lower = (s: string): string => s.charAt(0).toLowerCase() + s.slice(1);
 
-function stateColumn(info: VmInfo, now: number): string {
+function stateColumn(info: VmInfo, now: number, pausedLabel: (reason: string) => string): string {
   if (info.state === "paused") return pausedLabel(info.pauseReason ?? "user");
   if (info.state === "running" && info.startedAt !== undefined) return `running (${formatDuration(now - Date.parse(info.startedAt))})`;
   if (info.state === "stopped" && info.exit !== undefined) return `stopped ${lower(formatAge(now - Date.parse(info.exit.at)))}`;
@@ -33,10 +32,9 @@ export function registerPs(program: Command, ctx: CliContext): void {
       if (flags.format !== undefined && flags.format !== "json" && flags.format !== "table") {
         throw new SkiffError("ERR_SKIFF_USAGE", `unknown format: ${flags.format}`, { place: "--format", hint: "use table or json" });
       }
-      const skiff = ctx.skiff();
-      const infos = await skiff.list({ all: flags.all === true });
+      const [skiff, { pausedLabel }] = await Promise.all([ctx.skiff(), import("../../engine/pause.js")]);
+      const { vms: infos, broken } = await skiff.listWithBroken({ all: flags.all === true });
       // Broken VMs (a record failed its check) are listed with -a, as stopped ones are, and always warned about.
-      const broken = await skiff.listBroken();
       const shown = flags.all === true ? broken : [];
       if (flags.format === "json" || ctx.flags.json) {
         process.stdout.write(JSON.stringify([...infos, ...shown], null, 2) + "\n");
@@ -49,7 +47,7 @@ export function registerPs(program: Command, ctx: CliContext): void {
       const now = Date.now();
       const rows = infos.map((i) => [
         i.name,
-        stateColumn(i, now),
+        stateColumn(i, now, pausedLabel),
         i.image,
         String(i.cpus),
         memoryColumn(i.memoryMiB),
@@ -67,8 +65,9 @@ export function registerPs(program: Command, ctx: CliContext): void {
     .description("everything skiff knows about VMs, as JSON")
     .argument("<names...>")
     .action(async (names: string[]) => {
+      const skiff = await ctx.skiff();
       const infos = [];
-      for (const name of names) infos.push(await ctx.skiff().inspect(name));
+      for (const name of names) infos.push(await skiff.inspect(name));
       process.stdout.write(JSON.stringify(infos, null, 2) + "\n");
     });
 }

@@ -12,7 +12,8 @@ import type { Skiff } from "../../engine/skiff.js";
 import { isSkiffError } from "../../errors.js";
 import type { CliContext } from "../context.js";
 import { attachSession, checkTty } from "../session.js";
-import { addMachineFlags, createOptionsFrom, type MachineFlags } from "../spec-flags.js";
+import { loadSettings } from "../settings.js";
+import { addMachineFlags, type MachineFlags } from "../spec-flags.js";
 import { crashPoint } from "../../util/crash-point.js";
 
 interface RunFlags extends MachineFlags {
@@ -37,11 +38,12 @@ export function registerRun(program: Command, ctx: CliContext): void {
     .action(async (image: string, command: string[], flags: RunFlags) => {
       const session = { interactive: flags.interactive === true, tty: flags.tty === true };
       if (flags.detach !== true) checkTty(session, "--tty");
-      const skiff = ctx.skiff();
+      const { createOptionsFrom } = await import("../machine-options.js");
+      const skiff = await ctx.skiff();
       // With --image-url there is no IMAGE argument: what came first is the command.
       const argv = flags.imageUrl === undefined ? command : image === "base" && command.length === 0 ? [] : [image, ...command];
       // In the foreground the VM is tied to this process from its creation: if we are killed, the next skiff command cleans up.
-      const info = await skiff.create({ ...createOptionsFrom(image, argv, flags), attach: flags.detach !== true });
+      const info = await skiff.create({ ...createOptionsFrom(image, argv, flags, await loadSettings()), attach: flags.detach !== true });
       crashPoint("run:created");
       const main = [...info.entrypoint, ...info.command];
       if (flags.detach === true) {

@@ -17,9 +17,9 @@ export function registerSettings(program: Command, ctx: CliContext): void {
     .command("show")
     .description("print where the settings file is and what it sets")
     .option("--json", "print JSON")
-    .action(() => {
+    .action(async () => {
       const path = settingsPath();
-      const values = loadSettings(path);
+      const values = await loadSettings(path);
       if (ctx.flags.json) {
         process.stdout.write(JSON.stringify({ path, settings: values }, null, 2) + "\n");
         return;

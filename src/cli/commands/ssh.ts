@@ -9,15 +9,11 @@
 import type { Command } from "commander";
 import { realpathSync } from "node:fs";
 import { join } from "node:path";
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { errnoOf, SkiffError } from "../../errors.js";
 import { guestProcesses } from "../../guest/top.js";
-import { vmPaused } from "../../engine/pause.js";
-import { sshEndpoint } from "../../engine/ready.js";
-import { agentHandshake } from "../../guest/agent-handshake.js";
+import type { sshEndpoint } from "../../engine/ready.js";
 import { shellQuote } from "../../guest/shell-command.js";
-import { tryLock } from "../../store/lock.js";
-import { vmFiles } from "../../store/vmdir.js";
 import type { CliContext } from "../context.js";
 import { attachSession } from "../session.js";
 
@@ -83,7 +79,7 @@ export function registerSsh(program: Command, ctx: CliContext): void {
     .argument("[command...]")
     .passThroughOptions()
     .action(async (name: string, command: string[]) => {
-      const conn = await ctx.skiff().connect(name);
+      const conn = await (await ctx.skiff()).connect(name);
       const interactive = command.length === 0;
       try {
         // A login gets a terminal when we have one; a command gets one only if stdin is a terminal, as with ssh.
@@ -100,7 +96,7 @@ export function registerSsh(program: Command, ctx: CliContext): void {
     .description("print OpenSSH config for VMs, so `ssh NAME`, scp, sftp and VS Code work")
     .argument("[names...]", "VMs (default: all)")
     .action(async (names: string[]) => {
-      const skiff = ctx.skiff();
+      const [skiff, { sshEndpoint }] = await Promise.all([ctx.skiff(), import("../../engine/ready.js")]);
       const infos = names.length === 0 ? await skiff.list({ all: true }) : await Promise.all(names.map((n) => skiff.inspect(n)));
       const argv = skiffArgv();
       const env = proxyEnv(skiff);
@@ -115,7 +111,7 @@ export function registerSsh(program: Command, ctx: CliContext): void {
     .description("relay stdin/stdout to a VM's SSH server (the ProxyCommand of ssh-config)")
     .argument("<name>")
     .action(async (name: string) => {
-      const skiff = ctx.skiff();
+      const [skiff, { sshEndpoint }, { vmPaused }] = await Promise.all([ctx.skiff(), import("../../engine/ready.js"), import("../../engine/pause.js")]);
       const info = await skiff.inspect(name);
       if (info.state === "paused") throw vmPaused(name, info.pauseReason ?? "user");
       if (info.state !== "running") {
@@ -126,6 +122,11 @@ export function registerSsh(program: Command, ctx: CliContext): void {
         await relay(await tcpConnect(ssh.host, ssh.port, name));
         return;
       }
+      const [{ agentHandshake }, { tryLock }, { vmFiles }] = await Promise.all([
+        import("../../guest/agent-handshake.js"),
+        import("../../store/lock.js"),
+        import("../../store/vmdir.js"),
+      ]);
       const sockets = vmFiles.agentSockets.map((file) => join(info.dir, file));
       for (const [i, path] of sockets.entries()) {
         const lock = await tryLock(`vm-${info.id}-agent-${i}`, { home: skiff.home, purpose: "ssh proxy" });
@@ -147,7 +148,7 @@ export function registerSsh(program: Command, ctx: CliContext): void {
     .description("show the processes running in a VM")
     .argument("<name>")
     .action(async (name: string) => {
-      const conn = await ctx.skiff().connect(name);
+      const conn = await (await ctx.skiff()).connect(name);
       try {
         process.stdout.write(await guestProcesses(conn, name));
       } finally {
@@ -168,7 +169,8 @@ function relay(sock: Socket): Promise<void> {
 }
 
 /** A cloud VM's sshd on its loopback forward. */
-function tcpConnect(host: string, port: number, name: string): Promise<Socket> {
+async function tcpConnect(host: string, port: number, name: string): Promise<Socket> {
+  const { connect } = await import("node:net");
   return new Promise((resolve, reject) => {
     const sock = connect({ host, port });
     sock.once("connect", () => resolve(sock));

@@ -11,12 +11,12 @@
  * a copy killed at any point leaves either nothing, or an entry that the
  * sweep can act on (an empty one, killed mid-write, had no directory yet).
  */
-import { randomBytes } from "node:crypto";
 import { chmod, lstat, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { errnoOf } from "../../errors.js";
 import { currentProcess, identityAlive } from "../../process/pid.js";
 import { readdirOrEmpty } from "../../util/fs.js";
+import { crypto } from "../../util/builtins.js";
 
 /** Every staging directory's name starts so; the sweep removes nothing else. */
 export const stagingPrefix = ".skiff-cp-";
@@ -34,7 +34,7 @@ function journalDir(home: string): string {
 /** Make a fresh staging directory in `parent`, journaled under `home`. */
 export async function makeStaging(home: string, parent: string): Promise<Staging> {
   const self = currentProcess();
-  const tag = randomBytes(6).toString("hex");
+  const tag = crypto().randomBytes(6).toString("hex");
   const path = join(parent, `${stagingPrefix}${self.pid}-${tag}`);
   const entry = join(journalDir(home), `${self.pid}-${self.startTime}-${tag}`);
   await mkdir(journalDir(home), { recursive: true, mode: 0o700 });

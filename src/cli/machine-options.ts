@@ -1,0 +1,149 @@
+/**
+ * The flags of `run` and `create` (spec-flags.ts) as the engine's
+ * CreateOptions, with the user's settings file for what they leave out.
+ */
+import { homedir } from "node:os";
+import { resolve as resolvePath } from "node:path";
+import type { CreateOptions } from "../engine/skiff.js";
+import { parseCpus, parseDiskSize, parseEnvList, parseMemory } from "../util/units.js";
+import { restrictUserNetByDefault, type NetworkSpec } from "../spec/machine.js";
+import { SkiffError } from "../errors.js";
+import { parseIpv4 } from "../network/ipam.js";
+import { parseEgress } from "../network/egress.js";
+import { withSettings, type UserSettings } from "./settings.js";
+import { parsePublish } from "../network/ports.js";
+import { validateNetworkName } from "../network/store.js";
+import type { NetworkRequest } from "../engine/vm-network.js";
+import type { MountRequest } from "../engine/volumes.js";
+import type { MachineFlags } from "./spec-flags.js";
+
+/**
+ * `--network` values as Docker reads them: none given means user networking;
+ * given, only what is listed — `user`, `none` (alone), named networks. The
+ * user-net NIC and named networks may be combined.
+ */
+export function networksFrom(flags: Pick<MachineFlags, "network" | "ip" | "publish">): { network: NetworkSpec; networks: NetworkRequest[] } {
+  const restrict = restrictUserNetByDefault();
+  const forwards = flags.publish.map((p) => parsePublish(p, "--publish"));
+  const values = flags.network.length === 0 ? ["user"] : flags.network;
+  if (values.includes("none") && values.length > 1) {
+    throw new SkiffError("ERR_SKIFF_USAGE", "--network none cannot be combined with other networks", { place: "--network", hint: "give none alone" });
+  }
+  const user = values.includes("user");
+  if (!user && forwards.length > 0) {
+    throw new SkiffError("ERR_SKIFF_USAGE", "-p forwards ports over user networking, which this VM does not have", {
+      place: "--publish",
+      hint: "add --network user (it can be combined with named networks)",
+    });
+  }
+  const networks = values.filter((v) => v !== "user" && v !== "none").map((v) => networkRequest(v));
+  if (flags.ip !== undefined) {
+    if (networks.length !== 1) {
+      throw new SkiffError("ERR_SKIFF_USAGE", "--ip needs exactly one named --network", {
+        place: "--ip",
+        hint: "with several networks write --network name=NET,ip=ADDR for each",
+      });
+    }
+    networks[0] = { ...networks[0]!, ip: flags.ip, place: "--ip" };
+  }
+  return { network: user ? { mode: "user", restrict, forwards } : { mode: "none" }, networks };
+}
+
+/** `NAME` or `name=NAME,ip=ADDR`. */
+function networkRequest(value: string): NetworkRequest {
+  if (!value.includes("=")) return { network: validateNetworkName(value, "--network"), place: "--network" };
+  const fields = new Map<string, string>();
+  for (const part of value.split(",")) {
+    const [k, v] = part.split("=", 2);
+    if (v === undefined || (k !== "name" && k !== "ip")) {
+      throw new SkiffError("ERR_SKIFF_USAGE", `cannot read --network ${JSON.stringify(value)}`, { place: "--network", hint: "write NAME or name=NAME,ip=ADDR" });
+    }
+    fields.set(k, v);
+  }
+  const name = fields.get("name");
+  if (name === undefined) throw new SkiffError("ERR_SKIFF_USAGE", `--network ${value} names no network`, { place: "--network", hint: "write name=NAME,ip=ADDR" });
+  const ip = fields.get("ip");
+  return { network: validateNetworkName(name, "--network"), place: "--network", ...(ip === undefined ? {} : { ip }) };
+}
+
+/** Create options from the flags, with the user's settings (settings.ts: loadSettings) for what they leave out. */
+export function createOptionsFrom(image: string, command: string[], given: MachineFlags, settings: UserSettings): CreateOptions {
+  const flags = withSettings(given, settings);
+  return {
+    image,
+    command,
+    ...(flags.name === undefined ? {} : { name: flags.name }),
+    ...(flags.cpus === undefined ? {} : { cpus: parseCpus(flags.cpus) }),
+    ...(flags.memory === undefined ? {} : { memoryMiB: parseMemory(flags.memory) }),
+    env: parseEnvList(flags.env),
+    ...(flags.entrypoint === undefined ? {} : { entrypoint: flags.entrypoint === "" ? [] : [flags.entrypoint] }),
+    ...(flags.user === undefined ? {} : { user: flags.user }),
+    ...(flags.workdir === undefined ? {} : { workingDir: flags.workdir }),
+    ...(flags.platform === undefined ? {} : { platform: flags.platform }),
+    ...(flags.pull === undefined ? {} : { pull: pullPolicy(flags.pull) }),
+    ...networksFrom(flags),
+    ...(flags.dns.length === 0 ? {} : { dns: flags.dns.map(checkDns) }),
+    autoRemove: flags.rm === true,
+    ...(flags.imageUrl === undefined ? {} : { imageUrl: flags.imageUrl }),
+    ...(flags.disk === undefined ? {} : { diskBytes: parseDiskSize(flags.disk) }),
+    ...(flags.userData === undefined ? {} : { userDataPath: flags.userData }),
+    ...((flags.volume ?? []).length === 0 ? {} : { mounts: flags.volume.map((v) => parseVolumeFlag(v)) }),
+    ...egressFrom(flags),
+    ...restartFrom(flags),
+  };
+}
+
+/** `--egress` words and `--host-loopback`: checked here, host names resolved by the library at create. */
+function egressFrom(flags: Pick<MachineFlags, "egress" | "hostLoopback">): Pick<CreateOptions, "egress"> {
+  if ((flags.egress ?? []).length === 0 && flags.hostLoopback !== true) return {};
+  const { policy, destinations } = parseEgress(flags.egress ?? []);
+  return { egress: { policy, allow: destinations, hostLoopback: flags.hostLoopback === true, place: "--egress" } };
+}
+
+function restartFrom(flags: Pick<MachineFlags, "restart" | "rm">): Pick<CreateOptions, "restart"> {
+  if (flags.restart === undefined) return {};
+  const policies = ["no", "on-failure", "always", "unless-stopped"] as const;
+  const policy = policies.find((p) => p === flags.restart);
+  if (policy === undefined) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `unknown restart policy: ${flags.restart}`, { place: "--restart", hint: `use one of ${policies.join(", ")}` });
+  }
+  if (policy !== "no" && flags.rm === true) {
+    throw new SkiffError("ERR_SKIFF_USAGE", "--restart and --rm cannot be combined", { place: "--restart", hint: "a VM removed when it stops cannot be started again" });
+  }
+  return { restart: policy };
+}
+
+function checkDns(ip: string): string {
+  if (parseIpv4(ip) === undefined) throw new SkiffError("ERR_SKIFF_USAGE", `not an IPv4 address: ${ip}`, { place: "--dns", hint: "e.g. --dns 10.0.2.3" });
+  return ip;
+}
+
+function pullPolicy(value: string): "missing" | "always" | "never" {
+  if (value === "missing" || value === "always" || value === "never") return value;
+  throw new SkiffError("ERR_SKIFF_USAGE", `unknown pull policy: ${value}`, { place: "--pull", hint: "use missing, always or never" });
+}
+
+/**
+ * `-v SRC:DST[:ro|:rw]` as Docker reads it: a SRC starting with `/`, `.` or
+ * `~` is a host directory (made absolute here), anything else names a
+ * volume, made if missing.
+ */
+export function parseVolumeFlag(value: string, cwd = process.cwd(), home = homedir()): MountRequest {
+  const place = "--volume";
+  const parts = value.split(":");
+  const last = parts.at(-1);
+  const mode = parts.length >= 3 && (last === "ro" || last === "rw") ? parts.pop() : undefined;
+  if (parts.length !== 2 || parts[0] === "" || parts[1] === "") {
+    throw new SkiffError("ERR_SKIFF_USAGE", `cannot read --volume ${JSON.stringify(value)}`, {
+      place,
+      hint: "write SRC:DST or SRC:DST:ro, e.g. -v ./src:/src or -v data:/var/lib/data",
+    });
+  }
+  const [source, target] = parts as [string, string];
+  const readOnly = mode === "ro";
+  if (/^[/.~]/.test(source)) {
+    const expanded = source === "~" || source.startsWith("~/") ? home + source.slice(1) : source;
+    return { kind: "bind", source: resolvePath(cwd, expanded), target, readOnly, place };
+  }
+  return { kind: "volume", volume: source, target, readOnly, place, create: true };
+}

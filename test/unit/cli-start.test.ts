@@ -1,0 +1,108 @@
+/**
+ * What starting the built CLI loads (docs/benchmarks.md, "CLI start"):
+ * `--version` and `--help` commander and the command table only; `ps` the
+ * records, the process table and zod, not SSH, images, projects, QEMU's
+ * command line, node:child_process or node:net. A resolve hook notes every
+ * file Node loads, and process.moduleLoadList Node's own modules, required
+ * or imported; the bundle's dist/cli-chunks/modules.json says which modules
+ * each of its files holds (without the bundle, the files are the modules).
+ */
+import { spawnSync } from "node:child_process";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cliPath } from "./fixtures/cli.js";
+
+const dist = join(import.meta.dirname, "..", "..", "dist");
+let work: string;
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), "skiff-cli-start-"));
+  writeFileSync(
+    join(work, "hooks.mjs"),
+    `import { appendFileSync } from "node:fs";
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  appendFileSync(process.env.SKIFF_TEST_LOADED, r.url + "\\n");
+  return r;
+}
+`,
+  );
+  writeFileSync(
+    join(work, "register.mjs"),
+    `import { appendFileSync } from "node:fs";
+import { register } from "node:module";
+register("./hooks.mjs", import.meta.url);
+process.on("exit", () => {
+  const builtins = process.moduleLoadList.filter((m) => m.startsWith("NativeModule ")).map((m) => "node:" + m.slice("NativeModule ".length));
+  appendFileSync(process.env.SKIFF_TEST_LOADED, builtins.join("\\n") + "\\n");
+});
+`,
+  );
+});
+
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** Every module `skiff ARGS` loads: "engine/skiff.js" (skiff's, under dist/), "zod" (a package), "node:net". */
+function modulesLoaded(args: string[]): Set<string> {
+  const out = join(work, `loaded-${args.join("_")}`);
+  const home = join(work, `home-${args.join("_")}`);
+  // Output to a file: a pipe would be a net.Socket, and load node:net whatever skiff does.
+  const log = join(work, `output-${args.join("_")}`);
+  const fd = openSync(log, "w");
+  const r = spawnSync(process.execPath, ["--import", join(work, "register.mjs"), cliPath, ...args], {
+    stdio: ["ignore", fd, fd],
+    env: { ...process.env, SKIFF_HOME: home, SKIFF_TEST_LOADED: out },
+  });
+  closeSync(fd);
+  expect(r.status, readFileSync(log, "utf8")).toBe(0);
+  const chunks = join(dist, "cli-chunks", "modules.json");
+  const bundle = existsSync(chunks) ? (JSON.parse(readFileSync(chunks, "utf8")) as Record<string, string[]>) : {};
+  const modules = new Set<string>();
+  const add = (path: string) => {
+    const at = path.lastIndexOf("node_modules/");
+    if (at < 0) return modules.add(path);
+    const [scope, name] = path.slice(at + "node_modules/".length).split("/");
+    return modules.add(scope!.startsWith("@") ? `${scope}/${name}` : scope!);
+  };
+  for (const url of new Set(readFileSync(out, "utf8").split("\n").filter((l) => l !== ""))) {
+    if (url.startsWith("node:")) modules.add(url);
+    else if (url.startsWith("file:")) {
+      const path = fileURLToPath(url);
+      const inDist = relative(dist, path);
+      if (!inDist.startsWith("..")) (bundle[inDist] ?? [inDist]).forEach(add);
+      else add(path);
+    }
+  }
+  return modules;
+}
+
+const packages = (loaded: Set<string>) => [...loaded].filter((m) => !m.startsWith("node:") && !m.endsWith(".js")).sort();
+
+describe("starting the CLI", { timeout: 30_000 }, () => {
+  it("--version and --help load commander and the command table, no other package and no engine", () => {
+    for (const args of [["--version"], ["--help"], ["run", "--help"]]) {
+      const loaded = modulesLoaded(args);
+      expect(packages(loaded), args.join(" ")).toEqual(["commander"]);
+      for (const heavy of ["node:child_process", "node:net", "node:dgram", "node:crypto", "node:http", "engine/skiff.js", "store/store.js"]) {
+        expect(loaded.has(heavy), `${args.join(" ")} loads ${heavy}`).toBe(false);
+      }
+      expect(loaded.has("cli/commands/run.js"), "the command table").toBe(true);
+    }
+  });
+
+  it("ps loads the records (zod) and the process table, not SSH, images, projects, networks' set-up or QEMU's command line", () => {
+    const loaded = modulesLoaded(["ps", "-a"]);
+    expect(packages(loaded)).toEqual(["commander", "zod"]);
+    expect(loaded.has("engine/skiff.js")).toBe(true);
+    expect(loaded.has("process/procs.js")).toBe(true);
+    for (const heavy of [
+      ...["guest/agent.js", "engine/create.js", "engine/launch.js", "engine/images.js", "qemu/args.js", "config/load.js", "project/project.js", "engine/networks.js", "network/store.js"],
+      ...["node:child_process", "node:net", "node:dgram", "node:dns/promises", "node:http", "node:zlib"],
+    ]) {
+      expect(loaded.has(heavy), `ps loads ${heavy}`).toBe(false);
+    }
+  });
+});
