@@ -39,11 +39,8 @@ static void load_modules(const char *list_path) {
  * even when the agent is broken. Respawned when it exits.
  */
 static pid_t spawn_console_shell(void) {
-  pid_t pid = fork();
+  pid_t pid = fork_unblocked();
   if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
     setsid();
     int fd = open("/dev/ttyS0", O_RDWR);
     if (fd < 0) _exit(1);

@@ -45,11 +45,8 @@ static void find_ports(void) {
 }
 
 static pid_t spawn_relay(const char *dev) {
-  pid_t pid = fork();
+  pid_t pid = fork_unblocked();
   if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
     execl(TOOLS "/bin/skiff-init", "skiff-relay", dev, (char *)NULL);
     _exit(127);
   }

@@ -44,6 +44,7 @@ extern int debug_timing;
 void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int write_file(const char *path, const char *data, mode_t mode);
 char *read_file(const char *path, size_t *len_out);
+pid_t fork_unblocked(void);
 int run(char *const argv[]);
 int wait_for(const char *path, int ms);
 void mkdir_p(const char *path, mode_t mode);

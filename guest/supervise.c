@@ -25,11 +25,8 @@ static struct service *services;
 static int nservices;
 
 static pid_t start_service(struct service *svc) {
-  pid_t pid = fork();
+  pid_t pid = fork_unblocked();
   if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
     for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
     setsid();
     stdio_to_console();

@@ -7,17 +7,30 @@
 
 #include <grp.h> /* setgroups */
 
+/*
+ * A line of /etc/passwd or /etc/group split at its colons, in place, into
+ * `n` fields, the newline dropped; 0 when it has fewer fields.
+ */
+static int colon_fields(char *line, char *fields[], int n) {
+  line[strcspn(line, "\n")] = 0;
+  char *p = line;
+  for (int i = 0; i < n; i++) {
+    if (!p) return 0;
+    fields[i] = p;
+    p = strchr(p, ':');
+    if (p) *p++ = 0;
+  }
+  return 1;
+}
+
 static int group_lookup(const char *name, gid_t *gid) {
   FILE *f = fopen("/etc/group", "re");
   char line[4096];
   int found = 0;
   while (f && !found && fgets(line, sizeof line, f)) {
-    char *sep1 = strchr(line, ':');
-    if (!sep1) continue;
-    *sep1 = 0;
-    char *sep2 = strchr(sep1 + 1, ':');
-    if (sep2 && strcmp(line, name) == 0) {
-      *gid = (gid_t)atol(sep2 + 1);
+    char *fields[3];
+    if (colon_fields(line, fields, 3) && strcmp(fields[0], name) == 0) {
+      *gid = (gid_t)atol(fields[2]);
       found = 1;
     }
   }
@@ -33,15 +46,8 @@ void set_groups(const char *user, gid_t primary) {
   FILE *f = fopen("/etc/group", "re");
   char line[4096];
   while (f && n < 64 && fgets(line, sizeof line, f)) {
-    line[strcspn(line, "\n")] = 0;
-    char *fields[4] = {0};
-    char *p = line;
-    for (int i = 0; i < 4 && p; i++) {
-      fields[i] = p;
-      p = strchr(p, ':');
-      if (p) *p++ = 0;
-    }
-    if (!fields[3]) continue;
+    char *fields[4];
+    if (!colon_fields(line, fields, 4)) continue;
     for (char *save = NULL, *m = strtok_r(fields[3], ",", &save); m; m = strtok_r(NULL, ",", &save))
       if (strcmp(m, user) == 0) groups[n++] = (gid_t)atol(fields[2]);
   }
@@ -71,15 +77,8 @@ int resolve_user(const char *spec, uid_t *uid, gid_t *gid, char *home, size_t hc
   long numeric = strtol(user, &end, 10);
   int is_num = *user && *end == 0;
   while (f && fgets(line, sizeof line, f)) {
-    char *fields[7] = {0};
-    char *p = line;
-    for (int i = 0; i < 7 && p; i++) {
-      fields[i] = p;
-      p = strchr(p, ':');
-      if (p) *p++ = 0;
-    }
-    if (!fields[6]) continue;
-    fields[6][strcspn(fields[6], "\n")] = 0;
+    char *fields[7];
+    if (!colon_fields(line, fields, 7)) continue;
     if ((is_num && atol(fields[2]) == numeric) || (!is_num && strcmp(fields[0], user) == 0)) {
       *uid = (uid_t)atol(fields[2]);
       *gid = (gid_t)atol(fields[3]);

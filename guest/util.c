@@ -61,6 +61,17 @@ char *read_file(const char *path, size_t *len_out) {
   return buf;
 }
 
+/* fork(); the child starts with no signal blocked (init blocks the ones it waits for), as a new program expects. */
+pid_t fork_unblocked(void) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+  }
+  return pid;
+}
+
 int run(char *const argv[]) {
   pid_t pid = fork();
   if (pid == 0) {
