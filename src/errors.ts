@@ -45,6 +45,7 @@ export const errorCodes = {
   /** A layer named in a project that no search path has. */
   ERR_SKIFF_LAYER_NOT_FOUND: ExitCode.notFound,
   ERR_SKIFF_PLATFORM: ExitCode.notFound,
+  ERR_SKIFF_SNAPSHOT_NOT_FOUND: ExitCode.notFound,
   ERR_SKIFF_NAME_IN_USE: ExitCode.conflict,
   ERR_SKIFF_VM_NOT_RUNNING: ExitCode.conflict,
   ERR_SKIFF_VM_RUNNING: ExitCode.conflict,
@@ -59,6 +60,12 @@ export const errorCodes = {
   ERR_SKIFF_PORT_IN_USE: ExitCode.conflict,
   /** A volume a VM still uses (rm without -f), or a volume name taken. */
   ERR_SKIFF_VOLUME_IN_USE: ExitCode.conflict,
+  /** A snapshot VMs still stand on (their disks are backed by it): `snapshot rm` without -f. */
+  ERR_SKIFF_SNAPSHOT_IN_USE: ExitCode.conflict,
+  /** A VM skiff cannot snapshot: bind mounts (9p blocks migration), named volumes, a cloud image. */
+  ERR_SKIFF_SNAPSHOT_UNSUPPORTED: ExitCode.conflict,
+  /** A snapshot (or hibernated state) made with another QEMU, guest kernel, skiff or snapshot format. */
+  ERR_SKIFF_SNAPSHOT_MISMATCH: ExitCode.conflict,
   ERR_SKIFF_QEMU_MISSING: ExitCode.host,
   ERR_SKIFF_KERNEL_MISSING: ExitCode.host,
   ERR_SKIFF_TOOL_MISSING: ExitCode.host,
@@ -76,6 +83,10 @@ export const errorCodes = {
   ERR_SKIFF_DIGEST_MISMATCH: ExitCode.host,
   ERR_SKIFF_QEMU_FAILED: ExitCode.guest,
   ERR_SKIFF_BOOT_FAILED: ExitCode.guest,
+  /** QEMU's migration to a file failed while taking a snapshot (the VM runs on). */
+  ERR_SKIFF_SNAPSHOT_FAILED: ExitCode.guest,
+  /** QEMU could not load a snapshot's or a hibernated VM's state (`start --cold` boots from the disk). */
+  ERR_SKIFF_RESTORE_FAILED: ExitCode.guest,
   ERR_SKIFF_AGENT: ExitCode.guest,
   ERR_SKIFF_COPY_FAILED: ExitCode.guest,
   /** An archive from a guest (`cp` out of a VM) with an entry that would land outside the destination or write through a link. */

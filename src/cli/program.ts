@@ -22,6 +22,7 @@ import { registerImage } from "./commands/image.js";
 import { registerLayer } from "./commands/layer.js";
 import { registerNetwork } from "./commands/network.js";
 import { registerVolume } from "./commands/volume.js";
+import { registerSnapshot } from "./commands/snapshot.js";
 import { registerProject } from "./commands/project.js";
 import { registerAutostart } from "./commands/autostart.js";
 import { registerCompletion } from "./commands/completion.js";
@@ -58,6 +59,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerLayer(program, ctx);
   registerNetwork(program, ctx);
   registerVolume(program, ctx);
+  registerSnapshot(program, ctx);
   registerProject(program, ctx);
   registerAutostart(program, ctx);
   registerDoctor(program, ctx);

@@ -118,7 +118,7 @@ function withoutRootEgress(opts: CreateOptions, egress: EgressSpec | undefined):
 }
 
 /** CreateOptions with what createVm resolved before anything is made. */
-type ResolvedCreate = CreateOptions & { egressSpec?: EgressSpec };
+export type ResolvedCreate = CreateOptions & { egressSpec?: EgressSpec };
 
 async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: number): Promise<VmRecord> {
   // Mounts and the kernel fail here, before an image is pulled; volumes are checked again under their lock.
@@ -259,7 +259,7 @@ async function createCloud(ctx: EngineContext, opts: ResolvedCreate, t0: number)
  * directory. Ports and addresses are read from the VM records themselves
  * while their locks are held, so two concurrent creates never share one.
  */
-async function createRecord(
+export async function createRecord(
   ctx: EngineContext,
   opts: ResolvedCreate,
   specFor: (name: string, usedPorts: ReadonlySet<number>) => Promise<MachineSpec>,
@@ -294,7 +294,7 @@ async function createRecord(
 }
 
 /** Fill in a new VM's directory with `fill`; commit it, or remove every trace when anything fails. */
-async function finishCreate(ctx: EngineContext, made: { record: VmRecord; t0: number; attach: boolean }, fill: () => Promise<void>): Promise<VmRecord> {
+export async function finishCreate(ctx: EngineContext, made: { record: VmRecord; t0: number; attach: boolean }, fill: () => Promise<void>): Promise<VmRecord> {
   const { record } = made;
   progress(ctx, record.name, "creating", `creating ${record.name}`, made.t0);
   try {

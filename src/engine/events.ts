@@ -19,6 +19,8 @@ export type Phase =
   | "stopped"
   | "removed"
   | "reaped"
+  /** Taking a snapshot (snapshot create, fork, stop --hibernate). */
+  | "snapshot"
   /** Something went wrong that did not stop the verb (a peer whose /etc/hosts could not be updated). */
   | "warning";
 

@@ -3,7 +3,9 @@
  */
 import { ensureBaseInitramfs, writeVmInitrd, type GuestConfig } from "../guest/initramfs.js";
 import { SkiffError } from "../errors.js";
-import { toQemuArgs } from "../qemu/args.js";
+import { incomingArgCount, toQemuArgs } from "../qemu/args.js";
+import { createRamFile, ramPath as ramFile } from "../snapshot/ram.js";
+import { loadResumed, prepareResume, type ResumeSource } from "../snapshot/resume.js";
 import type { LaunchPlan, MountPlan } from "../qemu/plan.js";
 import type { GuestNetwork } from "../network/guest.js";
 import type { NicPlan } from "../network/nics.js";
@@ -38,6 +40,10 @@ export function buildPlan(opts: {
   mounts?: MountPlan[];
   /** Where QEMU reads the kernel (jailInput); default the spec's or skiff's. */
   kernelPath?: string;
+  /** The guest's RAM file (src/snapshot/ram.ts); absent: anonymous memory. */
+  ramPath?: string;
+  /** Restore from a snapshot rather than boot. */
+  incoming?: boolean;
 }): LaunchPlan {
   const { spec, paths, facts } = opts;
   const extraArgs = spec.kernel?.args ?? [];
@@ -59,6 +65,8 @@ export function buildPlan(opts: {
     tscKhz: facts.tscKhz,
     ...(opts.mounts === undefined || opts.mounts.length === 0 ? {} : { mounts: opts.mounts }),
     ...(spec.boot?.kind === "cloud" ? { cloud: { seedPath: paths.seed, sshPort: spec.boot.sshPort } } : {}),
+    ...(opts.ramPath === undefined ? {} : { ram: { path: opts.ramPath } }),
+    ...(opts.incoming === true ? { incoming: true } : {}),
     // QEMU's own filter whenever it is jailed; socat for guest forwards is the one process it may start.
     ...(jailMode() === "off" ? {} : { sandbox: { spawn: (spec.network.mode === "user" && (spec.network.guestForwards ?? []).length > 0) } }),
   };
@@ -109,13 +117,19 @@ export async function spawnQemu(opts: {
   networking: VmNetworking;
   /** The VM's shares and volume disks (volumes.ts: mountPlans). */
   mounts?: MountPlan[];
+  /** Resume saved state (a snapshot, a hibernated VM) instead of booting. */
+  resume?: ResumeSource;
 }): Promise<ProcessIdentity> {
-  const { record, facts, runner, networking } = opts;
+  const { record, facts, runner, networking, resume } = opts;
   const { spec } = record.config;
   const { paths } = record;
   const mounts = opts.mounts ?? [];
+  const cloud = spec.boot?.kind === "cloud";
   // A cloud image boots its own kernel; its seed was written at create.
-  if (spec.boot?.kind !== "cloud") {
+  if (resume !== undefined) {
+    // The guest in the saved RAM booted with that initramfs: the new QEMU maps the same.
+    await prepareResume(opts.home, record, resume);
+  } else if (!cloud) {
     const network = spec.network.mode !== "none" || networking.nics.length > 0;
     const shares = mounts.some((m) => m.kind === "9p");
     const base = await ensureBaseInitramfs({ kernel: facts.kernel, cacheDir: opts.cacheDir, network, shares });
@@ -126,18 +140,34 @@ export async function spawnQemu(opts: {
   }
   await clearRuntimeFiles(paths);
   const kernelPath = await jailInput(spec.kernel?.path ?? facts.vmlinuxPath, opts.cacheDir);
-  const plan = buildPlan({ spec, paths, facts, nics: networking.nics, mounts, kernelPath });
+  const ramPath = cloud ? undefined : resume !== undefined ? ramFile(opts.home, record.id) : await createRamFile(opts.home, record.id);
+  const plan = buildPlan({
+    spec,
+    paths,
+    facts,
+    nics: networking.nics,
+    mounts,
+    kernelPath,
+    ...(ramPath === undefined ? {} : { ramPath }),
+    ...(resume === undefined ? {} : { incoming: true }),
+  });
   const jail = await prepareJail({
     vmId: record.id,
     home: opts.home,
     cacheDir: opts.cacheDir,
     paths,
     launch: plan,
-    backingFiles: record.config.image?.basePath === undefined ? [] : [record.config.image.basePath],
+    backingFiles: backingFiles(record),
     ids: record.config.jail,
     ...(spec.restart === undefined || spec.restart === "no"
       ? {}
-      : { supervise: { policy: spec.restart === "on-failure" ? "on-failure" : "always", status: paths.supervisorStatus } }),
+      : {
+          supervise: {
+            policy: spec.restart === "on-failure" ? "on-failure" : "always",
+            status: paths.supervisorStatus,
+            ...(plan.incoming === true ? { firstOnly: incomingArgCount } : {}),
+          },
+        }),
   });
   // The VM's egress rules are in place before its QEMU opens a single socket.
   if (jail.mode === "root" && jail.ids !== undefined && spec.network.mode === "user") {
@@ -155,7 +185,14 @@ export async function spawnQemu(opts: {
       place: spec.name,
     });
   }
+  if (resume !== undefined) await loadResumed(record, { pid, startTime }, resume);
   return { pid, startTime };
+}
+
+/** The overlay's read-only backing chain: a snapshot's disk (restored VMs), then the image base. */
+function backingFiles(record: VmRecord): string[] {
+  const { image, snapshot } = record.config;
+  return [...(snapshot === undefined ? [] : [snapshot.disk]), ...(image?.basePath === undefined ? [] : [image.basePath])];
 }
 
 function startFailure(name: string, result: RunResult): SkiffError {

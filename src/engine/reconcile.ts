@@ -8,7 +8,7 @@ import { SkiffError } from "../errors.js";
 import { sweepStaging } from "../guest/copy/staging.js";
 import { detectCgroups, removeVmGroup, sweepVmGroups, vmGroupDirs, type CgroupLayout } from "../jail/cgroup.js";
 import { releaseJailNetwork } from "../jail/reap.js";
-import { identityAlive } from "../process/pid.js";
+import { identityAlive, processAlive } from "../process/pid.js";
 import { ProcTable } from "../process/procs.js";
 import { tryLock } from "../store/lock.js";
 import { networksDir } from "../store/paths.js";
@@ -19,6 +19,8 @@ import { observeStatus } from "./status.js";
 import { killVmProcesses, waitForExit } from "./stop.js";
 import { strays } from "./vm-process.js";
 import { crashPoint } from "../util/crash-point.js";
+import { removeRamFile, sweepRamFiles } from "../snapshot/ram.js";
+import { sweepSnapshotStaging } from "../snapshot/store.js";
 
 /** QEMU has ended: drop its sockets, pidfile and cgroup, and remember how. */
 export async function recordExit(ctx: EngineContext, record: VmRecord, exit: Omit<ExitRecord, "at">): Promise<void> {
@@ -51,12 +53,13 @@ export async function removeVm(ctx: EngineContext, record: Pick<VmRecord, "id" |
 }
 
 /**
- * What the host holds for a VM's run besides its QEMU: its egress rules and
- * its cgroup. The cgroup, made first by a start, goes last: while it exists
+ * What the host holds for a VM's run besides its QEMU: its egress rules, its
+ * RAM file and its cgroup. The cgroup, made first by a start, goes last: while it exists
  * the run is not settled (reconcile looks for it), whenever this is killed.
  */
 async function releaseHost(ctx: EngineContext, record: Pick<VmRecord, "id"> & { config: Pick<VmConfig, "jail"> }): Promise<void> {
   if (record.config.jail !== undefined) await releaseJailNetwork(record.config.jail.uid, ctx.runner);
+  await removeRamFile(ctx.home, record.id);
   await removeVmGroup(detectCgroups(), ctx.home, record.id);
 }
 
@@ -97,8 +100,9 @@ export async function reconcileAndLook(ctx: EngineContext): Promise<Reconciled> 
     const { sweepNetworks } = await import("./networks.js");
     await sweepNetworks(ctx);
   }
-  // Staging directories of `skiff cp`s that were killed.
+  // Staging directories of `skiff cp`s and snapshots that were killed.
   await sweepStaging(ctx.home);
+  await sweepSnapshotStaging(ctx.home, (pid) => processAlive(pid));
   const { vms, broken } = await ctx.store.scan();
   const table = new ProcTable();
   let acted = (await endStrays(ctx, new Set([...vms.map((vm) => vm.id), ...broken.map((b) => b.id)]), table)) > 0;
@@ -107,6 +111,11 @@ export async function reconcileAndLook(ctx: EngineContext): Promise<Reconciled> 
     const state = await ctx.store.readState(record.id);
     const status = await observeStatus(record, state, table);
     const ownerDead = state.owner !== undefined && !identityAlive(state.owner);
+    // A snapshot killed while its guest was paused: the guest runs again.
+    if (status.qemu !== undefined && existsSync(record.paths.capturing) && (await (await import("../snapshot/capture.js")).resumeAbandonedCapture(record))) {
+      acted = true;
+      progress(ctx, record.name, "warning", `${record.name} resumed: a snapshot of it was killed while its guest was paused`, t0);
+    }
     if (status.qemu !== undefined && ownerDead) {
       acted = true;
       await hardStop(ctx, record, "owner-died");
@@ -135,7 +144,9 @@ export async function reconcileAndLook(ctx: EngineContext): Promise<Reconciled> 
       progress(ctx, record.name, "removed", `${record.name} removed (--rm)`, t0);
     }
   }
-  await sweepVmGroups(cgroups, ctx.home, (id) => existsSync(join(ctx.store.vmsDir, id)));
+  const hasVm = (id: string) => existsSync(join(ctx.store.vmsDir, id));
+  await sweepVmGroups(cgroups, ctx.home, hasVm);
+  await sweepRamFiles(ctx.home, hasVm);
   return { removed: reaped, ...(acted ? {} : { seen: { vms, broken, table } }) };
 }
 

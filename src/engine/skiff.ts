@@ -36,6 +36,10 @@ import type { VolumeCreateOptions, VolumeInfo } from "./volumes.js";
 import type { ImageContext } from "./images.js";
 import type { BuildLayersOptions, BuildLayersResult } from "./layers.js";
 import { crashPoint } from "../util/crash-point.js";
+import type { ResumeSource } from "../snapshot/resume.js";
+import type { RestoreOptions } from "../snapshot/restore.js";
+import type { SnapshotInfo } from "../snapshot/service.js";
+import type { GuestNetwork } from "../network/guest.js";
 
 export type { CreateOptions } from "./create.js";
 export type { CopyOnceOptions, ExecOnceResult } from "./oneshot.js";
@@ -53,6 +57,20 @@ export interface StartOptions {
   /** Wait until the guest agent answers (default true). */
   waitReady?: boolean;
   timeoutMs?: number;
+  /** A hibernated VM: boot from its disk instead of resuming its saved memory (E2B's onResume: 'reboot'). */
+  cold?: boolean;
+}
+
+export interface SnapshotCreateOptions {
+  /** A name to find it by (unique among snapshots). */
+  name?: string;
+}
+
+export interface ForkOptions {
+  /** How many clones (default 1). */
+  count?: number;
+  /** Their names: PREFIX-1, PREFIX-2, … (default NAME-fork-N). */
+  prefix?: string;
 }
 
 /** How long a boot may take before it counts as failed; TCG on a loaded host is slow. */
@@ -115,11 +133,14 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     });
   }
 
-  async #start(record: VmRecord, opts: StartOptions): Promise<VmInfo> {
+  async #start(record: VmRecord, opts: StartOptions & { resume?: ResumeSource }): Promise<VmInfo> {
     const t0 = Date.now();
+    const hibernation = opts.resume === undefined ? await import("../snapshot/hibernate.js") : undefined;
     const facts = await this.hostFacts();
     const [network, { spawnQemu }, volumes, { waitBooted }] = await Promise.all([import("./vm-network.js"), import("./launch.js"), import("./volumes.js"), import("./ready.js")]);
     let hosts = "";
+    let resume: ResumeSource | undefined;
+    let guest: GuestNetwork | undefined;
     const identity = await this.#locked(record, "start", async (_state, status) => {
       if (status.state === "running") {
         // A running VM whose guest is paused (skiff pause, a full disk) runs again.
@@ -130,9 +151,11 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       if (status.state === "restarting") return undefined;
       // A VM made before jails (or by a skiff without root) gets its jail user now.
       record.config = await this.store.ensureJailIds(record.id);
-      this.#progress(record.name, "booting", `booting ${record.name} (${facts.accel.accel})`, t0);
+      resume = opts.resume ?? (await hibernation?.hibernatedSource(this, record, opts.cold === true));
+      this.#progress(record.name, "booting", `${resume === undefined ? "booting" : "resuming"} ${record.name} (${facts.accel.accel})`, t0);
       const networking = await network.prepareVmNetworking(this, record);
       hosts = networking.guest.hosts;
+      guest = networking.guest;
       // Under the volumes lock from the check until QEMU holds the disks: two VMs never attach one volume.
       const identity = await volumes.withVolumesLocked(this, record.config.spec.mounts, `start ${record.name}`, async () =>
         spawnQemu({
@@ -143,6 +166,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
           cacheDir: this.cacheDir,
           networking,
           mounts: await volumes.checkVolumesFree(this, record),
+          ...(resume === undefined ? {} : { resume }),
         }),
       );
       crashPoint("start:spawned");
@@ -155,7 +179,18 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       });
       return identity;
     });
-    if (identity !== undefined && opts.waitReady !== false) {
+    if (identity !== undefined && resume !== undefined) {
+      // A resumed guest is up already; it learns who it is now (name, addresses, clock, a fresh random pool).
+      try {
+        const { sendGuestIdentity } = await import("../snapshot/identity.js");
+        await sendGuestIdentity(record, guest);
+        await hibernation?.resumed(this, record);
+      } catch (err) {
+        await hardStop(this, record, "resume-failed");
+        throw err;
+      }
+      this.#progress(record.name, "ready", `${record.name} is ready (resumed from ${resume.what})`, t0);
+    } else if (identity !== undefined && opts.waitReady !== false) {
       try {
         await waitBooted({ record, identity, home: this.home, timeoutMs: opts.timeoutMs ?? defaultBootTimeoutMs });
       } catch (err) {
@@ -183,7 +218,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     );
   }
 
-  async stop(name: string, opts: { timeoutMs?: number } = {}): Promise<VmInfo> {
+  async stop(name: string, opts: { timeoutMs?: number; hibernate?: boolean } = {}): Promise<VmInfo> {
     const t0 = Date.now();
     const record = await this.store.get(name);
     await this.#locked(record, "stop", async (_state, observed) => {
@@ -194,7 +229,20 @@ export class Skiff extends EventEmitter<SkiffEvents> {
         return;
       }
       // No QEMU: a start or stop killed half-way may have left its end unrecorded, or its cgroup and egress rules.
-      if (status.qemu === undefined) return settleEnded(this, record);
+      if (status.qemu === undefined) {
+        if (opts.hibernate === true) throw notRunning(record.name);
+        return settleEnded(this, record);
+      }
+      if (opts.hibernate === true) {
+        this.#progress(record.name, "stopping", `hibernating ${record.name}`, t0);
+        const { hibernateVm } = await import("../snapshot/hibernate.js");
+        await hibernateVm(this, record, status.qemu).catch((err: unknown) => {
+          throw homeNoSpace(err, this.home, `hibernating ${record.name}`);
+        });
+        await recordExit(this, record, { reason: "hibernated" });
+        this.#progress(record.name, "stopped", `${record.name} hibernated`, t0);
+        return;
+      }
       this.#progress(record.name, "stopping", `stopping ${record.name}`, t0);
       // A paused guest cannot power off; one that a full disk keeps paused gets signals straight away.
       const powerdown = await readyForPowerdown(record);
@@ -208,7 +256,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       await recordExit(this, record, { reason: step === "powerdown" ? "stopped" : `stopped (${step})` });
       this.#progress(record.name, "stopped", `${record.name} stopped (${step})`, t0);
     });
-    if (record.config.spec.autoRemove) {
+    if (record.config.spec.autoRemove && opts.hibernate !== true) {
       await this.remove(name, { force: true });
       return { ...(await this.info(record)), state: "stopped" };
     }
@@ -234,6 +282,111 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   /** Let a paused guest run again (QMP `cont`); a running one is left alone. ERR_SKIFF_NO_SPACE when its disk is still full. */
   unpause(name: string): Promise<VmInfo> {
     return this.#onGuest(name, "unpause", resumeGuest);
+  }
+
+  /**
+   * Snapshot a running VM: memory, device state and root disk, taken with
+   * the guest paused only for the copy; it runs on (src/snapshot/capture.ts).
+   */
+  async snapshot(name: string, opts: SnapshotCreateOptions = {}): Promise<SnapshotInfo> {
+    const t0 = Date.now();
+    const record = await this.store.get(name);
+    const [{ captureVm }, { toSnapshotInfo }, { checkSnapshotName }] = await Promise.all([
+      import("../snapshot/capture.js"),
+      import("../snapshot/service.js"),
+      import("../snapshot/names.js"),
+    ]);
+    if (opts.name !== undefined) await checkSnapshotName(this.home, opts.name);
+    const snap = await this.#locked(record, "snapshot", async (_state, status) => {
+      if (status.qemu === undefined) throw notRunning(record.name);
+      this.#progress(record.name, "snapshot", `taking a snapshot of ${record.name}`, t0);
+      return captureVm(this, record, { ...(opts.name === undefined ? {} : { name: opts.name }), kind: "user" }).catch((err: unknown) => {
+        throw homeNoSpace(err, this.home, `snapshotting ${record.name}`);
+      });
+    });
+    this.#progress(record.name, "snapshot", `snapshot ${snap.id.slice(0, 12)} of ${record.name} taken`, t0);
+    return toSnapshotInfo(this.home, snap, []);
+  }
+
+  /** A new VM from a snapshot, running where the snapshot left off, with a name and addresses of its own. */
+  async restore(ref: string, opts: RestoreOptions = {}): Promise<VmInfo> {
+    const t0 = Date.now();
+    const [{ findSnapshot }, { checkRestorable, createFromSnapshot, snapshotSource }] = await Promise.all([
+      import("../snapshot/store.js"),
+      import("../snapshot/restore.js"),
+    ]);
+    const snapshot = await findSnapshot(this.home, ref);
+    await checkRestorable(this, snapshot);
+    await this.reconcile();
+    const record = await createFromSnapshot(this, snapshot, opts, t0).catch((err: unknown) => {
+      throw homeNoSpace(err, this.home, `restoring ${ref}`);
+    });
+    try {
+      await this.#start(record, { resume: snapshotSource(this, snapshot) });
+    } catch (err) {
+      // Never a half-made VM: a restore that did not come up leaves nothing.
+      await this.remove(record.name, { force: true }).catch(() => undefined);
+      throw homeNoSpace(err, this.home, `restoring ${ref}`);
+    }
+    await this.#refreshPeers(record.config.spec, t0);
+    return this.info(record);
+  }
+
+  /** N live clones of a running VM: one snapshot, then N restores (in parallel). Writes in one are nobody else's. */
+  async fork(name: string, opts: ForkOptions = {}): Promise<VmInfo[]> {
+    const count = opts.count ?? 1;
+    if (!Number.isInteger(count) || count < 1 || count > 64) {
+      throw new SkiffError("ERR_SKIFF_USAGE", `-n takes 1 to 64 clones, not ${count}`, { place: "-n", hint: "e.g. skiff fork web -n 4" });
+    }
+    const record = await this.store.get(name);
+    const prefix = opts.prefix ?? `${record.name}-fork`;
+    const names = Array.from({ length: count }, (_, i) => `${prefix}-${i + 1}`);
+    for (const n of names) {
+      if ((await this.store.lookup(n)) !== undefined) {
+        const { nameTaken } = await import("../snapshot/restore.js");
+        throw nameTaken(n);
+      }
+    }
+    const { captureVm } = await import("../snapshot/capture.js");
+    const snap = await this.#locked(record, "fork", async (_state, status) => {
+      if (status.qemu === undefined) throw notRunning(record.name);
+      return captureVm(this, record, { kind: "fork" });
+    });
+    const made = await Promise.allSettled(names.map((n) => this.restore(snap.id, { name: n })));
+    const failed = made.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed !== undefined) {
+      for (const n of names) await this.remove(n, { force: true }).catch(() => undefined);
+      throw failed.reason;
+    }
+    return made.map((r) => (r as PromiseFulfilledResult<VmInfo>).value);
+  }
+
+  async listSnapshots(vm?: string): Promise<SnapshotInfo[]> {
+    const { listSnapshotInfos } = await import("../snapshot/service.js");
+    return listSnapshotInfos(this, vm);
+  }
+
+  async inspectSnapshot(ref: string): Promise<SnapshotInfo> {
+    const { inspectSnapshot } = await import("../snapshot/service.js");
+    return inspectSnapshot(this, ref);
+  }
+
+  /** Remove a snapshot; one VMs stand on only with `force`, which removes them too. */
+  async removeSnapshot(ref: string, opts: { force?: boolean } = {}): Promise<SnapshotInfo> {
+    const { removeSnapshot } = await import("../snapshot/service.js");
+    return removeSnapshot(this, ref, { ...opts, removeVm: (n) => this.remove(n, { force: true }) });
+  }
+
+  /** Keep a VM's newest `keep` snapshots, remove the older ones. */
+  async gcSnapshots(vm: string, keep: number): Promise<SnapshotInfo[]> {
+    const { gcSnapshots } = await import("../snapshot/service.js");
+    return gcSnapshots(this, vm, keep);
+  }
+
+  /** Remove snapshots no VM stands on: unnamed ones (fork's, boot snapshots), or all with `all`. */
+  async pruneSnapshots(opts: { all?: boolean } = {}): Promise<SnapshotInfo[]> {
+    const { pruneSnapshots } = await import("../snapshot/service.js");
+    return pruneSnapshots(this, opts);
   }
 
   /** `fn` on a VM whose QEMU runs, under its lifecycle lock. */

@@ -34,7 +34,7 @@ export interface JailPlan extends JailView {
   /** Returns once QEMU accepts connections here. */
   waitSocket: string;
   /** Restart policies: a supervisor stays as QEMU's parent. */
-  supervise?: { policy: "on-failure" | "always"; status: string };
+  supervise?: { policy: "on-failure" | "always"; status: string; firstOnly?: number };
   /** A published host port below the host's unprivileged start (1024): QEMU keeps CAP_NET_BIND_SERVICE, and only that. */
   bindLowPorts?: boolean;
 }
@@ -44,7 +44,7 @@ export function jailView(plan: LaunchPlan, opts: { runDir: string; backingFiles:
   // A cloud image boots its own kernel from its disk (firmware under /usr): no kernel or initrd to show.
   const boot = plan.cloud === undefined ? [plan.kernel.path, plan.initrdPath] : [plan.cloud.seedPath];
   const readOnly = [...boot, ...opts.backingFiles];
-  const readWrite = [opts.runDir, plan.rootDisk.overlayPath];
+  const readWrite = [opts.runDir, plan.rootDisk.overlayPath, ...(plan.ram === undefined ? [] : [plan.ram.path])];
   const shares: JailView["shares"] = [];
   for (const m of plan.mounts ?? []) {
     if (m.kind === "9p") shares.push({ path: m.hostPath, readOnly: m.readOnly });
@@ -78,7 +78,7 @@ export function toJailArgs(plan: JailPlan, qemu: readonly string[]): string[] {
     args.push("--unjailed");
     for (const t of plan.taps) args.push("--tap", `${ifname(t.ifname)}:${ifname(t.bridge)}:${t.fd}`);
     args.push("--log", path(plan.log), "--wait", path(plan.waitSocket));
-    if (plan.supervise !== undefined) args.push("--supervise", plan.supervise.policy, "--status", path(plan.supervise.status));
+    args.push(...superviseArgs(plan));
     return [...args, "--", ...qemu];
   }
   args.push("--root", path(plan.rootDir), "--log", path(plan.log), "--wait", path(plan.waitSocket));
@@ -94,9 +94,14 @@ export function toJailArgs(plan: JailPlan, qemu: readonly string[]): string[] {
     args.push(share.readOnly ? "--idmap-ro" : "--idmap", `${path(share.path)}:${owner.uid}:${owner.gid}`);
   }
   for (const dev of plan.devices) args.push("--dev", dev);
-  if (plan.supervise !== undefined) args.push("--supervise", plan.supervise.policy, "--status", path(plan.supervise.status));
-  args.push("--", ...qemu);
+  args.push(...superviseArgs(plan), "--", ...qemu);
   return args;
+}
+
+function superviseArgs(plan: JailPlan): string[] {
+  const s = plan.supervise;
+  if (s === undefined) return [];
+  return ["--supervise", s.policy, "--status", path(s.status), ...(s.firstOnly === undefined ? [] : ["--first-only", String(s.firstOnly)])];
 }
 
 function unique(paths: string[]): string[] {

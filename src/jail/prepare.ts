@@ -75,7 +75,7 @@ export async function prepareJail(opts: PrepareJailOptions): Promise<JailPlan> {
   await chmod(paths.runDir, 0o700);
   for (const file of view.readWrite) {
     if (file === paths.runDir) continue;
-    if (file.startsWith(`${paths.dir}/`) || isVolumeDisk(file, opts.home)) await ownBy(file, ids, 0o600);
+    if (file.startsWith(`${paths.dir}/`) || isVolumeDisk(file, opts.home) || file === launch.ram?.path) await ownBy(file, ids, 0o600);
     else await shareWithGroup(file, shared, 0o2770); // a link network's socket directory
   }
   for (const file of [launch.initrdPath, ...(launch.cloud === undefined ? [] : [launch.cloud.seedPath])]) {
@@ -85,7 +85,7 @@ export async function prepareJail(opts: PrepareJailOptions): Promise<JailPlan> {
   for (const file of view.readOnly) {
     if (file.startsWith(`${paths.dir}/`)) continue;
     if (isVolumeDisk(file, opts.home)) await ownBy(file, ids);
-    else if (file.startsWith(`${opts.cacheDir}/`)) await shareWithGroup(file, shared, 0o440);
+    else if (file.startsWith(`${opts.cacheDir}/`) || file.startsWith(`${join(opts.home, "snapshots")}/`)) await shareWithGroup(file, shared, 0o440);
     else throw new SkiffError("ERR_SKIFF_INTERNAL", `${file} is not skiff's to give to a jailed QEMU (see jailInput)`);
   }
   const shareOwners = new Map<string, { uid: number; gid: number }>();

@@ -35,6 +35,8 @@
  * becoming QEMU, the child stays as QEMU's parent and starts it again, with
  * backoff, when it ends as the policy says; SIGTERM to the supervisor means
  * "the VM is being stopped: do not restart". FILE records each start and end.
+ * --first-only N: QEMU's last N arguments are for its first start only (a
+ * restore from a snapshot): restarts boot cold.
  *
  * Everything is argv: no shell, no config parsing. Each failure names the
  * step and errno on stderr and exits 125 (126 for exec), so skiff can tell a
@@ -110,6 +112,7 @@ static struct {
   int rootless;
   int unjailed;
   int low_ports;
+  int first_only;
   char **argv;
 } jail;
 
@@ -248,6 +251,8 @@ static void parse(int argc, char **argv) {
     } else if (strcmp(a, "--status") == 0) {
       absolute(v);
       jail.status = v;
+    } else if (strcmp(a, "--first-only") == 0) {
+      jail.first_only = (int)number(v, a);
     } else {
       usage(a);
     }
@@ -257,6 +262,11 @@ static void parse(int argc, char **argv) {
   if (jail.root == NULL && !jail.unjailed) usage("--root is required");
   if (jail.log == NULL) usage("--log is required");
   if (jail.supervise != NULL && jail.status == NULL) usage("--supervise needs --status");
+  if (jail.first_only > 0) {
+    int n = 0;
+    while (jail.argv[n] != NULL) n++;
+    if (jail.first_only >= n) usage("--first-only takes fewer arguments than QEMU has");
+  }
   if (!jail.rootless && !jail.unjailed && jail.has_ids != 3) usage("--uid and --gid are required with root");
   if (jail.unjailed && (jail.has_ids != 0 || jail.nbinds > 0)) usage("--unjailed takes no ids or binds");
   if (jail.rootless && (jail.ntaps > 0 || jail.ncgroups > 0 || jail.has_ids != 0)) usage("--rootless takes no ids, TAPs or cgroups");
@@ -801,6 +811,15 @@ static void record(const char *fmt, ...) {
  * unless skiff asked to stop (SIGTERM). Backoff 1, 2, 4 … 30 s, back to 1 s
  * after a run of 10 s or more, as Docker does.
  */
+/* A restart is a cold boot: QEMU's last --first-only arguments (a restore's -incoming) were for the first start only. */
+static void drop_first_only(void) {
+  int n = 0;
+  if (jail.first_only == 0) return;
+  while (jail.argv[n] != NULL) n++;
+  jail.argv[n - jail.first_only] = NULL;
+  jail.first_only = 0;
+}
+
 static void supervise(pid_t first) {
   struct sigaction sa;
   pid_t pid = first;
@@ -832,6 +851,7 @@ static void supervise(pid_t first) {
     }
     if (stopping) _exit(0);
     backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+    drop_first_only();
     pid = start_qemu();
   }
 }

@@ -46,7 +46,33 @@ export function toQemuArgs(plan: LaunchPlan): string[] {
     "-qmp", `unix:${optValue(socketPath(plan.qmpSocketPath, "QMP socket"))},server=on,wait=off`,
     "-pidfile", filePath(plan.pidfilePath, "pidfile"),
     ...sandboxArgs(plan),
+    ...incomingArgs(plan),
   ];
+}
+
+/** How many arguments `incomingArgs` adds at the end: the jailer's supervisor drops them on restarts. */
+export const incomingArgCount = 2;
+
+/**
+ * A restore: QEMU waits for its state on a socket that `migrate-incoming`
+ * names, after skiff has set the migration capabilities over QMP. Always
+ * the last arguments (see LaunchPlan.incoming).
+ */
+function incomingArgs(plan: LaunchPlan): string[] {
+  return plan.incoming === true ? ["-incoming", "defer"] : [];
+}
+
+/** The RAM backend's id on QEMU's command line. */
+const ramId = "ram";
+
+/**
+ * Guest RAM in a named file, shared: a snapshot copies the file instead of
+ * streaming the memory (see LaunchPlan.ram). Its size is `-m`'s.
+ */
+function ramArgs(plan: LaunchPlan): string[] {
+  if (plan.ram === undefined) return [];
+  const path = optValue(filePath(plan.ram.path, "guest RAM file"));
+  return ["-object", `memory-backend-file,id=${ramId},mem-path=${path},size=${plan.memoryMiB}M,share=on`];
 }
 
 /**
@@ -70,7 +96,8 @@ function accelArgs(plan: LaunchPlan): string[] {
 
 function machineArgs(plan: LaunchPlan): string[] {
   return [
-    "-M", microvmMachine,
+    "-M", plan.ram === undefined ? microvmMachine : `${microvmMachine},memory-backend=${ramId}`,
+    ...ramArgs(plan),
     "-nodefaults", "-no-user-config",
     "-display", "none",
     // A guest reboot ends QEMU like a power-off: skiff decides about restarts, not the guest.

@@ -46,6 +46,21 @@ export interface LaunchPlan {
   mounts?: MountPlan[];
   /** Host TSC frequency, passed as tsc_early_khz (microvm has no HPET/PIT to calibrate against). */
   tscKhz: number | undefined;
+  /**
+   * Guest RAM in a named shared file (memory-backend-file, share=on) rather
+   * than QEMU's anonymous memory: a snapshot then copies the file and
+   * migrates only the device state (x-ignore-shared), with the guest paused
+   * for a tenth of a second (src/snapshot/capture.ts). Absent: anonymous RAM
+   * (cloud images, which skiff does not snapshot).
+   */
+  ram?: { path: string };
+  /**
+   * Start waiting for a migration stream instead of booting (-incoming
+   * defer): a restore from a snapshot (src/snapshot/restore.ts). These
+   * arguments come last, so a restart supervisor can drop them: a VM that
+   * crashes after a restore boots cold, never from a stale snapshot.
+   */
+  incoming?: boolean;
   /** QEMU's -sandbox filter (absent: none, the unjailed path); spawn for guest forwards that run socat. */
   sandbox?: { spawn: boolean };
 }

@@ -26,6 +26,10 @@ export type ImageRecord = z.infer<typeof imageRecordSchema>;
 const kernelRecordSchema = z.object({ version: z.string(), path: z.string() });
 export type KernelRecord = z.infer<typeof kernelRecordSchema>;
 
+/** A VM restored from a snapshot: its overlay is backed by the snapshot's disk, which is backed by the image base. */
+const snapshotRefSchema = z.object({ id: z.string(), disk: z.string() });
+export type SnapshotRef = z.infer<typeof snapshotRefSchema>;
+
 /** config.json: what the VM is. */
 export const vmConfigSchema = z.object({
   schemaVersion: z.literal(1),
@@ -34,6 +38,7 @@ export const vmConfigSchema = z.object({
   spec: machineSpecSchema,
   image: imageRecordSchema.optional(),
   kernel: kernelRecordSchema.optional(),
+  snapshot: snapshotRefSchema.optional(),
   /** Facts other modules want kept with the VM, not interpreted by the store. */
   meta: z.record(z.string(), z.unknown()).optional(),
   /** The unprivileged user and group its QEMU runs as (src/jail/claims.ts); absent when skiff runs without root. */
@@ -77,6 +82,12 @@ export const vmStateSchema = z.object({
    * next `up` starts it again instead of calling it up to date.
    */
   upFailed: z.object({ at: isoTimeSchema, reason: z.string() }).optional(),
+  /**
+   * `stop --hibernate`: the guest's memory and device state were saved in
+   * the VM's hibernate/ directory when its QEMU ended; the next start
+   * resumes from them (src/snapshot/hibernate.ts) unless told --cold.
+   */
+  hibernated: z.object({ at: isoTimeSchema, qemu: z.string(), kernel: z.string(), skiff: z.string(), format: z.number().int() }).optional(),
 });
 export type VmState = z.infer<typeof vmStateSchema>;
 

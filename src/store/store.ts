@@ -26,7 +26,7 @@ import { lockFileNames, removeLockFiles, tryLock, withLock, type LockHandle } fr
 import { checkSocketPathLength, skiffHome, vmIdLength, vmsDir } from "./paths.js";
 import { brokenVm, isBroken, nameIn, type BrokenVm } from "./broken.js";
 import { readRecord, unknownKeys } from "./record.js";
-import { creatingMarkerSchema, vmConfigSchema, vmStateSchema, type CreatingMarker } from "./schema.js";
+import { creatingMarkerSchema, vmConfigSchema, vmStateSchema, type CreatingMarker, type SnapshotRef } from "./schema.js";
 import { vmFiles, vmPaths, type ImageRecord, type KernelRecord, type VmConfig, type VmPaths, type VmState } from "./vmdir.js";
 import { pathExists, readdirOrEmpty } from "../util/fs.js";
 import { jailMode } from "../jail/ids.js";
@@ -50,6 +50,7 @@ export interface CreateExtra {
   image?: ImageRecord;
   kernel?: KernelRecord;
   meta?: Record<string, unknown>;
+  snapshot?: SnapshotRef;
 }
 
 export interface VmStoreOptions {
@@ -142,6 +143,7 @@ export class VmStore {
         ...(extra.image === undefined ? {} : { image: extra.image }),
         ...(extra.kernel === undefined ? {} : { kernel: extra.kernel }),
         ...(extra.meta === undefined ? {} : { meta: extra.meta }),
+        ...(extra.snapshot === undefined ? {} : { snapshot: extra.snapshot }),
       };
       await writeJsonAtomic(join(temp, vmFiles.creating), marker);
       await writeJsonAtomic(join(temp, vmFiles.config), config);

@@ -49,11 +49,18 @@ export const vmFiles = {
   supervisorStatus: "supervisor.log",
   /** Projects: every provision step's command and output (`skiff logs --provision`). */
   provisionLog: "provision.log",
+  /** `stop --hibernate`: the guest's memory and device state, until the next start resumes from them. */
+  hibernateDir: "hibernate",
+  /** A snapshot being taken: its taker, so a guest left paused by a killed capture is resumed (src/snapshot/capture.ts). */
+  capturing: "capturing.json",
+  /** The unix socket QEMU's migration stream goes through (in the jail's run directory). */
+  migrateSocket: `${runDirName}/migrate.sock`,
 } as const;
 
 /** Every socket QEMU binds in a VM directory; their length bounds the home path. */
 export const socketFiles: readonly string[] = [
   vmFiles.qmpSocket,
+  vmFiles.migrateSocket,
   vmFiles.consoleSocket,
   ...vmFiles.agentSockets,
 ];
@@ -85,6 +92,9 @@ export interface VmPaths {
   jailRoot: string;
   supervisorStatus: string;
   provisionLog: string;
+  hibernateDir: string;
+  capturing: string;
+  migrateSocket: string;
 }
 
 export function vmDir(home: string, id: string): string {
@@ -117,6 +127,9 @@ export function vmPaths(home: string, id: string): VmPaths {
     jailRoot: at(vmFiles.jailRoot),
     supervisorStatus: at(vmFiles.supervisorStatus),
     provisionLog: at(vmFiles.provisionLog),
+    hibernateDir: at(vmFiles.hibernateDir),
+    capturing: at(vmFiles.capturing),
+    migrateSocket: at(vmFiles.migrateSocket),
   };
 }
 
@@ -128,4 +141,4 @@ export async function clearRuntimeFiles(paths: VmPaths): Promise<void> {
 }
 
 // The records' types come from their schemas (schema.ts), checked whenever they are read back.
-export type { ExitRecord, ImageRecord, JailIds, KernelRecord, VmConfig, VmState } from "./schema.js";
+export type { ExitRecord, ImageRecord, JailIds, KernelRecord, SnapshotRef, VmConfig, VmState } from "./schema.js";

@@ -1,5 +1,5 @@
 /** Where skiff's package.json is: the root its built files (guest init, jailer, addon) are found from. */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SkiffError } from "../errors.js";
@@ -13,4 +13,10 @@ export function packageRoot(): string {
     dir = parent;
   }
   return dir;
+}
+
+/** skiff's version, from its package.json. */
+export function skiffVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string };
+  return pkg.version;
 }

@@ -52,7 +52,7 @@ describe("examples in --help", () => {
     let help = "";
     stop.configureOutput({ writeOut: (s) => (help += s) });
     stop.outputHelp();
-    expect(help).toMatch(/\nExamples:\n {2}\$ skiff stop web\n {2}\$ skiff stop -t 30 web db\n$/);
+    expect(help).toMatch(/\nExamples:\n {2}\$ skiff stop web\n {2}\$ skiff stop -t 30 web db\n {2}\$ skiff stop --hibernate sandbox\n$/);
   });
 
   it.each(Object.entries(examples))("skiff %s: every example parses, and one runs it", async (path, lines) => {

@@ -1,15 +1,10 @@
 /** doctor and version. */
 import type { Command } from "commander";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { packageRoot } from "../../util/package-root.js";
+import { skiffVersion } from "../../util/package-root.js";
 import { ExitCode } from "../../errors.js";
 import type { CliContext } from "../context.js";
 
-export function skiffVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string };
-  return pkg.version;
-}
+export { skiffVersion };
 
 export function registerDoctor(program: Command, ctx: CliContext): void {
   program

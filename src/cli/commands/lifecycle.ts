@@ -44,11 +44,12 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
 
   program
     .command("start")
-    .description("start stopped VMs (waits until each answers), or resume paused ones")
+    .description("start stopped VMs (waits until each answers), resume hibernated ones, or resume paused ones")
     .argument("<names...>")
-    .action(async (names: string[]) => {
+    .option("--cold", "a hibernated VM boots from its disk instead of resuming its saved memory (which is dropped)")
+    .action(async (names: string[], flags: { cold?: boolean }) => {
       const skiff = await ctx.skiff();
-      await eachName(ctx, names, async (n) => void (await skiff.start(n)));
+      await eachName(ctx, names, async (n) => void (await skiff.start(n, { cold: flags.cold === true })));
     });
 
   program
@@ -56,10 +57,11 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .description("stop VMs: ask the guest to power off, then SIGTERM, then SIGKILL")
     .argument("<names...>")
     .option("-t, --timeout <seconds>", "how long the guest gets to power off", "10")
-    .action(async (names: string[], flags: { timeout: string }) => {
+    .option("--hibernate", "save the guest's memory to disk and end QEMU; `skiff start` resumes it where it was")
+    .action(async (names: string[], flags: { timeout: string; hibernate?: boolean }) => {
       const timeoutMs = parseDuration(flags.timeout, "--timeout");
       const skiff = await ctx.skiff();
-      await eachName(ctx, names, async (n) => void (await skiff.stop(n, { timeoutMs })));
+      await eachName(ctx, names, async (n) => void (await skiff.stop(n, { timeoutMs, hibernate: flags.hibernate === true })));
     });
 
   // docker says pause/unpause, vmctl suspend/resume: both work.

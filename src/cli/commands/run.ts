@@ -17,6 +17,7 @@ import { addMachineFlags, type MachineFlags } from "../spec-flags.js";
 import { crashPoint } from "../../util/crash-point.js";
 
 interface RunFlags extends MachineFlags {
+  from?: string;
   detach?: boolean;
   interactive?: boolean;
   tty?: boolean;
@@ -32,7 +33,8 @@ export function registerRun(program: Command, ctx: CliContext): void {
       .option("-d, --detach", "leave the VM running and print its name")
       .option("-i, --interactive", "forward stdin")
       .option("-t, --tty", "allocate a pseudo-terminal")
-      .option("--rm", "remove the VM when it stops"),
+      .option("--rm", "remove the VM when it stops")
+      .option("--from <snapshot>", "start from a snapshot (name or id) instead of booting an image: the new VM runs on where the snapshot left off"),
   )
     .passThroughOptions()
     .action(async (image: string, command: string[], flags: RunFlags) => {
@@ -40,14 +42,26 @@ export function registerRun(program: Command, ctx: CliContext): void {
       if (flags.detach !== true) checkTty(session, "--tty");
       const { createOptionsFrom } = await import("../machine-options.js");
       const skiff = await ctx.skiff();
-      // With --image-url there is no IMAGE argument: what came first is the command.
-      const argv = flags.imageUrl === undefined ? command : image === "base" && command.length === 0 ? [] : [image, ...command];
+      // With --image-url or --from there is no IMAGE argument: what came first is the command.
+      const noImage = flags.imageUrl !== undefined || flags.from !== undefined;
+      const argv = !noImage ? command : image === "base" && command.length === 0 ? [] : [image, ...command];
+      const options = createOptionsFrom(flags.from === undefined ? image : "base", argv, flags, await loadSettings());
       // In the foreground the VM is tied to this process from its creation: if we are killed, the next skiff command cleans up.
-      const info = await skiff.create({ ...createOptionsFrom(image, argv, flags, await loadSettings()), attach: flags.detach !== true });
+      const info =
+        flags.from === undefined
+          ? await skiff.create({ ...options, attach: flags.detach !== true })
+          : await skiff.restore(flags.from, {
+              ...(options.name === undefined ? {} : { name: options.name }),
+              ...(options.hostname === undefined ? {} : { hostname: options.hostname }),
+              forwards: options.network?.mode === "user" ? options.network.forwards : [],
+              autoRemove: flags.rm === true,
+              attach: flags.detach !== true,
+            });
       crashPoint("run:created");
-      const main = [...info.entrypoint, ...info.command];
+      const main = flags.from !== undefined && argv.length > 0 ? argv : [...info.entrypoint, ...info.command];
+      const start = flags.from === undefined ? startOrRemove : async () => undefined;
       if (flags.detach === true) {
-        await startOrRemove(skiff, info.name);
+        await start(skiff, info.name);
         if (main.length > 0) {
           const conn = await skiff.connect(info.name);
           const failed = await startDetached(conn, mainRequest(conn, info, main)).then(() => undefined, (err: unknown) => err);
@@ -68,7 +82,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
         else await skiff.stop(info.name, { timeoutMs: 10_000 });
       };
       try {
-        await startOrRemove(skiff, info.name).catch((err: unknown) => {
+        await start(skiff, info.name).catch((err: unknown) => {
           if (isSkiffError(err) && err.code === "ERR_SKIFF_NO_SPACE") stopped = true;
           throw err;
         });

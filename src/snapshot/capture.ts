@@ -1,0 +1,203 @@
+/**
+ * Taking a snapshot of a running VM: the guest is paused only while its
+ * device state is migrated to a file, its RAM file and its disk overlay are
+ * copied (sparse), and it runs on. Measured here: ~0.1 s paused for a
+ * 256 MiB guest with a young overlay; the disk copy grows with what the VM
+ * wrote (it is a copy, not a new overlay taken over QMP, because the jailed
+ * QEMU cannot open files created after it started, and the source VM's
+ * backing chain stays as it was).
+ *
+ * QEMU flushes its disks when the guest stops (vm_stop drains and flushes
+ * every block device), so the overlay copied while paused is consistent.
+ *
+ * A marker in the VM's directory names the capturing process: if it is
+ * killed while the guest is paused, the next command resumes the guest
+ * (resumeAbandonedCaptures). Everything is made in a staging directory and
+ * renamed into place whole; a failure (a full disk) removes it and leaves
+ * the VM running.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream, existsSync } from "node:fs";
+import { chmod, copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { SkiffError } from "../errors.js";
+import { QmpClient } from "../qemu/qmp.js";
+import { currentProcess, identityAlive } from "../process/pid.js";
+import { readJsonIfExists, writeJsonAtomic } from "../store/atomic.js";
+import type { VmRecord } from "../store/store.js";
+import { crashPoint } from "../util/crash-point.js";
+import type { EngineContext } from "../engine/context.js";
+import { ramPath } from "./ram.js";
+import { saveState } from "./migrate.js";
+import { hostVersions } from "./versions.js";
+import {
+  diskUsage,
+  listSnapshots,
+  snapshotDir,
+  snapshotFiles,
+  snapshotsDir,
+  writeSnapshotRecord,
+  type SnapshotRecord,
+} from "./store.js";
+import type { ProcessIdentity } from "../process/pid.js";
+
+export interface CaptureOptions {
+  name?: string;
+  kind?: SnapshotRecord["kind"];
+  bootKey?: string;
+}
+
+/** What cannot be snapshotted, said before the guest is touched. */
+export function checkSnapshottable(record: VmRecord, home: string): void {
+  const { spec } = record.config;
+  const refuse = (why: string, hint: string) =>
+    new SkiffError("ERR_SKIFF_SNAPSHOT_UNSUPPORTED", `${record.name} cannot be snapshotted: ${why}`, { place: record.name, hint });
+  if (spec.boot?.kind === "cloud") throw refuse("it boots a cloud image (firmware and its own kernel)", "snapshots are for microVM images");
+  const mounts = spec.mounts ?? [];
+  if (mounts.some((m) => m.kind === "bind")) {
+    // virtio-9p blocks QEMU's migration while the guest has the share mounted, and the host directory is live state outside the VM.
+    throw refuse("it has bind mounts (virtio-9p shares, which QEMU cannot migrate)", "copy the files in with `skiff cp` instead of -v HOST:GUEST");
+  }
+  if (mounts.length > 0) {
+    // A named volume is shared and outlives VMs: a restored guest would hold a stale view of a disk that others write.
+    throw refuse("it has named volumes, which are shared state outside the VM", "keep data that must be in snapshots on the VM's own disk");
+  }
+  if (!existsSync(ramPath(home, record.id))) {
+    throw refuse("its QEMU was started without a RAM file (by an older skiff)", `restart it once (\`skiff restart ${record.name}\`)`);
+  }
+}
+
+/** Snapshot a running VM; the guest runs on afterwards (a paused one stays paused). */
+export async function captureVm(ctx: EngineContext, record: VmRecord, opts: CaptureOptions = {}): Promise<SnapshotRecord> {
+  checkSnapshottable(record, ctx.home);
+  const staging = join(snapshotsDir(ctx.home), `.staging-${process.pid}-${randomBytes(4).toString("hex")}`);
+  await mkdir(staging, { recursive: true, mode: 0o700 });
+  try {
+    await pausedCopy(ctx, record, staging);
+    crashPoint("snapshot:captured");
+    return await commit(ctx, record, staging, opts);
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** The part under pause: state, RAM and disk into `dir`; the guest resumed whatever happens. */
+export async function pausedCopy(ctx: EngineContext, record: VmRecord, dir: string, opts: { disk?: boolean; resume?: boolean } = {}): Promise<{ pausedMs: number }> {
+  const qmp = await QmpClient.connect(record.paths.qmpSocket, { timeoutMs: 5_000, label: record.name });
+  let stoppedAt: number | undefined;
+  let resumedAt: number | undefined;
+  try {
+    const { status } = await qmp.execute<{ status: string }>("query-status");
+    const wasRunning = status === "running";
+    await writeJsonAtomic(record.paths.capturing, { taker: currentProcess(), resume: wasRunning });
+    try {
+      if (wasRunning) {
+        await qmp.execute("stop");
+        stoppedAt = performance.now();
+      }
+      crashPoint("snapshot:paused");
+      await saveState(qmp, {
+        socketPath: record.paths.migrateSocket,
+        file: join(dir, snapshotFiles.state),
+        ...(record.config.jail === undefined ? {} : { owner: record.config.jail }),
+      });
+      await Promise.all([
+        sparseCopy(ctx, ramPath(ctx.home, record.id), join(dir, snapshotFiles.mem)),
+        opts.disk === false ? undefined : sparseCopy(ctx, record.paths.overlay, join(dir, snapshotFiles.disk)),
+      ]);
+    } finally {
+      // After a migration QEMU's disks are inactive; `cont` takes them back. A hibernate ends QEMU instead.
+      if (wasRunning && opts.resume !== false) {
+        await qmp.execute("cont");
+        resumedAt = performance.now();
+      }
+      await rm(record.paths.capturing, { force: true });
+    }
+  } finally {
+    qmp.close();
+  }
+  return { pausedMs: stoppedAt === undefined ? 0 : (resumedAt ?? performance.now()) - stoppedAt };
+}
+
+/** cp keeps holes (SEEK_DATA), so an untouched page costs nothing on disk; Node's copyFile would fill them. */
+async function sparseCopy(ctx: EngineContext, from: string, to: string): Promise<void> {
+  await ctx.runner.run("cp", ["--sparse=always", "--reflink=auto", from, to], { check: true });
+  await chmod(to, 0o600);
+}
+
+/** Name the staged snapshot by its content, with its record, keys and initrd; rename it into place. */
+async function commit(ctx: EngineContext, record: VmRecord, staging: string, opts: CaptureOptions): Promise<SnapshotRecord> {
+  const { paths, config } = record;
+  const base = config.image?.basePath;
+  if (base === undefined || config.image === undefined) throw new SkiffError("ERR_SKIFF_INTERNAL", `${record.name} has no image base`);
+  const disk = join(staging, snapshotFiles.disk);
+  // A restored VM's overlay sits on its snapshot's disk: fold that in, so every snapshot stands on the image alone.
+  if (config.snapshot !== undefined) {
+    await ctx.runner.run("qemu-img", ["rebase", "-q", "-f", "qcow2", "-F", "raw", "-b", base, disk], { check: true, debianPackage: "qemu-utils" });
+  }
+  for (const file of ["initrd", "sshKey", "sshPublicKey", "hostKey", "hostPublicKey", "knownHosts"] as const) {
+    const from = paths[file === "initrd" ? "initrd" : file];
+    if (existsSync(from)) await copyFile(from, join(staging, snapshotFiles[file]));
+  }
+  const id = await contentId(staging);
+  const facts = await ctx.hostFacts();
+  const kernelPath = config.kernel?.path ?? facts.vmlinuxPath;
+  const snapshot: SnapshotRecord = {
+    id,
+    ...(opts.name === undefined ? {} : { name: opts.name }),
+    kind: opts.kind ?? "user",
+    createdAt: new Date().toISOString(),
+    source: { id: record.id, name: record.name },
+    spec: config.spec,
+    image: { digest: config.image.digest, basePath: base },
+    kernelPath,
+    versions: await hostVersions(facts.qemuBinary, kernelPath),
+    sizes: {
+      mem: await diskUsage(join(staging, snapshotFiles.mem)),
+      state: (await stat(join(staging, snapshotFiles.state))).size,
+      disk: await diskUsage(disk),
+    },
+    ...(opts.bootKey === undefined ? {} : { bootKey: opts.bootKey }),
+  };
+  await writeSnapshotRecord(staging, snapshot);
+  const target = snapshotDir(ctx.home, id);
+  if (existsSync(target)) {
+    await rm(staging, { recursive: true, force: true });
+    return (await listSnapshots(ctx.home)).find((s) => s.id === id) ?? snapshot;
+  }
+  await rename(staging, target);
+  return snapshot;
+}
+
+/** SHA-256 over the state, RAM and disk, in that order: the snapshot's id. */
+async function contentId(dir: string): Promise<string> {
+  const hash = createHash("sha256");
+  for (const file of [snapshotFiles.state, snapshotFiles.mem, snapshotFiles.disk]) {
+    for await (const chunk of createReadStream(join(dir, file))) hash.update(chunk as Buffer);
+    hash.update("\0");
+  }
+  return hash.digest("hex");
+}
+
+/**
+ * A capture killed while its guest was paused left the marker: resume the
+ * guest (when it was running before) and drop the marker.
+ */
+export async function resumeAbandonedCapture(record: VmRecord): Promise<boolean> {
+  const marker = await readJsonIfExists<{ taker: ProcessIdentity; resume: boolean }>(record.paths.capturing).catch(() => undefined);
+  if (marker === undefined || identityAlive(marker.taker)) return false;
+  if (marker.resume) {
+    const qmp = await QmpClient.connect(record.paths.qmpSocket, { timeoutMs: 2_000, label: record.name }).catch(() => undefined);
+    if (qmp !== undefined) {
+      try {
+        const { status } = await qmp.execute<{ status: string }>("query-status");
+        if (status !== "running") await qmp.execute("cont");
+      } finally {
+        qmp.close();
+      }
+    }
+  }
+  await rm(record.paths.capturing, { force: true });
+  return true;
+}

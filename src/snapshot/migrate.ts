@@ -1,0 +1,110 @@
+/**
+ * QEMU's device state to and from a file, through a unix socket in the VM's
+ * run directory. Not `exec:cat`: a jailed QEMU has no shell and may not
+ * spawn; not `fd:`: Node cannot pass descriptors over QMP's socket. The
+ * socket sits where the jailed QEMU already reads and writes.
+ *
+ * With x-ignore-shared, RAM in a shared file (ram.ts) is left out of the
+ * stream: what remains is device state, ~70 KB for a small guest. Both ends
+ * set it; a QEMU that ignores it (a future one that only skips named files)
+ * sends the RAM in the stream instead, which still restores.
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { chown, rm } from "node:fs/promises";
+import { connect, createServer, type Socket } from "node:net";
+import { pipeline } from "node:stream/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import { SkiffError } from "../errors.js";
+import type { QmpClient } from "../qemu/qmp.js";
+
+interface MigrationInfo {
+  status?: string;
+  "error-desc"?: string;
+}
+
+const capabilities = [{ capability: "x-ignore-shared", state: true }];
+
+/** Device state is small, but a guest whose RAM is not shared sends all of it: no throttling. */
+const maxBandwidth = 64 * 1024 ** 3;
+
+async function migrationEnded(qmp: QmpClient, what: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = await qmp.execute<MigrationInfo>("query-migrate");
+    if (info.status === "completed") return;
+    if (info.status === "failed" || info.status === "cancelled") {
+      throw new SkiffError("ERR_SKIFF_SNAPSHOT_FAILED", `${what}: QEMU's migration ${info.status}${info["error-desc"] ? `: ${info["error-desc"]}` : ""}`, {
+        hint: "see the VM's qemu.stderr in its directory (`skiff inspect` shows where)",
+      });
+    }
+    if (Date.now() > deadline) {
+      throw new SkiffError("ERR_SKIFF_SNAPSHOT_FAILED", `${what}: QEMU's migration did not end within ${Math.round(timeoutMs / 1000)} s`, {
+        hint: "the host may be short of disk or CPU; try again",
+      });
+    }
+    await sleep(5);
+  }
+}
+
+/**
+ * The paused guest's device state into `file`. `owner`: the jail user, who
+ * must be able to connect to the socket skiff listens on.
+ */
+export async function saveState(qmp: QmpClient, opts: { socketPath: string; file: string; owner?: { uid: number; gid: number }; timeoutMs?: number }): Promise<void> {
+  await rm(opts.socketPath, { force: true });
+  let received: Promise<void> | undefined;
+  const server = createServer({ pauseOnConnect: false }, (socket: Socket) => {
+    // One stream: a second connection would be nobody's.
+    if (received !== undefined) return socket.destroy();
+    received = pipeline(socket, createWriteStream(opts.file, { mode: 0o600 }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.socketPath, () => resolve());
+  });
+  try {
+    if (opts.owner !== undefined) await chown(opts.socketPath, opts.owner.uid, opts.owner.gid);
+    await qmp.execute("migrate-set-capabilities", { capabilities });
+    await qmp.execute("migrate-set-parameters", { "max-bandwidth": maxBandwidth });
+    await qmp.execute("migrate", { uri: `unix:${opts.socketPath}` });
+    await migrationEnded(qmp, "saving the VM's state", opts.timeoutMs ?? 60_000);
+    if (received === undefined) throw new SkiffError("ERR_SKIFF_SNAPSHOT_FAILED", "QEMU reported its state saved but never connected");
+    await received;
+  } finally {
+    server.close();
+    await rm(opts.socketPath, { force: true });
+  }
+}
+
+/**
+ * Feed `file` to a QEMU started with `-incoming defer`, wait until it has
+ * loaded it, and let the guest run.
+ */
+export async function loadState(qmp: QmpClient, opts: { socketPath: string; file: string; timeoutMs?: number }): Promise<void> {
+  await rm(opts.socketPath, { force: true });
+  await qmp.execute("migrate-set-capabilities", { capabilities });
+  await qmp.execute("migrate-incoming", { uri: `unix:${opts.socketPath}` });
+  const socket = await connectWhenListening(opts.socketPath, 5_000);
+  await pipeline(createReadStream(opts.file), socket);
+  await migrationEnded(qmp, "loading the VM's state", opts.timeoutMs ?? 60_000);
+  // The source was paused for the capture, and QEMU carries that over: the restored guest runs from here.
+  const { status } = await qmp.execute<{ status: string }>("query-status");
+  if (status !== "running") await qmp.execute("cont");
+}
+
+/** QEMU binds the incoming socket when it takes `migrate-incoming`; connect once it is there. */
+async function connectWhenListening(path: string, timeoutMs: number): Promise<Socket> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await new Promise<Socket>((resolve, reject) => {
+        const s = connect(path);
+        s.once("connect", () => resolve(s));
+        s.once("error", reject);
+      });
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(5);
+    }
+  }
+}

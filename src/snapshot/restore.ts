@@ -1,0 +1,101 @@
+/**
+ * A new VM from a snapshot: the same machine (spec, image, kernel) with a
+ * name, hostname, addresses and published ports of its own. Its overlay is
+ * backed by the snapshot's disk, so a restore copies no disk; its agent keys
+ * are the snapshot's, because the guest in the snapshot's RAM trusts those
+ * (the agent channel is a socket only skiff's owner reaches, so clones
+ * sharing them gives nothing away). The start itself (QEMU with
+ * -incoming, the state loaded, the new identity sent) is Skiff.start's,
+ * with `resume` (launch.ts, resume.ts).
+ */
+import { copyFile, readFile, writeFile } from "node:fs/promises";
+import { SkiffError } from "../errors.js";
+import type { PortForward } from "../spec/machine.js";
+import type { VmRecord } from "../store/store.js";
+import type { EngineContext } from "../engine/context.js";
+import { createRecord, finishCreate } from "../engine/create.js";
+import { validateName } from "../util/names.js";
+import { snapshotFile, type SnapshotRecord } from "./store.js";
+import { checkVersions, hostVersions } from "./versions.js";
+import type { ResumeSource } from "./resume.js";
+
+export interface RestoreOptions {
+  /** The new VM's name (default: a generated one). */
+  name?: string;
+  hostname?: string;
+  /** Published ports (-p); the source's are not taken over: they are bound on the host by the source. */
+  forwards?: PortForward[];
+  autoRemove?: boolean;
+  labels?: Record<string, string>;
+  /** As CreateOptions.attach: tie the VM to this process until it detaches. */
+  attach?: boolean;
+}
+
+/** Refuse a snapshot this host cannot load, naming what differs. */
+export async function checkRestorable(ctx: EngineContext, snapshot: SnapshotRecord): Promise<void> {
+  const facts = await ctx.hostFacts();
+  const here = await hostVersions(facts.qemuBinary, snapshot.kernelPath);
+  checkVersions(`snapshot ${snapshot.name ?? snapshot.id.slice(0, 12)}`, snapshot.versions, here, "snapshots restore only with the QEMU, kernel and skiff that made them: take a new one (`skiff snapshot create`)");
+}
+
+/** Make the VM record for a restore (not started). */
+export async function createFromSnapshot(ctx: EngineContext, snapshot: SnapshotRecord, opts: RestoreOptions, t0: number): Promise<VmRecord> {
+  if (opts.name !== undefined) validateName(opts.name);
+  const source = snapshot.spec;
+  const requests = (source.networks ?? []).map((a) => ({ network: a.network, ...(a.gateway === undefined ? {} : { gateway: a.gateway }), place: "snapshot" }));
+  const record = await createRecord(
+    ctx,
+    { image: source.image, ...(opts.name === undefined ? {} : { name: opts.name }), networks: requests, ...(source.dns === undefined ? {} : { dns: source.dns }) },
+    async (name) => {
+      const { networks: _n, restart: _r, ...rest } = source;
+      return {
+        ...rest,
+        name,
+        hostname: opts.hostname ?? hostnameFor(name),
+        network: source.network.mode === "user" ? { ...source.network, forwards: opts.forwards ?? [], guestForwards: [] } : source.network,
+        autoRemove: opts.autoRemove ?? false,
+        labels: opts.labels ?? {},
+      };
+    },
+    {
+      image: snapshot.image,
+      kernel: { version: "", path: snapshot.kernelPath },
+      snapshot: { id: snapshot.id, disk: snapshotFile(ctx.home, snapshot.id, "disk") },
+    },
+  );
+  return finishCreate(ctx, { record, t0, attach: opts.attach === true }, async () => {
+    const { paths } = record;
+    for (const file of ["sshKey", "sshPublicKey", "hostKey", "hostPublicKey"] as const) {
+      await copyFile(snapshotFile(ctx.home, snapshot.id, file), paths[file]);
+    }
+    const hostKey = (await readFile(paths.hostPublicKey, "utf8")).split(" ").slice(0, 2).join(" ");
+    // `skiff ssh-config` pins the host key under the VM's own alias.
+    await writeFile(paths.knownHosts, `skiff-${record.name} ${hostKey}\n`, { mode: 0o644 });
+    await ctx.runner.run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", snapshotFile(ctx.home, snapshot.id, "disk"), paths.overlay], {
+      check: true,
+      debianPackage: "qemu-utils",
+    });
+  });
+}
+
+/** What the start of a restored VM loads. */
+export function snapshotSource(ctx: EngineContext, snapshot: SnapshotRecord): ResumeSource {
+  return {
+    state: snapshotFile(ctx.home, snapshot.id, "state"),
+    mem: snapshotFile(ctx.home, snapshot.id, "mem"),
+    initrd: snapshotFile(ctx.home, snapshot.id, "initrd"),
+    what: `snapshot ${snapshot.name ?? snapshot.id.slice(0, 12)}`,
+  };
+}
+
+function hostnameFor(name: string): string {
+  return name.replace(/[^a-zA-Z0-9-]/g, "-").replace(/^-+/, "").slice(0, 63) || "skiff";
+}
+
+/** Restoring into a name that is taken fails before anything is made (the store says so too; this says it better). */
+export function nameTaken(name: string): SkiffError {
+  return new SkiffError("ERR_SKIFF_NAME_IN_USE", `a VM named ${name} exists`, {
+    place: "--name",
+    hint: `choose another --name, or remove it first (\`skiff rm -f ${name}\`)`,
+  });
+}

@@ -1,0 +1,62 @@
+/**
+ * The start of a VM from saved state (a snapshot, a hibernated VM's own):
+ * its RAM file is a copy of the saved one (sparse: only what the guest had
+ * touched), QEMU starts with -incoming and is fed the device state, and the
+ * guest runs on from where it was. Every VM gets its own copy of the RAM
+ * rather than a private mapping of the snapshot's: it can then be
+ * snapshotted again the fast way (ram.ts), at ~50 ms of copying per restore.
+ */
+import { copyFile, rm } from "node:fs/promises";
+import { SkiffError } from "../errors.js";
+import { QmpClient } from "../qemu/qmp.js";
+import type { ProcessIdentity } from "../process/pid.js";
+import { defaultRunner } from "../process/runner.js";
+import type { VmRecord } from "../store/store.js";
+import { waitForExit } from "../engine/stop.js";
+import { createRamFile } from "./ram.js";
+import { loadState } from "./migrate.js";
+
+export interface ResumeSource {
+  /** QEMU's device state (migration stream). */
+  state: string;
+  /** The guest's RAM, sparse. */
+  mem: string;
+  /** The initramfs the guest booted (absent: the VM's own, as it is). */
+  initrd?: string;
+  /** For messages: "snapshot NAME", "the hibernated state". */
+  what: string;
+}
+
+/** The VM's RAM file as a copy of the saved RAM, and its initrd as the saved one. */
+export async function prepareResume(home: string, record: VmRecord, source: ResumeSource): Promise<void> {
+  const ram = await createRamFile(home, record.id);
+  await defaultRunner.run("cp", ["--sparse=always", "--reflink=auto", source.mem, ram], { check: true });
+  if (source.initrd !== undefined) {
+    await rm(record.paths.initrd, { force: true });
+    await copyFile(source.initrd, record.paths.initrd);
+  }
+}
+
+/** Feed the saved state to the QEMU just started with -incoming; on failure it is ended and the error says why. */
+export async function loadResumed(record: VmRecord, qemu: ProcessIdentity, source: ResumeSource): Promise<void> {
+  try {
+    const qmp = await QmpClient.connect(record.paths.qmpSocket, { timeoutMs: 10_000, label: record.name });
+    try {
+      await loadState(qmp, { socketPath: record.paths.migrateSocket, file: source.state });
+    } finally {
+      qmp.close();
+    }
+  } catch (err) {
+    try {
+      process.kill(qemu.pid, "SIGKILL");
+    } catch {
+      // it ended by itself: a stream it could not load ends QEMU
+    }
+    await waitForExit(qemu, 5_000);
+    throw new SkiffError("ERR_SKIFF_RESTORE_FAILED", `${record.name}: QEMU could not load ${source.what}: ${err instanceof Error ? err.message : String(err)}`, {
+      hint: `see ${record.paths.qemuStderr}; a VM that cannot resume boots from its disk with \`skiff start --cold ${record.name}\``,
+      place: record.name,
+      cause: err,
+    });
+  }
+}

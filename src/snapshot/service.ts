@@ -1,0 +1,105 @@
+/**
+ * The snapshot verbs behind Skiff: list, inspect, remove, gc, prune, and
+ * what a snapshot shows of itself (SnapshotInfo). Capturing and restoring
+ * are capture.ts and restore.ts; Skiff ties them to the VM lifecycle.
+ */
+import { rm } from "node:fs/promises";
+import { SkiffError } from "../errors.js";
+import type { EngineContext } from "../engine/context.js";
+import { findSnapshot, listSnapshots, snapshotDir, type SnapshotRecord } from "./store.js";
+
+export interface SnapshotInfo {
+  id: string;
+  name: string | undefined;
+  kind: SnapshotRecord["kind"];
+  /** The VM it was taken of (its name then). */
+  source: string;
+  image: string;
+  createdAt: string;
+  memoryMiB: number;
+  cpus: number;
+  /** Bytes on disk: the RAM (sparse), the device state, the disk layer. */
+  sizes: SnapshotRecord["sizes"];
+  /** VMs whose disks stand on it. */
+  usedBy: string[];
+  path: string;
+}
+
+export function toSnapshotInfo(home: string, s: SnapshotRecord, usedBy: string[]): SnapshotInfo {
+  return {
+    id: s.id,
+    name: s.name,
+    kind: s.kind,
+    source: s.source.name,
+    image: s.spec.image,
+    createdAt: s.createdAt,
+    memoryMiB: s.spec.memoryMiB,
+    cpus: s.spec.cpus,
+    sizes: s.sizes,
+    usedBy,
+    path: snapshotDir(home, s.id),
+  };
+}
+
+/** VM names by the snapshot their disk stands on. */
+async function users(ctx: EngineContext): Promise<Map<string, string[]>> {
+  const byId = new Map<string, string[]>();
+  for (const vm of await ctx.store.list({ includeIncomplete: true })) {
+    const id = vm.config.snapshot?.id;
+    if (id !== undefined) byId.set(id, [...(byId.get(id) ?? []), vm.name]);
+  }
+  return byId;
+}
+
+/** Snapshots (of one VM, by its current name, when given), oldest first. */
+export async function listSnapshotInfos(ctx: EngineContext, vm?: string): Promise<SnapshotInfo[]> {
+  const [all, using] = await Promise.all([listSnapshots(ctx.home), users(ctx)]);
+  const sourceId = vm === undefined ? undefined : (await ctx.store.get(vm)).id;
+  return all.filter((s) => sourceId === undefined || s.source.id === sourceId).map((s) => toSnapshotInfo(ctx.home, s, using.get(s.id) ?? []));
+}
+
+export async function inspectSnapshot(ctx: EngineContext, ref: string): Promise<SnapshotInfo> {
+  const s = await findSnapshot(ctx.home, ref);
+  return toSnapshotInfo(ctx.home, s, (await users(ctx)).get(s.id) ?? []);
+}
+
+/**
+ * Remove a snapshot. VMs whose disks stand on it keep it, unless `force`
+ * removes them first (stopping them): their disks are nothing without it.
+ */
+export async function removeSnapshot(
+  ctx: EngineContext,
+  ref: string,
+  opts: { force?: boolean; removeVm: (name: string) => Promise<void> },
+): Promise<SnapshotInfo> {
+  const s = await findSnapshot(ctx.home, ref);
+  const usedBy = (await users(ctx)).get(s.id) ?? [];
+  if (usedBy.length > 0 && opts.force !== true) {
+    throw new SkiffError("ERR_SKIFF_SNAPSHOT_IN_USE", `snapshot ${s.name ?? s.id.slice(0, 12)} is the disk of ${usedBy.join(", ")}`, {
+      place: ref,
+      hint: `remove ${usedBy.length === 1 ? "that VM" : "those VMs"} first, or \`skiff snapshot rm -f ${ref}\` to remove ${usedBy.length === 1 ? "it" : "them"} too`,
+      details: { usedBy },
+    });
+  }
+  for (const vm of usedBy) await opts.removeVm(vm);
+  await rm(snapshotDir(ctx.home, s.id), { recursive: true, force: true });
+  return toSnapshotInfo(ctx.home, s, []);
+}
+
+/** Keep the newest `keep` snapshots of a VM (MicroMachines' gc); those VMs stand on are kept too. Returns what went. */
+export async function gcSnapshots(ctx: EngineContext, vm: string, keep: number): Promise<SnapshotInfo[]> {
+  if (!Number.isInteger(keep) || keep < 0) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `--keep takes a whole number of snapshots, not ${keep}`, { place: "--keep", hint: "e.g. --keep 3" });
+  }
+  const mine = (await listSnapshotInfos(ctx, vm)).filter((s) => s.kind === "user");
+  const old = mine.slice(0, Math.max(0, mine.length - keep)).filter((s) => s.usedBy.length === 0);
+  for (const s of old) await rm(snapshotDir(ctx.home, s.id), { recursive: true, force: true });
+  return old;
+}
+
+/** Remove every snapshot no VM stands on: unnamed ones only, unless `all`. */
+export async function pruneSnapshots(ctx: EngineContext, opts: { all?: boolean } = {}): Promise<SnapshotInfo[]> {
+  const gone = (await listSnapshotInfos(ctx)).filter((s) => s.usedBy.length === 0 && (opts.all === true || s.name === undefined));
+  for (const s of gone) await rm(snapshotDir(ctx.home, s.id), { recursive: true, force: true });
+  return gone;
+}

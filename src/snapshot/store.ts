@@ -1,0 +1,144 @@
+/**
+ * Snapshots on disk: one directory per snapshot under SKIFF_HOME/snapshots,
+ * named by the SHA-256 of its content (device state, RAM, disk), holding
+ *
+ *   snapshot.json  what it is (SnapshotRecord), checked with its schema on read
+ *   state          QEMU's device state (a migration stream without the RAM)
+ *   mem            the guest's RAM, a sparse copy of its RAM file
+ *   disk.qcow2     the root disk's overlay at capture, backed by the image base
+ *   initrd.img     the initramfs the guest booted (a restore maps the same ROMs)
+ *   id_ed25519…    the agent's keys, which the guest in `mem` trusts
+ *
+ * A snapshot is made in `.staging-*` and renamed into place whole, so a
+ * directory with a name is a complete snapshot; staging left by a killed
+ * capture is swept by the next command.
+ */
+import { existsSync } from "node:fs";
+import { readdir, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod/v4";
+import { SkiffError } from "../errors.js";
+import { machineSpecSchema } from "../spec/schema.js";
+import type { MachineSpec } from "../spec/machine.js";
+import { writeJsonAtomic } from "../store/atomic.js";
+import { isoTimeSchema, readRecord } from "../store/record.js";
+import { closest } from "../util/closest.js";
+
+/** Bumped when what a snapshot holds changes meaning: older snapshots are refused by restore, not misread. */
+export const snapshotFormat = 1;
+
+export const snapshotFiles = {
+  record: "snapshot.json",
+  state: "state",
+  mem: "mem",
+  disk: "disk.qcow2",
+  initrd: "initrd.img",
+  sshKey: "id_ed25519",
+  sshPublicKey: "id_ed25519.pub",
+  hostKey: "ssh_host_ed25519_key",
+  hostPublicKey: "ssh_host_ed25519_key.pub",
+  knownHosts: "known_hosts",
+} as const;
+
+/** What must be the same on the host that restores as on the one that captured. */
+const versionsSchema = z.object({
+  format: z.number().int(),
+  /** QEMU's `--version` first line: device state is only loadable by the QEMU that wrote it. */
+  qemu: z.string(),
+  /** The kernel file's path, size and mtime: the RAM holds a running kernel. */
+  kernel: z.string(),
+  /** skiff's version: the guest side in RAM speaks its protocol. */
+  skiff: z.string(),
+});
+export type SnapshotVersions = z.infer<typeof versionsSchema>;
+
+export const snapshotRecordSchema = z.object({
+  id: z.string().regex(/^[0-9a-f]{64}$/),
+  name: z.string().optional(),
+  /** user: `snapshot create`; fork: made by `fork`; boot: an image's boot snapshot. */
+  kind: z.enum(["user", "fork", "boot"]),
+  createdAt: isoTimeSchema,
+  source: z.object({ id: z.string(), name: z.string() }),
+  /** The source VM's spec at capture: a restore is the same machine with a new name, addresses and ports. */
+  spec: machineSpecSchema,
+  image: z.object({ digest: z.string(), basePath: z.string() }),
+  kernelPath: z.string(),
+  versions: versionsSchema,
+  /** Bytes on disk (sparse files count what they hold). */
+  sizes: z.object({ mem: z.number(), state: z.number(), disk: z.number() }),
+  /** Boot snapshots: the key of the inputs they were made from. */
+  bootKey: z.string().optional(),
+});
+export type SnapshotRecord = Omit<z.infer<typeof snapshotRecordSchema>, "spec"> & { spec: MachineSpec };
+
+export function snapshotsDir(home: string): string {
+  return join(home, "snapshots");
+}
+
+export function snapshotDir(home: string, id: string): string {
+  return join(snapshotsDir(home), id);
+}
+
+export function snapshotFile(home: string, id: string, file: keyof typeof snapshotFiles): string {
+  return join(snapshotDir(home, id), snapshotFiles[file]);
+}
+
+/** Every complete snapshot, oldest first; unreadable ones are skipped (listed by `broken`). */
+export async function listSnapshots(home: string): Promise<SnapshotRecord[]> {
+  let entries: string[];
+  try {
+    entries = await readdir(snapshotsDir(home));
+  } catch {
+    return [];
+  }
+  const records: SnapshotRecord[] = [];
+  for (const entry of entries) {
+    if (!/^[0-9a-f]{64}$/.test(entry)) continue;
+    const read = await readRecord(join(snapshotsDir(home), entry, snapshotFiles.record), snapshotRecordSchema);
+    if (read?.ok === true) records.push(read.value as SnapshotRecord);
+  }
+  return records.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+}
+
+/** A snapshot by name, full id or an unambiguous id prefix (at least 4 characters), as docker finds images. */
+export async function findSnapshot(home: string, ref: string, place = "SNAPSHOT"): Promise<SnapshotRecord> {
+  const all = await listSnapshots(home);
+  const byName = all.filter((s) => s.name === ref);
+  if (byName.length === 1) return byName[0]!;
+  const byId = /^[0-9a-f]{4,64}$/.test(ref) ? all.filter((s) => s.id.startsWith(ref)) : [];
+  if (byId.length === 1) return byId[0]!;
+  if (byId.length > 1 || byName.length > 1) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `${ref} names more than one snapshot`, {
+      place,
+      hint: "give more of the id (`skiff snapshot ls` shows them)",
+    });
+  }
+  const near = closest(ref, all.flatMap((s) => (s.name === undefined ? [] : [s.name])));
+  throw new SkiffError("ERR_SKIFF_SNAPSHOT_NOT_FOUND", `no snapshot ${ref}`, {
+    place,
+    hint: near === undefined ? "see `skiff snapshot ls`" : `did you mean ${near}? see \`skiff snapshot ls\``,
+  });
+}
+
+export async function writeSnapshotRecord(dir: string, record: SnapshotRecord): Promise<void> {
+  await writeJsonAtomic(join(dir, snapshotFiles.record), record, { mode: 0o600 });
+}
+
+/** Bytes a file holds on disk (a sparse RAM copy counts only what the guest touched). */
+export async function diskUsage(path: string): Promise<number> {
+  try {
+    return (await stat(path)).blocks * 512;
+  } catch {
+    return 0;
+  }
+}
+
+/** Staging directories of captures that were killed half-way. */
+export async function sweepSnapshotStaging(home: string, alive: (pid: number) => boolean): Promise<void> {
+  const dir = snapshotsDir(home);
+  if (!existsSync(dir)) return;
+  for (const entry of await readdir(dir)) {
+    const m = /^\.staging-(\d+)-/.exec(entry);
+    if (m !== null && !alive(Number(m[1]))) await rm(join(dir, entry), { recursive: true, force: true });
+  }
+}

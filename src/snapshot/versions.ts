@@ -1,0 +1,45 @@
+/**
+ * What a memory snapshot depends on besides itself: the QEMU that wrote its
+ * device state, the kernel running in its RAM and the skiff whose guest
+ * side is in it. A restore on a host where any differs is refused, naming
+ * which, rather than a guest that crashes after loading.
+ */
+import { statSync } from "node:fs";
+import { SkiffError } from "../errors.js";
+import { qemuVersion } from "../qemu/accel.js";
+import { skiffVersion } from "../util/package-root.js";
+import { snapshotFormat, type SnapshotVersions } from "./store.js";
+
+const qemuVersions = new Map<string, Promise<string>>();
+
+/** The versions on this host for a guest that boots `kernelPath`. */
+export async function hostVersions(qemuBinary: string, kernelPath: string): Promise<SnapshotVersions> {
+  let qemu = qemuVersions.get(qemuBinary);
+  if (qemu === undefined) {
+    qemu = qemuVersion(qemuBinary).then((v) => v.version);
+    qemuVersions.set(qemuBinary, qemu);
+  }
+  return { format: snapshotFormat, qemu: await qemu, kernel: kernelStamp(kernelPath), skiff: skiffVersion() };
+}
+
+function kernelStamp(path: string): string {
+  try {
+    const st = statSync(path);
+    return `${path}@${st.size}:${Math.round(st.mtimeMs)}`;
+  } catch {
+    return `${path}@missing`;
+  }
+}
+
+/** Refuse a restore whose snapshot was made by another QEMU, kernel, skiff or snapshot format. */
+export function checkVersions(what: string, saved: SnapshotVersions, here: SnapshotVersions, hint: string): void {
+  const names: Record<keyof SnapshotVersions, string> = { format: "snapshot format", qemu: "QEMU", kernel: "guest kernel", skiff: "skiff" };
+  for (const key of ["format", "qemu", "kernel", "skiff"] as const) {
+    if (saved[key] !== here[key]) {
+      throw new SkiffError("ERR_SKIFF_SNAPSHOT_MISMATCH", `${what} was made with another ${names[key]} (${saved[key]}; this host has ${here[key]})`, {
+        hint,
+        details: { mismatch: key, saved: saved[key], host: here[key] },
+      });
+    }
+  }
+}
