@@ -87,6 +87,8 @@ export const examples: Record<string, string[]> = {
   "compose stop": ["skiff compose stop", "skiff compose stop web"],
   "compose start": ["skiff compose start", "skiff compose start web"],
   "compose restart": ["skiff compose restart web"],
+  "compose pause": ["skiff compose pause", "skiff compose pause web"],
+  "compose unpause": ["skiff compose unpause", "skiff compose unpause web"],
   "compose kill": ["skiff compose kill web", "skiff compose kill -s SIGTERM web"],
   "compose top": ["skiff compose top", "skiff compose top web"],
   autostart: ["skiff autostart enable web", "skiff autostart enable --project", "skiff autostart ls"],

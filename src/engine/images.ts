@@ -17,6 +17,7 @@ import { measureImageStaging, sweepImageStaging, type StagingUsage } from "../im
 import type { BuildEvent } from "../image/unpack/build.js";
 import type { Runner } from "../process/runner.js";
 import type { VmInfo } from "./info.js";
+import { listSnapshots, snapshotDir, snapshotsDir } from "../snapshot/store.js";
 
 export interface ImageContext {
   cacheDir: string;
@@ -35,6 +36,8 @@ export interface ImageSummary extends CachedImage {
   usedBy: string[];
   /** No name and no reference: what `image prune` removes (Docker's dangling image). */
   dangling: boolean;
+  /** Snapshots whose disks stand on it, by id: its boot snapshots (src/snapshot/boot.ts) and users' snapshots. */
+  snapshots: { id: string; kind: string; name?: string }[];
 }
 
 export async function pullImageBase(
@@ -78,7 +81,13 @@ export async function importImageBase(
 export async function listImageSummaries(ctx: ImageContext): Promise<ImageSummary[]> {
   // Staging of killed imports and pulls is not an image; `image ls` is where a user looks, so it goes now.
   await sweepImageStaging(ctx.cacheDir);
-  const [images, clouds, refs, vms] = await Promise.all([listImages(ctx.cacheDir), listCloudImages(ctx.cacheDir), readRefIndex(ctx.cacheDir), ctx.vms()]);
+  const [images, clouds, refs, vms, snaps] = await Promise.all([
+    listImages(ctx.cacheDir),
+    listCloudImages(ctx.cacheDir),
+    readRefIndex(ctx.cacheDir),
+    ctx.vms(),
+    listSnapshots(ctx.home),
+  ]);
   const all = [
     ...images.map((image) => ({ ...image, kind: "base" as const, refs: Object.keys(refs).filter((r) => refs[r] === image.digest) })),
     ...clouds.map((c) => ({
@@ -99,7 +108,10 @@ export async function listImageSummaries(ctx: ImageContext): Promise<ImageSummar
     const name = image.name === undefined || named.has(image.name) ? undefined : image.name;
     if (name !== undefined) named.add(name);
     const usedBy = vms.filter((v) => v.imageDigest === image.digest).map((v) => v.name);
-    return { ...image, name, usedBy, dangling: name === undefined && image.refs.length === 0 };
+    const snapshots = snaps
+      .filter((s) => s.image.digest === image.digest)
+      .map((s) => ({ id: s.id, kind: s.kind, ...(s.name === undefined ? {} : { name: s.name }) }));
+    return { ...image, name, usedBy, snapshots, dangling: name === undefined && image.refs.length === 0 };
   });
 }
 
@@ -124,6 +136,8 @@ async function removeBase(ctx: ImageContext, image: ImageSummary): Promise<void>
     await rm(image.basePath, { force: true });
     return;
   }
+  // Its boot snapshots are nothing without it (no VM stands on them: it would be listed in usedBy).
+  for (const s of image.snapshots) await rm(snapshotDir(ctx.home, s.id), { recursive: true, force: true });
   await rm(imagePath(ctx.cacheDir, image.digest), { force: true });
   await rm(imageRecordPath(ctx.cacheDir, image.digest), { force: true });
   const refs = await readRefIndex(ctx.cacheDir);
@@ -141,6 +155,14 @@ export async function removeImage(ctx: ImageContext, query: string): Promise<Ima
       hint: `remove the VMs first (\`skiff rm -f ${image.usedBy.join(" ")}\`)`,
     });
   }
+  const kept = image.snapshots.filter((s) => s.kind !== "boot");
+  if (kept.length > 0) {
+    const names = kept.map((s) => s.name ?? s.id.slice(0, 12));
+    throw new SkiffError("ERR_SKIFF_SNAPSHOT_IN_USE", `image ${image.name ?? image.digest} is the disk of snapshot ${names.join(", ")}`, {
+      place: query,
+      hint: `remove the snapshots first (\`skiff snapshot rm ${names.join(" ")}\`)`,
+    });
+  }
   await removeBase(ctx, image);
   return image;
 }
@@ -156,7 +178,7 @@ export async function pruneImages(ctx: ImageContext, opts: { all?: boolean } = {
   // First, so that the listing's own sweep does not take the staging away uncounted.
   let freed = (await sweepImageStaging(ctx.cacheDir)).bytes;
   for (const image of await listImageSummaries(ctx)) {
-    if (image.usedBy.length > 0 || !(image.dangling || opts.all === true)) continue;
+    if (image.usedBy.length > 0 || image.snapshots.some((s) => s.kind !== "boot") || !(image.dangling || opts.all === true)) continue;
     freed += image.diskUsageBytes;
     await removeBase(ctx, image);
     removed.push(image.name ?? image.digest);
@@ -199,6 +221,8 @@ async function pruneBlobs(cacheDir: string): Promise<number> {
 
 export interface DiskUsage {
   images: { count: number; bytes: number };
+  /** Memory snapshots (RAM, device state, disk layer), boot snapshots included. */
+  snapshots: { count: number; bytes: number };
   blobs: { count: number; bytes: number };
   vms: { count: number; bytes: number };
   /** Unfinished builds, imports and pulls; the reclaimable part is theirs whose process is gone. */
@@ -237,6 +261,7 @@ export async function diskUsage(ctx: ImageContext): Promise<DiskUsage> {
   for (const vm of vms) vmBytes += (await dirUsage(vm.dir)).bytes;
   return {
     images: { count: images.length, bytes: images.reduce((s, i) => s + i.diskUsageBytes, 0) },
+    snapshots: await dirUsage(snapshotsDir(ctx.home)),
     blobs,
     vms: { count: vms.length, bytes: vmBytes },
     staging,

@@ -38,6 +38,10 @@ export interface VmInfo {
   exposedPorts: string[];
   autoRemove: boolean;
   exit: ExitRecord | undefined;
+  /** `stop --hibernate`: when its memory was saved; the next start resumes from it. */
+  hibernatedAt: string | undefined;
+  /** The snapshot its disk stands on (restored, forked, or started from a boot snapshot), by id. */
+  snapshot: string | undefined;
   dir: string;
   consoleLog: string;
 }
@@ -74,6 +78,8 @@ export function toVmInfo(record: VmRecord, state: VmState, status: ObservedStatu
     exposedPorts: spec.exposedPorts ?? [],
     autoRemove: spec.autoRemove,
     exit: status.state === "running" ? undefined : state.exit,
+    hibernatedAt: status.state === "running" ? undefined : state.hibernated?.at,
+    snapshot: record.config.snapshot?.id,
     dir: record.paths.dir,
     consoleLog: record.paths.consoleLog,
   };

@@ -141,7 +141,8 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     let hosts = "";
     let resume: ResumeSource | undefined;
     let guest: GuestNetwork | undefined;
-    const identity = await this.#locked(record, "start", async (_state, status) => {
+    let bootKey: string | undefined;
+    const identity = await this.#locked(record, "start", async (state, status) => {
       if (status.state === "running") {
         // A running VM whose guest is paused (skiff pause, a full disk) runs again.
         if ((await guestPaused(record)) !== undefined) await resumeGuest(record);
@@ -152,6 +153,16 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       // A VM made before jails (or by a skiff without root) gets its jail user now.
       record.config = await this.store.ensureJailIds(record.id);
       resume = opts.resume ?? (await hibernation?.hibernatedSource(this, record, opts.cold === true));
+      // A VM that has never run starts from its combination's boot snapshot, or makes it (src/snapshot/boot.ts).
+      if (resume === undefined && opts.cold !== true && state.startedAt === undefined && record.config.snapshot === undefined) {
+        const boot = await import("../snapshot/boot.js");
+        const key = await boot.bootKey(record, facts);
+        const snap = key === undefined ? undefined : await boot.findBootSnapshot(this.home, key);
+        if (snap !== undefined) {
+          await boot.adoptBootSnapshot(this, record, snap);
+          resume = (await import("../snapshot/restore.js")).snapshotSource(this, snap);
+        } else bootKey = key;
+      }
       this.#progress(record.name, "booting", `${resume === undefined ? "booting" : "resuming"} ${record.name} (${facts.accel.accel})`, t0);
       const networking = await network.prepareVmNetworking(this, record);
       hosts = networking.guest.hosts;
@@ -201,9 +212,27 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       if (!(await network.syncOwnHosts(this, record, hosts, (vm) => this.connect(vm.name)))) {
         this.#progress(record.name, "warning", `could not update /etc/hosts in ${record.name}; it will be right after its next start`, t0);
       }
+      if (bootKey !== undefined) await this.#bootSnapshot(record, bootKey, t0);
       this.#progress(record.name, "ready", `${record.name} is ready`, t0);
     }
     return this.info(record);
+  }
+
+  /**
+   * The first cold boot of its combination: snapshot the ready guest, so the
+   * next VM like it starts from here. Best effort: a failure is a warning.
+   */
+  async #bootSnapshot(record: VmRecord, key: string, t0: number): Promise<void> {
+    const [{ captureVm }, { findBootSnapshot }] = await Promise.all([import("../snapshot/capture.js"), import("../snapshot/boot.js")]);
+    try {
+      await this.#locked(record, "boot snapshot", async (_state, status) => {
+        if (status.qemu === undefined || (await findBootSnapshot(this.home, key)) !== undefined) return;
+        this.#progress(record.name, "snapshot", `saving a boot snapshot of ${record.config.spec.image} (the next VM like it resumes from it)`, t0);
+        await captureVm(this, record, { kind: "boot", bootKey: key });
+      });
+    } catch (err) {
+      this.#progress(record.name, "warning", `no boot snapshot saved: ${err instanceof Error ? err.message : String(err)}`, t0);
+    }
   }
 
   /** Run `fn` holding the VM's lifecycle lock, with its state and observed status. */

@@ -144,6 +144,15 @@ export class Project extends EventEmitter<ProjectEvents> {
     return this.#each(services, "starting", "running", (vm) => this.skiff.restart(vm.name));
   }
 
+  /** docker compose pause: the services' guests stop, keeping their memory. */
+  async pause(services: readonly string[] = []): Promise<string[]> {
+    return this.#each(services, "stopping", "stopped", (vm) => this.skiff.pause(vm.name));
+  }
+
+  async unpause(services: readonly string[] = []): Promise<string[]> {
+    return this.#each(services, "starting", "running", (vm) => this.skiff.unpause(vm.name));
+  }
+
   async kill(services: readonly string[] = [], signal?: number): Promise<string[]> {
     return this.#each(services, "stopping", "stopped", (vm) => this.skiff.kill(vm.name, signal === undefined ? {} : { signal }));
   }

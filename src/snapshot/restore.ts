@@ -8,7 +8,7 @@
  * -incoming, the state loaded, the new identity sent) is Skiff.start's,
  * with `resume` (launch.ts, resume.ts).
  */
-import { copyFile, readFile, writeFile } from "node:fs/promises";
+import { copyFile, readFile, rm, writeFile } from "node:fs/promises";
 import { SkiffError } from "../errors.js";
 import type { PortForward } from "../spec/machine.js";
 import type { VmRecord } from "../store/store.js";
@@ -63,18 +63,26 @@ export async function createFromSnapshot(ctx: EngineContext, snapshot: SnapshotR
       snapshot: { id: snapshot.id, disk: snapshotFile(ctx.home, snapshot.id, "disk") },
     },
   );
-  return finishCreate(ctx, { record, t0, attach: opts.attach === true }, async () => {
-    const { paths } = record;
-    for (const file of ["sshKey", "sshPublicKey", "hostKey", "hostPublicKey"] as const) {
-      await copyFile(snapshotFile(ctx.home, snapshot.id, file), paths[file]);
-    }
-    const hostKey = (await readFile(paths.hostPublicKey, "utf8")).split(" ").slice(0, 2).join(" ");
-    // `skiff ssh-config` pins the host key under the VM's own alias.
-    await writeFile(paths.knownHosts, `skiff-${record.name} ${hostKey}\n`, { mode: 0o644 });
-    await ctx.runner.run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", snapshotFile(ctx.home, snapshot.id, "disk"), paths.overlay], {
-      check: true,
-      debianPackage: "qemu-utils",
-    });
+  return finishCreate(ctx, { record, t0, attach: opts.attach === true }, () => standOnSnapshot(ctx, record, snapshot));
+}
+
+/**
+ * The VM's overlay made (again) on the snapshot's disk, and its agent keys
+ * the snapshot's: the guest in the snapshot's RAM trusts those.
+ */
+export async function standOnSnapshot(ctx: EngineContext, record: VmRecord, snapshot: SnapshotRecord): Promise<void> {
+  const { paths } = record;
+  for (const file of ["sshKey", "sshPublicKey", "hostKey", "hostPublicKey"] as const) {
+    await rm(paths[file], { force: true });
+    await copyFile(snapshotFile(ctx.home, snapshot.id, file), paths[file]);
+  }
+  const hostKey = (await readFile(paths.hostPublicKey, "utf8")).split(" ").slice(0, 2).join(" ");
+  // `skiff ssh-config` pins the host key under the VM's own alias.
+  await writeFile(paths.knownHosts, `skiff-${record.name} ${hostKey}\n`, { mode: 0o644 });
+  await rm(paths.overlay, { force: true });
+  await ctx.runner.run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", snapshotFile(ctx.home, snapshot.id, "disk"), paths.overlay], {
+    check: true,
+    debianPackage: "qemu-utils",
   });
 }
 

@@ -184,6 +184,13 @@ export class VmStore {
     );
   }
 
+  /** A VM that has never run takes a boot snapshot's disk as its own (src/snapshot/boot.ts); nothing else changes config. */
+  async setSnapshot(id: string, snapshot: SnapshotRef): Promise<VmConfig> {
+    const next = { ...(await this.readConfig(id)), snapshot };
+    await writeJsonAtomic(this.paths(id).config, next);
+    return next;
+  }
+
   /** Mark a created VM complete. */
   async commit(id: string): Promise<void> {
     const paths = this.paths(id);

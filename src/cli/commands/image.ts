@@ -88,8 +88,9 @@ export function registerImage(program: Command, ctx: CliContext): void {
         formatBytes(i.diskUsageBytes),
         formatBytes(i.sizeBytes),
         i.usedBy.length === 0 ? "" : i.usedBy.join(","),
+        i.snapshots.find((s) => s.kind === "boot")?.id.slice(0, 12) ?? "",
       ]);
-      process.stdout.write(table(["IMAGE", "ID", "CREATED", "SIZE", "DISK", "USED BY"], rows));
+      process.stdout.write(table(["IMAGE", "ID", "CREATED", "SIZE", "DISK", "USED BY", "BOOT SNAPSHOT"], rows));
     });
 
   image
@@ -151,7 +152,7 @@ export function registerImage(program: Command, ctx: CliContext): void {
   const system = program.command("system").description("skiff as a whole");
   system
     .command("df")
-    .description("disk used by images, downloaded layers, VMs and unfinished imports and pulls")
+    .description("disk used by images, downloaded layers, snapshots, VMs and unfinished imports and pulls")
     .option("--json", "print JSON")
     .action(async () => {
       const { verbs, images } = await imageVerbs(ctx);
@@ -166,6 +167,7 @@ export function registerImage(program: Command, ctx: CliContext): void {
           [
             ["Images (bases)", String(du.images.count), formatBytes(du.images.bytes)],
             ["Layers and manifests", String(du.blobs.count), formatBytes(du.blobs.bytes)],
+            ["Snapshots", String(du.snapshots.count), formatBytes(du.snapshots.bytes)],
             ["VMs", String(du.vms.count), formatBytes(du.vms.bytes)],
             [
               "Staging (unfinished imports, pulls)",

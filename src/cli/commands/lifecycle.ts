@@ -46,7 +46,7 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .command("start")
     .description("start stopped VMs (waits until each answers), resume hibernated ones, or resume paused ones")
     .argument("<names...>")
-    .option("--cold", "a hibernated VM boots from its disk instead of resuming its saved memory (which is dropped)")
+    .option("--cold", "boot: a hibernated VM from its disk (its saved memory is dropped), a new one without its image's boot snapshot")
     .action(async (names: string[], flags: { cold?: boolean }) => {
       const skiff = await ctx.skiff();
       await eachName(ctx, names, async (n) => void (await skiff.start(n, { cold: flags.cold === true })));

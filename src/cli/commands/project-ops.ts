@@ -1,6 +1,6 @@
 /**
  * The compose verbs that act on a project's existing VMs: ps, logs, exec,
- * stop, start, restart, kill, top (`skiff compose VERB`).
+ * stop, start, restart, pause, unpause, kill, top (`skiff compose VERB`).
  */
 import type { Command } from "commander";
 import { SkiffError } from "../../errors.js";
@@ -127,6 +127,8 @@ function registerLifecycle(parent: Command, ctx: CliContext): void {
     ["stop", "stop services' VMs (they stay, with their disks)"],
     ["start", "start services' stopped VMs"],
     ["restart", "restart services' VMs"],
+    ["pause", "pause services' VMs (their guests stop, keeping their memory)"],
+    ["unpause", "let services' paused VMs run again"],
   ] as const;
   for (const [verb, description] of verbs) {
     (parent.command(verb).description(description).argument("[service...]")).action(async (services: string[], _flags: unknown, cmd: Command) => {

@@ -174,7 +174,7 @@ export function registerProject(program: Command, ctx: CliContext): void {
   const compose = addProjectFlags(
     program
       .command("compose")
-      .description("docker compose's verbs on the project file (up, down, ps, logs, exec, stop, start, restart, kill, top, build, config, provision, reload)"),
+      .description("docker compose's verbs on the project file (up, down, ps, logs, exec, stop, start, restart, pause, unpause, kill, top, build, config, provision, reload)"),
   );
   everyday(compose, false);
   registerProjectOps(compose, ctx);

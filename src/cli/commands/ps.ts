@@ -11,6 +11,7 @@ const lower = (s: string): string => s.charAt(0).toLowerCase() + s.slice(1);
 function stateColumn(info: VmInfo, now: number, pausedLabel: (reason: string) => string): string {
   if (info.state === "paused") return pausedLabel(info.pauseReason ?? "user");
   if (info.state === "running" && info.startedAt !== undefined) return `running (${formatDuration(now - Date.parse(info.startedAt))})`;
+  if (info.state === "stopped" && info.hibernatedAt !== undefined) return `hibernated ${lower(formatAge(now - Date.parse(info.hibernatedAt)))}`;
   if (info.state === "stopped" && info.exit !== undefined) return `stopped ${lower(formatAge(now - Date.parse(info.exit.at)))}`;
   if (info.state === "crashed" && info.exit !== undefined) return `crashed ${lower(formatAge(now - Date.parse(info.exit.at)))}`;
   return info.state;

@@ -18,6 +18,7 @@ import { crashPoint } from "../../util/crash-point.js";
 
 interface RunFlags extends MachineFlags {
   from?: string;
+  cold?: boolean;
   detach?: boolean;
   interactive?: boolean;
   tty?: boolean;
@@ -34,7 +35,8 @@ export function registerRun(program: Command, ctx: CliContext): void {
       .option("-i, --interactive", "forward stdin")
       .option("-t, --tty", "allocate a pseudo-terminal")
       .option("--rm", "remove the VM when it stops")
-      .option("--from <snapshot>", "start from a snapshot (name or id) instead of booting an image: the new VM runs on where the snapshot left off"),
+      .option("--from <snapshot>", "start from a snapshot (name or id) instead of booting an image: the new VM runs on where the snapshot left off")
+      .option("--cold", "boot, even where a boot snapshot of the same image and machine would start it faster"),
   )
     .passThroughOptions()
     .action(async (image: string, command: string[], flags: RunFlags) => {
@@ -59,7 +61,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
             });
       crashPoint("run:created");
       const main = flags.from !== undefined && argv.length > 0 ? argv : [...info.entrypoint, ...info.command];
-      const start = flags.from === undefined ? startOrRemove : async () => undefined;
+      const start = flags.from === undefined ? (sk: Skiff, name: string) => startOrRemove(sk, name, flags.cold === true) : async () => undefined;
       if (flags.detach === true) {
         await start(skiff, info.name);
         if (main.length > 0) {
@@ -108,9 +110,9 @@ export function registerRun(program: Command, ctx: CliContext): void {
  * failed should leave nothing to clean up. After other failures (a boot that
  * failed) it stays, so that its console log can tell why.
  */
-async function startOrRemove(skiff: Skiff, name: string): Promise<void> {
+async function startOrRemove(skiff: Skiff, name: string, cold: boolean): Promise<void> {
   try {
-    await skiff.start(name);
+    await skiff.start(name, { cold });
   } catch (err) {
     if (isSkiffError(err) && err.code === "ERR_SKIFF_NO_SPACE") await skiff.remove(name, { force: true }).catch(() => undefined);
     throw err;

@@ -1,0 +1,61 @@
+/**
+ * Boot snapshots, E2B's templates made automatic: the first cold boot of a
+ * combination of image, kernel, skiff, QEMU and machine (memory, CPUs,
+ * NICs, environment, DNS) is snapshotted right when its guest is ready,
+ * before any user command runs; every later VM of the same combination
+ * that has never run starts from that snapshot with its own identity
+ * instead of booting. `--cold` boots anyway.
+ *
+ * The key is a hash of every input that shapes the guest's RAM or its
+ * devices, so any change (a new image digest, another kernel, QEMU or
+ * skiff, other resources) finds no snapshot and boots, which makes a new
+ * one. What a restore re-applies (name, hostname, addresses, MACs,
+ * /etc/hosts, published ports, egress rules) is left out of the key.
+ *
+ * Not for VMs with mounts (9p cannot migrate; volumes are shared state),
+ * cloud images, or a main command run by skiff-init (it would have started
+ * before the capture).
+ */
+import { createHash } from "node:crypto";
+import type { VmRecord } from "../store/store.js";
+import type { EngineContext } from "../engine/context.js";
+import type { HostFacts } from "../engine/host.js";
+import { hostVersions } from "./versions.js";
+import { listSnapshots, snapshotFile, type SnapshotRecord } from "./store.js";
+import { standOnSnapshot } from "./restore.js";
+
+/** The VM's boot key, or undefined when it cannot start from a boot snapshot. */
+export async function bootKey(record: VmRecord, facts: HostFacts): Promise<string | undefined> {
+  const { spec, image } = record.config;
+  if (spec.boot?.kind === "cloud" || (spec.mounts ?? []).length > 0 || spec.init !== undefined) return undefined;
+  if (image?.basePath === undefined) return undefined;
+  if (process.env.SKIFF_BOOT_SNAPSHOTS === "0") return undefined;
+  const kernelPath = record.config.kernel?.path ?? facts.vmlinuxPath;
+  const inputs = {
+    versions: await hostVersions(facts.qemuBinary, kernelPath),
+    accel: facts.accel.accel,
+    image: image.digest,
+    base: image.basePath,
+    kernelArgs: spec.kernel?.args ?? [],
+    memoryMiB: spec.memoryMiB,
+    cpus: spec.cpus,
+    net: spec.network.mode,
+    nics: (spec.networks ?? []).map((n) => n.driver),
+    env: Object.entries(spec.env).sort(([a], [b]) => a.localeCompare(b)),
+    dns: spec.dns ?? [],
+    debug: process.env.SKIFF_GUEST_DEBUG === "1",
+  };
+  return createHash("sha256").update(JSON.stringify(inputs)).digest("hex");
+}
+
+/** The boot snapshot for this key, if one was made. */
+export async function findBootSnapshot(home: string, key: string): Promise<SnapshotRecord | undefined> {
+  return (await listSnapshots(home)).find((s) => s.kind === "boot" && s.bootKey === key);
+}
+
+/** A VM that has never run takes the boot snapshot as its start (restore.ts: standOnSnapshot). */
+export async function adoptBootSnapshot(ctx: EngineContext, record: VmRecord, snapshot: SnapshotRecord): Promise<VmRecord> {
+  await standOnSnapshot(ctx, record, snapshot);
+  record.config = await ctx.store.setSnapshot(record.id, { id: snapshot.id, disk: snapshotFile(ctx.home, snapshot.id, "disk") });
+  return record;
+}
