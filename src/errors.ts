@@ -77,6 +77,8 @@ export const errorCodes = {
   ERR_SKIFF_QEMU_FAILED: ExitCode.guest,
   ERR_SKIFF_BOOT_FAILED: ExitCode.guest,
   ERR_SKIFF_AGENT: ExitCode.guest,
+  /** A running guest refused, or did not answer, the new identity it was sent (a VM restored from a snapshot); the guest's reason is in the message. */
+  ERR_SKIFF_IDENTITY: ExitCode.guest,
   ERR_SKIFF_COPY_FAILED: ExitCode.guest,
   /** An archive from a guest (`cp` out of a VM) with an entry that would land outside the destination or write through a link. */
   ERR_SKIFF_COPY_UNSAFE: ExitCode.guest,
