@@ -10,12 +10,12 @@
 
 char *config_text;
 
-/* Value of the first line `key=...`, copied; NULL when absent. */
-char *config_get(const char *key) {
-  if (!config_text) return NULL;
+/* Value of the first line `key=...` of `text` (key=value lines), copied; NULL when absent. */
+char *config_value(const char *text, const char *key) {
+  if (!text) return NULL;
   size_t klen = strlen(key);
-  for (char *line = config_text; line && *line;) {
-    char *end = strchr(line, '\n');
+  for (const char *line = text; line && *line;) {
+    const char *end = strchr(line, '\n');
     size_t len = end ? (size_t)(end - line) : strlen(line);
     if (len > klen && strncmp(line, key, klen) == 0 && line[klen] == '=')
       return strndup(line + klen + 1, len - klen - 1);
@@ -23,6 +23,9 @@ char *config_get(const char *key) {
   }
   return NULL;
 }
+
+/* The same in /skiff/config. */
+char *config_get(const char *key) { return config_value(config_text, key); }
 
 /* `debug=1`: log each boot step with the guest's uptime. */
 int config_debug(void) {
@@ -44,10 +47,10 @@ int config_agent_ports(char *err, size_t errcap) {
   return expected;
 }
 
-/* The value of `PREFIX.N=` (its key in `key`, for messages); NULL when absent. */
-static char *numbered(const char *prefix, int n, char *key, size_t keycap) {
+/* The value of `PREFIX.N=` in `text` (its key in `key`, for messages); NULL when absent. */
+static char *numbered(const char *text, const char *prefix, int n, char *key, size_t keycap) {
   snprintf(key, keycap, "%s.%d", prefix, n);
-  return config_get(key);
+  return config_value(text, key);
 }
 
 /* The next field of `*p` up to a space (or the end) into `out`: -1 when empty or too long for it, never cut. */
@@ -62,9 +65,9 @@ static int field(const char **p, char *out, size_t cap) {
 }
 
 /* Whether `PREFIX.MAX=` is there: more entries than the guest takes, refused rather than cut. */
-static int too_many(const char *prefix, int max, const char *what, char *err, size_t errcap) {
+static int too_many(const char *text, const char *prefix, int max, const char *what, char *err, size_t errcap) {
   char key[16];
-  char *v = numbered(prefix, max, key, sizeof key);
+  char *v = numbered(text, prefix, max, key, sizeof key);
   if (!v) return 0;
   free(v);
   snprintf(err, errcap, "%s: more than %d %s, the most skiff-init takes", key, max, what);
@@ -72,16 +75,17 @@ static int too_many(const char *prefix, int max, const char *what, char *err, si
 }
 
 /*
- * `nic.0=` … `nic.15=`, each `MAC NAME ADDRESS/PREFIX`, into `nics`
- * (MAX_NICS long). Returns how many, or -1 with `err` set when one is
+ * `nic.0=` … `nic.15=` of `text`, each `MAC NAME ADDRESS/PREFIX`, into
+ * `nics` (MAX_NICS long): the boot config's and a new identity's
+ * (identity.c). Returns how many, or -1 with `err` set when one is
  * malformed or there are more.
  */
-int config_nics(struct nic_config nics[MAX_NICS], char *err, size_t errcap) {
+int parse_nics(const char *text, struct nic_config nics[MAX_NICS], char *err, size_t errcap) {
   err[0] = 0;
   int n = 0;
   for (; n < MAX_NICS; n++) {
     char key[16];
-    char *v = numbered("nic", n, key, sizeof key);
+    char *v = numbered(text, "nic", n, key, sizeof key);
     if (!v) break;
     const char *p = v;
     int ok = field(&p, nics[n].mac, sizeof nics[n].mac) == 0 && field(&p, nics[n].name, sizeof nics[n].name) == 0 &&
@@ -90,8 +94,10 @@ int config_nics(struct nic_config nics[MAX_NICS], char *err, size_t errcap) {
     free(v);
     if (!ok) return -1;
   }
-  return too_many("nic", MAX_NICS, "NICs", err, errcap) ? -1 : n;
+  return too_many(text, "nic", MAX_NICS, "NICs", err, errcap) ? -1 : n;
 }
+
+int config_nics(struct nic_config nics[MAX_NICS], char *err, size_t errcap) { return parse_nics(config_text, nics, err, errcap); }
 
 /*
  * `mount.0=` … `mount.15=`, each `9p|ext4 SOURCE ro|rw TARGET`, the target
@@ -104,7 +110,7 @@ int config_mounts(struct mount_config mounts[MAX_MOUNTS], char *err, size_t errc
   int n = 0;
   for (; n < MAX_MOUNTS; n++) {
     char key[16];
-    char *v = numbered("mount", n, key, sizeof key);
+    char *v = numbered(config_text, "mount", n, key, sizeof key);
     if (!v) break;
     struct mount_config *m = &mounts[n];
     const char *p = v;
@@ -118,7 +124,7 @@ int config_mounts(struct mount_config mounts[MAX_MOUNTS], char *err, size_t errc
     m->line = v;
     m->target = p;
   }
-  if (too_many("mount", MAX_MOUNTS, "mounts", err, errcap)) {
+  if (too_many(config_text, "mount", MAX_MOUNTS, "mounts", err, errcap)) {
     while (n > 0) free(mounts[--n].line);
     return -1;
   }

@@ -8,23 +8,33 @@
 #include <dirent.h>
 #include <strings.h> /* strncasecmp */
 
+static int image_has_etc(void) {
+  struct stat st;
+  return stat(IMAGE "/etc", &st) == 0;
+}
+
+/* The kernel's hostname, and the image's /etc/hostname: at boot (`hostname=`) and for a new identity (identity-apply.c). */
+int set_hostname(const char *hostname) {
+  int r = sethostname(hostname, strlen(hostname));
+  if (image_has_etc()) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s\n", hostname);
+    if (write_file(IMAGE "/etc/hostname", buf, 0644) != 0) r = -1;
+  }
+  return r;
+}
+
+/* The image's /etc/hosts, whole: the host renders it (this VM's names and every VM it shares a network with). */
+int set_hosts(const char *hosts) { return image_has_etc() ? write_file(IMAGE "/etc/hosts", hosts, 0644) : 0; }
+
 /* hostname, /etc/hosts and resolv.conf live on the VM's overlay, like cloud-init writes them. */
 void configure_names(void) {
-  struct stat st;
-  int have_etc = stat(IMAGE "/etc", &st) == 0;
+  int have_etc = image_has_etc();
   char *hostname = config_get("hostname");
-  if (hostname) {
-    sethostname(hostname, strlen(hostname));
-    if (have_etc) {
-      char buf[512];
-      snprintf(buf, sizeof buf, "%s\n", hostname);
-      write_file(IMAGE "/etc/hostname", buf, 0644);
-    }
-    free(hostname);
-  }
-  /* The host renders the whole /etc/hosts: this VM's names and every VM it shares a network with. */
+  if (hostname) set_hostname(hostname);
+  free(hostname);
   char *hosts = read_file("/skiff/hosts", NULL);
-  if (hosts && have_etc) write_file(IMAGE "/etc/hosts", hosts, 0644);
+  if (hosts) set_hosts(hosts);
   free(hosts);
   char *dns = config_get("dns"); /* space-separated nameservers */
   if (dns && have_etc) {
@@ -54,10 +64,12 @@ static void iface_by_mac(const char *mac, char *out, size_t cap) {
   closedir(d);
 }
 
-static void ip(const char *a, const char *b, const char *c, const char *d, const char *e, const char *f, const char *g) {
+/* busybox `ip` with up to 7 arguments (the rest NULL): its exit status, logged when not 0. */
+int ip(const char *a, const char *b, const char *c, const char *d, const char *e, const char *f, const char *g) {
   char *const argv[] = {TOOLS "/bin/busybox", "ip", (char *)a, (char *)b, (char *)c, (char *)d, (char *)e, (char *)f, (char *)g, NULL};
   int r = run(argv);
   if (r != 0) logmsg("ip %s %s %s %s %s: exit %d", a, b, c, d ? d : "", e ? e : "", r);
+  return r;
 }
 
 /*

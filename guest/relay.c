@@ -1,8 +1,9 @@
 /*
  * skiff-relay: one per virtio-serial agent port. Handshakes with the host
- * (SKIFF-HELLO / SKIFF-READY), then relays bytes between the port and
- * `dropbear -i` over a socketpair (dropbear -i insists on a socket for
- * stdin), and starts over for the next host session.
+ * (SKIFF-HELLO / SKIFF-READY; a SKIFF-IDENTITY is taken and answered on the
+ * way), then relays bytes between the port and `dropbear -i` over a
+ * socketpair (dropbear -i insists on a socket for stdin), and starts over
+ * for the next host session.
  */
 #include "skiff-init.h"
 
@@ -28,12 +29,50 @@ static void drop_input(int fd) {
 }
 
 /*
+ * The answer to the last identity this relay took (identity.c): the host
+ * repeats its line until it sees the answer, and a copy of a line already
+ * taken gets the same answer again, not a second apply.
+ */
+static char identity_nonce_taken[NONCE_LEN + 1];
+static char identity_reply[320];
+
+/* Never blocks: a write to a port whose host has hung up would wait for the next host and hand it a stale answer. */
+static void answer_now(int fd, const char *text) {
+  int flags = fcntl(fd, F_GETFL);
+  fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  (void)!write(fd, text, strlen(text));
+  fcntl(fd, F_SETFL, flags);
+}
+
+/* `SKIFF-IDENTITY <nonce> <hex>`: a VM restored from a snapshot is told who it is now. */
+static void take_identity(int fd, const char *line) {
+  char nonce[NONCE_LEN + 1];
+  if (identity_nonce(line, nonce) != 0) {
+    logmsg("relay: an identity line without a nonce, dropped");
+    return;
+  }
+  if (strcmp(nonce, identity_nonce_taken) != 0) {
+    struct identity id;
+    char err[256];
+    int r = identity_decode(line, &id, err, sizeof err);
+    if (r == 0) r = identity_apply(&id, err, sizeof err);
+    if (r == 0) logmsg("new identity: %s", id.hostname);
+    else logmsg("new identity refused: %s", err);
+    identity_free(&id);
+    identity_answer(identity_reply, sizeof identity_reply, nonce, r == 0 ? NULL : err);
+    memcpy(identity_nonce_taken, nonce, sizeof nonce);
+  }
+  answer_now(fd, identity_reply);
+}
+
+/*
  * Read the host's "SKIFF-HELLO <nonce>" line, skipping stale bytes of an
  * older session. A host that gave up before its answer (a guest slowed
  * down by a busy host) leaves its HELLOs on the port: they are dropped when
  * it is seen gone, and of the HELLOs waiting at once the newest is
  * answered, so a stale nonce does not take the next host's session (it
- * would wait for its own answer while this end waits for SSH).
+ * would wait for its own answer while this end waits for SSH). An identity
+ * line is taken and answered on the way; the pre-started dropbear waits on.
  *
  * Returns 1 when the waiting dropbear ended first (on the other end of
  * `sock`): it gives up on a client that does not authenticate within 5
@@ -42,20 +81,25 @@ static void drop_input(int fd) {
  * host's next session on the port talks to nobody).
  */
 static int await_hello(int fd, int sock, char *nonce, size_t cap) {
-  char line[128];
-  size_t len = 0;
-  int have = 0;
+  struct line_reader line = {0};
+  int have = 0, result = 0;
   for (;;) {
-    if (have && len == 0 && !readable_now(fd)) return 0;
+    if (have && line.len == 0 && !line.dropping && !readable_now(fd)) break;
     /* Only hang-ups of `sock`: dropbear's greeting waits there for the host. */
     struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = sock, .events = 0}};
     int r = poll(p, 2, 1000);
-    if (r < 0 && errno != EINTR) return -1;
+    if (r < 0 && errno != EINTR) {
+      result = -1;
+      break;
+    }
     if (r <= 0) continue;
-    if (p[1].revents & (POLLHUP | POLLERR)) return 1;
+    if (p[1].revents & (POLLHUP | POLLERR)) {
+      result = 1;
+      break;
+    }
     if (p[0].revents & POLLHUP) {
       /* No host on the other end: forget its bytes, wait for the next (SIGIO, or poll again shortly). */
-      len = 0;
+      line_reset(&line);
       have = 0;
       drop_input(fd);
       struct timespec ts = {0, 50 * 1000 * 1000};
@@ -63,19 +107,16 @@ static int await_hello(int fd, int sock, char *nonce, size_t cap) {
       continue;
     }
     char c;
-    ssize_t n = read(fd, &c, 1);
-    if (n <= 0) continue;
-    if (c == '\n') {
-      line[len] = 0;
-      len = 0;
-      if (strncmp(line, "SKIFF-HELLO ", 12) == 0) {
-        snprintf(nonce, cap, "%s", line + 12);
-        have = 1;
-      }
-    } else if (len < sizeof line - 1) {
-      line[len++] = c;
+    if (read(fd, &c, 1) != 1 || !line_feed(&line, c)) continue;
+    if (strncmp(line.buf, "SKIFF-HELLO ", 12) == 0) {
+      snprintf(nonce, cap, "%s", line.buf + 12);
+      have = 1;
+    } else if (strncmp(line.buf, "SKIFF-IDENTITY ", 15) == 0) {
+      take_identity(fd, line.buf);
     }
   }
+  line_free(&line);
+  return result;
 }
 
 /*

@@ -36,6 +36,9 @@
 #define MAX_REQUEST_BYTES 65536 /* one request, decoded */
 #define MAX_REQUEST_USER 127   /* u=USER[:GROUP] (users.c copies it) */
 #define MAX_PIDFILE 64         /* p=NAME under /dev/.skiff-run */
+#define MAX_IDENTITY_HEX 32768 /* hex characters of one SKIFF-IDENTITY: 16 KiB of payload */
+#define MAX_AGENT_LINE (MAX_IDENTITY_HEX + 64) /* a line on an agent port before SSH; longer ones are dropped whole */
+#define NONCE_LEN 24           /* the host's nonce of a HELLO or IDENTITY, lowercase hex */
 
 /* ---- util.c ---- */
 
@@ -50,6 +53,7 @@ int wait_for(const char *path, int ms);
 void mkdir_p(const char *path, mode_t mode);
 void stdio_to_console(void);
 long now_ms(void);
+int refuse(char *err, size_t errcap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- config.c: /skiff/config and /skiff/env ---- */
 
@@ -64,9 +68,11 @@ struct mount_config {
 enum restart { RESTART_NO, RESTART_ON_FAILURE, RESTART_ALWAYS };
 
 extern char *config_text;
+char *config_value(const char *text, const char *key);
 char *config_get(const char *key);
 int config_debug(void);
 int config_agent_ports(char *err, size_t errcap);
+int parse_nics(const char *text, struct nic_config nics[MAX_NICS], char *err, size_t errcap);
 int config_nics(struct nic_config nics[MAX_NICS], char *err, size_t errcap);
 int config_mounts(struct mount_config mounts[MAX_MOUNTS], char *err, size_t errcap);
 char *resolv_conf(const char *dns);
@@ -100,6 +106,40 @@ int read_shell_call(int argc, char **argv, struct shell_call *call, char *err, s
 void set_groups(const char *user, gid_t primary);
 int resolve_user(const char *spec, uid_t *uid, gid_t *gid, char *home, size_t hcap, char *shell, size_t scap,
                  char *name, size_t ncap);
+
+/* ---- identity.c: lines on an agent port, and a new identity from the host (a VM restored from a snapshot) ---- */
+
+/* One line at a time off a port, growing as needed up to MAX_AGENT_LINE. */
+struct line_reader {
+  char *buf;
+  size_t len, cap;
+  int dropping; /* in a line too long to keep, or holding a NUL: dropped up to its newline */
+};
+int line_feed(struct line_reader *r, char c);
+void line_reset(struct line_reader *r);
+void line_free(struct line_reader *r);
+
+struct identity {
+  char *text; /* the decoded payload; `hosts` points into it */
+  long long time_ms;
+  unsigned char seed[64];
+  char hostname[65];
+  struct nic_config nics[MAX_NICS];
+  int nnics;
+  char gateway[16]; /* dotted IPv4, "" when none */
+  const char *hosts;
+};
+int identity_nonce(const char *line, char nonce[NONCE_LEN + 1]);
+int identity_decode(const char *line, struct identity *id, char *err, size_t errcap);
+void identity_answer(char *out, size_t cap, const char *nonce, const char *err);
+void identity_free(struct identity *id);
+int identity_apply(const struct identity *id, char *err, size_t errcap); /* identity-apply.c */
+
+/* ---- network.c: what boot and a new identity both set ---- */
+
+int set_hostname(const char *hostname);
+int set_hosts(const char *hosts);
+int ip(const char *a, const char *b, const char *c, const char *d, const char *e, const char *f, const char *g);
 
 /* ---- roles ---- */
 

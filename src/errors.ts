@@ -88,6 +88,8 @@ export const errorCodes = {
   /** QEMU could not load a snapshot's or a hibernated VM's state (`start --cold` boots from the disk). */
   ERR_SKIFF_RESTORE_FAILED: ExitCode.guest,
   ERR_SKIFF_AGENT: ExitCode.guest,
+  /** A running guest refused, or did not answer, the new identity it was sent (a VM restored from a snapshot); the guest's reason is in the message. */
+  ERR_SKIFF_IDENTITY: ExitCode.guest,
   ERR_SKIFF_COPY_FAILED: ExitCode.guest,
   /** An archive from a guest (`cp` out of a VM) with an entry that would land outside the destination or write through a link. */
   ERR_SKIFF_COPY_UNSAFE: ExitCode.guest,

@@ -4,12 +4,15 @@
  * prints what they understood as JSON, every string as hex of its bytes
  * (so NULs, newlines and bytes that are not UTF-8 come back exactly).
  * Not part of skiff-init; built by the tests with the host's gcc from
- * this file, config.c, request.c, start-scripts.c and util.c.
+ * this file, config.c, identity.c, request.c, start-scripts.c and util.c.
  *
  *   golden shell [-c COMMAND]   what skiff-shell makes of its arguments
  *   golden config DIR           what init makes of DIR/config, DIR/env, DIR/hosts
  *                               (DIR: the /skiff of the per-VM archive, unpacked)
  *   golden start-scripts DIR    the scripts init starts from DIR (an image's start.d)
+ *   golden identity             what a relay makes of the lines on stdin (an agent port):
+ *                               a JSON line for each whole line, an identity's with
+ *                               what it understood and the answer it would send
  */
 #include "../skiff-init.h"
 
@@ -172,10 +175,62 @@ static int scripts(const char *dir) {
   return 0;
 }
 
+static void identity_json(const struct identity *id) {
+  printf("{\"time\":%lld,\"seed\":", id->time_ms);
+  hex((const char *)id->seed, sizeof id->seed);
+  fputs(",\"hostname\":", stdout);
+  str(id->hostname);
+  fputs(",\"nics\":[", stdout);
+  for (int i = 0; i < id->nnics; i++) {
+    if (i) putchar(',');
+    const struct nic_config *n = &id->nics[i];
+    object(3, (const char *const[]){"mac", "name", "addr"}, (const char *const[]){n->mac, n->name, n->addr});
+  }
+  fputs("],\"gateway\":", stdout);
+  str(id->gateway[0] ? id->gateway : NULL);
+  fputs(",\"hosts\":", stdout);
+  hex(id->hosts, strlen(id->hosts));
+  putchar('}');
+}
+
+/* As relay.c's await_hello reads the port, without acting: {"other":LINE} or {"answer":LINE|null,"identity":{…}|null}. */
+static int identities(void) {
+  struct line_reader line = {0};
+  int c;
+  while ((c = getchar()) != EOF) {
+    if (!line_feed(&line, (char)c)) continue;
+    if (strncmp(line.buf, "SKIFF-IDENTITY ", 15) != 0) {
+      fputs("{\"other\":", stdout);
+      str(line.buf);
+      puts("}");
+      continue;
+    }
+    char nonce[NONCE_LEN + 1];
+    if (identity_nonce(line.buf, nonce) != 0) {
+      puts("{\"answer\":null,\"identity\":null}");
+      continue;
+    }
+    struct identity id;
+    char err[256], answer[320];
+    int r = identity_decode(line.buf, &id, err, sizeof err);
+    identity_answer(answer, sizeof answer, nonce, r == 0 ? NULL : err);
+    fputs("{\"answer\":", stdout);
+    str(answer);
+    fputs(",\"identity\":", stdout);
+    if (r == 0) identity_json(&id);
+    else fputs("null", stdout);
+    puts("}");
+    identity_free(&id);
+  }
+  line_free(&line);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "shell") == 0) return shell(argc - 1, argv + 1);
   if (argc == 3 && strcmp(argv[1], "config") == 0) return config(argv[2]);
   if (argc == 3 && strcmp(argv[1], "start-scripts") == 0) return scripts(argv[2]);
-  fprintf(stderr, "usage: golden shell [-c COMMAND] | golden config DIR | golden start-scripts DIR\n");
+  if (argc == 2 && strcmp(argv[1], "identity") == 0) return identities();
+  fprintf(stderr, "usage: golden shell [-c COMMAND] | golden config DIR | golden start-scripts DIR | golden identity\n");
   return 2;
 }

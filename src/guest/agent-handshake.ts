@@ -6,7 +6,8 @@
  * `SKIFF-HELLO <nonce>` until the guest's relay answers `SKIFF-READY <nonce>`
  * (the relay may not be running yet, or may have missed the first line);
  * everything before that answer is stale and dropped, everything after it
- * is the guest's SSH stream.
+ * is the guest's SSH stream. `askPort` is that exchange for any line the
+ * relay answers (identity.ts sends a new identity with it).
  */
 import { randomBytes } from "node:crypto";
 import { connect, type Socket } from "node:net";
@@ -15,6 +16,10 @@ import { errnoOf } from "../errors.js";
 export type HandshakeResult =
   /** The guest answered; the socket is paused, positioned at the start of SSH. */
   | { kind: "ready"; socket: Socket }
+  | PortFailure;
+
+/** Why a port gave no answer. */
+export type PortFailure =
   /** Nothing listens at the path: QEMU is not running (ENOENT, ECONNREFUSED). */
   | { kind: "absent"; errno: string }
   /** Connected, but no answer within the budget (guest not up, or the port is taken by another client). */
@@ -38,17 +43,42 @@ export interface HandshakeOptions {
 const defaultRepeatMs = 50;
 const absentErrnos = new Set(["ENOENT", "ECONNREFUSED", "ENOTDIR"]);
 
-export function agentHandshake(path: string, opts: HandshakeOptions): Promise<HandshakeResult> {
-  const nonce = randomBytes(12).toString("hex");
-  const hello = `SKIFF-HELLO ${nonce}\n`;
-  const ready = Buffer.from(`SKIFF-READY ${nonce}\n`);
+/** The guest's answer found in the bytes seen so far: its meaning, and where the answer ends in them. */
+export interface Found<T> {
+  value: T;
+  end: number;
+}
+
+export interface AskOptions<T> extends HandshakeOptions {
+  /** The line the guest's relay answers (with its newline); repeated until it does. */
+  line: string;
+  /** The answer in what the port sent so far, or undefined while it has not come (whole). */
+  find: (seen: Buffer) => Found<T> | undefined;
+  /**
+   * How many of the last bytes seen to keep while no answer is found: the
+   * guest is not trusted, so what it sends is not kept beyond what an
+   * answer that has only begun could need.
+   */
+  tail: number;
+}
+
+/** The answer's meaning and the socket, paused just after the answer; or why there was none. */
+export type AskResult<T> = { kind: "answered"; value: T; socket: Socket } | PortFailure;
+
+/**
+ * Connect to an agent port, send `line` every `repeatMs` until the guest's
+ * answer comes, and hand back the socket, paused and positioned just after
+ * the answer (what follows it is the caller's). Stale bytes of earlier
+ * sessions before the answer are dropped.
+ */
+export function askPort<T>(path: string, opts: AskOptions<T>): Promise<AskResult<T>> {
   return new Promise((resolve) => {
     const socket = connect(path);
     let seen: Buffer = Buffer.alloc(0);
     let repeat: NodeJS.Timeout | undefined;
     let settled = false;
 
-    const finish = (result: HandshakeResult) => {
+    const finish = (result: AskResult<T>) => {
       if (settled) return;
       settled = true;
       clearTimeout(budget);
@@ -56,21 +86,20 @@ export function agentHandshake(path: string, opts: HandshakeOptions): Promise<Ha
       socket.off("data", onData);
       socket.off("error", onError);
       socket.off("close", onClose);
-      if (result.kind !== "ready") socket.destroy();
+      if (result.kind !== "answered") socket.destroy();
       resolve(result);
     };
     const onData = (chunk: Buffer) => {
       seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
-      const at = seen.indexOf(ready);
-      if (at < 0) {
-        // Keep only a tail that could still be the start of READY.
-        if (seen.length > ready.length) seen = seen.subarray(seen.length - ready.length + 1);
+      const found = opts.find(seen);
+      if (found === undefined) {
+        if (seen.length > opts.tail) seen = seen.subarray(seen.length - opts.tail);
         return;
       }
       socket.pause();
-      const rest = seen.subarray(at + ready.length);
+      const rest = seen.subarray(found.end);
       if (rest.length > 0) socket.unshift(rest);
-      finish({ kind: "ready", socket });
+      finish({ kind: "answered", value: found.value, socket });
     };
     const onError = (err: Error) => {
       const errno = errnoOf(err);
@@ -84,8 +113,29 @@ export function agentHandshake(path: string, opts: HandshakeOptions): Promise<Ha
     socket.on("close", onClose);
     socket.once("connect", () => {
       if (settled) return;
-      socket.write(hello);
-      repeat = setInterval(() => socket.write(hello), opts.repeatMs ?? defaultRepeatMs);
+      socket.write(opts.line);
+      repeat = setInterval(() => socket.write(opts.line), opts.repeatMs ?? defaultRepeatMs);
     });
   });
+}
+
+/** A fresh nonce: the answer to this host's line is told from stale answers to earlier ones by it. */
+export function newNonce(): string {
+  return randomBytes(12).toString("hex");
+}
+
+export async function agentHandshake(path: string, opts: HandshakeOptions): Promise<HandshakeResult> {
+  const nonce = newNonce();
+  const ready = Buffer.from(`SKIFF-READY ${nonce}\n`);
+  const result = await askPort(path, {
+    ...opts,
+    line: `SKIFF-HELLO ${nonce}\n`,
+    find: (seen) => {
+      const at = seen.indexOf(ready);
+      return at < 0 ? undefined : { value: undefined, end: at + ready.length };
+    },
+    // Only a tail that could still be the start of READY.
+    tail: ready.length - 1,
+  });
+  return result.kind === "answered" ? { kind: "ready", socket: result.socket } : result;
 }

@@ -21,6 +21,8 @@ export const guestLimits = {
   mounts: 16,
   /** virtio-serial agent ports init serves (MAX_PORTS). */
   agentPorts: 16,
+  /** Bytes of a new identity's payload (MAX_IDENTITY_HEX / 2): its /etc/hosts is most of it. */
+  identityBytes: 16384,
 } as const;
 
 /** What a VM is created with that reaches the guest (CreateOptions' fields of the same names). */

@@ -1,41 +1,25 @@
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer, type Server, type Socket } from "node:net";
+import { type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { agentHandshake } from "../../src/guest/agent-handshake.js";
+import { LinePorts } from "./fixtures/line-port.js";
 
 let dir: string;
-let servers: Server[];
+let ports: LinePorts;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "skiff-handshake-"));
-  servers = [];
+  ports = new LinePorts(dir);
 });
 afterEach(async () => {
-  await Promise.all(servers.map((s) => new Promise((done) => s.close(done))));
+  await ports.close();
   await rm(dir, { recursive: true, force: true });
 });
 
 /** A port whose guest side is `onLine` (called with each line the host sends). */
-async function port(onLine: (line: string, socket: Socket, count: number) => void): Promise<string> {
-  const path = join(dir, `p${servers.length}.sock`);
-  const server = createServer((socket) => {
-    let text = "";
-    let count = 0;
-    socket.on("error", () => {});
-    socket.on("data", (chunk) => {
-      text += chunk.toString("latin1");
-      for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n")) {
-        onLine(text.slice(0, nl), socket, ++count);
-        text = text.slice(nl + 1);
-      }
-    });
-  });
-  servers.push(server);
-  await new Promise<void>((done) => server.listen(path, done));
-  return path;
-}
+const port = (onLine: (line: string, socket: Socket, count: number) => void) => ports.port(onLine);
 
 function readAll(socket: Socket): Promise<string> {
   return new Promise((done) => {
