@@ -194,7 +194,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       // A resumed guest is up already; it learns who it is now (name, addresses, clock, a fresh random pool).
       try {
         const { sendGuestIdentity } = await import("../snapshot/identity.js");
-        await sendGuestIdentity(record, guest);
+        await sendGuestIdentity(record, this.home, guest);
         await hibernation?.resumed(this, record);
       } catch (err) {
         await hardStop(this, record, "resume-failed");

@@ -4,7 +4,9 @@
  * side is in it. A restore on a host where any differs is refused, naming
  * which, rather than a guest that crashes after loading.
  */
-import { statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { skiffInitPath } from "../guest/tools.js";
 import { SkiffError } from "../errors.js";
 import { qemuVersion } from "../qemu/accel.js";
 import { skiffVersion } from "../util/package-root.js";
@@ -19,7 +21,15 @@ export async function hostVersions(qemuBinary: string, kernelPath: string): Prom
     qemu = qemuVersion(qemuBinary).then((v) => v.version);
     qemuVersions.set(qemuBinary, qemu);
   }
-  return { format: snapshotFormat, qemu: await qemu, kernel: kernelStamp(kernelPath), skiff: skiffVersion() };
+  return { format: snapshotFormat, qemu: await qemu, kernel: kernelStamp(kernelPath), skiff: guestSide() };
+}
+
+let guest: string | undefined;
+
+/** skiff's version and its guest init's build: the guest side in a snapshot's RAM must speak this skiff's protocol. */
+function guestSide(): string {
+  guest ??= `${skiffVersion()}+${createHash("sha256").update(readFileSync(skiffInitPath())).digest("hex").slice(0, 12)}`;
+  return guest;
 }
 
 function kernelStamp(path: string): string {

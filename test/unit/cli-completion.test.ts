@@ -53,7 +53,7 @@ describe("bash completion", { timeout: 60_000 }, () => {
   it("completes commands and subcommands", () => {
     expect(complete("net")).toEqual(["network"]);
     expect(complete("image", "p")).toEqual(["pull", "prune"]);
-    expect(complete("compose", "-f", "x.yml", "u")).toEqual(["up"]);
+    expect(complete("compose", "-f", "x.yml", "u")).toEqual(["up", "unpause"]);
   });
 
   it("completes flags of the command being typed", () => {
