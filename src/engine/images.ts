@@ -17,7 +17,7 @@ import { measureImageStaging, sweepImageStaging, type StagingUsage } from "../im
 import type { BuildEvent } from "../image/unpack/build.js";
 import type { Runner } from "../process/runner.js";
 import type { VmInfo } from "./info.js";
-import { listSnapshots, snapshotDir, snapshotsDir } from "../snapshot/store.js";
+import { listSnapshots, snapshotRoots } from "../snapshot/store.js";
 
 export interface ImageContext {
   cacheDir: string;
@@ -37,7 +37,7 @@ export interface ImageSummary extends CachedImage {
   /** No name and no reference: what `image prune` removes (Docker's dangling image). */
   dangling: boolean;
   /** Snapshots whose disks stand on it, by id: its boot snapshots (src/snapshot/boot.ts) and users' snapshots. */
-  snapshots: { id: string; kind: string; name?: string }[];
+  snapshots: { id: string; kind: string; name?: string; path: string }[];
 }
 
 export async function pullImageBase(
@@ -86,7 +86,7 @@ export async function listImageSummaries(ctx: ImageContext): Promise<ImageSummar
     listCloudImages(ctx.cacheDir),
     readRefIndex(ctx.cacheDir),
     ctx.vms(),
-    listSnapshots(ctx.home),
+    listSnapshots(ctx),
   ]);
   const all = [
     ...images.map((image) => ({ ...image, kind: "base" as const, refs: Object.keys(refs).filter((r) => refs[r] === image.digest) })),
@@ -110,7 +110,7 @@ export async function listImageSummaries(ctx: ImageContext): Promise<ImageSummar
     const usedBy = vms.filter((v) => v.imageDigest === image.digest).map((v) => v.name);
     const snapshots = snaps
       .filter((s) => s.image.digest === image.digest)
-      .map((s) => ({ id: s.id, kind: s.kind, ...(s.name === undefined ? {} : { name: s.name }) }));
+      .map((s) => ({ id: s.id, kind: s.kind, ...(s.name === undefined ? {} : { name: s.name }), path: s.dir }));
     return { ...image, name, usedBy, snapshots, dangling: name === undefined && image.refs.length === 0 };
   });
 }
@@ -137,7 +137,7 @@ async function removeBase(ctx: ImageContext, image: ImageSummary): Promise<void>
     return;
   }
   // Its boot snapshots are nothing without it (no VM stands on them: it would be listed in usedBy).
-  for (const s of image.snapshots) await rm(snapshotDir(ctx.home, s.id), { recursive: true, force: true });
+  for (const s of image.snapshots) await rm(s.path, { recursive: true, force: true });
   await rm(imagePath(ctx.cacheDir, image.digest), { force: true });
   await rm(imageRecordPath(ctx.cacheDir, image.digest), { force: true });
   const refs = await readRefIndex(ctx.cacheDir);
@@ -229,6 +229,10 @@ export interface DiskUsage {
   staging: StagingUsage;
 }
 
+function sumUsage(parts: readonly { count: number; bytes: number }[]): { count: number; bytes: number } {
+  return parts.reduce((a, b) => ({ count: a.count + b.count, bytes: a.bytes + b.bytes }), { count: 0, bytes: 0 });
+}
+
 async function dirUsage(dir: string): Promise<{ count: number; bytes: number }> {
   let count = 0;
   let bytes = 0;
@@ -261,7 +265,7 @@ export async function diskUsage(ctx: ImageContext): Promise<DiskUsage> {
   for (const vm of vms) vmBytes += (await dirUsage(vm.dir)).bytes;
   return {
     images: { count: images.length, bytes: images.reduce((s, i) => s + i.diskUsageBytes, 0) },
-    snapshots: await dirUsage(snapshotsDir(ctx.home)),
+    snapshots: sumUsage(await Promise.all(snapshotRoots(ctx).map(dirUsage))),
     blobs,
     vms: { count: vms.length, bytes: vmBytes },
     staging,

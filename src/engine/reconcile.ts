@@ -102,7 +102,7 @@ export async function reconcileAndLook(ctx: EngineContext): Promise<Reconciled> 
   }
   // Staging directories of `skiff cp`s and snapshots that were killed.
   await sweepStaging(ctx.home);
-  await sweepSnapshotStaging(ctx.home, (pid) => processAlive(pid));
+  await sweepSnapshotStaging(ctx, (pid) => processAlive(pid));
   const { vms, broken } = await ctx.store.scan();
   const table = new ProcTable();
   let acted = (await endStrays(ctx, new Set([...vms.map((vm) => vm.id), ...broken.map((b) => b.id)]), table)) > 0;

@@ -157,10 +157,10 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       if (resume === undefined && opts.cold !== true && state.startedAt === undefined && record.config.snapshot === undefined) {
         const boot = await import("../snapshot/boot.js");
         const key = await boot.bootKey(record, facts);
-        const snap = key === undefined ? undefined : await boot.findBootSnapshot(this.home, key);
+        const snap = key === undefined ? undefined : await boot.findBootSnapshot(this, key);
         if (snap !== undefined) {
           await boot.adoptBootSnapshot(this, record, snap);
-          resume = (await import("../snapshot/restore.js")).snapshotSource(this, snap);
+          resume = (await import("../snapshot/restore.js")).snapshotSource(snap);
         } else bootKey = key;
       }
       this.#progress(record.name, "booting", `${resume === undefined ? "booting" : "resuming"} ${record.name} (${facts.accel.accel})`, t0);
@@ -226,7 +226,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     const [{ captureVm }, { findBootSnapshot }] = await Promise.all([import("../snapshot/capture.js"), import("../snapshot/boot.js")]);
     try {
       await this.#locked(record, "boot snapshot", async (_state, status) => {
-        if (status.qemu === undefined || (await findBootSnapshot(this.home, key)) !== undefined) return;
+        if (status.qemu === undefined || (await findBootSnapshot(this, key)) !== undefined) return;
         this.#progress(record.name, "snapshot", `saving a boot snapshot of ${record.config.spec.image} (the next VM like it resumes from it)`, t0);
         await captureVm(this, record, { kind: "boot", bootKey: key });
       });
@@ -325,7 +325,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       import("../snapshot/service.js"),
       import("../snapshot/names.js"),
     ]);
-    if (opts.name !== undefined) await checkSnapshotName(this.home, opts.name);
+    if (opts.name !== undefined) await checkSnapshotName(this, opts.name);
     const snap = await this.#locked(record, "snapshot", async (_state, status) => {
       if (status.qemu === undefined) throw notRunning(record.name);
       this.#progress(record.name, "snapshot", `taking a snapshot of ${record.name}`, t0);
@@ -334,7 +334,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       });
     });
     this.#progress(record.name, "snapshot", `snapshot ${snap.id.slice(0, 12)} of ${record.name} taken`, t0);
-    return toSnapshotInfo(this.home, snap, []);
+    return toSnapshotInfo(snap, []);
   }
 
   /** A new VM from a snapshot, running where the snapshot left off, with a name and addresses of its own. */
@@ -344,14 +344,14 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       import("../snapshot/store.js"),
       import("../snapshot/restore.js"),
     ]);
-    const snapshot = await findSnapshot(this.home, ref);
+    const snapshot = await findSnapshot(this, ref);
     await checkRestorable(this, snapshot);
     await this.reconcile();
     const record = await createFromSnapshot(this, snapshot, opts, t0).catch((err: unknown) => {
       throw homeNoSpace(err, this.home, `restoring ${ref}`);
     });
     try {
-      await this.#start(record, { resume: snapshotSource(this, snapshot) });
+      await this.#start(record, { resume: snapshotSource(snapshot) });
     } catch (err) {
       // Never a half-made VM: a restore that did not come up leaves nothing.
       await this.remove(record.name, { force: true }).catch(() => undefined);

@@ -21,7 +21,7 @@ import type { VmRecord } from "../store/store.js";
 import type { EngineContext } from "../engine/context.js";
 import type { HostFacts } from "../engine/host.js";
 import { hostVersions } from "./versions.js";
-import { listSnapshots, snapshotFile, type SnapshotRecord } from "./store.js";
+import { listSnapshots, snapshotFile, type SnapshotPlaces, type StoredSnapshot } from "./store.js";
 import { standOnSnapshot } from "./restore.js";
 
 /** The VM's boot key, or undefined when it cannot start from a boot snapshot. */
@@ -49,13 +49,13 @@ export async function bootKey(record: VmRecord, facts: HostFacts): Promise<strin
 }
 
 /** The boot snapshot for this key, if one was made. */
-export async function findBootSnapshot(home: string, key: string): Promise<SnapshotRecord | undefined> {
-  return (await listSnapshots(home)).find((s) => s.kind === "boot" && s.bootKey === key);
+export async function findBootSnapshot(places: SnapshotPlaces, key: string): Promise<StoredSnapshot | undefined> {
+  return (await listSnapshots(places)).find((s) => s.kind === "boot" && s.bootKey === key);
 }
 
 /** A VM that has never run takes the boot snapshot as its start (restore.ts: standOnSnapshot). */
-export async function adoptBootSnapshot(ctx: EngineContext, record: VmRecord, snapshot: SnapshotRecord): Promise<VmRecord> {
+export async function adoptBootSnapshot(ctx: EngineContext, record: VmRecord, snapshot: StoredSnapshot): Promise<VmRecord> {
   await standOnSnapshot(ctx, record, snapshot);
-  record.config = await ctx.store.setSnapshot(record.id, { id: snapshot.id, disk: snapshotFile(ctx.home, snapshot.id, "disk") });
+  record.config = await ctx.store.setSnapshot(record.id, { id: snapshot.id, disk: snapshotFile(snapshot, "disk") });
   return record;
 }

@@ -30,20 +30,12 @@ import type { EngineContext } from "../engine/context.js";
 import { ramPath } from "./ram.js";
 import { saveState } from "./migrate.js";
 import { hostVersions } from "./versions.js";
-import {
-  diskUsage,
-  listSnapshots,
-  snapshotDir,
-  snapshotFiles,
-  snapshotsDir,
-  writeSnapshotRecord,
-  type SnapshotRecord,
-} from "./store.js";
+import { diskUsage, listSnapshots, snapshotFiles, snapshotRoot, writeSnapshotRecord, type StoredSnapshot } from "./store.js";
 import type { ProcessIdentity } from "../process/pid.js";
 
 export interface CaptureOptions {
   name?: string;
-  kind?: SnapshotRecord["kind"];
+  kind?: StoredSnapshot["kind"];
   bootKey?: string;
 }
 
@@ -68,9 +60,9 @@ export function checkSnapshottable(record: VmRecord, home: string): void {
 }
 
 /** Snapshot a running VM; the guest runs on afterwards (a paused one stays paused). */
-export async function captureVm(ctx: EngineContext, record: VmRecord, opts: CaptureOptions = {}): Promise<SnapshotRecord> {
+export async function captureVm(ctx: EngineContext, record: VmRecord, opts: CaptureOptions = {}): Promise<StoredSnapshot> {
   checkSnapshottable(record, ctx.home);
-  const staging = join(snapshotsDir(ctx.home), `.staging-${process.pid}-${randomBytes(4).toString("hex")}`);
+  const staging = join(snapshotRoot(ctx, opts.kind ?? "user"), `.staging-${process.pid}-${randomBytes(4).toString("hex")}`);
   await mkdir(staging, { recursive: true, mode: 0o700 });
   try {
     await pausedCopy(ctx, record, staging);
@@ -127,7 +119,7 @@ async function sparseCopy(ctx: EngineContext, from: string, to: string): Promise
 }
 
 /** Name the staged snapshot by its content, with its record, keys and initrd; rename it into place. */
-async function commit(ctx: EngineContext, record: VmRecord, staging: string, opts: CaptureOptions): Promise<SnapshotRecord> {
+async function commit(ctx: EngineContext, record: VmRecord, staging: string, opts: CaptureOptions): Promise<StoredSnapshot> {
   const { paths, config } = record;
   const base = config.image?.basePath;
   if (base === undefined || config.image === undefined) throw new SkiffError("ERR_SKIFF_INTERNAL", `${record.name} has no image base`);
@@ -143,7 +135,9 @@ async function commit(ctx: EngineContext, record: VmRecord, staging: string, opt
   const id = await contentId(staging);
   const facts = await ctx.hostFacts();
   const kernelPath = config.kernel?.path ?? facts.vmlinuxPath;
-  const snapshot: SnapshotRecord = {
+  const target = join(snapshotRoot(ctx, opts.kind ?? "user"), id);
+  const snapshot: StoredSnapshot = {
+    dir: target,
     id,
     ...(opts.name === undefined ? {} : { name: opts.name }),
     kind: opts.kind ?? "user",
@@ -160,11 +154,11 @@ async function commit(ctx: EngineContext, record: VmRecord, staging: string, opt
     },
     ...(opts.bootKey === undefined ? {} : { bootKey: opts.bootKey }),
   };
-  await writeSnapshotRecord(staging, snapshot);
-  const target = snapshotDir(ctx.home, id);
+  const { dir: _dir, ...stored } = snapshot;
+  await writeSnapshotRecord(staging, stored);
   if (existsSync(target)) {
     await rm(staging, { recursive: true, force: true });
-    return (await listSnapshots(ctx.home)).find((s) => s.id === id) ?? snapshot;
+    return (await listSnapshots(ctx)).find((s) => s.id === id) ?? snapshot;
   }
   await rename(staging, target);
   return snapshot;

@@ -15,7 +15,7 @@ import type { VmRecord } from "../store/store.js";
 import type { EngineContext } from "../engine/context.js";
 import { createRecord, finishCreate } from "../engine/create.js";
 import { validateName } from "../util/names.js";
-import { snapshotFile, type SnapshotRecord } from "./store.js";
+import { snapshotFile, type StoredSnapshot } from "./store.js";
 import { checkVersions, hostVersions } from "./versions.js";
 import type { ResumeSource } from "./resume.js";
 
@@ -32,14 +32,14 @@ export interface RestoreOptions {
 }
 
 /** Refuse a snapshot this host cannot load, naming what differs. */
-export async function checkRestorable(ctx: EngineContext, snapshot: SnapshotRecord): Promise<void> {
+export async function checkRestorable(ctx: EngineContext, snapshot: StoredSnapshot): Promise<void> {
   const facts = await ctx.hostFacts();
   const here = await hostVersions(facts.qemuBinary, snapshot.kernelPath);
   checkVersions(`snapshot ${snapshot.name ?? snapshot.id.slice(0, 12)}`, snapshot.versions, here, "snapshots restore only with the QEMU, kernel and skiff that made them: take a new one (`skiff snapshot create`)");
 }
 
 /** Make the VM record for a restore (not started). */
-export async function createFromSnapshot(ctx: EngineContext, snapshot: SnapshotRecord, opts: RestoreOptions, t0: number): Promise<VmRecord> {
+export async function createFromSnapshot(ctx: EngineContext, snapshot: StoredSnapshot, opts: RestoreOptions, t0: number): Promise<VmRecord> {
   if (opts.name !== undefined) validateName(opts.name);
   const source = snapshot.spec;
   const requests = (source.networks ?? []).map((a) => ({ network: a.network, ...(a.gateway === undefined ? {} : { gateway: a.gateway }), place: "snapshot" }));
@@ -60,7 +60,7 @@ export async function createFromSnapshot(ctx: EngineContext, snapshot: SnapshotR
     {
       image: snapshot.image,
       kernel: { version: "", path: snapshot.kernelPath },
-      snapshot: { id: snapshot.id, disk: snapshotFile(ctx.home, snapshot.id, "disk") },
+      snapshot: { id: snapshot.id, disk: snapshotFile(snapshot, "disk") },
     },
   );
   return finishCreate(ctx, { record, t0, attach: opts.attach === true }, () => standOnSnapshot(ctx, record, snapshot));
@@ -70,28 +70,28 @@ export async function createFromSnapshot(ctx: EngineContext, snapshot: SnapshotR
  * The VM's overlay made (again) on the snapshot's disk, and its agent keys
  * the snapshot's: the guest in the snapshot's RAM trusts those.
  */
-export async function standOnSnapshot(ctx: EngineContext, record: VmRecord, snapshot: SnapshotRecord): Promise<void> {
+export async function standOnSnapshot(ctx: EngineContext, record: VmRecord, snapshot: StoredSnapshot): Promise<void> {
   const { paths } = record;
   for (const file of ["sshKey", "sshPublicKey", "hostKey", "hostPublicKey"] as const) {
     await rm(paths[file], { force: true });
-    await copyFile(snapshotFile(ctx.home, snapshot.id, file), paths[file]);
+    await copyFile(snapshotFile(snapshot, file), paths[file]);
   }
   const hostKey = (await readFile(paths.hostPublicKey, "utf8")).split(" ").slice(0, 2).join(" ");
   // `skiff ssh-config` pins the host key under the VM's own alias.
   await writeFile(paths.knownHosts, `skiff-${record.name} ${hostKey}\n`, { mode: 0o644 });
   await rm(paths.overlay, { force: true });
-  await ctx.runner.run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", snapshotFile(ctx.home, snapshot.id, "disk"), paths.overlay], {
+  await ctx.runner.run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", snapshotFile(snapshot, "disk"), paths.overlay], {
     check: true,
     debianPackage: "qemu-utils",
   });
 }
 
 /** What the start of a restored VM loads. */
-export function snapshotSource(ctx: EngineContext, snapshot: SnapshotRecord): ResumeSource {
+export function snapshotSource(snapshot: StoredSnapshot): ResumeSource {
   return {
-    state: snapshotFile(ctx.home, snapshot.id, "state"),
-    mem: snapshotFile(ctx.home, snapshot.id, "mem"),
-    initrd: snapshotFile(ctx.home, snapshot.id, "initrd"),
+    state: snapshotFile(snapshot, "state"),
+    mem: snapshotFile(snapshot, "mem"),
+    initrd: snapshotFile(snapshot, "initrd"),
     what: `snapshot ${snapshot.name ?? snapshot.id.slice(0, 12)}`,
   };
 }

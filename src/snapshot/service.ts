@@ -6,12 +6,12 @@
 import { rm } from "node:fs/promises";
 import { SkiffError } from "../errors.js";
 import type { EngineContext } from "../engine/context.js";
-import { findSnapshot, listSnapshots, snapshotDir, type SnapshotRecord } from "./store.js";
+import { findSnapshot, listSnapshots, type StoredSnapshot } from "./store.js";
 
 export interface SnapshotInfo {
   id: string;
   name: string | undefined;
-  kind: SnapshotRecord["kind"];
+  kind: StoredSnapshot["kind"];
   /** The VM it was taken of (its name then). */
   source: string;
   image: string;
@@ -19,13 +19,13 @@ export interface SnapshotInfo {
   memoryMiB: number;
   cpus: number;
   /** Bytes on disk: the RAM (sparse), the device state, the disk layer. */
-  sizes: SnapshotRecord["sizes"];
+  sizes: StoredSnapshot["sizes"];
   /** VMs whose disks stand on it. */
   usedBy: string[];
   path: string;
 }
 
-export function toSnapshotInfo(home: string, s: SnapshotRecord, usedBy: string[]): SnapshotInfo {
+export function toSnapshotInfo(s: StoredSnapshot, usedBy: string[]): SnapshotInfo {
   return {
     id: s.id,
     name: s.name,
@@ -37,7 +37,7 @@ export function toSnapshotInfo(home: string, s: SnapshotRecord, usedBy: string[]
     cpus: s.spec.cpus,
     sizes: s.sizes,
     usedBy,
-    path: snapshotDir(home, s.id),
+    path: s.dir,
   };
 }
 
@@ -53,14 +53,14 @@ async function users(ctx: EngineContext): Promise<Map<string, string[]>> {
 
 /** Snapshots (of one VM, by its current name, when given), oldest first. */
 export async function listSnapshotInfos(ctx: EngineContext, vm?: string): Promise<SnapshotInfo[]> {
-  const [all, using] = await Promise.all([listSnapshots(ctx.home), users(ctx)]);
+  const [all, using] = await Promise.all([listSnapshots(ctx), users(ctx)]);
   const sourceId = vm === undefined ? undefined : (await ctx.store.get(vm)).id;
-  return all.filter((s) => sourceId === undefined || s.source.id === sourceId).map((s) => toSnapshotInfo(ctx.home, s, using.get(s.id) ?? []));
+  return all.filter((s) => sourceId === undefined || s.source.id === sourceId).map((s) => toSnapshotInfo(s, using.get(s.id) ?? []));
 }
 
 export async function inspectSnapshot(ctx: EngineContext, ref: string): Promise<SnapshotInfo> {
-  const s = await findSnapshot(ctx.home, ref);
-  return toSnapshotInfo(ctx.home, s, (await users(ctx)).get(s.id) ?? []);
+  const s = await findSnapshot(ctx, ref);
+  return toSnapshotInfo(s, (await users(ctx)).get(s.id) ?? []);
 }
 
 /**
@@ -72,7 +72,7 @@ export async function removeSnapshot(
   ref: string,
   opts: { force?: boolean; removeVm: (name: string) => Promise<void> },
 ): Promise<SnapshotInfo> {
-  const s = await findSnapshot(ctx.home, ref);
+  const s = await findSnapshot(ctx, ref);
   const usedBy = (await users(ctx)).get(s.id) ?? [];
   if (usedBy.length > 0 && opts.force !== true) {
     throw new SkiffError("ERR_SKIFF_SNAPSHOT_IN_USE", `snapshot ${s.name ?? s.id.slice(0, 12)} is the disk of ${usedBy.join(", ")}`, {
@@ -82,8 +82,8 @@ export async function removeSnapshot(
     });
   }
   for (const vm of usedBy) await opts.removeVm(vm);
-  await rm(snapshotDir(ctx.home, s.id), { recursive: true, force: true });
-  return toSnapshotInfo(ctx.home, s, []);
+  await rm(s.dir, { recursive: true, force: true });
+  return toSnapshotInfo(s, []);
 }
 
 /** Keep the newest `keep` snapshots of a VM (MicroMachines' gc); those VMs stand on are kept too. Returns what went. */
@@ -93,13 +93,17 @@ export async function gcSnapshots(ctx: EngineContext, vm: string, keep: number):
   }
   const mine = (await listSnapshotInfos(ctx, vm)).filter((s) => s.kind === "user");
   const old = mine.slice(0, Math.max(0, mine.length - keep)).filter((s) => s.usedBy.length === 0);
-  for (const s of old) await rm(snapshotDir(ctx.home, s.id), { recursive: true, force: true });
+  for (const s of old) await rm(s.path, { recursive: true, force: true });
   return old;
 }
 
-/** Remove every snapshot no VM stands on: unnamed ones only, unless `all`. */
+/**
+ * Remove every snapshot no VM stands on: forks' (unnamed) ones, or with
+ * `all` named ones and boot snapshots too. Boot snapshots live in the cache,
+ * which other homes may share (and stand on): only `all` takes them.
+ */
 export async function pruneSnapshots(ctx: EngineContext, opts: { all?: boolean } = {}): Promise<SnapshotInfo[]> {
-  const gone = (await listSnapshotInfos(ctx)).filter((s) => s.usedBy.length === 0 && (opts.all === true || s.name === undefined));
-  for (const s of gone) await rm(snapshotDir(ctx.home, s.id), { recursive: true, force: true });
+  const gone = (await listSnapshotInfos(ctx)).filter((s) => s.usedBy.length === 0 && (opts.all === true || (s.name === undefined && s.kind !== "boot")));
+  for (const s of gone) await rm(s.path, { recursive: true, force: true });
   return gone;
 }

@@ -1,6 +1,9 @@
 /**
- * Snapshots on disk: one directory per snapshot under SKIFF_HOME/snapshots,
- * named by the SHA-256 of its content (device state, RAM, disk), holding
+ * Snapshots on disk: one directory per snapshot, named by the SHA-256 of
+ * its content (device state, RAM, disk). Users' snapshots (and forks')
+ * live under SKIFF_HOME/snapshots; boot snapshots, which are rebuildable
+ * from the image like a cache entry, under the cache's snapshots/ (so every
+ * home that shares a cache, as tests do, starts from them). Each holds
  *
  *   snapshot.json  what it is (SnapshotRecord), checked with its schema on read
  *   state          QEMU's device state (a migration stream without the RAM)
@@ -71,38 +74,50 @@ export const snapshotRecordSchema = z.object({
 });
 export type SnapshotRecord = Omit<z.infer<typeof snapshotRecordSchema>, "spec"> & { spec: MachineSpec };
 
-export function snapshotsDir(home: string): string {
-  return join(home, "snapshots");
+/** Where snapshots are kept: the home (users', forks') and the cache (boot snapshots). */
+export interface SnapshotPlaces {
+  home: string;
+  cacheDir: string;
 }
 
-export function snapshotDir(home: string, id: string): string {
-  return join(snapshotsDir(home), id);
+/** A snapshot as found on disk: its record and its directory. */
+export type StoredSnapshot = SnapshotRecord & { dir: string };
+
+export function snapshotRoots(places: SnapshotPlaces): string[] {
+  return [join(places.home, "snapshots"), join(places.cacheDir, "snapshots")];
 }
 
-export function snapshotFile(home: string, id: string, file: keyof typeof snapshotFiles): string {
-  return join(snapshotDir(home, id), snapshotFiles[file]);
+export function snapshotRoot(places: SnapshotPlaces, kind: SnapshotRecord["kind"]): string {
+  return kind === "boot" ? join(places.cacheDir, "snapshots") : join(places.home, "snapshots");
 }
 
-/** Every complete snapshot, oldest first; unreadable ones are skipped (listed by `broken`). */
-export async function listSnapshots(home: string): Promise<SnapshotRecord[]> {
-  let entries: string[];
-  try {
-    entries = await readdir(snapshotsDir(home));
-  } catch {
-    return [];
-  }
-  const records: SnapshotRecord[] = [];
-  for (const entry of entries) {
-    if (!/^[0-9a-f]{64}$/.test(entry)) continue;
-    const read = await readRecord(join(snapshotsDir(home), entry, snapshotFiles.record), snapshotRecordSchema);
-    if (read?.ok === true) records.push(read.value as SnapshotRecord);
+export function snapshotFile(snapshot: { dir: string }, file: keyof typeof snapshotFiles): string {
+  return join(snapshot.dir, snapshotFiles[file]);
+}
+
+/** Every complete snapshot, oldest first; unreadable ones are skipped. */
+export async function listSnapshots(places: SnapshotPlaces): Promise<StoredSnapshot[]> {
+  const records: StoredSnapshot[] = [];
+  for (const root of snapshotRoots(places)) {
+    let entries: string[];
+    try {
+      entries = await readdir(root);
+    } catch {
+      continue;
+    }
+    for (const entry of entries) {
+      if (!/^[0-9a-f]{64}$/.test(entry)) continue;
+      const dir = join(root, entry);
+      const read = await readRecord(join(dir, snapshotFiles.record), snapshotRecordSchema);
+      if (read?.ok === true) records.push({ ...(read.value as SnapshotRecord), dir });
+    }
   }
   return records.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
 }
 
 /** A snapshot by name, full id or an unambiguous id prefix (at least 4 characters), as docker finds images. */
-export async function findSnapshot(home: string, ref: string, place = "SNAPSHOT"): Promise<SnapshotRecord> {
-  const all = await listSnapshots(home);
+export async function findSnapshot(places: SnapshotPlaces, ref: string, place = "SNAPSHOT"): Promise<StoredSnapshot> {
+  const all = await listSnapshots(places);
   const byName = all.filter((s) => s.name === ref);
   if (byName.length === 1) return byName[0]!;
   const byId = /^[0-9a-f]{4,64}$/.test(ref) ? all.filter((s) => s.id.startsWith(ref)) : [];
@@ -134,11 +149,12 @@ export async function diskUsage(path: string): Promise<number> {
 }
 
 /** Staging directories of captures that were killed half-way. */
-export async function sweepSnapshotStaging(home: string, alive: (pid: number) => boolean): Promise<void> {
-  const dir = snapshotsDir(home);
-  if (!existsSync(dir)) return;
-  for (const entry of await readdir(dir)) {
-    const m = /^\.staging-(\d+)-/.exec(entry);
-    if (m !== null && !alive(Number(m[1]))) await rm(join(dir, entry), { recursive: true, force: true });
+export async function sweepSnapshotStaging(places: SnapshotPlaces, alive: (pid: number) => boolean): Promise<void> {
+  for (const dir of snapshotRoots(places)) {
+    if (!existsSync(dir)) continue;
+    for (const entry of await readdir(dir)) {
+      const m = /^\.staging-(\d+)-/.exec(entry);
+      if (m !== null && !alive(Number(m[1]))) await rm(join(dir, entry), { recursive: true, force: true });
+    }
   }
 }

@@ -98,8 +98,8 @@ export function registerSnapshot(program: Command, ctx: CliContext): void {
 
   snapshot
     .command("prune")
-    .description("remove snapshots no VM stands on: unnamed ones (forks', boot snapshots), or all with -a")
-    .option("-a, --all", "named ones too")
+    .description("remove snapshots no VM stands on: unnamed ones (forks'), or with -a named ones and boot snapshots too")
+    .option("-a, --all", "named ones and boot snapshots too")
     .action(async (flags: { all?: boolean }) => {
       const gone = await (await ctx.skiff()).pruneSnapshots({ all: flags.all === true });
       print(ctx, gone, gone.map((s) => `${s.name ?? s.id.slice(0, 12)}\n`).join(""));
