@@ -1,7 +1,17 @@
 /**
  * skiff as a library: `import { Skiff } from "skiff"`.
  */
-export { Skiff, type CreateOptions, type ExecOnceResult, type SkiffOptions, type StartOptions } from "./engine/skiff.js";
+export {
+  Skiff,
+  type CreateOptions,
+  type ExecOnceResult,
+  type ForkOptions,
+  type SkiffOptions,
+  type SnapshotCreateOptions,
+  type StartOptions,
+} from "./engine/skiff.js";
+export type { SnapshotInfo } from "./snapshot/service.js";
+export type { RestoreOptions } from "./snapshot/restore.js";
 export type { BuildLayersOptions, BuildLayersResult } from "./engine/layers.js";
 export type { LayerEvent } from "./layer/events.js";
 export type { LayerSpec } from "./layer/schema.js";
