@@ -28,7 +28,8 @@ const resumeSettleMs = 400;
  */
 export function pauseReason(status: string, ioStatuses: readonly string[] = []): PauseReason | undefined {
   if (status === "running") return undefined;
-  if (status === "paused") return "user";
+  // postmigrate: a paused guest that was snapshotted since (its state saved); `cont` lets it run as from `paused`.
+  if (status === "paused" || status === "postmigrate") return "user";
   if (status === "io-error") return ioStatuses.includes("failed") && !ioStatuses.includes("nospace") ? "I/O error" : "disk full";
   return status;
 }
