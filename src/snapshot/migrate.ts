@@ -85,11 +85,20 @@ export async function loadState(qmp: QmpClient, opts: { socketPath: string; file
   await qmp.execute("migrate-set-capabilities", { capabilities });
   await qmp.execute("migrate-incoming", { uri: `unix:${opts.socketPath}` });
   const socket = await connectWhenListening(opts.socketPath, 5_000);
-  await pipeline(createReadStream(opts.file), socket);
+  // QEMU closes its end as soon as it has read the stream's end marker, which can beat our own end of
+  // writing (a "premature close", EPIPE): whether the load worked is QEMU's to say, below.
+  await pipeline(createReadStream(opts.file), socket).catch((err: unknown) => {
+    if (!streamCutByPeer(err)) throw err;
+  });
   await migrationEnded(qmp, "loading the VM's state", opts.timeoutMs ?? 60_000);
   // The source was paused for the capture, and QEMU carries that over: the restored guest runs from here.
   const { status } = await qmp.execute<{ status: string }>("query-status");
   if (status !== "running") await qmp.execute("cont");
+}
+
+function streamCutByPeer(err: unknown): boolean {
+  const code = (err as { code?: string } | undefined)?.code;
+  return code === "ERR_STREAM_PREMATURE_CLOSE" || code === "EPIPE" || code === "ECONNRESET";
 }
 
 /** QEMU binds the incoming socket when it takes `migrate-incoming`; connect once it is there. */
