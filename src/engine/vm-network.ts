@@ -188,12 +188,19 @@ export async function refreshPeerHosts(
   return failed;
 }
 
-/** Replace the VM's /etc/hosts (never edited in place: a reader never sees half a file); false when it could not. */
+/**
+ * Replace the VM's /etc/hosts (never edited in place: a reader never sees
+ * half a file); false when it could not. The temporary file is the shell's
+ * own ($$): peers restored side by side (`fork -n 3`) write one VM's hosts
+ * at once, and with one shared name the first `mv` took the file from
+ * under the others, which then failed.
+ */
 async function writeHosts(vm: VmRecord, hosts: string, connect: (vm: VmRecord) => Promise<AgentConnection>): Promise<boolean> {
   try {
     const conn = await connect(vm);
     try {
-      const r = await conn.run(["/dev/.skiff/bin/busybox", "sh", "-c", "cat > /etc/.hosts.skiff && mv /etc/.hosts.skiff /etc/hosts"], { input: hosts, timeoutMs: 10_000 });
+      const script = 't=/etc/.hosts.skiff.$$; cat > "$t" && mv "$t" /etc/hosts || { rm -f "$t"; exit 1; }';
+      const r = await conn.run(["/dev/.skiff/bin/busybox", "sh", "-c", script], { input: hosts, timeoutMs: 10_000 });
       return r.code === 0;
     } finally {
       await conn.close();

@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { join, resolve } from "node:path";
 import { detectCgroups, homeGroupName } from "../../src/jail/cgroup.js";
 import { registryHome } from "../../src/jail/claims.js";
+import { ramDir } from "../../src/snapshot/ram.js";
 
 export const repoRoot = resolve(import.meta.dirname, "..", "..");
 export const cliPath = join(repoRoot, "dist", "cli", "main.js");
@@ -157,6 +158,8 @@ export class Harness {
     }
     this.#releaseJailState();
     rmSync(this.home, { recursive: true, force: true });
+    // Guest RAM lives in /dev/shm, outside the home: left there, each file holds up to the VM's memory of the host's.
+    rmSync(ramDir(this.home), { recursive: true, force: true });
     if (this.#ownsNetns && this.netns !== undefined) execFileSync("ip", ["netns", "del", this.netns]);
   }
 

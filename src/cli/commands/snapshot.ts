@@ -56,6 +56,7 @@ export function registerSnapshot(program: Command, ctx: CliContext): void {
     .description("list snapshots (of one VM when named)")
     .argument("[vm]")
     .option("-q, --quiet", "only ids")
+    .option("--json", "print JSON")
     .action(async (vm: string | undefined, flags: { quiet?: boolean }) => {
       const snaps = await (await ctx.skiff()).listSnapshots(vm);
       if (flags.quiet === true && !ctx.flags.json) process.stdout.write(snaps.map((s) => `${s.id.slice(0, 12)}\n`).join(""));

@@ -1,0 +1,393 @@
+/**
+ * Memory snapshots on real VMs (the built CLI, the `base` image, TCG): a
+ * guest's running processes and files carried into a restored VM while the
+ * source runs on; hibernate and resume (and a cold start instead); forks on
+ * a private network that are independent machines with identities of their
+ * own; pause and unpause; snapshot gc and rm against VMs that stand on a
+ * snapshot, and `system df` counting them; the refusals; and a capture
+ * killed while its guest is paused.
+ *
+ * One source VM on a private network is booted once and shared; a second
+ * (with a bind mount, for its refusal) boots beside it and is removed by
+ * the first tests. Everything else is restored from snapshots, which costs
+ * a fraction of a boot, but for one cold start (start --cold). Multicast
+ * (the private network) runs only inside a namespace this file makes.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ramDir, ramPath } from "../../src/snapshot/ram.js";
+import { Harness, type CliResult } from "./harness.js";
+
+const h = Harness.inNewNetns("skt-snap");
+const bindDir = mkdtempSync(join(tmpdir(), "skiff-snap-bind-"));
+
+interface Info {
+  id: string;
+  name: string;
+  state: string;
+  dir: string;
+  exit?: { reason?: string };
+  hibernatedAt?: string;
+  interfaces: { name: string; network: string; mac: string; address: string }[];
+}
+
+interface Snap {
+  id: string;
+  name?: string;
+  kind: string;
+  source: string;
+  usedBy: string[];
+  sizes: { mem: number; state: number; disk: number };
+}
+
+const inspect = async (vm: string): Promise<Info> => (JSON.parse(await h.ok(["inspect", vm])) as Info[])[0]!;
+const psAll = async (): Promise<Info[]> => JSON.parse(await h.ok(["ps", "-a", "--format", "json"])) as Info[];
+/** This home's snapshots: boot snapshots live in the cache, which other homes and earlier runs share. */
+const snapshots = async (vm?: string): Promise<Snap[]> =>
+  (JSON.parse(await h.ok(["snapshot", "ls", "--json", ...(vm === undefined ? [] : [vm])])) as Snap[]).filter((s) => s.kind !== "boot");
+const diskUsage = async (): Promise<{ count: number; bytes: number }> =>
+  (JSON.parse(await h.ok(["system", "df", "--json"])) as { snapshots: { count: number; bytes: number } }).snapshots;
+const sh = (vm: string, script: string): Promise<string> => h.ok(["exec", vm, "sh", "-c", script]);
+const count = async (vm: string): Promise<number> => Number((await h.ok(["exec", vm, "cat", "/tmp/count"])).trim());
+
+/** The counter's two readings a second apart. */
+async function counting(vm: string): Promise<[number, number]> {
+  const [a, b] = (await sh(vm, "cat /tmp/count; sleep 1; cat /tmp/count")).trim().split("\n").map(Number);
+  return [a!, b!];
+}
+
+function expectError(r: CliResult, code: string, exit: number): void {
+  expect(r.stderr).toContain(code);
+  expect(r.code).toBe(exit);
+}
+
+/** Host processes whose command line names the VM's directory (its QEMU: disk, sockets, pidfile). */
+function processesOf(id: string): number[] {
+  const marker = `${h.home}/vms/${id}/`;
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(marker) && !/\) Z /.test(readFileSync(`/proc/${entry}/stat`, "utf8"))) found.push(Number(entry));
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return found;
+}
+
+function stagingLeft(): string[] {
+  const dir = join(h.home, "snapshots");
+  return existsSync(dir) ? readdirSync(dir).filter((e) => e.startsWith(".staging-")) : [];
+}
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/**
+ * Started through exec, detached. When an exec ends, the guest's relay
+ * hangs up its session's process group (guest/relay.c): the loop gets a
+ * session of its own, and the exec waits until it has counted once, or a
+ * loop not yet past `setsid` dies with the exec. `mv`: each value whole.
+ */
+const counterLoop =
+  "setsid sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.2; done' </dev/null >/dev/null 2>&1 & " +
+  "while [ ! -s /tmp/count ]; do sleep 0.1; done";
+
+beforeAll(async () => {
+  expect(await h.ok(["network", "create", "lan"])).toBe("lan\n");
+  await Promise.all([
+    h.ok(["run", "-d", "--name", "src", "--memory", "256m", "--network", "lan", "base"]),
+    h.ok(["run", "-d", "--name", "bound", "--memory", "256m", "-v", `${bindDir}:/mnt`, "base"]),
+  ]);
+  await sh("src", counterLoop);
+}, 300_000);
+
+afterAll(async () => {
+  if (process.env.SKIFF_KEEP_LOGS) console.log(h.consoleLogs());
+  const left = await h.run(["ps", "-a", "-q"]);
+  const names = left.stdout.split("\n").filter((n) => n !== "");
+  if (names.length > 0) await h.run(["rm", "-f", ...names]);
+  await h.run(["network", "rm", "lan"]);
+  await h.cleanup();
+  rmSync(bindDir, { recursive: true, force: true });
+});
+
+describe("refusals (first: the VM they need is the only other one booted)", () => {
+  it("refuses a VM with a bind mount and leaves it running", async () => {
+    const r = await h.run(["snapshot", "create", "bound"]);
+    expectError(r, "ERR_SKIFF_SNAPSHOT_UNSUPPORTED", 4);
+    expect(r.stderr).toContain("bind mounts");
+    expect((await psAll()).find((vm) => vm.name === "bound")!.state).toBe("running");
+    expect(await h.ok(["exec", "bound", "echo", "alive"])).toBe("alive\n");
+    expect((await snapshots("bound")).length).toBe(0);
+    expect(stagingLeft()).toEqual([]);
+  });
+
+  it("refuses to snapshot or hibernate a VM that is not running", async () => {
+    await h.ok(["kill", "bound"]);
+    expectError(await h.run(["snapshot", "create", "bound"]), "ERR_SKIFF_VM_NOT_RUNNING", 4);
+    expectError(await h.run(["stop", "--hibernate", "bound"]), "ERR_SKIFF_VM_NOT_RUNNING", 4);
+    expect((await snapshots("bound")).length).toBe(0);
+    expect(stagingLeft()).toEqual([]);
+    await h.ok(["rm", "bound"]);
+  });
+});
+
+describe("snapshot and restore", () => {
+  it("restores a VM whose processes run on and whose files are there, while the source runs on", async () => {
+    const before = Number(await sh("src", "echo written-before > /root/before; sync; cat /tmp/count"));
+    expect(await h.ok(["snapshot", "create", "src", "--name", "first"])).toBe("first\n");
+    const after = await count("src");
+    expect(await h.ok(["restore", "first", "--name", "r1"])).toBe("r1\n");
+
+    const [restored, source] = await Promise.all([sh("r1", "cat /tmp/count; sleep 1; cat /tmp/count; cat /root/before; hostname"), counting("src")]);
+    const [r1a, r1b, file, hostname] = restored.trim().split("\n");
+    // The counter the snapshot caught (not a new one from 1), and still counting.
+    expect(Number(r1a)).toBeGreaterThanOrEqual(before);
+    expect(Number(r1b)).toBeGreaterThan(Number(r1a));
+    expect(file).toBe("written-before");
+    // Its own identity, not the source's.
+    expect(hostname).toBe("r1");
+    const [srcA, srcB] = source;
+    expect(srcA).toBeGreaterThanOrEqual(after);
+    expect(srcB).toBeGreaterThan(srcA);
+
+    const [snap] = JSON.parse(await h.ok(["snapshot", "inspect", "first"])) as Snap[];
+    expect(snap).toMatchObject({ name: "first", kind: "user", source: "src", usedBy: ["r1"] });
+  });
+
+  it("refuses to restore into a taken name, making nothing", async () => {
+    const made = () => [...readdirSync(join(h.home, "vms")), ...readdirSync(ramDir(h.home))].sort();
+    const before = made();
+    const r = await h.run(["restore", "first", "--name", "src"]);
+    expectError(r, "ERR_SKIFF_NAME_IN_USE", 4);
+    expect(made()).toEqual(before);
+    expect((await snapshots()).find((s) => s.name === "first")!.usedBy).toEqual(["r1"]);
+    expect((await inspect("src")).state).toBe("running");
+  });
+});
+
+describe("hibernate", () => {
+  /** boot_id, then the counter twice a second apart, then the lines of `more` (one exec: each costs a round trip under TCG). */
+  async function look(vm: string, more = "true"): Promise<{ boot: string; a: number; b: number; rest: string[] }> {
+    const lines = (await sh(vm, `cat /proc/sys/kernel/random/boot_id /tmp/count; sleep 1; cat /tmp/count; ${more}`)).trim().split("\n");
+    const [boot, a, b, ...rest] = lines;
+    return { boot: boot!, a: Number(a), b: Number(b), rest };
+  }
+
+  it("ends QEMU and frees its memory; start resumes the guest where it was", async () => {
+    const { id } = await inspect("r1");
+    await sh("r1", "echo kept-in-memory > /tmp/hibernated");
+    const before = await look("r1");
+    expect(processesOf(id).length).toBeGreaterThan(0);
+    expect(existsSync(ramPath(h.home, id))).toBe(true);
+
+    expect(await h.ok(["stop", "--hibernate", "r1"])).toBe("r1\n");
+    expect(processesOf(id)).toEqual([]);
+    expect(existsSync(ramPath(h.home, id))).toBe(false);
+    expect(readdirSync(join(h.home, "vms", id, "hibernate")).sort()).toEqual(["mem", "state"]);
+    const row = (await psAll()).find((vm) => vm.name === "r1")!;
+    expect(row.state).toBe("stopped");
+    expect(row.exit?.reason).toBe("hibernated");
+    expect(row.hibernatedAt).toBeDefined();
+    expect(await h.ok(["ps", "-a"])).toMatch(/^r1\s+hibernated /m);
+    expectError(await h.run(["exec", "r1", "true"]), "ERR_SKIFF_VM_NOT_RUNNING", 4);
+    // Parked a while: nothing brings it back by itself, and its clock (saved with it) falls clearly behind the host's.
+    await sleep(5_000);
+    expect(processesOf(id)).toEqual([]);
+
+    expect(await h.ok(["start", "r1"])).toBe("r1\n");
+    // The same boot, the counter on from where it stopped (not from 1), the file in its /tmp (never synced) still there,
+    // and the clock set to the host's: unset, it would be behind by the seconds spent hibernated.
+    const asked = Math.floor(Date.now() / 1000);
+    const after = await look("r1", "cat /tmp/hibernated; date +%s");
+    expect(after.boot).toBe(before.boot);
+    expect(after.a).toBeGreaterThanOrEqual(before.b);
+    expect(after.b).toBeGreaterThan(after.a);
+    expect(after.rest[0]).toBe("kept-in-memory");
+    expect(Number(after.rest[1])).toBeGreaterThanOrEqual(asked);
+    expect(existsSync(join(h.home, "vms", id, "hibernate"))).toBe(false);
+    expect(processesOf(id).length).toBeGreaterThan(0);
+    expect((await inspect("r1")).state).toBe("running");
+  });
+
+  it("start --cold boots a hibernated VM from its disk and drops the saved memory", async () => {
+    const { id } = await inspect("r1");
+    const [boot] = (await sh("r1", "echo on-disk > /root/synced; sync; cat /proc/sys/kernel/random/boot_id")).trim().split("\n");
+    await h.ok(["stop", "--hibernate", "r1"]);
+    expect(await h.ok(["start", "--cold", "r1"])).toBe("r1\n");
+    // A new boot, the disk's file there, and no counter loop (the old boot's; its last value may be on disk, frozen).
+    const [bootNow, synced, loops] = (await sh("r1", "cat /proc/sys/kernel/random/boot_id /root/synced; ps | grep -c '[w]hile :' || true")).trim().split("\n");
+    expect(bootNow).not.toBe(boot);
+    expect(synced).toBe("on-disk");
+    expect(loops).toBe("0");
+    expect(existsSync(join(h.home, "vms", id, "hibernate"))).toBe(false);
+    expect(existsSync(ramPath(h.home, id))).toBe(true);
+    expect((await inspect("r1")).state).toBe("running");
+  }, 240_000);
+});
+
+describe("fork", () => {
+  it("makes independent clones on the private network, each with its own name, addresses and random stream", async () => {
+    await sh("src", "echo from-source > /root/forked");
+    const forked = await h.run(["fork", "src", "-n", "3", "--name", "c"]);
+    expect(forked.stdout).toBe("c-1\nc-2\nc-3\n");
+    expect(forked.code).toBe(0);
+    // Every running peer on the network learnt the clones' names.
+    expect(forked.stderr).not.toContain("could not update /etc/hosts");
+    const clones = ["c-1", "c-2", "c-3"];
+    const infos = await Promise.all(["src", ...clones].map(inspect));
+    const lan = infos.map((i) => i.interfaces.find((n) => n.network === "lan")!);
+    expect(new Set(lan.map((n) => n.address)).size).toBe(4);
+    expect(new Set(lan.map((n) => n.mac)).size).toBe(4);
+    // Every VM on lan (r1, restored from src, is one too), by name.
+    const hostsLines = (await psAll())
+      .flatMap((vm) => vm.interfaces.filter((n) => n.network === "lan").map((n) => `${n.address.split("/")[0]}\t${vm.name}`))
+      .sort();
+    expect(hostsLines.length).toBe(5);
+
+    const seen = await Promise.all(
+      clones.map((vm, i) =>
+        sh(
+          vm,
+          [
+            "hostname",
+            `ip -o -4 addr show ${lan[i + 1]!.name}`,
+            `cat /sys/class/net/${lan[i + 1]!.name}/address`,
+            "cat /root/forked",
+            "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo",
+            "grep '^10\\.90\\.' /etc/hosts | sort",
+          ].join("; "),
+        ),
+      ),
+    );
+    const draws: string[] = [];
+    for (const [i, vm] of clones.entries()) {
+      const [hostname, addr, mac, file, draw, ...hosts] = seen[i]!.trim().split("\n");
+      const nic = lan[i + 1]!;
+      expect(hostname).toBe(vm);
+      expect(addr).toContain(`inet ${nic.address} `);
+      expect(mac).toBe(nic.mac);
+      expect(file).toBe("from-source");
+      expect(hosts).toEqual(hostsLines);
+      draws.push(draw!);
+    }
+    // Each clone's kernel got its own seed: no two draw the same bytes.
+    expect(draws.every((d) => /^[0-9a-f]{64}$/.test(d))).toBe(true);
+    expect(new Set(draws).size).toBe(3);
+
+    // A write in one is nobody else's.
+    await sh("c-1", "echo mine > /root/only-c1; sync");
+    const elsewhere = await Promise.all(["src", "c-2", "c-3"].map((vm) => sh(vm, "cat /root/only-c1 2>/dev/null || echo absent")));
+    expect(elsewhere).toEqual(["absent\n", "absent\n", "absent\n"]);
+
+    // By name, over the private network, each to the next and to the source.
+    const pairs = [["c-1", "c-2"], ["c-2", "c-3"], ["c-3", "c-1"], ["c-1", "src"], ["src", "c-3"]] as const;
+    const pings = await Promise.all(pairs.map(([from, to]) => h.ok(["exec", from, "ping", "-c", "1", "-W", "5", to])));
+    for (const out of pings) expect(out).toMatch(/1 packets received/);
+
+    const fork = (await snapshots("src")).find((s) => s.kind === "fork")!;
+    expect([...fork.usedBy].sort()).toEqual(clones);
+    await h.ok(["rm", "-f", ...clones]);
+    // Unnamed and unused now: prune takes it, and leaves the named one r1 stands on.
+    expect(await h.ok(["snapshot", "prune"])).toBe(`${fork.id.slice(0, 12)}\n`);
+    expect((await snapshots()).map((s) => s.name)).toEqual(["first"]);
+  }, 240_000);
+});
+
+describe("pause", () => {
+  it("stops the guest's clock loop, refuses exec, and lets it run on after unpause", async () => {
+    const consoleLog = join((await inspect("src")).dir, "run", "console.log");
+    // Ticks go to the serial console, whose log the host can read while the guest is paused.
+    const lines = Number(
+      await sh(
+        "src",
+        "setsid sh -c 'while [ ! -e /tmp/stop-ticks ]; do t=$(date +%s); echo $t >> /tmp/clock; echo tick-$t > /dev/console; sleep 0.2; done' </dev/null >/dev/null 2>&1 & " +
+          "while [ ! -s /tmp/clock ]; do sleep 0.1; done; wc -l < /tmp/clock",
+      ),
+    );
+    const size = () => statSync(consoleLog).size;
+    const grown = async (from: number) => waitFor("a tick on the console", () => size() > from);
+    await grown(size());
+
+    expect(await h.ok(["pause", "src"])).toBe("src\n");
+    expect((await psAll()).find((vm) => vm.name === "src")!.state).toBe("paused");
+    const paused = size();
+    await sleep(2_000);
+    expect(size()).toBe(paused);
+    expectError(await h.run(["exec", "src", "true"]), "ERR_SKIFF_VM_PAUSED", 4);
+
+    expect(await h.ok(["unpause", "src"])).toBe("src\n");
+    await grown(paused);
+    expect(Number(await sh("src", "touch /tmp/stop-ticks; wc -l < /tmp/clock"))).toBeGreaterThan(lines);
+    expect((await psAll()).find((vm) => vm.name === "src")!.state).toBe("running");
+  });
+});
+
+describe("snapshot gc and rm", () => {
+  it("gc keeps the newest and what a VM stands on; rm of a used snapshot names the VM, -f removes both", async () => {
+    const usage = await diskUsage();
+    expect(await h.ok(["snapshot", "create", "src", "--name", "second"])).toBe("second\n");
+    expect(await h.ok(["snapshot", "create", "src", "--name", "third"])).toBe("third\n");
+    const three = await snapshots("src");
+    expect(three.map((s) => s.name)).toEqual(["first", "second", "third"]);
+    // system df counts the two new ones, with at least the RAM, state and disk each holds.
+    const grown = await diskUsage();
+    expect(grown.count - usage.count).toBe(2);
+    const added = three.slice(1).reduce((sum, s) => sum + s.sizes.mem + s.sizes.state + s.sizes.disk, 0);
+    expect(grown.bytes - usage.bytes).toBeGreaterThanOrEqual(added);
+    // first is older, but r1's disk stands on it.
+    expect(await h.ok(["snapshot", "gc", "src", "--keep", "1"])).toBe("second\n");
+    expect((await snapshots("src")).map((s) => s.name)).toEqual(["first", "third"]);
+
+    const refused = await h.run(["snapshot", "rm", "first"]);
+    expectError(refused, "ERR_SKIFF_SNAPSHOT_IN_USE", 4);
+    expect(refused.stderr).toContain("r1");
+    const { id } = await inspect("r1");
+    expect(await h.ok(["snapshot", "rm", "-f", "first"])).toBe("first\n");
+    expect(await h.ok(["ps", "-a", "-q"])).not.toMatch(/^r1$/m);
+    expect(processesOf(id)).toEqual([]);
+    expect(existsSync(ramPath(h.home, id))).toBe(false);
+    expect((await snapshots()).map((s) => s.name)).toEqual(["third"]);
+  });
+});
+
+describe("a capture killed half-way", () => {
+  it("killed with the guest paused: the next command resumes it and sweeps the staging", async () => {
+    const before = (await snapshots()).length;
+    const killed = await h.run(["snapshot", "create", "src"], { env: { SKIFF_TEST_CRASH_AT: "snapshot:paused" } });
+    expect(killed.code).toBe(137);
+    // Left paused (exec does not reconcile), with its staging.
+    expectError(await h.run(["exec", "src", "true"]), "ERR_SKIFF_VM_PAUSED", 4);
+    expect(stagingLeft().length).toBe(1);
+
+    const ps = await h.run(["ps"]);
+    expect(ps.code).toBe(0);
+    expect(ps.stdout).toMatch(/^src\s+running /m);
+    expect(ps.stderr).toContain("src resumed");
+    expect(stagingLeft()).toEqual([]);
+    const [a, b] = await counting("src");
+    expect(b).toBeGreaterThan(a);
+    expect((await snapshots()).length).toBe(before);
+  });
+
+  it("killed once captured: the guest runs, and the staging is swept", async () => {
+    const before = (await snapshots()).length;
+    const killed = await h.run(["snapshot", "create", "src"], { env: { SKIFF_TEST_CRASH_AT: "snapshot:captured" } });
+    expect(killed.code).toBe(137);
+    expect(stagingLeft().length).toBe(1);
+    expect(await h.ok(["ps"])).toMatch(/^src\s+running /m);
+    expect(stagingLeft()).toEqual([]);
+    expect(await h.ok(["exec", "src", "echo", "alive"])).toBe("alive\n");
+    expect((await snapshots()).length).toBe(before);
+  });
+});
