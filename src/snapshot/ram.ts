@@ -11,7 +11,8 @@
  * that are gone. One directory per skiff home (0700), so homes never touch
  * each other's files and no other user can read a guest's memory.
  */
-import { mkdir, open, readdir, rm } from "node:fs/promises";
+import { mkdir, open, readdir, rm, rmdir } from "node:fs/promises";
+import { errnoOf } from "../errors.js";
 import { join } from "node:path";
 import { homeGroupName } from "../jail/cgroup.js";
 
@@ -30,16 +31,25 @@ export function ramPath(home: string, vmId: string): string {
 
 /** An empty RAM file for a VM's next start (QEMU sizes it); an old one, of a run that ended, starts over. */
 export async function createRamFile(home: string, vmId: string): Promise<string> {
-  await mkdir(ramDir(home), { recursive: true, mode: 0o700 });
   const path = ramPath(home, vmId);
   await rm(path, { force: true });
-  const file = await open(path, "wx", 0o600);
-  await file.close();
-  return path;
+  for (let attempt = 0; ; attempt++) {
+    await mkdir(ramDir(home), { recursive: true, mode: 0o700 });
+    try {
+      const file = await open(path, "wx", 0o600);
+      await file.close();
+      return path;
+    } catch (err) {
+      // The last VM's removal took the empty directory away between the two calls: make it again.
+      if (errnoOf(err) !== "ENOENT" || attempt > 0) throw err;
+    }
+  }
 }
 
+/** The VM's RAM file, and the home's directory when it was the last (tmpfs entries are the host's, not the home's). */
 export async function removeRamFile(home: string, vmId: string): Promise<void> {
   await rm(ramPath(home, vmId), { force: true });
+  await rmdir(ramDir(home)).catch(() => undefined);
 }
 
 /** RAM files of VMs that no longer exist (a crash between a VM's removal and its RAM file's). */
