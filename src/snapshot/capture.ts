@@ -128,8 +128,8 @@ async function commit(ctx: EngineContext, record: VmRecord, staging: string, opt
   if (config.snapshot !== undefined) {
     await ctx.runner.run("qemu-img", ["rebase", "-q", "-f", "qcow2", "-F", "raw", "-b", base, disk], { check: true, debianPackage: "qemu-utils" });
   }
-  for (const file of ["initrd", "sshKey", "sshPublicKey", "hostKey", "hostPublicKey", "knownHosts"] as const) {
-    const from = paths[file === "initrd" ? "initrd" : file];
+  for (const file of ["initrd", "sshKey", "sshPublicKey", "hostKey", "hostPublicKey", "knownHosts", "consoleLog"] as const) {
+    const from = paths[file];
     if (existsSync(from)) await copyFile(from, join(staging, snapshotFiles[file]));
   }
   const id = await contentId(staging);

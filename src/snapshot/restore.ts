@@ -92,6 +92,7 @@ export function snapshotSource(snapshot: StoredSnapshot): ResumeSource {
     state: snapshotFile(snapshot, "state"),
     mem: snapshotFile(snapshot, "mem"),
     initrd: snapshotFile(snapshot, "initrd"),
+    consoleLog: snapshotFile(snapshot, "consoleLog"),
     what: `snapshot ${snapshot.name ?? snapshot.id.slice(0, 12)}`,
   };
 }

@@ -6,7 +6,9 @@
  * rather than a private mapping of the snapshot's: it can then be
  * snapshotted again the fast way (ram.ts), at ~50 ms of copying per restore.
  */
-import { copyFile, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { chown, copyFile, mkdir, rm } from "node:fs/promises";
+import { jailMode } from "../jail/ids.js";
 import { SkiffError } from "../errors.js";
 import { QmpClient } from "../qemu/qmp.js";
 import type { ProcessIdentity } from "../process/pid.js";
@@ -23,6 +25,8 @@ export interface ResumeSource {
   mem: string;
   /** The initramfs the guest booted (absent: the VM's own, as it is). */
   initrd?: string;
+  /** The console log up to the capture, which the new VM's log starts with (absent: the VM's own goes on). */
+  consoleLog?: string;
   /** For messages: "snapshot NAME", "the hibernated state". */
   what: string;
 }
@@ -34,6 +38,13 @@ export async function prepareResume(home: string, record: VmRecord, source: Resu
   if (source.initrd !== undefined) {
     await rm(record.paths.initrd, { force: true });
     await copyFile(source.initrd, record.paths.initrd);
+  }
+  if (source.consoleLog !== undefined && existsSync(source.consoleLog)) {
+    // QEMU appends to it (logappend=on) as the jail user, in the run directory that user owns.
+    await mkdir(record.paths.runDir, { recursive: true, mode: 0o700 });
+    await copyFile(source.consoleLog, record.paths.consoleLog);
+    const jail = record.config.jail;
+    if (jail !== undefined && jailMode() === "root") await chown(record.paths.consoleLog, jail.uid, jail.gid);
   }
 }
 

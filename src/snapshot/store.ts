@@ -41,6 +41,8 @@ export const snapshotFiles = {
   hostKey: "ssh_host_ed25519_key",
   hostPublicKey: "ssh_host_ed25519_key.pub",
   knownHosts: "known_hosts",
+  /** The serial console up to the capture: a restored VM's `skiff logs` starts with the boot its guest went through. */
+  consoleLog: "console.log",
 } as const;
 
 /** What must be the same on the host that restores as on the one that captured. */
