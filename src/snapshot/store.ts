@@ -28,7 +28,7 @@ import { isoTimeSchema, readRecord } from "../store/record.js";
 import { closest } from "../util/closest.js";
 
 /** Bumped when what a snapshot holds changes meaning: older snapshots are refused by restore, not misread. */
-export const snapshotFormat = 1;
+export const snapshotFormat = 2;
 
 export const snapshotFiles = {
   record: "snapshot.json",

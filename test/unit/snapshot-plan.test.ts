@@ -80,7 +80,7 @@ describe("the jail with snapshots", () => {
 });
 
 describe("checkVersions", () => {
-  const here = { format: 1, qemu: "8.0.0", kernel: "/k@1:2", skiff: "0.1.0+abc" };
+  const here = { format: 2, qemu: "8.0.0", kernel: "/k@1:2", skiff: "0.1.0+abc" };
   it("passes the same versions", () => {
     expect(() => checkVersions("snapshot x", here, here, "h")).not.toThrow();
   });
