@@ -1,25 +1,25 @@
 // What memory snapshots buy (run: npm run bench:snapshots; root, build first).
 // Each figure against a baseline measured in the same run, with the goal
 // from issue 11:
-//   1. `skiff run --rm base true` (a cold boot), and `skiff run --rm --from
-//      SNAP true` (a restore of a snapshot of an idle base VM), each against
-//      raw QEMU booting the same kernel with the same initrd (the one skiff
-//      gave the snapshotted VM) to an /init that powers off at once: <= 0.5x
-//      (the goal of `run`, which a restore is to meet; the cold line shows
-//      where `run` stands without a snapshot);
+//   1. `skiff run --rm base true`, which starts from base's boot snapshot,
+//      and `skiff run --rm --from SNAP true` (SNAP: a snapshot of an idle
+//      base VM), against raw QEMU booting the same kernel with the same
+//      initrd (the one skiff gave the snapshotted VM) to an /init that
+//      powers off at once: <= 0.5x; `run --cold` (a boot) for reference;
 //   2. to the first exec: `skiff restore SNAP` + `skiff exec NEW true`, and
 //      `skiff start VM` + `skiff exec VM true` of a VM stopped with
-//      --hibernate, each against `skiff run -d base` + `skiff exec VM true`
-//      (a cold boot): <= 0.15x;
-//   3. `skiff fork VM -n 4` against one cold `skiff run -d base`: <= 0.5x;
-//   4. memory of 4 forks against 4 cold-booted VMs, 5 s idle: <= 0.4x;
+//      --hibernate, each against `skiff run -d --cold base` + `skiff exec VM
+//      true`: <= 0.15x;
+//   3. `skiff fork VM -n 4` against one `skiff run -d --cold base`: <= 0.5x;
+//   4. memory of 4 forks against 4 VMs booted with --cold, 5 s idle: <= 0.4x;
 //   5. how long the guest is paused by `skiff snapshot create` of a 256 MiB
 //      VM (SnapshotInfo.pausedMs): <= 150 ms.
 // Timings are of the CLI as a user types it (Node's start included), taking
 // turns so that host load hits every side alike; RUNS (default 3) rounds,
-// medians. Everything lives in a private SKIFF_HOME and is removed at the
-// end, also on failure. With automatic boot snapshots, a plain `run` is no
-// cold boot: where `run --cold` exists, the cold lines use it.
+// medians. A private SKIFF_HOME and SKIFF_CACHE (boot snapshots live in the
+// cache, and a shared one's are other homes' too), both removed at the end
+// with every VM and snapshot, also on failure; a fresh cache costs a few
+// seconds before the first figure (the kernel, base image and initramfs).
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -37,7 +37,9 @@ const forks = 4;
 
 /** Short: unix socket paths under it must fit in 107 bytes. */
 const home = mkdtempSync("/tmp/skbs-");
-const env: NodeJS.ProcessEnv = { ...process.env, SKIFF_HOME: home, SKIFF_CACHE: process.env.SKIFF_CACHE ?? join(root, ".cache", "test"), SKIFF_USERNET_RESTRICT: "1" };
+const cache = join(home, "cache");
+const env: NodeJS.ProcessEnv = { ...process.env, SKIFF_HOME: home, SKIFF_CACHE: cache, SKIFF_USERNET_RESTRICT: "1" };
+delete env.SKIFF_BOOT_SNAPSHOTS;
 const { Skiff } = (await import(join(root, "dist", "index.js"))) as typeof import("../src/index.js");
 const { ramDir, ramPath } = (await import(join(root, "dist", "snapshot", "ram.js"))) as typeof import("../src/snapshot/ram.js");
 
@@ -48,9 +50,6 @@ function skiff(args: string[]): string {
 }
 const timed = (args: string[]): number => time(() => skiff(args));
 const removeVms = (names: string[]): void => void skiff(["rm", "-f", ...names]);
-const cold = skiff(["run", "--help"]).includes("--cold") ? ["--cold"] : [];
-/** "run" or "run --cold", for the labels. */
-const runCold = ["run", ...cold].join(" ");
 
 interface Figure {
   name: string;
@@ -119,30 +118,33 @@ const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
 
 try {
   console.log(`snapshots, ${runs} rounds, load ${readFileSync("/proc/loadavg", "utf8").trim()}`);
-  // Warm the caches (kernel, base image, initramfs) outside the measurement.
-  skiff(["run", "--rm", ...cold, "base", "true"]);
-  const facts = await new Skiff({ home, cacheDir: env.SKIFF_CACHE! }).hostFacts();
+  // Fill the cache (kernel, base image, initramfs, base's boot snapshot) outside the measurement.
+  skiff(["run", "--rm", "base", "true"]);
+  const facts = await new Skiff({ home, cacheDir: cache }).hostFacts();
 
   // The VM every snapshot is taken of, idle for a while first; forks are of it too.
-  skiff(["run", "-d", ...cold, "--name", "src", "base"]);
+  skiff(["run", "-d", "--cold", "--name", "src", "base"]);
   const src = (JSON.parse(skiff(["inspect", "src"])) as { dir: string; memoryMiB: number }[])[0]!;
   await sleep(idleMs);
   skiff(["snapshot", "create", "src", "--name", "idle"]);
 
-  // ---- 1. run --rm (cold, and from the snapshot) vs raw QEMU to /init + power-off
+  // ---- 1. run --rm (from the boot snapshot, from SNAP, cold) vs raw QEMU to /init + power-off
   const initrd = join(home, "raw-initrd");
   writeFileSync(initrd, Buffer.concat([readFileSync(join(src.dir, "initrd.img")), cpio(powerOffInit("/skiff/bin/busybox"))]));
   const raw: number[] = [];
-  const runColdTimes: number[] = [];
+  const runBoot: number[] = [];
   const runFrom: number[] = [];
+  const runCold: number[] = [];
   rotate([
     () => raw.push(rawBoot(facts, initrd)),
-    () => runColdTimes.push(timed(["run", "--rm", ...cold, "base", "true"])),
+    () => runBoot.push(timed(["run", "--rm", "base", "true"])),
     () => runFrom.push(timed(["run", "--rm", "--from", "idle", "true"])),
+    () => runCold.push(timed(["run", "--rm", "--cold", "base", "true"])),
   ]);
   console.log(`\n1. boot to a command and back (raw: the same kernel and initrd to an /init that powers off)`);
-  ratio(`${runCold} --rm base true`, runColdTimes, "raw QEMU", raw, 0.5);
+  ratio("run --rm base true (boot snapshot)", runBoot, "raw QEMU", raw, 0.5);
   ratio("run --rm --from SNAP true", runFrom, "raw QEMU", raw, 0.5);
+  console.log(`  (run --rm --cold base true: median ${median(runCold).toFixed(0)} ms (${list(runCold)}), ${(median(runCold) / median(raw)).toFixed(2)}x raw)`);
 
   // ---- 2, 3. to the first exec; fork -n 4
   const coldFirst = steps();
@@ -152,7 +154,7 @@ try {
   const fork: number[] = [];
   rotate([
     (i) => {
-      twoSteps(["run", "-d", ...cold, "--name", `cold-${i}`, "base"], ["exec", `cold-${i}`, "true"], coldFirst);
+      twoSteps(["run", "-d", "--cold", "--name", `cold-${i}`, "base"], ["exec", `cold-${i}`, "true"], coldFirst);
       // Hibernated, then woken: the same VM.
       hibernate.push(timed(["stop", "--hibernate", `cold-${i}`]));
       twoSteps(["start", `cold-${i}`], ["exec", `cold-${i}`, "true"], startFirst);
@@ -168,13 +170,13 @@ try {
       skiff(["snapshot", "prune"]);
     },
   ]);
-  const coldName = `${runCold} -d base`;
+  const coldName = "run -d --cold base";
   console.log(`\n2. to the first exec (the two CLI calls, one after the other)`);
   ratio("restore SNAP + exec true", restoreFirst.total, `${coldName} + exec true`, coldFirst.total, 0.15);
   breakdown("restore", restoreFirst, "restore");
   ratio("start (hibernated) + exec true", startFirst.total, `${coldName} + exec true`, coldFirst.total, 0.15);
   breakdown("start", startFirst, "start");
-  breakdown("cold", coldFirst, "run -d");
+  breakdown("cold", coldFirst, "run -d --cold");
   console.log(`    (stop --hibernate itself: median ${median(hibernate).toFixed(0)} ms (${list(hibernate)}))`);
   console.log(`\n3. ${forks} live clones`);
   ratio(`fork -n ${forks}`, fork, `one ${coldName}`, coldFirst.first, 0.5);
@@ -187,7 +189,7 @@ try {
   const forked = memoryOf(forkNames);
   removeVms(forkNames);
   skiff(["snapshot", "prune"]);
-  for (const name of coldNames) skiff(["run", "-d", ...cold, "--name", name, "base"]);
+  for (const name of coldNames) skiff(["run", "-d", "--cold", "--name", name, "base"]);
   await sleep(idleMs);
   const booted = memoryOf(coldNames);
   removeVms(coldNames);
