@@ -16,6 +16,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { cpio, powerOffInit, rawBoot } from "./raw-boot.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const cli = join(root, "dist", "cli", "main.js");
@@ -43,21 +44,6 @@ async function timeAsync(fn) {
   return Number(process.hrtime.bigint() - t) / 1e6;
 }
 
-function cpio(entries) {
-  // newc, enough for a few files: a tiny twin of src/guest/cpio.ts kept here so the baseline shares no skiff code.
-  const parts = [];
-  let ino = 1;
-  const hex = (n) => n.toString(16).padStart(8, "0");
-  const rec = (name, mode, data) => {
-    const nb = Buffer.from(name + "\0");
-    const head = Buffer.from("070701" + [ino++, mode, 0, 0, 1, 0, data.length, 0, 0, 0, 0, nb.length, 0].map(hex).join(""));
-    parts.push(head, nb, Buffer.alloc((4 - ((head.length + nb.length) % 4)) % 4), data, Buffer.alloc((4 - (data.length % 4)) % 4));
-  };
-  for (const e of entries) rec(e.name, e.mode, e.data ?? Buffer.alloc(0));
-  rec("TRAILER!!!", 0, Buffer.alloc(0));
-  return Buffer.concat(parts);
-}
-
 const results = [];
 function report(name, value, baseline, goal) {
   const ratio = value / baseline;
@@ -76,24 +62,12 @@ try {
   mkdirSync(raw);
   writeFileSync(
     join(raw, "initrd"),
-    cpio([
-      { name: "bin", mode: 0o040755 },
-      { name: "dev", mode: 0o040755 },
-      { name: "dev/console", mode: 0o020600 },
-      { name: "bin/busybox", mode: 0o100755, data: readFileSync("/bin/busybox") },
-      { name: "init", mode: 0o100755, data: Buffer.from("#!/bin/busybox sh\n/bin/busybox poweroff -f\n") },
-    ]),
+    cpio([{ name: "bin", mode: 0o040755 }, { name: "bin/busybox", mode: 0o100755, data: readFileSync("/bin/busybox") }, ...powerOffInit("/bin/busybox")]),
   );
-  const rawArgs = [
-    "-M", "microvm,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on,acpi=on", "-nodefaults", "-no-user-config",
-    "-display", "none", "-no-reboot", "-accel", facts.accel.accel, "-cpu", facts.accel.accel === "kvm" ? "host" : "max",
-    "-smp", "1", "-m", "256M", "-kernel", facts.vmlinuxPath, "-initrd", join(raw, "initrd"),
-    "-append", `console=ttyS0 quiet panic=-1 tsc_early_khz=${facts.tscKhz ?? 0}`, "-serial", "null", "-device", "virtio-rng-device",
-  ];
   const rawTimes = [];
   const runTimes = [];
   for (let i = 0; i < runs; i++) {
-    rawTimes.push(time(() => spawnSync(facts.qemuBinary, rawArgs, { stdio: "ignore" })));
+    rawTimes.push(rawBoot(facts, join(raw, "initrd")));
     runTimes.push(time(() => skiff(["run", "--rm", "base", "true"])));
   }
   console.log(`raw QEMU boot to /init + power-off: median ${ms(median(rawTimes))} (${rawTimes.map((t) => t.toFixed(0)).join(", ")})`);

@@ -333,8 +333,8 @@ export class Skiff extends EventEmitter<SkiffEvents> {
         throw homeNoSpace(err, this.home, `snapshotting ${record.name}`);
       });
     });
-    this.#progress(record.name, "snapshot", `snapshot ${snap.id.slice(0, 12)} of ${record.name} taken`, t0);
-    return toSnapshotInfo(snap, []);
+    this.#progress(record.name, "snapshot", `snapshot ${snap.id.slice(0, 12)} of ${record.name} taken (paused ${Math.round(snap.pausedMs)} ms)`, t0);
+    return { ...toSnapshotInfo(snap, []), pausedMs: snap.pausedMs };
   }
 
   /** A new VM from a snapshot, running where the snapshot left off, with a name and addresses of its own. */

@@ -59,15 +59,18 @@ export function checkSnapshottable(record: VmRecord, home: string): void {
   }
 }
 
+/** A snapshot just taken, and how long its guest was paused for it. */
+export type Captured = StoredSnapshot & { pausedMs: number };
+
 /** Snapshot a running VM; the guest runs on afterwards (a paused one stays paused). */
-export async function captureVm(ctx: EngineContext, record: VmRecord, opts: CaptureOptions = {}): Promise<StoredSnapshot> {
+export async function captureVm(ctx: EngineContext, record: VmRecord, opts: CaptureOptions = {}): Promise<Captured> {
   checkSnapshottable(record, ctx.home);
   const staging = join(snapshotRoot(ctx, opts.kind ?? "user"), `.staging-${process.pid}-${randomBytes(4).toString("hex")}`);
   await mkdir(staging, { recursive: true, mode: 0o700 });
   try {
-    await pausedCopy(ctx, record, staging);
+    const { pausedMs } = await pausedCopy(ctx, record, staging);
     crashPoint("snapshot:captured");
-    return await commit(ctx, record, staging, opts);
+    return { ...(await commit(ctx, record, staging, opts)), pausedMs };
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
     throw err;

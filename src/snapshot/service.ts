@@ -23,6 +23,8 @@ export interface SnapshotInfo {
   /** VMs whose disks stand on it. */
   usedBy: string[];
   path: string;
+  /** How long the guest was paused for the copy, in ms: on what `snapshot` (create) returns only. */
+  pausedMs?: number;
 }
 
 export function toSnapshotInfo(s: StoredSnapshot, usedBy: string[]): SnapshotInfo {
