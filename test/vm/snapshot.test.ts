@@ -391,3 +391,35 @@ describe("a capture killed half-way", () => {
     expect((await snapshots()).length).toBe(before);
   });
 });
+
+describe("boot snapshots", () => {
+  it("the second VM of an image and machine starts from the first one's boot snapshot; --cold and a changed input boot", async () => {
+    // An environment of this run's own makes a combination no other home in the shared cache has.
+    const env = ["-e", `BOOT_TEST=${process.pid}-${Date.now()}`];
+    const boots = async (): Promise<Snap[]> =>
+      (JSON.parse(await h.ok(["snapshot", "ls", "--json"])) as Snap[]).filter((s) => s.kind === "boot" && s.source.startsWith("boot-"));
+    const snapshotOf = async (vm: string): Promise<string | undefined> => ((await inspect(vm)) as Info & { snapshot?: string }).snapshot;
+    try {
+      await h.ok(["run", "-d", "--name", "boot-1", ...env, "base"]);
+      expect(await snapshotOf("boot-1")).toBeUndefined();
+      const [first] = await boots();
+      expect(first?.source).toBe("boot-1");
+
+      await h.ok(["run", "-d", "--name", "boot-2", ...env, "base"]);
+      expect(await snapshotOf("boot-2")).toBe(first!.id);
+      expect((await sh("boot-2", "hostname; echo $BOOT_TEST")).split("\n")[0]).toBe("boot-2");
+      expect(await h.ok(["logs", "boot-2"])).toContain("skiff: ready");
+
+      await h.ok(["run", "-d", "--cold", "--name", "boot-3", ...env, "base"]);
+      expect(await snapshotOf("boot-3")).toBeUndefined();
+
+      // Another memory size is another machine: it boots, and makes a boot snapshot of its own.
+      await h.ok(["run", "-d", "--name", "boot-4", "-m", "192m", ...env, "base"]);
+      expect(await snapshotOf("boot-4")).toBeUndefined();
+      expect((await boots()).map((s) => s.source).sort()).toEqual(["boot-1", "boot-4"]);
+    } finally {
+      await h.run(["rm", "-f", "boot-1", "boot-2", "boot-3", "boot-4"]);
+      for (const s of await boots()) await h.ok(["snapshot", "rm", s.id]);
+    }
+  });
+});
