@@ -62,6 +62,11 @@ describe("guest agent on a real VM", () => {
   it("forwards stdin, runs as another user, in another directory, with env", async () => {
     expect((await conn.run(["sh", "-c", "tr a-z A-Z"], { input: "hello\n" })).stdout).toBe("HELLO\n");
     expect((await conn.run(["id", "-u"], { user: "1000" })).stdout).toBe("1000\n");
+    // uid_t is 32 bits: 4294967296 wrapped to root and -1 (4294967295) is setuid's "no change".
+    for (const user of ["4294967296", "-1", "4294967295", "0x0", "1000:4294967296"]) {
+      const r = await conn.run(["id", "-u"], { user });
+      expect({ user, code: r.code, stdout: r.stdout }).toEqual({ user, code: 126, stdout: "" });
+    }
     expect((await conn.run(["pwd"], { cwd: "/tmp" })).stdout).toBe("/tmp\n");
     expect((await conn.run(["sh", "-c", 'echo "$A|$B"'], { env: { A: "x y", B: "=z" } })).stdout).toBe("x y|=z\n");
   });
