@@ -47,7 +47,10 @@ export function createApp(opts: AppOptions): OpenAPIHono {
       const message = err.message === "" ? `HTTP ${err.status}` : err.message;
       return json(toErrorBody(new SkiffError("ERR_SKIFF_USAGE", message.replace(/^Malformed JSON.*/i, "malformed JSON in the body"), { hint: "send a JSON object with Content-Type: application/json" })), 400);
     }
-    return errorResponse(err instanceof HTTPException ? err.cause : err);
+    const res = errorResponse(err instanceof HTTPException ? err.cause : err) as Response;
+    // The rest of a refused body is never read: the connection cannot carry another request.
+    if (err instanceof SkiffError && err.code === "ERR_SKIFF_TOO_LARGE") res.headers.set("connection", "close");
+    return res;
   });
   app.notFound((c) =>
     json(toErrorBody(new SkiffError("ERR_SKIFF_USAGE", `no route ${c.req.method} ${c.req.path}`, { hint: "GET /openapi.json lists the routes" })), 404),
