@@ -4,7 +4,8 @@
  * and bad input refused with codes by the app in process (no VM needed:
  * every case is refused before the library is called).
  */
-import { mkdtempSync, rmSync, statSync, chmodSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, statSync, chmodSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -12,6 +13,8 @@ import { Skiff, SkiffError, errorCodes, type ErrorCode } from "../../src/index.j
 import { fromErrorBody, httpStatusOf, toErrorBody } from "../../src/api/errors.js";
 import { parseServerUrl } from "../../src/api/transport.js";
 import { createApp } from "../../src/server/app.js";
+import { startServer } from "../../src/server/serve.js";
+import { SkiffHttpClient } from "../../src/api/client.js";
 import { listenUrl, parseListen } from "../../src/server/listen.js";
 import { checkBearer, serverToken } from "../../src/server/token.js";
 import { tailStart } from "../../src/server/logs.js";
@@ -167,4 +170,41 @@ it("log tails start at the right line", () => {
   expect(text.subarray(tailStart(text, 2)).toString()).toBe("b\nc\n");
   expect(text.subarray(tailStart(text, 0)).toString()).toBe("");
   expect(text.subarray(tailStart(text, 9)).toString()).toBe("a\nb\nc\n");
+});
+
+describe("the server on loopback (no VM)", () => {
+  const skiff = new Skiff({ home: join(home, "srv") });
+
+  it("serves HTTPS to a client that trusts its certificate, with the token, and errors come back as SkiffErrors", async () => {
+    const dir = join(home, "tls");
+    execFileSync("mkdir", ["-p", dir]);
+    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+    const cert = readFileSync(join(dir, "cert.pem"));
+    const server = await startServer({ skiff, listen: { kind: "tcp", host: "127.0.0.1", port: 0 }, token: "t0k", tls: { cert, key: readFileSync(join(dir, "key.pem")) } });
+    try {
+      expect(server.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const client = new SkiffHttpClient({ url: server.url, token: "t0k", ca: cert });
+      expect(await client.list({ all: true })).toEqual([]);
+      await expect(client.inspect("nobody")).rejects.toMatchObject({ name: "SkiffError", code: "ERR_SKIFF_VM_NOT_FOUND", place: "nobody", exitCode: 3 });
+      await expect(new SkiffHttpClient({ url: server.url, ca: cert }).list()).rejects.toMatchObject({ code: "ERR_SKIFF_UNAUTHORIZED" });
+      await expect(client.startExec("nobody", { argv: ["true"] })).rejects.toMatchObject({ code: "ERR_SKIFF_VM_NOT_FOUND" });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("refuses to take over a unix socket another server answers on, and takes over a stale one", async () => {
+    const path = join(home, "s.sock");
+    const first = await startServer({ skiff, listen: { kind: "unix", path } });
+    try {
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      await expect(startServer({ skiff, listen: { kind: "unix", path } })).rejects.toMatchObject({ code: "ERR_SKIFF_PORT_IN_USE" });
+      expect(await new SkiffHttpClient({ url: first.url }).listVolumes()).toEqual([]);
+    } finally {
+      await first.close();
+    }
+    writeFileSync(path, "");
+    const second = await startServer({ skiff, listen: { kind: "unix", path } });
+    await second.close();
+  });
 });

@@ -44,6 +44,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
       const tls = flags.tlsCert === undefined || flags.tlsKey === undefined ? undefined : { cert: await read(flags.tlsCert, "--tls-cert"), key: await read(flags.tlsKey, "--tls-key") };
       const running = await server.startServer({
         skiff,
+        // The MCP server's Streamable HTTP endpoint joins here as `mounts: [{ path: "/mcp", fetch }]` (behind the same token).
         listen,
         ...(token === undefined ? {} : { token: token.token }),
         ...(tls === undefined ? {} : { tls }),
