@@ -88,7 +88,6 @@ export function createApp(opts: AppOptions): OpenAPIHono {
   resourceRoutes(app, opts.skiff);
   eventRoutes(app, opts.skiff);
   webSocketRoutes(app);
-  // TODO(run): `POST /vms/run` once the library has Skiff.run (create → start → exec → stop/rm).
 
   for (const m of opts.mounts ?? []) {
     app.all(m.path, (c) => m.fetch(c.req.raw));

@@ -27,6 +27,12 @@ export function errorResponse(err: unknown): Reply {
   return json(body, httpStatusOf(body.code));
 }
 
+/** A whole HTTP/1.1 answer carrying `err`, for sockets hono never sees (upgrades, requests node refused); the connection closes. */
+export function rawErrorResponse(status: number, reason: string, err: unknown): string {
+  const body = JSON.stringify(toErrorBody(err));
+  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+}
+
 /** zod's first problem as a SkiffError: an unknown field by its name, anything else by its path. */
 export function validationError(error: ZodError, target: string): SkiffError {
   const issue = error.issues[0];

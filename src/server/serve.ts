@@ -11,6 +11,7 @@ import { chmod, rm } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { createAdaptorServer } from "@hono/node-server";
 import { SkiffError, type Skiff } from "../index.js";
+import { rawErrorResponse } from "./http.js";
 import { createApp, type Mount } from "./app.js";
 import { listenUrl, type ListenAddress } from "./listen.js";
 import { checkBearer } from "./token.js";
@@ -25,6 +26,8 @@ export interface ServeOptions {
   version?: string;
   mounts?: Mount[];
   bodyLimitBytes?: number;
+  /** How long a client gets to send its request's headers (default 15 s). */
+  headersTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -34,7 +37,7 @@ export interface RunningServer {
 }
 
 /** A client gets this long to send its request's headers (a slow-loris client is cut off), and this long for the whole request. */
-const headersTimeoutMs = 15_000;
+const defaultHeadersTimeoutMs = 15_000;
 const requestTimeoutMs = 300_000;
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
@@ -50,17 +53,22 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     ...(opts.mounts === undefined ? {} : { mounts: opts.mounts }),
     ...(opts.bodyLimitBytes === undefined ? {} : { bodyLimitBytes: opts.bodyLimitBytes }),
   });
+  const headersTimeout = opts.headersTimeoutMs ?? defaultHeadersTimeoutMs;
+  const timeouts = {
+    headersTimeout,
+    requestTimeout: Math.max(requestTimeoutMs, headersTimeout),
+    // Node looks for late requests this often (30 s by default, longer than the deadline itself).
+    connectionsCheckingInterval: Math.min(1_000, headersTimeout),
+  };
   const server = (
     opts.tls === undefined
-      ? createAdaptorServer({ fetch: app.fetch })
-      : createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: { cert: opts.tls.cert, key: opts.tls.key } })
+      ? createAdaptorServer({ fetch: app.fetch, serverOptions: timeouts })
+      : createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: { ...timeouts, cert: opts.tls.cert, key: opts.tls.key } })
   ) as Server;
-  server.headersTimeout = headersTimeoutMs;
-  server.requestTimeout = requestTimeoutMs;
-  // A client that vanished mid-request must not take the server with it.
-  server.on("clientError", (_err, socket: Socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
-    else socket.destroy();
+  // Requests node refuses before hono sees them (too slow, headers too big, not HTTP) get coded errors too.
+  server.on("clientError", (err: Error & { code?: string }, socket: Socket) => {
+    if (!socket.writable) return socket.destroy();
+    socket.end(clientErrorResponse(err));
   });
   const sockets = new Set<Socket>();
   const track = (socket: Socket) => {
@@ -115,6 +123,16 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       return closing;
     },
   };
+}
+
+function clientErrorResponse(err: Error & { code?: string }): string {
+  const [status, reason, error] =
+    err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [408, "Request Timeout", new SkiffError("ERR_SKIFF_TIMEOUT", "the request did not arrive in time", { hint: "send the whole request at once" })]
+      : err.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "Request Header Fields Too Large", new SkiffError("ERR_SKIFF_TOO_LARGE", "the request's headers are too large")]
+        : [400, "Bad Request", new SkiffError("ERR_SKIFF_USAGE", `not an HTTP request this server can read (${err.code ?? err.message})`)];
+  return rawErrorResponse(status, reason, error);
 }
 
 /** A socket file nobody answers on is what a killed server left: remove it. One that answers is another server's. */

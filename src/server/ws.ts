@@ -16,7 +16,7 @@ import { SkiffError, type AgentConnection, type RunningExec, type Skiff } from "
 import { httpStatusOf, toErrorBody } from "../api/errors.js";
 import { decodeChunk, encodeChunk, execControlSchema, type ExecReply } from "../api/exec-protocol.js";
 import { execStartSchema } from "../api/schemas.js";
-import { validationError } from "./http.js";
+import { rawErrorResponse, validationError } from "./http.js";
 
 /** Largest frame a client may send (stdin chunks, control frames). */
 const maxFrameBytes = 1 << 20;
@@ -35,9 +35,7 @@ export function upgradeHandler(opts: UpgradeOptions): (req: IncomingMessage, soc
     const m = /^\/vms\/([^/]+)\/(exec|console)$/.exec(url.pathname);
     const refused = m === null ? new SkiffError("ERR_SKIFF_USAGE", `no WebSocket route at ${url.pathname}`, { hint: "WebSockets: /vms/{name}/exec and /vms/{name}/console" }) : opts.authorize(req);
     if (refused !== undefined) {
-      const body = JSON.stringify(toErrorBody(refused));
-      const status = m === null ? 404 : httpStatusOf(refused.code);
-      socket.end(`HTTP/1.1 ${status} Refused\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      socket.end(rawErrorResponse(m === null ? 404 : httpStatusOf(refused.code), "Refused", refused));
       return;
     }
     const name = decodeURIComponent(m![1]!);

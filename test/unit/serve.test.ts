@@ -6,6 +6,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, chmodSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -206,5 +207,38 @@ describe("the server on loopback (no VM)", () => {
     writeFileSync(path, "");
     const second = await startServer({ skiff, listen: { kind: "unix", path } });
     await second.close();
+  });
+});
+
+describe("clients node refuses before the app", () => {
+  const skiff = new Skiff({ home: join(home, "slow") });
+
+  /** Send `data` raw and read what the server answers until it closes. */
+  function raw(port: number, data: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const sock = connect(port, "127.0.0.1", () => sock.write(data));
+      let got = "";
+      sock.on("data", (d) => (got += d.toString()));
+      sock.on("close", () => resolve(got));
+      sock.on("error", reject);
+    });
+  }
+
+  it("a slow client gets a coded 408 while others are served; huge headers a coded 431", async () => {
+    const server = await startServer({ skiff, listen: { kind: "tcp", host: "127.0.0.1", port: 0 }, token: "t", headersTimeoutMs: 500 });
+    try {
+      const port = Number(new URL(server.url).port);
+      const slow = raw(port, "GET /vms HTTP/1.1\r\nHost: x\r\n");
+      expect((await fetch(`${server.url}/vms`, { headers: { authorization: "Bearer t" } })).status).toBe(200);
+      const answer = await slow;
+      expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+      expect(JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4))).toMatchObject({ code: "ERR_SKIFF_TIMEOUT" });
+      const huge = await raw(port, `GET /vms HTTP/1.1\r\nHost: x\r\nX-Big: ${"y".repeat(20_000)}\r\n\r\n`);
+      expect(huge).toMatch(/^HTTP\/1\.1 431 /);
+      expect(huge).toContain("ERR_SKIFF_TOO_LARGE");
+      expect(await raw(port, "NOT HTTP AT ALL\r\n\r\n")).toContain("ERR_SKIFF_USAGE");
+    } finally {
+      await server.close();
+    }
   });
 });
