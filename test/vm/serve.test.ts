@@ -188,6 +188,39 @@ describe("skiff serve on 127.0.0.1", () => {
     expect((await res.text()).length).toBeGreaterThan(0);
   });
 
+  it("attaches to the serial console over a WebSocket", async () => {
+    const con = await client.console("api");
+    let seen = "";
+    con.output.on("data", (d: Buffer) => (seen += d.toString()));
+    // The guest's shell on the serial line may still be drawing its prompt: ask again until it answers.
+    const ask = setInterval(() => con.input.write("echo con$((40+2))\r"), 1_500);
+    con.input.write("\r");
+    try {
+      await until("the console's answer", () => seen.includes("con42"));
+    } finally {
+      clearInterval(ask);
+      con.close();
+    }
+  });
+
+  it("snapshots the VM, and lists volumes, networks and images", async () => {
+    const snap = await postJson("/vms/api/snapshots", JSON.stringify({ name: "api-snap" }));
+    expect(snap.status).toBe(201);
+    expect(await snap.json()).toMatchObject({ name: "api-snap", source: "api", kind: "user" });
+    expect((await client.listSnapshots("api")).map((s) => s.name)).toContain("api-snap");
+    expect(await client.removeSnapshot("api-snap")).toMatchObject({ name: "api-snap" });
+    await expect(client.inspectSnapshot("api-snap")).rejects.toMatchObject({ code: "ERR_SKIFF_SNAPSHOT_NOT_FOUND" });
+
+    expect(await client.createVolume({ name: "api-vol", sizeBytes: 16 << 20 })).toMatchObject({ name: "api-vol", sizeBytes: 16 << 20 });
+    expect((await client.listVolumes()).map((v) => v.name)).toEqual(["api-vol"]);
+    await client.removeVolume("api-vol");
+    expect(await client.createNetwork({ name: "api-net", driver: "private" })).toMatchObject({ name: "api-net", driver: "private" });
+    expect((await client.inspectNetwork("api-net")).members).toEqual([]);
+    await client.removeNetwork("api-net");
+    await expect(client.inspectNetwork("api-net")).rejects.toMatchObject({ code: "ERR_SKIFF_NETWORK_NOT_FOUND" });
+    expect((await client.listImages()).some((i) => i.name === "base")).toBe(true);
+  });
+
   it("refuses malformed JSON, unknown fields, huge bodies and waits out slow clients, and keeps serving", async () => {
     // A slow client: headers never finished. It holds one socket, not the server.
     const slow = connect(Number(new URL(server.url).port), "127.0.0.1");
