@@ -35,6 +35,10 @@ export const errorCodes = {
   ERR_SKIFF_BAD_ARCHIVE: ExitCode.usage,
   ERR_SKIFF_BAD_IMAGE_REF: ExitCode.usage,
   ERR_SKIFF_AUTH: ExitCode.usage,
+  /** `skiff serve` over TCP: a request without the bearer token, or with another one. */
+  ERR_SKIFF_UNAUTHORIZED: ExitCode.usage,
+  /** `skiff serve`: a request body past the server's limit. */
+  ERR_SKIFF_TOO_LARGE: ExitCode.usage,
   ERR_SKIFF_IMAGE_NOT_FOUND: ExitCode.notFound,
   ERR_SKIFF_VM_NOT_FOUND: ExitCode.notFound,
   ERR_SKIFF_FILE_NOT_FOUND: ExitCode.notFound,

@@ -38,6 +38,7 @@ export const examples: Record<string, string[]> = {
   "image bootstrap": ["skiff image bootstrap", "skiff image bootstrap --suite trixie --name debian-trixie", "skiff image bootstrap --include curl,ca-certificates"],
   login: ["skiff login -u alice ghcr.io", "echo \"$TOKEN\" | skiff login -u alice --password-stdin registry.example.com"],
   logout: ["skiff logout ghcr.io"],
+  serve: ["skiff serve --listen 127.0.0.1:7070", "skiff serve --listen 0.0.0.0:7443 --tls-cert cert.pem --tls-key key.pem", "skiff serve --print-token"],
   system: ["skiff system df"],
   "system df": ["skiff system df", "skiff system df --json"],
   layer: ["skiff layer ls", "skiff layer build --from debian redis"],

@@ -1,0 +1,116 @@
+/** REST for VMs: list, create, inspect, rm, and the lifecycle verbs, each one call of the library. */
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import type { CreateOptions, Skiff } from "../../index.js";
+import { restrictUserNetByDefault } from "../../spec/machine.js";
+import {
+  createVmSchema,
+  execResultSchema,
+  execSchema,
+  killVmSchema,
+  okSchema,
+  startVmSchema,
+  stopVmSchema,
+  vmInfoSchema,
+  type CreateVmBody,
+} from "../../api/schemas.js";
+import { errorResponses, flag, json, jsonBody, jsonResponse, nameParam } from "../http.js";
+
+const vmResponse = { 200: jsonResponse(vmInfoSchema, "the VM after the verb"), ...errorResponses };
+
+/** A lifecycle verb on one VM: POST /vms/{name}/VERB with an optional body. */
+function verbRoute(verb: string, summary: string, body: z.ZodTypeAny = z.object({}).strict()) {
+  return createRoute({
+    method: "post",
+    path: `/vms/{name}/${verb}`,
+    tags: ["vms"],
+    summary,
+    // Optional: no body (or no JSON content type) is `{}`.
+    request: { params: nameParam, ...jsonBody(body, false) },
+    responses: vmResponse,
+  });
+}
+
+/** The API's network shape → the library's (a user NIC's `restrict` defaults as the host's skiff does). */
+export function toCreateOptions(body: CreateVmBody): CreateOptions {
+  const { network, ...rest } = body;
+  if (network === undefined) return rest;
+  if (network.mode === "none") return { ...rest, network };
+  return { ...rest, network: { mode: "user", restrict: network.restrict ?? restrictUserNetByDefault(), forwards: network.forwards ?? [] } };
+}
+
+export function vmRoutes(app: OpenAPIHono, skiff: Skiff): void {
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/vms",
+      tags: ["vms"],
+      summary: "list VMs (running ones, or all with ?all=true), as `skiff ps`",
+      request: { query: z.object({ all: flag }) },
+      responses: { 200: jsonResponse(z.array(vmInfoSchema), "the VMs"), ...errorResponses },
+    }),
+    async (c) => json(await skiff.list({ all: c.req.valid("query").all })),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/vms",
+      tags: ["vms"],
+      summary: "create a VM (not started), as `skiff create`",
+      request: jsonBody(createVmSchema),
+      responses: { 201: jsonResponse(vmInfoSchema, "the VM made"), ...errorResponses },
+    }),
+    async (c) => json(await skiff.create(toCreateOptions(c.req.valid("json") as CreateVmBody)), 201),
+  );
+
+  app.openapi(
+    createRoute({ method: "get", path: "/vms/{name}", tags: ["vms"], summary: "inspect a VM", request: { params: nameParam }, responses: vmResponse }),
+    async (c) => json(await skiff.inspect(c.req.valid("param").name)),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: "/vms/{name}",
+      tags: ["vms"],
+      summary: "remove a VM (a running one with ?force=true), as `skiff rm`",
+      request: { params: nameParam, query: z.object({ force: flag }) },
+      responses: { 200: jsonResponse(okSchema, "removed"), ...errorResponses },
+    }),
+    async (c) => {
+      await skiff.remove(c.req.valid("param").name, { force: c.req.valid("query").force });
+      return json({ ok: true });
+    },
+  );
+
+  app.openapi(verbRoute("start", "start a VM and wait until its guest answers", startVmSchema), async (c) =>
+    json(await skiff.start(c.req.valid("param").name, c.req.valid("json") as z.infer<typeof startVmSchema>)),
+  );
+  app.openapi(verbRoute("stop", "stop a VM (powerdown, then signals), or hibernate it", stopVmSchema), async (c) =>
+    json(await skiff.stop(c.req.valid("param").name, c.req.valid("json") as z.infer<typeof stopVmSchema>)),
+  );
+  app.openapi(verbRoute("restart", "stop and start a VM", stopVmSchema), async (c) => {
+    const { timeoutMs } = c.req.valid("json") as z.infer<typeof stopVmSchema>;
+    return json(await skiff.restart(c.req.valid("param").name, timeoutMs === undefined ? {} : { stopTimeoutMs: timeoutMs }));
+  });
+  app.openapi(verbRoute("kill", "signal a VM's QEMU (default SIGKILL)", killVmSchema), async (c) =>
+    json(await skiff.kill(c.req.valid("param").name, c.req.valid("json") as z.infer<typeof killVmSchema>)),
+  );
+  app.openapi(verbRoute("pause", "pause a VM's guest (QMP stop)"), async (c) => json(await skiff.pause(c.req.valid("param").name)));
+  app.openapi(verbRoute("unpause", "let a paused guest run again"), async (c) => json(await skiff.unpause(c.req.valid("param").name)));
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/vms/{name}/exec",
+      tags: ["exec"],
+      summary: "run one command to its end and collect its output (GET with a WebSocket upgrade streams instead)",
+      request: { params: nameParam, ...jsonBody(execSchema) },
+      responses: { 200: jsonResponse(execResultSchema, "exit code and output"), ...errorResponses },
+    }),
+    async (c) => {
+      const { argv, ...opts } = c.req.valid("json") as z.infer<typeof execSchema>;
+      return json(await skiff.exec(c.req.valid("param").name, argv, opts));
+    },
+  );
+}

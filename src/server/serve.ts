@@ -1,0 +1,159 @@
+/**
+ * Running the API: the hono app on a node HTTP(S) server, WebSockets on its
+ * upgrade event, a token on TCP, a 0600 unix socket otherwise, timeouts
+ * against slow clients, and a shutdown that closes every socket and removes
+ * the unix socket.
+ */
+import type { IncomingMessage, Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { connect } from "node:net";
+import { chmod, rm } from "node:fs/promises";
+import type { Socket } from "node:net";
+import { createAdaptorServer } from "@hono/node-server";
+import { SkiffError, type Skiff } from "../index.js";
+import { rawErrorResponse } from "./http.js";
+import { createApp, type Mount } from "./app.js";
+import { listenUrl, type ListenAddress } from "./listen.js";
+import { checkBearer } from "./token.js";
+import { upgradeHandler } from "./ws.js";
+
+export interface ServeOptions {
+  skiff: Skiff;
+  listen: ListenAddress;
+  /** Required on every request when set (always on TCP). */
+  token?: string;
+  tls?: { cert: Buffer; key: Buffer };
+  version?: string;
+  mounts?: Mount[];
+  bodyLimitBytes?: number;
+  /** How long a client gets to send its request's headers (default 15 s). */
+  headersTimeoutMs?: number;
+}
+
+export interface RunningServer {
+  /** unix:PATH or http(s)://HOST:PORT, with the port the system chose for port 0. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** A client gets this long to send its request's headers (a slow-loris client is cut off), and this long for the whole request. */
+const defaultHeadersTimeoutMs = 15_000;
+const requestTimeoutMs = 300_000;
+
+export async function startServer(opts: ServeOptions): Promise<RunningServer> {
+  if (opts.listen.kind === "tcp" && opts.token === undefined) {
+    throw new SkiffError("ERR_SKIFF_INTERNAL", "a TCP listener without a token");
+  }
+  const token = opts.token;
+  const authorize = token === undefined ? undefined : (header: string | undefined) => checkBearer(header, token);
+  const app = createApp({
+    skiff: opts.skiff,
+    ...(authorize === undefined ? {} : { authorize }),
+    ...(opts.version === undefined ? {} : { version: opts.version }),
+    ...(opts.mounts === undefined ? {} : { mounts: opts.mounts }),
+    ...(opts.bodyLimitBytes === undefined ? {} : { bodyLimitBytes: opts.bodyLimitBytes }),
+  });
+  const headersTimeout = opts.headersTimeoutMs ?? defaultHeadersTimeoutMs;
+  const timeouts = {
+    headersTimeout,
+    requestTimeout: Math.max(requestTimeoutMs, headersTimeout),
+    // Node looks for late requests this often (30 s by default, longer than the deadline itself).
+    connectionsCheckingInterval: Math.min(1_000, headersTimeout),
+  };
+  const server = (
+    opts.tls === undefined
+      ? createAdaptorServer({ fetch: app.fetch, serverOptions: timeouts })
+      : createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: { ...timeouts, cert: opts.tls.cert, key: opts.tls.key } })
+  ) as Server;
+  // Requests node refuses before hono sees them (too slow, headers too big, not HTTP) get coded errors too.
+  server.on("clientError", (err: Error & { code?: string }, socket: Socket) => {
+    if (!socket.writable) return socket.destroy();
+    socket.end(clientErrorResponse(err));
+  });
+  const sockets = new Set<Socket>();
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  };
+  server.on(opts.tls === undefined ? "connection" : "secureConnection", track);
+  server.on(
+    "upgrade",
+    upgradeHandler({
+      skiff: opts.skiff,
+      authorize: (req: IncomingMessage) => (authorize === undefined ? undefined : authorize(req.headers.authorization)),
+    }),
+  );
+
+  const addr = opts.listen;
+  if (addr.kind === "unix") await clearStaleSocket(addr.path);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    const done = () => {
+      server.off("error", reject);
+      resolve();
+    };
+    if (addr.kind === "unix") {
+      // Made 0600 from the start (node binds the socket inside listen()): no moment where others could connect.
+      const umask = process.umask(0o177);
+      try {
+        server.listen(addr.path, done);
+      } finally {
+        process.umask(umask);
+      }
+    } else server.listen(addr.port, addr.host, done);
+  }).catch((err: unknown) => {
+    throw listenError(err, listenUrl(addr, opts.tls !== undefined));
+  });
+  if (addr.kind === "unix") await chmod(addr.path, 0o600);
+  const bound = server.address();
+  const actual: ListenAddress = addr.kind === "tcp" && typeof bound === "object" && bound !== null ? { ...addr, port: bound.port } : addr;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: listenUrl(actual, opts.tls !== undefined),
+    close() {
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Long streams (events, logs -f, WebSockets) hold their sockets open: end them.
+        for (const socket of sockets) socket.destroy();
+        server.closeAllConnections?.();
+        await closed;
+        if (addr.kind === "unix") await rm(addr.path, { force: true });
+      })();
+      return closing;
+    },
+  };
+}
+
+function clientErrorResponse(err: Error & { code?: string }): string {
+  const [status, reason, error] =
+    err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [408, "Request Timeout", new SkiffError("ERR_SKIFF_TIMEOUT", "the request did not arrive in time", { hint: "send the whole request at once" })]
+      : err.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "Request Header Fields Too Large", new SkiffError("ERR_SKIFF_TOO_LARGE", "the request's headers are too large")]
+        : [400, "Bad Request", new SkiffError("ERR_SKIFF_USAGE", `not an HTTP request this server can read (${err.code ?? err.message})`)];
+  return rawErrorResponse(status, reason, error);
+}
+
+/** A socket file nobody answers on is what a killed server left: remove it. One that answers is another server's. */
+async function clearStaleSocket(path: string): Promise<void> {
+  const answered = await new Promise<boolean>((resolve) => {
+    const sock = connect(path);
+    sock.once("connect", () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once("error", () => resolve(false));
+  });
+  if (answered) {
+    throw new SkiffError("ERR_SKIFF_PORT_IN_USE", `another server listens on ${path}`, { place: "listen", hint: "stop it, or give another --listen" });
+  }
+  await rm(path, { force: true });
+}
+
+function listenError(err: unknown, where: string): SkiffError {
+  const code = (err as { code?: string }).code;
+  if (code === "EADDRINUSE") return new SkiffError("ERR_SKIFF_PORT_IN_USE", `${where} is in use`, { place: "listen", hint: "give another --listen", cause: err });
+  const why = err instanceof Error ? err.message : String(err);
+  return new SkiffError("ERR_SKIFF_HOST", `cannot listen on ${where}: ${why}`, { place: "listen", cause: err });
+}
