@@ -45,6 +45,12 @@ export class LocalBackend implements SandboxBackend {
   readonly #deadlines = new Map<string, NodeJS.Timeout>();
   /** Kills under way: a deadline's timer and a lazy reap can reach one sandbox at once. */
   readonly #killing = new Map<string, Promise<boolean>>();
+  /**
+   * Sandboxes this backend paused. A new command on a paused guest would
+   * wait on the open connection until it runs again (a fresh connect is
+   * refused, but a held one is not asked): refused here instead.
+   */
+  readonly #paused = new Set<string>();
 
   constructor(opts: LocalBackendOptions = {}) {
     const { idleMs, skiff, ...skiffOpts } = opts;
@@ -92,6 +98,8 @@ export class LocalBackend implements SandboxBackend {
       await this.kill(id);
       throw new SkiffError("ERR_SKIFF_VM_NOT_FOUND", `sandbox ${id} has reached its timeout and was killed`, { place: id, details: { endAt: info.endAt } });
     }
+    if (info.state === "paused") this.#paused.add(id);
+    else this.#paused.delete(id);
     this.#arm(info);
     return info;
   }
@@ -112,6 +120,7 @@ export class LocalBackend implements SandboxBackend {
 
   async #kill(id: string): Promise<boolean> {
     this.#disarm(id);
+    this.#paused.delete(id);
     await this.release(id);
     try {
       await this.skiff.remove(id, { force: true });
@@ -122,13 +131,15 @@ export class LocalBackend implements SandboxBackend {
     }
   }
 
+  /** Commands that run keep their connection: they go on after resume(). */
   async pause(id: string): Promise<void> {
-    await this.release(id);
     await this.skiff.pause(id);
+    this.#paused.add(id);
   }
 
   async resume(id: string): Promise<void> {
     await this.skiff.unpause(id);
+    this.#paused.delete(id);
   }
 
   async snapshot(id: string, name?: string): Promise<SnapshotRef> {
@@ -145,7 +156,10 @@ export class LocalBackend implements SandboxBackend {
   }
 
   async exec(id: string, spec: ExecSpec, sink: ExecSink): Promise<ExecChannel> {
-    const connection = await this.#acquire(id);
+    if (this.#paused.has(id)) {
+      throw new SkiffError("ERR_SKIFF_VM_PAUSED", `sandbox ${id} is paused`, { place: id, hint: "resume it: sandbox.resume(), or Sandbox.connect(id)" });
+    }
+    const { lease, connection } = await this.#acquire(id);
     const stdin = spec.stdin ? new PassThrough() : undefined;
     try {
       const running = await connection.start(
@@ -164,7 +178,7 @@ export class LocalBackend implements SandboxBackend {
         },
       );
       const done = running.done.then((r) => ({ exitCode: r.code, ...(r.signal === undefined ? {} : { signal: r.signal }) }));
-      const release = () => this.#unlease(id);
+      const release = () => this.#unlease(id, lease);
       done.then(release, release);
       return {
         done,
@@ -174,7 +188,7 @@ export class LocalBackend implements SandboxBackend {
         resize: (size) => running.setWindow(size),
       };
     } catch (err) {
-      this.#unlease(id);
+      this.#unlease(id, lease);
       throw err;
     }
   }
@@ -187,34 +201,39 @@ export class LocalBackend implements SandboxBackend {
     await (await lease.connection.catch(() => undefined))?.close();
   }
 
-  async #acquire(id: string): Promise<AgentConnection> {
+  async #acquire(id: string): Promise<{ lease: Lease; connection: AgentConnection }> {
+    const known = this.#leases.get(id);
+    if (known !== undefined && !(await known.connection.then((c) => c.isOpen, () => false))) {
+      // The guest went away under it (a reboot, a restore): connect again.
+      if (this.#leases.get(id) === known) await this.release(id);
+    }
+    // No await between looking and adding: two calls at once must share one connection.
     let lease = this.#leases.get(id);
-    const stale = lease !== undefined && !(await lease.connection.then((c) => c.isOpen, () => false));
-    if (lease === undefined || stale) {
-      if (lease !== undefined) await this.release(id);
+    if (lease === undefined) {
       const connection = this.skiff.connect(id);
-      lease = { connection, users: 0, idle: undefined };
-      this.#leases.set(id, lease);
+      const made: Lease = { connection, users: 0, idle: undefined };
+      this.#leases.set(id, made);
       // A failed connect is not kept: the next call tries again.
       connection.catch(() => {
-        if (this.#leases.get(id) === lease) this.#leases.delete(id);
+        if (this.#leases.get(id) === made) this.#leases.delete(id);
       });
+      lease = made;
     }
     lease.users++;
     clearTimeout(lease.idle);
     lease.idle = undefined;
     try {
-      return await lease.connection;
+      return { lease, connection: await lease.connection };
     } catch (err) {
       lease.users--;
       throw err;
     }
   }
 
-  #unlease(id: string): void {
-    const lease = this.#leases.get(id);
-    if (lease === undefined) return;
+  /** `lease` (not whatever the map holds now: a kill may have replaced it) has one user fewer. */
+  #unlease(id: string, lease: Lease): void {
     lease.users--;
+    if (this.#leases.get(id) !== lease) return;
     if (lease.users > 0) return;
     lease.idle = setTimeout(() => {
       if (this.#leases.get(id) === lease && lease.users === 0) void this.release(id);

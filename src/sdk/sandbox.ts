@@ -78,8 +78,11 @@ export class Sandbox {
     this.files = new Filesystem(backend, sandboxId);
   }
 
-  /** A new sandbox, booted (or restored from `snapshot`) and ready for commands. */
-  static async create(opts: SandboxOpts = {}): Promise<Sandbox> {
+  /** A new sandbox, booted (or restored from `snapshot`) and ready for commands. E2B's `create(template, opts)` works too. */
+  static create(opts?: SandboxOpts): Promise<Sandbox>;
+  static create(image: string, opts?: Omit<SandboxOpts, "image">): Promise<Sandbox>;
+  static async create(first: string | SandboxOpts = {}, rest: SandboxOpts = {}): Promise<Sandbox> {
+    const opts: SandboxOpts = typeof first === "string" ? { ...rest, image: first } : first;
     checkKeys(opts, createKeys, "create");
     const backend = backendFor(opts);
     const timeoutMs = opts.timeoutMs ?? defaultSandboxTimeoutMs;

@@ -67,7 +67,9 @@ describe("Sandbox in process", () => {
 
   it("refuses options it does not know, before making anything", async () => {
     await expect(Sandbox.create({ ...where, memroy: 256 } as never)).rejects.toMatchObject({ code: "ERR_SKIFF_USAGE", place: "memroy" });
+    await expect(Sandbox.create("base", { ...where, cpu: 2 } as never)).rejects.toMatchObject({ code: "ERR_SKIFF_USAGE", place: "cpu" });
     await expect(Sandbox.create({ ...where, snapshot: "x", cpus: 2 })).rejects.toMatchObject({ code: "ERR_SKIFF_USAGE", place: "cpus" });
+    expect(await Sandbox.list(where)).toHaveLength(1);
   });
 
   it("a non-zero exit throws CommandExitError with the result on it", async () => {
@@ -120,12 +122,15 @@ describe("Sandbox in process", () => {
     ]);
   });
 
-  it("pause stops it; connect resumes it", async () => {
+  it("pause stops it, a running command goes on after; connect resumes it", async () => {
+    const running = await sb.commands.run("read x; echo after $x", { background: true, stdin: true, timeoutMs: 0 });
     await sb.pause();
     expect((await Sandbox.list(where)).find((s) => s.sandboxId === sb.sandboxId)).toMatchObject({ state: "paused", metadata: { suite: "sdk" } });
     await expect(sb.commands.run("true")).rejects.toMatchObject({ code: "ERR_SKIFF_VM_PAUSED" });
     const again = await Sandbox.connect(sb.sandboxId, where);
     expect((await again.commands.run("echo back")).stdout).toBe("back\n");
+    await running.sendStdin("pause\n");
+    expect((await running.wait()).stdout).toBe("after pause\n");
   });
 
   it("fork: a clone where it stood, whose writes are its own", async () => {
