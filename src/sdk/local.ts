@@ -59,17 +59,17 @@ export class LocalBackend implements SandboxBackend {
   }
 
   async create(req: CreateSandboxRequest): Promise<SandboxInfo> {
-    await this.#reapExpired();
     const labels = labelsOf(req.metadata ?? {}, req.timeoutMs);
+    const extra = req.snapshot === undefined ? [] : (["image", "memory", "cpus", "envs"] as const).filter((k) => req[k] !== undefined);
+    if (extra.length > 0) {
+      throw new SkiffError("ERR_SKIFF_USAGE", `a sandbox restored from a snapshot takes its ${extra.join(", ")} from the snapshot`, {
+        place: extra[0],
+        hint: "leave these out with snapshot, or create from an image instead",
+      });
+    }
+    await this.#reapExpired();
     let vm: VmInfo;
     if (req.snapshot !== undefined) {
-      const extra = (["image", "memory", "cpus", "envs"] as const).filter((k) => req[k] !== undefined);
-      if (extra.length > 0) {
-        throw new SkiffError("ERR_SKIFF_USAGE", `a sandbox restored from a snapshot takes its ${extra.join(", ")} from the snapshot`, {
-          place: extra[0],
-          hint: "leave these out with snapshot, or create from an image instead",
-        });
-      }
       vm = await this.skiff.restore(req.snapshot, { labels, ...(req.name === undefined ? {} : { name: req.name }) });
     } else {
       const made = await this.skiff.create({
@@ -150,7 +150,9 @@ export class LocalBackend implements SandboxBackend {
   async fork(id: string, count: number): Promise<SandboxInfo[]> {
     // A fresh prefix each time: a second fork of one sandbox must not collide with the first's names.
     const prefix = `${id}-f${Date.now().toString(36).slice(-4)}${Math.floor(Math.random() * 36 ** 2).toString(36)}`;
-    const infos = (await this.skiff.fork(id, { count, prefix })).map(sandboxInfo);
+    // The clones carry the original's metadata and timeout (a restore alone takes no labels).
+    const { labels } = await this.skiff.inspect(id);
+    const infos = (await this.skiff.fork(id, { count, prefix, labels })).map(sandboxInfo);
     for (const info of infos) this.#arm(info);
     return infos;
   }

@@ -139,6 +139,7 @@ describe("Sandbox in process", () => {
     expect(more).toEqual([]);
     expect(clone).toBeDefined();
     expect(await clone!.files.read("/root/state")).toBe("before fork");
+    expect((await clone!.getInfo()).metadata).toEqual({ suite: "sdk" });
     await clone!.files.write("/root/state", "clone's");
     expect(await sb.files.read("/root/state")).toBe("before fork");
     expect(await clone!.kill()).toBe(true);
