@@ -3,6 +3,7 @@
  * shell command lines and interactive shells, each a process started
  * through the backend's exec and kept in the Sandbox's process table.
  */
+import { SkiffError } from "../index.js";
 import type { ExecSpec } from "./backend.js";
 import { CommandHandle, ProcessTable, type CommandResult, type ProcessInfo, type StartOptions } from "./process.js";
 
@@ -54,6 +55,9 @@ export class Commands {
   run(cmd: string, opts?: CommandRunOpts & { background?: false }): Promise<CommandResult>;
   run(cmd: string, opts?: CommandRunOpts): Promise<CommandResult | CommandHandle>;
   async run(cmd: string, opts: CommandRunOpts = {}): Promise<CommandResult | CommandHandle> {
+    if (typeof cmd !== "string" || cmd.trim() === "") {
+      throw new SkiffError("ERR_SKIFF_USAGE", "commands.run takes a shell command line (a non-empty string)", { place: "cmd", hint: 'e.g. sb.commands.run("ls -l /tmp")' });
+    }
     const argv = [shellPath, "-c", cmd];
     const handle = await this.table.start(execSpec(argv, opts, opts.stdin === true), processInfo(cmd, argv, opts, false), opts);
     return opts.background === true ? handle : handle.wait();

@@ -9,13 +9,12 @@
  *
  * Deadlines (Sandbox.create's timeoutMs): the timeout is a label on the VM
  * (labels.ts), counted from the VM's start, so every SDK process sharing the
- * home sees the same end. It is enforced two
- * ways: a timer in the process that created or connected the sandbox
- * (unref'd: it never keeps a process alive), and lazily, by any SDK call
- * that lists sandboxes or connects to one, which first kills those past
- * their end. A sandbox whose every SDK process has exited lives until the
- * next such call; nothing in the background watches it (the remote backend's
- * server does, by the same label).
+ * home sees the same end. It is enforced two ways: a timer in the process
+ * that created or connected the sandbox (unref'd: it never keeps a process
+ * alive), and lazily: create and list first kill every sandbox past its
+ * end, info (connect, getInfo) the one asked about. A sandbox whose every SDK process has exited lives until the
+ * next such call; nothing in the background watches it (a server should,
+ * by the same label: docs/sdk.md).
  */
 import { PassThrough, Writable } from "node:stream";
 import { Skiff, SkiffError, type AgentConnection, type SkiffOptions, type VmInfo } from "../index.js";
