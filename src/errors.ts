@@ -102,6 +102,8 @@ export const errorCodes = {
   ERR_SKIFF_GUEST_COMMAND: ExitCode.guest,
   /** A layer's package install, config copy or run step failed in the build VM. */
   ERR_SKIFF_BUILD_FAILED: ExitCode.guest,
+  /** The SDK: a guest sent more than the caller's bound (a file read, a directory listing). */
+  ERR_SKIFF_OUTPUT_TOO_LARGE: ExitCode.guest,
   /** A provision step exited non-zero; the step, command and exit code are in the message. */
   ERR_SKIFF_PROVISION_FAILED: ExitCode.guest,
   /** A service's healthcheck did not pass within its retries. */

@@ -37,6 +37,7 @@ export interface VmInfo {
   workingDir: string | undefined;
   exposedPorts: string[];
   autoRemove: boolean;
+  labels: Record<string, string>;
   exit: ExitRecord | undefined;
   /** `stop --hibernate`: when its memory was saved; the next start resumes from it. */
   hibernatedAt: string | undefined;
@@ -77,6 +78,7 @@ export function toVmInfo(record: VmRecord, state: VmState, status: ObservedStatu
     workingDir: spec.workingDir,
     exposedPorts: spec.exposedPorts ?? [],
     autoRemove: spec.autoRemove,
+    labels: spec.labels,
     exit: status.state === "running" ? undefined : state.exit,
     hibernatedAt: status.state === "running" ? undefined : state.hibernated?.at,
     snapshot: record.config.snapshot?.id,

@@ -71,6 +71,8 @@ export interface ForkOptions {
   count?: number;
   /** Their names: PREFIX-1, PREFIX-2, … (default NAME-fork-N). */
   prefix?: string;
+  /** The clones' labels (default none: a restore does not take the source's). */
+  labels?: Record<string, string>;
 }
 
 /** How long a boot may take before it counts as failed; TCG on a loaded host is slow. */
@@ -381,7 +383,8 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       if (status.qemu === undefined) throw notRunning(record.name);
       return captureVm(this, record, { kind: "fork" });
     });
-    const made = await Promise.allSettled(names.map((n) => this.restore(snap.id, { name: n })));
+    const labels = opts.labels === undefined ? {} : { labels: opts.labels };
+    const made = await Promise.allSettled(names.map((n) => this.restore(snap.id, { name: n, ...labels })));
     const failed = made.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed !== undefined) {
       for (const n of names) await this.remove(n, { force: true }).catch(() => undefined);

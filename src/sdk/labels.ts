@@ -1,0 +1,48 @@
+/**
+ * A sandbox's metadata and deadline live in its VM's labels, where any
+ * process sharing the home (or a server) reads them back: E2B's metadata as
+ * labels of the same names, the deadline under a key of skiff's own.
+ */
+import { SkiffError, type VmInfo } from "../index.js";
+import type { SandboxInfo } from "./backend.js";
+
+/** Labels under this prefix are the SDK's; metadata may not use it. */
+export const reservedPrefix = "skiff.sdk.";
+/**
+ * How long after it (last) started the sandbox is killed, in ms. Counted
+ * from the VM's start, not stored as an end time: boot time is not the
+ * caller's, and a fork or restore of it gets its own full time.
+ */
+export const timeoutLabel = `${reservedPrefix}timeout-ms`;
+
+export function labelsOf(metadata: Record<string, string>, timeoutMs: number | undefined): Record<string, string> {
+  for (const [key, value] of Object.entries(metadata)) {
+    if (key.startsWith(reservedPrefix)) {
+      throw new SkiffError("ERR_SKIFF_USAGE", `metadata key ${JSON.stringify(key)} is reserved for skiff`, { place: "metadata", hint: `use keys not starting with ${reservedPrefix}` });
+    }
+    if (typeof value !== "string") throw new SkiffError("ERR_SKIFF_USAGE", `metadata ${JSON.stringify(key)} must be a string`, { place: "metadata" });
+  }
+  return timeoutMs === undefined ? { ...metadata } : { ...metadata, [timeoutLabel]: String(Math.round(timeoutMs)) };
+}
+
+export function sandboxInfo(vm: VmInfo): SandboxInfo {
+  const metadata = Object.fromEntries(Object.entries(vm.labels).filter(([k]) => !k.startsWith(reservedPrefix)));
+  return {
+    sandboxId: vm.name,
+    templateId: vm.image,
+    state: vm.state,
+    metadata,
+    startedAt: vm.startedAt === undefined ? undefined : new Date(vm.startedAt),
+    endAt: endOf(vm),
+    cpuCount: vm.cpus,
+    memoryMB: vm.memoryMiB,
+  };
+}
+
+/** When the sandbox is to be killed: its start plus its timeout; undefined without one (or before it started). */
+export function endOf(vm: Pick<VmInfo, "labels" | "startedAt">): Date | undefined {
+  const label = vm.labels[timeoutLabel];
+  const timeoutMs = label === undefined ? NaN : Number(label);
+  const started = vm.startedAt === undefined ? NaN : Date.parse(vm.startedAt);
+  return Number.isFinite(timeoutMs) && timeoutMs > 0 && Number.isFinite(started) ? new Date(started + timeoutMs) : undefined;
+}
