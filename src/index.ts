@@ -23,3 +23,4 @@ export { runDoctor, type DoctorReport, type DoctorCheck } from "./engine/doctor.
 export type { AgentConnection, CopyOptions, CopyReport, ExecRequest, ExecResult, RunOptions, RunningExec } from "./guest/agent.js";
 export { SkiffError, ExitCode, errorCodes, type ErrorCode } from "./errors.js";
 export type { MachineSpec, NetworkSpec, PortForward } from "./spec/machine.js";
+export { createMcpServer, loadPolicyFile, policyOfProject, parsePolicy, emptyPolicy, toolNames, serveStdio, type McpServerOptions, type McpPolicy, type VmRule } from "./mcp/index.js";

@@ -27,6 +27,7 @@ import { registerProject } from "./commands/project.js";
 import { registerAutostart } from "./commands/autostart.js";
 import { registerCompletion } from "./commands/completion.js";
 import { registerSettings } from "./commands/settings.js";
+import { registerMcp } from "./commands/mcp.js";
 import { addExamples } from "./examples.js";
 
 export function buildProgram(ctx: CliContext): Command {
@@ -64,6 +65,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerAutostart(program, ctx);
   registerDoctor(program, ctx);
   registerSettings(program, ctx);
+  registerMcp(program, ctx);
   registerCompletion(program, ctx);
   addExamples(program);
   return program;
