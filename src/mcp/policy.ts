@@ -214,28 +214,47 @@ export function checkUser(user: string | undefined): Refusal | undefined {
     return { reason: `user ${JSON.stringify(user)} is not a plain name or number (optionally :group)`, hint: "write a lowercase user name or a uid, e.g. nobody or 65534:65534" };
   }
   for (const [i, part] of parts.entries()) {
-    if (part === "root" || (numericId.test(part) && Number(part) === 0)) {
-      return { reason: `${i === 0 ? "user" : "group"} ${part} is root; deny_root holds on this VM`, hint: "pass a non-root user (and group)" };
+    if (part === "root" || (numericId.test(part) && rootId(idOf(part)))) {
+      const id = numericId.test(part) ? idOf(part) : 0;
+      const why = id !== 0 ? " ((uid_t)-1: setuid would change nothing)" : numericId.test(part) && Number(part) !== 0 ? " once the guest casts it to a 32-bit id" : "";
+      return { reason: `${i === 0 ? "user" : "group"} ${part} is root${why}; deny_root holds on this VM`, hint: "pass a non-root user (and group)" };
     }
   }
   return undefined;
 }
 
+/** A number the way the guest's strtol and uid_t cast read it: 4294967296 is 0. */
+function idOf(digits: string): number {
+  return Number(BigInt(digits) % 2n ** 32n);
+}
+
+/** A passwd or group field the way the guest's atol and uid_t cast read it: no digits is 0, -1 is 4294967295. */
+function fieldId(field: string | undefined): number {
+  const n = Number.parseInt((field ?? "").trim(), 10);
+  return Number.isNaN(n) ? 0 : ((n % 2 ** 32) + 2 ** 32) % 2 ** 32;
+}
+
+/** 0 is root; 4294967295 ((uid_t)-1) asks setuid to change nothing, so it stays root. */
+function rootId(id: number): boolean {
+  return id === 0 || id === 2 ** 32 - 1;
+}
+
 /** deny_root, in the guest: what the image's /etc/passwd and /etc/group make of the user. */
 export function checkResolvedUser(user: string, passwd: string, group: string): Refusal | undefined {
   const [userPart = "", groupPart] = user.split(":");
-  const entries = passwd.split("\n").map((l) => l.split(":"));
-  const entry = numericId.test(userPart) ? entries.find((e) => e[2] === String(Number(userPart))) : entries.find((e) => e[0] === userPart);
-  const uid = numericId.test(userPart) ? Number(userPart) : entry === undefined ? undefined : Number(entry[2]);
-  if (uid === undefined || Number.isNaN(uid)) return { reason: `user ${userPart} is not in the image's /etc/passwd`, hint: "name a user the image has" };
-  let gid = entry === undefined ? uid : Number(entry[3]);
+  const numeric = numericId.test(userPart);
+  const entries = passwd.split("\n").map((l) => l.split(":")).filter((e) => e.length >= 4);
+  const entry = numeric ? entries.find((e) => fieldId(e[2]) === idOf(userPart)) : entries.find((e) => e[0] === userPart);
+  if (entry === undefined && !numeric) return { reason: `user ${userPart} is not in the image's /etc/passwd`, hint: "name a user the image has" };
+  const uid = entry === undefined ? idOf(userPart) : fieldId(entry[2]);
+  let gid = entry === undefined ? uid : fieldId(entry[3]);
   if (groupPart !== undefined) {
-    const g = numericId.test(groupPart) ? Number(groupPart) : Number(group.split("\n").map((l) => l.split(":")).find((e) => e[0] === groupPart)?.[2]);
-    if (Number.isNaN(g)) return { reason: `group ${groupPart} is not in the image's /etc/group`, hint: "name a group the image has" };
-    gid = g;
+    const line = numericId.test(groupPart) ? undefined : group.split("\n").map((l) => l.split(":")).find((e) => e[0] === groupPart);
+    if (!numericId.test(groupPart) && line === undefined) return { reason: `group ${groupPart} is not in the image's /etc/group`, hint: "name a group the image has" };
+    gid = line === undefined ? idOf(groupPart) : fieldId(line[2]);
   }
-  if (uid === 0) return { reason: `user ${userPart} has uid 0 in the image's /etc/passwd; deny_root holds on this VM`, hint: "pass a user whose uid is not 0" };
-  if (gid === 0) return { reason: `user ${user} runs with gid 0 (root's group); deny_root holds on this VM`, hint: "pass a user and group that are not root's" };
+  if (rootId(uid)) return { reason: `user ${userPart} is uid ${uid} in the image (root); deny_root holds on this VM`, hint: "pass a user whose uid is not 0" };
+  if (rootId(gid)) return { reason: `user ${user} runs with gid ${gid} (root's group); deny_root holds on this VM`, hint: "pass a user and group that are not root's" };
   return undefined;
 }
 

@@ -50,6 +50,9 @@ export function registerSandboxTools(server: McpServer, ctx: McpContext): void {
       }
       const made = await ctx.skiff.create({ image: a.image, ...(a.name === undefined ? {} : { name: a.name }), ...(a.memory === undefined ? {} : { memory: a.memory }), ...(a.cpus === undefined ? {} : { cpus: a.cpus }) });
       try {
+        // A name skiff picked may still be one the policy has a rule for.
+        const r = checkNewVmName(ctx.policy, made.name, ctx.policy.defaults);
+        if (r !== undefined) throw refused(r);
         const info = await ctx.skiff.start(made.name);
         return ok(vmSummary(info), `sandbox ${info.name} is ${info.state}`);
       } catch (err) {
@@ -77,6 +80,7 @@ export function registerSandboxTools(server: McpServer, ctx: McpContext): void {
   addTool(server, ctx, "vm_cp", { description: "Copy a host file (under the server's directory) into a VM.", input: z.object({ vm, src: z.string().min(1).describe("host file, relative to the server's directory"), dst: guestPath, user }).strict() }, async (a) => {
     const t = await targetVm(ctx, "vm_cp", a.vm);
     const root = await realpath(ctx.root);
+    if (root === "/") throw refused({ reason: "the server's directory is /, and vm_cp would read the whole host", hint: "start skiff mcp in (or -f a project in) the directory whose files agents may copy" });
     const src = await realpath(a.src.startsWith("/") ? a.src : `${root}/${a.src}`).catch(() => {
       throw new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `no host file ${a.src}`, { place: "src" });
     });

@@ -81,6 +81,9 @@ const execAttempts: [string, ExecAsk, RegExp][] = [
   ["-0", { argv: ["ls"], user: "-0" }, /not a plain name/],
   ["0x0", { argv: ["ls"], user: "0x0" }, /not a plain name|0x0/],
   ["three fields", { argv: ["ls"], user: "user:user:root" }, /not a plain name/],
+  ["uid 2^32, which the guest's uid_t makes 0", { argv: ["ls"], user: "4294967296" }, /32-bit id/],
+  ["uid -1 as 4294967295, which setuid takes as no change", { argv: ["ls"], user: "4294967295" }, /is root/],
+  ["gid 2^32", { argv: ["ls"], user: "user:4294967296" }, /group 4294967296 is root/],
 ];
 
 function refusal(r: Refusal | undefined): string {
@@ -105,6 +108,8 @@ describe("bypass attempts on a VM with allow_binaries and deny_root", () => {
 
   it("in the guest: uid 0 by another name, a group of gid 0, an unknown user", () => {
     expect(refusal(checkResolvedUser("toor", passwd, group))).toMatch(/uid 0/);
+    expect(refusal(checkResolvedUser("odd", "odd:x:0abc:1::/:/bin/sh\n", group))).toMatch(/uid 0/);
+    expect(refusal(checkResolvedUser("odd", "odd:x:5:junk::/:/bin/sh\n", group))).toMatch(/gid 0/);
     expect(refusal(checkResolvedUser("sneaky", passwd, group))).toMatch(/gid 0/);
     expect(refusal(checkResolvedUser("user:wheel", passwd, group))).toMatch(/gid 0/);
     expect(refusal(checkResolvedUser("ghost", passwd, group))).toMatch(/not in the image's \/etc\/passwd/);
