@@ -14,6 +14,7 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { SkiffError } from "../errors.js";
 import { parseSignal } from "../util/units.js";
+import { skiffDetach } from "../guest/exec-request.js";
 import { addTool, ok, refused, targetVm, type McpContext } from "./context.js";
 import { asCaller, askOf, checkedCommand, renderResult, runBusybox, runChecked, type Checked } from "./exec.js";
 import { busybox } from "./guest.js";
@@ -33,8 +34,12 @@ const logTag = z
   .describe("names the log: /tmp/<log_tag>.log in the guest");
 const timeout = z.number().int().min(1).max(3600).default(30).describe("seconds before the command is killed");
 
-/** Start "$@" in a session of its own with its output in $1, and print its pid. */
-const backgroundScript = `log=$1; shift; ${busybox} setsid "$@" >"$log" 2>&1 </dev/null & echo $!`;
+/**
+ * Under skiff-detach (a session of its own, returning once it runs, so the
+ * end of the SSH session cannot take it along): open the log ($0) as the
+ * caller's user, then become the command.
+ */
+const backgroundScript = 'exec "$@" >"$0" 2>&1 </dev/null';
 
 interface GuestProcess {
   pid: number;
@@ -67,9 +72,9 @@ export function registerExecTools(server: McpServer, ctx: McpContext): void {
     const ask = askOf(a);
     const c = await checkedCommand(ctx, t, ask);
     const log = `/tmp/${a.log_tag}.log`;
-    const r = await runChecked({ conn: c.conn, argv: [busybox, "sh", "-c", backgroundScript, "skiff-bg", log, ...c.argv] }, t.vm.name, ask, { timeoutMs: 30_000 });
+    const r = await runChecked({ conn: c.conn, argv: [skiffDetach, busybox, "sh", "-c", backgroundScript, log, ...c.argv] }, t.vm.name, ask, { timeoutMs: 30_000 });
     if (r.code !== 0) throw new SkiffError("ERR_SKIFF_GUEST_COMMAND", `could not start the command in ${t.vm.name}: ${r.stderr.trim()}`);
-    const pid = Number(r.stdout.trim());
+    const pid = Number(r.stdout.trim().split("\n").at(-1));
     return ok({ vm: t.vm.name, pid, log }, `started in ${t.vm.name} (pid ${pid}), output in ${log}`);
   });
 

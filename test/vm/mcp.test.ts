@@ -103,6 +103,7 @@ describe("skiff mcp over stdio", () => {
     await refusedCall("vm_exec", { vm, argv: ["/bin/../bin/sh"], user: "user" }, /unnormalised path/);
     await refusedCall("vm_exec", { vm, argv: ["ls"], user: "root" }, /root/);
     await refusedCall("vm_exec", { vm, argv: ["ls"], user: "0:0" }, /root/);
+    await refusedCall("vm_exec", { vm, argv: ["id"], user: "4294967296" }, /32-bit id/);
     await refusedCall("vm_exec", { vm, argv: ["ls"] }, /no user given/);
     await refusedCall("vm_exec", { vm, argv: ["/tmp/ls"], user: "user" }, /\/tmp\/ls resolves to \/dev\/.skiff\/bin\/skiff-\S+ in the guest, not a program named ls/);
     await refusedCall("vm_exec_bg", { vm, argv: ["sh"], user: "user", log_tag: "x" }, /sh is not in/);
@@ -117,6 +118,8 @@ describe("skiff mcp over stdio", () => {
     expect(helo.answers).toBe(true);
     // The same VM by its hostname.
     expect((await okCall("vm_exec", { vm: helo.hostname, command: "echo hi; echo err >&2; exit 3" })).stdout).toBe("hi\n");
+    // Both VMs are 10.0.2.15 on user networking: an address two VMs share never picks one (nor dodges locked's rule).
+    await refusedCall("vm_exec", { vm: "10.0.2.15", command: "id" }, /address or hostname of 2 VMs/, "ERR_SKIFF_VM_AMBIGUOUS");
     await okCall("sandbox_files_write", { vm: "sb", path: "/tmp/note", content: "written\n" });
     expect((await okCall("sandbox_files_read", { vm: "sb", path: "/tmp/note" })).content).toBe("written\n");
     await okCall("vm_cp", { vm: "sb", src: "hello.txt", dst: "/tmp/hello.txt" });
@@ -124,8 +127,11 @@ describe("skiff mcp over stdio", () => {
     await refusedCall("vm_cp", { vm: "sb", src: "/etc/passwd", dst: "/tmp/p" }, /outside the server's directory/);
     const bg = await okCall("vm_exec_bg", { vm: "sb", command: "echo started; sleep 300", log_tag: "job" });
     expect(bg.pid).toBeGreaterThan(0);
+    // It runs in the background: its first line may come a moment after vm_exec_bg answers.
+    const tail = async () => (await call("vm_tail", { vm: "sb", log_tag: "job" })).structuredContent?.text as string | undefined;
+    for (let i = 0; i < 50 && !(await tail())?.includes("started"); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await tail()).toContain("started");
     expect((await okCall("vm_ps", { vm: "sb" })).processes.some((p: { command: string }) => p.command.includes("sleep 300"))).toBe(true);
-    expect((await okCall("vm_tail", { vm: "sb", log_tag: "job" })).text).toContain("started");
     expect((await okCall("vm_pkill", { vm: "sb", pattern: "sleep 300", signal: "KILL" })).signalled).toBe(true);
     const sleeping = async () => (await okCall("vm_ps", { vm: "sb" })).processes.some((p: { command: string }) => p.command.includes("sleep 300"));
     for (let i = 0; i < 20 && (await sleeping()); i++) await new Promise((r) => setTimeout(r, 100));
@@ -156,6 +162,7 @@ describe("skiff mcp over stdio", () => {
     const range = await open(h, ["-f", join(dir, "skiff.yml")], dir);
     const rcall = async (name: string, args: Record<string, unknown> = {}) => (await range.callTool({ name, arguments: args })) as ToolResult;
     try {
+      expect(((await rcall("helo")).structuredContent as any).project).toBe("mcprange");
       const up = await rcall("range_up");
       expect(up.isError, up.content[0]?.text).not.toBe(true);
       expect((up.structuredContent as any).vms[0].name).toBe("mcprange-solo-1");
