@@ -28,3 +28,4 @@ export { runDoctor, type DoctorReport, type DoctorCheck } from "./engine/doctor.
 export type { AgentConnection, CopyOptions, CopyReport, ExecIO, ExecOptions, ExecRequest, ExecResult, PtyOptions, RunOptions, RunningExec, WindowSize } from "./guest/agent.js";
 export { SkiffError, ExitCode, errorCodes, type ErrorCode } from "./errors.js";
 export type { MachineSpec, NetworkSpec, PortForward } from "./spec/machine.js";
+export { createMcpServer, loadPolicyFile, policyOfProject, parsePolicy, emptyPolicy, toolNames, serveStdio, type McpServerOptions, type McpPolicy, type VmRule } from "./mcp/index.js";

@@ -98,6 +98,7 @@ export const examples: Record<string, string[]> = {
   "autostart ls": ["skiff autostart ls"],
   doctor: ["skiff doctor", "skiff doctor --json"],
   version: ["skiff version", "skiff version --json"],
+  mcp: ["skiff mcp", "skiff mcp --policy agent-policy.yml", "skiff mcp -f pontoon.yml"],
   settings: ["skiff settings init", "skiff settings show"],
   "settings show": ["skiff settings show", "skiff settings show --json"],
   "settings init": ["skiff settings init", "skiff settings init --force"],

@@ -28,6 +28,7 @@ import { registerAutostart } from "./commands/autostart.js";
 import { registerCompletion } from "./commands/completion.js";
 import { registerSettings } from "./commands/settings.js";
 import { registerServe } from "./commands/serve.js";
+import { registerMcp } from "./commands/mcp.js";
 import { addExamples } from "./examples.js";
 
 export function buildProgram(ctx: CliContext): Command {
@@ -66,6 +67,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerDoctor(program, ctx);
   registerSettings(program, ctx);
   registerServe(program, ctx);
+  registerMcp(program, ctx);
   registerCompletion(program, ctx);
   addExamples(program);
   return program;

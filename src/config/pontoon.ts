@@ -33,7 +33,7 @@ const attachment = z.union([
 ]);
 
 const json: z.ZodType<unknown> = z.lazy(() => z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(json), z.record(z.string(), json)]));
-/** An `mcp` block (under defaults, or a service): a map, kept for skiff's MCP server; nothing acts on it yet. */
+/** An `mcp` block (under defaults, or a service): a map, read by skiff's MCP server (src/mcp/policy.ts checks its keys). */
 const mcpBlock = z.record(z.string(), json);
 
 const pontoonService = z.strictObject({

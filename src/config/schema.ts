@@ -104,6 +104,15 @@ const provisionStep = z
     }
   });
 
+/** A VM's MCP rule (docs/cli.md, "MCP server"); src/mcp/policy.ts checks the names in it. */
+const mcpRule = {
+  allow_tools: strList.optional().describe('the MCP tools this VM allows: absent all, ["*"] all, [] none'),
+  allow_binaries: strList.optional().describe("the programs vm_exec may start here, by name without path"),
+  deny_root: z.boolean().optional().describe("nothing runs as root through the MCP server"),
+};
+const serviceMcp = z.strictObject({ ...mcpRule, hide_tools: strList.optional().describe("hidden from the whole MCP server") });
+const topMcp = z.strictObject({ ...mcpRule, hide_tools: strList.optional().describe("MCP tools hidden from the listing and refused"), vms: z.record(str, z.strictObject(mcpRule)).optional().describe("rules of VMs by name") });
+
 export const serviceSchema = z
   .strictObject({
     image: str.min(1).optional().describe("an OCI reference or a local image name"),
@@ -141,6 +150,7 @@ export const serviceSchema = z
       .strictObject({ "user-data": str.optional().describe("a file, or inline text when it has several lines"), hostname: str.optional() })
       .optional(),
     provision: z.array(provisionStep).optional(),
+    mcp: serviceMcp.optional().describe("skiff mcp's rule for this service's VMs"),
   })
   .meta({ id: "service" });
 
@@ -163,6 +173,7 @@ export const skiffFileSchema = z.strictObject({
   networks: z.record(str, network.nullable()).optional(),
   volumes: z.record(str, volume.nullable()).optional(),
   layers: strList.optional().describe("extra layer search paths, relative to the file"),
+  mcp: topMcp.optional().describe("skiff mcp's access policy: the defaults of every VM, hide_tools, and rules of VMs by name"),
 });
 
 export type SkiffFile = z.output<typeof skiffFileSchema>;

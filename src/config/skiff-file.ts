@@ -69,6 +69,7 @@ export function skiffToProject(docs: YamlDoc[], ctx: LoaderContext): ProjectSpec
     volumes,
     layerPaths: (file.layers ?? []).map((p) => hostPath(ctx.dir, p, ctx.env ?? process.env)),
     warnings: [],
+    ...(file.mcp === undefined ? {} : { mcp: file.mcp }),
   };
 }
 

@@ -38,6 +38,7 @@ export function serviceFrom(c: ServiceContext, place: string): ServiceSpec {
     ...egressOf(svc, place),
     replicas: svc.replicas ?? 1,
     provision: provisionOf(c),
+    ...(svc.mcp === undefined ? {} : { mcp: svc.mcp }),
     place,
   };
   imageOf(c, spec);

@@ -31,7 +31,7 @@ export interface ProjectSpec {
   layerPaths: string[];
   /** Keys with no meaning here (compose's `privileged`, …): reported once, never silently dropped. */
   warnings: ConfigWarning[];
-  /** pontoon.yml's top-level `mcp` key, kept as it is for the MCP server. */
+  /** The top-level `mcp` key (skiff.yml, pontoon.yml): the MCP server's defaults, hide_tools and per-VM rules (src/mcp/policy.ts reads it). */
   mcp?: unknown;
 }
 
@@ -140,10 +140,10 @@ export interface ServiceSpec {
   /** Cloud images: user-data (absolute path of a file, or inline text) merged into skiff's seed. */
   cloudInit?: { userDataPath?: string; userData?: string; hostname?: string };
   provision: ProvisionStep[];
-  /** pontoon.yml's `mcp` block (its `defaults`' under the service's own): read and checked, for the MCP server; nothing acts on it yet. */
+  /** The service's `mcp` block (the file's `defaults.mcp` under the service's own): its VMs' rule in the MCP server. */
   mcp?: McpSettings;
   place: Place;
 }
 
-/** A service's `mcp` block from pontoon.yml: its keys as written (JSON values), not interpreted yet. */
+/** A service's `mcp` block: its keys as written (JSON values); src/mcp/policy.ts checks and reads them. */
 export type McpSettings = Record<string, unknown>;

@@ -320,7 +320,7 @@ describe("JSON Schema", () => {
     expect(schema.$schema).toBe("https://json-schema.org/draft/2020-12/schema");
     expect(schema.title).toBe("skiff.yml");
     expect(schema.additionalProperties).toBe(false);
-    expect(Object.keys(schema.properties)).toEqual(["version", "name", "defaults", "services", "networks", "volumes", "layers"]);
+    expect(Object.keys(schema.properties)).toEqual(["version", "name", "defaults", "services", "networks", "volumes", "layers", "mcp"]);
     expect(JSON.stringify(schema)).toContain("ipv4_address");
   });
 });
