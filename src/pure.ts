@@ -1,11 +1,12 @@
 /**
- * The half of the public API that loads no engine: the error type, units,
- * parsers of values the user types, and the pure helpers a front end needs.
- * src/index.ts re-exports all of it. A front end that starts often (the
- * CLI: `--help` must not load the engine, docs/benchmarks.md "CLI start")
- * imports these statically from here and the engine lazily from index.ts.
- * Nothing here may import a module that does I/O or loads a package when
- * imported.
+ * The part of the public API that loads no engine (no Skiff, VM store,
+ * SSH, QEMU or package): the error type, units, parsers of values users
+ * type, and the small helpers a front end needs. src/index.ts re-exports
+ * all of it. A front end that starts often (the CLI: `--help` must not
+ * load the engine, docs/benchmarks.md "CLI start") imports these
+ * statically from here and the rest lazily from index.ts. Nothing here may
+ * import a module that does I/O or loads a package when imported
+ * (test/unit/cli-start.test.ts checks what starting the CLI loads).
  */
 export { SkiffError, ExitCode, errorCodes, errnoOf, isSkiffError, type ErrorCode, type SkiffErrorOptions } from "./errors.js";
 export {
