@@ -1,7 +1,7 @@
 // Runs the test suites one after the other and ends with one line that
 // sums them all: `N passed, N failed` (`, N skipped` when some were).
 //
-//   node scripts/test.mjs              unit, then vm (VM + end-to-end)
+//   node scripts/test.mjs              layering, unit, then vm (VM + end-to-end)
 //   node scripts/test.mjs unit         one suite
 //   node scripts/test.mjs vm -t boot   one suite, the rest goes to vitest
 //
@@ -10,6 +10,11 @@
 // a suite that exits non-zero without a failed test to show for it (a
 // crash, an unhandled error), counts as one failure, so the last line never
 // says "0 failed" when the exit code says otherwise.
+//
+// The layering suite is one check, not vitest: dependency-cruiser with
+// .dependency-cruiser.cjs (no cycles; the CLI and src/project reach the
+// library only through its public API). It prints the violations and counts
+// as 1 passed or 1 failed.
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -19,7 +24,10 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const vitest = join(root, "node_modules", "vitest", "vitest.mjs");
 const resultsDir = join(root, "test-results");
 
+const depcruise = join(root, "node_modules", "dependency-cruiser", "bin", "dependency-cruise.mjs");
+
 const suites = {
+  layering: ".dependency-cruiser.cjs",
   unit: "vitest.unit.config.ts",
   vm: "vitest.vm.config.ts",
 };
@@ -29,8 +37,20 @@ let chosen = Object.keys(suites);
 if (args[0] === "all") args.shift();
 else if (args[0] !== undefined && args[0] in suites) chosen = [args.shift()];
 
+/** The layering rule over src/; resolves to its counts (one check). */
+function runLayering() {
+  const depcruiseArgs = [depcruise, "src", "--config", suites.layering, "--output-type", "err"];
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, depcruiseArgs, { cwd: root, stdio: "inherit" });
+    const done = (ok, how) => resolve({ passed: ok ? 1 : 0, failed: ok ? 0 : 1, skipped: 0, problems: ok ? [] : [`layering: ${how} (see above)`] });
+    child.on("error", (err) => done(false, err.message));
+    child.on("exit", (code, signal) => done(code === 0, signal ? `killed by ${signal}` : "dependency-cruiser found violations"));
+  });
+}
+
 /** Run one suite; resolves to its counts. */
 function runSuite(name) {
+  if (name === "layering") return runLayering();
   const report = join(resultsDir, `${name}.json`);
   rmSync(report, { force: true }); // a crash must not be read as the last run's results
   const vitestArgs = [

@@ -1,6 +1,13 @@
 /**
- * skiff as a library: `import { Skiff } from "skiff"`.
+ * skiff as a library: `import { Skiff } from "skiff"`. This is the one door
+ * into the library for every front end (the CLI, src/project, the API
+ * server, the SDK): they import nothing else under src/ but src/pure.ts,
+ * the part of this API that loads no engine (.dependency-cruiser.cjs checks
+ * it). What is exported here as a value is loaded by `new Skiff()` anyway,
+ * or loads its modules when called: importing this file must cost no more
+ * than `skiff ps` (docs/benchmarks.md, "CLI start").
  */
+export * from "./pure.js";
 export {
   Skiff,
   type CreateOptions,
@@ -9,12 +16,12 @@ export {
   type SkiffOptions,
   type SnapshotCreateOptions,
   type StartOptions,
-  type VolumeCreateOptions,
-  type VolumeInfo,
 } from "./engine/skiff.js";
-export type { NetworkCreateOptions, NetworkInfo } from "./engine/networks.js";
-export type { ImageSummary } from "./engine/images.js";
-export type { PullEvent } from "./image/oci/types.js";
+export type { CopyOnceOptions, MainRequest, MountRequest, RunVmOptions, RunVmResult, VolumeCreateOptions, VolumeInfo, VolumeUser } from "./engine/skiff.js";
+export type { ImageService, ImagePullOptions } from "./engine/services/images.js";
+export type { NetworkService } from "./engine/services/networks.js";
+export type { VolumeService } from "./engine/services/volumes.js";
+export type { LayerService, LayerListing } from "./engine/services/layers.js";
 export type { SnapshotInfo } from "./snapshot/service.js";
 export type { RestoreOptions } from "./snapshot/restore.js";
 export type { BuildLayersOptions, BuildLayersResult } from "./engine/layers.js";
@@ -24,8 +31,37 @@ export type { VmInfo } from "./engine/info.js";
 export type { BrokenVmInfo } from "./engine/broken.js";
 export type { RunState } from "./engine/status.js";
 export type { ProgressEvent, Phase, SkiffEvents } from "./engine/events.js";
-export { runDoctor, type DoctorReport, type DoctorCheck } from "./engine/doctor.js";
+export type { DoctorReport, DoctorCheck } from "./engine/doctor.js";
 export type { AgentConnection, CopyOptions, CopyReport, ExecIO, ExecOptions, ExecRequest, ExecResult, PtyOptions, RunOptions, RunningExec, WindowSize } from "./guest/agent.js";
-export { SkiffError, ExitCode, errorCodes, type ErrorCode } from "./errors.js";
-export type { MachineSpec, NetworkSpec, PortForward } from "./spec/machine.js";
-export { createMcpServer, loadPolicyFile, policyOfProject, parsePolicy, emptyPolicy, toolNames, serveStdio, type McpServerOptions, type McpPolicy, type VmRule } from "./mcp/index.js";
+export type { ImageSummary, DiskUsage } from "./engine/images.js";
+export type { PullEvent } from "./image/oci/types.js";
+export type { NetworkCreateOptions, NetworkInfo, NetworkMember } from "./engine/networks.js";
+export type { NetworkRequest } from "./engine/vm-network.js";
+export type { NetworkDriver, NetworkRecord } from "./network/types.js";
+export type { Capture, CaptureOptions, CaptureSummary } from "./engine/capture.js";
+export type { ForwardInfo } from "./engine/ports.js";
+export type { SshEndpoint } from "./engine/ready.js";
+export type { SshStream } from "./engine/proxy.js";
+export type { AutostartTarget, AutostartUnit } from "./engine/autostart.js";
+export type { VmRecord } from "./store/store.js";
+export type { LoadProjectOptions } from "./config/load.js";
+
+// Values whose modules `new Skiff()` loads already.
+export { pausedLabel, vmPaused } from "./engine/pause.js";
+export { parseEgress } from "./network/egress.js";
+export { parseIpv4 } from "./network/ipam.js";
+export { formatForward, parsePublish } from "./network/ports.js";
+export { validateNetworkName } from "./network/names.js";
+
+// Project files: each loads its parsers when called.
+export { loadProject, renderProject, skiffJsonSchema, toYaml } from "./config/project-files.js";
+
+import type { DoctorReport } from "./engine/doctor.js";
+import type { VmInfo } from "./engine/info.js";
+import type { Runner } from "./process/runner.js";
+
+/** The host's checks (QEMU, kernel, KVM or TCG, the jail); `Skiff.doctor()` for a skiff's own. Loaded when called. */
+export async function runDoctor(opts: { cacheDir: string; home: string; runner: Runner; vms: VmInfo[] }): Promise<DoctorReport> {
+  return (await import("./engine/doctor.js")).runDoctor(opts);
+}
+

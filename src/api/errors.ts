@@ -5,7 +5,7 @@
  * local one. The status follows the error's exit code (docs/cli.md), with
  * the few codes HTTP has a closer word for.
  */
-import { ExitCode, SkiffError, errorCodes, type ErrorCode } from "../errors.js";
+import { ExitCode, SkiffError, errorCodes, type ErrorCode } from "../pure.js";
 
 export interface ErrorBody {
   code: ErrorCode;

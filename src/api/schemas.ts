@@ -9,7 +9,7 @@
  * own schemas are zod/v4 and stay behind its door, which checks again.
  */
 import { z } from "@hono/zod-openapi";
-import { errorCodes, type ErrorCode } from "../errors.js";
+import { errorCodes, type ErrorCode } from "../pure.js";
 
 const codes = Object.keys(errorCodes) as [ErrorCode, ...ErrorCode[]];
 

@@ -7,7 +7,7 @@
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { Readable } from "node:stream";
-import { SkiffError } from "../errors.js";
+import { SkiffError } from "../pure.js";
 import { fromErrorBody } from "./errors.js";
 
 export type ServerTarget = { kind: "unix"; socketPath: string } | { kind: "http" | "https"; host: string; port: number };

@@ -4,7 +4,7 @@
  * imported only here and only when asked for: `--version`, `--help` and
  * completion scripts never load it (docs/benchmarks.md, "CLI start").
  */
-import type { Skiff } from "../engine/skiff.js";
+import type { Skiff } from "../index.js";
 import { printError, progressReporter, type GlobalFlags } from "./output.js";
 import { pullReporter } from "./pull-progress.js";
 import { insecureRegistriesEnv, loadSettings, registryMirrorsEnv } from "./settings.js";
@@ -33,7 +33,7 @@ export function makeContext(flags: GlobalFlags): CliContext {
 }
 
 async function makeEngine(flags: GlobalFlags): Promise<Skiff> {
-  const [{ Skiff }, settings] = await Promise.all([import("../engine/skiff.js"), loadSettings()]);
+  const [{ Skiff }, settings] = await Promise.all([import("../index.js"), loadSettings()]);
   // Pulls read insecure registries and mirrors from the environment; the settings file adds its own there.
   const insecure = insecureRegistriesEnv(settings);
   if (insecure !== undefined) process.env.SKIFF_INSECURE_REGISTRIES = insecure;

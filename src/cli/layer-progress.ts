@@ -2,8 +2,8 @@
  * A layer build's progress on stderr, one plain line per step (readable in
  * a terminal and in a CI log alike): "[2/2] redis: packages: redis-server".
  */
-import type { LayerEvent } from "../layer/events.js";
-import { formatDuration } from "../util/units.js";
+import { formatDuration } from "../pure.js";
+import type { LayerEvent } from "../index.js";
 
 export function layerReporter(stream: NodeJS.WritableStream = process.stderr): (e: LayerEvent) => void {
   const t0 = Date.now();

@@ -4,17 +4,10 @@
  */
 import { homedir } from "node:os";
 import { resolve as resolvePath } from "node:path";
-import type { CreateOptions } from "../engine/skiff.js";
-import { parseCpus, parseDiskSize, parseEnvList, parseMemory } from "../util/units.js";
-import { restrictUserNetByDefault, type NetworkSpec } from "../spec/machine.js";
-import { SkiffError } from "../errors.js";
-import { parseIpv4 } from "../network/ipam.js";
-import { parseEgress } from "../network/egress.js";
+import { parseCpus, parseDiskSize, parseEnvList, parseMemory, restrictUserNetByDefault, SkiffError, type NetworkSpec } from "../pure.js";
+// Loaded only by the verbs that create VMs (after the engine): the library's whole API is here already.
+import { parseEgress, parseIpv4, parsePublish, validateNetworkName, type CreateOptions, type MountRequest, type NetworkRequest } from "../index.js";
 import { withSettings, type UserSettings } from "./settings.js";
-import { parsePublish } from "../network/ports.js";
-import { validateNetworkName } from "../network/store.js";
-import type { NetworkRequest } from "../engine/vm-network.js";
-import type { MountRequest } from "../engine/volumes.js";
 import type { MachineFlags } from "./spec-flags.js";
 
 /**

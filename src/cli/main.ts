@@ -4,8 +4,7 @@
  * the engine, renders results; exit codes are documented in docs/cli.md.
  */
 import { CommanderError } from "commander";
-import { SkiffError, ExitCode } from "../errors.js";
-import { endChildren } from "../process/children.js";
+import { endChildren, ExitCode, SkiffError } from "../pure.js";
 import { makeContext } from "./context.js";
 import { buildProgram } from "./program.js";
 import { printError } from "./output.js";

@@ -3,8 +3,8 @@
  * for bugs or under --debug), JSON for --json, tables, and progress events
  * on stderr when it is a terminal.
  */
-import { SkiffError, ExitCode } from "../errors.js";
-import type { ProgressEvent } from "../engine/events.js";
+import { ExitCode, SkiffError } from "../pure.js";
+import type { ProgressEvent } from "../index.js";
 
 export interface GlobalFlags {
   debug: boolean;

@@ -3,8 +3,8 @@
  * and speed, redrawn in place on a terminal; plain lines (one per layer
  * state change) when stderr is not a terminal.
  */
-import type { PullEvent } from "../image/oci/types.js";
-import { formatBytes } from "../util/units.js";
+import { formatBytes } from "../pure.js";
+import type { PullEvent } from "../index.js";
 
 interface LayerState {
   short: string;

@@ -3,8 +3,8 @@
  * raw mode and window size for a PTY, Ctrl-C forwarded as SIGINT when there
  * is no PTY (with a PTY the guest's terminal handles it).
  */
-import type { AgentConnection, ExecRequest, RunningExec } from "../guest/agent.js";
-import { SkiffError } from "../errors.js";
+import { SkiffError } from "../pure.js";
+import type { AgentConnection, ExecRequest, RunningExec } from "../index.js";
 
 export interface SessionFlags {
   interactive: boolean;

@@ -4,9 +4,9 @@
  * nor yaml for it.
  */
 import { z } from "zod/v4";
+import { parseCpus, parseMemory } from "../pure.js";
 import { configError } from "../config/zod-error.js";
 import { parseYaml } from "../config/yaml-doc.js";
-import { parseCpus, parseMemory } from "../util/units.js";
 
 const words = z.union([z.string().min(1), z.array(z.string().min(1))]).transform((v) => (Array.isArray(v) ? v : [v]));
 

@@ -8,7 +8,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { errnoOf, SkiffError } from "../errors.js";
+import { errnoOf, SkiffError } from "../pure.js";
 import type { UserSettings } from "./settings-schema.js";
 
 export type { UserSettings } from "./settings-schema.js";

@@ -7,8 +7,7 @@
  * instead of reading commander's printed text back.
  */
 import { Command, Option, type Argument } from "commander";
-import { SkiffError } from "../errors.js";
-import { closest } from "../util/closest.js";
+import { closest, SkiffError } from "../pure.js";
 
 // Commander's reporting methods exist at run time but are left out of its typings.
 declare module "commander" {

@@ -13,8 +13,14 @@ import type { VmRecord } from "../store/store.js";
 import { readHostPublicKey } from "./keys.js";
 import { bootFailureReason } from "./launch.js";
 
+export interface SshEndpoint {
+  host: string;
+  port: number;
+  user: string;
+}
+
 /** A cloud image's own sshd, forwarded to loopback, and the user skiff logs in as; undefined for a microVM (its agent is on virtio-serial). */
-export function sshEndpoint(spec: MachineSpec): { host: string; port: number; user: string } | undefined {
+export function sshEndpoint(spec: MachineSpec): SshEndpoint | undefined {
   return spec.boot?.kind === "cloud" ? { host: "127.0.0.1", port: spec.boot.sshPort, user: spec.boot.sshUser } : undefined;
 }
 

@@ -25,7 +25,6 @@ import type { Phase, SkiffEvents } from "./events.js";
 import type { HostFacts } from "./host.js";
 import { homeNoSpace, notRunning, progress } from "./context.js";
 import type { CreateOptions } from "./create.js";
-import type { MachineSpec } from "../spec/machine.js";
 import { hardStop, reconcile, reconcileAndLook, recordExit, removeVm, settleEnded } from "./reconcile.js";
 import { observeStatus, qemuRuns, type ObservedStatus, type RunState } from "./status.js";
 import { releaseSupervisor, signalQemu, stopQemu } from "./stop.js";
@@ -33,16 +32,27 @@ import { toVmInfo, type VmInfo } from "./info.js";
 import { brokenInfo, removeBroken, type BrokenVmInfo } from "./broken.js";
 import { guestPaused, pauseGuest, readyForPowerdown, resumeGuest, vmPaused } from "./pause.js";
 import type { VolumeCreateOptions, VolumeInfo } from "./volumes.js";
-import type { ImageContext } from "./images.js";
+import { ImageService } from "./services/images.js";
+import { LayerService } from "./services/layers.js";
+import { NetworkService } from "./services/networks.js";
+import { VolumeService } from "./services/volumes.js";
 import type { BuildLayersOptions, BuildLayersResult } from "./layers.js";
 import { crashPoint } from "../util/crash-point.js";
 import type { ResumeSource } from "../snapshot/resume.js";
 import type { RestoreOptions } from "../snapshot/restore.js";
 import type { SnapshotInfo } from "../snapshot/service.js";
 import type { GuestNetwork } from "../network/guest.js";
+import type { RunVmOptions, RunVmResult } from "./run.js";
+import type { SshStream } from "./proxy.js";
+import type { SshEndpoint } from "./ready.js";
+import type { ForwardInfo } from "./ports.js";
+import type { DoctorReport } from "./doctor.js";
+import type { AutostartTarget, AutostartUnit } from "./autostart.js";
+import type { MachineSpec, PortForward } from "../spec/machine.js";
 
 export type { CreateOptions } from "./create.js";
 export type { CopyOnceOptions, ExecOnceResult } from "./oneshot.js";
+export type { MainRequest, RunVmOptions, RunVmResult } from "./run.js";
 export type { BuildLayersOptions, BuildLayersResult } from "./layers.js";
 export type { MountRequest, VolumeCreateOptions, VolumeInfo, VolumeUser } from "./volumes.js";
 
@@ -84,6 +94,10 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   readonly cacheDir: string;
   readonly runner: Runner;
   #facts: Promise<HostFacts> | undefined;
+  #images: ImageService | undefined;
+  #networks: NetworkService | undefined;
+  #volumes: VolumeService | undefined;
+  #layers: LayerService | undefined;
 
   constructor(opts: SkiffOptions = {}) {
     super();
@@ -292,6 +306,16 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       return { ...(await this.info(record)), state: "stopped" };
     }
     return this.info(record);
+  }
+
+  /**
+   * `docker run`: create (or restore `run.from`), start, run the main
+   * command; in the foreground wait for it and stop (or, with autoRemove,
+   * remove) the VM; detached, leave it running (src/engine/run.ts).
+   */
+  async run(options: CreateOptions, run: RunVmOptions = {}): Promise<RunVmResult> {
+    const { runVm } = await import("./run.js");
+    return runVm(this, options, run);
   }
 
   /** Stop (the guest gets `stopTimeoutMs`, as `stop -t`) and start again (booting gets the usual deadline). */
@@ -510,24 +534,20 @@ export class Skiff extends EventEmitter<SkiffEvents> {
 
   /** Make a named volume: an ext4 disk of its own (default 1 GiB) that VMs mount with `mounts`. */
   async createVolume(opts: VolumeCreateOptions): Promise<VolumeInfo> {
-    const { createVolume } = await import("./volumes.js");
-    return createVolume(this, opts);
+    return this.volumes.create(opts);
   }
 
   async listVolumes(): Promise<VolumeInfo[]> {
-    const { listVolumes } = await import("./volumes.js");
-    return listVolumes(this);
+    return this.volumes.list();
   }
 
   async inspectVolume(name: string): Promise<VolumeInfo> {
-    const { inspectVolume } = await import("./volumes.js");
-    return inspectVolume(this, name);
+    return this.volumes.inspect(name);
   }
 
   /** Remove a volume and its data; refused while a VM uses it, unless `force` (never while that VM runs). */
   async removeVolume(name: string, opts: { force?: boolean } = {}): Promise<void> {
-    const { removeVolume } = await import("./volumes.js");
-    return removeVolume(this, name, opts);
+    return this.volumes.remove(name, opts);
   }
 
   /**
@@ -539,13 +559,35 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     return buildLayers(this, opts);
   }
 
-  /** What the image verbs need: the cache, credentials' home, and which bases VMs use. */
-  get images(): ImageContext {
-    const vms = async () => [
+  /**
+   * Images: pull, import, list, inspect, remove, prune, disk usage, logins.
+   * It is also the ImageContext the engine's image functions take: the
+   * cache, credentials' home, and which bases VMs use.
+   */
+  get images(): ImageService {
+    this.#images ??= new ImageService(this, async () => [
       ...(await this.list({ all: true })),
       ...(await this.store.scan()).broken.map((b) => ({ name: b.name ?? b.id, imageDigest: b.config?.image?.digest, dir: b.paths.dir })),
-    ];
-    return { cacheDir: this.cacheDir, home: this.home, runner: this.runner, vms };
+    ]);
+    return this.#images;
+  }
+
+  /** Networks: create, list, inspect, remove, up/down (bridges' host side), capture. */
+  get networks(): NetworkService {
+    this.#networks ??= new NetworkService(this);
+    return this.#networks;
+  }
+
+  /** Named volumes (the flat createVolume, listVolumes, … are these). */
+  get volumes(): VolumeService {
+    this.#volumes ??= new VolumeService(this);
+    return this.#volumes;
+  }
+
+  /** Layers: those found on a search path, and building them onto a base image. */
+  get layers(): LayerService {
+    this.#layers ??= new LayerService((opts) => this.buildLayers(opts));
+    return this.#layers;
   }
 
   /** Run one command in a running VM and collect its output (`connect()` for many on one connection). */
@@ -573,6 +615,59 @@ export class Skiff extends EventEmitter<SkiffEvents> {
       // A cloud image's sshd can be restarting (cloud-init, a slow TCG guest): give it longer.
       timeoutMs: opts.timeoutMs ?? (record.config.spec.boot?.kind === "cloud" ? 60_000 : 15_000),
     });
+  }
+
+  /** A cloud image's sshd on its loopback forward (undefined for skiff's own guests: their SSH is the agent channel). */
+  async sshEndpoint(name: string): Promise<SshEndpoint | undefined> {
+    const [record, { sshEndpoint }] = await Promise.all([this.store.get(name), import("./ready.js")]);
+    return sshEndpoint(record.config.spec);
+  }
+
+  /** A raw byte stream to the running VM's SSH server (`skiff proxy`, ssh's ProxyCommand); release it when done. */
+  async proxy(name: string): Promise<SshStream> {
+    const info = await this.inspect(name);
+    if (info.state === "paused") throw vmPaused(name, info.pauseReason ?? "user");
+    if (info.state !== "running") {
+      throw new SkiffError("ERR_SKIFF_VM_NOT_RUNNING", `${name} is not running`, { hint: `skiff start ${name}`, place: name });
+    }
+    const { openSshStream } = await import("./proxy.js");
+    return openSshStream(await this.store.get(info.id), this.home);
+  }
+
+  /** A VM's port forwards (host -> guest): those it was made with and those added while it runs. */
+  async listForwards(name: string): Promise<ForwardInfo[]> {
+    const { listForwards } = await import("./ports.js");
+    return listForwards(this, name);
+  }
+
+  /** Add a port forward to a running VM, or `remove` one added so; returns its forwards after. */
+  async changeForward(name: string, forward: PortForward, opts: { remove?: boolean } = {}): Promise<ForwardInfo[]> {
+    const { changeForward } = await import("./ports.js");
+    return changeForward(this, name, forward, opts);
+  }
+
+  /** `skiff doctor`: QEMU, the kernel, KVM or TCG, the jail, and what this host's VMs need. */
+  async doctor(): Promise<DoctorReport> {
+    const { runDoctor } = await import("./doctor.js");
+    return runDoctor({ cacheDir: this.cacheDir, home: this.home, runner: this.runner, vms: await this.list({ all: true }) });
+  }
+
+  /** A systemd unit that starts the VM (or `up -d`s the project) when the host boots; `enabled` false where systemd does not run here. */
+  async enableAutostart(target: AutostartTarget): Promise<{ unit: AutostartUnit; enabled: boolean }> {
+    const { enableAutostart } = await import("./autostart.js");
+    return enableAutostart({ home: this.home, runner: this.runner, target });
+  }
+
+  /** Disable and remove a target's unit; false when it had none. */
+  async disableAutostart(target: Pick<AutostartTarget, "kind" | "name">): Promise<boolean> {
+    const { disableAutostart } = await import("./autostart.js");
+    return disableAutostart({ home: this.home, runner: this.runner, target });
+  }
+
+  /** The units written for this skiff home. */
+  async listAutostart(): Promise<AutostartUnit[]> {
+    const { listAutostart } = await import("./autostart.js");
+    return listAutostart(this.home);
   }
 
   /** Untie a VM from the process that created it attached (CreateOptions.attach): it outlives that process now. */

@@ -9,9 +9,9 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { ZodTypeAny } from "zod";
-import { isSkiffError, SkiffError } from "../errors.js";
-import type { Skiff } from "../engine/skiff.js";
-import type { VmInfo } from "../engine/info.js";
+import { isSkiffError, SkiffError } from "../pure.js";
+import type { Skiff } from "../index.js";
+import type { VmInfo } from "../index.js";
 import type { Project } from "../project/project.js";
 import { labels as projectLabels } from "../project/names.js";
 import { checkTool, ruleFor, type McpPolicy, type Refusal, type VmRule } from "./policy.js";

@@ -5,8 +5,8 @@
  * so the file that runs is the file that was checked. One connection per
  * VM does both, and a refusal runs nothing.
  */
-import { SkiffError } from "../errors.js";
-import type { AgentConnection } from "../guest/agent.js";
+import { SkiffError } from "../pure.js";
+import type { AgentConnection } from "../index.js";
 import { checkExec, checkUser, type ExecAsk } from "./policy.js";
 import { busybox, checkUserInGuest, guestChecks, isRefusal } from "./guest.js";
 import { refused, type McpContext, type TargetVm } from "./context.js";

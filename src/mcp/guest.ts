@@ -5,8 +5,8 @@
  * image), never with the image's tools, which a caller may have replaced.
  * The answers go to the pure checks in policy.ts.
  */
-import { SkiffError } from "../errors.js";
-import type { AgentConnection } from "../guest/agent.js";
+import { SkiffError } from "../pure.js";
+import type { AgentConnection } from "../index.js";
 import { checkResolvedBinary, checkResolvedUser, type Refusal, type VmRule } from "./policy.js";
 
 export const busybox = "/dev/.skiff/bin/busybox";

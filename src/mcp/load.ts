@@ -7,7 +7,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { parse } from "yaml";
-import { SkiffError, errnoOf } from "../errors.js";
+import { SkiffError, errnoOf } from "../pure.js";
 import type { ProjectSpec } from "../project/types.js";
 import { emptyPolicy, parsePolicy, projectPolicy, type McpPolicy } from "./policy.js";
 

@@ -25,7 +25,7 @@
  * `launchers`) runs anything, and loading such a policy warns so.
  */
 import { posix } from "node:path";
-import { SkiffError } from "../errors.js";
+import { SkiffError } from "../pure.js";
 import { globalTools, isToolName, type ToolName } from "./names.js";
 
 export interface VmRule {

@@ -6,9 +6,9 @@
  * stdout is the protocol's channel.
  */
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { Skiff } from "../engine/skiff.js";
+import type { Skiff } from "../index.js";
 import type { Project } from "../project/project.js";
-import { skiffVersion } from "../util/package-root.js";
+import { skiffVersion } from "../pure.js";
 import type { McpContext } from "./context.js";
 import { emptyPolicy, type McpPolicy } from "./policy.js";
 import { registerExecTools } from "./tools-exec.js";

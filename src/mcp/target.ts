@@ -5,8 +5,8 @@
  * rule. An address or hostname that several VMs share (every VM on user
  * networking is 10.0.2.15) is an error, never a guess.
  */
-import { SkiffError } from "../errors.js";
-import type { VmInfo } from "../engine/info.js";
+import { SkiffError } from "../pure.js";
+import type { VmInfo } from "../index.js";
 
 export function resolveTarget(target: string, vms: readonly VmInfo[]): VmInfo {
   const byName = vms.find((vm) => vm.name === target);

@@ -12,9 +12,9 @@
  */
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
-import { SkiffError } from "../errors.js";
-import { parseSignal } from "../util/units.js";
-import { skiffDetach } from "../guest/exec-request.js";
+import { SkiffError } from "../pure.js";
+import { parseSignal } from "../pure.js";
+import { skiffDetach } from "../pure.js";
 import { addTool, ok, refused, targetVm, type McpContext } from "./context.js";
 import { asCaller, askOf, checkedCommand, renderResult, runBusybox, runChecked, type Checked } from "./exec.js";
 import { busybox } from "./guest.js";

@@ -11,9 +11,8 @@
  */
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
-import { SkiffError } from "../errors.js";
+import { SkiffError } from "../pure.js";
 import type { Project } from "../project/project.js";
-import { inspectNetwork, listNetworks } from "../engine/networks.js";
 import { addTool, checkGlobal, ok, type McpContext } from "./context.js";
 import { vmLine, vmSummary } from "./tools-vm.js";
 
@@ -27,7 +26,7 @@ function projectOf(ctx: McpContext): Project {
 export function registerRangeTools(server: McpServer, ctx: McpContext): void {
   addTool(server, ctx, "topology_get", { description: "The range's topology: services and networks of the project, or the VMs and networks of this skiff.", input: z.object({}).strict(), readOnly: true }, async () => {
     checkGlobal(ctx, "topology_get");
-    const networks = (await listNetworks(ctx.skiff)).map((n) => ({ name: n.name, driver: n.driver, subnet: n.subnet, members: n.members.map((m) => ({ vm: m.vm, ip: m.ip })) }));
+    const networks = (await ctx.skiff.networks.list()).map((n) => ({ name: n.name, driver: n.driver, subnet: n.subnet, members: n.members.map((m) => ({ vm: m.vm, ip: m.ip })) }));
     const vms = (await ctx.skiff.list({ all: true })).map(vmSummary);
     const spec = ctx.project?.spec;
     const services = spec?.services.map((s) => ({ name: s.name, replicas: s.replicas, networks: s.networks.map((n) => n.network), dependsOn: s.dependsOn.map((d) => d.service) }));
@@ -62,7 +61,7 @@ export function registerRangeTools(server: McpServer, ctx: McpContext): void {
     { description: "Capture traffic on a bridge network for a few seconds (tcpdump on its host bridge).", input: z.object({ network: z.string().min(1), duration_s: z.number().min(1).max(60).default(5), filter: z.string().default("").describe("a pcap filter expression, e.g. tcp port 80") }).strict(), readOnly: true },
     async (a) => {
       checkGlobal(ctx, "network_tcpdump");
-      const net = await inspectNetwork(ctx.skiff, a.network);
+      const net = await ctx.skiff.networks.inspect(a.network);
       if (net.driver !== "bridge" || net.bridge === undefined) {
         throw new SkiffError("ERR_SKIFF_USAGE", `network ${net.name} is a ${net.driver} network: it has no host bridge to capture on`, { place: "network", hint: "capture inside a VM instead (vm_exec tcpdump), or use a bridge network" });
       }

@@ -15,7 +15,7 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { readFile, realpath, stat } from "node:fs/promises";
 import { sep } from "node:path";
 import { z } from "zod";
-import { SkiffError } from "../errors.js";
+import { SkiffError } from "../pure.js";
 import { addTool, checkGlobal, ok, refused, targetVm, type McpContext, type TargetVm } from "./context.js";
 import { asCaller, outputLimit, runBusybox } from "./exec.js";
 import { checkNewVmName } from "./policy.js";

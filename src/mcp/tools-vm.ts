@@ -14,7 +14,7 @@ import { toolNames } from "./names.js";
 import { busybox } from "./guest.js";
 import { addTool, checkGlobal, ok, targetVm, type McpContext } from "./context.js";
 import { outputLimit } from "./exec.js";
-import type { VmInfo } from "../engine/info.js";
+import type { VmInfo } from "../index.js";
 
 const vm = z.string().min(1).describe("the VM: its name, one of its IP addresses, or its hostname");
 

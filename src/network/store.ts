@@ -18,27 +18,8 @@ import { namePattern } from "../util/names.js";
 import { networkRecordSchema } from "./schema.js";
 import type { NetworkRecord } from "./types.js";
 
-/** Names with a meaning of their own on `--network`. */
-export const reservedNetworkNames = new Set(["user", "none", "host", "default"]);
-
-export function validateNetworkName(name: string, place = "NAME"): string {
-  // A network's name becomes part of file names (its record, its run directory of link sockets, whose
-  // paths must stay under 108 bytes): the VM-name alphabet, at most 63. Compose names networks
-  // `<project>_<network>`, often past 32 characters.
-  if (!namePattern.test(name) || name.length > 63) {
-    throw new SkiffError("ERR_SKIFF_BAD_NAME", `invalid network name ${JSON.stringify(name)}`, {
-      place,
-      hint: "use 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit",
-    });
-  }
-  if (reservedNetworkNames.has(name)) {
-    throw new SkiffError("ERR_SKIFF_BAD_NAME", `"${name}" is a network mode, not a name for a network`, {
-      place,
-      hint: "choose another name",
-    });
-  }
-  return name;
-}
+// The name check is pure and has a light module of its own (the CLI checks --network before loading the engine).
+export { reservedNetworkNames, validateNetworkName } from "./names.js";
 
 export class NetworkStore {
   readonly dir: string;

@@ -7,8 +7,8 @@
  * VM is (`skiff provision` re-runs provisioners).
  */
 import { createHash } from "node:crypto";
-import type { CreateOptions } from "../engine/create.js";
-import { restrictUserNetByDefault } from "../spec/machine.js";
+import { restrictUserNetByDefault } from "../pure.js";
+import type { CreateOptions } from "../index.js";
 import type { ProjectNetwork, ProjectSpec, ServiceSpec } from "./types.js";
 import { labels, networkName, projectLabels, vmName, volumeName } from "./names.js";
 

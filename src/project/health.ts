@@ -3,8 +3,8 @@
  * daemon watching a VM between commands): `up` runs a service's test until
  * it passes, as docker does, within start_period + retries × interval.
  */
-import { SkiffError } from "../errors.js";
-import type { AgentConnection } from "../guest/agent.js";
+import { SkiffError } from "../pure.js";
+import type { AgentConnection } from "../index.js";
 import type { HealthCheck } from "./types.js";
 
 export interface HealthResult {

@@ -2,7 +2,7 @@
  * Which services `up` starts, pure: the ones asked for and everything they
  * depend on, in an order where every dependency comes first.
  */
-import { SkiffError } from "../errors.js";
+import { SkiffError } from "../pure.js";
 import type { ProjectSpec, ServiceSpec } from "./types.js";
 
 /** The services named (all when none are) plus their dependencies, dependencies first. */

@@ -5,12 +5,8 @@
  * events (events.ts).
  */
 import { EventEmitter } from "node:events";
-import { SkiffError } from "../errors.js";
-import { removeImage } from "../engine/images.js";
-import type { Skiff } from "../engine/skiff.js";
-import type { VmInfo } from "../engine/info.js";
-import { qemuRuns } from "../engine/status.js";
-import type { VmRecord } from "../store/store.js";
+import { qemuRuns, SkiffError } from "../pure.js";
+import type { Skiff, VmInfo, VmRecord } from "../index.js";
 import type { ProjectEvents } from "./events.js";
 import { probeOnce } from "./health.js";
 import { labels } from "./names.js";
@@ -78,7 +74,7 @@ export class Project extends EventEmitter<ProjectEvents> {
     if (opts.destroy === true) {
       for (const image of images) {
         // Another project's VM may boot the same content-addressed image: then it stays.
-        const removed = await removeImage(this.skiff.images, image).then(() => true, () => false);
+        const removed = await this.skiff.images.remove(image).then(() => true, () => false);
         if (removed) {
           removedImages.push(image);
           run.task(`image ${image}`, "removed", `image ${image} removed`);

@@ -7,8 +7,8 @@
  */
 import { appendFile } from "node:fs/promises";
 import { Writable } from "node:stream";
-import { SkiffError } from "../errors.js";
-import type { AgentConnection } from "../guest/agent.js";
+import { SkiffError } from "../pure.js";
+import type { AgentConnection } from "../index.js";
 import type { ProvisionStep } from "./types.js";
 
 export interface ProvisionHooks {

@@ -4,11 +4,8 @@
  * the same name that is not the project's, or whose definition changed while
  * VMs still use it, is an error that says what to do, never silently reused.
  */
-import { SkiffError } from "../errors.js";
-import { createNetwork, removeNetwork } from "../engine/networks.js";
-import { networkStore } from "../engine/vm-network.js";
-import type { Skiff } from "../engine/skiff.js";
-import type { NetworkRecord } from "../network/types.js";
+import { SkiffError } from "../pure.js";
+import type { NetworkRecord, Skiff } from "../index.js";
 import { labels, networkName, projectLabels, volumeName } from "./names.js";
 import type { ProjectNetwork, ProjectSpec, ServiceSpec } from "./types.js";
 
@@ -18,12 +15,12 @@ export async function ensureNetworks(skiff: Skiff, project: ProjectSpec, service
   const made: string[] = [];
   for (const net of project.networks.filter((n) => used.has(n.name))) {
     const name = networkName(project.name, net.name);
-    const existing = await networkStore(skiff).find(name);
+    const existing = await skiff.networks.find(name);
     if (existing !== undefined) {
       checkSame(project, net, existing);
       continue;
     }
-    await createNetwork(skiff, {
+    await skiff.networks.create({
       name,
       driver: net.driver,
       ...(net.subnet === undefined ? {} : { subnet: net.subnet }),
@@ -64,9 +61,9 @@ function checkSame(project: ProjectSpec, net: ProjectNetwork, existing: NetworkR
 /** Remove the project's networks no VM uses any more; returns their names. */
 export async function removeProjectNetworks(skiff: Skiff, project: string): Promise<string[]> {
   const removed: string[] = [];
-  for (const net of await networkStore(skiff).list()) {
+  for (const net of await skiff.networks.records()) {
     if (net.labels[labels.project] !== project) continue;
-    await removeNetwork(skiff, net.name);
+    await skiff.networks.remove(net.name);
     removed.push(net.name);
   }
   return removed;

@@ -4,7 +4,7 @@
  * what it forwards out of that network's interface (pontoon's router). Done
  * in the guest with its own iptables (the `base` layer has it) after boot.
  */
-import { SkiffError } from "../errors.js";
+import { SkiffError } from "../pure.js";
 import { networkName } from "./names.js";
 import type { ProjectRun } from "./run.js";
 import type { ServiceSpec } from "./types.js";

@@ -4,12 +4,9 @@
  * its layers once per verb, or resolved), and the layer search path.
  */
 import { join } from "node:path";
-import type { Skiff } from "../engine/skiff.js";
-import { fetchCloudImage } from "../image/cloud.js";
-import { resolveImage } from "../image/resolve.js";
+import type { LayerEvent, Skiff } from "../index.js";
 import type { ResolvedImage } from "./desired.js";
 import type { OutputEvent, TaskState } from "./events.js";
-import type { LayerEvent } from "../layer/events.js";
 import type { ProjectSpec, ServiceSpec } from "./types.js";
 
 /** The base image layers are built on when a service names none. */
@@ -91,18 +88,8 @@ export class ProjectRun {
   async resolveImage(service: ServiceSpec): Promise<ResolvedImage> {
     const { skiff } = this;
     if (service.imageUrl !== undefined) {
-      const cloud = await fetchCloudImage(service.imageUrl, { cacheDir: skiff.cacheDir, runner: skiff.runner, place: service.place });
-      return { ref: service.imageUrl, digest: cloud.digest };
+      return skiff.images.resolve(service.imageUrl, { place: service.place, cloud: true });
     }
-    const ref = service.image ?? defaultLayerBase;
-    const image = await resolveImage(ref, {
-      cacheDir: skiff.cacheDir,
-      home: skiff.home,
-      runner: skiff.runner,
-      place: service.place,
-      onPull: (e) => skiff.emit("pull", e),
-      onEvent: (e) => skiff.emit("build", e),
-    });
-    return { ref, digest: image.digest };
+    return skiff.images.resolve(service.image ?? defaultLayerBase, { place: service.place });
   }
 }

@@ -6,8 +6,8 @@
  * the engine takes, every field defaulted except where absence means
  * something ("the image's own").
  */
-import type { EgressRequest } from "../network/egress.js";
-import type { PortForward, RestartPolicy } from "../spec/machine.js";
+import type { PortForward, RestartPolicy } from "../pure.js";
+import type { EgressRequest } from "../pure.js";
 
 /** Which file format a project came from. */
 export type ProjectFormat = "skiff" | "pontoon" | "vmfile" | "compose";

@@ -9,9 +9,8 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { isSkiffError, SkiffError } from "../errors.js";
-import { qemuRuns } from "../engine/status.js";
-import type { VmRecord } from "../store/store.js";
+import { crashPoint, isSkiffError, qemuRuns, SkiffError } from "../pure.js";
+import type { VmRecord } from "../index.js";
 import { desiredVm, type DesiredVm, type ResolvedImage } from "./desired.js";
 import { waitHealthy } from "./health.js";
 import { labels } from "./names.js";
@@ -23,7 +22,6 @@ import type { ProjectRun } from "./run.js";
 import { projectVms, serviceVms } from "./vms.js";
 import { replicaStep } from "./replica-step.js";
 import type { ServiceSpec } from "./types.js";
-import { crashPoint } from "../util/crash-point.js";
 
 export interface UpOptions {
   /** Only these services (and what they depend on). */

@@ -2,8 +2,7 @@
  * A project's VMs, found by their labels (never by their names: a VM that
  * happens to be called like a service is not the project's).
  */
-import type { Skiff } from "../engine/skiff.js";
-import type { VmRecord } from "../store/store.js";
+import type { Skiff, VmRecord } from "../index.js";
 import { labels } from "./names.js";
 
 export async function projectVms(skiff: Skiff, project: string): Promise<VmRecord[]> {

@@ -5,7 +5,7 @@
  */
 import { z, type RouteConfig } from "@hono/zod-openapi";
 import type { ZodError } from "zod";
-import { SkiffError } from "../errors.js";
+import { SkiffError } from "../pure.js";
 import { httpStatusOf, toErrorBody } from "../api/errors.js";
 import { errorBodySchema } from "../api/schemas.js";
 

@@ -7,7 +7,7 @@
  */
 import { isIP } from "node:net";
 import { join, resolve } from "node:path";
-import { SkiffError } from "../errors.js";
+import { SkiffError } from "../pure.js";
 
 export type ListenAddress = { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: number };
 

@@ -7,7 +7,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { errnoOf, SkiffError } from "../errors.js";
+import { errnoOf, SkiffError } from "../pure.js";
 
 export const tokenFileName = "serve-token";
 

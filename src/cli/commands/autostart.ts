@@ -1,6 +1,6 @@
 /** `skiff autostart enable|disable|ls`: VMs and projects started at host boot by systemd units. */
 import type { Command } from "commander";
-import type { AutostartTarget } from "../../engine/autostart.js";
+import type { AutostartTarget } from "../../index.js";
 import type { CliContext } from "../context.js";
 
 interface AutostartFlags {
@@ -17,7 +17,7 @@ async function targetsOf(ctx: CliContext, names: string[], flags: AutostartFlags
     for (const name of names) await skiff.inspect(name);
     return names.map((name) => ({ kind: "vm" as const, name }));
   }
-  const { loadProject } = await import("../../config/load.js");
+  const { loadProject } = await import("../../index.js");
   const spec = await loadProject({
     cwd: process.cwd(),
     ...(flags.file.length === 0 ? {} : { files: flags.file }),
@@ -36,9 +36,9 @@ export function registerAutostart(program: Command, ctx: CliContext): void {
     .option("-f, --file <path>", "with --project: project file (repeatable)", collect, [])
     .addHelpText("after", "\nExamples:\n  skiff autostart enable web db\n  skiff autostart enable --project\n  skiff autostart ls")
     .action(async (names: string[], flags: AutostartFlags) => {
-      const [skiff, { enableAutostart }] = await Promise.all([ctx.skiff(), import("../../engine/autostart.js")]);
+      const skiff = await ctx.skiff();
       for (const target of await targetsOf(ctx, names, flags)) {
-        const { unit, enabled } = await enableAutostart({ home: skiff.home, runner: skiff.runner, target });
+        const { unit, enabled } = await skiff.enableAutostart(target);
         process.stdout.write(`${unit.unit}${enabled ? "" : " (written; systemd is not running here, it takes effect when the host boots with it)"}\n`);
       }
     });
@@ -49,10 +49,10 @@ export function registerAutostart(program: Command, ctx: CliContext): void {
     .option("--project", "the project of this directory (or -f files) instead of VMs")
     .option("-f, --file <path>", "with --project: project file (repeatable)", collect, [])
     .action(async (names: string[], flags: AutostartFlags) => {
-      const [skiff, { disableAutostart }] = await Promise.all([ctx.skiff(), import("../../engine/autostart.js")]);
+      const skiff = await ctx.skiff();
       const targets = flags.project === true ? await targetsOf(ctx, names, flags) : names.map((name) => ({ kind: "vm" as const, name }));
       for (const target of targets) {
-        const removed = await disableAutostart({ home: skiff.home, runner: skiff.runner, target });
+        const removed = await skiff.disableAutostart(target);
         process.stdout.write(`${target.name}${removed ? "" : " (had no unit)"}\n`);
       }
     });
@@ -60,8 +60,7 @@ export function registerAutostart(program: Command, ctx: CliContext): void {
     .command("ls")
     .description("the units skiff wrote for this skiff home")
     .action(async () => {
-      const [skiff, { listAutostart }] = await Promise.all([ctx.skiff(), import("../../engine/autostart.js")]);
-      const units = await listAutostart(skiff.home);
+      const units = await (await ctx.skiff()).listAutostart();
       if (ctx.flags.json) {
         process.stdout.write(`${JSON.stringify(units, null, 2)}\n`);
         return;

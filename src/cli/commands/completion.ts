@@ -16,19 +16,12 @@ async function names(ctx: CliContext, kind: NameKind): Promise<string[]> {
   switch (kind) {
     case "vms":
       return (await skiff.store.list()).map((r) => r.name);
-    case "images": {
-      const [{ listImages }, { readRefIndex }] = await Promise.all([import("../../image/cache.js"), import("../../image/registry/refs.js")]);
-      const [images, refs] = await Promise.all([listImages(skiff.cacheDir), readRefIndex(skiff.cacheDir)]);
-      return [...images.flatMap((i) => (i.name === undefined ? [] : [i.name])), ...Object.keys(refs)];
-    }
-    case "networks": {
-      const { NetworkStore } = await import("../../network/store.js");
-      return (await new NetworkStore(skiff.home).list()).map((n) => n.name);
-    }
-    case "volumes": {
-      const { VolumeStore } = await import("../../volume/store.js");
-      return (await new VolumeStore(skiff.home).list()).map((v) => v.name);
-    }
+    case "images":
+      return skiff.images.names();
+    case "networks":
+      return skiff.networks.names();
+    case "volumes":
+      return skiff.volumes.names();
   }
 }
 

@@ -1,7 +1,6 @@
 /** doctor and version. */
 import type { Command } from "commander";
-import { skiffVersion } from "../../util/package-root.js";
-import { ExitCode } from "../../errors.js";
+import { ExitCode, skiffVersion } from "../../pure.js";
 import type { CliContext } from "../context.js";
 
 export { skiffVersion };
@@ -12,8 +11,7 @@ export function registerDoctor(program: Command, ctx: CliContext): void {
     .option("--json", "print JSON")
     .description("check QEMU, acceleration, kernel, guest tools, the jail, cgroups and memory")
     .action(async () => {
-      const [skiff, { runDoctor }] = await Promise.all([ctx.skiff(), import("../../engine/doctor.js")]);
-      const report = await runDoctor({ cacheDir: skiff.cacheDir, home: skiff.home, runner: skiff.runner, vms: await skiff.list({ all: true }) });
+      const report = await (await ctx.skiff()).doctor();
       if (ctx.flags.json) {
         process.stdout.write(JSON.stringify(report, null, 2) + "\n");
       } else {

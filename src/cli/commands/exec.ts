@@ -1,6 +1,6 @@
 /** exec: run a command in a running VM. */
 import type { Command } from "commander";
-import { parseDuration, parseEnvList } from "../../util/units.js";
+import { parseDuration, parseEnvList } from "../../pure.js";
 import type { CliContext } from "../context.js";
 import { attachSession, checkTty } from "../session.js";
 import { envFlags, envHelp } from "../spec-flags.js";

@@ -2,22 +2,14 @@
  * skiff image pull|import|ls|inspect|rm|prune, skiff login|logout, skiff system df.
  */
 import type { Command } from "commander";
-import { SkiffError } from "../../errors.js";
-import { formatAge, formatBytes } from "../../util/units.js";
+import { formatAge, formatBytes, SkiffError } from "../../pure.js";
 import type { CliContext } from "../context.js";
 import { table } from "../output.js";
 import { pullReporter } from "../pull-progress.js";
 
-/** The engine's image verbs, loaded when an image command runs, and what they act on. */
-async function imageVerbs(ctx: CliContext) {
-  const [skiff, verbs] = await Promise.all([ctx.skiff(), import("../../engine/images.js")]);
-  return { verbs, images: skiff.images };
-}
-
-/** Logging in and out needs the registry client only, and skiff's home. */
-async function registryVerbs(ctx: CliContext) {
-  const [skiff, verbs] = await Promise.all([ctx.skiff(), import("../../image/registry/index.js")]);
-  return { verbs, home: skiff.home };
+/** The library's image service, made when an image command runs. */
+async function imageService(ctx: CliContext) {
+  return (await ctx.skiff()).images;
 }
 
 async function readPassword(fromStdin: boolean | undefined): Promise<string> {
@@ -39,14 +31,14 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .option("--platform <os/arch[/variant]>", "platform to pull (default linux/amd64)")
     .option("--refetch", "cloud images: download again even if the URL is cached")
     .action(async (ref: string, flags: { platform?: string; refetch?: boolean }) => {
-      const [{ verbs, images }, { isCloudRef }] = await Promise.all([imageVerbs(ctx), import("../../image/cloud.js")]);
-      if (isCloudRef(ref)) {
-        const cloud = await verbs.pullCloudImage(images, ref, { refetch: flags.refetch === true });
+      const images = await imageService(ctx);
+      if (await images.isCloudRef(ref)) {
+        const cloud = await images.pullCloud(ref, { refetch: flags.refetch === true });
         if (ctx.flags.json) process.stdout.write(JSON.stringify(cloud, null, 2) + "\n");
         else process.stdout.write(`${cloud.path}\n`);
         return;
       }
-      const result = await verbs.pullImageBase(images, ref, {
+      const result = await images.pull(ref, {
         ...(flags.platform === undefined ? {} : { platform: flags.platform }),
         ...(ctx.flags.json ? {} : { onPull: pullReporter() }),
       });
@@ -61,8 +53,8 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .option("--name <name>", "name of the image (default: the archive's own, else the file name)")
     .option("--platform <os/arch[/variant]>", "platform to take from a multi-platform layout")
     .action(async (path: string, flags: { name?: string; platform?: string }) => {
-      const { verbs, images } = await imageVerbs(ctx);
-      const result = await verbs.importImageBase(images, path, {
+      const images = await imageService(ctx);
+      const result = await images.import(path, {
         ...(flags.name === undefined ? {} : { name: flags.name }),
         ...(flags.platform === undefined ? {} : { platform: flags.platform }),
       });
@@ -74,8 +66,7 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .description("list images: microVM bases and cloud images (a name belongs to the newest image that has it; older ones show <none>)")
     .option("--json", "print JSON")
     .action(async () => {
-      const { verbs, images } = await imageVerbs(ctx);
-      const found = await verbs.listImageSummaries(images);
+      const found = await (await imageService(ctx)).list();
       if (ctx.flags.json) {
         process.stdout.write(JSON.stringify(found, null, 2) + "\n");
         return;
@@ -98,8 +89,8 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .description("an image's record: digest, references, config (entrypoint, cmd, env, user, ports), size")
     .argument("<image>")
     .action(async (query: string) => {
-      const { verbs, images } = await imageVerbs(ctx);
-      process.stdout.write(JSON.stringify(await verbs.findImage(images, query), null, 2) + "\n");
+      const images = await imageService(ctx);
+      process.stdout.write(JSON.stringify(await images.inspect(query), null, 2) + "\n");
     });
 
   image
@@ -107,9 +98,9 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .description("remove images (refused while a VM uses one)")
     .argument("<images...>")
     .action(async (queries: string[]) => {
-      const { verbs, images } = await imageVerbs(ctx);
+      const images = await imageService(ctx);
       for (const q of queries) {
-        const removed = await verbs.removeImage(images, q);
+        const removed = await images.remove(q);
         process.stdout.write(`Deleted: ${removed.digest}\n`);
       }
     });
@@ -119,8 +110,7 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .description("remove dangling images (no name, no reference) no VM uses, and the downloaded layers no image needs")
     .option("-a, --all", "remove every image no VM uses (named ones, cloud images, the built-in base)")
     .action(async (flags: { all?: boolean }) => {
-      const { verbs, images } = await imageVerbs(ctx);
-      const r = await verbs.pruneImages(images, { all: flags.all === true });
+      const r = await (await imageService(ctx)).prune({ all: flags.all === true });
       for (const name of r.removed) process.stdout.write(`Deleted: ${name}\n`);
       process.stdout.write(`Total reclaimed space: ${formatBytes(r.freedBytes)}\n`);
     });
@@ -134,8 +124,7 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .option("--password-stdin", "read the password from stdin")
     .action(async (registry: string, flags: { username: string; password?: string; passwordStdin?: boolean }) => {
       const password = flags.password ?? (await readPassword(flags.passwordStdin));
-      const { verbs, home } = await registryVerbs(ctx);
-      const r = await verbs.login(registry, flags.username, password, { home });
+      const r = await (await imageService(ctx)).login(registry, flags.username, password);
       process.stdout.write(`Login Succeeded (${r.registry})\n`);
     });
 
@@ -144,8 +133,7 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .description("forget the credentials of a registry")
     .argument("<registry>")
     .action(async (registry: string) => {
-      const { verbs, home } = await registryVerbs(ctx);
-      const removed = await verbs.logout(registry, { home });
+      const removed = await (await imageService(ctx)).logout(registry);
       process.stdout.write(removed ? `Removed login credentials for ${registry}\n` : `Not logged in to ${registry}\n`);
     });
 
@@ -155,8 +143,7 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .description("disk used by images, downloaded layers, snapshots, VMs and unfinished imports and pulls")
     .option("--json", "print JSON")
     .action(async () => {
-      const { verbs, images } = await imageVerbs(ctx);
-      const du = await verbs.diskUsage(images);
+      const du = await (await imageService(ctx)).diskUsage();
       if (ctx.flags.json) {
         process.stdout.write(JSON.stringify(du, null, 2) + "\n");
         return;

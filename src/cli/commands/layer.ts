@@ -2,8 +2,7 @@
  * skiff layer ls|build, and skiff image bootstrap (the `debian` base layers build on).
  */
 import type { Command } from "commander";
-import { defaultSuite } from "../../image/bootstrap-args.js";
-import { formatDuration } from "../../util/units.js";
+import { defaultSuite, formatDuration } from "../../pure.js";
 import type { CliContext } from "../context.js";
 import { layerReporter } from "../layer-progress.js";
 import { table } from "../output.js";
@@ -19,13 +18,8 @@ export function registerLayer(program: Command, ctx: CliContext): void {
     .option("--path <dir>", "a directory of layers, searched before the standard library (repeatable)", collect)
     .option("--json", "print JSON")
     .action(async (flags: { path?: string[] }) => {
-      const [{ listLayers }, { loadLayer }] = await Promise.all([import("../../layer/search.js"), import("../../layer/schema.js")]);
-      const found = await listLayers(flags.path ?? []);
-      const rows = [];
-      for (const l of found) {
-        const spec = await loadLayer(l.name, l.dir);
-        rows.push({ ...l, packages: spec.packages, start: spec.start !== undefined, description: spec.description });
-      }
+      const found = await (await ctx.skiff()).layers.list(flags.path ?? []);
+      const rows = found.map(({ spec, ...l }) => ({ ...l, packages: spec.packages, start: spec.start !== undefined, description: spec.description }));
       if (ctx.flags.json) {
         process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
         return;
@@ -68,11 +62,9 @@ export function registerLayer(program: Command, ctx: CliContext): void {
     .option("--name <name>", "local image name (default debian)")
     .option("--include <pkgs>", "extra packages, comma-separated")
     .action(async (flags: { suite?: string; mirror?: string; name?: string; include?: string }) => {
-      const [skiff, { bootstrapDebian }] = await Promise.all([ctx.skiff(), import("../../image/bootstrap.js")]);
+      const skiff = await ctx.skiff();
       if (!ctx.flags.json) process.stderr.write(`bootstrapping Debian ${flags.suite ?? defaultSuite} with mmdebstrap…\n`);
-      const r = await bootstrapDebian({
-        cacheDir: skiff.cacheDir,
-        runner: skiff.runner,
+      const r = await skiff.images.bootstrapDebian({
         ...(flags.suite === undefined ? {} : { suite: flags.suite }),
         ...(flags.mirror === undefined ? {} : { mirror: flags.mirror }),
         ...(flags.name === undefined ? {} : { name: flags.name }),

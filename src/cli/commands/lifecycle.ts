@@ -3,8 +3,7 @@
  * acts on every one, reports each failure, and fails if any failed.
  */
 import type { Command } from "commander";
-import { SkiffError } from "../../errors.js";
-import { parseDuration, parseSignal } from "../../util/units.js";
+import { parseDuration, parseSignal, SkiffError } from "../../pure.js";
 import type { CliContext } from "../context.js";
 import { loadSettings } from "../settings.js";
 import { addMachineFlags, type MachineFlags } from "../spec-flags.js";

@@ -4,9 +4,7 @@ import { existsSync } from "node:fs";
 import { open, readFile, stat } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
-import { SkiffError } from "../../errors.js";
-import { qemuRuns } from "../../engine/status.js";
-import { vmFiles } from "../../store/vmdir.js";
+import { qemuRuns, SkiffError, vmFiles } from "../../pure.js";
 import type { CliContext } from "../context.js";
 
 function lastLines(text: string, n: number): string {

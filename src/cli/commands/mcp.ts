@@ -6,7 +6,7 @@
  */
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
-import { openProject, type ProjectFlags } from "./project.js";
+import { openProject, type ProjectFlags } from "../project-open.js";
 
 interface McpFlags {
   policy?: string;
@@ -24,7 +24,7 @@ export function registerMcp(program: Command, ctx: CliContext): void {
     .option("-f, --file <path>", "the range's project file (default: found upward from here, if any)", collect, [])
     .option("-p, --project-name <name>", "project name (default: the project directory's name)")
     .action(async (flags: McpFlags) => {
-      const { createMcpServer, loadPolicyFile, policyOfProject, serveStdio } = await import("../../index.js");
+      const { createMcpServer, loadPolicyFile, policyOfProject, serveStdio } = await import("../../mcp/index.js");
       const project = await openRange(ctx, { file: flags.file, ...(flags.projectName === undefined ? {} : { projectName: flags.projectName }) });
       const policy = flags.policy === undefined ? policyOfProject(project?.spec) : await loadPolicyFile(flags.policy);
       for (const w of policy.warnings) process.stderr.write(`skiff: warning: mcp policy: ${w}\n`);

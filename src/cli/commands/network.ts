@@ -3,17 +3,14 @@
  */
 import { createWriteStream, type WriteStream } from "node:fs";
 import type { Command } from "commander";
-import type { Capture } from "../../engine/capture.js";
-import type { NetworkInfo } from "../../engine/networks.js";
-import { SkiffError } from "../../errors.js";
-import type { NetworkDriver } from "../../network/types.js";
+import { SkiffError } from "../../pure.js";
+import type { Capture, NetworkDriver, NetworkInfo } from "../../index.js";
 import type { CliContext } from "../context.js";
 import { table } from "../output.js";
 
-/** The engine's network verbs, loaded when a network command runs, and the skiff they act for. */
-async function networkVerbs(ctx: CliContext) {
-  const [skiff, verbs] = await Promise.all([ctx.skiff(), import("../../engine/networks.js")]);
-  return { verbs, skiff };
+/** The library's network service, made when a network command runs. */
+async function networkService(ctx: CliContext) {
+  return (await ctx.skiff()).networks;
 }
 
 function driverFlag(value: string | undefined): NetworkDriver | undefined {
@@ -41,8 +38,7 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .option("--bridge-name <ifname>", "bridge: the Linux bridge's name (default skb-NAME)")
     .action(async (name: string, flags: { driver?: string; subnet?: string; gateway?: string; masquerade?: boolean; internal?: boolean; bridgeName?: string }) => {
       const driver = driverFlag(flags.driver);
-      const { verbs, skiff } = await networkVerbs(ctx);
-      const info = await verbs.createNetwork(skiff, {
+      const info = await (await networkService(ctx)).create({
         name,
         ...(driver === undefined ? {} : { driver }),
         ...(flags.subnet === undefined ? {} : { subnet: flags.subnet }),
@@ -60,8 +56,7 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .description("list networks")
     .option("-q, --quiet", "only names")
     .action(async (flags: { quiet?: boolean }) => {
-      const { verbs, skiff } = await networkVerbs(ctx);
-      const nets = await verbs.listNetworks(skiff);
+      const nets = await (await networkService(ctx)).list();
       if (ctx.flags.json) process.stdout.write(JSON.stringify(nets, null, 2) + "\n");
       else if (flags.quiet === true) process.stdout.write(nets.map((n) => `${n.name}\n`).join(""));
       else process.stdout.write(table(["NAME", "DRIVER", "SUBNET", "GATEWAY", "VMS", "OPTIONS"], nets.map(summary)));
@@ -72,9 +67,9 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .description("everything about networks, as JSON: subnet, gateway, host side, and each VM's address and MAC")
     .argument("<names...>")
     .action(async (names: string[]) => {
-      const { verbs, skiff } = await networkVerbs(ctx);
+      const networks = await networkService(ctx);
       const infos = [];
-      for (const name of names) infos.push(await verbs.inspectNetwork(skiff, name));
+      for (const name of names) infos.push(await networks.inspect(name));
       process.stdout.write(JSON.stringify(infos, null, 2) + "\n");
     });
 
@@ -83,9 +78,9 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .description("remove networks (and their bridges and NAT rules); refused while VMs are on them")
     .argument("<names...>")
     .action(async (names: string[]) => {
-      const { verbs, skiff } = await networkVerbs(ctx);
+      const networks = await networkService(ctx);
       for (const name of names) {
-        await verbs.removeNetwork(skiff, name);
+        await networks.remove(name);
         process.stdout.write(`${name}\n`);
       }
     });
@@ -95,8 +90,7 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .description("create the bridges and NAT rules of bridge networks (all, or those named), e.g. after a reboot")
     .argument("[names...]")
     .action(async (names: string[]) => {
-      const { verbs, skiff } = await networkVerbs(ctx);
-      for (const net of await verbs.networksUp(skiff, names)) process.stdout.write(`${net.name}\n`);
+      for (const net of await (await networkService(ctx)).up(names)) process.stdout.write(`${net.name}\n`);
     });
 
   network
@@ -104,8 +98,7 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .description("remove the bridges and NAT rules of bridge networks (all, or those named); the networks stay defined")
     .argument("[names...]")
     .action(async (names: string[]) => {
-      const { verbs, skiff } = await networkVerbs(ctx);
-      for (const net of await verbs.networksDown(skiff, names)) process.stdout.write(`${net.name}\n`);
+      for (const net of await (await networkService(ctx)).down(names)) process.stdout.write(`${net.name}\n`);
     });
 
   network
@@ -136,8 +129,7 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
       const onStdoutError = (): void => capture?.stop(); // e.g. `| head` closed the pipe
       process.stdout.on("error", onStdoutError);
       try {
-        const [skiff, { captureNetwork }] = await Promise.all([ctx.skiff(), import("../../engine/capture.js")]);
-        capture = await captureNetwork(skiff, {
+        capture = await (await networkService(ctx)).capture({
           network: name,
           filter,
           format: flags.write === undefined ? "text" : "pcap",
@@ -176,8 +168,7 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .description("list a VM's port forwards (host -> guest)")
     .argument("<name>")
     .action(async (name: string) => {
-      const [skiff, { listForwards }] = await Promise.all([ctx.skiff(), import("../../engine/ports.js")]);
-      const forwards = await listForwards(skiff, name);
+      const forwards = await (await ctx.skiff()).listForwards(name);
       if (ctx.flags.json) process.stdout.write(JSON.stringify(forwards, null, 2) + "\n");
       else process.stdout.write(forwards.map((f) => `${f.guestPort}/${f.protocol} -> ${f.hostAddress}:${f.hostPort}${f.origin === "runtime" ? " (added)" : ""}\n`).join(""));
     });
@@ -189,10 +180,10 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .argument("<forward>", "[ip:]hostPort:guestPort[/tcp|udp]")
     .option("--remove", "drop a forward added with port-forward")
     .action(async (name: string, spec: string, flags: { remove?: boolean }) => {
-      const { formatForward, parsePublish } = await import("../../network/ports.js");
+      const skiff = await ctx.skiff();
+      const { formatForward, parsePublish } = await import("../../index.js");
       const forward = parsePublish(spec, "FORWARD");
-      const [skiff, { changeForward }] = await Promise.all([ctx.skiff(), import("../../engine/ports.js")]);
-      const after = await changeForward(skiff, name, forward, { remove: flags.remove === true });
+      const after = await skiff.changeForward(name, forward, { remove: flags.remove === true });
       if (ctx.flags.json) process.stdout.write(JSON.stringify(after, null, 2) + "\n");
       else if (flags.remove !== true) {
         const added = after.find((f) => f.origin === "runtime" && f.guestPort === forward.guestPort && f.protocol === forward.protocol && (forward.hostPort === 0 || f.hostPort === forward.hostPort));

@@ -1,8 +1,8 @@
 /** `skiff config`: the project as skiff understood it; `skiff config schema`: skiff.yml's JSON Schema. */
 import type { Command } from "commander";
-import { SkiffError } from "../../errors.js";
+import { SkiffError } from "../../pure.js";
 import type { CliContext } from "../context.js";
-import { addProjectFlags, projectFlags } from "./project.js";
+import { addProjectFlags, projectFlags } from "../project-open.js";
 
 export function registerProjectConfig(parent: Command, ctx: CliContext, own: boolean): void {
   addProjectFlags(
@@ -20,20 +20,20 @@ export function registerProjectConfig(parent: Command, ctx: CliContext, own: boo
     }
     let value: unknown;
     if (what === "schema") {
-      const { skiffJsonSchema } = await import("../../config/json-schema.js");
-      value = skiffJsonSchema();
+      const { skiffJsonSchema } = await import("../../index.js");
+      value = await skiffJsonSchema();
     } else if (what === undefined) {
-      const [{ loadProject }, { renderProject }] = await Promise.all([import("../../config/load.js"), import("../../config/render.js")]);
+      const { loadProject, renderProject } = await import("../../index.js");
       const spec = await loadProject({
         cwd: process.cwd(),
         ...(flags.file.length === 0 ? {} : { files: flags.file }),
         ...(flags.projectName === undefined ? {} : { projectName: flags.projectName }),
       });
       for (const w of spec.warnings) process.stderr.write(`skiff: warning (${w.place}): ${w.message}\n`);
-      value = renderProject(spec);
+      value = await renderProject(spec);
     } else {
       throw new SkiffError("ERR_SKIFF_USAGE", `unknown argument: ${what}`, { place: "config", hint: "use `skiff config` or `skiff config schema`" });
     }
-    process.stdout.write(format === "json" ? JSON.stringify(value, null, 2) + "\n" : (await import("../../config/yaml-doc.js")).toYaml(value));
+    process.stdout.write(format === "json" ? JSON.stringify(value, null, 2) + "\n" : await (await import("../../index.js")).toYaml(value));
   });
 }

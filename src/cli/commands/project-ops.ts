@@ -3,16 +3,13 @@
  * stop, start, restart, pause, unpause, kill, top (`skiff compose VERB`).
  */
 import type { Command } from "commander";
-import { SkiffError } from "../../errors.js";
-import { parseSignal } from "../../guest/agent-exec.js";
-import { guestProcesses } from "../../guest/top.js";
+import { guestProcesses, parseEnvList, parseGuestSignal as parseSignal, SkiffError } from "../../pure.js";
 import { labels } from "../../project/names.js";
-import { parseEnvList } from "../../util/units.js";
 import type { CliContext } from "../context.js";
 import { table } from "../output.js";
 import { attachSession, checkTty } from "../session.js";
 import { envFlags, envHelp } from "../spec-flags.js";
-import { projectFlags, withProject } from "./project.js";
+import { projectFlags, withProject } from "../project-open.js";
 import { followLogs } from "./project-logs.js";
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];

@@ -1,8 +1,7 @@
 /** ps and inspect. */
 import type { Command } from "commander";
-import type { VmInfo } from "../../engine/info.js";
-import { formatAge, formatDuration } from "../../util/units.js";
-import { SkiffError } from "../../errors.js";
+import { formatAge, formatDuration, SkiffError } from "../../pure.js";
+import type { VmInfo } from "../../index.js";
 import type { CliContext } from "../context.js";
 import { table } from "../output.js";
 
@@ -33,7 +32,7 @@ export function registerPs(program: Command, ctx: CliContext): void {
       if (flags.format !== undefined && flags.format !== "json" && flags.format !== "table") {
         throw new SkiffError("ERR_SKIFF_USAGE", `unknown format: ${flags.format}`, { place: "--format", hint: "use table or json" });
       }
-      const [skiff, { pausedLabel }] = await Promise.all([ctx.skiff(), import("../../engine/pause.js")]);
+      const [skiff, { pausedLabel }] = await Promise.all([ctx.skiff(), import("../../index.js")]);
       const { vms: infos, broken } = await skiff.listWithBroken({ all: flags.all === true });
       // Broken VMs (a record failed its check) are listed with -a, as stopped ones are, and always warned about.
       const shown = flags.all === true ? broken : [];

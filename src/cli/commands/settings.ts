@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Command } from "commander";
-import { errnoOf, SkiffError } from "../../errors.js";
+import { errnoOf, SkiffError } from "../../pure.js";
 import type { CliContext } from "../context.js";
 import { loadSettings, settingsPath, settingsTemplate } from "../settings.js";
 

@@ -8,12 +8,9 @@
  */
 import type { Command } from "commander";
 import { realpathSync } from "node:fs";
-import { join } from "node:path";
 import type { Socket } from "node:net";
-import { errnoOf, SkiffError } from "../../errors.js";
-import { guestProcesses } from "../../guest/top.js";
-import type { sshEndpoint } from "../../engine/ready.js";
-import { shellQuote } from "../../guest/shell-command.js";
+import type { SshEndpoint } from "../../index.js";
+import { guestProcesses, shellQuote } from "../../pure.js";
 import type { CliContext } from "../context.js";
 import { attachSession } from "../session.js";
 
@@ -34,7 +31,7 @@ export interface SshConfigOptions {
    * be set, and the proxy must find the VM in the same home.
    */
   env: Record<string, string>;
-  ssh?: ReturnType<typeof sshEndpoint>;
+  ssh?: SshEndpoint | undefined;
 }
 
 export function sshConfigBlock(opts: SshConfigOptions): string {
@@ -96,12 +93,12 @@ export function registerSsh(program: Command, ctx: CliContext): void {
     .description("print OpenSSH config for VMs, so `ssh NAME`, scp, sftp and VS Code work")
     .argument("[names...]", "VMs (default: all)")
     .action(async (names: string[]) => {
-      const [skiff, { sshEndpoint }] = await Promise.all([ctx.skiff(), import("../../engine/ready.js")]);
+      const skiff = await ctx.skiff();
       const infos = names.length === 0 ? await skiff.list({ all: true }) : await Promise.all(names.map((n) => skiff.inspect(n)));
       const argv = skiffArgv();
       const env = proxyEnv(skiff);
       const blocks = await Promise.all(
-        infos.map(async (i) => sshConfigBlock({ name: i.name, dir: i.dir, skiffArgv: argv, env, ssh: sshEndpoint((await skiff.store.get(i.id)).config.spec) })),
+        infos.map(async (i) => sshConfigBlock({ name: i.name, dir: i.dir, skiffArgv: argv, env, ssh: await skiff.sshEndpoint(i.id) })),
       );
       process.stdout.write(blocks.join("\n"));
     });
@@ -111,36 +108,12 @@ export function registerSsh(program: Command, ctx: CliContext): void {
     .description("relay stdin/stdout to a VM's SSH server (the ProxyCommand of ssh-config)")
     .argument("<name>")
     .action(async (name: string) => {
-      const [skiff, { sshEndpoint }, { vmPaused }] = await Promise.all([ctx.skiff(), import("../../engine/ready.js"), import("../../engine/pause.js")]);
-      const info = await skiff.inspect(name);
-      if (info.state === "paused") throw vmPaused(name, info.pauseReason ?? "user");
-      if (info.state !== "running") {
-        throw new SkiffError("ERR_SKIFF_VM_NOT_RUNNING", `${name} is not running`, { hint: `skiff start ${name}`, place: name });
+      const stream = await (await ctx.skiff()).proxy(name);
+      try {
+        await relay(stream.socket);
+      } finally {
+        await stream.release();
       }
-      const ssh = sshEndpoint((await skiff.store.get(info.id)).config.spec);
-      if (ssh !== undefined) {
-        await relay(await tcpConnect(ssh.host, ssh.port, name));
-        return;
-      }
-      const [{ agentHandshake }, { tryLock }, { vmFiles }] = await Promise.all([
-        import("../../guest/agent-handshake.js"),
-        import("../../store/lock.js"),
-        import("../../store/vmdir.js"),
-      ]);
-      const sockets = vmFiles.agentSockets.map((file) => join(info.dir, file));
-      for (const [i, path] of sockets.entries()) {
-        const lock = await tryLock(`vm-${info.id}-agent-${i}`, { home: skiff.home, purpose: "ssh proxy" });
-        if (lock === undefined) continue;
-        const greeting = await agentHandshake(path, { budgetMs: 3_000 });
-        if (greeting.kind !== "ready") {
-          await lock.release();
-          continue;
-        }
-        await relay(greeting.socket);
-        await lock.release();
-        return;
-      }
-      throw new SkiffError("ERR_SKIFF_AGENT", `no free agent port answered on ${name}`, { hint: `check \`skiff logs ${name}\``, place: name });
     });
 
   program
@@ -165,23 +138,5 @@ function relay(sock: Socket): Promise<void> {
     sock.resume();
     sock.on("close", () => resolve());
     process.stdin.on("end", () => sock.end());
-  });
-}
-
-/** A cloud VM's sshd on its loopback forward. */
-async function tcpConnect(host: string, port: number, name: string): Promise<Socket> {
-  const { connect } = await import("node:net");
-  return new Promise((resolve, reject) => {
-    const sock = connect({ host, port });
-    sock.once("connect", () => resolve(sock));
-    sock.once("error", (err) =>
-      reject(
-        new SkiffError("ERR_SKIFF_AGENT", `cannot reach ${name}'s sshd on ${host}:${port}: ${errnoOf(err) ?? err.message}`, {
-          hint: `check \`skiff logs ${name}\``,
-          place: name,
-          cause: err,
-        }),
-      ),
-    );
   });
 }

@@ -3,12 +3,10 @@
  * that VMs mount with `-v NAME:/dir` and that outlives them.
  */
 import type { Command } from "commander";
-import { SkiffError } from "../../errors.js";
-import type { VolumeInfo } from "../../engine/volumes.js";
-import { formatAge, formatBytes } from "../../util/units.js";
+import { formatAge, formatBytes, parseDiskSize, SkiffError } from "../../pure.js";
+import type { VolumeInfo } from "../../index.js";
 import type { CliContext } from "../context.js";
 import { table } from "../output.js";
-import { parseDiskSize } from "../../util/units.js";
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 

@@ -68,26 +68,24 @@ export function resourceRoutes(app: OpenAPIHono, skiff: Skiff): void {
       remove: (name, force) => skiff.removeVolume(name, { force }),
     },
   });
-  const networks = () => import("../../engine/networks.js");
   crudRoutes(app, {
     kind: "networks",
     info: networkInfoSchema,
     create: networkCreateSchema,
     ops: {
-      list: async () => (await networks()).listNetworks(skiff),
-      create: async (body: z.infer<typeof networkCreateSchema>) => (await networks()).createNetwork(skiff, body),
-      inspect: async (name) => (await networks()).inspectNetwork(skiff, name),
-      remove: async (name) => (await networks()).removeNetwork(skiff, name),
+      list: async () => skiff.networks.list(),
+      create: async (body: z.infer<typeof networkCreateSchema>) => skiff.networks.create(body),
+      inspect: async (name) => skiff.networks.inspect(name),
+      remove: async (name) => skiff.networks.remove(name),
     },
   });
   imageRoutes(app, skiff);
 }
 
 function imageRoutes(app: OpenAPIHono, skiff: Skiff): void {
-  const images = () => import("../../engine/images.js");
   app.openapi(
     createRoute({ method: "get", path: "/images", tags: ["images"], summary: "list images, newest first", responses: { 200: jsonResponse(z.array(imageInfoSchema), "images"), ...errorResponses } }),
-    async () => json(await (await images()).listImageSummaries(skiff.images)),
+    async () => json(await skiff.images.list()),
   );
   app.openapi(
     createRoute({
@@ -103,12 +101,11 @@ function imageRoutes(app: OpenAPIHono, skiff: Skiff): void {
     }),
     async (c): Promise<Reply> => {
       const body = c.req.valid("json") as z.infer<typeof imagePullSchema>;
-      const { pullImageBase } = await images();
       c.header("content-type", "application/x-ndjson");
       return stream(c, async (out) => {
         const line = (value: unknown) => void out.write(`${JSON.stringify(value)}\n`);
         try {
-          const image = await pullImageBase(skiff.images, body.ref, {
+          const image = await skiff.images.pull(body.ref, {
             ...(body.platform === undefined ? {} : { platform: body.platform }),
             onPull: (event) => line({ kind: "pull", event }),
             onBuild: (event) => line({ kind: "build", event }),
@@ -129,6 +126,6 @@ function imageRoutes(app: OpenAPIHono, skiff: Skiff): void {
       request: { params: refParam },
       responses: { 200: jsonResponse(imageInfoSchema, "the image removed"), ...errorResponses },
     }),
-    async (c) => json(await (await images()).removeImage(skiff.images, c.req.valid("param").ref)),
+    async (c) => json(await skiff.images.remove(c.req.valid("param").ref)),
   );
 }

@@ -1,7 +1,7 @@
 /** REST for VMs: list, create, inspect, rm, and the lifecycle verbs, each one call of the library. */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { CreateOptions, Skiff } from "../../index.js";
-import { restrictUserNetByDefault } from "../../spec/machine.js";
+import { restrictUserNetByDefault } from "../../pure.js";
 import {
   createVmSchema,
   execResultSchema,
