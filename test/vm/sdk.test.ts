@@ -37,7 +37,10 @@ describe("Sandbox in process", () => {
   });
   afterAll(async () => {
     for (const s of await Sandbox.list(where).catch(() => [])) await Sandbox.kill(s.sandboxId, where).catch(() => undefined);
-    await skiff.pruneSnapshots({ all: true }).catch(() => undefined);
+    // Only this home's snapshots: `all` would also take the boot snapshots in the cache the other test files share.
+    for (const snap of await skiff.listSnapshots().catch(() => [])) {
+      if (snap.kind !== "boot") await skiff.removeSnapshot(snap.id, { force: true }).catch(() => undefined);
+    }
     if (process.env.SKIFF_KEEP_LOGS) console.log(h.consoleLogs());
     await h.cleanup();
   });
