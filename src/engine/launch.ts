@@ -189,10 +189,11 @@ export async function spawnQemu(opts: {
   return { pid, startTime };
 }
 
-/** The overlay's read-only backing chain: a snapshot's disk (restored VMs), then the image base. */
+/** The overlays' read-only backing chains: a snapshot's disk and volume layers (restored VMs), then the image base. */
 function backingFiles(record: VmRecord): string[] {
   const { image, snapshot } = record.config;
-  return [...(snapshot === undefined ? [] : [snapshot.disk]), ...(image?.basePath === undefined ? [] : [image.basePath])];
+  const layers = (snapshot?.volumes ?? []).map((v) => v.layer);
+  return [...(snapshot === undefined ? [] : [snapshot.disk]), ...layers, ...(image?.basePath === undefined ? [] : [image.basePath])];
 }
 
 function startFailure(name: string, result: RunResult): SkiffError {

@@ -316,6 +316,13 @@ describe("toQemuArgs with mounts and a kernel of the VM's own", () => {
     `);
   });
 
+  it("attaches a restored VM's clone of a volume as qcow2, at the drive id and serial the volume had", () => {
+    const clone = { kind: "disk", serial: "skiff-vol0", diskPath: "/var/lib/skiff/vms/web/volumes/0.qcow2", format: "qcow2", target: "/data", readOnly: false } as const;
+    const args = toQemuArgs(plan({ mounts: [clone] }));
+    expect(args).toContain("id=vol0,file=/var/lib/skiff/vms/web/volumes/0.qcow2,format=qcow2,if=none,cache=writeback,discard=unmap");
+    expect(args).toContain("virtio-blk-device,drive=vol0,serial=skiff-vol0");
+  });
+
   it("refuses a relative share path and tags or serials QEMU would misread", () => {
     const share = { kind: "9p", tag: "skiff0", hostPath: "src", target: "/src", readOnly: false, securityModel: "none" } as const;
     expect(errorOf(() => toQemuArgs(plan({ mounts: [share] }))).code).toBe("ERR_SKIFF_BAD_PATH");
