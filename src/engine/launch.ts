@@ -128,7 +128,7 @@ export async function spawnQemu(opts: {
   // A cloud image boots its own kernel; its seed was written at create.
   if (resume !== undefined) {
     // The guest in the saved RAM booted with that initramfs: the new QEMU maps the same.
-    await prepareResume(opts.home, record, resume);
+    await prepareResume({ home: opts.home, runner }, record, resume);
   } else if (!cloud) {
     const network = spec.network.mode !== "none" || networking.nics.length > 0;
     const shares = mounts.some((m) => m.kind === "9p");

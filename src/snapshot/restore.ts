@@ -15,7 +15,7 @@ import { SkiffError } from "../errors.js";
 import type { PortForward } from "../spec/machine.js";
 import type { VmRecord } from "../store/store.js";
 import { progress, type EngineContext } from "../engine/context.js";
-import { createRecord, finishCreate } from "../engine/create.js";
+import { createRecord, finishCreate, hostnameFor } from "../engine/create.js";
 import { validateName } from "../util/names.js";
 import { snapshotFile, type StoredSnapshot } from "./store.js";
 import { checkVersions, hostVersions } from "./versions.js";
@@ -104,10 +104,6 @@ export function snapshotSource(snapshot: StoredSnapshot): ResumeSource {
     consoleLog: snapshotFile(snapshot, "consoleLog"),
     what: `snapshot ${snapshot.name ?? snapshot.id.slice(0, 12)}`,
   };
-}
-
-function hostnameFor(name: string): string {
-  return name.replace(/[^a-zA-Z0-9-]/g, "-").replace(/^-+/, "").slice(0, 63) || "skiff";
 }
 
 /** Restoring into a name that is taken fails before anything is made (the store says so too; this says it better). */

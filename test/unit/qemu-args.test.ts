@@ -3,16 +3,13 @@ import { toQemuArgs } from "../../src/qemu/args.js";
 import { macAddress } from "../../src/network/nics.js";
 import type { LaunchPlan } from "../../src/qemu/plan.js";
 import { errorOf } from "./fixtures/errors.js";
+import { launchPlan } from "./fixtures/launch-plan.js";
 
 const dir = "/var/lib/skiff/vms/web";
 
+/** The shared plan (fixtures/launch-plan.ts) with this file's own paths, which its inline snapshots show. */
 function plan(overrides: Partial<LaunchPlan> = {}): LaunchPlan {
-  return {
-    name: "web",
-    qemuBinary: "/usr/bin/qemu-system-x86_64",
-    accel: "tcg",
-    cpus: 1,
-    memoryMiB: 256,
+  return launchPlan({
     kernel: { path: "/var/lib/skiff/kernels/6.1/vmlinux", cmdline: "console=ttyS0 quiet" },
     initrdPath: `${dir}/boot.cpio`,
     rootDisk: { overlayPath: `${dir}/root.qcow2` },
@@ -23,11 +20,8 @@ function plan(overrides: Partial<LaunchPlan> = {}): LaunchPlan {
       { name: "skiff.agent.0", socketPath: `${dir}/agent0.sock` },
       { name: "skiff.agent.1", socketPath: `${dir}/agent1.sock` },
     ],
-    network: { mode: "none" },
-    nics: [],
-    tscKhz: undefined,
     ...overrides,
-  };
+  });
 }
 
 /** One option and its value per line: readable snapshots. */
