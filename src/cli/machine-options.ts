@@ -86,6 +86,42 @@ export function createOptionsFrom(image: string, command: string[], given: Machi
   };
 }
 
+/**
+ * `run --from`: a restored VM is the snapshot's machine (its memory, CPUs,
+ * networks, environment, mounts are in the snapshot's RAM and device state),
+ * so a flag that would change it is refused, naming it, rather than ignored.
+ * Only the settings file's defaults are not: they are defaults, not asks.
+ */
+export function checkFromSnapshotFlags(given: MachineFlags & { cold?: boolean }): void {
+  const asked: [string, boolean][] = [
+    ["--cpus", given.cpus !== undefined],
+    ["--memory", given.memory !== undefined],
+    ["--env", given.env.length > 0],
+    ["--network", given.network.length > 0],
+    ["--ip", given.ip !== undefined],
+    ["--dns", given.dns.length > 0],
+    ["--volume", given.volume.length > 0],
+    ["--egress", given.egress.length > 0],
+    ["--host-loopback", given.hostLoopback === true],
+    ["--restart", given.restart !== undefined],
+    ["--entrypoint", given.entrypoint !== undefined],
+    ["--user", given.user !== undefined],
+    ["--workdir", given.workdir !== undefined],
+    ["--platform", given.platform !== undefined],
+    ["--pull", given.pull !== undefined],
+    ["--image-url", given.imageUrl !== undefined],
+    ["--disk", given.disk !== undefined],
+    ["--user-data", given.userData !== undefined],
+    ["--cold", given.cold === true],
+  ];
+  const flag = asked.find(([, on]) => on)?.[0];
+  if (flag === undefined) return;
+  throw new SkiffError("ERR_SKIFF_USAGE", `run --from cannot take ${flag}: a VM restored from a snapshot is the snapshot's machine`, {
+    place: flag,
+    hint: "drop it (--from takes --name, -p, --rm, -d, -i, -t and a command); `skiff snapshot inspect SNAPSHOT` shows the machine",
+  });
+}
+
 /** `--egress` words and `--host-loopback`: checked here, host names resolved by the library at create. */
 function egressFrom(flags: Pick<MachineFlags, "egress" | "hostLoopback">): Pick<CreateOptions, "egress"> {
   if ((flags.egress ?? []).length === 0 && flags.hostLoopback !== true) return {};

@@ -7,7 +7,7 @@
  */
 import { z } from "zod/v4";
 import { SkiffError } from "../errors.js";
-import { mountSchema, networkSpecSchema, restartPolicySchema } from "../spec/schema.js";
+import { mountRequestSchema, networkSpecSchema, restartPolicySchema } from "../spec/schema.js";
 import { schemaFor } from "../store/record.js";
 import { closest } from "../util/closest.js";
 import { checkMemoryMiB, parseDiskSize, parseMemory } from "../util/units.js";
@@ -44,7 +44,7 @@ const createOptionsSchema = schemaFor<CreateOptions>()(
     diskBytes: z.number().int().positive().optional(),
     sshUser: z.string().optional(),
     userDataPath: z.string().optional(),
-    mounts: z.array(z.intersection(mountSchema, z.object({ place: z.string().optional(), create: z.boolean().optional() }))).optional(),
+    mounts: z.array(z.intersection(mountRequestSchema, z.object({ place: z.string().optional(), create: z.boolean().optional() }))).optional(),
     kernel: z.strictObject({ path: z.string().optional(), args: strings.optional() }).optional(),
     init: z.strictObject({ restart: restartPolicySchema }).optional(),
     egress: z

@@ -338,7 +338,7 @@ function commonSpec(
     name,
     cpus: opts.cpus ?? defaults.cpus,
     memoryMiB: opts.memoryMiB ?? memoryMiB,
-    hostname: opts.hostname ?? (name.replace(/[^a-zA-Z0-9-]/g, "-").replace(/^-+/, "").slice(0, 63) || "skiff"),
+    hostname: opts.hostname ?? hostnameFor(name),
     network: opts.network ?? { mode: "user", restrict: false, forwards: [] },
     autoRemove: opts.autoRemove ?? false,
     labels: opts.labels ?? {},
@@ -374,4 +374,9 @@ function validateSshUser(user: string): string {
     });
   }
   return user;
+}
+
+/** A VM's default hostname: its name, cut to what a DNS label allows. */
+export function hostnameFor(name: string): string {
+  return name.replace(/[^a-zA-Z0-9-]/g, "-").replace(/^-+/, "").slice(0, 63) || "skiff";
 }

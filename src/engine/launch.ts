@@ -128,7 +128,7 @@ export async function spawnQemu(opts: {
   // A cloud image boots its own kernel; its seed was written at create.
   if (resume !== undefined) {
     // The guest in the saved RAM booted with that initramfs: the new QEMU maps the same.
-    await prepareResume(opts.home, record, resume);
+    await prepareResume({ home: opts.home, runner }, record, resume);
   } else if (!cloud) {
     const network = spec.network.mode !== "none" || networking.nics.length > 0;
     const shares = mounts.some((m) => m.kind === "9p");
@@ -189,10 +189,11 @@ export async function spawnQemu(opts: {
   return { pid, startTime };
 }
 
-/** The overlay's read-only backing chain: a snapshot's disk (restored VMs), then the image base. */
+/** The overlays' read-only backing chains: a snapshot's disk and volume layers (restored VMs), then the image base. */
 function backingFiles(record: VmRecord): string[] {
   const { image, snapshot } = record.config;
-  return [...(snapshot === undefined ? [] : [snapshot.disk]), ...(image?.basePath === undefined ? [] : [image.basePath])];
+  const layers = (snapshot?.volumes ?? []).map((v) => v.layer);
+  return [...(snapshot === undefined ? [] : [snapshot.disk]), ...layers, ...(image?.basePath === undefined ? [] : [image.basePath])];
 }
 
 function startFailure(name: string, result: RunResult): SkiffError {

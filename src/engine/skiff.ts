@@ -30,7 +30,7 @@ import { observeStatus, qemuRuns, type ObservedStatus, type RunState } from "./s
 import { releaseSupervisor, signalQemu, stopQemu } from "./stop.js";
 import { toVmInfo, type VmInfo } from "./info.js";
 import { brokenInfo, removeBroken, type BrokenVmInfo } from "./broken.js";
-import { guestPaused, pauseGuest, readyForPowerdown, resumeGuest, vmPaused } from "./pause.js";
+import { guestPaused, readyForPowerdown, vmPaused } from "./pause.js";
 import type { VolumeCreateOptions, VolumeInfo } from "./volumes.js";
 import { ImageService } from "./services/images.js";
 import { LayerService } from "./services/layers.js";
@@ -161,7 +161,7 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     const identity = await this.#locked(record, "start", async (state, status) => {
       if (status.state === "running") {
         // A running VM whose guest is paused (skiff pause, a full disk) runs again.
-        if ((await guestPaused(record)) !== undefined) await resumeGuest(record);
+        await (await import("../snapshot/clock.js")).unpauseVm(this, record);
         return undefined;
       }
       // Restarting: its supervisor brings QEMU back by itself; a second QEMU must never start.
@@ -331,12 +331,15 @@ export class Skiff extends EventEmitter<SkiffEvents> {
 
   /** Stop the guest's CPUs (QMP `stop`): it keeps its memory and devices, and runs on after `unpause` or `start`. */
   pause(name: string): Promise<VmInfo> {
-    return this.#onGuest(name, "pause", pauseGuest);
+    return this.#onGuest(name, "pause", async (record) => (await import("../snapshot/clock.js")).pauseVm(this, record));
   }
 
-  /** Let a paused guest run again (QMP `cont`); a running one is left alone. ERR_SKIFF_NO_SPACE when its disk is still full. */
+  /**
+   * Let a paused guest run again (QMP `cont`), its clock set after a long
+   * pause; a running one is left alone. ERR_SKIFF_NO_SPACE when its disk is still full.
+   */
   unpause(name: string): Promise<VmInfo> {
-    return this.#onGuest(name, "unpause", resumeGuest);
+    return this.#onGuest(name, "unpause", async (record) => (await import("../snapshot/clock.js")).unpauseVm(this, record));
   }
 
   /**

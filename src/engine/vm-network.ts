@@ -222,7 +222,12 @@ export async function syncOwnHosts(
   connect: (vm: VmRecord) => Promise<AgentConnection>,
 ): Promise<boolean> {
   if ((record.config.spec.networks ?? []).length === 0 || record.config.spec.boot?.kind === "cloud") return true;
-  const hosts = renderHosts(record.config.spec, await peersOf(ctx, record));
+  const hosts = await hostsFor(ctx, record);
   return hosts === given || writeHosts(record, hosts, connect);
+}
+
+/** The VM's /etc/hosts as it should be now: its own names and its peers' on the networks it shares. */
+export async function hostsFor(ctx: EngineContext, record: VmRecord): Promise<string> {
+  return renderHosts(record.config.spec, await peersOf(ctx, record));
 }
 

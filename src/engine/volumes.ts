@@ -5,11 +5,12 @@
  * running VM at a time.
  */
 import { stat } from "node:fs/promises";
-import { isAbsolute, posix } from "node:path";
+import { isAbsolute, join, posix } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
 import type { MountPlan } from "../qemu/plan.js";
 import type { Mount } from "../spec/machine.js";
 import type { VmRecord } from "../store/store.js";
+import type { SnapshotRef, VmPaths, VmState } from "../store/vmdir.js";
 import { defaultVolumeBytes, minVolumeBytes, validateVolumeName, volumeNotFound, VolumeStore, nameTaken, type VolumeRecord } from "../volume/store.js";
 import { formatBytes } from "../util/units.js";
 import { progress, warnBroken, type EngineContext } from "./context.js";
@@ -25,6 +26,8 @@ export interface VolumeCreateOptions {
 export interface VolumeUser {
   vm: string;
   state: RunState;
+  /** Stopped with its memory saved (`stop --hibernate`): its guest still has the volume mounted, and resumes so. */
+  hibernated: boolean;
   target: string;
   readOnly: boolean;
 }
@@ -41,7 +44,7 @@ export interface VolumeInfo extends VolumeRecord {
  * from for errors ("--volume"); `create`: make a missing volume (default
  * size) instead of failing, as `docker run -v name:/dir` does.
  */
-export type MountRequest = Mount & { place?: string; create?: boolean };
+export type MountRequest = Exclude<Mount, { kind: "clone" }> & { place?: string; create?: boolean };
 
 /** Most mounts a VM takes: each is a virtio-mmio device, and microvm has a limited number of slots. */
 export const maxMounts = 8;
@@ -144,8 +147,9 @@ async function usersOf(ctx: EngineContext, volume: string, vms: readonly VmRecor
   for (const vm of vms) {
     for (const m of vm.config.spec.mounts ?? []) {
       if (m.kind !== "volume" || m.volume !== volume) continue;
-      const state = (await observeStatus(vm, await ctx.store.readState(vm.id).catch(() => ({})))).state;
-      users.push({ vm: vm.name, state, target: m.target, readOnly: m.readOnly });
+      const saved: VmState = await ctx.store.readState(vm.id).catch(() => ({}));
+      const state = (await observeStatus(vm, saved)).state;
+      users.push({ vm: vm.name, state, hibernated: state !== "running" && saved.hibernated !== undefined, target: m.target, readOnly: m.readOnly });
     }
   }
   return users;
@@ -303,19 +307,39 @@ export function withVolumesLocked<T>(ctx: EngineContext, mounts: readonly Mount[
   return (mounts ?? []).some((m) => m.kind === "volume") ? volumeStore(ctx).locked(purpose, fn) : fn();
 }
 
+/** A restored VM's clone of its Nth mount's volume: a qcow2 overlay on the snapshot's layer of it. */
+export function cloneDiskPath(paths: Pick<VmPaths, "volumeClones">, index: number): string {
+  return join(paths.volumeClones, `${index}.qcow2`);
+}
+
 /**
  * What QEMU is given for a VM's mounts (9p's security model is in
  * src/qemu/args.ts: mapped-xattr, so nothing a guest does lands on the host
- * as a set-id file, a device or another user's file).
+ * as a set-id file, a device or another user's file). `vm`: the VM's
+ * directory and snapshot, for a restored VM's clones of volumes (a
+ * read-only one needs no overlay: its snapshot's layer is attached as is).
+ * Disks keep the source's order, serials and drive ids, which the device
+ * state a restore loads expects.
  */
-export function mountPlans(ctx: Pick<EngineContext, "home">, mounts: readonly Mount[] | undefined): MountPlan[] {
+export function mountPlans(
+  ctx: Pick<EngineContext, "home">,
+  mounts: readonly Mount[] | undefined,
+  vm?: { paths: Pick<VmPaths, "volumeClones">; snapshot?: SnapshotRef | undefined },
+): MountPlan[] {
   let shares = 0;
   let disks = 0;
-  return (mounts ?? []).map((m): MountPlan =>
-    m.kind === "bind"
-      ? { kind: "9p", tag: `skiff${shares++}`, hostPath: m.source, target: m.target, readOnly: m.readOnly }
-      : { kind: "disk", serial: `skiff-vol${disks++}`, diskPath: volumeStore(ctx).diskPath(m.volume), target: m.target, readOnly: m.readOnly },
-  );
+  return (mounts ?? []).map((m, i): MountPlan => {
+    if (m.kind === "bind") return { kind: "9p", tag: `skiff${shares++}`, hostPath: m.source, target: m.target, readOnly: m.readOnly };
+    const common = { kind: "disk", serial: `skiff-vol${disks++}`, target: m.target, readOnly: m.readOnly } as const;
+    if (m.kind === "volume") return { ...common, diskPath: volumeStore(ctx).diskPath(m.volume) };
+    const layer = vm?.snapshot?.volumes?.find((v) => v.target === m.target);
+    if (vm === undefined || layer === undefined) {
+      throw new SkiffError("ERR_SKIFF_STATE_CORRUPT", `the clone of volume ${m.volume} at ${m.target} has no snapshot layer recorded`, {
+        hint: "remove the VM (`skiff rm -f`) and restore it again",
+      });
+    }
+    return m.readOnly ? { ...common, diskPath: layer.layer, format: layer.format } : { ...common, diskPath: cloneDiskPath(vm.paths, i), format: "qcow2" };
+  });
 }
 
 /**
@@ -329,14 +353,18 @@ export async function checkVolumesFree(ctx: EngineContext, record: VmRecord): Pr
   for (const m of mounts) {
     if (m.kind !== "volume") continue;
     if ((await volumeStore(ctx).find(m.volume)) === undefined) throw volumeNotFound(m.volume, record.name);
-    const holder = (await usersOf(ctx, m.volume, vms)).find((u) => u.state === "running");
+    // A hibernated guest holds the volume mounted in its saved memory: a write by another VM meanwhile would corrupt it on resume.
+    const holder = (await usersOf(ctx, m.volume, vms)).find((u) => u.state === "running" || u.hibernated);
     if (holder !== undefined) {
-      throw new SkiffError("ERR_SKIFF_VOLUME_IN_USE", `volume ${m.volume} is attached to running VM ${holder.vm}`, {
+      const how = holder.hibernated ? "hibernated" : "running";
+      throw new SkiffError("ERR_SKIFF_VOLUME_IN_USE", `volume ${m.volume} is attached to ${how} VM ${holder.vm}`, {
         place: record.name,
-        hint: `stop ${holder.vm} first; an ext4 volume is attached to one running VM at a time`,
+        hint: holder.hibernated
+          ? `its saved memory has the volume mounted: start and stop ${holder.vm} (or \`skiff start --cold ${holder.vm}\` then stop it) first`
+          : `stop ${holder.vm} first; an ext4 volume is attached to one running VM at a time`,
         details: { volume: m.volume, holder: holder.vm },
       });
     }
   }
-  return mountPlans(ctx, mounts);
+  return mountPlans(ctx, mounts, { paths: record.paths, snapshot: record.config.snapshot });
 }

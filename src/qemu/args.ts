@@ -176,7 +176,8 @@ function rootDiskArgs(plan: LaunchPlan): string[] {
 }
 
 /**
- * Bind mounts become virtio-9p shares, named volumes extra raw disks. Read-only
+ * Bind mounts become virtio-9p shares, named volumes extra raw disks (a
+ * restored VM's clones of them qcow2 overlays). Read-only
  * is enforced by QEMU (readonly=on), not only by the guest's mount flags.
  *
  * 9p's `mapped-xattr` model: the guest's owners, modes, device nodes and
@@ -199,7 +200,7 @@ function mountArgs(mounts: readonly MountPlan[]): string[] {
     if (!/^[A-Za-z0-9_-]{1,20}$/.test(m.serial)) throw new SkiffError("ERR_SKIFF_INTERNAL", `bad volume disk serial: ${m.serial}`);
     const path = optValue(filePath(m.diskPath, "volume disk"));
     return [
-      "-drive", `id=vol${i},file=${path},format=raw,if=none,cache=writeback,discard=unmap${ro}`,
+      "-drive", `id=vol${i},file=${path},format=${m.format ?? "raw"},if=none,cache=writeback,discard=unmap${ro}`,
       "-device", `virtio-blk-device,drive=vol${i},serial=${m.serial}`,
     ];
   });

@@ -84,6 +84,8 @@ export type MountPlan =
       /** `skiff-vol0`, …: at most 20 bytes (virtio-blk's serial). */
       serial: string;
       diskPath: string;
+      /** raw (a named volume's ext4 disk, the default) or qcow2 (a restored VM's clone of one: an overlay on its snapshot's layer). */
+      format?: "raw" | "qcow2";
       target: string;
       readOnly: boolean;
     };

@@ -3,7 +3,10 @@
  * the VM's hibernate/ directory and its QEMU ends, so a parked VM holds no
  * memory; the next `start` resumes it in place (same name, addresses,
  * processes) instead of booting. Its disk is its own overlay, untouched
- * while it is stopped. A state that cannot be resumed (another QEMU or
+ * while it is stopped. Its named volumes stay its own too (QEMU flushed
+ * them when the guest stopped, and `start` attaches the same drives): its
+ * saved guest has them mounted, so no other VM may attach one meanwhile
+ * (engine/volumes.ts: checkVolumesFree counts it as their holder). A state that cannot be resumed (another QEMU or
  * kernel since, a wedged image) makes `start` say so; `start --cold` boots
  * from the disk and drops the saved state (E2B's onResume: 'reboot').
  */

@@ -1,7 +1,9 @@
 /**
  * A new VM from a snapshot: the same machine (spec, image, kernel) with a
  * name, hostname, addresses and published ports of its own. Its overlay is
- * backed by the snapshot's disk, so a restore copies no disk; its agent keys
+ * backed by the snapshot's disk, so a restore copies no disk, and each
+ * named volume the source had is a private clone of its captured state
+ * (volumes.ts); its agent keys
  * are the snapshot's, because the guest in the snapshot's RAM trusts those
  * (the agent channel is a socket only skiff's owner reaches, so clones
  * sharing them gives nothing away). The start itself (QEMU with
@@ -12,12 +14,13 @@ import { copyFile, readFile, rm, writeFile } from "node:fs/promises";
 import { SkiffError } from "../errors.js";
 import type { PortForward } from "../spec/machine.js";
 import type { VmRecord } from "../store/store.js";
-import type { EngineContext } from "../engine/context.js";
-import { createRecord, finishCreate } from "../engine/create.js";
+import { progress, type EngineContext } from "../engine/context.js";
+import { createRecord, finishCreate, hostnameFor } from "../engine/create.js";
 import { validateName } from "../util/names.js";
 import { snapshotFile, type StoredSnapshot } from "./store.js";
 import { checkVersions, hostVersions } from "./versions.js";
 import type { ResumeSource } from "./resume.js";
+import { clonesNote, cloneMounts, layerRefs, makeClones } from "./volumes.js";
 
 export interface RestoreOptions {
   /** The new VM's name (default: a generated one). */
@@ -50,6 +53,7 @@ export async function createFromSnapshot(ctx: EngineContext, snapshot: StoredSna
       const { networks: _n, restart: _r, ...rest } = source;
       return {
         ...rest,
+        ...(source.mounts === undefined ? {} : { mounts: cloneMounts(source.mounts) }),
         name,
         hostname: opts.hostname ?? hostnameFor(name),
         network: source.network.mode === "user" ? { ...source.network, forwards: opts.forwards ?? [], guestForwards: [] } : source.network,
@@ -60,14 +64,18 @@ export async function createFromSnapshot(ctx: EngineContext, snapshot: StoredSna
     {
       image: snapshot.image,
       kernel: { version: "", path: snapshot.kernelPath },
-      snapshot: { id: snapshot.id, disk: snapshotFile(snapshot, "disk") },
+      snapshot: { id: snapshot.id, disk: snapshotFile(snapshot, "disk"), ...layerRefs(snapshot.dir, snapshot.volumes) },
     },
   );
+  const note = clonesNote(snapshot.volumes);
+  // Docker users expect a named volume to be shared: said every time, not only on a terminal.
+  if (note !== undefined) progress(ctx, record.name, "warning", `${record.name}: ${note}`, t0);
   return finishCreate(ctx, { record, t0, attach: opts.attach === true }, () => standOnSnapshot(ctx, record, snapshot));
 }
 
 /**
- * The VM's overlay made (again) on the snapshot's disk, and its agent keys
+ * The VM's overlay made (again) on the snapshot's disk, its volume clones
+ * on the snapshot's volume layers (volumes.ts), and its agent keys
  * the snapshot's: the guest in the snapshot's RAM trusts those.
  */
 export async function standOnSnapshot(ctx: EngineContext, record: VmRecord, snapshot: StoredSnapshot): Promise<void> {
@@ -84,6 +92,7 @@ export async function standOnSnapshot(ctx: EngineContext, record: VmRecord, snap
     check: true,
     debianPackage: "qemu-utils",
   });
+  await makeClones(ctx, record, snapshot.volumes, snapshot.dir);
 }
 
 /** What the start of a restored VM loads. */
@@ -95,10 +104,6 @@ export function snapshotSource(snapshot: StoredSnapshot): ResumeSource {
     consoleLog: snapshotFile(snapshot, "consoleLog"),
     what: `snapshot ${snapshot.name ?? snapshot.id.slice(0, 12)}`,
   };
-}
-
-function hostnameFor(name: string): string {
-  return name.replace(/[^a-zA-Z0-9-]/g, "-").replace(/^-+/, "").slice(0, 63) || "skiff";
 }
 
 /** Restoring into a name that is taken fails before anything is made (the store says so too; this says it better). */

@@ -12,7 +12,7 @@ import { jailMode } from "../jail/ids.js";
 import { SkiffError } from "../errors.js";
 import { QmpClient } from "../qemu/qmp.js";
 import type { ProcessIdentity } from "../process/pid.js";
-import { defaultRunner } from "../process/runner.js";
+import type { Runner } from "../process/runner.js";
 import type { VmRecord } from "../store/store.js";
 import { waitForExit } from "../engine/stop.js";
 import { createRamFile } from "./ram.js";
@@ -32,9 +32,9 @@ export interface ResumeSource {
 }
 
 /** The VM's RAM file as a copy of the saved RAM, and its initrd as the saved one. */
-export async function prepareResume(home: string, record: VmRecord, source: ResumeSource): Promise<void> {
-  const ram = await createRamFile(home, record.id);
-  await defaultRunner.run("cp", ["--sparse=always", "--reflink=auto", source.mem, ram], { check: true });
+export async function prepareResume(ctx: { home: string; runner: Runner }, record: VmRecord, source: ResumeSource): Promise<void> {
+  const ram = await createRamFile(ctx.home, record.id);
+  await ctx.runner.run("cp", ["--sparse=always", "--reflink=auto", source.mem, ram], { check: true });
   if (source.initrd !== undefined) {
     await rm(record.paths.initrd, { force: true });
     await copyFile(source.initrd, record.paths.initrd);

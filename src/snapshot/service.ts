@@ -18,8 +18,13 @@ export interface SnapshotInfo {
   createdAt: string;
   memoryMiB: number;
   cpus: number;
-  /** Bytes on disk: the RAM (sparse), the device state, the disk layer. */
+  /** Bytes on disk: the RAM (sparse), the device state, the disk layer, the volume layers. */
   sizes: StoredSnapshot["sizes"];
+  /**
+   * The named volumes it captured, with their guest paths: a VM restored from
+   * it gets a private copy-on-write clone of each as captured, not the volume.
+   */
+  volumes: { volume: string; target: string; readOnly: boolean; bytes: number; restoresAs: "private clone" }[];
   /** VMs whose disks stand on it. */
   usedBy: string[];
   path: string;
@@ -38,6 +43,7 @@ export function toSnapshotInfo(s: StoredSnapshot, usedBy: string[]): SnapshotInf
     memoryMiB: s.spec.memoryMiB,
     cpus: s.spec.cpus,
     sizes: s.sizes,
+    volumes: (s.volumes ?? []).map((v) => ({ volume: v.volume, target: v.target, readOnly: v.readOnly, bytes: v.bytes, restoresAs: "private clone" as const })),
     usedBy,
     path: s.dir,
   };

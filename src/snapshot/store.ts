@@ -9,6 +9,8 @@
  *   state          QEMU's device state (a migration stream without the RAM)
  *   mem            the guest's RAM, a sparse copy of its RAM file
  *   disk.qcow2     the root disk's overlay at capture, backed by the image base
+ *   volume-N.raw   each named volume's disk at capture (volume-N.qcow2: a
+ *                  restored VM's clone of one, standing alone); volumes.ts
  *   initrd.img     the initramfs the guest booted (a restore maps the same ROMs)
  *   id_ed25519…    the agent's keys, which the guest in `mem` trusts
  *
@@ -57,6 +59,20 @@ const versionsSchema = z.object({
 });
 export type SnapshotVersions = z.infer<typeof versionsSchema>;
 
+/** A named volume as captured (src/snapshot/volumes.ts): a read-only layer each restored VM clones. */
+export const volumeLayerSchema = z.object({
+  /** The named volume it was captured from (for a clone, the volume its snapshot captured). */
+  volume: z.string(),
+  target: z.string(),
+  readOnly: z.boolean(),
+  /** The layer's file in the snapshot's directory. */
+  file: z.string().regex(/^volume-\d+\.(raw|qcow2)$/),
+  format: z.enum(["raw", "qcow2"]),
+  /** Bytes on disk (the copy is sparse). */
+  bytes: z.number(),
+});
+export type VolumeLayer = z.infer<typeof volumeLayerSchema>;
+
 export const snapshotRecordSchema = z.object({
   id: z.string().regex(/^[0-9a-f]{64}$/),
   name: z.string().optional(),
@@ -69,8 +85,10 @@ export const snapshotRecordSchema = z.object({
   image: z.object({ digest: z.string(), basePath: z.string() }),
   kernelPath: z.string(),
   versions: versionsSchema,
-  /** Bytes on disk (sparse files count what they hold). */
-  sizes: z.object({ mem: z.number(), state: z.number(), disk: z.number() }),
+  /** Bytes on disk (sparse files count what they hold); `volumes`: all the volume layers together. */
+  sizes: z.object({ mem: z.number(), state: z.number(), disk: z.number(), volumes: z.number().optional() }),
+  /** The named volumes the VM had attached, in mount order; each restored VM gets a private clone of each. */
+  volumes: z.array(volumeLayerSchema).optional(),
   /** Boot snapshots: the key of the inputs they were made from. */
   bootKey: z.string().optional(),
 });

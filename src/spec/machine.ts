@@ -115,7 +115,13 @@ export type Mount =
   /** `source`: an absolute host directory. */
   | { kind: "bind"; source: string; target: string; readOnly: boolean }
   /** `volume`: the name of a skiff volume (`skiff volume ls`). */
-  | { kind: "volume"; volume: string; target: string; readOnly: boolean };
+  | { kind: "volume"; volume: string; target: string; readOnly: boolean }
+  /**
+   * A restored VM's private copy-on-write clone of named volume `volume` as
+   * its snapshot captured it (src/snapshot/volumes.ts), not the volume
+   * itself: made by restore and fork only, never asked for.
+   */
+  | { kind: "clone"; volume: string; target: string; readOnly: boolean };
 
 export interface KernelSpec {
   /** An uncompressed (PVH) vmlinux or bzImage with virtio built in; skiff's modules are then optional. */

@@ -48,9 +48,16 @@ const boot = z.discriminatedUnion("kind", [
   }),
 ]);
 
+const bindMountSchema = z.object({ kind: z.literal("bind"), source: z.string(), target: z.string(), readOnly: z.boolean() });
+const volumeMountSchema = z.object({ kind: z.literal("volume"), volume: z.string(), target: z.string(), readOnly: z.boolean() });
+
+/** What a user may ask to mount (a clone is made by restore only). */
+export const mountRequestSchema = z.discriminatedUnion("kind", [bindMountSchema, volumeMountSchema]);
+
 export const mountSchema = z.discriminatedUnion("kind", [
-  z.object({ kind: z.literal("bind"), source: z.string(), target: z.string(), readOnly: z.boolean() }),
-  z.object({ kind: z.literal("volume"), volume: z.string(), target: z.string(), readOnly: z.boolean() }),
+  bindMountSchema,
+  volumeMountSchema,
+  z.object({ kind: z.literal("clone"), volume: z.string(), target: z.string(), readOnly: z.boolean() }),
 ]);
 
 export const machineSpecSchema = schemaFor<MachineSpec>()(

@@ -26,8 +26,16 @@ export type ImageRecord = z.infer<typeof imageRecordSchema>;
 const kernelRecordSchema = z.object({ version: z.string(), path: z.string() });
 export type KernelRecord = z.infer<typeof kernelRecordSchema>;
 
-/** A VM restored from a snapshot: its overlay is backed by the snapshot's disk, which is backed by the image base. */
-const snapshotRefSchema = z.object({ id: z.string(), disk: z.string() });
+/**
+ * A VM restored from a snapshot: its overlay is backed by the snapshot's
+ * disk, which is backed by the image base; each of its volume clones (spec
+ * mounts of kind "clone") by the snapshot's layer of that volume, by target.
+ */
+const snapshotRefSchema = z.object({
+  id: z.string(),
+  disk: z.string(),
+  volumes: z.array(z.object({ target: z.string(), layer: z.string(), format: z.enum(["raw", "qcow2"]) })).optional(),
+});
 export type SnapshotRef = z.infer<typeof snapshotRefSchema>;
 
 /** config.json: what the VM is. */
@@ -82,6 +90,8 @@ export const vmStateSchema = z.object({
    * next `up` starts it again instead of calling it up to date.
    */
   upFailed: z.object({ at: isoTimeSchema, reason: z.string() }).optional(),
+  /** `skiff pause`: when the guest's CPUs (and clock) stopped; unpause corrects the clock after a long pause (src/snapshot/clock.ts). */
+  pausedAt: isoTimeSchema.optional(),
   /**
    * `stop --hibernate`: the guest's memory and device state were saved in
    * the VM's hibernate/ directory when its QEMU ended; the next start

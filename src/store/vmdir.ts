@@ -31,6 +31,8 @@ export const vmFiles = {
   /** virtio-serial ports of the guest agent; one SSH session each. */
   agentSockets: agentSocketNames as readonly string[],
   overlay: "overlay.qcow2",
+  /** A restored VM's clones of named volumes: `N.qcow2` per mount N, each on its snapshot's layer (src/snapshot/volumes.ts). */
+  volumeClones: "volumes",
   /** Per-VM boot initramfs (skiff's init + this VM's config blob). */
   initrd: "initrd.img",
   /** Cloud images: the cloud-init NoCloud seed (ISO, label cidata). */
@@ -80,6 +82,7 @@ export interface VmPaths {
   consoleLog: string;
   agentSockets: string[];
   overlay: string;
+  volumeClones: string;
   initrd: string;
   seed: string;
   sshKey: string;
@@ -115,6 +118,7 @@ export function vmPaths(home: string, id: string): VmPaths {
     consoleLog: at(vmFiles.consoleLog),
     agentSockets: vmFiles.agentSockets.map(at),
     overlay: at(vmFiles.overlay),
+    volumeClones: at(vmFiles.volumeClones),
     initrd: at(vmFiles.initrd),
     seed: at(vmFiles.seed),
     sshKey: at(vmFiles.sshKey),

@@ -8,23 +8,14 @@ import { jailView, toJailArgs, type JailPlan } from "../../src/jail/plan.js";
 import { homeGroupName, vmGroupDirs, vmLimits } from "../../src/jail/cgroup.js";
 import type { LaunchPlan } from "../../src/qemu/plan.js";
 import { errorOf } from "./fixtures/errors.js";
+import { launchDir, launchPlan } from "./fixtures/launch-plan.js";
 
-const dir = "/var/lib/skiff/vms/0123456789ab";
+const dir = launchDir;
 
 function launch(overrides: Partial<LaunchPlan> = {}): LaunchPlan {
-  return {
-    name: "web",
-    qemuBinary: "/usr/bin/qemu-system-x86_64",
-    accel: "tcg",
+  return launchPlan({
     cpus: 2,
     memoryMiB: 512,
-    kernel: { path: "/var/lib/skiff/cache/kernels/6.1/vmlinux", cmdline: "console=ttyS0" },
-    initrdPath: `${dir}/initrd.img`,
-    rootDisk: { overlayPath: `${dir}/overlay.qcow2` },
-    console: { socketPath: `${dir}/run/console.sock`, logPath: `${dir}/run/console.log` },
-    qmpSocketPath: `${dir}/run/qmp.sock`,
-    pidfilePath: `${dir}/run/qemu.pid`,
-    agentPorts: [],
     network: { mode: "user", restrict: true, forwards: [] },
     nics: [
       { netdevId: "net1", mac: "52:54:00:00:00:01", backend: { kind: "tap", ifname: "sk0123456789ab0", bridge: "skb-lan", fd: 3 } },
@@ -35,9 +26,8 @@ function launch(overrides: Partial<LaunchPlan> = {}): LaunchPlan {
       { kind: "disk", serial: "skiff-vol0", diskPath: "/var/lib/skiff/volumes/data/disk.ext4", target: "/data", readOnly: false },
       { kind: "9p", tag: "skiff1", hostPath: "/etc/app", target: "/app", readOnly: true },
     ],
-    tscKhz: undefined,
     ...overrides,
-  };
+  });
 }
 
 describe("jailView", () => {

@@ -3,16 +3,13 @@ import { toQemuArgs } from "../../src/qemu/args.js";
 import { macAddress } from "../../src/network/nics.js";
 import type { LaunchPlan } from "../../src/qemu/plan.js";
 import { errorOf } from "./fixtures/errors.js";
+import { launchPlan } from "./fixtures/launch-plan.js";
 
 const dir = "/var/lib/skiff/vms/web";
 
+/** The shared plan (fixtures/launch-plan.ts) with this file's own paths, which its inline snapshots show. */
 function plan(overrides: Partial<LaunchPlan> = {}): LaunchPlan {
-  return {
-    name: "web",
-    qemuBinary: "/usr/bin/qemu-system-x86_64",
-    accel: "tcg",
-    cpus: 1,
-    memoryMiB: 256,
+  return launchPlan({
     kernel: { path: "/var/lib/skiff/kernels/6.1/vmlinux", cmdline: "console=ttyS0 quiet" },
     initrdPath: `${dir}/boot.cpio`,
     rootDisk: { overlayPath: `${dir}/root.qcow2` },
@@ -23,11 +20,8 @@ function plan(overrides: Partial<LaunchPlan> = {}): LaunchPlan {
       { name: "skiff.agent.0", socketPath: `${dir}/agent0.sock` },
       { name: "skiff.agent.1", socketPath: `${dir}/agent1.sock` },
     ],
-    network: { mode: "none" },
-    nics: [],
-    tscKhz: undefined,
     ...overrides,
-  };
+  });
 }
 
 /** One option and its value per line: readable snapshots. */
@@ -314,6 +308,13 @@ describe("toQemuArgs with mounts and a kernel of the VM's own", () => {
       -device virtio-blk-device,drive=vol3,serial=skiff-vol1
       "
     `);
+  });
+
+  it("attaches a restored VM's clone of a volume as qcow2, at the drive id and serial the volume had", () => {
+    const clone = { kind: "disk", serial: "skiff-vol0", diskPath: "/var/lib/skiff/vms/web/volumes/0.qcow2", format: "qcow2", target: "/data", readOnly: false } as const;
+    const args = toQemuArgs(plan({ mounts: [clone] }));
+    expect(args).toContain("id=vol0,file=/var/lib/skiff/vms/web/volumes/0.qcow2,format=qcow2,if=none,cache=writeback,discard=unmap");
+    expect(args).toContain("virtio-blk-device,drive=vol0,serial=skiff-vol0");
   });
 
   it("refuses a relative share path and tags or serials QEMU would misread", () => {

@@ -6,12 +6,13 @@ import { describe, expect, it } from "vitest";
 import { mirrorHosts } from "../../src/image/registry/pull.js";
 import { insecureRegistriesEnv, registryMirrorsEnv, loadSettings, settingsPath, settingsTemplate, withSettings } from "../../src/cli/settings.js";
 import { parseSettings } from "../../src/cli/settings-schema.js";
-import { createOptionsFrom } from "../../src/cli/machine-options.js";
+import { checkFromSnapshotFlags, createOptionsFrom } from "../../src/cli/machine-options.js";
 import type { MachineFlags } from "../../src/cli/spec-flags.js";
 import { skiffPaths } from "../../src/store/paths.js";
 import { spawnSync } from "node:child_process";
 import { chmod, mkdir } from "node:fs/promises";
 import { cliPath, runCli } from "./fixtures/cli.js";
+import { errorOf } from "./fixtures/errors.js";
 
 const noFlags: MachineFlags = { env: [], network: [], dns: [], publish: [], volume: [], egress: [] };
 
@@ -116,5 +117,27 @@ describe("cache directory", () => {
     expect(skiffPaths({ env: { XDG_CACHE_HOME: "/xc" }, uid: 0 }).cache).toBe("/var/lib/skiff/cache");
     expect(skiffPaths({ env: { SKIFF_HOME: "/h", XDG_CACHE_HOME: "/xc" }, uid: 1000 }).cache).toBe("/h/cache");
     expect(skiffPaths({ env: { SKIFF_CACHE: "/c" }, uid: 1000, userHome: "/home/u" }).cache).toBe("/c");
+  });
+});
+
+describe("run --from", () => {
+  it("refuses a machine flag, naming it, rather than ignoring it", () => {
+    for (const [flags, flag] of [
+      [{ memory: "1g" }, "--memory"],
+      [{ cpus: "2" }, "--cpus"],
+      [{ env: ["A=1"] }, "--env"],
+      [{ volume: ["data:/data"] }, "--volume"],
+      [{ network: ["lan"] }, "--network"],
+      [{ cold: true }, "--cold"],
+    ] as const) {
+      const err = errorOf(() => checkFromSnapshotFlags({ ...noFlags, ...flags }));
+      expect(err).toMatchObject({ code: "ERR_SKIFF_USAGE", place: flag });
+      expect(err.message).toBe(`run --from cannot take ${flag}: a VM restored from a snapshot is the snapshot's machine`);
+      expect(err.hint).toContain("skiff snapshot inspect");
+    }
+  });
+
+  it("takes what a restore uses: a name, published ports, --rm", () => {
+    expect(() => checkFromSnapshotFlags({ ...noFlags, name: "r", publish: ["8080:80"], rm: true })).not.toThrow();
   });
 });

@@ -5,34 +5,14 @@
  */
 import { describe, expect, it } from "vitest";
 import { incomingArgCount, toQemuArgs } from "../../src/qemu/args.js";
-import type { LaunchPlan } from "../../src/qemu/plan.js";
 import { jailView, toJailArgs, type JailPlan } from "../../src/jail/plan.js";
 import { checkVersions } from "../../src/snapshot/versions.js";
 import { errorOf } from "./fixtures/errors.js";
+import { launchDir, launchPlan } from "./fixtures/launch-plan.js";
 
-const dir = "/var/lib/skiff/vms/0123456789ab";
+const dir = launchDir;
 const ram = "/dev/shm/skiff-0123456789ab/0123456789ab.ram";
-
-function launch(overrides: Partial<LaunchPlan> = {}): LaunchPlan {
-  return {
-    name: "web",
-    qemuBinary: "/usr/bin/qemu-system-x86_64",
-    accel: "tcg",
-    cpus: 1,
-    memoryMiB: 256,
-    kernel: { path: "/var/lib/skiff/cache/kernels/6.1/vmlinux", cmdline: "console=ttyS0" },
-    initrdPath: `${dir}/initrd.img`,
-    rootDisk: { overlayPath: `${dir}/overlay.qcow2` },
-    console: { socketPath: `${dir}/run/console.sock`, logPath: `${dir}/run/console.log` },
-    qmpSocketPath: `${dir}/run/qmp.sock`,
-    pidfilePath: `${dir}/run/qemu.pid`,
-    agentPorts: [],
-    network: { mode: "none" },
-    nics: [],
-    tscKhz: undefined,
-    ...overrides,
-  };
-}
+const launch = launchPlan;
 
 describe("QEMU's argv with snapshots", () => {
   it("maps guest RAM from a shared file the size of -m, as the machine's memory backend", () => {

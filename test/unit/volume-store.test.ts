@@ -94,7 +94,7 @@ describe("volume store", () => {
   it("refuses to remove a volume a VM mounts; force only when that VM is not running", async () => {
     await createVolume(ctx, { name: "data", sizeBytes: 32 * mib });
     await vmWith("db", [{ kind: "volume", volume: "data", target: "/data", readOnly: false }]);
-    expect((await inspectVolume(ctx, "data")).usedBy).toEqual([{ vm: "db", state: "created", target: "/data", readOnly: false }]);
+    expect((await inspectVolume(ctx, "data")).usedBy).toEqual([{ vm: "db", state: "created", hibernated: false, target: "/data", readOnly: false }]);
     const err = await rejectionOf(removeVolume(ctx, "data"));
     expect(err.code).toBe("ERR_SKIFF_VOLUME_IN_USE");
     expect(err.message).toContain("db");
@@ -119,6 +119,20 @@ describe("volume store", () => {
     expect(err.code).toBe("ERR_SKIFF_VOLUME_IN_USE");
     expect(err.message).toContain("running VM first");
     expect(err.place).toBe("second");
+  });
+
+  it("counts a hibernated VM as the volume's holder: its saved guest has it mounted", async () => {
+    await createVolume(ctx, { name: "data", sizeBytes: 32 * mib });
+    const mount: Mount = { kind: "volume", volume: "data", target: "/data", readOnly: false };
+    const parked = await vmWith("parked", [mount]);
+    const at = new Date().toISOString();
+    await ctx.store.updateState(parked.id, { startedAt: at, exit: { at, reason: "hibernated" }, hibernated: { at, qemu: "q", kernel: "k", skiff: "s", format: 2 } });
+    const second = await vmWith("second", [mount]);
+    expect((await inspectVolume(ctx, "data")).usedBy[0]).toMatchObject({ vm: "parked", state: "stopped", hibernated: true });
+    const err = await rejectionOf(checkVolumesFree(ctx, second));
+    expect(err).toMatchObject({ code: "ERR_SKIFF_VOLUME_IN_USE", place: "second" });
+    expect(err.message).toContain("hibernated VM parked");
+    expect(err.hint).toContain("start --cold parked");
   });
 });
 
@@ -213,6 +227,27 @@ describe("mounts at create", () => {
       { kind: "disk", serial: "skiff-vol0", diskPath: "/h/volumes/data/disk.ext4", target: "/d", readOnly: true },
       { kind: "9p", tag: "skiff1", hostPath: "/b", target: "/b", readOnly: true },
     ]);
+  });
+
+  it("plans a restored VM's clones: a qcow2 overlay in its directory, or the snapshot's layer itself when read-only", () => {
+    const mounts: Mount[] = [
+      { kind: "clone", volume: "data", target: "/d", readOnly: false },
+      { kind: "clone", volume: "logs", target: "/l", readOnly: true },
+    ];
+    const snapshot = {
+      id: "s",
+      disk: "/h/snapshots/s/disk.qcow2",
+      volumes: [
+        { target: "/d", layer: "/h/snapshots/s/volume-0.raw", format: "raw" as const },
+        { target: "/l", layer: "/h/snapshots/s/volume-1.qcow2", format: "qcow2" as const },
+      ],
+    };
+    expect(mountPlans({ home: "/h" }, mounts, { paths: { volumeClones: "/h/vms/x/volumes" }, snapshot })).toEqual([
+      { kind: "disk", serial: "skiff-vol0", diskPath: "/h/vms/x/volumes/0.qcow2", format: "qcow2", target: "/d", readOnly: false },
+      { kind: "disk", serial: "skiff-vol1", diskPath: "/h/snapshots/s/volume-1.qcow2", format: "qcow2", target: "/l", readOnly: true },
+    ]);
+    const err = errorOf(() => mountPlans({ home: "/h" }, mounts, { paths: { volumeClones: "/v" } }));
+    expect(err.code).toBe("ERR_SKIFF_STATE_CORRUPT");
   });
 });
 

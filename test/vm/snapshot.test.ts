@@ -5,7 +5,9 @@
  * a private network that are independent machines with identities of their
  * own; pause and unpause; snapshot gc and rm against VMs that stand on a
  * snapshot, and `system df` counting them; the refusals; and a capture
- * killed while its guest is paused.
+ * killed while its guest is paused. The source has a named volume: a
+ * restore gets a private clone of it as captured, a hibernated source keeps
+ * holding it, and unpause sets a clock left behind.
  *
  * One source VM on a private network is booted once and shared; a second
  * (with a bind mount, for its refusal) boots beside it and is removed by
@@ -40,7 +42,9 @@ interface Snap {
   kind: string;
   source: string;
   usedBy: string[];
-  sizes: { mem: number; state: number; disk: number };
+  sizes: { mem: number; state: number; disk: number; volumes?: number };
+  volumes: { volume: string; target: string; readOnly: boolean; bytes: number; restoresAs: string }[];
+  path: string;
 }
 
 const inspect = async (vm: string): Promise<Info> => (JSON.parse(await h.ok(["inspect", vm])) as Info[])[0]!;
@@ -104,8 +108,9 @@ const counterLoop =
 
 beforeAll(async () => {
   expect(await h.ok(["network", "create", "lan"])).toBe("lan\n");
+  expect(await h.ok(["volume", "create", "vol", "--size", "16m"])).toBe("vol\n");
   await Promise.all([
-    h.ok(["run", "-d", "--name", "src", "--memory", "256m", "--network", "lan", "base"]),
+    h.ok(["run", "-d", "--name", "src", "--memory", "256m", "--network", "lan", "-v", "vol:/vol", "base"]),
     h.ok(["run", "-d", "--name", "bound", "--memory", "256m", "-v", `${bindDir}:/mnt`, "base"]),
   ]);
   await sh("src", counterLoop);
@@ -117,6 +122,7 @@ afterAll(async () => {
   const names = left.stdout.split("\n").filter((n) => n !== "");
   if (names.length > 0) await h.run(["rm", "-f", ...names]);
   await h.run(["network", "rm", "lan"]);
+  await h.run(["volume", "rm", "vol"]);
   await h.cleanup();
   rmSync(bindDir, { recursive: true, force: true });
 });
@@ -144,10 +150,13 @@ describe("refusals (first: the VM they need is the only other one booted)", () =
 
 describe("snapshot and restore", () => {
   it("restores a VM whose processes run on and whose files are there, while the source runs on", async () => {
-    const before = Number(await sh("src", "echo written-before > /root/before; sync; cat /tmp/count"));
+    const before = Number(await sh("src", "echo written-before > /root/before; echo at-capture > /vol/f; sync; cat /tmp/count"));
     expect(await h.ok(["snapshot", "create", "src", "--name", "first"])).toBe("first\n");
     const after = await count("src");
-    expect(await h.ok(["restore", "first", "--name", "r1"])).toBe("r1\n");
+    const restored1 = await h.run(["restore", "first", "--name", "r1"]);
+    expect(restored1.stdout).toBe("r1\n");
+    // What a restored VM's volume is, said on stderr whether or not it is a terminal.
+    expect(restored1.stderr).toContain("private copy-on-write clones of their state at the snapshot, not the named volumes: vol at /vol");
 
     const [restored, source] = await Promise.all([sh("r1", "cat /tmp/count; sleep 1; cat /tmp/count; cat /root/before; hostname"), counting("src")]);
     const [r1a, r1b, file, hostname] = restored.trim().split("\n");
@@ -163,6 +172,20 @@ describe("snapshot and restore", () => {
 
     const [snap] = JSON.parse(await h.ok(["snapshot", "inspect", "first"])) as Snap[];
     expect(snap).toMatchObject({ name: "first", kind: "user", source: "src", usedBy: ["r1"] });
+  });
+
+  it("captured the named volume with the rest; the restore has a private clone of it as captured, at the same path", async () => {
+    const [snap] = JSON.parse(await h.ok(["snapshot", "inspect", "first"])) as Snap[];
+    expect(snap!.volumes).toEqual([{ volume: "vol", target: "/vol", readOnly: false, bytes: expect.any(Number), restoresAs: "private clone" }]);
+    expect(snap!.sizes.volumes).toBeGreaterThan(0);
+    expect(existsSync(join(snap!.path, "volume-0.raw"))).toBe(true);
+    // Synced and read back past the page cache (drop_caches): what is compared is the disks' content, not the guests' memory.
+    const fresh = "sync; echo 3 > /proc/sys/vm/drop_caches; cat /vol/f";
+    await sh("src", "echo src-after > /vol/f; sync");
+    expect(await sh("r1", `${fresh}; echo r1-own > /vol/f; ${fresh}`)).toBe("at-capture\nr1-own\n");
+    // Neither sees the other's write: the source's is on the volume, the restore's on its clone; the volume's user is src alone.
+    expect(await sh("src", fresh)).toBe("src-after\n");
+    expect(JSON.parse(await h.ok(["volume", "inspect", "vol"]))).toMatchObject([{ usedBy: [{ vm: "src" }] }]);
   });
 
   it("refuses to restore into a taken name, making nothing", async () => {
@@ -186,7 +209,8 @@ describe("hibernate", () => {
 
   it("ends QEMU and frees its memory; start resumes the guest where it was", async () => {
     const { id } = await inspect("r1");
-    await sh("r1", "echo kept-in-memory > /tmp/hibernated");
+    // Not synced: in the guest's memory (the page cache over its volume clone too), saved with it.
+    await sh("r1", "echo kept-in-memory > /tmp/hibernated; echo parked > /vol/parked");
     const before = await look("r1");
     expect(processesOf(id).length).toBeGreaterThan(0);
     expect(existsSync(ramPath(h.home, id))).toBe(true);
@@ -209,12 +233,14 @@ describe("hibernate", () => {
     // The same boot, the counter on from where it stopped (not from 1), the file in its /tmp (never synced) still there,
     // and the clock set to the host's: unset, it would be behind by the seconds spent hibernated.
     const asked = Math.floor(Date.now() / 1000);
-    const after = await look("r1", "cat /tmp/hibernated; date +%s");
+    const after = await look("r1", "cat /tmp/hibernated; date +%s; cat /vol/parked; sync; echo 3 > /proc/sys/vm/drop_caches; cat /vol/parked /vol/f");
     expect(after.boot).toBe(before.boot);
     expect(after.a).toBeGreaterThanOrEqual(before.b);
     expect(after.b).toBeGreaterThan(after.a);
     expect(after.rest[0]).toBe("kept-in-memory");
     expect(Number(after.rest[1])).toBeGreaterThanOrEqual(asked);
+    // The volume clone came back attached as it was: the unsynced write, then the same read from the disk.
+    expect(after.rest.slice(2)).toEqual(["parked", "parked", "r1-own"]);
     expect(existsSync(join(h.home, "vms", id, "hibernate"))).toBe(false);
     expect(processesOf(id).length).toBeGreaterThan(0);
     expect((await inspect("r1")).state).toBe("running");
@@ -226,9 +252,11 @@ describe("hibernate", () => {
     await h.ok(["stop", "--hibernate", "r1"]);
     expect(await h.ok(["start", "--cold", "r1"])).toBe("r1\n");
     // A new boot, the disk's file there, and no counter loop (the old boot's; its last value may be on disk, frozen).
-    const [bootNow, synced, loops] = (await sh("r1", "cat /proc/sys/kernel/random/boot_id /root/synced; ps | grep -c '[w]hile :' || true")).trim().split("\n");
+    const [bootNow, synced, volume, loops] = (await sh("r1", "cat /proc/sys/kernel/random/boot_id /root/synced /vol/f; ps | grep -c '[w]hile :' || true")).trim().split("\n");
     expect(bootNow).not.toBe(boot);
     expect(synced).toBe("on-disk");
+    // A cold boot mounts the volume clone as boot mounts a volume.
+    expect(volume).toBe("r1-own");
     expect(loops).toBe("0");
     expect(existsSync(join(h.home, "vms", id, "hibernate"))).toBe(false);
     expect(existsSync(ramPath(h.home, id))).toBe(true);
@@ -319,6 +347,7 @@ describe("pause", () => {
     const grown = async (from: number) => waitFor("a tick on the console", () => size() > from);
     await grown(size());
 
+    await sh("src", `date -s @${Math.floor(Date.now() / 1000) - 300} >/dev/null`);
     expect(await h.ok(["pause", "src"])).toBe("src\n");
     expect((await psAll()).find((vm) => vm.name === "src")!.state).toBe("paused");
     const paused = size();
@@ -328,6 +357,11 @@ describe("pause", () => {
 
     expect(await h.ok(["unpause", "src"])).toBe("src\n");
     await grown(paused);
+    // The guest's clock stood still while paused (and was set 5 minutes back before): unpause set it to the host's.
+    const asked = Date.now();
+    const guestNow = Number(await sh("src", "date +%s"));
+    expect(guestNow).toBeGreaterThanOrEqual(Math.floor(asked / 1000) - 1);
+    expect(guestNow).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + 1);
     expect(Number(await sh("src", "touch /tmp/stop-ticks; wc -l < /tmp/clock"))).toBeGreaterThan(lines);
     expect((await psAll()).find((vm) => vm.name === "src")!.state).toBe("running");
   });
@@ -353,7 +387,10 @@ describe("snapshot gc and rm", () => {
     expectError(refused, "ERR_SKIFF_SNAPSHOT_IN_USE", 4);
     expect(refused.stderr).toContain("r1");
     const { id } = await inspect("r1");
+    const firstPath = three[0]!.path;
+    expect(existsSync(join(firstPath, "volume-0.raw"))).toBe(true);
     expect(await h.ok(["snapshot", "rm", "-f", "first"])).toBe("first\n");
+    expect(existsSync(firstPath)).toBe(false);
     expect(await h.ok(["ps", "-a", "-q"])).not.toMatch(/^r1$/m);
     expect(processesOf(id)).toEqual([]);
     expect(existsSync(ramPath(h.home, id))).toBe(false);

@@ -36,7 +36,8 @@ export function registerRun(program: Command, ctx: CliContext): void {
     .action(async (image: string, command: string[], flags: RunFlags) => {
       const session = { interactive: flags.interactive === true, tty: flags.tty === true };
       if (flags.detach !== true) checkTty(session, "--tty");
-      const { createOptionsFrom } = await import("../machine-options.js");
+      const { checkFromSnapshotFlags, createOptionsFrom } = await import("../machine-options.js");
+      if (flags.from !== undefined) checkFromSnapshotFlags(flags);
       const skiff = await ctx.skiff();
       // With --image-url or --from there is no IMAGE argument: what came first is the command.
       const noImage = flags.imageUrl !== undefined || flags.from !== undefined;

@@ -21,7 +21,7 @@ function listText(snaps: readonly SnapshotInfo[]): string {
     s.source,
     s.image,
     formatBytes(s.sizes.mem + s.sizes.state),
-    formatBytes(s.sizes.disk),
+    formatBytes(s.sizes.disk + (s.sizes.volumes ?? 0)),
     formatAge(now - Date.parse(s.createdAt)),
     s.kind === "user" ? (s.usedBy.length === 0 ? "-" : s.usedBy.join(",")) : `${s.kind}${s.usedBy.length === 0 ? "" : `: ${s.usedBy.join(",")}`}`,
   ]);
@@ -43,7 +43,7 @@ export function registerSnapshot(program: Command, ctx: CliContext): void {
 
   snapshot
     .command("create")
-    .description("snapshot a running VM (memory, devices, root disk); it is paused only for the copy and runs on")
+    .description("snapshot a running VM (memory, devices, root disk, named volumes); it is paused only for the copy and runs on")
     .argument("<vm>")
     .option("--name <name>", "a name to find the snapshot by")
     .action(async (vm: string, flags: { name?: string }) => {

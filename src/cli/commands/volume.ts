@@ -21,7 +21,7 @@ function parseLabels(values: readonly string[]): Record<string, string> {
 }
 
 function usedBy(v: VolumeInfo): string {
-  return v.usedBy.length === 0 ? "-" : v.usedBy.map((u) => (u.state === "running" ? `${u.vm} (running)` : u.vm)).join(", ");
+  return v.usedBy.length === 0 ? "-" : v.usedBy.map((u) => (u.state === "running" ? `${u.vm} (running)` : u.hibernated ? `${u.vm} (hibernated)` : u.vm)).join(", ");
 }
 
 export function registerVolume(program: Command, ctx: CliContext): void {
