@@ -20,11 +20,6 @@ const notYetBehindTheDoor = [
     to: ["src/config/yaml-doc.ts", "src/config/zod-error.ts"],
     why: "the settings file is read with the project files' YAML reader and error places, synchronously (tests call parseSettings); the door offers them only lazily, since yaml must not load with the library",
   },
-  {
-    from: "src/cli/commands/snapshot.ts",
-    to: ["src/errors.ts", "src/util/units.ts", "src/snapshot/service.ts"],
-    why: "being rewritten on another branch (snapshots); its imports move to src/pure.ts and src/index.ts (SnapshotInfo) after that merge",
-  },
 ];
 
 /** Front ends: programs over the library. They may use each other (the CLI starts the server and the MCP server; MCP drives projects). */

@@ -3,9 +3,8 @@
  * fork: memory snapshots of running VMs, new VMs from them, live clones.
  */
 import type { Command } from "commander";
-import { SkiffError } from "../../errors.js";
-import type { SnapshotInfo } from "../../snapshot/service.js";
-import { formatAge, formatBytes } from "../../util/units.js";
+import { formatAge, formatBytes, SkiffError } from "../../pure.js";
+import type { SnapshotInfo } from "../../index.js";
 import type { CliContext } from "../context.js";
 import { table } from "../output.js";
 
