@@ -17,6 +17,7 @@ import { jailInput, prepareJail } from "../jail/prepare.js";
 import { applyEgress, defaultEgress } from "../network/egress.js";
 import { hostResolvers } from "./vm-network.js";
 import type { VmRecord } from "../store/store.js";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { MachineSpec } from "../spec/machine.js";
 import { clearRuntimeFiles, type VmPaths } from "../store/vmdir.js";
@@ -189,11 +190,24 @@ export async function spawnQemu(opts: {
   return { pid, startTime };
 }
 
-/** The overlays' read-only backing chains: a snapshot's disk and volume layers (restored VMs), then the image base. */
+/**
+ * The overlays' read-only backing chains: a snapshot's disk and volume layers (restored VMs), then the image base.
+ * One that is gone (removed from a cache another SKIFF_HOME shares, say) is said here, before QEMU or the jail trips on it.
+ */
 function backingFiles(record: VmRecord): string[] {
   const { image, snapshot } = record.config;
   const layers = (snapshot?.volumes ?? []).map((v) => v.layer);
-  return [...(snapshot === undefined ? [] : [snapshot.disk]), ...layers, ...(image?.basePath === undefined ? [] : [image.basePath])];
+  const files = [...(snapshot === undefined ? [] : [snapshot.disk]), ...layers, ...(image?.basePath === undefined ? [] : [image.basePath])];
+  const gone = files.find((f) => !existsSync(f));
+  if (gone !== undefined) {
+    const ofSnapshot = snapshot !== undefined && gone !== image?.basePath;
+    throw new SkiffError(ofSnapshot ? "ERR_SKIFF_SNAPSHOT_NOT_FOUND" : "ERR_SKIFF_IMAGE_NOT_FOUND", `VM ${record.name} stands on ${gone}, which is gone`, {
+      place: record.name,
+      hint: `its disk is nothing without it: \`skiff rm ${record.name}\` and make it again${ofSnapshot ? " (a snapshot or boot snapshot was removed while it stood on it" : " (its image was removed"}, perhaps from another SKIFF_HOME sharing this SKIFF_CACHE)`,
+      details: { missing: gone },
+    });
+  }
+  return files;
 }
 
 function startFailure(name: string, result: RunResult): SkiffError {
