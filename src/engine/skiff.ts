@@ -239,12 +239,14 @@ export class Skiff extends EventEmitter<SkiffEvents> {
    * next VM like it starts from here. Best effort: a failure is a warning.
    */
   async #bootSnapshot(record: VmRecord, key: string, t0: number): Promise<void> {
-    const [{ captureVm }, { findBootSnapshot }] = await Promise.all([import("../snapshot/capture.js"), import("../snapshot/boot.js")]);
+    const [{ captureVm }, { saveBootSnapshotOnce }] = await Promise.all([import("../snapshot/capture.js"), import("../snapshot/boot.js")]);
     try {
       await this.#locked(record, "boot snapshot", async (_state, status) => {
-        if (status.qemu === undefined || (await findBootSnapshot(this, key)) !== undefined) return;
-        this.#progress(record.name, "snapshot", `saving a boot snapshot of ${record.config.spec.image} (the next VM like it resumes from it)`, t0);
-        await captureVm(this, record, { kind: "boot", bootKey: key });
+        if (status.qemu === undefined) return;
+        await saveBootSnapshotOnce(this, key, async () => {
+          this.#progress(record.name, "snapshot", `saving a boot snapshot of ${record.config.spec.image} (the next VM like it resumes from it)`, t0);
+          await captureVm(this, record, { kind: "boot", bootKey: key });
+        });
       });
     } catch (err) {
       this.#progress(record.name, "warning", `no boot snapshot saved: ${err instanceof Error ? err.message : String(err)}`, t0);

@@ -23,6 +23,7 @@ import type { HostFacts } from "../engine/host.js";
 import { hostVersions } from "./versions.js";
 import { listSnapshots, snapshotFile, type SnapshotPlaces, type StoredSnapshot } from "./store.js";
 import { standOnSnapshot } from "./restore.js";
+import { tryLock } from "../store/lock.js";
 
 /** The VM's boot key, or undefined when it cannot start from a boot snapshot. */
 export async function bootKey(record: VmRecord, facts: HostFacts): Promise<string | undefined> {
@@ -51,6 +52,27 @@ export async function bootKey(record: VmRecord, facts: HostFacts): Promise<strin
 /** The boot snapshot for this key, if one was made. */
 export async function findBootSnapshot(places: SnapshotPlaces, key: string): Promise<StoredSnapshot | undefined> {
   return (await listSnapshots(places)).find((s) => s.kind === "boot" && s.bootKey === key);
+}
+
+/**
+ * Run `save` unless the boot snapshot for `key` exists or another VM is
+ * saving it right now; true when `save` ran. VMs of one combination that
+ * boot at once (a project's replicas) would otherwise each save their own:
+ * 16 at once made 13 identical snapshots, each pausing its VM to write its
+ * RAM. A VM that skips because of a failed save leaves it to the next VM
+ * like it.
+ */
+export async function saveBootSnapshotOnce(places: SnapshotPlaces, key: string, save: () => Promise<void>): Promise<boolean> {
+  const claim = await tryLock(`boot-snapshot-${key}`, { home: places.cacheDir, purpose: "save a boot snapshot" });
+  if (claim === undefined) return false;
+  try {
+    // Under the claim: a twin may have finished its save since this VM looked.
+    if ((await findBootSnapshot(places, key)) !== undefined) return false;
+    await save();
+    return true;
+  } finally {
+    await claim.release();
+  }
 }
 
 /** A VM that has never run takes the boot snapshot as its start (restore.ts: standOnSnapshot). */
