@@ -29,6 +29,12 @@ export function commandPath(cmd: Command): string {
 }
 
 /** Long flags a command accepts, its ancestors' included (global flags such as --json). */
+/** The enclosing command (not `cmd` itself) that has `flag` as an option. */
+function ancestorWith(cmd: Command, flag: string): Command | undefined {
+  for (let c = cmd.parent; c !== null; c = c.parent) if (c.options.some((o) => o.long === flag || o.short === flag)) return c;
+  return undefined;
+}
+
 function knownFlags(cmd: Command): string[] {
   const flags: string[] = [];
   for (let c: Command | null = cmd; c !== null; c = c.parent) {
@@ -52,8 +58,14 @@ export class SkiffCommand extends Command {
 
   override unknownOption(flag: string): void {
     this.usagePlace = flag;
-    const near = flag.startsWith("--") ? closest(flag, knownFlags(this)) : undefined;
-    this.usageSuggestion = near;
+    const owner = ancestorWith(this, flag);
+    // A flag of an enclosing command (skiff's --json) is known, only misplaced: say where it goes, not "did you mean" itself.
+    this.usageSuggestion =
+      owner !== undefined
+        ? `\`${commandPath(owner)} ${flag} ${commandPath(this).slice(commandPath(owner).length + 1)} …\` (${flag} belongs to \`${commandPath(owner)}\`)`
+        : flag.startsWith("--")
+          ? closest(flag, knownFlags(this))
+          : undefined;
     super.unknownOption(flag);
   }
 

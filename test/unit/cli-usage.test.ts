@@ -8,6 +8,8 @@ describe("argument parsing errors", { timeout: 30_000 }, () => {
   it.each([
     [["run", "--memroy", "1g", "alpine"], "--memroy", "did you mean --memory? see `skiff run --help`", /unknown option '--memroy'/],
     [["run", "--frobnicate", "alpine"], "--frobnicate", "see `skiff run --help`", /unknown option/],
+    // skiff's own flag after a command that lacks it: where it goes, not "did you mean --json" (itself).
+    [["snapshot", "inspect", "s1", "--json"], "--json", "did you mean `skiff --json snapshot inspect …` (--json belongs to `skiff`)? see `skiff snapshot inspect --help`", /unknown option '--json'/],
     [["netwrk", "ls"], "netwrk", "did you mean `skiff network`? see `skiff --help`", /unknown command 'netwrk'/],
     [["image", "prnue"], "prnue", "did you mean `skiff image prune`? see `skiff image --help`", /unknown command 'prnue'/],
     [["exec"], "<name>", "see `skiff exec --help`", /missing required argument 'name'/],
