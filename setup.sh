@@ -173,12 +173,27 @@ link_cli() {
   esac
 }
 
-# --- (e) the tests' Debian repository (--test) ----------------------------
+# --- (e) the tests' Debian repository and cloud disk (--test) -------------
 test_repo() {
   if [ "$tests" = 0 ]; then return; fi
+  # The cloud suite's disk (test/cloud/build-disk.sh, ~4 min of mmdebstrap on a fresh machine) is built
+  # beside the repository, not later in the suite's beforeAll where nothing else runs: same file name as
+  # the test computes (the script's hash), in the shared test cache, so the test finds it made.
+  local cache="${SKIFF_TEST_CACHE:-$repo/.cache/test}" script="$repo/test/cloud/build-disk.sh"
+  local disk="$cache/cloud-disk/$(sha256sum "$script" | cut -c1-16).qcow2" pid="" log="$cache/cloud-disk/build.log"
+  if [ ! -f "$disk" ]; then
+    mkdir -p "$cache/cloud-disk"
+    echo "setup: building the cloud tests' disk in the background (log: $log)"
+    "$script" "$disk" "${disk%.qcow2}.work" >"$log" 2>&1 &
+    pid=$!
+  fi
   # Quiet when done; re-made only when the layers' package list changes.
-  "$repo/scripts/test-apt-repo.sh" "$repo/.cache/apt-repo" || die "making the tests' Debian repository failed (see above)"
+  "$repo/scripts/test-apt-repo.sh" "$repo/.cache/apt-repo" || { [ -z "$pid" ] || kill "$pid" 2>/dev/null; die "making the tests' Debian repository failed (see above)"; }
   note "tests' Debian repository: $repo/.cache/apt-repo"
+  if [ -n "$pid" ]; then
+    wait "$pid" || { tail -30 "$log" >&2; die "building the cloud tests' disk failed (the end of $log above)"; }
+    echo "setup: cloud tests' disk ready: $disk"
+  fi
 }
 
 install_packages
