@@ -1,7 +1,7 @@
 /**
  * A typed client of `skiff serve`. Its methods carry the names and shapes
  * of the Skiff methods they call on the server (list, inspect, create,
- * start, stop, kill, remove, exec, snapshot, restore, fork, pause, unpause,
+ * run, start, stop, kill, remove, exec, snapshot, restore, fork, pause, unpause,
  * listVolumes…), plus streaming exec (as AgentConnection.start), files and
  * logs; failures are the same SkiffError (code, message, hint, place) the
  * library would have thrown, so a caller cannot tell local from remote.
@@ -21,6 +21,8 @@ import type {
   PullEvent,
   RestoreOptions,
   RunOptions,
+  RunVmOptions,
+  RunVmResult,
   RunningExec,
   SnapshotCreateOptions,
   SnapshotInfo,
@@ -32,7 +34,7 @@ import type {
 } from "../index.js";
 import { fromErrorBody, type ErrorBody } from "./errors.js";
 import { decodeChunk, encodeChunk, type ExecControl, type ExecReply, type ExecStart } from "./exec-protocol.js";
-import type { CreateVmBody } from "./schemas.js";
+import type { CreateVmBody, RunVmBody } from "./schemas.js";
 import { readAll, readText, Transport, type TransportOptions } from "./transport.js";
 
 export type ClientOptions = TransportOptions;
@@ -68,6 +70,14 @@ export class SkiffHttpClient {
 
   create(opts: CreateVmBody): Promise<VmInfo> {
     return this.#t.json("POST", "/vms", { json: opts });
+  }
+
+  /** As Skiff.run (create or restore, start, the main command, stop or remove), its foreground output collected; no `attach`: use startExec to stream. */
+  run(opts: CreateVmBody, run: Omit<RunVmOptions, "attach"> = {}): Promise<RunVmResult> {
+    const body: RunVmBody = { ...opts, ...run };
+    // With `from` the image is the snapshot's: the create options' image is not sent.
+    if (run.from !== undefined) delete body.image;
+    return this.#t.json("POST", "/vms/run", { json: body });
   }
 
   start(name: string, opts: StartOptions = {}): Promise<VmInfo> {

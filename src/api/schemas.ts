@@ -66,6 +66,24 @@ export const createVmSchema = z
   .openapi("CreateVm");
 export type CreateVmBody = z.infer<typeof createVmSchema>;
 
+/**
+ * POST /vms/run: create (or restore `from`) + start + the main command, as
+ * Skiff.run. `argv` is the command (in place of the image's, or the
+ * snapshot VM's); `rm` is autoRemove as `skiff run --rm` spells it.
+ */
+export const runVmSchema = createVmSchema
+  .extend({
+    image: z.string().min(1).optional().openapi({ description: "the image to boot; not with from", example: "base" }),
+    argv: strings.optional().openapi({ description: "the command to run (default: the image's entrypoint and command)", example: ["uname", "-r"] }),
+    detach: z.boolean().optional().openapi({ description: "leave the VM running, its command started in the background; the reply is the VM" }),
+    rm: z.boolean().optional().openapi({ description: "remove the VM when its command ends (as autoRemove)" }),
+    from: z.string().min(1).optional().openapi({ description: "start from this snapshot (name or id) instead of booting an image" }),
+    cold: z.boolean().optional(),
+  })
+  .strict()
+  .openapi("RunVm");
+export type RunVmBody = z.infer<typeof runVmSchema>;
+
 export const startVmSchema = z
   .object({
     waitReady: z.boolean().optional(),
@@ -223,5 +241,15 @@ export const imageInfoSchema = z
   .object({ digest: z.string(), name: z.string().optional(), kind: z.string(), refs: strings, usedBy: strings })
   .passthrough()
   .openapi("ImageInfo");
+
+export const runResultSchema = z
+  .object({
+    vm: vmInfoSchema,
+    code: z.number().int().optional().openapi({ description: "foreground: the command's exit code" }),
+    signal: z.string().optional(),
+    stdout: z.string().optional(),
+    stderr: z.string().optional(),
+  })
+  .openapi("RunResult");
 
 export const okSchema = z.object({ ok: z.literal(true) }).openapi("Ok");

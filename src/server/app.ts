@@ -23,6 +23,8 @@ import { eventRoutes } from "./routes/events.js";
 export interface Mount {
   path: string;
   fetch(req: Request): Response | Promise<Response>;
+  /** Called when the server shuts down (the MCP mount closes its sessions). */
+  close?(): Promise<void>;
 }
 
 export interface AppOptions {

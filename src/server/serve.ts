@@ -115,6 +115,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       closing ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         // Long streams (events, logs -f, WebSockets) hold their sockets open: end them.
+        await Promise.all((opts.mounts ?? []).map((m) => m.close?.()));
         for (const socket of sockets) socket.destroy();
         server.closeAllConnections?.();
         await closed;

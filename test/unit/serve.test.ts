@@ -19,6 +19,8 @@ import { SkiffHttpClient } from "../../src/api/client.js";
 import { listenUrl, parseListen } from "../../src/server/listen.js";
 import { checkBearer, serverToken } from "../../src/server/token.js";
 import { tailStart } from "../../src/server/logs.js";
+import { toRunArgs } from "../../src/server/routes/vms.js";
+import { runResultSchema, runVmSchema } from "../../src/api/schemas.js";
 
 const home = mkdtempSync(join(tmpdir(), "serve-unit-"));
 afterAll(() => rmSync(home, { recursive: true, force: true }));
@@ -157,12 +159,47 @@ describe("the app", () => {
     expect(await res.json()).toMatchObject(want);
   });
 
+  it.each([
+    ["an unknown field", '{"image":"base","argv":["true"],"remove":true}', { field: "remove" }],
+    ["argv that is not a list of strings", '{"image":"base","argv":"uname -r"}', { field: "argv" }],
+    ["neither an image nor a snapshot", '{"argv":["true"]}', { field: "image" }],
+    ["both an image and a snapshot", '{"image":"base","from":"snap"}', { field: "from" }],
+  ])("refuses a run with %s before anything is made", async (_what, body, want) => {
+    const res = await post("/vms/run", body);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: "ERR_SKIFF_USAGE", ...want });
+  });
+
   it("answers an unknown route, and a WebSocket route without the upgrade, with a code", async () => {
     const missing = await app.request("/nope", { headers: auth });
     expect(missing.status).toBe(404);
     expect(await missing.json()).toMatchObject({ code: "ERR_SKIFF_USAGE" });
     const ws = await app.request("/vms/web/exec", { headers: auth });
     expect(ws.status).toBe(426);
+  });
+});
+
+describe("a run body", () => {
+  it("is Skiff.run's options: argv the image's command, rm autoRemove", () => {
+    expect(runVmSchema.parse({ image: "base", argv: ["uname"], rm: true, memory: "128m" })).toEqual({ image: "base", argv: ["uname"], rm: true, memory: "128m" });
+    expect(toRunArgs({ image: "base", argv: ["uname", "-r"], rm: true, memory: "128m", network: { mode: "none" } })).toEqual([
+      { image: "base", command: ["uname", "-r"], autoRemove: true, memory: "128m", network: { mode: "none" } },
+      {},
+    ]);
+    expect(toRunArgs({ image: "base", detach: true, cold: true })).toEqual([{ image: "base", autoRemove: false }, { detach: true, cold: true }]);
+  });
+
+  it("with from: the snapshot's VM, argv in place of its command", () => {
+    expect(toRunArgs({ from: "warm", argv: ["true"], name: "w1", autoRemove: true })).toEqual([
+      { image: "base", name: "w1", autoRemove: true },
+      { from: "warm", argv: ["true"] },
+    ]);
+  });
+
+  it("is strict, and its result is documented", () => {
+    expect(runVmSchema.safeParse({ image: "base", tty: true }).success).toBe(false);
+    expect(runVmSchema.safeParse({ image: "base", detach: "yes" }).success).toBe(false);
+    expect(runResultSchema.parse({ vm: { id: "1", name: "a", image: "base", state: "removed", cpus: 1, memoryMiB: 128, hostname: "a", createdAt: "t", ports: [], interfaces: [], env: {}, command: [], autoRemove: true, consoleLog: "" }, code: 0, stdout: "x\n", stderr: "" })).toMatchObject({ code: 0, stdout: "x\n" });
   });
 });
 

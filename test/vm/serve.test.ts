@@ -4,7 +4,8 @@
  * (ws, through SkiffHttpClient) and server-sent events, on ONE VM (base,
  * 256m, started from its boot snapshot) that every test shares: lifecycle
  * routes, exec with stdin/stdout/stderr/exit code, a PTY with resize,
- * signals, files, logs; tokens refused; bad input refused with codes while
+ * signals, files, logs; the MCP tools at /mcp under a policy (and one
+ * more VM, for POST /vms/run); tokens refused; bad input refused with codes while
  * the server keeps serving; the CLI working beside it; a clean shutdown.
  */
 import type { ChildProcess } from "node:child_process";
@@ -15,6 +16,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import WebSocket from "ws";
 import { SkiffHttpClient, type ServerEvent } from "../../src/api/client.js";
 import { Harness } from "./harness.js";
@@ -74,14 +77,16 @@ describe("skiff serve on 127.0.0.1", () => {
   const postJson = (path: string, body: string) => api(path, { method: "POST", body, headers: { "content-type": "application/json" } });
 
   beforeAll(async () => {
-    server = await serve(h, ["--listen", "127.0.0.1:0"]);
+    // The policy is the MCP server's at /mcp; the REST routes do not read it.
+    writeFileSync(join(local, "policy.yml"), "deny_root: true\n");
+    server = await serve(h, ["--listen", "127.0.0.1:0", "--policy", join(local, "policy.yml")]);
     token = readFileSync(join(h.home, "serve-token"), "utf8").trim();
     expect(statSync(join(h.home, "serve-token")).mode & 0o777).toBe(0o600);
     expect((await h.ok(["serve", "--print-token"])).trim()).toBe(token);
     client = new SkiffHttpClient({ url: server.url, token });
   });
   afterAll(async () => {
-    await h.run(["rm", "-f", "api"]);
+    await h.run(["rm", "-f", "api", "api-run"]);
     if (process.env.SKIFF_KEEP_LOGS) console.log(h.consoleLogs());
     await h.cleanup();
     rmSync(local, { recursive: true, force: true });
@@ -156,6 +161,47 @@ describe("skiff serve on 127.0.0.1", () => {
     await until("the sleeper", () => sleeper.text().includes("ready"));
     await running.sendSignal("TERM");
     expect(await running.done).toEqual({ code: 143, signal: "TERM" });
+  });
+
+  it("serves the MCP tools at /mcp over Streamable HTTP, behind the token, under --policy", async () => {
+    const mcpUrl = new URL(`${server.url}/mcp`);
+    const refused = new Client({ name: "skiff-test", version: "1" });
+    await expect(refused.connect(new StreamableHTTPClientTransport(mcpUrl))).rejects.toMatchObject({ code: 401, message: expect.stringMatching(/ERR_SKIFF_UNAUTHORIZED/) });
+    const mcp = new Client({ name: "skiff-test", version: "1" });
+    const transport = new StreamableHTTPClientTransport(mcpUrl, { requestInit: { headers: { authorization: `Bearer ${token}` } } });
+    await mcp.connect(transport);
+    const session = transport.sessionId;
+    expect(session).toMatch(/^[0-9a-f-]{36}$/);
+    try {
+      const tools = (await mcp.listTools()).tools.map((t) => t.name);
+      expect(tools).toEqual(expect.arrayContaining(["vm_helo", "vm_exec", "vm_cp"]));
+      const ran = await mcp.callTool({ name: "vm_exec", arguments: { vm: "api", argv: ["id", "-u"], user: "nobody" } });
+      expect(ran.isError, JSON.stringify(ran.content)).not.toBe(true);
+      expect(ran.structuredContent).toMatchObject({ code: 0, stdout: "65534\n" });
+      // deny_root: a command as root (the default user) is refused, and nothing runs.
+      const root = await mcp.callTool({ name: "vm_exec", arguments: { vm: "api", argv: ["touch", "/tmp/as-root"] } });
+      expect(root.isError).toBe(true);
+      expect(JSON.stringify(root.content)).toMatch(/deny_root/);
+      expect((await client.exec("api", ["test", "-e", "/tmp/as-root"])).code).toBe(1);
+    } finally {
+      await transport.terminateSession();
+      await mcp.close();
+    }
+    // The session ended with the client's DELETE: its id is not known any more.
+    const gone = await api("/mcp", { method: "POST", body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }), headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-session-id": session! } });
+    expect(gone.status).toBe(404);
+  });
+
+  it("runs a command in a new VM with POST /vms/run, rm removing it afterwards", async () => {
+    const res = await postJson(
+      "/vms/run",
+      JSON.stringify({ image: "base", name: "api-run", memory: "256m", network: { mode: "none" }, argv: ["sh", "-c", "echo out; echo err >&2; exit 3"], rm: true }),
+    );
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ vm: { name: "api-run", autoRemove: true }, code: 3, stdout: "out\n", stderr: "err\n" });
+    await expect(client.inspect("api-run")).rejects.toMatchObject({ code: "ERR_SKIFF_VM_NOT_FOUND" });
+    // The client's run: refused before anything boots (the name is taken), as Skiff.run would refuse it.
+    await expect(client.run({ image: "base", name: "api", command: ["true"] })).rejects.toMatchObject({ code: "ERR_SKIFF_NAME_IN_USE" });
   });
 
   it("puts and gets files, single and as tar", async () => {
@@ -257,8 +303,12 @@ describe("skiff serve on 127.0.0.1", () => {
     expect((await api("/vms/api")).status).toBe(404);
   });
 
-  it("ends cleanly on SIGTERM; on its unix socket (0600) it needs no token and removes the socket at the end", async () => {
+  it("ends cleanly on SIGTERM, an MCP session open; on its unix socket (0600) it needs no token and removes the socket at the end", async () => {
+    const mcp = new Client({ name: "skiff-test", version: "1" });
+    await mcp.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+    expect((await mcp.callTool({ name: "helo", arguments: {} })).isError).not.toBe(true);
     expect(await stopServer(server.child)).toBe(0);
+    await mcp.close();
     await expect(fetch(`${server.url}/vms`)).rejects.toThrow();
     const unix = await serve(h, []);
     const socket = join(h.home, "skiff.sock");

@@ -12,6 +12,7 @@ interface ServeFlags {
   tlsCert?: string;
   tlsKey?: string;
   printToken?: boolean;
+  policy?: string;
 }
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -21,6 +22,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
     .option("--listen <addr>", "unix:PATH, HOST:PORT, [::1]:PORT, or a port alone (loopback); default unix:<home>/skiff.sock")
     .option("--tls-cert <file>", "serve HTTPS with this certificate (PEM); needs --tls-key")
     .option("--tls-key <file>", "the certificate's private key (PEM)")
+    .option("--policy <file>", "the access policy of the MCP server at /mcp (YAML, as skiff mcp --policy); default: none, every tool on every VM")
     .option("--print-token", "print the token TCP clients need (made now if there is none) and exit")
     .action(async (flags: ServeFlags) => {
       const [{ SkiffError }, server, { readFile }] = await Promise.all([import("../../index.js"), import("../../server/index.js"), import("node:fs/promises")]);
@@ -42,9 +44,13 @@ export function registerServe(program: Command, ctx: CliContext): void {
           throw new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`, { place });
         });
       const tls = flags.tlsCert === undefined || flags.tlsKey === undefined ? undefined : { cert: await read(flags.tlsCert, "--tls-cert"), key: await read(flags.tlsKey, "--tls-key") };
+      const { createMcpServer, emptyPolicy, loadPolicyFile } = await import("../../mcp/index.js");
+      const policy = flags.policy === undefined ? emptyPolicy : await loadPolicyFile(flags.policy);
+      for (const w of policy.warnings) process.stderr.write(`skiff: warning: mcp policy: ${w}\n`);
       const running = await server.startServer({
         skiff,
-        // The MCP server's Streamable HTTP endpoint joins here as `mounts: [{ path: "/mcp", fetch }]` (behind the same token).
+        // The MCP tools over Streamable HTTP, behind the same token; no project here (range tools work on the VMs alone).
+        mounts: [server.mcpMount(() => createMcpServer(skiff, { policy }))],
         listen,
         ...(token === undefined ? {} : { token: token.token }),
         ...(tls === undefined ? {} : { tls }),

@@ -1,17 +1,20 @@
 /** REST for VMs: list, create, inspect, rm, and the lifecycle verbs, each one call of the library. */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
-import type { CreateOptions, Skiff } from "../../index.js";
-import { restrictUserNetByDefault } from "../../pure.js";
+import type { CreateOptions, RunVmOptions, Skiff } from "../../index.js";
+import { SkiffError, restrictUserNetByDefault } from "../../pure.js";
 import {
   createVmSchema,
   execResultSchema,
   execSchema,
   killVmSchema,
   okSchema,
+  runResultSchema,
+  runVmSchema,
   startVmSchema,
   stopVmSchema,
   vmInfoSchema,
   type CreateVmBody,
+  type RunVmBody,
 } from "../../api/schemas.js";
 import { errorResponses, flag, json, jsonBody, jsonResponse, nameParam } from "../http.js";
 
@@ -38,6 +41,25 @@ export function toCreateOptions(body: CreateVmBody): CreateOptions {
   return { ...rest, network: { mode: "user", restrict: network.restrict ?? restrictUserNetByDefault(), forwards: network.forwards ?? [] } };
 }
 
+/** A run body → Skiff.run's two arguments: argv is the image's command, or (with `from`) the snapshot VM's. */
+export function toRunArgs(body: RunVmBody): [CreateOptions, RunVmOptions] {
+  const { argv, detach, rm, from, cold, image, ...create } = body;
+  if ((image === undefined) === (from === undefined)) {
+    throw new SkiffError("ERR_SKIFF_USAGE", from === undefined ? "run needs an image or a snapshot to start from" : "give an image or a snapshot (from), not both", {
+      place: from === undefined ? "image" : "from",
+      hint: 'e.g. {"image": "base", "argv": ["uname", "-r"]}',
+    });
+  }
+  const autoRemove = rm === true || create.autoRemove === true;
+  const options = toCreateOptions({ ...create, image: image ?? "base", ...(from === undefined && argv !== undefined ? { command: argv } : {}), autoRemove });
+  const run: RunVmOptions = {
+    ...(from === undefined ? {} : { from, ...(argv === undefined ? {} : { argv }) }),
+    ...(detach === undefined ? {} : { detach }),
+    ...(cold === undefined ? {} : { cold }),
+  };
+  return [options, run];
+}
+
 export function vmRoutes(app: OpenAPIHono, skiff: Skiff): void {
   app.openapi(
     createRoute({
@@ -61,6 +83,22 @@ export function vmRoutes(app: OpenAPIHono, skiff: Skiff): void {
       responses: { 201: jsonResponse(vmInfoSchema, "the VM made"), ...errorResponses },
     }),
     async (c) => json(await skiff.create(toCreateOptions(c.req.valid("json") as CreateVmBody)), 201),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/vms/run",
+      tags: ["vms"],
+      summary: "create (or restore `from`), start and run a command, as `skiff run`: in the foreground the reply carries its exit code and output and the VM is stopped (removed with rm); detached, the VM keeps running and the reply is the VM as it runs",
+      request: jsonBody(runVmSchema),
+      responses: { 200: jsonResponse(runResultSchema, "the VM, and in the foreground the command's exit code and output"), ...errorResponses },
+    }),
+    async (c) => {
+      const result = await skiff.run(...toRunArgs(c.req.valid("json") as RunVmBody));
+      // Detached, the VM as it runs now (Skiff.run gives it as it was made, before its start).
+      return json(result.code === undefined ? { ...result, vm: await skiff.inspect(result.vm.name) } : result);
+    },
   );
 
   app.openapi(
