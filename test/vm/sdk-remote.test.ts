@@ -3,7 +3,7 @@
  * file, as a user runs it): one sandbox (base, 256m) made with
  * `{ host, token }`, the example's tour on it over HTTP and exec
  * WebSockets, a non-zero exit as the same CommandExitError as in process,
- * and list/connect/kill by id through the server.
+ * and list/pause/connect/kill by id through the server.
  */
 import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -62,11 +62,15 @@ describe("Sandbox over skiff serve", () => {
     expect(err).toMatchObject({ code: "ERR_SKIFF_COMMAND_EXIT", exitCode: 7, stdout: "out\n", stderr: "err\n" });
   });
 
-  it("list, connect and kill by id go through the server", async () => {
+  it("list, pause, connect and kill by id go through the server", async () => {
     const listed = await Sandbox.list(where);
     expect(listed).toHaveLength(1);
     expect(listed[0]).toMatchObject({ sandboxId: sb.sandboxId, state: "running", templateId: "base", memoryMB: 256, metadata: { suite: "sdk-remote" } });
     expect(listed[0]!.startedAt).toBeInstanceOf(Date);
+    await sb.pause();
+    expect((await Sandbox.list(where))[0]).toMatchObject({ sandboxId: sb.sandboxId, state: "paused" });
+    await expect(sb.commands.run("true")).rejects.toMatchObject({ code: "ERR_SKIFF_VM_PAUSED" });
+    // connect resumes a paused sandbox, as in process.
     const again = await Sandbox.connect(sb.sandboxId, where);
     expect((await again.commands.run("echo back")).stdout).toBe("back\n");
     await expect(Sandbox.connect("no-such-sandbox", where)).rejects.toMatchObject({ code: "ERR_SKIFF_VM_NOT_FOUND" });
