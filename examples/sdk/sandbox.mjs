@@ -4,8 +4,13 @@
 //   npm run build && node examples/sdk/sandbox.mjs
 //
 // It uses skiff's home as the CLI does (SKIFF_HOME, or the default) and the
-// built-in `base` image. `import from "skiff/sdk"` resolves to dist/sdk/.
-// test/vm/sdk.test.ts runs tour() on its own sandbox.
+// built-in `base` image. With SKIFF_HOST (and SKIFF_TOKEN) set it runs the
+// same against that `skiff serve` instead:
+//
+//   SKIFF_HOST=http://127.0.0.1:7070 SKIFF_TOKEN=$(skiff serve --print-token) node examples/sdk/sandbox.mjs
+//
+// `import from "skiff/sdk"` resolves to dist/sdk/. test/vm/sdk.test.ts runs
+// tour() on its own sandbox, test/vm/sdk-remote.test.ts on one over serve.
 import { pathToFileURL } from "node:url";
 import { CommandExitError, Sandbox } from "skiff/sdk";
 
@@ -84,7 +89,7 @@ export async function tour(sb, log = console.log) {
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const t0 = Date.now();
   const sb = await Sandbox.create({ image: "base", memory: 256, timeoutMs: 10 * 60_000, metadata: { example: "sdk" } });
-  console.log(`created ${sb.sandboxId} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`created ${sb.sandboxId}${process.env.SKIFF_HOST ? ` on ${process.env.SKIFF_HOST}` : ""} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   try {
     await tour(sb);
   } finally {

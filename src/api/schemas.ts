@@ -156,7 +156,7 @@ export const restoreSchema = z
 export type RestoreBody = z.infer<typeof restoreSchema>;
 
 export const forkSchema = z
-  .object({ count: z.number().int().min(1).max(64).optional(), prefix: z.string().optional() })
+  .object({ count: z.number().int().min(1).max(64).optional(), prefix: z.string().optional(), labels: stringMap.optional() })
   .strict()
   .openapi("Fork");
 

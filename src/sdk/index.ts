@@ -7,5 +7,6 @@ export { Commands, Pty, defaultCommandTimeoutMs, type CommandRunOpts, type Comma
 export { CommandExitError, CommandHandle, type CommandResult, type ProcessInfo } from "./process.js";
 export { Filesystem, defaultMaxReadBytes, type EntryInfo, type FilesOpts, type ReadOpts, type WriteEntry, type WriteInfo } from "./files.js";
 export { LocalBackend, type LocalBackendOptions } from "./local.js";
+export { RemoteBackend, type RemoteBackendOptions } from "./remote.js";
 export type { CreateSandboxRequest, ExecChannel, ExecSink, ExecSpec, ExitStatus, SandboxBackend, SandboxInfo, SnapshotRef } from "./backend.js";
 export { SkiffError, type ErrorCode } from "../index.js";

@@ -4,7 +4,7 @@
  * labels of the same names, the deadline under a key of skiff's own.
  */
 import { SkiffError, type VmInfo } from "../index.js";
-import type { SandboxInfo } from "./backend.js";
+import type { CreateSandboxRequest, SandboxInfo } from "./backend.js";
 
 /** Labels under this prefix are the SDK's; metadata may not use it. */
 export const reservedPrefix = "skiff.sdk.";
@@ -45,4 +45,27 @@ export function endOf(vm: Pick<VmInfo, "labels" | "startedAt">): Date | undefine
   const timeoutMs = label === undefined ? NaN : Number(label);
   const started = vm.startedAt === undefined ? NaN : Date.parse(vm.startedAt);
   return Number.isFinite(timeoutMs) && timeoutMs > 0 && Number.isFinite(started) ? new Date(started + timeoutMs) : undefined;
+}
+
+/** The labels of a new sandbox; refuses the image's options with a snapshot (those come from the snapshot). */
+export function createLabels(req: CreateSandboxRequest): Record<string, string> {
+  const labels = labelsOf(req.metadata ?? {}, req.timeoutMs);
+  const extra = req.snapshot === undefined ? [] : (["image", "memory", "cpus", "envs"] as const).filter((k) => req[k] !== undefined);
+  if (extra.length > 0) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `a sandbox restored from a snapshot takes its ${extra.join(", ")} from the snapshot`, {
+      place: extra[0],
+      hint: "leave these out with snapshot, or create from an image instead",
+    });
+  }
+  return labels;
+}
+
+/** The names of the VMs past their end (to be killed: the lazy half of the timeout). */
+export function expired(vms: VmInfo[], now = Date.now()): string[] {
+  return vms.filter((vm) => (endOf(vm)?.getTime() ?? Infinity) <= now).map((vm) => vm.name);
+}
+
+/** A fresh prefix for each fork: a second fork of one sandbox must not collide with the first's names. */
+export function forkPrefix(id: string): string {
+  return `${id}-f${Date.now().toString(36).slice(-4)}${Math.floor(Math.random() * 36 ** 2).toString(36)}`;
 }

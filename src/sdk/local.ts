@@ -16,10 +16,11 @@
  * next such call; nothing in the background watches it (a server should,
  * by the same label: docs/sdk.md).
  */
-import { PassThrough, Writable } from "node:stream";
+import { PassThrough } from "node:stream";
 import { Skiff, SkiffError, type AgentConnection, type SkiffOptions, type VmInfo } from "../index.js";
 import type { CreateSandboxRequest, ExecChannel, ExecSink, ExecSpec, SandboxBackend, SandboxInfo, SnapshotRef } from "./backend.js";
-import { endOf, labelsOf, sandboxInfo } from "./labels.js";
+import { execRequest, removed, sinkStream, writeTo } from "./exec-streams.js";
+import { createLabels, expired, forkPrefix, sandboxInfo } from "./labels.js";
 
 export interface LocalBackendOptions extends SkiffOptions {
   /** Close a sandbox's idle connection after this long (default 500 ms). */
@@ -58,14 +59,7 @@ export class LocalBackend implements SandboxBackend {
   }
 
   async create(req: CreateSandboxRequest): Promise<SandboxInfo> {
-    const labels = labelsOf(req.metadata ?? {}, req.timeoutMs);
-    const extra = req.snapshot === undefined ? [] : (["image", "memory", "cpus", "envs"] as const).filter((k) => req[k] !== undefined);
-    if (extra.length > 0) {
-      throw new SkiffError("ERR_SKIFF_USAGE", `a sandbox restored from a snapshot takes its ${extra.join(", ")} from the snapshot`, {
-        place: extra[0],
-        hint: "leave these out with snapshot, or create from an image instead",
-      });
-    }
+    const labels = createLabels(req);
     await this.#reapExpired();
     let vm: VmInfo;
     if (req.snapshot !== undefined) {
@@ -121,13 +115,7 @@ export class LocalBackend implements SandboxBackend {
     this.#disarm(id);
     this.#paused.delete(id);
     await this.release(id);
-    try {
-      await this.skiff.remove(id, { force: true });
-      return true;
-    } catch (err) {
-      if (err instanceof SkiffError && err.code === "ERR_SKIFF_VM_NOT_FOUND") return false;
-      throw err;
-    }
+    return removed(this.skiff.remove(id, { force: true }));
   }
 
   /** Commands that run keep their connection: they go on after resume(). */
@@ -147,8 +135,7 @@ export class LocalBackend implements SandboxBackend {
   }
 
   async fork(id: string, count: number): Promise<SandboxInfo[]> {
-    // A fresh prefix each time: a second fork of one sandbox must not collide with the first's names.
-    const prefix = `${id}-f${Date.now().toString(36).slice(-4)}${Math.floor(Math.random() * 36 ** 2).toString(36)}`;
+    const prefix = forkPrefix(id);
     // The clones carry the original's metadata and timeout (a restore alone takes no labels).
     const { labels } = await this.skiff.inspect(id);
     const infos = (await this.skiff.fork(id, { count, prefix, labels })).map(sandboxInfo);
@@ -164,13 +151,7 @@ export class LocalBackend implements SandboxBackend {
     const stdin = spec.stdin ? new PassThrough() : undefined;
     try {
       const running = await connection.start(
-        {
-          argv: spec.argv,
-          ...(spec.envs === undefined ? {} : { env: spec.envs }),
-          ...(spec.user === undefined ? {} : { user: spec.user }),
-          ...(spec.cwd === undefined ? {} : { cwd: spec.cwd }),
-          ...(spec.pty === undefined ? {} : { tty: spec.pty }),
-        },
+        execRequest(spec),
         {
           stdout: sinkStream((c) => sink.stdout(c)),
           stderr: sinkStream((c) => sink.stderr(c)),
@@ -264,31 +245,6 @@ export class LocalBackend implements SandboxBackend {
   }
 
   async #reapExpired(): Promise<void> {
-    const now = Date.now();
-    for (const vm of await this.skiff.list({ all: true })) {
-      const endAt = endOf(vm);
-      if (endAt !== undefined && endAt.getTime() <= now) await this.kill(vm.name).catch(() => undefined);
-    }
+    for (const id of expired(await this.skiff.list({ all: true }))) await this.kill(id).catch(() => undefined);
   }
-}
-
-/** A Writable that hands each chunk to `fn` (which copies or decodes it at once). */
-function sinkStream(fn: (chunk: Uint8Array) => void): Writable {
-  return new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      try {
-        fn(chunk);
-        callback();
-      } catch (err) {
-        callback(err as Error);
-      }
-    },
-  });
-}
-
-function writeTo(stdin: PassThrough | undefined, data: Uint8Array): Promise<void> {
-  if (stdin === undefined || stdin.writableEnded) {
-    return Promise.reject(new SkiffError("ERR_SKIFF_USAGE", "this process's stdin is closed", { hint: "start it with { stdin: true } to send it input", place: "stdin" }));
-  }
-  return new Promise((resolve, reject) => stdin.write(data, (err) => (err ? reject(err) : resolve())));
 }

@@ -1,8 +1,9 @@
 /**
  * The Sandbox (E2B's, in shape): a VM you create, run commands and PTYs in,
  * read and write files of, pause, snapshot, fork and kill. It talks to a
- * SandboxBackend only; without one given it uses the in-process backend
- * over `Skiff` (local.ts), one per skiff home.
+ * SandboxBackend only: with `host` (or SKIFF_HOST in the environment) the
+ * remote one over a `skiff serve` (remote.ts), one per server and token;
+ * otherwise the in-process one over `Skiff` (local.ts), one per skiff home.
  */
 import { SkiffError } from "../index.js";
 import type { SandboxBackend, SandboxInfo, SnapshotRef } from "./backend.js";
@@ -10,10 +11,17 @@ import { Commands, Pty } from "./commands.js";
 import { Filesystem } from "./files.js";
 import { LocalBackend, type LocalBackendOptions } from "./local.js";
 import { ProcessTable } from "./process.js";
+import { RemoteBackend } from "./remote.js";
 
 export interface SandboxConnectOpts extends LocalBackendOptions {
   /** Use this backend instead of the in-process one (the home and cache options are then unused). */
   backend?: SandboxBackend;
+  /** A `skiff serve` to use instead of this process (`http://host:port`, `host:port`, `unix:/path`; default SKIFF_HOST). */
+  host?: string;
+  /** The server's token (default SKIFF_TOKEN). */
+  token?: string;
+  /** https: a CA to trust for the server's certificate. */
+  ca?: Buffer | string;
 }
 
 export interface SandboxOpts extends SandboxConnectOpts {
@@ -36,9 +44,9 @@ export interface SandboxOpts extends SandboxConnectOpts {
 
 export const defaultSandboxTimeoutMs = 300_000;
 
-const backends = new Map<string, LocalBackend>();
+const backends = new Map<string, SandboxBackend>();
 
-const connectKeys = ["backend", "home", "cacheDir", "runner", "idleMs", "skiff"] as const;
+const connectKeys = ["backend", "host", "token", "ca", "home", "cacheDir", "runner", "idleMs", "skiff"] as const;
 const createKeys = [...connectKeys, "image", "snapshot", "name", "memory", "cpus", "timeoutMs", "envs", "metadata"] as const;
 
 /** Plain JavaScript callers can pass anything: a key the SDK does not know is an error, not ignored. */
@@ -52,11 +60,22 @@ function checkKeys(opts: object, known: readonly string[], verb: string): void {
 /** One in-process backend per home and cache, so that sandboxes of one home share connections and timers. */
 function backendFor(opts: SandboxConnectOpts): SandboxBackend {
   if (opts.backend !== undefined) return opts.backend;
+  // An explicit home, Skiff or runner means this process; SKIFF_HOST only stands in for a `host` not given.
+  const local = opts.home !== undefined || opts.skiff !== undefined || opts.runner !== undefined;
+  const host = opts.host ?? (local ? undefined : process.env.SKIFF_HOST || undefined);
+  if (host !== undefined) {
+    const token = opts.token ?? process.env.SKIFF_TOKEN;
+    if (opts.ca !== undefined) return new RemoteBackend({ host, ca: opts.ca, ...(token === undefined ? {} : { token }) });
+    return cached(JSON.stringify(["remote", host, token ?? null]), () => new RemoteBackend({ host, ...(token === undefined ? {} : { token }) }));
+  }
   if (opts.skiff !== undefined || opts.runner !== undefined) return new LocalBackend(opts);
-  const key = JSON.stringify([opts.home ?? null, opts.cacheDir ?? null, opts.idleMs ?? null]);
+  return cached(JSON.stringify([opts.home ?? null, opts.cacheDir ?? null, opts.idleMs ?? null]), () => new LocalBackend(opts));
+}
+
+function cached(key: string, make: () => SandboxBackend): SandboxBackend {
   let backend = backends.get(key);
   if (backend === undefined) {
-    backend = new LocalBackend(opts);
+    backend = make();
     backends.set(key, backend);
   }
   return backend;

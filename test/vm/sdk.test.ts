@@ -10,8 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Skiff } from "../../dist/index.js";
 import { CommandExitError, Sandbox, type SandboxConnectOpts } from "../../dist/sdk/index.js";
-// @ts-expect-error: a JavaScript example without types
-import { tour } from "../../examples/sdk/sandbox.mjs";
+import { expectTour } from "./sdk-tour.js";
 import { Harness, sharedCache } from "./harness.js";
 
 const h = new Harness();
@@ -46,26 +45,7 @@ describe("Sandbox in process", () => {
   });
 
   it("runs the example's tour", async () => {
-    const lines: string[] = [];
-    await (tour as (sb: Sandbox, log: (line: string) => void) => Promise<void>)(sb, (line) => lines.push(line));
-    const out = lines.join("\n");
-    // stdout and stderr are two streams: their order between them is the guest's scheduling.
-    expect(lines).toEqual(expect.arrayContaining(["  [stdout] hello from Linux", "  [stderr] to stderr", "exit 0"]));
-    for (const want of [
-      "hi from /tmp as user",
-      'CommandExitError: exit 3, stderr "oops\\n"',
-      'read: "written by the SDK\\n"',
-      "bytes: [0,1,2,255]",
-      "  file   4 /work/notes/a.bin\n  file   3 /work/notes/b.txt\n  file  19 /work/notes/hello.txt",
-      "exists b.txt: false, /work/empty: true",
-      "read /nope: ERR_SKIFF_FILE_NOT_FOUND",
-      "  [bg] got: one\n  [bg] got: two\n  [bg] stdin closed\nbackground exit 0, 3 lines",
-      "sleeper: exit 137 (killed by SIGKILL)",
-      "pty saw size 40 120 and 42",
-      'metadata {"suite":"sdk"}',
-    ]) {
-      expect(out).toContain(want);
-    }
+    await expectTour(sb, { suite: "sdk" });
   });
 
   it("refuses options it does not know, before making anything", async () => {
