@@ -189,6 +189,20 @@ describe("a run body", () => {
     expect(toRunArgs({ image: "base", detach: true, cold: true })).toEqual([{ image: "base", autoRemove: false }, { detach: true, cold: true }]);
   });
 
+  it("without a network, gets the host's default user NIC: restricted under SKIFF_USERNET_RESTRICT=1, as the CLI's", () => {
+    const before = process.env.SKIFF_USERNET_RESTRICT;
+    try {
+      process.env.SKIFF_USERNET_RESTRICT = "1";
+      expect(toRunArgs({ image: "base", argv: ["true"] })[0].network).toEqual({ mode: "user", restrict: true, forwards: [] });
+      expect(toRunArgs({ image: "base", argv: ["true"], network: { mode: "none" } })[0].network).toEqual({ mode: "none" });
+      delete process.env.SKIFF_USERNET_RESTRICT;
+      expect(toRunArgs({ image: "base", argv: ["true"] })[0].network).toBeUndefined();
+    } finally {
+      if (before === undefined) delete process.env.SKIFF_USERNET_RESTRICT;
+      else process.env.SKIFF_USERNET_RESTRICT = before;
+    }
+  });
+
   it("with from: the snapshot's VM, argv in place of its command", () => {
     expect(toRunArgs({ from: "warm", argv: ["true"], name: "w1", autoRemove: true })).toEqual([
       { image: "base", name: "w1", autoRemove: true },

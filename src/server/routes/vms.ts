@@ -33,10 +33,13 @@ function verbRoute(verb: string, summary: string, body: z.ZodTypeAny = z.object(
   });
 }
 
-/** The API's network shape → the library's (a user NIC's `restrict` defaults as the host's skiff does). */
+/**
+ * The API's network shape → the library's (a user NIC's `restrict` defaults as the host's skiff does: the
+ * library's own default is unrestricted, so a body without `network` gets the user NIC written out, as the CLI does).
+ */
 export function toCreateOptions(body: CreateVmBody): CreateOptions {
   const { network, ...rest } = body;
-  if (network === undefined) return rest;
+  if (network === undefined) return restrictUserNetByDefault() ? { ...rest, network: { mode: "user", restrict: true, forwards: [] } } : rest;
   if (network.mode === "none") return { ...rest, network };
   return { ...rest, network: { mode: "user", restrict: network.restrict ?? restrictUserNetByDefault(), forwards: network.forwards ?? [] } };
 }
