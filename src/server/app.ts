@@ -39,6 +39,15 @@ export interface AppOptions {
 
 export const defaultBodyLimit = 1 << 20;
 
+/** Every body is JSON under the limit except a file upload, which streams. */
+export function bodyIsLimited(method: string | undefined, path: string): boolean {
+  return !(method === "PUT" && /\/files(\?|$)/.test(path));
+}
+
+export function bodyLimitError(limit: number): SkiffError {
+  return new SkiffError("ERR_SKIFF_TOO_LARGE", `the body is larger than ${limit} bytes`, { hint: "files go through PUT /vms/{name}/files, which streams" });
+}
+
 export function createApp(opts: AppOptions): OpenAPIHono {
   const app = new OpenAPIHono({ defaultHook: validationHook as never });
   const limit = opts.bodyLimitBytes ?? defaultBodyLimit;
@@ -50,7 +59,8 @@ export function createApp(opts: AppOptions): OpenAPIHono {
       return json(toErrorBody(new SkiffError("ERR_SKIFF_USAGE", message.replace(/^Malformed JSON.*/i, "malformed JSON in the body"), { hint: "send a JSON object with Content-Type: application/json" })), 400);
     }
     const res = errorResponse(err instanceof HTTPException ? err.cause : err) as Response;
-    // The rest of a refused body is never read: the connection cannot carry another request.
+    // A chunked body found too large while read: the rest is never read, the connection cannot carry another request.
+    // (A declared Content-Length over the limit is refused in serve.ts before any of the body is read.)
     if (err instanceof SkiffError && err.code === "ERR_SKIFF_TOO_LARGE") res.headers.set("connection", "close");
     return res;
   });
@@ -69,11 +79,11 @@ export function createApp(opts: AppOptions): OpenAPIHono {
   const limited = bodyLimit({
     maxSize: limit,
     onError: () => {
-      throw new SkiffError("ERR_SKIFF_TOO_LARGE", `the body is larger than ${limit} bytes`, { hint: "files go through PUT /vms/{name}/files, which streams" });
+      throw bodyLimitError(limit);
     },
   });
   app.use("*", async (c, next) => {
-    if (c.req.method === "PUT" && c.req.path.endsWith("/files")) return next();
+    if (!bodyIsLimited(c.req.method, c.req.path)) return next();
     // A body the JSON validators would skip (another content type) is refused rather than ignored.
     const type = c.req.header("content-type");
     const length = c.req.header("content-length");

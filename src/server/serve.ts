@@ -4,15 +4,16 @@
  * against slow clients, and a shutdown that closes every socket and removes
  * the unix socket.
  */
-import type { IncomingMessage, Server } from "node:http";
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { connect } from "node:net";
 import { chmod, rm } from "node:fs/promises";
 import type { Socket } from "node:net";
-import { createAdaptorServer } from "@hono/node-server";
+import { getRequestListener } from "@hono/node-server";
 import { SkiffError, type Skiff } from "../index.js";
+import { toErrorBody } from "../api/errors.js";
 import { rawErrorResponse } from "./http.js";
-import { createApp, type Mount } from "./app.js";
+import { bodyIsLimited, bodyLimitError, createApp, defaultBodyLimit, type Mount } from "./app.js";
 import { listenUrl, type ListenAddress } from "./listen.js";
 import { checkBearer } from "./token.js";
 import { upgradeHandler } from "./ws.js";
@@ -60,11 +61,16 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     // Node looks for late requests this often (30 s by default, longer than the deadline itself).
     connectionsCheckingInterval: Math.min(1_000, headersTimeout),
   };
-  const server = (
+  const toHono = getRequestListener(app.fetch);
+  const limit = opts.bodyLimitBytes ?? defaultBodyLimit;
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    if (declaredTooLarge(req, limit)) return refuseBody(req, res, limit);
+    return toHono(req, res);
+  };
+  const server: Server =
     opts.tls === undefined
-      ? createAdaptorServer({ fetch: app.fetch, serverOptions: timeouts })
-      : createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: { ...timeouts, cert: opts.tls.cert, key: opts.tls.key } })
-  ) as Server;
+      ? createHttpServer(timeouts, handle)
+      : (createHttpsServer({ ...timeouts, cert: opts.tls.cert, key: opts.tls.key }, handle) as unknown as Server);
   // Requests node refuses before hono sees them (too slow, headers too big, not HTTP) get coded errors too.
   server.on("clientError", (err: Error & { code?: string }, socket: Socket) => {
     if (!socket.writable) return socket.destroy();
@@ -124,6 +130,24 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       return closing;
     },
   };
+}
+
+function declaredTooLarge(req: IncomingMessage, limit: number): boolean {
+  const length = Number(req.headers["content-length"] ?? "0");
+  return length > limit && bodyIsLimited(req.method, req.url ?? "/");
+}
+
+/**
+ * A body declared larger than the limit is refused before any of it is read,
+ * and the rest is read and dropped: closing while the client still sends
+ * makes its write fail (EPIPE) before it reads the 413. Memory stays flat;
+ * the request timeout bounds the time.
+ */
+function refuseBody(req: IncomingMessage, res: ServerResponse, limit: number): void {
+  const body = JSON.stringify(toErrorBody(bodyLimitError(limit)));
+  req.resume();
+  res.writeHead(413, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
 }
 
 function clientErrorResponse(err: Error & { code?: string }): string {

@@ -176,7 +176,9 @@ describe("the greeting on an agent port", () => {
           gone.destroy();
           await new Promise((done) => setTimeout(done, 20));
         }
-        const greeting = await agentHandshake(path, { budgetMs: 3_000 });
+        // A generous budget: under a loaded CI host the guest took over 3 s to read 90 stale HELLOs.
+        // What this test looks for is a wrong answer or none at all, not speed.
+        const greeting = await agentHandshake(path, { budgetMs: 15_000 });
         kinds.push(greeting.kind);
         if (greeting.kind === "ready") greeting.socket.destroy();
       }

@@ -276,6 +276,9 @@ describe("skiff serve on 127.0.0.1", () => {
       ["{not json", 400, { code: "ERR_SKIFF_USAGE", message: "malformed JSON in the body" }],
       ['{"image":"base","memroy":"1g"}', 400, { code: "ERR_SKIFF_USAGE", field: "memroy" }],
       [JSON.stringify({ image: "base", labels: { big: "x".repeat(2 << 20) } }), 413, { code: "ERR_SKIFF_TOO_LARGE" }],
+      // Refused before it is read, and read to the end: the client gets its 413, not a broken pipe while still sending.
+      [JSON.stringify({ image: "base", labels: { big: "x".repeat(16 << 20) } }), 413, { code: "ERR_SKIFF_TOO_LARGE" }],
+      [JSON.stringify({ image: "base", labels: { big: "x".repeat(16 << 20) } }), 413, { code: "ERR_SKIFF_TOO_LARGE" }],
     ];
     for (const [body, status, want] of cases) {
       const res = await postJson("/vms", body);
