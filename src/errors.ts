@@ -31,6 +31,7 @@ export const errorCodes = {
   ERR_SKIFF_BAD_DURATION: ExitCode.usage,
   /** `skiff mcp`: a tool call its access policy refuses (hide_tools, allow_tools, allow_binaries, deny_root). */
   ERR_SKIFF_POLICY: ExitCode.usage,
+  ERR_SKIFF_LOCAL_ONLY: ExitCode.usage,
   /** `skiff mcp`: a VM named by an address or hostname that more than one VM has. */
   ERR_SKIFF_VM_AMBIGUOUS: ExitCode.usage,
   /** A project file (skiff.yml, pontoon.yml, VMFile.kdl, compose.yaml) or layer.yml that is invalid; place is file:line:column. */

@@ -18,6 +18,10 @@ export {
   type StartOptions,
 } from "./engine/skiff.js";
 export type { CopyOnceOptions, MainRequest, MountRequest, RunVmOptions, RunVmResult, VolumeCreateOptions, VolumeInfo, VolumeUser } from "./engine/skiff.js";
+export type { ExecSession, ImagesClient, NetworksClient, SkiffClient, VolumesClient } from "./engine/client.js";
+export type { LogOptions } from "./engine/logs.js";
+export type { CopyConnection } from "./engine/oneshot.js";
+export type { ConsoleStream } from "./engine/console.js";
 export type { ImageService, ImagePullOptions } from "./engine/services/images.js";
 export type { NetworkService } from "./engine/services/networks.js";
 export type { VolumeService } from "./engine/services/volumes.js";
@@ -59,9 +63,25 @@ export { loadProject, renderProject, skiffJsonSchema, toYaml } from "./config/pr
 import type { DoctorReport } from "./engine/doctor.js";
 import type { VmInfo } from "./engine/info.js";
 import type { Runner } from "./process/runner.js";
+import type { CopyConnection, CopyOnceOptions } from "./engine/oneshot.js";
+import type { CopyReport } from "./guest/agent.js";
 
 /** The host's checks (QEMU, kernel, KVM or TCG, the jail); `Skiff.doctor()` for a skiff's own. Loaded when called. */
 export async function runDoctor(opts: { cacheDir: string; home: string; runner: Runner; vms: VmInfo[] }): Promise<DoctorReport> {
   return (await import("./engine/doctor.js")).runDoctor(opts);
 }
 
+/**
+ * `docker cp` over any connection that runs guest commands with streams
+ * (the HTTP client's exec WebSocket, an agent connection): the same copy
+ * as Skiff.cp, loaded when first used.
+ */
+export async function copyOver(
+  connect: (vm: string) => Promise<CopyConnection>,
+  src: string,
+  dst: string,
+  opts: CopyOnceOptions = {},
+): Promise<CopyReport | undefined> {
+  const { copyOnce } = await import("./engine/oneshot.js");
+  return copyOnce(connect, src, dst, opts);
+}

@@ -44,3 +44,4 @@ export { crashPoint } from "./util/crash-point.js";
 export { qemuRuns } from "./engine/status.js";
 /** The names of the files in a VM's directory (its console log and socket, …). */
 export { vmFiles } from "./store/vmdir.js";
+export { skiffHome } from "./store/paths.js";

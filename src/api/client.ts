@@ -7,9 +7,20 @@
  * library would have thrown, so a caller cannot tell local from remote.
  * The SDK and the remote CLI are built on it.
  */
-import { PassThrough, Readable, type Writable } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
+import type { WebSocket } from "ws";
 import type {
+  ConsoleStream,
+  CopyOnceOptions,
+  CopyReport,
   ExecIO,
+  ExecSession,
+  ForwardInfo,
+  ImagesClient,
+  LogOptions,
+  NetworksClient,
+  PortForward,
+  VolumesClient,
   ExecOnceResult,
   ExecRequest,
   ExecResult,
@@ -24,6 +35,7 @@ import type {
   RunVmOptions,
   RunVmResult,
   RunningExec,
+  SkiffClient,
   SnapshotCreateOptions,
   SnapshotInfo,
   StartOptions,
@@ -33,9 +45,9 @@ import type {
   WindowSize,
 } from "../index.js";
 import { fromErrorBody, type ErrorBody } from "./errors.js";
-import { decodeChunk, encodeChunk, type ExecControl, type ExecReply, type ExecStart } from "./exec-protocol.js";
+import { execOverSocket, runOverSocket, shellRequest } from "./exec-client.js";
 import type { CreateVmBody, RunVmBody } from "./schemas.js";
-import { readAll, readText, Transport, type TransportOptions } from "./transport.js";
+import { readAll, Transport, type TransportOptions } from "./transport.js";
 
 export type ClientOptions = TransportOptions;
 
@@ -51,7 +63,7 @@ const q = (params: Record<string, string | number | boolean | undefined>): strin
 };
 const seg = encodeURIComponent;
 
-export class SkiffHttpClient {
+export class SkiffHttpClient implements SkiffClient {
   readonly #t: Transport;
 
   constructor(opts: ClientOptions) {
@@ -72,11 +84,14 @@ export class SkiffHttpClient {
     return this.#t.json("POST", "/vms", { json: opts });
   }
 
-  /** As Skiff.run (create or restore, start, the main command, stop or remove), its foreground output collected; no `attach`: use startExec to stream. */
-  run(opts: CreateVmBody, run: Omit<RunVmOptions, "attach"> = {}): Promise<RunVmResult> {
-    const body: RunVmBody = { ...opts, ...run };
+  /** As Skiff.run (create or restore, start, the main command, stop or remove): its foreground output collected, or with `attach` streamed through it. */
+  async run(opts: CreateVmBody, run: RunVmOptions = {}): Promise<RunVmResult> {
+    const { attach, ...rest } = run;
+    const body: RunVmBody = { ...opts, ...rest };
     // With `from` the image is the snapshot's: the create options' image is not sent.
     if (run.from !== undefined) delete body.image;
+    // Attached, the main command runs through the caller's `attach` on the /vms/run WebSocket.
+    if (attach !== undefined && run.detach !== true) return runOverSocket(await this.#openSocket("/vms/run"), body, attach);
     return this.#t.json("POST", "/vms/run", { json: body });
   }
 
@@ -128,53 +143,50 @@ export class SkiffHttpClient {
    * `io.stdout`/`io.stderr`, a PTY with `req.tty`, signals, resizes.
    */
   async startExec(name: string, req: ExecRequest, io: ExecIO & { timeoutMs?: number } = {}): Promise<RunningExec> {
-    const { default: WebSocket } = await import("ws");
-    const { url, options } = this.#t.webSocket(`/vms/${seg(name)}/exec`);
-    const ws = new WebSocket(url, options);
-    const control = (frame: ExecControl | ExecStart) => ws.send(JSON.stringify(frame));
-    let started!: { resolve: () => void; reject: (e: unknown) => void };
-    let ended!: { resolve: (r: ExecResult) => void; reject: (e: unknown) => void };
-    const start = new Promise<void>((resolve, reject) => (started = { resolve, reject }));
-    const done = new Promise<ExecResult>((resolve, reject) => (ended = { resolve, reject }));
-    const fail = (err: unknown) => {
-      started.reject(err);
-      ended.reject(err);
-    };
-    let result: ExecResult | undefined;
-    ws.on("unexpected-response", (_req, res) => void readText(res).then((text) => fail(fromErrorBody(safeJson(text), res.statusCode ?? 0)), fail));
-    ws.on("error", fail);
-    ws.on("open", () => {
-      const { timeoutMs } = io;
-      control({ type: "start", ...req, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
-      if (io.stdin === undefined) control({ type: "eof" });
-      else {
-        io.stdin.on("data", (chunk: Buffer) => ws.send(encodeChunk("stdin", typeof chunk === "string" ? Buffer.from(chunk) : chunk)));
-        io.stdin.once("end", () => ws.readyState === ws.OPEN && control({ type: "eof" }));
-      }
-    });
-    ws.on("message", (data: Buffer, isBinary: boolean) => {
-      if (isBinary) {
-        const chunk = decodeChunk(data);
-        const out = chunk?.stream === "stdout" ? io.stdout : chunk?.stream === "stderr" ? io.stderr : undefined;
-        if (chunk !== undefined) out?.write(chunk.data);
-        return;
-      }
-      const reply = JSON.parse(data.toString()) as ExecReply;
-      if (reply.type === "started") started.resolve();
-      else if (reply.type === "exit") result = { code: reply.code, ...(reply.signal === undefined ? {} : { signal: reply.signal }) };
-      else fail(fromErrorBody(reply.error as ErrorBody, 0));
-    });
-    ws.on("close", () => {
-      if (result !== undefined) ended.resolve(result);
-      else fail(fromErrorBody({ code: "ERR_SKIFF_AGENT", message: `the exec connection to ${name} closed before the command ended` }, 0));
-    });
-    done.catch(() => undefined);
-    await start;
+    const ws = await this.#openSocket(`/vms/${seg(name)}/exec`);
+    return execOverSocket(ws, name, req, io);
+  }
+
+  /** Commands in one VM, each on a WebSocket of its own (the SkiffClient side of Skiff.connect). */
+  async connect(name: string): Promise<ExecSession> {
     return {
-      done,
-      sendSignal: async (signal: string | number) => control({ type: "signal", signal }),
-      setWindow: (size: WindowSize) => control({ type: "resize", cols: size.cols, rows: size.rows }),
+      start: (req, io = {}) => this.startExec(name, req, io),
+      shell: (opts = {}, io = {}) => this.startExec(name, shellRequest(opts.tty), io),
+      close: async () => undefined,
     };
+  }
+
+  /**
+   * `docker cp` between this host and a VM behind the server: the same copy
+   * as Skiff.cp (guest commands with streams, and what comes out of the guest
+   * unpacked as untrusted), its commands on the exec WebSocket.
+   */
+  async cp(src: string, dst: string, opts: CopyOnceOptions = {}): Promise<CopyReport | undefined> {
+    const { copyOver, skiffHome } = await import("../index.js");
+    return copyOver(
+      async (vm) => {
+        const info = await this.inspect(vm);
+        return { vmName: info.name, sshUser: info.sshUser, home: skiffHome(), start: (req, io) => this.startExec(info.name, req, io), close: async () => undefined };
+      },
+      src,
+      dst,
+      opts,
+    );
+  }
+
+  listForwards(name: string): Promise<ForwardInfo[]> {
+    return this.#t.json("GET", `/vms/${seg(name)}/ports`);
+  }
+
+  changeForward(name: string, forward: PortForward, opts: { remove?: boolean } = {}): Promise<ForwardInfo[]> {
+    return this.#t.json("POST", `/vms/${seg(name)}/ports`, { json: { forward, ...(opts.remove === true ? { remove: true } : {}) } });
+  }
+
+  /** An open WebSocket to `path`, or the server's refusal as a SkiffError. */
+  async #openSocket(path: string): Promise<WebSocket> {
+    const { openWebSocket } = await import("./ws-open.js");
+    const { url, options } = this.#t.webSocket(path);
+    return openWebSocket(url, options);
   }
 
   // files
@@ -202,20 +214,13 @@ export class SkiffHttpClient {
   }
 
   /** The console log (its last `lines`); with `follow`, the stream runs until the VM stops or `signal` aborts. */
-  async logs(name: string, opts: { follow?: boolean; lines?: number; signal?: AbortSignal } = {}): Promise<Readable> {
-    return this.#t.send("GET", `/vms/${seg(name)}/logs${q({ follow: opts.follow, lines: opts.lines })}`, opts.signal === undefined ? {} : { signal: opts.signal });
+  async logs(name: string, opts: LogOptions = {}): Promise<Readable> {
+    return this.#t.send("GET", `/vms/${seg(name)}/logs${q({ follow: opts.follow, lines: opts.lines, provision: opts.provision })}`, opts.signal === undefined ? {} : { signal: opts.signal });
   }
 
   /** The serial console as a duplex byte stream (end it to detach). */
-  async console(name: string): Promise<{ output: Readable; input: Writable; close(): void }> {
-    const { default: WebSocket, createWebSocketStream } = await import("ws");
-    const { url, options } = this.#t.webSocket(`/vms/${seg(name)}/console`);
-    const ws = new WebSocket(url, options);
-    await new Promise<void>((resolve, reject) => {
-      ws.once("open", resolve);
-      ws.once("error", reject);
-      ws.once("unexpected-response", (_req, res) => void readText(res).then((text) => reject(fromErrorBody(safeJson(text), res.statusCode ?? 0)), reject));
-    });
+  async console(name: string): Promise<ConsoleStream> {
+    const [{ createWebSocketStream }, ws] = await Promise.all([import("./ws-open.js"), this.#openSocket(`/vms/${seg(name)}/console`)]);
     const duplex = createWebSocketStream(ws);
     const output = new PassThrough();
     duplex.pipe(output);
@@ -248,7 +253,28 @@ export class SkiffHttpClient {
     return this.#t.json("DELETE", `/snapshots/${seg(ref)}${q({ force: opts.force })}`);
   }
 
-  // volumes, networks, images
+  // volumes, networks, images: flat, and as Skiff's services
+
+  readonly images: ImagesClient = {
+    list: () => this.listImages(),
+    inspect: (ref) => this.#t.json("GET", `/images/${seg(ref)}`),
+    remove: (ref) => this.removeImage(ref),
+    pull: async (ref, opts = {}) => (await this.pullImage(ref, opts)) as { name: string },
+  };
+
+  readonly networks: NetworksClient = {
+    list: () => this.listNetworks(),
+    inspect: (name) => this.inspectNetwork(name),
+    create: (opts) => this.createNetwork(opts),
+    remove: (name) => this.removeNetwork(name),
+  };
+
+  readonly volumes: VolumesClient = {
+    list: () => this.listVolumes(),
+    inspect: (name) => this.inspectVolume(name),
+    create: (opts) => this.createVolume(opts),
+    remove: (name, opts) => this.removeVolume(name, opts),
+  };
 
   listVolumes(): Promise<VolumeInfo[]> {
     return this.#t.json("GET", "/volumes");
@@ -323,14 +349,6 @@ export class SkiffHttpClient {
       }
     })();
     return { close: () => abort.abort(), closed };
-  }
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
   }
 }
 

@@ -53,14 +53,26 @@ export const createVmSchema = z
     network: z
       .discriminatedUnion("mode", [
         z.object({ mode: z.literal("none") }).strict(),
-        z.object({ mode: z.literal("user"), restrict: z.boolean().optional(), forwards: z.array(portForwardSchema).optional() }).strict(),
+        z.object({ mode: z.literal("user"), restrict: z.boolean().optional(), forwards: z.array(portForwardSchema).optional(), guestForwards: z.array(z.any().openapi({ type: "object" })).optional() }).strict(),
       ])
       .optional(),
-    networks: z.array(z.object({ network: z.string().min(1), ip: z.string().optional() }).strict()).optional(),
+    networks: z.array(z.object({ network: z.string().min(1), ip: z.string().optional(), gateway: z.string().optional() }).strict()).optional(),
     dns: strings.optional(),
     autoRemove: z.boolean().optional(),
     labels: stringMap.optional(),
     restart: z.enum(["no", "on-failure", "always", "unless-stopped"]).optional(),
+    // The rest of the library's CreateOptions, so a remote `skiff run`/`create` sends what it would pass in process.
+    // Nested shapes are checked by the library (create-options.ts), whose errors name the field. Paths are the server's.
+    memoryMiB: z.number().int().positive().optional(),
+    imageUrl: z.string().optional().openapi({ description: "a cloud image (qcow2/raw) by URL or path on the server's host" }),
+    disk: z.union([z.number().positive(), z.string().min(1)]).optional(),
+    diskBytes: z.number().int().positive().optional(),
+    sshUser: z.string().optional(),
+    userDataPath: z.string().optional(),
+    mounts: z.array(z.any().openapi({ type: "object" })).optional().openapi({ description: "bind mounts (paths on the server's host) and named volumes, as CreateOptions.mounts" }),
+    kernel: z.object({ path: z.string().optional(), args: strings.optional() }).strict().optional(),
+    init: z.any().optional().openapi({ type: "object" }),
+    egress: z.any().optional().openapi({ type: "object" }),
   })
   .strict()
   .openapi("CreateVm");
@@ -136,6 +148,7 @@ export const execStartSchema = z
   .object({
     type: z.literal("start"),
     ...execRequestFields,
+    argv: z.array(z.string()).openapi({ description: "the command; empty: a login shell" }),
     tty: z.union([z.boolean(), ptySchema]).optional(),
     timeoutMs: z.number().int().positive().optional(),
   })

@@ -123,3 +123,8 @@ function unreachable(err: Error, t: ServerTarget): SkiffError {
     cause: err,
   });
 }
+
+/** `host:port` alone means http, as a browser would take it. */
+export function serverUrl(host: string): string {
+  return /^[a-z][a-z0-9+.-]*:/i.test(host) && !/^[^/]+:\d+$/.test(host) ? host : `http://${host}`;
+}

@@ -1,17 +1,25 @@
 /**
- * What every command gets: the engine (loaded and made on first use, with
- * progress wired to the terminal) and the global flags. The engine is
- * imported only here and only when asked for: `--version`, `--help` and
- * completion scripts never load it (docs/benchmarks.md, "CLI start").
+ * What every command gets: a SkiffClient (the engine in this process, or
+ * with `--host`/SKIFF_HOST a `skiff serve` elsewhere: the same calls, the
+ * same output), the engine itself for what only runs on this host, and the
+ * global flags. Both are imported only here and only when asked for:
+ * `--version`, `--help` and completion scripts never load them
+ * (docs/benchmarks.md, "CLI start").
  */
-import type { Skiff } from "../index.js";
+import { SkiffError } from "../pure.js";
+import type { Skiff, SkiffClient } from "../index.js";
 import { printError, progressReporter, type GlobalFlags } from "./output.js";
 import { pullReporter } from "./pull-progress.js";
 import { insecureRegistriesEnv, loadSettings, registryMirrorsEnv } from "./settings.js";
 
 export interface CliContext {
   flags: GlobalFlags;
+  /** skiff, here or on the server `--host`/SKIFF_HOST names. */
+  client(): Promise<SkiffClient>;
+  /** The engine in this process; refused (ERR_SKIFF_LOCAL_ONLY) for a command run with a remote host. */
   skiff(): Promise<Skiff>;
+  /** The server the commands go to, if any. */
+  remoteHost(): string | undefined;
   reportError(err: unknown): void;
   /** Exit code the command chose (e.g. the guest command's). */
   exitCode: number;
@@ -19,17 +27,43 @@ export interface CliContext {
 
 export function makeContext(flags: GlobalFlags): CliContext {
   let engine: Promise<Skiff> | undefined;
-  return {
+  let remote: Promise<SkiffClient> | undefined;
+  const host = () => flags.host ?? (process.env.SKIFF_HOST === "" ? undefined : process.env.SKIFF_HOST);
+  const ctx: CliContext = {
     flags,
     exitCode: 0,
+    remoteHost: host,
     skiff() {
+      const at = host();
+      if (at !== undefined) {
+        const verb = flags.command ?? "this command";
+        return Promise.reject(
+          new SkiffError("ERR_SKIFF_LOCAL_ONLY", `\`skiff ${verb}\` works on the VMs' own host only, not through a server (${at})`, {
+            place: flags.host !== undefined ? "--host" : "SKIFF_HOST",
+            hint: "run it on the server's host, or without --host and SKIFF_HOST",
+          }),
+        );
+      }
       engine ??= makeEngine(flags);
       return engine;
+    },
+    client() {
+      const at = host();
+      if (at === undefined) return ctx.skiff();
+      remote ??= makeRemote(at);
+      return remote;
     },
     reportError(err) {
       printError(err, flags);
     },
   };
+  return ctx;
+}
+
+async function makeRemote(host: string): Promise<SkiffClient> {
+  const [{ SkiffHttpClient }, { serverUrl }] = await Promise.all([import("../api/client.js"), import("../api/transport.js")]);
+  const token = process.env.SKIFF_TOKEN;
+  return new SkiffHttpClient({ url: serverUrl(host), ...(token === undefined || token === "" ? {} : { token }) });
 }
 
 async function makeEngine(flags: GlobalFlags): Promise<Skiff> {

@@ -9,6 +9,10 @@ import type { ProgressEvent } from "../index.js";
 export interface GlobalFlags {
   debug: boolean;
   json: boolean;
+  /** `--host`: the `skiff serve` to run commands against (else SKIFF_HOST, else this process). */
+  host?: string;
+  /** The command being run ("ps", "image ls"), for messages. */
+  command?: string;
 }
 
 export function printError(err: unknown, flags: GlobalFlags): number {

@@ -37,6 +37,7 @@ export function buildProgram(ctx: CliContext): Command {
     .version(skiffVersion(), "-v, --version")
     .option("--debug", "print stack traces of errors")
     .option("--json", "print results and errors as JSON")
+    .option("-H, --host <url>", "run the command against a `skiff serve` (http(s)://HOST:PORT, HOST:PORT or unix:PATH; token in SKIFF_TOKEN) instead of this host; default SKIFF_HOST")
     .enablePositionalOptions()
     // Parse errors become SkiffErrors (usage.ts) with their own "did you mean" hints.
     .showSuggestionAfterError(false)
@@ -44,10 +45,14 @@ export function buildProgram(ctx: CliContext): Command {
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
 
   program.hook("preAction", (_root, action) => {
-    const root = program.opts<{ debug?: boolean; json?: boolean }>();
+    const root = program.opts<{ debug?: boolean; json?: boolean; host?: string }>();
     const own = action.opts<{ json?: boolean }>();
     ctx.flags.debug = root.debug === true || ctx.flags.debug;
     ctx.flags.json = root.json === true || own.json === true;
+    if (root.host !== undefined) ctx.flags.host = root.host;
+    const names: string[] = [];
+    for (let c: typeof action | null = action; c !== null && c !== program; c = c.parent) names.unshift(c.name());
+    ctx.flags.command = names.join(" ");
   });
 
   registerRun(program, ctx);

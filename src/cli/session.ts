@@ -4,7 +4,7 @@
  * is no PTY (with a PTY the guest's terminal handles it).
  */
 import { SkiffError } from "../pure.js";
-import type { AgentConnection, ExecRequest, RunningExec } from "../index.js";
+import type { ExecRequest, ExecSession, RunningExec } from "../index.js";
 
 export interface SessionFlags {
   interactive: boolean;
@@ -12,7 +12,8 @@ export interface SessionFlags {
 }
 
 function windowSize(): { cols: number; rows: number } {
-  return { cols: process.stdout.columns ?? 80, rows: process.stdout.rows ?? 24 };
+  // 0 where the terminal reports no size (script(1), some CI): the usual default instead.
+  return { cols: process.stdout.columns || 80, rows: process.stdout.rows || 24 };
 }
 
 export function checkTty(flags: SessionFlags, place: string): void {
@@ -26,7 +27,7 @@ export function checkTty(flags: SessionFlags, place: string): void {
 
 /** Run `req` (or a login shell when argv is empty) in the guest, attached to this process's stdio; returns the exit code. */
 export async function attachSession(
-  conn: AgentConnection,
+  conn: ExecSession,
   req: Omit<ExecRequest, "tty">,
   flags: SessionFlags & { timeoutMs?: number },
 ): Promise<number> {

@@ -35,6 +35,8 @@ export interface VmInfo {
   command: string[];
   user: string | undefined;
   workingDir: string | undefined;
+  /** A cloud image's SSH user: commands go through the image's own sshd as this user (undefined: skiff's guest agent). */
+  sshUser: string | undefined;
   exposedPorts: string[];
   autoRemove: boolean;
   labels: Record<string, string>;
@@ -68,6 +70,7 @@ export function toVmInfo(record: VmRecord, state: VmState, status: ObservedStatu
     createdAt: record.config.createdAt,
     startedAt: state.startedAt,
     accel: state.accel,
+    sshUser: spec.boot?.kind === "cloud" ? spec.boot.sshUser : undefined,
     network: spec.network,
     ports: [...formatPorts(spec.network), ...(status.state === "running" ? (state.forwards ?? []).map(formatForward) : [])],
     interfaces: interfacesOf(spec),

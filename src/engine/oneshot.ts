@@ -6,6 +6,7 @@
 import type { Readable, Writable } from "node:stream";
 import { SkiffError } from "../errors.js";
 import type { AgentConnection, CopyOptions, CopyReport, RunOptions } from "../guest/agent.js";
+import type { CopyContext } from "../guest/agent-copy.js";
 
 export interface ExecOnceResult {
   code: number;
@@ -65,8 +66,21 @@ export interface CopyOnceOptions extends CopyOptions {
   output?: Writable;
 }
 
-/** Copy in or out of a VM; out of one, the report says what was not brought over as it was. */
-export async function copyOnce(connect: Connect, srcArg: string, dstArg: string, opts: CopyOnceOptions = {}): Promise<CopyReport | undefined> {
+/** What a copy runs over: a connection to the VM's guest (its commands and their streams), closed after. */
+export type CopyConnection = CopyContext & { close(): Promise<void> };
+
+/**
+ * Copy in or out of a VM; out of one, the report says what was not brought
+ * over as it was. The copy is guest commands with streams (agent-copy.ts),
+ * so it runs the same over an agent connection in process and over the
+ * exec WebSocket of `skiff serve` (the HTTP client's cp).
+ */
+export async function copyOnce(
+  connect: (vm: string) => Promise<CopyConnection>,
+  srcArg: string,
+  dstArg: string,
+  opts: CopyOnceOptions = {},
+): Promise<CopyReport | undefined> {
   const { vm, src, dst } = copyPlan(srcArg, dstArg);
   const stream = (arg: string, given: Readable | Writable | undefined, which: string) => {
     if (given === undefined) throw new SkiffError("ERR_SKIFF_USAGE", `- stands for a tar stream, and no ${which} stream was given`, { place: arg, hint: `pass opts.${which}` });
@@ -74,18 +88,18 @@ export async function copyOnce(connect: Connect, srcArg: string, dstArg: string,
   };
   const output = dstArg === "-" ? (stream(dstArg, opts.output, "output") as Writable) : undefined;
   const input = srcArg === "-" ? (stream(srcArg, opts.input, "input") as Readable) : undefined;
-  const conn = await connect(vm);
+  const [conn, copy] = await Promise.all([connect(vm), import("../guest/agent-copy.js")]);
   try {
     if (output !== undefined) {
-      await conn.copyOutTar(src.path, output);
+      await copy.copyOutTar(conn, src.path, output);
       return undefined;
     }
     if (input !== undefined) {
-      await conn.copyInTar(input, dst.path, { archive: opts.archive === true });
+      await copy.copyInTar(conn, input, dst.path, { archive: opts.archive === true });
       return undefined;
     }
-    if (src.vm !== undefined) return await conn.copyFrom(src.path, dst.path, opts);
-    await conn.copyTo(src.path, dst.path, opts);
+    if (src.vm !== undefined) return await copy.copyFrom(conn, src.path, dst.path, opts);
+    await copy.copyTo(conn, src.path, dst.path, opts);
     return undefined;
   } finally {
     await conn.close();

@@ -8,6 +8,7 @@
 import { SkiffError, isSkiffError } from "../errors.js";
 import type { AgentConnection, ExecRequest } from "../guest/agent.js";
 import { crashPoint } from "../util/crash-point.js";
+import type { ExecSession } from "./client.js";
 import type { CreateOptions } from "./create.js";
 import type { VmInfo } from "./info.js";
 import type { RestoreOptions } from "../snapshot/restore.js";
@@ -40,7 +41,7 @@ export interface RunVmOptions {
    * given the connection and the request (an empty argv: a login shell),
    * resolve with its exit code. Default: run it and collect its output.
    */
-  attach?: (conn: AgentConnection, req: MainRequest) => Promise<number>;
+  attach?: (conn: ExecSession, req: MainRequest) => Promise<number>;
 }
 
 export interface RunVmResult {

@@ -46,6 +46,10 @@ import type { RunVmOptions, RunVmResult } from "./run.js";
 import type { SshStream } from "./proxy.js";
 import type { SshEndpoint } from "./ready.js";
 import type { ForwardInfo } from "./ports.js";
+import type { LogOptions } from "./logs.js";
+import type { SkiffClient } from "./client.js";
+import type { ConsoleStream } from "./console.js";
+import type { Readable } from "node:stream";
 import type { DoctorReport } from "./doctor.js";
 import type { AutostartTarget, AutostartUnit } from "./autostart.js";
 import type { MachineSpec, PortForward } from "../spec/machine.js";
@@ -88,7 +92,7 @@ export interface ForkOptions {
 /** How long a boot may take before it counts as failed; TCG on a loaded host is slow. */
 const defaultBootTimeoutMs = Number(process.env.SKIFF_BOOT_TIMEOUT_MS ?? 120_000);
 
-export class Skiff extends EventEmitter<SkiffEvents> {
+export class Skiff extends EventEmitter<SkiffEvents> implements SkiffClient {
   readonly store: VmStore;
   readonly home: string;
   readonly cacheDir: string;
@@ -649,6 +653,21 @@ export class Skiff extends EventEmitter<SkiffEvents> {
   async changeForward(name: string, forward: PortForward, opts: { remove?: boolean } = {}): Promise<ForwardInfo[]> {
     const { changeForward } = await import("./ports.js");
     return changeForward(this, name, forward, opts);
+  }
+
+  /** A VM's console log (or with `provision` its provisioners' log): its last `lines`, then with `follow` what is written until it stops. */
+  async logs(name: string, opts: LogOptions = {}): Promise<Readable> {
+    const [record, { logStream }] = await Promise.all([this.store.get(name), import("./logs.js")]);
+    const path = opts.provision === true ? record.paths.provisionLog : record.paths.consoleLog;
+    const state = async () => (await this.inspect(record.id).catch(() => undefined))?.state;
+    return logStream({ ...opts, path, state });
+  }
+
+  /** The running VM's serial console, both ways (one client at a time); close() detaches. */
+  async console(name: string): Promise<ConsoleStream> {
+    const [info, { openConsole }] = await Promise.all([this.inspect(name), import("./console.js")]);
+    const record = await this.store.get(info.id);
+    return openConsole(info.name, info.state, record.paths.consoleSocket);
   }
 
   /** `skiff doctor`: QEMU, the kernel, KVM or TCG, the jail, and what this host's VMs need. */

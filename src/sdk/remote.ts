@@ -13,6 +13,7 @@
  */
 import { PassThrough } from "node:stream";
 import { SkiffHttpClient } from "../api/client.js";
+import { serverUrl } from "../api/transport.js";
 import { SkiffError, type VmInfo } from "../index.js";
 import type { CreateSandboxRequest, ExecChannel, ExecSink, ExecSpec, SandboxBackend, SandboxInfo, SnapshotRef } from "./backend.js";
 import { execRequest, removed, sinkStream, writeTo } from "./exec-streams.js";
@@ -27,10 +28,6 @@ export interface RemoteBackendOptions {
   ca?: Buffer | string;
 }
 
-/** `host:port` alone means http, as a browser would take it. */
-export function serverUrl(host: string): string {
-  return /^[a-z][a-z0-9+.-]*:/i.test(host) && !/^[^/]+:\d+$/.test(host) ? host : `http://${host}`;
-}
 
 export class RemoteBackend implements SandboxBackend {
   readonly client: SkiffHttpClient;

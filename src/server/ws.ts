@@ -3,19 +3,19 @@
  * answers a plain GET of the same paths with 426, and documents them):
  *
  * - `/vms/{name}/exec`: one command, the protocol of src/api/exec-protocol.ts.
+ * - `/vms/run`: Skiff.run with the main command attached to the client (`skiff run -it --host`).
  * - `/vms/{name}/console`: the VM's serial console, bytes both ways as
  *   binary frames (one client at a time, as QEMU's console socket takes).
  */
 import type { IncomingMessage } from "node:http";
-import { connect as netConnect } from "node:net";
-import { dirname, join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
-import { SkiffError, type AgentConnection, type RunningExec, type Skiff } from "../index.js";
+import { SkiffError, type ExecSession, type RunningExec, type Skiff } from "../index.js";
 import { httpStatusOf, toErrorBody } from "../api/errors.js";
 import { decodeChunk, encodeChunk, execControlSchema, type ExecReply } from "../api/exec-protocol.js";
-import { execStartSchema } from "../api/schemas.js";
+import { execStartSchema, runVmSchema } from "../api/schemas.js";
+import { toRunArgs } from "./routes/vms.js";
 import { rawErrorResponse, validationError } from "./http.js";
 
 /** Largest frame a client may send (stdin chunks, control frames). */
@@ -32,16 +32,19 @@ export function upgradeHandler(opts: UpgradeOptions): (req: IncomingMessage, soc
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes });
   return (req, socket, head) => {
     const url = new URL(req.url ?? "/", "http://skiff");
-    const m = /^\/vms\/([^/]+)\/(exec|console)$/.exec(url.pathname);
-    const refused = m === null ? new SkiffError("ERR_SKIFF_USAGE", `no WebSocket route at ${url.pathname}`, { hint: "WebSockets: /vms/{name}/exec and /vms/{name}/console" }) : opts.authorize(req);
+    const m = url.pathname === "/vms/run" ? (["", "", "run"] as const) : /^\/vms\/([^/]+)\/(exec|console)$/.exec(url.pathname);
+    const refused =
+      m === null
+        ? new SkiffError("ERR_SKIFF_USAGE", `no WebSocket route at ${url.pathname}`, { hint: "WebSockets: /vms/run, /vms/{name}/exec and /vms/{name}/console" })
+        : opts.authorize(req);
     if (refused !== undefined) {
       socket.end(rawErrorResponse(m === null ? 404 : httpStatusOf(refused.code), "Refused", refused));
       return;
     }
     const name = decodeURIComponent(m![1]!);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const serve = m![2] === "exec" ? serveExec : serveConsole;
-      serve(opts.skiff, name, ws).catch((err: unknown) => closeWithError(ws, err));
+      const served = m![2] === "run" ? serveRun(opts.skiff, ws) : m![2] === "exec" ? serveExec(opts.skiff, name, ws) : serveConsole(opts.skiff, name, ws);
+      served.catch((err: unknown) => closeWithError(ws, err));
     });
   };
 }
@@ -78,56 +81,67 @@ function parseJson(data: RawData, what: string): unknown {
 const startWithinMs = 30_000;
 
 /**
- * One exec. Every frame is taken from the moment the socket opens: stdin,
- * eof and resizes that follow the start frame closely arrive while the
- * command is still being started, and are held (stdin in its pipe, the
- * window size and signals until the command runs).
+ * One exec on `ws` over a session `open` gives. Every frame is taken from
+ * the moment this is called: stdin, eof and resizes that follow the start
+ * frame closely arrive while the command is still being started, and are
+ * held (stdin in its pipe, the window size and signals until the command
+ * runs). An empty argv is a login shell. Resolves with the exit code once
+ * `exit` is sent (undefined if the client left first); the socket stays open.
  */
-function serveExec(skiff: Skiff, name: string, ws: WebSocket): Promise<void> {
+function execOnSocket(ws: WebSocket, open: () => Promise<ExecSession>, close: (conn: ExecSession) => Promise<void>): Promise<number | undefined> {
   const stdin = new PassThrough();
   let running: RunningExec | undefined;
   let window: { cols: number; rows: number } | undefined;
   const signals: (string | number)[] = [];
-  let begun: Promise<void> | undefined;
+  let begun: Promise<number | undefined> | undefined;
   let left = false;
+  let settle!: (code: number | undefined) => void;
+  const settled = new Promise<number | undefined>((resolve) => (settle = resolve));
   const timer = setTimeout(() => closeWithError(ws, new SkiffError("ERR_SKIFF_TIMEOUT", `no start frame within ${startWithinMs / 1000} s`)), startWithinMs);
   const refuse = (err: unknown) => send(ws, { type: "error", error: toErrorBody(err) });
   const signal = (sig: string | number) => void running?.sendSignal(sig).catch(refuse);
 
-  const begin = async (data: RawData): Promise<void> => {
+  const begin = async (data: RawData): Promise<number | undefined> => {
     clearTimeout(timer);
     const parsed = execStartSchema.safeParse(parseJson(data, "start frame"));
     if (!parsed.success) throw validationError(parsed.error, "start frame");
     const { type: _type, timeoutMs, ...req } = parsed.data;
-    const conn: AgentConnection = await skiff.connect(name);
+    const conn = await open();
     try {
-      if (left) return;
-      ws.once("close", () => void conn.close());
-      running = await conn.start(req, { stdin, stdout: frames(ws, "stdout"), stderr: frames(ws, "stderr"), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+      if (left) return undefined;
+      const io = { stdin, stdout: frames(ws, "stdout"), stderr: frames(ws, "stderr") };
+      running =
+        req.argv.length === 0
+          ? await conn.shell({ tty: req.tty ?? false }, io)
+          : await conn.start(req, { ...io, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
       send(ws, { type: "started" });
       if (window !== undefined) running.setWindow(window);
       for (const sig of signals.splice(0)) signal(sig);
       const result = await running.done;
-      if (!left) {
-        send(ws, { type: "exit", code: result.code, ...(result.signal === undefined ? {} : { signal: result.signal }) });
-        ws.close(1000, "exit");
-      }
+      if (left) return undefined;
+      send(ws, { type: "exit", code: result.code, ...(result.signal === undefined ? {} : { signal: result.signal }) });
+      return result.code;
     } finally {
-      await conn.close();
+      await close(conn);
     }
   };
 
-  ws.on("close", () => {
+  const onClose = () => {
     left = true;
     clearTimeout(timer);
     // A client that leaves hangs the command up, as an SSH client's end does (the connection closes above).
     stdin.end();
-  });
-  ws.on("message", (data, isBinary) => {
+    settle(undefined);
+  };
+  const onMessage = (data: RawData, isBinary: boolean) => {
     try {
       if (begun === undefined) {
         if (isBinary) throw new SkiffError("ERR_SKIFF_USAGE", "the first frame must be the start frame (JSON)");
-        begun = begin(data).catch((err: unknown) => closeWithError(ws, err));
+        begun = begin(data);
+        begun.then(settle, (err: unknown) => {
+          closeWithError(ws, err);
+          settle(undefined);
+        });
         return;
       }
       if (isBinary) {
@@ -149,26 +163,64 @@ function serveExec(skiff: Skiff, name: string, ws: WebSocket): Promise<void> {
       if (begun === undefined) closeWithError(ws, err);
       else refuse(err);
     }
+  };
+  ws.on("close", onClose);
+  ws.on("message", onMessage);
+  return settled.finally(() => {
+    clearTimeout(timer);
+    ws.off("close", onClose);
+    ws.off("message", onMessage);
   });
-  return new Promise((resolve) => ws.once("close", () => resolve()));
+}
+
+/** `/vms/{name}/exec`: one command on a connection of its own, then the socket closes. */
+async function serveExec(skiff: Skiff, name: string, ws: WebSocket): Promise<void> {
+  const code = await execOnSocket(ws, () => skiff.connect(name), (conn) => conn.close());
+  if (code !== undefined) ws.close(1000, "exit");
+}
+
+/**
+ * `/vms/run`: Skiff.run with its main command attached to the client, as
+ * `skiff run -it` is to a terminal. The client's first frame is `run` (the
+ * body of POST /vms/run); the server answers `attach` with the main request
+ * when the VM is up, the exec protocol follows on the same socket, and
+ * `ran` (the VM and the exit code) ends it. A client that leaves hangs the
+ * command up; run then stops or removes the VM as it would.
+ */
+function serveRun(skiff: Skiff, ws: WebSocket): Promise<void> {
+  return new Promise((resolve) => {
+    ws.once("close", () => resolve());
+    ws.once("message", (data) => {
+      void (async () => {
+        const frame = parseJson(data, "run frame") as { type?: unknown };
+        if (frame.type !== "run") throw new SkiffError("ERR_SKIFF_USAGE", "the first frame must be the run frame", { hint: 'send {"type":"run", …the body of POST /vms/run}' });
+        const { type: _type, ...body } = frame;
+        const parsed = runVmSchema.safeParse(body);
+        if (!parsed.success) throw validationError(parsed.error, "run frame");
+        const [options, run] = toRunArgs(parsed.data);
+        const result = await skiff.run(options, {
+          ...run,
+          attach: async (conn, req) => {
+            ws.send(JSON.stringify({ type: "attach", request: req }));
+            // The session is run's own: it closes it.
+            const code = await execOnSocket(ws, async () => conn, async () => undefined);
+            return code ?? 129;
+          },
+        });
+        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: "ran", vm: result.vm, code: result.code ?? 0 }));
+        ws.close(1000, "ran");
+      })().catch((err: unknown) => closeWithError(ws, err));
+    });
+  });
 }
 
 async function serveConsole(skiff: Skiff, name: string, ws: WebSocket): Promise<void> {
-  const info = await skiff.inspect(name);
-  if (info.state !== "running" && info.state !== "paused") {
-    throw new SkiffError("ERR_SKIFF_VM_NOT_RUNNING", `${name} is not running`, { hint: `start it (POST /vms/${name}/start)`, place: name });
-  }
-  // The console socket sits beside the console log in the VM's run directory.
-  const sock = netConnect(join(dirname(info.consoleLog), "console.sock"));
-  await new Promise<void>((resolve, reject) => {
-    sock.once("connect", resolve);
-    sock.once("error", (err) => reject(new SkiffError("ERR_SKIFF_QEMU_FAILED", `cannot reach ${name}'s console: ${err.message}`, { cause: err })));
-  });
-  sock.on("data", (data) => {
+  const con = await skiff.console(name);
+  con.output.on("data", (data: Buffer) => {
     if (ws.readyState === ws.OPEN) ws.send(data, { binary: true });
   });
-  sock.on("close", () => ws.close(1000, "console closed"));
-  sock.on("error", () => ws.close(1011, "console error"));
-  ws.on("message", (data) => sock.write(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer)));
-  ws.on("close", () => sock.destroy());
+  con.output.on("close", () => ws.close(1000, "console closed"));
+  con.output.on("error", () => ws.close(1011, "console error"));
+  ws.on("message", (data) => con.input.write(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer)));
+  ws.on("close", () => con.close());
 }

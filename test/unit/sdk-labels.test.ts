@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createLabels, endOf, expired, timeoutLabel } from "../../src/sdk/labels.js";
-import { serverUrl } from "../../src/sdk/remote.js";
+import { serverUrl } from "../../src/api/transport.js";
 import type { VmInfo } from "../../src/index.js";
 
 const vm = (name: string, labels: Record<string, string>, startedAt?: string) => ({ name, labels, startedAt }) as unknown as VmInfo;

@@ -18,7 +18,7 @@ import { startServer } from "../../src/server/serve.js";
 import { SkiffHttpClient } from "../../src/api/client.js";
 import { listenUrl, parseListen } from "../../src/server/listen.js";
 import { checkBearer, serverToken } from "../../src/server/token.js";
-import { tailStart } from "../../src/server/logs.js";
+import { tailStart } from "../../src/engine/logs.js";
 import { toRunArgs } from "../../src/server/routes/vms.js";
 import { runResultSchema, runVmSchema } from "../../src/api/schemas.js";
 

@@ -47,7 +47,7 @@ it; \`skiff cp - NAME:/dir\` unpacks a tar from stdin into an existing
 directory of the VM (owned by root there unless -a).`,
     )
     .action(async (srcArg: string, dstArg: string, flags: { archive?: boolean }) => {
-      const skiff = await ctx.skiff();
+      const skiff = await ctx.client();
       const report = await skiff.cp(srcArg, dstArg, { archive: flags.archive === true, input: process.stdin, output: process.stdout });
       const warning = report === undefined ? undefined : copyWarning(report, srcArg);
       if (warning !== undefined && !ctx.flags.json) process.stderr.write(`${warning}\n`);

@@ -1,6 +1,7 @@
 /** exec: run a command in a running VM. */
 import type { Command } from "commander";
 import { parseDuration, parseEnvList } from "../../pure.js";
+import type { MachineSpec } from "../../index.js";
 import type { CliContext } from "../context.js";
 import { attachSession, checkTty } from "../session.js";
 import { envFlags, envHelp } from "../spec-flags.js";
@@ -35,14 +36,14 @@ export function registerExec(program: Command, ctx: CliContext): void {
       const given = parseEnvList(flags.env);
       const timeoutMs = flags.timeout === undefined ? undefined : parseDuration(flags.timeout, "--timeout");
       // The VM's defaults (the image's User and WorkingDir, or run's -u/-w) unless given here.
-      // Read from the stored spec: exec is a hot path and needs no reconcile of every VM.
-      const skiff = await ctx.skiff();
-      const spec = (await skiff.store.get(name)).config.spec;
-      const user = flags.user ?? spec.user;
-      const cwd = flags.workdir ?? spec.workingDir;
+      // Here, read from the stored spec: exec is a hot path and needs no reconcile of every VM.
+      const client = await ctx.client();
+      const vm = ctx.remoteHost() === undefined ? specDefaults((await (await ctx.skiff()).store.get(name)).config.spec) : await client.inspect(name);
+      const user = flags.user ?? vm.user;
+      const cwd = flags.workdir ?? vm.workingDir;
       // skiff-init gives every command the VM's environment (`run -e`); a cloud image's sshd does not.
-      const env = spec.boot?.kind === "cloud" ? { ...spec.env, ...given } : given;
-      const conn = await skiff.connect(name);
+      const env = vm.sshUser !== undefined ? { ...vm.env, ...given } : given;
+      const conn = await client.connect(name);
       try {
         ctx.exitCode = await attachSession(
           conn,
@@ -58,4 +59,9 @@ export function registerExec(program: Command, ctx: CliContext): void {
         await conn.close();
       }
     });
+}
+
+/** What exec takes from a VM's stored spec: the same fields VmInfo carries. */
+function specDefaults(spec: MachineSpec): { user?: string | undefined; workingDir?: string | undefined; env: Record<string, string>; sshUser: string | undefined } {
+  return { user: spec.user, workingDir: spec.workingDir, env: spec.env, sshUser: spec.boot?.kind === "cloud" ? spec.boot.sshUser : undefined };
 }

@@ -12,6 +12,11 @@ async function imageService(ctx: CliContext) {
   return (await ctx.skiff()).images;
 }
 
+/** ls, inspect, rm and pull of registry images: here or through a server. */
+async function imageClient(ctx: CliContext) {
+  return (await ctx.client()).images;
+}
+
 async function readPassword(fromStdin: boolean | undefined): Promise<string> {
   if (fromStdin !== true) {
     throw new SkiffError("ERR_SKIFF_USAGE", "no password given", { place: "--password", hint: "use -p PASSWORD or --password-stdin" });
@@ -31,14 +36,16 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .option("--platform <os/arch[/variant]>", "platform to pull (default linux/amd64)")
     .option("--refetch", "cloud images: download again even if the URL is cached")
     .action(async (ref: string, flags: { platform?: string; refetch?: boolean }) => {
-      const images = await imageService(ctx);
-      if (await images.isCloudRef(ref)) {
-        const cloud = await images.pullCloud(ref, { refetch: flags.refetch === true });
-        if (ctx.flags.json) process.stdout.write(JSON.stringify(cloud, null, 2) + "\n");
-        else process.stdout.write(`${cloud.path}\n`);
-        return;
+      if (ctx.remoteHost() === undefined) {
+        const images = await imageService(ctx);
+        if (await images.isCloudRef(ref)) {
+          const cloud = await images.pullCloud(ref, { refetch: flags.refetch === true });
+          if (ctx.flags.json) process.stdout.write(JSON.stringify(cloud, null, 2) + "\n");
+          else process.stdout.write(`${cloud.path}\n`);
+          return;
+        }
       }
-      const result = await images.pull(ref, {
+      const result = await (await imageClient(ctx)).pull(ref, {
         ...(flags.platform === undefined ? {} : { platform: flags.platform }),
         ...(ctx.flags.json ? {} : { onPull: pullReporter() }),
       });
@@ -66,7 +73,7 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .description("list images: microVM bases and cloud images (a name belongs to the newest image that has it; older ones show <none>)")
     .option("--json", "print JSON")
     .action(async () => {
-      const found = await (await imageService(ctx)).list();
+      const found = await (await imageClient(ctx)).list();
       if (ctx.flags.json) {
         process.stdout.write(JSON.stringify(found, null, 2) + "\n");
         return;
@@ -89,7 +96,7 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .description("an image's record: digest, references, config (entrypoint, cmd, env, user, ports), size")
     .argument("<image>")
     .action(async (query: string) => {
-      const images = await imageService(ctx);
+      const images = await imageClient(ctx);
       process.stdout.write(JSON.stringify(await images.inspect(query), null, 2) + "\n");
     });
 
@@ -98,7 +105,7 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .description("remove images (refused while a VM uses one)")
     .argument("<images...>")
     .action(async (queries: string[]) => {
-      const images = await imageService(ctx);
+      const images = await imageClient(ctx);
       for (const q of queries) {
         const removed = await images.remove(q);
         process.stdout.write(`Deleted: ${removed.digest}\n`);

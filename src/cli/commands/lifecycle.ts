@@ -36,7 +36,7 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
       .passThroughOptions(),
   ).action(async (image: string, command: string[], flags: MachineFlags) => {
     const { createOptionsFrom } = await import("../machine-options.js");
-    const skiff = await ctx.skiff();
+    const skiff = await ctx.client();
     const info = await skiff.create(createOptionsFrom(image, command, flags, await loadSettings()));
     process.stdout.write(`${info.name}\n`);
   });
@@ -47,7 +47,7 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .argument("<names...>")
     .option("--cold", "boot: a hibernated VM from its disk (its saved memory is dropped), a new one without its image's boot snapshot")
     .action(async (names: string[], flags: { cold?: boolean }) => {
-      const skiff = await ctx.skiff();
+      const skiff = await ctx.client();
       await eachName(ctx, names, async (n) => void (await skiff.start(n, { cold: flags.cold === true })));
     });
 
@@ -59,7 +59,7 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .option("--hibernate", "save the guest's memory to disk and end QEMU; `skiff start` resumes it where it was")
     .action(async (names: string[], flags: { timeout: string; hibernate?: boolean }) => {
       const timeoutMs = parseDuration(flags.timeout, "--timeout");
-      const skiff = await ctx.skiff();
+      const skiff = await ctx.client();
       await eachName(ctx, names, async (n) => void (await skiff.stop(n, { timeoutMs, hibernate: flags.hibernate === true })));
     });
 
@@ -74,7 +74,7 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
       .description(verb.what)
       .argument("<names...>")
       .action(async (names: string[]) => {
-        const skiff = await ctx.skiff();
+        const skiff = await ctx.client();
         await eachName(ctx, names, async (n) => void (await skiff[verb.name](n)));
       });
   }
@@ -86,7 +86,7 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .option("-t, --timeout <seconds>", "how long the guest gets to power off", "10")
     .action(async (names: string[], flags: { timeout: string }) => {
       const timeoutMs = parseDuration(flags.timeout, "--timeout");
-      const skiff = await ctx.skiff();
+      const skiff = await ctx.client();
       await eachName(ctx, names, async (n) => void (await skiff.restart(n, { stopTimeoutMs: timeoutMs })));
     });
 
@@ -97,7 +97,7 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .option("-s, --signal <signal>", "signal name or number", "KILL")
     .action(async (names: string[], flags: { signal: string }) => {
       const signal = parseSignal(flags.signal, "--signal").number;
-      const skiff = await ctx.skiff();
+      const skiff = await ctx.client();
       await eachName(ctx, names, async (n) => void (await skiff.kill(n, { signal })));
     });
 
@@ -107,7 +107,7 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .argument("<names...>")
     .option("-f, --force", "kill and remove running VMs")
     .action(async (names: string[], flags: { force?: boolean }) => {
-      const skiff = await ctx.skiff();
+      const skiff = await ctx.client();
       await eachName(ctx, names, (n) => skiff.remove(n, { force: flags.force === true }));
     });
 }

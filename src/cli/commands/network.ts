@@ -8,9 +8,14 @@ import type { Capture, NetworkDriver, NetworkInfo } from "../../index.js";
 import type { CliContext } from "../context.js";
 import { table } from "../output.js";
 
-/** The library's network service, made when a network command runs. */
+/** The library's network service, made when a network command runs (up, down and tcpdump: this host's only). */
 async function networkService(ctx: CliContext) {
   return (await ctx.skiff()).networks;
+}
+
+/** create, ls, inspect, rm: here or through a server. */
+async function networkClient(ctx: CliContext) {
+  return (await ctx.client()).networks;
 }
 
 function driverFlag(value: string | undefined): NetworkDriver | undefined {
@@ -38,7 +43,7 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .option("--bridge-name <ifname>", "bridge: the Linux bridge's name (default skb-NAME)")
     .action(async (name: string, flags: { driver?: string; subnet?: string; gateway?: string; masquerade?: boolean; internal?: boolean; bridgeName?: string }) => {
       const driver = driverFlag(flags.driver);
-      const info = await (await networkService(ctx)).create({
+      const info = await (await networkClient(ctx)).create({
         name,
         ...(driver === undefined ? {} : { driver }),
         ...(flags.subnet === undefined ? {} : { subnet: flags.subnet }),
@@ -56,7 +61,7 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .description("list networks")
     .option("-q, --quiet", "only names")
     .action(async (flags: { quiet?: boolean }) => {
-      const nets = await (await networkService(ctx)).list();
+      const nets = await (await networkClient(ctx)).list();
       if (ctx.flags.json) process.stdout.write(JSON.stringify(nets, null, 2) + "\n");
       else if (flags.quiet === true) process.stdout.write(nets.map((n) => `${n.name}\n`).join(""));
       else process.stdout.write(table(["NAME", "DRIVER", "SUBNET", "GATEWAY", "VMS", "OPTIONS"], nets.map(summary)));
@@ -67,7 +72,7 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .description("everything about networks, as JSON: subnet, gateway, host side, and each VM's address and MAC")
     .argument("<names...>")
     .action(async (names: string[]) => {
-      const networks = await networkService(ctx);
+      const networks = await networkClient(ctx);
       const infos = [];
       for (const name of names) infos.push(await networks.inspect(name));
       process.stdout.write(JSON.stringify(infos, null, 2) + "\n");
@@ -78,7 +83,7 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .description("remove networks (and their bridges and NAT rules); refused while VMs are on them")
     .argument("<names...>")
     .action(async (names: string[]) => {
-      const networks = await networkService(ctx);
+      const networks = await networkClient(ctx);
       for (const name of names) {
         await networks.remove(name);
         process.stdout.write(`${name}\n`);
@@ -168,7 +173,7 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .description("list a VM's port forwards (host -> guest)")
     .argument("<name>")
     .action(async (name: string) => {
-      const forwards = await (await ctx.skiff()).listForwards(name);
+      const forwards = await (await ctx.client()).listForwards(name);
       if (ctx.flags.json) process.stdout.write(JSON.stringify(forwards, null, 2) + "\n");
       else process.stdout.write(forwards.map((f) => `${f.guestPort}/${f.protocol} -> ${f.hostAddress}:${f.hostPort}${f.origin === "runtime" ? " (added)" : ""}\n`).join(""));
     });
@@ -180,7 +185,7 @@ export function registerNetwork(program: Command, ctx: CliContext): void {
     .argument("<forward>", "[ip:]hostPort:guestPort[/tcp|udp]")
     .option("--remove", "drop a forward added with port-forward")
     .action(async (name: string, spec: string, flags: { remove?: boolean }) => {
-      const skiff = await ctx.skiff();
+      const skiff = await ctx.client();
       const { formatForward, parsePublish } = await import("../../index.js");
       const forward = parsePublish(spec, "FORWARD");
       const after = await skiff.changeForward(name, forward, { remove: flags.remove === true });

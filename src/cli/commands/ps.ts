@@ -32,8 +32,10 @@ export function registerPs(program: Command, ctx: CliContext): void {
       if (flags.format !== undefined && flags.format !== "json" && flags.format !== "table") {
         throw new SkiffError("ERR_SKIFF_USAGE", `unknown format: ${flags.format}`, { place: "--format", hint: "use table or json" });
       }
-      const [skiff, { pausedLabel }] = await Promise.all([ctx.skiff(), import("../../index.js")]);
-      const { vms: infos, broken } = await skiff.listWithBroken({ all: flags.all === true });
+      const [client, { pausedLabel }] = await Promise.all([ctx.client(), import("../../index.js")]);
+      // Broken VMs are this host's records: a server lists the VMs it can run.
+      const { vms: infos, broken } =
+        ctx.remoteHost() === undefined ? await (await ctx.skiff()).listWithBroken({ all: flags.all === true }) : { vms: await client.list({ all: flags.all === true }), broken: [] };
       // Broken VMs (a record failed its check) are listed with -a, as stopped ones are, and always warned about.
       const shown = flags.all === true ? broken : [];
       if (flags.format === "json" || ctx.flags.json) {
@@ -65,7 +67,7 @@ export function registerPs(program: Command, ctx: CliContext): void {
     .description("everything skiff knows about VMs, as JSON")
     .argument("<names...>")
     .action(async (names: string[]) => {
-      const skiff = await ctx.skiff();
+      const skiff = await ctx.client();
       const infos = [];
       for (const name of names) infos.push(await skiff.inspect(name));
       process.stdout.write(JSON.stringify(infos, null, 2) + "\n");

@@ -38,7 +38,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
       if (flags.detach !== true) checkTty(session, "--tty");
       const { checkFromSnapshotFlags, createOptionsFrom } = await import("../machine-options.js");
       if (flags.from !== undefined) checkFromSnapshotFlags(flags);
-      const skiff = await ctx.skiff();
+      const skiff = await ctx.client();
       // With --image-url or --from there is no IMAGE argument: what came first is the command.
       const noImage = flags.imageUrl !== undefined || flags.from !== undefined;
       const argv = !noImage ? command : image === "base" && command.length === 0 ? [] : [image, ...command];

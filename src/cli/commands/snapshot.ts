@@ -46,7 +46,7 @@ export function registerSnapshot(program: Command, ctx: CliContext): void {
     .argument("<vm>")
     .option("--name <name>", "a name to find the snapshot by")
     .action(async (vm: string, flags: { name?: string }) => {
-      const info = await (await ctx.skiff()).snapshot(vm, flags.name === undefined ? {} : { name: flags.name });
+      const info = await (await ctx.client()).snapshot(vm, flags.name === undefined ? {} : { name: flags.name });
       print(ctx, info, `${info.name ?? info.id.slice(0, 12)}\n`);
     });
 
@@ -57,7 +57,7 @@ export function registerSnapshot(program: Command, ctx: CliContext): void {
     .option("-q, --quiet", "only ids")
     .option("--json", "print JSON")
     .action(async (vm: string | undefined, flags: { quiet?: boolean }) => {
-      const snaps = await (await ctx.skiff()).listSnapshots(vm);
+      const snaps = await (await ctx.client()).listSnapshots(vm);
       if (flags.quiet === true && !ctx.flags.json) process.stdout.write(snaps.map((s) => `${s.id.slice(0, 12)}\n`).join(""));
       else print(ctx, snaps, listText(snaps));
     });
@@ -67,7 +67,7 @@ export function registerSnapshot(program: Command, ctx: CliContext): void {
     .description("everything about snapshots, as JSON")
     .argument("<snapshots...>")
     .action(async (refs: string[]) => {
-      const skiff = await ctx.skiff();
+      const skiff = await ctx.client();
       const infos = [];
       for (const ref of refs) infos.push(await skiff.inspectSnapshot(ref));
       process.stdout.write(JSON.stringify(infos, null, 2) + "\n");
@@ -79,7 +79,7 @@ export function registerSnapshot(program: Command, ctx: CliContext): void {
     .argument("<snapshots...>")
     .option("-f, --force", "also remove the VMs restored from it (their disks stand on it)")
     .action(async (refs: string[], flags: { force?: boolean }) => {
-      const skiff = await ctx.skiff();
+      const skiff = await ctx.client();
       for (const ref of refs) {
         const gone = await skiff.removeSnapshot(ref, { force: flags.force === true });
         if (!ctx.flags.json) process.stdout.write(`${gone.name ?? gone.id.slice(0, 12)}\n`);
@@ -111,7 +111,7 @@ export function registerSnapshot(program: Command, ctx: CliContext): void {
     .argument("<snapshot>")
     .option("--name <name>", "name of the new VM (default: a generated one)")
     .action(async (ref: string, flags: { name?: string }) => {
-      const info = await (await ctx.skiff()).restore(ref, flags.name === undefined ? {} : { name: flags.name });
+      const info = await (await ctx.client()).restore(ref, flags.name === undefined ? {} : { name: flags.name });
       print(ctx, info, `${info.name}\n`);
     });
 
@@ -122,7 +122,7 @@ export function registerSnapshot(program: Command, ctx: CliContext): void {
     .option("-n, --count <n>", "how many clones", "1")
     .option("--name <prefix>", "their names: PREFIX-1, PREFIX-2, … (default VM-fork-N)")
     .action(async (vm: string, flags: { count: string; name?: string }) => {
-      const clones = await (await ctx.skiff()).fork(vm, { count: count(flags.count, "-n"), ...(flags.name === undefined ? {} : { prefix: flags.name }) });
+      const clones = await (await ctx.client()).fork(vm, { count: count(flags.count, "-n"), ...(flags.name === undefined ? {} : { prefix: flags.name }) });
       print(ctx, clones, clones.map((c) => `${c.name}\n`).join(""));
     });
 }

@@ -34,8 +34,7 @@ export function registerVolume(program: Command, ctx: CliContext): void {
     .option("--size <size>", "size of its disk, e.g. 512m or 10g (default 1g; the file is sparse)")
     .option("--label <key=value>", "a label (repeatable)", collect, [])
     .action(async (name: string, flags: { size?: string; label: string[] }) => {
-      const skiff = await ctx.skiff();
-      const info = await skiff.createVolume({
+      const info = await (await ctx.client()).volumes.create({
         name,
         ...(flags.size === undefined ? {} : { sizeBytes: parseDiskSize(flags.size, "--size") }),
         labels: parseLabels(flags.label),
@@ -49,7 +48,7 @@ export function registerVolume(program: Command, ctx: CliContext): void {
     .description("list volumes and the VMs that mount them")
     .option("-q, --quiet", "only names")
     .action(async (flags: { quiet?: boolean }) => {
-      const vols = await (await ctx.skiff()).listVolumes();
+      const vols = await (await ctx.client()).volumes.list();
       if (ctx.flags.json) process.stdout.write(JSON.stringify(vols, null, 2) + "\n");
       else if (flags.quiet === true) process.stdout.write(vols.map((v) => `${v.name}\n`).join(""));
       else {
@@ -64,9 +63,9 @@ export function registerVolume(program: Command, ctx: CliContext): void {
     .description("everything about volumes, as JSON: size, labels, disk file, the VMs that mount them and where")
     .argument("<names...>")
     .action(async (names: string[]) => {
-      const skiff = await ctx.skiff();
+      const volumes = (await ctx.client()).volumes;
       const infos = [];
-      for (const name of names) infos.push(await skiff.inspectVolume(name));
+      for (const name of names) infos.push(await volumes.inspect(name));
       process.stdout.write(JSON.stringify(infos, null, 2) + "\n");
     });
 
@@ -76,9 +75,9 @@ export function registerVolume(program: Command, ctx: CliContext): void {
     .argument("<names...>")
     .option("-f, --force", "remove even when stopped VMs mount it (their next start fails)")
     .action(async (names: string[], flags: { force?: boolean }) => {
-      const skiff = await ctx.skiff();
+      const volumes = (await ctx.client()).volumes;
       for (const name of names) {
-        await skiff.removeVolume(name, { force: flags.force === true });
+        await volumes.remove(name, { force: flags.force === true });
         process.stdout.write(`${name}\n`);
       }
     });
@@ -87,10 +86,10 @@ export function registerVolume(program: Command, ctx: CliContext): void {
     .command("prune")
     .description("remove every volume no VM mounts")
     .action(async () => {
-      const skiff = await ctx.skiff();
-      for (const v of await skiff.listVolumes()) {
+      const volumes = (await ctx.client()).volumes;
+      for (const v of await volumes.list()) {
         if (v.usedBy.length > 0) continue;
-        await skiff.removeVolume(v.name);
+        await volumes.remove(v.name);
         process.stdout.write(`${v.name}\n`);
       }
     });

@@ -10,7 +10,6 @@ import type { SFTPWrapper, Stats } from "ssh2";
 import { SkiffError, type AgentConnection, type Skiff } from "../../index.js";
 import { okSchema } from "../../api/schemas.js";
 import { errorResponses, flag, json, jsonResponse, nameParam, type Reply } from "../http.js";
-import { followLog } from "../logs.js";
 
 const guestPath = z.string().regex(/^\//, "an absolute path in the guest").openapi({ example: "/etc/hostname" });
 const format = z.enum(["file", "tar"]).default("file");
@@ -137,15 +136,14 @@ export function fileRoutes(app: OpenAPIHono, skiff: Skiff): void {
       method: "get",
       path: "/vms/{name}/logs",
       tags: ["vms"],
-      summary: "the VM's serial console log; with follow=true it streams until the VM stops or the client leaves",
-      request: { params: nameParam, query: z.object({ follow: flag, lines: z.coerce.number().int().min(0).optional() }) },
+      summary: "the VM's serial console log (provision=true: its provisioners' log); with follow=true it streams until the VM stops or the client leaves",
+      request: { params: nameParam, query: z.object({ follow: flag, lines: z.coerce.number().int().min(0).optional(), provision: flag }) },
       responses: { 200: { description: "the log", content: { "text/plain": { schema: z.string() } } }, ...errorResponses },
     }),
     async (c) => {
       const name = c.req.valid("param").name;
-      const { follow, lines } = c.req.valid("query");
-      const info = await skiff.inspect(name);
-      const stream = Readable.from(followLog({ skiff, name, path: info.consoleLog, follow, ...(lines === undefined ? {} : { lines }), signal: c.req.raw.signal }));
+      const { follow, lines, provision } = c.req.valid("query");
+      const stream = await skiff.logs(name, { follow, provision, ...(lines === undefined ? {} : { lines }), signal: c.req.raw.signal });
       return streamResponse(stream, { "content-type": "text/plain; charset=utf-8" });
     },
   );

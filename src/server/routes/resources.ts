@@ -118,6 +118,10 @@ function imageRoutes(app: OpenAPIHono, skiff: Skiff): void {
     },
   );
   app.openapi(
+    createRoute({ method: "get", path: "/images/{ref}", tags: ["images"], summary: "inspect an image", request: { params: refParam }, responses: { 200: jsonResponse(imageInfoSchema, "the image"), ...errorResponses } }),
+    async (c) => json(await skiff.images.inspect(c.req.valid("param").ref)),
+  );
+  app.openapi(
     createRoute({
       method: "delete",
       path: "/images/{ref}",

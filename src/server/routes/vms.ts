@@ -8,6 +8,7 @@ import {
   execSchema,
   killVmSchema,
   okSchema,
+  portForwardSchema,
   runResultSchema,
   runVmSchema,
   startVmSchema,
@@ -152,6 +153,26 @@ export function vmRoutes(app: OpenAPIHono, skiff: Skiff): void {
     async (c) => {
       const { argv, ...opts } = c.req.valid("json") as z.infer<typeof execSchema>;
       return json(await skiff.exec(c.req.valid("param").name, argv, opts));
+    },
+  );
+
+  const forwards = jsonResponse(z.array(portForwardSchema.extend({ origin: z.enum(["spec", "runtime"]) })), "the VM's port forwards");
+  app.openapi(
+    createRoute({ method: "get", path: "/vms/{name}/ports", tags: ["vms"], summary: "a VM's port forwards (host -> guest), as `skiff port`", request: { params: nameParam }, responses: { 200: forwards, ...errorResponses } }),
+    async (c) => json(await skiff.listForwards(c.req.valid("param").name)),
+  );
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/vms/{name}/ports",
+      tags: ["vms"],
+      summary: "add a port forward to a running VM, or remove one added so (remove=true), as `skiff port-forward`; the reply is its forwards after",
+      request: { params: nameParam, ...jsonBody(z.object({ forward: portForwardSchema, remove: z.boolean().optional() }).strict()) },
+      responses: { 200: forwards, ...errorResponses },
+    }),
+    async (c) => {
+      const { forward, remove } = c.req.valid("json") as { forward: z.infer<typeof portForwardSchema>; remove?: boolean };
+      return json(await skiff.changeForward(c.req.valid("param").name, forward, { remove: remove === true }));
     },
   );
 }

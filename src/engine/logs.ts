@@ -1,17 +1,34 @@
-/** A VM's console log as chunks: its last lines, then (following) what the guest writes until its QEMU ends. */
+/**
+ * A VM's logs (`skiff logs`, `GET /vms/{name}/logs`): the serial console
+ * log, or the provisioners' log, as chunks: its last lines, then
+ * (following) what is written until the VM's QEMU ends. Guest output: bytes
+ * passed on as they are, never parsed here.
+ */
 import { open, stat } from "node:fs/promises";
+import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Skiff } from "../index.js";
+import type { RunState } from "./status.js";
 
-export interface FollowOptions {
-  skiff: Skiff;
-  name: string;
-  path: string;
-  follow: boolean;
+export interface LogOptions {
+  /** Keep streaming as the log grows, until the VM stops or `signal` aborts. */
+  follow?: boolean;
   /** Only the last N lines of what is there already. */
   lines?: number;
-  signal: AbortSignal;
+  /** The provisioners' log (projects) instead of the console's. */
+  provision?: boolean;
+  signal?: AbortSignal;
+}
+
+interface FollowOptions extends LogOptions {
+  path: string;
+  /** The VM's state now (undefined once it is gone). */
+  state: () => Promise<RunState | undefined>;
   pollMs?: number;
+}
+
+/** The log as a byte stream (see followLog). */
+export function logStream(opts: FollowOptions): Readable {
+  return Readable.from(followLog(opts), { objectMode: false });
 }
 
 async function sizeOf(path: string): Promise<number> {
@@ -39,11 +56,11 @@ export function tailStart(text: Buffer, n: number): number {
   return n === 0 ? text.length : 0;
 }
 
-export async function* followLog(opts: FollowOptions): AsyncGenerator<Buffer> {
+async function* followLog(opts: FollowOptions): AsyncGenerator<Buffer> {
   let offset = await sizeOf(opts.path);
   const first = await readRange(opts.path, 0, offset).catch(() => Buffer.alloc(0));
   yield opts.lines === undefined ? first : first.subarray(tailStart(first, opts.lines));
-  while (opts.follow && !opts.signal.aborted) {
+  while (opts.follow === true && opts.signal?.aborted !== true) {
     const size = await sizeOf(opts.path);
     if (size > offset) {
       yield await readRange(opts.path, offset, size);
@@ -52,8 +69,8 @@ export async function* followLog(opts: FollowOptions): AsyncGenerator<Buffer> {
     }
     // A log replaced (the VM made again under its name) starts over.
     if (size < offset) offset = 0;
-    const state = (await opts.skiff.inspect(opts.name).catch(() => undefined))?.state;
+    const state = await opts.state();
     if (state !== "running" && state !== "paused" && state !== "restarting") return;
-    await sleep(opts.pollMs ?? 200, undefined, { signal: opts.signal }).catch(() => undefined);
+    await sleep(opts.pollMs ?? 200, undefined, opts.signal === undefined ? {} : { signal: opts.signal }).catch(() => undefined);
   }
 }
