@@ -45,3 +45,5 @@ export { qemuRuns } from "./engine/status.js";
 /** The names of the files in a VM's directory (its console log and socket, …). */
 export { vmFiles } from "./store/vmdir.js";
 export { skiffHome } from "./store/paths.js";
+/** The fields of a ServiceSpec a project file left unsaid (skiff serve fills a project known only by its VMs' labels with them). */
+export { serviceBlanks } from "./config/foreign.js";

@@ -48,6 +48,20 @@ import { fromErrorBody, type ErrorBody } from "./errors.js";
 import { execOverSocket, runOverSocket, shellRequest } from "./exec-client.js";
 import type { CreateVmBody, RunVmBody } from "./schemas.js";
 import { readAll, Transport, type TransportOptions } from "./transport.js";
+import type { DownOptions, ServiceStatus } from "../project/project.js";
+import type { UpOptions, UpResult } from "../project/up.js";
+import {
+  importImage,
+  projectDown,
+  projectLifecycle,
+  projectPs,
+  projectUp,
+  type ImportImageOptions,
+  type ImportResult,
+  type ProjectListeners,
+  type ProjectSource,
+  type ProjectVerb,
+} from "./project-client.js";
 
 export type ClientOptions = TransportOptions;
 
@@ -327,6 +341,38 @@ export class SkiffHttpClient implements SkiffClient {
       else if (msg.kind === "error") throw fromErrorBody(msg.error, 0);
     }
     throw fromErrorBody({ code: "ERR_SKIFF_REGISTRY", message: `the pull of ${ref} ended without a result` }, 0);
+  }
+
+  // projects and image import (project-client.ts): a project is named by a ProjectSource, as -f/-p name it to `skiff up`
+
+  /** The projects that have VMs on the server, with how many run. */
+  listProjects(): Promise<{ name: string; vms: number; running: number }[]> {
+    return this.#t.json("GET", "/projects");
+  }
+
+  /** `skiff up -d`: resolves once everything is up, with UpResult (what `up --json` prints); progress to the listeners. */
+  projectUp(source: ProjectSource, opts: UpOptions & ProjectListeners = {}): Promise<UpResult> {
+    return projectUp(this.#t, source, opts);
+  }
+
+  /** `skiff down` (`volumes`: -v, `destroy`: --destroy); a name is enough. */
+  projectDown(source: ProjectSource, opts: DownOptions & ProjectListeners = {}): Promise<{ vms: string[]; networks: string[]; volumes: string[]; images: string[] }> {
+    return projectDown(this.#t, source, opts);
+  }
+
+  /** `skiff compose ps` (the rows `ps --json` prints); health only when the source is the file, not a bare name. */
+  projectPs(source: ProjectSource, opts: { all?: boolean } = {}): Promise<ServiceStatus[]> {
+    return projectPs(this.#t, source, opts);
+  }
+
+  /** `skiff compose stop|start|restart|pause|unpause [service...]`: the VM names acted on. */
+  projectVerb(verb: ProjectVerb, source: ProjectSource, services: readonly string[] = [], on: ProjectListeners = {}): Promise<string[]> {
+    return projectLifecycle(this.#t, verb, source, services, on);
+  }
+
+  /** `skiff image import`: a local archive file (a path), bytes or a stream, uploaded; resolves with what was imported. */
+  importImage(archive: string | Buffer | Readable, opts: ImportImageOptions = {}): Promise<ImportResult> {
+    return importImage(this.#t, archive, opts);
   }
 
   /**

@@ -26,6 +26,8 @@ export interface LoadProjectOptions {
   projectName?: string;
   /** The host environment for `environment: [KEY]` and compose's `${VAR}` (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** The text of the one file in `files`, given instead of read from disk (a file posted to `skiff serve`); its path still places errors and resolves relative paths. */
+  text?: string;
 }
 
 /** What compose accepts as a project name; a name given (not derived) must already be one. */
@@ -45,7 +47,10 @@ export async function loadProject(opts: LoadProjectOptions): Promise<ProjectSpec
   if (format === "vmfile" && files.length > 1) {
     throw new SkiffError("ERR_SKIFF_USAGE", "VMFile.kdl projects take one file", { place: "-f", hint: "name a single VMFile.kdl" });
   }
-  const texts = await Promise.all(files.map((f) => readProjectFile(f.path)));
+  if (opts.text !== undefined && files.length !== 1) {
+    throw new SkiffError("ERR_SKIFF_USAGE", "a project given as text is one file", { place: "-f", hint: "name exactly one file for the text" });
+  }
+  const texts = opts.text !== undefined ? [opts.text] : await Promise.all(files.map((f) => readProjectFile(f.path)));
   const shown = files.map((f) => shownPath(opts.cwd, f.path));
   const ctxFor = (docs: YamlDoc[] | undefined): LoaderContext => ({
     dir: path.dirname(files[0]!.path),

@@ -18,6 +18,8 @@ import { fileRoutes } from "./routes/files.js";
 import { resourceRoutes } from "./routes/resources.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
 import { eventRoutes } from "./routes/events.js";
+import { projectRoutes } from "./routes/projects.js";
+import { imageImportRoutes } from "./routes/image-import.js";
 
 /** Another app served under a path (e.g. MCP at /mcp): it gets every request below it, after the token check. */
 export interface Mount {
@@ -39,9 +41,9 @@ export interface AppOptions {
 
 export const defaultBodyLimit = 1 << 20;
 
-/** Every body is JSON under the limit except a file upload, which streams. */
+/** Every body is JSON under the limit except a file upload and an image import, which stream. */
 export function bodyIsLimited(method: string | undefined, path: string): boolean {
-  return !(method === "PUT" && /\/files(\?|$)/.test(path));
+  return !(method === "PUT" && /\/files(\?|$)/.test(path)) && !(method === "POST" && /^\/images\/import(\?|$)/.test(path));
 }
 
 export function bodyLimitError(limit: number): SkiffError {
@@ -99,6 +101,8 @@ export function createApp(opts: AppOptions): OpenAPIHono {
   snapshotRoutes(app, opts.skiff);
   resourceRoutes(app, opts.skiff);
   eventRoutes(app, opts.skiff);
+  projectRoutes(app, opts.skiff);
+  imageImportRoutes(app, opts.skiff);
   webSocketRoutes(app);
 
   for (const m of opts.mounts ?? []) {
@@ -112,7 +116,7 @@ export function createApp(opts: AppOptions): OpenAPIHono {
     info: {
       title: "skiff",
       version: opts.version ?? "0",
-      description: "skiff serve: VMs, exec, files, images, networks, volumes, snapshots. Over TCP every request needs `Authorization: Bearer TOKEN`; the unix socket needs none.",
+      description: "skiff serve: VMs, exec, files, images, networks, volumes, snapshots, projects. Over TCP every request needs `Authorization: Bearer TOKEN`; the unix socket needs none.",
     },
     security: [{ bearer: [] }],
   });

@@ -8,7 +8,6 @@
  * more VM, for POST /vms/run); tokens refused; bad input refused with codes while
  * the server keeps serving; the CLI working beside it; a clean shutdown.
  */
-import type { ChildProcess } from "node:child_process";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
@@ -21,30 +20,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import WebSocket from "ws";
 import { SkiffHttpClient, type ServerEvent } from "../../src/api/client.js";
 import { Harness } from "./harness.js";
-
-/** Start `skiff serve` and wait for its "listening on URL" line. */
-async function serve(h: Harness, args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = h.spawn(["serve", ...args]);
-  let out = "";
-  let err = "";
-  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (\S+)\n/.exec(out);
-      if (m !== null) resolve(m[1]!);
-    });
-    child.once("exit", (code) => reject(new Error(`skiff serve exited ${code}: ${err}`)));
-  });
-  return { child, url };
-}
-
-function stopServer(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    child.once("exit", (code) => resolve(code));
-    child.kill("SIGTERM");
-  });
-}
+import { startServe, type ServeProcess } from "./serve-process.js";
 
 function collector(): { stream: Writable; text: () => string } {
   const chunks: Buffer[] = [];
@@ -69,7 +45,7 @@ async function until(what: string, check: () => boolean, timeoutMs = 20_000): Pr
 describe("skiff serve on 127.0.0.1", () => {
   const h = new Harness();
   const local = mkdtempSync(join(tmpdir(), "skiff-serve-"));
-  let server: { child: ChildProcess; url: string };
+  let server: ServeProcess;
   let token: string;
   let client: SkiffHttpClient;
   const api = (path: string, init: RequestInit = {}, auth = true) =>
@@ -79,7 +55,7 @@ describe("skiff serve on 127.0.0.1", () => {
   beforeAll(async () => {
     // The policy is the MCP server's at /mcp; the REST routes do not read it.
     writeFileSync(join(local, "policy.yml"), "deny_root: true\n");
-    server = await serve(h, ["--listen", "127.0.0.1:0", "--policy", join(local, "policy.yml")]);
+    server = await startServe(h, ["--listen", "127.0.0.1:0", "--policy", join(local, "policy.yml")]);
     token = readFileSync(join(h.home, "serve-token"), "utf8").trim();
     expect(statSync(join(h.home, "serve-token")).mode & 0o777).toBe(0o600);
     expect((await h.ok(["serve", "--print-token"])).trim()).toBe(token);
@@ -310,15 +286,15 @@ describe("skiff serve on 127.0.0.1", () => {
     const mcp = new Client({ name: "skiff-test", version: "1" });
     await mcp.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
     expect((await mcp.callTool({ name: "helo", arguments: {} })).isError).not.toBe(true);
-    expect(await stopServer(server.child)).toBe(0);
+    expect(await server.stop()).toBe(0);
     await mcp.close();
     await expect(fetch(`${server.url}/vms`)).rejects.toThrow();
-    const unix = await serve(h, []);
+    const unix = await startServe(h, []);
     const socket = join(h.home, "skiff.sock");
     expect(unix.url).toBe(`unix:${socket}`);
     expect(statSync(socket).mode & 0o777).toBe(0o600);
     expect(await new SkiffHttpClient({ url: unix.url }).list({ all: true })).toEqual([]);
-    expect(await stopServer(unix.child)).toBe(0);
+    expect(await unix.stop()).toBe(0);
     expect(existsSync(socket)).toBe(false);
   });
 });
