@@ -48,6 +48,7 @@ export function buildProgram(ctx: CliContext): Command {
     const own = action.opts<{ json?: boolean }>();
     ctx.flags.debug = root.debug === true || ctx.flags.debug;
     ctx.flags.json = root.json === true || own.json === true;
+    ctx.flags.command = action;
   });
 
   registerRun(program, ctx);
