@@ -10,6 +10,7 @@ import { SkiffError } from "../pure.js";
 import type { Skiff, SkiffClient } from "../index.js";
 import { printError, progressReporter, type GlobalFlags } from "./output.js";
 import { pullReporter } from "./pull-progress.js";
+import { pathOf } from "./flag-places.js";
 import { insecureRegistriesEnv, loadSettings, registryMirrorsEnv } from "./settings.js";
 
 export interface CliContext {
@@ -36,7 +37,7 @@ export function makeContext(flags: GlobalFlags): CliContext {
     skiff() {
       const at = host();
       if (at !== undefined) {
-        const verb = flags.command ?? "this command";
+        const verb = flags.command === undefined ? "this command" : pathOf(flags.command);
         return Promise.reject(
           new SkiffError("ERR_SKIFF_LOCAL_ONLY", `\`skiff ${verb}\` works on the VMs' own host only, not through a server (${at})`, {
             place: flags.host !== undefined ? "--host" : "SKIFF_HOST",

@@ -3,24 +3,28 @@
  * for bugs or under --debug), JSON for --json, tables, and progress events
  * on stderr when it is a terminal.
  */
+import type { Command } from "commander";
 import { ExitCode, SkiffError } from "../pure.js";
 import type { ProgressEvent } from "../index.js";
+import { cliPlace } from "./flag-places.js";
 
 export interface GlobalFlags {
   debug: boolean;
   json: boolean;
   /** `--host`: the `skiff serve` to run commands against (else SKIFF_HOST, else this process). */
   host?: string;
-  /** The command being run ("ps", "image ls"), for messages. */
-  command?: string;
+  /** The command that runs (set before its action): errors' field places are shown as its flags (flag-places.ts). */
+  command?: Command;
 }
 
 export function printError(err: unknown, flags: GlobalFlags): number {
   if (err instanceof SkiffError) {
+    const at = err.place === undefined ? undefined : cliPlace(err.place, flags.command);
     if (flags.json) {
-      process.stderr.write(JSON.stringify(err.toJSON()) + "\n");
+      const body = err.toJSON() as { error: Record<string, unknown> };
+      process.stderr.write(JSON.stringify(at === undefined ? body : { error: { ...body.error, place: at } }) + "\n");
     } else {
-      const place = err.place === undefined ? "" : ` (${err.place})`;
+      const place = at === undefined ? "" : ` (${at})`;
       process.stderr.write(`skiff: error ${err.code}${place}: ${err.message}\n`);
       const problems = err.details?.problems;
       // A config file with several problems: every one, with its place (the first is the message).

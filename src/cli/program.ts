@@ -50,9 +50,7 @@ export function buildProgram(ctx: CliContext): Command {
     ctx.flags.debug = root.debug === true || ctx.flags.debug;
     ctx.flags.json = root.json === true || own.json === true;
     if (root.host !== undefined) ctx.flags.host = root.host;
-    const names: string[] = [];
-    for (let c: typeof action | null = action; c !== null && c !== program; c = c.parent) names.unshift(c.name());
-    ctx.flags.command = names.join(" ");
+    ctx.flags.command = action;
   });
 
   registerRun(program, ctx);

@@ -49,7 +49,7 @@ export async function discoverProjectFile(cwd: string): Promise<ProjectFile> {
   }
   throw new SkiffError("ERR_SKIFF_PROJECT_NOT_FOUND", `no project file in ${path.resolve(cwd)} or any directory above it`, {
     place: path.resolve(cwd),
-    hint: `create skiff.yml (or have one of ${projectFileNames.slice(1).map(([n]) => n).join(", ")}), or name a file with -f PATH`,
+    hint: `create skiff.yml (or have one of ${projectFileNames.slice(1).map(([n]) => n).join(", ")}), or name the project's files`,
   });
 }
 

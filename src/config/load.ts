@@ -42,10 +42,10 @@ export async function loadProject(opts: LoadProjectOptions): Promise<ProjectSpec
   const format = files[0]!.format;
   const other = files.find((f) => f.format !== format);
   if (other !== undefined) {
-    throw new SkiffError("ERR_SKIFF_USAGE", `cannot merge ${other.path} (${other.format}) into a ${format} project`, { place: "-f", hint: "every -f file of one project must be of one format" });
+    throw new SkiffError("ERR_SKIFF_USAGE", `cannot merge ${other.path} (${other.format}) into a ${format} project`, { place: "files", hint: "every file of one project must be of one format" });
   }
   if (format === "vmfile" && files.length > 1) {
-    throw new SkiffError("ERR_SKIFF_USAGE", "VMFile.kdl projects take one file", { place: "-f", hint: "name a single VMFile.kdl" });
+    throw new SkiffError("ERR_SKIFF_USAGE", "VMFile.kdl projects take one file", { place: "files", hint: "name a single VMFile.kdl" });
   }
   if (opts.text !== undefined && files.length !== 1) {
     throw new SkiffError("ERR_SKIFF_USAGE", "a project given as text is one file", { place: "-f", hint: "name exactly one file for the text" });
@@ -81,7 +81,7 @@ async function readProjectFile(file: string): Promise<string> {
     return await readFile(file, "utf8");
   } catch (err) {
     const code = errnoOf(err);
-    if (code === "ENOENT") throw new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `project file not found: ${file}`, { place: "-f", hint: "check the path given with -f" });
+    if (code === "ENOENT") throw new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `project file not found: ${file}`, { place: "files", hint: "check the file's path" });
     throw new SkiffError("ERR_SKIFF_CONFIG", `cannot read ${file} (${code ?? String(err)})`, { place: file, cause: err });
   }
 }
@@ -89,7 +89,7 @@ async function readProjectFile(file: string): Promise<string> {
 /** `-p`, else the file's top-level `name:`, else the first file's directory name (lowercased to [a-z0-9_-]). */
 function projectName(opts: LoadProjectOptions, firstFile: string, doc: YamlDoc | undefined): string {
   if (opts.projectName !== undefined) {
-    if (!projectNamePattern.test(opts.projectName)) throw new SkiffError("ERR_SKIFF_USAGE", `invalid project name ${JSON.stringify(opts.projectName)}`, { place: "--project-name", hint: nameHint });
+    if (!projectNamePattern.test(opts.projectName)) throw new SkiffError("ERR_SKIFF_USAGE", `invalid project name ${JSON.stringify(opts.projectName)}`, { place: "projectName", hint: nameHint });
     return opts.projectName;
   }
   const given = doc !== undefined && isMapping(doc.value) ? doc.value["name"] : undefined;
@@ -99,6 +99,6 @@ function projectName(opts: LoadProjectOptions, firstFile: string, doc: YamlDoc |
   }
   const dir = path.basename(path.dirname(firstFile));
   const derived = normalizeProjectName(dir);
-  if (derived === "") throw new SkiffError("ERR_SKIFF_USAGE", `no project name can be made from the directory name ${JSON.stringify(dir)}`, { place: path.dirname(firstFile), hint: `give one with -p NAME or a top-level name: key; ${nameHint}` });
+  if (derived === "") throw new SkiffError("ERR_SKIFF_USAGE", `no project name can be made from the directory name ${JSON.stringify(dir)}`, { place: path.dirname(firstFile), hint: `give a project name, or a top-level name: key; ${nameHint}` });
   return derived;
 }

@@ -78,7 +78,7 @@ export async function captureNetwork(ctx: EngineContext, opts: CaptureOptions): 
   const net = await networkStore(ctx).get(opts.network, opts.network);
   const filter = opts.filter ?? [];
   if (opts.count !== undefined && (!Number.isSafeInteger(opts.count) || opts.count < 1)) {
-    throw new SkiffError("ERR_SKIFF_USAGE", `packet count must be a positive whole number, not ${opts.count}`, { place: "-c", hint: "e.g. -c 10" });
+    throw new SkiffError("ERR_SKIFF_USAGE", `packet count must be a positive whole number, not ${opts.count}`, { place: "count", hint: "e.g. 10" });
   }
   const source = await sourceFor(ctx, net, filter);
   await checkFilter(ctx, filter);
@@ -91,7 +91,7 @@ async function checkFilter(ctx: EngineContext, filter: readonly string[]): Promi
   const r = await ctx.runner.run("tcpdump", filterCheckArgs(filter), { input: pcapHeader(), debianPackage: "tcpdump", timeoutMs: 10_000 });
   if (r.code === 0) return;
   const why = r.stderr.split("\n").find((l) => l.startsWith("tcpdump:"))?.replace(/^tcpdump:\s*/, "") ?? r.stderr.trim();
-  throw new SkiffError("ERR_SKIFF_USAGE", `bad capture filter "${filter.join(" ")}": ${why}`, { place: "FILTER", hint: "write it as tcpdump takes it, see pcap-filter(7)" });
+  throw new SkiffError("ERR_SKIFF_USAGE", `bad capture filter "${filter.join(" ")}": ${why}`, { place: "filter", hint: "write it as tcpdump takes it, see pcap-filter(7)" });
 }
 
 function runCapture(opts: { render: ChildProcess; source: FrameSource; notice: (line: string) => void; network: NetworkRecord }): Capture {

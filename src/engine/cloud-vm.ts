@@ -17,7 +17,7 @@ export async function readUserData(path: string): Promise<string> {
     return await readFile(path, "utf8");
   } catch (err) {
     throw new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `cannot read user-data file ${path}: ${errnoOf(err) ?? String(err)}`, {
-      place: "--user-data",
+      place: "userDataPath",
       cause: err,
     });
   }

@@ -90,8 +90,8 @@ export async function createVm(ctx: EngineContext, opts: CreateOptions, t0: numb
   if (opts.name !== undefined) validateName(opts.name);
   // The CLI and project files checked it while parsing; the library's callers give MiB directly.
   if (opts.memoryMiB !== undefined) checkMemoryMiB(opts.memoryMiB, "memoryMiB");
-  if (opts.restart !== undefined) checkRestart(opts.restart, "--restart");
-  // Names in --egress are resolved once, now, before anything is made.
+  if (opts.restart !== undefined) checkRestart(opts.restart, "restart");
+  // Names in egress are resolved once, now, before anything is made.
   const egress = opts.egress === undefined ? undefined : await resolveEgress(opts.egress);
   const resolved: ResolvedCreate = { ...withoutRootEgress(opts, egress), ...(egress === undefined ? {} : { egressSpec: egress }) };
   return opts.imageUrl !== undefined || isCloudRef(opts.image) ? createCloud(ctx, resolved, t0) : createMicroVm(ctx, resolved, t0);
@@ -106,9 +106,9 @@ export async function createVm(ctx: EngineContext, opts: CreateOptions, t0: numb
 function withoutRootEgress(opts: CreateOptions, egress: EgressSpec | undefined): CreateOptions {
   if (egress === undefined || jailMode() === "root") return opts;
   if (egress.policy === "allow") {
-    throw new SkiffError("ERR_SKIFF_NEEDS_ROOT", "--egress allow= needs skiff to run as root: the host filters each VM's connections by its jail user", {
-      place: opts.egress?.place ?? "--egress",
-      hint: "run skiff as root, or use --egress deny (QEMU's restrict=on) without root",
+    throw new SkiffError("ERR_SKIFF_NEEDS_ROOT", "an egress allow list needs skiff to run as root: the host filters each VM's connections by its jail user", {
+      place: opts.egress?.place ?? "egress",
+      hint: "run skiff as root, or use the deny policy (QEMU's restrict=on) without root",
     });
   }
   if (egress.policy === "deny" && !egress.hostLoopback && opts.network?.mode !== "none") {
@@ -133,7 +133,7 @@ async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: numbe
     cacheDir: ctx.cacheDir,
     home: ctx.home,
     runner: ctx.runner,
-    place: "IMAGE",
+    place: "image",
     ...(opts.platform === undefined ? {} : { platform: opts.platform }),
     ...(opts.pull === undefined ? {} : { pull: opts.pull }),
     onPull: (e) => ctx.emit("pull", e),
@@ -190,7 +190,7 @@ function checkMain(rt: Pick<CreateOptions, "entrypoint" | "command" | "user" | "
  * checks a project's cloud services with it before `up` gets that far.
  */
 export function checkCloudRequest(opts: { mounts?: readonly unknown[]; kernel?: unknown; init?: unknown; networks?: readonly unknown[] }): void {
-  const microvmOnly = (opts.mounts ?? []).length > 0 ? "--volume" : opts.kernel !== undefined ? "kernel" : opts.init !== undefined ? "init" : undefined;
+  const microvmOnly = (opts.mounts ?? []).length > 0 ? "mounts" : opts.kernel !== undefined ? "kernel" : opts.init !== undefined ? "init" : undefined;
   if (microvmOnly !== undefined) {
     // A cloud image boots its own kernel and init; skiff-init is not there to mount or supervise.
     throw new SkiffError("ERR_SKIFF_USAGE", "cloud images cannot have volumes, a kernel of their own or skiff's supervision yet", {
@@ -201,8 +201,8 @@ export function checkCloudRequest(opts: { mounts?: readonly unknown[]; kernel?: 
   if ((opts.networks ?? []).length > 0) {
     // The image's own network stack would need a cloud-init network-config for them; not written yet.
     throw new SkiffError("ERR_SKIFF_USAGE", "cloud images cannot join named networks yet", {
-      place: "--network",
-      hint: "use user networking (-p for forwards) with cloud images, or a microVM image on the network",
+      place: "networks",
+      hint: "use user networking (with port forwards) with cloud images, or a microVM image on the network",
     });
   }
 }
@@ -216,12 +216,12 @@ async function createCloud(ctx: EngineContext, opts: ResolvedCreate, t0: number)
     cacheDir: ctx.cacheDir,
     runner: ctx.runner,
     refetch: opts.pull === "always",
-    place: opts.imageUrl === undefined ? "IMAGE" : "--image-url",
+    place: opts.imageUrl === undefined ? "image" : "imageUrl",
   });
   if (opts.diskBytes !== undefined && opts.diskBytes < image.virtualSize) {
-    throw new SkiffError("ERR_SKIFF_USAGE", `--disk ${formatBytes(opts.diskBytes)} is smaller than the image's disk (${formatBytes(image.virtualSize)})`, {
-      place: "--disk",
-      hint: `a cloud image's disk can only grow: give at least ${formatBytes(image.virtualSize)}, or leave --disk out`,
+    throw new SkiffError("ERR_SKIFF_USAGE", `disk ${formatBytes(opts.diskBytes)} is smaller than the image's disk (${formatBytes(image.virtualSize)})`, {
+      place: "disk",
+      hint: `a cloud image's disk can only grow: give at least ${formatBytes(image.virtualSize)}, or leave the disk size out`,
     });
   }
   const userData = opts.userDataPath === undefined ? undefined : await readUserData(opts.userDataPath);
@@ -369,7 +369,7 @@ export function runtimeFrom(
 function validateSshUser(user: string): string {
   if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) {
     throw new SkiffError("ERR_SKIFF_BAD_NAME", `invalid SSH user name ${JSON.stringify(user)}`, {
-      place: "ssh.user",
+      place: "sshUser",
       hint: "use a Linux user name: lowercase letters, digits, '_' and '-', starting with a letter or '_'",
     });
   }

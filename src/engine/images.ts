@@ -50,7 +50,7 @@ export async function pullImageBase(
     home: ctx.home,
     runner: ctx.runner,
     pull: "always",
-    place: "IMAGE",
+    place: "ref",
     ...(opts.platform === undefined ? {} : { platform: opts.platform }),
     ...(opts.onPull === undefined ? {} : { onPull: opts.onPull }),
     ...(opts.onBuild === undefined ? {} : { onEvent: opts.onBuild }),
@@ -66,7 +66,7 @@ export async function importImageBase(
     cacheDir: ctx.cacheDir,
     runner: ctx.runner,
     ...(opts.name === undefined ? {} : { name: opts.name }),
-    ...(opts.platform === undefined ? {} : { platform: parsePlatform(opts.platform, "--platform") }),
+    ...(opts.platform === undefined ? {} : { platform: parsePlatform(opts.platform, "platform") }),
     ...(opts.onBuild === undefined ? {} : { onEvent: opts.onBuild }),
   });
 }
@@ -275,5 +275,5 @@ export async function diskUsage(ctx: ImageContext): Promise<DiskUsage> {
 
 /** `skiff image pull https://…`: fetch a cloud image into the cache (once per URL unless `refetch`). */
 export function pullCloudImage(ctx: ImageContext, ref: string, opts: { refetch?: boolean } = {}): Promise<CloudImage> {
-  return fetchCloudImage(ref, { cacheDir: ctx.cacheDir, runner: ctx.runner, place: "IMAGE", ...(opts.refetch === undefined ? {} : { refetch: opts.refetch }) });
+  return fetchCloudImage(ref, { cacheDir: ctx.cacheDir, runner: ctx.runner, place: "ref", ...(opts.refetch === undefined ? {} : { refetch: opts.refetch }) });
 }

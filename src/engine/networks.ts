@@ -48,8 +48,8 @@ export interface NetworkInfo extends NetworkRecord {
 
 function needsRoot(what: string): SkiffError {
   return new SkiffError("ERR_SKIFF_NEEDS_ROOT", `${what} needs root (CAP_NET_ADMIN)`, {
-    place: "--driver",
-    hint: "run skiff as root, or use --driver private (rootless) or link",
+    place: "driver",
+    hint: "run skiff as root, or use the private (rootless) or link driver",
   });
 }
 
@@ -87,16 +87,16 @@ export async function createNetwork(ctx: EngineContext, opts: NetworkCreateOptio
   const name = validateNetworkName(opts.name);
   const driver = opts.driver ?? "private";
   if (!networkDrivers.includes(driver)) {
-    throw new SkiffError("ERR_SKIFF_USAGE", `unknown network driver: ${String(driver)}`, { place: "--driver", hint: "use private, bridge or link" });
+    throw new SkiffError("ERR_SKIFF_USAGE", `unknown network driver: ${String(driver)}`, { place: "driver", hint: "use private, bridge or link" });
   }
   if (driver !== "bridge" && (opts.masquerade === true || opts.internal === true || opts.bridgeName !== undefined)) {
-    throw new SkiffError("ERR_SKIFF_USAGE", "--masquerade, --internal and --bridge-name are for --driver bridge", {
-      place: opts.masquerade === true ? "--masquerade" : opts.internal === true ? "--internal" : "--bridge-name",
-      hint: "add --driver bridge (root), or leave them out",
+    throw new SkiffError("ERR_SKIFF_USAGE", "masquerade, internal and a bridge name are for the bridge driver", {
+      place: opts.masquerade === true ? "masquerade" : opts.internal === true ? "internal" : "bridgeName",
+      hint: "use the bridge driver (root), or leave them out",
     });
   }
   if (opts.masquerade === true && opts.internal === true) {
-    throw new SkiffError("ERR_SKIFF_USAGE", "a network cannot be both --internal and --masquerade", { place: "--internal", hint: "choose one" });
+    throw new SkiffError("ERR_SKIFF_USAGE", "a network cannot be both internal and masqueraded", { place: "internal", hint: "choose one" });
   }
   if (driver === "bridge" && process.getuid?.() !== 0) throw needsRoot("a bridge network");
   const bridge = driver === "bridge" ? (opts.bridgeName === undefined ? defaultBridgeName(name) : validateIfName(opts.bridgeName)) : undefined;
@@ -114,8 +114,8 @@ export async function createNetwork(ctx: EngineContext, opts: NetworkCreateOptio
     const clashBridge = bridge === undefined ? undefined : existing.find((n) => n.bridge === bridge);
     if (clashBridge !== undefined) {
       throw new SkiffError("ERR_SKIFF_NETWORK_CONFLICT", `network ${clashBridge.name} already uses bridge ${bridge}`, {
-        place: "--bridge-name",
-        hint: "give this network another --bridge-name",
+        place: "bridgeName",
+        hint: "give this network another bridge name",
       });
     }
     const used = existing.map((n) => ({ net: n, subnet: parseSubnet(n.subnet, `network ${n.name}`) }));
@@ -129,7 +129,7 @@ export async function createNetwork(ctx: EngineContext, opts: NetworkCreateOptio
       const overlap = used.find((u) => subnetsOverlap(u.subnet, subnet));
       if (overlap !== undefined) {
         throw new SkiffError("ERR_SKIFF_NETWORK_CONFLICT", `subnet ${formatSubnet(subnet)} overlaps network ${overlap.net.name} (${overlap.net.subnet})`, {
-          place: "--subnet",
+          place: "subnet",
           hint: "choose a subnet that overlaps no other network's (`skiff network ls`)",
         });
       }
@@ -137,7 +137,7 @@ export async function createNetwork(ctx: EngineContext, opts: NetworkCreateOptio
         const route = (await hostRoutes(ctx)).find((r) => r.dev !== bridge && subnetsOverlap(r.subnet, subnet));
         if (route !== undefined) {
           throw new SkiffError("ERR_SKIFF_NETWORK_CONFLICT", `subnet ${formatSubnet(subnet)} overlaps the host's route ${route.dst} on ${route.dev}`, {
-            place: "--subnet",
+            place: "subnet",
             hint: "a bridge's subnet must be new to the host; choose another",
           });
         }
@@ -145,7 +145,7 @@ export async function createNetwork(ctx: EngineContext, opts: NetworkCreateOptio
     }
     let gateway: string | undefined;
     if (opts.gateway !== undefined) {
-      gateway = checkNetworkGateway(opts.gateway, subnet, "--gateway");
+      gateway = checkNetworkGateway(opts.gateway, subnet, "gateway");
     } else if (driver === "bridge") {
       gateway = firstHost(subnet);
     }

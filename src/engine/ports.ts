@@ -35,7 +35,7 @@ function userForwards(record: VmRecord): PortForward[] {
   if (spec.network.mode !== "user") {
     throw new SkiffError("ERR_SKIFF_USAGE", `${record.name} has no user networking to forward ports over`, {
       place: record.name,
-      hint: "port forwards need --network user (it combines with named networks)",
+      hint: "port forwards need user networking (it combines with named networks)",
     });
   }
   return spec.network.forwards;
@@ -78,7 +78,7 @@ export async function changeForward(ctx: EngineContext, name: string, forward: P
               const fromSpec = fixed.some((f) => key(f) === key(forward));
               throw new SkiffError("ERR_SKIFF_USAGE", `${record.name} has no added forward from ${forward.hostAddress}:${forward.hostPort}/${forward.protocol}`, {
                 place: record.name,
-                hint: fromSpec ? "forwards given with -p at create stay until the VM is removed" : `see \`skiff port ${record.name}\``,
+                hint: fromSpec ? "forwards given when the VM was made stay until it is removed" : `see \`skiff port ${record.name}\``,
               });
             }
             await hmp(record, `hostfwd_remove net0 ${forward.protocol}:${forward.hostAddress}:${forward.hostPort}`);
@@ -86,11 +86,11 @@ export async function changeForward(ctx: EngineContext, name: string, forward: P
             return;
           }
           const taken = await takenForwards(ctx);
-          const [resolved] = await resolveForwards([forward], taken);
+          const [resolved] = await resolveForwards([forward], taken, "forward");
           if (record.config.jail !== undefined && resolved!.hostPort < unprivilegedPortStart() && !mayBindLowPorts(status.pid)) {
             throw new SkiffError("ERR_SKIFF_USAGE", `${record.name}'s jailed QEMU may not listen on host port ${resolved!.hostPort} (below ${unprivilegedPortStart()})`, {
               place: record.name,
-              hint: "publish ports below 1024 with -p when the VM is made (its QEMU then keeps the one capability that needs), or use a higher host port",
+              hint: "publish ports below 1024 when the VM is made (its QEMU then keeps the one capability that needs), or use a higher host port",
             });
           }
           await hmp(record, `hostfwd_add net0 ${resolved!.protocol}:${resolved!.hostAddress}:${resolved!.hostPort}-:${resolved!.guestPort}`);

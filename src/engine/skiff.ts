@@ -328,7 +328,7 @@ export class Skiff extends EventEmitter<SkiffEvents> implements SkiffClient {
   async restart(name: string, opts: { stopTimeoutMs?: number } & StartOptions = {}): Promise<VmInfo> {
     const record = await this.store.get(name);
     if (record.config.spec.autoRemove) {
-      throw new SkiffError("ERR_SKIFF_USAGE", `${record.name} was made with --rm; restarting would remove it`, { place: record.name });
+      throw new SkiffError("ERR_SKIFF_USAGE", `${record.name} is removed when it stops (autoRemove); restarting would remove it`, { place: record.name });
     }
     await this.stop(name, opts.stopTimeoutMs === undefined ? {} : { timeoutMs: opts.stopTimeoutMs });
     const { stopTimeoutMs: _stop, ...start } = opts;
@@ -400,7 +400,7 @@ export class Skiff extends EventEmitter<SkiffEvents> implements SkiffClient {
   async fork(name: string, opts: ForkOptions = {}): Promise<VmInfo[]> {
     const count = opts.count ?? 1;
     if (!Number.isInteger(count) || count < 1 || count > 64) {
-      throw new SkiffError("ERR_SKIFF_USAGE", `-n takes 1 to 64 clones, not ${count}`, { place: "-n", hint: "e.g. skiff fork web -n 4" });
+      throw new SkiffError("ERR_SKIFF_USAGE", `count takes 1 to 64 clones, not ${count}`, { place: "count", hint: "e.g. 4" });
     }
     const record = await this.store.get(name);
     const prefix = opts.prefix ?? `${record.name}-fork`;

@@ -25,7 +25,7 @@ export interface NetworkRequest {
   ip?: string;
   /** The VM's default route goes through this address on the network (a router VM in a project). */
   gateway?: string;
-  /** Where it was asked for, for errors ("--network"). */
+  /** Where it was asked for, for errors (a flag, a file's place; default `networks[i]`). */
   place?: string;
 }
 
@@ -51,8 +51,8 @@ export async function allocateAttachments(ctx: EngineContext, vmName: string, re
   const seen = new Set<string>();
   const out: NetworkAttachment[] = [];
   const vms = await ctx.store.list({ includeIncomplete: true });
-  for (const req of requests) {
-    const place = req.place ?? "--network";
+  for (const [i, req] of requests.entries()) {
+    const place = req.place ?? `networks[${i}]`;
     const net = await networkStore(ctx).get(req.network, place);
     if (seen.has(net.name)) {
       throw new SkiffError("ERR_SKIFF_USAGE", `network ${net.name} is given twice`, { place, hint: "give each network once" });
@@ -80,8 +80,8 @@ export async function allocateAttachments(ctx: EngineContext, vmName: string, re
             ip: req.ip,
             taken,
             network: net.name,
-            place: "--ip",
-            // A private network's gateway is a VM's address (a router), which that VM may claim with --ip.
+            place: req.place ?? `networks[${i}].ip`,
+            // A private network's gateway is a VM's address (a router), which that VM may claim as its own.
             ...(net.driver === "bridge" && net.gateway !== undefined ? { gateway: net.gateway } : {}),
           });
     out.push({

@@ -41,7 +41,7 @@ export interface VolumeInfo extends VolumeRecord {
 
 /**
  * A mount as asked for (CreateOptions.mounts): a Mount, with where it came
- * from for errors ("--volume"); `create`: make a missing volume (default
+ * from for errors (a flag, a file's place; default `mounts[i]`); `create`: make a missing volume (default
  * size) instead of failing, as `docker run -v name:/dir` does.
  */
 export type MountRequest = Exclude<Mount, { kind: "clone" }> & { place?: string; create?: boolean };
@@ -58,8 +58,8 @@ export async function createVolume(ctx: EngineContext, opts: VolumeCreateOptions
   const sizeBytes = opts.sizeBytes ?? defaultVolumeBytes;
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes < minVolumeBytes) {
     throw new SkiffError("ERR_SKIFF_USAGE", `a volume needs at least ${formatBytes(minVolumeBytes)}, not ${sizeBytes} bytes`, {
-      place: "--size",
-      hint: "e.g. --size 1g (the default) or --size 64m",
+      place: "sizeBytes",
+      hint: "e.g. 1g (the default) or 64m",
     });
   }
   const store = volumeStore(ctx);
@@ -85,7 +85,7 @@ export function checkSpace(ctx: EngineContext, record: VolumeRecord, space: { to
   const { totalBytes, freeBytes } = space;
   if (record.sizeBytes > totalBytes) {
     throw new SkiffError("ERR_SKIFF_USAGE", `a volume of ${formatBytes(record.sizeBytes)} is larger than the filesystem holding volumes (${formatBytes(totalBytes)})`, {
-      place: "--size",
+      place: "sizeBytes",
       hint: `give at most ${formatBytes(totalBytes)}: the volume is a sparse file in ${dir} and can never outgrow that filesystem`,
     });
   }
@@ -165,7 +165,7 @@ export async function checkMounts(ctx: EngineContext, requests: readonly MountRe
   const targets = checkMountRequests(requests);
   const out: Mount[] = [];
   for (const [i, req] of requests.entries()) {
-    const place = req.place ?? "--volume";
+    const place = req.place ?? `mounts[${i}]`;
     const target = targets[i]!;
     if (req.kind === "bind") {
       out.push({ kind: "bind", source: checkBindSource(req.source, place, await sourceKind(req.source)), target, readOnly: req.readOnly });
@@ -188,14 +188,14 @@ export async function checkMounts(ctx: EngineContext, requests: readonly MountRe
 export function checkMountRequests(requests: readonly (Pick<MountRequest, "target" | "place"> & ({ kind: "bind" } | { kind: "volume"; volume: string }))[]): string[] {
   if (requests.length > maxMounts) {
     throw new SkiffError("ERR_SKIFF_USAGE", `too many mounts: ${requests.length} (at most ${maxMounts})`, {
-      place: requests[0]?.place ?? "--volume",
+      place: requests[0]?.place ?? "mounts",
       hint: "share a parent directory instead of several of its children",
     });
   }
   const targets = new Set<string>();
   const volumes = new Set<string>();
-  return requests.map((req) => {
-    const place = req.place ?? "--volume";
+  return requests.map((req, i) => {
+    const place = req.place ?? `mounts[${i}]`;
     const target = checkTarget(req.target, place);
     if (targets.has(target)) {
       throw new SkiffError("ERR_SKIFF_USAGE", `two mounts at ${target}`, { place, hint: "give each mount its own target" });
@@ -265,7 +265,7 @@ async function sourceKind(source: string): Promise<SourceKind> {
  */
 export function checkBindSource(source: string, place: string, found: SourceKind): string {
   if (!isAbsolute(source) || /[\n\r\0]/.test(source)) {
-    throw new SkiffError("ERR_SKIFF_BAD_PATH", `bind mount source must be an absolute host path: ${JSON.stringify(source)}`, { place, hint: "e.g. -v $PWD/src:/src" });
+    throw new SkiffError("ERR_SKIFF_BAD_PATH", `bind mount source must be an absolute host path: ${JSON.stringify(source)}`, { place, hint: "e.g. /home/me/src" });
   }
   if (found === "directory") return posix.normalize(source);
   if (found === "missing") {

@@ -38,7 +38,7 @@ export function checkGuestInput(input: GuestInput): void {
   const networks = input.networks ?? [];
   const nics = networks.length + (input.network === undefined || input.network.mode === "user" ? 1 : 0);
   const why = `too many networks: ${nics} NICs (user networking counts as one)`;
-  refuseOver("nics", nics, why, networks[0]?.place ?? "networks", "join fewer networks, or use no user networking (--network none)");
+  refuseOver("nics", nics, why, networks[0]?.place ?? "networks", "join fewer networks, or use no user networking (network mode none)");
   // Mounts: checkMountRequests (engine/volumes.ts) allows fewer than the guest takes.
 }
 

@@ -43,7 +43,7 @@ export async function bootstrapDebian(opts: BootstrapOptions): Promise<Bootstrap
   const suite = opts.suite ?? defaultSuite;
   let mirror: string | undefined;
   if (opts.mirror !== undefined) {
-    const plan = await planAptMirror(opts.mirror, "--mirror");
+    const plan = await planAptMirror(opts.mirror, "mirror");
     mirror = plan.flat || plan.trusted ? aptSourceLine(opts.mirror, plan.flat ? "./" : `${suite} main`, plan.trusted) : opts.mirror;
   }
   const tmp = join(opts.cacheDir, "tmp");

@@ -158,7 +158,7 @@ async function decompress(runner: Runner, compression: "zst" | "xz" | "gz", from
   const where = place === undefined ? {} : { place };
   if (r.code === 127) throw new SkiffError("ERR_SKIFF_TOOL_MISSING", `${tool} not found on the host`, { hint: `install it: apt-get install ${pkg}`, ...where });
   throw new SkiffError("ERR_SKIFF_BAD_ARCHIVE", `cannot decompress ${source} (${compression}): ${r.stderr.trim() || `${tool} exited with code ${r.code}`}`, {
-    hint: "the file is truncated or corrupt: download it again (`--refetch`, or `--pull always` for run) or check the URL",
+    hint: "the file is truncated or corrupt: download it again (refetch it, or pull always) or check the URL",
     ...where,
   });
 }

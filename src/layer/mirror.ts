@@ -29,7 +29,7 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /** The mirror as the guest sees it; pure. */
-export function mirrorRoute(url: string, place = "--apt-mirror"): Omit<AptMirrorPlan, "flat" | "trusted"> {
+export function mirrorRoute(url: string, place = "aptMirror"): Omit<AptMirrorPlan, "flat" | "trusted"> {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -53,7 +53,7 @@ export function mirrorRoute(url: string, place = "--apt-mirror"): Omit<AptMirror
 }
 
 /** mirrorRoute, plus a look at the mirror: flat or not, and reachable at all. */
-export async function planAptMirror(url: string, place = "--apt-mirror"): Promise<AptMirrorPlan> {
+export async function planAptMirror(url: string, place = "aptMirror"): Promise<AptMirrorPlan> {
   const route = mirrorRoute(url, place);
   const base = url.endsWith("/") ? url : `${url}/`;
   const trusted = route.guestForward !== undefined;

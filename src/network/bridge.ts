@@ -125,8 +125,8 @@ export function checkBridgeOwner(net: NetworkRecord, tag: string, link: LinkStat
         ? `the bridge of another network of this skiff home (id ${owner.networkId})`
         : "a bridge of another skiff home";
   throw new SkiffError("ERR_SKIFF_NETWORK_CONFLICT", `bridge name ${link.name} of network ${net.name} is taken by ${whose}`, {
-    place: "--bridge-name",
-    hint: "choose another --bridge-name for the network",
+    place: "bridgeName",
+    hint: "choose another bridge name for the network",
     details: { bridge: link.name, alias: link.alias ?? null },
   });
 }

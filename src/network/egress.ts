@@ -57,7 +57,7 @@ export function egressTableName(uid: number): string {
  * `allow=DEST[,DEST…]` with DEST an address, a CIDR or `[v6]`, each with an
  * optional `:PORT`. Host names are resolved by the caller (resolveEgress).
  */
-export function parseEgress(values: readonly string[], place = "--egress"): { policy: EgressSpec["policy"]; destinations: string[] } {
+export function parseEgress(values: readonly string[], place = "egress"): { policy: EgressSpec["policy"]; destinations: string[] } {
   let policy: EgressSpec["policy"] | undefined;
   const destinations: string[] = [];
   for (const value of values) {
@@ -65,7 +65,7 @@ export function parseEgress(values: readonly string[], place = "--egress"): { po
     const allow = /^allow=(.*)$/.exec(word);
     const next: EgressSpec["policy"] = allow !== null ? "allow" : word === "all" || word === "deny" ? word : badEgress(value, place);
     if (policy !== undefined && policy !== next) {
-      throw new SkiffError("ERR_SKIFF_USAGE", `--egress ${policy} and --egress ${next} cannot be combined`, {
+      throw new SkiffError("ERR_SKIFF_USAGE", `egress policies ${policy} and ${next} cannot be combined`, {
         place,
         hint: "give one policy: all (the default), deny, or allow=DEST,… (repeat allow= to add destinations)",
       });
@@ -92,7 +92,7 @@ export interface EgressRequest {
   policy?: EgressSpec["policy"];
   allow?: string[];
   hostLoopback?: boolean;
-  /** Where the request came from, for errors (`--egress`, `skiff.yml:12:5`). */
+  /** Where the request came from, for errors (an option field such as `egress`, a flag, `skiff.yml:12:5`). */
   place?: string;
 }
 
@@ -102,7 +102,7 @@ export interface EgressRequest {
  * lookup the guest could influence later.
  */
 export async function resolveEgress(req: EgressRequest): Promise<EgressSpec> {
-  const place = req.place ?? "--egress";
+  const place = req.place ?? "egress";
   const policy = req.policy ?? ((req.allow ?? []).length > 0 ? "allow" : "all");
   if (policy !== "allow" && (req.allow ?? []).length > 0) {
     throw new SkiffError("ERR_SKIFF_USAGE", `egress destinations only go with the allow policy, not ${policy}`, { place });
@@ -132,7 +132,7 @@ async function resolveName(host: string, place: string): Promise<string[]> {
 }
 
 /** Split `DEST[:PORT]` (IPv6 in brackets when it has a port). */
-export function splitDestination(text: string, place = "--egress"): { host: string; port?: number } {
+export function splitDestination(text: string, place = "egress"): { host: string; port?: number } {
   let host = text;
   let port: string | undefined;
   const bracket = /^\[([^\]]+)\](?::(\d+))?(\/\d+)?$/.exec(text);
@@ -165,7 +165,7 @@ export function cidrOf(host: string): string | undefined {
   const [addr, bits] = host.split("/");
   if (net().isIPv4(addr!)) {
     if (bits === undefined) return `${addr}/32`;
-    return formatSubnet(parseSubnet(host, "--egress"));
+    return formatSubnet(parseSubnet(host, "egress"));
   }
   if (net().isIPv6(addr!)) {
     const n = bits === undefined ? 128 : Number(bits);

@@ -17,7 +17,7 @@ export const maxIfNameLength = 15;
  */
 const ifNamePattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
-export function validateIfName(name: string, place = "--bridge-name"): string {
+export function validateIfName(name: string, place = "bridgeName"): string {
   if (name.length === 0 || name.length > maxIfNameLength || !ifNamePattern.test(name)) {
     throw new SkiffError("ERR_SKIFF_BAD_NAME", `invalid interface name ${JSON.stringify(name)}`, {
       place,

@@ -29,7 +29,7 @@ function mask(prefix: number): number {
 }
 
 /** "10.0.0.0/24" → Subnet; host bits set ("10.0.0.5/24") are an error, as Docker makes them. */
-export function parseSubnet(text: string, place = "--subnet"): Subnet {
+export function parseSubnet(text: string, place = "subnet"): Subnet {
   const m = /^([\d.]+)\/(\d{1,2})$/.exec(text.trim());
   const base = m ? parseIpv4(m[1]!) : undefined;
   const prefix = m ? Number(m[2]) : NaN;
@@ -91,20 +91,20 @@ export function checkRequestedAddress(opts: {
   if (!subnetContains(opts.subnet, n) || n === opts.subnet.base || n === broadcast(opts.subnet)) {
     throw new SkiffError("ERR_SKIFF_USAGE", `${text} is not a host address of network ${opts.network} (${range})`, {
       place: opts.place,
-      hint: `choose an address inside ${range}, or leave --ip out to get one`,
+      hint: `choose an address inside ${range}, or leave the address out to get one`,
     });
   }
   if (opts.gateway === text) {
     throw new SkiffError("ERR_SKIFF_ADDRESS_IN_USE", `${text} is the gateway of network ${opts.network}`, {
       place: opts.place,
-      hint: "choose another address, or leave --ip out to get one",
+      hint: "choose another address, or leave the address out to get one",
     });
   }
   const holder = opts.taken.get(text);
   if (holder !== undefined) {
     throw new SkiffError("ERR_SKIFF_ADDRESS_IN_USE", `${text} on network ${opts.network} is taken by ${holder}`, {
       place: opts.place,
-      hint: "choose another address, or leave --ip out to get one",
+      hint: "choose another address, or leave the address out to get one",
     });
   }
   return text;
@@ -129,7 +129,7 @@ export function allocateAddress(opts: {
   }
   throw new SkiffError("ERR_SKIFF_ADDRESS_IN_USE", `network ${opts.network} (${formatSubnet(opts.subnet)}) has no free address left`, {
     place: opts.network,
-    hint: "remove VMs from it, or create a network with a larger --subnet",
+    hint: "remove VMs from it, or create a network with a larger subnet",
   });
 }
 
@@ -143,8 +143,8 @@ export function pickSubnet(used: readonly Subnet[]): Subnet {
     if (!used.some((u) => subnetsOverlap(u, candidate))) return candidate;
   }
   throw new SkiffError("ERR_SKIFF_USAGE", "skiff's default pool 10.90.0.0/16 is used up", {
-    place: "--subnet",
-    hint: "give the network a --subnet of its own",
+    place: "subnet",
+    hint: "give the network a subnet of its own",
   });
 }
 

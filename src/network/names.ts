@@ -8,7 +8,7 @@ import { namePattern } from "../util/names.js";
 /** Names with a meaning of their own on `--network`. */
 export const reservedNetworkNames = new Set(["user", "none", "host", "default"]);
 
-export function validateNetworkName(name: string, place = "NAME"): string {
+export function validateNetworkName(name: string, place = "name"): string {
   // A network's name becomes part of file names (its record, its run directory of link sockets, whose
   // paths must stay under 108 bytes): the VM-name alphabet, at most 63. Compose names networks
   // `<project>_<network>`, often past 32 characters.

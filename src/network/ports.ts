@@ -23,7 +23,7 @@ function port(text: string, value: string, place: string, allowZero = false): nu
 }
 
 /** One `-p` value; hostPort 0 means "pick a free one" (resolved at create). */
-export function parsePublish(value: string, place = "--publish"): PortForward {
+export function parsePublish(value: string, place = "publish"): PortForward {
   const [spec, proto = "tcp", ...rest] = value.trim().split("/");
   if (rest.length > 0 || (proto !== "tcp" && proto !== "udp")) {
     throw new SkiffError("ERR_SKIFF_USAGE", `unknown protocol in ${JSON.stringify(value)}`, { place, hint: "use /tcp (the default) or /udp" });
@@ -95,9 +95,13 @@ export async function freeLoopbackPort(used: ReadonlySet<number>, host = "127.0.
 /**
  * Give every forward a host port (choosing free ones for hostPort 0) and
  * refuse any that clashes with `taken` (other VMs' forwards) or that the
- * host cannot bind now.
+ * host cannot bind now; `place` is the option field they came from.
  */
-export async function resolveForwards(forwards: readonly PortForward[], taken: readonly { vm: string; forward: PortForward }[]): Promise<PortForward[]> {
+export async function resolveForwards(
+  forwards: readonly PortForward[],
+  taken: readonly { vm: string; forward: PortForward }[],
+  place = "network.forwards",
+): Promise<PortForward[]> {
   const out: PortForward[] = [];
   const usedPorts = new Set(taken.map((t) => t.forward.hostPort));
   for (const f of forwards) {
@@ -106,13 +110,13 @@ export async function resolveForwards(forwards: readonly PortForward[], taken: r
     const clash = [...taken, ...out.map((forward) => ({ vm: "this VM", forward }))].find((t) => forwardsClash(t.forward, resolved));
     if (clash !== undefined) {
       throw new SkiffError("ERR_SKIFF_PORT_IN_USE", `host port ${resolved.hostAddress}:${resolved.hostPort}/${resolved.protocol} is already forwarded to ${clash.vm}`, {
-        place: "--publish",
+        place,
         hint: "publish on another host port, or remove the other VM",
       });
     }
     if (!(await hostPortFree(resolved))) {
       throw new SkiffError("ERR_SKIFF_PORT_IN_USE", `host port ${resolved.hostAddress}:${resolved.hostPort}/${resolved.protocol} is in use on this host`, {
-        place: "--publish",
+        place,
         hint: "stop whatever listens there, or publish on another host port",
       });
     }

@@ -250,14 +250,14 @@ function hostfwd(fwd: PortForward): string {
   if (fwd.hostAddress !== "" && !/^\d{1,3}(\.\d{1,3}){3}$/.test(fwd.hostAddress)) {
     throw new SkiffError("ERR_SKIFF_USAGE", `QEMU user networking cannot forward from host address ${fwd.hostAddress}`, {
       hint: "use an IPv4 address such as 127.0.0.1, or 0.0.0.0 for all addresses",
-      place: "--publish",
+      place: "network.forwards",
     });
   }
   for (const port of [fwd.hostPort, fwd.guestPort]) {
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       throw new SkiffError("ERR_SKIFF_USAGE", `port out of range: ${port}`, {
         hint: "ports are whole numbers from 1 to 65535",
-        place: "--publish",
+        place: "network.forwards",
       });
     }
   }

@@ -109,7 +109,7 @@ export function snapshotSource(snapshot: StoredSnapshot): ResumeSource {
 /** Restoring into a name that is taken fails before anything is made (the store says so too; this says it better). */
 export function nameTaken(name: string): SkiffError {
   return new SkiffError("ERR_SKIFF_NAME_IN_USE", `a VM named ${name} exists`, {
-    place: "--name",
-    hint: `choose another --name, or remove it first (\`skiff rm -f ${name}\`)`,
+    place: "name",
+    hint: `choose another name, or remove it first (\`skiff rm -f ${name}\`)`,
   });
 }

@@ -97,7 +97,7 @@ export async function removeSnapshot(
 /** Keep the newest `keep` snapshots of a VM (MicroMachines' gc); those VMs stand on are kept too. Returns what went. */
 export async function gcSnapshots(ctx: EngineContext, vm: string, keep: number): Promise<SnapshotInfo[]> {
   if (!Number.isInteger(keep) || keep < 0) {
-    throw new SkiffError("ERR_SKIFF_USAGE", `--keep takes a whole number of snapshots, not ${keep}`, { place: "--keep", hint: "e.g. --keep 3" });
+    throw new SkiffError("ERR_SKIFF_USAGE", `keep takes a whole number of snapshots, not ${keep}`, { place: "keep", hint: "e.g. 3" });
   }
   const mine = (await listSnapshotInfos(ctx, vm)).filter((s) => s.kind === "user");
   const old = mine.slice(0, Math.max(0, mine.length - keep)).filter((s) => s.usedBy.length === 0);

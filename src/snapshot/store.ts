@@ -136,7 +136,7 @@ export async function listSnapshots(places: SnapshotPlaces): Promise<StoredSnaps
 }
 
 /** A snapshot by name, full id or an unambiguous id prefix (at least 4 characters), as docker finds images. */
-export async function findSnapshot(places: SnapshotPlaces, ref: string, place = "SNAPSHOT"): Promise<StoredSnapshot> {
+export async function findSnapshot(places: SnapshotPlaces, ref: string, place = "snapshot"): Promise<StoredSnapshot> {
   const all = await listSnapshots(places);
   const byName = all.filter((s) => s.name === ref);
   if (byName.length === 1) return byName[0]!;

@@ -105,7 +105,7 @@ export class VmStore {
     const brokenTaken = broken.find((vm) => vm.name === spec.name);
     if (brokenTaken !== undefined) {
       throw new SkiffError("ERR_SKIFF_NAME_IN_USE", `a broken VM holds the name "${spec.name}" (id ${brokenTaken.id}: ${brokenTaken.reason})`, {
-        hint: `remove it with \`skiff rm -f ${spec.name}\` or choose another --name`,
+        hint: `remove it with \`skiff rm -f ${spec.name}\` or choose another name`,
         place: spec.name,
         details: { name: spec.name, id: brokenTaken.id },
       });
@@ -115,7 +115,7 @@ export class VmStore {
       const marker = taken.complete ? undefined : await readMarker(taken.paths.creating);
       if (taken.complete || marker === undefined || identityAlive(marker.creator)) {
         throw new SkiffError("ERR_SKIFF_NAME_IN_USE", `a VM named "${spec.name}" already exists (id ${taken.id})`, {
-          hint: taken.complete ? `remove it with \`skiff rm ${spec.name}\` or choose another --name` : "it is being created right now; choose another --name",
+          hint: taken.complete ? `remove it with \`skiff rm ${spec.name}\` or choose another name` : "it is being created right now; choose another name",
           place: spec.name,
           details: { name: spec.name, id: taken.id },
         });

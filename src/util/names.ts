@@ -47,7 +47,7 @@ export function uniqueRandomName(isTaken: (name: string) => boolean, random: () 
 export const namePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
 /** Return `name` if it is a valid name for a VM (or, with `what`, a volume…), else throw ERR_SKIFF_BAD_NAME. */
-export function validateName(name: string, place = "--name", what = "VM"): string {
+export function validateName(name: string, place = "name", what = "VM"): string {
   if (!namePattern.test(name)) {
     throw new SkiffError("ERR_SKIFF_BAD_NAME", `invalid ${what} name ${JSON.stringify(name)}`, {
       place,

@@ -1,7 +1,8 @@
 /**
  * Parsers for the values users type on the command line (memory, CPUs, env,
  * signals, durations) and formatters for what we print back. Each parser
- * throws a SkiffError naming the flag it came from (`place`) with examples.
+ * throws a SkiffError naming the option field it came from (`place`: `memory`,
+ * which the CLI shows as its flag) with examples.
  */
 import { constants as osConstants, totalmem } from "node:os";
 import { SkiffError } from "../errors.js";
@@ -57,7 +58,7 @@ function formatMiB(mib: number): string {
  * and `-m 1024` is how QEMU itself reads it. At most the host's RAM
  * (`maxMiB`, see hostMemoryMiB).
  */
-export function parseMemory(input: string, place = "--memory", maxMiB = hostMemoryMiB()): number {
+export function parseMemory(input: string, place = "memory", maxMiB = hostMemoryMiB()): number {
   const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(input.trim());
   if (match === null) {
     throw new SkiffError("ERR_SKIFF_BAD_MEMORY", `invalid memory size ${JSON.stringify(input)}: not a size`, {
@@ -70,13 +71,13 @@ export function parseMemory(input: string, place = "--memory", maxMiB = hostMemo
 }
 
 /** vCPU count: a whole number from 1 to 255 (vCPUs cannot be fractions, unlike Docker's CPU quota). */
-export function parseCpus(input: string, place = "--cpus"): number {
+export function parseCpus(input: string, place = "cpus"): number {
   const text = input.trim();
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < 1 || n > maxCpus) {
     throw new SkiffError("ERR_SKIFF_BAD_CPUS", `invalid CPU count ${JSON.stringify(input)}`, {
       place,
-      hint: `give a whole number of virtual CPUs from 1 to ${maxCpus}, e.g. --cpus 2`,
+      hint: `give a whole number of virtual CPUs from 1 to ${maxCpus}, e.g. 2`,
     });
   }
   return n;
@@ -92,7 +93,7 @@ const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export function parseEnv(
   input: string,
   hostEnv: NodeJS.ProcessEnv = process.env,
-  place = "--env",
+  place = "env",
 ): [key: string, value: string] | undefined {
   const eq = input.indexOf("=");
   const key = eq < 0 ? input : input.slice(0, eq);
@@ -108,7 +109,7 @@ export function parseEnv(
 }
 
 /** Several `-e` values; later ones win. */
-export function parseEnvList(inputs: readonly string[], hostEnv: NodeJS.ProcessEnv = process.env, place = "--env"): Record<string, string> {
+export function parseEnvList(inputs: readonly string[], hostEnv: NodeJS.ProcessEnv = process.env, place = "env"): Record<string, string> {
   const env: Record<string, string> = {};
   for (const input of inputs) {
     const pair = parseEnv(input, hostEnv, place);
@@ -127,7 +128,7 @@ export interface Signal {
 const signals = osConstants.signals as Record<string, number>;
 
 /** `KILL`, `SIGKILL`, `kill` or `9`. */
-export function parseSignal(input: string, place = "--signal"): Signal {
+export function parseSignal(input: string, place = "signal"): Signal {
   const text = input.trim().toUpperCase();
   const fail = (): never => {
     throw new SkiffError("ERR_SKIFF_BAD_SIGNAL", `unknown signal ${JSON.stringify(input)}`, {
@@ -152,14 +153,14 @@ const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_
  * one or more number+unit parts: `500ms`, `10s`, `2m`, `1h`, `1m30s`, `1.5s`.
  */
 /** A disk or volume size (`--disk 20G`, `size: 512m`): bytes; K/M/G/T are binary (as qemu-img's). */
-export function parseDiskSize(value: string, place = "--disk"): number {
+export function parseDiskSize(value: string, place = "disk"): number {
   const m = /^(\d+)([KMGT]?)i?B?$/i.exec(value.trim());
   if (!m) throw new SkiffError("ERR_SKIFF_USAGE", `not a disk size: ${value}`, { place, hint: "e.g. 20G or 512M" });
   const unit = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[(m[2] ?? "").toUpperCase() as "" | "K" | "M" | "G" | "T"];
   return Number(m[1]) * unit;
 }
 
-export function parseDuration(input: string, place = "--time"): number {
+export function parseDuration(input: string, place = "timeout"): number {
   const text = input.trim();
   const fail = (): never => {
     throw new SkiffError("ERR_SKIFF_BAD_DURATION", `invalid duration ${JSON.stringify(input)}`, {

@@ -37,7 +37,7 @@ const recordFile = "volume.json";
 const diskFile = "disk.ext4";
 
 /** Volume names follow VM names: they end up in paths and in errors. */
-export function validateVolumeName(name: string, place = "NAME"): string {
+export function validateVolumeName(name: string, place = "name"): string {
   return validateName(name, place, "volume");
 }
 
@@ -106,8 +106,8 @@ export class VolumeStore {
       } catch (err) {
         if (errnoOf(err) !== "EFBIG") throw err;
         throw new SkiffError("ERR_SKIFF_USAGE", `a volume of ${formatBytes(record.sizeBytes)} is larger than the largest file the host's filesystem holds`, {
-          place: "--size",
-          hint: `give a smaller --size; the volume is one file in ${this.dir} (ext4 with 4 KiB blocks takes files below 16 TiB)`,
+          place: "sizeBytes",
+          hint: `give a smaller size; the volume is one file in ${this.dir} (ext4 with 4 KiB blocks takes files below 16 TiB)`,
         });
       } finally {
         await disk.close();

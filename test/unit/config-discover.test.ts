@@ -48,13 +48,13 @@ describe("discoverProjectFile", () => {
     expect((await discoverProjectFile(root)).path).toBe(file);
   });
 
-  it("says ERR_SKIFF_PROJECT_NOT_FOUND with the names and -f when there is none", async () => {
+  it("says ERR_SKIFF_PROJECT_NOT_FOUND with the names, and that files can be named, when there is none", async () => {
     // Assumes no project file in tmpdir() or above it (true on a normal host: /tmp, /).
     const err = await rejectionOf(discoverProjectFile(root));
     expect(err.code).toBe("ERR_SKIFF_PROJECT_NOT_FOUND");
     expect(err.hint).toContain("skiff.yml");
     expect(err.hint).toContain("docker-compose.yml");
-    expect(err.hint).toContain("-f");
+    expect(err.hint).toContain("name the project's files");
   });
 });
 

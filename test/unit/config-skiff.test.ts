@@ -355,12 +355,12 @@ describe("loadProject: files, -f and the project name", () => {
   });
 
   it("refuses an invalid -p or name:, and a directory name with nothing usable", async () => {
-    expect((await rejectionOf(loadProject({ cwd: path.join(root, "named"), projectName: "Bad Name" }))).place).toBe("--project-name");
+    expect((await rejectionOf(loadProject({ cwd: path.join(root, "named"), projectName: "Bad Name" }))).place).toBe("projectName");
     await write("badname/skiff.yml", "name: Not OK\nservices: {}\n");
     const err = await rejectionOf(loadProject({ cwd: path.join(root, "badname") }));
     expect([err.code, err.place]).toEqual(["ERR_SKIFF_CONFIG", "skiff.yml:1:7"]);
     await write("___/skiff.yml", "services: {}\n");
-    expect((await rejectionOf(loadProject({ cwd: path.join(root, "___") }))).hint).toMatch(/-p NAME/);
+    expect((await rejectionOf(loadProject({ cwd: path.join(root, "___") }))).hint).toMatch(/give a project name/);
   });
 
   it("-f: later files override (maps merge, lists replace), paths resolve against the first file, errors name the file that wrote the value", async () => {

@@ -140,14 +140,14 @@ describe("bridge ownership", () => {
     ["a host interface", undefined, /not made by skiff/],
     ["another network of this home", bridgeAlias(tag, "ffffffffffff"), /another network of this skiff home/],
     ["another home", bridgeAlias("99999999", "0123456789ab"), /another skiff home/],
-  ])("refuses %s with a conflict naming --bridge-name", (_what, alias, message) => {
+  ])("refuses %s with a conflict naming bridgeName", (_what, alias, message) => {
     let caught: unknown;
     try {
       checkBridgeOwner(net(), tag, link({ alias }));
     } catch (err) {
       caught = err;
     }
-    expect(caught).toMatchObject({ code: "ERR_SKIFF_NETWORK_CONFLICT", place: "--bridge-name", hint: expect.stringContaining("--bridge-name") });
+    expect(caught).toMatchObject({ code: "ERR_SKIFF_NETWORK_CONFLICT", place: "bridgeName", hint: expect.stringContaining("another bridge name") });
     expect((caught as Error).message).toMatch(message);
   });
 });
@@ -165,7 +165,7 @@ describe("names", () => {
   });
 
   it.each(["", "x".repeat(16), ".", "..", "a/b", "a b", "tab\t", "a:b", 'a"b', "eth*", "-x"])("rejects the interface name %j", (name) => {
-    expect(() => validateIfName(name)).toThrow(expect.objectContaining({ code: "ERR_SKIFF_BAD_NAME", place: "--bridge-name" }));
+    expect(() => validateIfName(name)).toThrow(expect.objectContaining({ code: "ERR_SKIFF_BAD_NAME", place: "bridgeName" }));
   });
 
   it.each(["br0", "x".repeat(15), "skb-web.10", "_a"])("accepts the interface name %j", (name) => {

@@ -12,9 +12,9 @@ describe("--egress words", () => {
     });
   });
 
-  it("refuses unknown words, empty lists and mixed policies, at --egress", () => {
+  it("refuses unknown words, empty lists and mixed policies, at egress", () => {
     for (const bad of [["open"], ["allow="], ["deny", "all"], ["allow=1.2.3.4", "deny"]]) {
-      expect(errorOf(() => parseEgress(bad))).toMatchObject({ code: "ERR_SKIFF_USAGE", place: "--egress" });
+      expect(errorOf(() => parseEgress(bad))).toMatchObject({ code: "ERR_SKIFF_USAGE", place: "egress" });
     }
   });
 
@@ -30,7 +30,7 @@ describe("--egress words", () => {
   it("turns addresses into CIDRs, normalised, and leaves names alone", () => {
     expect(cidrOf("1.2.3.4")).toBe("1.2.3.4/32");
     expect(cidrOf("10.0.0.0/8")).toBe("10.0.0.0/8");
-    expect(errorOf(() => cidrOf("10.1.2.3/8"))).toMatchObject({ place: "--egress", message: expect.stringContaining("host bits") });
+    expect(errorOf(() => cidrOf("10.1.2.3/8"))).toMatchObject({ place: "egress", message: expect.stringContaining("host bits") });
     expect(cidrOf("::1")).toBe("::1/128");
     expect(cidrOf("example.org")).toBeUndefined();
   });

@@ -13,7 +13,7 @@ describe("ipam", () => {
   it("parses subnets and refuses host bits, odd prefixes and junk", () => {
     expect(parseSubnet("10.90.0.0/24")).toEqual({ base: 0x0a5a0000, prefix: 24 });
     expect(errorOf(() => parseSubnet("10.90.0.5/24")).hint).toContain("10.90.0.0/24");
-    expect(errorOf(() => parseSubnet("10.90.0.0/31")).place).toBe("--subnet");
+    expect(errorOf(() => parseSubnet("10.90.0.0/31")).place).toBe("subnet");
     expect(errorOf(() => parseSubnet("10.300.0.0/16")).code).toBe("ERR_SKIFF_USAGE");
   });
 
@@ -56,8 +56,8 @@ describe("-p forwards", () => {
     expect(parsePublish("127.0.0.2::80").hostPort).toBe(0);
   });
 
-  it("refuses what QEMU user networking cannot do, naming the flag", () => {
-    expect(errorOf(() => parsePublish("[::1]:80:80")).place).toBe("--publish");
+  it("refuses what QEMU user networking cannot do, naming the field", () => {
+    expect(errorOf(() => parsePublish("[::1]:80:80")).place).toBe("publish");
     expect(errorOf(() => parsePublish("80:80/sctp")).message).toContain("protocol");
     expect(errorOf(() => parsePublish("80:0")).code).toBe("ERR_SKIFF_USAGE");
     expect(errorOf(() => parsePublish("a:b:c:d")).code).toBe("ERR_SKIFF_USAGE");

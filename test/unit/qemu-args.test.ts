@@ -193,7 +193,7 @@ describe("toQemuArgs", () => {
       restrict: true,
       forwards: [{ protocol: "tcp", hostAddress, hostPort, guestPort: 80 }],
     });
-    expect(errorOf(() => toQemuArgs(plan({ network: net("::1") }))).place).toBe("--publish");
+    expect(errorOf(() => toQemuArgs(plan({ network: net("::1") }))).place).toBe("network.forwards");
     expect(errorOf(() => toQemuArgs(plan({ network: net("127.0.0.1", 70000) }))).code).toBe("ERR_SKIFF_USAGE");
   });
 });

@@ -30,7 +30,7 @@ describe("platforms", () => {
   });
 
   test.each(["", "linux/", "a/b/c/d", "linux/amd 64"])("parsePlatform(%j) is a usage error", (text) => {
-    expect(() => parsePlatform(text, "--platform")).toThrow(expect.objectContaining({ code: "ERR_SKIFF_USAGE", place: "--platform" }));
+    expect(() => parsePlatform(text, "platform")).toThrow(expect.objectContaining({ code: "ERR_SKIFF_USAGE", place: "platform" }));
   });
 
   test("platformMatches normalises both sides", () => {
@@ -68,7 +68,7 @@ describe("selectPlatform", () => {
     const err = caught as SkiffError;
     expect(err.code).toBe("ERR_SKIFF_PLATFORM");
     expect(err.message).toBe("reg/app:1 has no image for linux/s390x; it has: linux/amd64, linux/arm64, linux/arm/v6");
-    expect(err.hint).toContain("--platform linux/amd64");
+    expect(err.hint).toContain("choose one as the platform (e.g. linux/amd64)");
     expect(err.details).toEqual({ wanted: "linux/s390x", available: ["linux/amd64", "linux/arm64", "linux/arm/v6"] });
   });
 

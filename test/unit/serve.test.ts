@@ -170,6 +170,20 @@ describe("the app", () => {
     expect(await res.json()).toMatchObject({ code: "ERR_SKIFF_USAGE", ...want });
   });
 
+  // The library names the option field (no CLI flag): what the body called it.
+  it.each([
+    ["/vms", '{"image":"base","name":"no spaces"}', { code: "ERR_SKIFF_BAD_NAME", field: "name" }],
+    ["/vms", '{"image":"base","memory":"1q"}', { code: "ERR_SKIFF_BAD_MEMORY", field: "memory" }],
+    ["/networks", '{"name":"n1","masquerade":true}', { code: "ERR_SKIFF_USAGE", field: "masquerade", message: "masquerade, internal and a bridge name are for the bridge driver" }],
+    ["/volumes", '{"name":"v1","sizeBytes":1}', { code: "ERR_SKIFF_USAGE", field: "sizeBytes" }],
+  ])("POST %s %s: the library's error names the body's field", async (path, body, want) => {
+    const res = await post(path, body);
+    expect(res.status).toBe(400);
+    const got = (await res.json()) as { field?: string; message: string; hint?: string };
+    expect(got).toMatchObject(want);
+    expect(`${got.message} ${got.hint ?? ""}`).not.toMatch(/(^|\s)--?[a-z]/);
+  });
+
   it("answers an unknown route, and a WebSocket route without the upgrade, with a code", async () => {
     const missing = await app.request("/nope", { headers: auth });
     expect(missing.status).toBe(404);

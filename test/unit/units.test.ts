@@ -33,7 +33,7 @@ describe("parseMemory", () => {
   it.each(["", "m", "abc", "-1g", "1x", "1e3", "0.1g", "63m", "100000k"])("rejects %j", (input) => {
     const err = errorOf(() => parseMemory(input));
     expect(err.code).toBe("ERR_SKIFF_BAD_MEMORY");
-    expect(err.place).toBe("--memory");
+    expect(err.place).toBe("memory");
     expect(err.hint).toContain("256m");
   });
 
@@ -42,9 +42,9 @@ describe("parseMemory", () => {
   });
 
   it("refuses more than the host's memory, saying the maximum (QEMU could not set it up at start)", () => {
-    const err = errorOf(() => parseMemory("1t", "--memory", 24_105));
+    const err = errorOf(() => parseMemory("1t", "memory", 24_105));
     expect(err.code).toBe("ERR_SKIFF_BAD_MEMORY");
-    expect(err.place).toBe("--memory");
+    expect(err.place).toBe("memory");
     expect(err.message).toBe(`invalid memory size "1t": more than this host's memory, 24105 MiB (23.5 GiB)`);
     expect(err.hint).toContain("at most 24105 MiB (23.5 GiB), the host's RAM");
     expect(parseMemory("24105m", "--memory", 24_105)).toBe(24_105);
@@ -91,7 +91,7 @@ describe("parseEnv", () => {
   it.each(["=x", "1A=x", "A B=x", "", "A-B=1"])("rejects %j", (input) => {
     const err = errorOf(() => parseEnv(input, host));
     expect(err.code).toBe("ERR_SKIFF_BAD_ENV");
-    expect(err.place).toBe("--env");
+    expect(err.place).toBe("env");
   });
 
   it("builds a map where later values win", () => {
@@ -135,7 +135,7 @@ describe("parseDuration", () => {
   it.each(["", "s", "10x", "-1s", "1 m", "ms10"])("rejects %j", (input) => {
     const err = errorOf(() => parseDuration(input));
     expect(err.code).toBe("ERR_SKIFF_BAD_DURATION");
-    expect(err.place).toBe("--time");
+    expect(err.place).toBe("timeout");
   });
 });
 

@@ -137,9 +137,9 @@ describe("volume store", () => {
 });
 
 describe("volume sizes", () => {
-  it("refuses a volume larger than the filesystem under it, at --size with the limit, and leaves nothing", async () => {
+  it("refuses a volume larger than the filesystem under it, at sizeBytes with the limit, and leaves nothing", async () => {
     const err = await rejectionOf(createVolume(ctx, { name: "huge", sizeBytes: 100 * 2 ** 40 }));
-    expect(err).toMatchObject({ code: "ERR_SKIFF_USAGE", place: "--size" });
+    expect(err).toMatchObject({ code: "ERR_SKIFF_USAGE", place: "sizeBytes" });
     expect(err.message).toMatch(/^a volume of 100 TiB is larger than the filesystem holding volumes \(\d/);
     expect(err.hint).toMatch(/^give at most \d/);
     expect(await listVolumes(ctx)).toEqual([]);

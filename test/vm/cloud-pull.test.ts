@@ -107,7 +107,7 @@ describe("image pull of cloud image URLs", () => {
     const { error } = JSON.parse(r.stderr) as { error: { code: string; message: string; place: string; hint: string } };
     expect(error.code).toBe("ERR_SKIFF_BAD_ARCHIVE");
     expect(error.message).toContain(`${base}${path}`);
-    expect(error.place).toBe("IMAGE");
+    expect(error.place).toBe("REF");
     expect(error.hint).toMatch(/\S/);
     expect(cacheFiles()).toEqual(before);
   });
@@ -116,7 +116,7 @@ describe("image pull of cloud image URLs", () => {
     const r = await h.run(["--json", "run", "-d", "--image-url", `${base}/disk.raw`, "--disk", "1M", "--name", "small"], { env });
     expect(r.code).toBe(2);
     const { error } = JSON.parse(r.stderr) as { error: { code: string; message: string; place: string } };
-    expect(error).toMatchObject({ code: "ERR_SKIFF_USAGE", place: "--disk", message: "--disk 1 MiB is smaller than the image's disk (4 MiB)" });
+    expect(error).toMatchObject({ code: "ERR_SKIFF_USAGE", place: "--disk", message: "disk 1 MiB is smaller than the image's disk (4 MiB)" });
     expect(JSON.parse(await h.ok(["--json", "ps", "-a"], { env }))).toEqual([]);
   });
 

@@ -186,8 +186,8 @@ describe("bridge networks on a real (namespaced) host", () => {
     const clash = net("cccc03", { bridge: "skt-clash", subnet: "10.90.5.0/24", gateway: "10.90.5.1", masquerade: true });
     await expect(ensureBridge(clash, { home, runner })).rejects.toMatchObject({
       code: "ERR_SKIFF_NETWORK_CONFLICT",
-      place: "--bridge-name",
-      hint: expect.stringContaining("--bridge-name"),
+      place: "bridgeName",
+      hint: expect.stringContaining("another bridge name"),
     });
     await removeBridge(clash, { home, runner });
     expect((await links()).map((l) => l.ifname)).toContain("skt-clash");

@@ -110,7 +110,7 @@ export function platformError(where: string, want: Platform, available: Platform
     "ERR_SKIFF_PLATFORM",
     `${where} has no image for ${formatPlatform(normalizePlatform(want))}; it has: ${list.length ? list.join(", ") : "no platform-specific images"}`,
     {
-      hint: list.length ? `choose one with --platform (e.g. --platform ${list[0]}), or use an image built for ${formatPlatform(want)}` : "use an image built for this platform",
+      hint: list.length ? `choose one as the platform (e.g. ${list[0]}), or use an image built for ${formatPlatform(want)}` : "use an image built for this platform",
       place: where,
       details: { wanted: formatPlatform(want), available: list },
     },

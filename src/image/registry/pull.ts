@@ -68,7 +68,7 @@ export interface StartedPull {
 
 export async function startPull(input: string | ImageReference, opts: PullOptions): Promise<StartedPull> {
   const ref = typeof input === "string" ? parseReference(input, opts.place) : input;
-  const want = opts.platform === undefined ? defaultPlatform : typeof opts.platform === "string" ? parsePlatform(opts.platform, "--platform") : normalizePlatform(opts.platform);
+  const want = opts.platform === undefined ? defaultPlatform : typeof opts.platform === "string" ? parsePlatform(opts.platform, "platform") : normalizePlatform(opts.platform);
   const { cacheDir } = opts;
   // While the first request is on its way; ingestBlob makes them anyway, and reports a failure.
   makeStoreDirs(cacheDir).catch(() => {});
