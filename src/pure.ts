@@ -47,3 +47,4 @@ export { vmFiles } from "./store/vmdir.js";
 export { skiffHome } from "./store/paths.js";
 /** The fields of a ServiceSpec a project file left unsaid (skiff serve fills a project known only by its VMs' labels with them). */
 export { serviceBlanks } from "./config/foreign.js";
+export { discoverProjectFiles } from "./config/discover.js";

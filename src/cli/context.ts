@@ -8,6 +8,7 @@
  */
 import { SkiffError } from "../pure.js";
 import type { Skiff, SkiffClient } from "../index.js";
+import type { SkiffHttpClient } from "../api/client.js";
 import { printError, progressReporter, type GlobalFlags } from "./output.js";
 import { pullReporter } from "./pull-progress.js";
 import { pathOf } from "./flag-places.js";
@@ -21,6 +22,8 @@ export interface CliContext {
   skiff(): Promise<Skiff>;
   /** The server the commands go to, if any. */
   remoteHost(): string | undefined;
+  /** The server's client, for what only the API offers beyond SkiffClient (projects); undefined when local. */
+  remote(): Promise<SkiffHttpClient | undefined>;
   reportError(err: unknown): void;
   /** Exit code the command chose (e.g. the guest command's). */
   exitCode: number;
@@ -28,7 +31,7 @@ export interface CliContext {
 
 export function makeContext(flags: GlobalFlags): CliContext {
   let engine: Promise<Skiff> | undefined;
-  let remote: Promise<SkiffClient> | undefined;
+  let remote: Promise<SkiffHttpClient> | undefined;
   const host = () => flags.host ?? (process.env.SKIFF_HOST === "" ? undefined : process.env.SKIFF_HOST);
   const ctx: CliContext = {
     flags,
@@ -54,6 +57,12 @@ export function makeContext(flags: GlobalFlags): CliContext {
       remote ??= makeRemote(at);
       return remote;
     },
+    async remote() {
+      const at = host();
+      if (at === undefined) return undefined;
+      remote ??= makeRemote(at);
+      return remote;
+    },
     reportError(err) {
       printError(err, flags);
     },
@@ -61,7 +70,7 @@ export function makeContext(flags: GlobalFlags): CliContext {
   return ctx;
 }
 
-async function makeRemote(host: string): Promise<SkiffClient> {
+async function makeRemote(host: string): Promise<SkiffHttpClient> {
   const [{ SkiffHttpClient }, { serverUrl }] = await Promise.all([import("../api/client.js"), import("../api/transport.js")]);
   const token = process.env.SKIFF_TOKEN;
   return new SkiffHttpClient({ url: serverUrl(host), ...(token === undefined || token === "" ? {} : { token }) });

@@ -11,6 +11,7 @@ import { attachSession, checkTty } from "../session.js";
 import { envFlags, envHelp } from "../spec-flags.js";
 import { projectFlags, withProject } from "../project-open.js";
 import { followLogs } from "./project-logs.js";
+import { remoteProject, withRemote } from "../project-remote.js";
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -18,7 +19,11 @@ function registerPs(parent: Command, ctx: CliContext): void {
   (
     parent.command("ps").description("list the project's VMs (health where a service has a healthcheck)").option("-a, --all", "also stopped VMs")
   ).action(async (flags: { all?: boolean }, cmd: Command) => {
-    const rows = await withProject(ctx, projectFlags(cmd), (p) => p.ps({ all: flags.all === true }));
+    const remote = await remoteProject(ctx, projectFlags(cmd));
+    const rows =
+      remote !== undefined
+        ? await withRemote(remote, (r) => r.client.projectPs(r.source, { all: flags.all === true }))
+        : await withProject(ctx, projectFlags(cmd), (p) => p.ps({ all: flags.all === true }));
     if (ctx.flags.json) {
       process.stdout.write(JSON.stringify(rows) + "\n");
       return;
@@ -129,7 +134,9 @@ function registerLifecycle(parent: Command, ctx: CliContext): void {
   ] as const;
   for (const [verb, description] of verbs) {
     (parent.command(verb).description(description).argument("[service...]")).action(async (services: string[], _flags: unknown, cmd: Command) => {
-      await withProject(ctx, projectFlags(cmd), (p) => p[verb](services));
+      const remote = await remoteProject(ctx, projectFlags(cmd));
+      if (remote !== undefined) await withRemote(remote, (r) => r.client.projectVerb(verb, r.source, services, r.listeners));
+      else await withProject(ctx, projectFlags(cmd), (p) => p[verb](services));
     });
   }
   (

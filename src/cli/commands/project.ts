@@ -7,9 +7,11 @@
  */
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
+import type { UpOptions } from "../../project/up.js";
 import { addProjectFlags, openProject, projectFlags, withProject, type ProjectFlags } from "../project-open.js";
 import { registerProjectOps } from "./project-ops.js";
 import { registerProjectConfig } from "./project-config.js";
+import { followRemoteLogs, remoteProject, withRemote, type RemoteProject } from "../project-remote.js";
 
 interface UpFlags extends ProjectFlags {
   detach?: boolean;
@@ -32,16 +34,13 @@ function registerUp(parent: Command, ctx: CliContext, own: boolean): void {
       .option("--remove-orphans", "remove VMs of services no longer in the file"),
     own,
   ).action(async (services: string[], flags: UpFlags, cmd: Command) => {
+    const options = { services, build: flags.build === true, noProvision: flags.provision === false, wait: flags.wait === true, removeOrphans: flags.removeOrphans === true };
+    const remote = await remoteProject(ctx, projectFlags(cmd));
+    if (remote !== undefined) return upRemote(ctx, remote, options, flags.detach === true);
     const { project, finish } = await openProject(ctx, projectFlags(cmd));
     let result;
     try {
-      result = await project.up({
-        services,
-        build: flags.build === true,
-        noProvision: flags.provision === false,
-        wait: flags.wait === true,
-        removeOrphans: flags.removeOrphans === true,
-      });
+      result = await project.up(options);
     } finally {
       finish();
     }
@@ -60,6 +59,21 @@ function registerUp(parent: Command, ctx: CliContext, own: boolean): void {
   });
 }
 
+/** `up` through a server: detached there; without -d the VMs' logs follow here until Ctrl-C, which stops them. */
+async function upRemote(ctx: CliContext, remote: RemoteProject, options: UpOptions, detach: boolean): Promise<void> {
+  const result = await withRemote(remote, (r) => r.client.projectUp(r.source, { ...options, ...r.listeners }));
+  if (ctx.flags.json) {
+    process.stdout.write(JSON.stringify(result) + "\n");
+    return;
+  }
+  if (detach) return;
+  const stop = new AbortController();
+  process.once("SIGINT", () => stop.abort());
+  await followRemoteLogs(remote.client, result.vms.map((v) => v.name), stop.signal);
+  process.stderr.write("stopping...\n");
+  await remote.client.projectVerb("stop", remote.source, options.services ?? []);
+}
+
 function registerDown(parent: Command, ctx: CliContext, own: boolean): void {
   addProjectFlags(
     parent
@@ -69,7 +83,12 @@ function registerDown(parent: Command, ctx: CliContext, own: boolean): void {
       .option("--destroy", "remove everything the project made: VMs, networks, volumes and the images built from its layers"),
     own,
   ).action(async (flags: { volumes?: boolean; destroy?: boolean }, cmd: Command) => {
-    const r = await withProject(ctx, projectFlags(cmd), (p) => p.down({ volumes: flags.volumes === true, destroy: flags.destroy === true }));
+    const options = { volumes: flags.volumes === true, destroy: flags.destroy === true };
+    const remote = await remoteProject(ctx, projectFlags(cmd));
+    const r =
+      remote !== undefined
+        ? await withRemote(remote, (rp) => rp.client.projectDown(rp.source, { ...options, ...rp.listeners }))
+        : await withProject(ctx, projectFlags(cmd), (p) => p.down(options));
     if (ctx.flags.json) process.stdout.write(JSON.stringify(r) + "\n");
   });
 }
