@@ -183,7 +183,7 @@ describe("skiff mcp over stdio", () => {
       const root = await rcall("vm_exec", { vm: "mcprange-solo-1", argv: ["id"] });
       expect((root.structuredContent as any).error.code).toBe("ERR_SKIFF_POLICY");
       expect(((await rcall("vm_ps", { vm: "mcprange-solo-1" })).structuredContent as any).error.message).toMatch(/not in this VM's allow_tools/);
-      // tcpdump needs a bridge network; this range has none.
+      // A network that does not exist is a coded tool error.
       expect(((await rcall("network_tcpdump", { network: "nope" })).structuredContent as any).error.code).toBe("ERR_SKIFF_NETWORK_NOT_FOUND");
       const down = await rcall("range_down");
       expect((down.structuredContent as any).vms).toEqual(["mcprange-solo-1"]);
