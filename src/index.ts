@@ -26,6 +26,8 @@ export type { ImageService, ImagePullOptions } from "./engine/services/images.js
 export type { NetworkService } from "./engine/services/networks.js";
 export type { VolumeService } from "./engine/services/volumes.js";
 export type { LayerService, LayerListing } from "./engine/services/layers.js";
+export type { VmService } from "./engine/services/vms.js";
+export type { SnapshotService } from "./engine/services/snapshots.js";
 export type { SnapshotInfo } from "./snapshot/service.js";
 export type { RestoreOptions } from "./snapshot/restore.js";
 export type { BuildLayersOptions, BuildLayersResult } from "./engine/layers.js";

@@ -16,7 +16,7 @@ import type { AgentConnection } from "../guest/agent.js";
 import type { MachineSpec } from "../spec/machine.js";
 import { withLock } from "../store/lock.js";
 import type { VmRecord } from "../store/store.js";
-import type { EngineContext } from "./context.js";
+import { progress, type EngineContext } from "./context.js";
 import { observeStatus } from "./status.js";
 
 /** `--network NAME` (with `--ip`), or `--network name=NAME,ip=ADDR`. */
@@ -186,6 +186,12 @@ export async function refreshPeerHosts(
       }),
   );
   return failed;
+}
+
+/** refreshPeerHosts, as a warning for each peer it could not update (it is right after that peer's next start). */
+export async function refreshPeersOrWarn(ctx: EngineContext, changed: MachineSpec, connect: (name: string) => Promise<AgentConnection>, t0: number): Promise<void> {
+  const stale = await refreshPeerHosts(ctx, changed, (vm) => connect(vm.name));
+  for (const name of stale) progress(ctx, name, "warning", `could not update /etc/hosts in ${name}; it will be right after its next start`, t0);
 }
 
 /**

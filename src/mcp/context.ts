@@ -3,8 +3,9 @@
  * (when the server was started with one), and the three steps each call
  * takes in order — resolve the VM (name, address or hostname), look up
  * its rule, check the tool against it — so that no handler can skip one.
- * Results carry structured content and a text rendering; every failure,
- * a refusal included, is a tool error (isError) with its code and hint.
+ * Results carry structured content (its shape each tool's outputSchema,
+ * results.ts) and a text rendering; every failure, a refusal included, is
+ * a tool error (isError) with its code and hint.
  */
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
@@ -15,6 +16,7 @@ import type { VmInfo } from "../index.js";
 import type { Project } from "../project/project.js";
 import { labels as projectLabels } from "../project/names.js";
 import { checkTool, ruleFor, type McpPolicy, type Refusal, type VmRule } from "./policy.js";
+import { orToolError, results } from "./results.js";
 import { resolveTarget } from "./target.js";
 import type { ToolName } from "./names.js";
 
@@ -81,7 +83,7 @@ export function addTool<S extends ZodTypeAny>(
   if (ctx.policy.hideTools.has(name)) return;
   server.registerTool(
     name,
-    { description: meta.description, inputSchema: meta.input, annotations: { readOnlyHint: meta.readOnly === true } },
+    { description: meta.description, inputSchema: meta.input, outputSchema: orToolError(results[name]), annotations: { readOnlyHint: meta.readOnly === true } },
     (async (args: unknown) => {
       try {
         if (ctx.policy.hideTools.has(name)) throw refused({ reason: `${name} is hidden by the policy (hide_tools)`, hint: "it cannot be called" });

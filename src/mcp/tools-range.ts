@@ -4,17 +4,21 @@
  * (traffic on a network, captured on the host). These have no VM target:
  * hide_tools and the policy's top-level allow_tools decide.
  *
- * network_tcpdump captures on a bridge network's host bridge, as Pontoon
- * does on its bridges. skiff's private (multicast socket) and link
- * networks have no host interface that carries the VMs' frames as
- * Ethernet, so they are refused with a hint rather than captured wrong.
+ * network_tcpdump is `skiff network tcpdump` for a few seconds
+ * (skiff.networks.capture): on every kind of network, not only on a
+ * bridge as Pontoon's (a private network's multicast segment, a link's
+ * QEMU filter-dump, a bridge's host interface), its text collected.
  */
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { SkiffError } from "../pure.js";
 import type { Project } from "../project/project.js";
 import { addTool, checkGlobal, ok, type McpContext } from "./context.js";
+import { outputLimit } from "./exec.js";
 import { vmLine, vmSummary } from "./tools-vm.js";
+
+/** The most packets one capture returns. */
+const maxPackets = 500;
 
 function projectOf(ctx: McpContext): Project {
   if (ctx.project === undefined) {
@@ -58,18 +62,31 @@ export function registerRangeTools(server: McpServer, ctx: McpContext): void {
     server,
     ctx,
     "network_tcpdump",
-    { description: "Capture traffic on a bridge network for a few seconds (tcpdump on its host bridge).", input: z.object({ network: z.string().min(1), duration_s: z.number().min(1).max(60).default(5), filter: z.string().default("").describe("a pcap filter expression, e.g. tcp port 80") }).strict(), readOnly: true },
+    {
+      description: "Capture traffic on a network (private, link or bridge) for a few seconds, as tcpdump prints it.",
+      input: z.object({ network: z.string().min(1), duration_s: z.number().min(1).max(60).default(5), filter: z.string().default("").describe("a pcap filter expression, e.g. tcp port 80"), count: z.number().int().min(1).max(maxPackets).default(maxPackets).describe("stop after this many packets that pass the filter") }).strict(),
+      readOnly: true,
+    },
     async (a) => {
       checkGlobal(ctx, "network_tcpdump");
       const net = await ctx.skiff.networks.inspect(a.network);
-      if (net.driver !== "bridge" || net.bridge === undefined) {
-        throw new SkiffError("ERR_SKIFF_USAGE", `network ${net.name} is a ${net.driver} network: it has no host bridge to capture on`, { place: "network", hint: "capture inside a VM instead (vm_exec tcpdump), or use a bridge network" });
+      // The filter goes to tcpdump after --, as words: none of them can become an option (-w FILE).
+      const filter = a.filter.split(/\s+/).filter((w) => w !== "");
+      const capture = await ctx.skiff.networks.capture({ network: net.name, filter, count: a.count, format: "text" });
+      const timer = setTimeout(() => capture.stop(), a.duration_s * 1000);
+      let text = "";
+      capture.output.setEncoding("utf8");
+      capture.output.on("data", (chunk: string) => {
+        text = (text + chunk).slice(-outputLimit);
+      });
+      try {
+        const summary = await capture.done;
+        const packets = text.split("\n").filter((l) => l !== "");
+        return ok({ network: net.name, driver: net.driver, packets, frames: summary.frames, dropped: summary.dropped, ended: summary.ended }, text === "" ? "(no packets)" : text);
+      } finally {
+        clearTimeout(timer);
+        capture.stop();
       }
-      // After --, tcpdump reads only a filter expression: no word of it can become an option (-w FILE).
-      const words = a.filter.split(/\s+/).filter((w) => w !== "");
-      const r = await ctx.skiff.runner.run("timeout", [String(a.duration_s), "tcpdump", "-i", net.bridge, "-n", "-l", "-c", "500", "--", ...words], { debianPackage: "tcpdump" });
-      if (r.code !== 0 && r.code !== 124) throw new SkiffError("ERR_SKIFF_TOOL_FAILED", `tcpdump failed: ${r.stderr.trim()}`, { place: "filter" });
-      return ok({ network: net.name, bridge: net.bridge, packets: r.stdout.split("\n").filter((l) => l !== "") }, r.stdout === "" ? "(no packets)" : r.stdout);
     },
   );
 }

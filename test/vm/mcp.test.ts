@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cliPath, Harness } from "./harness.js";
 
@@ -39,9 +40,12 @@ services:
       deny_root: true
 `;
 
+/** `skiff mcp` as an agent host starts it; in the harness's network namespace when it has one. */
 async function open(h: Harness, args: string[], cwd: string): Promise<Client> {
   const client = new Client({ name: "skiff-test", version: "1" });
-  await client.connect(new StdioClientTransport({ command: process.execPath, args: [cliPath, "mcp", ...args], env: h.env, cwd, stderr: "inherit" }));
+  const argv = [process.execPath, cliPath, "mcp", ...args];
+  const [command, ...rest] = h.netns === undefined ? argv : ["ip", "netns", "exec", h.netns, ...argv];
+  await client.connect(new StdioClientTransport({ command: command!, args: rest, env: h.env, cwd, stderr: "inherit" }));
   return client;
 }
 
@@ -79,7 +83,10 @@ describe("skiff mcp over stdio", () => {
   });
 
   it("lists every tool but the hidden ones, and refuses a hidden one called anyway", async () => {
-    const names = (await client.listTools()).tools.map((t) => t.name);
+    const tools = (await client.listTools()).tools;
+    // Listed, each outputSchema is checked by the SDK's Client against every later result here (it throws on a mismatch).
+    expect(tools.filter((t) => t.outputSchema?.type !== "object").map((t) => t.name)).toEqual([]);
+    const names = tools.map((t) => t.name);
     expect(names).toContain("vm_exec");
     expect(names).toContain("sandbox_create");
     expect(names).not.toContain("network_tcpdump");
@@ -162,6 +169,8 @@ describe("skiff mcp over stdio", () => {
     const range = await open(h, ["-f", join(dir, "skiff.yml")], dir);
     const rcall = async (name: string, args: Record<string, unknown> = {}) => (await range.callTool({ name, arguments: args })) as ToolResult;
     try {
+      // The Client validates results against the outputSchemas it has listed.
+      await range.listTools();
       expect(((await rcall("helo")).structuredContent as any).project).toBe("mcprange");
       const up = await rcall("range_up");
       expect(up.isError, up.content[0]?.text).not.toBe(true);
@@ -174,7 +183,7 @@ describe("skiff mcp over stdio", () => {
       const root = await rcall("vm_exec", { vm: "mcprange-solo-1", argv: ["id"] });
       expect((root.structuredContent as any).error.code).toBe("ERR_SKIFF_POLICY");
       expect(((await rcall("vm_ps", { vm: "mcprange-solo-1" })).structuredContent as any).error.message).toMatch(/not in this VM's allow_tools/);
-      // tcpdump needs a bridge network; this range has none.
+      // A network that does not exist is a coded tool error.
       expect(((await rcall("network_tcpdump", { network: "nope" })).structuredContent as any).error.code).toBe("ERR_SKIFF_NETWORK_NOT_FOUND");
       const down = await rcall("range_down");
       expect((down.structuredContent as any).vms).toEqual(["mcprange-solo-1"]);
@@ -182,4 +191,46 @@ describe("skiff mcp over stdio", () => {
       await range.close();
     }
   }, 240_000);
+});
+
+describe("network_tcpdump through skiff mcp", () => {
+  // A private network is a multicast segment: it and the server that joins it live in a namespace made here.
+  const h = Harness.inNewNetns("skt-mcpcap");
+  const dir = mkdtempSync(join(tmpdir(), "skiff-mcpcap-"));
+  let client: Client | undefined;
+  afterAll(async () => {
+    await client?.close();
+    await h.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("captures the pings between two VMs on a private network, and the result validates against the tool's outputSchema", async () => {
+    await h.ok(["network", "create", "lan"]);
+    await Promise.all(
+      [
+        ["a", "10.90.0.2"],
+        ["b", "10.90.0.3"],
+      ].map(([name, ip]) => h.ok(["run", "-d", "--name", name!, "--memory", "192m", "--network", "lan", "--ip", ip!, "base"])),
+    );
+    client = await open(h, [], dir);
+    const listed = (await client.listTools()).tools.find((t) => t.name === "network_tcpdump");
+    expect(listed?.outputSchema?.properties).toHaveProperty("packets");
+    // The capture starts while the tool call is under way: ping for longer than it could take to start.
+    const captured = client.callTool({ name: "network_tcpdump", arguments: { network: "lan", filter: "icmp", count: 4, duration_s: 60 } }) as Promise<ToolResult>;
+    await h.ok(["exec", "a", "ping", "-c", "12", "-W", "5", "10.90.0.3"]);
+    const r = await captured;
+    expect(r.isError, r.content[0]?.text).not.toBe(true);
+    const data = r.structuredContent as { network: string; driver: string; packets: string[]; ended: string };
+    expect(data).toMatchObject({ network: "lan", driver: "private", ended: "count" });
+    expect(data.packets).toHaveLength(4);
+    expect(data.packets.join("\n")).toMatch(/IP 10\.90\.0\.2 > 10\.90\.0\.3: ICMP echo request/);
+    expect(data.packets.join("\n")).toMatch(/IP 10\.90\.0\.3 > 10\.90\.0\.2: ICMP echo reply/);
+    expect(new AjvJsonSchemaValidator().getValidator(listed!.outputSchema as never)(data)).toMatchObject({ valid: true });
+    // A bad filter is a tool error with its code, which validates against the schema as well.
+    const bad = (await client.callTool({ name: "network_tcpdump", arguments: { network: "lan", filter: "icmp and (" } })) as ToolResult;
+    expect(bad.isError).toBe(true);
+    expect((bad.structuredContent as { error: { code: string } }).error.code).toBe("ERR_SKIFF_USAGE");
+    await h.ok(["rm", "-f", "a", "b"]);
+    await h.ok(["network", "rm", "lan"]);
+  }, 300_000);
 });

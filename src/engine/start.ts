@@ -1,0 +1,138 @@
+/**
+ * Starting a VM: boot it, or resume it from a hibernation, a boot snapshot
+ * or a snapshot being restored; then wait until its guest answers and tell
+ * it who it is. `skiff.vms.start` and `skiff.snapshots.restore` share it.
+ * Every module behind booting is loaded here, when a VM first starts.
+ */
+import type { AgentConnection } from "../guest/agent.js";
+import type { GuestNetwork } from "../network/guest.js";
+import type { ResumeSource } from "../snapshot/resume.js";
+import type { VmRecord } from "../store/store.js";
+import { crashPoint } from "../util/crash-point.js";
+import { progress, type EngineContext } from "./context.js";
+import { hardStop } from "./reconcile.js";
+import { lockedVm } from "./vm-lock.js";
+
+export interface StartOptions {
+  /** Wait until the guest agent answers (default true). */
+  waitReady?: boolean;
+  timeoutMs?: number;
+  /** A hibernated VM: boot from its disk instead of resuming its saved memory (E2B's onResume: 'reboot'). */
+  cold?: boolean;
+}
+
+/** How long a boot may take before it counts as failed; TCG on a loaded host is slow. */
+const defaultBootTimeoutMs = Number(process.env.SKIFF_BOOT_TIMEOUT_MS ?? 120_000);
+
+/**
+ * Start `record` under its lifecycle lock (a running VM whose guest is
+ * paused runs again; a restarting one is left to its supervisor);
+ * `connect` reaches a running guest (its /etc/hosts is written through it).
+ */
+export async function startVm(
+  ctx: EngineContext,
+  record: VmRecord,
+  opts: StartOptions & { resume?: ResumeSource },
+  connect: (name: string) => Promise<AgentConnection>,
+): Promise<void> {
+  const t0 = Date.now();
+  const hibernation = opts.resume === undefined ? await import("../snapshot/hibernate.js") : undefined;
+  const facts = await ctx.hostFacts();
+  const [network, { spawnQemu }, volumes, { waitBooted }] = await Promise.all([import("./vm-network.js"), import("./launch.js"), import("./volumes.js"), import("./ready.js")]);
+  let hosts = "";
+  let resume: ResumeSource | undefined;
+  let guest: GuestNetwork | undefined;
+  let bootKey: string | undefined;
+  const identity = await lockedVm(ctx, record, "start", async (state, status) => {
+    if (status.state === "running") {
+      // A running VM whose guest is paused (skiff pause, a full disk) runs again.
+      await (await import("../snapshot/clock.js")).unpauseVm(ctx, record);
+      return undefined;
+    }
+    // Restarting: its supervisor brings QEMU back by itself; a second QEMU must never start.
+    if (status.state === "restarting") return undefined;
+    // A VM made before jails (or by a skiff without root) gets its jail user now.
+    record.config = await ctx.store.ensureJailIds(record.id);
+    resume = opts.resume ?? (await hibernation?.hibernatedSource(ctx, record, opts.cold === true));
+    // A VM that has never run starts from its combination's boot snapshot, or makes it (src/snapshot/boot.ts).
+    if (resume === undefined && opts.cold !== true && state.startedAt === undefined && record.config.snapshot === undefined) {
+      const boot = await import("../snapshot/boot.js");
+      const key = await boot.bootKey(record, facts);
+      const snap = key === undefined ? undefined : await boot.findBootSnapshot(ctx, key);
+      if (snap !== undefined) {
+        await boot.adoptBootSnapshot(ctx, record, snap);
+        resume = (await import("../snapshot/restore.js")).snapshotSource(snap);
+      } else bootKey = key;
+    }
+    progress(ctx, record.name, "booting", `${resume === undefined ? "booting" : "resuming"} ${record.name} (${facts.accel.accel})`, t0);
+    const networking = await network.prepareVmNetworking(ctx, record);
+    hosts = networking.guest.hosts;
+    guest = networking.guest;
+    // Under the volumes lock from the check until QEMU holds the disks: two VMs never attach one volume.
+    const identity = await volumes.withVolumesLocked(ctx, record.config.spec.mounts, `start ${record.name}`, async () =>
+      spawnQemu({
+        record,
+        home: ctx.home,
+        facts,
+        runner: ctx.runner,
+        cacheDir: ctx.cacheDir,
+        networking,
+        mounts: await volumes.checkVolumesFree(ctx, record),
+        ...(resume === undefined ? {} : { resume }),
+      }),
+    );
+    crashPoint("start:spawned");
+    await ctx.store.updateState(record.id, {
+      qemu: identity,
+      startedAt: new Date().toISOString(),
+      accel: facts.accel.accel,
+      exit: undefined,
+      forwards: undefined,
+    });
+    return identity;
+  });
+  if (identity !== undefined && resume !== undefined) {
+    // A resumed guest is up already; it learns who it is now (name, addresses, clock, a fresh random pool).
+    try {
+      const { sendGuestIdentity } = await import("../snapshot/identity.js");
+      await sendGuestIdentity(record, ctx.home, guest);
+      await hibernation?.resumed(ctx, record);
+    } catch (err) {
+      await hardStop(ctx, record, "resume-failed");
+      throw err;
+    }
+    progress(ctx, record.name, "ready", `${record.name} is ready (resumed from ${resume.what})`, t0);
+  } else if (identity !== undefined && opts.waitReady !== false) {
+    try {
+      await waitBooted({ record, identity, home: ctx.home, timeoutMs: opts.timeoutMs ?? defaultBootTimeoutMs });
+    } catch (err) {
+      // Never leave a VM half-booted behind a failed start.
+      await hardStop(ctx, record, "boot-failed");
+      throw err;
+    }
+    if (!(await network.syncOwnHosts(ctx, record, hosts, (vm) => connect(vm.name)))) {
+      progress(ctx, record.name, "warning", `could not update /etc/hosts in ${record.name}; it will be right after its next start`, t0);
+    }
+    if (bootKey !== undefined) await bootSnapshot(ctx, record, bootKey, t0);
+    progress(ctx, record.name, "ready", `${record.name} is ready`, t0);
+  }
+}
+
+/**
+ * The first cold boot of its combination: snapshot the ready guest, so the
+ * next VM like it starts from here. Best effort: a failure is a warning.
+ */
+async function bootSnapshot(ctx: EngineContext, record: VmRecord, key: string, t0: number): Promise<void> {
+  const [{ captureVm }, { saveBootSnapshotOnce }] = await Promise.all([import("../snapshot/capture.js"), import("../snapshot/boot.js")]);
+  try {
+    await lockedVm(ctx, record, "boot snapshot", async (_state, status) => {
+      if (status.qemu === undefined) return;
+      await saveBootSnapshotOnce(ctx, key, async () => {
+        progress(ctx, record.name, "snapshot", `saving a boot snapshot of ${record.config.spec.image} (the next VM like it resumes from it)`, t0);
+        await captureVm(ctx, record, { kind: "boot", bootKey: key });
+      });
+    });
+  } catch (err) {
+    progress(ctx, record.name, "warning", `no boot snapshot saved: ${err instanceof Error ? err.message : String(err)}`, t0);
+  }
+}
