@@ -166,6 +166,8 @@ function execOnSocket(ws: WebSocket, open: () => Promise<ExecSession>, close: (c
   };
   ws.on("close", onClose);
   ws.on("message", onMessage);
+  // A socket closed already (its close event gone by) has nobody to run a command for.
+  if (ws.readyState !== ws.OPEN) onClose();
   return settled.finally(() => {
     clearTimeout(timer);
     ws.off("close", onClose);
@@ -201,6 +203,8 @@ function serveRun(skiff: Skiff, ws: WebSocket): Promise<void> {
         const result = await skiff.run(options, {
           ...run,
           attach: async (conn, req) => {
+            // The client left while the VM was being made: hang the command up at once (run then stops or removes the VM).
+            if (ws.readyState !== ws.OPEN) return 129;
             ws.send(JSON.stringify({ type: "attach", request: req }));
             // The session is run's own: it closes it.
             const code = await execOnSocket(ws, async () => conn, async () => undefined);

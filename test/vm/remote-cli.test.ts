@@ -122,14 +122,24 @@ describe("skiff --host", () => {
     expect(await server.ok(["ps", "-a", "-q"])).not.toContain("farproj");
   });
 
-  it("removes a --rm VM whose attached client was killed, as the server's own run would", async () => {
-    const child = client.spawn(["run", "--rm", "--name", "orphan", "--memory", "256m", "--network", "none", "base", "sleep", "600"], { env: remote });
-    for (const end = Date.now() + 60_000; !(await server.ok(["ps", "-q"])).includes("orphan"); ) {
-      if (Date.now() > end) throw new Error("the VM never ran");
-      await new Promise((r) => setTimeout(r, 250));
+  it("removes a --rm VM whose attached client was killed, before or after its command began, as the server's own run would", async () => {
+    // Killed while the VM is still being made (the client leaves before the command is attached).
+    const early = client.spawn(["run", "--rm", "--name", "orphan-early", "--memory", "256m", "--network", "none", "base", "sleep", "600"], { env: remote });
+    for (const end = Date.now() + 60_000; !(await server.ok(["ps", "-a", "-q"])).includes("orphan-early"); ) {
+      if (Date.now() > end) throw new Error("the VM was never made");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    early.kill("SIGKILL");
+    // Killed while its command runs.
+    const child = client.spawn(["run", "--rm", "--name", "orphan", "--memory", "256m", "--network", "none", "base", "sh", "-c", "echo started; sleep 600"], { env: remote });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    for (const end = Date.now() + 60_000; !out.includes("started"); ) {
+      if (Date.now() > end) throw new Error("the command never ran");
+      await new Promise((r) => setTimeout(r, 100));
     }
     child.kill("SIGKILL");
-    for (const end = Date.now() + 60_000; (await server.ok(["ps", "-a", "-q"])).includes("orphan"); ) {
+    for (const end = Date.now() + 90_000; (await server.ok(["ps", "-a", "-q"])).includes("orphan"); ) {
       if (Date.now() > end) throw new Error("the VM outlived its killed client");
       await new Promise((r) => setTimeout(r, 250));
     }
