@@ -675,6 +675,20 @@ export class Skiff extends EventEmitter<SkiffEvents> {
     return listAutostart(this.home);
   }
 
+  /** Set (a string) or remove (null) labels of an existing VM, running or not; the others are kept. */
+  async setLabels(name: string, changes: Record<string, string | null>): Promise<VmInfo> {
+    for (const [key, value] of Object.entries(changes)) {
+      if (key === "" || (value !== null && typeof value !== "string")) {
+        throw new SkiffError("ERR_SKIFF_USAGE", `label ${JSON.stringify(key)}: a non-empty key with a string value (null removes it)`, { place: "labels" });
+      }
+    }
+    const record = await this.store.get(name);
+    await this.#locked(record, "label", async () => {
+      record.config = await this.store.setLabels(record.id, changes);
+    });
+    return this.info(record);
+  }
+
   /** Untie a VM from the process that created it attached (CreateOptions.attach): it outlives that process now. */
   async detach(name: string): Promise<void> {
     const record = await this.store.get(name);
