@@ -13,6 +13,7 @@ import { HTTPException } from "hono/http-exception";
 import { SkiffError, type Skiff } from "../index.js";
 import { toErrorBody } from "../api/errors.js";
 import { errorResponse, errorResponses, json, nameParam, validationHook } from "./http.js";
+import { AgentConnections } from "./agents.js";
 import { vmRoutes } from "./routes/vms.js";
 import { fileRoutes } from "./routes/files.js";
 import { resourceRoutes } from "./routes/resources.js";
@@ -35,7 +36,14 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   version?: string;
   mounts?: Mount[];
+  /** The agent connections exec holds (default: the app's own, never closed: a server passes its own and closes it). */
+  agents?: AgentConnections;
+  /** Called after a request that may have set or moved a VM's deadline (deadlines.ts). */
+  onDeadline?: () => void;
 }
+
+/** The requests after which a sandbox's deadline may be new: a start (it counts from there), a restore, a fork, a timeout. */
+const movesDeadline = /^\/(vms|snapshots)\/([^/]+\/)?(run|start|restart|restore|fork|timeout)$/;
 
 export const defaultBodyLimit = 1 << 20;
 
@@ -94,7 +102,14 @@ export function createApp(opts: AppOptions): OpenAPIHono {
     return limited(c, next);
   });
 
-  vmRoutes(app, opts.skiff);
+  const onDeadline = opts.onDeadline;
+  if (onDeadline !== undefined) {
+    app.use("*", async (c, next) => {
+      await next();
+      if (c.req.method === "POST" && c.res.status < 300 && movesDeadline.test(c.req.path)) onDeadline();
+    });
+  }
+  vmRoutes(app, opts.skiff, opts.agents ?? new AgentConnections(opts.skiff));
   fileRoutes(app, opts.skiff);
   snapshotRoutes(app, opts.skiff);
   resourceRoutes(app, opts.skiff);

@@ -12,10 +12,11 @@ import { dirname, join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
-import { SkiffError, type AgentConnection, type RunningExec, type Skiff } from "../index.js";
+import { SkiffError, type RunningExec, type Skiff } from "../index.js";
 import { httpStatusOf, toErrorBody } from "../api/errors.js";
 import { decodeChunk, encodeChunk, execControlSchema, type ExecReply } from "../api/exec-protocol.js";
 import { execStartSchema } from "../api/schemas.js";
+import type { AgentConnections } from "./agents.js";
 import { rawErrorResponse, validationError } from "./http.js";
 
 /** Largest frame a client may send (stdin chunks, control frames). */
@@ -23,6 +24,8 @@ const maxFrameBytes = 1 << 20;
 
 export interface UpgradeOptions {
   skiff: Skiff;
+  /** The held agent connections an exec runs on. */
+  agents: AgentConnections;
   /** Refuses a request that lacks the right credentials; undefined lets it through. */
   authorize: (req: IncomingMessage) => SkiffError | undefined;
 }
@@ -40,8 +43,8 @@ export function upgradeHandler(opts: UpgradeOptions): (req: IncomingMessage, soc
     }
     const name = decodeURIComponent(m![1]!);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const serve = m![2] === "exec" ? serveExec : serveConsole;
-      serve(opts.skiff, name, ws).catch((err: unknown) => closeWithError(ws, err));
+      const served = m![2] === "exec" ? serveExec(opts.agents, name, ws) : serveConsole(opts.skiff, name, ws);
+      served.catch((err: unknown) => closeWithError(ws, err));
     });
   };
 }
@@ -83,13 +86,14 @@ const startWithinMs = 30_000;
  * command is still being started, and are held (stdin in its pipe, the
  * window size and signals until the command runs).
  */
-function serveExec(skiff: Skiff, name: string, ws: WebSocket): Promise<void> {
+function serveExec(agents: AgentConnections, name: string, ws: WebSocket): Promise<void> {
   const stdin = new PassThrough();
   let running: RunningExec | undefined;
   let window: { cols: number; rows: number } | undefined;
   const signals: (string | number)[] = [];
   let begun: Promise<void> | undefined;
   let left = false;
+  let exited = false;
   const timer = setTimeout(() => closeWithError(ws, new SkiffError("ERR_SKIFF_TIMEOUT", `no start frame within ${startWithinMs / 1000} s`)), startWithinMs);
   const refuse = (err: unknown) => send(ws, { type: "error", error: toErrorBody(err) });
   const signal = (sig: string | number) => void running?.sendSignal(sig).catch(refuse);
@@ -99,29 +103,28 @@ function serveExec(skiff: Skiff, name: string, ws: WebSocket): Promise<void> {
     const parsed = execStartSchema.safeParse(parseJson(data, "start frame"));
     if (!parsed.success) throw validationError(parsed.error, "start frame");
     const { type: _type, timeoutMs, ...req } = parsed.data;
-    const conn: AgentConnection = await skiff.connect(name);
-    try {
+    await agents.use(name, async (conn) => {
       if (left) return;
-      ws.once("close", () => void conn.close());
       running = await conn.start(req, { stdin, stdout: frames(ws, "stdout"), stderr: frames(ws, "stderr"), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+      // The client left while the command started: nobody reads it, end it (see the close handler).
+      if (left) hangUp(running);
       send(ws, { type: "started" });
       if (window !== undefined) running.setWindow(window);
       for (const sig of signals.splice(0)) signal(sig);
-      const result = await running.done;
+      const result = await running.done.finally(() => (exited = true));
       if (!left) {
         send(ws, { type: "exit", code: result.code, ...(result.signal === undefined ? {} : { signal: result.signal }) });
         ws.close(1000, "exit");
       }
-    } finally {
-      await conn.close();
-    }
+    });
   };
 
   ws.on("close", () => {
     left = true;
     clearTimeout(timer);
-    // A client that leaves hangs the command up, as an SSH client's end does (the connection closes above).
     stdin.end();
+    // A client that leaves ends its command, as an SSH client's end would: the connection is shared and stays open.
+    if (running !== undefined && !exited) hangUp(running);
   });
   ws.on("message", (data, isBinary) => {
     try {
@@ -151,6 +154,11 @@ function serveExec(skiff: Skiff, name: string, ws: WebSocket): Promise<void> {
     }
   });
   return new Promise((resolve) => ws.once("close", () => resolve()));
+}
+
+/** SIGKILL for a command whose client went away (one that ended meanwhile is no error). */
+function hangUp(running: RunningExec): void {
+  void running.sendSignal("KILL").catch(() => undefined);
 }
 
 async function serveConsole(skiff: Skiff, name: string, ws: WebSocket): Promise<void> {

@@ -12,24 +12,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CommandExitError, Sandbox, type SandboxConnectOpts } from "../../dist/sdk/index.js";
 import { expectTour } from "./sdk-tour.js";
 import { Harness } from "./harness.js";
+import { serveChild, stopChild } from "./serve-child.js";
 
 const h = new Harness();
 let server: ChildProcess;
 let where: SandboxConnectOpts;
 
 async function serve(): Promise<string> {
-  server = h.spawn(["serve", "--listen", "127.0.0.1:0"]);
-  let out = "";
-  let err = "";
-  server.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-  return new Promise<string>((resolve, reject) => {
-    server.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (\S+)\n/.exec(out);
-      if (m !== null) resolve(m[1]!);
-    });
-    server.once("exit", (code) => reject(new Error(`skiff serve exited ${code}: ${err}`)));
-  });
+  const started = await serveChild(h);
+  server = started.child;
+  return started.url;
 }
 
 describe("Sandbox over skiff serve", () => {
@@ -42,12 +34,7 @@ describe("Sandbox over skiff serve", () => {
   });
   afterAll(async () => {
     if (where !== undefined) for (const s of await Sandbox.list(where).catch(() => [])) await Sandbox.kill(s.sandboxId, where).catch(() => undefined);
-    if (server !== undefined && server.exitCode === null) {
-      await new Promise((resolve) => {
-        server.once("exit", resolve);
-        server.kill("SIGTERM");
-      });
-    }
+    await stopChild(server);
     if (process.env.SKIFF_KEEP_LOGS) console.log(h.consoleLogs());
     await h.cleanup();
   });

@@ -21,23 +21,10 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import WebSocket from "ws";
 import { SkiffHttpClient, type ServerEvent } from "../../src/api/client.js";
 import { Harness } from "./harness.js";
+import { serveChild } from "./serve-child.js";
 
 /** Start `skiff serve` and wait for its "listening on URL" line. */
-async function serve(h: Harness, args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = h.spawn(["serve", ...args]);
-  let out = "";
-  let err = "";
-  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (\S+)\n/.exec(out);
-      if (m !== null) resolve(m[1]!);
-    });
-    child.once("exit", (code) => reject(new Error(`skiff serve exited ${code}: ${err}`)));
-  });
-  return { child, url };
-}
+const serve = (h: Harness, args: string[]) => serveChild(h, args);
 
 function stopServer(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => {
