@@ -10,7 +10,7 @@
 import { OpenAPIHono, createRoute } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import { SkiffError, type Skiff } from "../index.js";
+import { SkiffError, type Skiff, type VmInfo } from "../index.js";
 import { toErrorBody } from "../api/errors.js";
 import { errorResponse, errorResponses, json, nameParam, validationHook } from "./http.js";
 import { AgentConnections } from "./agents.js";
@@ -38,8 +38,8 @@ export interface AppOptions {
   mounts?: Mount[];
   /** The agent connections exec holds (default: the app's own, never closed: a server passes its own and closes it). */
   agents?: AgentConnections;
-  /** Called after a request that may have set or moved a VM's deadline (deadlines.ts). */
-  onDeadline?: () => void;
+  /** Told the VMs a request that may have set or moved their deadline answered with (deadlines.ts). */
+  onDeadline?: (vms: VmInfo[]) => void;
 }
 
 /** The requests after which a sandbox's deadline may be new: a start (it counts from there), a restore, a fork, a timeout. */
@@ -106,7 +106,11 @@ export function createApp(opts: AppOptions): OpenAPIHono {
   if (onDeadline !== undefined) {
     app.use("*", async (c, next) => {
       await next();
-      if (c.req.method === "POST" && c.res.status < 300 && movesDeadline.test(c.req.path)) onDeadline();
+      if (c.req.method !== "POST" || c.res.status >= 300 || !movesDeadline.test(c.req.path)) return;
+      // The answer is the VM (a list for a fork; {vm, …} for a run): its labels and start are its deadline.
+      const body = (await c.res.clone().json().catch(() => undefined)) as VmInfo | VmInfo[] | { vm: VmInfo } | undefined;
+      const vms = Array.isArray(body) ? body : body !== undefined && "vm" in body ? [body.vm] : body === undefined ? [] : [body];
+      onDeadline(vms.filter((vm) => vm !== null && typeof vm === "object" && "labels" in vm));
     });
   }
   vmRoutes(app, opts.skiff, opts.agents ?? new AgentConnections(opts.skiff));

@@ -5,13 +5,15 @@
  * src/api/deadline.ts), whether or not any client is still there.
  *
  * It looks at the VMs (one `list`) when the server starts (a sandbox that
- * expired while no server ran goes then), at the soonest deadline it saw,
- * after a request that may have set or moved one (`poke`: a start, a
- * restore, a fork, a new timeout), and at least every `rescanMs` for VMs
- * that other processes of the home made or changed. Each look reads the
- * labels afresh, so a deadline moved since is honoured, sooner or later.
+ * expired while no server ran goes then), at the soonest deadline it saw or
+ * was told of (`note`: the VMs a start, restore, fork or new timeout served
+ * answered with), and at least every `rescanMs` for VMs that other
+ * processes of the home made or changed. Each look reads the labels afresh,
+ * so a deadline moved since is honoured, sooner or later. A look asks every
+ * running VM's QEMU whether it is paused (QMP): it is not made for each
+ * request, only when a deadline is due or the rescan.
  */
-import type { Skiff } from "../index.js";
+import type { Skiff, VmInfo } from "../index.js";
 import { endOf, expired } from "../api/deadline.js";
 
 export interface DeadlineWatcherOptions {
@@ -23,9 +25,7 @@ export interface DeadlineWatcherOptions {
   onError?: (err: unknown) => void;
 }
 
-const defaultRescanMs = 10_000;
-/** Pokes that come together (16 sandboxes started at once) make one look. */
-const pokeDelayMs = 100;
+const defaultRescanMs = 15_000;
 const minGapMs = 200;
 
 export class DeadlineWatcher {
@@ -49,9 +49,12 @@ export class DeadlineWatcher {
     this.#schedule(0);
   }
 
-  /** A deadline may have been set or moved: look soon. */
-  poke(): void {
-    this.#schedule(pokeDelayMs);
+  /** VMs as a request left them: a look at the end of each that has one (sooner ones are kept). */
+  note(vms: readonly VmInfo[]): void {
+    for (const vm of vms) {
+      const end = endOf(vm);
+      if (end !== undefined) this.#schedule(end.getTime() - Date.now());
+    }
   }
 
   /** No more looks; waits for one under way. */

@@ -11,7 +11,7 @@ import { connect } from "node:net";
 import { chmod, rm } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { getRequestListener } from "@hono/node-server";
-import { SkiffError, type Skiff } from "../index.js";
+import { SkiffError, type Skiff, type VmInfo } from "../index.js";
 import { toErrorBody } from "../api/errors.js";
 import { rawErrorResponse } from "./http.js";
 import { AgentConnections } from "./agents.js";
@@ -65,7 +65,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const app = createApp({
     skiff: opts.skiff,
     agents,
-    ...(deadlines === undefined ? {} : { onDeadline: () => deadlines.poke() }),
+    ...(deadlines === undefined ? {} : { onDeadline: (vms: VmInfo[]) => deadlines.note(vms) }),
     ...(authorize === undefined ? {} : { authorize }),
     ...(opts.version === undefined ? {} : { version: opts.version }),
     ...(opts.mounts === undefined ? {} : { mounts: opts.mounts }),
