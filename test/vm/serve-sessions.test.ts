@@ -12,12 +12,15 @@
  * - the agent connection the server keeps per VM: execs (REST and
  *   WebSocket) after a restart through the server and after a stop and
  *   start by the CLI beside it (the held connection is stale then) work,
- *   and many execs at once on one VM all succeed.
+ *   and many execs at once on one VM all succeed; a client that leaves an
+ *   exec WebSocket has its command killed (the connection is not closed for it).
  */
 import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
+import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Skiff } from "../../dist/index.js";
 import { SkiffHttpClient } from "../../dist/api/client.js";
@@ -119,6 +122,24 @@ describe("skiff serve: sandbox deadlines and held agent connections", () => {
     const out = await Promise.all([...viaWs, ...viaRest]);
     expect(out).toEqual([...Array.from({ length: 16 }, (_, i) => `ws-${i}\n`), ...Array.from({ length: 8 }, (_, i) => `rest-${i}\n`)]);
   });
+
+  it("a client that leaves an exec WebSocket has its command killed; the shared connection serves on", async () => {
+    const name = long.sandboxId;
+    const ws = new WebSocket(`${where.host!.replace(/^http/, "ws")}/vms/${name}/exec`, { headers: { authorization: `Bearer ${where.token}` } });
+    await once(ws, "open");
+    const started = new Promise<void>((resolve) =>
+      ws.on("message", (data, binary) => {
+        if (!binary && (JSON.parse(data.toString()) as { type: string }).type === "started") resolve();
+      }),
+    );
+    ws.send(JSON.stringify({ type: "start", argv: ["sh", "-c", "trap '' HUP TERM INT PIPE; echo $$ > /tmp/left.pid; while :; do sleep 1 </dev/null; done"] }));
+    await started;
+    const alive = async () => (await client.exec(name, ["sh", "-c", "test -s /tmp/left.pid && kill -0 $(cat /tmp/left.pid)"])).code === 0;
+    for (const end = Date.now() + 10_000; !(await alive()); await sleep(100)) if (Date.now() > end) throw new Error("the command never ran");
+    ws.close();
+    for (const end = Date.now() + 15_000; await alive(); await sleep(250)) if (Date.now() > end) throw new Error("the command outlived its client");
+    expect((await long.commands.run("echo still")).stdout).toBe("still\n");
+  }, 60_000);
 
   it("a deadline set through the server is kept by the next server on the home", async () => {
     const name = long.sandboxId;
