@@ -3,8 +3,9 @@
 // from issue 13:
 //   1. the exec round trip of `true` in a running VM through the HTTP API
 //      (SkiffHttpClient.exec: POST /vms/NAME/exec) against the in-process
-//      library (Skiff.exec): <= 1.5x. Both open their own agent session per
-//      call, as a caller that runs one command does;
+//      library (Skiff.exec): <= 1.5x. Skiff.exec opens an agent session per
+//      call, as a caller that runs one command does; the server keeps one
+//      per running VM (src/server/agents.ts), so it answers sooner;
 //   2. 16 sandboxes created, used (a command, a file written and read back)
 //      and killed at once through the SDK against one server, against the
 //      same through the SDK in process: <= 1.2x. One sandbox is made and

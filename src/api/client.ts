@@ -133,6 +133,11 @@ export class SkiffHttpClient implements SkiffClient {
     return this.#verb(name, "unpause", {});
   }
 
+  /** Remove the VM `timeoutMs` from now, client or no client (0: never); the server enforces it (Sandbox.setTimeout). */
+  setTimeout(name: string, timeoutMs: number): Promise<VmInfo> {
+    return this.#verb(name, "timeout", { timeoutMs });
+  }
+
   async remove(name: string, opts: { force?: boolean } = {}): Promise<void> {
     await this.#t.json("DELETE", `/vms/${seg(name)}${q({ force: opts.force })}`);
   }

@@ -117,6 +117,11 @@ export const killVmSchema = z
   .strict()
   .openapi("KillVm");
 
+export const timeoutVmSchema = z
+  .object({ timeoutMs: z.number().int().min(0).openapi({ description: "remove the VM this long from now (0: never)" }) })
+  .strict()
+  .openapi("TimeoutVm");
+
 export const ptySchema = z
   .object({ cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000), term: z.string().optional() })
   .strict()

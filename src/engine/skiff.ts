@@ -352,6 +352,11 @@ export class Skiff extends EventEmitter<SkiffEvents> implements SkiffClient {
     return listAutostart(this.home);
   }
 
+  /** Set (a string) or remove (null) labels of an existing VM, running or not; the others are kept. */
+  async setLabels(name: string, changes: Record<string, string | null>): Promise<VmInfo> {
+    return this.vms.setLabels(name, changes);
+  }
+
   /** Untie a VM from the process that created it attached (CreateOptions.attach): it outlives that process now. */
   async detach(name: string): Promise<void> {
     return this.vms.detach(name);

@@ -226,8 +226,29 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
   }
 }
 
+/**
+ * openSocketOnce, again while the socket's backlog is full (EAGAIN): QEMU
+ * serves one QMP client at a time, and a VM's other clients (a `skiff ps`,
+ * a server looking at its VMs) can fill the queue for a moment; that is a
+ * wait for a turn, not a failure.
+ */
+async function openSocket(socketPath: string, timeoutMs: number, label: string | undefined): Promise<{ socket: Socket; greeting: QmpGreeting; rest: string }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await openSocketOnce(socketPath, Math.max(1, deadline - Date.now()), label);
+    } catch (err) {
+      const busy = err instanceof SkiffError && errnoOf(err.cause) === "EAGAIN";
+      if (!busy || Date.now() + busyRetryMs >= deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, busyRetryMs));
+    }
+  }
+}
+
+const busyRetryMs = 25;
+
 /** Connect and read up to the greeting line; return whatever followed it unparsed. */
-function openSocket(
+function openSocketOnce(
   socketPath: string,
   timeoutMs: number,
   label: string | undefined,

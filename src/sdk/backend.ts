@@ -89,6 +89,8 @@ export interface SandboxBackend {
   list(): Promise<SandboxInfo[]>;
   /** End and remove the sandbox; false when it was already gone. */
   kill(id: string): Promise<boolean>;
+  /** Kill the sandbox `timeoutMs` from now instead of at its old end (0: never). */
+  setTimeout(id: string, timeoutMs: number): Promise<void>;
   pause(id: string): Promise<void>;
   resume(id: string): Promise<void>;
   snapshot(id: string, name?: string): Promise<SnapshotRef>;

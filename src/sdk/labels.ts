@@ -5,15 +5,12 @@
  */
 import { SkiffError, type VmInfo } from "../index.js";
 import type { CreateSandboxRequest, SandboxInfo } from "./backend.js";
+import { endOf, timeoutLabel } from "../api/deadline.js";
 
 /** Labels under this prefix are the SDK's; metadata may not use it. */
 export const reservedPrefix = "skiff.sdk.";
-/**
- * How long after it (last) started the sandbox is killed, in ms. Counted
- * from the VM's start, not stored as an end time: boot time is not the
- * caller's, and a fork or restore of it gets its own full time.
- */
-export const timeoutLabel = `${reservedPrefix}timeout-ms`;
+/** How long after it (last) started the sandbox is killed, in ms (src/api/deadline.ts, where the server reads it too). */
+export { endOf, expired, timeoutLabel } from "../api/deadline.js";
 
 export function labelsOf(metadata: Record<string, string>, timeoutMs: number | undefined): Record<string, string> {
   for (const [key, value] of Object.entries(metadata)) {
@@ -39,14 +36,6 @@ export function sandboxInfo(vm: VmInfo): SandboxInfo {
   };
 }
 
-/** When the sandbox is to be killed: its start plus its timeout; undefined without one (or before it started). */
-export function endOf(vm: Pick<VmInfo, "labels" | "startedAt">): Date | undefined {
-  const label = vm.labels[timeoutLabel];
-  const timeoutMs = label === undefined ? NaN : Number(label);
-  const started = vm.startedAt === undefined ? NaN : Date.parse(vm.startedAt);
-  return Number.isFinite(timeoutMs) && timeoutMs > 0 && Number.isFinite(started) ? new Date(started + timeoutMs) : undefined;
-}
-
 /** The labels of a new sandbox; refuses the image's options with a snapshot (those come from the snapshot). */
 export function createLabels(req: CreateSandboxRequest): Record<string, string> {
   const labels = labelsOf(req.metadata ?? {}, req.timeoutMs);
@@ -58,11 +47,6 @@ export function createLabels(req: CreateSandboxRequest): Record<string, string> 
     });
   }
   return labels;
-}
-
-/** The names of the VMs past their end (to be killed: the lazy half of the timeout). */
-export function expired(vms: VmInfo[], now = Date.now()): string[] {
-  return vms.filter((vm) => (endOf(vm)?.getTime() ?? Infinity) <= now).map((vm) => vm.name);
 }
 
 /** A fresh prefix for each fork: a second fork of one sandbox must not collide with the first's names. */

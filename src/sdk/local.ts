@@ -12,15 +12,18 @@
  * home sees the same end. It is enforced two ways: a timer in the process
  * that created or connected the sandbox (unref'd: it never keeps a process
  * alive), and lazily: create and list first kill every sandbox past its
- * end, info (connect, getInfo) the one asked about. A sandbox whose every SDK process has exited lives until the
- * next such call; nothing in the background watches it (a server should,
- * by the same label: docs/sdk.md).
+ * end, info (connect, getInfo) the one asked about. A sandbox whose every
+ * SDK process has exited lives until the next such call, unless a `skiff
+ * serve` runs on the same home: its watcher removes it at its end
+ * (src/server/deadlines.ts). setTimeout moves the end (the label) and the
+ * timer; other processes' timers see the new end when theirs fires.
  */
 import { PassThrough } from "node:stream";
 import { Skiff, SkiffError, type AgentConnection, type SkiffOptions, type VmInfo } from "../index.js";
 import type { CreateSandboxRequest, ExecChannel, ExecSink, ExecSpec, SandboxBackend, SandboxInfo, SnapshotRef } from "./backend.js";
 import { execRequest, removed, sinkStream, writeTo } from "./exec-streams.js";
 import { createLabels, expired, forkPrefix, sandboxInfo } from "./labels.js";
+import { deadlineLabel } from "../api/deadline.js";
 
 export interface LocalBackendOptions extends SkiffOptions {
   /** Close a sandbox's idle connection after this long (default 500 ms). */
@@ -109,6 +112,11 @@ export class LocalBackend implements SandboxBackend {
       this.#killing.set(id, killing);
     }
     return killing;
+  }
+
+  async setTimeout(id: string, timeoutMs: number): Promise<void> {
+    const vm = await this.skiff.setLabels(id, deadlineLabel(await this.skiff.inspect(id), timeoutMs));
+    this.#arm(sandboxInfo(vm));
   }
 
   async #kill(id: string): Promise<boolean> {
@@ -231,7 +239,8 @@ export class LocalBackend implements SandboxBackend {
       () => {
         if (Date.now() < endAt) return this.#arm(info);
         this.#deadlines.delete(info.sandboxId);
-        void this.kill(info.sandboxId).catch(() => undefined);
+        // The end is read again: another process may have moved it. info() kills a sandbox past it, or arms the new one.
+        void this.info(info.sandboxId).catch(() => undefined);
       },
       Math.min(Math.max(0, endAt - Date.now()), maxTimerMs),
     );

@@ -3,13 +3,13 @@
  * SkiffHttpClient. Lifecycle verbs are one HTTP request each; a process is
  * one exec WebSocket (start, then stdout/stderr frames and exit one way and
  * stdin, EOF, signal and resize frames the other), so nothing is held
- * between calls and `release` has nothing to let go of.
+ * between calls and `release` has nothing to let go of. The server keeps
+ * the agent connection to the guest open between execs (src/server/agents.ts).
  *
  * Metadata and the timeout are VM labels as in process (labels.ts), so a
- * local and a remote SDK on one home agree. The timeout is enforced lazily
- * only: create and list kill every sandbox past its end, info the one asked
- * about. There is no timer here; the server has none either (it would need
- * one watching the `skiff.sdk.timeout-ms` label of its VMs: docs/sdk.md).
+ * local and a remote SDK on one home agree. The server enforces the
+ * timeout: its watcher removes a sandbox at its end whether or not any
+ * client is left (src/server/deadlines.ts); setTimeout moves the end there.
  */
 import { PassThrough } from "node:stream";
 import { SkiffHttpClient } from "../api/client.js";
@@ -17,7 +17,7 @@ import { serverUrl } from "../api/transport.js";
 import { SkiffError, type VmInfo } from "../index.js";
 import type { CreateSandboxRequest, ExecChannel, ExecSink, ExecSpec, SandboxBackend, SandboxInfo, SnapshotRef } from "./backend.js";
 import { execRequest, removed, sinkStream, writeTo } from "./exec-streams.js";
-import { createLabels, expired, forkPrefix, sandboxInfo } from "./labels.js";
+import { createLabels, forkPrefix, sandboxInfo } from "./labels.js";
 
 export interface RemoteBackendOptions {
   /** The server: `http://host:port`, `https://host:port`, `unix:/path/skiff.sock`; a bare `host:port` is http. */
@@ -38,7 +38,6 @@ export class RemoteBackend implements SandboxBackend {
 
   async create(req: CreateSandboxRequest): Promise<SandboxInfo> {
     const labels = createLabels(req);
-    await this.#reapExpired();
     const named = req.name === undefined ? {} : { name: req.name };
     if (req.snapshot !== undefined) return sandboxInfo(await this.client.restore(req.snapshot, { labels, ...named }));
     const made = await this.client.create({
@@ -69,12 +68,15 @@ export class RemoteBackend implements SandboxBackend {
   }
 
   async list(): Promise<SandboxInfo[]> {
-    await this.#reapExpired();
     return (await this.client.list()).map(sandboxInfo);
   }
 
   kill(id: string): Promise<boolean> {
     return removed(this.client.remove(id, { force: true }));
+  }
+
+  async setTimeout(id: string, timeoutMs: number): Promise<void> {
+    await this.client.setTimeout(id, timeoutMs);
   }
 
   async pause(id: string): Promise<void> {
@@ -97,11 +99,7 @@ export class RemoteBackend implements SandboxBackend {
   }
 
   async exec(id: string, spec: ExecSpec, sink: ExecSink): Promise<ExecChannel> {
-    // The server's own connect to a paused guest would wait for it: refused here, as in process.
-    const { state } = await this.client.inspect(id);
-    if (state === "paused") {
-      throw new SkiffError("ERR_SKIFF_VM_PAUSED", `sandbox ${id} is paused`, { place: id, hint: "resume it: sandbox.resume(), or Sandbox.connect(id)" });
-    }
+    // No look at the VM first: the server refuses a paused one (ERR_SKIFF_VM_PAUSED), as in process.
     const stdin = spec.stdin ? new PassThrough() : undefined;
     const running = await this.client.startExec(
       id,
@@ -124,8 +122,4 @@ export class RemoteBackend implements SandboxBackend {
 
   /** Each process is its own WebSocket, closed at its exit: nothing is held. */
   async release(_id: string): Promise<void> {}
-
-  async #reapExpired(): Promise<void> {
-    for (const id of expired(await this.client.list({ all: true }))) await this.kill(id).catch(() => undefined);
-  }
 }

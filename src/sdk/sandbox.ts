@@ -34,7 +34,7 @@ export interface SandboxOpts extends SandboxConnectOpts {
   /** MiB, or "512m", "1g". */
   memory?: number | string;
   cpus?: number;
-  /** Kill the sandbox this long after it started (default 300 000, as E2B; 0: never). See local.ts for how. */
+  /** Kill the sandbox this long after it started (default 300 000, as E2B; 0: never); setTimeout moves it. See local.ts and remote.ts for how. */
   timeoutMs?: number;
   /** The sandbox's environment, for every command. */
   envs?: Record<string, string>;
@@ -55,6 +55,13 @@ function checkKeys(opts: object, known: readonly string[], verb: string): void {
   if (unknown !== undefined) {
     throw new SkiffError("ERR_SKIFF_USAGE", `Sandbox.${verb}: unknown option ${unknown}`, { place: unknown, hint: `known options: ${known.join(", ")}` });
   }
+}
+
+function checkTimeout(timeoutMs: unknown): number {
+  if (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `timeoutMs must be 0 (never) or a number of milliseconds, not ${String(timeoutMs)}`, { place: "timeoutMs" });
+  }
+  return Math.round(timeoutMs);
 }
 
 /** One in-process backend per home and cache, so that sandboxes of one home share connections and timers. */
@@ -104,10 +111,7 @@ export class Sandbox {
     const opts: SandboxOpts = typeof first === "string" ? { ...rest, image: first } : first;
     checkKeys(opts, createKeys, "create");
     const backend = backendFor(opts);
-    const timeoutMs = opts.timeoutMs ?? defaultSandboxTimeoutMs;
-    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
-      throw new SkiffError("ERR_SKIFF_USAGE", `timeoutMs must be 0 (never) or a number of milliseconds, not ${String(opts.timeoutMs)}`, { place: "timeoutMs" });
-    }
+    const timeoutMs = checkTimeout(opts.timeoutMs ?? defaultSandboxTimeoutMs);
     const info = await backend.create({
       ...pick(opts, ["image", "snapshot", "name", "memory", "cpus", "envs", "metadata"]),
       ...(timeoutMs > 0 ? { timeoutMs } : {}),
@@ -135,6 +139,20 @@ export class Sandbox {
   /** Kill a sandbox by id; false when there was none. */
   static kill(sandboxId: string, opts: SandboxConnectOpts = {}): Promise<boolean> {
     return backendFor(opts).kill(sandboxId);
+  }
+
+  /**
+   * Kill the sandbox `sandboxId` `timeoutMs` from now instead of at its old end, sooner or later (E2B's;
+   * 0: never). Remotely the server holds the end and kills it there, whether or not this process is left.
+   */
+  static setTimeout(sandboxId: string, timeoutMs: number, opts: SandboxConnectOpts = {}): Promise<void> {
+    checkKeys(opts, connectKeys, "setTimeout");
+    return backendFor(opts).setTimeout(sandboxId, checkTimeout(timeoutMs));
+  }
+
+  /** Kill this sandbox `timeoutMs` from now (0: never); see the static setTimeout. */
+  setTimeout(timeoutMs: number): Promise<void> {
+    return this.#backend.setTimeout(this.sandboxId, checkTimeout(timeoutMs));
   }
 
   getInfo(): Promise<SandboxInfo> {

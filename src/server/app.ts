@@ -10,9 +10,10 @@
 import { OpenAPIHono, createRoute } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import { SkiffError, type Skiff } from "../index.js";
+import { SkiffError, type Skiff, type VmInfo } from "../index.js";
 import { toErrorBody } from "../api/errors.js";
 import { errorResponse, errorResponses, json, nameParam, validationHook } from "./http.js";
+import { AgentConnections } from "./agents.js";
 import { vmRoutes } from "./routes/vms.js";
 import { fileRoutes } from "./routes/files.js";
 import { resourceRoutes } from "./routes/resources.js";
@@ -37,7 +38,14 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   version?: string;
   mounts?: Mount[];
+  /** The agent connections exec holds (default: the app's own, never closed: a server passes its own and closes it). */
+  agents?: AgentConnections;
+  /** Told the VMs a request that may have set or moved their deadline answered with (deadlines.ts). */
+  onDeadline?: (vms: VmInfo[]) => void;
 }
+
+/** The requests after which a sandbox's deadline may be new: a start (it counts from there), a restore, a fork, a timeout. */
+const movesDeadline = /^\/(vms|snapshots)\/([^/]+\/)?(run|start|restart|restore|fork|timeout)$/;
 
 export const defaultBodyLimit = 1 << 20;
 
@@ -96,7 +104,18 @@ export function createApp(opts: AppOptions): OpenAPIHono {
     return limited(c, next);
   });
 
-  vmRoutes(app, opts.skiff);
+  const onDeadline = opts.onDeadline;
+  if (onDeadline !== undefined) {
+    app.use("*", async (c, next) => {
+      await next();
+      if (c.req.method !== "POST" || c.res.status >= 300 || !movesDeadline.test(c.req.path)) return;
+      // The answer is the VM (a list for a fork; {vm, …} for a run): its labels and start are its deadline.
+      const body = (await c.res.clone().json().catch(() => undefined)) as VmInfo | VmInfo[] | { vm: VmInfo } | undefined;
+      const vms = Array.isArray(body) ? body : body !== undefined && "vm" in body ? [body.vm] : body === undefined ? [] : [body];
+      onDeadline(vms.filter((vm) => vm !== null && typeof vm === "object" && "labels" in vm));
+    });
+  }
+  vmRoutes(app, opts.skiff, opts.agents ?? new AgentConnections(opts.skiff));
   fileRoutes(app, opts.skiff);
   snapshotRoutes(app, opts.skiff);
   resourceRoutes(app, opts.skiff);

@@ -1,8 +1,9 @@
 /**
  * Running the API: the hono app on a node HTTP(S) server, WebSockets on its
  * upgrade event, a token on TCP, a 0600 unix socket otherwise, timeouts
- * against slow clients, and a shutdown that closes every socket and removes
- * the unix socket.
+ * against slow clients, held agent connections for exec (agents.ts), the
+ * sandbox deadline watcher (deadlines.ts), and a shutdown that closes every
+ * socket and connection and removes the unix socket.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
@@ -10,9 +11,11 @@ import { connect } from "node:net";
 import { chmod, rm } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { getRequestListener } from "@hono/node-server";
-import { SkiffError, type Skiff } from "../index.js";
+import { SkiffError, type Skiff, type VmInfo } from "../index.js";
 import { toErrorBody } from "../api/errors.js";
 import { rawErrorResponse } from "./http.js";
+import { AgentConnections } from "./agents.js";
+import { DeadlineWatcher } from "./deadlines.js";
 import { bodyIsLimited, bodyLimitError, createApp, defaultBodyLimit, type Mount } from "./app.js";
 import { listenUrl, type ListenAddress } from "./listen.js";
 import { checkBearer } from "./token.js";
@@ -29,6 +32,10 @@ export interface ServeOptions {
   bodyLimitBytes?: number;
   /** How long a client gets to send its request's headers (default 15 s). */
   headersTimeoutMs?: number;
+  /** Remove VMs past their sandbox deadline (default true; deadlines.ts). */
+  watchDeadlines?: boolean;
+  /** Told what went wrong in the background (the deadline watcher), for the server's log. */
+  warn?: (message: string) => void;
 }
 
 export interface RunningServer {
@@ -47,8 +54,18 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   }
   const token = opts.token;
   const authorize = token === undefined ? undefined : (header: string | undefined) => checkBearer(header, token);
+  const agents = new AgentConnections(opts.skiff);
+  const deadlines =
+    opts.watchDeadlines === false
+      ? undefined
+      : new DeadlineWatcher(opts.skiff, {
+          onRemoved: (name) => agents.drop(name),
+          onError: (err) => opts.warn?.(`sandbox deadlines: ${err instanceof Error ? err.message : String(err)}`),
+        });
   const app = createApp({
     skiff: opts.skiff,
+    agents,
+    ...(deadlines === undefined ? {} : { onDeadline: (vms: VmInfo[]) => deadlines.note(vms) }),
     ...(authorize === undefined ? {} : { authorize }),
     ...(opts.version === undefined ? {} : { version: opts.version }),
     ...(opts.mounts === undefined ? {} : { mounts: opts.mounts }),
@@ -86,6 +103,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     "upgrade",
     upgradeHandler({
       skiff: opts.skiff,
+      agents,
       authorize: (req: IncomingMessage) => (authorize === undefined ? undefined : authorize(req.headers.authorization)),
     }),
   );
@@ -114,6 +132,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const bound = server.address();
   const actual: ListenAddress = addr.kind === "tcp" && typeof bound === "object" && bound !== null ? { ...addr, port: bound.port } : addr;
 
+  deadlines?.start();
+
   let closing: Promise<void> | undefined;
   return {
     url: listenUrl(actual, opts.tls !== undefined),
@@ -124,6 +144,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         await Promise.all((opts.mounts ?? []).map((m) => m.close?.()));
         for (const socket of sockets) socket.destroy();
         server.closeAllConnections?.();
+        await Promise.all([deadlines?.stop(), agents.closeAll()]);
         await closed;
         if (addr.kind === "unix") await rm(addr.path, { force: true });
       })();

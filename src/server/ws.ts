@@ -16,6 +16,7 @@ import { httpStatusOf, toErrorBody } from "../api/errors.js";
 import { decodeChunk, encodeChunk, execControlSchema, type ExecReply } from "../api/exec-protocol.js";
 import { execStartSchema, runVmSchema } from "../api/schemas.js";
 import { toRunArgs } from "./routes/vms.js";
+import type { AgentConnections } from "./agents.js";
 import { rawErrorResponse, validationError } from "./http.js";
 
 /** Largest frame a client may send (stdin chunks, control frames). */
@@ -23,6 +24,8 @@ const maxFrameBytes = 1 << 20;
 
 export interface UpgradeOptions {
   skiff: Skiff;
+  /** The held agent connections an exec runs on. */
+  agents: AgentConnections;
   /** Refuses a request that lacks the right credentials; undefined lets it through. */
   authorize: (req: IncomingMessage) => SkiffError | undefined;
 }
@@ -43,7 +46,7 @@ export function upgradeHandler(opts: UpgradeOptions): (req: IncomingMessage, soc
     }
     const name = decodeURIComponent(m![1]!);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const served = m![2] === "run" ? serveRun(opts.skiff, ws) : m![2] === "exec" ? serveExec(opts.skiff, name, ws) : serveConsole(opts.skiff, name, ws);
+      const served = m![2] === "run" ? serveRun(opts.skiff, ws) : m![2] === "exec" ? serveExec(opts.agents, name, ws) : serveConsole(opts.skiff, name, ws);
       served.catch((err: unknown) => closeWithError(ws, err));
     });
   };
@@ -87,14 +90,17 @@ const startWithinMs = 30_000;
  * held (stdin in its pipe, the window size and signals until the command
  * runs). An empty argv is a login shell. Resolves with the exit code once
  * `exit` is sent (undefined if the client left first); the socket stays open.
+ * The session is lent (`withSession`): a client that leaves has its command
+ * killed, as an SSH client's end would hang it up, and the session stays.
  */
-function execOnSocket(ws: WebSocket, open: () => Promise<ExecSession>, close: (conn: ExecSession) => Promise<void>): Promise<number | undefined> {
+function execOnSocket(ws: WebSocket, withSession: (fn: (conn: ExecSession) => Promise<void>) => Promise<void>): Promise<number | undefined> {
   const stdin = new PassThrough();
   let running: RunningExec | undefined;
   let window: { cols: number; rows: number } | undefined;
   const signals: (string | number)[] = [];
   let begun: Promise<number | undefined> | undefined;
   let left = false;
+  let exited = false;
   let settle!: (code: number | undefined) => void;
   const settled = new Promise<number | undefined>((resolve) => (settle = resolve));
   const timer = setTimeout(() => closeWithError(ws, new SkiffError("ERR_SKIFF_TIMEOUT", `no start frame within ${startWithinMs / 1000} s`)), startWithinMs);
@@ -106,31 +112,33 @@ function execOnSocket(ws: WebSocket, open: () => Promise<ExecSession>, close: (c
     const parsed = execStartSchema.safeParse(parseJson(data, "start frame"));
     if (!parsed.success) throw validationError(parsed.error, "start frame");
     const { type: _type, timeoutMs, ...req } = parsed.data;
-    const conn = await open();
-    try {
-      if (left) return undefined;
+    let code: number | undefined;
+    await withSession(async (conn) => {
+      if (left) return;
       const io = { stdin, stdout: frames(ws, "stdout"), stderr: frames(ws, "stderr") };
       running =
         req.argv.length === 0
           ? await conn.shell({ tty: req.tty ?? false }, io)
           : await conn.start(req, { ...io, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+      // The client left while the command started: nobody reads it, end it (see onClose).
+      if (left) hangUp(running);
       send(ws, { type: "started" });
       if (window !== undefined) running.setWindow(window);
       for (const sig of signals.splice(0)) signal(sig);
-      const result = await running.done;
-      if (left) return undefined;
+      const result = await running.done.finally(() => (exited = true));
+      if (left) return;
       send(ws, { type: "exit", code: result.code, ...(result.signal === undefined ? {} : { signal: result.signal }) });
-      return result.code;
-    } finally {
-      await close(conn);
-    }
+      code = result.code;
+    });
+    return code;
   };
 
   const onClose = () => {
     left = true;
     clearTimeout(timer);
-    // A client that leaves hangs the command up, as an SSH client's end does (the connection closes above).
     stdin.end();
+    // A client that leaves ends its command, as an SSH client's end would: the session is lent and stays open.
+    if (running !== undefined && !exited) hangUp(running);
     settle(undefined);
   };
   const onMessage = (data: RawData, isBinary: boolean) => {
@@ -175,9 +183,9 @@ function execOnSocket(ws: WebSocket, open: () => Promise<ExecSession>, close: (c
   });
 }
 
-/** `/vms/{name}/exec`: one command on a connection of its own, then the socket closes. */
-async function serveExec(skiff: Skiff, name: string, ws: WebSocket): Promise<void> {
-  const code = await execOnSocket(ws, () => skiff.connect(name), (conn) => conn.close());
+/** `/vms/{name}/exec`: one command on the server's held connection to the VM, then the socket closes. */
+async function serveExec(agents: AgentConnections, name: string, ws: WebSocket): Promise<void> {
+  const code = await execOnSocket(ws, (fn) => agents.use(name, fn));
   if (code !== undefined) ws.close(1000, "exit");
 }
 
@@ -207,7 +215,7 @@ function serveRun(skiff: Skiff, ws: WebSocket): Promise<void> {
             if (ws.readyState !== ws.OPEN) return 129;
             ws.send(JSON.stringify({ type: "attach", request: req }));
             // The session is run's own: it closes it.
-            const code = await execOnSocket(ws, async () => conn, async () => undefined);
+            const code = await execOnSocket(ws, (fn) => fn(conn));
             return code ?? 129;
           },
         });
@@ -216,6 +224,10 @@ function serveRun(skiff: Skiff, ws: WebSocket): Promise<void> {
       })().catch((err: unknown) => closeWithError(ws, err));
     });
   });
+}
+
+function hangUp(running: RunningExec): void {
+  void running.sendSignal("KILL").catch(() => undefined);
 }
 
 async function serveConsole(skiff: Skiff, name: string, ws: WebSocket): Promise<void> {

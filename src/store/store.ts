@@ -191,6 +191,23 @@ export class VmStore {
     return next;
   }
 
+  /**
+   * Set (a string) or remove (null) some of the VM's labels, the others kept:
+   * labels are the one part of config.json that is the user's to change
+   * after creation (the SDK's sandbox deadline lives in one). The caller holds the VM's lock.
+   */
+  async setLabels(id: string, changes: Record<string, string | null>): Promise<VmConfig> {
+    const config = await this.readConfig(id);
+    const labels = { ...config.spec.labels };
+    for (const [key, value] of Object.entries(changes)) {
+      if (value === null) delete labels[key];
+      else labels[key] = value;
+    }
+    const next = { ...config, spec: { ...config.spec, labels } };
+    await writeJsonAtomic(this.paths(id).config, next);
+    return next;
+  }
+
   /** Mark a created VM complete. */
   async commit(id: string): Promise<void> {
     const paths = this.paths(id);

@@ -1,5 +1,6 @@
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer, type Server, type Socket } from "node:net";
+import { spawn } from "node:child_process";
+import { connect as netConnect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -183,6 +184,34 @@ describe("QmpClient", () => {
     const err = await rejection(connect(path, { timeoutMs: 50 }));
     expect(err.code).toBe("ERR_SKIFF_TIMEOUT");
     expect(err.hint).toContain("one at a time");
+  });
+
+  it("waits for its turn while the socket's backlog is full (EAGAIN), as when others ask QEMU at once", async () => {
+    const path = join(dir, "busy.sock");
+    // A monitor in another process that stops accepting for a while (its event loop blocked), then greets.
+    const monitor = `const net = require("node:net");
+      const server = net.createServer((s) => { s.write(${JSON.stringify(`${greeting}\r\n`)}); s.on("data", (d) => { for (const l of d.toString().split("\\n")) if (l.trim()) s.write(JSON.stringify({ return: {}, id: JSON.parse(l).id }) + "\\r\\n"); }); s.on("error", () => {}); });
+      server.listen({ path: process.argv[1], backlog: 1 }, () => { process.stdout.write("ready\\n"); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500); });`;
+    const child = spawn(process.execPath, ["-e", monitor, path], { stdio: ["ignore", "pipe", "inherit"] });
+    const fillers: Socket[] = [];
+    try {
+      await new Promise<void>((resolve) => child.stdout!.once("data", () => resolve()));
+      // Fill its backlog; the connection after them is refused with EAGAIN while the monitor does not accept.
+      const outcomes = await Promise.all(
+        Array.from({ length: 4 }, () => new Promise<string>((resolve) => {
+          const s = netConnect(path);
+          fillers.push(s);
+          s.once("connect", () => resolve("queued"));
+          s.once("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? "error"));
+        })),
+      );
+      expect(outcomes).toContain("EAGAIN");
+      const c = await connect(path, { timeoutMs: 10_000 });
+      expect(c.greeting.version.qemu.major).toBe(7);
+    } finally {
+      for (const s of fillers) s.destroy();
+      child.kill();
+    }
   });
 
   it("fails clearly when the socket is missing", async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createLabels, endOf, expired, timeoutLabel } from "../../src/sdk/labels.js";
 import { serverUrl } from "../../src/api/transport.js";
+import { deadlineLabel } from "../../src/api/deadline.js";
 import type { VmInfo } from "../../src/index.js";
 
 const vm = (name: string, labels: Record<string, string>, startedAt?: string) => ({ name, labels, startedAt }) as unknown as VmInfo;
@@ -18,6 +19,23 @@ describe("sandbox labels", () => {
     expect(endOf(vms[0]!)).toEqual(new Date(Date.parse(t0) + 1000));
     expect(expired(vms, Date.parse(t0) + 1000)).toEqual(["a"]);
     expect(expired(vms, Date.parse(t0) + 10_000)).toEqual(["a", "b"]);
+  });
+});
+
+describe("a deadline moved (setTimeout)", () => {
+  const t0 = "2026-01-01T00:00:00.000Z";
+  const start = Date.parse(t0);
+
+  it("ends the VM timeoutMs from now, counted in the label from its start, sooner or later than before", () => {
+    const later = deadlineLabel({ startedAt: t0 }, 60_000, start + 5_000);
+    expect(later).toEqual({ [timeoutLabel]: "65000" });
+    expect(endOf(vm("a", later as Record<string, string>, t0))).toEqual(new Date(start + 65_000));
+    expect(deadlineLabel({ startedAt: t0 }, 1_000, start + 90_000)).toEqual({ [timeoutLabel]: "91000" });
+  });
+
+  it("0 removes the deadline; a VM not started counts from the start to come", () => {
+    expect(deadlineLabel({ startedAt: t0 }, 0, start)).toEqual({ [timeoutLabel]: null });
+    expect(deadlineLabel({ startedAt: undefined }, 30_000, start)).toEqual({ [timeoutLabel]: "30000" });
   });
 });
 

@@ -184,6 +184,16 @@ describe("the app", () => {
     expect(`${got.message} ${got.hint ?? ""}`).not.toMatch(/(^|\s)--?[a-z]/);
   });
 
+  it.each([
+    ["no timeoutMs", "{}"],
+    ["a negative one", '{"timeoutMs":-1}'],
+    ["a fraction", '{"timeoutMs":1.5}'],
+  ])("refuses a new timeout with %s", async (_what, body) => {
+    const res = await post("/vms/web/timeout", body);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: "ERR_SKIFF_USAGE", field: "timeoutMs" });
+  });
+
   it("answers an unknown route, and a WebSocket route without the upgrade, with a code", async () => {
     const missing = await app.request("/nope", { headers: auth });
     expect(missing.status).toBe(404);
@@ -254,6 +264,9 @@ describe("the server on loopback (no VM)", () => {
       await expect(client.inspect("nobody")).rejects.toMatchObject({ name: "SkiffError", code: "ERR_SKIFF_VM_NOT_FOUND", place: "nobody", exitCode: 3 });
       await expect(new SkiffHttpClient({ url: server.url, ca: cert }).list()).rejects.toMatchObject({ code: "ERR_SKIFF_UNAUTHORIZED" });
       await expect(client.startExec("nobody", { argv: ["true"] })).rejects.toMatchObject({ code: "ERR_SKIFF_VM_NOT_FOUND" });
+      // A failed connect is not kept: asked again, the same answer.
+      for (let i = 0; i < 2; i++) await expect(client.exec("nobody", ["true"])).rejects.toMatchObject({ code: "ERR_SKIFF_VM_NOT_FOUND" });
+      await expect(client.setTimeout("nobody", 1_000)).rejects.toMatchObject({ code: "ERR_SKIFF_VM_NOT_FOUND" });
     } finally {
       await server.close();
     }

@@ -5,31 +5,21 @@
  * WebSockets, a non-zero exit as the same CommandExitError as in process,
  * and list/pause/connect/kill by id through the server.
  */
-import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CommandExitError, Sandbox, type SandboxConnectOpts } from "../../dist/sdk/index.js";
 import { expectTour } from "./sdk-tour.js";
 import { Harness } from "./harness.js";
+import { startServe, type ServeProcess } from "./serve-process.js";
 
 const h = new Harness();
-let server: ChildProcess;
+let server: ServeProcess | undefined;
 let where: SandboxConnectOpts;
 
 async function serve(): Promise<string> {
-  server = h.spawn(["serve", "--listen", "127.0.0.1:0"]);
-  let out = "";
-  let err = "";
-  server.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-  return new Promise<string>((resolve, reject) => {
-    server.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (\S+)\n/.exec(out);
-      if (m !== null) resolve(m[1]!);
-    });
-    server.once("exit", (code) => reject(new Error(`skiff serve exited ${code}: ${err}`)));
-  });
+  server = await startServe(h);
+  return server.url;
 }
 
 describe("Sandbox over skiff serve", () => {
@@ -42,12 +32,7 @@ describe("Sandbox over skiff serve", () => {
   });
   afterAll(async () => {
     if (where !== undefined) for (const s of await Sandbox.list(where).catch(() => [])) await Sandbox.kill(s.sandboxId, where).catch(() => undefined);
-    if (server !== undefined && server.exitCode === null) {
-      await new Promise((resolve) => {
-        server.once("exit", resolve);
-        server.kill("SIGTERM");
-      });
-    }
+    await server?.stop();
     if (process.env.SKIFF_KEEP_LOGS) console.log(h.consoleLogs());
     await h.cleanup();
   });

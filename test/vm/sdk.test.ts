@@ -4,7 +4,9 @@
  * (examples/sdk/sandbox.mjs), then the error paths (CommandExitError, a
  * command's timeout, a missing file, hostile names in a listing, a read
  * past its bound), pause and connect; a fork of it; and a sandbox restored
- * from its snapshot that its timeoutMs kills. One boot and two restores.
+ * from its snapshot that its timeoutMs kills; last, setTimeout moving the
+ * first sandbox's end, and this process's timer killing it there. One boot
+ * and two restores.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -135,5 +137,20 @@ describe("Sandbox in process", () => {
     expect(await gone(short.sandboxId, 30_000)).toBe(true);
     expect(await short.isRunning()).toBe(false);
     await expect(Sandbox.connect(short.sandboxId, where)).rejects.toMatchObject({ code: "ERR_SKIFF_VM_NOT_FOUND" });
+  });
+
+  it("setTimeout moves the end; the timer in this process kills it then", async () => {
+    const before = Date.now();
+    await sb.setTimeout(600_000);
+    const moved = (await sb.getInfo()).endAt!.getTime();
+    expect(moved).toBeGreaterThanOrEqual(before + 600_000);
+    expect(moved).toBeLessThanOrEqual(Date.now() + 600_000);
+    await sb.setTimeout(1_000);
+    // Looked at through the library: no SDK call, which would reap it itself.
+    const until = Date.now() + 30_000;
+    while ((await skiff.list({ all: true })).some((vm) => vm.name === sb.sandboxId)) {
+      if (Date.now() > until) throw new Error(`${sb.sandboxId} outlived its moved end`);
+      await sleep(250);
+    }
   });
 });

@@ -55,6 +55,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
         ...(token === undefined ? {} : { token: token.token }),
         ...(tls === undefined ? {} : { tls }),
         version: skiffVersion(),
+        warn: (message) => process.stderr.write(`skiff: warning: ${message}\n`),
       });
       process.stdout.write(`listening on ${running.url}\n`);
       if (token !== undefined) {

@@ -306,4 +306,18 @@ export class VmService {
     const record = await this.#ctx.store.get(name);
     await this.#ctx.store.updateState(record.id, { owner: undefined });
   }
+
+  /** Set (a string) or remove (null) labels of an existing VM, running or not; the others are kept. */
+  async setLabels(name: string, changes: Record<string, string | null>): Promise<VmInfo> {
+    for (const [key, value] of Object.entries(changes)) {
+      if (key === "" || (value !== null && typeof value !== "string")) {
+        throw new SkiffError("ERR_SKIFF_USAGE", `label ${JSON.stringify(key)}: a non-empty key with a string value (null removes it)`, { place: "labels" });
+      }
+    }
+    const record = await this.#ctx.store.get(name);
+    await lockedVm(this.#ctx, record, "label", async () => {
+      record.config = await this.#ctx.store.setLabels(record.id, changes);
+    });
+    return this.info(record);
+  }
 }

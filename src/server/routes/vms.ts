@@ -1,4 +1,9 @@
-/** REST for VMs: list, create, inspect, rm, and the lifecycle verbs, each one call of the library. */
+/**
+ * REST for VMs: list, create, inspect, rm, and the lifecycle verbs, each one
+ * call of the library; exec on the server's held agent connection
+ * (agents.ts), which every verb that changes the VM's life drops; a new
+ * deadline for a sandbox (deadlines.ts enforces it, told by app.ts).
+ */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { CreateOptions, RunVmOptions, Skiff } from "../../index.js";
 import { SkiffError, restrictUserNetByDefault } from "../../pure.js";
@@ -13,10 +18,13 @@ import {
   runVmSchema,
   startVmSchema,
   stopVmSchema,
+  timeoutVmSchema,
   vmInfoSchema,
   type CreateVmBody,
   type RunVmBody,
 } from "../../api/schemas.js";
+import { deadlineLabel } from "../../api/deadline.js";
+import type { AgentConnections } from "../agents.js";
 import { errorResponses, flag, json, jsonBody, jsonResponse, nameParam } from "../http.js";
 
 const vmResponse = { 200: jsonResponse(vmInfoSchema, "the VM after the verb"), ...errorResponses };
@@ -64,7 +72,16 @@ export function toRunArgs(body: RunVmBody): [CreateOptions, RunVmOptions] {
   return [options, run];
 }
 
-export function vmRoutes(app: OpenAPIHono, skiff: Skiff): void {
+/** `verb` on the VM, then its held connection dropped (also when the verb failed half-way): the next exec connects again. */
+async function changing<T>(agents: AgentConnections, name: string, verb: () => Promise<T>): Promise<T> {
+  try {
+    return await verb();
+  } finally {
+    agents.drop(name);
+  }
+}
+
+export function vmRoutes(app: OpenAPIHono, skiff: Skiff, agents: AgentConnections): void {
   app.openapi(
     createRoute({
       method: "get",
@@ -120,26 +137,49 @@ export function vmRoutes(app: OpenAPIHono, skiff: Skiff): void {
       responses: { 200: jsonResponse(okSchema, "removed"), ...errorResponses },
     }),
     async (c) => {
-      await skiff.remove(c.req.valid("param").name, { force: c.req.valid("query").force });
+      const { name } = c.req.valid("param");
+      await changing(agents, name, () => skiff.remove(name, { force: c.req.valid("query").force }));
       return json({ ok: true });
     },
   );
 
-  app.openapi(verbRoute("start", "start a VM and wait until its guest answers", startVmSchema), async (c) =>
-    json(await skiff.start(c.req.valid("param").name, c.req.valid("json") as z.infer<typeof startVmSchema>)),
-  );
-  app.openapi(verbRoute("stop", "stop a VM (powerdown, then signals), or hibernate it", stopVmSchema), async (c) =>
-    json(await skiff.stop(c.req.valid("param").name, c.req.valid("json") as z.infer<typeof stopVmSchema>)),
-  );
-  app.openapi(verbRoute("restart", "stop and start a VM", stopVmSchema), async (c) => {
-    const { timeoutMs } = c.req.valid("json") as z.infer<typeof stopVmSchema>;
-    return json(await skiff.restart(c.req.valid("param").name, timeoutMs === undefined ? {} : { stopTimeoutMs: timeoutMs }));
+  app.openapi(verbRoute("start", "start a VM and wait until its guest answers", startVmSchema), async (c) => {
+    const { name } = c.req.valid("param");
+    return json(await changing(agents, name, () => skiff.start(name, c.req.valid("json") as z.infer<typeof startVmSchema>)));
   });
-  app.openapi(verbRoute("kill", "signal a VM's QEMU (default SIGKILL)", killVmSchema), async (c) =>
-    json(await skiff.kill(c.req.valid("param").name, c.req.valid("json") as z.infer<typeof killVmSchema>)),
+  app.openapi(verbRoute("stop", "stop a VM (powerdown, then signals), or hibernate it", stopVmSchema), async (c) => {
+    const { name } = c.req.valid("param");
+    return json(await changing(agents, name, () => skiff.stop(name, c.req.valid("json") as z.infer<typeof stopVmSchema>)));
+  });
+  app.openapi(verbRoute("restart", "stop and start a VM", stopVmSchema), async (c) => {
+    const { name } = c.req.valid("param");
+    const { timeoutMs } = c.req.valid("json") as z.infer<typeof stopVmSchema>;
+    return json(await changing(agents, name, () => skiff.restart(name, timeoutMs === undefined ? {} : { stopTimeoutMs: timeoutMs })));
+  });
+  app.openapi(verbRoute("kill", "signal a VM's QEMU (default SIGKILL)", killVmSchema), async (c) => {
+    const { name } = c.req.valid("param");
+    return json(await changing(agents, name, () => skiff.kill(name, c.req.valid("json") as z.infer<typeof killVmSchema>)));
+  });
+  app.openapi(verbRoute("pause", "pause a VM's guest (QMP stop)"), async (c) => {
+    const { name } = c.req.valid("param");
+    return json(await changing(agents, name, () => skiff.pause(name)));
+  });
+  app.openapi(verbRoute("unpause", "let a paused guest run again"), async (c) => {
+    const { name } = c.req.valid("param");
+    return json(await changing(agents, name, () => skiff.unpause(name)));
+  });
+  app.openapi(
+    verbRoute(
+      "timeout",
+      "remove the VM timeoutMs from now, whether or not a client is still there (0: never); the deadline is a label (skiff.sdk.timeout-ms, counted from the VM's start) that the server watches, as Sandbox.create's timeoutMs and sandbox.setTimeout",
+      timeoutVmSchema,
+    ),
+    async (c) => {
+      const { name } = c.req.valid("param");
+      const { timeoutMs } = c.req.valid("json") as z.infer<typeof timeoutVmSchema>;
+      return json(await skiff.setLabels(name, deadlineLabel(await skiff.inspect(name), timeoutMs)));
+    },
   );
-  app.openapi(verbRoute("pause", "pause a VM's guest (QMP stop)"), async (c) => json(await skiff.pause(c.req.valid("param").name)));
-  app.openapi(verbRoute("unpause", "let a paused guest run again"), async (c) => json(await skiff.unpause(c.req.valid("param").name)));
 
   app.openapi(
     createRoute({
@@ -151,8 +191,9 @@ export function vmRoutes(app: OpenAPIHono, skiff: Skiff): void {
       responses: { 200: jsonResponse(execResultSchema, "exit code and output"), ...errorResponses },
     }),
     async (c) => {
-      const { argv, ...opts } = c.req.valid("json") as z.infer<typeof execSchema>;
-      return json(await skiff.exec(c.req.valid("param").name, argv, opts));
+      const { argv, ...run } = c.req.valid("json") as z.infer<typeof execSchema>;
+      const r = await agents.use(c.req.valid("param").name, (conn) => conn.run(argv, run));
+      return json({ code: r.code, ...(r.signal === undefined ? {} : { signal: r.signal }), stdout: r.stdout, stderr: r.stderr });
     },
   );
 
