@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, chmodSync, writeFileSync }
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Validator } from "@seriousme/openapi-schema-validator";
 import { afterAll, describe, expect, it } from "vitest";
 import { Skiff, SkiffError, errorCodes, type ErrorCode } from "../../src/index.js";
 import { fromErrorBody, httpStatusOf, toErrorBody } from "../../src/api/errors.js";
@@ -137,6 +138,16 @@ describe("the app", () => {
     expect(served.length).toBeGreaterThan(30);
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
     expect(new Set(served)).toEqual(new Set(documented));
+  });
+
+  it("serves an OpenAPI document that validates against the OpenAPI 3.1 schema", async () => {
+    const doc = (await (await app.request("/openapi.json", { headers: auth })).json()) as object;
+    const result = await new Validator().validate(doc);
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+    // The validator is no yes-man: the same document with a route's responses broken fails.
+    const broken = { ...doc, paths: { ...(doc as { paths: object }).paths, "/broken": { get: { responses: 5 } } } };
+    expect((await new Validator().validate(broken)).valid).toBe(false);
   });
 
   it("refuses requests without the token, or with another one", async () => {
