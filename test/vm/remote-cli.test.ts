@@ -26,12 +26,17 @@ describe("skiff --host", () => {
     expect((await viaEnv(["run", "-d", "--name", "far", "--memory", "256m", "--network", "none", "base"])).stdout).toBe("far\n");
   });
   afterAll(async () => {
-    await server.run(["rm", "-f", "far"]);
-    await serve.stop();
-    await client.cleanup();
-    await server.cleanup();
-    rmSync(local, { recursive: true, force: true });
-  });
+    // The harnesses' cleanup kills whatever a failed test left running (QEMU, the server, a hung client),
+    // even when the polite steps before it fail or hang.
+    try {
+      await Promise.race([serve?.stop(), new Promise((r) => setTimeout(r, 20_000))]);
+      await server.run(["rm", "-f", "far"], { timeoutMs: 30_000 });
+    } finally {
+      await client.cleanup();
+      await server.cleanup();
+      rmSync(local, { recursive: true, force: true });
+    }
+  }, 180_000);
 
   it("lists and inspects the server's VMs as the server's host does", async () => {
     const [there, here] = await Promise.all([viaEnv(["ps", "-a", "--format", "json"]), server.run(["ps", "-a", "--format", "json"])]);
