@@ -27,7 +27,8 @@ function parseFrame(data: Buffer): { type?: unknown } & Record<string, unknown> 
 /**
  * Start `req` on an open socket: sends the start frame, streams stdin out
  * and stdout/stderr in, and settles `done` on the `exit` (or `error`)
- * frame. `onEnd` runs when the command has ended, whatever the outcome.
+ * frame; its listeners leave the socket then, so a socket that carries more
+ * (`/vms/run`) goes on serving its owner.
  */
 export function execOverSocket(ws: WebSocket, name: string, req: ExecRequest, io: Io): Promise<RunningExec> {
   const control = (frame: ExecControl | ExecStart) => ws.send(JSON.stringify(frame));
