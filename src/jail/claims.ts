@@ -15,6 +15,7 @@ import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { SkiffError } from "../errors.js";
 import { withLock } from "../store/lock.js";
+import { alive, ProcTable } from "../process/procs.js";
 import { hostAccountIds, jailIdBase, maxJailSlots, type JailIds } from "./ids.js";
 
 export interface JailClaim {
@@ -76,7 +77,7 @@ export function claimLive(claim: JailClaim): boolean {
  * Claim the lowest free jail uid for VM `vmId` of `home`. `reap` ends what
  * still runs as a stale claim's uid before that uid is handed out again.
  */
-export async function claimJailIds(home: string, vmId: string, reap: (uid: number) => Promise<void>): Promise<JailIds> {
+export async function claimJailIds(home: string, vmId: string, reap: (uid: number) => Promise<boolean>): Promise<JailIds> {
   return withLock(
     "jail-ids",
     async () => {
@@ -86,14 +87,17 @@ export async function claimJailIds(home: string, vmId: string, reap: (uid: numbe
       const held = new Set<number>();
       for (const claim of await readClaims()) {
         if (claimLive(claim)) held.add(claim.uid);
-        else {
-          await reap(claim.uid);
-          await rm(claimPath(claim.uid), { force: true });
-        }
+        // A stale claim goes once nothing runs as its uid; until then the uid stays taken.
+        else if (await reap(claim.uid)) await rm(claimPath(claim.uid), { force: true });
+        else held.add(claim.uid);
       }
+      // A process may run as a uid nobody claims: a removed VM's QEMU still exiting.
+      // Handing that uid out would make it the new VM's "QEMU" (vm-process.ts finds QEMU by uid).
+      const running = new Set(new ProcTable().procs.filter(alive).map((p) => p.uid));
       for (let slot = 1; slot <= maxJailSlots; slot++) {
         const uid = base + slot;
         if (held.has(uid) || hostIds.has(uid)) continue;
+        if (running.has(uid) && !(await reap(uid))) continue;
         await writeFile(claimPath(uid), `${JSON.stringify({ home: resolve(home), vmId })}\n`, { mode: 0o600 });
         return { uid, gid: uid };
       }

@@ -14,8 +14,9 @@ export async function releaseJailNetwork(uid: number, runner: Runner = defaultRu
   await removeEgress(runner, uid);
 }
 
-/** A stale uid: end whatever still runs as it and drop its rules. */
-export async function reapJailUid(uid: number, runner: Runner = defaultRunner): Promise<void> {
-  await killUid(uid);
+/** A stale uid: end whatever still runs as it and drop its rules; false when something still ran as it at the deadline. */
+export async function reapJailUid(uid: number, runner: Runner = defaultRunner): Promise<boolean> {
+  const clear = await killUid(uid);
   await releaseJailNetwork(uid, runner);
+  return clear;
 }

@@ -56,13 +56,15 @@ export function processesOf(uid: number, table = new ProcTable()): ProcessIdenti
 /**
  * SIGKILL every process running as `uid` (a jail user whose VM is gone) and
  * wait until none is left; processes started as it meanwhile are caught by
- * the next round.
+ * the next round. False when some still ran at the deadline (a QEMU with
+ * much memory can take seconds to exit on a loaded host).
  */
-export async function killUid(uid: number, timeoutMs = 5_000): Promise<void> {
+export async function killUid(uid: number, timeoutMs = 15_000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const left = processesOf(uid);
-    if (left.length === 0 || Date.now() > deadline) return;
+    if (left.length === 0) return true;
+    if (Date.now() > deadline) return false;
     for (const p of left) {
       try {
         process.kill(p.pid, "SIGKILL");

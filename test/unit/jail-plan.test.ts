@@ -1,9 +1,12 @@
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { hostAccountIds, jailIdBase, jailMode } from "../../src/jail/ids.js";
 import { claimJailIds, readClaims, releaseJailIds } from "../../src/jail/claims.js";
+import { reapJailUid } from "../../src/jail/reap.js";
+import { processesOf } from "../../src/process/procs.js";
 import { jailView, toJailArgs, type JailPlan } from "../../src/jail/plan.js";
 import { homeGroupName, vmGroupDirs, vmLimits } from "../../src/jail/cgroup.js";
 import type { LaunchPlan } from "../../src/qemu/plan.js";
@@ -161,7 +164,7 @@ describe("jail claims", () => {
     const a = home("aaaaaaaaaaaa", "bbbbbbbbbbbb");
     const b = home("cccccccccccc");
     const reaped: number[] = [];
-    const reap = async (uid: number) => void reaped.push(uid);
+    const reap = async (uid: number) => (reaped.push(uid), true);
     const first = await claimJailIds(a, "aaaaaaaaaaaa", reap);
     const second = await claimJailIds(a, "bbbbbbbbbbbb", reap);
     const third = await claimJailIds(b, "cccccccccccc", reap);
@@ -182,8 +185,8 @@ describe("jail claims", () => {
 
   it("releases a VM's claim by its id when its config (and so its uid) was never written", async () => {
     const a = home("aaaaaaaaaaaa", "bbbbbbbbbbbb");
-    const mine = await claimJailIds(a, "aaaaaaaaaaaa", async () => {});
-    const other = await claimJailIds(a, "bbbbbbbbbbbb", async () => {});
+    const mine = await claimJailIds(a, "aaaaaaaaaaaa", async () => true);
+    const other = await claimJailIds(a, "bbbbbbbbbbbb", async () => true);
     await releaseJailIds(a, "aaaaaaaaaaaa");
     expect((await readClaims()).map((c) => c.uid)).toEqual([other.uid]);
     expect(mine.uid).not.toBe(other.uid);
@@ -191,11 +194,44 @@ describe("jail claims", () => {
     expect(await readClaims()).toEqual([]);
   });
 
+  it("never hands out a uid something still runs as, claimed by a VM that is gone or not claimed at all", async () => {
+    if (process.getuid?.() !== 0) return;
+    // A block of this test's own, so no other process on the host has these uids.
+    const saved = process.env.SKIFF_JAIL_ID_BASE;
+    process.env.SKIFF_JAIL_ID_BASE = "3100000000";
+    const base = jailIdBase();
+    // A removed VM's QEMU still exiting: a real process running as the block's first uid, with no claim.
+    const stray = spawn("setpriv", [`--reuid=${base + 1}`, `--regid=${base + 1}`, "--clear-groups", "sleep", "60"], { stdio: "ignore" });
+    try {
+      await vi.waitFor(() => expect(processesOf(base + 1)).toHaveLength(1));
+      const a = home("aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc");
+      const asked: number[] = [];
+      // A reap that cannot end it (it would not die in time): the uid is skipped.
+      const first = await claimJailIds(a, "aaaaaaaaaaaa", async (uid) => (asked.push(uid), false));
+      expect(asked).toEqual([base + 1]);
+      expect(first.uid).toBe(base + 2);
+      // A stale claim whose processes would not end keeps its uid taken.
+      rmSync(join(a, "vms", "aaaaaaaaaaaa"), { recursive: true });
+      const second = await claimJailIds(a, "bbbbbbbbbbbb", async () => false);
+      expect(second.uid).toBe(base + 3);
+      expect((await readClaims()).map((c) => c.uid).sort()).toEqual([base + 2, base + 3]);
+      // A reap that ends them frees both.
+      const third = await claimJailIds(a, "cccccccccccc", (uid) => reapJailUid(uid));
+      expect(third.uid).toBe(base + 1);
+      expect(processesOf(base + 1)).toEqual([]);
+      expect((await readClaims()).map((c) => c.uid).sort()).toEqual([base + 1, base + 3]);
+    } finally {
+      stray.kill("SIGKILL");
+      if (saved === undefined) delete process.env.SKIFF_JAIL_ID_BASE;
+      else process.env.SKIFF_JAIL_ID_BASE = saved;
+    }
+  });
+
   it("treats an unreadable claim as stale", async () => {
     const a = home("aaaaaaaaaaaa");
-    const first = await claimJailIds(a, "aaaaaaaaaaaa", async () => {});
+    const first = await claimJailIds(a, "aaaaaaaaaaaa", async () => true);
     writeFileSync(join(process.env.SKIFF_JAIL_REGISTRY!, "jail-ids", `${first.uid + 1}.json`), "garbage");
-    const second = await claimJailIds(a, "aaaaaaaaaaaa", async () => {});
+    const second = await claimJailIds(a, "aaaaaaaaaaaa", async () => true);
     expect(second.uid).toBe(first.uid + 1);
   });
 });
