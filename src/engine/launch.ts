@@ -19,13 +19,43 @@ import { hostResolvers } from "./vm-network.js";
 import type { VmRecord } from "../store/store.js";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import type { MachineSpec } from "../spec/machine.js";
+import { buildVmLabel, type MachineSpec } from "../spec/machine.js";
 import { clearRuntimeFiles, type VmPaths } from "../store/vmdir.js";
 import type { HostFacts } from "./host.js";
 import { crashPoint } from "../util/crash-point.js";
 
 /** Guest kernel command line. `quiet`: every line on the serial console costs time under TCG. */
 export const kernelCmdline = "console=ttyS0 quiet panic=-1";
+
+/**
+ * TCG's translated-code cache per VM, MiB. QEMU's own default let an idle
+ * 256 MiB guest keep ~100 MB of it resident; 32 MiB keeps ~50 MB, and a
+ * boot is no slower (docs/benchmarks.md, "Density").
+ * SKIFF_TCG_CACHE_MIB sets another size; 0 leaves QEMU's default.
+ */
+export const defaultTcgCacheMiB = 32;
+
+export function tcgCacheMiB(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const text = env.SKIFF_TCG_CACHE_MIB;
+  if (text === undefined || text === "") return defaultTcgCacheMiB;
+  const mib = Number(text);
+  if (!Number.isInteger(mib) || mib < 0 || mib > 4096) {
+    throw new SkiffError("ERR_SKIFF_USAGE", `SKIFF_TCG_CACHE_MIB is not a size in MiB: ${JSON.stringify(text)}`, {
+      place: "SKIFF_TCG_CACHE_MIB",
+      hint: "give a whole number of MiB from 1 to 4096, or 0 for QEMU's default",
+    });
+  }
+  return mib === 0 ? undefined : mib;
+}
+
+/**
+ * A layer build's VM (engine/layers.ts labels it): short-lived and busy
+ * translating apt and dpkg, so it keeps QEMU's own cache size (the layer-build
+ * tests took 158 s with 32 MiB against 147 s), where a long-lived VM trades that for memory.
+ */
+function buildVm(spec: MachineSpec): boolean {
+  return spec.labels[buildVmLabel] !== undefined;
+}
 
 /** The VM's NICs on named networks and what its init is told about all its networks (vm-network.ts). */
 export interface VmNetworking {
@@ -45,13 +75,16 @@ export function buildPlan(opts: {
   ramPath?: string;
   /** Restore from a snapshot rather than boot. */
   incoming?: boolean;
+  /** TCG's code cache, MiB (tcgCacheMiB()); absent: QEMU's default. */
+  tcgCache?: number;
 }): LaunchPlan {
-  const { spec, paths, facts } = opts;
+  const { spec, paths, facts, tcgCache } = opts;
   const extraArgs = spec.kernel?.args ?? [];
   return {
     name: spec.name,
     qemuBinary: facts.qemuBinary,
     accel: facts.accel.accel,
+    ...(facts.accel.accel === "tcg" && tcgCache !== undefined ? { tcgCacheMiB: tcgCache } : {}),
     cpus: spec.cpus,
     memoryMiB: spec.memoryMiB,
     kernel: { path: opts.kernelPath ?? spec.kernel?.path ?? facts.vmlinuxPath, cmdline: kernelCmdline, ...(extraArgs.length === 0 ? {} : { extraArgs }) },
@@ -151,6 +184,7 @@ export async function spawnQemu(opts: {
     kernelPath,
     ...(ramPath === undefined ? {} : { ramPath }),
     ...(resume === undefined ? {} : { incoming: true }),
+    ...(buildVm(spec) ? {} : { tcgCache: tcgCacheMiB() }),
   });
   const jail = await prepareJail({
     vmId: record.id,

@@ -10,7 +10,7 @@
  * succeeds or fails.
  */
 import { randomBytes } from "node:crypto";
-import { restrictUserNetByDefault } from "../spec/machine.js";
+import { buildVmLabel, restrictUserNetByDefault } from "../spec/machine.js";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -182,7 +182,7 @@ async function inBuildVm(skiff: Skiff, plan: BuildVmPlan, work: (vm: BuildVm) =>
         forwards: [],
         ...(plan.mirror?.guestForward === undefined ? {} : { guestForwards: [plan.mirror.guestForward] }),
       },
-      labels: { "skiff.layer-build": plan.hex },
+      labels: { [buildVmLabel]: plan.hex },
     });
     // Room to install into: a base is made just big enough for what it holds. Sparse until written.
     const overlay = (await skiff.store.get(name)).paths.overlay;

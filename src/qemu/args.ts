@@ -89,9 +89,14 @@ function sandboxArgs(plan: LaunchPlan): string[] {
 }
 
 function accelArgs(plan: LaunchPlan): string[] {
-  return plan.accel === "kvm"
-    ? ["-accel", "kvm", "-cpu", "host"]
-    : ["-accel", plan.cpus > 1 ? "tcg,thread=multi" : "tcg", "-cpu", "max"];
+  if (plan.accel === "kvm") return ["-accel", "kvm", "-cpu", "host"];
+  const tcg = ["tcg"];
+  if (plan.cpus > 1) tcg.push("thread=multi");
+  if (plan.tcgCacheMiB !== undefined) {
+    if (!Number.isInteger(plan.tcgCacheMiB) || plan.tcgCacheMiB < 1) throw new SkiffError("ERR_SKIFF_INTERNAL", `TCG cache size out of range: ${plan.tcgCacheMiB}`);
+    tcg.push(`tb-size=${plan.tcgCacheMiB}`);
+  }
+  return ["-accel", tcg.join(","), "-cpu", "max"];
 }
 
 function machineArgs(plan: LaunchPlan): string[] {

@@ -12,6 +12,12 @@ export interface LaunchPlan {
   name: string;
   qemuBinary: string;
   accel: Accel;
+  /**
+   * Under TCG, the size of QEMU's translated-code cache (`-accel tcg,tb-size=`,
+   * MiB). QEMU's default grows to a gigabyte, and an idle guest kept ~100 MB
+   * of it resident; absent: QEMU's default.
+   */
+  tcgCacheMiB?: number;
   cpus: number;
   memoryMiB: number;
   kernel: {

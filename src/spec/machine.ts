@@ -7,6 +7,9 @@
 import type { EgressSpec } from "../network/egress.js";
 import type { NetworkAttachment } from "../network/types.js";
 
+/** The label a layer build's VM carries (engine/layers.ts), its value the build's hash. */
+export const buildVmLabel = "skiff.layer-build";
+
 /** The VM's user-networking NIC (eth0), or none. Named networks are `MachineSpec.networks`. */
 export type NetworkSpec =
   | { mode: "none" }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { toQemuArgs } from "../../src/qemu/args.js";
+import { tcgCacheMiB } from "../../src/engine/launch.js";
 import { macAddress } from "../../src/network/nics.js";
 import type { LaunchPlan } from "../../src/qemu/plan.js";
 import { errorOf } from "./fixtures/errors.js";
@@ -69,6 +70,25 @@ describe("toQemuArgs", () => {
     expect(args).toContain("tcg,thread=multi");
     expect(args.slice(args.indexOf("-smp"), args.indexOf("-smp") + 4)).toEqual(["-smp", "4", "-m", "1024M"]);
     expect(args[args.indexOf("-append") + 1]).toBe("console=ttyS0 quiet tsc_early_khz=2995200");
+  });
+
+  it("caps TCG's code cache when the plan says so, and never under KVM", () => {
+    expect(toQemuArgs(plan({ tcgCacheMiB: 32 }))).toContain("tcg,tb-size=32");
+    expect(toQemuArgs(plan({ cpus: 2, tcgCacheMiB: 64 }))).toContain("tcg,thread=multi,tb-size=64");
+    expect(toQemuArgs(plan({})).join(" ")).not.toContain("tb-size");
+    expect(() => toQemuArgs(plan({ tcgCacheMiB: 0 }))).toThrow(/TCG cache size/);
+  });
+
+  it("takes the cache's size from SKIFF_TCG_CACHE_MIB: 32 MiB unless told, 0 for QEMU's default, a coded error for anything else", () => {
+    expect(tcgCacheMiB({})).toBe(32);
+    expect(tcgCacheMiB({ SKIFF_TCG_CACHE_MIB: "128" })).toBe(128);
+    expect(tcgCacheMiB({ SKIFF_TCG_CACHE_MIB: "0" })).toBeUndefined();
+    for (const bad of ["-1", "1.5", "lots", "99999"]) {
+      const err = errorOf(() => tcgCacheMiB({ SKIFF_TCG_CACHE_MIB: bad }));
+      expect(err.code).toBe("ERR_SKIFF_USAGE");
+      expect(err.place).toBe("SKIFF_TCG_CACHE_MIB");
+      expect(err.hint).toMatch(/MiB/);
+    }
   });
 
   it("uses KVM with the host CPU", () => {
