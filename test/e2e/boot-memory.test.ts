@@ -3,11 +3,17 @@
  * `skiff doctor` says what the default kernel needs; less is refused before
  * anything is made, naming that minimum; exactly that much boots and execs.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
 import { Harness } from "../vm/harness.js";
 
 const h = new Harness();
-afterAll(() => h.cleanup());
+const dir = mkdtempSync("/tmp/skp-");
+afterAll(async () => {
+  await h.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 interface Check {
   name: string;
@@ -52,4 +58,15 @@ it("refuses less than the kernel's estimate before anything is made, and boots a
   // The doctor reports a VM against its kernel's estimate.
   await h.ok(["create", "--name", "fits", "--memory", String(estimate), "base"]);
   expect((await doctor()).find((c) => c.name === "vm memory")).toMatchObject({ ok: true, detail: expect.stringContaining(`fits ${estimate} MiB >= ${estimate}`) });
+  await h.ok(["rm", "fits"]);
+});
+
+it("refuses a project service with too little memory at its place in the file, making nothing", async () => {
+  const file = join(dir, "skiff.yml");
+  writeFileSync(file, "services:\n  tiny:\n    image: base\n    memory: 128m\n");
+  const r = await h.run(["up", "-d", "-f", file, "-p", "mem"]);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain(`ERR_SKIFF_BAD_MEMORY (${file}:2:3): services.tiny.memory: 128 MiB is too little for the Debian kernel`);
+  expect(r.stderr).toMatch(/this kernel needs at least \d+ MiB to boot/);
+  expect(await h.ok(["ps", "-a", "-q"])).toBe("");
 });
