@@ -18,10 +18,13 @@
  *   slab, percpu areas, the modules skiff-init loads) and then skiff-init,
  *   dropbear and one exec. Calibrated by booting `skiff run --rm --memory N
  *   base true` under TCG on 2026-12-03, Debian 6.1.0-57 and skiff's 11.7 MiB
- *   initramfs: 138 MiB boots and execs (4 of 4), 137 and 136 do not (the
- *   agent never answers, or the kernel panics), 128 panics. 138 - 58 - 23.3
- *   = 56.7 MiB were needed; 62 leaves a margin of ~5 MiB, so the estimate for
- *   that kernel is 144 MiB (which boots every time).
+ *   initramfs (user networking): 138 MiB boots and execs (4 of 4), 137 and
+ *   136 do not (the agent never answers, or the kernel panics), 128 panics.
+ *   138 - 58 - 23.3 = 56.7 MiB were needed; 62 leaves a margin of ~5 MiB, so
+ *   the estimate for that kernel is 144 MiB (which boots every time). The
+ *   other initramfs variants bear out the factor of two: without network
+ *   modules (9.7 MiB) 134 boots and 133 does not (estimate 140); with the
+ *   9p modules too (12.4 MiB) 140 boots and 139 does not (estimate 145).
  */
 import { open, stat } from "node:fs/promises";
 import { SkiffError } from "../errors.js";

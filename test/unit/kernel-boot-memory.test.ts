@@ -74,6 +74,17 @@ describe("estimateBootMemory", () => {
     expect(() => checkBootMemory(144, debian, "k")).not.toThrow();
   });
 
+  it.each([
+    // skiff's base initramfs for Debian 6.1 without NICs, with user networking, with 9p shares too; the least --memory that booted.
+    ["no network modules", 10_197_268, 134],
+    ["network modules", 12_230_764, 138],
+    ["network and 9p modules", 13_019_580, 140],
+  ])("is 4 to 8 MiB above the floor measured with the initramfs with %s", (_, initramfsBytes, floorMiB) => {
+    const e = estimateBootMemory({ kernelBytes: 58 * MiB, initramfsBytes, initramfsUnpackedBytes: initramfsBytes });
+    expect(e.totalMiB).toBeGreaterThanOrEqual(floorMiB + 4);
+    expect(e.totalMiB).toBeLessThanOrEqual(floorMiB + 8);
+  });
+
   it("grows with a compressed initramfs's unpacked size", () => {
     const compressed = estimateBootMemory({ kernelBytes: 58 * MiB, initramfsBytes: 4 * MiB, initramfsUnpackedBytes: 12 * MiB });
     expect(compressed.initramfsPeakMiB).toBe(16);
