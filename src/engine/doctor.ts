@@ -155,7 +155,7 @@ export async function runDoctor(opts: {
  * one made before its kernel grew would panic at boot.
  */
 async function bootMemoryChecks(
-  opts: { vms: VmInfo[]; records?: VmRecord[] },
+  opts: { records?: VmRecord[] },
   host: { kernel: KernelInfo; vmlinux: string; cacheDir: string } | undefined,
 ): Promise<DoctorCheck[]> {
   if (host === undefined) return [];
