@@ -5,7 +5,6 @@
  */
 import { SkiffError } from "../errors.js";
 import type { ConfigWarning, Place, ServiceSpec } from "../project/types.js";
-import { minMemoryMiB } from "../util/units.js";
 
 /** ERR_SKIFF_CONFIG at `place`. */
 export function configFail(message: string, place: Place, hint?: string): never {
@@ -54,19 +53,28 @@ function fileOf(place: Place): string {
 }
 
 /**
- * Memory for a guest: tools written for tiny Alpine kernels ask for 64 or 128
- * MiB, in which skiff's Debian kernel does not boot. Such a file still loads,
- * with the floor applied and a warning.
+ * What a service of a foreign file gets when the file asks for less: tools
+ * written for tiny Alpine kernels ask for 64 or 128 MiB, in which skiff's
+ * Debian kernel does not boot (it needs ~144 MiB, kernel/boot-memory.ts;
+ * `skiff doctor` shows it). 160 boots it with some room for the service.
+ * A file is parsed before any kernel is chosen, so this is a fixed figure;
+ * skiff.yml's `memory:` is taken as written and checked at create.
+ */
+export const foreignMemoryFloorMiB = 160;
+
+/**
+ * Memory for a guest: below foreignMemoryFloorMiB the file still loads,
+ * with that floor applied and a warning.
  */
 export function guestMemoryMiB(mib: number, key: string, place: Place, warnings: Warnings, service: string): number {
-  if (mib >= minMemoryMiB) return mib;
+  if (mib >= foreignMemoryFloorMiB) return mib;
   warnings.add(
-    `${key} below ${minMemoryMiB} MiB`,
+    `${key} below ${foreignMemoryFloorMiB} MiB`,
     place,
-    `skiff's guest kernel needs at least ${minMemoryMiB} MiB; those VMs get ${minMemoryMiB} MiB`,
+    `skiff's guest kernel needs at least ${foreignMemoryFloorMiB} MiB; those VMs get ${foreignMemoryFloorMiB} MiB`,
     service,
   );
-  return minMemoryMiB;
+  return foreignMemoryFloorMiB;
 }
 
 /**

@@ -28,6 +28,8 @@ import { crashPoint } from "../util/crash-point.js";
 import { currentProcess } from "../process/pid.js";
 import { checkGuestInput } from "../guest/limits.js";
 import { checkMainCommand } from "../guest/exec-request.js";
+import { ensureBaseInitramfs } from "../guest/initramfs.js";
+import { checkVmBootMemory, initramfsVariant, kernelNameOf } from "./launch.js";
 
 export interface CreateOptions {
   image: string;
@@ -143,6 +145,14 @@ async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: numbe
   checkMain(runtime);
   progress(ctx, opts.name ?? "", "preparing-kernel", "preparing kernel and QEMU", t0);
   const facts = await ctx.hostFacts();
+  // Too little memory for this kernel is refused before a volume, a name or a directory is made.
+  const initramfsPath = await ensureBaseInitramfs({ kernel: facts.kernel, cacheDir: ctx.cacheDir, ...initramfsVariant(opts) });
+  await checkVmBootMemory({
+    memoryMiB: opts.memoryMiB ?? defaults.memoryMiB,
+    kernelPath: kernel?.path ?? facts.vmlinuxPath,
+    kernelName: kernelNameOf({ kernel }, facts),
+    initramfsPath,
+  });
 
   const record = await withVolumesLocked(ctx, opts.mounts, "create a VM with volumes", async () => {
     const made = await createMissingVolumes(ctx, opts.mounts ?? []);

@@ -4,7 +4,11 @@
  */
 import { readFileSync } from "node:fs";
 import { collectGuestTools } from "../guest/tools.js";
-import { ensureVmlinux, findDebianKernel } from "../kernel/debian.js";
+import { ensureVmlinux, findDebianKernel, type KernelInfo } from "../kernel/debian.js";
+import { bootMemoryOf, describeBootMemory, type BootMemoryEstimate } from "../kernel/boot-memory.js";
+import { ensureBaseInitramfs } from "../guest/initramfs.js";
+import type { VmRecord } from "../store/store.js";
+import { initramfsVariant } from "./launch.js";
 import { findQemu, probeAccel, qemuVersion } from "../qemu/accel.js";
 import type { Runner } from "../process/runner.js";
 import { SkiffError } from "../errors.js";
@@ -43,7 +47,23 @@ export function memAvailableMiB(meminfo?: string): number {
   return Math.floor(kb / 1024);
 }
 
-export async function runDoctor(opts: { cacheDir: string; home: string; runner: Runner; vms: VmInfo[] }): Promise<DoctorReport> {
+/** The least memory a VM of this spec boots in with skiff's initramfs (kernel/boot-memory.ts); undefined for a kernel skiff cannot read. */
+async function bootEstimate(
+  spec: Pick<VmRecord["config"]["spec"], "kernel" | "network" | "networks" | "mounts">,
+  host: { kernel: KernelInfo; vmlinux: string; cacheDir: string },
+): Promise<BootMemoryEstimate | undefined> {
+  const initramfs = await ensureBaseInitramfs({ kernel: host.kernel, cacheDir: host.cacheDir, ...initramfsVariant(spec) });
+  return bootMemoryOf(spec.kernel?.path ?? host.vmlinux, initramfs);
+}
+
+export async function runDoctor(opts: {
+  cacheDir: string;
+  home: string;
+  runner: Runner;
+  vms: VmInfo[];
+  /** The VMs' records, for the kernel each boots (the boot memory check); absent: that check is left out. */
+  records?: VmRecord[];
+}): Promise<DoctorReport> {
   const checks: DoctorCheck[] = [];
   let qemuBinary: string | undefined;
   checks.push(
@@ -58,11 +78,12 @@ export async function runDoctor(opts: { cacheDir: string; home: string; runner: 
     ),
   );
   let vmlinux: string | undefined;
+  let kernel: KernelInfo | undefined;
   checks.push(
     await check(
       "kernel",
       async () => {
-        const kernel = findDebianKernel();
+        kernel = findDebianKernel();
         vmlinux = await ensureVmlinux(kernel, opts.cacheDir);
         return `Debian ${kernel.version}, vmlinux ${vmlinux}`;
       },
@@ -109,6 +130,7 @@ export async function runDoctor(opts: { cacheDir: string; home: string; runner: 
       ),
     );
   }
+  checks.push(...(await bootMemoryChecks(opts, kernel === undefined || vmlinux === undefined ? undefined : { kernel, vmlinux, cacheDir: opts.cacheDir })));
   checks.push(...(await jailFindings(opts.runner, opts.home)));
   checks.push(
     await check(
@@ -125,4 +147,50 @@ export async function runDoctor(opts: { cacheDir: string; home: string; runner: 
     ),
   );
   return { ok: checks.every((c) => c.ok), checks };
+}
+
+/**
+ * What the default kernel needs to boot (a VM on user networking), and for
+ * each microVM whether its memory is at least what its own kernel needs:
+ * one made before its kernel grew would panic at boot.
+ */
+async function bootMemoryChecks(
+  opts: { records?: VmRecord[] },
+  host: { kernel: KernelInfo; vmlinux: string; cacheDir: string } | undefined,
+): Promise<DoctorCheck[]> {
+  if (host === undefined) return [];
+  const checks = [
+    await check(
+      "boot memory",
+      async () => {
+        const e = await bootEstimate({ network: { mode: "user", restrict: false, forwards: [] } }, host);
+        if (e === undefined) throw new Error(`cannot read the kernel image ${host.vmlinux}`);
+        return `Debian ${host.kernel.version} needs ${e.totalMiB} MiB: ${describeBootMemory(e)}`;
+      },
+      setupFix,
+    ),
+  ];
+  const micro = (opts.records ?? []).filter((r) => r.config.spec.boot?.kind !== "cloud");
+  if (micro.length === 0) return checks;
+  checks.push(
+    await check(
+      "vm memory",
+      async () => {
+        const verdicts: string[] = [];
+        const small: string[] = [];
+        for (const r of micro) {
+          const e = await bootEstimate(r.config.spec, host);
+          const mib = r.config.spec.memoryMiB;
+          if (e === undefined) verdicts.push(`${r.name} ${mib} MiB (its kernel cannot be read)`);
+          else if (mib >= e.totalMiB) verdicts.push(`${r.name} ${mib} MiB >= ${e.totalMiB}`);
+          else small.push(`${r.name} ${mib} MiB < ${e.totalMiB}`);
+        }
+        const line = [...small, ...verdicts].join("; ");
+        if (small.length > 0) throw new Error(`below what their kernel needs to boot: ${line}`);
+        return `each at least what its kernel needs to boot: ${line}`;
+      },
+      "a VM's memory is fixed when it is made: `skiff rm` it and create it again with more --memory (`skiff doctor` shows the least that boots)",
+    ),
+  );
+  return checks;
 }

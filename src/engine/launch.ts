@@ -23,6 +23,7 @@ import { buildVmLabel, type MachineSpec } from "../spec/machine.js";
 import { clearRuntimeFiles, type VmPaths } from "../store/vmdir.js";
 import type { HostFacts } from "./host.js";
 import { crashPoint } from "../util/crash-point.js";
+import { bootMemoryOf, checkBootMemory } from "../kernel/boot-memory.js";
 
 /** Guest kernel command line. `quiet`: every line on the serial console costs time under TCG. */
 export const kernelCmdline = "console=ttyS0 quiet panic=-1";
@@ -134,6 +135,37 @@ export function guestConfigFor(
   };
 }
 
+/**
+ * Which base initramfs a VM boots with (initramfs.ts): the network modules
+ * when it has a NIC, the 9p ones when it shares host directories.
+ */
+export function initramfsVariant(spec: {
+  network?: { mode: string } | undefined;
+  networks?: readonly unknown[] | undefined;
+  mounts?: readonly { kind: string }[] | undefined;
+}): { network: boolean; shares: boolean } {
+  return {
+    network: (spec.network?.mode ?? "user") !== "none" || (spec.networks ?? []).length > 0,
+    shares: (spec.mounts ?? []).some((m) => m.kind === "bind"),
+  };
+}
+
+/**
+ * Refuse (ERR_SKIFF_BAD_MEMORY at `memory`) a VM whose memory is below what
+ * its kernel and initramfs need to boot (kernel/boot-memory.ts), before it
+ * is made or its QEMU started: too little memory would only end in a kernel
+ * panic at boot. A kernel of a format skiff cannot read is let through.
+ */
+export async function checkVmBootMemory(opts: { memoryMiB: number; kernelPath: string; kernelName: string; initramfsPath: string }): Promise<void> {
+  const estimate = await bootMemoryOf(opts.kernelPath, opts.initramfsPath);
+  if (estimate !== undefined) checkBootMemory(opts.memoryMiB, estimate, opts.kernelName);
+}
+
+/** How a message names the kernel a VM boots. */
+export function kernelNameOf(spec: Pick<MachineSpec, "kernel">, facts: Pick<HostFacts, "kernel">): string {
+  return spec.kernel?.path !== undefined ? `the kernel ${spec.kernel.path}` : `the Debian kernel ${facts.kernel.version}`;
+}
+
 /** The jailer's exit code for a jail that could not be made (src/jail/skiff-jail.c). */
 const jailFailed = 125;
 
@@ -164,9 +196,10 @@ export async function spawnQemu(opts: {
     // The guest in the saved RAM booted with that initramfs: the new QEMU maps the same.
     await prepareResume({ home: opts.home, runner }, record, resume);
   } else if (!cloud) {
-    const network = spec.network.mode !== "none" || networking.nics.length > 0;
-    const shares = mounts.some((m) => m.kind === "9p");
-    const base = await ensureBaseInitramfs({ kernel: facts.kernel, cacheDir: opts.cacheDir, network, shares });
+    const base = await ensureBaseInitramfs({ kernel: facts.kernel, cacheDir: opts.cacheDir, ...initramfsVariant(spec) });
+    // A VM made before its kernel grew (or under another estimate) is refused here rather than panicking at boot.
+    const kernelPath = spec.kernel?.path ?? facts.vmlinuxPath;
+    await checkVmBootMemory({ memoryMiB: spec.memoryMiB, kernelPath, kernelName: kernelNameOf(spec, facts), initramfsPath: base });
     const clientPublicKey = (await readFile(paths.sshPublicKey, "utf8")).trim();
     const hostKey = await readFile(paths.hostKey);
     const config = guestConfigFor(spec, { clientPublicKey, hostKey }, paths.agentSockets.length, networking.guest, mounts);

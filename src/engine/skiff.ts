@@ -331,7 +331,7 @@ export class Skiff extends EventEmitter<SkiffEvents> implements SkiffClient {
   /** `skiff doctor`: QEMU, the kernel, KVM or TCG, the jail, and what this host's VMs need. */
   async doctor(): Promise<DoctorReport> {
     const { runDoctor } = await import("./doctor.js");
-    return runDoctor({ cacheDir: this.cacheDir, home: this.home, runner: this.runner, vms: await this.list({ all: true }) });
+    return runDoctor({ cacheDir: this.cacheDir, home: this.home, runner: this.runner, vms: await this.list({ all: true }), records: await this.store.list() });
   }
 
   /** A systemd unit that starts the VM (or `up -d`s the project) when the host boots; `enabled` false where systemd does not run here. */

@@ -129,7 +129,9 @@ async function upReplica(run: ProjectRun, want: DesiredVm, service: ServiceSpec,
   }
   if (step === "create" || step === "recreate") {
     run.task(want.name, "creating", `creating ${want.name}`);
-    await skiff.create(await withInlineUserData(run, service, want));
+    await skiff.create(await withInlineUserData(run, service, want)).catch((err: unknown) => {
+      throw memoryAtService(err, service);
+    });
   }
   const record = await skiff.store.get(want.name);
   // Marked before, cleared after: an `up` killed half way leaves the mark too.
@@ -227,4 +229,18 @@ async function handleOrphans(run: ProjectRun, remove: boolean): Promise<void> {
       run.task(vm.name, "warning", `${vm.name} belongs to no service of the project any more; \`skiff up --remove-orphans\` removes it`);
     }
   }
+}
+
+/**
+ * Memory too small for the VM's kernel is found at create, where the
+ * library names its field (`memory`); in a project it is the service's.
+ */
+function memoryAtService(err: unknown, service: ServiceSpec): unknown {
+  if (!isSkiffError(err) || err.code !== "ERR_SKIFF_BAD_MEMORY" || err.place !== "memory") return err;
+  return new SkiffError(err.code, `services.${service.name}.memory: ${err.message}`, {
+    place: service.place,
+    cause: err,
+    ...(err.hint === undefined ? {} : { hint: err.hint }),
+    ...(err.details === undefined ? {} : { details: err.details }),
+  });
 }

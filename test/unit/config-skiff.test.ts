@@ -246,7 +246,7 @@ const invalid: Array<[what: string, text: string, place: string, message?: RegEx
   ["unknown top-level key", "services: {}\nservise: {}\n", "skiff.yml:2:1", /unknown key "servise"/],
   ["unknown service key", "services:\n  a:\n    image: x\n    imgae: y\n", "skiff.yml:4:5", /services\.a: unknown key "imgae"/],
   ["bad memory", "services:\n  a: { image: x, memory: 12q }\n", "skiff.yml:2:26", /memory size/],
-  ["too little memory", "services:\n  a: { image: x, memory: 64 }\n", "skiff.yml:2:26", /at least/],
+  ["too little memory", "services:\n  a: { image: x, memory: 63 }\n", "skiff.yml:2:26", /at least/],
   ["bad port", "services:\n  a:\n    image: x\n    ports: ['80:99999']\n", "skiff.yml:4:13", /not a port/],
   ["ports without user networking", "services:\n  a:\n    image: x\n    networks: [n]\n    ports: ['80:80']\nnetworks: { n: }\n", "skiff.yml:5:12", /user networking/],
   ["undeclared network", "services:\n  a:\n    image: x\n    networks: [front]\n", "skiff.yml:4:16", /network "front" is not declared/],

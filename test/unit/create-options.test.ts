@@ -49,7 +49,7 @@ describe("checkCreateOptions", () => {
 
   it.each([
     [{ image: "alpine", memory: "lots" }, "ERR_SKIFF_BAD_MEMORY", "memory"],
-    [{ image: "alpine", memory: 64 }, "ERR_SKIFF_BAD_MEMORY", "memory"],
+    [{ image: "alpine", memory: 63 }, "ERR_SKIFF_BAD_MEMORY", "memory"],
     [{ image: "alpine", memory: "512m", memoryMiB: 512 }, "ERR_SKIFF_USAGE", "memory"],
     [{ image: "alpine", cpus: "2" }, "ERR_SKIFF_USAGE", "cpus"],
     [{ image: "alpine", pull: "sometimes" }, "ERR_SKIFF_USAGE", "pull"],
