@@ -59,7 +59,8 @@ static int renumber(const struct identity *id, char *err, size_t errcap) {
     const struct nic_config *nic = &id->nics[i];
     if (ip_step("link", "set", "dev", nic->name, "address", nic->mac, err, errcap) != 0 ||
         ip_step("addr", "flush", "dev", nic->name, NULL, NULL, err, errcap) != 0 ||
-        ip_step("addr", "add", nic->addr, "dev", nic->name, NULL, err, errcap) != 0 ||
+        /* replace, not add: an address the flush left (16 VMs resumed at once met one) is no failure. */
+        ip_step("addr", "replace", nic->addr, "dev", nic->name, NULL, err, errcap) != 0 ||
         ip_step("link", "set", nic->name, "up", NULL, NULL, err, errcap) != 0)
       return -1;
   }
