@@ -241,27 +241,30 @@ int relay_main(const char *dev) {
   }
   fcntl(fd, F_SETOWN, getpid());
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC);
+  int sock = -1;
+  pid_t pid = -1;
   for (;;) {
-    int sock = -1;
-    pid_t pid = start_dropbear(&sock);
-    if (pid < 0) return 1;
+    /* A dropbear a native session left unused waits on for the next SSH session. */
+    if (pid < 0 && (pid = start_dropbear(&sock)) < 0) return 1;
     char nonce[96];
     int waited = await_hello(fd, sock, nonce, sizeof nonce);
     if (waited != 0) {
       kill(pid, SIGKILL);
       waitpid(pid, NULL, 0);
       close(sock);
+      pid = -1;
       if (waited < 0) return 1;
       continue;
     }
     char ready[128];
     int n = snprintf(ready, sizeof ready, "SKIFF-READY %s\n", nonce);
-    if (write(fd, ready, n) != n) {
-      kill(pid, SIGKILL);
-      waitpid(pid, NULL, 0);
-      close(sock);
+    if (write(fd, ready, n) != n) continue;
+    size_t len = strlen(nonce);
+    if (len > 8 && strcmp(nonce + len - 8, " native1") == 0) {
+      native_session(fd);
       continue;
     }
     relay_session(fd, pid, sock);
+    pid = -1;
   }
 }

@@ -101,6 +101,55 @@ int parse_request(char *data, size_t len, struct request *req, char *err, size_t
 int decode_request(const char *command, struct request *req, char *err, size_t errcap);
 int read_shell_call(int argc, char **argv, struct shell_call *call, char *err, size_t errcap);
 
+/*
+ * ---- frames.c: skiff's own protocol on an agent port (native.c serves it) ----
+ * Keep equal to src/guest/native/frames.ts (test/unit/native-frames.test.ts checks).
+ */
+#include <stdint.h>
+#define NATIVE_VERSION 1
+#define MAX_FRAME 65536 /* payload bytes of one frame */
+#define WINDOW 262144   /* bytes either side may send before the other grants more */
+
+enum {
+  /* host to guest */
+  F_EXEC = 0x01,
+  F_STDIN = 0x02,
+  F_STDIN_EOF = 0x03,
+  F_SIGNAL = 0x04,
+  F_RESIZE = 0x05,
+  F_CREDIT = 0x06,
+  F_PING = 0x07,
+  /* guest to host */
+  F_HELLO = 0x80,
+  F_STARTED = 0x81,
+  F_STDOUT = 0x82,
+  F_STDERR = 0x83,
+  F_EXIT = 0x84,
+  F_ERROR = 0x85,
+  F_STDIN_CREDIT = 0x86,
+  F_PONG = 0x87,
+};
+
+struct frame_reader {
+  unsigned char head[5];
+  size_t have;            /* bytes of head and payload read */
+  uint32_t len;
+  unsigned char *payload; /* MAX_FRAME bytes */
+};
+
+struct exec_call {
+  struct request req; /* strings point into data */
+  char data[MAX_FRAME + 1];
+  int tty;
+  char term[128];
+  unsigned short rows, cols;
+};
+
+uint32_t be32(const unsigned char *p);
+void put32(unsigned char *p, uint32_t v);
+int frame_feed(struct frame_reader *r, const unsigned char *data, size_t n, size_t *used);
+int parse_exec(const unsigned char *payload, size_t len, struct exec_call *call, char *err, size_t errcap);
+
 /* ---- users.c: the image's /etc/passwd and /etc/group ---- */
 
 void set_groups(const char *user, gid_t primary);
@@ -148,6 +197,7 @@ int exec_in_image(struct request *req, const char *command, int sftp); /* agent.
 int kill_main(int argc, char **argv);                             /* helpers.c */
 int detach_main(int argc, char **argv);                           /* helpers.c */
 int relay_main(const char *dev);                                  /* relay.c */
+int native_session(int port);                                     /* native.c */
 int init_main(void);                                              /* init.c */
 
 /* ---- PID 1's parts ---- */

@@ -10,6 +10,7 @@
  *   golden config DIR           what init makes of DIR/config, DIR/env, DIR/hosts
  *                               (DIR: the /skiff of the per-VM archive, unpacked)
  *   golden start-scripts DIR    the scripts init starts from DIR (an image's start.d)
+ *   golden frames CHUNK         what native.c makes of the frames on stdin, read CHUNK bytes at a time
  *   golden identity             what a relay makes of the lines on stdin (an agent port):
  *                               a JSON line for each whole line, an identity's with
  *                               what it understood and the answer it would send
@@ -226,11 +227,59 @@ static int identities(void) {
   return 0;
 }
 
+/*
+ * As native.c reads a port: stdin fed to frame_feed `chunk` bytes at a
+ * time; a JSON line for each frame, an EXEC's with what parse_exec made
+ * of it ({"type":N,"payload":HEX[,"exec":{…}|"refused":TEXT]}); a length
+ * out of bounds ends it with {"error":"length N"} and exit 1.
+ */
+static int frames(size_t chunk) {
+  static unsigned char payload[MAX_FRAME];
+  static unsigned char input[4 * MAX_FRAME + 64];
+  static struct exec_call call;
+  size_t n = fread(input, 1, sizeof input, stdin);
+  struct frame_reader r = {.payload = payload};
+  for (size_t off = 0; off < n;) {
+    size_t len = n - off < chunk ? n - off : chunk, used = 0;
+    while (used < len) {
+      size_t took;
+      int f = frame_feed(&r, input + off + used, len - used, &took);
+      used += took;
+      if (f < 0) {
+        printf("{\"error\":\"length %u\"}\n", r.len);
+        return 1;
+      }
+      if (f == 0) continue;
+      printf("{\"type\":%d,\"payload\":", r.head[4]);
+      hex((const char *)payload, r.len);
+      if (r.head[4] == F_EXEC) {
+        char err[256];
+        if (parse_exec(payload, r.len, &call, err, sizeof err) != 0) {
+          fputs(",\"refused\":", stdout);
+          str(err);
+        } else {
+          fputs(",\"exec\":{\"request\":", stdout);
+          request(&call.req);
+          printf(",\"tty\":%s,\"term\":", call.tty ? "true" : "false");
+          str(call.term);
+          printf(",\"rows\":%u,\"cols\":%u}", call.rows, call.cols);
+        }
+      }
+      puts("}");
+      r.have = 0;
+    }
+    off += len;
+  }
+  if (r.have > 0) printf("{\"partial\":%zu}\n", r.have);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "shell") == 0) return shell(argc - 1, argv + 1);
   if (argc == 3 && strcmp(argv[1], "config") == 0) return config(argv[2]);
   if (argc == 3 && strcmp(argv[1], "start-scripts") == 0) return scripts(argv[2]);
   if (argc == 2 && strcmp(argv[1], "identity") == 0) return identities();
+  if (argc == 3 && strcmp(argv[1], "frames") == 0) return frames((size_t)atoi(argv[2]) > 0 ? (size_t)atoi(argv[2]) : 1);
   fprintf(stderr, "usage: golden shell [-c COMMAND] | golden config DIR | golden start-scripts DIR | golden identity\n");
   return 2;
 }

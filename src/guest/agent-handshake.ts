@@ -124,8 +124,13 @@ export function newNonce(): string {
   return randomBytes(12).toString("hex");
 }
 
-export async function agentHandshake(path: string, opts: HandshakeOptions): Promise<HandshakeResult> {
-  const nonce = newNonce();
+/**
+ * The greeting on one port. With `native`, the HELLO asks for skiff's own
+ * protocol (native/session.ts); a guest from before it echoes the line all
+ * the same and starts SSH, which the session tells by its first byte.
+ */
+export async function agentHandshake(path: string, opts: HandshakeOptions & { native?: boolean }): Promise<HandshakeResult> {
+  const nonce = opts.native === true ? `${newNonce()} native1` : newNonce();
   const ready = Buffer.from(`SKIFF-READY ${nonce}\n`);
   const result = await askPort(path, {
     ...opts,

@@ -19,7 +19,7 @@
  * session, and carries the risk.
  */
 import { isSkiffError, SkiffError } from "../errors.js";
-import { openSession, type AgentSession, type SessionTarget } from "./agent-session.js";
+import { endAgentSession, onSessionClosed, openSession, type AgentSession, type SessionKind, type SessionTarget } from "./agent-session.js";
 
 export interface PooledSession {
   readonly session: AgentSession;
@@ -56,7 +56,16 @@ export class SessionPool {
   constructor(target: SessionTarget, first: AgentSession) {
     this.#target = target;
     this.vmName = target.vmName;
+    this.kind = first.kind;
     this.#primary = this.#adopt(first);
+  }
+
+  /** What the pool's sessions speak: the first one's kind (native falls back on SSH for old guests). */
+  readonly kind: SessionKind;
+
+  /** What the sessions are opened for. */
+  get target(): SessionTarget {
+    return this.#target;
   }
 
   /** The skiff home the port locks live in. */
@@ -111,7 +120,7 @@ export class SessionPool {
   /** A new session on a free port, while this connection holds fewer than the VM has; undefined when none is free or answers. */
   async #extraSession(): Promise<Entry | undefined> {
     if (this.#entries.length >= (this.#target.tcp?.maxSessions ?? this.#target.socketPaths.length)) return undefined;
-    const session = await openSession(this.#target, { timeoutMs: extraSessionTimeoutMs, waitForSockets: false, singlePass: true }).catch(
+    const session = await openSession(this.#target, { timeoutMs: extraSessionTimeoutMs, waitForSockets: false, singlePass: true, kind: this.kind }).catch(
       (err: unknown) => {
         // No port free or answering: fall back on the sessions we have.
         if (isSkiffError(err) && (err.code === "ERR_SKIFF_VM_BUSY" || err.code === "ERR_SKIFF_AGENT")) return undefined;
@@ -140,6 +149,12 @@ export class SessionPool {
     if (entry === this.#primary) return;
     entry.idleTimer = setTimeout(() => void endSession(entry), extraSessionIdleMs);
     entry.idleTimer.unref();
+  }
+
+  /** End the extra sessions no command uses, freeing their ports now instead of after their idle time (for another kind of session). */
+  async endIdleExtras(): Promise<void> {
+    const idle = this.#entries.filter((e) => e !== this.#primary && e.open && e.busy === 0);
+    await Promise.all(idle.map((entry) => endSession(entry)));
   }
 
   /** End every session and free their ports. */
@@ -172,7 +187,7 @@ export class SessionPool {
   #adopt(session: AgentSession): Entry {
     let entry!: Entry;
     const ended = new Promise<void>((done) =>
-      session.client.once("close", () => {
+      onSessionClosed(session, () => {
         entry.open = false;
         clearTimeout(entry.idleTimer);
         const at = this.#entries.indexOf(entry);
@@ -184,7 +199,7 @@ export class SessionPool {
     );
     entry = { session, ended, open: true, busy: 0, slots: new Set() };
     // Failures after the handshake surface as closed channels; keep them from crashing the process.
-    session.client.on("error", () => {});
+    if (session.kind === "ssh") session.client.on("error", () => {});
     this.#entries.push(entry);
     return entry;
   }
@@ -212,7 +227,7 @@ function take(entry: Entry): Entry {
 /** Disconnect a session; a guest past answering gets 2 s before the socket is cut. */
 async function endSession(entry: Entry): Promise<void> {
   if (entry.open) {
-    entry.session.client.end();
+    endAgentSession(entry.session);
     const timer = setTimeout(() => entry.session.socket.destroy(), 2_000);
     await entry.ended;
     clearTimeout(timer);

@@ -9,14 +9,11 @@
  */
 import { readFile } from "node:fs/promises";
 import { createConnection, type Socket } from "node:net";
-import ssh2 from "ssh2";
-
-// ssh2 is CommonJS: Node's ESM loader only gives its default export (vitest hides this).
-const { Client, utils } = ssh2;
-type Client = InstanceType<typeof Client>;
+import type { Client } from "ssh2";
 import { errnoOf, SkiffError } from "../errors.js";
 import { tryLock, type LockHandle } from "../store/lock.js";
 import { agentHandshake } from "./agent-handshake.js";
+import { NativeSession } from "./native/session.js";
 
 /** Everything needed to open sessions with one VM, resolved once. */
 export interface SessionTarget {
@@ -25,8 +22,8 @@ export interface SessionTarget {
   lockPrefix: string;
   home: string;
   privateKey: Buffer;
-  /** The guest's host key in SSH wire form. */
-  hostKey: Buffer;
+  /** The guest's host key, an OpenSSH public key line (parsed when SSH is first used). */
+  hostPublicKey: string;
   portBudgetMs: number;
   /**
    * How long a session waits while other sessions (of this process or
@@ -49,12 +46,39 @@ export interface TcpTarget {
   maxSessions: number;
 }
 
-export interface AgentSession {
-  readonly client: Client;
+interface SessionBase {
   readonly socket: Socket;
   readonly lock: LockHandle;
   /** Index of the agent port this session holds. */
   readonly port: number;
+}
+
+/** An SSH session: what cloud images, `skiff ssh`, SFTP and guests from before the native protocol speak. */
+export interface SshSession extends SessionBase {
+  readonly kind: "ssh";
+  readonly client: Client;
+}
+
+/** A session of skiff's own protocol (native/session.ts). */
+export interface NativeAgentSession extends SessionBase {
+  readonly kind: "native";
+  readonly native: NativeSession;
+}
+
+export type AgentSession = SshSession | NativeAgentSession;
+export type SessionKind = AgentSession["kind"];
+
+/** Call `cb` once the session's link is gone. */
+export function onSessionClosed(session: AgentSession, cb: () => void): void {
+  if (session.kind === "ssh") session.client.once("close", cb);
+  else if (session.socket.destroyed) queueMicrotask(cb);
+  else session.socket.once("close", cb);
+}
+
+/** Ask the guest to end the session (what runs on it is hung up). */
+export function endAgentSession(session: AgentSession): void {
+  if (session.kind === "ssh") session.client.end();
+  else session.native.end();
 }
 
 export interface OpenSessionOptions {
@@ -64,6 +88,12 @@ export interface OpenSessionOptions {
   /** Try each port once instead of until the deadline (for extra sessions: a busy VM is no reason to wait). */
   singlePass?: boolean;
   signal?: AbortSignal;
+  /**
+   * "native" asks for skiff's own protocol; a guest from before it answers
+   * with SSH on the same port, and that SSH session is what comes back.
+   * Default "ssh".
+   */
+  kind?: SessionKind;
 }
 
 /** How long a session waits for a port while all are held (other commands' sessions), unless told otherwise. */
@@ -111,7 +141,7 @@ export async function resolveTarget(opts: {
     lockPrefix: opts.lockPrefix,
     home: opts.home,
     privateKey: await readKey(opts.privateKeyPath),
-    hostKey: parseHostKey(opts.hostPublicKey, opts.vmName),
+    hostPublicKey: opts.hostPublicKey,
     portBudgetMs: opts.portBudgetMs,
     busyTimeoutMs: opts.busyTimeoutMs ?? defaultBusyTimeoutMs,
   };
@@ -140,11 +170,20 @@ export async function openSession(target: SessionTarget, opts: OpenSessionOption
       if (!lock) continue;
       freePorts++;
       sawFreePort = true;
-      const greeting = await agentHandshake(path, { budgetMs: Math.min(target.portBudgetMs, left) });
+      const native = opts.kind === "native";
+      const greeting = await agentHandshake(path, { budgetMs: Math.min(target.portBudgetMs, left), native });
       if (greeting.kind !== "ready") {
         await lock.release();
         if (greeting.kind === "absent" && !opts.waitForSockets) throw notRunning(vmName, path, greeting.errno);
         continue;
+      }
+      if (native) {
+        const session = await NativeSession.open(greeting.socket, vmName).catch(async (err: unknown) => {
+          await lock.release();
+          throw err;
+        });
+        if (session !== "ssh") return { kind: "native", native: session, socket: greeting.socket, lock, port };
+        // A guest from before the native protocol: the port already speaks SSH.
       }
       const client = await sshConnect(greeting.socket, target, Math.max(minSshMs, deadline - Date.now())).catch(
         async (err: unknown) => {
@@ -154,7 +193,7 @@ export async function openSession(target: SessionTarget, opts: OpenSessionOption
           return undefined;
         },
       );
-      if (client) return { client, socket: greeting.socket, lock, port };
+      if (client) return { kind: "ssh", client, socket: greeting.socket, lock, port };
     }
     const left = deadline - Date.now();
     if (left <= 0 || opts.singlePass) break;
@@ -219,7 +258,7 @@ async function openTcpSession(target: SessionTarget, tcp: TcpTarget, opts: OpenS
     if (socket) {
       try {
         const client = await sshConnect(socket, target, Math.max(minTcpSshMs, deadline - Date.now()), tcp.username);
-        return { client, socket, lock: noLock, port: tcpSessions++ };
+        return { kind: "ssh", client, socket, lock: noLock, port: tcpSessions++ };
       } catch (err) {
         last = err;
         socket.destroy();
@@ -237,9 +276,20 @@ async function openTcpSession(target: SessionTarget, tcp: TcpTarget, opts: OpenS
   });
 }
 
-function sshConnect(socket: Socket, target: SessionTarget, timeoutMs: number, username = "root"): Promise<Client> {
+/**
+ * ssh2, loaded on first use: it costs ~80 ms to load, and skiff's own
+ * guests speak the native protocol unless SSH is asked for.
+ * (CommonJS: Node's ESM loader only gives its default export; vitest hides this.)
+ */
+async function loadSsh2(): Promise<typeof import("ssh2")> {
+  return (await import("ssh2")).default;
+}
+
+async function sshConnect(socket: Socket, target: SessionTarget, timeoutMs: number, username = "root"): Promise<Client> {
+  const ssh2 = await loadSsh2();
+  const hostKey = parseHostKey(ssh2, target.hostPublicKey, target.vmName);
   return new Promise((resolve, reject) => {
-    const client = new Client();
+    const client = new ssh2.Client();
     // ssh2 may report a second error after the first (a peer that accepts and drops, as slirp does
     // while the guest's sshd is not up): without a listener that one would crash the process.
     client.on("error", () => {});
@@ -281,7 +331,7 @@ function sshConnect(socket: Socket, target: SessionTarget, timeoutMs: number, us
       keepaliveInterval: keepaliveIntervalMs,
       keepaliveCountMax,
       hostVerifier: (key: Buffer) => {
-        wrongHostKey = !key.equals(target.hostKey);
+        wrongHostKey = !key.equals(hostKey);
         return !wrongHostKey;
       },
     });
@@ -300,8 +350,8 @@ async function readKey(path: string): Promise<Buffer> {
 }
 
 /** The wire form of an OpenSSH public key line, as ssh2 hands it to hostVerifier. */
-function parseHostKey(line: string, vmName: string): Buffer {
-  const key = utils.parseKey(line.trim());
+function parseHostKey(ssh2: typeof import("ssh2"), line: string, vmName: string): Buffer {
+  const key = ssh2.utils.parseKey(line.trim());
   if (key instanceof Error || Array.isArray(key)) {
     throw new SkiffError("ERR_SKIFF_STATE_CORRUPT", `the host key recorded for ${vmName} is not an OpenSSH public key`, {
       hint: "the VM's directory is damaged; recreate the VM",

@@ -9,9 +9,10 @@ import { SkiffError } from "../errors.js";
 import { copyFrom, copyInTar, copyOutTar, copyTo, type CopyOptions, type CopyReport } from "./agent-copy.js";
 import { watchChannel, type ExecIO, type ExecOptions, type ExecResult, type RunningExec } from "./agent-exec.js";
 import { SessionPool, type PooledSession } from "./agent-pool.js";
-import { openSession, resolveTarget, type TcpTarget } from "./agent-session.js";
+import { openSession, resolveTarget, type SessionKind, type SshSession, type TcpTarget } from "./agent-session.js";
+import { execPayload } from "./native/frames.js";
 import { shellCommand } from "./shell-command.js";
-import { encodeExecRequest, type ExecRequest, type PtyOptions } from "./exec-request.js";
+import { encodeExecRequest, execRecords, type ExecRequest, type PtyOptions } from "./exec-request.js";
 
 export type { ExecIO, ExecOptions, ExecResult, RunningExec, WindowSize } from "./agent-exec.js";
 export type { ExecRequest, PtyOptions } from "./exec-request.js";
@@ -85,8 +86,25 @@ async function connect(opts: AgentConnectOptions, mode: { timeoutMs: number; wai
     vmName: opts.vmName ?? opts.lockPrefix,
     portBudgetMs: opts.portBudgetMs ?? defaultPortBudgetMs,
   });
-  const session = await openSession(target, { ...mode, ...(opts.signal ? { signal: opts.signal } : {}) });
+  const kind = target.tcp === undefined ? agentProtocol() : "ssh";
+  const session = await openSession(target, { ...mode, kind, ...(opts.signal ? { signal: opts.signal } : {}) });
   return new AgentConnection(new SessionPool(target, session));
+}
+
+/**
+ * What skiff's own commands speak to a skiff guest: its native protocol
+ * (native/session.ts), unless SKIFF_AGENT_PROTOCOL=ssh says SSH (as
+ * before it existed; for comparing the two). SSH is opened on demand for
+ * what needs it (SFTP) either way.
+ */
+export function agentProtocol(env: NodeJS.ProcessEnv = process.env): SessionKind {
+  const value = env.SKIFF_AGENT_PROTOCOL;
+  if (value === undefined || value === "" || value === "native") return "native";
+  if (value === "ssh") return "ssh";
+  throw new SkiffError("ERR_SKIFF_USAGE", `SKIFF_AGENT_PROTOCOL=${value} is neither native nor ssh`, {
+    place: "SKIFF_AGENT_PROTOCOL",
+    hint: "unset it (skiff's own protocol), or set it to ssh",
+  });
 }
 
 /** A live link to one VM's guest agent. */
@@ -94,9 +112,17 @@ export class AgentConnection {
   readonly vmName: string;
   readonly #pool: SessionPool;
 
+  /** SSH sessions beside native ones, opened on the first call that needs SSH (SFTP). */
+  #sshPool: Promise<SessionPool> | undefined;
+
   constructor(pool: SessionPool) {
     this.#pool = pool;
     this.vmName = pool.vmName;
+  }
+
+  /** What the connection's commands speak: "native" (skiff's protocol) or "ssh" (cloud images, old guests, SKIFF_AGENT_PROTOCOL=ssh). */
+  get protocol(): SessionKind {
+    return this.#pool.kind;
   }
 
   /** The skiff home the connection's locks (and cp's staging journal) live in. */
@@ -122,6 +148,7 @@ export class AgentConnection {
   /** Start `req`; resolves once the command runs, with a handle to signal and await it. */
   async start(req: ExecRequest, io: ExecOptions = {}): Promise<RunningExec> {
     if (this.#pool.plainShell) return this.#startPlain(req, io);
+    if (this.#pool.kind === "native") return this.#startNative(execRecords(req), req.tty, `\`${describe(req.argv)}\` in VM ${this.vmName}`, io);
     encodeExecRequest(req); // refuse a bad request before taking a session for it
     const pooled = await this.#pool.acquire();
     let slot = 0;
@@ -141,6 +168,26 @@ export class AgentConnection {
     }
   }
 
+  /** Run request records on a native session of the pool; the session goes back to the pool once the command ended. */
+  async #startNative(records: string[], tty: ExecRequest["tty"], what: string, io: ExecOptions): Promise<RunningExec> {
+    const pty = ptyOptions(tty);
+    const payload = execPayload(records, pty === undefined ? undefined : { term: pty.term ?? "xterm-256color", rows: pty.rows ?? 24, cols: pty.cols ?? 80 });
+    const pooled = await this.#pool.acquire();
+    const finished = () => this.#pool.release(pooled);
+    try {
+      if (pooled.session.kind !== "native") throw new SkiffError("ERR_SKIFF_INTERNAL", "a native command on an SSH session");
+      const running = await pooled.session.native.exec(
+        { payload, what, ...(io.timeoutMs === undefined ? {} : { timeoutMs: io.timeoutMs }) },
+        { ...io, tty: pty !== undefined },
+      );
+      running.done.then(finished, finished);
+      return running;
+    } catch (err) {
+      finished();
+      throw err;
+    }
+  }
+
   /** Open a channel running `command` on a pooled session and watch it; `finished` runs once it ends. */
   async #execOn(
     pooled: PooledSession,
@@ -151,7 +198,7 @@ export class AgentConnection {
     killViaPidfile?: (signo: number) => Promise<void>,
   ): Promise<RunningExec> {
     const pty = ptyOptions(req.tty);
-    const client = pooled.session.client;
+    const client = sshOf(pooled.session).client;
     const running = await this.#channel(
       (cb) => (pty ? client.exec(command, { pty }, cb) : client.exec(command, cb)),
       (channel) =>
@@ -198,10 +245,12 @@ export class AgentConnection {
 
   /** An interactive login shell (root's shell in the image). */
   async shell(opts: ShellOptions = {}, io: ExecIO = {}): Promise<RunningExec> {
+    // No request records: the guest starts the user's login shell.
+    if (this.#pool.kind === "native") return this.#startNative([], opts.tty ?? true, `the login shell in VM ${this.vmName}`, io);
     const pty = ptyOptions(opts.tty ?? true);
     const pooled = await this.#pool.acquire();
     try {
-      const client = pooled.session.client;
+      const client = sshOf(pooled.session).client;
       const running = await this.#channel(
         (cb) => client.shell(pty ?? false, cb),
         (channel) =>
@@ -246,33 +295,50 @@ export class AgentConnection {
 
   /** An SFTP session with the guest (paths inside the image); end() it when done. */
   async sftp(): Promise<SFTPWrapper> {
-    const pooled = await this.#pool.acquire();
+    const pool = await this.#ssh();
+    const pooled = await pool.acquire();
     try {
       const sftp = await new Promise<SFTPWrapper>((resolve, reject) => {
         try {
-          pooled.session.client.sftp((err, wrapper) => (err ? reject(this.#agentError("cannot start SFTP", err)) : resolve(wrapper)));
+          sshOf(pooled.session).client.sftp((err, wrapper) => (err ? reject(this.#agentError("cannot start SFTP", err)) : resolve(wrapper)));
         } catch (err) {
           reject(this.#agentError("cannot start SFTP", err));
         }
       });
-      sftp.once("close", () => this.#pool.release(pooled));
+      sftp.once("close", () => pool.release(pooled));
       return sftp;
     } catch (err) {
-      this.#pool.release(pooled);
+      pool.release(pooled);
       throw err;
     }
   }
 
+  /** The pool of SSH sessions: the connection's own, or one opened beside its native sessions. */
+  #ssh(): Promise<SessionPool> {
+    if (this.#pool.kind === "ssh") return Promise.resolve(this.#pool);
+    if (!this.#pool.isOpen) return Promise.reject(new SkiffError("ERR_SKIFF_AGENT", `the connection to the guest agent of ${this.vmName} is closed`));
+    // This connection's idle native sessions may hold every port: let them go first.
+    this.#sshPool ??= this.#pool
+      .endIdleExtras()
+      .then(() => openSession(this.#pool.target, { timeoutMs: defaultTimeoutMs, waitForSockets: false, kind: "ssh" }))
+      .then((session) => new SessionPool(this.#pool.target, session));
+    // A failed open is not kept: the next call tries again.
+    this.#sshPool.catch(() => (this.#sshPool = undefined));
+    return this.#sshPool;
+  }
+
   /** End every session and free the ports; commands still running in the guest are hung up. */
-  close(): Promise<void> {
-    return this.#pool.close();
+  async close(): Promise<void> {
+    const ssh = this.#sshPool;
+    this.#sshPool = undefined;
+    await Promise.all([this.#pool.close(), ssh?.then((pool) => pool.close(), () => {})]);
   }
 
   async #kill(pidfile: string, signo: number): Promise<void> {
     // Exit 1 means the command is already gone, which is what the caller wanted.
     const pooled = await this.#pool.acquire({ share: true });
     try {
-      const client = pooled.session.client;
+      const client = sshOf(pooled.session).client;
       const command = encodeExecRequest({ argv: [skiffKill, pidfile, String(signo)] });
       const running = await this.#channel(
         (cb) => client.exec(command, cb),
@@ -306,6 +372,11 @@ export class AgentConnection {
       ...(cause === undefined ? {} : { cause }),
     });
   }
+}
+
+function sshOf(session: PooledSession["session"]): SshSession {
+  if (session.kind !== "ssh") throw new SkiffError("ERR_SKIFF_INTERNAL", "an SSH call on a native session");
+  return session;
 }
 
 function ptyOptions(tty: ExecRequest["tty"]): PseudoTtyOptions | undefined {

@@ -43,6 +43,22 @@ export const maxCommandLength = 9000;
 
 /** The SSH command string that makes skiff-shell run `req`. */
 export function encodeExecRequest(req: EncodableRequest): string {
+  const command = execPrefix + Buffer.from(execRecords(req).join("\0"), "utf8").toString("base64");
+  if (command.length > maxCommandLength) {
+    throw new SkiffError(
+      "ERR_SKIFF_USAGE",
+      `command too long for the guest agent: ${command.length} bytes encoded, at most ${maxCommandLength} (about 6.7 KB of arguments and environment)`,
+      { hint: "pass a long script on stdin (`sh -s`), or copy it into the VM with `skiff cp` and run the file" },
+    );
+  }
+  return command;
+}
+
+/**
+ * `req` as request.c's NUL-separated records, each checked against what
+ * the guest takes (a request it would refuse is refused here first).
+ */
+export function execRecords(req: EncodableRequest): string[] {
   if (req.argv.length === 0) throw new SkiffError("ERR_SKIFF_USAGE", "no command given to run in the guest");
   if (req.argv.length > guestLimits.args) {
     throw new SkiffError("ERR_SKIFF_USAGE", `too many arguments for the guest agent: ${req.argv.length}`, {
@@ -79,15 +95,7 @@ export function encodeExecRequest(req: EncodableRequest): string {
     records.push(`e=${key}=${value}`);
   }
   for (const arg of req.argv) records.push(`a=${field("argument", arg)}`);
-  const command = execPrefix + Buffer.from(records.join("\0"), "utf8").toString("base64");
-  if (command.length > maxCommandLength) {
-    throw new SkiffError(
-      "ERR_SKIFF_USAGE",
-      `command too long for the guest agent: ${command.length} bytes encoded, at most ${maxCommandLength} (about 6.7 KB of arguments and environment)`,
-      { hint: "pass a long script on stdin (`sh -s`), or copy it into the VM with `skiff cp` and run the file" },
-    );
-  }
-  return command;
+  return records;
 }
 
 function field(what: string, value: string): string {

@@ -1,0 +1,99 @@
+/**
+ * The frames of skiff's guest protocol: the decoder takes frames in any
+ * chunking, refuses a length beyond the bound before holding it, and the
+ * host's numbers are the guest's (read from guest/skiff-init.h itself, so the
+ * two cannot drift apart).
+ */
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { agentProtocol } from "../../src/guest/agent.js";
+import { execRecords } from "../../src/guest/exec-request.js";
+import { encodeFrame, execPayload, FrameDecoder, FrameError, G, H, maxFrame, nativeVersion, u32, window, windowSize } from "../../src/guest/native/frames.js";
+
+const nativeC = readFileSync(join(import.meta.dirname, "..", "..", "guest", "skiff-init.h"), "utf8");
+
+describe("frames", () => {
+  it("decodes frames split anywhere, and several in one chunk", () => {
+    const frames = [encodeFrame(G.stdout, Buffer.from("hello")), encodeFrame(G.exit, Buffer.concat([u32(3), u32(0)])), encodeFrame(G.pong)];
+    const wire = Buffer.concat(frames);
+    for (let cut = 0; cut <= wire.length; cut++) {
+      const d = new FrameDecoder();
+      const got = [...d.push(wire.subarray(0, cut)), ...d.push(wire.subarray(cut))];
+      expect(got.map((f) => [f.type, f.payload.toString("hex")])).toEqual([
+        [G.stdout, Buffer.from("hello").toString("hex")],
+        [G.exit, "0000000300000000"],
+        [G.pong, ""],
+      ]);
+    }
+    const d = new FrameDecoder();
+    const byByte = [...wire].flatMap((b) => d.push(Buffer.from([b])));
+    expect(byByte).toHaveLength(3);
+  });
+
+  it("takes a frame of the largest payload and refuses one byte more before reading it", () => {
+    const d = new FrameDecoder();
+    expect(d.push(encodeFrame(G.stdout, Buffer.alloc(maxFrame)))[0]?.payload.length).toBe(maxFrame);
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(maxFrame + 1, 0);
+    expect(() => new FrameDecoder().push(head)).toThrow(FrameError);
+    head.writeUInt32BE(0xffffffff, 0);
+    expect(() => new FrameDecoder().push(head)).toThrow(/more than 65536/);
+    expect(() => encodeFrame(H.stdin, Buffer.alloc(maxFrame + 1))).toThrow(RangeError);
+  });
+
+  it("survives random bytes: frames or a FrameError, nothing else", () => {
+    for (let i = 0; i < 2_000; i++) {
+      const d = new FrameDecoder();
+      try {
+        for (const f of d.push(randomBytes(i % 300))) expect(f.payload.length).toBeLessThanOrEqual(maxFrame);
+      } catch (err) {
+        expect(err).toBeInstanceOf(FrameError);
+      }
+    }
+  });
+
+  it("encodes EXEC as request.c's records, with a PTY's TERM and size after them", () => {
+    const records = execRecords({ argv: ["sh", "-c", "echo hi"], env: { A: "1" }, user: "1000", cwd: "/tmp" });
+    expect(execPayload(records).toString().split("\0")).toEqual(["u=1000", "w=/tmp", "e=A=1", "a=sh", "a=-c", "a=echo hi"]);
+    expect(execPayload(["a=sh"], { term: "vt100", rows: 33, cols: 101 }).toString().split("\0")).toEqual(["a=sh", "t=vt100", "r=33", "c=101"]);
+    expect([...windowSize(40, 120)]).toEqual([0, 40, 0, 120]);
+    expect([...windowSize(70000, -3)]).toEqual([0xff, 0xff, 0, 0]);
+  });
+
+  it("uses the guest's numbers (guest/skiff-init.h)", () => {
+    const define = (name: string) => Number(new RegExp(`#define ${name} (\\d+)`).exec(nativeC)?.[1]);
+    const enumValue = (name: string) => Number(new RegExp(`${name} = (0x[0-9a-f]+)`).exec(nativeC)?.[1]);
+    expect(define("NATIVE_VERSION")).toBe(nativeVersion);
+    expect(define("MAX_FRAME")).toBe(maxFrame);
+    expect(define("WINDOW")).toBe(window);
+    const names: Record<string, number> = {
+      F_EXEC: H.exec,
+      F_STDIN: H.stdin,
+      F_STDIN_EOF: H.stdinEof,
+      F_SIGNAL: H.signal,
+      F_RESIZE: H.resize,
+      F_CREDIT: H.credit,
+      F_PING: H.ping,
+      F_HELLO: G.hello,
+      F_STARTED: G.started,
+      F_STDOUT: G.stdout,
+      F_STDERR: G.stderr,
+      F_EXIT: G.exit,
+      F_ERROR: G.error,
+      F_STDIN_CREDIT: G.stdinCredit,
+      F_PONG: G.pong,
+    };
+    for (const [name, value] of Object.entries(names)) expect({ name, value: enumValue(name) }).toEqual({ name, value });
+  });
+});
+
+describe("SKIFF_AGENT_PROTOCOL", () => {
+  it("is native unless it says ssh, and refuses anything else with the variable as the place", () => {
+    expect(agentProtocol({})).toBe("native");
+    expect(agentProtocol({ SKIFF_AGENT_PROTOCOL: "native" })).toBe("native");
+    expect(agentProtocol({ SKIFF_AGENT_PROTOCOL: "ssh" })).toBe("ssh");
+    expect(() => agentProtocol({ SKIFF_AGENT_PROTOCOL: "telnet" })).toThrow(expect.objectContaining({ code: "ERR_SKIFF_USAGE", place: "SKIFF_AGENT_PROTOCOL" }));
+  });
+});
