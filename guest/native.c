@@ -298,6 +298,17 @@ int native_session(int port) {
   sigprocmask(SIG_BLOCK, &chld, NULL);
   int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
 
+  /*
+   * HELLO says the guest is ready: the relays answer before the late
+   * modules, the network, volumes and netfilter are set up (init.c), and
+   * a host that took HELLO for ready would run commands into a half-set-up
+   * guest, or snapshot one (a boot snapshot taken there resumed with no
+   * eth0 yet: its new MAC could not be set). As exec_in_image, wait up to
+   * 5 s for init to say configured. (Over SSH the key exchange took
+   * longer than that set-up; nothing waited for it.)
+   */
+  wait_for("/dev/.skiff-run/configured", 5000);
+
   unsigned char hello[8];
   put32(hello, NATIVE_VERSION);
   put32(hello + 4, MAX_FRAME);
