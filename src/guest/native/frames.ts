@@ -63,8 +63,14 @@ export function windowSize(rows: number, cols: number): Buffer {
   return b;
 }
 
-/** A frame whose length is out of bounds: the stream cannot be read on. */
-export class FrameError extends Error {}
+/** A frame whose length is out of bounds: the stream cannot be read on. `frames` are those whole before it. */
+export class FrameError extends Error {
+  readonly frames: Frame[];
+  constructor(message: string, frames: Frame[]) {
+    super(message);
+    this.frames = frames;
+  }
+}
 
 /**
  * Frames out of a byte stream, as they come in chunks. Holds at most one
@@ -82,7 +88,7 @@ export class FrameDecoder {
       if (this.#pendingLength < 5) break;
       const head = this.#peek(5);
       const length = head.readUInt32BE(0);
-      if (length > maxFrame) throw new FrameError(`the guest sent a frame of ${length} bytes, more than ${maxFrame}`);
+      if (length > maxFrame) throw new FrameError(`the guest sent a frame of ${length} bytes, more than ${maxFrame}`, frames);
       if (this.#pendingLength < 5 + length) break;
       const whole = this.#take(5 + length);
       frames.push({ type: whole[4] ?? 0, payload: whole.subarray(5) });

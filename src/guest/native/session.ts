@@ -161,7 +161,11 @@ export class NativeSession {
           stdin.pause();
         }
         if (outcome instanceof SkiffError) {
-          if (!started) rejectStart(outcome);
+          // Before STARTED the caller holds no RunningExec: the start fails, and `done` is nobody's.
+          if (!started) {
+            done.catch(() => {});
+            rejectStart(outcome);
+          }
           settle.reject(outcome);
         } else settle.resolve(outcome);
       };
@@ -324,15 +328,20 @@ export class NativeSession {
   #attach(): void {
     this.socket.on("data", (chunk: Buffer) => {
       let frames: Frame[];
+      let broken: FrameError | undefined;
       try {
         frames = this.#decoder.push(chunk);
       } catch (err) {
-        return this.#cut(err instanceof FrameError ? err.message : String(err));
+        if (!(err instanceof FrameError)) throw err;
+        // What came whole before the bad length still counts (a STARTED, an EXIT); then the session is cut.
+        frames = err.frames;
+        broken = err;
       }
       for (const frame of frames) {
         if (this.#lost) return;
         this.#dispatch(frame);
       }
+      if (broken) this.#cut(broken.message);
     });
     this.socket.on("error", () => {});
     this.socket.on("close", () => {
