@@ -6,6 +6,8 @@
 //      so ps reads and checks ten records and the process table.
 // The four commands take turns, RUNS rounds (default 15); medians and their
 // ratio to node's are printed. The goal is 2x or less.
+// SKIFF_CLI_BEFORE=<another build's dist/cli/main.js> times that build's
+// three commands too, in the same rounds (a before/after under the same load).
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -31,6 +33,11 @@ const cases: { name: string; argv: string[] }[] = [
   { name: `skiff ps (${vms} VMs)`, argv: [cli, "ps"] },
   { name: `skiff ps -a (${vms} VMs)`, argv: [cli, "ps", "-a"] },
 ];
+const before = process.env.SKIFF_CLI_BEFORE;
+if (before !== undefined) {
+  if (!existsSync(before)) throw new Error(`SKIFF_CLI_BEFORE: no ${before}`);
+  for (const c of cases.slice(1)) cases.push({ name: `before: ${c.name.slice("skiff ".length)}`, argv: [before, ...c.argv.slice(1)] });
+}
 
 try {
   for (let i = 1; i <= vms; i++) run([cli, "create", "--name", `bench-${i}`, "base"]);
@@ -43,7 +50,7 @@ try {
   cases.forEach((c, j) => {
     const m = median(times[j]!);
     const ratio = j === 0 ? "" : `   ${(m / node).toFixed(2)}x node (goal <= 2x)`;
-    console.log(`  ${c.name.padEnd(24)} ${`${Math.round(m)} ms`.padStart(7)}${ratio}`);
+    console.log(`  ${c.name.padEnd(26)} ${`${Math.round(m)} ms`.padStart(7)}${ratio}`);
   });
 } finally {
   spawnSync(process.execPath, [cli, "rm", "-f", ...Array.from({ length: vms }, (_, i) => `bench-${i + 1}`)], { env, stdio: "ignore" });

@@ -34,7 +34,7 @@ const createOptionsSchema = schemaFor<CreateOptions>()(
     workingDir: z.string().optional(),
     platform: z.string().optional(),
     pull: z.enum(["missing", "always", "never"]).optional(),
-    network: networkSpecSchema.optional(),
+    network: z.optional(networkSpecSchema),
     networks: z.array(z.strictObject({ network: z.string().min(1), ip: z.string().optional(), gateway: z.string().optional(), place: z.string().optional() })).optional(),
     dns: strings.optional(),
     autoRemove: z.boolean().optional(),
@@ -55,7 +55,7 @@ const createOptionsSchema = schemaFor<CreateOptions>()(
         place: z.string().optional(),
       })
       .optional(),
-    restart: restartPolicySchema.optional(),
+    restart: z.optional(restartPolicySchema),
     attach: z.boolean().optional(),
   }),
 );

@@ -21,7 +21,7 @@
 import { existsSync } from "node:fs";
 import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod/v4";
+import * as z from "zod/v4/mini";
 import { SkiffError } from "../errors.js";
 import { machineSpecSchema } from "../spec/schema.js";
 import type { MachineSpec } from "../spec/machine.js";
@@ -48,8 +48,9 @@ export const snapshotFiles = {
 } as const;
 
 /** What must be the same on the host that restores as on the one that captured. */
+// zod/mini, as every record `ps` reads (src/store/record.ts says why).
 const versionsSchema = z.object({
-  format: z.number().int(),
+  format: z.number().check(z.int()),
   /** QEMU's `--version` first line: device state is only loadable by the QEMU that wrote it. */
   qemu: z.string(),
   /** The kernel file's path, size and mtime: the RAM holds a running kernel. */
@@ -66,7 +67,7 @@ export const volumeLayerSchema = z.object({
   target: z.string(),
   readOnly: z.boolean(),
   /** The layer's file in the snapshot's directory. */
-  file: z.string().regex(/^volume-\d+\.(raw|qcow2)$/),
+  file: z.string().check(z.regex(/^volume-\d+\.(raw|qcow2)$/)),
   format: z.enum(["raw", "qcow2"]),
   /** Bytes on disk (the copy is sparse). */
   bytes: z.number(),
@@ -74,8 +75,8 @@ export const volumeLayerSchema = z.object({
 export type VolumeLayer = z.infer<typeof volumeLayerSchema>;
 
 export const snapshotRecordSchema = z.object({
-  id: z.string().regex(/^[0-9a-f]{64}$/),
-  name: z.string().optional(),
+  id: z.string().check(z.regex(/^[0-9a-f]{64}$/)),
+  name: z.optional(z.string()),
   /** user: `snapshot create`; fork: made by `fork`; boot: an image's boot snapshot. */
   kind: z.enum(["user", "fork", "boot"]),
   createdAt: isoTimeSchema,
@@ -86,11 +87,11 @@ export const snapshotRecordSchema = z.object({
   kernelPath: z.string(),
   versions: versionsSchema,
   /** Bytes on disk (sparse files count what they hold); `volumes`: all the volume layers together. */
-  sizes: z.object({ mem: z.number(), state: z.number(), disk: z.number(), volumes: z.number().optional() }),
+  sizes: z.object({ mem: z.number(), state: z.number(), disk: z.number(), volumes: z.optional(z.number()) }),
   /** The named volumes the VM had attached, in mount order; each restored VM gets a private clone of each. */
-  volumes: z.array(volumeLayerSchema).optional(),
+  volumes: z.optional(z.array(volumeLayerSchema)),
   /** Boot snapshots: the key of the inputs they were made from. */
-  bootKey: z.string().optional(),
+  bootKey: z.optional(z.string()),
 });
 export type SnapshotRecord = Omit<z.infer<typeof snapshotRecordSchema>, "spec"> & { spec: MachineSpec };
 

@@ -4,9 +4,10 @@
  * stays the documented interface of machine.ts; `schemaFor` makes the build
  * fail if the two drift apart. Keys added to MachineSpec after the first
  * release default here, so a config written by an older skiff reads as the
- * fully defaulted spec the rest of the code expects.
+ * fully defaulted spec the rest of the code expects. Built with zod/mini,
+ * as every record `ps` reads (src/store/record.ts says why).
  */
-import { z } from "zod/v4";
+import * as z from "zod/v4/mini";
 import { ipv4Schema, networkAttachmentSchema } from "../network/schema.js";
 import { portSchema, schemaFor } from "../store/record.js";
 import { namePattern } from "../util/names.js";
@@ -32,7 +33,7 @@ const guestForward = z.object({
 
 export const networkSpecSchema = z.discriminatedUnion("mode", [
   z.object({ mode: z.literal("none") }),
-  z.object({ mode: z.literal("user"), restrict: z.boolean(), forwards: z.array(portForwardSchema), guestForwards: z.array(guestForward).optional() }),
+  z.object({ mode: z.literal("user"), restrict: z.boolean(), forwards: z.array(portForwardSchema), guestForwards: z.optional(z.array(guestForward)) }),
 ]);
 
 const boot = z.discriminatedUnion("kind", [
@@ -41,8 +42,8 @@ const boot = z.discriminatedUnion("kind", [
     kind: z.literal("cloud"),
     imagePath: z.string(),
     format: z.enum(["qcow2", "raw"]),
-    diskBytes: z.number().int().positive().optional(),
-    userDataPath: z.string().optional(),
+    diskBytes: z.optional(z.number().check(z.int(), z.positive())),
+    userDataPath: z.optional(z.string()),
     sshPort: portSchema,
     sshUser: z.string(),
   }),
@@ -62,33 +63,33 @@ export const mountSchema = z.discriminatedUnion("kind", [
 
 export const machineSpecSchema = schemaFor<MachineSpec>()(
   z.object({
-    name: z.string().regex(namePattern, "expected a VM name"),
+    name: z.string().check(z.regex(namePattern, "expected a VM name")),
     image: z.string(),
-    cpus: z.number().int().positive(),
-    memoryMiB: z.number().int().positive(),
+    cpus: z.number().check(z.int(), z.positive()),
+    memoryMiB: z.number().check(z.int(), z.positive()),
     hostname: z.string(),
-    env: stringMap.default({}),
-    entrypoint: strings.default([]),
-    command: strings.default([]),
-    user: z.string().optional(),
-    workingDir: z.string().optional(),
-    exposedPorts: strings.default([]),
+    env: z._default(stringMap, {}),
+    entrypoint: z._default(strings, []),
+    command: z._default(strings, []),
+    user: z.optional(z.string()),
+    workingDir: z.optional(z.string()),
+    exposedPorts: z._default(strings, []),
     network: networkSpecSchema,
-    networks: z.array(networkAttachmentSchema).optional(),
-    dns: strings.optional(),
-    autoRemove: z.boolean().default(false),
-    labels: stringMap.default({}),
-    boot: boot.optional(),
-    mounts: z.array(mountSchema).optional(),
-    kernel: z.object({ path: z.string().optional(), args: strings.optional() }).optional(),
-    init: z.object({ restart: restartPolicySchema }).optional(),
-    egress: z
-      .object({
+    networks: z.optional(z.array(networkAttachmentSchema)),
+    dns: z.optional(strings),
+    autoRemove: z._default(z.boolean(), false),
+    labels: z._default(stringMap, {}),
+    boot: z.optional(boot),
+    mounts: z.optional(z.array(mountSchema)),
+    kernel: z.optional(z.object({ path: z.optional(z.string()), args: z.optional(strings) })),
+    init: z.optional(z.object({ restart: restartPolicySchema })),
+    egress: z.optional(
+      z.object({
         policy: z.enum(["all", "deny", "allow"]),
-        allow: z.array(z.object({ cidr: z.string(), port: portSchema.optional() })),
+        allow: z.array(z.object({ cidr: z.string(), port: z.optional(portSchema) })),
         hostLoopback: z.boolean(),
-      })
-      .optional(),
-    restart: restartPolicySchema.optional(),
+      }),
+    ),
+    restart: z.optional(restartPolicySchema),
   }),
 );

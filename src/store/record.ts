@@ -12,12 +12,24 @@
  * removed) must not make this one call the VM broken, or a downgrade would
  * break every VM. The one record rewritten in place (state.json) keeps them
  * (`unknownKeys`), so a newer skiff's facts survive an older one's update.
+ *
+ * The schemas of the records every `skiff ps` reads (a VM's records, the
+ * MachineSpec in its config.json, network attachments, snapshots) are
+ * built with zod/mini, not zod's classic API: classic gives every schema
+ * object its methods as it is built, which cost `ps` more at start than
+ * reading the records (docs/benchmarks.md, "CLI start"). Both share zod's
+ * core, so a classic schema may hold a mini one and these functions take
+ * either; the messages are the same (English, set here as classic does).
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { z } from "zod/v4";
+import * as z from "zod/v4/mini";
+import en from "zod/v4/locales/en.js";
 import { errnoOf, SkiffError } from "../errors.js";
-import { safeParseUserKeys } from "../util/user-keys.js";
+import { parseUserKeys } from "../util/user-keys.js";
+
+// zod/mini leaves the messages to the caller (classic sets English when loaded).
+z.config(en());
 
 export type RecordRead<T> =
   | { ok: true; value: T; raw: Record<string, unknown> }
@@ -30,7 +42,7 @@ export type RecordRead<T> =
  * apart.
  */
 export function schemaFor<T>() {
-  return <S extends z.ZodType<T>>(
+  return <S extends z.core.$ZodType<T>>(
     schema: S &
       ([T] extends [z.input<S>] ? unknown : "the schema refuses some values of the type") &
       // A key of the type the schema does not know would be dropped on every read.
@@ -39,19 +51,19 @@ export function schemaFor<T>() {
 }
 
 /** An ISO 8601 time as `toISOString` writes it (ps and inspect compute ages from it). */
-export const isoTimeSchema = z.string().refine((s) => !Number.isNaN(Date.parse(s)), "expected an ISO 8601 time");
-export const portSchema = z.number().int().min(0).max(65535);
+export const isoTimeSchema = z.string().check(z.refine((s) => !Number.isNaN(Date.parse(s)), "expected an ISO 8601 time"));
+export const portSchema = z.number().check(z.int(), z.gte(0), z.lte(65535));
 
 /** Check parsed JSON against `schema`; `file` names it in the reason. */
-export function checkRecord<T>(raw: unknown, schema: z.ZodType<T>, file: string): RecordRead<T> {
+export function checkRecord<T>(raw: unknown, schema: z.core.$ZodType<T>, file: string): RecordRead<T> {
   // A VM's environment or labels may hold a key such as `constructor`, which zod's records refuse as such.
-  const result = safeParseUserKeys(schema, raw, { reportInput: true });
+  const result = parseUserKeys(raw, (hidden) => z.safeParse(schema, hidden, { reportInput: true }));
   if (result.success) return { ok: true, value: result.data, raw: raw as Record<string, unknown> };
   return { ok: false, reason: `${file}: ${issueText(result.error.issues)}`, raw };
 }
 
 /** Parse JSON text and check it; a reason for text that is not JSON. */
-export function parseRecord<T>(text: string, schema: z.ZodType<T>, file: string): RecordRead<T> {
+export function parseRecord<T>(text: string, schema: z.core.$ZodType<T>, file: string): RecordRead<T> {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -68,7 +80,7 @@ export function parseRecord<T>(text: string, schema: z.ZodType<T>, file: string)
  * read and close, each a trip through the thread pool): `skiff ps` of 10 VMs
  * reads ~100 records, 20 ms that way against 1 ms (docs/benchmarks.md, "CLI start").
  */
-export async function readRecord<T>(path: string, schema: z.ZodType<T>): Promise<RecordRead<T> | undefined> {
+export async function readRecord<T>(path: string, schema: z.core.$ZodType<T>): Promise<RecordRead<T> | undefined> {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -81,8 +93,8 @@ export async function readRecord<T>(path: string, schema: z.ZodType<T>): Promise
 }
 
 /** The keys of `raw` that `schema` does not know: kept when the record is written back. */
-export function unknownKeys(raw: Record<string, unknown>, schema: z.ZodObject): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(raw).filter(([key]) => !(key in schema.shape)));
+export function unknownKeys(raw: Record<string, unknown>, schema: z.core.$ZodObject): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(raw).filter(([key]) => !(key in schema._zod.def.shape)));
 }
 
 /** ERR_SKIFF_STATE_CORRUPT for a record that failed its check. */
@@ -151,7 +163,7 @@ export function isBrokenRecord(value: object): value is BrokenRecord {
  */
 export async function readNamedRecord<T extends { name: string }>(
   path: string,
-  schema: z.ZodType<T>,
+  schema: z.core.$ZodType<T>,
   opts: { what: string; name: string; removeHint: string },
 ): Promise<T | BrokenRecord | undefined> {
   const read = await readRecord(path, schema);

@@ -4,22 +4,23 @@
  * (what the VM is), state.json (what cannot be observed later) and the
  * creating.json marker. VmConfig and VmState are derived from them; the
  * MachineSpec inside config.json has its own schema (src/spec/schema.ts).
+ * Built with zod/mini, as every record `ps` reads (src/store/record.ts says why).
  */
-import { z } from "zod/v4";
+import * as z from "zod/v4/mini";
 import type { ProcessIdentity } from "../process/pid.js";
 import type { MachineSpec } from "../spec/machine.js";
 import { machineSpecSchema, portForwardSchema } from "../spec/schema.js";
 import { isoTimeSchema, schemaFor } from "./record.js";
 
 export const processIdentitySchema = schemaFor<ProcessIdentity>()(
-  z.object({ pid: z.number().int().positive(), startTime: z.number().int().nonnegative() }),
+  z.object({ pid: z.number().check(z.int(), z.positive()), startTime: z.number().check(z.int(), z.nonnegative()) }),
 );
 
 /** Resolved at create time, so re-tagging an image never changes an existing VM's disk. */
 const imageRecordSchema = z.object({
   /** Content digest of the read-only base the overlay is backed by. */
   digest: z.string(),
-  basePath: z.string().optional(),
+  basePath: z.optional(z.string()),
 });
 export type ImageRecord = z.infer<typeof imageRecordSchema>;
 
@@ -34,7 +35,7 @@ export type KernelRecord = z.infer<typeof kernelRecordSchema>;
 const snapshotRefSchema = z.object({
   id: z.string(),
   disk: z.string(),
-  volumes: z.array(z.object({ target: z.string(), layer: z.string(), format: z.enum(["raw", "qcow2"]) })).optional(),
+  volumes: z.optional(z.array(z.object({ target: z.string(), layer: z.string(), format: z.enum(["raw", "qcow2"]) }))),
 });
 export type SnapshotRef = z.infer<typeof snapshotRefSchema>;
 
@@ -44,13 +45,13 @@ export const vmConfigSchema = z.object({
   id: z.string(),
   createdAt: isoTimeSchema,
   spec: machineSpecSchema,
-  image: imageRecordSchema.optional(),
-  kernel: kernelRecordSchema.optional(),
-  snapshot: snapshotRefSchema.optional(),
+  image: z.optional(imageRecordSchema),
+  kernel: z.optional(kernelRecordSchema),
+  snapshot: z.optional(snapshotRefSchema),
   /** Facts other modules want kept with the VM, not interpreted by the store. */
-  meta: z.record(z.string(), z.unknown()).optional(),
+  meta: z.optional(z.record(z.string(), z.unknown())),
   /** The unprivileged user and group its QEMU runs as (src/jail/claims.ts); absent when skiff runs without root. */
-  jail: z.object({ uid: z.number().int().positive(), gid: z.number().int().positive() }).optional(),
+  jail: z.optional(z.object({ uid: z.number().check(z.int(), z.positive()), gid: z.number().check(z.int(), z.positive()) })),
 });
 export type JailIds = NonNullable<z.infer<typeof vmConfigSchema>["jail"]>;
 /** The spec keeps its documented type (the schema yields exactly a MachineSpec). */
@@ -59,10 +60,10 @@ export type VmConfig = Omit<z.infer<typeof vmConfigSchema>, "spec"> & { spec: Ma
 /** How the last run ended, as observed by whoever saw it end. */
 const exitRecordSchema = z.object({
   at: isoTimeSchema,
-  code: z.number().int().nullable().optional(),
-  signal: z.string().nullable().optional(),
+  code: z.optional(z.nullable(z.number().check(z.int()))),
+  signal: z.optional(z.nullable(z.string())),
   /** e.g. "stopped", "crashed", "guest-poweroff", "killed". */
-  reason: z.string().optional(),
+  reason: z.optional(z.string()),
 });
 export type ExitRecord = z.infer<typeof exitRecordSchema>;
 
@@ -73,31 +74,31 @@ export type ExitRecord = z.infer<typeof exitRecordSchema>;
  */
 export const vmStateSchema = z.object({
   /** ISO 8601 of the last start. */
-  startedAt: isoTimeSchema.optional(),
+  startedAt: z.optional(isoTimeSchema),
   /** QEMU's pid and /proc starttime, so a reused pid is not mistaken for it. */
-  qemu: processIdentitySchema.optional(),
-  accel: z.enum(["kvm", "tcg"]).optional(),
-  exit: exitRecordSchema.optional(),
+  qemu: z.optional(processIdentitySchema),
+  accel: z.optional(z.enum(["kvm", "tcg"])),
+  exit: z.optional(exitRecordSchema),
   /** The foreground `skiff run` attached to this VM, if any. */
-  owner: processIdentitySchema.optional(),
+  owner: z.optional(processIdentitySchema),
   /** Forwards added to the running VM (`skiff port-forward`); dropped at the next start. */
-  forwards: z.array(portForwardSchema).optional(),
+  forwards: z.optional(z.array(portForwardSchema)),
   /** Projects: when the service's provisioners last ran to the end on this VM (ISO 8601); absent: never. */
-  provisionedAt: isoTimeSchema.optional(),
+  provisionedAt: z.optional(isoTimeSchema),
   /**
    * Projects: the last `up` did not bring this VM up to the end (its start,
    * routing, provisioning or healthcheck failed, or `up` was killed): the
    * next `up` starts it again instead of calling it up to date.
    */
-  upFailed: z.object({ at: isoTimeSchema, reason: z.string() }).optional(),
+  upFailed: z.optional(z.object({ at: isoTimeSchema, reason: z.string() })),
   /** `skiff pause`: when the guest's CPUs (and clock) stopped; unpause corrects the clock after a long pause (src/snapshot/clock.ts). */
-  pausedAt: isoTimeSchema.optional(),
+  pausedAt: z.optional(isoTimeSchema),
   /**
    * `stop --hibernate`: the guest's memory and device state were saved in
    * the VM's hibernate/ directory when its QEMU ended; the next start
    * resumes from them (src/snapshot/hibernate.ts) unless told --cold.
    */
-  hibernated: z.object({ at: isoTimeSchema, qemu: z.string(), kernel: z.string(), skiff: z.string(), format: z.number().int() }).optional(),
+  hibernated: z.optional(z.object({ at: isoTimeSchema, qemu: z.string(), kernel: z.string(), skiff: z.string(), format: z.number().check(z.int()) })),
 });
 export type VmState = z.infer<typeof vmStateSchema>;
 

@@ -226,7 +226,9 @@ export class VmStore {
       if (isBroken(entry)) broken.push(entry);
       else vms.push(entry);
     }
-    vms.sort((a, b) => a.config.createdAt.localeCompare(b.config.createdAt));
+    // Oldest first. createdAt is toISOString's (fixed width), so code-point order is time order, as
+    // localeCompare's was; the first localeCompare in a process sets up ICU's collator, ~15 ms of `ps`.
+    vms.sort((a, b) => (a.config.createdAt < b.config.createdAt ? -1 : a.config.createdAt > b.config.createdAt ? 1 : 0));
     broken.sort((a, b) => (a.name ?? a.id).localeCompare(b.name ?? b.id));
     return { vms, broken };
   }

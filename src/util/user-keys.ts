@@ -41,8 +41,20 @@ const show = (k: string): string => (k.startsWith(mark) ? k.slice(mark.length) :
 
 /** schema.safeParse(value), with keys such as `__proto__` and `constructor` read as any other. */
 export function safeParseUserKeys<S extends z.ZodType>(schema: S, value: unknown, params?: { reportInput?: boolean }): z.ZodSafeParseResult<z.output<S>> {
-  const result = schema.safeParse(mapKeys(value, hide), params);
-  if (result.success) return { success: true, data: mapKeys(result.data, show) as z.output<S> };
+  return parseUserKeys(value, (hidden) => schema.safeParse(hidden, params));
+}
+
+/**
+ * `parse(value)` with such keys read as any other: `parse` is a schema's
+ * safeParse, classic zod's or zod/mini's (the records `ps` reads use
+ * zod/mini, which builds its schemas faster: src/store/record.ts).
+ */
+export function parseUserKeys<R extends { success: true; data: unknown } | { success: false; error: { issues: readonly z.core.$ZodIssue[] } }>(
+  value: unknown,
+  parse: (hidden: unknown) => R,
+): R {
+  const result = parse(mapKeys(value, hide));
+  if (result.success) return { ...result, data: mapKeys(result.data, show) };
   for (const issue of result.error.issues) showIssue(issue);
   return result;
 }

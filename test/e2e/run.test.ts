@@ -115,11 +115,14 @@ describe("run -d, -it, logs, doctor", () => {
     expect(await h.ok(["top", "ticker"])).toContain("sleep");
     // logs -f follows until the VM stops.
     const follow = h.spawn(["logs", "-f", "-n", "0", "ticker"]);
+    // Listened for from the start: logs -f may see the VM stopped and exit before `stop` itself has closed,
+    // and an exit listener added after the event never fires (the test then hung for its 120 s).
+    const exited = new Promise<number | null>((r) => follow.on("exit", r));
     let followed = "";
     follow.stdout?.on("data", (d: Buffer) => (followed += d.toString()));
     await new Promise((r) => setTimeout(r, 2500));
     await h.ok(["stop", "ticker"]);
-    const code = await new Promise<number | null>((r) => follow.on("exit", r));
+    const code = await exited;
     expect(code).toBe(0);
     expect(followed).toContain("tick-tock");
     await h.ok(["rm", "ticker"]);

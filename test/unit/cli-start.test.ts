@@ -1,10 +1,10 @@
 /**
  * What starting the built CLI loads (docs/benchmarks.md, "CLI start"):
  * `--version` and `--help` commander and the command table only; `ps` the
- * records, the process table and zod, not SSH, images, projects, QEMU's
- * command line, node:child_process or node:net. A resolve hook notes every
- * file Node loads, and process.moduleLoadList Node's own modules, required
- * or imported; the bundle's dist/cli-chunks/modules.json says which modules
+ * records, the process table and zod/mini (not zod's classic API), not SSH,
+ * images, projects, QEMU's command line, node:child_process or node:net. A
+ * resolve hook notes every file Node loads, and process.moduleLoadList
+ * Node's own modules, required or imported; the bundle's dist/cli-chunks/modules.json says which modules
  * each of its files holds (without the bundle, the files are the modules).
  */
 import { spawnSync } from "node:child_process";
@@ -45,7 +45,11 @@ process.on("exit", () => {
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** Every module `skiff ARGS` loads: "engine/skiff.js" (skiff's, under dist/), "zod" (a package), "node:net". */
+/**
+ * Every module `skiff ARGS` loads: "engine/skiff.js" (skiff's, under dist/),
+ * "zod" (a package), "node:net"; and a package's files by their path from
+ * node_modules ("node_modules/zod/v4/mini/schemas.js").
+ */
 function modulesLoaded(args: string[]): Set<string> {
   const out = join(work, `loaded-${args.join("_")}`);
   const home = join(work, `home-${args.join("_")}`);
@@ -64,6 +68,7 @@ function modulesLoaded(args: string[]): Set<string> {
   const add = (path: string) => {
     const at = path.lastIndexOf("node_modules/");
     if (at < 0) return modules.add(path);
+    modules.add(path.slice(at));
     const [scope, name] = path.slice(at + "node_modules/".length).split("/");
     return modules.add(scope!.startsWith("@") ? `${scope}/${name}` : scope!);
   };
@@ -79,7 +84,7 @@ function modulesLoaded(args: string[]): Set<string> {
   return modules;
 }
 
-const packages = (loaded: Set<string>) => [...loaded].filter((m) => !m.startsWith("node:") && !m.endsWith(".js")).sort();
+const packages = (loaded: Set<string>) => [...loaded].filter((m) => !m.startsWith("node:") && !m.startsWith("node_modules/") && !m.endsWith(".js")).sort();
 
 describe("starting the CLI", { timeout: 30_000 }, () => {
   it("--version and --help load commander and the command table, no other package and no engine", () => {
@@ -93,9 +98,13 @@ describe("starting the CLI", { timeout: 30_000 }, () => {
     }
   });
 
-  it("ps loads the records (zod) and the process table, not SSH, images, projects, networks' set-up or QEMU's command line", () => {
+  it("ps loads the records (zod/mini) and the process table, not SSH, images, projects, networks' set-up or QEMU's command line", () => {
     const loaded = modulesLoaded(["ps", "-a"]);
     expect(packages(loaded)).toEqual(["commander", "zod"]);
+    // The records' schemas are zod/mini's: zod's classic API builds its schemas slower (src/store/record.ts).
+    const zod = [...loaded].filter((m) => m.startsWith("node_modules/zod/"));
+    expect(zod.filter((m) => m.startsWith("node_modules/zod/v4/classic/")), "zod's classic API").toEqual([]);
+    expect(zod.filter((m) => m.startsWith("node_modules/zod/v4/mini/")), "zod/mini").not.toEqual([]);
     expect(loaded.has("engine/skiff.js")).toBe(true);
     expect(loaded.has("process/procs.js")).toBe(true);
     for (const heavy of [
