@@ -38,33 +38,22 @@ static int reseed(const unsigned char *seed, size_t len, char *err, size_t errca
   return step ? refuse(err, errcap, "/dev/urandom %s: %s", step, strerror(saved)) : 0;
 }
 
-/* `ip` with its arguments (the rest NULL); -1 with the command in `err` when it fails (it logs its own reason on the console). */
-static int ip_step(const char *a, const char *b, const char *c, const char *d, const char *e, const char *f, char *err, size_t errcap) {
-  int r = ip(a, b, c, d, e, f, NULL);
-  if (r == 0) return 0;
-  const char *args[] = {a, b, c, d, e, f, NULL};
-  size_t n = (size_t)snprintf(err, errcap, "ip");
-  for (const char *const *arg = args; *arg && n < errcap; arg++) n += (size_t)snprintf(err + n, errcap - n, " %s", *arg);
-  if (n < errcap) snprintf(err + n, errcap - n, ": exit %d", r);
-  return -1;
-}
-
 /*
  * Each NIC by the name boot gave it (its MAC is what changes): the new MAC,
- * its old addresses gone, the new one. Then the default route, which the
- * flush took with the old address.
+ * its old addresses gone and the new one in place, the link up. Then the
+ * default route, which went with the old address. Over rtnetlink in this
+ * process (netlink.c): a resumed guest runs every new process's code
+ * through a cold translation cache, and five `ip` processes were most of
+ * the time a restore waited for its identity.
  */
 static int renumber(const struct identity *id, char *err, size_t errcap) {
   for (int i = 0; i < id->nnics; i++) {
     const struct nic_config *nic = &id->nics[i];
-    if (ip_step("link", "set", "dev", nic->name, "address", nic->mac, err, errcap) != 0 ||
-        ip_step("addr", "flush", "dev", nic->name, NULL, NULL, err, errcap) != 0 ||
-        /* replace, not add: an address the flush left (16 VMs resumed at once met one) is no failure. */
-        ip_step("addr", "replace", nic->addr, "dev", nic->name, NULL, err, errcap) != 0 ||
-        ip_step("link", "set", nic->name, "up", NULL, NULL, err, errcap) != 0)
+    if (nl_set_mac(nic->name, nic->mac, err, errcap) != 0 || nl_readdress(nic->name, nic->addr, err, errcap) != 0 ||
+        nl_link_up(nic->name, err, errcap) != 0)
       return -1;
   }
-  if (id->gateway[0]) return ip_step("route", "replace", "default", "via", id->gateway, NULL, err, errcap);
+  if (id->gateway[0]) return nl_default_route(id->gateway, err, errcap);
   return 0;
 }
 

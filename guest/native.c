@@ -78,6 +78,7 @@ struct command {
   unsigned char *stdin_buf; /* WINDOW bytes: stdin taken from the host, not yet written */
   size_t stdin_len;
   int stdin_eof;        /* the host closed stdin: close ours once the buffer is written */
+  int eot_sent;         /* on a PTY, the end of stdin went as the terminal's EOF character */
   size_t after_exit;    /* output bytes read since the command exited */
 };
 
@@ -201,7 +202,15 @@ static int pump_stdin(int port, struct command *c) {
     c->stdin_len -= (size_t)n;
     if (send_u32(port, F_STDIN_CREDIT, (uint32_t)n) != 0) return -1;
   }
-  if (c->stdin_len == 0 && c->stdin_eof && !c->tty) close_fd(&c->in);
+  if (c->stdin_len == 0 && c->stdin_eof) {
+    if (!c->tty) {
+      close_fd(&c->in);
+    } else if (!c->eot_sent) {
+      /* A PTY has no half-close: the end of input is the terminal's EOF character. */
+      char eot = 4;
+      c->eot_sent = write(c->in, &eot, 1) == 1 || errno != EAGAIN;
+    }
+  }
   return 0;
 }
 
@@ -250,11 +259,6 @@ static int take_frame(int port, struct frame_reader *r, struct command *c, int *
   case F_STDIN_EOF:
     if (!*running) return 0;
     c->stdin_eof = 1;
-    if (c->tty && c->stdin_len == 0 && c->in >= 0) {
-      /* A PTY has no half-close: end of input is the terminal's EOF character. */
-      char eot = 4;
-      (void)!write(c->in, &eot, 1);
-    }
     return pump_stdin(port, c);
   case F_SIGNAL: {
     if (len != 4) return send_error(port, "SIGNAL takes 4 bytes, not %u", len);
@@ -329,7 +333,7 @@ int native_session(int port) {
     int i_out = -1, i_err = -1, i_in = -1;
     if (running && c.out >= 0 && c.out_credit > 0) i_out = np, p[np++] = (struct pollfd){.fd = c.out, .events = POLLIN};
     if (running && c.err >= 0 && c.out_credit > 0) i_err = np, p[np++] = (struct pollfd){.fd = c.err, .events = POLLIN};
-    if (running && c.in >= 0 && c.stdin_len > 0) i_in = np, p[np++] = (struct pollfd){.fd = c.in, .events = POLLOUT};
+    if (running && c.in >= 0 && (c.stdin_len > 0 || (c.tty && c.stdin_eof && !c.eot_sent))) i_in = np, p[np++] = (struct pollfd){.fd = c.in, .events = POLLOUT};
     /*
      * After the command exited, its output is read to the end; a process
      * it left behind holding the streams open does not keep the command

@@ -64,14 +64,6 @@ static void iface_by_mac(const char *mac, char *out, size_t cap) {
   closedir(d);
 }
 
-/* busybox `ip` with up to 7 arguments (the rest NULL): its exit status, logged when not 0. */
-int ip(const char *a, const char *b, const char *c, const char *d, const char *e, const char *f, const char *g) {
-  char *const argv[] = {TOOLS "/bin/busybox", "ip", (char *)a, (char *)b, (char *)c, (char *)d, (char *)e, (char *)f, (char *)g, NULL};
-  int r = run(argv);
-  if (r != 0) logmsg("ip %s %s %s %s %s: exit %d", a, b, c, d ? d : "", e ? e : "", r);
-  return r;
-}
-
 /*
  * Each NIC is `nic.N=MAC NAME ADDRESS/PREFIX` in the config. NICs are found
  * by MAC and renamed (through a temporary name, so eth1 and eth2 can swap)
@@ -79,10 +71,10 @@ int ip(const char *a, const char *b, const char *c, const char *d, const char *e
  * networks in order. Addresses are static: skiff handed them out.
  */
 void configure_network(void) {
-  ip("link", "set", "lo", "up", NULL, NULL, NULL);
+  char err[256];
+  if (nl_link_up("lo", err, sizeof err) != 0) logmsg("%s", err);
   struct nic_config nics[MAX_NICS];
   char cur[MAX_NICS][64]; /* the kernel's name for each, as it is renamed */
-  char err[256];
   int n = config_nics(nics, err, sizeof err);
   if (n < 0) {
     /* A NIC left out would be a network the workload silently lacks: refuse the boot, saying why. */
@@ -105,17 +97,20 @@ void configure_network(void) {
     }
     char tmp[16];
     snprintf(tmp, sizeof tmp, "sktmp%d", i);
-    if (strcmp(cur[i], nics[i].name) != 0) ip("link", "set", "dev", cur[i], "name", tmp, NULL);
-    else snprintf(tmp, sizeof tmp, "%s", nics[i].name);
+    if (strcmp(cur[i], nics[i].name) != 0) {
+      if (nl_rename(cur[i], tmp, err, sizeof err) != 0) logmsg("%s", err);
+    } else {
+      snprintf(tmp, sizeof tmp, "%s", nics[i].name);
+    }
     snprintf(cur[i], sizeof cur[i], "%s", tmp);
   }
   for (int i = 0; i < n; i++) {
     if (!cur[i][0]) continue;
-    if (strcmp(cur[i], nics[i].name) != 0) ip("link", "set", "dev", cur[i], "name", nics[i].name, NULL);
-    ip("addr", "add", nics[i].addr, "dev", nics[i].name, NULL, NULL);
-    ip("link", "set", nics[i].name, "up", NULL, NULL, NULL);
+    if (strcmp(cur[i], nics[i].name) != 0 && nl_rename(cur[i], nics[i].name, err, sizeof err) != 0) logmsg("%s", err);
+    if (nl_readdress(nics[i].name, nics[i].addr, err, sizeof err) != 0) logmsg("%s", err);
+    if (nl_link_up(nics[i].name, err, sizeof err) != 0) logmsg("%s", err);
   }
   char *gw = config_get("gateway");
-  if (gw) ip("route", "add", "default", "via", gw, NULL, NULL);
+  if (gw && nl_default_route(gw, err, sizeof err) != 0) logmsg("%s", err);
   free(gw);
 }

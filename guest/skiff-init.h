@@ -150,6 +150,14 @@ void put32(unsigned char *p, uint32_t v);
 int frame_feed(struct frame_reader *r, const unsigned char *data, size_t n, size_t *used);
 int parse_exec(const unsigned char *payload, size_t len, struct exec_call *call, char *err, size_t errcap);
 
+/* ---- netlink.c: the guest's network changes over rtnetlink (0, or -1 with the reason in err) ---- */
+
+int nl_set_mac(const char *dev, const char *mac, char *err, size_t errcap);
+int nl_link_up(const char *dev, char *err, size_t errcap);
+int nl_rename(const char *dev, const char *name, char *err, size_t errcap);
+int nl_readdress(const char *dev, const char *cidr, char *err, size_t errcap);
+int nl_default_route(const char *gw, char *err, size_t errcap);
+
 /* ---- users.c: the image's /etc/passwd and /etc/group ---- */
 
 void set_groups(const char *user, gid_t primary);
@@ -188,7 +196,6 @@ int identity_apply(const struct identity *id, char *err, size_t errcap); /* iden
 
 int set_hostname(const char *hostname);
 int set_hosts(const char *hosts);
-int ip(const char *a, const char *b, const char *c, const char *d, const char *e, const char *f, const char *g);
 
 /* ---- roles ---- */
 

@@ -10,6 +10,7 @@
  *   golden config DIR           what init makes of DIR/config, DIR/env, DIR/hosts
  *                               (DIR: the /skiff of the per-VM archive, unpacked)
  *   golden start-scripts DIR    the scripts init starts from DIR (an image's start.d)
+ *   golden netlink OP ARGS      one of netlink.c's calls (mac, address, rename, up, route), run in a network namespace
  *   golden frames CHUNK         what native.c makes of the frames on stdin, read CHUNK bytes at a time
  *   golden identity             what a relay makes of the lines on stdin (an agent port):
  *                               a JSON line for each whole line, an identity's with
@@ -274,11 +275,26 @@ static int frames(size_t chunk) {
   return 0;
 }
 
+/* netlink.c's calls, for a test in a network namespace of its own: prints "ok" or the reason, exit 0 or 1. */
+static int netlink(int argc, char **argv) {
+  char err[256] = "";
+  int r = -1;
+  if (argc == 4 && strcmp(argv[1], "mac") == 0) r = nl_set_mac(argv[2], argv[3], err, sizeof err);
+  else if (argc == 4 && strcmp(argv[1], "address") == 0) r = nl_readdress(argv[2], argv[3], err, sizeof err);
+  else if (argc == 4 && strcmp(argv[1], "rename") == 0) r = nl_rename(argv[2], argv[3], err, sizeof err);
+  else if (argc == 3 && strcmp(argv[1], "up") == 0) r = nl_link_up(argv[2], err, sizeof err);
+  else if (argc == 3 && strcmp(argv[1], "route") == 0) r = nl_default_route(argv[2], err, sizeof err);
+  else snprintf(err, sizeof err, "usage: golden netlink mac|address|rename DEV ARG, up DEV, route GW");
+  puts(r == 0 ? "ok" : err);
+  return r == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "shell") == 0) return shell(argc - 1, argv + 1);
   if (argc == 3 && strcmp(argv[1], "config") == 0) return config(argv[2]);
   if (argc == 3 && strcmp(argv[1], "start-scripts") == 0) return scripts(argv[2]);
   if (argc == 2 && strcmp(argv[1], "identity") == 0) return identities();
+  if (argc >= 2 && strcmp(argv[1], "netlink") == 0) return netlink(argc - 1, argv + 1);
   if (argc == 3 && strcmp(argv[1], "frames") == 0) return frames((size_t)atoi(argv[2]) > 0 ? (size_t)atoi(argv[2]) : 1);
   fprintf(stderr, "usage: golden shell [-c COMMAND] | golden config DIR | golden start-scripts DIR | golden identity\n");
   return 2;

@@ -170,7 +170,13 @@ describe("skiff's guest protocol on a real VM", () => {
     stdin.write("\r");
     expect(await running.done).toEqual({ code: 0 });
     expect(text.replace(/\r/g, "")).toMatch(/33 101\n[^]*40 120\nvt100\n$/);
-  }, 30_000);
+    // The end of stdin reaches a command on a PTY as the terminal's EOF character, after what came before it.
+    // 300 KB, more than the stdin window: the EOF waits for what is buffered.
+    const cat = await conn.run(["sh", "-c", "stty -echo; wc -l"], { tty: true, input: "xxxxxxxxx\n".repeat(30_000), timeoutMs: 60_000 });
+    expect(cat.code).toBe(0);
+    // (What the terminal echoed before `stty -echo` took effect comes first.)
+    expect(cat.stdout.trimEnd()).toMatch(/(^|\D)30000$/);
+  }, 90_000);
 
   it("ends a command whose background process keeps its output open, and leaves that process running", async () => {
     const r = await conn.run(["sh", "-c", "(while :; do echo bg; done) & sleep 1000 & echo $!"], { timeoutMs: 30_000 });
