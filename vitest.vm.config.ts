@@ -9,12 +9,19 @@ import { BaseSequencer, type TestSpecification } from "vitest/node";
  * is missing (one mmdebstrap and import less per run: about a minute).
  */
 const makers = ["test/vm/layer-build.test.ts"];
+/**
+ * Last: kernel.test.ts boots skiff's own kernel, which set-up builds in the
+ * background at the lowest priority while the suites run (minutes of two
+ * cores); the test waits for that build, so the later it runs the less it waits.
+ */
+const last = ["test/vm/kernel.test.ts"];
 
-class MakersFirst extends BaseSequencer {
+class MakersFirstKernelLast extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     const sorted = await super.sort(files);
     const isMaker = (f: TestSpecification) => makers.some((m) => f.moduleId.endsWith(`/${m}`));
-    return [...sorted.filter(isMaker), ...sorted.filter((f) => !isMaker(f))];
+    const isLast = (f: TestSpecification) => last.some((m) => f.moduleId.endsWith(`/${m}`));
+    return [...sorted.filter(isMaker), ...sorted.filter((f) => !isMaker(f) && !isLast(f)), ...sorted.filter(isLast)];
   }
 }
 
@@ -25,7 +32,7 @@ export default defineConfig({
   test: {
     include: ["test/vm/**/*.test.ts", "test/e2e/**/*.test.ts", "test/cloud/**/*.test.ts"],
     fileParallelism: false,
-    sequence: { sequencer: MakersFirst },
+    sequence: { sequencer: MakersFirstKernelLast },
     testTimeout: 120_000,
     hookTimeout: 120_000,
     teardownTimeout: 60_000,

@@ -55,6 +55,8 @@ export const errorCodes = {
   ERR_SKIFF_LAYER_NOT_FOUND: ExitCode.notFound,
   ERR_SKIFF_PLATFORM: ExitCode.notFound,
   ERR_SKIFF_SNAPSHOT_NOT_FOUND: ExitCode.notFound,
+  /** A kernel reference (`--kernel`, `kernel:`, `skiff kernel use|rm`) that names no built kernel. */
+  ERR_SKIFF_KERNEL_NOT_FOUND: ExitCode.notFound,
   ERR_SKIFF_NAME_IN_USE: ExitCode.conflict,
   ERR_SKIFF_VM_NOT_RUNNING: ExitCode.conflict,
   ERR_SKIFF_VM_RUNNING: ExitCode.conflict,
@@ -75,8 +77,12 @@ export const errorCodes = {
   ERR_SKIFF_SNAPSHOT_UNSUPPORTED: ExitCode.conflict,
   /** A snapshot (or hibernated state) made with another QEMU, guest kernel, skiff or snapshot format. */
   ERR_SKIFF_SNAPSHOT_MISMATCH: ExitCode.conflict,
+  /** A built kernel VMs or snapshots still boot (`skiff kernel rm`). */
+  ERR_SKIFF_KERNEL_IN_USE: ExitCode.conflict,
   ERR_SKIFF_QEMU_MISSING: ExitCode.host,
   ERR_SKIFF_KERNEL_MISSING: ExitCode.host,
+  /** `skiff kernel build`: the source lacks an option skiff needs, or make failed. */
+  ERR_SKIFF_KERNEL_BUILD: ExitCode.host,
   ERR_SKIFF_TOOL_MISSING: ExitCode.host,
   ERR_SKIFF_TOOL_FAILED: ExitCode.host,
   ERR_SKIFF_PATH_TOO_LONG: ExitCode.host,

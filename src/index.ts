@@ -28,6 +28,8 @@ export type { VolumeService } from "./engine/services/volumes.js";
 export type { LayerService, LayerListing } from "./engine/services/layers.js";
 export type { VmService } from "./engine/services/vms.js";
 export type { SnapshotService } from "./engine/services/snapshots.js";
+export type { KernelService, KernelListing, KernelBuildRequest } from "./engine/services/kernels.js";
+export type { BuiltKernel } from "./kernel/built.js";
 export type { SnapshotInfo } from "./snapshot/service.js";
 export type { RestoreOptions } from "./snapshot/restore.js";
 export type { BuildLayersOptions, BuildLayersResult } from "./engine/layers.js";

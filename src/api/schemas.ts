@@ -215,6 +215,7 @@ export const vmInfoSchema = z
     pid: z.number().int().optional(),
     cpus: z.number().int(),
     memoryMiB: z.number().int(),
+    kernel: z.object({ version: z.string(), path: z.string() }).optional(),
     hostname: z.string(),
     createdAt: z.string(),
     startedAt: z.string().optional(),

@@ -68,6 +68,7 @@ export function createOptionsFrom(image: string, command: string[], given: Machi
     ...(flags.name === undefined ? {} : { name: flags.name }),
     ...(flags.cpus === undefined ? {} : { cpus: parseCpus(flags.cpus) }),
     ...(flags.memory === undefined ? {} : { memoryMiB: parseMemory(flags.memory) }),
+    ...(flags.kernel === undefined ? {} : { kernel: { path: kernelFlag(flags.kernel) } }),
     env: parseEnvList(flags.env),
     ...(flags.entrypoint === undefined ? {} : { entrypoint: flags.entrypoint === "" ? [] : [flags.entrypoint] }),
     ...(flags.user === undefined ? {} : { user: flags.user }),
@@ -86,6 +87,12 @@ export function createOptionsFrom(image: string, command: string[], given: Machi
   };
 }
 
+/** `--kernel`: a name (debian, skiff, an id) as given, a path made absolute from here (`~` is the user's home). */
+function kernelFlag(value: string): string {
+  if (!value.includes("/") && !value.startsWith(".") && !value.startsWith("~")) return value;
+  return value === "~" || value.startsWith("~/") ? resolvePath(homedir(), value.slice(2)) : resolvePath(value);
+}
+
 /**
  * `run --from`: a restored VM is the snapshot's machine (its memory, CPUs,
  * networks, environment, mounts are in the snapshot's RAM and device state),
@@ -96,6 +103,7 @@ export function checkFromSnapshotFlags(given: MachineFlags & { cold?: boolean })
   const asked: [string, boolean][] = [
     ["--cpus", given.cpus !== undefined],
     ["--memory", given.memory !== undefined],
+    ["--kernel", given.kernel !== undefined],
     ["--env", given.env.length > 0],
     ["--network", given.network.length > 0],
     ["--ip", given.ip !== undefined],

@@ -11,6 +11,7 @@ import type { Command } from "commander";
 import { SkiffCommand } from "./usage.js";
 import type { CliContext } from "./context.js";
 import { registerDoctor, skiffVersion } from "./commands/doctor.js";
+import { registerKernel } from "./commands/kernel.js";
 import { registerLifecycle } from "./commands/lifecycle.js";
 import { registerLogs } from "./commands/logs.js";
 import { registerPs } from "./commands/ps.js";
@@ -68,6 +69,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerProject(program, ctx);
   registerAutostart(program, ctx);
   registerDoctor(program, ctx);
+  registerKernel(program, ctx);
   registerSettings(program, ctx);
   registerServe(program, ctx);
   registerMcp(program, ctx);

@@ -28,6 +28,7 @@ export interface MachineFlags {
   egress: string[];
   hostLoopback?: boolean;
   restart?: string;
+  kernel?: string;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -44,6 +45,7 @@ export function addMachineFlags(cmd: Command): Command {
     .option(envFlags, envHelp("environment for commands in the VM"), collect, [])
     .option("--cpus <n>", "virtual CPUs (default 1)")
     .option("-m, --memory <size>", "memory, e.g. 256m or 1g (default 256m)")
+    .option("--kernel <kernel>", "the guest kernel: debian, skiff (the newest `skiff kernel build` made), a built kernel's id, or a vmlinux/bzImage path (default: `skiff kernel use`'s choice, else debian)")
     .option("--network <net>", "user (the default: QEMU user networking), none, or a network from `skiff network ls`; repeatable; name=NET,ip=ADDR to pick the address", collect, [])
     .option("--ip <addr>", "the VM's address on the (one) named network given with --network")
     .option("-p, --publish <[ip:]host:guest[/proto]>", "forward a host port to the VM over user networking (repeatable; binds 127.0.0.1 unless an ip is given)", collect, [])

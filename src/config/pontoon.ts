@@ -16,6 +16,7 @@ import { join } from "node:path";
 import type { McpSettings, ProjectNetwork, ProjectSpec, ServiceNetwork, ServiceSpec } from "../project/types.js";
 import { parseIpv4, parseSubnet } from "../network/ipam.js";
 import { parseCpus } from "../util/units.js";
+import { isKernelName } from "../kernel/built.js";
 import { hostPath, type LoaderContext } from "./context.js";
 import { asConfigError, configFail, guestMemoryMiB, serviceBlanks, sizeToMiB, Warnings } from "./foreign.js";
 import { deepMerge, mergeDocs } from "./merge.js";
@@ -68,7 +69,8 @@ export function pontoonToProject(docs: YamlDoc[], ctx: LoaderContext): ProjectSp
     warnings.add("defaults.alpine", doc.keyPlaceOf(["defaults", "alpine"]), "skiff builds layers on its Debian base; layer packages are installed with apt");
   }
   const networks = Object.entries(file.networks ?? {}).map(([name, n]) => network(name, n, doc));
-  const kernel = file.defaults?.kernel === undefined ? undefined : hostPath(ctx.dir, file.defaults.kernel, ctx.env ?? process.env);
+  const given = file.defaults?.kernel;
+  const kernel = given === undefined ? undefined : isKernelName(given) ? given : hostPath(ctx.dir, given, ctx.env ?? process.env);
   const c = { doc, warnings, kernel, networks, dir: ctx.dir, mcp: file.defaults?.mcp };
   const services = Object.entries(file.services).map(([name, svc]) => service(name, svc, c));
   for (const net of networks.filter((n) => n.driver === "link")) {

@@ -11,6 +11,7 @@ import type { ServiceSpec } from "../project/types.js";
 import type { ServiceInput } from "./schema.js";
 import { splitShellWords } from "./shell-words.js";
 import { attempt } from "./zod-error.js";
+import { isKernelName } from "../kernel/built.js";
 import { hostPath } from "./context.js";
 import { healthcheckOf, networksOf, provisionOf, volumesOf, type ServiceContext } from "./skiff-parts.js";
 import { setKey } from "../util/user-keys.js";
@@ -45,7 +46,7 @@ export function serviceFrom(c: ServiceContext, place: string): ServiceSpec {
   for (const [i, layer] of spec.layers.entries()) {
     if (!layerName.test(layer)) problems.push({ place: c.at("layers", i), message: `${p("layers")}invalid layer name ${JSON.stringify(layer)}`, hint: "a layer is named by its directory: letters, digits, '_', '.', '-'" });
   }
-  if (svc.kernel !== undefined) spec.kernel = hostPath(c.dir, svc.kernel, c.env);
+  if (svc.kernel !== undefined) spec.kernel = isKernelName(svc.kernel) ? svc.kernel : hostPath(c.dir, svc.kernel, c.env);
   if (svc.memory !== undefined) spec.memoryMiB = parseMemory(String(svc.memory));
   if (svc.cpus !== undefined) spec.cpus = parseCpus(String(svc.cpus));
   if (svc.disk !== undefined) spec.diskBytes = parseDiskSize(svc.disk);

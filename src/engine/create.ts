@@ -9,7 +9,7 @@ import { SkiffError } from "../errors.js";
 import { cloudSshUser, fetchCloudImage, isCloudRef } from "../image/cloud.js";
 import type { ImageRuntimeConfig } from "../image/oci/types.js";
 import { resolveImage } from "../image/resolve.js";
-import { defaults, type InitSpec, type KernelSpec, type MachineSpec, type NetworkSpec, type RestartPolicy } from "../spec/machine.js";
+import { buildVmLabel, defaults, type InitSpec, type KernelSpec, type MachineSpec, type NetworkSpec, type RestartPolicy } from "../spec/machine.js";
 import { resolveEgress, type EgressRequest, type EgressSpec } from "../network/egress.js";
 import { jailMode } from "../jail/ids.js";
 import { withLock } from "../store/lock.js";
@@ -29,7 +29,7 @@ import { currentProcess } from "../process/pid.js";
 import { checkGuestInput } from "../guest/limits.js";
 import { checkMainCommand } from "../guest/exec-request.js";
 import { ensureBaseInitramfs } from "../guest/initramfs.js";
-import { checkVmBootMemory, initramfsVariant, kernelNameOf } from "./launch.js";
+import { checkVmBootMemory, initramfsVariant, vmKernel } from "./launch.js";
 
 export interface CreateOptions {
   image: string;
@@ -128,7 +128,7 @@ async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: numbe
   checkGuestInput(opts);
   checkMain(opts);
   await checkMounts(ctx, opts.mounts ?? []);
-  const kernel = opts.kernel === undefined ? undefined : await checkKernel(opts.kernel);
+  const kernel = await checkKernel(opts.kernel, { cacheDir: ctx.cacheDir, home: ctx.home, useDefault: opts.labels?.[buildVmLabel] === undefined });
   const init = opts.init === undefined ? undefined : checkInit(opts.init);
   progress(ctx, opts.name ?? "", "preparing-image", `preparing image ${opts.image}`, t0);
   const image = await resolveImage(opts.image, {
@@ -146,13 +146,9 @@ async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: numbe
   progress(ctx, opts.name ?? "", "preparing-kernel", "preparing kernel and QEMU", t0);
   const facts = await ctx.hostFacts();
   // Too little memory for this kernel is refused before a volume, a name or a directory is made.
-  const initramfsPath = await ensureBaseInitramfs({ kernel: facts.kernel, cacheDir: ctx.cacheDir, ...initramfsVariant(opts) });
-  await checkVmBootMemory({
-    memoryMiB: opts.memoryMiB ?? defaults.memoryMiB,
-    kernelPath: kernel?.path ?? facts.vmlinuxPath,
-    kernelName: kernelNameOf({ kernel }, facts),
-    initramfsPath,
-  });
+  const booted = vmKernel({ kernel }, facts, ctx.cacheDir);
+  const initramfsPath = await ensureBaseInitramfs({ kernel: booted.modules, cacheDir: ctx.cacheDir, ...initramfsVariant(opts) });
+  await checkVmBootMemory({ memoryMiB: opts.memoryMiB ?? defaults.memoryMiB, kernel: booted, initramfsPath });
 
   const record = await withVolumesLocked(ctx, opts.mounts, "create a VM with volumes", async () => {
     const made = await createMissingVolumes(ctx, opts.mounts ?? []);
@@ -170,7 +166,7 @@ async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: numbe
       }),
       {
         image: { digest: image.digest, basePath: image.basePath },
-        kernel: { version: facts.kernel.version, path: kernel?.path ?? facts.vmlinuxPath },
+        kernel: { version: booted.version, path: booted.path },
       },
     ).catch(async (err: unknown) => {
       await removeCreated(ctx, made);

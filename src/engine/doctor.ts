@@ -8,7 +8,9 @@ import { ensureVmlinux, findDebianKernel, type KernelInfo } from "../kernel/debi
 import { bootMemoryOf, describeBootMemory, type BootMemoryEstimate } from "../kernel/boot-memory.js";
 import { ensureBaseInitramfs } from "../guest/initramfs.js";
 import type { VmRecord } from "../store/store.js";
-import { initramfsVariant } from "./launch.js";
+import { initramfsVariant, vmKernel } from "./launch.js";
+import { builtKernelFile, listBuiltKernels } from "../kernel/built.js";
+import type { NetworkSpec } from "../spec/machine.js";
 import { findQemu, probeAccel, qemuVersion } from "../qemu/accel.js";
 import type { Runner } from "../process/runner.js";
 import { SkiffError } from "../errors.js";
@@ -52,8 +54,9 @@ async function bootEstimate(
   spec: Pick<VmRecord["config"]["spec"], "kernel" | "network" | "networks" | "mounts">,
   host: { kernel: KernelInfo; vmlinux: string; cacheDir: string },
 ): Promise<BootMemoryEstimate | undefined> {
-  const initramfs = await ensureBaseInitramfs({ kernel: host.kernel, cacheDir: host.cacheDir, ...initramfsVariant(spec) });
-  return bootMemoryOf(spec.kernel?.path ?? host.vmlinux, initramfs);
+  const kernel = vmKernel(spec, { kernel: host.kernel, vmlinuxPath: host.vmlinux }, host.cacheDir);
+  const initramfs = await ensureBaseInitramfs({ kernel: kernel.modules, cacheDir: host.cacheDir, ...initramfsVariant(spec) });
+  return bootMemoryOf(kernel.path, initramfs, kernel.headroomMiB);
 }
 
 export async function runDoctor(opts: {
@@ -163,9 +166,15 @@ async function bootMemoryChecks(
     await check(
       "boot memory",
       async () => {
-        const e = await bootEstimate({ network: { mode: "user", restrict: false, forwards: [] } }, host);
+        const network: NetworkSpec = { mode: "user", restrict: false, forwards: [] };
+        const e = await bootEstimate({ network }, host);
         if (e === undefined) throw new Error(`cannot read the kernel image ${host.vmlinux}`);
-        return `Debian ${host.kernel.version} needs ${e.totalMiB} MiB: ${describeBootMemory(e)}`;
+        const lines = [`Debian ${host.kernel.version} needs ${e.totalMiB} MiB: ${describeBootMemory(e)}`];
+        // The newest kernel `skiff kernel build` made, which `--kernel skiff` boots.
+        const own = listBuiltKernels(host.cacheDir)[0];
+        const ownEstimate = own === undefined ? undefined : await bootEstimate({ network, kernel: { path: builtKernelFile(host.cacheDir, own.id) } }, host);
+        if (own !== undefined && ownEstimate !== undefined) lines.push(`skiff's ${own.version} (${own.id}) needs ${ownEstimate.totalMiB} MiB: ${describeBootMemory(ownEstimate)}`);
+        return lines.join("; ");
       },
       setupFix,
     ),

@@ -21,6 +21,8 @@ export interface VmInfo {
   pid: number | undefined;
   cpus: number;
   memoryMiB: number;
+  /** The guest kernel it boots (made at create: `--kernel`, `skiff kernel use`); undefined for a cloud image, which boots its own. */
+  kernel: { version: string; path: string } | undefined;
   hostname: string;
   createdAt: string;
   startedAt: string | undefined;
@@ -66,6 +68,7 @@ export function toVmInfo(record: VmRecord, state: VmState, status: ObservedStatu
     pid: status.pid,
     cpus: spec.cpus,
     memoryMiB: spec.memoryMiB,
+    kernel: spec.boot?.kind === "cloud" || record.config.kernel === undefined ? undefined : { version: record.config.kernel.version, path: record.config.kernel.path },
     hostname: spec.hostname,
     createdAt: record.config.createdAt,
     startedAt: state.startedAt,

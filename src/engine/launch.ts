@@ -23,7 +23,9 @@ import { buildVmLabel, type MachineSpec } from "../spec/machine.js";
 import { clearRuntimeFiles, type VmPaths } from "../store/vmdir.js";
 import type { HostFacts } from "./host.js";
 import { crashPoint } from "../util/crash-point.js";
-import { bootMemoryOf, checkBootMemory } from "../kernel/boot-memory.js";
+import { bootHeadroomMiB, bootMemoryOf, builtKernelHeadroomMiB, checkBootMemory } from "../kernel/boot-memory.js";
+import { builtKernelAt } from "../kernel/built.js";
+import type { KernelInfo } from "../kernel/debian.js";
 
 /** Guest kernel command line. `quiet`: every line on the serial console costs time under TCG. */
 export const kernelCmdline = "console=ttyS0 quiet panic=-1";
@@ -154,19 +156,43 @@ export function initramfsVariant(spec: {
 }
 
 /**
+ * The kernel a VM boots, as launch, create and doctor need it: its path,
+ * the Debian kernel whose modules its initramfs carries (none for a kernel
+ * skiff built: everything is built in), how messages name it, and the
+ * headroom its boot needs beyond kernel and initramfs (kernel/boot-memory.ts).
+ */
+export interface VmKernel {
+  path: string;
+  modules: KernelInfo | undefined;
+  name: string;
+  version: string;
+  headroomMiB: number;
+}
+
+export function vmKernel(spec: Pick<MachineSpec, "kernel">, facts: Pick<HostFacts, "kernel" | "vmlinuxPath">, cacheDir: string): VmKernel {
+  const path = spec.kernel?.path ?? facts.vmlinuxPath;
+  const built = builtKernelAt(path, cacheDir);
+  if (built !== undefined) {
+    return { path, modules: undefined, name: `skiff's kernel ${built.version} (${built.id})`, version: built.version, headroomMiB: builtKernelHeadroomMiB };
+  }
+  return {
+    path,
+    modules: facts.kernel,
+    name: spec.kernel?.path !== undefined ? `the kernel ${path}` : `the Debian kernel ${facts.kernel.version}`,
+    version: facts.kernel.version,
+    headroomMiB: bootHeadroomMiB,
+  };
+}
+
+/**
  * Refuse (ERR_SKIFF_BAD_MEMORY at `memory`) a VM whose memory is below what
  * its kernel and initramfs need to boot (kernel/boot-memory.ts), before it
  * is made or its QEMU started: too little memory would only end in a kernel
  * panic at boot. A kernel of a format skiff cannot read is let through.
  */
-export async function checkVmBootMemory(opts: { memoryMiB: number; kernelPath: string; kernelName: string; initramfsPath: string }): Promise<void> {
-  const estimate = await bootMemoryOf(opts.kernelPath, opts.initramfsPath);
-  if (estimate !== undefined) checkBootMemory(opts.memoryMiB, estimate, opts.kernelName);
-}
-
-/** How a message names the kernel a VM boots. */
-export function kernelNameOf(spec: Pick<MachineSpec, "kernel">, facts: Pick<HostFacts, "kernel">): string {
-  return spec.kernel?.path !== undefined ? `the kernel ${spec.kernel.path}` : `the Debian kernel ${facts.kernel.version}`;
+export async function checkVmBootMemory(opts: { memoryMiB: number; kernel: VmKernel; initramfsPath: string }): Promise<void> {
+  const estimate = await bootMemoryOf(opts.kernel.path, opts.initramfsPath, opts.kernel.headroomMiB);
+  if (estimate !== undefined) checkBootMemory(opts.memoryMiB, estimate, opts.kernel.name);
 }
 
 /** The jailer's exit code for a jail that could not be made (src/jail/skiff-jail.c). */
@@ -199,10 +225,10 @@ export async function spawnQemu(opts: {
     // The guest in the saved RAM booted with that initramfs: the new QEMU maps the same.
     await prepareResume({ home: opts.home, runner }, record, resume);
   } else if (!cloud) {
-    const base = await ensureBaseInitramfs({ kernel: facts.kernel, cacheDir: opts.cacheDir, ...initramfsVariant(spec) });
+    const kernel = vmKernel(spec, facts, opts.cacheDir);
+    const base = await ensureBaseInitramfs({ kernel: kernel.modules, cacheDir: opts.cacheDir, ...initramfsVariant(spec) });
     // A VM made before its kernel grew (or under another estimate) is refused here rather than panicking at boot.
-    const kernelPath = spec.kernel?.path ?? facts.vmlinuxPath;
-    await checkVmBootMemory({ memoryMiB: spec.memoryMiB, kernelPath, kernelName: kernelNameOf(spec, facts), initramfsPath: base });
+    await checkVmBootMemory({ memoryMiB: spec.memoryMiB, kernel, initramfsPath: base });
     const clientPublicKey = (await readFile(paths.sshPublicKey, "utf8")).trim();
     const hostKey = await readFile(paths.hostKey);
     const config = guestConfigFor(spec, { clientPublicKey, hostKey }, paths.agentSockets.length, networking.guest, mounts);

@@ -5,10 +5,8 @@
  * until the stream is released.
  */
 import type { Socket } from "node:net";
-import { join } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
 import type { VmRecord } from "../store/store.js";
-import { vmFiles } from "../store/vmdir.js";
 
 export interface SshStream {
   socket: Socket;
@@ -21,8 +19,7 @@ export async function openSshStream(record: VmRecord, home: string): Promise<Ssh
   const ssh = sshEndpoint(record.config.spec);
   if (ssh !== undefined) return { socket: await tcpConnect(ssh.host, ssh.port, record.name), release: async () => undefined };
   const [{ agentHandshake }, { tryLock }] = await Promise.all([import("../guest/agent-handshake.js"), import("../store/lock.js")]);
-  const sockets = vmFiles.agentSockets.map((file) => join(record.paths.dir, file));
-  for (const [i, path] of sockets.entries()) {
+  for (const [i, path] of record.paths.agentSockets.entries()) {
     const lock = await tryLock(`vm-${record.id}-agent-${i}`, { home, purpose: "ssh proxy" });
     if (lock === undefined) continue;
     const greeting = await agentHandshake(path, { budgetMs: 3_000 });

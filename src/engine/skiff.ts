@@ -4,7 +4,7 @@
  * SkiffError and emits progress events. A thin facade over one context
  * (home, cache, runner, events): each kind of resource is a service made
  * on first use (src/engine/services/: `vms`, `snapshots`, `images`,
- * `networks`, `volumes`, `layers`), and the flat verbs (`create`, `start`,
+ * `networks`, `volumes`, `layers`, `kernels`), and the flat verbs (`create`, `start`,
  * `snapshot`, `createVolume`, …) call them.
  *
  * The modules behind booting, creating and reaching a VM (QEMU's command
@@ -29,6 +29,7 @@ import type { VmInfo } from "./info.js";
 import type { BrokenVmInfo } from "./broken.js";
 import type { VolumeCreateOptions, VolumeInfo } from "./volumes.js";
 import { ImageService } from "./services/images.js";
+import { KernelService } from "./services/kernels.js";
 import { LayerService } from "./services/layers.js";
 import { NetworkService } from "./services/networks.js";
 import { SnapshotService, type ForkOptions, type SnapshotCreateOptions } from "./services/snapshots.js";
@@ -77,6 +78,7 @@ export class Skiff extends EventEmitter<SkiffEvents> implements SkiffClient {
   #networks: NetworkService | undefined;
   #volumes: VolumeService | undefined;
   #layers: LayerService | undefined;
+  #kernels: KernelService | undefined;
 
   constructor(opts: SkiffOptions = {}) {
     super();
@@ -276,6 +278,12 @@ export class Skiff extends EventEmitter<SkiffEvents> implements SkiffClient {
   get layers(): LayerService {
     this.#layers ??= new LayerService((opts) => this.buildLayers(opts));
     return this.#layers;
+  }
+
+  /** Guest kernels: the Debian one, those `kernel build` made, the default for new VMs (local only: they live on this host). */
+  get kernels(): KernelService {
+    this.#kernels ??= new KernelService(this);
+    return this.#kernels;
   }
 
   /** Run one command in a running VM and collect its output (`connect()` for many on one connection). */

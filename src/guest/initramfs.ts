@@ -37,18 +37,28 @@ function dirsOf(paths: readonly string[]): string[] {
   return [...dirs].sort();
 }
 
-export async function ensureBaseInitramfs(opts: { kernel: KernelInfo; cacheDir: string; network: boolean; shares?: boolean }): Promise<string> {
+/**
+ * `kernel` is the Debian kernel whose modules the guest loads, or undefined
+ * for a kernel with what skiff needs built in (one skiff built: kernel/
+ * config.ts), whose initramfs carries no modules at all.
+ */
+export async function ensureBaseInitramfs(opts: { kernel: KernelInfo | undefined; cacheDir: string; network: boolean; shares?: boolean }): Promise<string> {
   const tools = await collectGuestTools();
-  const depText = await readFile(join(opts.kernel.modulesDir, "modules.dep"), "utf8");
-  const index = parseModulesDep(depText);
-  const { paths: bootPaths } = resolveModules(index, guestModules.boot);
-  const late = [...guestModules.late, ...(opts.network ? guestModules.network : []), ...(opts.shares === true ? guestModules.shares : [])];
-  const { paths: latePaths } = resolveModules(index, late, bootPaths);
-  // Loaded by skiff-init only when the image has iptables or nft (a VM with a NIC).
-  const { paths: netfilterPaths } = opts.network ? resolveModules(index, guestModules.netfilter, [...bootPaths, ...latePaths]) : { paths: [] };
+  const { kernel } = opts;
+  let bootPaths: string[] = [];
+  let latePaths: string[] = [];
+  let netfilterPaths: string[] = [];
+  if (kernel !== undefined) {
+    const index = parseModulesDep(await readFile(join(kernel.modulesDir, "modules.dep"), "utf8"));
+    bootPaths = resolveModules(index, guestModules.boot).paths;
+    const late = [...guestModules.late, ...(opts.network ? guestModules.network : []), ...(opts.shares === true ? guestModules.shares : [])];
+    latePaths = resolveModules(index, late, bootPaths).paths;
+    // Loaded by skiff-init only when the image has iptables or nft (a VM with a NIC).
+    if (opts.network) netfilterPaths = resolveModules(index, guestModules.netfilter, [...bootPaths, ...latePaths]).paths;
+  }
   const modulePaths = [...bootPaths, ...latePaths, ...netfilterPaths];
   const key = createHash("sha256")
-    .update(`${layoutVersion}\0${opts.kernel.version}\0${modulePaths.join(",")}\0${toolsFingerprint(tools)}`)
+    .update(`${layoutVersion}\0${kernel?.version ?? "built-in"}\0${modulePaths.join(",")}\0${toolsFingerprint(tools)}`)
     .digest("hex")
     .slice(0, 16);
   const target = join(opts.cacheDir, "initramfs", `base-${key}.cpio`);
@@ -57,9 +67,8 @@ export async function ensureBaseInitramfs(opts: { kernel: KernelInfo; cacheDir: 
   const files: CpioEntry[] = [];
   for (const t of tools) files.push({ type: "file", path: t.guestPath, data: await readFile(t.hostPath), mode: t.mode });
   const guestModulePath = (rel: string) => `/skiff/modules/${rel.slice(rel.lastIndexOf("/") + 1)}`;
-  for (const rel of modulePaths) {
-    files.push({ type: "file", path: guestModulePath(rel), data: await readFile(join(opts.kernel.modulesDir, rel)), mode: 0o644 });
-  }
+  const modulesDir = kernel?.modulesDir ?? "";
+  for (const rel of modulePaths) files.push({ type: "file", path: guestModulePath(rel), data: await readFile(join(modulesDir, rel)), mode: 0o644 });
   const enc = (s: string): Buffer => Buffer.from(s, "utf8");
   files.push(
     { type: "file", path: "/skiff/modules.boot", data: enc(bootPaths.map(guestModulePath).join("\n") + "\n") },

@@ -31,6 +31,18 @@ import { SkiffError } from "../errors.js";
 
 export const bootHeadroomMiB = 62;
 
+/**
+ * The same headroom for a kernel skiff built (kernel/config.ts): no modules
+ * to load, fewer drivers and subsystems to set up, and (below 128 MiB) two
+ * agent ports instead of eight (spec/machine.ts: agentPortCount; 4 MiB of
+ * guest RAM each). Calibrated as above on 2026-12-04 with `run --rm --cold
+ * --kernel skiff -m N base sh -c 'echo ok'`, 6.1.192-skiff (18.1 MiB) and
+ * its 7 MiB initramfs: 52 MiB boots (3 of 3), 50 once in 3, 49 and 48 panic.
+ * 52 - 18.1 - 14.1 = 19.8 MiB were needed; 25 leaves ~5 MiB, so the
+ * estimate is 58 MiB and a 64 MiB VM boots with room to run.
+ */
+export const builtKernelHeadroomMiB = 25;
+
 const MiB = 2 ** 20;
 
 export interface BootMemoryInput {
@@ -51,14 +63,14 @@ export interface BootMemoryEstimate {
   totalMiB: number;
 }
 
-export function estimateBootMemory(input: BootMemoryInput): BootMemoryEstimate {
+export function estimateBootMemory(input: BootMemoryInput, headroomMiB = bootHeadroomMiB): BootMemoryEstimate {
   const kernelMiB = input.kernelBytes / MiB;
   const initramfsPeakMiB = (input.initramfsBytes + input.initramfsUnpackedBytes) / MiB;
   return {
     kernelMiB: round1(kernelMiB),
     initramfsPeakMiB: round1(initramfsPeakMiB),
-    headroomMiB: bootHeadroomMiB,
-    totalMiB: Math.ceil(kernelMiB + initramfsPeakMiB + bootHeadroomMiB),
+    headroomMiB,
+    totalMiB: Math.ceil(kernelMiB + initramfsPeakMiB + headroomMiB),
   };
 }
 
@@ -114,11 +126,11 @@ export async function readKernelBootBytes(path: string): Promise<number | undefi
  * when the kernel's format cannot be read. skiff's initrd is an uncompressed
  * cpio: what unpacks is as large as the archive.
  */
-export async function bootMemoryOf(kernelPath: string, initramfsPath: string): Promise<BootMemoryEstimate | undefined> {
+export async function bootMemoryOf(kernelPath: string, initramfsPath: string, headroomMiB = bootHeadroomMiB): Promise<BootMemoryEstimate | undefined> {
   const kernelBytes = await readKernelBootBytes(kernelPath);
   if (kernelBytes === undefined) return undefined;
   const initramfsBytes = (await stat(initramfsPath)).size;
-  return estimateBootMemory({ kernelBytes, initramfsBytes, initramfsUnpackedBytes: initramfsBytes });
+  return estimateBootMemory({ kernelBytes, initramfsBytes, initramfsUnpackedBytes: initramfsBytes }, headroomMiB);
 }
 
 /** "kernel 58 MiB + initramfs 23.3 MiB while unpacking + 62 MiB headroom", for hints and doctor. */

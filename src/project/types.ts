@@ -107,7 +107,7 @@ export interface ServiceSpec {
   imageUrl?: string;
   /** Layer names, in order (later layers win for the same path). */
   layers: string[];
-  /** A kernel file (absolute) instead of skiff's default; it must have virtio drivers built in. */
+  /** A kernel file (absolute; virtio drivers built in) or a kernel name (debian, skiff, a built id: src/kernel/built.ts) instead of the default. */
   kernel?: string;
   /** Extra kernel command line words ("svc.start=firewall"). */
   kernelArgs: string[];

@@ -20,14 +20,14 @@ import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
 import { currentProcess, identityAlive } from "../process/pid.js";
-import type { MachineSpec } from "../spec/machine.js";
+import { agentPortCount, type MachineSpec } from "../spec/machine.js";
 import { readJsonIfExists, syncDir, writeJsonAtomic } from "./atomic.js";
 import { lockFileNames, removeLockFiles, tryLock, withLock, type LockHandle } from "./lock.js";
 import { checkSocketPathLength, skiffHome, vmIdLength, vmsDir } from "./paths.js";
 import { brokenVm, isBroken, nameIn, type BrokenVm } from "./broken.js";
 import { readRecord, unknownKeys } from "./record.js";
 import { creatingMarkerSchema, vmConfigSchema, vmStateSchema, type CreatingMarker, type SnapshotRef } from "./schema.js";
-import { vmFiles, vmPaths, type ImageRecord, type KernelRecord, type VmConfig, type VmPaths, type VmState } from "./vmdir.js";
+import { vmFiles, vmPaths, withAgentPorts, type ImageRecord, type KernelRecord, type VmConfig, type VmPaths, type VmState } from "./vmdir.js";
 import { pathExists, readdirOrEmpty } from "../util/fs.js";
 import { jailMode } from "../jail/ids.js";
 import { claimJailIds, releaseJailIds } from "../jail/claims.js";
@@ -149,7 +149,7 @@ export class VmStore {
       await writeJsonAtomic(join(temp, vmFiles.config), config);
       await rename(temp, paths.dir);
       await syncDir(this.vmsDir);
-      return { id, name: spec.name, paths, config, complete: false };
+      return { id, name: spec.name, paths: withAgentPorts(paths, agentPortCount(spec.memoryMiB)), config, complete: false };
     } catch (err) {
       await rm(temp, { recursive: true, force: true });
       throw err;
@@ -249,7 +249,7 @@ export class VmStore {
     if (marker !== undefined && !marker.ok) return brokenVm(id, paths, marker.reason, known);
     const state = await readRecord(paths.state, vmStateSchema);
     if (state !== undefined && !state.ok) return brokenVm(id, paths, state.reason, known);
-    return { id, name, paths, config: config.value, complete: marker === undefined };
+    return { id, name, paths: withAgentPorts(paths, agentPortCount(config.value.spec.memoryMiB)), config: config.value, complete: marker === undefined };
   }
 
   /**

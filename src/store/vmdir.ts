@@ -104,6 +104,11 @@ export function vmDir(home: string, id: string): string {
   return join(home, "vms", id);
 }
 
+/** A VM's paths with only its own agent ports' sockets (spec/machine.ts: agentPortCount). */
+export function withAgentPorts(paths: VmPaths, count: number): VmPaths {
+  return { ...paths, agentSockets: paths.agentSockets.slice(0, count) };
+}
+
 export function vmPaths(home: string, id: string): VmPaths {
   const dir = vmDir(home, id);
   const at = (file: string) => join(dir, file);

@@ -37,7 +37,7 @@ function accepted(cmd: Command): Set<string> {
   return out;
 }
 
-const machine = ["image", "name", "memory", "cpus", "env", "networks", "networks[0]", "networks[1].ip", "mounts", "mounts[2]", "network.forwards", "publish", "egress", "restart", "imageUrl", "disk", "userDataPath", "platform", "user", "workingDir"];
+const machine = ["image", "name", "memory", "cpus", "env", "networks", "networks[0]", "networks[1].ip", "mounts", "mounts[2]", "network.forwards", "publish", "egress", "restart", "imageUrl", "disk", "userDataPath", "platform", "user", "workingDir", "kernel"];
 
 /** The places the library produces for options each command passes on (grep `place` under src/ outside the front ends). */
 const reachable: [command: string, fields: string[]][] = [
@@ -65,11 +65,14 @@ const reachable: [command: string, fields: string[]][] = [
   ["compose up", ["projectName", "files"]],
   ["compose logs", ["projectName", "files"]],
   ["mcp", ["projectName"]],
+  ["kernel build", ["source"]],
+  ["kernel use", ["kernel"]],
+  ["kernel rm", ["kernel"]],
 ];
 
 /** Fields the library names that no CLI flag fills (project files, the API and the SDK only), and ones that are no option. */
 // labels: only Skiff.setLabels names it (the API's sandbox deadline); no command changes an existing VM's labels.
-const noFlag = new Set(["argv", "command", "kernel", "kernel.args", "layers", "sshUser", "memoryMiB", "options", "init", "labels"]);
+const noFlag = new Set(["argv", "command", "kernel.args", "layers", "sshUser", "memoryMiB", "options", "init", "labels"]);
 
 describe("fields as the CLI's flags", () => {
   it("maps fields to the flags of the command that ran", () => {
