@@ -21,6 +21,7 @@
 #include <pty.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 /* Write all of `len` bytes, waiting while the port is full. -1 when the host has gone. */
@@ -80,6 +81,7 @@ struct command {
   int stdin_eof;        /* the host closed stdin: close ours once the buffer is written */
   int eot_sent;         /* on a PTY, the end of stdin went as the terminal's EOF character */
   size_t after_exit;    /* output bytes read since the command exited */
+  int file;             /* GET or PUT: a file of the image in place of a process */
 };
 
 /*
@@ -164,6 +166,44 @@ static int start_command(struct command *c, unsigned char *payload, size_t len, 
   return 0;
 }
 
+/*
+ * GET (`put` 0) or PUT: a file of the image stands in for a command's
+ * output or input, under the same flow control; its end is an EXIT whose
+ * status is 0 or the errno that cut it short.
+ */
+static int start_file(struct command *c, const unsigned char *payload, size_t len, int put, char *err, size_t errcap) {
+  size_t skip = put ? 4 : 0;
+  if (len <= skip || len - skip > 4095 || payload[skip] != '/' || memchr(payload + skip, 0, len - skip))
+    return refuse(err, errcap, "a file path must be absolute, without NUL, at most 4095 bytes");
+  char path[4096];
+  memcpy(path, payload + skip, len - skip);
+  path[len - skip] = 0;
+  mode_t mode = put ? (mode_t)(be32(payload) & 07777) : 0;
+  int fd = put ? open_in_image(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY, mode) : open_in_image(path, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0);
+  if (fd < 0) return refuse(err, errcap, "%s: %s", strerror(errno), path);
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return refuse(err, errcap, "not a regular file: %s", path);
+  }
+  if (put && fchmod(fd, mode) != 0) {
+    int e = errno;
+    close(fd);
+    return refuse(err, errcap, "%s: %s", strerror(e), path);
+  }
+  static unsigned char stdin_window[WINDOW];
+  memset(c, 0, sizeof *c);
+  c->stdin_buf = stdin_window;
+  c->pid = -1;
+  c->file = 1;
+  c->out_credit = WINDOW;
+  c->in = put ? fd : -1;
+  c->out = put ? -1 : fd;
+  c->err = -1;
+  c->exited = !put; /* a GET ends when its file does; a PUT when its input does */
+  return 0;
+}
+
 /* Move what the child's stream has (up to the host's credit) into a frame. 0 at EOF (closed), -1 when the host is gone. */
 static int pump_output(int port, struct command *c, int *fd, int type) {
   static unsigned char buf[MAX_FRAME];
@@ -172,6 +212,7 @@ static int pump_output(int port, struct command *c, int *fd, int type) {
   ssize_t n = read(*fd, buf, cap);
   if (n < 0 && (errno == EINTR || errno == EAGAIN)) return 1;
   if (n <= 0) { /* EOF, or EIO from a PTY whose last holder closed it */
+    if (n < 0 && c->file) c->status = (errno & 0xff) << 8;
     if (c->tty) close_fd(&c->in);
     close_fd(fd);
     return 0;
@@ -192,7 +233,8 @@ static int pump_stdin(int port, struct command *c) {
   if (c->stdin_len > 0) {
     ssize_t n = write(c->in, c->stdin_buf, c->stdin_len);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
-    if (n < 0) { /* EPIPE: the reader is gone */
+    if (n < 0) { /* EPIPE: the reader is gone; for a file, ENOSPC or EIO: its exit status */
+      if (c->file) c->status = (errno & 0xff) << 8, c->exited = 1;
       if (!c->tty) close_fd(&c->in);
       size_t gone = c->stdin_len;
       c->stdin_len = 0;
@@ -203,7 +245,12 @@ static int pump_stdin(int port, struct command *c) {
     if (send_u32(port, F_STDIN_CREDIT, (uint32_t)n) != 0) return -1;
   }
   if (c->stdin_len == 0 && c->stdin_eof) {
-    if (!c->tty) {
+    if (c->file && c->in >= 0) {
+      /* PUT's end: the file is whole once close says so (a full disk may only show here). */
+      if (close(c->in) != 0 && c->status == 0) c->status = (errno & 0xff) << 8;
+      c->in = -1;
+      c->exited = 1;
+    } else if (!c->tty) {
       close_fd(&c->in);
     } else if (!c->eot_sent) {
       /* A PTY has no half-close: the end of input is the terminal's EOF character. */
@@ -249,6 +296,23 @@ static int take_frame(int port, struct frame_reader *r, struct command *c, int *
     *running = 1;
     return send_u32(port, F_STARTED, (uint32_t)c->pid);
   }
+  case F_STAT: {
+    if (*running) return send_error(port, "STAT while a command runs on this session");
+    if (len < 2 || len - 1 > 4095 || p[1] != '/' || memchr(p + 1, 0, len - 1)) return send_error(port, "STAT takes a flag byte and an absolute path");
+    char path[4096];
+    memcpy(path, p + 1, len - 1);
+    path[len - 1] = 0;
+    unsigned char reply[36];
+    return send_frame(port, F_STAT_REPLY, reply, stat_reply(reply, path, p[0] & 1));
+  }
+  case F_GET:
+  case F_PUT: {
+    if (*running) return send_error(port, "a command already runs on this session");
+    char err[256];
+    if (start_file(c, p, len, type == F_PUT, err, sizeof err) != 0) return send_error(port, "%s", err);
+    *running = 1;
+    return send_u32(port, F_STARTED, 0);
+  }
   case F_STDIN:
     if (!*running) return 0; /* late stdin of a command that ended: nothing to do */
     if (c->stdin_eof) return send_error(port, "stdin after its end");
@@ -264,7 +328,7 @@ static int take_frame(int port, struct frame_reader *r, struct command *c, int *
     if (len != 4) return send_error(port, "SIGNAL takes 4 bytes, not %u", len);
     uint32_t signo = be32(p);
     if (signo < 1 || signo > 64) return send_error(port, "no signal %u", signo);
-    if (*running && !c->exited) kill(c->pid, (int)signo);
+    if (*running && !c->exited && c->pid > 0) kill(c->pid, (int)signo); /* a file has no process: kill(-1) would hit every one */
     return 0;
   }
   case F_RESIZE: {
@@ -340,7 +404,7 @@ int native_session(int port) {
      * from ending: once they stay quiet for 50 ms (or past AFTER_EXIT_MAX
      * bytes or AFTER_EXIT_MS) the exit is reported.
      */
-    int timeout = running && c.exited ? 50 : -1;
+    int timeout = running && c.exited && !c.file ? 50 : -1;
     int n = poll(p, (nfds_t)np, timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -384,7 +448,7 @@ int native_session(int port) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {
       }
-      if (running && !c.exited) {
+      if (running && !c.exited && c.pid > 0) {
         int status;
         if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
           c.exited = 1;
@@ -401,7 +465,7 @@ int native_session(int port) {
       int waiting_credit = open_streams && c.out_credit == 0;
       long now = now_ms();
       int past = c.after_exit > AFTER_EXIT_MAX || (!waiting_credit && now - c.exited_at >= AFTER_EXIT_MS);
-      if (!open_streams || past || (!waiting_credit && now - quiet_since >= 50)) {
+      if (!open_streams || (!c.file && (past || (!waiting_credit && now - quiet_since >= 50)))) {
         /*
          * What the command started in the background runs on (as after an
          * SSH exec: `sh -c 'server &'`), but its output goes nowhere now.

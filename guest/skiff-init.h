@@ -106,7 +106,7 @@ int read_shell_call(int argc, char **argv, struct shell_call *call, char *err, s
  * Keep equal to src/guest/native/frames.ts (test/unit/native-frames.test.ts checks).
  */
 #include <stdint.h>
-#define NATIVE_VERSION 1
+#define NATIVE_VERSION 2 /* 2: STAT, GET, PUT */
 #define MAX_FRAME 65536 /* payload bytes of one frame */
 #define WINDOW 262144   /* bytes either side may send before the other grants more */
 
@@ -119,6 +119,9 @@ enum {
   F_RESIZE = 0x05,
   F_CREDIT = 0x06,
   F_PING = 0x07,
+  F_STAT = 0x08, /* u8 flags (1: do not follow a final symlink), the path */
+  F_GET = 0x09,  /* the path: its bytes come as STDOUT, then EXIT */
+  F_PUT = 0x0a,  /* u32 mode, the path: STDIN becomes its bytes, then EXIT */
   /* guest to host */
   F_HELLO = 0x80,
   F_STARTED = 0x81,
@@ -128,7 +131,12 @@ enum {
   F_ERROR = 0x85,
   F_STDIN_CREDIT = 0x86,
   F_PONG = 0x87,
+  F_STAT_REPLY = 0x88, /* u32 errno; when 0: u32 mode, uid, gid, u64 size, s64 mtime, u32 nlink */
 };
+
+/* files.c: paths in the image's root for STAT, GET and PUT */
+int open_in_image(const char *path, int flags, mode_t mode);
+size_t stat_reply(unsigned char out[36], const char *path, int nofollow);
 
 struct frame_reader {
   unsigned char head[5];

@@ -41,6 +41,7 @@ export type { RunState } from "./engine/status.js";
 export type { ProgressEvent, Phase, SkiffEvents } from "./engine/events.js";
 export type { DoctorReport, DoctorCheck } from "./engine/doctor.js";
 export type { AgentConnection, CopyOptions, CopyReport, ExecIO, ExecOptions, ExecRequest, ExecResult, PtyOptions, RunOptions, RunningExec, WindowSize } from "./guest/agent.js";
+export type { GuestStat } from "./guest/agent-files.js";
 export type { ImageSummary, DiskUsage } from "./engine/images.js";
 export type { PullEvent } from "./image/oci/types.js";
 export type { NetworkCreateOptions, NetworkInfo, NetworkMember } from "./engine/networks.js";

@@ -7,10 +7,12 @@ import { Readable, Writable } from "node:stream";
 import type { ClientChannel, PseudoTtyOptions, SFTPWrapper } from "ssh2";
 import { SkiffError } from "../errors.js";
 import { copyFrom, copyInTar, copyOutTar, copyTo, type CopyOptions, type CopyReport } from "./agent-copy.js";
+import { readFile, statFile, writeFile, type GuestStat } from "./agent-files.js";
 import { watchChannel, type ExecIO, type ExecOptions, type ExecResult, type RunningExec } from "./agent-exec.js";
 import { SessionPool, type PooledSession } from "./agent-pool.js";
 import { openSession, resolveTarget, type SessionKind, type SshSession, type TcpTarget } from "./agent-session.js";
 import { execPayload } from "./native/frames.js";
+import type { NativeSession } from "./native/session.js";
 import { shellCommand } from "./shell-command.js";
 import { encodeExecRequest, execRecords, type ExecRequest, type PtyOptions } from "./exec-request.js";
 
@@ -288,9 +290,40 @@ export class AgentConnection {
     return copyOutTar(this, guestPath, out);
   }
 
+  /** What a path in the guest is (agent-files.ts); undefined when nothing is there. `follow: false` tells a symlink itself. */
+  stat(path: string, opts: { follow?: boolean } = {}): Promise<GuestStat | undefined> {
+    return statFile(this, path, opts);
+  }
+
+  /** A regular file of the guest's, copied into `out` (which is left open). */
+  readFile(path: string, out: Writable): Promise<void> {
+    return readFile(this, path, out);
+  }
+
+  /** `input` written to a file of the guest (made or truncated, its parent must exist), with `mode` (default 0644). */
+  writeFile(path: string, input: Readable, mode?: number): Promise<void> {
+    return writeFile(this, path, input, mode);
+  }
+
   /** `docker cp - NAME:/dir`: unpack a tar read from `input` into the guest's existing directory. */
   copyInTar(input: Readable, guestDir: string, opts: CopyOptions = {}): Promise<void> {
     return copyInTar(this, input, guestDir, opts);
+  }
+
+  /**
+   * Run `fn` on one of the connection's native sessions (agent-files.ts:
+   * STAT, GET, PUT), which goes back to the pool when `fn` settles;
+   * undefined, without calling it, on a connection that speaks SSH.
+   */
+  async withNativeSession<T>(fn: (session: NativeSession) => Promise<T>): Promise<T | undefined> {
+    if (this.#pool.kind !== "native" || this.#pool.plainShell) return undefined;
+    const pooled = await this.#pool.acquire();
+    try {
+      if (pooled.session.kind !== "native") throw new SkiffError("ERR_SKIFF_INTERNAL", "a native file operation on an SSH session");
+      return await fn(pooled.session.native);
+    } finally {
+      this.#pool.release(pooled);
+    }
   }
 
   /** An SFTP session with the guest (paths inside the image); end() it when done. */

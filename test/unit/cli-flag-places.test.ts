@@ -72,7 +72,8 @@ const reachable: [command: string, fields: string[]][] = [
 
 /** Fields the library names that no CLI flag fills (project files, the API and the SDK only), and ones that are no option. */
 // labels: only Skiff.setLabels names it (the API's sandbox deadline); no command changes an existing VM's labels.
-const noFlag = new Set(["argv", "command", "kernel.args", "layers", "sshUser", "memoryMiB", "options", "init", "labels"]);
+// path: AgentConnection's stat/readFile/writeFile (the API's file routes); `skiff cp` names its own arguments.
+const noFlag = new Set(["argv", "command", "kernel.args", "layers", "sshUser", "memoryMiB", "options", "init", "labels", "path"]);
 
 describe("fields as the CLI's flags", () => {
   it("maps fields to the flags of the command that ran", () => {

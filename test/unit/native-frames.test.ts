@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { agentProtocol } from "../../src/guest/agent.js";
 import { execRecords } from "../../src/guest/exec-request.js";
-import { encodeFrame, execPayload, FrameDecoder, FrameError, G, H, maxFrame, nativeVersion, u32, window, windowSize } from "../../src/guest/native/frames.js";
+import { encodeFrame, execPayload, filePath, FrameDecoder, FrameError, G, H, maxFrame, nativeVersion, parseStatReply, u32, window, windowSize } from "../../src/guest/native/frames.js";
 
 const nativeC = readFileSync(join(import.meta.dirname, "..", "..", "guest", "skiff-init.h"), "utf8");
 
@@ -76,6 +76,9 @@ describe("frames", () => {
       F_RESIZE: H.resize,
       F_CREDIT: H.credit,
       F_PING: H.ping,
+      F_STAT: H.stat,
+      F_GET: H.get,
+      F_PUT: H.put,
       F_HELLO: G.hello,
       F_STARTED: G.started,
       F_STDOUT: G.stdout,
@@ -84,8 +87,44 @@ describe("frames", () => {
       F_ERROR: G.error,
       F_STDIN_CREDIT: G.stdinCredit,
       F_PONG: G.pong,
+      F_STAT_REPLY: G.statReply,
     };
     for (const [name, value] of Object.entries(names)) expect({ name, value: enumValue(name) }).toEqual({ name, value });
+  });
+});
+
+describe("file operations' frames", () => {
+  const reply = (fields: { errno?: number; mode?: number; size?: bigint; mtime?: bigint; length?: number }) => {
+    const b = Buffer.alloc(fields.length ?? 36);
+    b.writeUInt32BE(fields.errno ?? 0, 0);
+    if (b.length >= 36) {
+      b.writeUInt32BE(fields.mode ?? 0o100644, 4);
+      b.writeUInt32BE(1000, 8);
+      b.writeUInt32BE(100, 12);
+      b.writeBigUInt64BE(fields.size ?? 12n, 16);
+      b.writeBigInt64BE(fields.mtime ?? 1_700_000_000n, 24);
+      b.writeUInt32BE(1, 32);
+    }
+    return b;
+  };
+
+  it("reads STAT's answer: a file, a directory, a symlink, an errno", () => {
+    expect(parseStatReply(reply({}))).toEqual({ mode: 0o100644, uid: 1000, gid: 100, size: 12, mtimeMs: 1_700_000_000_000, nlink: 1, isFile: true, isDirectory: false, isSymlink: false });
+    expect(parseStatReply(reply({ mode: 0o40755 }))).toMatchObject({ isFile: false, isDirectory: true });
+    expect(parseStatReply(reply({ mode: 0o120777 }))).toMatchObject({ isSymlink: true });
+    expect(parseStatReply(reply({ errno: 2, length: 4 }))).toEqual({ errno: 2 });
+  });
+
+  it("refuses a hostile answer: wrong sizes, an errno out of range, sizes past 2^53", () => {
+    for (const bad of [Buffer.alloc(0), Buffer.alloc(3), reply({ length: 35 }), reply({ length: 40 }), reply({ errno: 2, length: 36 }), reply({ errno: 70000, length: 4 }), reply({ size: 2n ** 60n }), reply({ mtime: -(2n ** 62n) })]) {
+      expect(parseStatReply(bad)).toBeUndefined();
+    }
+  });
+
+  it("takes only absolute paths without NUL, up to 4095 bytes", () => {
+    expect(filePath("/etc/hostname").toString()).toBe("/etc/hostname");
+    expect(filePath("/" + "é".repeat(2047)).length).toBe(4095);
+    for (const bad of ["etc/hostname", "", "/a\0b", "/" + "x".repeat(4095)]) expect(() => filePath(bad)).toThrow(RangeError);
   });
 });
 

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { NativeSession } from "../../src/guest/native/session.js";
-import { encodeFrame, execPayload, FrameDecoder, G, H, u32, window, type Frame } from "../../src/guest/native/frames.js";
+import { encodeFrame, execPayload, FrameDecoder, G, H, nativeVersion, u32, window, type Frame } from "../../src/guest/native/frames.js";
 
 let dir: string;
 let server: Server | undefined;
@@ -31,7 +31,7 @@ afterEach(async () => {
 });
 
 /** A scripted guest: says HELLO, then `script` gets each frame the host sends and the guest's socket. */
-async function guest(script: (frame: Frame, socket: Socket) => void, hello = encodeFrame(G.hello, Buffer.concat([u32(1), u32(65536)]))): Promise<NativeSession> {
+async function guest(script: (frame: Frame, socket: Socket) => void, hello = encodeFrame(G.hello, Buffer.concat([u32(nativeVersion), u32(65536)]))): Promise<NativeSession> {
   const path = join(dir, "port.sock");
   server = createServer((socket) => {
     sockets.push(socket);
@@ -102,9 +102,9 @@ describe("a guest that breaks the protocol", () => {
   });
 
   it("refuses a guest of another protocol version, and tells SSH from HELLO by the first byte", async () => {
-    await expect(guest(() => {}, encodeFrame(G.hello, Buffer.concat([u32(2), u32(65536)])))).rejects.toMatchObject({
+    await expect(guest(() => {}, encodeFrame(G.hello, Buffer.concat([u32(nativeVersion + 1), u32(65536)])))).rejects.toMatchObject({
       code: "ERR_SKIFF_AGENT",
-      message: expect.stringMatching(/version 2/),
+      message: expect.stringMatching(new RegExp(`version ${nativeVersion + 1}`)),
     });
     const path = join(dir, "ssh.sock");
     const ssh = createServer((s) => s.write("SSH-2.0-dropbear\r\n"));
@@ -160,5 +160,35 @@ describe("a guest that keeps the rules", () => {
     expect(stdinBytes).toBe(window + 100_000);
     sock?.write(encodeFrame(G.exit, Buffer.concat([u32(0), u32(0)])));
     expect(await running.done).toEqual({ code: 0 });
+  });
+});
+
+describe("STAT", () => {
+  const statAnswer = (mode: number) => {
+    const b = Buffer.alloc(36);
+    b.writeUInt32BE(mode, 4);
+    b.writeBigUInt64BE(5n, 16);
+    return b;
+  };
+
+  it("asks with the flag and the path, and reads the answer or the errno", async () => {
+    const asked: string[] = [];
+    const session = await guest((frame, socket) => {
+      if (frame.type !== H.stat) return;
+      asked.push(`${frame.payload[0]}:${frame.payload.subarray(1).toString()}`);
+      socket.write(frame.payload.subarray(1).toString() === "/nope" ? encodeFrame(G.statReply, u32(2)) : encodeFrame(G.statReply, statAnswer(0o100600)));
+    });
+    expect(await session.stat("/etc/x")).toMatchObject({ isFile: true, size: 5, mode: 0o100600 });
+    expect(await session.stat("/nope", { follow: false })).toEqual({ errno: 2 });
+    expect(asked).toEqual(["0:/etc/x", "1:/nope"]);
+    expect(session.isOpen).toBe(true);
+  });
+
+  it("cuts the session on an answer of the wrong shape", async () => {
+    const session = await guest((frame, socket) => {
+      if (frame.type === H.stat) socket.write(encodeFrame(G.statReply, Buffer.alloc(20)));
+    });
+    await expect(session.stat("/etc/x")).rejects.toMatchObject({ code: "ERR_SKIFF_AGENT", message: expect.stringMatching(/bad answer to STAT/) });
+    expect(session.isOpen).toBe(false);
   });
 });

@@ -226,6 +226,40 @@ describe("skiff's guest protocol on a real VM", () => {
     expect((await conn.run(["echo", "still-native"])).stdout).toBe("still-native\n");
   });
 
+  it("stats, reads and writes files in the image, resolved with the image as the root", async () => {
+    await conn.run(["sh", "-c", "mkdir -p /srv/f && echo hi > /srv/f/a && ln -sf a /srv/f/l && ln -sfn / /srv/f/root && ln -sfn ../../../../.. /srv/f/up"]);
+    expect(await conn.stat("/srv/f/a")).toMatchObject({ isFile: true, size: 3, mode: 0o100644, uid: 0 });
+    expect(await conn.stat("/srv/f")).toMatchObject({ isDirectory: true });
+    expect(await conn.stat("/srv/f/l", { follow: false })).toMatchObject({ isSymlink: true });
+    expect(await conn.stat("/srv/f/l")).toMatchObject({ isFile: true, size: 3 });
+    expect(await conn.stat("/srv/f/none")).toBeUndefined();
+    // The agent's world around the image (skiff-init, its tools) is not reachable through the image's links.
+    expect(await conn.stat("/skiff/bin/skiff-init")).toBeUndefined();
+    expect(await conn.stat("/srv/f/root/skiff/bin/skiff-init")).toBeUndefined();
+    expect(await conn.stat("/srv/f/up/skiff/bin/skiff-init")).toBeUndefined();
+    const hostname = new PassThrough();
+    const read = collect(hostname);
+    await conn.readFile("/srv/f/up/etc/hostname", hostname);
+    hostname.end();
+    expect((await read).toString()).toBe("native\n");
+
+    const data = randomBytes(20 * MB);
+    await conn.writeFile("/srv/f/big", Readable.from([data.subarray(0, 7 * MB), data.subarray(7 * MB)]), 0o600);
+    const inGuest = await conn.run(["sh", "-c", "sha256sum /srv/f/big | cut -d' ' -f1; stat -c %a /srv/f/big"]);
+    expect(inGuest.stdout).toBe(`${createHash("sha256").update(data).digest("hex")}\n600\n`);
+    const back = new SlowSink();
+    await conn.readFile("/srv/f/big", back);
+    expect(back.hash.digest("hex")).toBe(createHash("sha256").update(data).digest("hex"));
+    expect(back.mostBuffered).toBeLessThanOrEqual(window + 64 * 1024);
+
+    await expect(conn.readFile("/srv/f", new PassThrough())).rejects.toMatchObject({ code: "ERR_SKIFF_AGENT", message: expect.stringContaining("not a regular file") });
+    await expect(conn.readFile("/dev/null", new PassThrough())).rejects.toMatchObject({ message: expect.stringContaining("not a regular file") });
+    await expect(conn.writeFile("/srv/none/x", Readable.from([Buffer.from("x")]))).rejects.toMatchObject({ message: expect.stringContaining("No such file") });
+    await expect(conn.stat("relative")).rejects.toMatchObject({ code: "ERR_SKIFF_BAD_PATH", place: "path" });
+    // Files and commands share the ports: a command runs right after.
+    expect((await conn.run(["cat", "/srv/f/a"])).stdout).toBe("hi\n");
+  });
+
   it("survives 10,000 malformed frames: errors answered, the port serves the next session, commands run", async () => {
     // The port may still be held by an extra session of `conn` (idle ones end after 10 s).
     let lock = await tryLock(`${opts.lockPrefix}-agent-7`, { home: h.home, purpose: "fuzz" });
@@ -289,7 +323,7 @@ describe("skiff's guest protocol on a real VM", () => {
 function malformed(i: number): Buffer {
   switch (i % 8) {
     case 0:
-      return encodeFrame(0x08 + (i % 0x70), randomBytes(i % 100)); // unknown type
+      return encodeFrame(0x0b + (i % 0x70), randomBytes(i % 100)); // unknown type (after PUT, before the guest's)
     case 1:
       return encodeFrame(H.signal, randomBytes(i % 7 === 4 ? 5 : i % 7)); // wrong size
     case 2:
@@ -303,11 +337,24 @@ function malformed(i: number): Buffer {
     case 6:
       return encodeFrame(H.credit, randomBytes(i % 9 === 4 ? 3 : 9));
     default:
+      // File operations with payloads the guest must refuse: never a path it would open.
+      if (i % 16 === 15) {
+        if (i % 3 === 0) return encodeFrame(H.stat, Buffer.concat([Buffer.from([i & 1, 0x41]), randomBytes(i % 50)])); // no leading '/'
+        if (i % 3 === 1) return encodeFrame(H.get, Buffer.from(`etc/relative-${i}`));
+        return encodeFrame(H.put, randomBytes(i % 5)); // no room for a mode and a path
+      }
       return encodeFrame(H.stdinEof, randomBytes(i % 5));
   }
 }
 
 type Seen = { type: number; payload: Buffer };
+
+/** Everything `stream` gives until it ends. */
+async function collect(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of stream) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}
 
 function collectFrames(socket: Socket): { until: (stop: (f: Seen) => boolean, ms: number) => Promise<Seen[]>; closed: () => boolean } {
   const decoder = new FrameDecoder();

@@ -7,7 +7,7 @@
  */
 
 /** Keep equal to guest/native.c (the golden tests check). */
-export const nativeVersion = 1;
+export const nativeVersion = 2;
 /** Payload bytes of one frame, either way. */
 export const maxFrame = 65536;
 /** Output (and stdin) bytes one side may send before the other grants more. */
@@ -22,6 +22,12 @@ export const H = {
   resize: 0x05,
   credit: 0x06,
   ping: 0x07,
+  /** A flag byte (1: do not follow a final symlink), then an absolute path in the image. */
+  stat: 0x08,
+  /** A path: the file's bytes come as STDOUT, then EXIT. */
+  get: 0x09,
+  /** A mode (u32), then a path: STDIN becomes the file, then EXIT. */
+  put: 0x0a,
 } as const;
 
 /** Guest to host. */
@@ -34,6 +40,8 @@ export const G = {
   error: 0x85,
   stdinCredit: 0x86,
   pong: 0x87,
+  /** u32 errno; when 0: u32 mode, uid, gid, u64 size, u64 mtime (s), u32 nlink. */
+  statReply: 0x88,
 } as const;
 
 export interface Frame {
@@ -116,4 +124,53 @@ export function execPayload(records: readonly string[], pty?: { term: string; ro
   const all = [...records];
   if (pty) all.push(`t=${pty.term}`, `r=${pty.rows}`, `c=${pty.cols}`);
   return Buffer.from(all.join("\0"), "utf8");
+}
+
+/** What STAT says of a path in the image. */
+export interface GuestStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeMs: number;
+  nlink: number;
+  isFile: boolean;
+  isDirectory: boolean;
+  isSymlink: boolean;
+}
+
+/** The path of STAT, GET and PUT: absolute, no NUL, at most 4095 bytes (the guest refuses the rest too). */
+export function filePath(path: string): Buffer {
+  const bytes = Buffer.from(path, "utf8");
+  if (!path.startsWith("/") || path.includes("\0") || bytes.length > 4095) {
+    throw new RangeError(`not a path the guest takes: ${JSON.stringify(path.slice(0, 100))}`);
+  }
+  return bytes;
+}
+
+/**
+ * STAT_REPLY's payload: a GuestStat, or the errno the guest met (a number
+ * from 1 to 4095). A payload of another size is hostile: undefined.
+ */
+export function parseStatReply(p: Buffer): GuestStat | { errno: number } | undefined {
+  if (p.length < 4) return undefined;
+  const errno = p.readUInt32BE(0);
+  if (errno !== 0) return p.length === 4 && errno < 4096 ? { errno } : undefined;
+  if (p.length !== 36) return undefined;
+  const mode = p.readUInt32BE(4);
+  const size = Number(p.readBigUInt64BE(16));
+  const mtime = Number(p.readBigInt64BE(24));
+  if (!Number.isSafeInteger(size) || !Number.isSafeInteger(mtime * 1000)) return undefined;
+  const kind = mode & 0o170000;
+  return {
+    mode,
+    uid: p.readUInt32BE(8),
+    gid: p.readUInt32BE(12),
+    size,
+    mtimeMs: mtime * 1000,
+    nlink: p.readUInt32BE(32),
+    isFile: kind === 0o100000,
+    isDirectory: kind === 0o040000,
+    isSymlink: kind === 0o120000,
+  };
 }

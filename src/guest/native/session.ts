@@ -16,10 +16,12 @@ import type { Socket } from "node:net";
 import type { Readable, Writable } from "node:stream";
 import { SkiffError } from "../../errors.js";
 import { parseSignal, type ExecIO, type ExecResult, type RunningExec, type WindowSize } from "../agent-exec.js";
-import { encodeFrame, FrameDecoder, FrameError, G, H, maxFrame, nativeVersion, u32, window, windowSize, type Frame } from "./frames.js";
+import { encodeFrame, filePath, FrameDecoder, FrameError, G, H, maxFrame, nativeVersion, parseStatReply, u32, window, windowSize, type Frame, type GuestStat } from "./frames.js";
 
 export interface NativeCommand {
-  /** EXEC's payload (frames.ts execPayload). */
+  /** EXEC (the default), or GET or PUT: a file of the image in place of a command's output or input. */
+  type?: typeof H.exec | typeof H.get | typeof H.put;
+  /** EXEC's payload (frames.ts execPayload), or GET's or PUT's. */
   payload: Buffer;
   /** What runs, for messages ("`sleep 100` in VM web"). */
   what: string;
@@ -296,24 +298,40 @@ export class NativeSession {
         },
         onLost: (err) => finish(err),
       };
-      send(H.exec, cmd.payload);
+      send(cmd.type ?? H.exec, cmd.payload);
     });
   }
 
+  /** What the guest's STAT says of `path` in the image: a GuestStat, or the errno it met. */
+  stat(path: string, opts: { follow?: boolean; timeoutMs?: number } = {}): Promise<GuestStat | { errno: number }> {
+    const payload = Buffer.concat([Buffer.from([opts.follow === false ? 1 : 0]), filePath(path)]);
+    return this.#ask(H.stat, payload, G.statReply, opts.timeoutMs ?? 30_000, (p) => parseStatReply(p), "STAT");
+  }
+
   /** Round trip to the guest (its liveness). */
-  ping(timeoutMs = 5_000): Promise<void> {
-    if (this.#current !== undefined) return Promise.reject(new SkiffError("ERR_SKIFF_INTERNAL", "ping on a busy native session"));
+  async ping(timeoutMs = 5_000): Promise<void> {
+    await this.#ask(H.ping, Buffer.from("skiff"), G.pong, timeoutMs, () => true, "PING");
+  }
+
+  /** One frame out, one answer of type `answer` back, read by `parse` (undefined: hostile, the session is cut). */
+  #ask<T>(type: number, payload: Buffer, answer: number, timeoutMs: number, parse: (p: Buffer) => T | undefined, what: string): Promise<T> {
+    if (this.#current !== undefined) return Promise.reject(new SkiffError("ERR_SKIFF_INTERNAL", `${what} on a busy native session`));
+    if (this.#lost) return Promise.reject(this.#lost);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#current = undefined;
-        reject(new SkiffError("ERR_SKIFF_AGENT", `the guest agent of ${this.vmName} did not answer a ping within ${timeoutMs} ms`));
+        reject(new SkiffError("ERR_SKIFF_AGENT", `the guest agent of ${this.vmName} did not answer ${what} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.#current = {
         onFrame: (frame) => {
           clearTimeout(timer);
           this.#current = undefined;
-          if (frame.type === G.pong) resolve();
-          else this.#cut(`expected PONG, got frame type 0x${frame.type.toString(16)}`);
+          const value = frame.type === answer ? parse(frame.payload) : undefined;
+          if (value !== undefined) return resolve(value);
+          if (frame.type === G.error) return reject(new SkiffError("ERR_SKIFF_AGENT", `guest agent of ${this.vmName} refused ${what}: ${printable(frame.payload)}`));
+          const why = `a bad answer to ${what} (frame type 0x${frame.type.toString(16)}, ${frame.payload.length} bytes)`;
+          this.#cut(why);
+          reject(this.#lost ?? protocolError(this.vmName, why));
         },
         onLost: (err) => {
           clearTimeout(timer);
@@ -321,7 +339,7 @@ export class NativeSession {
           reject(err);
         },
       };
-      this.socket.write(encodeFrame(H.ping, Buffer.from("skiff")));
+      this.socket.write(encodeFrame(type, payload));
     });
   }
 

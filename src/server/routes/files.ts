@@ -1,48 +1,23 @@
 /**
- * Files in and out of a running VM (one file over SFTP, or a tar as `skiff
- * cp -` makes and takes), and its console log. Bodies stream: nothing is
+ * Files in and out of a running VM (one file: the agent's file operations,
+ * skiff's own protocol or SFTP for an SSH guest; or a tar as `skiff cp -`
+ * makes and takes), and its console log. Bodies stream: nothing is
  * held whole in the server's memory.
  */
 import { Readable, PassThrough } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
-import type { SFTPWrapper, Stats } from "ssh2";
-import { SkiffError, type AgentConnection, type Skiff } from "../../index.js";
+import { SkiffError, type AgentConnection, type GuestStat, type Skiff } from "../../index.js";
 import { okSchema } from "../../api/schemas.js";
 import { errorResponses, flag, json, jsonResponse, nameParam, type Reply } from "../http.js";
 
 const guestPath = z.string().regex(/^\//, "an absolute path in the guest").openapi({ example: "/etc/hostname" });
 const format = z.enum(["file", "tar"]).default("file");
 
-/** What sftp's numeric status codes mean to a caller. */
-function sftpError(err: unknown, path: string): SkiffError {
-  const code = (err as { code?: unknown }).code;
-  if (code === 2) return new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `no such file in the guest: ${path}`, { place: "path" });
-  const why = err instanceof Error ? err.message : String(err);
-  return new SkiffError("ERR_SKIFF_COPY_FAILED", `${path} in the guest: ${why}`, { place: "path", cause: err });
-}
-
-function sftpStat(sftp: SFTPWrapper, path: string): Promise<Stats> {
-  return new Promise((resolve, reject) => sftp.stat(path, (err, st) => (err ? reject(sftpError(err, path)) : resolve(st))));
-}
-
-/** A connection and an SFTP session on it, both ended by `close`. */
-async function openSftp(skiff: Skiff, name: string): Promise<{ conn: AgentConnection; sftp: SFTPWrapper; close: () => void }> {
-  const conn = await skiff.connect(name);
-  try {
-    const sftp = await conn.sftp();
-    let closed = false;
-    const close = () => {
-      if (closed) return;
-      closed = true;
-      sftp.end();
-      void conn.close();
-    };
-    return { conn, sftp, close };
-  } catch (err) {
-    await conn.close();
-    throw err;
-  }
+/** What is at `path`, or ERR_SKIFF_FILE_NOT_FOUND. */
+async function mustStat(conn: AgentConnection, path: string): Promise<GuestStat> {
+  const st = await conn.stat(path);
+  if (st === undefined) throw new SkiffError("ERR_SKIFF_FILE_NOT_FOUND", `no such file in the guest: ${path}`, { place: "path" });
+  return st;
 }
 
 /** A web body as a Node stream (an absent body is empty). */
@@ -69,28 +44,30 @@ export function fileRoutes(app: OpenAPIHono, skiff: Skiff): void {
     }),
     async (c) => {
       const { path, format: fmt } = c.req.valid("query");
-      const { conn, sftp, close } = await openSftp(skiff, c.req.valid("param").name);
+      const conn = await skiff.connect(c.req.valid("param").name);
       try {
-        const st = await sftpStat(sftp, path);
+        const st = await mustStat(conn, path);
+        const out = new PassThrough();
+        const close = () => void conn.close();
+        out.on("close", close);
         if (fmt === "tar") {
-          sftp.end();
-          const out = new PassThrough();
           conn.copyOutTar(path, out).then(
             () => out.end(),
             (err: unknown) => out.destroy(err instanceof Error ? err : new Error(String(err))),
           );
-          out.on("close", close);
           return streamResponse(out, { "content-type": "application/x-tar" });
         }
-        if (st.isDirectory()) {
+        if (st.isDirectory) {
           throw new SkiffError("ERR_SKIFF_BAD_PATH", `${path} is a directory in the guest`, { place: "path", hint: "ask for format=tar to get a directory" });
         }
-        const stream = sftp.createReadStream(path);
-        stream.on("close", close);
-        stream.on("error", close);
-        return streamResponse(stream, { "content-type": "application/octet-stream", "content-length": String(st.size) });
+        if (!st.isFile) throw new SkiffError("ERR_SKIFF_BAD_PATH", `${path} is not a regular file in the guest`, { place: "path", hint: "ask for format=tar" });
+        conn.readFile(path, out).then(
+          () => out.end(),
+          (err: unknown) => out.destroy(err instanceof Error ? err : new Error(String(err))),
+        );
+        return streamResponse(out, { "content-type": "application/octet-stream", "content-length": String(st.size) });
       } catch (err) {
-        close();
+        await conn.close();
         throw err;
       }
     },
@@ -112,21 +89,17 @@ export function fileRoutes(app: OpenAPIHono, skiff: Skiff): void {
     async (c) => {
       const { path, format: fmt, mode } = c.req.valid("query");
       const body = bodyStream(c.req.raw);
-      const { conn, sftp, close } = await openSftp(skiff, c.req.valid("param").name);
+      const conn = await skiff.connect(c.req.valid("param").name);
       try {
         if (fmt === "tar") {
-          const st = await sftpStat(sftp, path);
-          if (!st.isDirectory()) throw new SkiffError("ERR_SKIFF_BAD_PATH", `${path} is not a directory in the guest`, { place: "path" });
+          if (!(await mustStat(conn, path)).isDirectory) throw new SkiffError("ERR_SKIFF_BAD_PATH", `${path} is not a directory in the guest`, { place: "path" });
           await conn.copyInTar(body, path);
         } else {
-          const out = sftp.createWriteStream(path, mode === undefined ? {} : { mode: parseInt(mode, 8) });
-          await pipeline(body, out).catch((err: unknown) => {
-            throw sftpError(err, path);
-          });
+          await conn.writeFile(path, body, mode === undefined ? undefined : parseInt(mode, 8));
         }
         return json({ ok: true });
       } finally {
-        close();
+        await conn.close();
       }
     },
   );
