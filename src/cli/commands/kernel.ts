@@ -30,7 +30,7 @@ export function registerKernel(program: Command, ctx: CliContext): void {
         ...(jobs === undefined ? {} : { jobs }),
         force: flags.force === true,
         onPhase: (phase, detail) => {
-          if (!ctx.flags.json && phase !== "done") process.stderr.write(`[${formatDuration(Date.now() - started)}] ${phase}: ${detail}\n`);
+          if (!ctx.flags.json && phase !== "done") process.stderr.write(`[${Math.round((Date.now() - started) / 1000)}s] ${phase}: ${detail}\n`);
         },
       });
       if (flags.use === true) await skiff.kernels.use(built.id);
