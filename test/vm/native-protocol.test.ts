@@ -249,6 +249,11 @@ describe("skiff's guest protocol on a real VM", () => {
     expect(inGuest.stdout).toBe(`${createHash("sha256").update(data).digest("hex")}\n600\n`);
     const back = new SlowSink();
     await conn.readFile("/srv/f/big", back);
+    // readFile is done once the guest's EXIT came; the sink may still hold up to the window it was granted.
+    const finished = new Promise((done) => back.once("finish", done));
+    back.end();
+    await finished;
+    expect(back.bytes).toBe(20 * MB);
     expect(back.hash.digest("hex")).toBe(createHash("sha256").update(data).digest("hex"));
     expect(back.mostBuffered).toBeLessThanOrEqual(window + 64 * 1024);
 
