@@ -16,7 +16,7 @@ import { SkiffError } from "../errors.js";
 import { processAlive } from "../process/pid.js";
 import type { Runner } from "../process/runner.js";
 import { lockExclusive } from "../store/flock.js";
-import { builtKernelsDir, builtKernelFile, type BuiltKernel } from "./built.js";
+import { builtKernel, builtKernelsDir, builtKernelFile, type BuiltKernel } from "./built.js";
 import { configFragment, missingOptions } from "./config.js";
 
 /** Bumped when the recipe below changes what it makes from the same inputs. */
@@ -71,13 +71,18 @@ export async function buildKernel(opts: KernelBuildOptions): Promise<BuiltKernel
   if (!existsSync(source)) throw new SkiffError("ERR_SKIFF_KERNEL_MISSING", `kernel source cannot be opened: ${source} (ENOENT)`, { place: "source", hint: sourceHint });
   const id = await kernelBuildKey({ source, runner: opts.runner });
   const dir = join(builtKernelsDir(opts.cacheDir), id);
-  const cached = async () => ({ ...(JSON.parse(await readFile(join(dir, "kernel.json"), "utf8")) as BuiltKernel), cached: true });
-  if (opts.force !== true && existsSync(join(dir, "kernel.json"))) return cached();
+  const cached = () => {
+    const kernel = opts.force === true ? undefined : builtKernel(opts.cacheDir, id);
+    return kernel === undefined ? undefined : { ...kernel, cached: true };
+  };
+  const before = cached();
+  if (before !== undefined) return before;
   await mkdir(builtKernelsDir(opts.cacheDir), { recursive: true, mode: 0o700 });
   const release = await buildLock(opts.cacheDir, id, () => opts.onPhase?.("wait", "another build of this kernel is under way"));
   try {
     // Whoever held the lock may just have built it.
-    if (opts.force !== true && existsSync(join(dir, "kernel.json"))) return await cached();
+    const meanwhile = cached();
+    if (meanwhile !== undefined) return meanwhile;
     await removeStaleScratch(opts.cacheDir);
     return await compile({ ...opts, source, id, dir });
   } finally {

@@ -54,6 +54,11 @@ function readBuilt(dir: string): BuiltKernel | undefined {
   }
 }
 
+/** The built kernel `id`, when its build is complete (kernel.json and vmlinux); undefined otherwise. */
+export function builtKernel(cacheDir: string, id: string): BuiltKernel | undefined {
+  return /^[0-9a-f]{12}$/.test(id) ? readBuilt(join(builtKernelsDir(cacheDir), id)) : undefined;
+}
+
 /** The built kernels, newest first. */
 export function listBuiltKernels(cacheDir: string): BuiltKernel[] {
   let names: string[] = [];
@@ -121,7 +126,7 @@ export function defaultBuiltKernel(home: string, cacheDir: string): BuiltKernel 
   } catch {
     return undefined;
   }
-  return /^[0-9a-f]{12}$/.test(id) ? readBuilt(dirname(builtKernelFile(cacheDir, id))) : undefined;
+  return builtKernel(cacheDir, id);
 }
 
 export async function setDefaultKernel(home: string, kernel: BuiltKernel | undefined): Promise<void> {

@@ -4,6 +4,7 @@
  * (src/kernel/build.ts, built.ts) — which one new VMs boot (`use`), and
  * removing a built one no VM or snapshot boots any more.
  */
+import { statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { SkiffError } from "../../errors.js";
@@ -37,7 +38,6 @@ export class KernelService {
 
   async list(): Promise<KernelListing[]> {
     const facts = await this.#ctx.hostFacts();
-    const { statSync } = await import("node:fs");
     const chosen = defaultBuiltKernel(this.#ctx.home, this.#ctx.cacheDir);
     const users = await this.#users();
     const debian: KernelListing = {
