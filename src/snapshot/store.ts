@@ -29,8 +29,11 @@ import { writeJsonAtomic } from "../store/atomic.js";
 import { isoTimeSchema, readRecord } from "../store/record.js";
 import { closest } from "../util/closest.js";
 
-/** Bumped when what a snapshot holds changes meaning: older snapshots are refused by restore, not misread. */
-export const snapshotFormat = 2;
+/**
+ * Bumped when what a snapshot holds changes meaning: older snapshots are refused by restore, not misread.
+ * 3: TCG machines have maxcpus=2 (qemu/args.ts, smpArgs), which a format-2 snapshot's device state lacks.
+ */
+export const snapshotFormat = 3;
 
 export const snapshotFiles = {
   record: "snapshot.json",
