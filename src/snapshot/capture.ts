@@ -159,6 +159,7 @@ async function commit(ctx: EngineContext, record: VmRecord, staging: string, opt
     spec: config.spec,
     image: { digest: config.image.digest, basePath: base },
     kernelPath,
+    ...(config.kernel?.version ? { kernelVersion: config.kernel.version } : {}),
     versions: await hostVersions(facts.qemuBinary, kernelPath),
     sizes: {
       mem: await diskUsage(join(staging, snapshotFiles.mem)),

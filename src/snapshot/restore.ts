@@ -63,7 +63,7 @@ export async function createFromSnapshot(ctx: EngineContext, snapshot: StoredSna
     },
     {
       image: snapshot.image,
-      kernel: { version: "", path: snapshot.kernelPath },
+      kernel: { version: snapshot.kernelVersion ?? "", path: snapshot.kernelPath },
       snapshot: { id: snapshot.id, disk: snapshotFile(snapshot, "disk"), ...layerRefs(snapshot.dir, snapshot.volumes) },
     },
   );

@@ -88,6 +88,8 @@ export const snapshotRecordSchema = z.object({
   spec: machineSpecSchema,
   image: z.object({ digest: z.string(), basePath: z.string() }),
   kernelPath: z.string(),
+  /** The kernel's release (`uname -r`) as the source VM's record had it; absent in snapshots made before it was kept. */
+  kernelVersion: z.optional(z.string()),
   versions: versionsSchema,
   /** Bytes on disk (sparse files count what they hold); `volumes`: all the volume layers together. */
   sizes: z.object({ mem: z.number(), state: z.number(), disk: z.number(), volumes: z.optional(z.number()) }),

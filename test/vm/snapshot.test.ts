@@ -172,6 +172,11 @@ describe("snapshot and restore", () => {
 
     const [snap] = JSON.parse(await h.ok(["snapshot", "inspect", "first"])) as Snap[];
     expect(snap).toMatchObject({ name: "first", kind: "user", source: "src", usedBy: ["r1"] });
+    // The restored VM's record names the kernel it runs, as the source's does.
+    const kernelOf = async (vm: string) => (JSON.parse(await h.ok(["inspect", vm])) as { kernel?: { version: string } }[])[0]?.kernel?.version;
+    const srcKernel = await kernelOf("src");
+    expect(srcKernel).toMatch(/^\d+\.\d+/);
+    expect(await kernelOf("r1")).toBe(srcKernel);
   });
 
   it("captured the named volume with the rest; the restore has a private clone of it as captured, at the same path", async () => {
