@@ -31,7 +31,8 @@ import { closest } from "../util/closest.js";
 
 /**
  * Bumped when what a snapshot holds changes meaning: older snapshots are refused by restore, not misread.
- * 3: TCG machines have maxcpus=2 (qemu/args.ts, smpArgs), which a format-2 snapshot's device state lacks.
+ * 3: one-vCPU TCG machines have maxcpus=2 and their guests nr_cpus=1 (qemu/args.ts, smpArgs), which a format-2
+ *    snapshot's device state and RAM lack.
  */
 export const snapshotFormat = 3;
 
