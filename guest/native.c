@@ -354,7 +354,7 @@ static int take_frame(int port, struct frame_reader *r, struct command *c, int *
  * Serve one host session on `port` (after READY): commands one after
  * another until the host hangs up. Returns when it has.
  */
-int native_session(int port) {
+int native_session(int port, struct preamble *pre) {
   static unsigned char payload[MAX_FRAME];
   struct frame_reader r = {.payload = payload};
   struct command c = {.pid = -1, .in = -1, .out = -1, .err = -1};
@@ -382,11 +382,11 @@ int native_session(int port) {
   put32(hello + 4, MAX_FRAME);
   int alive = sfd >= 0 && send_frame(port, F_HELLO, hello, sizeof hello) == 0;
   /*
-   * Copies of the host's HELLO line may follow the one answered: skip
-   * lines starting with 'S' until the first frame (whose length starts
-   * with a zero byte: frames are far shorter than 16 MiB).
+   * Copies of the host's HELLO line may follow the one answered: dropped
+   * until the first frame (greeting.c); a HELLO of a new host ends the
+   * session before it began.
    */
-  int preamble = 1, in_line = 0;
+  int preamble = 1, new_host = 0;
   long quiet_since = 0;
 
   while (alive) {
@@ -415,19 +415,26 @@ int native_session(int port) {
       unsigned char buf[16384];
       ssize_t got = read(port, buf, sizeof buf);
       if (got <= 0) break;
-      size_t off = 0;
-      while (off < (size_t)got && alive) {
-        if (preamble) {
-          if (!in_line && buf[off] != 'S') {
-            preamble = 0;
-            continue;
-          }
-          in_line = buf[off] != '\n';
-          off++;
-          continue;
+      size_t off = 0, len = (size_t)got;
+      if (preamble) {
+        int v = preamble_feed(pre, buf, len, &off);
+        if (v == PREAMBLE_NEW_HOST) {
+          new_host = 1;
+          break;
         }
+        if (v == PREAMBLE_END) {
+          preamble = 0;
+          /* A line that began as a HELLO and was not one: its bytes are the session's, before the rest. */
+          size_t used;
+          if (pre->len > 0 && frame_feed(&r, (const unsigned char *)pre->held, pre->len, &used) < 0) {
+            send_error(port, "frame of %u bytes is longer than %d: session ended", r.len, MAX_FRAME);
+            break;
+          }
+        }
+      }
+      while (off < len && alive && !preamble) {
         size_t used;
-        int f = frame_feed(&r, buf + off, (size_t)got - off, &used);
+        int f = frame_feed(&r, buf + off, len - off, &used);
         off += used;
         if (f < 0) {
           send_error(port, "frame of %u bytes is longer than %d: session ended", r.len, MAX_FRAME);
@@ -484,5 +491,5 @@ int native_session(int port) {
   }
   if (sfd >= 0) close(sfd);
   sigprocmask(SIG_UNBLOCK, &chld, NULL);
-  return 0;
+  return new_host;
 }

@@ -39,12 +39,16 @@ static void drop_input(int fd) {
 static char identity_nonce_taken[NONCE_LEN + 1];
 static char identity_reply[320];
 
-/* Never blocks: a write to a port whose host has hung up would wait for the next host and hand it a stale answer. */
-static void answer_now(int fd, const char *text) {
+/*
+ * Never blocks: a write to a port whose host has hung up would wait for the
+ * next host and hand it a stale answer. Whether all of `text` went.
+ */
+static int answer_now(int fd, const char *text, size_t len) {
   int flags = fcntl(fd, F_GETFL);
   fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-  (void)!write(fd, text, strlen(text));
+  int sent = write(fd, text, len) == (ssize_t)len;
   fcntl(fd, F_SETFL, flags);
+  return sent;
 }
 
 /* `SKIFF-IDENTITY <nonce> <hex>`: a VM restored from a snapshot is told who it is now. */
@@ -65,7 +69,7 @@ static void take_identity(int fd, const char *line) {
     identity_answer(identity_reply, sizeof identity_reply, nonce, r == 0 ? NULL : err);
     memcpy(identity_nonce_taken, nonce, sizeof nonce);
   }
-  answer_now(fd, identity_reply);
+  answer_now(fd, identity_reply, strlen(identity_reply));
 }
 
 /*
@@ -161,13 +165,21 @@ static pid_t start_dropbear(int *sock_out) {
   return pid;
 }
 
-static int relay_session(int port, pid_t pid, int sock) {
+/*
+ * Relay bytes between the port and dropbear until either end goes. Returns
+ * 1, with dropbear untouched (it has had no byte yet), when a new host's
+ * HELLO came before the session began (greeting.c); else 0, dropbear ended.
+ */
+static int relay_session(int port, pid_t pid, int sock, struct preamble *pre) {
   char buf[65536];
-  char pre[128];
-  size_t pre_len = 0;
   int preamble = 1;
   for (;;) {
-    struct pollfd p[2] = {{.fd = port, .events = POLLIN}, {.fd = sock, .events = POLLIN}};
+    /*
+     * dropbear's banner waits in the socket until the session begins: sent
+     * before, it could go to a host that is not the session's, and it is
+     * sent only once. (An SSH client sends its own banner without waiting.)
+     */
+    struct pollfd p[2] = {{.fd = port, .events = POLLIN}, {.fd = sock, .events = preamble ? 0 : POLLIN}};
     if (poll(p, 2, -1) < 0) {
       if (errno == EINTR) continue;
       break;
@@ -176,27 +188,17 @@ static int relay_session(int port, pid_t pid, int sock) {
     if (p[0].revents & POLLIN) {
       ssize_t n = read(port, buf, sizeof buf);
       if (n <= 0) break;
-      ssize_t start = 0;
+      size_t start = 0;
       if (preamble) {
-        /*
-         * The host repeats its HELLO until it sees READY, so copies may
-         * follow the one we answered. Drop whole HELLO lines until the
-         * client's SSH identification line starts.
-         */
-        while (start < n && preamble) {
-          if (pre_len == 0 && buf[start] != 'S') { preamble = 0; break; }
-          char c = buf[start++];
-          if (pre_len < sizeof pre - 1) pre[pre_len++] = c;
-          if (pre_len <= 12 && strncmp(pre, "SKIFF-HELLO ", pre_len) != 0) {
-            /* Not a HELLO: it is the start of SSH; pass on what we held back. */
-            preamble = 0;
-            if (write(sock, pre, pre_len) != (ssize_t)pre_len) goto done;
-            break;
-          }
-          if (c == '\n') pre_len = 0;
+        int v = preamble_feed(pre, (const unsigned char *)buf, (size_t)n, &start);
+        if (v == PREAMBLE_NEW_HOST) return 1;
+        if (v == PREAMBLE_END) {
+          /* The start of SSH: pass on what the preamble held back. */
+          preamble = 0;
+          if (pre->len > 0 && write(sock, pre->held, pre->len) != (ssize_t)pre->len) goto done;
         }
       }
-      for (ssize_t off = start; off < n;) {
+      for (ssize_t off = (ssize_t)start; off < n;) {
         ssize_t w = write(sock, buf + off, n - off);
         if (w <= 0) goto done;
         off += w;
@@ -256,15 +258,25 @@ int relay_main(const char *dev) {
       if (waited < 0) return 1;
       continue;
     }
-    char ready[128];
-    int n = snprintf(ready, sizeof ready, "SKIFF-READY %s\n", nonce);
-    if (write(fd, ready, n) != n) continue;
-    size_t len = strlen(nonce);
-    if (len > 8 && strcmp(nonce + len - 8, " native1") == 0) {
-      native_session(fd);
-      continue;
+    /*
+     * Answer, then serve; again for as long as the session finds a new
+     * host's HELLO before it began: the answer went to a host that had
+     * gone, or reached the new one with the old nonce (greeting.c). The
+     * answer never blocks: a port with no host takes no write, and the
+     * HELLO is then stale (a blocked write would hand it to the next host).
+     */
+    struct preamble pre;
+    for (;;) {
+      char ready[128];
+      int n = snprintf(ready, sizeof ready, "SKIFF-READY %s\n", nonce);
+      if (!answer_now(fd, ready, (size_t)n)) break;
+      preamble_start(&pre, nonce);
+      size_t len = strlen(nonce);
+      int native = len > 8 && strcmp(nonce + len - 8, " native1") == 0;
+      int again = native ? native_session(fd, &pre) : relay_session(fd, pid, sock, &pre);
+      if (!native && !again) pid = -1; /* dropbear served the session and ended with it */
+      if (!again) break;
+      snprintf(nonce, sizeof nonce, "%s", pre.fresh);
     }
-    relay_session(fd, pid, sock);
-    pid = -1;
   }
 }

@@ -200,6 +200,19 @@ void identity_answer(char *out, size_t cap, const char *nonce, const char *err);
 void identity_free(struct identity *id);
 int identity_apply(const struct identity *id, char *err, size_t errcap); /* identity-apply.c */
 
+/* ---- greeting.c: the HELLO copies at the start of a session, and a new host among them ---- */
+
+enum { PREAMBLE_MORE, PREAMBLE_END, PREAMBLE_NEW_HOST };
+struct preamble {
+  char answered[96]; /* the nonce the session's READY carried */
+  char held[128];    /* the line so far; at PREAMBLE_END its first `len` bytes are the session's */
+  size_t len;
+  int overlong;
+  char fresh[96]; /* PREAMBLE_NEW_HOST: the new host's nonce */
+};
+void preamble_start(struct preamble *p, const char *answered);
+int preamble_feed(struct preamble *p, const unsigned char *buf, size_t n, size_t *used);
+
 /* ---- network.c: what boot and a new identity both set ---- */
 
 int set_hostname(const char *hostname);
@@ -212,7 +225,7 @@ int exec_in_image(struct request *req, const char *command, int sftp); /* agent.
 int kill_main(int argc, char **argv);                             /* helpers.c */
 int detach_main(int argc, char **argv);                           /* helpers.c */
 int relay_main(const char *dev);                                  /* relay.c */
-int native_session(int port);                                     /* native.c */
+int native_session(int port, struct preamble *pre);               /* native.c: 1 when a new host said HELLO */
 int init_main(void);                                              /* init.c */
 
 /* ---- PID 1's parts ---- */

@@ -12,6 +12,8 @@
  *   golden start-scripts DIR    the scripts init starts from DIR (an image's start.d)
  *   golden netlink OP ARGS      one of netlink.c's calls (mac, address, rename, up, route), run in a network namespace
  *   golden frames CHUNK         what native.c makes of the frames on stdin, read CHUNK bytes at a time
+ *   golden preamble NONCE CHUNK what a session answered with NONCE makes of the bytes on stdin
+ *                               before it begins, read CHUNK bytes at a time (greeting.c)
  *   golden identity             what a relay makes of the lines on stdin (an agent port):
  *                               a JSON line for each whole line, an identity's with
  *                               what it understood and the answer it would send
@@ -289,12 +291,43 @@ static int netlink(int argc, char **argv) {
   return r == 0 ? 0 : 1;
 }
 
+/*
+ * The session's start on the bytes of stdin: one JSON line, how the
+ * preamble ended ("more": still in it, "end": the session's own bytes
+ * begin, "new": another host's HELLO) and, for end and new, the bytes the
+ * session would go on with (held back and the rest of the input), for new
+ * the new nonce.
+ */
+static int preamble(const char *nonce, size_t chunk) {
+  static unsigned char input[65536];
+  size_t n = fread(input, 1, sizeof input, stdin);
+  struct preamble p;
+  preamble_start(&p, nonce);
+  for (size_t off = 0; off < n;) {
+    size_t len = n - off < chunk ? n - off : chunk, used;
+    int v = preamble_feed(&p, input + off, len, &used);
+    off += used;
+    if (v == PREAMBLE_MORE) continue;
+    printf("{\"verdict\":\"%s\",\"held\":", v == PREAMBLE_END ? "end" : "new");
+    hex(v == PREAMBLE_END ? p.held : "", v == PREAMBLE_END ? p.len : 0);
+    fputs(",\"rest\":", stdout);
+    hex((const char *)input + off, n - off);
+    fputs(",\"fresh\":", stdout);
+    str(v == PREAMBLE_NEW_HOST ? p.fresh : NULL);
+    puts("}");
+    return 0;
+  }
+  puts("{\"verdict\":\"more\"}");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "shell") == 0) return shell(argc - 1, argv + 1);
   if (argc == 3 && strcmp(argv[1], "config") == 0) return config(argv[2]);
   if (argc == 3 && strcmp(argv[1], "start-scripts") == 0) return scripts(argv[2]);
   if (argc == 2 && strcmp(argv[1], "identity") == 0) return identities();
   if (argc >= 2 && strcmp(argv[1], "netlink") == 0) return netlink(argc - 1, argv + 1);
+  if (argc == 4 && strcmp(argv[1], "preamble") == 0) return preamble(argv[2], (size_t)atoi(argv[3]) > 0 ? (size_t)atoi(argv[3]) : 1);
   if (argc == 3 && strcmp(argv[1], "frames") == 0) return frames((size_t)atoi(argv[2]) > 0 ? (size_t)atoi(argv[2]) : 1);
   fprintf(stderr, "usage: golden shell [-c COMMAND] | golden config DIR | golden start-scripts DIR | golden identity\n");
   return 2;
