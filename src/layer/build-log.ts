@@ -18,9 +18,11 @@ export class BuildLog {
     this.#file = createWriteStream(path, { flags: "w" });
   }
 
-  /** A line of skiff's own ("==> redis: packages: apt-get install …"). */
+  readonly #start = performance.now();
+
+  /** A line of skiff's own, with the seconds since the build began ("==> 12.3 s redis: packages: …"). */
   note(text: string): void {
-    this.#file.write(`==> ${text}\n`);
+    this.#file.write(`==> ${((performance.now() - this.#start) / 1000).toFixed(1)} s ${text}\n`);
   }
 
   /** Where a step's output goes; starts a fresh tail. */

@@ -6,7 +6,7 @@
  * kept (SKIFF_KEEP_LOGS) for the report.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { detectCgroups, homeGroupName } from "../../src/jail/cgroup.js";
 import { registryHome } from "../../src/jail/claims.js";
@@ -14,6 +14,21 @@ import { ramDir } from "../../src/snapshot/ram.js";
 
 export const repoRoot = resolve(import.meta.dirname, "..", "..");
 export const cliPath = join(repoRoot, "dist", "cli", "main.js");
+
+/**
+ * Every CLI call the VM suite makes, one line each (the time it ended, the
+ * verb, how long it took) in test-results/cli-calls.tsv: where the suite's
+ * time goes between Node's start-up and the VMs.
+ */
+const cliCallLog = join(repoRoot, "test-results", "cli-calls.tsv");
+function logCliCall(args: string[], ms: number): void {
+  const verb = args.slice(0, 3).join(" ").slice(0, 40).replaceAll(/[\t\n]/g, " ");
+  try {
+    appendFileSync(cliCallLog, `${new Date().toISOString()}\t${verb}\t${ms.toFixed(0)}\n`);
+  } catch {
+    // test-results/ is made by scripts/test.mjs; a run without it logs nothing
+  }
+}
 /** Shared across test files and runs: vmlinux, initramfs, base images. */
 export const sharedCache = process.env.SKIFF_TEST_CACHE ?? join(repoRoot, ".cache", "test");
 
@@ -78,7 +93,11 @@ export class Harness {
     const [cmd, argv] = this.netns === undefined ? [process.execPath, [cliPath, ...args]] : ["ip", ["netns", "exec", this.netns, process.execPath, cliPath, ...args]];
     const child = spawn(cmd, argv, { env: { ...this.env, ...opts.env }, stdio: "pipe" });
     this.#children.add(child);
-    child.on("exit", () => this.#children.delete(child));
+    const t0 = performance.now();
+    child.on("exit", () => {
+      this.#children.delete(child);
+      logCliCall(args, performance.now() - t0);
+    });
     return child;
   }
 
