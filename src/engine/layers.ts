@@ -23,8 +23,8 @@ import type { LayerEvent } from "../layer/events.js";
 import { layersDigest, layersImageName } from "../layer/hash.js";
 import { planAptMirror, type AptMirrorPlan } from "../layer/mirror.js";
 import { loadLayers } from "../layer/search.js";
-import { syncDir } from "../store/atomic.js";
-import { withLock } from "../store/lock.js";
+import { syncDir, syncFile } from "../store/atomic.js";
+import { tryLock, withLock } from "../store/lock.js";
 import { listImageSummaries } from "./images.js";
 import type { Skiff } from "./skiff.js";
 import { sealSharedInput } from "../jail/ids.js";
@@ -42,6 +42,12 @@ export interface BuildLayersOptions {
   force?: boolean;
   /** Memory of the build VM (default 1024 MiB). */
   memoryMiB?: number;
+  /**
+   * Cancels the build (the CLI's ^C and SIGTERM): the step running in the
+   * build VM is cut off, the VM removed, and the build rejects with the
+   * signal's reason. Nothing is committed.
+   */
+  signal?: AbortSignal;
 }
 
 export interface BuildLayersResult {
@@ -81,6 +87,8 @@ export async function buildLayers(skiff: Skiff, opts: BuildLayersOptions): Promi
   const mirrorUrl = opts.aptMirror ?? process.env.SKIFF_APT_MIRROR;
   const mirror = mirrorUrl === undefined || mirrorUrl === "" ? undefined : await planAptMirror(mirrorUrl);
   const hex = digest.slice(7);
+  opts.signal?.throwIfAborted();
+  await removeOrphanBuildVms(skiff, hex);
   return withLock(
     `layers-${hex}`,
     async () => {
@@ -93,7 +101,7 @@ export async function buildLayers(skiff: Skiff, opts: BuildLayersOptions): Promi
       emit({ type: "layers-start", image, digest, base: base.ref, layers: opts.layers, logPath });
       log.note(`building ${image} from ${base.name} (${base.digest}): ${opts.layers.join(", ")}`);
       try {
-        await inBuildVm(skiff, { base, hex, image, mirror, memoryMiB: opts.memoryMiB ?? buildMemoryMiB, emit }, async (vm) => {
+        await inBuildVm(skiff, { base, hex, image, mirror, memoryMiB: opts.memoryMiB ?? buildMemoryMiB, emit, ...(opts.signal === undefined ? {} : { signal: opts.signal }) }, async (vm) => {
           await applyLayers(vm, specs, {
             log,
             ...(mirror === undefined ? {} : { aptMirror: { url: mirror.guestUrl, flat: mirror.flat, trusted: mirror.trusted } }),
@@ -160,6 +168,7 @@ interface BuildVmPlan {
   mirror: AptMirrorPlan | undefined;
   memoryMiB: number;
   emit: (e: LayerEvent) => void;
+  signal?: AbortSignal;
 }
 
 /**
@@ -169,6 +178,11 @@ interface BuildVmPlan {
 async function inBuildVm(skiff: Skiff, plan: BuildVmPlan, work: (vm: BuildVm) => Promise<void>, commit: (overlay: string) => Promise<void>): Promise<void> {
   const name = `skiff-build-${plan.hex.slice(0, 12)}`;
   await removeVm(skiff, name); // a crashed build's, under the build's lock
+  const signal = plan.signal;
+  // Cancelled: cut off the step in flight (its exec rejects); the finally below removes the VM.
+  let conn: Awaited<ReturnType<Skiff["connect"]>> | undefined;
+  const onAbort = () => void conn?.close();
+  signal?.addEventListener("abort", onAbort, { once: true });
   const restrict = plan.mirror?.guestForward !== undefined || restrictUserNetByDefault();
   plan.emit({ type: "layers-vm", what: "boot", image: plan.image });
   const tcg = (await skiff.hostFacts()).accel.accel === "tcg";
@@ -194,29 +208,59 @@ async function inBuildVm(skiff: Skiff, plan: BuildVmPlan, work: (vm: BuildVm) =>
     // Room to install into: a base is made just big enough for what it holds. Sparse until written.
     const overlay = (await skiff.store.get(name)).paths.overlay;
     await skiff.runner.run("qemu-img", ["resize", "-q", overlay, `+${buildHeadroomBytes}`], { check: true, debianPackage: "qemu-utils" });
+    signal?.throwIfAborted();
     await skiff.start(name);
-    const conn = await skiff.connect(name, { timeoutMs: 60_000 });
+    signal?.throwIfAborted();
+    conn = await skiff.connect(name, { timeoutMs: 60_000 });
+    const vm = conn;
     try {
+      signal?.throwIfAborted();
       // Online grow into it; an image without resize2fs builds in the room its base has.
-      await conn.run(["/bin/sh", "-c", "command -v resize2fs >/dev/null 2>&1 || exit 0; resize2fs /dev/vda"], { user: "root", cwd: "/", env: { PATH: guestPath }, timeoutMs: 120_000 });
+      await vm.run(["/bin/sh", "-c", "command -v resize2fs >/dev/null 2>&1 || exit 0; resize2fs /dev/vda"], { user: "root", cwd: "/", env: { PATH: guestPath }, timeoutMs: 120_000 });
       await work({
         sh: async (command, out, input) => {
-          const result = await conn.exec(
+          const result = await vm.exec(
             { argv: ["/bin/sh", "-c", command], user: "root", cwd: "/", env: { PATH: guestPath, DEBIAN_FRONTEND: "noninteractive", LC_ALL: "C" } },
             { stdout: out, stderr: out, ...(input === undefined ? {} : { stdin: Readable.from([Buffer.from(input)]) }) },
           );
+          signal?.throwIfAborted(); // a step cut off by the cancel ends with some code; the build ends here
           return result.code;
         },
-        copyTo: (host, guest) => conn.copyTo(host, guest),
+        copyTo: (host, guest) => vm.copyTo(host, guest),
       });
+    } catch (err) {
+      signal?.throwIfAborted();
+      throw err;
     } finally {
-      await conn.close();
+      await vm.close();
     }
+    signal?.throwIfAborted();
     plan.emit({ type: "layers-vm", what: "stop", image: plan.image });
     await skiff.stop(name, { timeoutMs: 60_000 });
     await commit((await skiff.store.get(name)).paths.overlay);
   } finally {
+    signal?.removeEventListener("abort", onAbort);
     await removeVm(skiff, name);
+  }
+}
+
+/**
+ * Build VMs whose build is gone (its CLI killed by SIGKILL, the host down
+ * mid-build): a running build holds its `layers-<hex>` lock, so a build VM
+ * whose lock is free is nobody's, and is removed before a build starts.
+ * The build of `self` removes its own old VM under its lock (inBuildVm).
+ */
+async function removeOrphanBuildVms(skiff: Skiff, self: string): Promise<void> {
+  for (const vm of await skiff.list({ all: true })) {
+    const hex = vm.labels[buildVmLabel];
+    if (hex === undefined || hex === self || !/^[0-9a-f]{64}$/.test(hex)) continue;
+    const claim = await tryLock(`layers-${hex}`, { home: skiff.cacheDir, purpose: "remove a build VM whose build is gone" });
+    if (claim === undefined) continue;
+    try {
+      await removeVm(skiff, vm.name);
+    } finally {
+      await claim.release();
+    }
   }
 }
 
@@ -251,6 +295,8 @@ async function commitImage(
       config: c.base.config,
       sizeBytes: (await stat(temp)).size,
     });
+    // The build VM's disk ignored its flushes (engine/launch.ts), and qemu-img does not sync what it writes.
+    await syncFile(temp);
     await rename(temp, imagePath(skiff.cacheDir, c.digest));
     await syncDir(dir);
   } finally {

@@ -19,6 +19,10 @@ export function mmdebstrapArgs(opts: { suite: string; target: string; mirror?: s
     "--dpkgopt=path-include=/usr/share/locale/locale.alias",
     "--dpkgopt=path-exclude=/usr/share/doc/*",
     "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+    // No fsync per unpacked file: a bootstrap cut off is thrown away, and its tarball is synced whole
+    // before import. Beside another writer on the host (a compile) dpkg's syncs doubled the bootstrap:
+    // 109 s against 53 s quiet.
+    "--dpkgopt=force-unsafe-io",
     opts.suite,
     opts.target,
     ...(opts.mirror === undefined ? [] : [opts.mirror]),

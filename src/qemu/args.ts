@@ -202,7 +202,7 @@ function consoleArgs(plan: LaunchPlan): string[] {
 function rootDiskArgs(plan: LaunchPlan): string[] {
   const overlay = optValue(filePath(plan.rootDisk.overlayPath, "root disk overlay"));
   return [
-    "-drive", `id=root,file=${overlay},format=qcow2,if=none,cache=writeback,discard=unmap`,
+    "-drive", `id=root,file=${overlay},format=qcow2,if=none,cache=${plan.rootDisk.ignoreFlushes === true ? "unsafe" : "writeback"},discard=unmap`,
     "-device", `virtio-blk-device,drive=root,serial=${rootDiskSerial}`,
   ];
 }

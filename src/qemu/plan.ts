@@ -32,6 +32,12 @@ export interface LaunchPlan {
   rootDisk: {
     /** qcow2 overlay whose backing file is the image's read-only ext4 base. */
     overlayPath: string;
+    /**
+     * The guest's flushes are not passed to the host's disk (QEMU's
+     * `cache=unsafe`): for a VM whose disk is worth nothing until it has
+     * powered off cleanly (a layer build's, engine/launch.ts).
+     */
+    ignoreFlushes?: boolean;
   };
   /** Serial console: a unix socket to attach to, and a log QEMU appends to. */
   console: { socketPath: string; logPath: string };

@@ -64,7 +64,16 @@ export async function writeJsonAtomic(path: string, value: unknown, opts: WriteO
 
 /** Make a rename or create in `dir` durable. */
 export async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
+  await syncPath(dir);
+}
+
+/** Make a file's bytes durable, before it is renamed into place (a file a tool such as qemu-img wrote). */
+export async function syncFile(path: string): Promise<void> {
+  await syncPath(path);
+}
+
+async function syncPath(path: string): Promise<void> {
+  const handle = await open(path, "r");
   try {
     await handle.sync();
   } finally {

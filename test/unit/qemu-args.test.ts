@@ -93,6 +93,12 @@ describe("toQemuArgs", () => {
     expect(() => toQemuArgs(plan({ tcgCacheMiB: 0 }))).toThrow(/TCG cache size/);
   });
 
+  it("passes the guest's flushes to the root disk unless the plan says the disk is worth nothing until power-off", () => {
+    expect(toQemuArgs(plan({})).join(" ")).toContain("format=qcow2,if=none,cache=writeback,");
+    const build = toQemuArgs(plan({ rootDisk: { overlayPath: `${dir}/root.qcow2`, ignoreFlushes: true } })).join(" ");
+    expect(build).toContain(`id=root,file=${dir}/root.qcow2,format=qcow2,if=none,cache=unsafe,discard=unmap`);
+  });
+
   it("takes the cache's size from SKIFF_TCG_CACHE_MIB: 32 MiB unless told, 0 for QEMU's default, a coded error for anything else", () => {
     expect(tcgCacheMiB({})).toBe(32);
     expect(tcgCacheMiB({ SKIFF_TCG_CACHE_MIB: "128" })).toBe(128);

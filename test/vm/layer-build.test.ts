@@ -6,7 +6,9 @@
  * that leaves nothing behind.
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { readdirSync, existsSync } from "node:fs";
+import { readdirSync, readFileSync, existsSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,6 +26,10 @@ describe("layer builds", () => {
     layersDir = await mkdtemp(join(tmpdir(), "skiff-layers-"));
     await mkdir(join(layersDir, "broken"));
     await writeFile(join(layersDir, "broken", "layer.yml"), "run:\n  - echo before\n  - echo doomed >&2; exit 7\n");
+    for (const [name, run] of [["sleeper", "echo sleeping; sleep 600"], ["quick", "echo quick"]]) {
+      await mkdir(join(layersDir, name));
+      await writeFile(join(layersDir, name, "layer.yml"), `run:\n  - ${run}\n`);
+    }
   });
   afterAll(async () => {
     if (process.env.SKIFF_KEEP_LOGS) console.log(h.consoleLogs());
@@ -93,4 +99,46 @@ describe("layer builds", () => {
     expect(await h.ok(["ps", "-a", "-q"])).toBe("");
     expect(existsSync(join(h.home, "vms")) ? readdirSync(join(h.home, "vms")) : []).toEqual([]);
   }, 300_000);
+
+  /** `layer build sleeper` started, once its step runs in the build VM (its VM is listed running). */
+  async function buildingSleeper(): Promise<ChildProcess> {
+    const child = h.spawn(["layer", "build", "sleeper", "--path", layersDir, "--from", "base"]);
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+    for (let i = 0; i < 240 && !stderr.includes("sleeper: run"); i++) await new Promise((r) => setTimeout(r, 250));
+    expect(stderr).toContain("sleeper: run");
+    expect(await h.ok(["ps", "-q"])).toMatch(/\S/);
+    return child;
+  }
+
+  const builtImages = async () => (JSON.parse(await h.ok(["image", "ls", "--json"])) as unknown[]).length;
+
+  it("a build stopped by SIGTERM removes its build VM and keeps nothing", async () => {
+    const images = await builtImages();
+    const child = await buildingSleeper();
+    // The build VM under TCG: its disk ignores the guest's flushes, its kernel does not randomise (engine/launch.ts, layers.ts).
+    const [qemu] = h.qemuProcessesUnderHome();
+    const cmdline = readFileSync(`/proc/${qemu}/cmdline`, "utf8").split("\0").join(" ");
+    expect(cmdline).toContain(",cache=unsafe,");
+    if (cmdline.includes("-accel tcg")) expect(cmdline).toMatch(/-append [^\n]*\bnorandmaps\b/);
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.kill("SIGTERM");
+    const [code] = (await once(child, "exit")) as [number | null];
+    expect(code).toBe(143);
+    expect(stderr).toContain("stopped; nothing was kept");
+    expect(await h.ok(["ps", "-a", "-q"])).toBe("");
+    expect(h.qemuProcessesUnderHome()).toEqual([]);
+    expect(await builtImages()).toBe(images);
+  }, 120_000);
+
+  it("the build VM of a build killed outright is removed by the next build", async () => {
+    const child = await buildingSleeper();
+    child.kill("SIGKILL");
+    await once(child, "exit");
+    expect(await h.ok(["ps", "-a", "-q"])).toMatch(/\S/); // left behind: nothing could remove it
+    await h.ok(["layer", "build", "quick", "--path", layersDir, "--from", "base"], { timeoutMs: 120_000 });
+    expect(await h.ok(["ps", "-a", "-q"])).toBe("");
+    expect(h.qemuProcessesUnderHome()).toEqual([]);
+  }, 180_000);
 });

@@ -3,6 +3,7 @@
  */
 import type { Command } from "commander";
 import { defaultSuite, formatDuration } from "../../pure.js";
+import { cancellable } from "../cancel.js";
 import type { CliContext } from "../context.js";
 import { layerReporter } from "../layer-progress.js";
 import { table } from "../output.js";
@@ -43,13 +44,17 @@ export function registerLayer(program: Command, ctx: CliContext): void {
     .action(async (layers: string[], flags: { from?: string; path?: string[]; aptMirror?: string; force?: boolean }) => {
       const skiff = await ctx.skiff();
       if (!ctx.flags.json) skiff.on("layer", layerReporter());
-      const result = await skiff.buildLayers({
-        layers,
-        searchPaths: flags.path ?? [],
-        ...(flags.from === undefined ? {} : { base: flags.from }),
-        ...(flags.aptMirror === undefined ? {} : { aptMirror: flags.aptMirror }),
-        ...(flags.force === true ? { force: true } : {}),
-      });
+      // ^C or SIGTERM: the build VM is removed before skiff exits.
+      const result = await cancellable("the layer build", (signal) =>
+        skiff.buildLayers({
+          layers,
+          searchPaths: flags.path ?? [],
+          ...(flags.from === undefined ? {} : { base: flags.from }),
+          ...(flags.aptMirror === undefined ? {} : { aptMirror: flags.aptMirror }),
+          ...(flags.force === true ? { force: true } : {}),
+          signal,
+        }),
+      );
       process.stdout.write(ctx.flags.json ? JSON.stringify(result, null, 2) + "\n" : `${result.image}\n`);
     });
 
