@@ -9,7 +9,7 @@ import { constants } from "node:os";
 const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 type Sig = (typeof signals)[number];
 
-export class Cancelled extends Error {
+class Cancelled extends Error {
   constructor(readonly sig: Sig) {
     super(`cancelled by ${sig}`);
   }

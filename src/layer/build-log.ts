@@ -12,13 +12,12 @@ export class BuildLog {
   readonly path: string;
   readonly #file: WriteStream;
   #tail = "";
+  readonly #start = performance.now();
 
   constructor(path: string) {
     this.path = path;
     this.#file = createWriteStream(path, { flags: "w" });
   }
-
-  readonly #start = performance.now();
 
   /** A line of skiff's own, with the seconds since the build began ("==> 12.3 s redis: packages: …"). */
   note(text: string): void {
