@@ -9,22 +9,31 @@
 // side (host load hits both alike), settle SETTLE seconds (default 20) after
 // they are ready, then their QEMUs' CPU time is read over SAMPLE seconds
 // (default 60; the issue's figure is over 300) and their memory at the end:
-// RSS as anon (TCG's cache, QEMU's heap), file (QEMU's binary and libraries,
-// shared by every VM) and shmem (guest RAM the guest has touched), and PSS.
-// A VM resumed from the boot snapshot (the common case: every VM after the
-// first of its kind) is measured beside them for reference. A private
-// SKIFF_HOME and SKIFF_CACHE, removed at the end, also on failure.
+// anon (TCG's cache, QEMU's heap) and file (QEMU's binary and libraries,
+// shared by every VM) from QEMU's RSS, plus the blocks its RAM file holds
+// in /dev/shm (the guest's memory, whether QEMU has touched a page of it
+// since it started or not: a resumed VM's QEMU maps a copy it has mostly
+// not read, so RssShmem would undercount it), and PSS. A VM resumed from
+// the boot snapshot (the common case: every VM after the first of its
+// kind) is measured beside them for reference. Last, the cold-booted VM
+// fills a 64 MiB tmpfs and empties it: what its RAM file holds full and
+// FREED seconds later (default 10) shows the memory the guest gives back
+// (free page reporting). A private SKIFF_HOME and SKIFF_CACHE, removed at
+// the end, also on failure.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { cli, root } from "./lib.js";
 
+const { ramPath } = (await import(join(root, "dist", "snapshot", "ram.js"))) as typeof import("../src/snapshot/ram.js");
+
 if (!existsSync(cli)) throw new Error(`no ${cli}: build first (./setup.sh or npm run build)`);
 const settle = Number(process.env.SETTLE ?? 20);
 const sample = Number(process.env.SAMPLE ?? 60);
 const baselineRev = process.env.BASELINE_REV ?? "2f77e84";
+const freed = Number(process.env.FREED ?? 10);
 
 const work = mkdtempSync("/tmp/skbd-");
 const home = join(work, "home");
@@ -51,14 +60,19 @@ interface Usage {
   cpuMs: number;
   anonMiB: number;
   fileMiB: number;
-  shmemMiB: number;
+  ramMiB: number;
   pssMiB: number;
 }
 
-function pidOf(name: string): number {
-  const [info] = JSON.parse(skiff(["inspect", name])) as { pid?: number }[];
+function infoOf(name: string): { pid: number; id: string } {
+  const [info] = JSON.parse(skiff(["inspect", name])) as { pid?: number; id: string }[];
   if (info?.pid === undefined) throw new Error(`${name} has no QEMU`);
-  return info.pid;
+  return { pid: info.pid, id: info.id };
+}
+
+/** What the VM's RAM file holds in /dev/shm, MiB. */
+function ramHeld(id: string): number {
+  return (statSync(ramPath(home, id)).blocks * 512) / 1024 ** 2;
 }
 
 /** utime + stime of `pid` and its threads, ms. */
@@ -72,18 +86,18 @@ function kib(text: string, key: string): number {
   return m === null ? NaN : Number(m[1]) / 1024;
 }
 
-async function measure(pids: Map<string, number>): Promise<Map<string, Usage>> {
-  const before = new Map([...pids].map(([n, pid]) => [n, cpuMs(pid)]));
+async function measure(vms: Map<string, { pid: number; id: string }>): Promise<Map<string, Usage>> {
+  const before = new Map([...vms].map(([n, { pid }]) => [n, cpuMs(pid)]));
   await sleep(sample * 1000);
   const out = new Map<string, Usage>();
-  for (const [name, pid] of pids) {
+  for (const [name, { pid, id }] of vms) {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
     out.set(name, {
       cpuMs: cpuMs(pid) - before.get(name)!,
       anonMiB: kib(status, "RssAnon"),
       fileMiB: kib(status, "RssFile"),
-      shmemMiB: kib(status, "RssShmem"),
+      ramMiB: ramHeld(id),
       pssMiB: kib(rollup, "Pss"),
     });
   }
@@ -98,19 +112,27 @@ try {
   skiff(["run", "-d", "--name", "before", "--cold", "base"], before);
   skiff(["run", "-d", "--name", "resumed", "base"]);
   await sleep(settle * 1000);
-  const pids = new Map(["before", "now", "resumed"].map((n) => [n, pidOf(n)]));
-  const u = await measure(pids);
+  const vms = new Map(["before", "now", "resumed"].map((n) => [n, infoOf(n)]));
+  const u = await measure(vms);
   const b = u.get("before")!;
   const n = u.get("now")!;
-  const rss = (x: Usage) => x.anonMiB + x.fileMiB + x.shmemMiB;
+  const rss = (x: Usage) => x.anonMiB + x.fileMiB + x.ramMiB;
   const row = (name: string, x: Usage) =>
-    `  ${name.padEnd(30)} ${`${Math.round(rss(x))} MiB`.padStart(8)} (anon ${Math.round(x.anonMiB)}, file ${Math.round(x.fileMiB)}, guest RAM ${Math.round(x.shmemMiB)}; PSS ${Math.round(x.pssMiB)})   CPU ${(x.cpuMs / 1000).toFixed(2)} s = ${((x.cpuMs / (sample * 1000)) * 100).toFixed(2)} % of a core`;
+    `  ${name.padEnd(30)} ${`${Math.round(rss(x))} MiB`.padStart(8)} (anon ${Math.round(x.anonMiB)}, file ${Math.round(x.fileMiB)}, guest RAM ${Math.round(x.ramMiB)}; PSS ${Math.round(x.pssMiB)})   CPU ${(x.cpuMs / 1000).toFixed(2)} s = ${((x.cpuMs / (sample * 1000)) * 100).toFixed(2)} % of a core`;
   console.log(`\nIdle 256 MiB busybox VM, ${settle} s settled, ${sample} s sampled (load ${loadavg()[0]!.toFixed(2)}):`);
   console.log(row(`before (${baselineRev}, QEMU's cache)`, b));
   console.log(row("now, cold boot", n));
   console.log(row("now, resumed from boot snapshot", u.get("resumed")!));
   console.log(`  idle RSS: ${(rss(n) / rss(b)).toFixed(2)}x before (goal <= 0.5x); PSS ${(n.pssMiB / b.pssMiB).toFixed(2)}x; resumed ${(rss(u.get("resumed")!) / rss(b)).toFixed(2)}x`);
   console.log(`  idle CPU: ${(n.cpuMs / b.cpuMs).toFixed(2)}x before (goal <= 0.3x)`);
+
+  const { id } = vms.get("now")!;
+  const idle = ramHeld(id);
+  skiff(["exec", "now", "sh", "-c", "mkdir -p /run/fill && mount -t tmpfs tmpfs /run/fill && dd if=/dev/zero of=/run/fill/f bs=1M count=64 2>/dev/null"]);
+  const full = ramHeld(id);
+  skiff(["exec", "now", "sh", "-c", "rm /run/fill/f && umount /run/fill"]);
+  await sleep(freed * 1000);
+  console.log(`  memory given back: the cold VM's RAM file ${Math.round(idle)} MiB idle, ${Math.round(full)} MiB with 64 MiB in a tmpfs, ${Math.round(ramHeld(id))} MiB ${freed} s after emptying it`);
 } finally {
   spawnSync(process.execPath, [cli, "rm", "-f", "before", "now", "resumed"], { env, stdio: "ignore" });
   rmSync(work, { recursive: true, force: true });

@@ -23,6 +23,7 @@ export const guestModules = {
     "virtio-rng", // entropy for the workload (dropbear is fine with the CPU's RDRAND)
     "button", // ACPI power button: QMP system_powerdown reaches skiff-init
     "evdev",
+    "virtio_balloon", // free page reporting: memory the guest frees goes back to the host (qemu/args.ts)
   ],
   network: ["virtio_net"],
   /**

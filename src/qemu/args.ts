@@ -40,6 +40,7 @@ export function toQemuArgs(plan: LaunchPlan): string[] {
     ...rootDiskArgs(plan),
     ...mountArgs(plan.mounts ?? []),
     "-device", "virtio-rng-device",
+    ...balloonArgs(),
     ...agentArgs(plan),
     ...networkArgs(plan.name, plan.network),
     ...nicArgs(plan.nics, "virtio-net-device"),
@@ -48,6 +49,20 @@ export function toQemuArgs(plan: LaunchPlan): string[] {
     ...sandboxArgs(plan),
     ...incomingArgs(plan),
   ];
+}
+
+/**
+ * A balloon that is never inflated, for its free page reporting: the guest
+ * tells QEMU which of its pages it has freed (in blocks of 4 MiB, 2 s after
+ * they were freed) and QEMU punches them out of the RAM file, so memory a
+ * guest used once and gave back returns to the host. Measured here: a guest
+ * that wrote 80 MB into a tmpfs and removed it held 220 MiB of RAM file,
+ * then 145 MiB (its size after boot) 6 s later; without it, 219 MiB for
+ * good. Pages freed before the driver loads are not reported, but a booted
+ * guest's free memory is clean anyway (what a boot touches stays in use).
+ */
+function balloonArgs(): string[] {
+  return ["-device", "virtio-balloon-device,free-page-reporting=on"];
 }
 
 /** How many arguments `incomingArgs` adds at the end: the jailer's supervisor drops them on restarts. */

@@ -33,8 +33,9 @@ import { closest } from "../util/closest.js";
  * Bumped when what a snapshot holds changes meaning: older snapshots are refused by restore, not misread.
  * 3: one-vCPU TCG machines have maxcpus=2 and their guests nr_cpus=1 (qemu/args.ts, smpArgs), which a format-2
  *    snapshot's device state and RAM lack.
+ * 4: microVMs have a virtio balloon (free page reporting, qemu/args.ts), a device a format-3 snapshot lacks.
  */
-export const snapshotFormat = 3;
+export const snapshotFormat = 4;
 
 export const snapshotFiles = {
   record: "snapshot.json",

@@ -55,6 +55,7 @@ describe("toQemuArgs", () => {
       -drive id=root,file=/var/lib/skiff/vms/web/root.qcow2,format=qcow2,if=none,cache=writeback,discard=unmap
       -device virtio-blk-device,drive=root,serial=skiff-root
       -device virtio-rng-device
+      -device virtio-balloon-device,free-page-reporting=on
       -device virtio-serial-device
       -chardev socket,id=agent0,path=/var/lib/skiff/vms/web/agent0.sock,server=on,wait=off
       -device virtserialport,chardev=agent0,name=skiff.agent.0
@@ -209,6 +210,7 @@ describe("toQemuArgs", () => {
       -drive id=root,file=/tmp/a,,b/root.qcow2,format=qcow2,if=none,cache=writeback,discard=unmap
       -device virtio-blk-device,drive=root,serial=skiff-root
       -device virtio-rng-device
+      -device virtio-balloon-device,free-page-reporting=on
       -device virtio-serial-device
       -chardev socket,id=agent0,path=/tmp/a,,b/a.sock,server=on,wait=off
       -device virtserialport,chardev=agent0,name=p0

@@ -193,6 +193,17 @@ describe("snapshot and restore", () => {
     expect(JSON.parse(await h.ok(["volume", "inspect", "vol"]))).toMatchObject([{ usedBy: [{ vm: "src" }] }]);
   });
 
+  it("gives back memory its guest frees: the RAM file shrinks once a tmpfs is emptied (free page reporting, carried through the restore)", async () => {
+    const { id } = await inspect("r1");
+    const held = () => statSync(ramPath(h.home, id)).blocks * 512;
+    const mib = 1024 * 1024;
+    await sh("r1", "mkdir -p /run/fill && mount -t tmpfs tmpfs /run/fill && dd if=/dev/zero of=/run/fill/f bs=1M count=64 2>/dev/null");
+    const full = held();
+    await sh("r1", "rm /run/fill/f && umount /run/fill");
+    // The guest reports freed 4 MiB blocks 2 s after they were freed; QEMU punches them out of the file.
+    await waitFor("the freed pages to leave the RAM file", () => held() < full - 40 * mib);
+  });
+
   it("refuses to restore into a taken name, making nothing", async () => {
     const made = () => [...readdirSync(join(h.home, "vms")), ...readdirSync(ramDir(h.home))].sort();
     const before = made();
