@@ -52,6 +52,12 @@ export class SkiffCommand extends Command {
   private usagePlace: string | undefined;
   private usageSuggestion: string | undefined;
 
+  constructor(name?: string) {
+    super(name);
+    // `skiff ps a b c` is a mistake to say, not to ignore (commander 12 lets words a command does not take pass).
+    this.allowExcessArguments(false);
+  }
+
   override createCommand(name?: string): Command {
     return new SkiffCommand(name);
   }

@@ -16,6 +16,9 @@ describe("argument parsing errors", { timeout: 30_000 }, () => {
     [["run", "-m"], "--memory", "see `skiff run --help`", /argument missing/],
     [["completion", "tcsh"], "<shell>", "see `skiff completion --help`", /Allowed choices are bash, zsh, fish/],
     [["login", "example.org"], "--username", "see `skiff login --help`", /required option/],
+    // Words a command does not take are refused, not ignored.
+    [["ps", "a", "b", "c"], "skiff ps", "see `skiff ps --help`", /too many arguments for 'ps'. Expected 0 arguments but got 3/],
+    [["network", "ls", "x"], "skiff network ls", "see `skiff network ls --help`", /too many arguments for 'ls'/],
   ])("skiff %j: place %s", async (args, place, hint, message) => {
     const err = await parseError(args);
     expect(err).toBeInstanceOf(SkiffError);
