@@ -6,7 +6,8 @@
  * survives `down` and goes with `down -v`, recreation of exactly the service
  * that changed, and a provisioner that fails.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { once } from "node:events";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Harness } from "../vm/harness.js";
@@ -174,4 +175,30 @@ describe("skiff up", () => {
     expect(log).toMatch(/first-step[\s\S]*about to fail[\s\S]*step 2 exited with 3/);
     expect(log).not.toMatch(/never-runs/);
   });
+
+  it("in the foreground, stops its VMs when SIGTERM ends it, and exits 143", async () => {
+    const fgFile = join(dir, "fg.yml");
+    writeFileSync(fgFile, `services:\n  sleeper:\n    image: base\n    command: ["sh", "-c", "echo fg-ready; exec sleep 3600"]\n`);
+    const fg = ["-f", fgFile, "-p", "fg"];
+    const child = h.spawn(["up", ...fg]);
+    let out = "";
+    child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+    try {
+      for (let i = 0; i < 600 && !out.includes("fg-ready"); i++) await new Promise((r) => setTimeout(r, 250));
+      expect(out).toContain("fg-ready");
+      const pid = (JSON.parse(await h.ok(["--json", "compose", ...fg, "ps"])) as PsRow[])[0]!.vm.pid!;
+      child.kill("SIGTERM");
+      const [code] = (await once(child, "exit")) as [number | null];
+      expect(code).toBe(143);
+      expect(out).toContain("skiff: SIGTERM: stopping the project's VMs");
+      expect((JSON.parse(await h.ok(["--json", "compose", ...fg, "ps", "-a"])) as PsRow[]).map((r) => r.vm.state)).toEqual(["stopped"]);
+      // Gone, or a zombie its parent has yet to reap: no QEMU runs on.
+      const left = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, "utf8") : "";
+      expect(left === "" || /\) Z /.test(left) ? "" : `${left} ${readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ")}`).toBe("");
+    } finally {
+      child.kill("SIGKILL");
+      await h.run(["down", ...fg], { timeoutMs: 120_000 });
+    }
+  }, 300_000);
 });

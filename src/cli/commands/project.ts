@@ -12,6 +12,7 @@ import { addProjectFlags, openProject, projectFlags, withProject, type ProjectFl
 import { registerProjectOps } from "./project-ops.js";
 import { registerProjectConfig } from "./project-config.js";
 import { followRemoteLogs, remoteProject, withRemote, type RemoteProject } from "../project-remote.js";
+import { signalExitCode, untilSignal } from "../cancel.js";
 
 interface UpFlags extends ProjectFlags {
   detach?: boolean;
@@ -49,13 +50,12 @@ function registerUp(parent: Command, ctx: CliContext, own: boolean): void {
       return;
     }
     if (flags.detach === true) return;
-    // Like `docker compose up` without -d: the VMs' output here until Ctrl-C, which stops them.
+    // Like `docker compose up` without -d: the VMs' output here until Ctrl-C (or SIGTERM, SIGHUP), which stops them.
     const { followLogs } = await import("./project-logs.js");
-    const stop = new AbortController();
-    process.once("SIGINT", () => stop.abort());
-    await followLogs(project, services, { follow: true, signal: stop.signal });
-    process.stderr.write("stopping...\n");
-    await project.stop(services);
+    await stopOnSignal(ctx, async (signal) => {
+      await followLogs(project, services, { follow: true, signal });
+      await project.stop(services);
+    });
   });
 }
 
@@ -67,11 +67,21 @@ async function upRemote(ctx: CliContext, remote: RemoteProject, options: UpOptio
     return;
   }
   if (detach) return;
-  const stop = new AbortController();
-  process.once("SIGINT", () => stop.abort());
-  await followRemoteLogs(remote.client, result.vms.map((v) => v.name), stop.signal);
-  process.stderr.write("stopping...\n");
-  await remote.client.projectVerb("stop", remote.source, options.services ?? []);
+  await stopOnSignal(ctx, async (signal) => {
+    await followRemoteLogs(remote.client, result.vms.map((v) => v.name), signal);
+    await remote.client.projectVerb("stop", remote.source, options.services ?? []);
+  });
+}
+
+/**
+ * A foreground `up`'s follow-then-stop. ^C ends it as before (exit 0, as
+ * when the VMs end by themselves); SIGTERM or SIGHUP (a service manager, a
+ * closed terminal) stop the VMs too, then skiff exits with the signal's
+ * code, where before they ended skiff at once and left the VMs running.
+ */
+async function stopOnSignal(ctx: CliContext, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  const sig = await untilSignal("the project's VMs", work);
+  if (sig !== undefined && sig !== "SIGINT") ctx.exitCode = signalExitCode(sig);
 }
 
 function registerDown(parent: Command, ctx: CliContext, own: boolean): void {
