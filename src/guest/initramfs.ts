@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, readFile, rename, rm, writeFile, appendFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile, appendFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { KernelInfo } from "../kernel/debian.js";
 import { guestModules, parseModulesDep, resolveModules } from "../kernel/modules.js";
@@ -62,7 +62,12 @@ export async function ensureBaseInitramfs(opts: { kernel: KernelInfo | undefined
     .digest("hex")
     .slice(0, 16);
   const target = join(opts.cacheDir, "initramfs", `base-${key}.cpio`);
-  if (existsSync(target)) return target;
+  if (existsSync(target)) {
+    // Its mtime says when it was last used: the cache keeps the most recent (pruneInitramfsCache).
+    const now = new Date();
+    await utimes(target, now, now).catch(() => undefined);
+    return target;
+  }
 
   const files: CpioEntry[] = [];
   for (const t of tools) files.push({ type: "file", path: t.guestPath, data: await readFile(t.hostPath), mode: t.mode });
@@ -108,7 +113,39 @@ export async function ensureBaseInitramfs(opts: { kernel: KernelInfo | undefined
   } finally {
     await rm(tmp, { force: true });
   }
+  await pruneInitramfsCache(join(opts.cacheDir, "initramfs"));
   return target;
+}
+
+/**
+ * Enough for every variant a host uses at once (two kernels, with and
+ * without a NIC, with and without bind mounts), with room: a new archive
+ * is made for each change of kernel or of skiff's guest tools, so without
+ * a bound the cache grew by 7-12 MB with every skiff upgrade (19 archives,
+ * 213 MB, in a developer's test cache).
+ */
+const keptArchives = 12;
+
+/**
+ * Keep the `keep` most recently used base archives (by mtime, which a use
+ * refreshes) and drop the others, with any temporary file an interrupted
+ * build left an hour ago or more. A VM never points at one: its initrd is a
+ * copy (writeVmInitrd), and a snapshot keeps its own.
+ */
+export async function pruneInitramfsCache(dir: string, keep = keptArchives, now = Date.now()): Promise<string[]> {
+  const entries = await readdir(dir).catch(() => [] as string[]);
+  const archives: { name: string; used: number }[] = [];
+  const removed: string[] = [];
+  for (const name of entries) {
+    const st = await stat(join(dir, name)).catch(() => undefined);
+    if (st === undefined) continue;
+    if (/^base-[0-9a-f]{16}\.cpio$/.test(name)) archives.push({ name, used: st.mtimeMs });
+    else if (/^base-[0-9a-f]{16}\.cpio\.tmp-\d+$/.test(name) && now - st.mtimeMs > 3_600_000) removed.push(name);
+  }
+  archives.sort((a, b) => b.used - a.used);
+  removed.push(...archives.slice(keep).map((a) => a.name));
+  for (const name of removed) await rm(join(dir, name), { force: true });
+  return removed.sort();
 }
 
 export interface GuestConfig {
