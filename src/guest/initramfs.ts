@@ -4,10 +4,10 @@
  * tools) and cached; each VM's initrd is that base followed by a small
  * per-VM archive (config, keys), which the kernel unpacks on top.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile, appendFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { KernelInfo } from "../kernel/debian.js";
 import { guestModules, parseModulesDep, resolveModules } from "../kernel/modules.js";
 import type { GuestNetwork } from "../network/guest.js";
@@ -69,10 +69,27 @@ export async function ensureBaseInitramfs(opts: { kernel: KernelInfo | undefined
     return target;
   }
 
+  let build = building.get(target);
+  if (build === undefined) {
+    build = writeBaseArchive(target, { tools, modulesDir: kernel?.modulesDir ?? "", bootPaths, latePaths, netfilterPaths }).finally(() => building.delete(target));
+    building.set(target, build);
+  }
+  await build;
+  return target;
+}
+
+/** Archives being made by this process, by path: VMs created at once (a project's services) wait for the one build. */
+const building = new Map<string, Promise<void>>();
+
+async function writeBaseArchive(
+  target: string,
+  opts: { tools: Awaited<ReturnType<typeof collectGuestTools>>; modulesDir: string; bootPaths: string[]; latePaths: string[]; netfilterPaths: string[] },
+): Promise<void> {
+  const { tools, modulesDir, bootPaths, latePaths, netfilterPaths } = opts;
+  const modulePaths = [...bootPaths, ...latePaths, ...netfilterPaths];
   const files: CpioEntry[] = [];
   for (const t of tools) files.push({ type: "file", path: t.guestPath, data: await readFile(t.hostPath), mode: t.mode });
   const guestModulePath = (rel: string) => `/skiff/modules/${rel.slice(rel.lastIndexOf("/") + 1)}`;
-  const modulesDir = kernel?.modulesDir ?? "";
   for (const rel of modulePaths) files.push({ type: "file", path: guestModulePath(rel), data: await readFile(join(modulesDir, rel)), mode: 0o644 });
   const enc = (s: string): Buffer => Buffer.from(s, "utf8");
   files.push(
@@ -105,16 +122,17 @@ export async function ensureBaseInitramfs(opts: { kernel: KernelInfo | undefined
     ...files,
     ...links,
   ];
-  await mkdir(join(opts.cacheDir, "initramfs"), { recursive: true, mode: 0o700 });
-  const tmp = `${target}.tmp-${process.pid}`;
+  const dir = dirname(target);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // Its own name: another process may be writing the same archive (the first rename wins; both are the same).
+  const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
   try {
     await writeFile(tmp, writeCpio(entries));
     await rename(tmp, target);
   } finally {
     await rm(tmp, { force: true });
   }
-  await pruneInitramfsCache(join(opts.cacheDir, "initramfs"));
-  return target;
+  await pruneInitramfsCache(dir);
 }
 
 /**
@@ -140,7 +158,7 @@ export async function pruneInitramfsCache(dir: string, keep = keptArchives, now 
     const st = await stat(join(dir, name)).catch(() => undefined);
     if (st === undefined) continue;
     if (/^base-[0-9a-f]{16}\.cpio$/.test(name)) archives.push({ name, used: st.mtimeMs });
-    else if (/^base-[0-9a-f]{16}\.cpio\.tmp-\d+$/.test(name) && now - st.mtimeMs > 3_600_000) removed.push(name);
+    else if (/^base-[0-9a-f]{16}\.cpio\.tmp-\d+(-[0-9a-f]+)?$/.test(name) && now - st.mtimeMs > 3_600_000) removed.push(name);
   }
   archives.sort((a, b) => b.used - a.used);
   removed.push(...archives.slice(keep).map((a) => a.name));

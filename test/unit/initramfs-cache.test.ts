@@ -64,4 +64,11 @@ describe("pruneInitramfsCache", () => {
     expect(await ensureBaseInitramfs({ kernel: undefined, cacheDir: dir, network: false })).toBe(made);
     expect(statSync(made).mtimeMs).toBeGreaterThan(now - 60_000);
   });
+
+  it("VMs created at once (a project's services) share one build of a missing archive", { timeout: 30_000 }, async () => {
+    const dir = cache();
+    const made = await Promise.all(Array.from({ length: 4 }, () => ensureBaseInitramfs({ kernel: undefined, cacheDir: dir, network: true })));
+    expect(new Set(made).size).toBe(1);
+    expect(readdirSync(join(dir, "initramfs"))).toEqual([made[0]!.slice(join(dir, "initramfs").length + 1)]);
+  });
 });
