@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { ensureVmlinux, findDebianKernel, type KernelInfo } from "../kernel/debian.js";
-import { findQemu, probeAccel, type AccelVerdict } from "../qemu/accel.js";
+import { findQemu, probeAccel, qemuVersion, type AccelVerdict } from "../qemu/accel.js";
 
 export interface HostFacts {
   qemuBinary: string;
@@ -35,6 +35,6 @@ export async function gatherHostFacts(cacheDir: string): Promise<HostFacts> {
   const qemuBinary = await findQemu();
   const kernel = findDebianKernel();
   const vmlinuxPath = await ensureVmlinux(kernel, cacheDir);
-  const accel = await probeAccel({ qemuBinary, kernelPath: vmlinuxPath, cacheDir });
+  const accel = await probeAccel({ qemuBinary, kernelPath: vmlinuxPath, cacheDir, qemuVersion: (await qemuVersion(qemuBinary, cacheDir)).version });
   return { qemuBinary, kernel, vmlinuxPath, accel, tscKhz: hostTscKhz() };
 }

@@ -43,7 +43,7 @@ function dirsOf(paths: readonly string[]): string[] {
  * config.ts), whose initramfs carries no modules at all.
  */
 export async function ensureBaseInitramfs(opts: { kernel: KernelInfo | undefined; cacheDir: string; network: boolean; shares?: boolean }): Promise<string> {
-  const tools = await collectGuestTools();
+  const tools = await collectGuestTools(opts.cacheDir);
   const { kernel } = opts;
   let bootPaths: string[] = [];
   let latePaths: string[] = [];

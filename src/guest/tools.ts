@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { SkiffError } from "../errors.js";
 import { packageRoot } from "../util/package-root.js";
+import { cachedProbe } from "../util/probe-cache.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -50,8 +51,18 @@ export function skiffInitPath(): string {
   return path;
 }
 
-/** Shared libraries a dynamic program needs, as ldd resolves them on this host. */
-async function sharedLibraries(program: string): Promise<string[]> {
+/**
+ * Shared libraries a dynamic program needs, as ldd resolves them on this
+ * host; with `cacheDir`, asked once per program (util/probe-cache.ts) while
+ * every library it named is still there.
+ */
+async function sharedLibraries(program: string, cacheDir?: string): Promise<string[]> {
+  if (cacheDir === undefined) return askLdd(program);
+  const valid = (c: unknown): c is string[] => Array.isArray(c) && c.every((l) => typeof l === "string" && l.startsWith("/") && existsSync(l));
+  return cachedProbe(cacheDir, "ldd", [program], () => askLdd(program), valid);
+}
+
+async function askLdd(program: string): Promise<string[]> {
   const { stdout } = await execFileAsync("ldd", [program]);
   const libs: string[] = [];
   for (const line of stdout.split("\n")) {
@@ -64,7 +75,7 @@ async function sharedLibraries(program: string): Promise<string[]> {
 }
 
 /** Every file of the tools bundle, checked to exist. */
-export async function collectGuestTools(): Promise<GuestTool[]> {
+export async function collectGuestTools(cacheDir?: string): Promise<GuestTool[]> {
   const tools: GuestTool[] = [];
   const missing: ToolSource[] = programs.filter((p) => !existsSync(p.host));
   if (missing.length > 0) {
@@ -75,7 +86,7 @@ export async function collectGuestTools(): Promise<GuestTool[]> {
   tools.push({ hostPath: skiffInitPath(), guestPath: "/skiff/bin/skiff-init", mode: 0o755 });
   for (const p of programs) tools.push({ hostPath: p.host, guestPath: p.guest, mode: 0o755 });
   const libs = new Set<string>();
-  for (const p of programs.slice(1)) for (const lib of await sharedLibraries(p.host)) libs.add(lib);
+  for (const p of programs.slice(1)) for (const lib of await sharedLibraries(p.host, cacheDir)) libs.add(lib);
   for (const lib of [...libs].sort()) {
     const base = lib.slice(lib.lastIndexOf("/") + 1);
     tools.push({ hostPath: lib, guestPath: `/skiff/lib/${base}`, mode: 0o755 });

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { errnoOf, SkiffError } from "../errors.js";
 import { defaultRunner, type Runner } from "../process/runner.js";
 import { syncDir } from "../store/atomic.js";
+import { cachedProbe } from "../util/probe-cache.js";
 import { withLock } from "../store/lock.js";
 import { cachedImage, type CachedImage, imagePath, imagesDir, writeImageRecord } from "./cache.js";
 import { buildExt4 } from "./ext4.js";
@@ -53,7 +54,7 @@ export interface BaseImageOptions {
 const busyboxHint = "install Debian's static busybox: apt-get install busybox-static (or run ./setup.sh)";
 
 /** Hash and ask the host's busybox what it is; it must be static (the base has no libc). */
-export async function probeBusybox(path = defaultBusyboxPath, runner: Runner = defaultRunner): Promise<BusyboxInfo> {
+export async function probeBusybox(path = defaultBusyboxPath, runner: Runner = defaultRunner, cacheDir?: string): Promise<BusyboxInfo> {
   let bytes: Buffer;
   try {
     bytes = await readFile(path);
@@ -70,15 +71,24 @@ export async function probeBusybox(path = defaultBusyboxPath, runner: Runner = d
       details: { path, debianPackage: "busybox-static" },
     });
   }
-  const opts = { check: true, debianPackage: "busybox-static", timeoutMs: 10_000 };
-  const help = await runner.run(path, ["--help"], opts);
-  const version = /^BusyBox v(\d+(?:\.\d+)*)/m.exec(help.stdout)?.[1];
-  if (version === undefined) {
-    throw new SkiffError("ERR_SKIFF_TOOL_FAILED", `cannot tell the busybox version from \`${path} --help\``, { hint: busyboxHint });
-  }
-  const list = await runner.run(path, ["--list-full"], opts);
-  const applets = list.stdout.split("\n").map((line) => line.trim()).filter((line) => line !== "");
+  const ask = async (): Promise<{ version: string; applets: string[] }> => {
+    const opts = { check: true, debianPackage: "busybox-static", timeoutMs: 10_000 };
+    const help = await runner.run(path, ["--help"], opts);
+    const version = /^BusyBox v(\d+(?:\.\d+)*)/m.exec(help.stdout)?.[1];
+    if (version === undefined) {
+      throw new SkiffError("ERR_SKIFF_TOOL_FAILED", `cannot tell the busybox version from \`${path} --help\``, { hint: busyboxHint });
+    }
+    const list = await runner.run(path, ["--list-full"], opts);
+    return { version, applets: list.stdout.split("\n").map((line) => line.trim()).filter((line) => line !== "") };
+  };
+  // Asked for every VM of `base` before: two processes per create. The hash above still follows the bytes.
+  const { version, applets } = cacheDir === undefined ? await ask() : await cachedProbe(cacheDir, "busybox", [path], ask, isBusyboxAnswer);
   return { path, sha256: sha256Hex(bytes), version, applets };
+}
+
+function isBusyboxAnswer(c: unknown): c is { version: string; applets: string[] } {
+  const a = c as { version?: unknown; applets?: unknown } | null;
+  return typeof a?.version === "string" && Array.isArray(a.applets) && a.applets.every((x) => typeof x === "string");
 }
 
 /** True for an ELF with a PT_INTERP program header, i.e. one that needs a dynamic loader. */
@@ -141,7 +151,7 @@ export function baseManifest(busybox: BusyboxInfo): ImageManifest {
 /** The cached `base` for the host's busybox, built on first use. */
 export async function ensureBaseImage(opts: BaseImageOptions): Promise<CachedImage> {
   const runner = opts.runner ?? defaultRunner;
-  const busybox = await probeBusybox(opts.busyboxPath, runner);
+  const busybox = await probeBusybox(opts.busyboxPath, runner, opts.cacheDir);
   const manifest = baseManifest(busybox);
   const digest = manifestDigest(manifest);
   const ready = await cachedImage(opts.cacheDir, digest);

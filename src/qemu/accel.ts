@@ -11,6 +11,7 @@ import { access, mkdir, open, readFile, rename, stat, writeFile } from "node:fs/
 import { release } from "node:os";
 import { delimiter, join } from "node:path";
 import { SkiffError, errnoOf } from "../errors.js";
+import { cachedProbe } from "../util/probe-cache.js";
 import { microvmMachine } from "./args.js";
 import type { Accel } from "./plan.js";
 
@@ -235,7 +236,26 @@ export interface QemuVersion {
   text: string;
 }
 
-export async function qemuVersion(binary: string): Promise<QemuVersion> {
+const versions = new Map<string, Promise<QemuVersion>>();
+
+/**
+ * `binary --version`, asked once per process, and once per binary (util/
+ * probe-cache.ts) when `cacheDir` is given: a run asked it twice, ~40 ms
+ * each (the accelerator's cache key, and the versions a snapshot records).
+ */
+export function qemuVersion(binary: string, cacheDir?: string): Promise<QemuVersion> {
+  let version = versions.get(binary);
+  if (version === undefined) {
+    const ask = async () => (await askQemuVersion(binary)).text;
+    const text = cacheDir === undefined ? ask() : cachedProbe(cacheDir, "qemu-version", [binary], ask, (c): c is string => typeof c === "string" && versionLine.test(c));
+    version = text.then((t) => parseQemuVersion(t, binary));
+    versions.set(binary, version);
+    version.catch(() => versions.delete(binary));
+  }
+  return version;
+}
+
+async function askQemuVersion(binary: string): Promise<QemuVersion> {
   const output = await new Promise<string>((resolve, reject) => {
     const child = spawn(binary, ["--version"], { stdio: ["ignore", "pipe", "ignore"] });
     let out = "";
@@ -253,8 +273,10 @@ export async function qemuVersion(binary: string): Promise<QemuVersion> {
   return parseQemuVersion(output, binary);
 }
 
+const versionLine = /QEMU emulator version (\d+)\.(\d+)\.(\d+)/;
+
 export function parseQemuVersion(output: string, binary = qemuBinaryName): QemuVersion {
-  const match = /QEMU emulator version (\d+)\.(\d+)\.(\d+)/.exec(output);
+  const match = versionLine.exec(output);
   if (match === null) {
     throw new SkiffError("ERR_SKIFF_QEMU_FAILED", `cannot tell the QEMU version of ${binary}`, {
       hint: "check that it is QEMU: run it with --version",

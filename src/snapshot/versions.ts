@@ -12,16 +12,10 @@ import { qemuVersion } from "../qemu/accel.js";
 import { skiffVersion } from "../util/package-root.js";
 import { snapshotFormat, type SnapshotVersions } from "./store.js";
 
-const qemuVersions = new Map<string, Promise<string>>();
-
 /** The versions on this host for a guest that boots `kernelPath`. */
 export async function hostVersions(qemuBinary: string, kernelPath: string): Promise<SnapshotVersions> {
-  let qemu = qemuVersions.get(qemuBinary);
-  if (qemu === undefined) {
-    qemu = qemuVersion(qemuBinary).then((v) => v.version);
-    qemuVersions.set(qemuBinary, qemu);
-  }
-  return { format: snapshotFormat, qemu: await qemu, kernel: kernelStamp(kernelPath), skiff: guestSide() };
+  // Asked once per process (qemu/accel.ts): the host's facts asked it first, through the cache.
+  return { format: snapshotFormat, qemu: (await qemuVersion(qemuBinary)).version, kernel: kernelStamp(kernelPath), skiff: guestSide() };
 }
 
 let guest: string | undefined;
