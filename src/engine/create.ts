@@ -174,7 +174,7 @@ async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: numbe
     });
   });
   return finishCreate(ctx, { record, t0, attach: opts.attach === true }, async () => {
-    await generateVmKeys(record.paths, ctx.runner, `skiff-${record.name}`);
+    await generateVmKeys(record.paths, `skiff-${record.name}`);
     await ctx.runner.run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", image.basePath, record.paths.overlay], {
       check: true,
       debianPackage: "qemu-utils",
@@ -254,7 +254,7 @@ async function createCloud(ctx: EngineContext, opts: ResolvedCreate, t0: number)
     { image: { digest: image.digest, basePath: image.path } },
   );
   return finishCreate(ctx, { record, t0, attach: opts.attach === true }, async () => {
-    const keys = await generateVmKeys(record.paths, ctx.runner, `skiff-${record.name}`);
+    const keys = await generateVmKeys(record.paths, `skiff-${record.name}`);
     await prepareCloudDisk({ record, keys, image, diskBytes: opts.diskBytes, userData, runner: ctx.runner });
   });
 }
