@@ -34,6 +34,15 @@ for (const sig of ["SIGTERM", "SIGHUP"] as const) {
   });
 }
 
+// A reader that went away (`skiff ps | head -1`, `ssh -F <(skiff ssh-config VM)` that never read it) ends
+// skiff as SIGPIPE ends a native program, exit 141, instead of an unhandled 'error' and its stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE") throw err;
+    void endChildren(500).finally(() => process.exit(128 + 13));
+  });
+}
+
 const code = await main(process.argv.slice(2));
 await endChildren(500);
 process.exitCode = code;

@@ -2,7 +2,8 @@
 import { describe, expect, it } from "vitest";
 import { SkiffError } from "../../src/errors.js";
 import { closest } from "../../src/util/closest.js";
-import { parseError, runCli } from "./fixtures/cli.js";
+import { spawnSync } from "node:child_process";
+import { cliPath, parseError, runCli } from "./fixtures/cli.js";
 
 describe("argument parsing errors", { timeout: 30_000 }, () => {
   it.each([
@@ -50,6 +51,13 @@ describe("argument parsing errors", { timeout: 30_000 }, () => {
     const r = runCli(["exec", "--frob", "--", "--json"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^skiff: error ERR_SKIFF_USAGE \(--frob\)/);
+  });
+
+  it("a reader that went away ends skiff as SIGPIPE would (141), without a stack trace", () => {
+    // The reader closes its end at once and lingers: skiff's completion script (tens of KB) meets a closed pipe.
+    const piped = spawnSync("bash", ["-c", `set -o pipefail; "${process.execPath}" "${cliPath}" completion bash | (exec 0<&-; sleep 0.3)`], { encoding: "utf8" });
+    expect(piped.stderr).not.toMatch(/EPIPE|at /);
+    expect(piped.status).toBe(141);
   });
 
   it("help and version still exit 0", () => {
