@@ -117,8 +117,6 @@ export async function runDoctor(opts: {
   for (const [tool, pkg] of [
     ["qemu-img", "qemu-utils"],
     ["mke2fs", "e2fsprogs"],
-    ["ssh-keygen", "openssh-client"],
-    ["dropbearkey", "dropbear-bin"],
     ["tar", "tar"],
   ] as const) {
     checks.push(
