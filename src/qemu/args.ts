@@ -40,7 +40,7 @@ export function toQemuArgs(plan: LaunchPlan): string[] {
     ...rootDiskArgs(plan),
     ...mountArgs(plan.mounts ?? []),
     "-device", "virtio-rng-device",
-    ...balloonArgs(),
+    ...balloonArgs("virtio-balloon-device"),
     ...agentArgs(plan),
     ...networkArgs(plan.name, plan.network),
     ...nicArgs(plan.nics, "virtio-net-device"),
@@ -60,9 +60,11 @@ export function toQemuArgs(plan: LaunchPlan): string[] {
  * then 145 MiB (its size after boot) 6 s later; without it, 219 MiB for
  * good. Pages freed before the driver loads are not reported, but a booted
  * guest's free memory is clean anyway (what a boot touches stays in use).
+ * A cloud image's kernel loads its driver by itself; its RAM is anonymous
+ * memory, which QEMU gives back the same way (madvise).
  */
-function balloonArgs(): string[] {
-  return ["-device", "virtio-balloon-device,free-page-reporting=on"];
+function balloonArgs(device: "virtio-balloon-device" | "virtio-balloon-pci"): string[] {
+  return ["-device", `${device},free-page-reporting=on`];
 }
 
 /** How many arguments `incomingArgs` adds at the end: the jailer's supervisor drops them on restarts. */
@@ -186,6 +188,7 @@ function cloudQemuArgs(plan: LaunchPlan, cloud: NonNullable<LaunchPlan["cloud"]>
     "-device", `virtio-net-pci,netdev=net0,mac=${macAddress(plan.name)}`,
     ...nicArgs(plan.nics, "virtio-net-pci"),
     "-device", "virtio-rng-pci",
+    ...balloonArgs("virtio-balloon-pci"),
     "-qmp", `unix:${optValue(socketPath(plan.qmpSocketPath, "QMP socket"))},server=on,wait=off`,
     "-pidfile", filePath(plan.pidfilePath, "pidfile"),
     ...sandboxArgs(plan),

@@ -135,6 +135,18 @@ describe("cloud images", () => {
     expect(size).toBeGreaterThan(2.7 * 2 ** 30);
   }, 700_000);
 
+  it("gives back memory its guest frees (free page reporting): QEMU's RSS falls once a tmpfs is emptied", async () => {
+    const [info] = JSON.parse(await h.ok(["inspect", "c1"])) as { pid?: number }[];
+    const rssMiB = () => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${info!.pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
+    await h.ok(["exec", "c1", "sudo", "-n", "sh", "-c", "mkdir -p /run/fill && mount -t tmpfs -o size=300m tmpfs /run/fill && dd if=/dev/zero of=/run/fill/f bs=1M count=192 2>/dev/null"]);
+    const full = rssMiB();
+    await h.ok(["exec", "c1", "sudo", "-n", "sh", "-c", "rm /run/fill/f && umount /run/fill"]);
+    const deadline = Date.now() + 30_000;
+    while (rssMiB() > full - 120 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    console.log(`cloud image: QEMU's RSS ${full.toFixed(0)} MiB with 192 MiB in a tmpfs, ${rssMiB().toFixed(0)} MiB after emptying it`);
+    expect(rssMiB()).toBeLessThan(full - 120);
+  }, 120_000);
+
   it("run -d CMD: the command runs on in a systemd unit, its output in skiff logs", async () => {
     // As root: the test image, like a minimal one, has no D-Bus for an unprivileged systemctl.
     expect(await h.ok(["exec", "c1", "sudo", "-n", "systemctl", "is-active", "skiff-main"])).toBe("active\n");

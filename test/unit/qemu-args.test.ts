@@ -306,6 +306,7 @@ describe("toQemuArgs for a cloud image", () => {
       -netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22
       -device virtio-net-pci,netdev=net0,mac=52:54:00:4b:5e:57
       -device virtio-rng-pci
+      -device virtio-balloon-pci,free-page-reporting=on
       -qmp unix:/var/lib/skiff/vms/web/qmp.sock,server=on,wait=off
       -pidfile /var/lib/skiff/vms/web/qemu.pid"
     `);
