@@ -86,11 +86,30 @@ static void take_identity(int fd, const char *line) {
  * minutes, so an idle port's dropbear ends every 5 minutes, and must be
  * reaped and replaced before the host comes (else it stays a zombie and the
  * host's next session on the port talks to nobody).
+ *
+ * The port is read in blocks, not a byte at a time: an identity line is
+ * ~650 bytes, and a read per byte cost ~45 ms of a restored guest's cold
+ * translation cache (measured in the guest: 50 ms from the port seen open
+ * to the whole line; 1 ms in blocks). Nothing is read past the answered
+ * line: the host sends only these lines until it sees its answer, and the
+ * loop ends only with the block used up and no line begun.
  */
 static int await_hello(int fd, int sock, char *nonce, size_t cap) {
   struct line_reader line = {0};
+  char block[512];
+  size_t used = 0, got = 0;
   int have = 0, result = 0;
   for (;;) {
+    if (used < got) {
+      if (!line_feed(&line, block[used++])) continue;
+      if (strncmp(line.buf, "SKIFF-HELLO ", 12) == 0) {
+        snprintf(nonce, cap, "%s", line.buf + 12);
+        have = 1;
+      } else if (strncmp(line.buf, "SKIFF-IDENTITY ", 15) == 0) {
+        take_identity(fd, line.buf);
+      }
+      continue;
+    }
     if (have && line.len == 0 && !line.dropping && !readable_now(fd)) break;
     /* Only hang-ups of `sock`: dropbear's greeting waits there for the host. */
     struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = sock, .events = 0}};
@@ -124,13 +143,10 @@ static int await_hello(int fd, int sock, char *nonce, size_t cap) {
       }
       continue;
     }
-    char c;
-    if (read(fd, &c, 1) != 1 || !line_feed(&line, c)) continue;
-    if (strncmp(line.buf, "SKIFF-HELLO ", 12) == 0) {
-      snprintf(nonce, cap, "%s", line.buf + 12);
-      have = 1;
-    } else if (strncmp(line.buf, "SKIFF-IDENTITY ", 15) == 0) {
-      take_identity(fd, line.buf);
+    ssize_t n = read(fd, block, sizeof block);
+    if (n > 0) {
+      got = (size_t)n;
+      used = 0;
     }
   }
   line_free(&line);
