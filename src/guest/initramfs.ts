@@ -14,6 +14,7 @@ import type { GuestNetwork } from "../network/guest.js";
 import { type CpioEntry, writeCpio } from "./cpio.js";
 import { SkiffError } from "../errors.js";
 import { collectGuestTools, toolsFingerprint } from "./tools.js";
+import { cachedProbe } from "../util/probe-cache.js";
 import { encodeExecRequest, type EncodableRequest } from "./exec-request.js";
 import { checkEnvVar, checkGuestCounts } from "./limits.js";
 import type { RestartPolicy } from "../spec/machine.js";
@@ -45,17 +46,8 @@ function dirsOf(paths: readonly string[]): string[] {
 export async function ensureBaseInitramfs(opts: { kernel: KernelInfo | undefined; cacheDir: string; network: boolean; shares?: boolean }): Promise<string> {
   const tools = await collectGuestTools(opts.cacheDir);
   const { kernel } = opts;
-  let bootPaths: string[] = [];
-  let latePaths: string[] = [];
-  let netfilterPaths: string[] = [];
-  if (kernel !== undefined) {
-    const index = parseModulesDep(await readFile(join(kernel.modulesDir, "modules.dep"), "utf8"));
-    bootPaths = resolveModules(index, guestModules.boot).paths;
-    const late = [...guestModules.late, ...(opts.network ? guestModules.network : []), ...(opts.shares === true ? guestModules.shares : [])];
-    latePaths = resolveModules(index, late, bootPaths).paths;
-    // Loaded by skiff-init only when the image has iptables or nft (a VM with a NIC).
-    if (opts.network) netfilterPaths = resolveModules(index, guestModules.netfilter, [...bootPaths, ...latePaths]).paths;
-  }
+  const { bootPaths, latePaths, netfilterPaths } =
+    kernel === undefined ? { bootPaths: [], latePaths: [], netfilterPaths: [] } : await guestModulePaths(kernel, opts.cacheDir, opts.network, opts.shares === true);
   const modulePaths = [...bootPaths, ...latePaths, ...netfilterPaths];
   const key = createHash("sha256")
     .update(`${layoutVersion}\0${kernel?.version ?? "built-in"}\0${modulePaths.join(",")}\0${toolsFingerprint(tools)}`)
@@ -76,6 +68,41 @@ export async function ensureBaseInitramfs(opts: { kernel: KernelInfo | undefined
   }
   await build;
   return target;
+}
+
+interface ModulePaths {
+  bootPaths: string[];
+  latePaths: string[];
+  netfilterPaths: string[];
+}
+
+/**
+ * The module files the guest loads, each after its dependencies: at boot,
+ * late (with the network's and the shares' when the VM has them), and the
+ * netfilter ones (loaded by skiff-init only when the image has iptables or
+ * nft, so only with a NIC). Reading modules.dep (~4,000 modules) and
+ * walking it took ~30 ms of every create; the answer is kept in the cache
+ * per modules.dep (util/probe-cache.ts) and per list asked for.
+ */
+async function guestModulePaths(kernel: KernelInfo, cacheDir: string, network: boolean, shares: boolean): Promise<ModulePaths> {
+  const late = [...guestModules.late, ...(network ? guestModules.network : []), ...(shares ? guestModules.shares : [])];
+  const netfilter = network ? guestModules.netfilter : [];
+  const depFile = join(kernel.modulesDir, "modules.dep");
+  const ask = async (): Promise<ModulePaths> => {
+    const index = parseModulesDep(await readFile(depFile, "utf8"));
+    const bootPaths = resolveModules(index, guestModules.boot).paths;
+    const latePaths = resolveModules(index, late, bootPaths).paths;
+    const netfilterPaths = resolveModules(index, netfilter, [...bootPaths, ...latePaths]).paths;
+    return { bootPaths, latePaths, netfilterPaths };
+  };
+  const wanted = createHash("sha256").update(JSON.stringify([guestModules.boot, late, netfilter])).digest("hex").slice(0, 16);
+  return cachedProbe(cacheDir, `modules-${wanted}`, [depFile], ask, isModulePaths);
+}
+
+function isModulePaths(v: unknown): v is ModulePaths {
+  const list = (x: unknown) => Array.isArray(x) && x.every((p) => typeof p === "string" && p !== "" && !p.startsWith("/") && !p.split("/").includes(".."));
+  const o = v as Partial<ModulePaths> | null;
+  return typeof o === "object" && o !== null && list(o.bootPaths) && list(o.latePaths) && list(o.netfilterPaths);
 }
 
 /** Archives being made by this process, by path: VMs created at once (a project's services) wait for the one build. */

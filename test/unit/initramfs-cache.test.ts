@@ -1,5 +1,5 @@
 /** The base initramfs cache keeps the archives used last and drops the rest, with stale temporary files. */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -70,5 +70,34 @@ describe("pruneInitramfsCache", () => {
     const made = await Promise.all(Array.from({ length: 4 }, () => ensureBaseInitramfs({ kernel: undefined, cacheDir: dir, network: true })));
     expect(new Set(made).size).toBe(1);
     expect(readdirSync(join(dir, "initramfs"))).toEqual([made[0]!.slice(join(dir, "initramfs").length + 1)]);
+  });
+});
+
+describe("the modules an initramfs carries (resolved once per modules.dep)", () => {
+  /** A Debian-like kernel whose modules.dep lists virtio_mmio with `deps`, and every .ko it names. */
+  function kernel(dir: string, deps: string[]): { version: string; vmlinuzPath: string; modulesDir: string } {
+    const modulesDir = join(dir, "modules");
+    mkdirSync(join(modulesDir, "kernel"), { recursive: true });
+    const ko = (name: string) => `kernel/${name}.ko`;
+    for (const m of ["virtio_mmio", ...deps]) writeFileSync(join(modulesDir, ko(m)), `module ${m}\n`);
+    writeFileSync(join(modulesDir, "modules.dep"), `${ko("virtio_mmio")}: ${deps.map(ko).join(" ")}\n${deps.map((d) => `${ko(d)}:\n`).join("")}`);
+    return { version: "6.1.0-test", vmlinuzPath: join(dir, "vmlinuz"), modulesDir };
+  }
+  const cachedAnswers = (dir: string) => readdirSync(join(dir, "probes")).filter((f) => f.startsWith("modules-"));
+
+  it("reads modules.dep again when it changes, and takes no cached answer that fails its check", { timeout: 30_000 }, async () => {
+    const dir = cache();
+    const first = await ensureBaseInitramfs({ kernel: kernel(dir, ["virtio_ring"]), cacheDir: dir, network: false });
+    expect(cachedAnswers(dir)).toHaveLength(1);
+    expect(await ensureBaseInitramfs({ kernel: kernel(dir, ["virtio_ring"]), cacheDir: dir, network: false })).toBe(first);
+
+    // A new dependency (modules.dep rewritten: another size, mtime and ctime): the archive carries it.
+    const second = await ensureBaseInitramfs({ kernel: kernel(dir, ["virtio_ring", "virtio_extra"]), cacheDir: dir, network: false });
+    expect(second).not.toBe(first);
+    expect(readFileSync(second).includes("module virtio_extra")).toBe(true);
+
+    // A cached answer naming a file outside the modules directory is not used: the archive is the same as before.
+    for (const f of cachedAnswers(dir)) writeFileSync(join(dir, "probes", f), JSON.stringify({ bootPaths: ["../../etc/passwd"], latePaths: [], netfilterPaths: [] }));
+    expect(await ensureBaseInitramfs({ kernel: kernel(dir, ["virtio_ring", "virtio_extra"]), cacheDir: dir, network: false })).toBe(second);
   });
 });
