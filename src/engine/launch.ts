@@ -224,16 +224,28 @@ export async function spawnQemu(opts: {
   /** Resume saved state (a snapshot, a hibernated VM) instead of booting. */
   resume?: ResumeSource;
 }): Promise<ProcessIdentity> {
+  const { record, runner, resume } = opts;
+  if (resume !== undefined) {
+    // The guest in the saved RAM booted with that initramfs: the new QEMU maps the same. The RAM is copied meanwhile.
+    const copying = await prepareResume({ home: opts.home, runner }, record, resume);
+    try {
+      return await launchQemu(opts, copying.ram);
+    } finally {
+      await copying.settled();
+    }
+  }
+  return launchQemu(opts);
+}
+
+/** spawnQemu once the initrd (or the resumed RAM's copy, `ramReady`) is under way. */
+async function launchQemu(opts: Parameters<typeof spawnQemu>[0], ramReady?: Promise<void>): Promise<ProcessIdentity> {
   const { record, facts, runner, networking, resume } = opts;
   const { spec } = record.config;
   const { paths } = record;
   const mounts = opts.mounts ?? [];
   const cloud = spec.boot?.kind === "cloud";
   // A cloud image boots its own kernel; its seed was written at create.
-  if (resume !== undefined) {
-    // The guest in the saved RAM booted with that initramfs: the new QEMU maps the same.
-    await prepareResume({ home: opts.home, runner }, record, resume);
-  } else if (!cloud) {
+  if (resume === undefined && !cloud) {
     const kernel = vmKernel(spec, facts, opts.cacheDir);
     const base = await ensureBaseInitramfs({ kernel: kernel.modules, cacheDir: opts.cacheDir, ...initramfsVariant(spec) });
     // A VM made before its kernel grew (or under another estimate) is refused here rather than panicking at boot.
@@ -280,6 +292,7 @@ export async function spawnQemu(opts: {
     const forwards = (spec.network.guestForwards ?? []).map((f) => ({ cidr: `${f.hostAddress}/32`, port: f.hostPort }));
     await applyEgress(runner, jail.ids.uid, spec.egress ?? defaultEgress, await hostResolvers(), forwards);
   }
+  await ramReady;
   crashPoint("start:jail-ready");
   const result = await runner.run(jail.jailerPath, toJailArgs(jail, [plan.qemuBinary, ...toQemuArgs(plan)]), { timeoutMs: 90_000 });
   if (result.code !== 0) throw startFailure(spec.name, result);

@@ -31,10 +31,33 @@ export interface ResumeSource {
   what: string;
 }
 
-/** The VM's RAM file as a copy of the saved RAM, and its initrd as the saved one. */
-export async function prepareResume(ctx: { home: string; runner: Runner }, record: VmRecord, source: ResumeSource): Promise<void> {
-  const ram = await createRamFile(ctx.home, record.id);
-  await ctx.runner.run("cp", ["--sparse=always", "--reflink=auto", source.mem, ram], { check: true });
+/**
+ * The VM's RAM file as a copy of the saved RAM, and its initrd as the saved
+ * one. The RAM file is made at once and filled in the background: the
+ * copy (~50 ms) runs while the start readies the jail and the egress rules,
+ * and `ram` settles when it is whole, which QEMU must wait for. It never
+ * rejects unawaited: a caller that fails first waits for it all the same
+ * (`settled`), so no copy goes on writing after a start gave up.
+ */
+export async function prepareResume(
+  ctx: { home: string; runner: Runner },
+  record: VmRecord,
+  source: ResumeSource,
+): Promise<{ ram: Promise<void>; settled: () => Promise<void> }> {
+  const ramPath = await createRamFile(ctx.home, record.id);
+  const ram = ctx.runner.run("cp", ["--sparse=always", "--reflink=auto", source.mem, ramPath], { check: true }).then(() => undefined);
+  const settled = () => ram.catch(() => undefined);
+  void settled();
+  try {
+    await copySmallFiles(record, source);
+  } catch (err) {
+    await settled();
+    throw err;
+  }
+  return { ram, settled };
+}
+
+async function copySmallFiles(record: VmRecord, source: ResumeSource): Promise<void> {
   if (source.initrd !== undefined) {
     await rm(record.paths.initrd, { force: true });
     await copyFile(source.initrd, record.paths.initrd);
