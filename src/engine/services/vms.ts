@@ -66,12 +66,17 @@ export class VmService {
 
   async start(name: string, opts: StartOptions = {}): Promise<VmInfo> {
     await reconcile(this.#ctx);
+    return this.info(await this.#start(name, opts));
+  }
+
+  /** start() without the reconcile before it: `run` starts the VM its create made a moment ago, after create's reconcile. */
+  async #start(name: string, opts: StartOptions): Promise<VmRecord> {
     const record = await this.#ctx.store.get(name);
     const { startVm } = await import("../start.js");
     await startVm(this.#ctx, record, opts, (vm) => this.connect(vm)).catch((err: unknown) => {
       throw homeNoSpace(err, this.#ctx.home, `starting ${record.name}`);
     });
-    return this.info(record);
+    return record;
   }
 
   async stop(name: string, opts: { timeoutMs?: number; hibernate?: boolean } = {}): Promise<VmInfo> {
@@ -131,7 +136,7 @@ export class VmService {
       {
         create: (o) => this.create(o),
         restore: this.#restore,
-        start: (n, o) => this.start(n, o),
+        start: (n, o) => this.#start(n, o),
         stop: (n, o) => this.stop(n, o),
         remove: (n, o) => this.remove(n, o),
         connect: (n) => this.connect(n),
