@@ -88,7 +88,15 @@ export interface CreateOptions {
 }
 
 /** Make a VM (not started); its record once committed. */
-export async function createVm(ctx: EngineContext, opts: CreateOptions, t0: number): Promise<VmRecord> {
+/**
+ * `startNow`: the VM starts right after (run). A microVM whose combination
+ * has a boot snapshot then stands on it from the start (its disk a layer
+ * over the snapshot's, the snapshot's keys), instead of getting a disk and
+ * keys of its own that the start would throw away for the snapshot's: one
+ * qemu-img less on every `run` (~35 ms). A plain create keeps its own disk
+ * and keys, and its first start adopts the boot snapshot there is then.
+ */
+export async function createVm(ctx: EngineContext, opts: CreateOptions, t0: number, how: { startNow?: boolean } = {}): Promise<VmRecord> {
   if (opts.name !== undefined) validateName(opts.name);
   // The CLI and project files checked it while parsing; the library's callers give MiB directly.
   if (opts.memoryMiB !== undefined) checkMemoryMiB(opts.memoryMiB, "memoryMiB");
@@ -96,7 +104,7 @@ export async function createVm(ctx: EngineContext, opts: CreateOptions, t0: numb
   // Names in egress are resolved once, now, before anything is made.
   const egress = opts.egress === undefined ? undefined : await resolveEgress(opts.egress);
   const resolved: ResolvedCreate = { ...withoutRootEgress(opts, egress), ...(egress === undefined ? {} : { egressSpec: egress }) };
-  return opts.imageUrl !== undefined || isCloudRef(opts.image) ? createCloud(ctx, resolved, t0) : createMicroVm(ctx, resolved, t0);
+  return opts.imageUrl !== undefined || isCloudRef(opts.image) ? createCloud(ctx, resolved, t0) : createMicroVm(ctx, resolved, t0, how.startNow === true);
 }
 
 /**
@@ -122,7 +130,7 @@ function withoutRootEgress(opts: CreateOptions, egress: EgressSpec | undefined):
 /** CreateOptions with what createVm resolved before anything is made. */
 export type ResolvedCreate = CreateOptions & { egressSpec?: EgressSpec };
 
-async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: number): Promise<VmRecord> {
+async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: number, startNow: boolean): Promise<VmRecord> {
   // Mounts and the kernel fail here, before an image is pulled; volumes are checked again under their lock.
   // What skiff-init could not take is refused now, not cut in the guest or met at boot; the image's defaults only add to the command.
   checkGuestInput(opts);
@@ -174,6 +182,14 @@ async function createMicroVm(ctx: EngineContext, opts: ResolvedCreate, t0: numbe
     });
   });
   return finishCreate(ctx, { record, t0, attach: opts.attach === true }, async () => {
+    if (startNow) {
+      const boot = await import("../snapshot/boot.js");
+      const { snapshot } = await boot.bootSnapshotFor(ctx, record, facts);
+      if (snapshot !== undefined) {
+        await boot.adoptBootSnapshot(ctx, record, snapshot);
+        return;
+      }
+    }
     await generateVmKeys(record.paths, `skiff-${record.name}`);
     await ctx.runner.run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", image.basePath, record.paths.overlay], {
       check: true,

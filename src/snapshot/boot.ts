@@ -22,6 +22,7 @@ import type { EngineContext } from "../engine/context.js";
 import type { HostFacts } from "../engine/host.js";
 import { hostVersions } from "./versions.js";
 import { listSnapshots, snapshotFile, type SnapshotPlaces, type StoredSnapshot } from "./store.js";
+export { bootSnapshotById } from "./store.js";
 import { standOnSnapshot } from "./restore.js";
 import { tryLock } from "../store/lock.js";
 
@@ -73,6 +74,12 @@ export async function saveBootSnapshotOnce(places: SnapshotPlaces, key: string, 
   } finally {
     await claim.release();
   }
+}
+
+/** The boot snapshot a VM that has never run would start from, if its combination has one. */
+export async function bootSnapshotFor(ctx: EngineContext, record: VmRecord, facts: HostFacts): Promise<{ key: string | undefined; snapshot: StoredSnapshot | undefined }> {
+  const key = await bootKey(record, facts);
+  return { key, snapshot: key === undefined ? undefined : await findBootSnapshot(ctx, key) };
 }
 
 /** A VM that has never run takes the boot snapshot as its start (restore.ts: standOnSnapshot). */

@@ -143,6 +143,15 @@ export async function listSnapshots(places: SnapshotPlaces): Promise<StoredSnaps
   return records.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
 }
 
+/** The boot snapshot with this full id, if it is there and complete (a VM that adopted it at create finds it so at start). */
+export async function bootSnapshotById(places: SnapshotPlaces, id: string): Promise<StoredSnapshot | undefined> {
+  if (!/^[0-9a-f]{64}$/.test(id)) return undefined;
+  const dir = join(snapshotRoot(places, "boot"), id);
+  const read = await readRecord(join(dir, snapshotFiles.record), snapshotRecordSchema);
+  if (read?.ok !== true || read.value.kind !== "boot") return undefined;
+  return { ...(read.value as SnapshotRecord), dir };
+}
+
 /** A snapshot by name, full id or an unambiguous id prefix (at least 4 characters), as docker finds images. */
 export async function findSnapshot(places: SnapshotPlaces, ref: string, place = "snapshot"): Promise<StoredSnapshot> {
   const all = await listSnapshots(places);

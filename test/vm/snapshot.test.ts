@@ -463,6 +463,15 @@ describe("boot snapshots", () => {
       expect((await sh("boot-2", "hostname; echo $BOOT_TEST")).split("\n")[0]).toBe("boot-2");
       expect(await h.ok(["logs", "boot-2"])).toContain("skiff: ready");
 
+      // `run` stands the VM on the boot snapshot as it creates it; killed before the start, the VM's first start resumes from it.
+      const killed = await h.run(["run", "-d", "--name", "boot-5", ...env, "base"], { env: { SKIFF_TEST_CRASH_AT: "run:created" } });
+      expect(killed.code).not.toBe(0);
+      expect(await snapshotOf("boot-5")).toBe(first!.id);
+      expect((await inspect("boot-5")).state).toBe("created");
+      await h.ok(["start", "boot-5"]);
+      expect((await sh("boot-5", "hostname; cat /proc/uptime")).split("\n")[0]).toBe("boot-5");
+      expect(await h.ok(["logs", "boot-5"])).toContain("skiff: new identity: boot-5");
+
       await h.ok(["run", "-d", "--cold", "--name", "boot-3", ...env, "base"]);
       expect(await snapshotOf("boot-3")).toBeUndefined();
 
@@ -471,7 +480,7 @@ describe("boot snapshots", () => {
       expect(await snapshotOf("boot-4")).toBeUndefined();
       expect((await boots()).map((s) => s.source).sort()).toEqual(["boot-1", "boot-4"]);
     } finally {
-      await h.run(["rm", "-f", "boot-1", "boot-2", "boot-3", "boot-4"]);
+      await h.run(["rm", "-f", "boot-1", "boot-2", "boot-3", "boot-4", "boot-5"]);
       for (const s of await boots()) await h.ok(["snapshot", "rm", s.id]);
     }
   });

@@ -46,12 +46,17 @@ export class VmService {
   }
 
   async create(input: CreateOptions): Promise<VmInfo> {
+    return this.#create(input, {});
+  }
+
+  /** create(); `startNow` when the VM starts right after (run: create.ts). */
+  async #create(input: CreateOptions, how: { startNow?: boolean }): Promise<VmInfo> {
     const t0 = Date.now();
     const [{ checkCreateOptions }, { createVm }] = await Promise.all([import("../create-options.js"), import("../create.js")]);
     // Checked here, the library's door: callers in plain JavaScript get an error for a key skiff does not know.
     const opts = checkCreateOptions(input);
     await reconcile(this.#ctx);
-    const record = await createVm(this.#ctx, opts, t0).catch((err: unknown) => {
+    const record = await createVm(this.#ctx, opts, t0, how).catch((err: unknown) => {
       throw homeNoSpace(err, this.#ctx.home, `creating VM ${opts.name ?? ""}`.trim());
     });
     await this.#refreshPeers(record.config.spec, t0);
@@ -131,10 +136,11 @@ export class VmService {
    * remove) the VM; detached, leave it running (src/engine/run.ts).
    */
   async run(options: CreateOptions, run: RunVmOptions = {}): Promise<RunVmResult> {
-    const { runVm } = await import("../run.js");
+    const [{ runVm }, { preloadStart }] = await Promise.all([import("../run.js"), import("../start.js")]);
+    void preloadStart();
     return runVm(
       {
-        create: (o) => this.create(o),
+        create: (o) => this.#create(o, { startNow: run.cold !== true }),
         restore: this.#restore,
         start: (n, o) => this.#start(n, o),
         stop: (n, o) => this.stop(n, o),
