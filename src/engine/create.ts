@@ -87,8 +87,9 @@ export interface CreateOptions {
   attach?: boolean;
 }
 
-/** Make a VM (not started); its record once committed. */
 /**
+ * Make a VM (not started); its record once committed.
+ *
  * `startNow`: the VM starts right after (run). A microVM whose combination
  * has a boot snapshot then stands on it from the start (its disk a layer
  * over the snapshot's, the snapshot's keys), instead of getting a disk and

@@ -22,9 +22,10 @@ import type { EngineContext } from "../engine/context.js";
 import type { HostFacts } from "../engine/host.js";
 import { hostVersions } from "./versions.js";
 import { listSnapshots, snapshotFile, type SnapshotPlaces, type StoredSnapshot } from "./store.js";
-export { bootSnapshotById } from "./store.js";
 import { standOnSnapshot } from "./restore.js";
 import { tryLock } from "../store/lock.js";
+
+export { bootSnapshotById } from "./store.js";
 
 /** The VM's boot key, or undefined when it cannot start from a boot snapshot. */
 export async function bootKey(record: VmRecord, facts: HostFacts): Promise<string | undefined> {
