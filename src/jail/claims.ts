@@ -67,10 +67,18 @@ function parseClaim(uid: number, text: string): JailClaim {
   return { uid, home: "", vmId: "" };
 }
 
-/** True while the claimed VM's directory exists (or is still being made: the store claims before it commits the directory). */
-export function claimLive(claim: JailClaim): boolean {
+/**
+ * True while the claimed VM's directory exists (or is still being made: the
+ * store claims once its `.tmp-ID` directory exists, then renames it to ID).
+ * The temporary name is looked at first: looked at the other way round, a
+ * rename between the two looks found neither, the claim counted as stale,
+ * and its uid went to a second VM at once (16 `run -d` at once: one VM saw
+ * its twin's QEMU as its own and failed its start). Whenever the rename
+ * falls, one of the two looks in this order sees the directory.
+ */
+export function claimLive(claim: JailClaim, exists: (path: string) => boolean = existsSync): boolean {
   if (claim.home === "") return false;
-  return existsSync(join(claim.home, "vms", claim.vmId)) || existsSync(join(claim.home, "vms", `.tmp-${claim.vmId}`));
+  return exists(join(claim.home, "vms", `.tmp-${claim.vmId}`)) || exists(join(claim.home, "vms", claim.vmId));
 }
 
 /**
