@@ -21,7 +21,7 @@ import { isBroken, vmNotFound, type VmRecord } from "../../store/store.js";
 import { crashPoint } from "../../util/crash-point.js";
 import { brokenInfo, removeBroken, type BrokenVmInfo } from "../broken.js";
 import { homeNoSpace, notRunning, progress, type EngineContext } from "../context.js";
-import type { CreateOptions } from "../create.js";
+import type { CreateOptions, StandOn } from "../create.js";
 import { toVmInfo, type VmInfo } from "../info.js";
 import type { CopyOnceOptions, ExecOnceResult } from "../oneshot.js";
 import { guestPaused, readyForPowerdown, vmPaused } from "../pause.js";
@@ -49,14 +49,20 @@ export class VmService {
     return this.#create(input, {});
   }
 
-  /** create(); `startNow` when the VM starts right after (run: create.ts). */
+  /** create(); `startNow` when the VM starts right after (run): it stands on its boot snapshot from the start (create.ts). */
   async #create(input: CreateOptions, how: { startNow?: boolean }): Promise<VmInfo> {
     const t0 = Date.now();
     const [{ checkCreateOptions }, { createVm }] = await Promise.all([import("../create-options.js"), import("../create.js")]);
     // Checked here, the library's door: callers in plain JavaScript get an error for a key skiff does not know.
     const opts = checkCreateOptions(input);
     await reconcile(this.#ctx);
-    const record = await createVm(this.#ctx, opts, t0, how).catch((err: unknown) => {
+    const standOn: StandOn = async (made, facts) => {
+      const boot = await import("../../snapshot/boot.js");
+      const { snapshot } = await boot.bootSnapshotFor(this.#ctx, made, facts);
+      if (snapshot !== undefined) await boot.adoptBootSnapshot(this.#ctx, made, snapshot);
+      return snapshot !== undefined;
+    };
+    const record = await createVm(this.#ctx, opts, t0, how.startNow === true ? { standOn } : {}).catch((err: unknown) => {
       throw homeNoSpace(err, this.#ctx.home, `creating VM ${opts.name ?? ""}`.trim());
     });
     await this.#refreshPeers(record.config.spec, t0);
