@@ -269,17 +269,7 @@ async function launchQemu(opts: Parameters<typeof spawnQemu>[0], ramReady?: Prom
     ...(resume === undefined ? {} : { incoming: true }),
     ...(buildVm(spec) || spec.boot?.kind === "cloud" ? {} : { tcgCache: tcgCacheMiB() }),
   });
-  // The VM's egress rules are in place before its QEMU opens a single socket; made while the jail is readied (nft ~25 ms).
-  const ids = record.config.jail;
-  const network = spec.network;
-  const egress =
-    jailMode() === "root" && ids !== undefined && network.mode === "user"
-      ? hostResolvers().then((resolvers) => {
-          const forwards = (network.guestForwards ?? []).map((f) => ({ cidr: `${f.hostAddress}/32`, port: f.hostPort }));
-          return applyEgress(runner, ids.uid, spec.egress ?? defaultEgress, resolvers, forwards);
-        })
-      : Promise.resolve();
-  const readied = prepareJail({
+  const jail = await prepareJail({
     vmId: record.id,
     home: opts.home,
     cacheDir: opts.cacheDir,
@@ -297,11 +287,11 @@ async function launchQemu(opts: Parameters<typeof spawnQemu>[0], ramReady?: Prom
           },
         }),
   });
-  // Both settle before either's failure is thrown: no nft still at work behind a start that failed (its cleanup removes the table).
-  const [readiedJail, egressMade] = await Promise.allSettled([readied, egress]);
-  if (readiedJail.status === "rejected") throw readiedJail.reason;
-  if (egressMade.status === "rejected") throw egressMade.reason;
-  const jail = readiedJail.value;
+  // The VM's egress rules are in place before its QEMU opens a single socket.
+  if (jail.mode === "root" && jail.ids !== undefined && spec.network.mode === "user") {
+    const forwards = (spec.network.guestForwards ?? []).map((f) => ({ cidr: `${f.hostAddress}/32`, port: f.hostPort }));
+    await applyEgress(runner, jail.ids.uid, spec.egress ?? defaultEgress, await hostResolvers(), forwards);
+  }
   await ramReady;
   crashPoint("start:jail-ready");
   const result = await runner.run(jail.jailerPath, toJailArgs(jail, [plan.qemuBinary, ...toQemuArgs(plan)]), { timeoutMs: 90_000 });
