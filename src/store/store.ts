@@ -317,11 +317,19 @@ export class VmStore {
     return this.#discard(checkId(id), id);
   }
 
-  /** Remove directory `entry` of VM `id` (its own, or `.tmp-<id>` while being made) and give back the jail user it claimed. */
+  /**
+   * Remove directory `entry` of VM `id` (its own, or `.tmp-<id>` while being
+   * made) and give back the jail user it claimed. Only when this removed it:
+   * an entry gone already was removed by someone who gives the uid back
+   * itself, or renamed by its create from `.tmp-<id>` to `<id>` after gc
+   * listed it. Given back by the VM's id then, the claim of a VM that lives
+   * went, its uid went to the next VM made, and that VM's start took its
+   * twin's QEMU for its own (16 `run -d` at once: ERR_SKIFF_QMP, ENOENT).
+   */
   async #discard(entry: string, id: string): Promise<boolean> {
     const config = await this.#configIn(entry);
     const removed = await this.#removeDir(entry);
-    await this.#releaseJail(config, id);
+    if (removed) await this.#releaseJail(config, id);
     return removed;
   }
 
