@@ -6,7 +6,7 @@
 import { Readable, Writable } from "node:stream";
 import type { ClientChannel, PseudoTtyOptions, SFTPWrapper } from "ssh2";
 import { SkiffError } from "../errors.js";
-import { copyFrom, copyInTar, copyOutTar, copyTo, type CopyOptions, type CopyReport } from "./agent-copy.js";
+import type { CopyOptions, CopyReport } from "./agent-copy.js";
 import { readFile, statFile, writeFile, type GuestStat } from "./agent-files.js";
 import { watchChannel, type ExecIO, type ExecOptions, type ExecResult, type RunningExec } from "./agent-exec.js";
 import { SessionPool, type PooledSession } from "./agent-pool.js";
@@ -68,6 +68,9 @@ const defaultTimeoutMs = 10_000;
 const defaultWaitMs = 60_000;
 const defaultPortBudgetMs = 1_500;
 const skiffKill = "/dev/.skiff/bin/skiff-kill";
+
+/** `skiff cp` and its tar handling, loaded by a copy: an exec (every `run`) needs none of it. */
+const copying = () => import("./agent-copy.js");
 
 /** Connect to a running VM's agent on the first free port. */
 export function connectAgent(opts: AgentConnectOptions): Promise<AgentConnection> {
@@ -272,8 +275,8 @@ export class AgentConnection {
   }
 
   /** Copy a host file or directory into the VM (docker cp semantics). */
-  copyTo(hostPath: string, guestPath: string, opts: CopyOptions = {}): Promise<void> {
-    return copyTo(this, hostPath, guestPath, opts);
+  async copyTo(hostPath: string, guestPath: string, opts: CopyOptions = {}): Promise<void> {
+    return (await copying()).copyTo(this, hostPath, guestPath, opts);
   }
 
   /**
@@ -281,13 +284,13 @@ export class AgentConnection {
    * guest sends is unpacked as untrusted data (agent-copy.ts); the report
    * counts what was not copied as it was (device nodes, fifos, setuid bits).
    */
-  copyFrom(guestPath: string, hostPath: string, opts: CopyOptions = {}): Promise<CopyReport> {
-    return copyFrom(this, guestPath, hostPath, opts);
+  async copyFrom(guestPath: string, hostPath: string, opts: CopyOptions = {}): Promise<CopyReport> {
+    return (await copying()).copyFrom(this, guestPath, hostPath, opts);
   }
 
   /** `docker cp NAME:/path -`: a tar of the guest's path (named by its base name) written to `out`, which stays open. */
-  copyOutTar(guestPath: string, out: Writable): Promise<void> {
-    return copyOutTar(this, guestPath, out);
+  async copyOutTar(guestPath: string, out: Writable): Promise<void> {
+    return (await copying()).copyOutTar(this, guestPath, out);
   }
 
   /** What a path in the guest is (agent-files.ts); undefined when nothing is there. `follow: false` tells a symlink itself. */
@@ -306,8 +309,8 @@ export class AgentConnection {
   }
 
   /** `docker cp - NAME:/dir`: unpack a tar read from `input` into the guest's existing directory. */
-  copyInTar(input: Readable, guestDir: string, opts: CopyOptions = {}): Promise<void> {
-    return copyInTar(this, input, guestDir, opts);
+  async copyInTar(input: Readable, guestDir: string, opts: CopyOptions = {}): Promise<void> {
+    return (await copying()).copyInTar(this, input, guestDir, opts);
   }
 
   /**

@@ -11,10 +11,10 @@ import type { ImageRuntimeConfig, PullEvent } from "./oci/types.js";
 
 export { listImages, type CachedImage } from "./cache.js";
 import { cachedImage, listImages, type CachedImage } from "./cache.js";
-import { familiarReference, feedsFor, lookupRef, parseReference, startPull, type StartedPull } from "./registry/index.js";
-import { baseSourceFromPulled } from "./unpack/pulled.js";
-import { sweepImageStaging } from "./staging.js";
-import { buildImageBase, type BuildEvent } from "./unpack/build.js";
+import type { StartedPull } from "./registry/pull.js";
+import { familiarReference, parseReference } from "./registry/reference.js";
+import { lookupRef } from "./registry/refs.js";
+import type { BuildEvent } from "./unpack/build.js";
 
 export interface ResolvedImage {
   /** The reference as given. */
@@ -126,6 +126,9 @@ async function resolveOci(ref: string, opts: ResolveOciOptions): Promise<Resolve
       ...(opts.place === undefined ? {} : { place: opts.place }),
     });
   }
+  // The registry client, the unpacker and tar are loaded for a pull only: an image in the cache (every `run` of
+  // one after its first) needs none of them, and loading them cost each such command ~40 modules.
+  const [{ sweepImageStaging }, { startPull }] = await Promise.all([import("./staging.js"), import("./registry/pull.js")]);
   // What killed pulls and imports left in the cache goes before this one adds its own.
   await sweepImageStaging(cacheDir);
   // The pull is stopped if the build fails; the build fails if the pull does (through the feeds).
@@ -155,6 +158,11 @@ async function resolveOci(ref: string, opts: ResolveOciOptions): Promise<Resolve
  */
 async function pullAndBuild(pull: StartedPull, stop: AbortController, opts: ResolveOptions & { cacheDir: string; name: string }): Promise<CachedImage> {
   const { cacheDir } = opts;
+  const [{ feedsFor }, { baseSourceFromPulled }, { buildImageBase }] = await Promise.all([
+    import("./registry/blob-feed.js"),
+    import("./unpack/pulled.js"),
+    import("./unpack/build.js"),
+  ]);
   const feeds = feedsFor([...new Set(pull.image.layers.map((l) => l.digest))]);
   const pulling = pull.complete(feeds);
   pulling.catch(() => {});
