@@ -15,10 +15,9 @@
  * - A restart supervisor is the root process whose command line is the
  *   jailer's with the VM's status file.
  */
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import type { ProcessIdentity } from "../process/pid.js";
 import { alive, ProcTable } from "../process/procs.js";
+import { vmDirPresent } from "../store/paths.js";
 import type { VmConfig, VmPaths } from "../store/vmdir.js";
 
 /** The VM's running QEMU, or undefined. */
@@ -52,13 +51,13 @@ export function supervisorOf(vm: { paths: VmPaths }, table = new ProcTable()): P
  * in it, yet its QEMU is in the table: such a VM's directory exists now,
  * and its QEMU is no stray (it was ended as one, and its start failed). A
  * QEMU is only ever started for a committed directory, so looking after the
- * table was read is enough; the temporary name first, as claims.ts does.
+ * table was read is enough (vmDirPresent).
  */
 export function strays(
   vmsDir: string,
   known: ReadonlySet<string>,
   table = new ProcTable(),
-  exists: (path: string) => boolean = existsSync,
+  exists?: (path: string) => boolean,
 ): { pid: number; startTime: number; vmId: string }[] {
   const own = process.getuid?.() ?? -1;
   const pattern = new RegExp(`^${escapeRegExp(vmsDir)}/(?:\\.tmp-)?([0-9a-f]{12})/`);
@@ -70,7 +69,7 @@ export function strays(
     const at = argv.indexOf(flag);
     const match = at < 0 ? null : pattern.exec(argv[at + 1] ?? "");
     if (match === null || known.has(match[1]!)) continue;
-    if (exists(join(vmsDir, `.tmp-${match[1]!}`)) || exists(join(vmsDir, match[1]!))) continue;
+    if (vmDirPresent(vmsDir, match[1]!, exists)) continue;
     // A jailer must be ours (root's, or the user's own); a QEMU is whatever runs it.
     if (isJailer(argv) && p.uid !== own) continue;
     found.push({ pid: p.pid, startTime: p.startTime, vmId: match[1]! });

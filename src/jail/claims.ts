@@ -10,11 +10,11 @@
  * That uniqueness is what lets skiff find a VM's QEMU by its uid
  * (vm-process.ts): no other process on the host can have it.
  */
-import { existsSync } from "node:fs";
 import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { SkiffError } from "../errors.js";
 import { withLock } from "../store/lock.js";
+import { vmDirPresent, vmsDir } from "../store/paths.js";
 import { alive, ProcTable } from "../process/procs.js";
 import { hostAccountIds, jailIdBase, maxJailSlots, type JailIds } from "./ids.js";
 
@@ -70,15 +70,13 @@ function parseClaim(uid: number, text: string): JailClaim {
 /**
  * True while the claimed VM's directory exists (or is still being made: the
  * store claims once its `.tmp-ID` directory exists, then renames it to ID).
- * The temporary name is looked at first: looked at the other way round, a
- * rename between the two looks found neither, the claim counted as stale,
- * and its uid went to a second VM at once (16 `run -d` at once: one VM saw
- * its twin's QEMU as its own and failed its start). Whenever the rename
- * falls, one of the two looks in this order sees the directory.
+ * Looked at in the order that cannot miss the rename (vmDirPresent): the
+ * other order once made a live claim stale, and its uid went to a second VM
+ * (16 `run -d` at once: one VM saw its twin's QEMU as its own).
  */
-export function claimLive(claim: JailClaim, exists: (path: string) => boolean = existsSync): boolean {
+export function claimLive(claim: JailClaim, exists?: (path: string) => boolean): boolean {
   if (claim.home === "") return false;
-  return exists(join(claim.home, "vms", `.tmp-${claim.vmId}`)) || exists(join(claim.home, "vms", claim.vmId));
+  return vmDirPresent(vmsDir(claim.home), claim.vmId, exists);
 }
 
 /**

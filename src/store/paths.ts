@@ -3,6 +3,7 @@
  * root), XDG for users, and an environment override so tests and odd hosts
  * can move everything at once.
  */
+import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { SkiffError } from "../errors.js";
@@ -72,6 +73,18 @@ function defaultCache(home: string, opts: PathEnv): string {
 
 export function vmsDir(home: string): string {
   return join(home, "vms");
+}
+
+/**
+ * Whether VM `id` has its directory in `vms` now: made (`<id>`) or being
+ * made (`.tmp-<id>`, which its create renames to `<id>`). The temporary name
+ * is looked at first: whenever the rename falls, one of the two looks sees
+ * the directory; the other order can miss it between the looks, and a VM
+ * that lives then counted as gone (its jail uid handed out again, its QEMU
+ * ended as a stray).
+ */
+export function vmDirPresent(vms: string, id: string, exists: (path: string) => boolean = existsSync): boolean {
+  return exists(join(vms, `.tmp-${id}`)) || exists(join(vms, id));
 }
 
 /** Where network records are (network/store.ts); reconcile looks for it without loading that store. */
