@@ -82,13 +82,15 @@ export async function buildLayers(skiff: Skiff, opts: BuildLayersOptions): Promi
     const hasLog = await stat(logPath).then(() => true, () => false);
     return { image, digest, cached: true, ...(hasLog ? { logPath } : {}) };
   };
+  const hex = digest.slice(7);
+  // Before the cache is asked: an orphaned build VM (1 GiB, its QEMU maybe still at work) went only when a build
+  // booted, so behind builds that the cache answered it stayed for as long as they did.
+  await removeOrphanBuildVms(skiff, hex);
   const early = await hit();
   if (early) return early;
   const mirrorUrl = opts.aptMirror ?? process.env.SKIFF_APT_MIRROR;
   const mirror = mirrorUrl === undefined || mirrorUrl === "" ? undefined : await planAptMirror(mirrorUrl);
-  const hex = digest.slice(7);
   opts.signal?.throwIfAborted();
-  await removeOrphanBuildVms(skiff, hex);
   return withLock(
     `layers-${hex}`,
     async () => {
@@ -247,7 +249,8 @@ async function inBuildVm(skiff: Skiff, plan: BuildVmPlan, work: (vm: BuildVm) =>
 /**
  * Build VMs whose build is gone (its CLI killed by SIGKILL, the host down
  * mid-build): a running build holds its `layers-<hex>` lock, so a build VM
- * whose lock is free is nobody's, and is removed before a build starts.
+ * whose lock is free is nobody's, and is removed whenever a build is asked
+ * for, the cache's answer or not.
  * The build of `self` removes its own old VM under its lock (inBuildVm).
  */
 async function removeOrphanBuildVms(skiff: Skiff, self: string): Promise<void> {
