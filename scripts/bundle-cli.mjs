@@ -1,8 +1,8 @@
-// After tsc: bundle the CLI with esbuild, so that starting `skiff` reads a
+// After tsc: bundle the CLI with rollup, so that starting `skiff` reads a
 // few files instead of hundreds. Node's ESM loader pays for every module it
-// loads (resolve, read, compile, link): `skiff ps` imports ~90 of skiff's
-// modules and ~70 of its packages' (zod alone is 65), which cost more than
-// the work ps does (docs/benchmarks.md, "CLI start").
+// loads (resolve, read, compile, link: ~1 ms a file here), and `skiff ps`
+// imports ~90 of skiff's modules and ~70 of its packages' (zod alone is 65),
+// which cost more than the work ps does (docs/benchmarks.md, "CLI start").
 //
 // dist/cli/main.js (tsc's) becomes the bundle's entry and the modules it
 // imports are inlined; what the CLI imports on demand (a verb's modules:
@@ -12,64 +12,70 @@
 // fall back to slower JavaScript if bundled. The library (dist/index.js and
 // the rest of dist/) is tsc's output, untouched.
 //
-// skiff's code never import()s a package itself: a CommonJS package (yaml,
-// commander, tar-stream) made a chunk of its own has a default export only,
-// where Node gives it named ones; the build fails on one. Import it in a
-// skiff module and import() that (config/yaml-doc.ts: toYaml).
+// Why rollup and not esbuild (used here until 2026-12-05): both split the
+// code by which lazily imported modules reach it, but rollup makes far
+// fewer chunks of it: `ps -a` loads 20 files instead of 54 and
+// `run --rm base true` 54 instead of 98, 20–30 ms less each
+// (docs/benchmarks.md, "CLI start"). rollup and its plugins come with
+// vitest anyway.
 //
 // dist/cli-chunks/modules.json says which modules each file holds, so a
 // test can tell what a command loaded (test/unit/cli-start.test.ts).
 //
-// Without esbuild (a devDependency) the bundle is skipped with a note:
+// Without rollup (a devDependency) the bundle is skipped with a note:
 // tsc's dist/cli/main.js is the same program, slower to start.
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { builtinModules } from "node:module";
 import { join, relative } from "node:path";
 
 /** First line of a bundled entry: a second run must not bundle the bundle. */
 const marker = "// skiff CLI, bundled by scripts/bundle-cli.mjs";
+
+const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
 
 export async function bundleCli(root) {
   const dist = join(root, "dist");
   const entry = join(dist, "cli", "main.js");
   if (!existsSync(entry)) return "no dist/cli/main.js";
   if (readFileSync(entry, "utf8").includes(marker)) return "already bundled";
-  let esbuild;
+  let rollup, commonjs, nodeResolve, json;
   try {
-    esbuild = await import("esbuild");
+    ({ rollup } = await import("rollup"));
+    ({ default: commonjs } = await import("@rollup/plugin-commonjs"));
+    ({ nodeResolve } = await import("@rollup/plugin-node-resolve"));
+    ({ default: json } = await import("@rollup/plugin-json"));
   } catch {
-    return "esbuild is not installed; the CLI is left unbundled (slower to start)";
+    return "rollup is not installed; the CLI is left unbundled (slower to start)";
   }
   const temp = join(dist, `.cli-bundle-${process.pid}`);
   rmSync(temp, { recursive: true, force: true });
   try {
-    const { metafile } = await esbuild.build({
-      absWorkingDir: root,
-      metafile: true,
-      entryPoints: [entry],
-      outdir: temp,
-      // Two levels under the package root like every dist/ file (package-root.ts finds it from either).
-      entryNames: "cli/[name]",
-      chunkNames: "cli-chunks/[name]-[hash]",
-      bundle: true,
-      splitting: true,
-      format: "esm",
-      platform: "node",
-      target: "node20",
-      external: ["ssh2"],
-      // Function and class names as written, for stack traces of internal errors.
-      keepNames: true,
-      sourcemap: "linked",
-      logLevel: "warning",
-      // Bundled CommonJS packages (commander, yaml, tar-stream) require() Node's own modules.
-      banner: { js: `${marker}\nimport { createRequire as __skiffCreateRequire } from "node:module";\nconst require = __skiffCreateRequire(import.meta.url);` },
-      plugins: [englishOnlyZod, commanderWithoutChildProcess],
+    const build = await rollup({
+      input: entry,
+      external: (id) => builtins.has(id) || id === "ssh2" || id.startsWith("ssh2/"),
+      plugins: [englishOnlyZod, commanderWithoutChildProcess, nodeResolve({ exportConditions: ["node"], preferBuiltins: true }), commonjs(), json()],
+      onwarn(warning, warn) {
+        // Cycles between skiff's modules are fine in ES modules; `this` at a CommonJS package's top is what commonjs() handles.
+        if (warning.code === "CIRCULAR_DEPENDENCY" || warning.code === "THIS_IS_UNDEFINED") return;
+        warn(warning);
+      },
     });
-    const packages = Object.values(metafile.outputs).flatMap((o) => (o.entryPoint?.includes("node_modules/") ? [o.entryPoint] : []));
+    const { output } = await build.write({
+      dir: temp,
+      format: "es",
+      // Two levels under the package root like every dist/ file (package-root.ts finds it from either).
+      entryFileNames: "cli/[name].js",
+      chunkFileNames: "cli-chunks/[name]-[hash].js",
+      sourcemap: true,
+      banner: (chunk) => (chunk.isEntry ? marker : ""),
+    });
+    await build.close();
+    const packages = output.flatMap((o) => (o.type === "chunk" && o.isDynamicEntry && o.facadeModuleId?.includes("/node_modules/") ? [o.facadeModuleId] : []));
     if (packages.length > 0) throw new Error(`import() of a package in skiff's code: ${packages.join(", ")}; import it in a skiff module and import() that`);
     rmSync(join(dist, "cli-chunks"), { recursive: true, force: true });
     renameSync(join(temp, "cli-chunks"), join(dist, "cli-chunks"));
-    writeFileSync(join(dist, "cli-chunks", "modules.json"), `${JSON.stringify(modulesOf(metafile, relative(root, temp)), null, 1)}\n`);
+    writeFileSync(join(dist, "cli-chunks", "modules.json"), `${JSON.stringify(modulesOf(output, dist), null, 1)}\n`);
     renameSync(join(temp, "cli", "main.js.map"), `${entry}.map`);
     renameSync(join(temp, "cli", "main.js"), entry);
   } finally {
@@ -86,41 +92,45 @@ export async function bundleCli(root) {
  */
 const englishOnlyZod = {
   name: "zod-english-only",
-  setup(build) {
-    build.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, () => ({ contents: 'export { default as en } from "./en.js";\n', loader: "js" }));
+  load(id) {
+    return /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/.test(id) ? 'export { default as en } from "./en.js";\n' : null;
   },
 };
 
 /**
  * commander requires node:child_process at start, for subcommands that are
  * executables of their own (`git-foo`); skiff has none, and loading it costs
- * every command ~5 ms. The bundle defers it to a call that never comes. If
- * commander's first lines change, the file is left as it is (and a test of
- * what --version loads fails: test/unit/cli-start.test.ts).
+ * every command ~5 ms. The bundle defers it to a call that never comes
+ * (process.getBuiltinModule: a require() commonjs() would hoist to the
+ * top). If commander's first lines change, the file is left as it is (and a
+ * test of what --version loads fails: test/unit/cli-start.test.ts).
  */
 const commanderWithoutChildProcess = {
   name: "commander-without-child-process",
-  setup(build) {
-    build.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, async (args) => {
-      const text = await readFile(args.path, "utf8");
-      const eager = "const childProcess = require('node:child_process');";
-      const lazy = "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };";
-      return { contents: text.replace(eager, lazy), loader: "js" };
-    });
+  async load(id) {
+    if (!/[\\/]commander[\\/]lib[\\/]command\.js$/.test(id)) return null;
+    const text = await readFile(id, "utf8");
+    const eager = "const childProcess = require('node:child_process');";
+    const lazy = "const childProcess = { spawn: (...args) => process.getBuiltinModule('node:child_process').spawn(...args) };";
+    return text.replace(eager, lazy);
   },
 };
 
 /**
  * Each output file (relative to dist/) → the modules in it: skiff's as their
- * path under dist/ ("engine/skiff.js"), packages' as "node_modules/NAME/…".
+ * path under dist/ ("engine/skiff.js"), packages' as "node_modules/NAME/…";
+ * rollup's own helpers (ids starting with \0) are left out.
  */
-function modulesOf(metafile, outdir) {
+function modulesOf(output, dist) {
   const modules = {};
-  for (const [output, info] of Object.entries(metafile.outputs)) {
-    if (!output.endsWith(".js")) continue;
-    modules[relative(outdir, output)] = Object.keys(info.inputs).map((input) =>
-      input.includes("node_modules/") ? `node_modules/${input.slice(input.lastIndexOf("node_modules/") + "node_modules/".length)}` : relative("dist", input),
-    );
+  for (const o of output) {
+    if (o.type !== "chunk") continue;
+    modules[o.fileName] = Object.keys(o.modules).flatMap((id) => {
+      if (id.startsWith("\0")) return [];
+      const path = id.split("?")[0];
+      const at = path.lastIndexOf("node_modules/");
+      return [at >= 0 ? path.slice(at) : relative(dist, path)];
+    });
   }
   return modules;
 }
