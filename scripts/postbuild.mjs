@@ -4,7 +4,9 @@
 // and the host's flock addon (Node has no flock API; see
 // src/store/lock.ts), bundle the CLI (bundle-cli.mjs), make its entry
 // executable, and stamp the build so ./setup.sh can tell when it is out of
-// date.
+// date. The stamp also names the build whose checked records skiff trusts
+// (src/store/checked.ts): package.json's prebuild removes it before tsc
+// runs, so a build that fails half-way leaves none.
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";

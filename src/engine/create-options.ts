@@ -8,7 +8,7 @@
 import { z } from "zod/v4";
 import { SkiffError } from "../errors.js";
 import { mountRequestSchema, networkSpecSchema, restartPolicySchema } from "../spec/schema.js";
-import { schemaFor } from "../store/record.js";
+import { schemaFor } from "../store/record-schema.js";
 import { closest } from "../util/closest.js";
 import { checkMemoryMiB, parseDiskSize, parseMemory } from "../util/units.js";
 import type { CreateOptions } from "./create.js";

@@ -8,7 +8,7 @@
  * zod/mini, as every record `ps` reads (src/store/record.ts says why).
  */
 import * as z from "zod/v4/mini";
-import { isoTimeSchema, portSchema, schemaFor } from "../store/record.js";
+import { isoTimeSchema, portSchema, schemaFor } from "../store/record-schema.js";
 import { maxIfNameLength } from "./ifnames.js";
 import { parseIpv4 } from "./ipam.js";
 import type { NetworkAttachment, NetworkRecord } from "./types.js";

@@ -10,13 +10,15 @@ import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { SkiffError } from "../errors.js";
 import { writeJsonAtomic } from "../store/atomic.js";
-import { isBrokenRecord, partitionRecords, readNamedRecord, type BrokenRecord } from "../store/record.js";
+import { isBrokenRecord, partitionRecords, readNamedRecord, recordSchema, type BrokenRecord } from "../store/record.js";
 import { withLock } from "../store/lock.js";
 import { networksDir } from "../store/paths.js";
 import { readdirOrEmpty } from "../util/fs.js";
 import { namePattern } from "../util/names.js";
-import { networkRecordSchema } from "./schema.js";
 import type { NetworkRecord } from "./types.js";
+
+/** A network record's schema, loaded only when a record has to be checked (src/store/record.ts says when). */
+const networkRecordSchema = recordSchema<NetworkRecord>("network", async () => (await import("./schema.js")).networkRecordSchema);
 
 // The name check is pure and has a light module of its own (the CLI checks --network before loading the engine).
 export { reservedNetworkNames, validateNetworkName } from "./names.js";

@@ -21,12 +21,11 @@
 import { existsSync } from "node:fs";
 import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import * as z from "zod/v4/mini";
+import type * as z from "zod/v4/mini";
 import { SkiffError } from "../errors.js";
-import { machineSpecSchema } from "../spec/schema.js";
-import type { MachineSpec } from "../spec/machine.js";
 import { writeJsonAtomic } from "../store/atomic.js";
-import { isoTimeSchema, readRecord } from "../store/record.js";
+import { readRecord, recordSchema } from "../store/record.js";
+import type { SnapshotRecord } from "./schema.js";
 import { closest } from "../util/closest.js";
 
 /**
@@ -52,55 +51,10 @@ export const snapshotFiles = {
   consoleLog: "console.log",
 } as const;
 
-/** What must be the same on the host that restores as on the one that captured. */
-// zod/mini, as every record `ps` reads (src/store/record.ts says why).
-const versionsSchema = z.object({
-  format: z.number().check(z.int()),
-  /** QEMU's `--version` first line: device state is only loadable by the QEMU that wrote it. */
-  qemu: z.string(),
-  /** The kernel file's path, size and mtime: the RAM holds a running kernel. */
-  kernel: z.string(),
-  /** skiff's version: the guest side in RAM speaks its protocol. */
-  skiff: z.string(),
-});
-export type SnapshotVersions = z.infer<typeof versionsSchema>;
+export type { SnapshotRecord, SnapshotVersions, VolumeLayer } from "./schema.js";
 
-/** A named volume as captured (src/snapshot/volumes.ts): a read-only layer each restored VM clones. */
-export const volumeLayerSchema = z.object({
-  /** The named volume it was captured from (for a clone, the volume its snapshot captured). */
-  volume: z.string(),
-  target: z.string(),
-  readOnly: z.boolean(),
-  /** The layer's file in the snapshot's directory. */
-  file: z.string().check(z.regex(/^volume-\d+\.(raw|qcow2)$/)),
-  format: z.enum(["raw", "qcow2"]),
-  /** Bytes on disk (the copy is sparse). */
-  bytes: z.number(),
-});
-export type VolumeLayer = z.infer<typeof volumeLayerSchema>;
-
-export const snapshotRecordSchema = z.object({
-  id: z.string().check(z.regex(/^[0-9a-f]{64}$/)),
-  name: z.optional(z.string()),
-  /** user: `snapshot create`; fork: made by `fork`; boot: an image's boot snapshot. */
-  kind: z.enum(["user", "fork", "boot"]),
-  createdAt: isoTimeSchema,
-  source: z.object({ id: z.string(), name: z.string() }),
-  /** The source VM's spec at capture: a restore is the same machine with a new name, addresses and ports. */
-  spec: machineSpecSchema,
-  image: z.object({ digest: z.string(), basePath: z.string() }),
-  kernelPath: z.string(),
-  /** The kernel's release (`uname -r`) as the source VM's record had it; absent in snapshots made before it was kept. */
-  kernelVersion: z.optional(z.string()),
-  versions: versionsSchema,
-  /** Bytes on disk (sparse files count what they hold); `volumes`: all the volume layers together. */
-  sizes: z.object({ mem: z.number(), state: z.number(), disk: z.number(), volumes: z.optional(z.number()) }),
-  /** The named volumes the VM had attached, in mount order; each restored VM gets a private clone of each. */
-  volumes: z.optional(z.array(volumeLayerSchema)),
-  /** Boot snapshots: the key of the inputs they were made from. */
-  bootKey: z.optional(z.string()),
-});
-export type SnapshotRecord = Omit<z.infer<typeof snapshotRecordSchema>, "spec"> & { spec: MachineSpec };
+/** snapshot.json's schema, loaded when a record has to be checked. */
+const snapshotRecord = recordSchema<SnapshotRecord>("snapshot", async () => (await import("./schema.js")).snapshotRecordSchema as z.core.$ZodType<SnapshotRecord>);
 
 /** Where snapshots are kept: the home (users', forks') and the cache (boot snapshots). */
 export interface SnapshotPlaces {
@@ -136,7 +90,7 @@ export async function listSnapshots(places: SnapshotPlaces): Promise<StoredSnaps
     for (const entry of entries) {
       if (!/^[0-9a-f]{64}$/.test(entry)) continue;
       const dir = join(root, entry);
-      const read = await readRecord(join(dir, snapshotFiles.record), snapshotRecordSchema);
+      const read = await readRecord(join(dir, snapshotFiles.record), snapshotRecord);
       if (read?.ok === true) records.push({ ...(read.value as SnapshotRecord), dir });
     }
   }
@@ -147,7 +101,7 @@ export async function listSnapshots(places: SnapshotPlaces): Promise<StoredSnaps
 export async function bootSnapshotById(places: SnapshotPlaces, id: string): Promise<StoredSnapshot | undefined> {
   if (!/^[0-9a-f]{64}$/.test(id)) return undefined;
   const dir = join(snapshotRoot(places, "boot"), id);
-  const read = await readRecord(join(dir, snapshotFiles.record), snapshotRecordSchema);
+  const read = await readRecord(join(dir, snapshotFiles.record), snapshotRecord);
   if (read?.ok !== true || read.value.kind !== "boot") return undefined;
   return { ...(read.value as SnapshotRecord), dir };
 }

@@ -9,7 +9,7 @@
  */
 import * as z from "zod/v4/mini";
 import { ipv4Schema, networkAttachmentSchema } from "../network/schema.js";
-import { portSchema, schemaFor } from "../store/record.js";
+import { portSchema, schemaFor } from "../store/record-schema.js";
 import { namePattern } from "../util/names.js";
 import type { MachineSpec } from "./machine.js";
 

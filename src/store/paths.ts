@@ -75,6 +75,11 @@ export function vmsDir(home: string): string {
   return join(home, "vms");
 }
 
+/** Records this build has checked, by their bytes (store/checked.ts). */
+export function checkedDir(home: string): string {
+  return join(home, "checked");
+}
+
 /**
  * Whether VM `id` has its directory in `vms` now: made (`<id>`) or being
  * made (`.tmp-<id>`, which its create renames to `<id>`). The temporary name

@@ -1,11 +1,11 @@
 /**
  * Records read back from disk (a VM's config.json and state.json, network
- * and volume records) are checked against their zod schema once, here at
- * the edge, so the code behind it can trust their types. A record that is
- * missing, truncated, not JSON or of the wrong shape comes back as a short
- * reason ("state.json: qemu: expected an object, got a string"), never as a
- * throw: one bad file must make its own VM (network, volume) unusable, not
- * every command that lists them all.
+ * and volume records, snapshots') are checked against their zod schema
+ * once, here at the edge, so the code behind it can trust their types. A
+ * record that is missing, truncated, not JSON or of the wrong shape comes
+ * back as a short reason ("state.json: qemu: expected an object, got a
+ * string"), never as a throw: one bad file must make its own VM (network,
+ * volume) unusable, not every command that lists them all.
  *
  * Unknown keys are accepted and left out of the typed value, never an
  * error: a record written by a newer skiff (or an older one, for keys since
@@ -13,64 +13,56 @@
  * break every VM. The one record rewritten in place (state.json) keeps them
  * (`unknownKeys`), so a newer skiff's facts survive an older one's update.
  *
- * The schemas of the records every `skiff ps` reads (a VM's records, the
- * MachineSpec in its config.json, network attachments, snapshots) are
- * built with zod/mini, not zod's classic API: classic gives every schema
- * object its methods as it is built, which cost `ps` more at start than
- * reading the records (docs/benchmarks.md, "CLI start"). Both share zod's
- * core, so a classic schema may hold a mini one and these functions take
- * either; the messages are the same (English, set here as classic does).
+ * zod and the schemas are loaded only for a record that has to be checked
+ * (src/store/record-schema.ts): for one this build of skiff has checked
+ * before, byte for byte, what the check returned is remembered
+ * (src/store/checked.ts). So `skiff ps` of VMs it has seen before loads no
+ * zod (docs/benchmarks.md, "CLI start").
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import * as z from "zod/v4/mini";
-import en from "zod/v4/locales/en.js";
+import type * as z from "zod/v4/mini";
 import { errnoOf, SkiffError } from "../errors.js";
-import { parseUserKeys } from "../util/user-keys.js";
-
-// zod/mini leaves the messages to the caller (classic sets English when loaded).
-z.config(en());
+import { checkedValue, noteChecked } from "./checked.js";
 
 export type RecordRead<T> =
   | { ok: true; value: T; raw: Record<string, unknown> }
   /** `raw`: the parsed JSON when the file was JSON at all, for what can still be learnt from it (a name). */
   | { ok: false; reason: string; raw?: unknown };
 
-/**
- * `schemaFor<T>()(schema)` compiles only when the schema yields a `T` and
- * accepts every `T`, so a documented interface and its schema cannot drift
- * apart.
- */
-export function schemaFor<T>() {
-  return <S extends z.core.$ZodType<T>>(
-    schema: S &
-      ([T] extends [z.input<S>] ? unknown : "the schema refuses some values of the type") &
-      // A key of the type the schema does not know would be dropped on every read.
-      ([Exclude<keyof T, keyof z.output<S>>] extends [never] ? unknown : "the schema drops keys of the type"),
-  ): S => schema;
+/** A record's schema, loaded when a record of it has to be checked; `id` names it in what is known good. */
+export interface RecordSchema<T> {
+  readonly id: string;
+  load(): Promise<z.core.$ZodType<T>>;
 }
 
-/** An ISO 8601 time as `toISOString` writes it (ps and inspect compute ages from it). */
-export const isoTimeSchema = z.string().check(z.refine((s) => !Number.isNaN(Date.parse(s)), "expected an ISO 8601 time"));
-export const portSchema = z.number().check(z.int(), z.gte(0), z.lte(65535));
-
-/** Check parsed JSON against `schema`; `file` names it in the reason. */
-export function checkRecord<T>(raw: unknown, schema: z.core.$ZodType<T>, file: string): RecordRead<T> {
-  // A VM's environment or labels may hold a key such as `constructor`, which zod's records refuse as such.
-  const result = parseUserKeys(raw, (hidden) => z.safeParse(schema, hidden, { reportInput: true }));
-  if (result.success) return { ok: true, value: result.data, raw: raw as Record<string, unknown> };
-  return { ok: false, reason: `${file}: ${issueText(result.error.issues)}`, raw };
+/** A RecordSchema whose zod schema `load` imports (once) when first needed. */
+export function recordSchema<T>(id: string, load: () => Promise<z.core.$ZodType<T>>): RecordSchema<T> {
+  let loaded: Promise<z.core.$ZodType<T>> | undefined;
+  return { id, load: () => (loaded ??= load()) };
 }
 
-/** Parse JSON text and check it; a reason for text that is not JSON. */
-export function parseRecord<T>(text: string, schema: z.core.$ZodType<T>, file: string): RecordRead<T> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    return { ok: false, reason: text.trim() === "" ? `${file}: empty` : `${file}: not valid JSON (truncated or garbage)` };
-  }
-  return checkRecord(raw, schema, file);
+/** The record in `text`, checked, or what this build's check of the same text returned before. */
+async function checked<T>(text: string, schema: RecordSchema<T>, file: string): Promise<RecordRead<T>> {
+  const known = checkedValue(schema.id, text);
+  if (known !== undefined) return { ok: true, value: known as T, raw: JSON.parse(text) as Record<string, unknown> };
+  const [{ parseRecord }, zodSchema] = await Promise.all([import("./record-schema.js"), schema.load()]);
+  const read = parseRecord(text, zodSchema, file);
+  // Remembered only when JSON gives the value back exactly (a record's checked value always is: no dates, maps or -0).
+  if (read.ok && jsonExact(read.value)) noteChecked(schema.id, text, JSON.stringify(read.value));
+  return read;
+}
+
+/** Whether JSON.parse(JSON.stringify(value)) is a value equal to `value`, in every key and its order. */
+function jsonExact(value: unknown): boolean {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return true;
+  if (typeof value === "number") return Number.isFinite(value) && !Object.is(value, -0);
+  if (Array.isArray(value)) return value.every(jsonExact);
+  if (typeof value !== "object") return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  // An own "__proto__" (allowed in user maps) comes back from JSON.parse as an own key too; a key whose value is undefined would not.
+  return Object.values(value).every((v) => v !== undefined && jsonExact(v));
 }
 
 /**
@@ -80,7 +72,7 @@ export function parseRecord<T>(text: string, schema: z.core.$ZodType<T>, file: s
  * read and close, each a trip through the thread pool): `skiff ps` of 10 VMs
  * reads ~100 records, 20 ms that way against 1 ms (docs/benchmarks.md, "CLI start").
  */
-export async function readRecord<T>(path: string, schema: z.core.$ZodType<T>): Promise<RecordRead<T> | undefined> {
+export async function readRecord<T>(path: string, schema: RecordSchema<T>): Promise<RecordRead<T> | undefined> {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -89,7 +81,7 @@ export async function readRecord<T>(path: string, schema: z.core.$ZodType<T>): P
     if (code === "ENOENT") return undefined;
     return { ok: false, reason: `${basename(path)}: cannot be read (${code ?? String(err)})` };
   }
-  return parseRecord(text, schema, basename(path));
+  return checked(text, schema, basename(path));
 }
 
 /** The keys of `raw` that `schema` does not know: kept when the record is written back. */
@@ -104,43 +96,6 @@ export function corruptRecord(what: string, reason: string, opts: { hint: string
     ...(opts.place === undefined ? {} : { place: opts.place }),
     ...(opts.details === undefined ? {} : { details: opts.details }),
   });
-}
-
-type Issue = z.core.$ZodIssue;
-
-/** The first problem, short: "spec.name: expected a string, got a number" (and how many more there are). */
-function issueText(issues: readonly Issue[]): string {
-  const first = issues[0];
-  if (first === undefined) return "invalid";
-  const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? "s" : ""})` : "";
-  return `${first.path.length === 0 ? "" : `${first.path.map(String).join(".")}: `}${issueMessage(first)}${more}`;
-}
-
-function issueMessage(issue: Issue): string {
-  if (issue.code === "invalid_type") {
-    const input = "input" in issue ? issue.input : undefined;
-    return input === undefined ? `missing (expected ${article(issue.expected)})` : `expected ${article(issue.expected)}, got ${article(kindOf(input))}`;
-  }
-  if (issue.code === "invalid_value") return `expected ${issue.values.map((v) => JSON.stringify(v)).join(" or ")}`;
-  if (issue.code === "invalid_union") {
-    // A discriminated union's issue sits at the discriminator's path, with the whole object as input.
-    const key = issue.path.at(-1);
-    const input: unknown = "input" in issue ? issue.input : undefined;
-    const value = typeof input === "object" && input !== null && key !== undefined ? (input as Record<PropertyKey, unknown>)[key] : input;
-    return (issue as { note?: string }).note === "No matching discriminator" ? `unknown value ${JSON.stringify(value)}` : "matches none of the forms it may take";
-  }
-  return issue.message;
-}
-
-function kindOf(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "array";
-  return typeof value;
-}
-
-function article(kind: string): string {
-  if (kind === "null" || kind === "undefined") return kind;
-  return /^[aeiou]/.test(kind) ? `an ${kind}` : `a ${kind}`;
 }
 
 /** A named record (a network's, a volume's) that failed its check: listed apart, removable by its name. */
@@ -163,7 +118,7 @@ export function isBrokenRecord(value: object): value is BrokenRecord {
  */
 export async function readNamedRecord<T extends { name: string }>(
   path: string,
-  schema: z.core.$ZodType<T>,
+  schema: RecordSchema<T>,
   opts: { what: string; name: string; removeHint: string },
 ): Promise<T | BrokenRecord | undefined> {
   const read = await readRecord(path, schema);

@@ -10,7 +10,7 @@ import * as z from "zod/v4/mini";
 import type { ProcessIdentity } from "../process/pid.js";
 import type { MachineSpec } from "../spec/machine.js";
 import { machineSpecSchema, portForwardSchema } from "../spec/schema.js";
-import { isoTimeSchema, schemaFor } from "./record.js";
+import { isoTimeSchema, schemaFor } from "./record-schema.js";
 
 export const processIdentitySchema = schemaFor<ProcessIdentity>()(
   z.object({ pid: z.number().check(z.int(), z.positive()), startTime: z.number().check(z.int(), z.nonnegative()) }),

@@ -23,10 +23,11 @@ import { currentProcess, identityAlive } from "../process/pid.js";
 import { agentPortCount, type MachineSpec } from "../spec/machine.js";
 import { readJsonIfExists, syncDir, writeJsonAtomic } from "./atomic.js";
 import { lockFileNames, removeLockFiles, tryLock, withLock, type LockHandle } from "./lock.js";
-import { checkSocketPathLength, skiffHome, vmIdLength, vmsDir } from "./paths.js";
+import { checkedDir, checkSocketPathLength, skiffHome, vmIdLength, vmsDir } from "./paths.js";
 import { brokenVm, isBroken, nameIn, type BrokenVm } from "./broken.js";
-import { readRecord, unknownKeys } from "./record.js";
-import { creatingMarkerSchema, vmConfigSchema, vmStateSchema, type CreatingMarker, type SnapshotRef } from "./schema.js";
+import { readRecord, recordSchema, unknownKeys } from "./record.js";
+import type { CreatingMarker, SnapshotRef } from "./schema.js";
+import { pruneChecked, useCheckedDir } from "./checked.js";
 import { vmFiles, vmPaths, withAgentPorts, type ImageRecord, type KernelRecord, type VmConfig, type VmPaths, type VmState } from "./vmdir.js";
 import { pathExists, readdirOrEmpty } from "../util/fs.js";
 import { jailMode } from "../jail/ids.js";
@@ -34,6 +35,11 @@ import { claimJailIds, releaseJailIds } from "../jail/claims.js";
 import { reapJailUid } from "../jail/reap.js";
 import { crashPoint } from "../util/crash-point.js";
 import { crypto } from "../util/builtins.js";
+
+// The records' schemas, loaded only when a record has to be checked (src/store/record.ts says when).
+const vmConfigSchema = recordSchema<VmConfig>("vm-config", async () => (await import("./schema.js")).vmConfigSchema);
+const vmStateSchema = recordSchema<VmState>("vm-state", async () => (await import("./schema.js")).vmStateSchema);
+const creatingMarkerSchema = recordSchema<CreatingMarker>("vm-creating", async () => (await import("./schema.js")).creatingMarkerSchema);
 
 export { isBroken, type BrokenVm } from "./broken.js";
 
@@ -80,6 +86,8 @@ export class VmStore {
     this.home = opts.home ?? skiffHome();
     this.vmsDir = vmsDir(this.home);
     this.#lockTimeoutMs = opts.lockTimeoutMs;
+    // Records this build checked before are read without zod from now on (src/store/checked.ts).
+    useCheckedDir(checkedDir(this.home));
   }
 
   paths(id: string): VmPaths {
@@ -393,7 +401,7 @@ export class VmStore {
         if (!(await pathExists(paths.dir))) throw vmNotFound(id);
         const old = await this.#readState(id);
         const next = typeof patch === "function" ? patch(old.value) : { ...old.value, ...patch };
-        await writeJsonAtomic(paths.state, { ...unknownKeys(old.raw, vmStateSchema), ...next });
+        await writeJsonAtomic(paths.state, { ...unknownKeys(old.raw, (await import("./schema.js")).vmStateSchema), ...next });
         return JSON.parse(JSON.stringify(next)) as VmState;
       },
       { home: this.home },
@@ -413,6 +421,7 @@ export class VmStore {
   async gc(): Promise<string[]> {
     const removed: string[] = [];
     let names: LockHandle | undefined;
+    pruneChecked(checkedDir(this.home));
     try {
       for (const entry of await readdirOrEmpty(this.vmsDir)) {
         const dir = join(this.vmsDir, entry);

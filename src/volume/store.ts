@@ -13,7 +13,8 @@ import { errnoOf, SkiffError } from "../errors.js";
 import type { Runner } from "../process/runner.js";
 import { z } from "zod/v4";
 import { syncDir, writeJsonAtomic } from "../store/atomic.js";
-import { isBrokenRecord, isoTimeSchema, partitionRecords, readNamedRecord, type BrokenRecord } from "../store/record.js";
+import { isBrokenRecord, partitionRecords, readNamedRecord, recordSchema, type BrokenRecord } from "../store/record.js";
+import { isoTimeSchema } from "../store/record-schema.js";
 import { withLock } from "../store/lock.js";
 import { readdirOrEmpty } from "../util/fs.js";
 import { namePattern, validateName } from "../util/names.js";
@@ -28,6 +29,8 @@ export const volumeRecordSchema = z.object({
   createdAt: isoTimeSchema,
 });
 export type VolumeRecord = z.infer<typeof volumeRecordSchema>;
+// Volumes' module loads zod anyway (classic); the record still goes through what is known good.
+const volumeRecord = recordSchema<VolumeRecord>("volume", async () => volumeRecordSchema);
 
 export const defaultVolumeBytes = 2 ** 30;
 /** ext4 with a journal wants a few MiB; below this mke2fs makes a filesystem too small to be of use. */
@@ -81,7 +84,7 @@ export class VolumeStore {
   /** Like `find`, but a broken record is returned, for `volume rm`. */
   async lookup(name: string): Promise<VolumeRecord | BrokenRecord | undefined> {
     if (!namePattern.test(name)) return undefined;
-    return readNamedRecord(join(this.dir, name, recordFile), volumeRecordSchema, { what: "volume", name, removeHint: `skiff volume rm ${name}` });
+    return readNamedRecord(join(this.dir, name, recordFile), volumeRecord, { what: "volume", name, removeHint: `skiff volume rm ${name}` });
   }
 
   async get(name: string, place = name): Promise<VolumeRecord> {

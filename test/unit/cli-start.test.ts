@@ -13,7 +13,9 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { VmStore } from "../../src/store/store.js";
 import { cliPath } from "./fixtures/cli.js";
+import { machineSpec } from "./fixtures/spec.js";
 
 const dist = join(import.meta.dirname, "..", "..", "dist");
 let work: string;
@@ -50,11 +52,10 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
  * "zod" (a package), "node:net"; and a package's files by their path from
  * node_modules ("node_modules/zod/v4/mini/schemas.js").
  */
-function modulesLoaded(args: string[]): Set<string> {
-  const out = join(work, `loaded-${args.join("_")}`);
-  const home = join(work, `home-${args.join("_")}`);
+function modulesLoaded(args: string[], home = join(work, `home-${args.join("_")}`), run = "1"): Set<string> {
+  const out = join(work, `loaded-${args.join("_")}-${run}`);
   // Output to a file: a pipe would be a net.Socket, and load node:net whatever skiff does.
-  const log = join(work, `output-${args.join("_")}`);
+  const log = join(work, `output-${args.join("_")}-${run}`);
   const fd = openSync(log, "w");
   const r = spawnSync(process.execPath, ["--import", join(work, "register.mjs"), cliPath, ...args], {
     stdio: ["ignore", fd, fd],
@@ -98,10 +99,13 @@ describe("starting the CLI", { timeout: 30_000 }, () => {
     }
   });
 
-  it("ps loads the records (zod/mini) and the process table, not SSH, images, projects, networks' set-up or QEMU's command line", () => {
-    const loaded = modulesLoaded(["ps", "-a"]);
+  it("ps loads the records (zod/mini) and the process table, not SSH, images, projects, networks' set-up or QEMU's command line", async () => {
+    const home = join(work, "home-ps");
+    const store = new VmStore({ home });
+    for (const name of ["a", "b", "c"]) await store.commit((await store.create(machineSpec(name), { image: { digest: "sha256:abc" } })).id);
+    const loaded = modulesLoaded(["ps", "-a"], home);
     expect(packages(loaded)).toEqual(["commander", "zod"]);
-    // The records' schemas are zod/mini's: zod's classic API builds its schemas slower (src/store/record.ts).
+    // The records' schemas are zod/mini's: zod's classic API builds its schemas slower (src/store/record-schema.ts).
     const zod = [...loaded].filter((m) => m.startsWith("node_modules/zod/"));
     expect(zod.filter((m) => m.startsWith("node_modules/zod/v4/classic/")), "zod's classic API").toEqual([]);
     expect(zod.filter((m) => m.startsWith("node_modules/zod/v4/mini/")), "zod/mini").not.toEqual([]);
@@ -113,5 +117,25 @@ describe("starting the CLI", { timeout: 30_000 }, () => {
     ]) {
       expect(loaded.has(heavy), `ps loads ${heavy}`).toBe(false);
     }
+  });
+
+  it("ps of records it has checked before loads no zod, and checks a changed one again", async () => {
+    const home = join(work, "home-ps-again");
+    const store = new VmStore({ home });
+    const vms = [];
+    for (const name of ["a", "b", "c"]) {
+      vms.push(await store.create(machineSpec(name), { image: { digest: "sha256:abc" } }));
+      await store.commit(vms.at(-1)!.id);
+    }
+    const output = (run: string) => readFileSync(join(work, `output-ps_-a-${run}`), "utf8");
+    expect(packages(modulesLoaded(["ps", "-a"], home, "1"))).toEqual(["commander", "zod"]);
+    expect(packages(modulesLoaded(["ps", "-a"], home, "2"))).toEqual(["commander"]);
+    expect(output("2")).toBe(output("1"));
+    // One byte changed: checked again, and found broken.
+    const config = JSON.parse(readFileSync(vms[1]!.paths.config, "utf8")) as { spec: { cpus: unknown } };
+    config.spec.cpus = "2";
+    writeFileSync(vms[1]!.paths.config, JSON.stringify(config));
+    expect(packages(modulesLoaded(["ps", "-a"], home, "3"))).toEqual(["commander", "zod"]);
+    expect(output("3")).toMatch(/VM b is broken: config\.json: spec\.cpus: expected a number, got a string/);
   });
 });

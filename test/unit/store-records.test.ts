@@ -16,7 +16,7 @@ import { NetworkStore } from "../../src/network/store.js";
 import type { NetworkRecord } from "../../src/network/types.js";
 import { qemuOf } from "../../src/engine/vm-process.js";
 import { machineSpecSchema } from "../../src/spec/schema.js";
-import { checkRecord, parseRecord } from "../../src/store/record.js";
+import { checkRecord, parseRecord } from "../../src/store/record-schema.js";
 import { vmConfigSchema, vmStateSchema } from "../../src/store/schema.js";
 import { isBroken, VmStore, type VmRecord } from "../../src/store/store.js";
 import { VolumeStore } from "../../src/volume/store.js";
