@@ -13,6 +13,7 @@
  *                  restored VM's clone of one, standing alone); volumes.ts
  *   initrd.img     the initramfs the guest booted (a restore maps the same ROMs)
  *   id_ed25519…    the agent's keys, which the guest in `mem` trusts
+ *   overlay.qcow2  an empty overlay on disk.qcow2 that restores copy (added by the first)
  *
  * A snapshot is made in `.staging-*` and renamed into place whole, so a
  * directory with a name is a complete snapshot; staging left by a killed
@@ -49,6 +50,8 @@ export const snapshotFiles = {
   knownHosts: "known_hosts",
   /** The serial console up to the capture: a restored VM's `skiff logs` starts with the boot its guest went through. */
   consoleLog: "console.log",
+  /** An empty overlay on disk.qcow2, made by the first restore; later ones copy it (restore.ts: overlayOn). Not part of the id. */
+  overlay: "overlay.qcow2",
 } as const;
 
 export type { SnapshotRecord, SnapshotVersions, VolumeLayer } from "./schema.js";
