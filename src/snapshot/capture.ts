@@ -162,7 +162,7 @@ async function commit(ctx: EngineContext, record: VmRecord, staging: string, opt
     image: { digest: config.image.digest, basePath: base },
     kernelPath,
     ...(config.kernel?.version ? { kernelVersion: config.kernel.version } : {}),
-    versions: await hostVersions(facts.qemuBinary, kernelPath),
+    versions: await hostVersions(facts.qemuBinary, kernelPath, ctx.cacheDir),
     sizes: {
       mem: await diskUsage(join(staging, snapshotFiles.mem)),
       state: (await stat(join(staging, snapshotFiles.state))).size,

@@ -40,7 +40,7 @@ export async function hibernateVm(ctx: EngineContext, record: VmRecord, qemu: Pr
     throw err;
   }
   const facts = await ctx.hostFacts();
-  const versions = await hostVersions(facts.qemuBinary, record.config.kernel?.path ?? facts.vmlinuxPath);
+  const versions = await hostVersions(facts.qemuBinary, record.config.kernel?.path ?? facts.vmlinuxPath, ctx.cacheDir);
   // Recorded before QEMU ends: from here on the saved state is the VM's truth.
   await ctx.store.updateState(record.id, { hibernated: { at: new Date().toISOString(), ...versions } });
   await signalQemu(qemu, 15);
@@ -71,7 +71,7 @@ export async function hibernatedSource(ctx: EngineContext, record: VmRecord, col
     return undefined;
   }
   const facts = await ctx.hostFacts();
-  const here = await hostVersions(facts.qemuBinary, record.config.kernel?.path ?? facts.vmlinuxPath);
+  const here = await hostVersions(facts.qemuBinary, record.config.kernel?.path ?? facts.vmlinuxPath, ctx.cacheDir);
   checkVersions(`${record.name}'s hibernated state`, hibernated, here, `boot it from its disk instead: \`skiff start --cold ${record.name}\` (the saved memory is dropped)`);
   return { ...files(record), what: "its hibernated state" };
 }

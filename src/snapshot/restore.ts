@@ -39,7 +39,7 @@ export interface RestoreOptions {
 /** Refuse a snapshot this host cannot load, naming what differs. */
 export async function checkRestorable(ctx: EngineContext, snapshot: StoredSnapshot): Promise<void> {
   const facts = await ctx.hostFacts();
-  const here = await hostVersions(facts.qemuBinary, snapshot.kernelPath);
+  const here = await hostVersions(facts.qemuBinary, snapshot.kernelPath, ctx.cacheDir);
   checkVersions(`snapshot ${snapshot.name ?? snapshot.id.slice(0, 12)}`, snapshot.versions, here, "snapshots restore only with the QEMU, kernel and skiff that made them: take a new one (`skiff snapshot create`)");
 }
 

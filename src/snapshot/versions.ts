@@ -5,24 +5,38 @@
  * which, rather than a guest that crashes after loading.
  */
 import { createHash } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { skiffInitPath } from "../guest/tools.js";
 import { SkiffError } from "../errors.js";
 import { qemuVersion } from "../qemu/accel.js";
 import { skiffVersion } from "../util/package-root.js";
+import { cachedProbe } from "../util/probe-cache.js";
 import { snapshotFormat, type SnapshotVersions } from "./store.js";
 
-/** The versions on this host for a guest that boots `kernelPath`. */
-export async function hostVersions(qemuBinary: string, kernelPath: string): Promise<SnapshotVersions> {
+/** The versions on this host for a guest that boots `kernelPath`; `cacheDir` keeps what hashing skiff-init found. */
+export async function hostVersions(qemuBinary: string, kernelPath: string, cacheDir: string): Promise<SnapshotVersions> {
   // Asked once per process (qemu/accel.ts): the host's facts asked it first, through the cache.
-  return { format: snapshotFormat, qemu: (await qemuVersion(qemuBinary)).version, kernel: kernelStamp(kernelPath), skiff: guestSide() };
+  return { format: snapshotFormat, qemu: (await qemuVersion(qemuBinary)).version, kernel: kernelStamp(kernelPath), skiff: await guestSide(cacheDir) };
 }
 
-let guest: string | undefined;
+let guest: Promise<string> | undefined;
 
-/** skiff's version and its guest init's build: the guest side in a snapshot's RAM must speak this skiff's protocol. */
-function guestSide(): string {
-  guest ??= `${skiffVersion()}+${createHash("sha256").update(readFileSync(skiffInitPath())).digest("hex").slice(0, 12)}`;
+/**
+ * skiff's version and its guest init's build: the guest side in a snapshot's RAM must speak this skiff's protocol.
+ * The hash of skiff-init (~7 ms, on the way of every run from a boot snapshot) is kept in the cache while the file
+ * is unchanged (util/probe-cache.ts), as the host's other facts are.
+ */
+function guestSide(cacheDir: string): Promise<string> {
+  const path = skiffInitPath();
+  const hash = async (): Promise<string> => createHash("sha256").update(await readFile(path)).digest("hex").slice(0, 12);
+  guest ??= cachedProbe(cacheDir, "skiff-init", [path], hash, (c): c is string => typeof c === "string" && /^[0-9a-f]{12}$/.test(c)).then(
+    (build) => `${skiffVersion()}+${build}`,
+    (err: unknown) => {
+      guest = undefined;
+      throw err;
+    },
+  );
   return guest;
 }
 
