@@ -233,7 +233,8 @@ function sumUsage(parts: readonly { count: number; bytes: number }[]): { count: 
   return parts.reduce((a, b) => ({ count: a.count + b.count, bytes: a.bytes + b.bytes }), { count: 0, bytes: 0 });
 }
 
-async function dirUsage(dir: string): Promise<{ count: number; bytes: number }> {
+/** `count`: the entries of `dir` that `counts` (all by default); `bytes`: everything under it. */
+async function dirUsage(dir: string, counts: (name: string) => boolean = () => true): Promise<{ count: number; bytes: number }> {
   let count = 0;
   let bytes = 0;
   let names: string[] = [];
@@ -251,7 +252,7 @@ async function dirUsage(dir: string): Promise<{ count: number; bytes: number }> 
     } else {
       bytes += st.blocks * 512;
     }
-    count++;
+    if (counts(name)) count++;
   }
   return { count, bytes };
 }
@@ -265,7 +266,8 @@ export async function diskUsage(ctx: ImageContext): Promise<DiskUsage> {
   for (const vm of vms) vmBytes += (await dirUsage(vm.dir)).bytes;
   return {
     images: { count: images.length, bytes: images.reduce((s, i) => s + i.diskUsageBytes, 0) },
-    snapshots: sumUsage(await Promise.all(snapshotRoots(ctx).map(dirUsage))),
+    // A snapshot is a directory named by its id; staging and the boot snapshots' key notes take room but are none.
+    snapshots: sumUsage(await Promise.all(snapshotRoots(ctx).map((root) => dirUsage(root, (name) => /^[0-9a-f]{64}$/.test(name))))),
     blobs,
     vms: { count: vms.length, bytes: vmBytes },
     staging,

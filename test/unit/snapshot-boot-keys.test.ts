@@ -72,3 +72,17 @@ describe("finding a boot snapshot by its key", () => {
     expect(existsSync(join(keysDir(), "key-a"))).toBe(false);
   });
 });
+
+describe("system df", () => {
+  it("counts snapshots, not the boot snapshots' key notes or a capture's staging, whose bytes it still counts", async () => {
+    const { diskUsage } = await import("../../src/engine/images.js");
+    const { defaultRunner } = await import("../../src/process/runner.js");
+    await bootSnapshot("a", "key-a");
+    await findBootSnapshot(places, "key-a");
+    mkdirSync(join(places.cacheDir, "snapshots", ".staging-1-abcd"));
+    writeFileSync(join(places.cacheDir, "snapshots", ".staging-1-abcd", "mem"), Buffer.alloc(8192, 1));
+    const usage = await diskUsage({ ...places, runner: defaultRunner, vms: () => Promise.resolve([]) });
+    expect(usage.snapshots.count).toBe(1);
+    expect(usage.snapshots.bytes).toBeGreaterThanOrEqual(8192);
+  });
+});
