@@ -127,15 +127,18 @@ describe("starting the CLI", { timeout: 30_000 }, () => {
       vms.push(await store.create(machineSpec(name), { image: { digest: "sha256:abc" } }));
       await store.commit(vms.at(-1)!.id);
     }
-    const output = (run: string) => readFileSync(join(work, `output-ps_-a-${run}`), "utf8");
-    expect(packages(modulesLoaded(["ps", "-a"], home, "1"))).toEqual(["commander", "zod"]);
-    expect(packages(modulesLoaded(["ps", "-a"], home, "2"))).toEqual(["commander"]);
-    expect(output("2")).toBe(output("1"));
+    // JSON: the table's CREATED column is an age, which may tick between the two runs.
+    const json = ["ps", "-a", "--format", "json"];
+    const output = (args: string[], run: string) => readFileSync(join(work, `output-${args.join("_")}-${run}`), "utf8");
+    expect(packages(modulesLoaded(json, home, "1"))).toEqual(["commander", "zod"]);
+    expect(packages(modulesLoaded(json, home, "2"))).toEqual(["commander"]);
+    expect(output(json, "2")).toBe(output(json, "1"));
+    expect((JSON.parse(output(json, "2")) as { name: string }[]).map((vm) => vm.name)).toEqual(["a", "b", "c"]);
     // One byte changed: checked again, and found broken.
     const config = JSON.parse(readFileSync(vms[1]!.paths.config, "utf8")) as { spec: { cpus: unknown } };
     config.spec.cpus = "2";
     writeFileSync(vms[1]!.paths.config, JSON.stringify(config));
     expect(packages(modulesLoaded(["ps", "-a"], home, "3"))).toEqual(["commander", "zod"]);
-    expect(output("3")).toMatch(/VM b is broken: config\.json: spec\.cpus: expected a number, got a string/);
+    expect(output(["ps", "-a"], "3")).toMatch(/VM b is broken: config\.json: spec\.cpus: expected a number, got a string/);
   });
 });
