@@ -35,8 +35,11 @@ import { packageRoot } from "../util/package-root.js";
 const limit = 1024;
 
 let dir: string | undefined;
-/** undefined: not looked up yet; null: this is not a built skiff. */
-let build: string | null | undefined;
+/**
+ * The build this code is, read when it is loaded (not at its first record): a long-running `skiff serve` started
+ * before a rebuild must not vouch for records under the new build's name. null: this is not a built skiff.
+ */
+let build: string | null = stampedBuild();
 
 /** Remember checked records in `dir` from now on (the store of a home calls it); `build` names the build (tests). */
 export function useCheckedDir(where: string, opts: { build?: string } = {}): void {
@@ -44,27 +47,23 @@ export function useCheckedDir(where: string, opts: { build?: string } = {}): voi
   if (opts.build !== undefined) build = opts.build;
 }
 
-/** Forget where and for which build (tests). */
+/** Forget where, and go back to this code's own build (tests). */
 export function resetChecked(): void {
   dir = undefined;
-  build = undefined;
+  build = stampedBuild();
 }
 
-function buildId(): string | null {
-  if (build !== undefined) return build;
-  build = null;
-  if (fileURLToPath(import.meta.url).split(sep).includes("dist")) {
-    try {
-      build = readFileSync(join(packageRoot(), "dist", ".build-stamp"), "utf8");
-    } catch {
-      // Mid-build, or a dist/ never stamped: check every record.
-    }
+function stampedBuild(): string | null {
+  if (!fileURLToPath(import.meta.url).split(sep).includes("dist")) return null;
+  try {
+    return readFileSync(join(packageRoot(), "dist", ".build-stamp"), "utf8");
+  } catch {
+    return null; // mid-build, or a dist/ never stamped: check every record
   }
-  return build;
 }
 
 function entry(schemaId: string, text: string): string | undefined {
-  const id = buildId();
+  const id = build;
   if (dir === undefined || id === null) return undefined;
   const hash = crypto().createHash("sha256").update(id).update("\0").update(schemaId).update("\0").update(text).digest("hex");
   return join(dir, hash);
