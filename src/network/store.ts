@@ -18,7 +18,7 @@ import { namePattern } from "../util/names.js";
 import type { NetworkRecord } from "./types.js";
 
 /** A network record's schema, loaded only when a record has to be checked (src/store/record.ts says when). */
-const networkRecordSchema = recordSchema<NetworkRecord>("network", async () => (await import("./schema.js")).networkRecordSchema);
+const networkRecord = recordSchema<NetworkRecord>("network", async () => (await import("./schema.js")).networkRecordSchema);
 
 // The name check is pure and has a light module of its own (the CLI checks --network before loading the engine).
 export { reservedNetworkNames, validateNetworkName } from "./names.js";
@@ -60,7 +60,7 @@ export class NetworkStore {
   /** Like `find`, but a broken record is returned, for `network rm`. */
   async lookup(name: string): Promise<NetworkRecord | BrokenRecord | undefined> {
     if (!namePattern.test(name)) return undefined;
-    return readNamedRecord(this.#file(name), networkRecordSchema, { what: "network", name, removeHint: `skiff network rm ${name}` });
+    return readNamedRecord(this.#file(name), networkRecord, { what: "network", name, removeHint: `skiff network rm ${name}` });
   }
 
   async get(name: string, place = name): Promise<NetworkRecord> {

@@ -37,9 +37,9 @@ import { crashPoint } from "../util/crash-point.js";
 import { crypto } from "../util/builtins.js";
 
 // The records' schemas, loaded only when a record has to be checked (src/store/record.ts says when).
-const vmConfigSchema = recordSchema<VmConfig>("vm-config", async () => (await import("./schema.js")).vmConfigSchema);
-const vmStateSchema = recordSchema<VmState>("vm-state", async () => (await import("./schema.js")).vmStateSchema);
-const creatingMarkerSchema = recordSchema<CreatingMarker>("vm-creating", async () => (await import("./schema.js")).creatingMarkerSchema);
+const vmConfigRecord = recordSchema<VmConfig>("vm-config", async () => (await import("./schema.js")).vmConfigSchema);
+const vmStateRecord = recordSchema<VmState>("vm-state", async () => (await import("./schema.js")).vmStateSchema);
+const creatingMarkerRecord = recordSchema<CreatingMarker>("vm-creating", async () => (await import("./schema.js")).creatingMarkerSchema);
 
 export { isBroken, type BrokenVm } from "./broken.js";
 
@@ -244,7 +244,7 @@ export class VmStore {
   /** One VM directory, every record checked; undefined when it is gone (removed meanwhile). */
   async #read(id: string): Promise<VmRecord | BrokenVm | undefined> {
     const paths = vmPaths(this.home, id);
-    const config = await readRecord(paths.config, vmConfigSchema);
+    const config = await readRecord(paths.config, vmConfigRecord);
     if (config === undefined) {
       // Renamed away by a concurrent rm, or deleted by hand (then the directory is still here).
       return (await pathExists(paths.dir)) ? brokenVm(id, paths, "config.json: missing") : undefined;
@@ -253,9 +253,9 @@ export class VmStore {
     const name = config.value.spec.name;
     if (config.value.id !== id) return brokenVm(id, paths, `config.json: names id ${JSON.stringify(config.value.id)}, not its directory's`, { name });
     const known = { name, config: config.value };
-    const marker = await readRecord(paths.creating, creatingMarkerSchema);
+    const marker = await readRecord(paths.creating, creatingMarkerRecord);
     if (marker !== undefined && !marker.ok) return brokenVm(id, paths, marker.reason, known);
-    const state = await readRecord(paths.state, vmStateSchema);
+    const state = await readRecord(paths.state, vmStateRecord);
     if (state !== undefined && !state.ok) return brokenVm(id, paths, state.reason, known);
     return { id, name, paths: withAgentPorts(paths, agentPortCount(config.value.spec.memoryMiB)), config: config.value, complete: marker === undefined };
   }
@@ -373,7 +373,7 @@ export class VmStore {
   }
 
   async #readState(id: string): Promise<{ value: VmState; raw: Record<string, unknown> }> {
-    const read = await readRecord(this.paths(id).state, vmStateSchema);
+    const read = await readRecord(this.paths(id).state, vmStateRecord);
     if (read === undefined) return { value: {}, raw: {} };
     if (!read.ok) throw brokenVm(id, this.paths(id), read.reason).error;
     return read;
@@ -381,7 +381,7 @@ export class VmStore {
 
   async readConfig(id: string): Promise<VmConfig> {
     const paths = this.paths(id);
-    const read = await readRecord(paths.config, vmConfigSchema);
+    const read = await readRecord(paths.config, vmConfigRecord);
     if (read === undefined) throw vmNotFound(id);
     if (!read.ok) throw brokenVm(id, paths, read.reason, { name: nameIn(read.raw) }).error;
     return read.value;
@@ -494,7 +494,7 @@ export function vmNotFound(what: string): SkiffError {
 
 /** The creation marker, or undefined if absent or failing its check (then scan reports the VM broken). */
 async function readMarker(path: string): Promise<CreatingMarker | undefined> {
-  const read = await readRecord(path, creatingMarkerSchema);
+  const read = await readRecord(path, creatingMarkerRecord);
   return read?.ok === true ? read.value : undefined;
 }
 
