@@ -12,23 +12,26 @@
 int debug_timing;
 
 void logmsg(const char *fmt, ...) {
+  /* One write per line: the console's shell (respawned for a new identity)
+   * writes to the same tty, and a prefix written apart from its line was
+   * seen split from it by the shell's banner. */
   char buf[512];
-  int n = 0;
+  int n = snprintf(buf, sizeof buf, "skiff: ");
   if (debug_timing) {
     struct timespec ts;
     clock_gettime(CLOCK_BOOTTIME, &ts);
-    n = snprintf(buf, sizeof buf, "[%ld.%03ld] ", (long)ts.tv_sec, ts.tv_nsec / 1000000);
+    n += snprintf(buf + n, sizeof buf - n, "[%ld.%03ld] ", (long)ts.tv_sec, ts.tv_nsec / 1000000);
   }
   va_list ap;
   va_start(ap, fmt);
-  n += vsnprintf(buf + n, sizeof buf - 1 - n, fmt, ap);
+  int m = vsnprintf(buf + n, sizeof buf - 1 - n, fmt, ap);
   va_end(ap);
-  if (n < 0) return;
+  if (m < 0) return;
+  n += m;
   if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
   buf[n++] = '\n';
   int fd = open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC);
   if (fd >= 0) {
-    (void)!write(fd, "skiff: ", 7);
     (void)!write(fd, buf, n);
     close(fd);
   }
