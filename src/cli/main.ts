@@ -13,7 +13,7 @@ import { wantsJson } from "./usage.js";
 async function main(argv: string[]): Promise<number> {
   // Known before parsing so that errors during parsing already honour them.
   const ctx = makeContext({ debug: argv.includes("--debug"), json: wantsJson(argv) });
-  const program = buildProgram(ctx);
+  const program = buildProgram(ctx, argv);
 
   try {
     await program.parseAsync(argv, { from: "user" });
