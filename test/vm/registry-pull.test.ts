@@ -296,9 +296,6 @@ describe("an anonymous registry", () => {
     const port = await freePort();
     const err = await pullImage(`127.0.0.1:${port}/test/app:v1`, { cacheDir, home, env: noEnv }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "ERR_SKIFF_REGISTRY", message: expect.stringContaining("ECONNREFUSED") });
-    // fetch itself refuses the Fetch standard's "bad ports"; say so rather than leave "fetch failed".
-    const bad = await pullImage("127.0.0.1:6000/test/app:v1", { cacheDir, home, env: noEnv }).catch((e: unknown) => e);
-    expect(bad).toMatchObject({ code: "ERR_SKIFF_REGISTRY", hint: expect.stringContaining("bad ports") });
   });
 
   describe("through a faulty proxy", () => {

@@ -11,9 +11,10 @@
 import { SkiffError } from "../../errors.js";
 import { pickChallenge, parseChallenges, type Challenge } from "./challenge.js";
 import { lookupCredentials, type CredentialOptions, type Credentials } from "./credentials.js";
+import type { RegistryResponse } from "./http-fetch.js";
 
 /** How a request to the token service is made (the client's transport, with its timeouts). */
-export type TokenFetch = (url: URL, headers: Record<string, string>) => Promise<Response>;
+export type TokenFetch = (url: URL, headers: Record<string, string>) => Promise<RegistryResponse>;
 
 export interface AuthenticatorOptions extends CredentialOptions {
   registry: string;
@@ -66,7 +67,7 @@ export class Authenticator {
    * know; false if we have nothing new to offer (no challenge we speak, or
    * Basic with no credentials).
    */
-  async answer(response: Response, scope: string | undefined): Promise<boolean> {
+  async answer(response: RegistryResponse, scope: string | undefined): Promise<boolean> {
     const header = response.headers.get("www-authenticate");
     const challenge = header ? pickChallenge(parseChallenges(header)) : undefined;
     if (!challenge) return false;

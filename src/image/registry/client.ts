@@ -171,7 +171,6 @@ export class RegistryClient {
     const { ref, target, source, opts, handed } = job;
     const guarded = await this.transport.request(`/v2/${ref.repository}/blobs/${target.digest}`, {
       scope: pullScope(ref),
-      bulk: true,
       // The digest is of the bytes as stored: no transparent decompression on the way.
       headers: { "accept-encoding": "identity" },
     });

@@ -9,7 +9,7 @@
 import { SkiffError } from "../../errors.js";
 import { authError, Authenticator } from "./auth.js";
 import type { CredentialOptions, Credentials } from "./credentials.js";
-import { httpFetch } from "./http-fetch.js";
+import { httpFetch, type RegistryFetch, type RegistryResponse } from "./http-fetch.js";
 import { dockerHubRegistry } from "./reference.js";
 
 export interface TransportOptions extends CredentialOptions {
@@ -24,8 +24,8 @@ export interface TransportOptions extends CredentialOptions {
   /** Longest silence inside a response body (default 60 s). */
   idleTimeoutMs?: number;
   signal?: AbortSignal;
-  /** Stand-in for the global fetch, and for node:http on blobs (tests count requests with it). */
-  fetch?: typeof fetch;
+  /** Stand-in for node:http (http-fetch.ts); tests count requests with one built on fetch. */
+  fetch?: RegistryFetch;
 }
 
 export interface RequestOptions {
@@ -33,13 +33,11 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** Token scope, e.g. "repository:library/alpine:pull"; none for /v2/. */
   scope?: string;
-  /** A big body to read (a blob): fetched over node:http, which costs far less per byte (http-fetch.ts). */
-  bulk?: boolean;
 }
 
 /** A response whose body is still guarded by the idle timer; call `done()` when finished with it. */
 export interface GuardedResponse {
-  response: Response;
+  response: RegistryResponse;
   /** Aborted on a stall or by the caller's signal: pass it to networkError for the reason. */
   signal: AbortSignal;
   /** Restart the idle timer (each chunk read). */
@@ -55,14 +53,12 @@ export class Transport {
   readonly baseUrl: string;
   readonly auth: Authenticator;
   readonly #opts: TransportOptions;
-  readonly #fetch: typeof fetch;
-  readonly #bulkFetch: typeof fetch;
+  readonly #fetch: RegistryFetch;
 
   constructor(opts: TransportOptions) {
     this.registry = opts.registry;
     this.#opts = opts;
-    this.#fetch = opts.fetch ?? globalThis.fetch;
-    this.#bulkFetch = opts.fetch ?? httpFetch;
+    this.#fetch = opts.fetch ?? httpFetch;
     const insecure = [...(opts.insecureRegistries ?? []), ...envInsecure(opts.env ?? process.env)];
     this.baseUrl = registryBaseUrl(opts.registry, insecure);
     this.auth = new Authenticator({
@@ -101,7 +97,7 @@ export class Transport {
     for (let hop = 0; ; hop++) {
       const headers = { ...opts.headers };
       if (url.origin !== start.origin) delete headers.authorization;
-      const guarded = await this.#fetchOnce(url, opts.method ?? "GET", headers, opts.bulk === true);
+      const guarded = await this.#fetchOnce(url, opts.method ?? "GET", headers);
       const { response } = guarded;
       const location = response.headers.get("location");
       if (![301, 302, 303, 307, 308].includes(response.status) || !location) return guarded;
@@ -114,7 +110,7 @@ export class Transport {
     }
   }
 
-  async #fetchOnce(url: URL, method: string, headers: Record<string, string>, bulk: boolean): Promise<GuardedResponse> {
+  async #fetchOnce(url: URL, method: string, headers: Record<string, string>): Promise<GuardedResponse> {
     const controller = new AbortController();
     const signal = this.#opts.signal ? AbortSignal.any([controller.signal, this.#opts.signal]) : controller.signal;
     const requestMs = this.#opts.requestTimeoutMs ?? 30_000;
@@ -125,9 +121,9 @@ export class Transport {
         place: this.registry,
       })), ms);
     let timer = expire(requestMs, "no response");
-    let response: Response;
+    let response: RegistryResponse;
     try {
-      response = await (bulk ? this.#bulkFetch : this.#fetch)(url, { method, headers: { "user-agent": userAgent, ...headers }, redirect: "manual", signal });
+      response = await this.#fetch(url, { method, headers: { "user-agent": userAgent, ...headers }, redirect: "manual", signal });
     } catch (err) {
       clearTimeout(timer);
       throw this.networkError(err, url, signal);
@@ -152,9 +148,7 @@ export class Transport {
     const detail = code ?? cause?.message ?? (err as Error).message;
     const tls = typeof code === "string" && /^(ERR_SSL|ERR_TLS|EPROTO|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO|CERT_)/.test(code);
     return new SkiffError("ERR_SKIFF_REGISTRY", `cannot reach registry ${this.registry} (${url.origin}): ${detail}`, {
-      hint: detail === "bad port"
-        ? `fetch refuses port ${url.port || "(default)"} (the Fetch standard's "bad ports" list); serve the registry on another port`
-        : tls
+      hint: tls
         ? `TLS failed; if ${this.registry} speaks plain HTTP, mark it insecure (--insecure-registry ${this.registry} or SKIFF_INSECURE_REGISTRIES)`
         : code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EAI_AGAIN"
           ? `check that the registry is running and the name is right: ${this.registry}`
@@ -198,7 +192,7 @@ function envInsecure(env: NodeJS.ProcessEnv): string[] {
 }
 
 /** The registry's own words from an error body ({"errors":[{"code","message"}]}), if any. */
-export async function errorSummary(response: Response): Promise<string> {
+export async function errorSummary(response: RegistryResponse): Promise<string> {
   if (response.bodyUsed || response.body === null) return "";
   let text: string;
   try {
