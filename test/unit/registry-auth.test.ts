@@ -218,3 +218,50 @@ describe("Basic challenges and redirects", () => {
     expect(reg.calls[1]).toEqual({ url: "https://reg.example/elsewhere", auth: basic("u", "p") });
   });
 });
+
+describe("a pull from a registry that wants a bearer token, by the built CLI", () => {
+  test("asks the token service, sends the token, and the process ends with its work (the token request's timer once held it open 60 s)", async () => {
+    const { createServer } = await import("node:http");
+    const { spawn } = await import("node:child_process");
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { cliPath } = await import("./fixtures/cli.js");
+    const seen: string[] = [];
+    const server = createServer((req, res) => {
+      seen.push(`${req.url} ${req.headers.authorization ?? "-"}`);
+      if (req.url!.startsWith("/token")) {
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ token: "t0k", expires_in: 300 }));
+      } else if (req.headers.authorization !== "Bearer t0k") {
+        const realm = `http://127.0.0.1:${(server.address() as { port: number }).port}/token`;
+        res.writeHead(401, { "www-authenticate": `Bearer realm="${realm}",service="fake"` }).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+      } else {
+        res.writeHead(404, { "content-type": "application/json" }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"no such tag"}]}');
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const dir = mkdtempSync(join(tmpdir(), "skiff-token-"));
+    try {
+      const ref = `127.0.0.1:${(server.address() as { port: number }).port}/team/app:v1`;
+      const child = spawn(process.execPath, [cliPath, "image", "pull", ref], {
+        env: { ...process.env, SKIFF_HOME: join(dir, "home"), SKIFF_CACHE: join(dir, "cache"), DOCKER_CONFIG: join(dir, "docker") },
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      // Far below the 60 s the leaked timer held a finished pull; far above a pull's own time.
+      const killer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+      const [code, signal] = (await new Promise((resolve) => child.on("exit", (c, s) => resolve([c, s])))) as [number | null, string | null];
+      clearTimeout(killer);
+      expect(signal).toBeNull();
+      expect(stderr).toContain("ERR_SKIFF_IMAGE_NOT_FOUND");
+      expect(code).not.toBe(0);
+      expect(seen).toContain("/token?service=fake&scope=repository%3Ateam%2Fapp%3Apull -");
+      expect(seen.some((s) => s.startsWith("/v2/team/app/manifests/v1 Bearer t0k"))).toBe(true);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});

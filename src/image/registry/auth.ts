@@ -14,7 +14,14 @@ import { lookupCredentials, type CredentialOptions, type Credentials } from "./c
 import type { RegistryResponse } from "./http-fetch.js";
 
 /** How a request to the token service is made (the client's transport, with its timeouts). */
-export type TokenFetch = (url: URL, headers: Record<string, string>) => Promise<RegistryResponse>;
+/** A token service's answer, read whole (the transport ends the request's timers once it has the body). */
+export interface TokenAnswer {
+  status: number;
+  ok: boolean;
+  text: string;
+}
+
+export type TokenFetch = (url: URL, headers: Record<string, string>) => Promise<TokenAnswer>;
 
 export interface AuthenticatorOptions extends CredentialOptions {
   registry: string;
@@ -111,17 +118,15 @@ export class Authenticator {
     }
     const response = await this.#opts.fetchToken(url, headers);
     if (response.status === 401 || response.status === 403) {
-      await response.body?.cancel();
       throw authError(this.registry, creds, `the token service ${url.origin} refused ${creds ? "the credentials" : "anonymous access"} (HTTP ${response.status})`);
     }
     if (!response.ok) {
-      await response.body?.cancel();
       throw new SkiffError("ERR_SKIFF_REGISTRY", `token service ${url.origin} for ${this.registry} answered HTTP ${response.status}`, {
         hint: "the registry's auth service is failing; retry later",
         details: { realm, status: response.status },
       });
     }
-    const token = parseTokenResponse(await response.text(), realm);
+    const token = parseTokenResponse(response.text, realm);
     this.#tokens.set(key, { token: token.token, expiresAt: Date.now() + token.expiresInS * 1000 - expiryMarginMs });
     return token.token;
   }

@@ -7,7 +7,7 @@
  * never to the storage backend a blob redirect points at.
  */
 import { SkiffError } from "../../errors.js";
-import { authError, Authenticator } from "./auth.js";
+import { authError, Authenticator, type TokenAnswer } from "./auth.js";
 import type { CredentialOptions, Credentials } from "./credentials.js";
 import { httpFetch, type RegistryFetch, type RegistryResponse } from "./http-fetch.js";
 import { dockerHubRegistry } from "./reference.js";
@@ -46,6 +46,8 @@ export interface GuardedResponse {
 }
 
 const maxRedirects = 5;
+/** What of a token service's answer is read: a token is a few KB at most. */
+const maxTokenAnswer = 1024 * 1024;
 const userAgent = `skiff (node ${process.versions.node})`;
 
 export class Transport {
@@ -63,7 +65,7 @@ export class Transport {
     this.baseUrl = registryBaseUrl(opts.registry, insecure);
     this.auth = new Authenticator({
       ...opts,
-      fetchToken: async (url, headers) => (await this.#send(url, { headers })).response,
+      fetchToken: (url, headers) => this.#fetchToken(url, headers),
     });
   }
 
@@ -91,6 +93,33 @@ export class Transport {
     }
   }
 
+  /**
+   * A token service's answer, read under the request's deadlines; their
+   * timers end with it (a token response left to its idle timer kept a
+   * CLI that had pulled from Docker Hub alive for a minute after its work).
+   */
+  async #fetchToken(url: URL, headers: Record<string, string>): Promise<TokenAnswer> {
+    const guarded = await this.#send(url, { headers });
+    try {
+      const { status, ok } = guarded.response;
+      if (!ok) return { status, ok, text: "" };
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of guarded.response.body ?? []) {
+        guarded.touch();
+        size += chunk.byteLength;
+        if (size > maxTokenAnswer) throw new SkiffError("ERR_SKIFF_REGISTRY", `the token service ${url.origin} for ${this.registry} answered more than ${maxTokenAnswer} bytes`);
+        chunks.push(Buffer.from(chunk));
+      }
+      return { status, ok, text: Buffer.concat(chunks).toString("utf8") };
+    } catch (err) {
+      throw this.networkError(err, url, guarded.signal);
+    } finally {
+      if (!guarded.response.bodyUsed) await guarded.response.body?.cancel().catch(() => {});
+      guarded.done();
+    }
+  }
+
   /** One fetch with its deadline, following redirects; Authorization only to the registry's origin. */
   async #send(start: URL, opts: RequestOptions): Promise<GuardedResponse> {
     let url = start;
@@ -115,11 +144,12 @@ export class Transport {
     const signal = this.#opts.signal ? AbortSignal.any([controller.signal, this.#opts.signal]) : controller.signal;
     const requestMs = this.#opts.requestTimeoutMs ?? 30_000;
     const idleMs = this.#opts.idleTimeoutMs ?? 60_000;
+    // The timers only guard a request: unref'd, one left running never holds a process open (the socket does while it is in use).
     const expire = (ms: number, what: string) =>
       setTimeout(() => controller.abort(new SkiffError("ERR_SKIFF_TIMEOUT", `${what} from ${this.registry} after ${ms} ms: ${url.href}`, {
         hint: "the registry is slow or unreachable; retry, or check the network",
         place: this.registry,
-      })), ms);
+      })), ms).unref();
     let timer = expire(requestMs, "no response");
     let response: RegistryResponse;
     try {
