@@ -10,16 +10,15 @@
  * channel serves stock OpenSSH, scp, sftp and VS Code through a ProxyCommand.
  * It runs over virtio-serial, so it needs no guest network and no vsock.
  */
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { childProcess } from "../util/builtins.js";
 import { SkiffError } from "../errors.js";
 import { packageRoot } from "../util/package-root.js";
 import { cachedProbe } from "../util/probe-cache.js";
 
-const execFileAsync = promisify(execFile);
 
 export interface GuestTool {
   /** Where the file is on the host. */
@@ -63,7 +62,8 @@ async function sharedLibraries(program: string, cacheDir?: string): Promise<stri
 }
 
 async function askLdd(program: string): Promise<string[]> {
-  const { stdout } = await execFileAsync("ldd", [program]);
+  // node:child_process on first use (util/builtins.ts): `exec` reaches this module and never runs ldd.
+  const { stdout } = await promisify(childProcess().execFile)("ldd", [program]);
   const libs: string[] = [];
   for (const line of stdout.split("\n")) {
     const arrow = line.match(/=>\s+(\/\S+)/);
