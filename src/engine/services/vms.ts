@@ -278,12 +278,15 @@ export class VmService {
 
   /** An SSH connection to the running VM's guest agent. */
   async connect(name: string, opts: { timeoutMs?: number } = {}): Promise<AgentConnection> {
+    // Loaded while the VM is looked at (its records, /proc, a QMP round trip), not after.
+    const modules = Promise.all([import("../../guest/agent.js"), import("../ready.js")]);
+    modules.catch(() => {});
     const record = await this.#ctx.store.get(name);
     const status = await observeStatus(record, await this.#ctx.store.readState(record.id));
     if (status.state !== "running") throw notRunning(record.name);
     const paused = await guestPaused(record);
     if (paused !== undefined) throw vmPaused(record.name, paused);
-    const [{ connectAgent }, { connectionOptions }] = await Promise.all([import("../../guest/agent.js"), import("../ready.js")]);
+    const [{ connectAgent }, { connectionOptions }] = await modules;
     return connectAgent({
       ...(await connectionOptions(record, this.#ctx.home)),
       // A cloud image's sshd can be restarting (cloud-init, a slow TCG guest): give it longer.
