@@ -63,6 +63,8 @@ export async function startVm(
   let resume: ResumeSource | undefined;
   let guest: GuestNetwork | undefined;
   let bootKey: string | undefined;
+  let identityModule: Promise<typeof import("../snapshot/identity.js")> | undefined;
+  let telling: Promise<void> | undefined;
   const identity = await lockedVm(ctx, record, "start", async (state, status) => {
     if (status.state === "running") {
       // A running VM whose guest is paused (skiff pause, a full disk) runs again.
@@ -89,6 +91,11 @@ export async function startVm(
       }
     }
     progress(ctx, record.name, "booting", `${resume === undefined ? "booting" : "resuming"} ${record.name} (${facts.accel.accel})`, t0);
+    // Loaded while QEMU starts: the guest's identity goes out the moment it runs.
+    if (resume !== undefined) {
+      identityModule = import("../snapshot/identity.js");
+      identityModule.catch(() => {});
+    }
     const networking = await network.prepareVmNetworking(ctx, record);
     hosts = networking.guest.hosts;
     guest = networking.guest;
@@ -106,6 +113,12 @@ export async function startVm(
       }),
     );
     crashPoint("start:spawned");
+    // The guest runs: its identity goes out now, while its state is written (an fsync, ~10 ms), and is awaited below.
+    if (resume !== undefined) {
+      const resumed = guest;
+      telling = (identityModule ?? import("../snapshot/identity.js")).then(({ sendGuestIdentity }) => sendGuestIdentity(record, ctx.home, resumed));
+      telling.catch(() => {});
+    }
     await ctx.store.updateState(record.id, {
       qemu: identity,
       startedAt: new Date().toISOString(),
@@ -118,8 +131,7 @@ export async function startVm(
   if (identity !== undefined && resume !== undefined) {
     // A resumed guest is up already; it learns who it is now (name, addresses, clock, a fresh random pool).
     try {
-      const { sendGuestIdentity } = await import("../snapshot/identity.js");
-      await sendGuestIdentity(record, ctx.home, guest);
+      await (telling ?? (await import("../snapshot/identity.js")).sendGuestIdentity(record, ctx.home, guest));
       await hibernation?.resumed(ctx, record);
     } catch (err) {
       await hardStop(ctx, record, "resume-failed");
