@@ -336,9 +336,16 @@ export class VmStore {
    */
   async #discard(entry: string, id: string): Promise<boolean> {
     const config = await this.#configIn(entry);
-    const removed = await this.#removeDir(entry);
-    if (removed) await this.#releaseJail(config, id);
-    return removed;
+    const trash = await this.#trash(entry);
+    if (trash === undefined) return false;
+    crashPoint("rm:trashed");
+    // The claim goes before the files. Killed between the two, the trash is left, and gc empties it (giving the
+    // claim back again finds nothing); the other order, killed once the trash was deleted, left a claim that
+    // nothing would ever find (a `run --rm` killed from outside, test/e2e/killpoints.test.ts).
+    await this.#releaseJail(config, id);
+    crashPoint("rm:released");
+    await rm(trash, { recursive: true, force: true });
+    return true;
   }
 
   /** What config.json in directory `entry` of vms/ says, if it can be read. */
@@ -354,17 +361,16 @@ export class VmStore {
     else if (config === undefined && jailMode() === "root") await releaseJailIds(this.home, id);
   }
 
-  async #removeDir(entry: string): Promise<boolean> {
+  /** Rename directory `entry` out of the way (`.trash-…`): the removal's atomic step. Undefined if it was gone already. */
+  async #trash(entry: string): Promise<string | undefined> {
     const trash = join(this.vmsDir, `.trash-${entry.replace(/^\./, "")}-${crypto().randomBytes(4).toString("hex")}`);
     try {
       await rename(join(this.vmsDir, entry), trash);
     } catch (err) {
-      if (errnoOf(err) === "ENOENT") return false;
+      if (errnoOf(err) === "ENOENT") return undefined;
       throw err;
     }
-    crashPoint("rm:trashed");
-    await rm(trash, { recursive: true, force: true });
-    return true;
+    return trash;
   }
 
   /** The VM's last known state ({} before its first run); ERR_SKIFF_STATE_CORRUPT when state.json fails its check. */
@@ -449,14 +455,15 @@ export class VmStore {
   }
 
   /**
-   * Finish a removal killed after its directory became `.trash-…`: the
-   * directory, then the jail user, which remove gives back only after it.
+   * Finish a removal killed after its directory became `.trash-…`: the jail
+   * user (as remove does, before the files; gone already if remove got that
+   * far), then the directory.
    */
   async #emptyTrash(entry: string): Promise<void> {
     const config = await this.#configIn(entry);
-    await rm(join(this.vmsDir, entry), { recursive: true, force: true });
     const id = trashPattern.exec(entry)?.[1];
     if (id !== undefined) await this.#releaseJail(config, id);
+    await rm(join(this.vmsDir, entry), { recursive: true, force: true });
   }
 
   /**

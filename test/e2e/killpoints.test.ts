@@ -79,6 +79,7 @@ const startPoints: Row[] = [
   { what: "run -d, killed writing state.json", argv: runD, at: "write:state.json", next: ps, then: "running" },
   { what: "rm, killed after ending processes", before: "created", argv: (vm) => ["rm", vm], at: "rm:killed", next: (vm) => ["rm", vm], then: "gone" },
   { what: "rm, killed with the directory trashed", before: "created", argv: (vm) => ["rm", vm], at: "rm:trashed", next: ps, then: "gone" },
+  { what: "rm, killed with its jail user given back", before: "created", argv: (vm) => ["rm", vm], at: "rm:released", next: ps, then: "gone" },
 ];
 
 const stop = (vm: string) => ["stop", vm];
