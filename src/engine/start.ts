@@ -63,7 +63,6 @@ export async function startVm(
   let resume: ResumeSource | undefined;
   let guest: GuestNetwork | undefined;
   let bootKey: string | undefined;
-  let identityModule: Promise<typeof import("../snapshot/identity.js")> | undefined;
   let telling: Promise<void> | undefined;
   const identity = await lockedVm(ctx, record, "start", async (state, status) => {
     if (status.state === "running") {
@@ -92,10 +91,8 @@ export async function startVm(
     }
     progress(ctx, record.name, "booting", `${resume === undefined ? "booting" : "resuming"} ${record.name} (${facts.accel.accel})`, t0);
     // Loaded while QEMU starts: the guest's identity goes out the moment it runs.
-    if (resume !== undefined) {
-      identityModule = import("../snapshot/identity.js");
-      identityModule.catch(() => {});
-    }
+    const identityModule = resume === undefined ? undefined : import("../snapshot/identity.js");
+    identityModule?.catch(() => {});
     const networking = await network.prepareVmNetworking(ctx, record);
     hosts = networking.guest.hosts;
     guest = networking.guest;
@@ -114,11 +111,9 @@ export async function startVm(
     );
     crashPoint("start:spawned");
     // The guest runs: its identity goes out now, while its state is written (an fsync, ~10 ms), and is awaited below.
-    if (resume !== undefined) {
-      const resumed = guest;
-      telling = (identityModule ?? import("../snapshot/identity.js")).then(({ sendGuestIdentity }) => sendGuestIdentity(record, ctx.home, resumed));
-      telling.catch(() => {});
-    }
+    const resumed = guest;
+    telling = identityModule?.then(({ sendGuestIdentity }) => sendGuestIdentity(record, ctx.home, resumed));
+    telling?.catch(() => {});
     await ctx.store.updateState(record.id, {
       qemu: identity,
       startedAt: new Date().toISOString(),
@@ -131,7 +126,7 @@ export async function startVm(
   if (identity !== undefined && resume !== undefined) {
     // A resumed guest is up already; it learns who it is now (name, addresses, clock, a fresh random pool).
     try {
-      await (telling ?? (await import("../snapshot/identity.js")).sendGuestIdentity(record, ctx.home, guest));
+      await telling;
       await hibernation?.resumed(ctx, record);
     } catch (err) {
       await hardStop(ctx, record, "resume-failed");

@@ -14,11 +14,10 @@ import { createHash } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { childProcess } from "../util/builtins.js";
 import { SkiffError } from "../errors.js";
+import { childProcess } from "../util/builtins.js";
 import { packageRoot } from "../util/package-root.js";
 import { cachedProbe } from "../util/probe-cache.js";
-
 
 export interface GuestTool {
   /** Where the file is on the host. */

@@ -13,7 +13,6 @@ import { pickChallenge, parseChallenges, type Challenge } from "./challenge.js";
 import { lookupCredentials, type CredentialOptions, type Credentials } from "./credentials.js";
 import type { RegistryResponse } from "./http-fetch.js";
 
-/** How a request to the token service is made (the client's transport, with its timeouts). */
 /** A token service's answer, read whole (the transport ends the request's timers once it has the body). */
 export interface TokenAnswer {
   status: number;
@@ -21,6 +20,7 @@ export interface TokenAnswer {
   text: string;
 }
 
+/** How a request to the token service is made (the client's transport, with its timeouts). */
 export type TokenFetch = (url: URL, headers: Record<string, string>) => Promise<TokenAnswer>;
 
 export interface AuthenticatorOptions extends CredentialOptions {

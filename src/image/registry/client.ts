@@ -107,21 +107,12 @@ export class RegistryClient {
       await response.body?.cancel();
       throw new SkiffError("ERR_SKIFF_REGISTRY", `manifest ${ref.canonical} is ${length} bytes, more than a manifest can be`, { place: ref.canonical });
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
+    let bytes: Buffer;
     try {
-      for await (const chunk of response.body ?? []) {
-        guarded.touch();
-        size += chunk.byteLength;
-        if (size > maxManifestBytes) throw new SkiffError("ERR_SKIFF_REGISTRY", `manifest ${ref.canonical} is larger than ${maxManifestBytes} bytes`);
-        chunks.push(Buffer.from(chunk));
-      }
-    } catch (err) {
-      throw this.transport.networkError(err, new URL(response.url || this.transport.baseUrl), guarded.signal);
+      bytes = await this.transport.readBody(guarded, maxManifestBytes, () => new SkiffError("ERR_SKIFF_REGISTRY", `manifest ${ref.canonical} is larger than ${maxManifestBytes} bytes`));
     } finally {
       guarded.done();
     }
-    const bytes = Buffer.concat(chunks);
     const digest = sha256Digest(bytes);
     const claimed = byDigest ? reference : response.headers.get("docker-content-digest") ?? undefined;
     if (claimed !== undefined && claimed.startsWith("sha256:") && claimed !== digest) {

@@ -103,21 +103,33 @@ export class Transport {
     try {
       const { status, ok } = guarded.response;
       if (!ok) return { status, ok, text: "" };
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of guarded.response.body ?? []) {
-        guarded.touch();
-        size += chunk.byteLength;
-        if (size > maxTokenAnswer) throw new SkiffError("ERR_SKIFF_REGISTRY", `the token service ${url.origin} for ${this.registry} answered more than ${maxTokenAnswer} bytes`);
-        chunks.push(Buffer.from(chunk));
-      }
-      return { status, ok, text: Buffer.concat(chunks).toString("utf8") };
-    } catch (err) {
-      throw this.networkError(err, url, guarded.signal);
+      const tooLarge = () => new SkiffError("ERR_SKIFF_REGISTRY", `the token service ${url.origin} for ${this.registry} answered more than ${maxTokenAnswer} bytes`);
+      return { status, ok, text: (await this.readBody(guarded, maxTokenAnswer, tooLarge)).toString("utf8") };
     } finally {
       if (!guarded.response.bodyUsed) await guarded.response.body?.cancel().catch(() => {});
       guarded.done();
     }
+  }
+
+  /**
+   * A small body (a manifest, a token) read whole, each chunk restarting the
+   * idle timer; `tooLarge` once it passes `maxBytes`. A failed read is thrown
+   * as networkError makes it. The caller ends the guard.
+   */
+  async readBody(guarded: GuardedResponse, maxBytes: number, tooLarge: () => SkiffError): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of guarded.response.body ?? []) {
+        guarded.touch();
+        size += chunk.byteLength;
+        if (size > maxBytes) throw tooLarge();
+        chunks.push(Buffer.from(chunk));
+      }
+    } catch (err) {
+      throw this.networkError(err, new URL(guarded.response.url || this.baseUrl), guarded.signal);
+    }
+    return Buffer.concat(chunks);
   }
 
   /** One fetch with its deadline, following redirects; Authorization only to the registry's origin. */
