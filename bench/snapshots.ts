@@ -21,7 +21,7 @@
 // with every VM and snapshot, also on failure; a fresh cache costs a few
 // seconds before the first figure (the kernel, base image and initramfs).
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -90,7 +90,7 @@ const breakdown = (what: string, s: ReturnType<typeof steps>, verb: string) =>
 interface Memory {
   /** QEMU's resident memory other than shared memory (RssAnon + RssFile), KiB. */
   qemu: number;
-  /** Blocks the RAM files hold in /dev/shm, KiB: the guests' memory, mapped by QEMU or not. */
+  /** Blocks the RAM files hold in /dev/shm, KiB: the guests' memory, mapped by QEMU or not; a sealed copy forks share, once. */
   ram: number;
   /** QEMU's VmRSS, for reference: it counts the pages of the RAM file that QEMU has touched (RssShmem). */
   vmRss: number;
@@ -100,17 +100,30 @@ interface Memory {
  * What a set of VMs holds in memory. Each VM's QEMU is its only process
  * (bench/run.mjs, figure 3). Guest RAM is a file in /dev/shm: counted by
  * the file's blocks and left out of QEMU's RSS (RssShmem), so it counts once.
+ * Forks map one sealed memfd of their snapshot's RAM privately (the pages
+ * a fork wrote are its QEMU's RssAnon): counted by its blocks, once for all.
  */
 function memoryOf(names: string[]): Memory {
   const infos = JSON.parse(skiff(["inspect", ...names])) as { id: string; pid?: number }[];
   const m: Memory = { qemu: 0, ram: 0, vmRss: 0 };
+  const memfds = new Set<number>();
   for (const info of infos) {
     if (info.pid === undefined) throw new Error(`VM ${info.id} has no QEMU`);
     const status = readFileSync(`/proc/${info.pid}/status`, "utf8");
     const field = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
     m.qemu += field("RssAnon") + field("RssFile");
     m.vmRss += field("VmRSS");
-    m.ram += (statSync(ramPath(home, info.id)).blocks * 512) / 1024;
+    if (existsSync(ramPath(home, info.id))) {
+      m.ram += (statSync(ramPath(home, info.id)).blocks * 512) / 1024;
+      continue;
+    }
+    for (const fd of readdirSync(`/proc/${info.pid}/fd`)) {
+      const link = readlinkSync(`/proc/${info.pid}/fd/${fd}`);
+      if (!link.startsWith("/memfd:skiff-ram")) continue;
+      const st = statSync(`/proc/${info.pid}/fd/${fd}`);
+      if (!memfds.has(st.ino)) m.ram += (st.blocks * 512) / 1024;
+      memfds.add(st.ino);
+    }
   }
   return m;
 }
@@ -194,7 +207,7 @@ try {
   const booted = memoryOf(coldNames);
   removeVms(coldNames);
   const total = (m: Memory) => m.qemu + m.ram;
-  console.log(`\n4. memory of ${forks} VMs of ${src.memoryMiB} MiB after ${idleMs / 1000} s idle (QEMU RssAnon+RssFile, plus the RAM files' blocks in /dev/shm)`);
+  console.log(`\n4. memory of ${forks} VMs of ${src.memoryMiB} MiB after ${idleMs / 1000} s idle (QEMU RssAnon+RssFile, plus the RAM files' blocks in /dev/shm, or the forks' shared copy's)`);
   for (const [what, m] of [[`${forks} forks`, forked], [`${forks} cold VMs`, booted]] as const) {
     console.log(`  ${what.padEnd(11)} ${mib(total(m))}: QEMU ${mib(m.qemu)} + RAM files ${mib(m.ram)} (QEMU VmRSS ${mib(m.vmRss)})`);
   }

@@ -1,8 +1,8 @@
 // After tsc: compile the guest's PID 1 (a static binary, so it runs in any
 // image, glibc or musl or none), the host's jailer for QEMU (static too: it
 // runs on after the jail's private root has hidden the host's libraries),
-// and the host's flock addon (Node has no flock API; see
-// src/store/lock.ts), bundle the CLI (bundle-cli.mjs), make its entry
+// the host's flock addon (Node has no flock API; see src/store/lock.ts)
+// and its memfd addon (nor memfd_create; src/snapshot/shared-ram.ts), bundle the CLI (bundle-cli.mjs), make its entry
 // executable, and stamp the build so ./setup.sh can tell when it is out of
 // date. The stamp also names the build whose checked records skiff trusts
 // (src/store/checked.ts): package.json's prebuild removes it before tsc
@@ -71,6 +71,13 @@ compile({
   source: join(root, "src", "store", "flock.c"),
   // Beside dist/store/lock.js, which loads it.
   output: join(root, "dist", "store", "flock.node"),
+  flags: ["-shared", "-fPIC", "-O2", "-Wextra", `-I${include}`],
+  needs: "it needs gcc, libc6-dev and Node's headers (node_api.h)   (or run ./setup.sh)",
+});
+compile({
+  source: join(root, "src", "snapshot", "memfd.c"),
+  // Beside dist/snapshot/shared-ram.js, which loads it: a sealed memfd for RAM that forks share.
+  output: join(root, "dist", "snapshot", "memfd.node"),
   flags: ["-shared", "-fPIC", "-O2", "-Wextra", `-I${include}`],
   needs: "it needs gcc, libc6-dev and Node's headers (node_api.h)   (or run ./setup.sh)",
 });

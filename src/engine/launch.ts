@@ -5,6 +5,7 @@ import { ensureBaseInitramfs, writeVmInitrd, type GuestConfig } from "../guest/i
 import { SkiffError } from "../errors.js";
 import { incomingArgCount, toQemuArgs } from "../qemu/args.js";
 import { createRamFile, ramPath as ramFile } from "../snapshot/ram.js";
+import { ramFdInQemu } from "../snapshot/shared-ram.js";
 import { loadResumed, prepareResume, type ResumeSource } from "../snapshot/resume.js";
 import type { LaunchPlan, MountPlan } from "../qemu/plan.js";
 import type { GuestNetwork } from "../network/guest.js";
@@ -86,8 +87,8 @@ export function buildPlan(opts: {
   mounts?: MountPlan[];
   /** Where QEMU reads the kernel (jailInput); default the spec's or skiff's. */
   kernelPath?: string;
-  /** The guest's RAM file (src/snapshot/ram.ts); absent: anonymous memory. */
-  ramPath?: string;
+  /** The guest's RAM file (src/snapshot/ram.ts), or a sealed memfd QEMU inherits at `fd` (shared-ram.ts); absent: anonymous memory. */
+  ram?: { path: string } | { fd: number };
   /** Restore from a snapshot rather than boot. */
   incoming?: boolean;
   /** TCG's code cache, MiB (tcgCacheMiB()); absent: QEMU's default. */
@@ -114,7 +115,7 @@ export function buildPlan(opts: {
     tscKhz: facts.tscKhz,
     ...(opts.mounts === undefined || opts.mounts.length === 0 ? {} : { mounts: opts.mounts }),
     ...(spec.boot?.kind === "cloud" ? { cloud: { seedPath: paths.seed, sshPort: spec.boot.sshPort } } : {}),
-    ...(opts.ramPath === undefined ? {} : { ram: { path: opts.ramPath } }),
+    ...(opts.ram === undefined ? {} : { ram: opts.ram }),
     ...(opts.incoming === true ? { incoming: true } : {}),
     // QEMU's own filter whenever it is jailed; socat for guest forwards is the one process it may start.
     ...(jailMode() === "off" ? {} : { sandbox: { spawn: (spec.network.mode === "user" && (spec.network.guestForwards ?? []).length > 0) } }),
@@ -257,7 +258,11 @@ async function launchQemu(opts: Parameters<typeof spawnQemu>[0], ramReady?: Prom
   }
   await clearRuntimeFiles(paths);
   const kernelPath = await jailInput(spec.kernel?.path ?? facts.vmlinuxPath, opts.cacheDir);
-  const ramPath = cloud ? undefined : resume !== undefined ? ramFile(opts.home, record.id) : await createRamFile(opts.home, record.id);
+  const ram = cloud
+    ? undefined
+    : resume?.sharedRam !== undefined
+      ? { fd: ramFdInQemu }
+      : { path: resume !== undefined ? ramFile(opts.home, record.id) : await createRamFile(opts.home, record.id) };
   const plan = buildPlan({
     spec,
     paths,
@@ -265,7 +270,7 @@ async function launchQemu(opts: Parameters<typeof spawnQemu>[0], ramReady?: Prom
     nics: networking.nics,
     mounts,
     kernelPath,
-    ...(ramPath === undefined ? {} : { ramPath }),
+    ...(ram === undefined ? {} : { ram }),
     ...(resume === undefined ? {} : { incoming: true }),
     ...(buildVm(spec) || spec.boot?.kind === "cloud" ? {} : { tcgCache: tcgCacheMiB() }),
   });
@@ -294,7 +299,10 @@ async function launchQemu(opts: Parameters<typeof spawnQemu>[0], ramReady?: Prom
   }
   await ramReady;
   crashPoint("start:jail-ready");
-  const result = await runner.run(jail.jailerPath, toJailArgs(jail, [plan.qemuBinary, ...toQemuArgs(plan)]), { timeoutMs: 90_000 });
+  const result = await runner.run(jail.jailerPath, toJailArgs(jail, [plan.qemuBinary, ...toQemuArgs(plan)]), {
+    timeoutMs: 90_000,
+    ...(resume?.sharedRam === undefined ? {} : { passFds: new Map([[ramFdInQemu, resume.sharedRam.fd]]) }),
+  });
   if (result.code !== 0) throw startFailure(spec.name, result);
   const pid = Number(result.stdout.trim());
   const startTime = Number.isInteger(pid) && pid > 0 ? processStartTime(pid) : undefined;

@@ -17,6 +17,8 @@ export interface JailView {
   shares: { path: string; readOnly: boolean }[];
   devices: string[];
   taps: { ifname: string; bridge: string; fd: number }[];
+  /** A sealed memfd of guest RAM QEMU inherits at this descriptor (the jailer checks the seals). */
+  ramFd?: number;
 }
 
 export interface JailPlan extends JailView {
@@ -44,7 +46,7 @@ export function jailView(plan: LaunchPlan, opts: { runDir: string; backingFiles:
   // A cloud image boots its own kernel from its disk (firmware under /usr): no kernel or initrd to show.
   const boot = plan.cloud === undefined ? [plan.kernel.path, plan.initrdPath] : [plan.cloud.seedPath];
   const readOnly = [...boot, ...opts.backingFiles];
-  const readWrite = [opts.runDir, plan.rootDisk.overlayPath, ...(plan.ram === undefined ? [] : [plan.ram.path])];
+  const readWrite = [opts.runDir, plan.rootDisk.overlayPath, ...(plan.ram !== undefined && "path" in plan.ram ? [plan.ram.path] : [])];
   const shares: JailView["shares"] = [];
   for (const m of plan.mounts ?? []) {
     if (m.kind === "9p") shares.push({ path: m.hostPath, readOnly: m.readOnly });
@@ -58,12 +60,13 @@ export function jailView(plan: LaunchPlan, opts: { runDir: string; backingFiles:
     if (b.kind === "tap") taps.push({ ifname: b.ifname, bridge: b.bridge, fd: b.fd });
   }
   const devices = ["null", "zero", "full", "random", "urandom", ...(opts.kvm ? ["kvm"] : [])];
-  return { readOnly: unique(readOnly), readWrite: unique(readWrite), shares, devices, taps };
+  const ramFd = plan.ram !== undefined && "fd" in plan.ram ? { ramFd: plan.ram.fd } : {};
+  return { readOnly: unique(readOnly), readWrite: unique(readWrite), shares, devices, taps, ...ramFd };
 }
 
 /** The jailer's argv (without its own path), ending in `--` and QEMU's command line. */
 export function toJailArgs(plan: JailPlan, qemu: readonly string[]): string[] {
-  const args: string[] = [];
+  const args: string[] = plan.ramFd === undefined ? [] : ["--ram-fd", String(plan.ramFd)];
   if (plan.mode === "root") {
     if (plan.ids === undefined) throw new SkiffError("ERR_SKIFF_INTERNAL", "a root jail needs a jail user");
     args.push("--uid", String(plan.ids.uid), "--gid", String(plan.ids.gid));

@@ -15,6 +15,10 @@
  *                                       UID:GID own on disk are the jail user's, and the
  *                                       jail user's new files are UID:GID's on disk;
  *                                       --idmap-ro read-only)
+ *   - keeps guest RAM shared among VMs  --ram-fd N          (an inherited memfd QEMU maps
+ *                                                           privately; refused unless sealed
+ *                                                           against writes and resizes, since
+ *                                                           QEMU opens it read-write)
  *   - drops to                          --uid N --gid N [--groups N,N]
  *     with no capabilities (bounding set emptied; --bind-low-ports keeps
  *     CAP_NET_BIND_SERVICE alone, for published ports below 1024) and
@@ -113,6 +117,7 @@ static struct {
   int unjailed;
   int low_ports;
   int first_only;
+  int ram_fd; /* 0: none */
   char **argv;
 } jail;
 
@@ -253,11 +258,17 @@ static void parse(int argc, char **argv) {
       jail.status = v;
     } else if (strcmp(a, "--first-only") == 0) {
       jail.first_only = (int)number(v, a);
+    } else if (strcmp(a, "--ram-fd") == 0) {
+      jail.ram_fd = (int)number(v, a);
+      if (jail.ram_fd < 3 || jail.ram_fd > 64) usage(a);
     } else {
       usage(a);
     }
   }
   if (jail.argv == NULL || jail.argv[0] == NULL) usage("no command after --");
+  for (i = 0; i < jail.ntaps; i++) {
+    if (jail.ram_fd != 0 && jail.taps[i].fd == jail.ram_fd) usage("--tap and --ram-fd name one descriptor");
+  }
   absolute(jail.argv[0]);
   if (jail.root == NULL && !jail.unjailed) usage("--root is required");
   if (jail.log == NULL) usage("--log is required");
@@ -677,6 +688,21 @@ static void drop_privileges(void) {
 /* ---- starting QEMU ------------------------------------------------------ */
 
 /* Opened before the mount namespace hides their paths. */
+/*
+ * QEMU (7.2) opens its RAM file read-write even to map it privately, and
+ * the memfd behind --ram-fd is every forked VM's RAM at once: it must be
+ * sealed so that no QEMU can change it (memfd.c in src/snapshot makes it so).
+ */
+static void check_ram_fd(void) {
+  const int needed = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+  int seals = fcntl(jail.ram_fd, F_GET_SEALS);
+  if (seals < 0) die("--ram-fd %d is not a sealable memfd", jail.ram_fd);
+  if ((seals & needed) != needed) {
+    errno = 0;
+    die("--ram-fd %d is not sealed against writes and resizes (seals 0x%x)", jail.ram_fd, seals);
+  }
+}
+
 static int null_fd = -1, log_fd = -1;
 
 static void open_stdio(void) {
@@ -704,11 +730,12 @@ static void become_qemu(int report) {
   }
   place_taps();
   if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0) die("dup2 stdio");
-  /* QEMU gets stdio and its TAPs; every other descriptor closes at exec. */
+  /* QEMU gets stdio, its TAPs and its shared RAM; every other descriptor closes at exec. */
   if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) die("close_range");
   for (i = 0; i < jail.ntaps; i++) {
     if (fcntl(-jail.taps[i].fd, F_SETFD, 0) < 0) die("keep TAP fd");
   }
+  if (jail.ram_fd != 0 && fcntl(jail.ram_fd, F_SETFD, 0) < 0) die("keep RAM fd");
   umask(007);
   execve(jail.argv[0], jail.argv, env);
   die("exec %s", jail.argv[0]);
@@ -889,6 +916,7 @@ int main(int argc, char **argv) {
     errno = 0;
     die("needs root (or --rootless)");
   }
+  if (jail.ram_fd != 0) check_ram_fd();
   open_stdio();
   /* In the foreground: this process becomes QEMU. */
   if (jail.wait_socket == NULL && jail.supervise == NULL) become_qemu(2);

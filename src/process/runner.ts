@@ -25,6 +25,8 @@ export interface RunOptions {
   debianPackage?: string;
   /** Fail with ERR_SKIFF_TOOL_FAILED (stderr in the message) on a non-zero exit. */
   check?: boolean;
+  /** Open descriptors of ours the child gets at these numbers (above 2): child fd → our fd. */
+  passFds?: ReadonlyMap<number, number>;
 }
 
 export interface RunResult {
@@ -38,6 +40,15 @@ export interface RunResult {
 /** What code that runs tools depends on; tests hand in a fake. */
 export interface Runner {
   run(cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult>;
+}
+
+/** stdio entries from 3 on: `ignore` where nothing is passed. */
+function passedFds(fds: ReadonlyMap<number, number> | undefined): ("ignore" | number)[] {
+  if (fds === undefined || fds.size === 0) return [];
+  const top = Math.max(...fds.keys());
+  const entries: ("ignore" | number)[] = [];
+  for (let n = 3; n <= top; n++) entries.push(fds.get(n) ?? "ignore");
+  return entries;
 }
 
 /** How long a child gets between SIGTERM and SIGKILL. */
@@ -57,7 +68,7 @@ export class ProcessRunner implements Runner {
         cwd: opts.cwd,
         env: opts.env,
         detached: true,
-        stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+        stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe", ...passedFds(opts.passFds)],
       };
       const child = childProcess().spawn(cmd, args, spawnOpts);
       const stdout: Buffer[] = [];

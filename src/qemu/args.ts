@@ -84,10 +84,17 @@ const ramId = "ram";
 
 /**
  * Guest RAM in a named file, shared: a snapshot copies the file instead of
- * streaming the memory (see LaunchPlan.ram). Its size is `-m`'s.
+ * streaming the memory (see LaunchPlan.ram). Its size is `-m`'s. Or a
+ * sealed memfd QEMU was handed at a descriptor, mapped privately: QEMU
+ * reaches it through its own /proc (the jail mounts one showing only QEMU).
  */
 function ramArgs(plan: LaunchPlan): string[] {
   if (plan.ram === undefined) return [];
+  if ("fd" in plan.ram) {
+    const { fd } = plan.ram;
+    if (!Number.isInteger(fd) || fd < 3 || fd > 64) throw new SkiffError("ERR_SKIFF_INTERNAL", `bad RAM descriptor: ${fd}`);
+    return ["-object", `memory-backend-file,id=${ramId},mem-path=/proc/self/fd/${fd},size=${plan.memoryMiB}M,share=off`];
+  }
   const path = optValue(filePath(plan.ram.path, "guest RAM file"));
   return ["-object", `memory-backend-file,id=${ramId},mem-path=${path},size=${plan.memoryMiB}M,share=on`];
 }

@@ -63,9 +63,12 @@ export interface LaunchPlan {
    * than QEMU's anonymous memory: a snapshot then copies the file and
    * migrates only the device state (x-ignore-shared), with the guest paused
    * for a tenth of a second (src/snapshot/capture.ts). Absent: anonymous RAM
-   * (cloud images, which skiff does not snapshot).
+   * (cloud images, which skiff does not snapshot). `fd`: a sealed copy of a
+   * snapshot's RAM that this QEMU holds at that descriptor (the jail keeps it
+   * open) and maps privately, copy-on-write, sharing the pages it has not
+   * written with the other VMs forked beside it (src/snapshot/shared-ram.ts).
    */
-  ram?: { path: string };
+  ram?: { path: string } | { fd: number };
   /**
    * Start waiting for a migration stream instead of booting (-incoming
    * defer): a restore from a snapshot (src/snapshot/restore.ts). These

@@ -10,6 +10,7 @@
  * kernel since, a wedged image) makes `start` say so; `start --cold` boots
  * from the disk and drops the saved state (E2B's onResume: 'reboot').
  */
+import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { QmpClient } from "../qemu/qmp.js";
@@ -22,13 +23,15 @@ import type { ResumeSource } from "./resume.js";
 import { snapshotFiles } from "./store.js";
 import { checkVersions, hostVersions } from "./versions.js";
 
-function files(record: VmRecord): { state: string; mem: string } {
-  return { state: join(record.paths.hibernateDir, snapshotFiles.state), mem: join(record.paths.hibernateDir, snapshotFiles.mem) };
+/** The saved state, and the RAM file beside it unless the RAM went in the state (a fork's, capture.ts). */
+function files(record: VmRecord): { state: string; mem?: string } {
+  const mem = join(record.paths.hibernateDir, snapshotFiles.mem);
+  return { state: join(record.paths.hibernateDir, snapshotFiles.state), ...(existsSync(mem) ? { mem } : {}) };
 }
 
 /** Save the running VM's memory and devices, then end its QEMU. Under the VM's lock; the caller records the end. */
 export async function hibernateVm(ctx: EngineContext, record: VmRecord, qemu: ProcessIdentity): Promise<{ pausedMs: number }> {
-  checkSnapshottable(record, ctx.home);
+  checkSnapshottable(record);
   await rm(record.paths.hibernateDir, { recursive: true, force: true });
   await mkdir(record.paths.hibernateDir, { recursive: true, mode: 0o700 });
   let saved: { pausedMs: number };

@@ -5,9 +5,11 @@
  * socket sits where the jailed QEMU already reads and writes.
  *
  * With x-ignore-shared, RAM in a shared file (ram.ts) is left out of the
- * stream: what remains is device state, ~70 KB for a small guest. Both ends
- * set it; a QEMU that ignores it (a future one that only skips named files)
- * sends the RAM in the stream instead, which still restores.
+ * stream: what remains is device state, ~70 KB for a small guest. A VM
+ * whose RAM is private (a fork, shared-ram.ts) has no file to copy: its
+ * RAM goes in the stream (`ramInStream`), and both ends then leave the
+ * capability off, since it changes the stream's format and a QEMU loading
+ * into a shared RAM file with it on refuses RAM pages in the stream.
  */
 import { createReadStream, createWriteStream } from "node:fs";
 import { chown, rm } from "node:fs/promises";
@@ -20,18 +22,22 @@ import type { QmpClient } from "../qemu/qmp.js";
 interface MigrationInfo {
   status?: string;
   "error-desc"?: string;
+  /** ms the source was stopped for, once a live migration completed. */
+  downtime?: number;
 }
 
-const capabilities = [{ capability: "x-ignore-shared", state: true }];
+function capabilities(ramInStream: boolean | undefined) {
+  return [{ capability: "x-ignore-shared", state: ramInStream !== true }];
+}
 
 /** Device state is small, but a guest whose RAM is not shared sends all of it: no throttling. */
 const maxBandwidth = 64 * 1024 ** 3;
 
-async function migrationEnded(qmp: QmpClient, what: string, timeoutMs: number): Promise<void> {
+async function migrationEnded(qmp: QmpClient, what: string, timeoutMs: number): Promise<MigrationInfo> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const info = await qmp.execute<MigrationInfo>("query-migrate");
-    if (info.status === "completed") return;
+    if (info.status === "completed") return info;
     if (info.status === "failed" || info.status === "cancelled") {
       throw new SkiffError("ERR_SKIFF_SNAPSHOT_FAILED", `${what}: QEMU's migration ${info.status}${info["error-desc"] ? `: ${info["error-desc"]}` : ""}`, {
         hint: "see the VM's qemu.stderr in its directory (`skiff inspect` shows where)",
@@ -47,10 +53,15 @@ async function migrationEnded(qmp: QmpClient, what: string, timeoutMs: number): 
 }
 
 /**
- * The paused guest's device state into `file`. `owner`: the jail user, who
- * must be able to connect to the socket skiff listens on.
+ * The guest's device state into `file`. `owner`: the jail user, who must be
+ * able to connect to the socket skiff listens on. A guest left running is
+ * migrated live (its RAM copied while it runs, then stopped by QEMU for the
+ * rest): `downtimeMs` says how long it was stopped, and it stays stopped.
  */
-export async function saveState(qmp: QmpClient, opts: { socketPath: string; file: string; owner?: { uid: number; gid: number }; timeoutMs?: number }): Promise<void> {
+export async function saveState(
+  qmp: QmpClient,
+  opts: { socketPath: string; file: string; owner?: { uid: number; gid: number }; timeoutMs?: number; ramInStream?: boolean },
+): Promise<{ downtimeMs?: number }> {
   await rm(opts.socketPath, { force: true });
   let received: Promise<void> | undefined;
   const server = createServer({ pauseOnConnect: false }, (socket: Socket) => {
@@ -64,12 +75,13 @@ export async function saveState(qmp: QmpClient, opts: { socketPath: string; file
   });
   try {
     if (opts.owner !== undefined) await chown(opts.socketPath, opts.owner.uid, opts.owner.gid);
-    await qmp.execute("migrate-set-capabilities", { capabilities });
+    await qmp.execute("migrate-set-capabilities", { capabilities: capabilities(opts.ramInStream) });
     await qmp.execute("migrate-set-parameters", { "max-bandwidth": maxBandwidth });
     await qmp.execute("migrate", { uri: `unix:${opts.socketPath}` });
-    await migrationEnded(qmp, "saving the VM's state", opts.timeoutMs ?? 60_000);
+    const info = await migrationEnded(qmp, "saving the VM's state", opts.timeoutMs ?? 60_000);
     if (received === undefined) throw new SkiffError("ERR_SKIFF_SNAPSHOT_FAILED", "QEMU reported its state saved but never connected");
     await received;
+    return info.downtime === undefined ? {} : { downtimeMs: info.downtime };
   } finally {
     server.close();
     await rm(opts.socketPath, { force: true });
@@ -80,9 +92,9 @@ export async function saveState(qmp: QmpClient, opts: { socketPath: string; file
  * Feed `file` to a QEMU started with `-incoming defer`, wait until it has
  * loaded it, and let the guest run.
  */
-export async function loadState(qmp: QmpClient, opts: { socketPath: string; file: string; timeoutMs?: number }): Promise<void> {
+export async function loadState(qmp: QmpClient, opts: { socketPath: string; file: string; timeoutMs?: number; ramInStream?: boolean }): Promise<void> {
   await rm(opts.socketPath, { force: true });
-  await qmp.execute("migrate-set-capabilities", { capabilities });
+  await qmp.execute("migrate-set-capabilities", { capabilities: capabilities(opts.ramInStream) });
   await qmp.execute("migrate-incoming", { uri: `unix:${opts.socketPath}` });
   const socket = await connectWhenListening(opts.socketPath, 5_000);
   // QEMU closes its end as soon as it has read the stream's end marker, which can beat our own end of

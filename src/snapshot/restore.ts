@@ -118,11 +118,12 @@ async function overlayOn(ctx: EngineContext, snapshot: StoredSnapshot, overlay: 
   await copyFile(template, overlay);
 }
 
-/** What the start of a restored VM loads. */
+/** What the start of a restored VM loads; a snapshot without `mem` has its RAM in the state (capture.ts). */
 export function snapshotSource(snapshot: StoredSnapshot): ResumeSource {
+  const mem = snapshotFile(snapshot, "mem");
   return {
     state: snapshotFile(snapshot, "state"),
-    mem: snapshotFile(snapshot, "mem"),
+    ...(existsSync(mem) ? { mem } : {}),
     initrd: snapshotFile(snapshot, "initrd"),
     consoleLog: snapshotFile(snapshot, "consoleLog"),
     what: `snapshot ${snapshot.name ?? snapshot.id.slice(0, 12)}`,

@@ -5,6 +5,11 @@
  * guest runs on from where it was. Every VM gets its own copy of the RAM
  * rather than a private mapping of the snapshot's: it can then be
  * snapshotted again the fast way (ram.ts), at ~50 ms of copying per restore.
+ * Forks are the exception (shared-ram.ts): N of them map one sealed copy.
+ *
+ * Saved state without a RAM file (a VM whose RAM was private when it was
+ * captured) carries the RAM in the migration stream: the new VM's RAM file
+ * starts empty and QEMU fills it while it loads the stream.
  */
 import { existsSync } from "node:fs";
 import { chown, copyFile, mkdir, rm } from "node:fs/promises";
@@ -17,12 +22,15 @@ import type { VmRecord } from "../store/store.js";
 import { waitForExit } from "../engine/stop.js";
 import { createRamFile } from "./ram.js";
 import { loadState } from "./migrate.js";
+import type { SharedRam } from "./shared-ram.js";
 
 export interface ResumeSource {
   /** QEMU's device state (migration stream). */
   state: string;
-  /** The guest's RAM, sparse. */
-  mem: string;
+  /** The guest's RAM, sparse; absent: it is in `state` (captured from a VM whose RAM was private). */
+  mem?: string;
+  /** Map this sealed copy of `mem` privately instead of copying it (fork: shared-ram.ts). */
+  sharedRam?: SharedRam;
   /** The initramfs the guest booted (absent: the VM's own, as it is). */
   initrd?: string;
   /** The console log up to the capture, which the new VM's log starts with (absent: the VM's own goes on). */
@@ -44,8 +52,7 @@ export async function prepareResume(
   record: VmRecord,
   source: ResumeSource,
 ): Promise<{ ram: Promise<void>; settled: () => Promise<void> }> {
-  const ramPath = await createRamFile(ctx.home, record.id);
-  const ram = ctx.runner.run("cp", ["--sparse=always", "--reflink=auto", source.mem, ramPath], { check: true }).then(() => undefined);
+  const ram = source.sharedRam !== undefined ? Promise.resolve() : (await ramFileFor(ctx, record, source.mem)).copied;
   const settled = () => ram.catch(() => undefined);
   void settled();
   try {
@@ -55,6 +62,13 @@ export async function prepareResume(
     throw err;
   }
   return { ram, settled };
+}
+
+/** The VM's own RAM file, made now; the copy of the saved RAM into it settles later (none: QEMU fills it from the stream). */
+async function ramFileFor(ctx: { home: string; runner: Runner }, record: VmRecord, mem: string | undefined): Promise<{ copied: Promise<void> }> {
+  const ramPath = await createRamFile(ctx.home, record.id);
+  if (mem === undefined) return { copied: Promise.resolve() };
+  return { copied: ctx.runner.run("cp", ["--sparse=always", "--reflink=auto", mem, ramPath], { check: true }).then(() => undefined) };
 }
 
 async function copySmallFiles(record: VmRecord, source: ResumeSource): Promise<void> {
@@ -76,7 +90,7 @@ export async function loadResumed(record: VmRecord, qemu: ProcessIdentity, sourc
   try {
     const qmp = await QmpClient.connect(record.paths.qmpSocket, { timeoutMs: 10_000, label: record.name });
     try {
-      await loadState(qmp, { socketPath: record.paths.migrateSocket, file: source.state });
+      await loadState(qmp, { socketPath: record.paths.migrateSocket, file: source.state, ramInStream: source.mem === undefined });
     } finally {
       qmp.close();
     }

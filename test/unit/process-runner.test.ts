@@ -1,4 +1,5 @@
-import { readFile } from "node:fs/promises";
+import { closeSync, openSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { processAlive } from "../../src/process/pid.js";
@@ -36,6 +37,22 @@ describe("run", () => {
 
   it("feeds input to stdin", async () => {
     expect((await runner.run("cat", [], { input: "hello" })).stdout).toBe("hello");
+  });
+
+  it("passes descriptors of ours at the numbers asked, and nothing at the ones between", async () => {
+    const path = join(dir, "passed");
+    await writeFile(path, "through fd 7\n");
+    const fd = openSync(path, "r");
+    try {
+      const r = await runner.run("sh", ["-c", "cat <&7; for n in 3 4 5 6; do [ -e /proc/self/fd/$n ] && readlink /proc/self/fd/$n; done; echo end"], {
+        passFds: new Map([[7, fd]]),
+      });
+      // fds 3-6 are /dev/null or nothing, never one of ours.
+      expect(r.stdout.startsWith("through fd 7\n")).toBe(true);
+      expect(r.stdout.split("\n").slice(1, -2).every((l) => l === "/dev/null")).toBe(true);
+    } finally {
+      closeSync(fd);
+    }
   });
 
   it("passes cwd and env", async () => {

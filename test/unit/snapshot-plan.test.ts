@@ -34,6 +34,13 @@ describe("QEMU's argv with snapshots", () => {
     expect(toQemuArgs(launch({ ram: { path: ram } }))).not.toContain("-incoming");
   });
 
+  it("a fork's RAM: the sealed memfd it inherits, mapped privately through its own /proc", () => {
+    const args = toQemuArgs(launch({ ram: { fd: 11 }, incoming: true }));
+    expect(args[args.indexOf("-M") + 1]).toMatch(/,memory-backend=ram$/);
+    expect(args[args.indexOf("-object") + 1]).toBe("memory-backend-file,id=ram,mem-path=/proc/self/fd/11,size=256M,share=off");
+    for (const fd of [2, 65, 3.5]) expect(errorOf(() => toQemuArgs(launch({ ram: { fd } })))).toMatchObject({ code: "ERR_SKIFF_INTERNAL" });
+  });
+
   it("refuses a RAM file path QEMU would misread", () => {
     expect(errorOf(() => toQemuArgs(launch({ ram: { path: "shm/x.ram" } })))).toMatchObject({ code: "ERR_SKIFF_BAD_PATH" });
   });
@@ -56,6 +63,18 @@ describe("the jail with snapshots", () => {
       supervise: { policy: "always", status: `${dir}/supervisor.log`, firstOnly: incomingArgCount },
     };
     expect(toJailArgs(plan, ["/usr/bin/qemu-system-x86_64"]).join(" ")).toContain(`--supervise always --status ${dir}/supervisor.log --first-only 2 --`);
+  });
+
+  it("hands a fork's shared RAM through as a descriptor: nothing bound, --ram-fd in every mode", () => {
+    const view = jailView(launch({ ram: { fd: 11 }, incoming: true }), { runDir: `${dir}/run`, backingFiles: [], kvm: false });
+    expect(view.ramFd).toBe(11);
+    expect(view.readWrite.some((p) => p.includes("/proc/"))).toBe(false);
+    const common = { ...view, jailerPath: "/x/skiff-jail", groups: [], cgroups: [], rootDir: `${dir}/jail`, log: `${dir}/qemu.stderr`, waitSocket: `${dir}/run/qmp.sock` };
+    const root: JailPlan = { ...common, mode: "root", ids: { uid: 1_600_000_007, gid: 1_600_000_007 } };
+    for (const plan of [root, { ...common, mode: "rootless" as const }, { ...common, mode: "off" as const }]) {
+      expect(toJailArgs(plan, ["/q"]).slice(0, 2)).toEqual(["--ram-fd", "11"]);
+    }
+    expect(jailView(launch({ ram: { path: ram } }), { runDir: `${dir}/run`, backingFiles: [], kvm: false }).ramFd).toBeUndefined();
   });
 });
 

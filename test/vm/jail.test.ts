@@ -4,7 +4,8 @@
  * It runs as root, in a network namespace this test makes for the TAP case.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,13 +20,16 @@ const log = join(dir, "log");
 const ns = `skt-jail-${process.pid}`;
 
 /** Run `script` with sh inside a jail as `uid`; its stdout and stderr come back through the log. */
-function inJail(script: string, extra: string[] = [], netns?: string): { status: number | null; out: string; stderr: string } {
+function inJail(script: string, extra: string[] = [], netns?: string, fds: (number | "ignore")[] = []): { status: number | null; out: string; stderr: string } {
   writeFileSync(log, "");
   const argv = [jailer, "--uid", String(uid), "--gid", String(uid), "--root", root, "--log", log, "--idmap", `${share}:0:0`, "--dev", "null", ...extra, "--", "/bin/sh", "-c", script];
   const [cmd, args] = netns === undefined ? [argv[0]!, argv.slice(1)] : ["ip", ["netns", "exec", netns, ...argv]];
-  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 20_000 });
+  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 20_000, stdio: ["ignore", "pipe", "pipe", ...fds] });
   return { status: r.status, out: existsSync(log) ? execFileSync("cat", [log], { encoding: "utf8" }) : "", stderr: r.stderr };
 }
+
+/** stdio entries 3–10 left out, so the next one is the child's fd 11. */
+const fillerTo11: "ignore"[] = Array<"ignore">(8).fill("ignore");
 
 beforeAll(() => {
   mkdirSync(root);
@@ -82,6 +86,52 @@ describe("inside the jail", () => {
     // Opened before the jail's root replaced the host's, so the kernel shows its path relative to nothing it can see.
     expect(r.out).toMatch(/^\S*\/net\/tun\nok\n$/);
     expect(execFileSync("ip", ["-n", ns, "-o", "link", "show"], { encoding: "utf8" })).not.toContain("sktap0");
+  });
+
+  it("gets a sealed RAM memfd at --ram-fd that it can read and map privately but never change", () => {
+    const memFile = join(dir, "mem");
+    writeFileSync(memFile, Buffer.concat([Buffer.from("guest-ram"), Buffer.alloc(8192 - 9)]));
+    const addon = createRequire(import.meta.url)(join(repoRoot, "dist", "snapshot", "memfd.node")) as { sealedCopy(path: string, name: string): number };
+    const fd = addon.sealedCopy(memFile, "skiff-ram");
+    expect(fd).toBeGreaterThan(2);
+    try {
+      const at11 = [...fillerTo11, fd];
+      const r = inJail(
+        [
+          "readlink /proc/self/fd/11",
+          "head -c 9 /proc/self/fd/11; echo",
+          "echo x >> /proc/self/fd/11 2>&1 || echo no-append",
+          "echo x 1<>/proc/self/fd/11 2>&1 || echo no-write",
+          "truncate -s 0 /proc/self/fd/11 2>&1 || echo no-truncate",
+          "fallocate -p -o 0 -l 4096 /proc/self/fd/11 2>&1 || echo no-hole",
+          // QEMU's own mapping: private and writable is allowed (copy-on-write), shared and writable is not.
+          "python3 -c \"import mmap,os; f=os.open('/proc/self/fd/11', os.O_RDWR); m=mmap.mmap(f, 8192, mmap.MAP_PRIVATE); m[0:1]=b'G'; print('private', m[0:9].decode())\"",
+          "python3 -c \"import mmap,os; f=os.open('/proc/self/fd/11', os.O_RDWR); mmap.mmap(f, 8192, mmap.MAP_SHARED)\" 2>&1 | tail -1",
+        ].join("; "),
+        [`--ram-fd`, "11"],
+        undefined,
+        at11,
+      );
+      expect(r.status).toBe(0);
+      const lines = r.out.trim().split("\n");
+      expect(lines[0]).toMatch(/^\/memfd:skiff-ram/);
+      expect(lines[1]).toBe("guest-ram");
+      for (const refused of ["no-append", "no-write", "no-truncate", "no-hole"]) expect(lines).toContain(refused);
+      expect(lines).toContain("private Guest-ram");
+      expect(lines.at(-1)).toMatch(/PermissionError|Operation not permitted/);
+    } finally {
+      closeSync(fd);
+    }
+    // A descriptor that is not sealed could be every fork's RAM changed from one: refused before QEMU runs.
+    const plain = openSync(memFile, "r");
+    try {
+      const r = inJail("echo ran", ["--ram-fd", "11"], undefined, [...fillerTo11, plain]);
+      expect(r.status).toBe(125);
+      expect(r.stderr).toMatch(/^skiff-jail: --ram-fd 11 is not a sealable memfd/);
+      expect(r.out).not.toContain("ran");
+    } finally {
+      closeSync(plain);
+    }
   });
 
   it("refuses what it cannot do safely, before anything runs", () => {

@@ -15,7 +15,7 @@
  * a fraction of a boot, but for one cold start (start --cold). Multicast
  * (the private network) runs only inside a namespace this file makes.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -338,6 +338,34 @@ describe("fork", () => {
     const pairs = [["c-1", "c-2"], ["c-2", "c-3"], ["c-3", "c-1"], ["c-1", "src"], ["src", "c-3"]] as const;
     const pings = await Promise.all(pairs.map(([from, to]) => h.ok(["exec", from, "ping", "-c", "1", "-W", "5", to])));
     for (const out of pings) expect(out).toMatch(/1 packets received/);
+
+    // The clones map one sealed copy of the snapshot's RAM, copy-on-write, instead of a RAM file each.
+    const cloneRams = infos.slice(1).map((info) => {
+      expect(existsSync(ramPath(h.home, info.id))).toBe(false);
+      const qemu = processesOf(info.id);
+      expect(qemu.length).toBe(1);
+      return { link: readlinkSync(`/proc/${qemu[0]}/fd/11`), inode: statSync(`/proc/${qemu[0]}/fd/11`).ino };
+    });
+    expect(cloneRams.every((r) => r.link.startsWith("/memfd:skiff-ram"))).toBe(true);
+    expect(new Set(cloneRams.map((r) => r.inode)).size).toBe(1);
+
+    // With no RAM file, a clone's snapshot carries its RAM in the state; a VM restored from that runs on.
+    await h.ok(["snapshot", "create", "c-2", "--name", "of-clone"]);
+    const ofClone = (await snapshots("c-2")).find((s) => s.name === "of-clone")!;
+    expect(ofClone.sizes.mem).toBe(0);
+    expect(ofClone.sizes.state).toBeGreaterThan(8 * 1024 * 1024);
+    await h.ok(["restore", "of-clone", "--name", "c-2r"]);
+    const [r1, r2] = await counting("c-2r");
+    expect(r2).toBeGreaterThan(r1);
+    expect(await sh("c-2r", "hostname; cat /root/forked")).toBe("c-2r\nfrom-source\n");
+    // Hibernated, it keeps its RAM the same way, and resumes where it was.
+    await h.ok(["stop", "--hibernate", "c-3"]);
+    expect(processesOf(infos[3]!.id)).toEqual([]);
+    await h.ok(["start", "c-3"]);
+    const [h1, h2] = await counting("c-3");
+    expect(h2).toBeGreaterThan(h1);
+    await h.ok(["rm", "-f", "c-2r"]);
+    await h.ok(["snapshot", "rm", "of-clone"]);
 
     const fork = (await snapshots("src")).find((s) => s.kind === "fork")!;
     expect([...fork.usedBy].sort()).toEqual(clones);

@@ -7,8 +7,10 @@
  * `fork`, `listSnapshots`, … are these. Each verb loads its modules when
  * first called.
  */
+import { existsSync } from "node:fs";
 import { SkiffError } from "../../errors.js";
 import type { RestoreOptions } from "../../snapshot/restore.js";
+import type { SharedRam } from "../../snapshot/shared-ram.js";
 import type { SnapshotInfo } from "../../snapshot/service.js";
 import { homeNoSpace, progress, type EngineContext } from "../context.js";
 import type { VmInfo } from "../info.js";
@@ -64,6 +66,11 @@ export class SnapshotService {
 
   /** A new VM from a snapshot, running where the snapshot left off, with a name and addresses of its own. */
   async restore(ref: string, opts: RestoreOptions = {}): Promise<VmInfo> {
+    return this.#restore(ref, opts);
+  }
+
+  /** `shared`: map this sealed copy of the snapshot's RAM instead of copying it (fork's clones). */
+  async #restore(ref: string, opts: RestoreOptions, shared?: SharedRam): Promise<VmInfo> {
     const t0 = Date.now();
     const ctx = this.#ctx;
     const [{ findSnapshot }, { checkRestorable, createFromSnapshot, snapshotSource }, { startVm }, { reconcile }, { refreshPeersOrWarn }] = await Promise.all([
@@ -81,7 +88,7 @@ export class SnapshotService {
     });
     const connect = (vm: string) => this.#vms.connect(vm);
     try {
-      await startVm(ctx, record, { resume: snapshotSource(snapshot) }, connect);
+      await startVm(ctx, record, { resume: { ...snapshotSource(snapshot), ...(shared === undefined ? {} : { sharedRam: shared }) } }, connect);
     } catch (err) {
       // Never a half-made VM: a restore that did not come up leaves nothing.
       await this.#vms.remove(record.name, { force: true }).catch(() => undefined);
@@ -110,7 +117,11 @@ export class SnapshotService {
     const { captureVm } = await import("../../snapshot/capture.js");
     const snap = await onRunningVm(ctx, record, "fork", async () => captureVm(ctx, record, { kind: "fork" }));
     const labels = opts.labels === undefined ? {} : { labels: opts.labels };
-    const made = await Promise.allSettled(names.map((n) => this.restore(snap.id, { name: n, ...labels })));
+    // The clones map one sealed copy of the snapshot's RAM, copy-on-write, instead of a copy each (shared-ram.ts).
+    const [{ sharedRamFrom }, { snapshotFile }] = await Promise.all([import("../../snapshot/shared-ram.js"), import("../../snapshot/store.js")]);
+    const mem = snapshotFile(snap, "mem");
+    const shared = existsSync(mem) ? sharedRamFrom(mem, `snapshot ${snap.id.slice(0, 12)}`) : undefined;
+    const made = await Promise.allSettled(names.map((n) => this.#restore(snap.id, { name: n, ...labels }, shared))).finally(() => shared?.close());
     const failed = made.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed !== undefined) {
       for (const n of names) await this.#vms.remove(n, { force: true }).catch(() => undefined);
