@@ -4,7 +4,6 @@
  * pid reused by a later process is never mistaken for the one meant.
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ProcessIdentity } from "./pid.js";
 
@@ -15,6 +14,8 @@ export interface ProcInfo {
   uid: number;
   startTime: number;
   state: string;
+  /** A kernel thread: no uid of its own to read (root's), no command line. */
+  kernel?: true;
 }
 
 /** A snapshot of the host's processes; command lines are read on demand. */
@@ -37,7 +38,7 @@ export class ProcTable {
   argv(pid: number): string[] {
     let argv = this.#argv.get(pid);
     if (argv === undefined) {
-      argv = readArgv(pid);
+      argv = this.#byPid.get(pid)?.kernel === true ? [] : readArgv(pid);
       this.#argv.set(pid, argv);
     }
     return argv;
@@ -86,15 +87,27 @@ function readProcs(): ProcInfo[] {
   return procs;
 }
 
+/** The kernel's PF_KTHREAD, in stat's flags (field 9). */
+const kernelThread = 0x00200000;
+
+/**
+ * stat, and status for the uid. Kernel threads (two thirds of a small
+ * host's processes) are told by their flags and skip the second read, and
+ * their command line is never read: `skiff ps` reads /proc for every
+ * process, so each file it skips is a little off every command.
+ */
 function readProc(pid: number): ProcInfo | undefined {
   try {
-    const stat = readFileSync(join("/proc", String(pid), "stat"), "utf8");
+    const dir = `/proc/${pid}`;
+    const stat = readFileSync(`${dir}/stat`, "latin1");
     // comm (field 2) is in parentheses and may itself contain spaces and ')'.
     const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const status = readFileSync(join("/proc", String(pid), "status"), "utf8");
+    const info = { pid, state: rest[0] ?? "?", ppid: Number(rest[1]), startTime: Number(rest[19]) };
+    if ((Number(rest[6]) & kernelThread) !== 0) return { ...info, uid: 0, kernel: true };
+    const status = readFileSync(`${dir}/status`, "latin1");
     const uid = /^Uid:\s+(\d+)/m.exec(status);
     if (uid === null) return undefined;
-    return { pid, state: rest[0] ?? "?", ppid: Number(rest[1]), startTime: Number(rest[19]), uid: Number(uid[1]) };
+    return { ...info, uid: Number(uid[1]) };
   } catch {
     return undefined; // gone meanwhile
   }
@@ -102,7 +115,7 @@ function readProc(pid: number): ProcInfo | undefined {
 
 function readArgv(pid: number): string[] {
   try {
-    const text = readFileSync(join("/proc", String(pid), "cmdline"), "utf8");
+    const text = readFileSync(`/proc/${pid}/cmdline`, "utf8");
     return text.split("\0").slice(0, -1);
   } catch {
     return [];
