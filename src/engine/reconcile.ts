@@ -3,7 +3,7 @@
  * QEMU's end is recorded that reconcile shares with the lifecycle verbs.
  */
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { SkiffError } from "../errors.js";
 import { sweepStaging } from "../guest/copy/staging.js";
 import { detectCgroups, removeVmGroup, sweepVmGroups, vmGroupDirs, type CgroupLayout } from "../jail/cgroup.js";
@@ -40,7 +40,7 @@ export async function hardStop(ctx: EngineContext, record: VmRecord, reason: str
  * a directory whose QEMU still runs), then the directory, its jail user and
  * its cgroup.
  */
-export async function removeVm(ctx: EngineContext, record: Pick<VmRecord, "id" | "name" | "paths"> & { config: Pick<VmConfig, "jail"> }): Promise<void> {
+export async function removeVm(ctx: EngineContext, record: Pick<VmRecord, "id" | "name" | "paths"> & { config: Pick<VmConfig, "jail" | "snapshot"> }): Promise<void> {
   if (!(await killVmProcesses(record))) {
     throw new SkiffError("ERR_SKIFF_HOST", `the QEMU of ${record.name} did not end; its directory is kept`, {
       hint: "a process that SIGKILL does not end is stuck in the kernel (often I/O on a dead disk); retry later",
@@ -50,6 +50,9 @@ export async function removeVm(ctx: EngineContext, record: Pick<VmRecord, "id" |
   crashPoint("rm:killed");
   await releaseHost(ctx, record);
   await ctx.store.remove(record.id);
+  // It no longer stands on its boot snapshot (a snapshot of the home's keeps no users: nothing to remove there).
+  const disk = record.config.snapshot?.disk;
+  if (disk !== undefined) await (await import("../snapshot/boot-users.js")).removeBootUser(dirname(disk), ctx.home, record.id);
 }
 
 /**

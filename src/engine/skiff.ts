@@ -173,7 +173,7 @@ export class Skiff extends EventEmitter<SkiffEvents> implements SkiffClient {
     return this.snapshots.gc(vm, keep);
   }
 
-  /** Remove snapshots no VM stands on: unnamed ones (fork's, boot snapshots), or all with `all`. */
+  /** Remove snapshots no VM stands on: unnamed ones (fork's) and boot snapshots this host can no longer restore; all with `all`. */
   async pruneSnapshots(opts: { all?: boolean } = {}): Promise<SnapshotInfo[]> {
     return this.snapshots.prune(opts);
   }

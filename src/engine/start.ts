@@ -83,10 +83,8 @@ export async function startVm(
       if (adopted !== undefined) resume = snapshotSource(adopted);
       else if (record.config.snapshot === undefined) {
         const { key, snapshot } = await boot.bootSnapshotFor(ctx, record, facts);
-        if (snapshot !== undefined) {
-          await boot.adoptBootSnapshot(ctx, record, snapshot);
-          resume = snapshotSource(snapshot);
-        } else bootKey = key;
+        if (snapshot !== undefined && (await boot.adoptBootSnapshot(ctx, record, snapshot))) resume = snapshotSource(snapshot);
+        else bootKey = key;
       }
     }
     progress(ctx, record.name, "booting", `${resume === undefined ? "booting" : "resuming"} ${record.name} (${facts.accel.accel})`, t0);
@@ -154,14 +152,16 @@ export async function startVm(
  * next VM like it starts from here. Best effort: a failure is a warning.
  */
 async function bootSnapshot(ctx: EngineContext, record: VmRecord, key: string, t0: number): Promise<void> {
-  const [{ captureVm }, { saveBootSnapshotOnce }] = await Promise.all([import("../snapshot/capture.js"), import("../snapshot/boot.js")]);
+  const [{ captureVm }, { saveBootSnapshotOnce, pruneStaleBoot }] = await Promise.all([import("../snapshot/capture.js"), import("../snapshot/boot.js")]);
   try {
     await lockedVm(ctx, record, "boot snapshot", async (_state, status) => {
       if (status.qemu === undefined) return;
-      await saveBootSnapshotOnce(ctx, key, async () => {
+      const saved = await saveBootSnapshotOnce(ctx, key, async () => {
         progress(ctx, record.name, "snapshot", `saving a boot snapshot of ${record.config.spec.image} (the next VM like it resumes from it)`, t0);
         await captureVm(ctx, record, { kind: "boot", bootKey: key });
       });
+      // A new one is made when skiff, QEMU or the kernel changed: the ones they made go once nothing stands on them.
+      if (saved) await pruneStaleBoot(ctx);
     });
   } catch (err) {
     progress(ctx, record.name, "warning", `no boot snapshot saved: ${err instanceof Error ? err.message : String(err)}`, t0);

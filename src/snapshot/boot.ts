@@ -26,6 +26,7 @@ import { hostVersions } from "./versions.js";
 import { bootSnapshotById, listSnapshots, snapshotFile, snapshotRoot, type SnapshotPlaces, type StoredSnapshot } from "./store.js";
 import { standOnSnapshot } from "./restore.js";
 import { tryLock } from "../store/lock.js";
+import { addBootUser, pruneStaleBootSnapshots } from "./boot-users.js";
 import { writeFileAtomic } from "../store/atomic.js";
 
 export { bootSnapshotById } from "./store.js";
@@ -112,9 +113,24 @@ export async function bootSnapshotFor(ctx: EngineContext, record: VmRecord, fact
   return { key, snapshot: key === undefined ? undefined : await findBootSnapshot(ctx, key) };
 }
 
-/** A VM that has never run takes the boot snapshot as its start (restore.ts: standOnSnapshot). */
-export async function adoptBootSnapshot(ctx: EngineContext, record: VmRecord, snapshot: StoredSnapshot): Promise<VmRecord> {
+/**
+ * A VM that has never run takes the boot snapshot as its start (restore.ts: standOnSnapshot), counted among its
+ * users first (boot-users.ts). False when the snapshot went meanwhile (pruned as stale): the VM boots instead.
+ */
+export async function adoptBootSnapshot(ctx: EngineContext, record: VmRecord, snapshot: StoredSnapshot): Promise<boolean> {
+  if (!(await addBootUser(snapshot.dir, ctx.home, record.id))) return false;
   await standOnSnapshot(ctx, record, snapshot);
   record.config = await ctx.store.setSnapshot(record.id, { id: snapshot.id, disk: snapshotFile(snapshot, "disk") });
-  return record;
+  return true;
+}
+
+/**
+ * Remove the boot snapshots this host can no longer restore (another skiff, QEMU or kernel made them) that no VM,
+ * in any home sharing the cache, stands on (boot-users.ts). After a new one is saved, and by `snapshot prune`.
+ */
+export async function pruneStaleBoot(ctx: EngineContext): Promise<StoredSnapshot[]> {
+  const facts = await ctx.hostFacts();
+  const boot = (await listSnapshots(ctx)).filter((s) => s.kind === "boot" && s.dir.startsWith(`${snapshotRoot(ctx, "boot")}/`));
+  const gone = new Set(await pruneStaleBootSnapshots(snapshotRoot(ctx, "boot"), boot, (kernel) => hostVersions(facts.qemuBinary, kernel, ctx.cacheDir)));
+  return boot.filter((s) => gone.has(s.id));
 }

@@ -42,6 +42,7 @@ import { hostVersions } from "./versions.js";
 import { diskUsage, listSnapshots, snapshotFiles, snapshotRoot, writeSnapshotRecord, type StoredSnapshot } from "./store.js";
 import type { ProcessIdentity } from "../process/pid.js";
 import { standAlone, volumeCopies, type VolumeCopy } from "./volumes.js";
+import { makeUsersDir } from "./boot-users.js";
 
 export interface CaptureOptions {
   name?: string;
@@ -165,6 +166,8 @@ async function commit(ctx: EngineContext, record: VmRecord, staging: string, opt
     await ctx.runner.run("qemu-img", ["rebase", "-q", "-f", "qcow2", "-F", "raw", "-b", base, disk], { check: true, debianPackage: "qemu-utils" });
   }
   await standAlone(ctx, staging, opts.volumes);
+  // A boot snapshot counts the VMs that stand on it, so that it can go once it is stale and unused (boot-users.ts).
+  if (opts.kind === "boot") await makeUsersDir(staging);
   const volumes = await Promise.all(opts.volumes.map(async (v) => ({ ...v.layer, bytes: await diskUsage(join(staging, v.layer.file)) })));
   for (const file of ["initrd", "sshKey", "sshPublicKey", "hostKey", "hostPublicKey", "knownHosts", "consoleLog"] as const) {
     const from = paths[file];

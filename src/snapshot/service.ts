@@ -4,6 +4,7 @@
  * are capture.ts and restore.ts; Skiff ties them to the VM lifecycle.
  */
 import { rm } from "node:fs/promises";
+import { dirname } from "node:path";
 import { SkiffError } from "../errors.js";
 import type { EngineContext } from "../engine/context.js";
 import { findSnapshot, listSnapshots, type StoredSnapshot } from "./store.js";
@@ -108,10 +109,25 @@ export async function gcSnapshots(ctx: EngineContext, vm: string, keep: number):
 /**
  * Remove every snapshot no VM stands on: forks' (unnamed) ones, or with
  * `all` named ones and boot snapshots too. Boot snapshots live in the cache,
- * which other homes may share (and stand on): only `all` takes them.
+ * which other homes may share (and stand on): only `all` takes them, and
+ * only those no VM of any home stands on (boot-users.ts). Boot snapshots
+ * this host can no longer restore (another skiff, QEMU or kernel) go
+ * without `all`, once unused.
  */
 export async function pruneSnapshots(ctx: EngineContext, opts: { all?: boolean } = {}): Promise<SnapshotInfo[]> {
-  const gone = (await listSnapshotInfos(ctx)).filter((s) => s.usedBy.length === 0 && (opts.all === true || (s.name === undefined && s.kind !== "boot")));
-  for (const s of gone) await rm(s.path, { recursive: true, force: true });
-  return gone;
+  const [{ pruneStaleBoot }, { removeUnusedBootSnapshot }] = await Promise.all([import("./boot.js"), import("./boot-users.js")]);
+  // Boot snapshots this host can no longer restore, that no VM of any home stands on: always.
+  const stale = (await pruneStaleBoot(ctx)).map((s) => toSnapshotInfo(s, []));
+  const unused = (await listSnapshotInfos(ctx)).filter((s) => s.usedBy.length === 0 && (opts.all === true || (s.name === undefined && s.kind !== "boot")));
+  const gone: SnapshotInfo[] = [];
+  for (const s of unused) {
+    // A boot snapshot lives in the cache, which other homes share: it goes only if none of their VMs stands on it either.
+    if (s.kind === "boot") {
+      if (await removeUnusedBootSnapshot(dirname(s.path), { id: s.id, dir: s.path }, true)) gone.push(s);
+      continue;
+    }
+    await rm(s.path, { recursive: true, force: true });
+    gone.push(s);
+  }
+  return [...stale, ...gone];
 }

@@ -98,7 +98,7 @@ export function registerSnapshot(program: Command, ctx: CliContext): void {
 
   snapshot
     .command("prune")
-    .description("remove snapshots no VM stands on: unnamed ones (forks'), or with -a named ones and boot snapshots too")
+    .description("remove snapshots no VM stands on: unnamed ones (forks') and boot snapshots this host can no longer restore, or with -a named ones and all boot snapshots too")
     .option("-a, --all", "named ones and boot snapshots too")
     .action(async (flags: { all?: boolean }) => {
       const gone = await (await ctx.skiff()).pruneSnapshots({ all: flags.all === true });

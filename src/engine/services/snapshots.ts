@@ -150,7 +150,7 @@ export class SnapshotService {
     return (await import("../../snapshot/service.js")).gcSnapshots(this.#ctx, vm, keep);
   }
 
-  /** Remove snapshots no VM stands on: unnamed ones (fork's, boot snapshots), or all with `all`. */
+  /** Remove snapshots no VM stands on: unnamed ones (fork's) and boot snapshots this host can no longer restore; all with `all`. */
   async prune(opts: { all?: boolean } = {}): Promise<SnapshotInfo[]> {
     return (await import("../../snapshot/service.js")).pruneSnapshots(this.#ctx, opts);
   }

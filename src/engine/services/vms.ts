@@ -59,8 +59,7 @@ export class VmService {
     const standOn: StandOn = async (made, facts) => {
       const boot = await import("../../snapshot/boot.js");
       const { snapshot } = await boot.bootSnapshotFor(this.#ctx, made, facts);
-      if (snapshot !== undefined) await boot.adoptBootSnapshot(this.#ctx, made, snapshot);
-      return snapshot !== undefined;
+      return snapshot !== undefined && (await boot.adoptBootSnapshot(this.#ctx, made, snapshot));
     };
     const record = await createVm(this.#ctx, opts, t0, how.startNow === true ? { standOn } : {}).catch((err: unknown) => {
       throw homeNoSpace(err, this.#ctx.home, `creating VM ${opts.name ?? ""}`.trim());
