@@ -24,6 +24,7 @@ import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { writeFileAtomic } from "../store/atomic.js";
 import { vmDirPresent, vmsDir } from "../store/paths.js";
+import { readdirOrEmpty } from "../util/fs.js";
 import type { SnapshotVersions } from "./store.js";
 
 const usersDirName = "users";
@@ -137,13 +138,7 @@ export async function removeUnusedBootSnapshot(root: string, s: { id: string; di
 
 /** `.pruning-<id>-*` left by a prune that was killed: removed when unused, else put back as `<id>`. */
 async function finishPrunes(root: string): Promise<void> {
-  let entries: string[];
-  try {
-    entries = await readdir(root);
-  } catch {
-    return;
-  }
-  for (const entry of entries) {
+  for (const entry of await readdirOrEmpty(root)) {
     const match = /^\.pruning-([0-9a-f]{64})-[0-9a-f]{8}$/.exec(entry);
     if (match === null) continue;
     const aside = join(root, entry);
