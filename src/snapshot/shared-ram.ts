@@ -15,8 +15,8 @@
  * The price: a VM whose RAM is private has no RAM file to copy, so a
  * snapshot or hibernation of it streams its RAM through QEMU's migration
  * (capture.ts: ramInStream), slower and with the guest paused longer.
- * That is why only `fork` maps RAM this way; `restore`, `run --from` and
- * boot snapshots copy it.
+ * That is why only `fork` of two clones or more maps RAM this way;
+ * `restore`, `run --from`, a single fork and boot snapshots copy it.
  */
 import { closeSync } from "node:fs";
 import { getSystemErrorName } from "node:util";

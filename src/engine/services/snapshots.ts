@@ -117,10 +117,12 @@ export class SnapshotService {
     const { captureVm } = await import("../../snapshot/capture.js");
     const snap = await onRunningVm(ctx, record, "fork", async () => captureVm(ctx, record, { kind: "fork" }));
     const labels = opts.labels === undefined ? {} : { labels: opts.labels };
-    // The clones map one sealed copy of the snapshot's RAM, copy-on-write, instead of a copy each (shared-ram.ts).
+    // Two clones or more map one sealed copy of the snapshot's RAM, copy-on-write, instead of a copy each
+    // (shared-ram.ts). A single clone shares with nobody: it gets a RAM file of its own, like a restore, and keeps
+    // what that gives (cheap snapshots, freed memory given back).
     const [{ sharedRamFrom }, { snapshotFile }] = await Promise.all([import("../../snapshot/shared-ram.js"), import("../../snapshot/store.js")]);
     const mem = snapshotFile(snap, "mem");
-    const shared = existsSync(mem) ? sharedRamFrom(mem, `snapshot ${snap.id.slice(0, 12)}`) : undefined;
+    const shared = count > 1 && existsSync(mem) ? sharedRamFrom(mem, `snapshot ${snap.id.slice(0, 12)}`) : undefined;
     const made = await Promise.allSettled(names.map((n) => this.#restore(snap.id, { name: n, ...labels }, shared))).finally(() => shared?.close());
     const failed = made.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed !== undefined) {
