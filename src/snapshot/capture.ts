@@ -78,6 +78,12 @@ async function ramMode(qmp: QmpClient, record: VmRecord, home: string): Promise<
   });
 }
 
+/**
+ * How long a fork's RAM is copied live before its guest is stopped for the rest: an idle 256 MiB guest's took
+ * well under a second here; one that writes its memory faster than the copy would never let it end.
+ */
+const liveCopyMs = 5_000;
+
 /** A snapshot just taken, and how long its guest was paused for it. */
 export type Captured = StoredSnapshot & { pausedMs: number };
 
@@ -127,9 +133,11 @@ export async function pausedCopy(
         file: join(dir, snapshotFiles.state),
         ...(record.config.jail === undefined ? {} : { owner: record.config.jail }),
         ...(ram === "stream" ? { ramInStream: true } : {}),
+        ...(live ? { liveForMs: liveCopyMs } : {}),
       });
-      // Live: QEMU stopped the guest at the end, for `downtime` ms, and it stays stopped until `cont` below.
-      if (live) stoppedAt = performance.now() - (saved.downtimeMs ?? 0);
+      // Live: QEMU stopped the guest at the end, for `downtime` ms (or skiff did, when it took too long), and it
+      // stays stopped until `cont` below.
+      if (live) stoppedAt = saved.stoppedAt ?? performance.now() - (saved.downtimeMs ?? 0);
       await Promise.all([
         ram === "file" ? sparseCopy(ctx, ramPath(ctx.home, record.id), join(dir, snapshotFiles.mem)) : undefined,
         opts.disk === false ? undefined : sparseCopy(ctx, record.paths.overlay, join(dir, snapshotFiles.disk)),

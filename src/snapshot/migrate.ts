@@ -33,11 +33,13 @@ function capabilities(ramInStream: boolean | undefined) {
 /** Device state is small, but a guest whose RAM is not shared sends all of it: no throttling. */
 const maxBandwidth = 64 * 1024 ** 3;
 
-async function migrationEnded(qmp: QmpClient, what: string, timeoutMs: number): Promise<MigrationInfo> {
-  const deadline = Date.now() + timeoutMs;
+async function migrationEnded(qmp: QmpClient, what: string, timeoutMs: number, onActive?: (elapsedMs: number) => Promise<void>): Promise<MigrationInfo> {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
   for (;;) {
     const info = await qmp.execute<MigrationInfo>("query-migrate");
     if (info.status === "completed") return info;
+    if (info.status === "active") await onActive?.(Date.now() - started);
     if (info.status === "failed" || info.status === "cancelled") {
       throw new SkiffError("ERR_SKIFF_SNAPSHOT_FAILED", `${what}: QEMU's migration ${info.status}${info["error-desc"] ? `: ${info["error-desc"]}` : ""}`, {
         hint: "see the VM's qemu.stderr in its directory (`skiff inspect` shows where)",
@@ -57,11 +59,14 @@ async function migrationEnded(qmp: QmpClient, what: string, timeoutMs: number): 
  * able to connect to the socket skiff listens on. A guest left running is
  * migrated live (its RAM copied while it runs, then stopped by QEMU for the
  * rest): `downtimeMs` says how long it was stopped, and it stays stopped.
+ * A guest that dirties its memory faster than it is copied would keep a
+ * live migration from ending: after `liveForMs` it is stopped (`stoppedAt`,
+ * performance.now()), and the copy ends with nothing changing under it.
  */
 export async function saveState(
   qmp: QmpClient,
-  opts: { socketPath: string; file: string; owner?: { uid: number; gid: number }; timeoutMs?: number; ramInStream?: boolean },
-): Promise<{ downtimeMs?: number }> {
+  opts: { socketPath: string; file: string; owner?: { uid: number; gid: number }; timeoutMs?: number; ramInStream?: boolean; liveForMs?: number },
+): Promise<{ downtimeMs?: number; stoppedAt?: number }> {
   await rm(opts.socketPath, { force: true });
   let received: Promise<void> | undefined;
   const server = createServer({ pauseOnConnect: false }, (socket: Socket) => {
@@ -78,9 +83,16 @@ export async function saveState(
     await qmp.execute("migrate-set-capabilities", { capabilities: capabilities(opts.ramInStream) });
     await qmp.execute("migrate-set-parameters", { "max-bandwidth": maxBandwidth });
     await qmp.execute("migrate", { uri: `unix:${opts.socketPath}` });
-    const info = await migrationEnded(qmp, "saving the VM's state", opts.timeoutMs ?? 60_000);
+    let stoppedAt: number | undefined;
+    const stopWhenSlow = async (elapsedMs: number) => {
+      if (opts.liveForMs === undefined || stoppedAt !== undefined || elapsedMs < opts.liveForMs) return;
+      await qmp.execute("stop");
+      stoppedAt = performance.now();
+    };
+    const info = await migrationEnded(qmp, "saving the VM's state", opts.timeoutMs ?? 60_000, stopWhenSlow);
     if (received === undefined) throw new SkiffError("ERR_SKIFF_SNAPSHOT_FAILED", "QEMU reported its state saved but never connected");
     await received;
+    if (stoppedAt !== undefined) return { stoppedAt };
     return info.downtime === undefined ? {} : { downtimeMs: info.downtime };
   } finally {
     server.close();
