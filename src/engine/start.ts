@@ -153,17 +153,20 @@ export async function startVm(
  */
 async function bootSnapshot(ctx: EngineContext, record: VmRecord, key: string, t0: number): Promise<void> {
   const [{ captureVm }, { saveBootSnapshotOnce, pruneStaleBoot }] = await Promise.all([import("../snapshot/capture.js"), import("../snapshot/boot.js")]);
+  const why = (err: unknown) => (err instanceof Error ? err.message : String(err));
+  let saved = false;
   try {
-    await lockedVm(ctx, record, "boot snapshot", async (_state, status) => {
-      if (status.qemu === undefined) return;
-      const saved = await saveBootSnapshotOnce(ctx, key, async () => {
+    saved = await lockedVm(ctx, record, "boot snapshot", async (_state, status) => {
+      if (status.qemu === undefined) return false;
+      return saveBootSnapshotOnce(ctx, key, async () => {
         progress(ctx, record.name, "snapshot", `saving a boot snapshot of ${record.config.spec.image} (the next VM like it resumes from it)`, t0);
         await captureVm(ctx, record, { kind: "boot", bootKey: key });
       });
-      // A new one is made when skiff, QEMU or the kernel changed: the ones they made go once nothing stands on them.
-      if (saved) await pruneStaleBoot(ctx);
     });
   } catch (err) {
-    progress(ctx, record.name, "warning", `no boot snapshot saved: ${err instanceof Error ? err.message : String(err)}`, t0);
+    progress(ctx, record.name, "warning", `no boot snapshot saved: ${why(err)}`, t0);
   }
+  // A new one is made when skiff, QEMU or the kernel changed: the ones they made go once nothing stands on them
+  // (outside the VM's lock: it is the cache's business, not the VM's).
+  if (saved) await pruneStaleBoot(ctx).catch((err: unknown) => progress(ctx, record.name, "warning", `old boot snapshots not removed: ${why(err)}`, t0));
 }

@@ -7,7 +7,7 @@
  */
 import { dirname } from "node:path";
 import { SkiffError } from "../errors.js";
-import type { LaunchPlan } from "../qemu/plan.js";
+import { ramFileOf, type LaunchPlan } from "../qemu/plan.js";
 import type { JailIds, JailMode } from "./ids.js";
 
 export interface JailView {
@@ -46,7 +46,8 @@ export function jailView(plan: LaunchPlan, opts: { runDir: string; backingFiles:
   // A cloud image boots its own kernel from its disk (firmware under /usr): no kernel or initrd to show.
   const boot = plan.cloud === undefined ? [plan.kernel.path, plan.initrdPath] : [plan.cloud.seedPath];
   const readOnly = [...boot, ...opts.backingFiles];
-  const readWrite = [opts.runDir, plan.rootDisk.overlayPath, ...(plan.ram !== undefined && "path" in plan.ram ? [plan.ram.path] : [])];
+  const ramFile = ramFileOf(plan);
+  const readWrite = [opts.runDir, plan.rootDisk.overlayPath, ...(ramFile === undefined ? [] : [ramFile])];
   const shares: JailView["shares"] = [];
   for (const m of plan.mounts ?? []) {
     if (m.kind === "9p") shares.push({ path: m.hostPath, readOnly: m.readOnly });

@@ -10,7 +10,7 @@ import { chmod, chown, copyFile, mkdir, rename, rm, stat } from "node:fs/promise
 import { join } from "node:path";
 import { SkiffError } from "../errors.js";
 import { packageRoot } from "../util/package-root.js";
-import type { LaunchPlan } from "../qemu/plan.js";
+import { ramFileOf, type LaunchPlan } from "../qemu/plan.js";
 import type { VmPaths } from "../store/vmdir.js";
 import { createVmGroup, detectCgroups, vmLimits } from "./cgroup.js";
 import { jailMode, sharedJailGid, type JailIds } from "./ids.js";
@@ -75,7 +75,7 @@ export async function prepareJail(opts: PrepareJailOptions): Promise<JailPlan> {
   await chmod(paths.runDir, 0o700);
   for (const file of view.readWrite) {
     if (file === paths.runDir) continue;
-    if (file.startsWith(`${paths.dir}/`) || isVolumeDisk(file, opts.home) || (launch.ram !== undefined && "path" in launch.ram && file === launch.ram.path)) await ownBy(file, ids, 0o600);
+    if (file.startsWith(`${paths.dir}/`) || isVolumeDisk(file, opts.home) || file === ramFileOf(launch)) await ownBy(file, ids, 0o600);
     else await shareWithGroup(file, shared, 0o2770); // a link network's socket directory
   }
   for (const file of [launch.initrdPath, ...(launch.cloud === undefined ? [] : [launch.cloud.seedPath])]) {

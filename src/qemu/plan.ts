@@ -107,3 +107,8 @@ export type MountPlan =
 
 /** The root disk's virtio-blk serial: skiff-init finds the root by it, whatever else is attached. */
 export const rootDiskSerial = "skiff-root";
+
+/** The RAM file QEMU maps shared (LaunchPlan.ram), or undefined: anonymous memory, or a sealed memfd it inherits. */
+export function ramFileOf(plan: Pick<LaunchPlan, "ram">): string | undefined {
+  return plan.ram !== undefined && "path" in plan.ram ? plan.ram.path : undefined;
+}

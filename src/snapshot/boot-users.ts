@@ -25,7 +25,6 @@ import { join, resolve } from "node:path";
 import { writeFileAtomic } from "../store/atomic.js";
 import { vmDirPresent, vmsDir } from "../store/paths.js";
 import { readdirOrEmpty } from "../util/fs.js";
-import type { SnapshotVersions } from "./store.js";
 
 const usersDirName = "users";
 
@@ -52,8 +51,7 @@ export async function addBootUser(snapshotDir: string, home: string, vmId: strin
     return false; // renamed aside (pruned) meanwhile
   }
   // A prune renames the snapshot before it looks at its users: still here, the entry was seen or will be.
-  if (existsSync(snapshotDir)) return true;
-  return false;
+  return existsSync(snapshotDir);
 }
 
 /** The VM no longer stands on it (removed). Best effort: an entry left behind counts only while its VM's directory exists. */
@@ -86,30 +84,20 @@ export async function liveBootUsers(dir: string): Promise<number | undefined> {
   return live;
 }
 
-/** A boot snapshot as pruning sees it. */
-export interface BootSnapshotEntry {
-  id: string;
-  dir: string;
-  versions: SnapshotVersions;
-  kernelPath: string;
-}
-
 /**
- * Remove the boot snapshots under `root` that `here` says this host cannot restore and that no VM stands on; the
- * ids removed. `here(kernelPath)`: this host's versions for a guest of that kernel. Leftovers of a prune that was
- * killed (`.pruning-*`) are finished first: removed, or put back if a VM stands on them.
+ * Remove the boot snapshots under `root` that `isStale` says this host cannot restore and that no VM stands on; the
+ * ids removed. Leftovers of a prune that was killed (`.pruning-*`) are finished first: removed, or put back if a VM
+ * stands on them.
  */
-export async function pruneStaleBootSnapshots(
+export async function pruneStaleBootSnapshots<S extends { id: string; dir: string }>(
   root: string,
-  snapshots: readonly BootSnapshotEntry[],
-  here: (kernelPath: string) => Promise<SnapshotVersions>,
+  snapshots: readonly S[],
+  isStale: (s: S) => Promise<boolean>,
 ): Promise<string[]> {
   await finishPrunes(root);
   const gone: string[] = [];
   for (const s of snapshots) {
-    const now = await here(s.kernelPath);
-    const stale = (["format", "qemu", "kernel", "skiff"] as const).some((k) => s.versions[k] !== now[k]);
-    if (stale && (await removeUnusedBootSnapshot(root, s))) gone.push(s.id);
+    if ((await isStale(s)) && (await removeUnusedBootSnapshot(root, s))) gone.push(s.id);
   }
   return gone;
 }

@@ -22,7 +22,7 @@ import { dirname, join } from "node:path";
 import type { VmRecord } from "../store/store.js";
 import type { EngineContext } from "../engine/context.js";
 import type { HostFacts } from "../engine/host.js";
-import { hostVersions } from "./versions.js";
+import { hostVersions, versionMismatch } from "./versions.js";
 import { bootSnapshotById, listSnapshots, snapshotFile, snapshotRoot, type SnapshotPlaces, type StoredSnapshot } from "./store.js";
 import { standOnSnapshot } from "./restore.js";
 import { tryLock } from "../store/lock.js";
@@ -130,7 +130,8 @@ export async function adoptBootSnapshot(ctx: EngineContext, record: VmRecord, sn
  */
 export async function pruneStaleBoot(ctx: EngineContext): Promise<StoredSnapshot[]> {
   const facts = await ctx.hostFacts();
-  const boot = (await listSnapshots(ctx)).filter((s) => s.kind === "boot" && s.dir.startsWith(`${snapshotRoot(ctx, "boot")}/`));
-  const gone = new Set(await pruneStaleBootSnapshots(snapshotRoot(ctx, "boot"), boot, (kernel) => hostVersions(facts.qemuBinary, kernel, ctx.cacheDir)));
+  const boot = (await listSnapshots(ctx)).filter((s) => s.kind === "boot");
+  const stale = async (s: StoredSnapshot) => versionMismatch(s.versions, await hostVersions(facts.qemuBinary, s.kernelPath, ctx.cacheDir)) !== undefined;
+  const gone = new Set(await pruneStaleBootSnapshots(snapshotRoot(ctx, "boot"), boot, stale));
   return boot.filter((s) => gone.has(s.id));
 }

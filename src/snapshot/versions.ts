@@ -49,15 +49,18 @@ function kernelStamp(path: string): string {
   }
 }
 
+/** The first of the versions that differs between a snapshot and this host, or undefined: it can be restored here. */
+export function versionMismatch(saved: SnapshotVersions, here: SnapshotVersions): keyof SnapshotVersions | undefined {
+  return (["format", "qemu", "kernel", "skiff"] as const).find((key) => saved[key] !== here[key]);
+}
+
 /** Refuse a restore whose snapshot was made by another QEMU, kernel, skiff or snapshot format. */
 export function checkVersions(what: string, saved: SnapshotVersions, here: SnapshotVersions, hint: string): void {
   const names: Record<keyof SnapshotVersions, string> = { format: "snapshot format", qemu: "QEMU", kernel: "guest kernel", skiff: "skiff" };
-  for (const key of ["format", "qemu", "kernel", "skiff"] as const) {
-    if (saved[key] !== here[key]) {
-      throw new SkiffError("ERR_SKIFF_SNAPSHOT_MISMATCH", `${what} was made with another ${names[key]} (${saved[key]}; this host has ${here[key]})`, {
-        hint,
-        details: { mismatch: key, saved: saved[key], host: here[key] },
-      });
-    }
-  }
+  const key = versionMismatch(saved, here);
+  if (key === undefined) return;
+  throw new SkiffError("ERR_SKIFF_SNAPSHOT_MISMATCH", `${what} was made with another ${names[key]} (${saved[key]}; this host has ${here[key]})`, {
+    hint,
+    details: { mismatch: key, saved: saved[key], host: here[key] },
+  });
 }
