@@ -34,8 +34,10 @@ import { closest } from "../util/closest.js";
  * 3: one-vCPU TCG machines have maxcpus=2 and their guests nr_cpus=1 (qemu/args.ts, smpArgs), which a format-2
  *    snapshot's device state and RAM lack.
  * 4: microVMs have a virtio balloon (free page reporting, qemu/args.ts), a device a format-3 snapshot lacks.
+ * 5: the agent ports' virtio-serial device has as many port slots as the VM has ports (qemu/args.ts, agentArgs),
+ *    not QEMU's default 31 a format-4 snapshot's device state holds.
  */
-export const snapshotFormat = 4;
+export const snapshotFormat = 5;
 
 export const snapshotFiles = {
   record: "snapshot.json",

@@ -56,7 +56,7 @@ describe("toQemuArgs", () => {
       -device virtio-blk-device,drive=root,serial=skiff-root
       -device virtio-rng-device
       -device virtio-balloon-device,free-page-reporting=on
-      -device virtio-serial-device
+      -device virtio-serial-device,max_ports=3
       -chardev socket,id=agent0,path=/var/lib/skiff/vms/web/agent0.sock,server=on,wait=off
       -device virtserialport,chardev=agent0,name=skiff.agent.0
       -chardev socket,id=agent1,path=/var/lib/skiff/vms/web/agent1.sock,server=on,wait=off
@@ -211,7 +211,7 @@ describe("toQemuArgs", () => {
       -device virtio-blk-device,drive=root,serial=skiff-root
       -device virtio-rng-device
       -device virtio-balloon-device,free-page-reporting=on
-      -device virtio-serial-device
+      -device virtio-serial-device,max_ports=2
       -chardev socket,id=agent0,path=/tmp/a,,b/a.sock,server=on,wait=off
       -device virtserialport,chardev=agent0,name=p0
       -qmp unix:/tmp/a,,b/q.sock,server=on,wait=off
