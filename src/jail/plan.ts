@@ -65,6 +65,12 @@ export function jailView(plan: LaunchPlan, opts: { runDir: string; backingFiles:
   return { readOnly: unique(readOnly), readWrite: unique(readWrite), shares, devices, taps, ...ramFd };
 }
 
+/**
+ * What a VM's qemu.stderr may hold from one start: the jailer's log relay (skiff-jail.c) drops QEMU's output past it
+ * but for its last 16 KiB, since a guest can make QEMU print a line per event it causes. QEMU says a few lines a start.
+ */
+export const qemuLogLimitBytes = 8 * 1024 * 1024;
+
 /** The jailer's argv (without its own path), ending in `--` and QEMU's command line. */
 export function toJailArgs(plan: JailPlan, qemu: readonly string[]): string[] {
   const args: string[] = plan.ramFd === undefined ? [] : ["--ram-fd", String(plan.ramFd)];
@@ -81,11 +87,11 @@ export function toJailArgs(plan: JailPlan, qemu: readonly string[]): string[] {
     // No jail at all: only the TAPs and the detaching (what QEMU's -daemonize did before jails).
     args.push("--unjailed");
     for (const t of plan.taps) args.push("--tap", `${ifname(t.ifname)}:${ifname(t.bridge)}:${t.fd}`);
-    args.push("--log", path(plan.log), "--wait", path(plan.waitSocket));
+    args.push("--log", path(plan.log), "--log-limit", String(qemuLogLimitBytes), "--wait", path(plan.waitSocket));
     args.push(...superviseArgs(plan));
     return [...args, "--", ...qemu];
   }
-  args.push("--root", path(plan.rootDir), "--log", path(plan.log), "--wait", path(plan.waitSocket));
+  args.push("--root", path(plan.rootDir), "--log", path(plan.log), "--log-limit", String(qemuLogLimitBytes), "--wait", path(plan.waitSocket));
   for (const p of plan.readOnly) args.push("--ro", path(p));
   for (const p of plan.readWrite) args.push("--rw", path(p));
   for (const share of plan.shares) {

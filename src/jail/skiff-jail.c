@@ -34,6 +34,9 @@
  * accepts connections on SOCKET (its QMP socket) and prints QEMU's pid; QEMU
  * goes on in a session of its own with stdio on --log FILE. If QEMU dies
  * first, the end of the log is printed and the exit status is QEMU's.
+ * --log-limit BYTES puts a relay between QEMU and FILE that keeps at most
+ * BYTES of one start's output and the last 16 KiB of the rest (see "the log
+ * relay" below): what QEMU prints is partly its guest's to choose.
  *
  * --supervise POLICY --status FILE (POLICY on-failure|always): instead of
  * becoming QEMU, the child stays as QEMU's parent and starts it again, with
@@ -118,7 +121,9 @@ static struct {
   int low_ports;
   int first_only;
   int ram_fd; /* 0: none */
+  long long log_limit; /* 0: QEMU writes the log itself, unbounded */
   char **argv;
+  char *argv_start, *argv_end; /* the jailer's own argv strings, cleared in the log relay */
 } jail;
 
 /* Where failures are told: stderr, or in the child the pipe its parent reads. */
@@ -157,6 +162,8 @@ static void absolute(const char *path) {
 
 static void parse(int argc, char **argv) {
   int i;
+  jail.argv_start = argv[0];
+  jail.argv_end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -258,6 +265,9 @@ static void parse(int argc, char **argv) {
       jail.status = v;
     } else if (strcmp(a, "--first-only") == 0) {
       jail.first_only = (int)number(v, a);
+    } else if (strcmp(a, "--log-limit") == 0) {
+      jail.log_limit = (long long)number(v, a);
+      if (jail.log_limit < 65536) usage(a);
     } else if (strcmp(a, "--ram-fd") == 0) {
       jail.ram_fd = (int)number(v, a);
       if (jail.ram_fd < 3 || jail.ram_fd > 64) usage(a);
@@ -704,12 +714,141 @@ static void check_ram_fd(void) {
 }
 
 static int null_fd = -1, log_fd = -1;
+static pid_t relay_pid = 0;
+
+/* ---- the log relay ------------------------------------------------------- */
+
+/*
+ * With --log-limit, QEMU's stdout and stderr are a pipe to a small process
+ * that appends to --log, because what QEMU prints is partly the guest's to
+ * choose: a line per virtio error after each device reset, a line per free
+ * page report a forked VM's sealed RAM refuses. Written straight to the file,
+ * a guest could fill the host's disk. Past the limit the relay keeps reading
+ * (QEMU never blocks on it) but keeps only the last RELAY_TAIL bytes, which
+ * it appends with a note once every writer is gone, so the file ends with why
+ * QEMU ended. A log already at the limit (earlier starts of the VM) is moved
+ * to FILE.1 first: at most twice the limit on disk, plus the tail.
+ */
+#define RELAY_TAIL 16384
+
+static void write_all(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, buf, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    buf += n;
+    len -= (size_t)n;
+  }
+}
+
+static void relay(int in, int out, long long room) {
+  static char buf[65536], tail[RELAY_TAIL];
+  size_t kept = 0;
+  long long past = 0;
+  char note[256];
+  for (;;) {
+    ssize_t n = read(in, buf, sizeof buf);
+    size_t off = 0, rest;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (room > 0) {
+      off = (long long)n < room ? (size_t)n : (size_t)room;
+      write_all(out, buf, off);
+      room -= (long long)off;
+      if (room == 0) {
+        snprintf(note, sizeof note, "\nskiff-jail: the log reached its limit; QEMU's further output is dropped but for its last %d bytes, written when it ends\n", RELAY_TAIL);
+        write_all(out, note, strlen(note));
+      }
+    }
+    rest = (size_t)n - off;
+    past += (long long)rest;
+    if (rest >= RELAY_TAIL) {
+      memcpy(tail, buf + n - RELAY_TAIL, RELAY_TAIL);
+      kept = RELAY_TAIL;
+    } else if (rest > 0) {
+      if (kept + rest > RELAY_TAIL) {
+        memmove(tail, tail + (kept + rest - RELAY_TAIL), RELAY_TAIL - rest);
+        kept = RELAY_TAIL - rest;
+      }
+      memcpy(tail + kept, buf + off, rest);
+      kept += rest;
+    }
+  }
+  if (past > 0) {
+    snprintf(note, sizeof note, "skiff-jail: %lld bytes of QEMU's output dropped; its last %zu bytes:\n", past - (long long)kept, kept);
+    write_all(out, note, strlen(note));
+    write_all(out, tail, kept);
+  }
+}
+
+/* The relay holds nothing but its two descriptors, no capabilities, and a name of its own (it is no VM's process). */
+static void become_relay(int in, int out, long long room) {
+  int cap;
+  size_t len;
+  if (setsid() < 0) _exit(JAIL_FAIL);
+  if (dup2(in, 0) < 0 || dup2(out, 1) < 0) _exit(JAIL_FAIL);
+  if (syscall(SYS_close_range, 2, ~0U, 0) < 0) _exit(JAIL_FAIL);
+  if (geteuid() == 0) {
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    for (cap = 0; cap <= 63; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+    if (syscall(SYS_capset, &hdr, data) < 0) _exit(JAIL_FAIL);
+  }
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) _exit(JAIL_FAIL);
+  /* Its argv is the jailer's, QEMU's command line and VM paths included: cleared, so nothing takes it for the VM's. */
+  prctl(PR_SET_NAME, "skiff-jail-log", 0, 0, 0);
+  len = (size_t)(jail.argv_end - jail.argv_start);
+  memset(jail.argv_start, 0, len);
+  if (len > sizeof "skiff-jail-log") memcpy(jail.argv_start, "skiff-jail-log", sizeof "skiff-jail-log");
+  relay(0, 1, room);
+  _exit(0);
+}
 
 static void open_stdio(void) {
+  struct stat st;
+  int file, pipefd[2];
   null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null_fd < 0) die("open /dev/null");
-  log_fd = open(jail.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (log_fd < 0) die("open %s", jail.log);
+  file = open(jail.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (file < 0) die("open %s", jail.log);
+  if (jail.log_limit == 0) {
+    log_fd = file;
+    return;
+  }
+  if (fstat(file, &st) < 0) die("stat %s", jail.log);
+  if (st.st_size >= jail.log_limit) {
+    char old[4096];
+    snprintf(old, sizeof old, "%s.1", jail.log);
+    if (rename(jail.log, old) < 0) die("rename %s", jail.log);
+    close(file);
+    file = open(jail.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_EXCL, 0600);
+    if (file < 0) die("open %s", jail.log);
+    st.st_size = 0;
+  }
+  if (pipe2(pipefd, O_CLOEXEC) < 0) die("pipe");
+  relay_pid = fork();
+  if (relay_pid < 0) die("fork");
+  if (relay_pid == 0) become_relay(pipefd[0], file, jail.log_limit - st.st_size);
+  close(pipefd[0]);
+  close(file);
+  log_fd = pipefd[1];
+}
+
+/*
+ * A start that failed: once every writer but this process is gone, let the
+ * relay write the rest, so that the log's tail is all of what QEMU said.
+ */
+static void flush_relay(void) {
+  long waited = 0;
+  if (relay_pid <= 0) return;
+  close(log_fd);
+  log_fd = -1;
+  while (waited < 2000 && waitpid(relay_pid, NULL, WNOHANG) == 0) {
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    waited += 5;
+  }
 }
 
 /*
@@ -890,8 +1029,9 @@ static int wait_until_listening(pid_t child, pid_t qemu) {
     int status;
     if (socket_answers(jail.wait_socket)) return 0;
     if (qemu == child ? waitpid(child, &status, WNOHANG) == child : kill(qemu, 0) < 0) {
-      print_log_tail();
       if (qemu != child) kill(child, SIGTERM); /* no restarts of a VM that never came up */
+      flush_relay();
+      print_log_tail();
       return qemu == child ? exit_status_of(status) : JAIL_FAIL;
     }
     if (waited >= 60000) {

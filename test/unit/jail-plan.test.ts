@@ -84,7 +84,7 @@ describe("toJailArgs", () => {
         "--uid 1600000007 --gid 1600000007 --groups 1600000000",
         "--cgroup /sys/fs/cgroup/skiff-x/vm-0123456789ab",
         "--tap sk0123456789ab0:skb-lan:3",
-        `--root ${dir}/jail --log ${dir}/qemu.stderr --wait ${dir}/run/qmp.sock`,
+        `--root ${dir}/jail --log ${dir}/qemu.stderr --log-limit 8388608 --wait ${dir}/run/qmp.sock`,
         `--ro /var/lib/skiff/cache/kernels/6.1/vmlinux --ro ${dir}/initrd.img`,
         `--rw ${dir}/run --rw ${dir}/overlay.qcow2 --rw /var/lib/skiff/volumes/data/disk.ext4 --rw /h/networks/w`,
         "--idmap /home/me/src:1000:1000 --idmap-ro /etc/app:0:0",
@@ -103,7 +103,7 @@ describe("toJailArgs", () => {
 
   it("off: only the TAPs and the detaching", () => {
     expect(toJailArgs({ ...base, mode: "off" }, ["/q"]).join(" ")).toBe(
-      `--unjailed --tap sk0123456789ab0:skb-lan:3 --log ${dir}/qemu.stderr --wait ${dir}/run/qmp.sock -- /q`,
+      `--unjailed --tap sk0123456789ab0:skb-lan:3 --log ${dir}/qemu.stderr --log-limit 8388608 --wait ${dir}/run/qmp.sock -- /q`,
     );
   });
 

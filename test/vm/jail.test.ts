@@ -3,8 +3,8 @@
  * QEMU: what a QEMU taken over by its guest could do from inside the jail.
  * It runs as root, in a network namespace this test makes for the TAP case.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -141,5 +141,81 @@ describe("inside the jail", () => {
     expect(relative.status).toBe(125);
     const dots = spawnSync(jailer, ["--uid", "1", "--gid", "1", "--root", root, "--log", log, "--ro", "/a/../etc/shadow", "--", "/bin/true"], { encoding: "utf8" });
     expect(dots.status).toBe(125);
+    const tiny = spawnSync(jailer, ["--uid", "1", "--gid", "1", "--root", root, "--log", log, "--log-limit", "100", "--", "/bin/true"], { encoding: "utf8" });
+    expect([tiny.status, tiny.stderr]).toEqual([125, "skiff-jail: bad arguments: --log-limit\n"]);
   });
+});
+
+/** The log relays writing to `file`: pid, and what /proc says of each. */
+function relaysOf(file: string): { pid: number; cmdline: string; status: string }[] {
+  const found: { pid: number; cmdline: string; status: string }[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() !== "skiff-jail-log") continue;
+      if (readlinkSync(`/proc/${entry}/fd/1`) !== file) continue;
+      found.push({ pid: Number(entry), cmdline: readFileSync(`/proc/${entry}/cmdline`, "latin1"), status: readFileSync(`/proc/${entry}/status`, "utf8") });
+    } catch {
+      // ended meanwhile, or not readable
+    }
+  }
+  return found;
+}
+
+describe("QEMU's log, bounded (--log-limit)", () => {
+  const flood = (lines: number) => `i=0; while [ $i -lt ${lines} ]; do echo "flood line $i: a guest making QEMU complain"; i=$((i+1)); done >&2; echo the-last-word >&2`;
+
+  it("keeps the start and the end of what the jailed program writes, and counts what it dropped", () => {
+    const r = inJail(flood(8000), ["--log-limit", "65536"]);
+    expect(r.status).toBe(0);
+    const size = lstatSync(log).size;
+    // 64 KiB, two notes and the last 16 KiB, of the ~370 KB written.
+    expect(size).toBeGreaterThan(65536 + 16384);
+    expect(size).toBeLessThan(65536 + 16384 + 1024);
+    expect(r.out.startsWith("flood line 0: ")).toBe(true);
+    const reached = /\nskiff-jail: the log reached its limit[^\n]*\n/.exec(r.out);
+    expect(reached?.index).toBe(65536);
+    const dropped = /skiff-jail: (\d+) bytes of QEMU's output dropped; its last 16384 bytes:\n/.exec(r.out);
+    expect(dropped).not.toBeNull();
+    expect(r.out.endsWith("flood line 7999: a guest making QEMU complain\nthe-last-word\n")).toBe(true);
+    // Nothing lost but what the note counts: the program's bytes in the file plus the dropped ones are all it wrote.
+    const wrote = spawnSync("sh", ["-c", flood(8000)], { encoding: "utf8" }).stderr.length;
+    expect(size - reached![0].length - dropped![0].length + Number(dropped![1])).toBe(wrote);
+    // The relay ended with the last writer.
+    expect(relaysOf(log)).toEqual([]);
+  });
+
+  it("writes output below the limit as it comes, and moves a log already at the limit to FILE.1", () => {
+    expect(inJail("echo hello; echo world >&2", ["--log-limit", "65536"]).out).toBe("hello\nworld\n");
+    writeFileSync(log, "x".repeat(70_000));
+    const argv = ["--uid", String(uid), "--gid", String(uid), "--root", root, "--log", log, "--log-limit", "65536", "--dev", "null", "--", "/bin/sh", "-c", "echo after"];
+    expect(spawnSync(jailer, argv).status).toBe(0);
+    expect(readFileSync(log, "utf8")).toBe("after\n");
+    expect(lstatSync(`${log}.1`).size).toBe(70_000);
+    rmSync(`${log}.1`);
+  });
+
+  it("relays through a process with no privileges and no VM's command line, holding only the pipe and the log", async () => {
+    writeFileSync(log, "");
+    const argv = ["--uid", String(uid), "--gid", String(uid), "--root", root, "--log", log, "--log-limit", "65536", "--dev", "null", "--", "/bin/sh", "-c", "ls -l /proc/self/fd/2; sleep 2; echo done"];
+    const child = spawn(jailer, argv, { stdio: "ignore" });
+    const ended = new Promise((resolve) => child.on("exit", resolve));
+    let relays = relaysOf(log);
+    for (let i = 0; i < 100 && relays.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      relays = relaysOf(log);
+    }
+    expect(relays).toHaveLength(1);
+    const relay = relays[0]!;
+    expect(relay.cmdline.replace(/\0+$/, "")).toBe("skiff-jail-log");
+    expect(relay.status).toMatch(/^CapEff:\s+0+$/m);
+    expect(relay.status).toMatch(/^CapBnd:\s+0+$/m);
+    expect(relay.status).toMatch(/^NoNewPrivs:\s+1$/m);
+    expect(readdirSync(`/proc/${relay.pid}/fd`).sort()).toEqual(["0", "1"]);
+    await ended;
+    for (let i = 0; i < 100 && relaysOf(log).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(relaysOf(log)).toEqual([]);
+    // The jailed program's stderr was the pipe, never the log itself.
+    expect(readFileSync(log, "utf8")).toMatch(/ \/proc\/self\/fd\/2 -> pipe:\[\d+\]\ndone\n$/);
+  }, 20_000);
 });
