@@ -31,8 +31,16 @@ export function logStream(opts: FollowOptions): Readable {
   return Readable.from(followLog(opts), { objectMode: false });
 }
 
-async function sizeOf(path: string): Promise<number> {
-  return (await stat(path).catch(() => undefined))?.size ?? 0;
+/**
+ * How much of what is there already a reader takes at most (the end of it). The console log is rotated at 8 MiB
+ * (jail/plan.ts: qemuLogLimitBytes) into console.log.1, so the two are 16 MiB at most; a log written before the
+ * rotation existed may be any size, and must not be read whole.
+ */
+const historyBytes = 16 * 1024 * 1024;
+
+async function statOf(path: string): Promise<{ size: number; ino: number } | undefined> {
+  const st = await stat(path).catch(() => undefined);
+  return st === undefined ? undefined : { size: st.size, ino: st.ino };
 }
 
 async function readRange(path: string, from: number, to: number): Promise<Buffer> {
@@ -56,12 +64,39 @@ export function tailStart(text: Buffer, n: number): number {
   return n === 0 ? text.length : 0;
 }
 
+/** The rotated log (console.log.1), whose lines came before the current file's. */
+function rotatedOf(path: string): string {
+  return `${path}.1`;
+}
+
+/** The end of what both files hold, oldest first, at most historyBytes. */
+async function history(path: string, current: number): Promise<Buffer> {
+  const fromCurrent = Math.min(current, historyBytes);
+  const now = await readRange(path, current - fromCurrent, current).catch(() => Buffer.alloc(0));
+  const left = historyBytes - fromCurrent;
+  const older = left > 0 ? await statOf(rotatedOf(path)) : undefined;
+  if (older === undefined || older.size === 0) return now;
+  const before = await readRange(rotatedOf(path), Math.max(0, older.size - left), older.size).catch(() => Buffer.alloc(0));
+  return Buffer.concat([before, now]);
+}
+
 async function* followLog(opts: FollowOptions): AsyncGenerator<Buffer> {
-  let offset = await sizeOf(opts.path);
-  const first = await readRange(opts.path, 0, offset).catch(() => Buffer.alloc(0));
+  let followed = await statOf(opts.path);
+  let offset = followed?.size ?? 0;
+  const first = await history(opts.path, offset);
   yield opts.lines === undefined ? first : first.subarray(tailStart(first, opts.lines));
   while (opts.follow === true && opts.signal?.aborted !== true) {
-    const size = await sizeOf(opts.path);
+    const now = await statOf(opts.path);
+    if (now !== undefined && followed !== undefined && now.ino !== followed.ino) {
+      // Rotated: the file read so far is console.log.1 now; its rest, then the new file from its start.
+      const old = await statOf(rotatedOf(opts.path));
+      if (old !== undefined && old.ino === followed.ino && old.size > offset) yield await readRange(rotatedOf(opts.path), offset, old.size);
+      followed = now;
+      offset = 0;
+      continue;
+    }
+    followed ??= now;
+    const size = now?.size ?? 0;
     if (size > offset) {
       yield await readRange(opts.path, offset, size);
       offset = size;

@@ -7,7 +7,7 @@
  */
 import { dirname } from "node:path";
 import { SkiffError } from "../errors.js";
-import { ramFileOf, type LaunchPlan } from "../qemu/plan.js";
+import { consoleLogFd, ramFileOf, type LaunchPlan } from "../qemu/plan.js";
 import type { JailIds, JailMode } from "./ids.js";
 
 export interface JailView {
@@ -19,6 +19,8 @@ export interface JailView {
   taps: { ifname: string; bridge: string; fd: number }[];
   /** A sealed memfd of guest RAM QEMU inherits at this descriptor (the jailer checks the seals). */
   ramFd?: number;
+  /** The console log, which the jailer's relay writes from the pipe QEMU gets at consoleLogFd: not in the jail. */
+  consoleLog: string;
 }
 
 export interface JailPlan extends JailView {
@@ -62,14 +64,19 @@ export function jailView(plan: LaunchPlan, opts: { runDir: string; backingFiles:
   }
   const devices = ["null", "zero", "full", "random", "urandom", ...(opts.kvm ? ["kvm"] : [])];
   const ramFd = plan.ram !== undefined && "fd" in plan.ram ? { ramFd: plan.ram.fd } : {};
-  return { readOnly: unique(readOnly), readWrite: unique(readWrite), shares, devices, taps, ...ramFd };
+  return { readOnly: unique(readOnly), readWrite: unique(readWrite), shares, devices, taps, ...ramFd, consoleLog: plan.console.logPath };
 }
 
 /**
- * What a VM's qemu.stderr may hold from one start: the jailer's log relay (skiff-jail.c) drops QEMU's output past it
- * but for its last 16 KiB, since a guest can make QEMU print a line per event it causes. QEMU says a few lines a start.
+ * What a VM's qemu.stderr may hold from one start (the jailer's log relay, skiff-jail.c, drops QEMU's output past it
+ * but for its last 16 KiB, since a guest can make QEMU print a line per event it causes; QEMU says a few lines a
+ * start), and the size at which its console log is rotated to console.log.1 (a guest prints what it likes there).
  */
 export const qemuLogLimitBytes = 8 * 1024 * 1024;
+
+function consoleArgs(plan: JailPlan): string[] {
+  return ["--console-log", path(plan.consoleLog), "--console-fd", String(consoleLogFd)];
+}
 
 /** The jailer's argv (without its own path), ending in `--` and QEMU's command line. */
 export function toJailArgs(plan: JailPlan, qemu: readonly string[]): string[] {
@@ -87,11 +94,11 @@ export function toJailArgs(plan: JailPlan, qemu: readonly string[]): string[] {
     // No jail at all: only the TAPs and the detaching (what QEMU's -daemonize did before jails).
     args.push("--unjailed");
     for (const t of plan.taps) args.push("--tap", `${ifname(t.ifname)}:${ifname(t.bridge)}:${t.fd}`);
-    args.push("--log", path(plan.log), "--log-limit", String(qemuLogLimitBytes), "--wait", path(plan.waitSocket));
+    args.push("--log", path(plan.log), "--log-limit", String(qemuLogLimitBytes), ...consoleArgs(plan), "--wait", path(plan.waitSocket));
     args.push(...superviseArgs(plan));
     return [...args, "--", ...qemu];
   }
-  args.push("--root", path(plan.rootDir), "--log", path(plan.log), "--log-limit", String(qemuLogLimitBytes), "--wait", path(plan.waitSocket));
+  args.push("--root", path(plan.rootDir), "--log", path(plan.log), "--log-limit", String(qemuLogLimitBytes), ...consoleArgs(plan), "--wait", path(plan.waitSocket));
   for (const p of plan.readOnly) args.push("--ro", path(p));
   for (const p of plan.readWrite) args.push("--rw", path(p));
   for (const share of plan.shares) {

@@ -35,8 +35,10 @@
  * goes on in a session of its own with stdio on --log FILE. If QEMU dies
  * first, the end of the log is printed and the exit status is QEMU's.
  * --log-limit BYTES puts a relay between QEMU and FILE that keeps at most
- * BYTES of one start's output and the last 16 KiB of the rest (see "the log
- * relay" below): what QEMU prints is partly its guest's to choose.
+ * BYTES of one start's output and the last 16 KiB of the rest, and with
+ * --console-log FILE --console-fd N, between QEMU's console log (the pipe
+ * QEMU finds at fd N) and FILE, rotated at BYTES (see "the log relay"
+ * below): both are partly the guest's to fill.
  *
  * --supervise POLICY --status FILE (POLICY on-failure|always): instead of
  * becoming QEMU, the child stays as QEMU's parent and starts it again, with
@@ -61,6 +63,7 @@
 #include <linux/seccomp.h>
 #include <linux/sockios.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -122,6 +125,8 @@ static struct {
   int first_only;
   int ram_fd; /* 0: none */
   long long log_limit; /* 0: QEMU writes the log itself, unbounded */
+  const char *console_log; /* relayed from a pipe QEMU gets at console_fd */
+  int console_fd;
   char **argv;
   char *argv_start, *argv_end; /* the jailer's own argv strings, cleared in the log relay */
 } jail;
@@ -265,6 +270,12 @@ static void parse(int argc, char **argv) {
       jail.status = v;
     } else if (strcmp(a, "--first-only") == 0) {
       jail.first_only = (int)number(v, a);
+    } else if (strcmp(a, "--console-log") == 0) {
+      absolute(v);
+      jail.console_log = v;
+    } else if (strcmp(a, "--console-fd") == 0) {
+      jail.console_fd = (int)number(v, a);
+      if (jail.console_fd < 3 || jail.console_fd > 64) usage(a);
     } else if (strcmp(a, "--log-limit") == 0) {
       jail.log_limit = (long long)number(v, a);
       if (jail.log_limit < 65536) usage(a);
@@ -278,7 +289,11 @@ static void parse(int argc, char **argv) {
   if (jail.argv == NULL || jail.argv[0] == NULL) usage("no command after --");
   for (i = 0; i < jail.ntaps; i++) {
     if (jail.ram_fd != 0 && jail.taps[i].fd == jail.ram_fd) usage("--tap and --ram-fd name one descriptor");
+    if (jail.console_fd != 0 && jail.taps[i].fd == jail.console_fd) usage("--tap and --console-fd name one descriptor");
   }
+  if (jail.console_fd != 0 && jail.console_fd == jail.ram_fd) usage("--ram-fd and --console-fd name one descriptor");
+  if ((jail.console_log == NULL) != (jail.console_fd == 0)) usage("--console-log and --console-fd go together");
+  if (jail.console_log != NULL && jail.log_limit == 0) usage("--console-log needs --log-limit");
   absolute(jail.argv[0]);
   if (jail.root == NULL && !jail.unjailed) usage("--root is required");
   if (jail.log == NULL) usage("--log is required");
@@ -719,17 +734,28 @@ static pid_t relay_pid = 0;
 /* ---- the log relay ------------------------------------------------------- */
 
 /*
- * With --log-limit, QEMU's stdout and stderr are a pipe to a small process
- * that appends to --log, because what QEMU prints is partly the guest's to
- * choose: a line per virtio error after each device reset, a line per free
- * page report a forked VM's sealed RAM refuses. Written straight to the file,
- * a guest could fill the host's disk. Past the limit the relay keeps reading
- * (QEMU never blocks on it) but keeps only the last RELAY_TAIL bytes, which
- * it appends with a note once every writer is gone, so the file ends with why
- * QEMU ended. A log already at the limit (earlier starts of the VM) is moved
- * to FILE.1 first: at most twice the limit on disk, plus the tail.
+ * With --log-limit, what QEMU writes to its stdout and stderr, and to the
+ * serial console's log (--console-log FILE, which QEMU gets as the pipe at
+ * fd --console-fd), goes through a small process that appends it to the
+ * files, because both are the guest's to fill: the console is whatever the
+ * guest prints (~300 KB/s under TCG, a GB an hour), and QEMU prints a line
+ * per virtio error after each device reset or per free page report a
+ * forked VM's sealed RAM refuses. Written straight to the files, a guest
+ * could fill the host's disk.
+ *
+ * - QEMU's log keeps its first BYTES; past them the relay keeps reading (QEMU
+ *   never blocks on it) but keeps only the last RELAY_TAIL bytes, appended
+ *   with a note once every writer is gone, so the file ends with why QEMU
+ *   ended.
+ * - The console log is rotated, as a container's log is: when FILE holds
+ *   BYTES it becomes FILE.1 (replacing the older one) and a new FILE starts,
+ *   so what is kept is always the latest output.
+ * A file already at the limit (earlier starts of the VM) is moved to FILE.1
+ * first. Either way a VM's logs take at most twice the limit each.
  */
 #define RELAY_TAIL 16384
+
+static int console_fd = -1;
 
 static void write_all(int fd, const char *buf, size_t len) {
   while (len > 0) {
@@ -741,53 +767,136 @@ static void write_all(int fd, const char *buf, size_t len) {
   }
 }
 
-static void relay(int in, int out, long long room) {
-  static char buf[65536], tail[RELAY_TAIL];
-  size_t kept = 0;
-  long long past = 0;
-  char note[256];
-  for (;;) {
-    ssize_t n = read(in, buf, sizeof buf);
-    size_t off = 0, rest;
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    if (room > 0) {
-      off = (long long)n < room ? (size_t)n : (size_t)room;
-      write_all(out, buf, off);
-      room -= (long long)off;
-      if (room == 0) {
-        snprintf(note, sizeof note, "\nskiff-jail: the log reached its limit; QEMU's further output is dropped but for its last %d bytes, written when it ends\n", RELAY_TAIL);
-        write_all(out, note, strlen(note));
-      }
-    }
-    rest = (size_t)n - off;
-    past += (long long)rest;
-    if (rest >= RELAY_TAIL) {
-      memcpy(tail, buf + n - RELAY_TAIL, RELAY_TAIL);
-      kept = RELAY_TAIL;
-    } else if (rest > 0) {
-      if (kept + rest > RELAY_TAIL) {
-        memmove(tail, tail + (kept + rest - RELAY_TAIL), RELAY_TAIL - rest);
-        kept = RELAY_TAIL - rest;
-      }
-      memcpy(tail + kept, buf + off, rest);
-      kept += rest;
+/* FILE -> FILE.1, and a new FILE: its descriptor, or -1. */
+static int rotate(const char *path) {
+  char old[4096];
+  snprintf(old, sizeof old, "%s.1", path);
+  if (rename(path, old) < 0) return -1;
+  return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_EXCL, 0600);
+}
+
+/* Open FILE for appending, moved aside first when it is at `limit` already; its size in *size. */
+static int open_log(const char *path, long long limit, long long *size) {
+  struct stat st;
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) die("open %s", path);
+  if (fstat(fd, &st) < 0) die("stat %s", path);
+  *size = st.st_size;
+  if (st.st_size >= limit) {
+    close(fd);
+    fd = rotate(path);
+    if (fd < 0) die("move %s aside", path);
+    *size = 0;
+  }
+  return fd;
+}
+
+struct head_and_tail {
+  long long room;
+  long long past;
+  size_t kept;
+  char tail[RELAY_TAIL];
+};
+
+static void keep_head_and_tail(struct head_and_tail *h, int out, const char *buf, size_t n) {
+  size_t off = 0, rest;
+  if (h->room > 0) {
+    off = (long long)n < h->room ? n : (size_t)h->room;
+    write_all(out, buf, off);
+    h->room -= (long long)off;
+    if (h->room == 0) {
+      char note[200];
+      snprintf(note, sizeof note, "\nskiff-jail: the log reached its limit; QEMU's further output is dropped but for its last %d bytes, written when it ends\n", RELAY_TAIL);
+      write_all(out, note, strlen(note));
     }
   }
-  if (past > 0) {
-    snprintf(note, sizeof note, "skiff-jail: %lld bytes of QEMU's output dropped; its last %zu bytes:\n", past - (long long)kept, kept);
-    write_all(out, note, strlen(note));
-    write_all(out, tail, kept);
+  rest = n - off;
+  h->past += (long long)rest;
+  if (rest >= RELAY_TAIL) {
+    memcpy(h->tail, buf + n - RELAY_TAIL, RELAY_TAIL);
+    h->kept = RELAY_TAIL;
+  } else if (rest > 0) {
+    if (h->kept + rest > RELAY_TAIL) {
+      memmove(h->tail, h->tail + (h->kept + rest - RELAY_TAIL), RELAY_TAIL - rest);
+      h->kept = RELAY_TAIL - rest;
+    }
+    memcpy(h->tail + h->kept, buf + off, rest);
+    h->kept += rest;
   }
 }
 
-/* The relay holds nothing but its two descriptors, no capabilities, and a name of its own (it is no VM's process). */
-static void become_relay(int in, int out, long long room) {
+static void write_tail(struct head_and_tail *h, int out) {
+  char note[200];
+  if (h->past == 0) return;
+  snprintf(note, sizeof note, "skiff-jail: %lld bytes of QEMU's output dropped; its last %zu bytes:\n", h->past - (long long)h->kept, h->kept);
+  write_all(out, note, strlen(note));
+  write_all(out, h->tail, h->kept);
+}
+
+/* fd 0 -> fd 1 (QEMU's output), and with a console, fd 3 -> fd 4 (rotated at the limit), until both end. */
+static void relay(long long log_room, long long console_size) {
+  static char buf[65536];
+  static struct head_and_tail log;
+  struct pollfd fds[2];
+  int console_out = 4;
+  log.room = log_room;
+  fds[0].fd = 0;
+  fds[0].events = POLLIN;
+  fds[1].fd = jail.console_log != NULL ? 3 : -1;
+  fds[1].events = POLLIN;
+  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+    int i;
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (i = 0; i < 2; i++) {
+      ssize_t n;
+      size_t off = 0;
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      n = read(fds[i].fd, buf, sizeof buf);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) {
+        fds[i].fd = -1;
+        continue;
+      }
+      if (i == 0) {
+        keep_head_and_tail(&log, 1, buf, (size_t)n);
+        continue;
+      }
+      while (off < (size_t)n && console_out >= 0) {
+        long long space = jail.log_limit - console_size;
+        size_t w;
+        if (space <= 0) {
+          int fd = rotate(jail.console_log);
+          /* Cannot rotate: drop the rest rather than grow past the limit. */
+          if (fd < 0 || dup2(fd, 4) < 0) console_out = -1;
+          if (fd >= 0) close(fd);
+          console_size = 0;
+          continue;
+        }
+        w = (size_t)n - off < (unsigned long long)space ? (size_t)n - off : (size_t)space;
+        write_all(console_out, buf + off, w);
+        console_size += (long long)w;
+        off += w;
+      }
+    }
+  }
+  write_tail(&log, 1);
+}
+
+/* The relay holds nothing but its descriptors, no capabilities, and a name of its own (it is no VM's process). */
+static void become_relay(int log_in, int log_out, int console_in, int console_out, long long log_room, long long console_size) {
   int cap;
   size_t len;
-  if (setsid() < 0) _exit(JAIL_FAIL);
-  if (dup2(in, 0) < 0 || dup2(out, 1) < 0) _exit(JAIL_FAIL);
-  if (syscall(SYS_close_range, 2, ~0U, 0) < 0) _exit(JAIL_FAIL);
+  /* Out of the way first, so that placing one cannot close another. */
+  int hi[4] = {fcntl(log_in, F_DUPFD, 200), fcntl(log_out, F_DUPFD, 200), console_in < 0 ? -1 : fcntl(console_in, F_DUPFD, 200),
+               console_out < 0 ? -1 : fcntl(console_out, F_DUPFD, 200)};
+  if (setsid() < 0 || hi[0] < 0 || hi[1] < 0 || (console_in >= 0 && (hi[2] < 0 || hi[3] < 0))) _exit(JAIL_FAIL);
+  if (dup2(hi[0], 0) < 0 || dup2(hi[1], 1) < 0) _exit(JAIL_FAIL);
+  if (console_in >= 0 && (dup2(hi[2], 3) < 0 || dup2(hi[3], 4) < 0)) _exit(JAIL_FAIL);
+  close(2);
+  if (syscall(SYS_close_range, console_in >= 0 ? 5 : 3, ~0U, 0) < 0) _exit(JAIL_FAIL);
   if (geteuid() == 0) {
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[2];
@@ -799,40 +908,54 @@ static void become_relay(int in, int out, long long room) {
   /* Its argv is the jailer's, QEMU's command line and VM paths included: cleared, so nothing takes it for the VM's. */
   prctl(PR_SET_NAME, "skiff-jail-log", 0, 0, 0);
   len = (size_t)(jail.argv_end - jail.argv_start);
-  memset(jail.argv_start, 0, len);
-  if (len > sizeof "skiff-jail-log") memcpy(jail.argv_start, "skiff-jail-log", sizeof "skiff-jail-log");
-  relay(0, 1, room);
+  if (len > sizeof "skiff-jail-log") {
+    /* The console's path is read from argv: kept aside first. */
+    static char console_path[4096];
+    if (jail.console_log != NULL) {
+      snprintf(console_path, sizeof console_path, "%s", jail.console_log);
+      jail.console_log = console_path;
+    }
+    memset(jail.argv_start, 0, len);
+    memcpy(jail.argv_start, "skiff-jail-log", sizeof "skiff-jail-log");
+  }
+  relay(log_room, console_size);
   _exit(0);
 }
 
 static void open_stdio(void) {
-  struct stat st;
-  int file, pipefd[2];
+  int file, pipefd[2], console_file = -1, console_pipe[2] = {-1, -1};
+  long long size = 0, console_size = 0;
   null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null_fd < 0) die("open /dev/null");
-  file = open(jail.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (file < 0) die("open %s", jail.log);
   if (jail.log_limit == 0) {
-    log_fd = file;
+    log_fd = open(jail.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (log_fd < 0) die("open %s", jail.log);
     return;
   }
-  if (fstat(file, &st) < 0) die("stat %s", jail.log);
-  if (st.st_size >= jail.log_limit) {
-    char old[4096];
-    snprintf(old, sizeof old, "%s.1", jail.log);
-    if (rename(jail.log, old) < 0) die("rename %s", jail.log);
-    close(file);
-    file = open(jail.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_EXCL, 0600);
-    if (file < 0) die("open %s", jail.log);
-    st.st_size = 0;
+  file = open_log(jail.log, jail.log_limit, &size);
+  if (jail.console_log != NULL) {
+    console_file = open_log(jail.console_log, jail.log_limit, &console_size);
+    if (pipe2(console_pipe, O_CLOEXEC) < 0) die("pipe");
+    /* QEMU opens it again by /proc/self/fd/N, which checks the pipe's owner and mode: the jail user's. */
+    if (jail.has_ids == 3 && fchown(console_pipe[1], jail.uid, jail.gid) < 0) die("chown the console pipe");
   }
   if (pipe2(pipefd, O_CLOEXEC) < 0) die("pipe");
+  /* A relay gone (killed) must not kill QEMU with it: writes fail instead. Kept across exec. */
+  signal(SIGPIPE, SIG_IGN);
   relay_pid = fork();
   if (relay_pid < 0) die("fork");
-  if (relay_pid == 0) become_relay(pipefd[0], file, jail.log_limit - st.st_size);
+  if (relay_pid == 0) {
+    signal(SIGPIPE, SIG_DFL);
+    become_relay(pipefd[0], file, console_pipe[0], console_file, jail.log_limit - size, console_size);
+  }
   close(pipefd[0]);
   close(file);
   log_fd = pipefd[1];
+  if (jail.console_log != NULL) {
+    close(console_pipe[0]);
+    close(console_file);
+    console_fd = console_pipe[1];
+  }
 }
 
 /*
@@ -844,6 +967,8 @@ static void flush_relay(void) {
   if (relay_pid <= 0) return;
   close(log_fd);
   log_fd = -1;
+  if (console_fd >= 0) close(console_fd);
+  console_fd = -1;
   while (waited < 2000 && waitpid(relay_pid, NULL, WNOHANG) == 0) {
     struct timespec ts = {0, 5 * 1000 * 1000};
     nanosleep(&ts, NULL);
@@ -869,12 +994,15 @@ static void become_qemu(int report) {
   }
   place_taps();
   if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0) die("dup2 stdio");
+  /* The console log's pipe, where QEMU's argv says (logfile=/proc/self/fd/N). */
+  if (console_fd >= 0 && console_fd != jail.console_fd && dup2(console_fd, jail.console_fd) < 0) die("dup2 console fd");
   /* QEMU gets stdio, its TAPs and its shared RAM; every other descriptor closes at exec. */
   if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) die("close_range");
   for (i = 0; i < jail.ntaps; i++) {
     if (fcntl(-jail.taps[i].fd, F_SETFD, 0) < 0) die("keep TAP fd");
   }
   if (jail.ram_fd != 0 && fcntl(jail.ram_fd, F_SETFD, 0) < 0) die("keep RAM fd");
+  if (console_fd >= 0 && fcntl(jail.console_fd, F_SETFD, 0) < 0) die("keep console fd");
   umask(007);
   execve(jail.argv[0], jail.argv, env);
   die("exec %s", jail.argv[0]);

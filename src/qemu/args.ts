@@ -7,7 +7,7 @@ import { isAbsolute } from "node:path";
 import { SkiffError } from "../errors.js";
 import { macAddress, type NicPlan } from "../network/nics.js";
 import type { GuestForward, NetworkSpec, PortForward } from "../spec/machine.js";
-import { rootDiskSerial, type LaunchPlan, type MountPlan } from "./plan.js";
+import { consoleLogFd, rootDiskSerial, type LaunchPlan, type MountPlan } from "./plan.js";
 
 /**
  * microvm with ISA serial for the console, ACPI so the kernel finds the
@@ -217,9 +217,10 @@ function bootArgs(plan: LaunchPlan): string[] {
 
 function consoleArgs(plan: LaunchPlan): string[] {
   const sock = optValue(socketPath(plan.console.socketPath, "console socket"));
-  const log = optValue(filePath(plan.console.logPath, "console log"));
+  // Checked although QEMU is not given it: the jailer's relay writes it (plan.ts: consoleLogFd).
+  filePath(plan.console.logPath, "console log");
   return [
-    "-chardev", `socket,id=console,path=${sock},server=on,wait=off,logfile=${log},logappend=on`,
+    "-chardev", `socket,id=console,path=${sock},server=on,wait=off,logfile=/proc/self/fd/${consoleLogFd},logappend=on`,
     "-serial", "chardev:console",
   ];
 }

@@ -39,7 +39,7 @@ export interface LaunchPlan {
      */
     ignoreFlushes?: boolean;
   };
-  /** Serial console: a unix socket to attach to, and a log QEMU appends to. */
+  /** Serial console: a unix socket to attach to, and its log (QEMU writes it through the jailer's relay: consoleLogFd). */
   console: { socketPath: string; logPath: string };
   qmpSocketPath: string;
   pidfilePath: string;
@@ -107,6 +107,14 @@ export type MountPlan =
 
 /** The root disk's virtio-blk serial: skiff-init finds the root by it, whatever else is attached. */
 export const rootDiskSerial = "skiff-root";
+
+/**
+ * Where QEMU finds its console log: a pipe the jailer hands it at this descriptor (logfile=/proc/self/fd/N), whose
+ * other end the jailer's relay appends to LaunchPlan.console.logPath, rotated at a limit (src/jail/skiff-jail.c):
+ * what the guest prints on its console is the guest's to choose, and QEMU writing the file itself let a guest fill
+ * the host's disk (~300 KB/s under TCG).
+ */
+export const consoleLogFd = 12;
 
 /** The RAM file QEMU maps shared (LaunchPlan.ram), or undefined: anonymous memory, or a sealed memfd it inherits. */
 export function ramFileOf(plan: Pick<LaunchPlan, "ram">): string | undefined {

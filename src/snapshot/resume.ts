@@ -12,8 +12,7 @@
  * starts empty and QEMU fills it while it loads the stream.
  */
 import { existsSync } from "node:fs";
-import { chown, copyFile, mkdir, rm } from "node:fs/promises";
-import { jailMode } from "../jail/ids.js";
+import { copyFile, rm } from "node:fs/promises";
 import { SkiffError } from "../errors.js";
 import { QmpClient } from "../qemu/qmp.js";
 import type { ProcessIdentity } from "../process/pid.js";
@@ -76,13 +75,8 @@ async function copySmallFiles(record: VmRecord, source: ResumeSource): Promise<v
     await rm(record.paths.initrd, { force: true });
     await copyFile(source.initrd, record.paths.initrd);
   }
-  if (source.consoleLog !== undefined && existsSync(source.consoleLog)) {
-    // QEMU appends to it (logappend=on) as the jail user, in the run directory that user owns.
-    await mkdir(record.paths.runDir, { recursive: true, mode: 0o700 });
-    await copyFile(source.consoleLog, record.paths.consoleLog);
-    const jail = record.config.jail;
-    if (jail !== undefined && jailMode() === "root") await chown(record.paths.consoleLog, jail.uid, jail.gid);
-  }
+  // The jailer's relay appends to it (skiff-jail.c), as skiff's owner: the console so far, then the resumed guest's.
+  if (source.consoleLog !== undefined && existsSync(source.consoleLog)) await copyFile(source.consoleLog, record.paths.consoleLog);
 }
 
 /** Feed the saved state to the QEMU just started with -incoming; on failure it is ended and the error says why. */

@@ -9,8 +9,9 @@ import { defaults } from "../spec/machine.js";
 
 /**
  * What the VM's jailed QEMU may write lives in `run/`, the one directory its
- * jail user owns: its sockets, pidfile and console log. Everything else in
- * the VM's directory (config, keys, state) stays the owner's alone.
+ * jail user owns: its sockets and pidfile. Everything else in the VM's
+ * directory (config, keys, state, the logs the jailer's relay writes) stays
+ * the owner's alone.
  */
 const runDirName = "run";
 const agentSocketNames = Array.from({ length: defaults.agentPorts }, (_, n) => `${runDirName}/agent-${n}.sock`);
@@ -27,7 +28,8 @@ export const vmFiles = {
   pidfile: `${runDirName}/qemu.pid`,
   qmpSocket: `${runDirName}/qmp.sock`,
   consoleSocket: `${runDirName}/console.sock`,
-  consoleLog: `${runDirName}/console.log`,
+  /** What the guest printed on its console, written by the jailer's relay (rotated to console.log.1 at a limit). */
+  consoleLog: "console.log",
   /** virtio-serial ports of the guest agent; one SSH session each. */
   agentSockets: agentSocketNames as readonly string[],
   overlay: "overlay.qcow2",

@@ -45,6 +45,8 @@ describe("jailView", () => {
       ],
       devices: ["null", "zero", "full", "random", "urandom"],
       taps: [{ ifname: "sk0123456789ab0", bridge: "skb-lan", fd: 3 }],
+      // Written by the jailer's relay from QEMU's pipe: outside the jail.
+      consoleLog: `${dir}/console.log`,
     });
   });
 
@@ -84,7 +86,7 @@ describe("toJailArgs", () => {
         "--uid 1600000007 --gid 1600000007 --groups 1600000000",
         "--cgroup /sys/fs/cgroup/skiff-x/vm-0123456789ab",
         "--tap sk0123456789ab0:skb-lan:3",
-        `--root ${dir}/jail --log ${dir}/qemu.stderr --log-limit 8388608 --wait ${dir}/run/qmp.sock`,
+        `--root ${dir}/jail --log ${dir}/qemu.stderr --log-limit 8388608 --console-log ${dir}/console.log --console-fd 12 --wait ${dir}/run/qmp.sock`,
         `--ro /var/lib/skiff/cache/kernels/6.1/vmlinux --ro ${dir}/initrd.img`,
         `--rw ${dir}/run --rw ${dir}/overlay.qcow2 --rw /var/lib/skiff/volumes/data/disk.ext4 --rw /h/networks/w`,
         "--idmap /home/me/src:1000:1000 --idmap-ro /etc/app:0:0",
@@ -103,7 +105,7 @@ describe("toJailArgs", () => {
 
   it("off: only the TAPs and the detaching", () => {
     expect(toJailArgs({ ...base, mode: "off" }, ["/q"]).join(" ")).toBe(
-      `--unjailed --tap sk0123456789ab0:skb-lan:3 --log ${dir}/qemu.stderr --log-limit 8388608 --wait ${dir}/run/qmp.sock -- /q`,
+      `--unjailed --tap sk0123456789ab0:skb-lan:3 --log ${dir}/qemu.stderr --log-limit 8388608 --console-log ${dir}/console.log --console-fd 12 --wait ${dir}/run/qmp.sock -- /q`,
     );
   });
 

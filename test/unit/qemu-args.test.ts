@@ -50,7 +50,7 @@ describe("toQemuArgs", () => {
       -kernel /var/lib/skiff/kernels/6.1/vmlinux
       -initrd /var/lib/skiff/vms/web/boot.cpio
       -append console=ttyS0 quiet nr_cpus=1
-      -chardev socket,id=console,path=/var/lib/skiff/vms/web/console.sock,server=on,wait=off,logfile=/var/lib/skiff/vms/web/console.log,logappend=on
+      -chardev socket,id=console,path=/var/lib/skiff/vms/web/console.sock,server=on,wait=off,logfile=/proc/self/fd/12,logappend=on
       -serial chardev:console
       -drive id=root,file=/var/lib/skiff/vms/web/root.qcow2,format=qcow2,if=none,cache=writeback,discard=unmap
       -device virtio-blk-device,drive=root,serial=skiff-root
@@ -205,7 +205,7 @@ describe("toQemuArgs", () => {
       -kernel /tmp/a,b/vmlinux
       -initrd /tmp/a,b/boot.cpio
       -append console=ttyS0 nr_cpus=1
-      -chardev socket,id=console,path=/tmp/a,,b/c.sock,server=on,wait=off,logfile=/tmp/a,,b/c.log,logappend=on
+      -chardev socket,id=console,path=/tmp/a,,b/c.sock,server=on,wait=off,logfile=/proc/self/fd/12,logappend=on
       -serial chardev:console
       -drive id=root,file=/tmp/a,,b/root.qcow2,format=qcow2,if=none,cache=writeback,discard=unmap
       -device virtio-blk-device,drive=root,serial=skiff-root
@@ -299,7 +299,7 @@ describe("toQemuArgs for a cloud image", () => {
       -cpu max
       -smp 1,maxcpus=2
       -m 1024M
-      -chardev socket,id=console,path=/var/lib/skiff/vms/web/console.sock,server=on,wait=off,logfile=/var/lib/skiff/vms/web/console.log,logappend=on
+      -chardev socket,id=console,path=/var/lib/skiff/vms/web/console.sock,server=on,wait=off,logfile=/proc/self/fd/12,logappend=on
       -serial chardev:console
       -drive file=/var/lib/skiff/vms/web/root.qcow2,if=virtio,format=qcow2,cache=writeback,discard=unmap
       -drive file=/var/lib/skiff/vms/web/seed.iso,if=virtio,format=raw,readonly=on

@@ -149,7 +149,7 @@ export class Harness {
     const vms = join(this.home, "vms");
     if (!existsSync(vms)) return "";
     return readdirSync(vms)
-      .map((id) => join(vms, id, "run", "console.log"))
+      .map((id) => join(vms, id, "console.log"))
       .filter((p) => existsSync(p))
       .map((p) => `--- ${p}\n${readFileSync(p, "utf8")}`)
       .join("\n");

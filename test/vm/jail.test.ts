@@ -219,3 +219,40 @@ describe("QEMU's log, bounded (--log-limit)", () => {
     expect(readFileSync(log, "utf8")).toMatch(/ \/proc\/self\/fd\/2 -> pipe:\[\d+\]\ndone\n$/);
   }, 20_000);
 });
+
+describe("the console log, rotated (--console-log FILE --console-fd N)", () => {
+  const consoleLog = join(dir, "console.log");
+  const lines = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `console line ${from + i}\n`).join("");
+
+  it("gets what the program writes to /proc/self/fd/N, and keeps the latest output across FILE.1 and FILE", () => {
+    rmSync(consoleLog, { force: true });
+    rmSync(`${consoleLog}.1`, { force: true });
+    writeFileSync(consoleLog, "from an earlier start\n");
+    // ~190 KB through the pipe, as QEMU writes its console log (logfile=/proc/self/fd/12).
+    const script = `i=0; while [ $i -lt 9000 ]; do echo "console line $i"; i=$((i+1)); done > /proc/self/fd/12; echo to-stderr >&2`;
+    const r = inJail(script, ["--log-limit", "65536", "--console-log", consoleLog, "--console-fd", "12"]);
+    expect(r.status).toBe(0);
+    expect(r.out).toBe("to-stderr\n");
+    const older = readFileSync(`${consoleLog}.1`, "utf8");
+    const newer = readFileSync(consoleLog, "utf8");
+    expect(older.length).toBe(65536);
+    expect(newer.length).toBeLessThanOrEqual(65536);
+    // Rotated at the limit each time: the two files are the end of everything written, in order, nothing lost.
+    const written = `from an earlier start\n${lines(0, 9000)}`;
+    expect(written.endsWith(older + newer)).toBe(true);
+    expect(newer.endsWith("console line 8999\n")).toBe(true);
+    expect(relaysOf(log)).toEqual([]);
+  });
+
+  it("moves a console log already at the limit aside before the start, and refuses a descriptor it cannot give", () => {
+    writeFileSync(consoleLog, "y".repeat(65536));
+    rmSync(`${consoleLog}.1`, { force: true });
+    expect(inJail("echo booted > /proc/self/fd/12", ["--log-limit", "65536", "--console-log", consoleLog, "--console-fd", "12"]).status).toBe(0);
+    expect(readFileSync(consoleLog, "utf8")).toBe("booted\n");
+    expect(lstatSync(`${consoleLog}.1`).size).toBe(65536);
+    const clash = spawnSync(jailer, ["--uid", "1", "--gid", "1", "--root", root, "--log", log, "--log-limit", "65536", "--ram-fd", "12", "--console-log", consoleLog, "--console-fd", "12", "--", "/bin/true"], { encoding: "utf8" });
+    expect([clash.status, clash.stderr]).toEqual([125, "skiff-jail: bad arguments: --ram-fd and --console-fd name one descriptor\n"]);
+    const unbounded = spawnSync(jailer, ["--uid", "1", "--gid", "1", "--root", root, "--log", log, "--console-log", consoleLog, "--console-fd", "12", "--", "/bin/true"], { encoding: "utf8" });
+    expect([unbounded.status, unbounded.stderr]).toEqual([125, "skiff-jail: bad arguments: --console-log needs --log-limit\n"]);
+  });
+});

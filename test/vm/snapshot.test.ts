@@ -382,7 +382,7 @@ describe("fork", () => {
 
 describe("pause", () => {
   it("stops the guest's clock loop, refuses exec, and lets it run on after unpause", async () => {
-    const consoleLog = join((await inspect("src")).dir, "run", "console.log");
+    const consoleLog = join((await inspect("src")).dir, "console.log");
     // Ticks go to the serial console, whose log the host can read while the guest is paused.
     const lines = Number(
       await sh(

@@ -63,7 +63,7 @@ describe("supervision by skiff-init", () => {
       // skiff's own vmlinux, named as a VM's own kernel would be.
       kernel: { path: (await skiff.hostFacts()).vmlinuxPath, args: ["skiff.test=yes"] },
     });
-    consoleLog = join(h.home, "vms", info.id, "run", "console.log");
+    consoleLog = join(h.home, "vms", info.id, "console.log");
     await skiff.start("sup");
   });
   afterAll(async () => {
