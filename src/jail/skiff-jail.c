@@ -731,6 +731,29 @@ static void check_ram_fd(void) {
 static int null_fd = -1, log_fd = -1;
 static pid_t relay_pid = 0;
 
+/*
+ * The jailer's own descriptors live above every number QEMU gets one at
+ * (TAPs from 3, --ram-fd and --console-fd up to 64; TAPs wait at 100 and
+ * up until place_taps): opened low, the first TAPs replaced /dev/null and
+ * the log, and QEMU wrote its stderr into a TAP, onto the bridge.
+ */
+#define OWN_FD_MIN 70
+
+static int lift(int fd) {
+  int high;
+  if (fd < 0 || fd >= OWN_FD_MIN) return fd;
+  high = fcntl(fd, F_DUPFD_CLOEXEC, OWN_FD_MIN);
+  if (high < 0) die("move descriptor %d above %d", fd, OWN_FD_MIN);
+  close(fd);
+  return high;
+}
+
+static void high_pipe(int p[2]) {
+  if (pipe2(p, O_CLOEXEC) < 0) die("pipe");
+  p[0] = lift(p[0]);
+  p[1] = lift(p[1]);
+}
+
 /* ---- the log relay ------------------------------------------------------- */
 
 /*
@@ -927,9 +950,11 @@ static void open_stdio(void) {
   long long size = 0, console_size = 0;
   null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null_fd < 0) die("open /dev/null");
+  null_fd = lift(null_fd);
   if (jail.log_limit == 0) {
     log_fd = open(jail.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (log_fd < 0) die("open %s", jail.log);
+    log_fd = lift(log_fd);
     return;
   }
   file = open_log(jail.log, jail.log_limit, &size);
@@ -946,15 +971,20 @@ static void open_stdio(void) {
   if (relay_pid < 0) die("fork");
   if (relay_pid == 0) {
     signal(SIGPIPE, SIG_DFL);
+    /*
+     * In the VM's cgroups, as QEMU will be: the work a guest makes it do is the VM's, and it lives as long as
+     * the VM's QEMU does, not as long as the session or service that started the VM.
+     */
+    if (!jail.rootless && !jail.unjailed) join_cgroups();
     become_relay(pipefd[0], file, console_pipe[0], console_file, jail.log_limit - size, console_size);
   }
   close(pipefd[0]);
   close(file);
-  log_fd = pipefd[1];
+  log_fd = lift(pipefd[1]);
   if (jail.console_log != NULL) {
     close(console_pipe[0]);
     close(console_file);
-    console_fd = console_pipe[1];
+    console_fd = lift(console_pipe[1]);
   }
 }
 
@@ -1014,7 +1044,7 @@ static pid_t start_qemu(void) {
   char msg[1024];
   ssize_t n;
   pid_t pid;
-  if (pipe2(report, O_CLOEXEC) < 0) die("pipe");
+  high_pipe(report);
   pid = fork();
   if (pid < 0) die("fork");
   if (pid == 0) {
@@ -1193,7 +1223,7 @@ int main(int argc, char **argv) {
    * Detach like -daemonize: a child in a session of its own becomes QEMU (or
    * its supervisor); this process reports QEMU's pid once its socket answers.
    */
-  if (pipe2(status_pipe, O_CLOEXEC) < 0) die("pipe");
+  high_pipe(status_pipe);
   child = fork();
   if (child < 0) die("fork");
   if (child == 0) {

@@ -88,6 +88,13 @@ describe("inside the jail", () => {
     expect(execFileSync("ip", ["-n", ns, "-o", "link", "show"], { encoding: "utf8" })).not.toContain("sktap0");
   });
 
+  it("keeps stdin, stdout and stderr its own with TAPs at 3 and 4 (they once replaced /dev/null and the log)", () => {
+    const r = inJail("readlink /proc/self/fd/0 /proc/self/fd/3 /proc/self/fd/4; echo out; echo err >&2", ["--tap", "sktap0:skt-br:3", "--tap", "sktap1:skt-br:4"], ns);
+    expect(r.status).toBe(0);
+    // Opened before the jail's root: /dev/null shows relative to nothing, as the TAPs do.
+    expect(r.out).toMatch(/^\S*\/null\n\S*\/net\/tun\n\S*\/net\/tun\nout\nerr\n$/);
+  });
+
   it("gets a sealed RAM memfd at --ram-fd that it can read and map privately but never change", () => {
     const memFile = join(dir, "mem");
     writeFileSync(memFile, Buffer.concat([Buffer.from("guest-ram"), Buffer.alloc(8192 - 9)]));
