@@ -7,6 +7,7 @@
 import { open, stat } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
+import { qemuLogLimitBytes } from "../jail/plan.js";
 import type { RunState } from "./status.js";
 
 export interface LogOptions {
@@ -32,11 +33,11 @@ export function logStream(opts: FollowOptions): Readable {
 }
 
 /**
- * How much of what is there already a reader takes at most (the end of it). The console log is rotated at 8 MiB
- * (jail/plan.ts: qemuLogLimitBytes) into console.log.1, so the two are 16 MiB at most; a log written before the
- * rotation existed may be any size, and must not be read whole.
+ * How much of what is there already a reader takes at most (the end of it). The console log is rotated at
+ * qemuLogLimitBytes into console.log.1, so the two hold twice that at most; a log written before the rotation
+ * existed may be any size, and must not be read whole.
  */
-const historyBytes = 16 * 1024 * 1024;
+const historyBytes = 2 * qemuLogLimitBytes;
 
 async function statOf(path: string): Promise<{ size: number; ino: number } | undefined> {
   const st = await stat(path).catch(() => undefined);

@@ -754,6 +754,12 @@ static void high_pipe(int p[2]) {
   p[1] = lift(p[1]);
 }
 
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+  }
+}
+
 /* ---- the log relay ------------------------------------------------------- */
 
 /*
@@ -1000,8 +1006,7 @@ static void flush_relay(void) {
   if (console_fd >= 0) close(console_fd);
   console_fd = -1;
   while (waited < 2000 && waitpid(relay_pid, NULL, WNOHANG) == 0) {
-    struct timespec ts = {0, 5 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    sleep_ms(5);
     waited += 5;
   }
 }
@@ -1076,12 +1081,6 @@ static int socket_answers(const char *path) {
   ok = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
   close(fd);
   return ok;
-}
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-  }
 }
 
 /* The last lines of QEMU's log, for a start that failed. */
