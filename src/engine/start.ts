@@ -130,6 +130,7 @@ export async function startVm(
       await hardStop(ctx, record, "resume-failed");
       throw err;
     }
+    await syncHostsOrWarn(ctx, record, hosts, connect, t0);
     progress(ctx, record.name, "ready", `${record.name} is ready (resumed from ${resume.what})`, t0);
   } else if (identity !== undefined && opts.waitReady !== false) {
     try {
@@ -139,12 +140,16 @@ export async function startVm(
       await hardStop(ctx, record, "boot-failed");
       throw err;
     }
-    if (!(await network.syncOwnHosts(ctx, record, hosts, (vm) => connect(vm.name)))) {
-      progress(ctx, record.name, "warning", `could not update /etc/hosts in ${record.name}; it will be right after its next start`, t0);
-    }
+    await syncHostsOrWarn(ctx, record, hosts, connect, t0);
     if (bootKey !== undefined) await bootSnapshot(ctx, record, bootKey, t0);
     progress(ctx, record.name, "ready", `${record.name} is ready`, t0);
   }
+}
+
+async function syncHostsOrWarn(ctx: EngineContext, record: VmRecord, given: string, connect: (name: string) => Promise<AgentConnection>, t0: number): Promise<void> {
+  const { syncOwnHosts, warnStaleHosts } = await import("./vm-network.js");
+  const why = await syncOwnHosts(ctx, record, given, (vm) => connect(vm.name));
+  if (why !== undefined) warnStaleHosts(ctx, record.name, why, t0);
 }
 
 /**

@@ -163,73 +163,101 @@ function sharesNetwork(a: MachineSpec, b: MachineSpec): boolean {
 
 /**
  * Rewrite /etc/hosts in every running VM that shares a network with
- * `changed` (just created, or just removed). Best effort: a peer that does
- * not answer gets the right file at its next boot; returns the names of
- * those that could not be updated.
+ * `changed` (just created, or just removed), `changed` itself too when
+ * `includeChanged` (a fork's clones, restored side by side, each told
+ * hosts without the siblings made after it). Best effort: a peer that does
+ * not answer gets the right file at its next boot; returns those that
+ * could not be updated, with why.
  */
 export async function refreshPeerHosts(
   ctx: EngineContext,
   changed: MachineSpec,
   connect: (vm: VmRecord) => Promise<AgentConnection>,
-): Promise<string[]> {
+  opts: { includeChanged?: boolean } = {},
+): Promise<StaleHosts[]> {
   if ((changed.networks ?? []).length === 0) return [];
   const all = await ctx.store.list();
-  const failed: string[] = [];
+  const failed: StaleHosts[] = [];
   await Promise.all(
     all
-      .filter((vm) => vm.name !== changed.name && vm.config.spec.boot?.kind !== "cloud" && sharesNetwork(vm.config.spec, changed))
+      .filter((vm) => (opts.includeChanged === true || vm.name !== changed.name) && vm.config.spec.boot?.kind !== "cloud" && sharesNetwork(vm.config.spec, changed))
       .map(async (vm) => {
         const status = await observeStatus(vm, await ctx.store.readState(vm.id));
         if (status.state !== "running") return;
         const hosts = renderHosts(vm.config.spec, all.filter((o) => o.id !== vm.id).map(peerOf));
-        if (!(await writeHosts(vm, hosts, connect))) failed.push(vm.name);
+        const why = await writeHosts(vm, hosts, connect);
+        if (why !== undefined) failed.push({ name: vm.name, why });
       }),
   );
   return failed;
 }
 
+/** A VM whose /etc/hosts could not be rewritten, and why (for the warning). */
+export interface StaleHosts {
+  name: string;
+  why: string;
+}
+
 /** refreshPeerHosts, as a warning for each peer it could not update (it is right after that peer's next start). */
-export async function refreshPeersOrWarn(ctx: EngineContext, changed: MachineSpec, connect: (name: string) => Promise<AgentConnection>, t0: number): Promise<void> {
-  const stale = await refreshPeerHosts(ctx, changed, (vm) => connect(vm.name));
-  for (const name of stale) progress(ctx, name, "warning", `could not update /etc/hosts in ${name}; it will be right after its next start`, t0);
+export async function refreshPeersOrWarn(
+  ctx: EngineContext,
+  changed: MachineSpec,
+  connect: (name: string) => Promise<AgentConnection>,
+  t0: number,
+  opts: { includeChanged?: boolean } = {},
+): Promise<void> {
+  const stale = await refreshPeerHosts(ctx, changed, (vm) => connect(vm.name), opts);
+  for (const { name, why } of stale) warnStaleHosts(ctx, name, why, t0);
+}
+
+export function warnStaleHosts(ctx: EngineContext, name: string, why: string, t0: number): void {
+  progress(ctx, name, "warning", `could not update /etc/hosts in ${name} (${why}); it will be right after its next start`, t0);
 }
 
 /**
  * Replace the VM's /etc/hosts (never edited in place: a reader never sees
- * half a file); false when it could not. The temporary file is the shell's
+ * half a file); why not, when it could not. The temporary file is the shell's
  * own ($$): peers restored side by side (`fork -n 3`) write one VM's hosts
  * at once, and with one shared name the first `mv` took the file from
  * under the others, which then failed.
  */
-async function writeHosts(vm: VmRecord, hosts: string, connect: (vm: VmRecord) => Promise<AgentConnection>): Promise<boolean> {
+async function writeHosts(vm: VmRecord, hosts: string, connect: (vm: VmRecord) => Promise<AgentConnection>): Promise<string | undefined> {
   try {
     const conn = await connect(vm);
     try {
       const script = 't=/etc/.hosts.skiff.$$; cat > "$t" && mv "$t" /etc/hosts || { rm -f "$t"; exit 1; }';
       const r = await conn.run(["/dev/.skiff/bin/busybox", "sh", "-c", script], { input: hosts, timeoutMs: 10_000 });
-      return r.code === 0;
+      return r.code === 0 ? undefined : `the write ended with ${r.code}: ${oneLine(r.stderr)}`;
     } finally {
       await conn.close();
     }
-  } catch {
-    return false;
+  } catch (err) {
+    return oneLine(err instanceof Error ? err.message : String(err));
   }
 }
 
+/** A guest's message, made safe for one warning line: printable, short. */
+function oneLine(text: string | Buffer): string {
+  const s = String(text).replace(/[^\x20-\x7e]+/g, " ").trim();
+  return s.length > 160 ? `${s.slice(0, 160)}…` : s;
+}
+
 /**
- * A VM that just booted was given /etc/hosts when its start began; a peer
- * created while it booted (`up` starts services in parallel) found it not
- * yet running and could not tell it. Bring it up to date; false when that failed.
+ * A VM that just booted or resumed was given /etc/hosts when its start
+ * began; a peer created meanwhile (`up` starts services in parallel, `fork`
+ * restores clones side by side) found it not yet running and could not tell
+ * it, or told it before its own resume's identity, with the older hosts,
+ * overwrote that. Bring it up to date; why not, when that failed.
  */
 export async function syncOwnHosts(
   ctx: EngineContext,
   record: VmRecord,
   given: string,
   connect: (vm: VmRecord) => Promise<AgentConnection>,
-): Promise<boolean> {
-  if ((record.config.spec.networks ?? []).length === 0 || record.config.spec.boot?.kind === "cloud") return true;
+): Promise<string | undefined> {
+  if ((record.config.spec.networks ?? []).length === 0 || record.config.spec.boot?.kind === "cloud") return undefined;
   const hosts = await hostsFor(ctx, record);
-  return hosts === given || writeHosts(record, hosts, connect);
+  return hosts === given ? undefined : writeHosts(record, hosts, connect);
 }
 
 /** The VM's /etc/hosts as it should be now: its own names and its peers' on the networks it shares. */

@@ -69,8 +69,12 @@ export class SnapshotService {
     return this.#restore(ref, opts);
   }
 
-  /** `shared`: map this sealed copy of the snapshot's RAM instead of copying it (fork's clones). */
-  async #restore(ref: string, opts: RestoreOptions, shared?: SharedRam): Promise<VmInfo> {
+  /**
+   * `shared`: map this sealed copy of the snapshot's RAM instead of copying it; `fork`: peers' /etc/hosts
+   * are left to the fork, which tells them once all its clones run (fork's clones).
+   */
+  async #restore(ref: string, opts: RestoreOptions, fork?: { shared: SharedRam | undefined }): Promise<VmInfo> {
+    const shared = fork?.shared;
     const t0 = Date.now();
     const ctx = this.#ctx;
     const [{ findSnapshot }, { checkRestorable, createFromSnapshot, snapshotSource }, { startVm }, { reconcile }, { refreshPeersOrWarn }] = await Promise.all([
@@ -94,12 +98,13 @@ export class SnapshotService {
       await this.#vms.remove(record.name, { force: true }).catch(() => undefined);
       throw homeNoSpace(err, ctx.home, `restoring ${ref}`);
     }
-    await refreshPeersOrWarn(ctx, record.config.spec, connect, t0);
+    if (fork === undefined) await refreshPeersOrWarn(ctx, record.config.spec, connect, t0);
     return this.#vms.info(record);
   }
 
   /** N live clones of a running VM: one snapshot, then N restores (in parallel). Writes in one are nobody else's. */
   async fork(name: string, opts: ForkOptions = {}): Promise<VmInfo[]> {
+    const t0 = Date.now();
     const count = opts.count ?? 1;
     if (!Number.isInteger(count) || count < 1 || count > 64) {
       throw new SkiffError("ERR_SKIFF_USAGE", `count takes 1 to 64 clones, not ${count}`, { place: "count", hint: "e.g. 4" });
@@ -123,12 +128,16 @@ export class SnapshotService {
     const [{ sharedRamFrom }, { snapshotFile }] = await Promise.all([import("../../snapshot/shared-ram.js"), import("../../snapshot/store.js")]);
     const mem = snapshotFile(snap, "mem");
     const shared = count > 1 && existsSync(mem) ? sharedRamFrom(mem, `snapshot ${snap.id.slice(0, 12)}`) : undefined;
-    const made = await Promise.allSettled(names.map((n) => this.#restore(snap.id, { name: n, ...labels }, shared))).finally(() => shared?.close());
+    const made = await Promise.allSettled(names.map((n) => this.#restore(snap.id, { name: n, ...labels }, { shared }))).finally(() => shared?.close());
     const failed = made.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed !== undefined) {
       for (const n of names) await this.#vms.remove(n, { force: true }).catch(() => undefined);
       throw failed.reason;
     }
+    // Once, with every clone running: a refresh per clone as it came up reached siblings still being
+    // restored, their identity (which carries /etc/hosts too) not yet told, and failed or was overwritten.
+    const { refreshPeersOrWarn } = await import("../vm-network.js");
+    await refreshPeersOrWarn(ctx, record.config.spec, (vm) => this.#vms.connect(vm), t0, { includeChanged: true });
     return made.map((r) => (r as PromiseFulfilledResult<VmInfo>).value);
   }
 
