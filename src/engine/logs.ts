@@ -4,7 +4,9 @@
  * (following) what is written until the VM's QEMU ends. Guest output: bytes
  * passed on as they are, never parsed here.
  */
+import { existsSync } from "node:fs";
 import { open, stat } from "node:fs/promises";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { qemuLogLimitBytes } from "../jail/plan.js";
@@ -25,6 +27,16 @@ interface FollowOptions extends LogOptions {
   /** The VM's state now (undefined once it is gone). */
   state: () => Promise<RunState | undefined>;
   pollMs?: number;
+}
+
+/**
+ * The console log to read: `console.log` in the VM's directory, where the jailer's relay writes it; a VM whose
+ * QEMU was started by a skiff before the relay (00f6323) still has QEMU writing `run/console.log` until its next
+ * start, and its logs are there.
+ */
+export function consoleLogOf(paths: { consoleLog: string; runDir: string }): string {
+  const old = join(paths.runDir, "console.log");
+  return !existsSync(paths.consoleLog) && existsSync(old) ? old : paths.consoleLog;
 }
 
 /** The log as a byte stream (see followLog). */

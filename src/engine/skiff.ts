@@ -323,8 +323,8 @@ export class Skiff extends EventEmitter<SkiffEvents> implements SkiffClient {
 
   /** A VM's console log (or with `provision` its provisioners' log): its last `lines`, then with `follow` what is written until it stops. */
   async logs(name: string, opts: LogOptions = {}): Promise<Readable> {
-    const [record, { logStream }] = await Promise.all([this.store.get(name), import("./logs.js")]);
-    const path = opts.provision === true ? record.paths.provisionLog : record.paths.consoleLog;
+    const [record, { logStream, consoleLogOf }] = await Promise.all([this.store.get(name), import("./logs.js")]);
+    const path = opts.provision === true ? record.paths.provisionLog : consoleLogOf(record.paths);
     const state = async () => (await this.inspect(record.id).catch(() => undefined))?.state;
     return logStream({ ...opts, path, state });
   }

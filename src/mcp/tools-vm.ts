@@ -6,9 +6,7 @@
  * console itself stays free for `skiff console`) and vm_restart.
  */
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { existsSync } from "node:fs";
-import { open, readFile, stat } from "node:fs/promises";
-import { setTimeout as sleep } from "node:timers/promises";
+import type { Readable } from "node:stream";
 import { z } from "zod";
 import { toolNames } from "./names.js";
 import { busybox } from "./guest.js";
@@ -26,10 +24,18 @@ export function vmLine(v: VmInfo): string {
   return `${v.name}\t${v.state}\t${v.hostname}\t${v.interfaces.map((i) => i.address).join(",")}`;
 }
 
-function lastLines(text: string, n: number): string {
-  const lines = text.split("\n");
-  if (lines.at(-1) === "") lines.pop();
-  return lines.slice(Math.max(0, lines.length - n)).join("\n");
+/** A log stream read to its end: its first or last outputLimit bytes (guest output, as text), and how many it had. */
+async function collect(stream: Readable, keep: "first" | "last"): Promise<{ text: string; bytes: number }> {
+  let kept = Buffer.alloc(0);
+  let bytes = 0;
+  for await (const chunk of stream) {
+    const b = chunk as Buffer;
+    bytes += b.length;
+    if (keep === "last") kept = Buffer.concat([kept, b]).subarray(-outputLimit);
+    else if (kept.length < outputLimit) kept = Buffer.concat([kept, b.subarray(0, outputLimit - kept.length)]);
+  }
+  const text = kept.toString("utf8");
+  return { text: keep === "last" ? text.replace(/\n$/, "") : text, bytes };
 }
 
 export function registerVmTools(server: McpServer, ctx: McpContext): void {
@@ -60,28 +66,18 @@ export function registerVmTools(server: McpServer, ctx: McpContext): void {
 
   addTool(server, ctx, "vm_logs", { description: "The last lines of a VM's serial console log.", input: z.object({ vm, lines: z.number().int().min(1).max(10_000).default(50) }).strict(), readOnly: true }, async (a) => {
     const t = await targetVm(ctx, "vm_logs", a.vm);
-    const text = existsSync(t.vm.consoleLog) ? lastLines(await readFile(t.vm.consoleLog, "utf8"), a.lines).slice(-outputLimit) : "";
+    // What `skiff logs -n` prints: the rotated file's end too when the current one holds fewer lines.
+    const { text } = await collect(await ctx.skiff.logs(t.vm.name, { lines: a.lines }), "last");
     return ok({ vm: t.vm.name, text }, text);
   });
 
   addTool(server, ctx, "vm_console_stream", { description: "What a VM's serial console prints during the next few seconds.", input: z.object({ vm, duration_s: z.number().min(0.1).max(60).default(5) }).strict(), readOnly: true }, async (a) => {
     const t = await targetVm(ctx, "vm_console_stream", a.vm);
-    const size = async () => (existsSync(t.vm.consoleLog) ? (await stat(t.vm.consoleLog)).size : 0);
-    const from = await size();
-    await sleep(a.duration_s * 1000);
-    const to = await size();
-    let text = "";
-    if (to > from) {
-      const fh = await open(t.vm.consoleLog, "r");
-      try {
-        const buf = Buffer.alloc(Math.min(to - from, outputLimit));
-        await fh.read(buf, 0, buf.length, from);
-        text = buf.toString("utf8");
-      } finally {
-        await fh.close();
-      }
-    }
-    return ok({ vm: t.vm.name, durationS: a.duration_s, bytes: Math.max(0, to - from), text }, text === "" ? `(nothing on ${t.vm.name}'s console in ${a.duration_s} s)` : text);
+    // Following the log, as `skiff logs -f -n 0` does, so a rotation inside the window loses nothing; the console
+    // itself stays free for `skiff console`.
+    const signal = AbortSignal.timeout(a.duration_s * 1000);
+    const { text, bytes } = await collect(await ctx.skiff.logs(t.vm.name, { lines: 0, follow: true, signal }), "first");
+    return ok({ vm: t.vm.name, durationS: a.duration_s, bytes, text }, text === "" ? `(nothing on ${t.vm.name}'s console in ${a.duration_s} s)` : text);
   });
 
   addTool(server, ctx, "vm_restart", { description: "Restart a VM (stop, then start; it is up when this returns).", input: z.object({ vm }).strict() }, async (a) => {

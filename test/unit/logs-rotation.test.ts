@@ -5,11 +5,11 @@
  * where it was in the rotated file into the new one, losing and repeating
  * nothing.
  */
-import { appendFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
-import { logStream } from "../../src/engine/logs.js";
+import { consoleLogOf, logStream } from "../../src/engine/logs.js";
 import type { RunState } from "../../src/engine/status.js";
 
 let dir: string;
@@ -54,4 +54,15 @@ it("follows a log through its rotation without losing or repeating a byte", asyn
   state = "stopped";
   await done;
   expect(got.join("")).toBe("before\na1\na2\nb1\nb2\n");
+});
+
+it("reads run/console.log of a VM whose QEMU an older skiff started, until the relay's log exists", () => {
+  const runDir = join(dir, "run");
+  const paths = { consoleLog: path, runDir };
+  expect(consoleLogOf(paths)).toBe(path);
+  mkdirSync(runDir);
+  writeFileSync(join(runDir, "console.log"), "old\n");
+  expect(consoleLogOf(paths)).toBe(join(runDir, "console.log"));
+  writeFileSync(path, "");
+  expect(consoleLogOf(paths)).toBe(path);
 });

@@ -143,8 +143,16 @@ describe("skiff mcp over stdio", () => {
     const sleeping = async () => (await okCall("vm_ps", { vm: "sb" })).processes.some((p: { command: string }) => p.command.includes("sleep 300"));
     for (let i = 0; i < 20 && (await sleeping()); i++) await new Promise((r) => setTimeout(r, 100));
     expect(await sleeping()).toBe(false);
-    await okCall("vm_logs", { vm: "sb", lines: 5 });
-    await okCall("vm_console_stream", { vm: "sb", duration_s: 0.5 });
+    // The console's stream catches a line written inside its window; the log's tail then ends with it.
+    const streaming = okCall("vm_console_stream", { vm: "sb", duration_s: 4 });
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await okCall("vm_exec", { vm: "sb", command: "echo mcp-console-marker > /dev/console" })).code).toBe(0);
+    const streamed = await streaming;
+    expect(streamed.text).toContain("mcp-console-marker");
+    expect(streamed.bytes).toBeGreaterThanOrEqual("mcp-console-marker\n".length);
+    const logged = await okCall("vm_logs", { vm: "sb", lines: 3 });
+    expect(logged.text).toContain("mcp-console-marker");
+    expect(logged.text.split("\n").length).toBeLessThanOrEqual(3);
     const snap = await okCall("vm_snapshot", { vm: "sb", name: "sb-snap" });
     expect(snap.snapshot.name).toBe("sb-snap");
     const fork = await okCall("vm_fork", { vm: "sb" });
