@@ -52,7 +52,11 @@ const defaultBootTimeoutMs = Number(process.env.SKIFF_BOOT_TIMEOUT_MS ?? 120_000
 export async function startVm(
   ctx: EngineContext,
   record: VmRecord,
-  opts: StartOptions & { resume?: ResumeSource },
+  opts: StartOptions & {
+    resume?: ResumeSource;
+    /** The caller rewrites this VM's /etc/hosts and its peers' once it is done (fork, with all its clones running). */
+    hostsLater?: boolean;
+  },
   connect: (name: string) => Promise<AgentConnection>,
 ): Promise<void> {
   const t0 = Date.now();
@@ -130,7 +134,7 @@ export async function startVm(
       await hardStop(ctx, record, "resume-failed");
       throw err;
     }
-    await syncHostsOrWarn(ctx, record, hosts, connect, t0);
+    if (opts.hostsLater !== true) await syncHostsOrWarn(ctx, record, hosts, connect, t0);
     progress(ctx, record.name, "ready", `${record.name} is ready (resumed from ${resume.what})`, t0);
   } else if (identity !== undefined && opts.waitReady !== false) {
     try {

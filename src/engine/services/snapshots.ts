@@ -70,8 +70,8 @@ export class SnapshotService {
   }
 
   /**
-   * `shared`: map this sealed copy of the snapshot's RAM instead of copying it; `fork`: peers' /etc/hosts
-   * are left to the fork, which tells them once all its clones run (fork's clones).
+   * `fork`: a clone, which maps `shared`, a sealed copy of the snapshot's RAM, instead of copying it, and whose
+   * /etc/hosts and its peers' are left to the fork, which rewrites them once all its clones run.
    */
   async #restore(ref: string, opts: RestoreOptions, fork?: { shared: SharedRam | undefined }): Promise<VmInfo> {
     const shared = fork?.shared;
@@ -92,7 +92,7 @@ export class SnapshotService {
     });
     const connect = (vm: string) => this.#vms.connect(vm);
     try {
-      await startVm(ctx, record, { resume: { ...snapshotSource(snapshot), ...(shared === undefined ? {} : { sharedRam: shared }) } }, connect);
+      await startVm(ctx, record, { resume: { ...snapshotSource(snapshot), ...(shared === undefined ? {} : { sharedRam: shared }) }, hostsLater: fork !== undefined }, connect);
     } catch (err) {
       // Never a half-made VM: a restore that did not come up leaves nothing.
       await this.#vms.remove(record.name, { force: true }).catch(() => undefined);
