@@ -13,6 +13,7 @@ import { attachmentMac, nicPlans, type NicPlan } from "../network/nics.js";
 import { NetworkStore, networkLockName } from "../network/store.js";
 import type { NetworkAttachment, NetworkRecord } from "../network/types.js";
 import type { AgentConnection } from "../guest/agent.js";
+import { guestText } from "../guest/guest-text.js";
 import type { MachineSpec } from "../spec/machine.js";
 import { withLock } from "../store/lock.js";
 import type { VmRecord } from "../store/store.js";
@@ -227,19 +228,13 @@ async function writeHosts(vm: VmRecord, hosts: string, connect: (vm: VmRecord) =
     try {
       const script = 't=/etc/.hosts.skiff.$$; cat > "$t" && mv "$t" /etc/hosts || { rm -f "$t"; exit 1; }';
       const r = await conn.run(["/dev/.skiff/bin/busybox", "sh", "-c", script], { input: hosts, timeoutMs: 10_000 });
-      return r.code === 0 ? undefined : `the write ended with ${r.code}: ${oneLine(r.stderr)}`;
+      return r.code === 0 ? undefined : `the write ended with ${r.code}: ${guestText(r.stderr.trim())}`;
     } finally {
       await conn.close();
     }
   } catch (err) {
-    return oneLine(err instanceof Error ? err.message : String(err));
+    return err instanceof Error ? err.message : String(err);
   }
-}
-
-/** A guest's message, made safe for one warning line: printable, short. */
-function oneLine(text: string | Buffer): string {
-  const s = String(text).replace(/[^\x20-\x7e]+/g, " ").trim();
-  return s.length > 160 ? `${s.slice(0, 160)}…` : s;
 }
 
 /**

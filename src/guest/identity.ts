@@ -17,6 +17,7 @@ import { isIP, isIPv4 } from "node:net";
 import { SkiffError } from "../errors.js";
 import type { GuestNetwork, VmInterface } from "../network/guest.js";
 import { askPort, newNonce, type Found } from "./agent-handshake.js";
+import { guestText } from "./guest-text.js";
 import { guestLimits } from "./limits.js";
 
 export interface GuestIdentity {
@@ -88,10 +89,6 @@ export function renderIdentityLine(identity: GuestIdentity, nonce: string): stri
   return `SKIFF-IDENTITY ${nonce} ${payload.toString("hex")}\n`;
 }
 
-/** The guest's reason, as printable ASCII of at most 200 characters: it is not trusted to write to a terminal. */
-function cleanReason(bytes: Buffer): string {
-  return bytes.toString("latin1").replace(/[^\x20-\x7e]/g, "?").slice(0, 200);
-}
 
 /** More than the guest's own reasons (256 bytes in skiff-init): an ERR line that has not ended by then is read that far. */
 const maxReasonBytes = 300;
@@ -109,7 +106,7 @@ function answerTo(nonce: string): (seen: Buffer) => Found<string | undefined> | 
     const newline = seen.indexOf(0x0a, from);
     const end = newline >= 0 ? newline : seen.length - from >= maxReasonBytes ? from + maxReasonBytes : -1;
     if (end < 0) return undefined;
-    return { value: cleanReason(seen.subarray(from, end)), end: end + (newline >= 0 ? 1 : 0) };
+    return { value: guestText(seen.subarray(from, end)), end: end + (newline >= 0 ? 1 : 0) };
   };
 }
 

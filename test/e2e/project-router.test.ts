@@ -67,5 +67,10 @@ describe("the router + web example", () => {
     // The server saw the namespace's own address (slirp's socket for the router), not web's private address.
     expect(out).toBe("outside-ok 192.0.2.10\n");
     expect(await h.ok(["compose", ...project, "logs", "router"])).toMatch(/router: forwarding and NAT rules in place/);
+    // -n N: the last N lines of each VM's log, each prefixed with the VM's name.
+    const tail = (await h.ok(["compose", ...project, "logs", "-n", "2", "router", "web"])).split("\n").filter((l) => l !== "");
+    expect(tail).toHaveLength(4);
+    expect(tail.slice(0, 2).every((l) => /^\S*router\S* +\| /.test(l))).toBe(true);
+    expect(tail.slice(2).every((l) => /^\S*web\S* +\| /.test(l))).toBe(true);
   });
 });

@@ -1,10 +1,11 @@
 /**
  * The project's console logs, each line prefixed with its VM's name (as
  * compose does), optionally followed until the VMs stop or the signal fires.
+ * Each VM's log is read through the library (`Skiff.logs`, as `skiff logs`
+ * reads it): the rotated console.log.1 too, at most its bound of history,
+ * and followed across a rotation.
  */
-import { existsSync } from "node:fs";
-import { open, readFile, stat } from "node:fs/promises";
-import { setTimeout as sleep } from "node:timers/promises";
+import { StringDecoder } from "node:string_decoder";
 import type { Project } from "../../project/project.js";
 
 export interface FollowOptions {
@@ -16,48 +17,53 @@ export interface FollowOptions {
   tail?: number;
 }
 
+/** One VM's log as prefixed lines: a line is printed once whole; what is left at the end, with a newline. */
+class PrefixedLines {
+  readonly #decoder = new StringDecoder("utf8");
+  #partial = "";
+  constructor(readonly prefix: string) {}
+
+  write(chunk: Buffer): void {
+    const lines = (this.#partial + this.#decoder.write(chunk)).split("\n");
+    this.#partial = lines.pop() ?? "";
+    for (const l of lines) process.stdout.write(this.prefix + l + "\n");
+  }
+
+  end(): void {
+    const rest = this.#partial + this.#decoder.end();
+    if (rest !== "") process.stdout.write(this.prefix + rest + "\n");
+  }
+}
+
 export async function followLogs(project: Project, services: readonly string[], opts: FollowOptions): Promise<void> {
   const vms = await project.vms(services);
   const width = Math.max(0, ...vms.map((v) => v.name.length));
-  const files = vms.map((vm) => ({
-    prefix: `${vm.name.padEnd(width)} | `,
-    path: opts.provision === true ? vm.paths.provisionLog : vm.paths.consoleLog,
-    offset: 0,
-    partial: "",
-  }));
-  for (const f of files) {
-    const text = existsSync(f.path) ? await readFile(f.path, "utf8") : "";
-    f.offset = Buffer.byteLength(text);
-    let lines = text.split("\n");
-    f.partial = lines.pop() ?? "";
-    if (opts.tail !== undefined) lines = lines.slice(Math.max(0, lines.length - opts.tail));
-    for (const l of lines) process.stdout.write(f.prefix + l + "\n");
+  const logs = await Promise.all(
+    vms.map(async (vm) => ({
+      out: new PrefixedLines(`${vm.name.padEnd(width)} | `),
+      chunks: (await project.skiff.logs(vm.name, {
+        follow: opts.follow,
+        ...(opts.provision === true ? { provision: true } : {}),
+        ...(opts.tail === undefined ? {} : { lines: opts.tail }),
+        ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      }))[Symbol.asyncIterator](),
+    })),
+  );
+  // What each log holds already, VM by VM in order (a log's first chunk is its history); then, following, what
+  // each VM writes, as it comes, until it stops or the signal fires.
+  for (const { out, chunks } of logs) {
+    const first = await chunks.next();
+    if (!first.done) out.write(first.value as Buffer);
+    if (!opts.follow) out.end();
   }
   if (!opts.follow) {
-    for (const f of files) if (f.partial !== "") process.stdout.write(f.prefix + f.partial + "\n");
+    await Promise.all(logs.map(({ chunks }) => chunks.return?.()));
     return;
   }
-  while (opts.signal?.aborted !== true) {
-    let grew = false;
-    for (const f of files) {
-      const size = existsSync(f.path) ? (await stat(f.path)).size : 0;
-      if (size < f.offset) f.offset = 0; // replaced: the VM was made again
-      if (size <= f.offset) continue;
-      grew = true;
-      const fh = await open(f.path, "r");
-      const buf = Buffer.alloc(size - f.offset);
-      await fh.read(buf, 0, buf.length, f.offset);
-      await fh.close();
-      f.offset = size;
-      const lines = (f.partial + buf.toString("utf8")).split("\n");
-      f.partial = lines.pop() ?? "";
-      for (const l of lines) process.stdout.write(f.prefix + l + "\n");
-    }
-    if (!grew) {
-      // Following ends when no VM of the project runs any more.
-      const running = (await project.ps()).length;
-      if (running === 0 && opts.signal === undefined) return;
-      await sleep(250, undefined, { signal: opts.signal }).catch(() => undefined);
-    }
-  }
+  await Promise.all(
+    logs.map(async ({ out, chunks }) => {
+      for (let next = await chunks.next(); !next.done; next = await chunks.next()) out.write(next.value as Buffer);
+      out.end();
+    }),
+  );
 }

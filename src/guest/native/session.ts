@@ -16,6 +16,7 @@ import type { Socket } from "node:net";
 import type { Readable, Writable } from "node:stream";
 import { SkiffError } from "../../errors.js";
 import { parseSignal, type ExecIO, type ExecResult, type RunningExec, type WindowSize } from "../agent-exec.js";
+import { guestText } from "../guest-text.js";
 import { encodeFrame, filePath, FrameDecoder, FrameError, G, H, maxFrame, nativeVersion, parseStatReply, u32, window, windowSize, type Frame, type GuestStat } from "./frames.js";
 
 export interface NativeCommand {
@@ -281,7 +282,7 @@ export class NativeSession {
               return finish(exit);
             }
             case G.error: {
-              const text = printable(p);
+              const text = guestText(p);
               if (!started) {
                 // The guest refused the request (or could not start it): the session stays usable.
                 return finish(
@@ -328,7 +329,7 @@ export class NativeSession {
           this.#current = undefined;
           const value = frame.type === answer ? parse(frame.payload) : undefined;
           if (value !== undefined) return resolve(value);
-          if (frame.type === G.error) return reject(new SkiffError("ERR_SKIFF_AGENT", `guest agent of ${this.vmName} refused ${what}: ${printable(frame.payload)}`));
+          if (frame.type === G.error) return reject(new SkiffError("ERR_SKIFF_AGENT", `guest agent of ${this.vmName} refused ${what}: ${guestText(frame.payload)}`));
           const why = `a bad answer to ${what} (frame type 0x${frame.type.toString(16)}, ${frame.payload.length} bytes)`;
           this.#cut(why);
           reject(this.#lost ?? protocolError(this.vmName, why));
@@ -414,10 +415,3 @@ function signalName(signo: number): string | undefined {
   return found ? found[0].slice(3) : `SIG${signo}`.slice(3) || undefined;
 }
 
-/** Guest text for a message: printable ASCII only, at most 200 characters. */
-function printable(data: Buffer): string {
-  return data
-    .subarray(0, 200)
-    .toString("latin1")
-    .replace(/[^\x20-\x7e]/g, "?");
-}
