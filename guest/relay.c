@@ -1,9 +1,10 @@
 /*
  * skiff-relay: one per virtio-serial agent port. Handshakes with the host
  * (SKIFF-HELLO / SKIFF-READY; a SKIFF-IDENTITY is taken and answered on the
- * way), then relays bytes between the port and `dropbear -i` over a
- * socketpair (dropbear -i insists on a socket for stdin), and starts over
- * for the next host session.
+ * way), then serves skiff's own protocol (native.c) or, for an SSH session,
+ * relays bytes between the port and `dropbear -i` over a socketpair
+ * (dropbear -i insists on a socket for stdin), and starts over for the
+ * next host session.
  */
 #include "skiff-init.h"
 
@@ -79,13 +80,12 @@ static void take_identity(int fd, const char *line) {
  * it is seen gone, and of the HELLOs waiting at once the newest is
  * answered, so a stale nonce does not take the next host's session (it
  * would wait for its own answer while this end waits for SSH). An identity
- * line is taken and answered on the way; the pre-started dropbear waits on.
+ * line is taken and answered on the way; a waiting dropbear waits on.
  *
- * Returns 1 when the waiting dropbear ended first (on the other end of
- * `sock`): it gives up on a client that does not authenticate within 5
- * minutes, so an idle port's dropbear ends every 5 minutes, and must be
- * reaped and replaced before the host comes (else it stays a zombie and the
- * host's next session on the port talks to nobody).
+ * Returns 1 when the waiting dropbear (if any: `sock` is -1 without one)
+ * ended first: it gives up on a client that does not authenticate within 5
+ * minutes, and must be reaped before the host comes (else it stays a
+ * zombie and the host's next SSH session on the port talks to nobody).
  *
  * The port is read in blocks, not a byte at a time: an identity line is
  * ~650 bytes, and a read per byte cost ~45 ms of a restored guest's cold
@@ -154,8 +154,16 @@ static int await_hello(int fd, int sock, char *nonce, size_t cap) {
 }
 
 /*
- * dropbear is started before the host says HELLO, so its start-up (dynamic
- * linking, key loading: slow under TCG) is not on the path of a connect.
+ * dropbear is started when a host asks for an SSH session, not before. Each
+ * relay used to start one at boot so that its start-up (dynamic linking,
+ * key loading) was off the path of a connect; but skiff's own operations
+ * speak native.c's protocol now, and eight dropbears starting at once on
+ * the guest's one emulated CPU held up the network set-up behind them:
+ * skiff-init's steps from its start to ready took 0.55 s instead of 0.2
+ * (skiff's kernel, SKIFF_GUEST_DEBUG stamps). An SSH session (`skiff ssh`,
+ * scp, an editor) pays the start instead, lost in its key exchange's cost:
+ * `SKIFF_AGENT_PROTOCOL=ssh skiff exec VM true`, paired, medians of 8,
+ * 481 ms against 507 before.
  */
 static pid_t start_dropbear(int *sock_out) {
   int sv[2];
@@ -262,15 +270,16 @@ int relay_main(const char *dev) {
   int sock = -1;
   pid_t pid = -1;
   for (;;) {
-    /* A dropbear a native session left unused waits on for the next SSH session. */
-    if (pid < 0 && (pid = start_dropbear(&sock)) < 0) return 1;
     char nonce[96];
     int waited = await_hello(fd, sock, nonce, sizeof nonce);
     if (waited != 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, NULL, 0);
-      close(sock);
+      if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(sock);
+      }
       pid = -1;
+      sock = -1;
       if (waited < 0) return 1;
       continue;
     }
@@ -289,8 +298,14 @@ int relay_main(const char *dev) {
       preamble_start(&pre, nonce);
       size_t len = strlen(nonce);
       int native = len > 8 && strcmp(nonce + len - 8, " native1") == 0;
+      /* A dropbear a native session left unused waits on for the next SSH session. */
+      if (!native && pid < 0 && (pid = start_dropbear(&sock)) < 0) return 1;
       int again = native ? native_session(fd, &pre) : relay_session(fd, pid, sock, &pre);
-      if (!native && !again) pid = -1; /* dropbear served the session and ended with it */
+      if (!native && !again) {
+        /* dropbear served the session and ended with it (relay_session closed its socket) */
+        pid = -1;
+        sock = -1;
+      }
       if (!again) break;
       snprintf(nonce, sizeof nonce, "%s", pre.fresh);
     }

@@ -150,7 +150,7 @@ describe("a running VM", () => {
   it("top lists the guest's processes, logs show the console", async () => {
     const top = await h.ok(["top", vm]);
     expect(top).toMatch(/PID/);
-    expect(top).toContain("dropbear");
+    expect(top).toContain("skiff-relay");
     const logs = await h.ok(["logs", "--lines", "50", vm]);
     expect(logs).toContain("skiff: ready");
   });
