@@ -152,16 +152,19 @@ export function guestConfigFor(
 
 /**
  * Which base initramfs a VM boots with (initramfs.ts): the network modules
- * when it has a NIC, the 9p ones when it shares host directories.
+ * when it has a NIC, the 9p ones when it shares host directories, the
+ * modules' signatures when its kernel arguments enforce them.
  */
 export function initramfsVariant(spec: {
   network?: { mode: string } | undefined;
   networks?: readonly unknown[] | undefined;
   mounts?: readonly { kind: string }[] | undefined;
-}): { network: boolean; shares: boolean } {
+  kernel?: { args?: readonly string[] | undefined } | undefined;
+}): { network: boolean; shares: boolean; kernelArgs: readonly string[] } {
   return {
     network: (spec.network?.mode ?? "user") !== "none" || (spec.networks ?? []).length > 0,
     shares: (spec.mounts ?? []).some((m) => m.kind === "bind"),
+    kernelArgs: spec.kernel?.args ?? [],
   };
 }
 

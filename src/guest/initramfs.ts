@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile, appendFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { KernelInfo } from "../kernel/debian.js";
-import { guestModules, parseModulesDep, resolveModules } from "../kernel/modules.js";
+import { guestModules, keepModuleSignatures, parseModulesDep, resolveModules, withoutSignature } from "../kernel/modules.js";
 import type { GuestNetwork } from "../network/guest.js";
 import { type CpioEntry, writeCpio } from "./cpio.js";
 import { SkiffError } from "../errors.js";
@@ -20,7 +20,7 @@ import { checkEnvVar, checkGuestCounts } from "./limits.js";
 import type { RestartPolicy } from "../spec/machine.js";
 
 /** Bumped whenever the layout below changes, so cached archives are rebuilt. */
-const layoutVersion = 4;
+const layoutVersion = 5;
 
 const agentEtc = {
   passwd: "root:x:0:0:root:/skiff/root:/skiff/bin/skiff-shell\n",
@@ -43,14 +43,22 @@ function dirsOf(paths: readonly string[]): string[] {
  * for a kernel with what skiff needs built in (one skiff built: kernel/
  * config.ts), whose initramfs carries no modules at all.
  */
-export async function ensureBaseInitramfs(opts: { kernel: KernelInfo | undefined; cacheDir: string; network: boolean; shares?: boolean }): Promise<string> {
+export async function ensureBaseInitramfs(opts: {
+  kernel: KernelInfo | undefined;
+  cacheDir: string;
+  network: boolean;
+  shares?: boolean;
+  /** The VM's own kernel command line words: enforcing module signatures keeps them in the archive. */
+  kernelArgs?: readonly string[];
+}): Promise<string> {
   const tools = await collectGuestTools(opts.cacheDir);
   const { kernel } = opts;
   const { bootPaths, latePaths, netfilterPaths } =
     kernel === undefined ? { bootPaths: [], latePaths: [], netfilterPaths: [] } : await guestModulePaths(kernel, opts.cacheDir, opts.network, opts.shares === true);
   const modulePaths = [...bootPaths, ...latePaths, ...netfilterPaths];
+  const signed = kernel !== undefined && modulePaths.length > 0 && keepModuleSignatures(opts.kernelArgs ?? [], await kernelConfig(kernel));
   const key = createHash("sha256")
-    .update(`${layoutVersion}\0${kernel?.version ?? "built-in"}\0${modulePaths.join(",")}\0${toolsFingerprint(tools)}`)
+    .update(`${layoutVersion}\0${kernel?.version ?? "built-in"}\0${modulePaths.join(",")}\0${signed ? "signed" : "unsigned"}\0${toolsFingerprint(tools)}`)
     .digest("hex")
     .slice(0, 16);
   const target = join(opts.cacheDir, "initramfs", `base-${key}.cpio`);
@@ -63,11 +71,16 @@ export async function ensureBaseInitramfs(opts: { kernel: KernelInfo | undefined
 
   let build = building.get(target);
   if (build === undefined) {
-    build = writeBaseArchive(target, { tools, modulesDir: kernel?.modulesDir ?? "", bootPaths, latePaths, netfilterPaths }).finally(() => building.delete(target));
+    build = writeBaseArchive(target, { tools, modulesDir: kernel?.modulesDir ?? "", bootPaths, latePaths, netfilterPaths, signed }).finally(() => building.delete(target));
     building.set(target, build);
   }
   await build;
   return target;
+}
+
+/** The build config Debian installs beside the kernel (`/boot/config-VERSION`), if there is one. */
+async function kernelConfig(kernel: KernelInfo): Promise<string | undefined> {
+  return readFile(join(dirname(kernel.vmlinuzPath), `config-${kernel.version}`), "utf8").catch(() => undefined);
 }
 
 interface ModulePaths {
@@ -110,14 +123,25 @@ const building = new Map<string, Promise<void>>();
 
 async function writeBaseArchive(
   target: string,
-  opts: { tools: Awaited<ReturnType<typeof collectGuestTools>>; modulesDir: string; bootPaths: string[]; latePaths: string[]; netfilterPaths: string[] },
+  opts: {
+    tools: Awaited<ReturnType<typeof collectGuestTools>>;
+    modulesDir: string;
+    bootPaths: string[];
+    latePaths: string[];
+    netfilterPaths: string[];
+    signed: boolean;
+  },
 ): Promise<void> {
   const { tools, modulesDir, bootPaths, latePaths, netfilterPaths } = opts;
+  const moduleData = async (rel: string) => {
+    const data = await readFile(join(modulesDir, rel));
+    return opts.signed ? data : withoutSignature(data);
+  };
   const modulePaths = [...bootPaths, ...latePaths, ...netfilterPaths];
   const files: CpioEntry[] = [];
   for (const t of tools) files.push({ type: "file", path: t.guestPath, data: await readFile(t.hostPath), mode: t.mode });
   const guestModulePath = (rel: string) => `/skiff/modules/${rel.slice(rel.lastIndexOf("/") + 1)}`;
-  for (const rel of modulePaths) files.push({ type: "file", path: guestModulePath(rel), data: await readFile(join(modulesDir, rel)), mode: 0o644 });
+  for (const rel of modulePaths) files.push({ type: "file", path: guestModulePath(rel), data: await moduleData(rel), mode: 0o644 });
   const enc = (s: string): Buffer => Buffer.from(s, "utf8");
   files.push(
     { type: "file", path: "/skiff/modules.boot", data: enc(bootPaths.map(guestModulePath).join("\n") + "\n") },
