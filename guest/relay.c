@@ -298,7 +298,7 @@ int relay_main(const char *dev) {
       preamble_start(&pre, nonce);
       size_t len = strlen(nonce);
       int native = len > 8 && strcmp(nonce + len - 8, " native1") == 0;
-      /* A dropbear a native session left unused waits on for the next SSH session. */
+      /* SSH takes the dropbear an earlier greeting left waiting, or starts one now. */
       if (!native && pid < 0 && (pid = start_dropbear(&sock)) < 0) return 1;
       int again = native ? native_session(fd, &pre) : relay_session(fd, pid, sock, &pre);
       if (!native && !again) {

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile, appendFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { KernelInfo } from "../kernel/debian.js";
-import { guestModules, keepModuleSignatures, parseModulesDep, resolveModules, withoutSignature } from "../kernel/modules.js";
+import { configForcesSignatures, guestModules, keepModuleSignatures, parseModulesDep, resolveModules, withoutSignature } from "../kernel/modules.js";
 import type { GuestNetwork } from "../network/guest.js";
 import { type CpioEntry, writeCpio } from "./cpio.js";
 import { SkiffError } from "../errors.js";
@@ -56,7 +56,7 @@ export async function ensureBaseInitramfs(opts: {
   const { bootPaths, latePaths, netfilterPaths } =
     kernel === undefined ? { bootPaths: [], latePaths: [], netfilterPaths: [] } : await guestModulePaths(kernel, opts.cacheDir, opts.network, opts.shares === true);
   const modulePaths = [...bootPaths, ...latePaths, ...netfilterPaths];
-  const signed = kernel !== undefined && modulePaths.length > 0 && keepModuleSignatures(opts.kernelArgs ?? [], await kernelConfig(kernel));
+  const signed = kernel !== undefined && modulePaths.length > 0 && keepModuleSignatures(opts.kernelArgs ?? [], await kernelForcesSignatures(kernel, opts.cacheDir));
   const key = createHash("sha256")
     .update(`${layoutVersion}\0${kernel?.version ?? "built-in"}\0${modulePaths.join(",")}\0${signed ? "signed" : "unsigned"}\0${toolsFingerprint(tools)}`)
     .digest("hex")
@@ -78,9 +78,16 @@ export async function ensureBaseInitramfs(opts: {
   return target;
 }
 
-/** The build config Debian installs beside the kernel (`/boot/config-VERSION`), if there is one. */
-async function kernelConfig(kernel: KernelInfo): Promise<string | undefined> {
-  return readFile(join(dirname(kernel.vmlinuzPath), `config-${kernel.version}`), "utf8").catch(() => undefined);
+/**
+ * Whether the build config Debian installs beside the kernel
+ * (`/boot/config-VERSION`, 250 KB: 3–5 ms to read and search, on every
+ * create and boot) forces module signatures; kept in the cache per config
+ * file, as the module lists are per modules.dep.
+ */
+async function kernelForcesSignatures(kernel: KernelInfo, cacheDir: string): Promise<boolean> {
+  const config = join(dirname(kernel.vmlinuzPath), `config-${kernel.version}`);
+  const ask = async () => configForcesSignatures(await readFile(config, "utf8").catch(() => undefined));
+  return cachedProbe(cacheDir, "module-sig-force", [config], ask, (v): v is boolean => typeof v === "boolean");
 }
 
 interface ModulePaths {

@@ -126,13 +126,18 @@ export function withoutSignature(module: Buffer): Buffer {
 }
 
 /**
- * Whether a VM's modules must keep their signatures: its kernel command
- * line asks for enforcement (`module.sig_enforce`, or `lockdown`, which
- * enforces them too), or the kernel's build config forces it
- * (`CONFIG_MODULE_SIG_FORCE=y` in the config beside it; none found counts
- * as forced, to be safe).
+ * Whether a kernel's build config forces module signatures
+ * (`CONFIG_MODULE_SIG_FORCE=y`); no config found counts as forced, to be safe.
  */
-export function keepModuleSignatures(args: readonly string[], kernelConfig: string | undefined): boolean {
-  if (args.some((a) => /^(module\.sig_enforce(=|$)|lockdown=)/.test(a) && !/^module\.sig_enforce=(0|n|N)$/.test(a))) return true;
+export function configForcesSignatures(kernelConfig: string | undefined): boolean {
   return kernelConfig === undefined || /^CONFIG_MODULE_SIG_FORCE=y$/m.test(kernelConfig);
+}
+
+/**
+ * Whether a VM's modules must keep their signatures: its kernel forces them
+ * (`configForcesSignatures`), or its command line asks for enforcement
+ * (`module.sig_enforce`, or `lockdown`, which enforces them too).
+ */
+export function keepModuleSignatures(args: readonly string[], kernelForces: boolean): boolean {
+  return kernelForces || args.some((a) => /^(module\.sig_enforce(=|$)|lockdown=)/.test(a) && !/^module\.sig_enforce=(0|n|N)$/.test(a));
 }

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { keepModuleSignatures, parseModulesDep, resolveModules, withoutSignature } from "../../src/kernel/modules.js";
+import { configForcesSignatures, keepModuleSignatures, parseModulesDep, resolveModules, withoutSignature } from "../../src/kernel/modules.js";
 
 const dep = [
   "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko",
@@ -77,13 +77,13 @@ describe("module signatures", () => {
   });
 
   it("keeps them when the kernel or its command line enforces them", () => {
-    const config = "CONFIG_MODULE_SIG=y\n# CONFIG_MODULE_SIG_FORCE is not set\n";
+    const config = configForcesSignatures("CONFIG_MODULE_SIG=y\n# CONFIG_MODULE_SIG_FORCE is not set\n");
     expect(keepModuleSignatures([], config)).toBe(false);
     expect(keepModuleSignatures(["quiet", "module.sig_enforce=0"], config)).toBe(false);
     expect(keepModuleSignatures(["module.sig_enforce=1"], config)).toBe(true);
     expect(keepModuleSignatures(["module.sig_enforce"], config)).toBe(true);
     expect(keepModuleSignatures(["lockdown=integrity"], config)).toBe(true);
-    expect(keepModuleSignatures([], "CONFIG_MODULE_SIG=y\nCONFIG_MODULE_SIG_FORCE=y\n")).toBe(true);
-    expect(keepModuleSignatures([], undefined)).toBe(true);
+    expect(keepModuleSignatures([], configForcesSignatures("CONFIG_MODULE_SIG=y\nCONFIG_MODULE_SIG_FORCE=y\n"))).toBe(true);
+    expect(keepModuleSignatures([], configForcesSignatures(undefined))).toBe(true);
   });
 });
