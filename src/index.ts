@@ -49,7 +49,7 @@ export type { NetworkRequest } from "./engine/vm-network.js";
 export type { NetworkDriver, NetworkRecord } from "./network/types.js";
 export type { Capture, CaptureOptions, CaptureSummary } from "./engine/capture.js";
 export type { ForwardInfo } from "./engine/ports.js";
-export type { SshEndpoint } from "./engine/ready.js";
+export type { SshEndpoint } from "./engine/agent-target.js";
 export type { SshStream } from "./engine/proxy.js";
 export type { AutostartTarget, AutostartUnit } from "./engine/autostart.js";
 export type { VmRecord } from "./store/store.js";

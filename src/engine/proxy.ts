@@ -15,7 +15,7 @@ export interface SshStream {
 }
 
 export async function openSshStream(record: VmRecord, home: string): Promise<SshStream> {
-  const { sshEndpoint } = await import("./ready.js");
+  const { sshEndpoint } = await import("./agent-target.js");
   const ssh = sshEndpoint(record.config.spec);
   if (ssh !== undefined) return { socket: await tcpConnect(ssh.host, ssh.port, record.name), release: async () => undefined };
   const [{ agentHandshake }, { tryLock }] = await Promise.all([import("../guest/agent-handshake.js"), import("../store/lock.js")]);

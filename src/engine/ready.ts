@@ -5,43 +5,11 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { SkiffError } from "../errors.js";
-import type { TcpTarget } from "../guest/agent-session.js";
-import { waitForAgent, type AgentConnection, type AgentConnectOptions } from "../guest/agent.js";
+import { waitForAgent, type AgentConnection } from "../guest/agent.js";
 import { identityAlive, type ProcessIdentity } from "../process/pid.js";
-import type { MachineSpec } from "../spec/machine.js";
 import type { VmRecord } from "../store/store.js";
-import { readHostPublicKey } from "./keys.js";
+import { connectionOptions } from "./agent-target.js";
 import { bootFailureReason } from "./launch.js";
-
-export interface SshEndpoint {
-  host: string;
-  port: number;
-  user: string;
-}
-
-/** A cloud image's own sshd, forwarded to loopback, and the user skiff logs in as; undefined for a microVM (its agent is on virtio-serial). */
-export function sshEndpoint(spec: MachineSpec): SshEndpoint | undefined {
-  return spec.boot?.kind === "cloud" ? { host: "127.0.0.1", port: spec.boot.sshPort, user: spec.boot.sshUser } : undefined;
-}
-
-/** How to reach a VM's guest: the agent ports, or SSH over the forward for a cloud image. */
-export function sessionTarget(record: VmRecord): { tcp?: TcpTarget } {
-  const ssh = sshEndpoint(record.config.spec);
-  return ssh === undefined ? {} : { tcp: { host: ssh.host, port: ssh.port, username: ssh.user, maxSessions: 4 } };
-}
-
-/** What every connection to a VM's guest needs, whichever channel it takes. */
-export async function connectionOptions(record: VmRecord, home: string): Promise<AgentConnectOptions> {
-  return {
-    socketPaths: record.paths.agentSockets,
-    lockPrefix: `vm-${record.id}`,
-    home,
-    privateKeyPath: record.paths.sshKey,
-    hostPublicKey: await readHostPublicKey(record.paths),
-    vmName: record.name,
-    ...sessionTarget(record),
-  };
-}
 
 /** Wait until a just-started VM is ready; the connection is closed again. */
 export async function waitBooted(opts: { record: VmRecord; identity: ProcessIdentity; home: string; timeoutMs: number }): Promise<void> {

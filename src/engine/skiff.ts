@@ -40,7 +40,7 @@ import type { RestoreOptions } from "../snapshot/restore.js";
 import type { SnapshotInfo } from "../snapshot/service.js";
 import type { RunVmOptions, RunVmResult } from "./run.js";
 import type { SshStream } from "./proxy.js";
-import type { SshEndpoint } from "./ready.js";
+import type { SshEndpoint } from "./agent-target.js";
 import type { ForwardInfo } from "./ports.js";
 import type { LogOptions } from "./logs.js";
 import type { SkiffClient } from "./client.js";

@@ -32,6 +32,8 @@ export interface HandshakeOptions {
   budgetMs: number;
   /** How often HELLO is repeated (default 50 ms). */
   repeatMs?: number;
+  /** Give up at once when aborted (a `failed` result, the socket closed). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -83,6 +85,7 @@ export function askPort<T>(path: string, opts: AskOptions<T>): Promise<AskResult
       settled = true;
       clearTimeout(budget);
       clearInterval(repeat);
+      opts.signal?.removeEventListener("abort", onAbort);
       socket.off("data", onData);
       socket.off("error", onError);
       socket.off("close", onClose);
@@ -106,8 +109,11 @@ export function askPort<T>(path: string, opts: AskOptions<T>): Promise<AskResult
       finish(errno !== undefined && absentErrnos.has(errno) ? { kind: "absent", errno } : { kind: "failed", reason: err.message });
     };
     const onClose = () => finish({ kind: "failed", reason: "the port closed the connection" });
+    const onAbort = () => finish({ kind: "failed", reason: "aborted" });
 
     const budget = setTimeout(() => finish({ kind: "silent" }), opts.budgetMs);
+    if (opts.signal?.aborted === true) return onAbort();
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
     socket.on("data", onData);
     socket.on("error", onError);
     socket.on("close", onClose);

@@ -171,9 +171,10 @@ export async function openSession(target: SessionTarget, opts: OpenSessionOption
       freePorts++;
       sawFreePort = true;
       const native = opts.kind === "native";
-      const greeting = await agentHandshake(path, { budgetMs: Math.min(target.portBudgetMs, left), native });
+      const greeting = await agentHandshake(path, { budgetMs: Math.min(target.portBudgetMs, left), native, ...(opts.signal ? { signal: opts.signal } : {}) });
       if (greeting.kind !== "ready") {
         await lock.release();
+        checkAborted(opts.signal, vmName);
         if (greeting.kind === "absent" && !opts.waitForSockets) throw notRunning(vmName, path, greeting.errno);
         continue;
       }

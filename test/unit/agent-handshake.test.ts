@@ -67,6 +67,19 @@ describe("agentHandshake", () => {
     expect(await agentHandshake(join(dir, "nothing.sock"), { budgetMs: 500 })).toEqual({ kind: "absent", errno: "ENOENT" });
   });
 
+  it("gives up at once when its signal aborts, and hangs up (a paused guest never answers)", async () => {
+    let hungUp = false;
+    const path = await port((_line, socket) => socket.once("close", () => (hungUp = true)));
+    const given = new AbortController();
+    setTimeout(() => given.abort(), 100);
+    const started = Date.now();
+    expect(await agentHandshake(path, { budgetMs: 5_000, signal: given.signal })).toEqual({ kind: "failed", reason: "aborted" });
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await expect.poll(() => hungUp).toBe(true);
+    // Aborted before it began: no connection is kept.
+    expect(await agentHandshake(path, { budgetMs: 5_000, signal: given.signal })).toEqual({ kind: "failed", reason: "aborted" });
+  });
+
   it("reports a port that hangs up", async () => {
     const path = await port((_line, socket) => socket.destroy());
     const result = await agentHandshake(path, { budgetMs: 2_000 });
