@@ -114,14 +114,15 @@ static int check_nic(const struct nic_config *nic, int i, char *err, size_t errc
 
 /* The header's lines: known keys only, each once (`nic.N` aside); how many nic.N lines, or -1. */
 static int check_keys(const char *header, char *err, size_t errcap) {
-  static const char *const once[] = {"time", "seed", "hostname", "gateway"};
-  int seen[4] = {0}, nics = 0;
+  static const char *const once[] = {"time", "seed", "hostname", "gateway", "warm"};
+  enum { n_once = sizeof once / sizeof once[0] };
+  int seen[n_once] = {0}, nics = 0;
   for (const char *line = header; *line;) {
     size_t len = strcspn(line, "\n");
     size_t klen = strcspn(line, "=\n");
     if (klen == len) return refuse(err, errcap, "not KEY=VALUE: %.*s", (int)(len > 64 ? 64 : len), line);
     int known = 0;
-    for (int i = 0; i < 4 && !known; i++) {
+    for (int i = 0; i < n_once && !known; i++) {
       if (klen != strlen(once[i]) || strncmp(line, once[i], klen) != 0) continue;
       if (seen[i]++) return refuse(err, errcap, "%s= given twice", once[i]);
       known = 1;
@@ -177,6 +178,13 @@ static int parse_payload(struct identity *id, char *err, size_t errcap) {
   if (id->nnics != nic_lines) return refuse(err, errcap, "nic.N lines not numbered 0, 1, 2, … once each");
   for (int i = 0; i < id->nnics; i++)
     if (check_nic(&id->nics[i], i, err, errcap) != 0) return -1;
+
+  char *warm = config_value(text, "warm");
+  int warm_ok = !warm || strcmp(warm, "0") == 0 || strcmp(warm, "1") == 0;
+  id->warm = warm && strcmp(warm, "1") == 0;
+  if (!warm_ok) refuse(err, errcap, "bad warm=%.*s (0 or 1)", 64, warm);
+  free(warm);
+  if (!warm_ok) return -1;
 
   char *gw = config_value(text, "gateway");
   unsigned char bin[4];

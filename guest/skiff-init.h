@@ -193,6 +193,7 @@ struct identity {
   int nnics;
   char gateway[16]; /* dotted IPv4, "" when none */
   const char *hosts;
+  int warm; /* warm=1: run a command once after applying (relay.c: warm_commands) */
 };
 int identity_nonce(const char *line, char nonce[NONCE_LEN + 1]);
 int identity_decode(const char *line, struct identity *id, char *err, size_t errcap);

@@ -194,7 +194,7 @@ static void identity_json(const struct identity *id) {
   str(id->gateway[0] ? id->gateway : NULL);
   fputs(",\"hosts\":", stdout);
   hex(id->hosts, strlen(id->hosts));
-  putchar('}');
+  printf(",\"warm\":%s}", id->warm ? "true" : "false");
 }
 
 /* As relay.c's await_hello reads the port, without acting: {"other":LINE} or {"answer":LINE|null,"identity":{…}|null}. */

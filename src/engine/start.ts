@@ -56,6 +56,11 @@ export async function startVm(
     resume?: ResumeSource;
     /** The caller rewrites this VM's /etc/hosts and its peers' once it is done (fork, with all its clones running). */
     hostsLater?: boolean;
+    /**
+     * A resumed guest does not run a command once to warm its translation cache for the first one to come
+     * (GuestIdentity.warm): fork's clones, restored side by side, would slow each other's start.
+     */
+    coldCache?: boolean;
   },
   connect: (name: string) => Promise<AgentConnection>,
 ): Promise<void> {
@@ -114,7 +119,7 @@ export async function startVm(
     crashPoint("start:spawned");
     // The guest runs: its identity goes out now, while its state is written (an fsync, ~10 ms), and is awaited below.
     const resumed = guest;
-    telling = identityModule?.then(({ sendGuestIdentity }) => sendGuestIdentity(record, ctx.home, resumed));
+    telling = identityModule?.then(({ sendGuestIdentity }) => sendGuestIdentity(record, ctx.home, resumed, { warm: opts.coldCache !== true }));
     telling?.catch(() => {});
     await ctx.store.updateState(record.id, {
       qemu: identity,

@@ -31,6 +31,12 @@ export interface GuestIdentity {
   gateway?: string;
   /** The whole /etc/hosts. */
   hosts: string;
+  /**
+   * Have the guest run a command once when it has applied this (the image's `true`, detached): a restored guest
+   * translates fork, exec and the dynamic loader afresh under TCG, and its first real command then finds them done
+   * (guest/relay.c: warm_commands).
+   */
+  warm?: boolean;
 }
 
 const seedBytes = 64;
@@ -82,6 +88,7 @@ export function renderIdentityLine(identity: GuestIdentity, nonce: string): stri
   const lines = [`time=${timeMs}`, `seed=${seed.toString("hex")}`, `hostname=${identity.hostname}`];
   identity.nics.forEach((nic, i) => lines.push(`nic.${i}=${nic.mac} ${nic.name} ${nic.address}`));
   if (identity.gateway !== undefined) lines.push(`gateway=${identity.gateway}`);
+  if (identity.warm === true) lines.push("warm=1");
   const payload = Buffer.from(`${lines.join("\n")}\n--\n${identity.hosts}`, "utf8");
   if (payload.length > guestLimits.identityBytes) {
     refuse("hosts", `${payload.length} bytes, more than the ${guestLimits.identityBytes} skiff-init takes (/etc/hosts is most of it)`);

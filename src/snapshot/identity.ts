@@ -20,9 +20,10 @@ const identityBudgetMs = 20_000;
 /** The kernel's limit (HOST_NAME_MAX); a longer name (skiff.yml allows DNS's 253) is cut as boot would fail to set it. */
 const hostNameMax = 64;
 
-export async function sendGuestIdentity(record: VmRecord, home: string, guest: GuestNetwork | undefined): Promise<void> {
+/** `warm`: the guest runs a command once after applying it (GuestIdentity.warm), for the first command to come. */
+export async function sendGuestIdentity(record: VmRecord, home: string, guest: GuestNetwork | undefined, opts: { warm: boolean }): Promise<void> {
   if (guest === undefined) return;
-  await tell(record, home, identityFor(guestHostname(record), guest), { budgetMs: identityBudgetMs });
+  await tell(record, home, { ...identityFor(guestHostname(record), guest), warm: opts.warm }, { budgetMs: identityBudgetMs });
 }
 
 function guestHostname(record: VmRecord): string {

@@ -43,6 +43,7 @@ function meaning(identity: GuestIdentity): ParsedIdentity {
     nics: identity.nics.map((n) => ({ mac: n.mac, name: n.name, addr: n.address })),
     gateway: identity.gateway ?? null,
     hosts: Buffer.from(identity.hosts),
+    warm: identity.warm === true,
   };
 }
 
@@ -67,6 +68,8 @@ describe("SKIFF-IDENTITY: host encoder → the relay's parser", () => {
     ["hosts with hundreds of peers", { ...base, hosts: many(400, (i) => `10.90.${i >> 8}.${i & 255}\tpeer-${i}`).join("\n") + "\n" }],
     ["the clock at 0", { ...base, timeMs: 0 }],
     ["the clock at the largest time", { ...base, timeMs: 999_999_999_999_999 }],
+    ["warm: a command to run once it is applied", { ...base, warm: true }],
+    ["warm left out", { ...base, warm: false }],
   ];
 
   it.each(cases)("%s", (_name, identity) => {
@@ -124,6 +127,8 @@ describe("SKIFF-IDENTITY the guest refuses", () => {
     ["a prefix too long", raw(header([`nic.0=${mac(1)} eth0 10.0.0.2/33`])), /bad address/],
     ["an address that is no address", raw(header([`nic.0=${mac(1)} eth0 dev/24`])), /bad address dev\/24/],
     ["a gateway that is no IPv4 address", raw(header(["gateway=fd00::1"])), /bad gateway=fd00::1/],
+    ["warm= neither 0 nor 1", raw(header(["warm=yes"])), /bad warm=yes \(0 or 1\)/],
+    ["warm= given twice", raw(header(["warm=1", "warm=1"])), /warm= given twice/],
   ])("%s", (_what, line, reason) => {
     const got = only(harness.portLines(line));
     expect(got.identity).toBeNull();

@@ -92,7 +92,7 @@ export class SnapshotService {
     });
     const connect = (vm: string) => this.#vms.connect(vm);
     try {
-      await startVm(ctx, record, { resume: { ...snapshotSource(snapshot), ...(shared === undefined ? {} : { sharedRam: shared }) }, hostsLater: fork !== undefined }, connect);
+      await startVm(ctx, record, { resume: { ...snapshotSource(snapshot), ...(shared === undefined ? {} : { sharedRam: shared }) }, hostsLater: fork !== undefined, coldCache: fork !== undefined }, connect);
     } catch (err) {
       // Never a half-made VM: a restore that did not come up leaves nothing.
       await this.#vms.remove(record.name, { force: true }).catch(() => undefined);
