@@ -30,6 +30,9 @@ function capabilities(ramInStream: boolean | undefined) {
   return [{ capability: "x-ignore-shared", state: ramInStream !== true }];
 }
 
+/** How long a connection QEMU has made may take to be seen once it reports the migration completed. */
+const connectionGraceMs = 5_000;
+
 /** Device state is small, but a guest whose RAM is not shared sends all of it: no throttling. */
 const maxBandwidth = 64 * 1024 ** 3;
 
@@ -69,10 +72,13 @@ export async function saveState(
 ): Promise<{ downtimeMs?: number; stoppedAt?: number }> {
   await rm(opts.socketPath, { force: true });
   let received: Promise<void> | undefined;
+  let connected!: () => void;
+  const connection = new Promise<void>((resolve) => (connected = resolve));
   const server = createServer({ pauseOnConnect: false }, (socket: Socket) => {
     // One stream: a second connection would be nobody's.
     if (received !== undefined) return socket.destroy();
     received = pipeline(socket, createWriteStream(opts.file, { mode: 0o600 }));
+    connected();
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -90,7 +96,13 @@ export async function saveState(
       stoppedAt = performance.now();
     };
     const info = await migrationEnded(qmp, "saving the VM's state", opts.timeoutMs ?? 60_000, stopWhenSlow);
-    if (received === undefined) throw new SkiffError("ERR_SKIFF_SNAPSHOT_FAILED", "QEMU reported its state saved but never connected");
+    // QEMU connects, writes ~70 KB of device state and ends within moments, and its "completed" on the QMP
+    // socket may be read before the connection on this one is taken (two descriptors ready in one turn of
+    // the event loop, in either order): a busy host gave "never connected" for a stream that was there.
+    // So the connection gets a while to be taken; it is already made, only not yet seen.
+    if (!(await Promise.race([connection.then(() => true), sleep(connectionGraceMs, false, { ref: false })]))) {
+      throw new SkiffError("ERR_SKIFF_SNAPSHOT_FAILED", "QEMU reported its state saved but never connected");
+    }
     await received;
     if (stoppedAt !== undefined) return { stoppedAt };
     return info.downtime === undefined ? {} : { downtimeMs: info.downtime };
