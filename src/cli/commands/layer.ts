@@ -76,6 +76,10 @@ export function registerLayer(program: Command, ctx: CliContext): void {
         ...(flags.include === undefined ? {} : { include: flags.include.split(",").map((p) => p.trim()).filter((p) => p !== "") }),
       });
       if (ctx.flags.json) process.stdout.write(JSON.stringify(r, null, 2) + "\n");
-      else process.stdout.write(`${r.name} (${r.digest.slice(0, 19)}; mmdebstrap ${formatDuration(r.bootstrapMs)}, import ${formatDuration(r.importMs)})\n`);
+      else {
+        // The files' date makes the image reproducible: a bootstrap again from the same mirror names the same image.
+        const dated = r.sourceDateEpoch === undefined ? "" : `; dated ${new Date(r.sourceDateEpoch * 1000).toISOString().replace(".000Z", "Z")}`;
+        process.stdout.write(`${r.name} (${r.digest.slice(0, 19)}${dated}; mmdebstrap ${formatDuration(r.bootstrapMs)}, import ${formatDuration(r.importMs)})\n`);
+      }
     });
 }
