@@ -13,9 +13,10 @@
  * service on srv1 and srv2 with real clients, and srv1 logs in to cli's
  * hardened sshd. Builds run outside the namespace (the repository is on the
  * host's loopback); images land in the shared cache, so a second run skips
- * them.
+ * them (`debian` is the same image each run: a reproducible bootstrap), and
+ * set-up starts them ahead of this file (scripts/test-std-images.mjs).
  */
-import { createReadStream, existsSync, statSync } from "node:fs";
+import { createReadStream, existsSync, readFileSync, statSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, normalize } from "node:path";
@@ -23,17 +24,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Harness, repoRoot } from "./harness.js";
 
 const aptRepo = process.env.SKIFF_TEST_APT_REPO ?? join(repoRoot, ".cache", "apt-repo");
-const images = {
-  // The builds run at once, so the longest sets the time. With build VMs on norandmaps (2026-12-04,
-  // build logs' seconds) the layers took: postgres 153 s, samba 70, ssh 36, memcached, http-proxy,
-  // vsftpd and socks-proxy 5-10 each; prometheus 78, mariadb 96; clients 101, ssh-hardened 39. With
-  // samba on srv1 the builds took 301, 188 and 154 s; on srv2 they are about 220, 245 and 140.
-  // (Before, mariadb had moved off srv1 for the same reason, and moving postgres to srv2 made that the
-  // long pole.)
-  srv1: ["ssh", "memcached", "postgres", "http-proxy", "vsftpd", "socks-proxy"],
-  srv2: ["prometheus", "mariadb", "samba"],
-  cli: ["clients", "ssh-hardened"],
-} as const;
+// The builds run at once, so the longest sets the time. With build VMs on norandmaps (2026-12-04,
+// build logs' seconds) the layers took: postgres 153 s, samba 70, ssh 36, memcached, http-proxy,
+// vsftpd and socks-proxy 5-10 each; prometheus 78, mariadb 96; clients 101, ssh-hardened 39. With
+// samba on srv1 the builds took 301, 188 and 154 s; on srv2 they are about 220, 245 and 140.
+// (Before, mariadb had moved off srv1 for the same reason, and moving postgres to srv2 made that the
+// long pole.) The list is shared with scripts/test-std-images.mjs, which set-up starts in the
+// background to build these images before this file's turn: the builds here then find them made,
+// or wait for the one still running (its lock in the cache).
+const images = JSON.parse(readFileSync(join(repoRoot, "test", "vm", "stdlib-images.json"), "utf8")) as Record<"srv1" | "srv2" | "cli", string[]>;
 // Measured used memory after boot (free -m), when mariadb was on srv1 and samba on srv2: srv1 ~250 MiB
 // (mariadbd 73 MiB RSS), srv2 ~125 MiB (samba ~30 MiB), cli ~90 MiB.
 const memory = { srv1: "448m", srv2: "448m", cli: "256m" } as const;
