@@ -13,6 +13,9 @@ import { registryHome } from "../../src/jail/claims.js";
 import { ramDir } from "../../src/snapshot/ram.js";
 
 export const repoRoot = resolve(import.meta.dirname, "..", "..");
+
+/** A Linux oops or panic on a guest's console. */
+const guestKernelCrash = /general protection fault|Oops: |Kernel panic|BUG: unable to handle|BUG: kernel NULL pointer/;
 export const cliPath = join(repoRoot, "dist", "cli", "main.js");
 
 /**
@@ -155,7 +158,26 @@ export class Harness {
       .join("\n");
   }
 
+  /**
+   * A guest kernel that crashed, in the report whether or not a test failed
+   * for it: such a guest is why a later step timed out (a restored fork
+   * clone's kernel died in timerqueue_add on 2026-12-06, and its test said
+   * only that the agent did not answer), and its console goes with the home.
+   */
+  #reportGuestCrashes(): void {
+    const vms = join(this.home, "vms");
+    if (!existsSync(vms)) return;
+    for (const id of readdirSync(vms)) {
+      const path = join(vms, id, "console.log");
+      if (!existsSync(path)) continue;
+      const lines = readFileSync(path, "utf8").split("\n");
+      const at = lines.findIndex((line) => guestKernelCrash.test(line));
+      if (at >= 0) console.error(`a guest kernel crashed (${path}):\n${lines.slice(Math.max(0, at - 5), at + 40).join("\n")}`);
+    }
+  }
+
   async cleanup(): Promise<void> {
+    this.#reportGuestCrashes();
     for (const child of this.#children) child.kill("SIGKILL");
     const qemus = [...this.qemuPids(), ...this.qemuProcessesUnderHome()];
     for (const pid of qemus) {
