@@ -215,7 +215,7 @@ test_repo() {
     node "$repo/dist/cli/main.js" kernel build >"$klog" 2>&1 </dev/null &
   # The standard layers' images that test/vm/stdlib-layers.test.ts boots (three builds, ~8 min of two
   # cores cold: the suite's largest item when the test built them in its turn, with nothing beside it),
-  # built the same way in the background (scripts/test-std-images.mjs: `debian`, then the builds). Above
+  # built the same way in the background (scripts/test-std-images.ts: `debian`, then the builds). Above
   # the kernel's priority, as the test comes before the kernel's, and below the suites'. The test waits
   # for a build still running (its lock in the cache) and finds the image made.
   local ilog="$cache/std-images-build.log"
@@ -224,7 +224,7 @@ test_repo() {
   chmod 700 "$cache/std-images-home"
   SKIFF_HOME="$cache/std-images-home" SKIFF_CACHE="$cache" SKIFF_TEST_APT_REPO="$repo/.cache/apt-repo" setsid sh -c \
     'echo 10 >/proc/self/autogroup 2>/dev/null; exec nice -n 10 "$@"' sh \
-    node "$repo/scripts/test-std-images.mjs" >"$ilog" 2>&1 </dev/null &
+    "$repo/node_modules/.bin/vite-node" "$repo/scripts/test-std-images.ts" >"$ilog" 2>&1 </dev/null &
 }
 
 install_packages

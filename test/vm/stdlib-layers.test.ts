@@ -14,25 +14,13 @@
  * hardened sshd. Builds run outside the namespace (the repository is on the
  * host's loopback); images land in the shared cache, so a second run skips
  * them (`debian` is the same image each run: a reproducible bootstrap), and
- * set-up starts them ahead of this file (scripts/test-std-images.mjs).
+ * set-up starts them ahead of this file (scripts/test-std-images.ts).
  */
-import { createReadStream, existsSync, readFileSync, statSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { join, normalize } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Harness, repoRoot } from "./harness.js";
+import { ensureDebian, serveAptRepo } from "./apt-repo.js";
+import { Harness } from "./harness.js";
+import { stdlibImages as images } from "./stdlib-images.js";
 
-const aptRepo = process.env.SKIFF_TEST_APT_REPO ?? join(repoRoot, ".cache", "apt-repo");
-// The builds run at once, so the longest sets the time. With build VMs on norandmaps (2026-12-04,
-// build logs' seconds) the layers took: postgres 153 s, samba 70, ssh 36, memcached, http-proxy,
-// vsftpd and socks-proxy 5-10 each; prometheus 78, mariadb 96; clients 101, ssh-hardened 39. With
-// samba on srv1 the builds took 301, 188 and 154 s; on srv2 they are about 220, 245 and 140.
-// (Before, mariadb had moved off srv1 for the same reason, and moving postgres to srv2 made that the
-// long pole.) The list is shared with scripts/test-std-images.mjs, which set-up starts in the
-// background to build these images before this file's turn: the builds here then find them made,
-// or wait for the one still running (its lock in the cache).
-const images = JSON.parse(readFileSync(join(repoRoot, "test", "vm", "stdlib-images.json"), "utf8")) as Record<"srv1" | "srv2" | "cli", string[]>;
 // Measured used memory after boot (free -m), when mariadb was on srv1 and samba on srv2: srv1 ~250 MiB
 // (mariadbd 73 MiB RSS), srv2 ~125 MiB (samba ~30 MiB), cli ~90 MiB.
 const memory = { srv1: "448m", srv2: "448m", cli: "256m" } as const;
@@ -40,7 +28,7 @@ type Vm = keyof typeof images;
 
 const build = new Harness();
 const h = Harness.inNewNetns("skt-std");
-let repo: Server | undefined;
+let repo: Awaited<ReturnType<typeof serveAptRepo>> | undefined;
 const timings: Record<string, string> = {};
 
 /** Run `script` by sh in VM `vm`; stdout on exit 0, else throws with both streams. */
@@ -54,37 +42,14 @@ function until(vm: Vm, script: string, seconds = 90): Promise<string> {
   return sh(vm, `i=0; while :; do out=$( { ${script} ; } 2>${err} ) && { printf '%s' "$out"; exit 0; }; i=$((i+1)); [ $i -ge ${seconds} ] && { printf '%s' "$out"; cat ${err}; exit 1; } >&2; sleep 1; done`, (seconds + 60) * 1000);
 }
 
-/** The Debian repository directory over HTTP on 127.0.0.1 (apt quotes names: pool/busybox_1%253a…); its URL. */
-async function serveRepo(dir: string): Promise<string> {
-  repo = createServer((req, res) => {
-    const rel = normalize(decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname));
-    const file = join(dir, rel);
-    const size = rel.startsWith("/..") ? undefined : statSync(file, { throwIfNoEntry: false });
-    if (size === undefined || !size.isFile()) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { "content-length": size.size });
-    if (req.method === "HEAD") res.end();
-    else createReadStream(file).pipe(res);
-  });
-  await new Promise<void>((resolve) => repo!.listen(0, "127.0.0.1", resolve));
-  return `http://127.0.0.1:${(repo.address() as AddressInfo).port}/`;
-}
-
 function secondsSince(t0: number): string {
   return `${((performance.now() - t0) / 1000).toFixed(1)} s`;
 }
 
 beforeAll(async () => {
-  if (!existsSync(join(aptRepo, "dists"))) throw new Error(`no test Debian repository at ${aptRepo}: run ./setup.sh --test`);
-  const mirror = await serveRepo(aptRepo);
-
-  if (!(await build.ok(["image", "ls"])).match(/^debian\s/m)) {
-    const t0 = performance.now();
-    await build.ok(["image", "bootstrap", "--mirror", mirror], { timeoutMs: 600_000 });
-    timings["bootstrap debian"] = secondsSince(t0);
-  }
+  repo = await serveAptRepo();
+  const mirror = repo.mirror;
+  await ensureDebian(build, mirror);
   // Builds at once: a build VM has one vCPU, so under TCG one build keeps one core busy and two
   // cores take the three in about half the time one after the other took (15 min cold in CI).
   const built: Partial<Record<Vm, string>> = {};
@@ -110,7 +75,7 @@ afterAll(async () => {
   if (process.env.SKIFF_KEEP_LOGS) console.log(h.consoleLogs());
   await h.cleanup();
   await build.cleanup();
-  await new Promise((resolve) => (repo === undefined ? resolve(undefined) : repo.close(resolve)));
+  await repo?.close();
 });
 
 describe("standard library layers, answering from another VM", () => {
