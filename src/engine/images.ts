@@ -136,8 +136,7 @@ async function removeBase(ctx: ImageContext, image: ImageSummary): Promise<void>
     await rm(image.basePath, { force: true });
     return;
   }
-  // Its boot snapshots are nothing without it (no VM stands on them: it would be listed in usedBy).
-  for (const s of image.snapshots) await rm(s.path, { recursive: true, force: true });
+  await removeBootSnapshots(image);
   await rm(imagePath(ctx.cacheDir, image.digest), { force: true });
   await rm(imageRecordPath(ctx.cacheDir, image.digest), { force: true });
   const refs = await readRefIndex(ctx.cacheDir);
@@ -146,12 +145,15 @@ async function removeBase(ctx: ImageContext, image: ImageSummary): Promise<void>
   if (Object.keys(forget).length > 0) await updateRefs(ctx.cacheDir, forget);
 }
 
-/** Remove an image's base; refused while a VM uses it. */
-export async function removeImage(ctx: ImageContext, query: string): Promise<ImageSummary> {
-  const image = await findImage(ctx, query);
+/**
+ * Refused while a VM uses the image's disk or a user's snapshot stands on it
+ * (its disk layer is an overlay on it): `image rm`, and `layer build --force`,
+ * which writes a new disk under the same digest. Boot snapshots do not count.
+ */
+export function refuseDependents(image: ImageSummary, place: string): void {
   if (image.usedBy.length > 0) {
     throw new SkiffError("ERR_SKIFF_VM_RUNNING", `image ${image.name ?? image.digest} is used by VM ${image.usedBy.join(", ")}`, {
-      place: query,
+      place,
       hint: `remove the VMs first (\`skiff rm -f ${image.usedBy.join(" ")}\`)`,
     });
   }
@@ -159,10 +161,25 @@ export async function removeImage(ctx: ImageContext, query: string): Promise<Ima
   if (kept.length > 0) {
     const names = kept.map((s) => s.name ?? s.id.slice(0, 12));
     throw new SkiffError("ERR_SKIFF_SNAPSHOT_IN_USE", `image ${image.name ?? image.digest} is the disk of snapshot ${names.join(", ")}`, {
-      place: query,
+      place,
       hint: `remove the snapshots first (\`skiff snapshot rm ${names.join(" ")}\`)`,
     });
   }
+}
+
+/**
+ * The image's boot snapshots, which are nothing without its disk as it was:
+ * their guests hold its filesystem in RAM (no VM stands on them, or it would
+ * be listed in usedBy).
+ */
+export async function removeBootSnapshots(image: ImageSummary): Promise<void> {
+  for (const s of image.snapshots) if (s.kind === "boot") await rm(s.path, { recursive: true, force: true });
+}
+
+/** Remove an image's base; refused while a VM uses it. */
+export async function removeImage(ctx: ImageContext, query: string): Promise<ImageSummary> {
+  const image = await findImage(ctx, query);
+  refuseDependents(image, query);
   await removeBase(ctx, image);
   return image;
 }

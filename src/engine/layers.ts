@@ -25,7 +25,7 @@ import { planAptMirror, type AptMirrorPlan } from "../layer/mirror.js";
 import { loadLayers } from "../layer/search.js";
 import { syncDir, syncFile } from "../store/atomic.js";
 import { tryLock, withLock } from "../store/lock.js";
-import { listImageSummaries } from "./images.js";
+import { listImageSummaries, refuseDependents, removeBootSnapshots } from "./images.js";
 import type { Skiff } from "./skiff.js";
 import { sealSharedInput } from "../jail/ids.js";
 
@@ -96,7 +96,7 @@ export async function buildLayers(skiff: Skiff, opts: BuildLayersOptions): Promi
     async () => {
       const raced = opts.force === true ? undefined : await hit();
       if (raced) return raced;
-      if (opts.force === true) await refuseInUse(skiff, digest, image);
+      if (opts.force === true) await clearForRebuild(skiff, digest, image);
       const started = Date.now();
       await mkdir(join(skiff.cacheDir, "layers"), { recursive: true, mode: 0o700 });
       const log = new BuildLog(logPath);
@@ -151,13 +151,17 @@ async function resolveBase(skiff: Skiff, ref: string): Promise<ResolvedImage> {
   }
 }
 
-async function refuseInUse(skiff: Skiff, digest: string, image: string): Promise<void> {
-  const used = (await listImageSummaries(skiff.images)).find((i) => i.digest === digest)?.usedBy ?? [];
-  if (used.length > 0) {
-    throw new SkiffError("ERR_SKIFF_VM_RUNNING", `cannot rebuild ${image}: VM ${used.join(", ")} sits on it`, {
-      hint: `remove those VMs first (\`skiff rm -f ${used.join(" ")}\`), or build without force`,
-    });
-  }
+/**
+ * A forced build writes a new disk under the same digest, so what stands on the old one must not carry on:
+ * VMs and users' snapshots are refused as `image rm` refuses them, and its boot snapshots go. A VM started
+ * from one of those read the new disk through the old filesystem in its RAM (the suite's redis, rebuilt
+ * with --force, never answered).
+ */
+async function clearForRebuild(skiff: Skiff, digest: string, image: string): Promise<void> {
+  const summary = (await listImageSummaries(skiff.images)).find((i) => i.digest === digest);
+  if (summary === undefined) return;
+  refuseDependents(summary, image);
+  await removeBootSnapshots(summary);
 }
 
 /** Free space a build VM gets over its base's size (the built image keeps it, sparse, for the VMs booting it). */

@@ -59,6 +59,9 @@ describe("layer builds", () => {
     expect(r.stderr).toContain("[2/2] redis: packages: redis-server");
     expect(h.qemuProcessesUnderHome()).toEqual([]);
     expect(await h.ok(["ps", "-a", "-q"])).toBe("");
+    // A forced build is a new disk under the same digest: an earlier run's boot snapshot of it went with the old one.
+    const listed = JSON.parse(await h.ok(["image", "ls", "--json"])) as { name?: string; snapshots: unknown[] }[];
+    expect(listed.find((i) => i.name === image)?.snapshots).toEqual([]);
 
     await h.ok(["run", "-d", "--name", "kv", image]);
     expect(await h.ok(["exec", "kv", "sh", "-c", "command -v ip iperf3 socat tcpdump"])).toMatch(/ip\n/);
