@@ -25,6 +25,7 @@ function inJail(script: string, extra: string[] = [], netns?: string, fds: (numb
   const argv = [jailer, "--uid", String(uid), "--gid", String(uid), "--root", root, "--log", log, "--idmap", `${share}:0:0`, "--dev", "null", ...extra, "--", "/bin/sh", "-c", script];
   const [cmd, args] = netns === undefined ? [argv[0]!, argv.slice(1)] : ["ip", ["netns", "exec", netns, ...argv]];
   const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 20_000, stdio: ["ignore", "pipe", "pipe", ...fds] });
+  relaysEnded(log);
   return { status: r.status, out: existsSync(log) ? execFileSync("cat", [log], { encoding: "utf8" }) : "", stderr: r.stderr };
 }
 
@@ -153,6 +154,21 @@ describe("inside the jail", () => {
   });
 });
 
+/**
+ * In the foreground the jailer becomes the program, and the relay is a process of its own that writes
+ * what it read last after the program has ended: wait up to 2 s for it to end. The relays still
+ * there after that (none, once it ends with its last writer).
+ */
+function relaysEnded(file: string): ReturnType<typeof relaysOf> {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  let relays = relaysOf(file);
+  for (let i = 0; i < 100 && relays.length > 0; i++) {
+    Atomics.wait(pause, 0, 0, 20);
+    relays = relaysOf(file);
+  }
+  return relays;
+}
+
 /** The log relays writing to `file`: pid, and what /proc says of each. */
 function relaysOf(file: string): { pid: number; cmdline: string; status: string }[] {
   const found: { pid: number; cmdline: string; status: string }[] = [];
@@ -197,6 +213,7 @@ describe("QEMU's log, bounded (--log-limit)", () => {
     writeFileSync(log, "x".repeat(70_000));
     const argv = ["--uid", String(uid), "--gid", String(uid), "--root", root, "--log", log, "--log-limit", "65536", "--dev", "null", "--", "/bin/sh", "-c", "echo after"];
     expect(spawnSync(jailer, argv).status).toBe(0);
+    expect(relaysEnded(log)).toEqual([]);
     expect(readFileSync(log, "utf8")).toBe("after\n");
     expect(lstatSync(`${log}.1`).size).toBe(70_000);
     rmSync(`${log}.1`);
