@@ -4,6 +4,8 @@
  * it who it is. `skiff.vms.start` and `skiff.snapshots.restore` share it.
  * Every module behind booting is loaded here, when a VM first starts.
  */
+import { stat } from "node:fs/promises";
+import { SkiffError } from "../errors.js";
 import type { AgentConnection } from "../guest/agent.js";
 import type { GuestNetwork } from "../network/guest.js";
 import type { ResumeSource } from "../snapshot/resume.js";
@@ -70,6 +72,7 @@ export async function startVm(
   const [network, { spawnQemu }, volumes, { waitBooted }] = await Promise.all([import("./vm-network.js"), import("./launch.js"), import("./volumes.js"), import("./ready.js")]);
   let hosts = "";
   let resume: ResumeSource | undefined;
+  let consoleFrom = 0;
   let guest: GuestNetwork | undefined;
   let bootKey: string | undefined;
   let telling: Promise<void> | undefined;
@@ -103,6 +106,8 @@ export async function startVm(
     const networking = await network.prepareVmNetworking(ctx, record);
     hosts = networking.guest.hosts;
     guest = networking.guest;
+    // Where the resumed guest's console starts: the captured guest's log is copied in before it (resume.ts).
+    consoleFrom = resume === undefined ? 0 : await sizeOf(resume.consoleLog ?? record.paths.consoleLog);
     // Under the volumes lock from the check until QEMU holds the disks: two VMs never attach one volume.
     const identity = await volumes.withVolumesLocked(ctx, record.config.spec.mounts, `start ${record.name}`, async () =>
       spawnQemu({
@@ -136,8 +141,10 @@ export async function startVm(
       await telling;
       await hibernation?.resumed(ctx, record);
     } catch (err) {
+      const { resumeFailureFacts } = await import("../snapshot/resume.js");
+      const facts = await resumeFailureFacts(record.paths, identity, consoleFrom);
       await hardStop(ctx, record, "resume-failed");
-      throw err;
+      throw facts === undefined ? err : withFacts(err, facts);
     }
     if (opts.hostsLater !== true) await syncHostsOrWarn(ctx, record, hosts, connect, t0);
     progress(ctx, record.name, "ready", `${record.name} is ready (resumed from ${resume.what})`, t0);
@@ -183,4 +190,22 @@ async function bootSnapshot(ctx: EngineContext, record: VmRecord, key: string, t
   // A new one is made when skiff, QEMU or the kernel changed: the ones they made go once nothing stands on them
   // (outside the VM's lock: it is the cache's business, not the VM's).
   if (saved) await pruneStaleBoot(ctx).catch((err: unknown) => progress(ctx, record.name, "warning", `old boot snapshots not removed: ${why(err)}`, t0));
+}
+
+async function sizeOf(path: string): Promise<number> {
+  return stat(path).then(
+    (s) => s.size,
+    () => 0,
+  );
+}
+
+/** `err` with what the resumed VM left behind (resumeFailureFacts) added to its message. */
+function withFacts(err: unknown, facts: string): unknown {
+  if (!(err instanceof SkiffError)) return err;
+  return new SkiffError(err.code, `${err.message}; ${facts}`, {
+    ...(err.hint === undefined ? {} : { hint: err.hint }),
+    ...(err.place === undefined ? {} : { place: err.place }),
+    details: { ...err.details, resumeFailure: facts },
+    cause: err,
+  });
 }

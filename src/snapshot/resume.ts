@@ -12,10 +12,11 @@
  * starts empty and QEMU fills it while it loads the stream.
  */
 import { existsSync } from "node:fs";
-import { copyFile, rm } from "node:fs/promises";
+import { copyFile, open, rm } from "node:fs/promises";
 import { SkiffError } from "../errors.js";
 import { QmpClient } from "../qemu/qmp.js";
-import type { ProcessIdentity } from "../process/pid.js";
+import { identityAlive, type ProcessIdentity } from "../process/pid.js";
+import { guestWords } from "../sdk/guest-text.js";
 import type { Runner } from "../process/runner.js";
 import type { VmRecord } from "../store/store.js";
 import { waitForExit } from "../engine/stop.js";
@@ -101,4 +102,52 @@ export async function loadResumed(record: VmRecord, qemu: ProcessIdentity, sourc
       cause: err,
     });
   }
+}
+
+/** Console lines that say a guest kernel died or is dying. */
+const kernelCrash = /general protection fault|Oops: |Kernel panic|BUG: unable to handle|BUG: kernel NULL pointer|invalid opcode: /;
+
+/** How much of the end of a log is read for a reason: a crash's first line is within its last screens. */
+const tailBytes = 64 * 1024;
+
+async function readTail(path: string, from: number): Promise<string> {
+  try {
+    const file = await open(path, "r");
+    try {
+      const { size } = await file.stat();
+      const start = Math.max(from, size - tailBytes);
+      if (size <= start) return "";
+      const buf = Buffer.alloc(size - start);
+      const { bytesRead } = await file.read(buf, 0, buf.length, start);
+      return buf.subarray(0, bytesRead).toString("utf8");
+    } finally {
+      await file.close();
+    }
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * What a resumed VM that did not take its identity left behind: QEMU gone
+ * (and the last line of its log), or a kernel crash on the console since
+ * the resume (`consoleFrom`: the log's size when QEMU started; before it,
+ * the console is the captured guest's). Said in the error, since the VM
+ * is stopped and a restored one removed with its logs. The console is the
+ * guest's: one line, escaped and cut.
+ */
+export async function resumeFailureFacts(
+  paths: Pick<VmRecord["paths"], "qemuStderr" | "consoleLog">,
+  qemu: ProcessIdentity,
+  consoleFrom: number,
+): Promise<string | undefined> {
+  const facts: string[] = [];
+  if (!identityAlive(qemu)) {
+    const last = (await readTail(paths.qemuStderr, 0)).split("\n").map((l) => l.trim()).filter((l) => l !== "").at(-1);
+    facts.push(`QEMU had ended${last === undefined ? "" : ` (its log ends: ${guestWords(last, 200)})`}`);
+  }
+  const lines = (await readTail(paths.consoleLog, consoleFrom)).split("\n");
+  const crash = lines.find((l) => kernelCrash.test(l));
+  if (crash !== undefined) facts.push(`the guest's kernel crashed: ${guestWords(crash.replace(/^\[\s*[\d.]+\]\s*/, ""), 200)}`);
+  return facts.length === 0 ? undefined : facts.join("; ");
 }
