@@ -15,8 +15,8 @@ import { existsSync } from "node:fs";
 import { copyFile, open, rm } from "node:fs/promises";
 import { SkiffError } from "../errors.js";
 import { QmpClient } from "../qemu/qmp.js";
+import { guestText } from "../guest/guest-text.js";
 import { identityAlive, type ProcessIdentity } from "../process/pid.js";
-import { guestWords } from "../sdk/guest-text.js";
 import type { Runner } from "../process/runner.js";
 import type { VmRecord } from "../store/store.js";
 import { waitForExit } from "../engine/stop.js";
@@ -144,10 +144,10 @@ export async function resumeFailureFacts(
   const facts: string[] = [];
   if (!identityAlive(qemu)) {
     const last = (await readTail(paths.qemuStderr, 0)).split("\n").map((l) => l.trim()).filter((l) => l !== "").at(-1);
-    facts.push(`QEMU had ended${last === undefined ? "" : ` (its log ends: ${guestWords(last, 200)})`}`);
+    facts.push(`QEMU had ended${last === undefined ? "" : ` (its log ends: ${guestText(last)})`}`);
   }
   const lines = (await readTail(paths.consoleLog, consoleFrom)).split("\n");
   const crash = lines.find((l) => kernelCrash.test(l));
-  if (crash !== undefined) facts.push(`the guest's kernel crashed: ${guestWords(crash.replace(/^\[\s*[\d.]+\]\s*/, ""), 200)}`);
+  if (crash !== undefined) facts.push(`the guest's kernel crashed: ${guestText(crash.replace(/^\[\s*[\d.]+\]\s*/, ""))}`);
   return facts.length === 0 ? undefined : facts.join("; ");
 }
