@@ -14,7 +14,8 @@
  * A fork's RAM is a private mapping of its snapshot's (shared-ram.ts), with
  * no file to copy: its capture streams the RAM with the device state
  * (migrate.ts: ramInStream) and the snapshot has no `mem`. Stopping the
- * guest for all of that took 1.6 s here for a 256 MiB fork. Under KVM its
+ * guest for all of that took 1.6 s here for a 256 MiB fork under load, and
+ * 0.37–0.88 s on a quiet host. Under KVM its
  * RAM is migrated live instead: QEMU copies it while the guest runs and
  * stops it only for what changed meanwhile (its downtime is the pause
  * reported). Not under TCG, where the only guests that died after a
@@ -24,7 +25,7 @@
  * tracking during live migration in 9.0 ("Fix migration dirty bitmap
  * coherency with TCG memory access"); a raw 7.2 here lost no page in 7
  * live migrations of a busy guest, so that is a suspect, not a proof. A
- * stop first costs those 1.6 s of pause and nothing else. A hibernation
+ * stop first costs that pause and nothing else. A hibernation
  * is never live: its guest does not run on anyway.
  * A restore of such a snapshot loads the RAM from the stream.
  *
