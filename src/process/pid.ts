@@ -4,7 +4,7 @@
  * /proc/<pid>/stat (field 22, clock ticks since boot), which is unique per
  * pid for the life of the system.
  */
-import { readFileSync } from "node:fs";
+import { readProcFile } from "./proc-file.js";
 import { readFile } from "node:fs/promises";
 import { errnoOf, SkiffError } from "../errors.js";
 
@@ -23,7 +23,7 @@ function readStat(pid: number): ProcStat | undefined {
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
   let text: string;
   try {
-    text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    text = readProcFile(`/proc/${pid}/stat`, "utf8");
   } catch {
     return undefined;
   }

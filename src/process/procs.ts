@@ -3,9 +3,10 @@
  * whom (the real uid), who is whose parent, and each one's start time, so a
  * pid reused by a later process is never mistaken for the one meant.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ProcessIdentity } from "./pid.js";
+import { readProcFile } from "./proc-file.js";
 
 export interface ProcInfo {
   pid: number;
@@ -99,12 +100,12 @@ const kernelThread = 0x00200000;
 function readProc(pid: number): ProcInfo | undefined {
   try {
     const dir = `/proc/${pid}`;
-    const stat = readFileSync(`${dir}/stat`, "latin1");
+    const stat = readProcFile(`${dir}/stat`);
     // comm (field 2) is in parentheses and may itself contain spaces and ')'.
     const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     const info = { pid, state: rest[0] ?? "?", ppid: Number(rest[1]), startTime: Number(rest[19]) };
     if ((Number(rest[6]) & kernelThread) !== 0) return { ...info, uid: 0, kernel: true };
-    const status = readFileSync(`${dir}/status`, "latin1");
+    const status = readProcFile(`${dir}/status`);
     const uid = /^Uid:\s+(\d+)/m.exec(status);
     if (uid === null) return undefined;
     return { ...info, uid: Number(uid[1]) };
@@ -115,7 +116,7 @@ function readProc(pid: number): ProcInfo | undefined {
 
 function readArgv(pid: number): string[] {
   try {
-    const text = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    const text = readProcFile(`/proc/${pid}/cmdline`, "utf8");
     return text.split("\0").slice(0, -1);
   } catch {
     return [];
