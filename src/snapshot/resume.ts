@@ -134,7 +134,7 @@ async function readTail(path: string, from: number): Promise<string> {
  * the resume (`consoleFrom`: the log's size when QEMU started; before it,
  * the console is the captured guest's). Said in the error, since the VM
  * is stopped and a restored one removed with its logs. The console is the
- * guest's: one line, escaped and cut.
+ * guest's: one line, printable ASCII only and cut (guestText).
  */
 export async function resumeFailureFacts(
   paths: Pick<VmRecord["paths"], "qemuStderr" | "consoleLog">,
