@@ -56,7 +56,8 @@ async function statOf(path: string): Promise<{ size: number; ino: number } | und
   return st === undefined ? undefined : { size: st.size, ino: st.ino };
 }
 
-async function readRange(path: string, from: number, to: number): Promise<Buffer> {
+/** Bytes `from` to `to` of a file (fewer when it is shorter). */
+export async function readRange(path: string, from: number, to: number): Promise<Buffer> {
   const fh = await open(path, "r");
   try {
     const buf = Buffer.alloc(to - from);

@@ -12,13 +12,14 @@
  * starts empty and QEMU fills it while it loads the stream.
  */
 import { existsSync } from "node:fs";
-import { copyFile, open, rm } from "node:fs/promises";
+import { copyFile, rm, stat } from "node:fs/promises";
 import { SkiffError } from "../errors.js";
 import { QmpClient } from "../qemu/qmp.js";
 import { guestText } from "../guest/guest-text.js";
 import { identityAlive, type ProcessIdentity } from "../process/pid.js";
 import type { Runner } from "../process/runner.js";
 import type { VmRecord } from "../store/store.js";
+import { readRange } from "../engine/logs.js";
 import { waitForExit } from "../engine/stop.js";
 import { createRamFile } from "./ram.js";
 import { loadState } from "./migrate.js";
@@ -105,24 +106,17 @@ export async function loadResumed(record: VmRecord, qemu: ProcessIdentity, sourc
 }
 
 /** Console lines that say a guest kernel died or is dying. */
-const kernelCrash = /general protection fault|Oops: |Kernel panic|BUG: unable to handle|BUG: kernel NULL pointer|invalid opcode: /;
+export const guestKernelCrash = /general protection fault|Oops: |Kernel panic|BUG: unable to handle|BUG: kernel NULL pointer|invalid opcode: /;
 
 /** How much of the end of a log is read for a reason: a crash's first line is within its last screens. */
 const tailBytes = 64 * 1024;
 
+/** What `path` holds past `from`, its last tailBytes at most; all of it when it is shorter than `from` (rotated since). */
 async function readTail(path: string, from: number): Promise<string> {
   try {
-    const file = await open(path, "r");
-    try {
-      const { size } = await file.stat();
-      const start = Math.max(from, size - tailBytes);
-      if (size <= start) return "";
-      const buf = Buffer.alloc(size - start);
-      const { bytesRead } = await file.read(buf, 0, buf.length, start);
-      return buf.subarray(0, bytesRead).toString("utf8");
-    } finally {
-      await file.close();
-    }
+    const { size } = await stat(path);
+    const start = Math.max(from > size ? 0 : from, size - tailBytes);
+    return (await readRange(path, start, size)).toString("utf8");
   } catch {
     return "";
   }
@@ -132,7 +126,7 @@ async function readTail(path: string, from: number): Promise<string> {
  * What a resumed VM that did not take its identity left behind: QEMU gone
  * (and the last line of its log), or a kernel crash on the console since
  * the resume (`consoleFrom`: the log's size when QEMU started; before it,
- * the console is the captured guest's). Said in the error, since the VM
+ * the console is the captured guest's; a log rotated since is new whole). Said in the error, since the VM
  * is stopped and a restored one removed with its logs. The console is the
  * guest's: one line, printable ASCII only and cut (guestText).
  */
@@ -147,7 +141,7 @@ export async function resumeFailureFacts(
     facts.push(`QEMU had ended${last === undefined ? "" : ` (its log ends: ${guestText(last)})`}`);
   }
   const lines = (await readTail(paths.consoleLog, consoleFrom)).split("\n");
-  const crash = lines.find((l) => kernelCrash.test(l));
+  const crash = lines.find((l) => guestKernelCrash.test(l));
   if (crash !== undefined) facts.push(`the guest's kernel crashed: ${guestText(crash.replace(/^\[\s*[\d.]+\]\s*/, ""))}`);
   return facts.length === 0 ? undefined : facts.join("; ");
 }

@@ -58,3 +58,8 @@ it("gives both when QEMU ended after the guest crashed, and copes with logs that
   await rm(paths.consoleLog);
   expect(await resumeFailureFacts(paths, currentProcess(), 0)).toBeUndefined();
 });
+
+it("reads a console log rotated since the resume (shorter than where it began) whole", async () => {
+  await writeFile(paths.consoleLog, "[  40.0] Oops: 0002 [#1] PREEMPT SMP\n");
+  expect(await resumeFailureFacts(paths, currentProcess(), 8 * 1024 * 1024)).toBe("the guest's kernel crashed: Oops: 0002 [#1] PREEMPT SMP");
+});

@@ -11,11 +11,11 @@ import { join, resolve } from "node:path";
 import { detectCgroups, homeGroupName } from "../../src/jail/cgroup.js";
 import { registryHome } from "../../src/jail/claims.js";
 import { ramDir } from "../../src/snapshot/ram.js";
+import { guestKernelCrash } from "../../src/snapshot/resume.js";
 
 export const repoRoot = resolve(import.meta.dirname, "..", "..");
 
 /** A Linux oops or panic on a guest's console. */
-const guestKernelCrash = /general protection fault|Oops: |Kernel panic|BUG: unable to handle|BUG: kernel NULL pointer/;
 export const cliPath = join(repoRoot, "dist", "cli", "main.js");
 
 /**
