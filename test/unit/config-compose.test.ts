@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { composeToProject } from "../../src/config/compose.js";
 import { interpolate, parseDotenv } from "../../src/config/compose-text.js";
 import { serviceBlanks } from "../../src/config/foreign.js";
@@ -10,6 +10,10 @@ import type { ProjectSpec } from "../../src/project/types.js";
 import { errorOf } from "./fixtures/errors.js";
 
 const dir = mkdtempSync(join(tmpdir(), "skiff-compose-"));
+const made = [dir];
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
 const ctx = { dir, projectName: "demo", files: [join(dir, "compose.yaml")] };
 const load = (text: string, env: NodeJS.ProcessEnv = {}, file = "compose.yaml"): ProjectSpec =>
   composeToProject([parseYaml(text, file)], { ...ctx, env });
@@ -195,6 +199,7 @@ secrets: { s: { file: ./s } }
 
   it("interpolates from the shell over .env, with defaults and $$", () => {
     const d = mkdtempSync(join(tmpdir(), "skiff-compose-env-"));
+    made.push(d);
     writeFileSync(join(d, ".env"), "TAG=from-dotenv\nPORT=8000\n");
     const p = composeToProject(
       [parseYaml('services:\n  a:\n    image: "app:${TAG}"\n    ports: ["${PORT}:80"]\n    command: echo $$HOME ${MISSING:-none} ${EMPTY:-e} ${EMPTY-kept}\n', "compose.yaml")],
