@@ -30,7 +30,7 @@ export type PortFailure =
 export interface HandshakeOptions {
   /** How long to wait for READY on this port. */
   budgetMs: number;
-  /** How often HELLO is repeated (default 50 ms). */
+  /** How often HELLO is repeated once the first few quick repeats have gone (default 50 ms). */
   repeatMs?: number;
   /** Give up at once when aborted (a `failed` result, the socket closed). */
   signal?: AbortSignal;
@@ -43,6 +43,19 @@ export interface HandshakeOptions {
  * ~255 ms per reconnect, 50 ms costs ~53 ms. The guest drops the extra lines.
  */
 const defaultRepeatMs = 50;
+/**
+ * The first repeats come sooner (5, 15 and 30 ms after the first line),
+ * then every `repeatMs`. Why the guest misses a line: the line and the
+ * port's open event reach it together, its driver (virtio_console) takes
+ * data at once but the open event later, from a workqueue, so the relay,
+ * woken by the data, still sees the port hung up and drops what it holds
+ * as an earlier host's (guest/relay.c, await_hello); the open event
+ * follows within a few milliseconds. Measured on a VM restored from a
+ * snapshot, 21 connects each after 0-1 s idle: with 50 ms repeats 2 and 6
+ * of them took 54-59 ms (the others 5-30); with the first repeat at 10 ms
+ * none took more than 30.
+ */
+const earlyRepeatsMs = [5, 10, 15];
 const absentErrnos = new Set(["ENOENT", "ECONNREFUSED", "ENOTDIR"]);
 
 /** The guest's answer found in the bytes seen so far: its meaning, and where the answer ends in them. */
@@ -68,7 +81,7 @@ export interface AskOptions<T> extends HandshakeOptions {
 export type AskResult<T> = { kind: "answered"; value: T; socket: Socket } | PortFailure;
 
 /**
- * Connect to an agent port, send `line` every `repeatMs` until the guest's
+ * Connect to an agent port, send `line` (again after 5, 15 and 30 ms, then every `repeatMs`) until the guest's
  * answer comes, and hand back the socket, paused and positioned just after
  * the answer (what follows it is the caller's). Stale bytes of earlier
  * sessions before the answer are dropped.
@@ -78,13 +91,18 @@ export function askPort<T>(path: string, opts: AskOptions<T>): Promise<AskResult
     const socket = connect(path);
     let seen: Buffer = Buffer.alloc(0);
     let repeat: NodeJS.Timeout | undefined;
+    let sent = 0;
+    const again = () => {
+      socket.write(opts.line);
+      repeat = setTimeout(again, earlyRepeatsMs[sent++] ?? opts.repeatMs ?? defaultRepeatMs);
+    };
     let settled = false;
 
     const finish = (result: AskResult<T>) => {
       if (settled) return;
       settled = true;
       clearTimeout(budget);
-      clearInterval(repeat);
+      clearTimeout(repeat);
       opts.signal?.removeEventListener("abort", onAbort);
       socket.off("data", onData);
       socket.off("error", onError);
@@ -119,8 +137,7 @@ export function askPort<T>(path: string, opts: AskOptions<T>): Promise<AskResult
     socket.on("close", onClose);
     socket.once("connect", () => {
       if (settled) return;
-      socket.write(opts.line);
-      repeat = setInterval(() => socket.write(opts.line), opts.repeatMs ?? defaultRepeatMs);
+      again();
     });
   });
 }

@@ -44,7 +44,8 @@ describe("agentHandshake", () => {
 
   it("repeats HELLO until the guest answers, and finds READY split across chunks", async () => {
     const path = await port((line, socket, count) => {
-      if (count < 3) return; // a guest that is not up yet
+      // A guest that is not up yet: lines 2-4 are the quick repeats (5, 15, 30 ms), the 5th is `repeatMs` after the 4th.
+      if (count < 5) return;
       const ready = `SKIFF-READY ${line.slice(12)}\n`;
       socket.write(ready.slice(0, 7));
       setTimeout(() => socket.end(`${ready.slice(7)}rest`), 20);
@@ -54,6 +55,21 @@ describe("agentHandshake", () => {
     expect(result.kind).toBe("ready");
     expect(Date.now() - started).toBeGreaterThanOrEqual(50);
     if (result.kind === "ready") expect(await readAll(result.socket)).toBe("rest");
+  });
+
+  it("repeats quickly at first: a guest that dropped the first lines (its open event came after them) is answered without waiting out repeatMs", async () => {
+    const times: number[] = [];
+    const path = await port((line, socket, count) => {
+      times.push(Date.now());
+      if (count === 3) socket.write(`SKIFF-READY ${line.slice(12)}\n`);
+    });
+    const started = Date.now();
+    const result = await agentHandshake(path, { budgetMs: 10_000, repeatMs: 5_000 });
+    expect(result.kind).toBe("ready");
+    // The third line came from the quick repeats, not after 2 x 5 s.
+    expect(times).toHaveLength(3);
+    expect(Date.now() - started).toBeLessThan(4_000);
+    if (result.kind === "ready") result.socket.destroy();
   });
 
   it("reports a silent port after its budget", async () => {

@@ -154,7 +154,9 @@ describe("sendIdentity", () => {
   });
 
   it("cleans a hostile refusal: printable, at most 200 characters, split across writes", async () => {
-    const path = await port((line, socket) => {
+    const path = await port((line, socket, count) => {
+      // One answer, in two writes 20 ms apart; the host's repeats meanwhile (5 and 15 ms) are not answered again.
+      if (count > 1) return;
       const n = /^SKIFF-IDENTITY ([0-9a-f]{24}) /.exec(line)![1]!;
       socket.write(`SKIFF-IDENTITY-ERR ${n} \x1b[31mred\x07`);
       setTimeout(() => socket.write(`${"x".repeat(500)}\n`), 20);
