@@ -50,10 +50,10 @@ const defaultRepeatMs = 50;
  * data at once but the open event later, from a workqueue, so the relay,
  * woken by the data, still sees the port hung up and drops what it holds
  * as an earlier host's (guest/relay.c, await_hello); the open event
- * follows within a few milliseconds. Measured on a VM restored from a
- * snapshot, 21 connects each after 0-1 s idle: with 50 ms repeats 2 and 6
- * of them took 54-59 ms (the others 5-30); with the first repeat at 10 ms
- * none took more than 30.
+ * follows within a few milliseconds. Measured on VMs restored from a
+ * snapshot, 21 connects per VM after 0-1 s idle each: with 50 ms repeats
+ * 2, 6, 3 and 4 of them took 54-59 ms (the others 5-41); with these quick
+ * repeats 0 and 1 took more than 40 ms (41, the first after the restore).
  */
 const earlyRepeatsMs = [5, 10, 15];
 const absentErrnos = new Set(["ENOENT", "ECONNREFUSED", "ENOTDIR"]);
