@@ -14,6 +14,8 @@
 //   4. memory of 4 forks against 4 VMs booted with --cold, 5 s idle: <= 0.4x;
 //   5. how long the guest is paused by `skiff snapshot create` of a 256 MiB
 //      VM (SnapshotInfo.pausedMs): <= 150 ms.
+// Figure 2 is measured again in process, through the library (`skiff serve`'s
+// and a program's path), where no side pays a CLI start.
 // Timings are of the CLI as a user types it (Node's start included), taking
 // turns so that host load hits every side alike; RUNS (default 3) rounds,
 // medians. A private SKIFF_HOME and SKIFF_CACHE (boot snapshots live in the
@@ -193,6 +195,52 @@ try {
   console.log(`    (stop --hibernate itself: median ${median(hibernate).toFixed(0)} ms (${list(hibernate)}))`);
   console.log(`\n3. ${forks} live clones`);
   ratio(`fork -n ${forks}`, fork, `one ${coldName}`, coldFirst.first, 0.5);
+
+  // ---- 2, in process: the same through the library, as `skiff serve` (and the SDK through it) or a program
+  // using skiff's API does it: one Skiff, its modules loaded by a round not counted, no CLI start on either side.
+  process.env.SKIFF_USERNET_RESTRICT = "1";
+  delete process.env.SKIFF_BOOT_SNAPSHOTS;
+  const lib = new Skiff({ home, cacheDir: cache });
+  const libCold = steps();
+  const libRestore = steps();
+  const libStart = steps();
+  const execTrue = async (name: string) => {
+    const r = await lib.vms.exec(name, ["true"]);
+    if (r.code !== 0) throw new Error(`exec true in ${name} exited ${r.code}`);
+  };
+  const inProcess = async (first: () => Promise<unknown>, name: string, into: ReturnType<typeof steps> | undefined) => {
+    const a = performance.now();
+    await first();
+    const b = performance.now();
+    await execTrue(name);
+    const c = performance.now();
+    into?.first.push(b - a);
+    into?.then.push(c - b);
+    into?.total.push(c - a);
+  };
+  const libRounds = [
+    async (i: number, count: boolean) => {
+      const name = `lib-cold-${i}`;
+      await inProcess(() => lib.vms.run({ image: "base", name }, { detach: true, cold: true }), name, count ? libCold : undefined);
+      await lib.vms.stop(name, { hibernate: true });
+      await inProcess(() => lib.vms.start(name), name, count ? libStart : undefined);
+      await lib.vms.remove(name, { force: true });
+    },
+    async (i: number, count: boolean) => {
+      const name = `lib-rest-${i}`;
+      await inProcess(() => lib.snapshots.restore("idle", { name }), name, count ? libRestore : undefined);
+      await lib.vms.remove(name, { force: true });
+    },
+  ];
+  for (const round of libRounds) await round(-1, false);
+  for (let i = 0; i < runs; i++) for (let j = 0; j < libRounds.length; j++) await libRounds[(i + j) % libRounds.length]!(i, true);
+  const libColdName = "run -d --cold + exec true";
+  console.log(`\n2, in process (the library: one Skiff, no CLI start)`);
+  ratio("restore SNAP + exec true, in process", libRestore.total, libColdName, libCold.total, 0.15);
+  breakdown("restore", libRestore, "restore");
+  ratio("start (hibernated) + exec true, in process", libStart.total, libColdName, libCold.total, 0.15);
+  breakdown("start", libStart, "start");
+  breakdown("cold", libCold, "run -d --cold");
 
   // ---- 4. memory of 4 forks vs 4 cold-booted VMs
   const forkNames = Array.from({ length: forks }, (_, i) => `mem-fork-${i + 1}`);
