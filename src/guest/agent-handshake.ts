@@ -37,25 +37,22 @@ export interface HandshakeOptions {
 }
 
 /**
- * Right after an earlier session on the port ended, the guest reliably
- * misses the first HELLO (measured: READY came with the second line every
- * time), so the repeat interval is the reconnect latency: 250 ms cost
- * ~255 ms per reconnect, 50 ms costs ~53 ms. The guest drops the extra lines.
- */
-const defaultRepeatMs = 50;
-/**
- * The first repeats come sooner (5, 15 and 30 ms after the first line),
- * then every `repeatMs`. Why the guest misses a line: the line and the
- * port's open event reach it together, its driver (virtio_console) takes
- * data at once but the open event later, from a workqueue, so the relay,
- * woken by the data, still sees the port hung up and drops what it holds
- * as an earlier host's (guest/relay.c, await_hello); the open event
- * follows within a few milliseconds. Measured on VMs restored from a
- * snapshot, 21 connects per VM after 0-1 s idle each: with 50 ms repeats
- * 2, 6, 3 and 4 of them took 54-59 ms (the others 5-41); with these quick
- * repeats 0 and 1 took more than 40 ms (41, the first after the restore).
+ * A guest often misses the first HELLO of a connect to a port it has
+ * served before: the line and the port's open event reach it together,
+ * its driver (virtio_console) takes data at once but the open event later,
+ * from a workqueue, so the relay, woken by the data, still sees the port
+ * hung up and drops what it holds as an earlier host's (guest/relay.c,
+ * await_hello). The open event follows within a few milliseconds, so the
+ * first repeats come soon (5, 15 and 30 ms after the first line), then
+ * every `repeatMs` for a guest that is not up yet; the guest drops the
+ * extra lines. With a repeat every 50 ms from the start, the repeat was
+ * the reconnect's latency: on VMs restored from a snapshot, 21 connects
+ * per VM after 0-1 s idle each, 2, 6, 3 and 4 of them took 54-59 ms (the
+ * others 5-41); with the quick repeats 0 and 1 took more than 40 ms (41,
+ * the first after the restore).
  */
 const earlyRepeatsMs = [5, 10, 15];
+const defaultRepeatMs = 50;
 const absentErrnos = new Set(["ENOENT", "ECONNREFUSED", "ENOTDIR"]);
 
 /** The guest's answer found in the bytes seen so far: its meaning, and where the answer ends in them. */

@@ -4,9 +4,9 @@
  * /proc/<pid>/stat (field 22, clock ticks since boot), which is unique per
  * pid for the life of the system.
  */
-import { readProcFile } from "./proc-file.js";
 import { readFile } from "node:fs/promises";
 import { errnoOf, SkiffError } from "../errors.js";
+import { readProcFile } from "./proc-file.js";
 
 /** A process, precisely: pid plus the start time that tells it from a later holder of the pid. */
 export interface ProcessIdentity {

@@ -66,9 +66,10 @@ describe("agentHandshake", () => {
     const started = Date.now();
     const result = await agentHandshake(path, { budgetMs: 10_000, repeatMs: 5_000 });
     expect(result.kind).toBe("ready");
-    // The third line came from the quick repeats, not after 2 x 5 s.
-    expect(times).toHaveLength(3);
-    expect(Date.now() - started).toBeLessThan(4_000);
+    // The third line came from the quick repeats, not after 2 x 5 s; a 4th quick one may cross the answer on a busy host.
+    expect(times.length).toBeGreaterThanOrEqual(3);
+    expect(times.length).toBeLessThanOrEqual(4);
+    expect(times[2]! - started).toBeLessThan(4_000);
     if (result.kind === "ready") result.socket.destroy();
   });
 

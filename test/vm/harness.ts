@@ -15,7 +15,6 @@ import { guestKernelCrash } from "../../src/snapshot/resume.js";
 
 export const repoRoot = resolve(import.meta.dirname, "..", "..");
 
-/** A Linux oops or panic on a guest's console. */
 export const cliPath = join(repoRoot, "dist", "cli", "main.js");
 
 /**
