@@ -91,6 +91,10 @@ describe("skiff's guest protocol on a real VM", () => {
     const sink = new SlowSink();
     const r = await conn.exec({ argv: ["sh", "-c", `yes 0123456789abcdef | head -c ${10 * MB}`] }, { stdout: sink });
     expect(r.code).toBe(0);
+    // exec is done once the guest's EXIT came; the sink may still hold what it was handed (as readFile's below).
+    const finished = new Promise((done) => sink.once("finish", done));
+    sink.end();
+    await finished;
     expect(sink.bytes).toBe(10 * MB);
     // What the guest may send beyond what the sink took is its credit: the host never holds more than that and the sink's own buffer.
     expect(sink.mostBuffered).toBeLessThanOrEqual(window + 64 * 1024);
