@@ -6,7 +6,8 @@
 //      kernel to a static /init that powers off (the floor).
 //   2. warm exec round trip: `exec true` on an open agent connection vs
 //      OpenSSH over a user-net hostfwd into the same guest, on an open
-//      (ControlMaster) connection, and cold CLI vs cold CLI.
+//      (ControlMaster) connection, and cold CLI vs cold CLI, with the floor
+//      under any Node client beside them (bench/exec-floor.cjs, `node -e 0`).
 //   3. resident memory of one idle VM, all skiff-related processes, vs
 //      QEMU's own RSS.
 //
@@ -114,16 +115,27 @@ try {
   const cliCold = [];
   const cliColdSsh = [];
   const sshCold = [];
-  for (let i = 0; i < runs; i++) {
+  // The floor under any Node client (bench/exec-floor.cjs) and Node's own start, in the same rounds.
+  const floorCold = [];
+  const nodeCold = [];
+  const agentSocket = join(keyDir, "run", "agent-7.sock");
+  const floor = (args) => spawnSync(process.execPath, [join(root, "bench", "exec-floor.cjs"), agentSocket, ...args]);
+  if (floor(["a=true"]).status !== 0) throw new Error("bench/exec-floor.cjs could not run `true` in the guest");
+  for (let i = 0; i < Math.max(runs, 11); i++) {
     cliCold.push(time(() => skiff(["exec", "bench", "true"])));
     cliColdSsh.push(time(() => skiff(["exec", "bench", "true"], { env: { ...env, SKIFF_AGENT_PROTOCOL: "ssh" } })));
     sshCold.push(time(() => spawnSync("ssh", [...sshBase, "root@127.0.0.1", "true"])));
+    floorCold.push(time(() => floor(["a=true"])));
+    nodeCold.push(time(() => spawnSync(process.execPath, ["-e", "0"])));
   }
   console.log(`warm exec true, skiff (open agent connection): median ${ms(median(warm))}; the same over SSH (SKIFF_AGENT_PROTOCOL=ssh): ${ms(median(warmSsh))}`);
   console.log(`warm exec true, OpenSSH (ControlMaster over hostfwd): median ${ms(median(sshWarm))}`);
   console.log(`cold: skiff exec CLI median ${ms(median(cliCold))} (over SSH: ${ms(median(cliColdSsh))}), ssh CLI (new connection) median ${ms(median(sshCold))}`);
   report("2. warm exec true: skiff / OpenSSH (both on an open connection)", median(warm), median(sshWarm), 0.1);
   report("2b. cold CLI: skiff exec / ssh", median(cliCold), median(sshCold), 1.0);
+  console.log(
+    `cold, the floor: a bare Node client of skiff's protocol (bench/exec-floor.cjs) median ${ms(median(floorCold))} = ${(median(floorCold) / median(sshCold)).toFixed(2)}x ssh; node -e 0 median ${ms(median(nodeCold))} = ${(median(nodeCold) / median(sshCold)).toFixed(2)}x ssh`,
+  );
 
   // ---- 3. memory of one idle VM
   await sleep(3000);
