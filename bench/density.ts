@@ -15,13 +15,16 @@
 // since it started or not: a resumed VM's QEMU maps a copy it has mostly
 // not read, so RssShmem would undercount it), and PSS. A VM resumed from
 // the boot snapshot (the common case: every VM after the first of its
-// kind) is measured beside them for reference. Last, the cold-booted VM
+// kind) is measured beside them for reference, and so is a cold boot on
+// skiff's own kernel (`skiff kernel build`), taken from the tests' cache
+// (.cache/test, where set-up builds it; KERNEL_CACHE elsewhere; built there
+// first when missing, minutes; OWN_KERNEL=0 leaves it out). Last, the cold-booted VM
 // fills a 64 MiB tmpfs and empties it: what its RAM file holds full and
 // FREED seconds later (default 10) shows the memory the guest gives back
 // (free page reporting). A private SKIFF_HOME and SKIFF_CACHE, removed at
 // the end, also on failure.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -34,6 +37,8 @@ const settle = Number(process.env.SETTLE ?? 20);
 const sample = Number(process.env.SAMPLE ?? 60);
 const baselineRev = process.env.BASELINE_REV ?? "2f77e84";
 const freed = Number(process.env.FREED ?? 10);
+const ownKernel = process.env.OWN_KERNEL !== "0";
+const kernelCache = process.env.KERNEL_CACHE ?? join(root, ".cache", "test");
 
 const work = mkdtempSync("/tmp/skbd-");
 const home = join(work, "home");
@@ -111,8 +116,13 @@ try {
   skiff(["run", "-d", "--name", "now", "base"]);
   skiff(["run", "-d", "--name", "before", "--cold", "base"], before);
   skiff(["run", "-d", "--name", "resumed", "base"]);
+  if (ownKernel) {
+    const built = JSON.parse(skiff(["kernel", "build", "--json"], { SKIFF_CACHE: kernelCache })) as { id: string };
+    cpSync(join(kernelCache, "kernels", "built", built.id), join(env.SKIFF_CACHE!, "kernels", "built", built.id), { recursive: true });
+    skiff(["run", "-d", "--name", "own", "--cold", "--kernel", built.id, "base"]);
+  }
   await sleep(settle * 1000);
-  const vms = new Map(["before", "now", "resumed"].map((n) => [n, infoOf(n)]));
+  const vms = new Map(["before", "now", "resumed", ...(ownKernel ? ["own"] : [])].map((n) => [n, infoOf(n)]));
   const u = await measure(vms);
   const b = u.get("before")!;
   const n = u.get("now")!;
@@ -123,7 +133,11 @@ try {
   console.log(row(`before (${baselineRev}, QEMU's cache)`, b));
   console.log(row("now, cold boot", n));
   console.log(row("now, resumed from boot snapshot", u.get("resumed")!));
-  console.log(`  idle RSS: ${(rss(n) / rss(b)).toFixed(2)}x before (goal <= 0.5x); PSS ${(n.pssMiB / b.pssMiB).toFixed(2)}x; resumed ${(rss(u.get("resumed")!) / rss(b)).toFixed(2)}x`);
+  const own = u.get("own");
+  if (own !== undefined) console.log(row("now, cold boot, skiff's kernel", own));
+  console.log(
+    `  idle RSS: ${(rss(n) / rss(b)).toFixed(2)}x before (goal <= 0.5x); PSS ${(n.pssMiB / b.pssMiB).toFixed(2)}x; resumed ${(rss(u.get("resumed")!) / rss(b)).toFixed(2)}x${own === undefined ? "" : `; cold on skiff's kernel ${(rss(own) / rss(b)).toFixed(2)}x`}`,
+  );
   console.log(`  idle CPU: ${(n.cpuMs / b.cpuMs).toFixed(2)}x before (goal <= 0.3x)`);
 
   const { id } = vms.get("now")!;
@@ -134,6 +148,6 @@ try {
   await sleep(freed * 1000);
   console.log(`  memory given back: the cold VM's RAM file ${Math.round(idle)} MiB idle, ${Math.round(full)} MiB with 64 MiB in a tmpfs, ${Math.round(ramHeld(id))} MiB ${freed} s after emptying it`);
 } finally {
-  spawnSync(process.execPath, [cli, "rm", "-f", "before", "now", "resumed"], { env, stdio: "ignore" });
+  spawnSync(process.execPath, [cli, "rm", "-f", "before", "now", "resumed", "own"], { env, stdio: "ignore" });
   rmSync(work, { recursive: true, force: true });
 }
