@@ -72,6 +72,25 @@ function frames(ws: WebSocket, stream: "stdout" | "stderr"): Writable {
   });
 }
 
+/**
+ * Once `out` has handed the socket all it was given. A command's last output
+ * and its exit reach the server together; with a client slower than the
+ * command, frames() still holds chunks the socket has not taken, and an
+ * `exit` sent then went out before them (and the socket's close, after it,
+ * dropped them). A socket that closes lets go at once: frames() then skips
+ * what is left.
+ */
+function flushed(out: Writable, ws: WebSocket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      ws.off("close", done);
+      resolve();
+    };
+    ws.once("close", done);
+    out.end(done);
+  });
+}
+
 function parseJson(data: RawData, what: string): unknown {
   try {
     return JSON.parse(data.toString());
@@ -125,7 +144,11 @@ function execOnSocket(ws: WebSocket, withSession: (fn: (conn: ExecSession) => Pr
       send(ws, { type: "started" });
       if (window !== undefined) running.setWindow(window);
       for (const sig of signals.splice(0)) signal(sig);
-      const result = await running.done.finally(() => (exited = true));
+      const ended = running.done.finally(() => (exited = true));
+      // What the command wrote goes out before its exit (or its error).
+      const flush = () => Promise.all([flushed(io.stdout, ws), flushed(io.stderr, ws)]);
+      await ended.then(flush, flush);
+      const result = await ended;
       if (left) return;
       send(ws, { type: "exit", code: result.code, ...(result.signal === undefined ? {} : { signal: result.signal }) });
       code = result.code;
