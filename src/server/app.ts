@@ -147,7 +147,7 @@ function webSocketRoutes(app: OpenAPIHono): void {
   const needsUpgrade = () =>
     json(toErrorBody(new SkiffError("ERR_SKIFF_USAGE", "this route is a WebSocket", { hint: "connect with a WebSocket client (Upgrade: websocket)" })), 426);
   const routes = [
-    ["exec", "run a command over a WebSocket: the first text frame {type:start, argv, env, user, cwd, tty, timeoutMs}; then binary frames (byte 0: stream 0 stdin, 1 stdout, 2 stderr) and text frames {type:resize|signal|eof}; the server sends {type:started}, then {type:exit, code, signal} or {type:error, error}"],
+    ["exec", "run a command over a WebSocket: the first text frame {type:start, argv, env, user, cwd, tty, timeoutMs}; then binary frames (byte 0: stream 0 stdin, 1 stdout, 2 stderr) and text frames {type:resize|signal|eof}; the server sends {type:started}, then {type:exit, code, signal} or {type:error, error} after the last output frame"],
     ["console", "the VM's serial console over a WebSocket: bytes both ways as binary frames"],
   ] as const;
   for (const [what, summary] of routes) {
