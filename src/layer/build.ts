@@ -7,6 +7,7 @@
  */
 import { posix } from "node:path";
 import { Writable } from "node:stream";
+import { finished } from "node:stream/promises";
 import { SkiffError } from "../errors.js";
 import type { BuildLog } from "./build-log.js";
 import { aptMirrorCommands, cleanCommand, detectScript, installCommand, parseDetected, policyRcD, prepareCommand, shq, type PackageManager } from "./package-manager.js";
@@ -14,7 +15,7 @@ import type { LayerSpec } from "./schema.js";
 
 /** What the build needs of the VM. */
 export interface BuildVm {
-  /** `command` by the image's /bin/sh as root in /; output to `out`; the exit code. */
+  /** `command` by the image's /bin/sh as root in /; output to `out` (not ended: its last chunks may still be on their way); the exit code. */
   sh(command: string, out: Writable, input?: string): Promise<number>;
   /** docker cp semantics (guest/agent-copy.ts). */
   copyTo(hostPath: string, guestPath: string): Promise<void>;
@@ -68,7 +69,9 @@ export async function applyLayers(vm: BuildVm, layers: readonly LayerSpec[], opt
   };
   const sh = async (layer: LayerSpec | undefined, name: LayerStep, command: string, input?: string): Promise<void> => {
     opts.log.note(`$ ${command}`);
-    const code = await vm.sh(command, opts.log.output(), input);
+    const out = opts.log.output();
+    const code = await vm.sh(command, out, input);
+    await drained(out);
     if (code !== 0) throw buildFailed(layer?.name ?? "(build)", name, command, code, opts.log);
   };
 
@@ -86,6 +89,7 @@ export async function applyLayers(vm: BuildVm, layers: readonly LayerSpec[], opt
       },
     });
     await vm.sh(detectScript, collect);
+    await drained(collect);
     pm = parseDetected(detected, layers.find((l) => l.packages.length > 0)!.name);
     if (pm === "apt") {
       await sh(undefined, "prepare", policyRcD.install);
@@ -157,6 +161,17 @@ async function copy(vm: BuildVm, layer: LayerSpec, step: LayerStep, host: string
       details: { layer: layer.name, step, source: host, dest: guest, logPath: log.path },
     });
   }
+}
+
+/**
+ * Once `out` has taken all a step wrote to it. A command's last output and
+ * its exit come together, and the log's streams write to a file: without
+ * this the log's next line (and the error's tail) came before the step's
+ * last lines.
+ */
+async function drained(out: Writable): Promise<void> {
+  out.end();
+  await finished(out);
 }
 
 function firstLine(command: string): string {

@@ -7,6 +7,7 @@
  */
 import { appendFile } from "node:fs/promises";
 import { Writable } from "node:stream";
+import { finished } from "node:stream/promises";
 import { SkiffError } from "../pure.js";
 import type { AgentConnection } from "../index.js";
 import type { ProvisionStep } from "./types.js";
@@ -87,6 +88,16 @@ async function runStep(conn: AgentConnection, step: ProvisionStep, index: number
         appendFile(opts.logPath, text).then(() => done(), done);
       },
     });
-  const result = await conn.exec({ argv, cwd: "/" }, { stdout: sink("stdout"), stderr: sink("stderr") });
+  const stdout = sink("stdout");
+  const stderr = sink("stderr");
+  // Listened to from the start: a log that cannot be written (a full disk) fails the step instead of an 'error' nobody hears.
+  const written = Promise.all([finished(stdout), finished(stderr)]);
+  written.catch(() => undefined);
+  const result = await conn.exec({ argv, cwd: "/" }, { stdout, stderr }).finally(() => {
+    stdout.end();
+    stderr.end();
+  });
+  // The step's last output and its exit come together: the log's next line waits for that output, still being appended.
+  await written;
   return result.code;
 }
