@@ -46,7 +46,12 @@ export interface WindowSize {
 }
 
 export interface RunningExec {
-  /** Settles when the command has ended and all its output was handed to the caller's streams. */
+  /**
+   * Settles when the command has ended and all its output was handed to the
+   * caller's streams (written to them: a stream that writes on
+   * asynchronously, to a file or a socket, may still be at it; end it and
+   * wait for its 'finish' before reading what it wrote).
+   */
   readonly done: Promise<ExecResult>;
   /** Send a signal ("INT", "SIGTERM", 15) to the command; a no-op once it has ended. */
   sendSignal(signal: string | number): Promise<void>;
