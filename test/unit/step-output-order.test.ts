@@ -6,7 +6,7 @@
  * in one go and end at once, as such a command does, through the real
  * provisioner and layer code with a fake guest.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
@@ -42,6 +42,23 @@ describe("a step's last output", () => {
     expect(lines.indexOf("line 10")).toBeLessThan(lines.indexOf("==> step 1 exited with 0"));
     expect(log).toContain(Array.from({ length: 10 }, (_, i) => `line ${i + 1}\n`).join(""));
     expect(seen.join("")).toBe(Array.from({ length: 10 }, (_, i) => `line ${i + 1}\n`).join(""));
+  });
+
+  it("fails the step with the log's own error when the provision log cannot be written, instead of an 'error' nobody hears", async () => {
+    const logPath = join(work, "gone.log");
+    const conn = {
+      exec: async (_req: unknown, io: { stdout: Writable }) => {
+        // The log is a directory while the output comes: appending it fails (as on a full disk); the lines after the step could be written.
+        rmSync(logPath);
+        mkdirSync(logPath);
+        writeLines(io.stdout);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        rmSync(logPath, { recursive: true });
+        writeFileSync(logPath, "");
+        return { code: 0 };
+      },
+    } as unknown as AgentConnection;
+    await expect(runProvisioners(conn, [{ kind: "shell", inline: "seq 10", place: "skiff.yml:3" }], { vm: "web", logPath })).rejects.toMatchObject({ code: "EISDIR" });
   });
 
   it("is in a failed layer step's error and in the build log before the next line", async () => {
