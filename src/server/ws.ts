@@ -65,7 +65,7 @@ function closeWithError(ws: WebSocket, err: unknown): void {
 function frames(ws: WebSocket, stream: "stdout" | "stderr"): Writable {
   return new Writable({
     write(chunk: Buffer, _enc, done) {
-      if (ws.readyState !== ws.OPEN) return done();
+      if (chunk.length === 0 || ws.readyState !== ws.OPEN) return done();
       // Wait for the socket to take it: a slow reader slows the command instead of filling the server's memory.
       ws.send(encodeChunk(stream, chunk), { binary: true }, () => done());
     },
@@ -73,12 +73,14 @@ function frames(ws: WebSocket, stream: "stdout" | "stderr"): Writable {
 }
 
 /**
- * Once `out` has handed the socket all it was given. A command's last output
- * and its exit reach the server together; with a client slower than the
- * command, frames() still holds chunks the socket has not taken, and an
- * `exit` sent then went out before them (and the socket's close, after it,
- * dropped them). A socket that closes lets go at once: frames() then skips
- * what is left.
+ * Settles once `out` has handed the socket all it was given so far (or the
+ * socket closed). A command's last output and its exit reach the server
+ * together; with a client slower than the command, frames() still holds
+ * chunks the socket has not taken, and an `exit` sent then went out before
+ * them (and the socket's close, after it, dropped them). An empty chunk is
+ * the marker: frames() takes it at once, in its turn after every chunk
+ * before it. `out` is not ended, so output that comes after the exit (an
+ * SSH channel's data racing a timeout's close) goes the way of any other.
  */
 function flushed(out: Writable, ws: WebSocket): Promise<void> {
   return new Promise((resolve) => {
@@ -87,7 +89,7 @@ function flushed(out: Writable, ws: WebSocket): Promise<void> {
       resolve();
     };
     ws.once("close", done);
-    out.end(done);
+    out.write(Buffer.alloc(0), done);
   });
 }
 
