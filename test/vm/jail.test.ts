@@ -157,16 +157,37 @@ describe("inside the jail", () => {
 /**
  * In the foreground the jailer becomes the program, and the relay is a process of its own that writes
  * what it read last after the program has ended: wait up to 2 s for it to end. The relays still
- * there after that (none, once it ends with its last writer).
+ * there after that (none, once it ends with its last writer). It is waited for as a holder of the
+ * log: it holds it from its fork on, while it names itself only later (on a busy host, after the
+ * program has ended: a wait that looked for its name found none, and the log was read empty).
  */
 function relaysEnded(file: string): ReturnType<typeof relaysOf> {
   const pause = new Int32Array(new SharedArrayBuffer(4));
-  let relays = relaysOf(file);
-  for (let i = 0; i < 100 && relays.length > 0; i++) {
-    Atomics.wait(pause, 0, 0, 20);
-    relays = relaysOf(file);
+  for (let i = 0; i < 100 && holdersOf(file).length > 0; i++) Atomics.wait(pause, 0, 0, 20);
+  return relaysOf(file);
+}
+
+/** The processes other than this one with `file` open. */
+function holdersOf(file: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const fds = readdirSync(`/proc/${entry}/fd`);
+      if (fds.some((fd) => linkOf(`/proc/${entry}/fd/${fd}`) === file)) pids.push(Number(entry));
+    } catch {
+      // ended meanwhile, or not readable
+    }
   }
-  return relays;
+  return pids;
+}
+
+function linkOf(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The log relays writing to `file`: pid, and what /proc says of each. */
